@@ -1,0 +1,76 @@
+using System.Diagnostics;
+
+namespace AspireAi.AppHost.Infrastructure;
+
+/// <summary>Where Redis, PostgreSQL and Qdrant come from: containers, or this machine's own binaries.</summary>
+internal enum InfraMode
+{
+    Containers,
+    Local,
+}
+
+internal static class InfraModeSelector
+{
+    /// <summary>
+    /// Decides the mode before any resource is declared: a container resource on a machine without a container
+    /// runtime never becomes healthy, and everything that waits for it would hang.
+    /// </summary>
+    public static (InfraMode Mode, string Reason) Select(string? requested)
+    {
+        switch (requested?.Trim().ToLowerInvariant())
+        {
+            case "containers":
+                return (InfraMode.Containers, "--infra containers was given");
+            case "local":
+                return (InfraMode.Local, "--infra local was given");
+            case null or "" or "auto":
+                var runtime = FindContainerRuntime();
+                return runtime is null
+                    ? (InfraMode.Local, "no container runtime answered `docker info` or `podman info`")
+                    : (InfraMode.Containers, $"`{runtime} info` answered");
+            default:
+                throw new AppHostConfigurationException(
+                    $"--infra '{requested}' is not a mode: use containers, local or auto (the default).");
+        }
+    }
+
+    private static string? FindContainerRuntime()
+    {
+        foreach (var runtime in new[] { "docker", "podman" })
+        {
+            if (LocalBinaries.Find(runtime) is not { } path)
+            {
+                continue;
+            }
+
+            try
+            {
+                using var process = Process.Start(new ProcessStartInfo(path, "info")
+                {
+                    RedirectStandardOutput = true,
+                    RedirectStandardError = true,
+                    UseShellExecute = false,
+                })!;
+                // A daemon that does not answer in a few seconds is as good as absent for a local run.
+                if (process.WaitForExit(TimeSpan.FromSeconds(10)) && process.ExitCode == 0)
+                {
+                    return runtime;
+                }
+
+                if (!process.HasExited)
+                {
+                    process.Kill(entireProcessTree: true);
+                }
+            }
+            catch (System.ComponentModel.Win32Exception)
+            {
+                // Found on PATH but not executable: treat as absent.
+            }
+        }
+
+        return null;
+    }
+}
+
+/// <summary>A configuration or machine problem the user can fix; printed as one clear message, never a stack trace.</summary>
+internal sealed class AppHostConfigurationException(string message) : Exception(message);

@@ -1,0 +1,83 @@
+using AspireAi.AppHost.Infrastructure;
+
+// The deployment diagram of AspireAi: infrastructure first, then inference → retrieval → agents → gateway.
+// Options: --infra containers|local|auto, --gateway-port N (default 8080), --state-dir DIR (local data), --model PATH.
+var builder = DistributedApplication.CreateBuilder(args);
+try
+{
+    var (infra, why) = InfraModeSelector.Select(builder.Configuration["infra"]);
+    var stateDirectory = StateDirectory.Resolve(builder.Configuration["state-dir"]);
+    var gatewayPort = int.TryParse(builder.Configuration["gateway-port"], out var port) ? port : 8080;
+    Console.WriteLine(infra == InfraMode.Local
+        ? $"Infrastructure: local ({why}): Redis and PostgreSQL from this machine's binaries, data in {stateDirectory}; " +
+          "no Qdrant: Retrieval uses its embedded vector store."
+        : $"Infrastructure: containers ({why}): Redis, PostgreSQL and Qdrant as containers.");
+
+    // ── Infrastructure ───────────────────────────────────────────────────────────────────────────────
+    IResourceBuilder<IResourceWithConnectionString> redis, postgres, gatewayDb, agentsDb, retrievalDb;
+    IResourceBuilder<QdrantResource>? qdrant = null;
+    if (infra == InfraMode.Containers)
+    {
+        redis = builder.AddRedis("redis").WithDataVolume();
+        var server = builder.AddPostgres("postgres").WithDataVolume();
+        (postgres, gatewayDb, agentsDb, retrievalDb) =
+            (server, server.AddDatabase("gatewaydb"), server.AddDatabase("agentsdb"), server.AddDatabase("retrievaldb"));
+        qdrant = builder.AddQdrant("qdrant");
+    }
+    else
+    {
+        redis = builder.AddLocalRedis("redis", stateDirectory);
+        var server = builder.AddLocalPostgres("postgres", stateDirectory);
+        (postgres, gatewayDb, agentsDb, retrievalDb) =
+            (server, server.AddDatabase("gatewaydb"), server.AddDatabase("agentsdb"), server.AddDatabase("retrievaldb"));
+    }
+
+    // ── Services ─────────────────────────────────────────────────────────────────────────────────────
+    var inference = builder.AddProject<Projects.Inference>("inference", launchProfileName: null).WithHttpEndpoint()
+        .WithHttpHealthCheck("/health");
+    if (builder.Configuration["model"] is { Length: > 0 } model)
+    {
+        inference.WithEnvironment("Inference__Model", Path.GetFullPath(model));
+    }
+
+    var retrieval = builder.AddProject<Projects.Retrieval>("retrieval", launchProfileName: null).WithHttpEndpoint()
+        .WithReference(retrievalDb).WaitFor(postgres)
+        .WithReference(inference).WaitFor(inference)
+        .WithHttpHealthCheck("/health");
+    if (qdrant is not null)
+    {
+        retrieval.WithReference(qdrant).WaitFor(qdrant);
+    }
+
+    var agents = builder.AddProject<Projects.Agents>("agents", launchProfileName: null).WithHttpEndpoint()
+        .WithReference(agentsDb).WaitFor(postgres)
+        .WithReference(inference).WaitFor(inference)
+        .WithReference(retrieval).WaitFor(retrieval)
+        .WithHttpHealthCheck("/health");
+
+    var masterKey = builder.AddGatewayMasterKey();
+    builder.AddProject<Projects.Gateway>("gateway", launchProfileName: null)
+        .WithHttpEndpoint(port: gatewayPort, name: "http")
+        .WithExternalHttpEndpoints()
+        .WithEnvironment("Gateway__MasterKey", masterKey)
+        .WithReference(redis).WaitFor(redis)
+        .WithReference(gatewayDb).WaitFor(postgres)
+        .WithReference(inference).WaitFor(inference)
+        .WithReference(retrieval).WaitFor(retrieval)
+        .WithReference(agents).WaitFor(agents)
+        .WithHttpHealthCheck("/health")
+        .OnResourceReady((_, _, _) =>
+        {
+            Console.WriteLine($"Gateway ready: http://localhost:{gatewayPort}  (OpenAI-compatible API under /v1)");
+            return Task.CompletedTask;
+        });
+    Console.WriteLine($"Gateway: http://localhost:{gatewayPort}");
+}
+catch (AppHostConfigurationException ex)
+{
+    Console.Error.WriteLine($"error: {ex.Message}");
+    return 1;
+}
+
+builder.Build().Run();
+return 0;

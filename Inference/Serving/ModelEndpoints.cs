@@ -1,0 +1,17 @@
+using Microsoft.Extensions.Options;
+
+namespace AspireAi.Inference.Serving;
+
+/// <summary><c>GET /v1/models</c>: the models this replica serves, in OpenAI's list shape.</summary>
+internal static class ModelEndpoints
+{
+    public static void MapModelEndpoints(this IEndpointRouteBuilder app)
+    {
+        var startedAt = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
+        app.MapGet("/v1/models", (IOptions<InferenceOptions> options) => Results.Json(new
+        {
+            @object = "list",
+            data = new[] { new { id = options.Value.ModelId, @object = "model", created = startedAt, owned_by = "aspireai" } },
+        }));
+    }
+}
