@@ -14,7 +14,8 @@ namespace AspireAi.Inference.Models.SafeTensors;
 /// (<see cref="RopePermutation"/>); qwen2/qwen3 stay as they are (NeoX RoPE in GGUF too);</item>
 /// <item>1-D tensors (norms, biases) as F32, as llama.cpp writes them;</item>
 /// <item>with <c>quantize</c>, every matrix whose rows are a multiple of 32 as Q8_0 or Q4_0 (llama.cpp's reference
-/// quantizers); with Q4_0 the logits matrix stays Q8_0, as <c>llama-quantize</c> keeps it at higher precision.</item>
+/// quantizers); with Q4_0 the logits matrix is Q8_0, because <c>llama-quantize</c> keeps it finer (Q6_K, or Q8_0 where
+/// rows are not whole 256-blocks as in stories15M) and Q8_0 is the finer type written here.</item>
 /// </list>
 /// Tensors that need none of this are views into the mapped files; the others are converted on first request into
 /// memory this model owns and frees on <see cref="Dispose"/>. Every tensor the architecture needs is checked (presence,
