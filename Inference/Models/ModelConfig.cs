@@ -21,7 +21,41 @@ public enum RopeStyle
 }
 
 /// <summary>Llama 3.1's frequency-dependent RoPE scaling (<c>rope_scaling.rope_type = "llama3"</c>).</summary>
-public sealed record Llama3RopeScaling(float Factor, float LowFreqFactor, float HighFreqFactor, int OriginalContextLength);
+public sealed record Llama3RopeScaling(float Factor, float LowFreqFactor, float HighFreqFactor, int OriginalContextLength)
+{
+    /// <summary>
+    /// The per-pair frequency divisors this scaling implies for a head of <paramref name="headDim"/> dimensions, computed as
+    /// llama.cpp's converter does (<c>LlamaModel.generate_extra_tensors</c>): 1 for short wavelengths, <see cref="Factor"/> for
+    /// long ones, a smooth blend between.
+    /// </summary>
+    public float[] FrequencyFactors(int headDim, float ropeTheta)
+    {
+        var factors = new float[headDim / 2];
+        var lowFreqWavelength = OriginalContextLength / LowFreqFactor;
+        var highFreqWavelength = OriginalContextLength / HighFreqFactor;
+        for (var i = 0; i < factors.Length; i++)
+        {
+            // In float32, like the converter's torch computation.
+            var freq = 1.0f / MathF.Pow(ropeTheta, 2 * i / (float)headDim);
+            var wavelength = 2 * MathF.PI / freq;
+            if (wavelength < highFreqWavelength)
+            {
+                factors[i] = 1;
+            }
+            else if (wavelength > lowFreqWavelength)
+            {
+                factors[i] = Factor;
+            }
+            else
+            {
+                var smooth = (OriginalContextLength / wavelength - LowFreqFactor) / (HighFreqFactor - LowFreqFactor);
+                factors[i] = 1 / ((1 - smooth) / Factor + smooth);
+            }
+        }
+
+        return factors;
+    }
+}
 
 /// <summary>
 /// The hyperparameters of a decoder-only transformer, read from GGUF metadata or a Hugging Face <c>config.json</c>.
@@ -43,6 +77,13 @@ public sealed record ModelConfig
     public required float RopeTheta { get; init; }
     public RopeStyle RopeStyle { get; init; } = RopeStyle.AdjacentPairs;
     public Llama3RopeScaling? RopeScaling { get; init; }
+
+    /// <summary>
+    /// Per-pair divisors of the RoPE frequencies (<c>HeadDim / 2</c> values), as llama.cpp's <c>rope_freqs.weight</c>:
+    /// pair i rotates by <c>pos * theta^(-2i/HeadDim) / RopeFrequencyFactors[i]</c>. Llama 3.1+ GGUF files carry them as a
+    /// tensor; for Hugging Face folders they are computed from <see cref="RopeScaling"/>. Null means all 1.
+    /// </summary>
+    public float[]? RopeFrequencyFactors { get; init; }
 
     /// <summary>True when there is no <c>output.weight</c> and the logits reuse <c>token_embd.weight</c>.</summary>
     public bool TiedEmbeddings { get; init; }

@@ -1,0 +1,209 @@
+using System.Text.Json;
+using AspireAi.Inference.Models;
+
+namespace AspireAi.Inference.Tokenization;
+
+/// <summary>
+/// Builds a tokenizer from a Hugging Face folder: <c>tokenizer.json</c> (a BPE model: vocabulary, merges, added tokens,
+/// normalizer/pre-tokenizer telling byte-level from SentencePiece-style) and <c>tokenizer_config.json</c> (BOS/EOS, whether
+/// to add them), plus <c>generation_config.json</c>'s extra end-of-generation ids when present.
+/// </summary>
+internal static class HuggingFaceTokenizerLoader
+{
+    public static ITokenizer Load(string folder)
+    {
+        var path = Path.Combine(folder, "tokenizer.json");
+        if (!File.Exists(path))
+        {
+            throw new ModelFormatException(folder, "tokenizer.json", "is missing (only the fast-tokenizer JSON is supported, not tokenizer.model alone)");
+        }
+
+        using var json = Parse(path);
+        var root = json.RootElement;
+        var model = root.GetProperty("model");
+        var type = model.TryGetProperty("type", out var t) ? t.GetString() : "BPE";
+        if (type != "BPE")
+        {
+            throw new ModelFormatException(path, "model.type", $"tokenizer model '{type}' is not supported; supported: BPE");
+        }
+
+        var pieces = new Dictionary<int, string>();
+        foreach (var entry in model.GetProperty("vocab").EnumerateObject())
+        {
+            pieces[entry.Value.GetInt32()] = entry.Name;
+        }
+
+        var added = new Dictionary<int, TokenKind>();
+        if (root.TryGetProperty("added_tokens", out var addedTokens))
+        {
+            foreach (var token in addedTokens.EnumerateArray())
+            {
+                var id = token.GetProperty("id").GetInt32();
+                pieces[id] = token.GetProperty("content").GetString()!;
+                added[id] = token.TryGetProperty("special", out var sp) && sp.GetBoolean() ? TokenKind.Control : TokenKind.UserDefined;
+            }
+        }
+
+        var count = pieces.Keys.Max() + 1;
+        if (pieces.Keys.Min() < 0)
+        {
+            throw new ModelFormatException(path, "model.vocab", "has a negative token id");
+        }
+
+        var rawText = root.GetRawText();
+        var byteLevel = rawText.Contains("\"ByteLevel\"", StringComparison.Ordinal);
+        var tokens = new string[count];
+        var kinds = new TokenKind[count];
+        for (var i = 0; i < count; i++)
+        {
+            tokens[i] = pieces.GetValueOrDefault(i) ?? $"[PAD{i}]";
+            kinds[i] = added.TryGetValue(i, out var kind) ? kind
+                : !pieces.ContainsKey(i) ? TokenKind.Unused
+                : !byteLevel && tokens[i].Length == 6 && tokens[i].StartsWith("<0x", StringComparison.Ordinal) ? TokenKind.Byte
+                : TokenKind.Normal;
+            if (GgufTokenizerLoader.EndOfGenerationTexts.Contains(tokens[i]))
+            {
+                kinds[i] = TokenKind.Control;
+            }
+        }
+
+        var merges = ReadMerges(model, path);
+        var config = ReadConfig(folder);
+        int IdOfToken(string? text) => text is null ? -1 : Array.IndexOf(tokens, text);
+        var bos = IdOfToken(config.Bos);
+        var eos = IdOfToken(config.Eos);
+        var eog = config.ExtraEos.Where(id => id >= 0 && id < count).ToList();
+        for (var i = 0; i < count; i++)
+        {
+            if (GgufTokenizerLoader.EndOfGenerationTexts.Contains(tokens[i]))
+            {
+                eog.Add(i);
+            }
+        }
+
+        var vocabulary = new Vocabulary(tokens, null, kinds)
+        {
+            BosId = bos,
+            EosId = eos,
+            UnknownId = model.TryGetProperty("unk_token", out var unk) && unk.ValueKind == JsonValueKind.String ? IdOfToken(unk.GetString()) : -1,
+            ExtraEndOfGenerationIds = eog,
+        };
+
+        // add_bos_token in tokenizer_config.json wins; else a post-processor template that starts with BOS adds it.
+        var addBos = config.AddBos ?? (bos >= 0 && PostProcessorStartsWith(root, config.Bos!));
+        var addEos = config.AddEos ?? false;
+        if (!byteLevel)
+        {
+            return new BytePairTokenizer(vocabulary, merges, BpeMode.SentencePiece(addSpacePrefix: rawText.Contains("\"Prepend\"", StringComparison.Ordinal) || rawText.Contains("\"Metaspace\"", StringComparison.Ordinal)), addBos, addEos);
+        }
+
+        var preTokenizer = rawText.Contains(@"\\p{N}{1,3}", StringComparison.Ordinal) ? BpePreTokenizerKind.Llama3
+            : rawText.Contains(@"[^\\r\\n\\p{L}\\p{N}]?\\p{L}+", StringComparison.Ordinal) ? BpePreTokenizerKind.Qwen2
+            : rawText.Contains("\"individual_digits\":true", StringComparison.Ordinal) || rawText.Contains("\"individual_digits\": true", StringComparison.Ordinal) ? BpePreTokenizerKind.Gpt2SingleDigits
+            : BpePreTokenizerKind.Gpt2;
+        var ignoreMerges = model.TryGetProperty("ignore_merges", out var im) && im.ValueKind == JsonValueKind.True;
+        return new BytePairTokenizer(vocabulary, merges, BpeMode.ByteLevel(preTokenizer, ignoreMerges), addBos, addEos);
+    }
+
+    private static JsonDocument Parse(string path)
+    {
+        try
+        {
+            return JsonDocument.Parse(File.ReadAllBytes(path), new JsonDocumentOptions { AllowTrailingCommas = true });
+        }
+        catch (JsonException e)
+        {
+            throw new ModelFormatException(path, null, $"is not valid JSON: {e.Message}", e);
+        }
+    }
+
+    private static List<string> ReadMerges(JsonElement model, string path)
+    {
+        var merges = new List<string>();
+        if (!model.TryGetProperty("merges", out var list))
+        {
+            return merges;
+        }
+
+        foreach (var merge in list.EnumerateArray())
+        {
+            // Older files write "a b"; newer ones ["a", "b"] (pieces may then contain spaces).
+            merges.Add(merge.ValueKind switch
+            {
+                JsonValueKind.String => merge.GetString()!,
+                JsonValueKind.Array when merge.GetArrayLength() == 2 => $"{merge[0].GetString()} {merge[1].GetString()}",
+                _ => throw new ModelFormatException(path, "model.merges", $"entry {merges.Count} is neither \"a b\" nor [\"a\", \"b\"]"),
+            });
+        }
+
+        return merges;
+    }
+
+    private static bool PostProcessorStartsWith(JsonElement root, string bos)
+    {
+        if (!root.TryGetProperty("post_processor", out var pp) || pp.ValueKind != JsonValueKind.Object ||
+            !pp.TryGetProperty("single", out var single) || single.ValueKind != JsonValueKind.Array || single.GetArrayLength() == 0)
+        {
+            return false;
+        }
+
+        return single[0].TryGetProperty("SpecialToken", out var first) && first.TryGetProperty("id", out var id) && id.GetString() == bos;
+    }
+
+    internal sealed record TokenizerConfig(string? Bos, string? Eos, bool? AddBos, bool? AddEos, IReadOnlyList<int> ExtraEos, string? ChatTemplate);
+
+    internal static TokenizerConfig ReadConfig(string folder)
+    {
+        string? bos = null, eos = null, template = null;
+        bool? addBos = null, addEos = null;
+        var path = Path.Combine(folder, "tokenizer_config.json");
+        if (File.Exists(path))
+        {
+            using var json = Parse(path);
+            var root = json.RootElement;
+            bos = TokenText(root, "bos_token");
+            eos = TokenText(root, "eos_token");
+            addBos = root.TryGetProperty("add_bos_token", out var ab) && ab.ValueKind is JsonValueKind.True or JsonValueKind.False ? ab.GetBoolean() : null;
+            addEos = root.TryGetProperty("add_eos_token", out var ae) && ae.ValueKind is JsonValueKind.True or JsonValueKind.False ? ae.GetBoolean() : null;
+            if (root.TryGetProperty("chat_template", out var ct))
+            {
+                // Either one template, or a list of {name, template} of which "default" is the chat one.
+                template = ct.ValueKind == JsonValueKind.String ? ct.GetString()
+                    : ct.ValueKind == JsonValueKind.Array ? ct.EnumerateArray().FirstOrDefault(e => e.GetProperty("name").GetString() == "default") is { ValueKind: JsonValueKind.Object } d ? d.GetProperty("template").GetString() : null
+                    : null;
+            }
+        }
+
+        var jinja = Path.Combine(folder, "chat_template.jinja");
+        if (File.Exists(jinja))
+        {
+            template = File.ReadAllText(jinja);
+        }
+
+        var extra = new List<int>();
+        var generation = Path.Combine(folder, "generation_config.json");
+        if (File.Exists(generation))
+        {
+            using var json = Parse(generation);
+            if (json.RootElement.TryGetProperty("eos_token_id", out var e))
+            {
+                if (e.ValueKind == JsonValueKind.Number)
+                {
+                    extra.Add(e.GetInt32());
+                }
+                else if (e.ValueKind == JsonValueKind.Array)
+                {
+                    extra.AddRange(e.EnumerateArray().Select(x => x.GetInt32()));
+                }
+            }
+        }
+
+        return new TokenizerConfig(bos, eos, addBos, addEos, extra, template);
+    }
+
+    private static string? TokenText(JsonElement root, string name) =>
+        !root.TryGetProperty(name, out var v) ? null
+        : v.ValueKind == JsonValueKind.String ? v.GetString()
+        : v.ValueKind == JsonValueKind.Object && v.TryGetProperty("content", out var c) ? c.GetString()
+        : null;
+}
