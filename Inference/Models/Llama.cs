@@ -45,7 +45,8 @@ public sealed class LlamaModel : IDisposable
         MaxBatchTokens = maxBatchTokens;
         MaxLogitRows = Math.Min(maxLogitRows, maxBatchTokens);
         _weights = LlamaWeights.Load(source, backend, progress);
-        _rope = backend.CreateRotaryEmbedding(new RopeSpec(c.HeadDim, c.RopeTheta, c.RopeStyle, c.RopeScaling, c.ContextLength));
+        _rope = backend.CreateRotaryEmbedding(new RopeSpec(
+            c.HeadDim, c.RopeTheta, c.RopeStyle, c.RopeFrequencyFactors ?? c.RopeScaling?.FrequencyFactors(c.HeadDim, c.RopeTheta), c.ContextLength));
         var t = maxBatchTokens;
         _hidden = backend.CreateTensor(t, c.EmbeddingLength);
         _normed = backend.CreateTensor(t, c.EmbeddingLength);
