@@ -94,14 +94,17 @@ internal sealed class WorkerPool : IDisposable
         while (true)
         {
             var start = Stopwatch.GetTimestamp();
-            var spins = 0;
+            var spinner = new SpinWait();
             while (Volatile.Read(ref _generation) == seen && !_disposed)
             {
-                Thread.SpinWait(8);
-                if ((++spins & 255) == 0 && Stopwatch.GetTimestamp() - start > SpinBeforeSleep)
+                // SpinOnce pauses for the first iterations, then yields the core: when the machine is oversubscribed a
+                // pure busy-wait starves the very thread it waits for (measured: 5× slower generation at load 8 on 2 cores).
+                spinner.SpinOnce(sleep1Threshold: -1);
+                if (spinner.NextSpinWillYield && Stopwatch.GetTimestamp() - start > SpinBeforeSleep)
                 {
                     Sleep(seen);
                     start = Stopwatch.GetTimestamp();
+                    spinner.Reset();
                 }
             }
 
