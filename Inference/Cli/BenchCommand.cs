@@ -38,6 +38,9 @@ public static class BenchCommand
 
         var prefill = new List<double>();
         var decode = new List<double>();
+        var decodeCpu = new List<double>();
+        var fastestStep = double.MaxValue;
+        var process = System.Diagnostics.Process.GetCurrentProcess();
         for (var rep = -1; rep < repetitions; rep++)
         {
             var sequence = new SequenceBlocks(pool);
@@ -57,22 +60,29 @@ public static class BenchCommand
             var prefillSeconds = Stopwatch.GetElapsedTime(start).TotalSeconds;
 
             start = Stopwatch.GetTimestamp();
+            process.Refresh();
+            var cpuStart = process.TotalProcessorTime;
             for (var i = 0; i < genTokens; i++)
             {
                 var position = promptTokens + i;
                 batch.Clear();
                 batch.AddSequence(table);
                 batch.AddToken(token, position, 0, sequence.Slot(position), needsLogits: true);
+                var stepStart = Stopwatch.GetTimestamp();
                 model.Forward(batch, cache, logits);
                 token = Sampler.ArgMax(logits);
+                fastestStep = Math.Min(fastestStep, Stopwatch.GetElapsedTime(stepStart).TotalSeconds);
             }
 
             var decodeSeconds = Stopwatch.GetElapsedTime(start).TotalSeconds;
+            process.Refresh();
+            var decodeCpuSeconds = (process.TotalProcessorTime - cpuStart).TotalSeconds;
             sequence.Release();
             if (rep >= 0)
             {
                 prefill.Add(promptTokens / prefillSeconds);
                 decode.Add(genTokens / decodeSeconds);
+                decodeCpu.Add(decodeCpuSeconds * 1000 / genTokens);
             }
         }
 
@@ -89,6 +99,8 @@ public static class BenchCommand
             ["prefill_tokens_per_s_best"] = Math.Round(prefill.Max(), 1),
             ["decode_tokens_per_s"] = Math.Round(Median(decode), 1),
             ["decode_tokens_per_s_best"] = Math.Round(decode.Max(), 1),
+            ["decode_fastest_step_ms"] = Math.Round(fastestStep * 1000, 3),
+            ["decode_cpu_ms_per_token"] = Math.Round(Median(decodeCpu), 3),
             ["weight_bytes_per_token"] = model.WeightBytesPerStep,
             ["kv_bytes_per_token"] = kvBytes,
             ["bytes_per_token"] = model.WeightBytesPerStep + kvBytes,
@@ -102,6 +114,9 @@ public static class BenchCommand
         Console.WriteLine($"model    {result["model"]} ({config.Architecture}, {config.LayerCount} layers, dim {config.EmbeddingLength}), {loaded.Backend.Description}");
         Console.WriteLine($"prefill  {promptTokens} tokens: {Median(prefill),9:F1} tokens/s median, {prefill.Max(),9:F1} best of {repetitions}");
         Console.WriteLine($"decode   {genTokens} tokens: {Median(decode),9:F1} tokens/s median, {decode.Max(),9:F1} best of {repetitions}");
+        // CPU time of all threads per decoded token: with spinning workers ≈ threads × wall time on an idle machine; much
+        // less wall time than CPU time / threads means the machine was busy (other processes took the cores).
+        Console.WriteLine($"cpu      {Median(decodeCpu):F3} ms of CPU (all threads) per decoded token; fastest single step {fastestStep * 1000:F3} ms");
         Console.WriteLine($"bytes    {(model.WeightBytesPerStep + kvBytes) / 1e6:F2} MB per decoded token ({model.WeightBytesPerStep / 1e6:F2} MB weights, {kvBytes / 1e6:F2} MB KV)");
         return 0;
     }

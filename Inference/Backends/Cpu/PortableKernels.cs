@@ -46,11 +46,28 @@ internal static unsafe class PortableKernels
                     }
                 }
 
-                output[(long)t * n + r] = sum - (weight.ScalesPerBlock == 1
-                    ? QuantMatMulKernel.Correction<OneScale>(weight, r, act, t)
-                    : QuantMatMulKernel.Correction<HalfBlockScales>(weight, r, act, t));
+                output[(long)t * n + r] = sum - Correction(weight, r, act, t);
             }
         }
+    }
+
+    /// <summary>offset · Σ scale·(d·Σq) + Σ min·(d·Σq), as <see cref="QuantMatMulKernel.Correction{TScales}"/> without SIMD.</summary>
+    private static float Correction(CpuWeight weight, int row, QuantizedActivations act, int token)
+    {
+        var total = 0f;
+        var scales = weight.RowScales(row);
+        var sums = weight.ScalesPerBlock == 1 ? act.ScaledSums(token) : act.ScaledHalfSums(token);
+        for (var i = 0; i < weight.BlocksPerRow * weight.ScalesPerBlock && weight.CodeOffset != 0; i++)
+        {
+            total += weight.CodeOffset * scales[i] * sums[i];
+        }
+
+        for (var b = 0; b < weight.BlocksPerRow && weight.HasMins; b++)
+        {
+            total += weight.RowMins(row)[b] * act.ScaledSums(token)[b];
+        }
+
+        return total;
     }
 
     public static void FloatRows(CpuWeight weight, float* input, int inputStride, int tokens, float* output, int rowStart, int rowEnd)
