@@ -37,9 +37,9 @@ public static class GenerateCommand
         {
             Temperature = args.Float("temperature", 0f, 0f, 100f),
             TopK = args.Int("top-k", 0, 0),
-            TopP = args.Float("top-p", 1f, float.Epsilon, 1f),
+            TopP = Positive(args, "top-p", 1f, 1f),
             MinP = args.Float("min-p", 0f, 0f, 1f),
-            RepetitionPenalty = args.Float("repetition-penalty", 1f, float.Epsilon, 100f),
+            RepetitionPenalty = Positive(args, "repetition-penalty", 1f, 100f),
             PresencePenalty = args.Float("presence-penalty", 0f, -2f, 2f),
             FrequencyPenalty = args.Float("frequency-penalty", 0f, -2f, 2f),
             Seed = args.Has("seed") ? args.Int("seed", 0) : null,
@@ -92,6 +92,12 @@ public static class GenerateCommand
         }
 
         return 0;
+    }
+
+    private static float Positive(CommandLine args, string name, float fallback, float max)
+    {
+        var value = args.Float(name, fallback, 0f, max);
+        return value > 0 ? value : throw new UsageException($"generate: --{name} must be in (0, {max}], not 0.");
     }
 
     private static string TokenText(Tokenization.ITokenizer tokenizer, int id) =>
