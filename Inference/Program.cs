@@ -1,11 +1,3 @@
-using AspireAi.Inference.Serving;
+using AspireAi.Inference.Cli;
 
-var builder = WebApplication.CreateBuilder(args);
-builder.AddServiceDefaults();
-builder.Services.AddOptions<InferenceOptions>().Bind(builder.Configuration.GetSection(InferenceOptions.Section));
-
-var app = builder.Build();
-app.UseOpenAiErrors();
-app.MapDefaultEndpoints();
-app.MapModelEndpoints();
-app.Run();
+return CliApp.Run(args);

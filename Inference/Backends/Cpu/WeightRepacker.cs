@@ -1,0 +1,247 @@
+using AspireAi.Inference.Models;
+
+namespace AspireAi.Inference.Backends.Cpu;
+
+/// <summary>
+/// Turns a tensor's ggml blocks (layouts per llama.cpp's <c>ggml-common.h</c>) into a <see cref="CpuWeight"/>: codes in
+/// element order, fp16 scales widened to float, K-quant sub-block scales and mins multiplied out. Runs once at load.
+/// </summary>
+internal static unsafe class WeightRepacker
+{
+    public static CpuWeight Load(TensorView tensor)
+    {
+        var shape = tensor.Shape;
+        if (shape.Length is < 1 or > 2 || shape.Any(d => d <= 0 || d > int.MaxValue))
+        {
+            throw new InvalidDataException($"Tensor '{tensor.Name}': shape [{string.Join(", ", shape)}] is not a 1-D or 2-D matrix the backend can hold.");
+        }
+
+        var columns = (int)shape[0];
+        var rows = shape.Length == 2 ? (int)shape[1] : 1;
+        var blockSize = GgmlTypeInfo.BlockSize(tensor.Type);
+        if (columns % blockSize != 0)
+        {
+            throw new InvalidDataException($"Tensor '{tensor.Name}': row length {columns} is not a multiple of {tensor.Type}'s block of {blockSize}.");
+        }
+
+        var expected = GgmlTypeInfo.RowBytes(tensor.Type, columns) * rows;
+        if (tensor.ByteLength != expected)
+        {
+            throw new InvalidDataException($"Tensor '{tensor.Name}': {tensor.ByteLength} bytes, but {tensor.Type} [{columns} × {rows}] needs {expected}.");
+        }
+
+        var source = (byte*)tensor.Data;
+        var rowBytes = GgmlTypeInfo.RowBytes(tensor.Type, columns);
+        // Vectors (norms, biases) are tiny and read element-wise: keep them as float32 whatever the file says.
+        if (rows == 1 && tensor.Type is GgmlType.F32 or GgmlType.F16 or GgmlType.BF16)
+        {
+            var vector = new CpuWeight(tensor.Name, tensor.Type, 1, columns, CpuWeightLayout.Float32, 0, 1);
+            var dst = (float*)vector.RowData(0);
+            for (var i = 0; i < columns; i++)
+            {
+                dst[i] = ReadFloat(tensor.Type, source, i);
+            }
+
+            return vector;
+        }
+
+        switch (tensor.Type)
+        {
+            case GgmlType.F32:
+            case GgmlType.F16:
+            case GgmlType.BF16:
+            {
+                var layout = tensor.Type switch
+                {
+                    GgmlType.F32 => CpuWeightLayout.Float32,
+                    GgmlType.F16 => CpuWeightLayout.Float16,
+                    _ => CpuWeightLayout.BFloat16,
+                };
+                var weight = new CpuWeight(tensor.Name, tensor.Type, rows, columns, layout, 0, 1);
+                Buffer.MemoryCopy(source, weight.RowData(0), weight.RowStride * rows, rowBytes * rows);
+                return weight;
+            }
+        }
+
+        var (quantLayout, offset, scalesPerBlock) = tensor.Type switch
+        {
+            GgmlType.Q8_0 => (CpuWeightLayout.SignedBytes, 0, 1),
+            GgmlType.Q4_0 => (CpuWeightLayout.NibblePairs, 8, 1),
+            GgmlType.Q5_0 => (CpuWeightLayout.ByteCodes, 16, 1),
+            GgmlType.Q4_K => (CpuWeightLayout.NibblePairs, 0, 1),
+            GgmlType.Q5_K => (CpuWeightLayout.ByteCodes, 0, 1),
+            GgmlType.Q6_K => (CpuWeightLayout.ByteCodes, 32, 2),
+            _ => throw new InvalidDataException($"Tensor '{tensor.Name}': type {tensor.Type} is not supported by the CPU backend."),
+        };
+
+        var result = new CpuWeight(tensor.Name, tensor.Type, rows, columns, quantLayout, offset, scalesPerBlock);
+        var codes = stackalloc byte[256];
+        var scales = stackalloc float[16];
+        var mins = stackalloc float[8];
+        var ggmlBlock = GgmlTypeInfo.BlockSize(tensor.Type);
+        var ggmlBlockBytes = GgmlTypeInfo.BlockBytes(tensor.Type);
+        for (var r = 0; r < rows; r++)
+        {
+            var src = source + r * rowBytes;
+            var rowData = result.RowData(r);
+            var rowScales = result.RowScales(r);
+            var rowMins = result.HasMins ? result.RowMins(r) : null;
+            for (var gb = 0; gb < columns / ggmlBlock; gb++)
+            {
+                var subBlocks = DecodeBlock(tensor.Type, src + gb * ggmlBlockBytes, codes, scales, mins);
+                for (var s = 0; s < subBlocks; s++)
+                {
+                    var block = gb * subBlocks + s;
+                    StoreCodes(result.Layout, rowData, block, codes + s * 32);
+                    for (var k = 0; k < scalesPerBlock; k++)
+                    {
+                        rowScales[block * scalesPerBlock + k] = scales[s * scalesPerBlock + k];
+                    }
+
+                    if (rowMins is not null)
+                    {
+                        rowMins[block] = mins[s];
+                    }
+                }
+            }
+        }
+
+        return result;
+    }
+
+    private static void StoreCodes(CpuWeightLayout layout, byte* rowData, int block, byte* codes)
+    {
+        if (layout == CpuWeightLayout.NibblePairs)
+        {
+            var pair = rowData + block / 2 * 32;
+            var shift = (block & 1) * 4;
+            for (var j = 0; j < 32; j++)
+            {
+                pair[j] |= (byte)(codes[j] << shift);
+            }
+        }
+        else
+        {
+            Buffer.MemoryCopy(codes, rowData + block * 32, 32, 32);
+        }
+    }
+
+    /// <summary>Decodes one ggml block into 32-value sub-blocks of codes; returns how many sub-blocks it holds.</summary>
+    private static int DecodeBlock(GgmlType type, byte* b, byte* codes, float* scales, float* mins)
+    {
+        switch (type)
+        {
+            case GgmlType.Q8_0:
+                scales[0] = Half(b);
+                Buffer.MemoryCopy(b + 2, codes, 32, 32);
+                return 1;
+            case GgmlType.Q4_0:
+                scales[0] = Half(b);
+                for (var j = 0; j < 16; j++)
+                {
+                    codes[j] = (byte)(b[2 + j] & 0xF);
+                    codes[j + 16] = (byte)(b[2 + j] >> 4);
+                }
+
+                return 1;
+            case GgmlType.Q5_0:
+            {
+                scales[0] = Half(b);
+                var qh = *(uint*)(b + 2);
+                var qs = b + 6;
+                for (var j = 0; j < 16; j++)
+                {
+                    codes[j] = (byte)((qs[j] & 0xF) | (int)((qh >> j) & 1) << 4);
+                    codes[j + 16] = (byte)((qs[j] >> 4) | (int)((qh >> (j + 16)) & 1) << 4);
+                }
+
+                return 1;
+            }
+
+            case GgmlType.Q4_K:
+            case GgmlType.Q5_K:
+            {
+                var d = Half(b);
+                var dmin = Half(b + 2);
+                var packedScales = b + 4;
+                var qh = type == GgmlType.Q5_K ? b + 16 : null;
+                var qs = type == GgmlType.Q5_K ? b + 48 : b + 16;
+                for (var s = 0; s < 8; s++)
+                {
+                    ScaleMinK4(s, packedScales, out var sc, out var m);
+                    scales[s] = d * sc;
+                    mins[s] = dmin * m;
+                    var q = qs + s / 2 * 32;
+                    var shift = (s & 1) * 4;
+                    for (var l = 0; l < 32; l++)
+                    {
+                        var code = (q[l] >> shift) & 0xF;
+                        if (qh is not null)
+                        {
+                            code |= ((qh[l] >> s) & 1) << 4;
+                        }
+
+                        codes[s * 32 + l] = (byte)code;
+                    }
+                }
+
+                return 8;
+            }
+
+            case GgmlType.Q6_K:
+            {
+                var ql = b;
+                var qh = b + 128;
+                var sc = (sbyte*)(b + 192);
+                var d = Half(b + 208);
+                for (var half = 0; half < 2; half++)
+                {
+                    var l0 = ql + half * 64;
+                    var h0 = qh + half * 32;
+                    var y = codes + half * 128;
+                    for (var l = 0; l < 32; l++)
+                    {
+                        y[l] = (byte)((l0[l] & 0xF) | ((h0[l] >> 0) & 3) << 4);
+                        y[l + 32] = (byte)((l0[l + 32] & 0xF) | ((h0[l] >> 2) & 3) << 4);
+                        y[l + 64] = (byte)((l0[l] >> 4) | ((h0[l] >> 4) & 3) << 4);
+                        y[l + 96] = (byte)((l0[l + 32] >> 4) | ((h0[l] >> 6) & 3) << 4);
+                    }
+                }
+
+                for (var k = 0; k < 16; k++)
+                {
+                    scales[k] = d * sc[k];
+                }
+
+                return 8;
+            }
+
+            default:
+                throw new InvalidOperationException($"No block decoder for {type}.");
+        }
+    }
+
+    /// <summary>The 6-bit scale and min of sub-block <paramref name="j"/> packed in a K-quant's 12 scale bytes.</summary>
+    private static void ScaleMinK4(int j, byte* q, out int scale, out int min)
+    {
+        if (j < 4)
+        {
+            scale = q[j] & 63;
+            min = q[j + 4] & 63;
+        }
+        else
+        {
+            scale = (q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4);
+            min = (q[j + 4] >> 4) | ((q[j] >> 6) << 4);
+        }
+    }
+
+    private static float Half(byte* p) => (float)BitConverter.UInt16BitsToHalf(*(ushort*)p);
+
+    private static float ReadFloat(GgmlType type, byte* data, int i) => type switch
+    {
+        GgmlType.F32 => ((float*)data)[i],
+        GgmlType.F16 => (float)BitConverter.UInt16BitsToHalf(((ushort*)data)[i]),
+        _ => BitConverter.Int32BitsToSingle(((ushort*)data)[i] << 16),
+    };
+}

@@ -1,0 +1,80 @@
+using AspireAi.Inference.Models;
+
+namespace AspireAi.Inference.Backends;
+
+/// <summary>
+/// The narrow seam the forward pass is written over once. A backend owns every buffer the forward pass touches (weights,
+/// activations, the paged KV cache); the forward pass only sequences operations on those handles, so the same model code
+/// drives the CPU backend and a device backend whose buffers live in GPU memory.
+/// </summary>
+/// <remarks>
+/// A step works on a <see cref="ForwardBatch"/>: a flat list of tokens, each with its position, its sequence and the KV-cache
+/// slot its key/value go to (vLLM's slot mapping), plus one block table per sequence. Mixed prefill and decode sequences
+/// therefore share one step. <see cref="BeginBatch"/> hands the backend that metadata once per step (a device backend
+/// uploads it there); the operations that need it (embedding, RoPE + KV write, attention, logit-row gather) read it from
+/// the current batch. Operations on plain activations take the number of rows explicitly.
+/// Activations are float32 matrices [rows × columns], row-major. Weights are [N × K] in ggml order (K contiguous).
+/// </remarks>
+public interface IBackend : IDisposable
+{
+    /// <summary>What runs, for logs and benchmarks (for example "cpu avx512, 2 threads").</summary>
+    string Description { get; }
+
+    /// <summary>Uploads a weight once. Quantized tensors stay quantized (a backend may rearrange blocks, losslessly).</summary>
+    DeviceWeight LoadWeight(TensorView tensor);
+
+    /// <summary>A float32 activation buffer with room for <paramref name="rows"/> rows of <paramref name="columns"/>.</summary>
+    DeviceTensor CreateTensor(int rows, int columns);
+
+    /// <summary>Allocates the paged key/value storage of every layer (see <see cref="KvCacheShape"/> for the layout).</summary>
+    PagedKvCache CreateKvCache(KvCacheShape shape);
+
+    /// <summary>Precomputes rotary-embedding angles (with Llama-3 scaling when given) for positions below the limit.</summary>
+    RotaryEmbedding CreateRotaryEmbedding(RopeSpec spec);
+
+    /// <summary>Makes <paramref name="batch"/> the current step's metadata. The batch must not change until the next call.</summary>
+    void BeginBatch(ForwardBatch batch);
+
+    /// <summary>output[t] = row <c>batch.TokenIds[t]</c> of <paramref name="table"/>, for every token of the batch.</summary>
+    void Embed(DeviceWeight table, DeviceTensor output);
+
+    /// <summary>
+    /// RMSNorm of each row times <paramref name="weight"/>. When the weight is shorter than a row (Qwen3's per-head q/k norm),
+    /// each consecutive group of <c>weight.Columns</c> values is normalised on its own.
+    /// </summary>
+    void RmsNorm(DeviceTensor input, DeviceWeight weight, float epsilon, DeviceTensor output, int rows);
+
+    /// <summary>residual += delta, then output = RMSNorm(residual) · weight (the pre-norm transformer's residual step, fused).</summary>
+    void AddRmsNorm(DeviceTensor residual, DeviceTensor delta, DeviceWeight weight, float epsilon, DeviceTensor output, int rows);
+
+    /// <summary>output[rows × N] = input[rows × K] · weightᵀ for a weight [N × K] of any supported type.</summary>
+    void MatMul(DeviceTensor input, DeviceWeight weight, DeviceTensor output, int rows);
+
+    /// <summary>tensor[r] += bias for each of the first <paramref name="rows"/> rows.</summary>
+    void AddBias(DeviceTensor tensor, DeviceWeight bias, int rows);
+
+    /// <summary>
+    /// Rotates every head of <paramref name="query"/> (in place) and of <paramref name="key"/> by each token's position, then
+    /// writes the rotated key and the value of each token into <paramref name="cache"/> at the token's slot for
+    /// <paramref name="layer"/>.
+    /// </summary>
+    void RopeAndStoreKv(DeviceTensor query, DeviceTensor key, DeviceTensor value, RotaryEmbedding rope, PagedKvCache cache, int layer);
+
+    /// <summary>
+    /// Causal attention of every batch token over its own sequence's cached keys/values at positions 0…its position, read
+    /// through the sequence's block table; grouped-query heads share a KV head. Scale 1/√headDim.
+    /// </summary>
+    void PagedAttention(DeviceTensor query, PagedKvCache cache, int layer, DeviceTensor output);
+
+    /// <summary>output = SiLU(gate) · up, element-wise.</summary>
+    void SiluMul(DeviceTensor gate, DeviceTensor up, DeviceTensor output, int rows);
+
+    /// <summary>output[i] = input[<c>batch.LogitTokenIndices[i]</c>]: the rows whose logits the step needs.</summary>
+    void GatherLogitRows(DeviceTensor input, DeviceTensor output);
+
+    /// <summary>Copies host rows into <paramref name="tensor"/> from its first row on (inputs computed elsewhere; tests).</summary>
+    void WriteRows(DeviceTensor tensor, ReadOnlySpan<float> source);
+
+    /// <summary>Copies the first <paramref name="rows"/> rows to host memory (logits for the sampler).</summary>
+    void ReadRows(DeviceTensor tensor, int rows, Span<float> destination);
+}

@@ -1,0 +1,129 @@
+using System.Diagnostics;
+using System.Text.Json;
+using AspireAi.Inference.Backends;
+using AspireAi.Inference.Engine;
+
+namespace AspireAi.Inference.Cli;
+
+/// <summary>
+/// <c>bench</c>: prefill and decode speed like <c>llama-bench</c>'s pp/tg. Each repetition prefills a fresh sequence of
+/// pseudo-random tokens in one step (logits of the last token only), then decodes one token per step after it (greedy, so
+/// the argmax over the vocabulary is included, as a real decode step needs it). One untimed repetition first warms the JIT.
+/// </summary>
+public static class BenchCommand
+{
+    public static int Run(string[] argv)
+    {
+        var args = new CommandLine("bench", argv, new HashSet<string>([.. LoadedModel.Flags, "prompt-tokens", "gen-tokens", "repetitions", "output"]));
+        var promptTokens = args.Int("prompt-tokens", 128, 1);
+        var genTokens = args.Int("gen-tokens", 128, 1);
+        var repetitions = args.Int("repetitions", 5, 1, 1000);
+        var json = args.Choice("output", "text", "text", "json") == "json";
+        using var loaded = LoadedModel.Open(args, maxBatchTokens: promptTokens, maxLogitRows: 1, needTokenizer: false);
+        var model = loaded.Model;
+        var config = model.Config;
+        if (promptTokens + genTokens > config.ContextLength || promptTokens > model.MaxBatchTokens)
+        {
+            throw new UsageException($"bench: --prompt-tokens {promptTokens} + --gen-tokens {genTokens} exceed the model's context of {config.ContextLength}.");
+        }
+
+        const int blockSize = 16;
+        var blocks = (config.ContextLength + blockSize - 1) / blockSize;
+        using var cache = model.Backend.CreateKvCache(model.KvCacheShape(blockSize, blocks));
+        var pool = new KvBlockPool(blocks, blockSize);
+        var batch = new ForwardBatch(promptTokens, 1, blocks);
+        var logits = new float[config.VocabularySize];
+        var random = new Random(42);
+        var prompt = Enumerable.Range(0, promptTokens).Select(_ => random.Next(3, config.VocabularySize)).ToArray();
+
+        var prefill = new List<double>();
+        var decode = new List<double>();
+        var decodeCpu = new List<double>();
+        var fastestStep = double.MaxValue;
+        var process = System.Diagnostics.Process.GetCurrentProcess();
+        for (var rep = -1; rep < repetitions; rep++)
+        {
+            var sequence = new SequenceBlocks(pool);
+            sequence.TryReserve(promptTokens + genTokens);
+            var table = sequence.Blocks.ToArray();
+
+            var start = Stopwatch.GetTimestamp();
+            batch.Clear();
+            batch.AddSequence(table);
+            for (var p = 0; p < promptTokens; p++)
+            {
+                batch.AddToken(prompt[p], p, 0, sequence.Slot(p), needsLogits: p == promptTokens - 1);
+            }
+
+            model.Forward(batch, cache, logits);
+            var token = Sampler.ArgMax(logits);
+            var prefillSeconds = Stopwatch.GetElapsedTime(start).TotalSeconds;
+
+            start = Stopwatch.GetTimestamp();
+            process.Refresh();
+            var cpuStart = process.TotalProcessorTime;
+            for (var i = 0; i < genTokens; i++)
+            {
+                var position = promptTokens + i;
+                batch.Clear();
+                batch.AddSequence(table);
+                batch.AddToken(token, position, 0, sequence.Slot(position), needsLogits: true);
+                var stepStart = Stopwatch.GetTimestamp();
+                model.Forward(batch, cache, logits);
+                token = Sampler.ArgMax(logits);
+                fastestStep = Math.Min(fastestStep, Stopwatch.GetElapsedTime(stepStart).TotalSeconds);
+            }
+
+            var decodeSeconds = Stopwatch.GetElapsedTime(start).TotalSeconds;
+            process.Refresh();
+            var decodeCpuSeconds = (process.TotalProcessorTime - cpuStart).TotalSeconds;
+            sequence.Release();
+            if (rep >= 0)
+            {
+                prefill.Add(promptTokens / prefillSeconds);
+                decode.Add(genTokens / decodeSeconds);
+                decodeCpu.Add(decodeCpuSeconds * 1000 / genTokens);
+            }
+        }
+
+        // Per decoded token: every weight once, plus the keys and values of the average context (float32).
+        var kvBytes = (long)config.LayerCount * 2 * config.KvHeadCount * config.HeadDim * sizeof(float) * (promptTokens + genTokens / 2);
+        var result = new Dictionary<string, object>
+        {
+            ["model"] = Path.GetFileName(loaded.Source.Path.TrimEnd('/', '\\')),
+            ["backend"] = loaded.Backend.Description,
+            ["prompt_tokens"] = promptTokens,
+            ["gen_tokens"] = genTokens,
+            ["repetitions"] = repetitions,
+            ["prefill_tokens_per_s"] = Math.Round(Median(prefill), 1),
+            ["prefill_tokens_per_s_best"] = Math.Round(prefill.Max(), 1),
+            ["decode_tokens_per_s"] = Math.Round(Median(decode), 1),
+            ["decode_tokens_per_s_best"] = Math.Round(decode.Max(), 1),
+            ["decode_fastest_step_ms"] = Math.Round(fastestStep * 1000, 3),
+            ["decode_cpu_ms_per_token"] = Math.Round(Median(decodeCpu), 3),
+            ["weight_bytes_per_token"] = model.WeightBytesPerStep,
+            ["kv_bytes_per_token"] = kvBytes,
+            ["bytes_per_token"] = model.WeightBytesPerStep + kvBytes,
+        };
+        if (json)
+        {
+            Console.WriteLine(JsonSerializer.Serialize(result));
+            return 0;
+        }
+
+        Console.WriteLine($"model    {result["model"]} ({config.Architecture}, {config.LayerCount} layers, dim {config.EmbeddingLength}), {loaded.Backend.Description}");
+        Console.WriteLine($"prefill  {promptTokens} tokens: {Median(prefill),9:F1} tokens/s median, {prefill.Max(),9:F1} best of {repetitions}");
+        Console.WriteLine($"decode   {genTokens} tokens: {Median(decode),9:F1} tokens/s median, {decode.Max(),9:F1} best of {repetitions}");
+        // CPU time of all threads per decoded token: with spinning workers ≈ threads × wall time on an idle machine; much
+        // less wall time than CPU time / threads means the machine was busy (other processes took the cores).
+        Console.WriteLine($"cpu      {Median(decodeCpu):F3} ms of CPU (all threads) per decoded token; fastest single step {fastestStep * 1000:F3} ms");
+        Console.WriteLine($"bytes    {(model.WeightBytesPerStep + kvBytes) / 1e6:F2} MB per decoded token ({model.WeightBytesPerStep / 1e6:F2} MB weights, {kvBytes / 1e6:F2} MB KV)");
+        return 0;
+    }
+
+    private static double Median(List<double> values)
+    {
+        var sorted = values.Order().ToArray();
+        return sorted.Length % 2 == 1 ? sorted[sorted.Length / 2] : (sorted[sorted.Length / 2 - 1] + sorted[sorted.Length / 2]) / 2;
+    }
+}

@@ -1,0 +1,165 @@
+using AspireAi.Inference.Backends;
+
+namespace AspireAi.Inference.Models;
+
+/// <summary>
+/// The decoder-only transformer of llama, qwen2 (q/k/v biases) and qwen3 (per-head q/k RMSNorm), written once over
+/// <see cref="IBackend"/>: pre-norm blocks of grouped-query attention with RoPE and a SwiGLU feed-forward, the residual add
+/// fused into the next norm. One call runs one engine step of any mix of prefill and decode tokens.
+/// </summary>
+public sealed class LlamaModel : IDisposable
+{
+    private readonly IBackend _backend;
+    private readonly LlamaWeights _weights;
+    private readonly RotaryEmbedding _rope;
+    private readonly DeviceTensor _hidden;
+    private readonly DeviceTensor _normed;
+    private readonly DeviceTensor _query;
+    private readonly DeviceTensor _key;
+    private readonly DeviceTensor _value;
+    private readonly DeviceTensor _attention;
+    private readonly DeviceTensor _projection;
+    private readonly DeviceTensor _gate;
+    private readonly DeviceTensor _up;
+    private readonly DeviceTensor _activated;
+    private readonly DeviceTensor _logitInput;
+    private readonly DeviceTensor _logits;
+
+    /// <param name="maxBatchTokens">Most tokens one step may carry.</param>
+    /// <param name="maxLogitRows">Most tokens of one step whose logits are wanted (prompt logprobs want every prompt token).</param>
+    public LlamaModel(IModelSource source, IBackend backend, int maxBatchTokens, int maxLogitRows, IProgress<(int Done, int Total)>? progress = null)
+    {
+        Config = source.Config;
+        var c = Config;
+        if (c.HeadCount % c.KvHeadCount != 0)
+        {
+            throw new InvalidDataException($"{source.Path}: {c.HeadCount} attention heads are not a multiple of {c.KvHeadCount} KV heads.");
+        }
+
+        if (c.HeadDim % 2 != 0)
+        {
+            throw new InvalidDataException($"{source.Path}: head dimension {c.HeadDim} is odd; RoPE rotates pairs.");
+        }
+
+        _backend = backend;
+        MaxBatchTokens = maxBatchTokens;
+        MaxLogitRows = Math.Min(maxLogitRows, maxBatchTokens);
+        _weights = LlamaWeights.Load(source, backend, progress);
+        _rope = backend.CreateRotaryEmbedding(new RopeSpec(
+            c.HeadDim, c.RopeTheta, c.RopeStyle, c.RopeFrequencyFactors ?? c.RopeScaling?.FrequencyFactors(c.HeadDim, c.RopeTheta), c.ContextLength));
+        var t = maxBatchTokens;
+        _hidden = backend.CreateTensor(t, c.EmbeddingLength);
+        _normed = backend.CreateTensor(t, c.EmbeddingLength);
+        _query = backend.CreateTensor(t, c.HeadCount * c.HeadDim);
+        _key = backend.CreateTensor(t, c.KvHeadCount * c.HeadDim);
+        _value = backend.CreateTensor(t, c.KvHeadCount * c.HeadDim);
+        _attention = backend.CreateTensor(t, c.HeadCount * c.HeadDim);
+        _projection = backend.CreateTensor(t, c.EmbeddingLength);
+        _gate = backend.CreateTensor(t, c.FeedForwardLength);
+        _up = backend.CreateTensor(t, c.FeedForwardLength);
+        _activated = backend.CreateTensor(t, c.FeedForwardLength);
+        _logitInput = backend.CreateTensor(MaxLogitRows, c.EmbeddingLength);
+        _logits = backend.CreateTensor(MaxLogitRows, c.VocabularySize);
+    }
+
+    public ModelConfig Config { get; }
+
+    public int MaxBatchTokens { get; }
+
+    public int MaxLogitRows { get; }
+
+    public IBackend Backend => _backend;
+
+    /// <summary>Bytes of weights a decode step reads.</summary>
+    public long WeightBytesPerStep => _weights.BytesPerStep;
+
+    /// <summary>The KV cache geometry for this model with the given paging.</summary>
+    public KvCacheShape KvCacheShape(int blockSize, int blockCount) =>
+        new(Config.LayerCount, Config.KvHeadCount, Config.HeadDim, blockSize, blockCount);
+
+    /// <summary>
+    /// Runs one step: every token of <paramref name="batch"/> goes through all layers (its key/value written to
+    /// <paramref name="cache"/>), and the logits of <c>batch.LogitTokenIndices</c> land in <paramref name="logits"/>
+    /// ([LogitCount × vocabulary]).
+    /// </summary>
+    public void Forward(ForwardBatch batch, PagedKvCache cache, Span<float> logits)
+    {
+        var tokens = batch.TokenCount;
+        if (tokens == 0 || tokens > MaxBatchTokens)
+        {
+            throw new ArgumentException($"A step carries 1…{MaxBatchTokens} tokens, not {tokens}.", nameof(batch));
+        }
+
+        if (batch.LogitCount > MaxLogitRows)
+        {
+            throw new ArgumentException($"A step computes at most {MaxLogitRows} logit rows, not {batch.LogitCount}.", nameof(batch));
+        }
+
+        if (logits.Length < batch.LogitCount * Config.VocabularySize)
+        {
+            throw new ArgumentException("The logits buffer is smaller than LogitCount × vocabulary.", nameof(logits));
+        }
+
+        if (batch.MaxContextLength > Config.ContextLength)
+        {
+            throw new ArgumentException($"Position {batch.MaxContextLength - 1} is beyond the model's context of {Config.ContextLength}.", nameof(batch));
+        }
+
+        var b = _backend;
+        var c = Config;
+        var eps = c.RmsNormEpsilon;
+        b.BeginBatch(batch);
+        b.Embed(_weights.TokenEmbedding, _hidden);
+        b.RmsNorm(_hidden, _weights.Layers[0].AttentionNorm, eps, _normed, tokens);
+        for (var l = 0; l < c.LayerCount; l++)
+        {
+            var w = _weights.Layers[l];
+            b.MatMul(_normed, w.Query, _query, tokens);
+            b.MatMul(_normed, w.Key, _key, tokens);
+            b.MatMul(_normed, w.Value, _value, tokens);
+            if (w.QueryBias is not null)
+            {
+                b.AddBias(_query, w.QueryBias, tokens);
+                b.AddBias(_key, w.KeyBias!, tokens);
+                b.AddBias(_value, w.ValueBias!, tokens);
+            }
+
+            if (w.QueryNorm is not null)
+            {
+                b.RmsNorm(_query, w.QueryNorm, eps, _query, tokens);
+                b.RmsNorm(_key, w.KeyNorm!, eps, _key, tokens);
+            }
+
+            b.RopeAndStoreKv(_query, _key, _value, _rope, cache, l);
+            b.PagedAttention(_query, cache, l, _attention);
+            b.MatMul(_attention, w.AttentionOutput, _projection, tokens);
+            b.AddRmsNorm(_hidden, _projection, w.FeedForwardNorm, eps, _normed, tokens);
+            b.MatMul(_normed, w.Gate, _gate, tokens);
+            b.MatMul(_normed, w.Up, _up, tokens);
+            b.SiluMul(_gate, _up, _activated, tokens);
+            b.MatMul(_activated, w.Down, _projection, tokens);
+            var nextNorm = l + 1 < c.LayerCount ? _weights.Layers[l + 1].AttentionNorm : _weights.OutputNorm;
+            b.AddRmsNorm(_hidden, _projection, nextNorm, eps, _normed, tokens);
+        }
+
+        if (batch.LogitCount == 0)
+        {
+            return;
+        }
+
+        b.GatherLogitRows(_normed, _logitInput);
+        b.MatMul(_logitInput, _weights.Output, _logits, batch.LogitCount);
+        b.ReadRows(_logits, batch.LogitCount, logits);
+    }
+
+    public void Dispose()
+    {
+        foreach (var tensor in new[] { _hidden, _normed, _query, _key, _value, _attention, _projection, _gate, _up, _activated, _logitInput, _logits })
+        {
+            tensor.Dispose();
+        }
+
+        _rope.Dispose();
+        _weights.Dispose();
+    }
+}
