@@ -1,4 +1,3 @@
-using AspireAi.Retrieval.Embeddings;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Mvc.Testing;
 using Microsoft.Extensions.DependencyInjection;
@@ -34,10 +33,16 @@ public sealed class RetrievalHost(string connectionString, string embeddingsAddr
             builder.UseSetting(key, value);
         }
 
-        builder.ConfigureLogging(logging => logging.SetMinimumLevel(LogLevel.Warning));
+        builder.ConfigureLogging(logging => logging
+            .SetMinimumLevel(LogLevel.Warning)
+            // Every refused connection of the outage tests would print a retry and a stack trace.
+            .AddFilter("Polly", LogLevel.None)
+            .AddFilter("Microsoft.Extensions.AI", LogLevel.Error)
+            .AddFilter("System.Net.Http.HttpClient", LogLevel.Error));
         builder.ConfigureServices(services =>
-            // The standard handler waits 2 s, 4 s, 8 s between retries; tests of an unreachable service need not.
-            services.Configure<HttpStandardResilienceOptions>($"{EmbeddingService.HttpClientName}-standard", options =>
+            // The standard handler waits 2 s, 4 s, 8 s between retries; tests of an unreachable service need not. The handler
+            // comes from ConfigureHttpClientDefaults, whose builder has no name: its options are named "-standard".
+            services.Configure<HttpStandardResilienceOptions>("-standard", options =>
             {
                 options.Retry.Delay = TimeSpan.FromMilliseconds(10);
                 options.Retry.MaxRetryAttempts = 1;
