@@ -58,7 +58,7 @@ internal static partial class CollectionEndpoints
             Results.Json(new { @object = "list", data = (await collections.ListAsync(TenantHeaders.Tenant(context), ct)).Select(Shape) }));
 
         app.MapGet("/v1/collections/{name}", async (string name, HttpContext context, CollectionStore collections, CancellationToken ct) =>
-            await collections.GetAsync(TenantHeaders.Tenant(context), name, ct) is { } collection
+            (await collections.ListAsync(TenantHeaders.Tenant(context), ct)).FirstOrDefault(c => c.Name == name) is { } collection
                 ? Results.Json(Shape(collection))
                 : NotFound(name));
 

@@ -65,6 +65,11 @@ internal sealed class EmbeddingService(IHttpClientFactory httpClients, IOptions<
         {
             throw new EmbeddingUnavailableException($"The embedding service at {options.Value.EmbeddingEndpoint} could not be reached: {ex.Message}", ex);
         }
+        catch (Polly.ExecutionRejectedException ex)
+        {
+            // The resilience pipeline gave up: its total timeout passed or its circuit breaker is open.
+            throw new EmbeddingUnavailableException($"The embedding service at {options.Value.EmbeddingEndpoint} is unavailable: {ex.Message}", ex);
+        }
         catch (Exception ex) when (ex is TaskCanceledException or TimeoutException && !cancellationToken.IsCancellationRequested)
         {
             throw new EmbeddingUnavailableException($"The embedding service at {options.Value.EmbeddingEndpoint} timed out.", ex);

@@ -105,8 +105,12 @@ internal sealed class VectorIndex(int dimensions, RetrievalOptions options)
         }
     }
 
-    /// <summary>The <paramref name="k"/> chunks most similar to <paramref name="query"/> (a unit vector), best first.</summary>
-    public List<(Guid Id, float Score)> Search(ReadOnlySpan<float> query, int k, ChunkFilter filter, bool exact = false)
+    /// <summary>
+    /// The <paramref name="k"/> chunks most similar to <paramref name="query"/> (a unit vector), best first; through the graph
+    /// when there is one, no filter and not <paramref name="exact"/>, exploring <paramref name="efSearch"/> candidates
+    /// (default <see cref="RetrievalOptions.HnswEfSearch"/>).
+    /// </summary>
+    public List<(Guid Id, float Score)> Search(ReadOnlySpan<float> query, int k, ChunkFilter filter, bool exact = false, int? efSearch = null)
     {
         if (query.Length != Dimensions)
         {
@@ -118,7 +122,7 @@ internal sealed class VectorIndex(int dimensions, RetrievalOptions options)
         {
             if (!exact && filter.IsEmpty && _graph is { } graph)
             {
-                var found = graph.Search(query, k, Math.Max(options.HnswEfSearch, k), slot => !_entries[slot].Deleted);
+                var found = graph.Search(query, k, Math.Max(efSearch ?? options.HnswEfSearch, k), slot => !_entries[slot].Deleted);
                 return [.. found.Select(f => (_entries[f.Node].Id, f.Similarity))];
             }
 

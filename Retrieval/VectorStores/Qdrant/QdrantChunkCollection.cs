@@ -82,7 +82,7 @@ internal sealed class QdrantChunkCollection(
 
     public override Task UpsertAsync(ChunkRecord record, CancellationToken cancellationToken = default) => UpsertAsync([record], cancellationToken);
 
-    /// <summary>One upsert call with <c>wait</c>: Qdrant applies a batch as one operation, visible once this returns.</summary>
+    /// <summary>Upserts with <c>wait</c>: the points are searchable once this returns.</summary>
     public override async Task UpsertAsync(IEnumerable<ChunkRecord> records, CancellationToken cancellationToken = default)
     {
         var batch = records.ToList();
@@ -123,7 +123,12 @@ internal sealed class QdrantChunkCollection(
                 },
             };
         }).ToList();
-        await client.UpsertAsync(physicalName, points, wait: true, cancellationToken: cancellationToken);
+        // 256 points (≈0.5 MB at 384 dimensions) per call keeps each gRPC message far below Qdrant's size limit; a document's
+        // chunks may thus land in several calls, which is safe because they stay invisible until the document row names them.
+        foreach (var slice in points.Chunk(256))
+        {
+            await client.UpsertAsync(physicalName, slice, wait: true, cancellationToken: cancellationToken);
+        }
     }
 
     public override async IAsyncEnumerable<VectorSearchResult<ChunkRecord>> SearchAsync<TInput>(TInput searchValue, int top,
