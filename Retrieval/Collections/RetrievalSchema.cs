@@ -48,7 +48,7 @@ internal static class RetrievalSchema
             CREATE INDEX ingestions_pending ON ingestions (status) WHERE status IN ('queued', 'running', 'waiting');
             """),
         // The embedded vector store's records (local mode): PostgreSQL is their system of record, the in-memory index is
-        // rebuilt from here at start. Unused when Qdrant holds the vectors.
+        // rebuilt from here at start; tsv gives the index each chunk's English lexemes for BM25. Unused when Qdrant holds the vectors.
         new("0003_embedded_chunks", """
             CREATE TABLE chunks (
                 seq              bigserial,
@@ -64,7 +64,6 @@ internal static class RetrievalSchema
                 tsv              tsvector GENERATED ALWAYS AS (to_tsvector('english', text)) STORED
             );
             CREATE INDEX chunks_document ON chunks (tenant, collection, document_id);
-            CREATE INDEX chunks_tsv ON chunks USING gin (tsv);
             """),
     ];
 }

@@ -8,6 +8,7 @@ public sealed class VectorIndexTests
 {
     private const int Dimensions = 32;
     private static readonly IReadOnlyDictionary<string, string> NoMetadata = new Dictionary<string, string>();
+    private static readonly IReadOnlyDictionary<string, int> NoTerms = new Dictionary<string, int>();
 
     [Fact]
     public async Task Hnsw_finds_nearly_every_exact_neighbour_and_skips_deleted_chunks()
@@ -21,7 +22,7 @@ public sealed class VectorIndexTests
         {
             var id = Guid.NewGuid();
             ids.Add(id);
-            return (id, $"doc{i}", NoMetadata, (ReadOnlyMemory<float>)RandomUnit(random, centres[i % centres.Length], 0.35f));
+            return new IndexedChunk(id, $"doc{i}", NoMetadata, RandomUnit(random, centres[i % centres.Length], 0.35f), NoTerms);
         }));
         Assert.False(index.HasGraph && index.Count < 1500);
         await index.GraphBuild;
@@ -56,9 +57,9 @@ public sealed class VectorIndexTests
         var b = Guid.NewGuid();
         var c = Guid.NewGuid();
         index.Add([
-            (a, "d1", new Dictionary<string, string> { ["lang"] = "en" }, new float[] { 1, 0, 0 }),
-            (b, "d2", new Dictionary<string, string> { ["lang"] = "fr" }, new float[] { 0.8f, 0.6f, 0 }),
-            (c, "d3", new Dictionary<string, string> { ["lang"] = "en" }, new float[] { 0, 0, 1 }),
+            new IndexedChunk(a, "d1", new Dictionary<string, string> { ["lang"] = "en" }, new float[] { 1, 0, 0 }, NoTerms),
+            new IndexedChunk(b, "d2", new Dictionary<string, string> { ["lang"] = "fr" }, new float[] { 0.8f, 0.6f, 0 }, NoTerms),
+            new IndexedChunk(c, "d3", new Dictionary<string, string> { ["lang"] = "en" }, new float[] { 0, 0, 1 }, NoTerms),
         ]);
         var ranked = index.Search(new float[] { 1, 0, 0 }, 3, ChunkFilter.None);
         Assert.Equal([a, b, c], ranked.Select(r => r.Id));
@@ -66,6 +67,24 @@ public sealed class VectorIndexTests
         var english = index.Search(new float[] { 1, 0, 0 }, 3, new ChunkFilter([new FilterClause("lang", ["en"])]));
         Assert.Equal([a, c], english.Select(r => r.Id));
         Assert.Throws<ArgumentException>(() => index.Search(new float[] { 1, 0 }, 3, ChunkFilter.None));
+    }
+
+    [Fact]
+    public void Keyword_search_weighs_a_rare_word_above_frequent_common_ones()
+    {
+        var index = new VectorIndex(1, new RetrievalOptions());
+        var rare = Guid.NewGuid();
+        var chunks = Enumerable.Range(0, 20).Select(i => new IndexedChunk(Guid.NewGuid(), $"d{i}", NoMetadata, new float[] { 1 },
+            new Dictionary<string, int> { ["data"] = 5, ["valu"] = 3 })).ToList();
+        chunks.Add(new IndexedChunk(rare, "rare", NoMetadata, new float[] { 1 }, new Dictionary<string, int> { ["data"] = 1, ["zeppelin"] = 1 }));
+        index.Add(chunks);
+
+        var ranked = index.KeywordSearch(["data", "valu", "zeppelin"], 3, ChunkFilter.None);
+        Assert.Equal(rare, ranked[0].Id);
+        Assert.True(ranked[0].Score > ranked[1].Score);
+        Assert.Empty(index.KeywordSearch(["absent"], 3, ChunkFilter.None));
+        index.Remove([rare]);
+        Assert.DoesNotContain(index.KeywordSearch(["zeppelin", "data"], 30, ChunkFilter.None), r => r.Id == rare);
     }
 
     private static float[] RandomUnit(Random random, float[]? centre, float spread)

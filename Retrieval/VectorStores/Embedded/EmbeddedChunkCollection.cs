@@ -8,8 +8,8 @@ namespace AspireAi.Retrieval.VectorStores.Embedded;
 
 /// <summary>
 /// One tenant's collection in the embedded store. Writes go to PostgreSQL first, in one transaction, and reach the
-/// in-memory index only once committed; dense search ranks in memory and reads the winners' rows back; keyword search is
-/// PostgreSQL full-text search; hybrid fuses both by reciprocal rank.
+/// in-memory index only once committed; dense and keyword (BM25) search rank in memory and read the winners' rows back;
+/// hybrid fuses both by reciprocal rank.
 /// </summary>
 internal sealed class EmbeddedChunkCollection(
     NpgsqlDataSource db, EmbeddedIndexes indexes, string tenant, string collection) : ChunkCollection
@@ -102,6 +102,7 @@ internal sealed class EmbeddedChunkCollection(
 
         var vectors = batch.Select(r => r.Embedding ?? throw new ArgumentException($"Chunk {r.Id} has no embedding.")).ToList();
         var index = indexes.GetOrCreate(tenant, collection, vectors[0].Length);
+        var terms = new Dictionary<Guid, Dictionary<string, int>>(batch.Count);
         await using (var connection = await db.OpenConnectionAsync(cancellationToken))
         await using (var transaction = await connection.BeginTransactionAsync(cancellationToken))
         {
@@ -125,10 +126,32 @@ internal sealed class EmbeddedChunkCollection(
             }
 
             await insert.ExecuteNonQueryAsync(cancellationToken);
+            await using (var lexemes = new NpgsqlCommand("SELECT id, tsv FROM chunks WHERE id = ANY($1)", connection, transaction))
+            {
+                lexemes.Parameters.AddWithValue(batch.Select(r => r.Id).ToArray());
+                await using var reader = await lexemes.ExecuteReaderAsync(cancellationToken);
+                while (await reader.ReadAsync(cancellationToken))
+                {
+                    terms[reader.GetGuid(0)] = Terms(reader.GetFieldValue<NpgsqlTsVector>(1));
+                }
+            }
+
             await transaction.CommitAsync(cancellationToken);
         }
 
-        index.Add(batch.Select((r, i) => (r.Id, r.DocumentId, r.Metadata, vectors[i])));
+        index.Add(batch.Select((r, i) => new IndexedChunk(r.Id, r.DocumentId, r.Metadata, vectors[i], terms[r.Id])));
+    }
+
+    /// <summary>Lexeme → occurrences, from PostgreSQL's analysis of a chunk (or of a query).</summary>
+    public static Dictionary<string, int> Terms(NpgsqlTsVector tsv)
+    {
+        var terms = new Dictionary<string, int>(StringComparer.Ordinal);
+        foreach (var lexeme in tsv)
+        {
+            terms[lexeme.Text] = Math.Max(1, lexeme.Count);
+        }
+
+        return terms;
     }
 
     public override async IAsyncEnumerable<VectorSearchResult<ChunkRecord>> SearchAsync<TInput>(TInput searchValue, int top,
@@ -140,25 +163,26 @@ internal sealed class EmbeddedChunkCollection(
         }
     }
 
+    /// <summary>BM25 in memory over PostgreSQL's English lexemes of the query (the same analysis as the chunks').</summary>
     public override async IAsyncEnumerable<VectorSearchResult<ChunkRecord>> KeywordSearchAsync(string query, int top, ChunkFilter filter,
         [EnumeratorCancellation] CancellationToken cancellationToken = default)
     {
-        await using var command = db.CreateCommand();
-        command.Parameters.AddWithValue(tenant);
-        command.Parameters.AddWithValue(collection);
-        command.Parameters.AddWithValue(query);
-        var where = FilterSql.Where(filter, command);
-        command.Parameters.AddWithValue(top);
-        // plainto_tsquery ANDs the words; a question rarely shares all of them with its answer, so the words are ORed and
-        // ranked by ts_rank with length normalisation 1 (÷ 1 + log length), the closest PostgreSQL comes to BM25.
-        command.CommandText =
-            $"SELECT {Columns}, ts_rank(tsv, q, 1) AS score " +
-            "FROM chunks, CAST(replace(CAST(plainto_tsquery('english', $3) AS text), '&', '|') AS tsquery) AS q " +
-            $"WHERE tenant = $1 AND collection = $2 AND tsv @@ q{where} ORDER BY score DESC, id LIMIT ${command.Parameters.Count}";
-        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
-        while (await reader.ReadAsync(cancellationToken))
+        if (indexes.Find(tenant, collection) is not { } index)
         {
-            yield return new VectorSearchResult<ChunkRecord>(Read(reader, includeVector: false), reader.GetFloat(6));
+            yield break;
+        }
+
+        await using var command = db.CreateCommand("SELECT to_tsvector('english', $1)");
+        command.Parameters.AddWithValue(query);
+        var terms = Terms((NpgsqlTsVector)(await command.ExecuteScalarAsync(cancellationToken))!).Keys;
+        var ranked = index.KeywordSearch(terms, top, filter);
+        var rows = await ReadAsync([.. ranked.Select(r => r.Id)], includeVectors: false, cancellationToken);
+        foreach (var (id, score) in ranked)
+        {
+            if (rows.TryGetValue(id, out var record))
+            {
+                yield return new VectorSearchResult<ChunkRecord>(record, score);
+            }
         }
     }
 

@@ -15,10 +15,10 @@ internal sealed class EmbeddedIndexLoader(NpgsqlDataSource db, EmbeddedIndexes i
     {
         var clock = Stopwatch.StartNew();
         await using var command = db.CreateCommand(
-            "SELECT tenant, collection, id, document_id, metadata::text, embedding FROM chunks ORDER BY tenant, collection, seq");
+            "SELECT tenant, collection, id, document_id, metadata::text, embedding, tsv FROM chunks ORDER BY tenant, collection, seq");
         await using var reader = await command.ExecuteReaderAsync(cancellationToken);
         var loaded = 0;
-        var pending = new List<(Guid, string, IReadOnlyDictionary<string, string>, ReadOnlyMemory<float>)>(Batch);
+        var pending = new List<IndexedChunk>(Batch);
         (string Tenant, string Collection)? current = null;
         var currentDimensions = 0;
         while (await reader.ReadAsync(cancellationToken))
@@ -32,7 +32,8 @@ internal sealed class EmbeddedIndexLoader(NpgsqlDataSource db, EmbeddedIndexes i
 
             var vector = reader.GetFieldValue<float[]>(5);
             currentDimensions = vector.Length;
-            pending.Add((reader.GetGuid(2), reader.GetString(3), ChunkRecord.ParseMetadata(reader.GetString(4)), vector));
+            pending.Add(new IndexedChunk(reader.GetGuid(2), reader.GetString(3), ChunkRecord.ParseMetadata(reader.GetString(4)), vector,
+                EmbeddedChunkCollection.Terms(reader.GetFieldValue<NpgsqlTypes.NpgsqlTsVector>(6))));
             if (pending.Count == Batch)
             {
                 Flush();

@@ -5,7 +5,7 @@ namespace AspireAi.Retrieval.VectorStores.Embedded;
 /// <summary>
 /// The in-memory index of one collection of the embedded store: unit vectors in one contiguous array, searched exactly
 /// (a SIMD dot product per row) until the collection reaches <see cref="RetrievalOptions.AnnThreshold"/> chunks, then
-/// through an HNSW graph built in the background (exact search serves until it is ready).
+/// through an HNSW graph built in the background (exact search serves until it is ready); and their words, for BM25.
 /// </summary>
 /// <remarks>
 /// Slots are append-only: a deleted chunk leaves a tombstone, so that readers and the background graph build never see a
@@ -17,6 +17,7 @@ internal sealed class VectorIndex(int dimensions, RetrievalOptions options)
     private readonly ReaderWriterLockSlim _lock = new();
     private readonly List<Entry> _entries = [];
     private readonly Dictionary<Guid, int> _slots = [];
+    private readonly KeywordIndex _keywords = new();
     private float[] _vectors = new float[dimensions * 64];
     private HnswGraph? _graph;
     private Task? _graphBuild;
@@ -46,12 +47,12 @@ internal sealed class VectorIndex(int dimensions, RetrievalOptions options)
     /// <summary>Completes when a graph build started by <see cref="Add"/> has finished (or at once when none runs).</summary>
     public Task GraphBuild => Volatile.Read(ref _graphBuild) ?? Task.CompletedTask;
 
-    public void Add(IEnumerable<(Guid Id, string DocumentId, IReadOnlyDictionary<string, string> Metadata, ReadOnlyMemory<float> Vector)> chunks)
+    public void Add(IEnumerable<IndexedChunk> chunks)
     {
         _lock.EnterWriteLock();
         try
         {
-            foreach (var (id, documentId, metadata, vector) in chunks)
+            foreach (var (id, documentId, metadata, vector, terms) in chunks)
             {
                 if (vector.Length != Dimensions)
                 {
@@ -71,6 +72,7 @@ internal sealed class VectorIndex(int dimensions, RetrievalOptions options)
 
                 vector.Span.CopyTo(_vectors.AsSpan(slot * Dimensions, Dimensions));
                 _entries.Add(new Entry(id, documentId, metadata));
+                _keywords.Add(terms);
                 _slots[id] = slot;
                 _graph?.Add();
             }
@@ -127,6 +129,22 @@ internal sealed class VectorIndex(int dimensions, RetrievalOptions options)
             }
 
             return ExactSearch(query, k, filter);
+        }
+        finally
+        {
+            _lock.ExitReadLock();
+        }
+    }
+
+    /// <summary>The <paramref name="k"/> best chunks for <paramref name="terms"/> (lexemes) by BM25, within the filter.</summary>
+    public List<(Guid Id, float Score)> KeywordSearch(IReadOnlyCollection<string> terms, int k, ChunkFilter filter)
+    {
+        _lock.EnterReadLock();
+        try
+        {
+            var found = _keywords.Search(terms, k, slot => !_entries[slot].Deleted
+                && (filter.IsEmpty || filter.Matches(_entries[slot].DocumentId, _entries[slot].Metadata)));
+            return [.. found.Select(f => (_entries[f.Slot].Id, f.Score))];
         }
         finally
         {
@@ -201,3 +219,7 @@ internal sealed class VectorIndex(int dimensions, RetrievalOptions options)
 
     private sealed record Entry(Guid Id, string DocumentId, IReadOnlyDictionary<string, string> Metadata, bool Deleted = false);
 }
+
+/// <summary>A chunk as the in-memory index holds it: id, document, metadata for filters, vector, and lexeme counts for BM25.</summary>
+internal sealed record IndexedChunk(
+    Guid Id, string DocumentId, IReadOnlyDictionary<string, string> Metadata, ReadOnlyMemory<float> Vector, IReadOnlyDictionary<string, int> Terms);
