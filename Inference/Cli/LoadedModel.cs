@@ -1,5 +1,4 @@
 using AspireAi.Inference.Backends;
-using AspireAi.Inference.Backends.Cpu;
 using AspireAi.Inference.Models;
 using AspireAi.Inference.Models.Gguf;
 using AspireAi.Inference.Tokenization;
@@ -9,7 +8,7 @@ namespace AspireAi.Inference.Cli;
 /// <summary>A model file opened for a command: the file, its tokenizer (when it has one), the backend and the forward pass.</summary>
 public sealed class LoadedModel : IDisposable
 {
-    private LoadedModel(GgufFile file, ITokenizer? tokenizer, CpuBackend backend, LlamaModel model)
+    private LoadedModel(GgufFile file, ITokenizer? tokenizer, IBackend backend, LlamaModel model)
     {
         File = file;
         Tokenizer = tokenizer;
@@ -21,12 +20,12 @@ public sealed class LoadedModel : IDisposable
 
     public ITokenizer? Tokenizer { get; }
 
-    public CpuBackend Backend { get; }
+    public IBackend Backend { get; }
 
     public LlamaModel Model { get; }
 
     /// <summary>Common flags of the verbs that load a model.</summary>
-    public static readonly string[] Flags = ["model", "threads"];
+    public static readonly string[] Flags = ["model", "threads", "device"];
 
     public static LoadedModel Open(CommandLine args, int maxBatchTokens, int maxLogitRows, bool needTokenizer)
     {
@@ -37,6 +36,7 @@ public sealed class LoadedModel : IDisposable
         }
 
         var threads = args.Int("threads", Environment.ProcessorCount, 1, 1024);
+        var device = args.Choice("device", "auto", BackendSelector.Devices);
         var file = GgufFile.Open(path);
         try
         {
@@ -50,7 +50,8 @@ public sealed class LoadedModel : IDisposable
                 // Token ids in, token ids out: a file without a usable tokenizer still runs.
             }
 
-            var backend = new CpuBackend(threads);
+            var backend = BackendSelector.Create(device, threads, out var reason);
+            Console.Error.WriteLine($"backend: {backend.Description} ({reason})");
             var context = file.Config.ContextLength;
             var model = new LlamaModel(file, backend, Math.Min(maxBatchTokens, context), Math.Min(maxLogitRows, context), new LoadProgress($"loading {Path.GetFileName(path)}", Console.Error));
             return new LoadedModel(file, tokenizer, backend, model);

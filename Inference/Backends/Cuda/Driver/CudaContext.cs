@@ -77,6 +77,16 @@ public sealed unsafe class CudaContext : IDisposable
 
     public int Device { get; }
 
+    /// <summary>The driver's CUDA version as <c>cuDriverGetVersion</c> gives it (13000 for 13.0).</summary>
+    public static int DriverVersion
+    {
+        get
+        {
+            CudaDriver.Check(CudaDriver.cuDriverGetVersion(out var version), "cuDriverGetVersion");
+            return version;
+        }
+    }
+
     public string Name { get; }
 
     public (int Major, int Minor) ComputeCapability { get; }

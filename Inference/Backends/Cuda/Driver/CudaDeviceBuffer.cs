@@ -54,6 +54,17 @@ public sealed unsafe class CudaDeviceBuffer<T> : IDisposable where T : unmanaged
         }
     }
 
+    /// <summary>Copies this whole buffer into <paramref name="destination"/> on the device, asynchronously.</summary>
+    public void CopyTo(CudaStream stream, CudaDeviceBuffer<T> destination)
+    {
+        if (destination.Length < Length)
+        {
+            throw new ArgumentException($"A buffer of {destination.Length} elements cannot take {Length}.", nameof(destination));
+        }
+
+        CudaDriver.Check(CudaDriver.cuMemcpyDtoDAsync(destination.Pointer.Address, Pointer.Address, (nuint)ByteLength, stream.Handle), "cuMemcpyDtoDAsync");
+    }
+
     /// <summary>Fills the buffer with a 32-bit pattern (<typeparamref name="T"/> of 4 bytes or a multiple of them).</summary>
     public void Fill(CudaStream stream, uint pattern) =>
         CudaDriver.Check(CudaDriver.cuMemsetD32Async(Pointer.Address, pattern, (nuint)(ByteLength / 4), stream.Handle), "cuMemsetD32Async");

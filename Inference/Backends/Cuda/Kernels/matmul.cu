@@ -162,8 +162,8 @@ extern "C" __global__ void __launch_bounds__(128) gemv_bf16(const unsigned char*
 template <int LAYOUT, int SCALES, bool MINS>
 __device__ __forceinline__ void gemm_quant(const unsigned char* codes, const float* scales, const float* mins, int offset,
                                            const signed char* xq, const float2* xds, float* y, int n, int k, int m) {
-    __shared__ int sw[QT][QPAD];
-    __shared__ int sx[QT][QPAD];
+    __shared__ __attribute__((aligned(16))) int sw[QT][QPAD];  // read as int4
+    __shared__ __attribute__((aligned(16))) int sx[QT][QPAD];
     __shared__ float sScale[QT][2];
     __shared__ float sCorr[QT];
     __shared__ float2 sXds[QT];
@@ -289,8 +289,8 @@ __device__ __forceinline__ void mma_16816(float (&d)[4], const unsigned (&a)[4],
 
 template <bool BF16>
 __device__ __forceinline__ void gemm_half(const unsigned short* w, const float* x, float* y, int n, int k, int m) {
-    __shared__ unsigned short sw[HT][HPAD];
-    __shared__ unsigned short sx[HT][HPAD];
+    __shared__ __attribute__((aligned(16))) unsigned short sw[HT][HPAD];  // written and read as 32-bit words
+    __shared__ __attribute__((aligned(16))) unsigned short sx[HT][HPAD];
     const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
     const int g = lane / 4, t4 = lane % 4;
     const int n0 = blockIdx.x * HT, m0 = blockIdx.y * HT;
