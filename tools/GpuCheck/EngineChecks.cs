@@ -14,19 +14,31 @@ namespace AspireAi.GpuCheck;
 /// </summary>
 internal sealed class EngineChecks(CudaBackend gpu, CpuBackend cpu, Report report)
 {
-    // Both backends quantize every activation to int8 per 32 values; a summation-order difference that flips one code's
-    // rounding in an early layer is carried through the rest, so whole-model logits agree less tightly than one matmul.
-    private const double QuantizedModelBound = 3e-2;
-
-    public void RandomModel(string name, ModelConfig config, GgmlType type)
+    /// <summary>
+    /// GPU and CPU differ by float rounding (~1e-7 per operation; more where the GPU rounds activations to fp16/bf16 for the
+    /// tensor cores). How much a deep random network amplifies such differences depends on the network, so the bound is
+    /// calibrated on the CPU itself: the same model with one norm weight changed by 1e-6 (relative), run on the same tokens.
+    /// The GPU passes when its logits are within 3× that self-sensitivity of the CPU's, and never needs to be closer than
+    /// 1e-3 (quantized and F32 weights) or 2e-2 (F16/BF16 weights, whose GEMM rounds activations).
+    /// </summary>
+    public void RandomModel(string name, ModelConfig config, GgmlType type, bool calibrate = true)
     {
         report.Line($"---- {name} ({type}, random weights: {config.LayerCount} layers, dim {config.EmbeddingLength}, heads {config.HeadCount}/{config.KvHeadCount}×{config.HeadDim}, ffn {config.FeedForwardLength}, vocab {config.VocabularySize})");
         using var source = new RandomModel(name, config, type, name.Length * 7919);
         using var gpuModel = new LlamaModel(source, gpu, 64, 4);
         using var cpuModel = new LlamaModel(source, cpu, 64, 4);
+        LlamaModel? perturbedModel = null;
+        if (calibrate)
+        {
+            source.Scale("blk.0.attn_norm.weight", 1 + 1e-6f);
+            perturbedModel = new LlamaModel(source, cpu, 64, 4);
+        }
+
         const int blockSize = 16, blocks = 16;
         using var gpuCache = gpu.CreateKvCache(gpuModel.KvCacheShape(blockSize, blocks));
         using var cpuCache = cpu.CreateKvCache(cpuModel.KvCacheShape(blockSize, blocks));
+        using var perturbedCache = cpu.CreateKvCache(cpuModel.KvCacheShape(blockSize, blocks));
+        var perturbedLogits = new float[2 * config.VocabularySize];
         int[][] tables = [[3, 0, 7, 9, 12], [1, 15, 4, 2, 8]];
         var random = new Random(5);
         int[] lengths = [21, 13];
@@ -56,6 +68,12 @@ internal sealed class EngineChecks(CudaBackend gpu, CpuBackend cpu, Report repor
             gpuModel.Forward(batch, gpuCache, gpuLogits);
             cpuModel.Forward(batch, cpuCache, cpuLogits);
             var error = Report.RelativeError(gpuLogits, cpuLogits, 2 * vocabulary);
+            var sensitivity = 0.0;
+            if (perturbedModel is not null)
+            {
+                perturbedModel.Forward(batch, perturbedCache, perturbedLogits);
+                sensitivity = Report.RelativeError(perturbedLogits, cpuLogits, 2 * vocabulary);
+            }
             worst = Math.Max(worst, error);
             var next = new int[2];
             for (var s = 0; s < 2; s++)
@@ -65,8 +83,9 @@ internal sealed class EngineChecks(CudaBackend gpu, CpuBackend cpu, Report repor
                 steps++;
             }
 
+            var floor = type is GgmlType.F16 or GgmlType.BF16 ? 2e-2 : 1e-3;
             report.Check($"{name} {type} step {step} ({(step == 0 ? "mixed prefill 21+13" : "decode 2 sequences")}) logits", error,
-                type is GgmlType.F32 ? 1e-3 : QuantizedModelBound);
+                Math.Max(floor, 3 * sensitivity), $"CPU self-sensitivity {sensitivity:E1}");
             batch.Clear();
             for (var s = 0; s < 2; s++)
             {
@@ -80,6 +99,7 @@ internal sealed class EngineChecks(CudaBackend gpu, CpuBackend cpu, Report repor
             }
         }
 
+        perturbedModel?.Dispose();
         report.Line($"     {name} {type}: greedy tokens agree {agree}/{steps}; worst logits rel.err {worst:E2}");
     }
 

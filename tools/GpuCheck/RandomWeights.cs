@@ -189,6 +189,16 @@ internal sealed class RandomModel : IModelSource
 
     public ModelConfig Config { get; }
 
+    /// <summary>Multiplies every value of an F32 tensor by <paramref name="factor"/> (in place; loads after this see it).</summary>
+    public void Scale(string name, float factor)
+    {
+        var values = MemoryMarshal.Cast<byte, float>(_tensors[name].Data.AsSpan());
+        for (var i = 0; i < values.Length; i++)
+        {
+            values[i] *= factor;
+        }
+    }
+
     public bool TryGetTensor(string name, out TensorView tensor)
     {
         var found = _tensors.TryGetValue(name, out var t);
