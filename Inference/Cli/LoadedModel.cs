@@ -1,4 +1,4 @@
-using AspireAi.Inference.Backends.Cpu;
+using AspireAi.Inference.Backends;
 using AspireAi.Inference.Models;
 using AspireAi.Inference.Models.Download;
 using AspireAi.Inference.Tokenization;
@@ -8,7 +8,7 @@ namespace AspireAi.Inference.Cli;
 /// <summary>A model opened for a command: its source (GGUF file or Hugging Face folder), tokenizer, backend and forward pass.</summary>
 public sealed class LoadedModel : IDisposable
 {
-    private LoadedModel(IModelSource source, ITokenizer? tokenizer, CpuBackend backend, LlamaModel model)
+    private LoadedModel(IModelSource source, ITokenizer? tokenizer, IBackend backend, LlamaModel model)
     {
         Source = source;
         Tokenizer = tokenizer;
@@ -20,12 +20,12 @@ public sealed class LoadedModel : IDisposable
 
     public ITokenizer? Tokenizer { get; }
 
-    public CpuBackend Backend { get; }
+    public IBackend Backend { get; }
 
     public LlamaModel Model { get; }
 
     /// <summary>Common flags of the verbs that load a model.</summary>
-    public static readonly string[] Flags = ["model", "threads", "quantize"];
+    public static readonly string[] Flags = ["model", "threads", "quantize", "device"];
 
     /// <param name="modelRequired">False for <c>generate</c>: no <c>--model</c> means the default stories15M (downloaded once).</param>
     public static LoadedModel Open(CommandLine args, int maxBatchTokens, int maxLogitRows, bool needTokenizer, bool modelRequired = true)
@@ -49,6 +49,7 @@ public sealed class LoadedModel : IDisposable
             throw new UsageException($"{args.Verb}: --model: {e.Message}");
         }
 
+        var device = args.Choice("device", "auto", BackendSelector.Devices);
         var source = ModelLoader.Open(path, quantize);
         try
         {
@@ -62,7 +63,8 @@ public sealed class LoadedModel : IDisposable
                 // Token ids in, token ids out: a model without a usable tokenizer still runs.
             }
 
-            var backend = new CpuBackend(threads);
+            var backend = BackendSelector.Create(device, threads, out var reason);
+            Console.Error.WriteLine($"backend: {backend.Description} ({reason})");
             var context = source.Config.ContextLength;
             var forward = new LlamaModel(source, backend, Math.Min(maxBatchTokens, context), Math.Min(maxLogitRows, context),
                 new LoadProgress($"loading {Path.GetFileName(path.TrimEnd('/', '\\'))}", Console.Error));

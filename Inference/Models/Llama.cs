@@ -84,6 +84,24 @@ public sealed class LlamaModel : IDisposable
     /// </summary>
     public void Forward(ForwardBatch batch, PagedKvCache cache, Span<float> logits)
     {
+        if (logits.Length < batch.LogitCount * Config.VocabularySize)
+        {
+            throw new ArgumentException("The logits buffer is smaller than LogitCount × vocabulary.", nameof(logits));
+        }
+
+        if (ForwardToLogits(batch, cache) is { } deviceLogits)
+        {
+            _backend.ReadRows(deviceLogits, batch.LogitCount, logits);
+        }
+    }
+
+    /// <summary>
+    /// Runs one step as <see cref="Forward"/> does but leaves the logits in the backend's tensor (returned; rows
+    /// [LogitCount × vocabulary]), or returns null when no token of the batch needs logits. A device backend samples from
+    /// there without copying the logits to the host.
+    /// </summary>
+    public DeviceTensor? ForwardToLogits(ForwardBatch batch, PagedKvCache cache)
+    {
         var tokens = batch.TokenCount;
         if (tokens == 0 || tokens > MaxBatchTokens)
         {
@@ -93,11 +111,6 @@ public sealed class LlamaModel : IDisposable
         if (batch.LogitCount > MaxLogitRows)
         {
             throw new ArgumentException($"A step computes at most {MaxLogitRows} logit rows, not {batch.LogitCount}.", nameof(batch));
-        }
-
-        if (logits.Length < batch.LogitCount * Config.VocabularySize)
-        {
-            throw new ArgumentException("The logits buffer is smaller than LogitCount × vocabulary.", nameof(logits));
         }
 
         if (batch.MaxContextLength > Config.ContextLength)
@@ -144,12 +157,12 @@ public sealed class LlamaModel : IDisposable
 
         if (batch.LogitCount == 0)
         {
-            return;
+            return null;
         }
 
         b.GatherLogitRows(_normed, _logitInput);
         b.MatMul(_logitInput, _weights.Output, _logits, batch.LogitCount);
-        b.ReadRows(_logits, batch.LogitCount, logits);
+        return _logits;
     }
 
     public void Dispose()

@@ -1,0 +1,291 @@
+using System.Runtime.InteropServices;
+using AspireAi.Inference.Models;
+
+namespace AspireAi.Inference.Backends.Cuda;
+
+/// <summary>A weight rearranged on the host for the device kernels, before upload (and what the packing tests inspect).</summary>
+public sealed record PackedWeight(
+    string Name, GgmlType Type, int Rows, int Columns, CudaWeightLayout Layout, int CodeOffset, int ScalesPerBlock,
+    byte[] Codes, float[]? Scales, float[]? Mins)
+{
+    /// <summary>Value <paramref name="index"/> of row <paramref name="row"/>, decoded the way the kernels decode it.</summary>
+    public float Value(int row, int index)
+    {
+        var i = (long)row * Columns + index;
+        switch (Layout)
+        {
+            case CudaWeightLayout.Float32:
+                return BitConverter.ToSingle(Codes, (int)(i * 4));
+            case CudaWeightLayout.Float16:
+                return (float)BitConverter.ToHalf(Codes, (int)(i * 2));
+            case CudaWeightLayout.BFloat16:
+                return BitConverter.Int32BitsToSingle(BitConverter.ToUInt16(Codes, (int)(i * 2)) << 16);
+        }
+
+        var blocks = Columns / 32;
+        var block = index / 32;
+        var j = index % 32;
+        int code;
+        if (Layout == CudaWeightLayout.Int8)
+        {
+            code = (sbyte)Codes[i];
+        }
+        else
+        {
+            var b = Codes[((long)row * blocks + block) * 16 + (j & 15)];
+            code = (j < 16 ? b & 15 : b >> 4) - CodeOffset;
+        }
+
+        var scale = Scales![((long)row * blocks + block) * ScalesPerBlock + (ScalesPerBlock == 2 ? j / 16 : 0)];
+        var min = Mins?[(long)row * blocks + block] ?? 0f;
+        return scale * code - min;
+    }
+}
+
+/// <summary>
+/// Turns a tensor's ggml blocks (layouts per llama.cpp's <c>ggml-common.h</c>) into the device layouts: float types as they
+/// are (1-D tensors widened to float32); Q4_0 and Q4_K as nibbles in ggml's Q4_0 byte order with unsigned codes; Q8_0,
+/// Q5_0, Q5_K and Q6_K as signed int8 codes with the format's offset subtracted; fp16 super-block scales multiplied out into
+/// one float scale per 32 values (per 16 for Q6_K) and one float min per 32 (K-quants). Lossless: codes are the file's
+/// integers, and fp16 · 6-bit integer products are exact in float. Written separately from the CPU backend's repacker,
+/// whose layout serves AVX2 lanes and may change with that backend's tuning.
+/// </summary>
+public static unsafe class CudaWeightPacker
+{
+    public static PackedWeight Pack(TensorView tensor)
+    {
+        var shape = tensor.Shape;
+        if (shape.Length is < 1 or > 2 || shape.Any(d => d <= 0 || d > int.MaxValue))
+        {
+            throw new InvalidDataException($"Tensor '{tensor.Name}': shape [{string.Join(", ", shape)}] is not a 1-D or 2-D matrix the backend can hold.");
+        }
+
+        var columns = (int)shape[0];
+        var rows = shape.Length == 2 ? (int)shape[1] : 1;
+        var blockSize = GgmlTypeInfo.BlockSize(tensor.Type);
+        if (columns % blockSize != 0)
+        {
+            throw new InvalidDataException($"Tensor '{tensor.Name}': row length {columns} is not a multiple of {tensor.Type}'s block of {blockSize}.");
+        }
+
+        var rowBytes = GgmlTypeInfo.RowBytes(tensor.Type, columns);
+        if (tensor.ByteLength != rowBytes * rows)
+        {
+            throw new InvalidDataException($"Tensor '{tensor.Name}': {tensor.ByteLength} bytes, but {tensor.Type} [{columns} × {rows}] needs {rowBytes * rows}.");
+        }
+
+        var source = (byte*)tensor.Data;
+        if (tensor.Type is GgmlType.F32 or GgmlType.F16 or GgmlType.BF16)
+        {
+            if (rows == 1 && tensor.Type != GgmlType.F32)
+            {
+                var widened = new float[columns];
+                for (var i = 0; i < columns; i++)
+                {
+                    widened[i] = tensor.Type == GgmlType.F16
+                        ? (float)BitConverter.UInt16BitsToHalf(((ushort*)source)[i])
+                        : BitConverter.Int32BitsToSingle(((ushort*)source)[i] << 16);
+                }
+
+                return new PackedWeight(tensor.Name, tensor.Type, 1, columns, CudaWeightLayout.Float32, 0, 1, MemoryMarshal.AsBytes(widened.AsSpan()).ToArray(), null, null);
+            }
+
+            var layout = tensor.Type switch
+            {
+                GgmlType.F32 => CudaWeightLayout.Float32,
+                GgmlType.F16 => CudaWeightLayout.Float16,
+                _ => CudaWeightLayout.BFloat16,
+            };
+            RequireFloatColumns(tensor.Name, columns);
+            return new PackedWeight(tensor.Name, tensor.Type, rows, columns, layout, 0, 1, new ReadOnlySpan<byte>(source, checked((int)tensor.ByteLength)).ToArray(), null, null);
+        }
+
+        var (quantLayout, offset, scalesPerBlock, hasMins) = tensor.Type switch
+        {
+            GgmlType.Q8_0 => (CudaWeightLayout.Int8, 0, 1, false),
+            GgmlType.Q4_0 => (CudaWeightLayout.Nibble, 8, 1, false),
+            GgmlType.Q5_0 => (CudaWeightLayout.Int8, 0, 1, false),
+            GgmlType.Q4_K => (CudaWeightLayout.Nibble, 0, 1, true),
+            GgmlType.Q5_K => (CudaWeightLayout.Int8, 0, 1, true),
+            GgmlType.Q6_K => (CudaWeightLayout.Int8, 0, 2, false),
+            _ => throw new InvalidDataException($"Tensor '{tensor.Name}': type {tensor.Type} is not supported by the CUDA backend."),
+        };
+
+        var blocksPerRow = columns / 32;
+        var totalBlocks = (long)rows * blocksPerRow;
+        var codes = new byte[checked(totalBlocks * (quantLayout == CudaWeightLayout.Nibble ? 16 : 32))];
+        var scales = new float[totalBlocks * scalesPerBlock];
+        var mins = hasMins ? new float[totalBlocks] : null;
+        var blockCodes = stackalloc int[256];
+        var blockScales = stackalloc float[16];
+        var blockMins = stackalloc float[8];
+        var ggmlBlockBytes = GgmlTypeInfo.BlockBytes(tensor.Type);
+        for (var r = 0; r < rows; r++)
+        {
+            var src = source + r * rowBytes;
+            for (var gb = 0; gb < columns / blockSize; gb++)
+            {
+                var subBlocks = DecodeBlock(tensor.Type, src + gb * ggmlBlockBytes, blockCodes, blockScales, blockMins);
+                for (var s = 0; s < subBlocks; s++)
+                {
+                    var block = (long)r * blocksPerRow + gb * subBlocks + s;
+                    var c = blockCodes + s * 32;
+                    if (quantLayout == CudaWeightLayout.Nibble)
+                    {
+                        for (var j = 0; j < 16; j++)
+                        {
+                            codes[block * 16 + j] = (byte)(c[j] | c[j + 16] << 4);
+                        }
+                    }
+                    else
+                    {
+                        for (var j = 0; j < 32; j++)
+                        {
+                            codes[block * 32 + j] = (byte)(sbyte)c[j];
+                        }
+                    }
+
+                    for (var k = 0; k < scalesPerBlock; k++)
+                    {
+                        scales[block * scalesPerBlock + k] = blockScales[s * scalesPerBlock + k];
+                    }
+
+                    if (mins is not null)
+                    {
+                        mins[block] = blockMins[s];
+                    }
+                }
+            }
+        }
+
+        return new PackedWeight(tensor.Name, tensor.Type, rows, columns, quantLayout, offset, scalesPerBlock, codes, scales, mins);
+    }
+
+    private static void RequireFloatColumns(string name, int columns)
+    {
+        // The float kernels read 16 bytes per lane and tiles of 32 columns.
+        if (columns % 32 != 0)
+        {
+            throw new InvalidDataException($"Tensor '{name}': the CUDA backend needs float rows of a multiple of 32 values, not {columns}.");
+        }
+    }
+
+    /// <summary>
+    /// Decodes one ggml block into 32-value sub-blocks: codes as the kernels want them (Int8 layouts with the offset
+    /// subtracted, nibble layouts unsigned), scales per sub-block (two for Q6_K) and mins. Returns the sub-block count.
+    /// </summary>
+    private static int DecodeBlock(GgmlType type, byte* b, int* codes, float* scales, float* mins)
+    {
+        switch (type)
+        {
+            case GgmlType.Q8_0:
+                scales[0] = Half(b);
+                for (var j = 0; j < 32; j++)
+                {
+                    codes[j] = (sbyte)b[2 + j];
+                }
+
+                return 1;
+            case GgmlType.Q4_0:
+                scales[0] = Half(b);
+                for (var j = 0; j < 16; j++)
+                {
+                    codes[j] = b[2 + j] & 0xF;
+                    codes[j + 16] = b[2 + j] >> 4;
+                }
+
+                return 1;
+            case GgmlType.Q5_0:
+            {
+                scales[0] = Half(b);
+                var qh = *(uint*)(b + 2);
+                var qs = b + 6;
+                for (var j = 0; j < 16; j++)
+                {
+                    codes[j] = ((qs[j] & 0xF) | (int)((qh >> j) & 1) << 4) - 16;
+                    codes[j + 16] = ((qs[j] >> 4) | (int)((qh >> (j + 16)) & 1) << 4) - 16;
+                }
+
+                return 1;
+            }
+
+            case GgmlType.Q4_K:
+            case GgmlType.Q5_K:
+            {
+                var d = Half(b);
+                var dmin = Half(b + 2);
+                var packedScales = b + 4;
+                var qh = type == GgmlType.Q5_K ? b + 16 : null;
+                var qs = type == GgmlType.Q5_K ? b + 48 : b + 16;
+                for (var s = 0; s < 8; s++)
+                {
+                    ScaleMinK4(s, packedScales, out var sc, out var m);
+                    scales[s] = d * sc;
+                    mins[s] = dmin * m;
+                    var q = qs + s / 2 * 32;
+                    var shift = (s & 1) * 4;
+                    for (var l = 0; l < 32; l++)
+                    {
+                        var code = (q[l] >> shift) & 0xF;
+                        if (qh is not null)
+                        {
+                            code |= ((qh[l] >> s) & 1) << 4;
+                        }
+
+                        codes[s * 32 + l] = code;
+                    }
+                }
+
+                return 8;
+            }
+
+            case GgmlType.Q6_K:
+            {
+                var ql = b;
+                var qh = b + 128;
+                var sc = (sbyte*)(b + 192);
+                var d = Half(b + 208);
+                for (var half = 0; half < 2; half++)
+                {
+                    var l0 = ql + half * 64;
+                    var h0 = qh + half * 32;
+                    var y = codes + half * 128;
+                    for (var l = 0; l < 32; l++)
+                    {
+                        y[l] = ((l0[l] & 0xF) | ((h0[l] >> 0) & 3) << 4) - 32;
+                        y[l + 32] = ((l0[l + 32] & 0xF) | ((h0[l] >> 2) & 3) << 4) - 32;
+                        y[l + 64] = ((l0[l] >> 4) | ((h0[l] >> 4) & 3) << 4) - 32;
+                        y[l + 96] = ((l0[l + 32] >> 4) | ((h0[l] >> 6) & 3) << 4) - 32;
+                    }
+                }
+
+                for (var k = 0; k < 16; k++)
+                {
+                    scales[k] = d * sc[k];
+                }
+
+                return 8;
+            }
+
+            default:
+                throw new InvalidOperationException($"No block decoder for {type}.");
+        }
+    }
+
+    /// <summary>The 6-bit scale and min of sub-block <paramref name="j"/> packed in a K-quant's 12 scale bytes.</summary>
+    private static void ScaleMinK4(int j, byte* q, out int scale, out int min)
+    {
+        if (j < 4)
+        {
+            scale = q[j] & 63;
+            min = q[j + 4] & 63;
+        }
+        else
+        {
+            scale = (q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4);
+            min = (q[j + 4] >> 4) | ((q[j] >> 6) << 4);
+        }
+    }
+
+    private static float Half(byte* p) => (float)BitConverter.UInt16BitsToHalf(*(ushort*)p);
+}

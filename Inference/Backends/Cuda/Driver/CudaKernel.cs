@@ -1,0 +1,82 @@
+namespace AspireAi.Inference.Backends.Cuda.Driver;
+
+/// <summary>Grid or block dimensions of a launch.</summary>
+public readonly record struct Dim3(uint X, uint Y = 1, uint Z = 1)
+{
+    public static implicit operator Dim3(int x) => new((uint)x);
+}
+
+/// <summary>
+/// One kernel argument in an 8-byte slot: device pointers are 8 bytes, int/float 4 (the driver reads as many bytes as the
+/// parameter has, from the slot's start; x86-64 and ARM64 are little-endian, so a 4-byte value sits in the low bytes).
+/// </summary>
+public readonly struct KernelArg
+{
+    private readonly ulong _bits;
+
+    private KernelArg(ulong bits) => _bits = bits;
+
+    public ulong Bits => _bits;
+
+    public static implicit operator KernelArg(int value) => new((uint)value);
+
+    public static implicit operator KernelArg(uint value) => new(value);
+
+    public static implicit operator KernelArg(long value) => new((ulong)value);
+
+    public static implicit operator KernelArg(float value) => new(BitConverter.SingleToUInt32Bits(value));
+
+    public static implicit operator KernelArg(DevicePointer pointer) => new(pointer.Address);
+}
+
+/// <summary>A device address (<c>CUdeviceptr</c>); <see cref="Null"/> passes a null pointer to a kernel.</summary>
+public readonly record struct DevicePointer(ulong Address)
+{
+    public static readonly DevicePointer Null = new(0);
+
+    public DevicePointer Offset(long bytes) => new(Address + (ulong)bytes);
+}
+
+/// <summary>A kernel of a loaded module (<c>CUfunction</c>), launched with <c>cuLaunchKernel</c> on a stream.</summary>
+public sealed unsafe class CudaKernel
+{
+    private readonly nint _function;
+
+    internal CudaKernel(nint function, string name)
+    {
+        _function = function;
+        Name = name;
+    }
+
+    public string Name { get; }
+
+    public int Attribute(CudaFunctionAttribute attribute)
+    {
+        CudaDriver.Check(CudaDriver.cuFuncGetAttribute(out var value, attribute, _function), $"cuFuncGetAttribute({Name})");
+        return value;
+    }
+
+    /// <summary>Allows more than the default 48 KB of dynamic shared memory per block.</summary>
+    public void SetMaxDynamicSharedMemory(int bytes) =>
+        CudaDriver.Check(CudaDriver.cuFuncSetAttribute(_function, CudaFunctionAttribute.MaxDynamicSharedSizeBytes, bytes), $"cuFuncSetAttribute({Name})");
+
+    public void Launch(CudaStream stream, Dim3 grid, Dim3 block, int sharedBytes, params ReadOnlySpan<KernelArg> args)
+    {
+        if (grid.X == 0 || grid.Y == 0 || grid.Z == 0)
+        {
+            return;
+        }
+
+        var slots = stackalloc ulong[args.Length];
+        var pointers = stackalloc void*[args.Length];
+        for (var i = 0; i < args.Length; i++)
+        {
+            slots[i] = args[i].Bits;
+            pointers[i] = slots + i;
+        }
+
+        CudaDriver.Check(
+            CudaDriver.cuLaunchKernel(_function, grid.X, grid.Y, grid.Z, block.X, block.Y, block.Z, (uint)sharedBytes, stream.Handle, pointers, null),
+            $"cuLaunchKernel({Name})");
+    }
+}

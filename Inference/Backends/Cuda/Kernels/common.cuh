@@ -1,0 +1,84 @@
+// common.cuh — helpers shared by every kernel file of the CUDA backend.
+//
+// Written so that both nvcc (which makes the committed PTX, target sm_80) and clang's CUDA front end (the CPU-side syntax
+// check, tools/gpu/check-syntax.sh) compile it: conversions, dp4a and mma go through inline PTX rather than cuda_fp16.h /
+// mma.h, so no toolkit header is needed. Every kernel is extern "C" so the host finds it by its plain name.
+#pragma once
+
+#define FULL_MASK 0xffffffffu
+
+// Weight layouts on the device (CudaWeightLayout in C# carries the same numbers).
+#define LAYOUT_F32 0
+#define LAYOUT_F16 1
+#define LAYOUT_BF16 2
+#define LAYOUT_INT8 3    // 32 signed int8 codes per block, code offset already subtracted (Q8_0, Q5_0, Q5_K, Q6_K)
+#define LAYOUT_NIBBLE 4  // 16 bytes per 32-code block, byte j = code j | code (j+16) << 4, unsigned (Q4_0, Q4_K)
+
+__device__ __forceinline__ float warp_sum(float v) {
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(FULL_MASK, v, o);
+    return v;
+}
+
+__device__ __forceinline__ float warp_max(float v) {
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(FULL_MASK, v, o));
+    return v;
+}
+
+__device__ __forceinline__ int warp_sum_int(int v) {
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(FULL_MASK, v, o);
+    return v;
+}
+
+__device__ __forceinline__ float half_to_float(unsigned short h) {
+    float f;
+    asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(h));
+    return f;
+}
+
+__device__ __forceinline__ float bf16_to_float(unsigned short h) { return __uint_as_float(((unsigned)h) << 16); }
+
+// Two floats to a packed f16x2 / bf16x2 register (round to nearest even), the operand format of mma.sync.
+__device__ __forceinline__ unsigned pack_half2(float lo, float hi) {
+    unsigned r;
+    asm("cvt.rn.f16x2.f32 %0, %1, %2;" : "=r"(r) : "f"(hi), "f"(lo));
+    return r;
+}
+
+__device__ __forceinline__ unsigned pack_bf162(float lo, float hi) {
+    unsigned r;
+    asm("cvt.rn.bf16x2.f32 %0, %1, %2;" : "=r"(r) : "f"(hi), "f"(lo));
+    return r;
+}
+
+// Four int8 products summed into an int32 (sm_61+).
+__device__ __forceinline__ int dp4a(int a, int b, int c) {
+    int d;
+    asm("dp4a.s32.s32 %0, %1, %2, %3;" : "=r"(d) : "r"(a), "r"(b), "r"(c));
+    return d;
+}
+
+// One value of a weight row in any layout (embedding lookup; slow paths).
+__device__ __forceinline__ float weight_value(const unsigned char* codes, const float* scales, const float* mins, int layout,
+                                              int scalesPerBlock, int offset, long long row, int columns, int i) {
+    switch (layout) {
+    case LAYOUT_F32: return ((const float*)codes)[row * columns + i];
+    case LAYOUT_F16: return half_to_float(((const unsigned short*)codes)[row * columns + i]);
+    case LAYOUT_BF16: return bf16_to_float(((const unsigned short*)codes)[row * columns + i]);
+    default: break;
+    }
+    const int blocks = columns / 32;
+    const int block = i / 32, j = i % 32;
+    int code;
+    if (layout == LAYOUT_INT8) {
+        code = (int)((const signed char*)codes)[row * columns + i];
+    } else {
+        const unsigned char b = codes[(row * blocks + block) * 16 + (j & 15)];
+        code = (j < 16 ? (b & 15) : (b >> 4)) - offset;
+    }
+    const float scale = scales[(row * blocks + block) * scalesPerBlock + (scalesPerBlock == 2 ? j / 16 : 0)];
+    const float min = mins ? mins[row * blocks + block] : 0.0f;
+    return scale * (float)code - min;
+}

@@ -1,0 +1,136 @@
+// elementwise.cu — the row-wise operations of the forward pass, each the device twin of a CPU backend job.
+//
+// Activations are float32, row-major [rows][columns]. The KV cache of one layer is, for keys and values separately,
+// [slots][kvHeads][headDim] with slot = block * blockSize + offset (KvCacheShape). Launch shapes are given per kernel;
+// CudaLaunchGeometry in C# computes them.
+#include "common.cuh"
+
+// output[t][:] = row ids[t] of the table, dequantized.  grid (tokens), block 256; columns strided over threads.
+extern "C" __global__ void embed_rows(const unsigned char* codes, const float* scales, const float* mins, int layout,
+                                      int scalesPerBlock, int offset, int columns, const int* ids, float* output) {
+    const int t = blockIdx.x;
+    const long long row = ids[t];
+    for (int i = threadIdx.x; i < columns; i += blockDim.x)
+        output[(long long)t * columns + i] = weight_value(codes, scales, mins, layout, scalesPerBlock, offset, row, columns, i);
+}
+
+// Block-wide sum of one float per thread (blockDim a multiple of 32, at most 1024).
+__device__ __forceinline__ float block_sum(float v, float* scratch) {
+    v = warp_sum(v);
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+    if (lane == 0) scratch[warp] = v;
+    __syncthreads();
+    const int warps = blockDim.x / 32;
+    v = lane < warps ? scratch[lane] : 0.0f;
+    v = warp_sum(v);
+    __syncthreads();
+    return v;
+}
+
+// residual += delta (when delta is given), then output = residual / rms(residual) * weight.  One block (256 threads) per
+// row; output may alias residual. Each thread reads and writes only its own elements, so no barrier guards the write.
+extern "C" __global__ void rms_norm_rows(float* residual, const float* delta, const float* weight, float epsilon,
+                                         float* output, int columns) {
+    __shared__ float scratch[32];
+    const long long base = (long long)blockIdx.x * columns;
+    float sum = 0.0f;
+    for (int i = threadIdx.x; i < columns; i += blockDim.x) {
+        float x = residual[base + i];
+        if (delta) {
+            x += delta[base + i];
+            residual[base + i] = x;
+        }
+        sum += x * x;
+    }
+    sum = block_sum(sum, scratch);
+    const float scale = rsqrtf(sum / columns + epsilon);
+    for (int i = threadIdx.x; i < columns; i += blockDim.x) output[base + i] = residual[base + i] * scale * weight[i];
+}
+
+// Each group of `group` values normalised on its own (Qwen3's per-head q/k norm).  One warp per group, 4 warps per block:
+// grid (ceil(rows * columns / group / 4)), block 128. Output may alias input.
+extern "C" __global__ void rms_norm_groups(const float* input, const float* weight, float epsilon, float* output,
+                                           int groups, int group) {
+    const int g = blockIdx.x * 4 + threadIdx.x / 32, lane = threadIdx.x % 32;
+    if (g >= groups) return;
+    const long long base = (long long)g * group;
+    float sum = 0.0f;
+    for (int i = lane; i < group; i += 32) sum += input[base + i] * input[base + i];
+    sum = warp_sum(sum);
+    const float scale = rsqrtf(sum / group + epsilon);
+    for (int i = lane; i < group; i += 32) output[base + i] = input[base + i] * scale * weight[i];
+}
+
+// Rotates every head of query and key of token t by its position (cos/sin tables [maxPositions][headDim/2]), writes the
+// rotated key and the value to the cache at the token's slot.  grid (tokens), block 128.
+// style 0: adjacent pairs (2i, 2i+1); style 1: NeoX (i, i + headDim/2).
+extern "C" __global__ void rope_store_kv(float* query, float* key, const float* value, const float* cosTable,
+                                         const float* sinTable, const int* positions, const int* slots, float* keyCache,
+                                         float* valueCache, int heads, int kvHeads, int headDim, int style) {
+    const int t = blockIdx.x;
+    const int pairs = headDim / 2;
+    const long long p = positions[t];
+    const float* cs = cosTable + p * pairs;
+    const float* sn = sinTable + p * pairs;
+    const long long slot = slots[t];
+    const int kvWidth = kvHeads * headDim;
+    for (int item = threadIdx.x; item < (heads + kvHeads) * pairs; item += blockDim.x) {
+        const int h = item / pairs, i = item % pairs;
+        const bool isKey = h >= heads;
+        float* x = isKey ? key + (long long)t * kvWidth + (h - heads) * headDim
+                         : query + (long long)t * heads * headDim + h * headDim;
+        const int a = style == 0 ? 2 * i : i;
+        const int b = style == 0 ? 2 * i + 1 : i + pairs;
+        const float x0 = x[a], x1 = x[b];
+        const float r0 = x0 * cs[i] - x1 * sn[i];
+        const float r1 = x0 * sn[i] + x1 * cs[i];
+        x[a] = r0;
+        x[b] = r1;
+        if (isKey) {
+            float* k = keyCache + slot * kvWidth + (h - heads) * headDim;
+            k[a] = r0;
+            k[b] = r1;
+        }
+    }
+    for (int i = threadIdx.x; i < kvWidth; i += blockDim.x)
+        valueCache[slot * kvWidth + i] = value[(long long)t * kvWidth + i];
+}
+
+// output = gate / (1 + e^-gate) * up over n values.  grid (ceil(n / 256)), block 256.
+extern "C" __global__ void silu_mul(const float* gate, const float* up, float* output, long long n) {
+    const long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= n) return;
+    const float g = gate[i];
+    output[i] = g / (1.0f + expf(-g)) * up[i];
+}
+
+// tensor[r][c] += bias[c].  grid (ceil(rows * columns / 256)), block 256.
+extern "C" __global__ void add_bias(float* tensor, const float* bias, int columns, long long n) {
+    const long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= n) return;
+    tensor[i] += bias[i % columns];
+}
+
+// output[i] = input[indices[i]].  grid (count), block 256.
+extern "C" __global__ void gather_rows(const float* input, const int* indices, float* output, int columns) {
+    const long long src = (long long)indices[blockIdx.x] * columns, dst = (long long)blockIdx.x * columns;
+    for (int i = threadIdx.x; i < columns; i += blockDim.x) output[dst + i] = input[src + i];
+}
+
+// Activations to int8 blocks of 32 (llama.cpp's q8_1 idea): per block d = max|x| / 127, codes round(x / d) (to nearest
+// even, as the CPU's cvtps2dq), and d·Σcodes, which undoes weight code offsets and K-quant mins.  One warp per block of
+// 32 values (lane j quantizes value j), 8 warps per thread block: grid (ceil(rows * columns / 32 / 8)), block 256.
+// codes [rows][columns] int8; scaleSums [rows][columns / 32] float2 {d, d·Σq}.
+extern "C" __global__ void quantize_q8(const float* input, signed char* codes, float2* scaleSums, long long blocks) {
+    const long long b = (long long)blockIdx.x * 8 + threadIdx.x / 32;
+    const int lane = threadIdx.x % 32;
+    if (b >= blocks) return;
+    const float x = input[b * 32 + lane];
+    const float amax = warp_max(fabsf(x));
+    const float d = amax / 127.0f;
+    const float id = amax > 0.0f ? 127.0f / amax : 0.0f;
+    const int q = __float2int_rn(x * id);
+    codes[b * 32 + lane] = (signed char)q;
+    const int sum = warp_sum_int(q);
+    if (lane == 0) scaleSums[b] = make_float2(d, d * (float)sum);
+}

@@ -1,0 +1,163 @@
+using AspireAi.Inference.Backends;
+using AspireAi.Inference.Backends.Cpu;
+using AspireAi.Inference.Backends.Cuda;
+using AspireAi.Inference.Backends.Cuda.Driver;
+using AspireAi.Inference.Models;
+using AspireAi.Inference.Tests.Support;
+
+namespace AspireAi.Inference.Tests.Cuda;
+
+/// <summary>The CUDA backend's host-side logic, which needs no GPU: launch geometry, batch metadata packing, weight packing.</summary>
+public sealed class CudaHostLogicTests
+{
+    [Theory]
+    [InlineData(1, true)]
+    [InlineData(8, true)]
+    [InlineData(9, false)]
+    [InlineData(512, false)]
+    public void MatMulPathAndGridCoverEveryOutput(int rows, bool gemv)
+    {
+        Assert.Equal(gemv, CudaLaunchGeometry.UseGemv(rows));
+        var (x, y) = CudaLaunchGeometry.MatMulGrid(rows, 4100, gemv);
+        if (gemv)
+        {
+            Assert.Equal((1025, 1), (x, y)); // 4 weight rows per block: 4100 / 4
+        }
+        else
+        {
+            Assert.True(x * CudaLaunchGeometry.GemmTile >= 4100 && (x - 1) * CudaLaunchGeometry.GemmTile < 4100);
+            Assert.True(y * CudaLaunchGeometry.GemmTile >= rows && (y - 1) * CudaLaunchGeometry.GemmTile < rows);
+        }
+    }
+
+    [Theory]
+    [InlineData(1, 8, 4096, 132)]
+    [InlineData(1, 8, 100, 132)]
+    [InlineData(32, 8, 1024, 132)]
+    [InlineData(512, 8, 512, 132)]
+    [InlineData(1, 2, 16384, 132)]
+    [InlineData(3, 8, 129, 80)]
+    public void AttentionSplitCoversTheContextInTilesAndFillsTheDevice(int tokens, int kvHeads, int context, int sms)
+    {
+        var (partition, splits) = CudaLaunchGeometry.AttentionSplit(tokens, kvHeads, context, sms);
+        Assert.Equal(0, partition % CudaLaunchGeometry.AttentionTile);
+        Assert.True(partition * splits >= context && partition * (splits - 1) < context, "the partitions must cover the context exactly once");
+        var blocks = (long)tokens * kvHeads * splits;
+        // Either two blocks per multiprocessor, or partitions already down to one tile.
+        Assert.True(blocks >= 2 * sms || partition == CudaLaunchGeometry.AttentionTile || splits == CudaLaunchGeometry.Ceiling(context, CudaLaunchGeometry.AttentionTile));
+        if (tokens * kvHeads >= 2 * sms)
+        {
+            Assert.Equal(1, splits); // enough work without splitting: no reduce pass
+        }
+    }
+
+    [Fact]
+    public void AttentionSharedMemoryFitsTheDefaultLimitForEveryAllowedGroup()
+    {
+        foreach (var (group, headDim) in new[] { (1, 48), (4, 64), (2, 128), (8, 128), (16, 128), (8, 256) })
+        {
+            Assert.True(group * headDim <= CudaLaunchGeometry.AttentionMaxGroupWidth);
+            Assert.True(CudaLaunchGeometry.AttentionSharedBytes(group, headDim) <= 48 * 1024);
+        }
+    }
+
+    [Fact]
+    public void BatchMetadataPacksEveryArrayAtItsOffset()
+    {
+        var batch = new ForwardBatch(8, 3, 4);
+        batch.AddSequence([7, 2]);
+        batch.AddSequence([5, 1, 9, 3]);
+        batch.AddToken(11, 0, 0, 112, false);
+        batch.AddToken(12, 1, 0, 113, true);
+        batch.AddToken(13, 40, 1, 150, true);
+        var layout = BatchMetadata.For(batch);
+        var packed = new int[layout.Length];
+        layout.Pack(batch, packed);
+        Assert.Equal([11, 12, 13], packed[layout.TokenIds..(layout.TokenIds + 3)]);
+        Assert.Equal([0, 1, 40], packed[layout.Positions..(layout.Positions + 3)]);
+        Assert.Equal([0, 0, 1], packed[layout.Sequences..(layout.Sequences + 3)]);
+        Assert.Equal([112, 113, 150], packed[layout.Slots..(layout.Slots + 3)]);
+        Assert.Equal([1, 2], packed[layout.LogitIndices..(layout.LogitIndices + 2)]);
+        // Block tables keep the batch's row stride (MaxBlocksPerSequence), as the attention kernel indexes them.
+        Assert.Equal([7, 2], packed[layout.BlockTables..(layout.BlockTables + 2)]);
+        Assert.Equal([5, 1, 9, 3], packed[(layout.BlockTables + 4)..(layout.BlockTables + 8)]);
+        Assert.Equal(layout.BlockTables + 2 * 4, layout.Length);
+    }
+
+    [Theory]
+    [MemberData(nameof(Types))]
+    public void PackedWeightsDecodeToTheGgmlValues(GgmlType type)
+    {
+        const int rows = 3;
+        var columns = GgmlTypeInfo.BlockSize(type) == 256 ? 512 : 96;
+        var tensor = new PinnedTensor("w", type, rows, columns, GgmlReference.RandomTensor(type, rows, columns, new Random((int)type)));
+        var expected = tensor.Dequantized;
+        var packed = CudaWeightPacker.Pack(tensor.View);
+        for (var r = 0; r < rows; r++)
+        {
+            for (var i = 0; i < columns; i++)
+            {
+                var want = expected[r * columns + i];
+                Assert.True(Math.Abs(packed.Value(r, i) - want) <= 1e-6 * Math.Max(1, Math.Abs(want)), $"{type} [{r}, {i}]: {packed.Value(r, i)} ≠ {want}");
+            }
+        }
+
+        var layout = packed.Layout;
+        Assert.Equal(type switch
+        {
+            GgmlType.F32 => CudaWeightLayout.Float32,
+            GgmlType.F16 => CudaWeightLayout.Float16,
+            GgmlType.BF16 => CudaWeightLayout.BFloat16,
+            GgmlType.Q4_0 or GgmlType.Q4_K => CudaWeightLayout.Nibble,
+            _ => CudaWeightLayout.Int8,
+        }, layout);
+    }
+
+    public static TheoryData<GgmlType> Types() => new(GgmlReference.AllTypes);
+
+    [Fact]
+    public void VectorsAreWidenedToFloat32AndBadShapesAreRefusedByName()
+    {
+        var half = new byte[64];
+        for (var i = 0; i < 32; i++)
+        {
+            BitConverter.TryWriteBytes(half.AsSpan(2 * i), (Half)(i * 0.5));
+        }
+
+        var packed = CudaWeightPacker.Pack(new PinnedTensor("norm", GgmlType.F16, 1, 32, half).View);
+        Assert.Equal(CudaWeightLayout.Float32, packed.Layout);
+        Assert.Equal(7.5f, packed.Value(0, 15));
+
+        var floats = new PinnedTensor("blk.0.attn_q.weight", GgmlType.F32, 2, 40, new byte[40 * 4 * 2]);
+        var error = Assert.Throws<InvalidDataException>(() => CudaWeightPacker.Pack(floats.View));
+        Assert.Contains("blk.0.attn_q.weight", error.Message);
+        Assert.Contains("multiple of 32", error.Message);
+    }
+
+    [Fact]
+    public void CudaResultErrorsNameTheCallAndTheResult()
+    {
+        var error = new CudaException("cuMemAlloc", CudaResult.OutOfMemory, "1,024 bytes");
+        Assert.Contains("cuMemAlloc failed", error.Message);
+        Assert.Contains("OUT_OF_MEMORY", error.Message.Replace("OutOfMemory", "OUT_OF_MEMORY"));
+        Assert.Equal(CudaResult.OutOfMemory, error.Result);
+    }
+
+    [Fact]
+    public void DeviceAutoFallsBackToTheCpuWithTheReasonWhenThereIsNoGpu()
+    {
+        if (CudaContext.IsAvailable(out var why))
+        {
+            using var gpu = BackendSelector.Create("auto", 1, out var reason);
+            Assert.IsType<CudaBackend>(gpu);
+            Assert.Contains("CUDA available", reason);
+            return;
+        }
+
+        using var backend = BackendSelector.Create("auto", 1, out var fallback);
+        Assert.IsType<CpuBackend>(backend);
+        Assert.Contains(why, fallback);
+        var error = Assert.Throws<InvalidOperationException>(() => BackendSelector.Create("cuda", 1, out _));
+        Assert.Contains("--device cuda", error.Message);
+    }
+}

@@ -1,0 +1,268 @@
+using System.Diagnostics;
+using AspireAi.Inference.Backends;
+using AspireAi.Inference.Backends.Cuda;
+using AspireAi.Inference.Backends.Cuda.Driver;
+using AspireAi.Inference.Models;
+
+namespace AspireAi.GpuCheck;
+
+/// <summary>
+/// Per-kernel timings with CUDA events (warm-up first, median of many runs, inputs rotated through more memory than the
+/// L2 cache holds where the input would fit in it), as achieved bandwidth or FLOP/s against the device-to-device copy
+/// bandwidth measured here; then end-to-end decode tokens/s.
+/// </summary>
+internal sealed class Benchmarks(CudaBackend gpu, Report report)
+{
+    private const int Runs = 50;
+    private readonly Random _random = new(7);
+    private double _copyBandwidth;
+
+    public void Run(bool quick)
+    {
+        CopyBandwidth();
+        GemvAndGemm(quick);
+        AttentionDecode();
+        ElementWise();
+    }
+
+    /// <summary>Median milliseconds of <paramref name="runs"/> timed calls of <paramref name="work"/> (i = run index).</summary>
+    private double Time(Action<int> work, int runs = Runs)
+    {
+        using var start = new CudaEvent(gpu.Context);
+        using var stop = new CudaEvent(gpu.Context);
+        for (var i = 0; i < 3; i++)
+        {
+            work(i);
+        }
+
+        var times = new double[runs];
+        for (var i = 0; i < runs; i++)
+        {
+            start.Record(gpu.Stream);
+            work(i);
+            stop.Record(gpu.Stream);
+            stop.Synchronize();
+            times[i] = stop.ElapsedSince(start);
+        }
+
+        Array.Sort(times);
+        return times[runs / 2];
+    }
+
+    private void CopyBandwidth()
+    {
+        const long bytes = 1L << 30;
+        using var a = new CudaDeviceBuffer<byte>(gpu.Context, bytes);
+        using var b = new CudaDeviceBuffer<byte>(gpu.Context, bytes);
+        a.Fill(gpu.Stream, 0x3F800000);
+        var ms = Time(_ => a.CopyTo(gpu.Stream, b), 20);
+        _copyBandwidth = 2.0 * bytes / (ms * 1e-3) / 1e9;
+        report.Timing($"device-to-device copy 1 GiB: {ms:F3} ms, {_copyBandwidth:F0} GB/s (read + write) = the bandwidth ceiling below");
+    }
+
+    private string OfCeiling(double gbPerSecond) => $"{gbPerSecond:F0} GB/s ({100 * gbPerSecond / _copyBandwidth:F0}% of copy)";
+
+    private void GemvAndGemm(bool quick)
+    {
+        var shapes = quick ? new[] { (4096, 4096) } : new[] { (4096, 4096), (14336, 4096), (4096, 14336) };
+        foreach (var type in new[] { GgmlType.Q8_0, GgmlType.Q4_0, GgmlType.Q4_K, GgmlType.Q5_K, GgmlType.Q6_K, GgmlType.F16, GgmlType.BF16 })
+        {
+            foreach (var (n, k) in shapes)
+            {
+                // Copies enough to exceed the 50 MB L2 cache, used in turn.
+                using var host = new HostTensor("w", type, [k, n], RandomWeights.Tensor(type, n, k, _random.Next()));
+                var first = gpu.LoadWeight(host.View);
+                var copies = (int)Math.Max(1, Math.Ceiling(150e6 / first.ByteSize));
+                var weights = new List<DeviceWeight> { first };
+                for (var i = 1; i < copies; i++)
+                {
+                    weights.Add(gpu.LoadWeight(host.View));
+                }
+
+                foreach (var rows in new[] { 1, 8, 512 })
+                {
+                    if (rows == 512 && n != 4096 || quick && rows == 8)
+                    {
+                        continue;
+                    }
+
+                    using var x = gpu.CreateTensor(rows, k);
+                    using var y = gpu.CreateTensor(rows, n);
+                    gpu.WriteRows(x, RandomWeights.Floats(rows * k, _random));
+                    // Quantize the activations once (as the forward pass does for q, k and v together), then time the matmul.
+                    gpu.MatMul(x, first, y, rows);
+                    var ms = Time(i => gpu.MatMul(x, weights[i % weights.Count], y, rows));
+                    var flops = 2.0 * rows * n * k / (ms * 1e-3);
+                    var bytes = first.ByteSize + (long)rows * (k + n) * 4;
+                    var path = CudaLaunchGeometry.UseGemv(rows) ? "gemv" : "gemm";
+                    report.Timing($"matmul {type,-5} {path} M={rows,-3} N={n} K={k}: {ms * 1000,8:F1} us, {OfCeiling(bytes / (ms * 1e-3) / 1e9)}, {flops / 1e12:F2} TFLOP/s");
+                }
+
+                foreach (var w in weights)
+                {
+                    w.Dispose();
+                }
+            }
+        }
+    }
+
+    private void AttentionDecode()
+    {
+        // Llama-3-8B attention: 32 query heads, 8 KV heads of 128.
+        foreach (var (batchSize, context) in new[] { (1, 4096), (1, 16384), (32, 1024), (32, 4096) })
+        {
+            const int heads = 32, kvHeads = 8, headDim = 128, blockSize = 16;
+            var blocksPerSequence = context / blockSize + 1;
+            var shape = new KvCacheShape(1, kvHeads, headDim, blockSize, blocksPerSequence * batchSize);
+            using var cache = gpu.CreateKvCache(shape);
+            var batch = new ForwardBatch(batchSize, batchSize, blocksPerSequence);
+            for (var s = 0; s < batchSize; s++)
+            {
+                var table = Enumerable.Range(s * blocksPerSequence, blocksPerSequence).ToArray();
+                batch.AddSequence(table);
+                batch.AddToken(0, context - 1, s, table[(context - 1) / blockSize] * blockSize + (context - 1) % blockSize, true);
+            }
+
+            gpu.BeginBatch(batch);
+            using var q = gpu.CreateTensor(batchSize, heads * headDim);
+            using var o = gpu.CreateTensor(batchSize, heads * headDim);
+            gpu.WriteRows(q, RandomWeights.Floats(batchSize * heads * headDim, _random));
+            var ms = Time(_ => gpu.PagedAttention(q, cache, 0, o));
+            var bytes = 2.0 * batchSize * context * kvHeads * headDim * sizeof(float);
+            var (partition, splits) = CudaLaunchGeometry.AttentionSplit(batchSize, kvHeads, context, gpu.Context.MultiprocessorCount);
+            report.Timing($"attention decode batch {batchSize,2} context {context,5} (32/8×128, fp32 KV, {splits} splits of {partition}): {ms * 1000,8:F1} us, {OfCeiling(bytes / (ms * 1e-3) / 1e9)}");
+        }
+    }
+
+    private void ElementWise()
+    {
+        const int rows = 512, columns = 14336;
+        using var a = gpu.CreateTensor(rows, columns);
+        using var b = gpu.CreateTensor(rows, columns);
+        using var c = gpu.CreateTensor(rows, columns);
+        gpu.WriteRows(a, RandomWeights.Floats(rows * columns, _random));
+        gpu.WriteRows(b, RandomWeights.Floats(rows * columns, _random));
+        var ms = Time(_ => gpu.SiluMul(a, b, c, rows));
+        report.Timing($"silu·mul {rows} × {columns}: {ms * 1000,8:F1} us, {OfCeiling(3.0 * rows * columns * 4 / (ms * 1e-3) / 1e9)}");
+        var normBytes = System.Runtime.InteropServices.MemoryMarshal.AsBytes(RandomWeights.Floats(4096, _random, 0.1, 1).AsSpan()).ToArray();
+        using var normHost = new HostTensor("norm", GgmlType.F32, [4096], normBytes);
+        using var norm = gpu.LoadWeight(normHost.View);
+        using var x = gpu.CreateTensor(4096, 4096);
+        using var d = gpu.CreateTensor(4096, 4096);
+        using var y = gpu.CreateTensor(4096, 4096);
+        gpu.WriteRows(x, RandomWeights.Floats(4096 * 4096, _random));
+        gpu.WriteRows(d, RandomWeights.Floats(4096 * 4096, _random));
+        ms = Time(_ => gpu.AddRmsNorm(x, d, norm, 1e-5f, y, 4096));
+        report.Timing($"add+rmsnorm 4096 × 4096: {ms * 1000,8:F1} us, {OfCeiling(4.0 * 4096 * 4096 * 4 / (ms * 1e-3) / 1e9)}");
+    }
+
+    /// <summary>
+    /// Decode tokens/s of a random-weight model: each of <paramref name="batchSize"/> sequences prefilled with
+    /// <paramref name="prompt"/> tokens, then <paramref name="steps"/> steps of one token each, greedy on the device (only
+    /// ids come back), eagerly and, at batch 1, as a replayed CUDA graph; and with the logits copied to the host.
+    /// </summary>
+    public void Decode(string name, ModelConfig config, GgmlType type, int[] batchSizes, int prompt = 128, int steps = 64)
+    {
+        using var source = new RandomModel(name, config, type, 99);
+        var maxBatch = batchSizes.Max();
+        using var model = new LlamaModel(source, gpu, Math.Max(prompt, maxBatch), maxBatch);
+        const int blockSize = 16;
+        var blocksPerSequence = (prompt + steps + 2 * blockSize) / blockSize;
+        using var cache = gpu.CreateKvCache(model.KvCacheShape(blockSize, blocksPerSequence * maxBatch));
+        var ids = new int[maxBatch];
+        report.Line($"---- decode {name} {type}: {model.WeightBytesPerStep / 1e9:F2} GB of weights per step");
+        foreach (var batchSize in batchSizes)
+        {
+            var tables = Enumerable.Range(0, batchSize).Select(s => Enumerable.Range(s * blocksPerSequence, blocksPerSequence).ToArray()).ToArray();
+            var batch = new ForwardBatch(Math.Max(prompt, batchSize), batchSize, blocksPerSequence);
+            int Slot(int s, int p) => tables[s][p / blockSize] * blockSize + p % blockSize;
+            for (var s = 0; s < batchSize; s++)
+            {
+                batch.Clear();
+                batch.AddSequence(tables[s]);
+                for (var p = 0; p < prompt; p++)
+                {
+                    batch.AddToken(_random.Next(config.VocabularySize), p, 0, Slot(s, p), p == prompt - 1);
+                }
+
+                model.ForwardToLogits(batch, cache);
+            }
+
+            void DecodeBatch(int position)
+            {
+                batch.Clear();
+                for (var s = 0; s < batchSize; s++)
+                {
+                    batch.AddSequence(tables[s]);
+                }
+
+                for (var s = 0; s < batchSize; s++)
+                {
+                    batch.AddToken(ids[s], position, s, Slot(s, position), true);
+                }
+            }
+
+            // Eager: launches from the host each step; greedy on the device.
+            Array.Fill(ids, 1);
+            DecodeBatch(prompt);
+            gpu.ArgMax(model.ForwardToLogits(batch, cache)!, batchSize, ids);
+            gpu.Context.Synchronize();
+            var clock = Stopwatch.StartNew();
+            for (var i = 0; i < steps; i++)
+            {
+                DecodeBatch(prompt + 1 + i % (steps / 2));
+                gpu.ArgMax(model.ForwardToLogits(batch, cache)!, batchSize, ids);
+            }
+
+            var eager = batchSize * steps / clock.Elapsed.TotalSeconds;
+            var stepMs = clock.Elapsed.TotalMilliseconds / steps;
+            report.Timing($"decode {name} {type} batch {batchSize,2}: {eager,8:F1} tokens/s ({stepMs:F2} ms/step, {model.WeightBytesPerStep / (stepMs * 1e-3) / 1e9:F0} GB/s of weights), eager launches, greedy on the GPU");
+
+            // Logits to the host each step (LlamaModel.Forward) and argmax there.
+            var logits = new float[batchSize * config.VocabularySize];
+            clock.Restart();
+            for (var i = 0; i < steps; i++)
+            {
+                DecodeBatch(prompt + 1 + i % (steps / 2));
+                model.Forward(batch, cache, logits);
+                for (var s = 0; s < batchSize; s++)
+                {
+                    ids[s] = AspireAi.Inference.Engine.Sampler.ArgMax(logits.AsSpan(s * config.VocabularySize, config.VocabularySize));
+                }
+            }
+
+            report.Timing($"decode {name} {type} batch {batchSize,2}: {batchSize * steps / clock.Elapsed.TotalSeconds,8:F1} tokens/s with logits copied to the host");
+
+            // A captured graph of the step, replayed: the same positions each step, so the launch shapes stay fixed.
+            DecodeBatch(prompt + 1);
+            model.ForwardToLogits(batch, cache);
+            gpu.DeferBatchUploads = true;
+            gpu.Stream.BeginCapture();
+            DeviceTensor? captured;
+            CudaGraph graph;
+            try
+            {
+                captured = model.ForwardToLogits(batch, cache);
+            }
+            finally
+            {
+                graph = gpu.Stream.EndCapture();
+                gpu.DeferBatchUploads = false;
+            }
+
+            using (graph)
+            {
+                gpu.Context.Synchronize();
+                clock.Restart();
+                for (var i = 0; i < steps; i++)
+                {
+                    gpu.UploadBatch(batch);
+                    graph.Launch(gpu.Stream);
+                    gpu.ArgMax(captured!, batchSize, ids);
+                }
+            }
+
+            report.Timing($"decode {name} {type} batch {batchSize,2}: {batchSize * steps / clock.Elapsed.TotalSeconds,8:F1} tokens/s as a replayed CUDA graph, greedy on the GPU");
+        }
+    }
+}

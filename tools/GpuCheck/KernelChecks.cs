@@ -1,0 +1,467 @@
+using AspireAi.Inference.Backends;
+using AspireAi.Inference.Backends.Cpu;
+using AspireAi.Inference.Backends.Cuda;
+using AspireAi.Inference.Models;
+
+namespace AspireAi.GpuCheck;
+
+/// <summary>
+/// Every backend operation on the GPU against the CPU backend, through <see cref="IBackend"/> on both: fresh random inputs
+/// for each case (never zeros), the GPU output poisoned with NaN first (so an unwritten element fails), many shapes with
+/// ragged tails (row counts not a multiple of the tiles, K with an odd number of blocks).
+/// </summary>
+internal sealed class KernelChecks(CudaBackend gpu, CpuBackend cpu, Report report, bool quick)
+{
+    // Bounds on ‖gpu − cpu‖ / ‖cpu‖. Both backends quantize activations to int8 per 32 values the same way, so quantized
+    // matmuls differ only by float summation order (and rare rounding ties): 1e-3 leaves room. F16 tensor-core GEMM rounds
+    // the activations to fp16 (11-bit mantissa, ≤ 2⁻¹¹ relative each): ~3e-4 expected over K terms; BF16 rounds them to
+    // 8 bits (2⁻⁸ = 4e-3 each, averaging down over K): 1e-2. Element-wise float ops: 1e-5.
+    private const double QuantBound = 1e-3;
+    private const double FloatBound = 1e-5;
+    private const double F32MatMulBound = 1e-5;
+    private const double F16GemmBound = 2e-3;
+    private const double Bf16GemmBound = 1.5e-2;
+
+    private readonly Random _random = new(20261126);
+
+    private static readonly GgmlType[] AllTypes =
+        [GgmlType.Q8_0, GgmlType.Q4_0, GgmlType.Q5_0, GgmlType.Q4_K, GgmlType.Q5_K, GgmlType.Q6_K, GgmlType.F16, GgmlType.BF16, GgmlType.F32];
+
+    public void Run()
+    {
+        MatMuls();
+        Embeddings();
+        Norms();
+        ElementWise();
+        Attention();
+        Sampling();
+    }
+
+    private (DeviceTensor Gpu, DeviceTensor Cpu) Pair(int rows, int columns, float[]? values = null)
+    {
+        var g = gpu.CreateTensor(rows, columns);
+        var c = cpu.CreateTensor(rows, columns);
+        if (values is not null)
+        {
+            gpu.WriteRows(g, values);
+            cpu.WriteRows(c, values);
+        }
+        else
+        {
+            Poison(g);
+        }
+
+        return (g, c);
+    }
+
+    private void Poison(DeviceTensor t) => gpu.WriteRows(t, Enumerable.Repeat(float.NaN, t.Rows * t.Columns).ToArray());
+
+    private double Compare(DeviceTensor g, DeviceTensor c, int rows)
+    {
+        var a = new float[rows * g.Columns];
+        var b = new float[rows * c.Columns];
+        gpu.ReadRows(g, rows, a);
+        cpu.ReadRows(c, rows, b);
+        return Report.RelativeError(a, b);
+    }
+
+    private void MatMuls()
+    {
+        int[] rowCounts = quick ? [1, 9] : [1, 3, 8, 9, 67, 200];
+        foreach (var type in AllTypes)
+        {
+            var kQuant = GgmlTypeInfo.BlockSize(type) == 256;
+            int[] ks = quick ? [kQuant ? 256 : 288] : kQuant ? [256, 2304] : [288, 2048];
+            int[] ns = quick ? [100] : [100, 4100];
+            foreach (var k in ks)
+            {
+                foreach (var n in ns)
+                {
+                    using var weight = new HostTensor("w", type, [k, n], RandomWeights.Tensor(type, n, k, _random.Next()));
+                    using var gw = gpu.LoadWeight(weight.View);
+                    using var cw = cpu.LoadWeight(weight.View);
+                    foreach (var rows in rowCounts)
+                    {
+                        var (gx, cx) = Pair(rows, k, RandomWeights.Floats(rows * k, _random));
+                        var (gy, cy) = Pair(rows, n);
+                        gpu.MatMul(gx, gw, gy, rows);
+                        cpu.MatMul(cx, cw, cy, rows);
+                        var gemv = CudaLaunchGeometry.UseGemv(rows);
+                        var bound = type switch
+                        {
+                            GgmlType.F32 => F32MatMulBound,
+                            GgmlType.F16 => gemv ? FloatBound * 10 : F16GemmBound,
+                            GgmlType.BF16 => gemv ? FloatBound * 10 : Bf16GemmBound,
+                            _ => QuantBound,
+                        };
+                        report.Check($"matmul {type} {(gemv ? "gemv" : "gemm")} M={rows} N={n} K={k}", Compare(gy, cy, rows), bound);
+                        foreach (var t in new[] { gx, cx, gy, cy })
+                        {
+                            t.Dispose();
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    private void Embeddings()
+    {
+        foreach (var type in AllTypes)
+        {
+            const int vocabulary = 300, columns = 512;
+            using var table = new HostTensor("embd", type, [columns, vocabulary], RandomWeights.Tensor(type, vocabulary, columns, _random.Next()));
+            using var gw = gpu.LoadWeight(table.View);
+            using var cw = cpu.LoadWeight(table.View);
+            var batch = new ForwardBatch(37, 1, 4);
+            batch.AddSequence([0, 1, 2, 3]);
+            for (var i = 0; i < 37; i++)
+            {
+                batch.AddToken(_random.Next(vocabulary), i, 0, i, false);
+            }
+
+            gpu.BeginBatch(batch);
+            cpu.BeginBatch(batch);
+            var (gy, cy) = Pair(37, columns);
+            gpu.Embed(gw, gy);
+            cpu.Embed(cw, cy);
+            report.Check($"embed {type} 37 tokens × {columns}", Compare(gy, cy, 37), 1e-6);
+            gy.Dispose();
+            cy.Dispose();
+        }
+    }
+
+    private DeviceWeight[] Vector(float[] values, string name)
+    {
+        var bytes = System.Runtime.InteropServices.MemoryMarshal.AsBytes(values.AsSpan()).ToArray();
+        using var host = new HostTensor(name, GgmlType.F32, [values.Length], bytes);
+        return [gpu.LoadWeight(host.View), cpu.LoadWeight(host.View)];
+    }
+
+    private void Norms()
+    {
+        foreach (var (rows, columns) in new[] { (1, 288), (7, 2048), (33, 4096), (130, 896) })
+        {
+            var w = Vector(RandomWeights.Floats(columns, _random, 0.2, 1), "norm");
+            var x = RandomWeights.Floats(rows * columns, _random, 3);
+            var (gx, cx) = Pair(rows, columns, x);
+            var (gy, cy) = Pair(rows, columns);
+            gpu.RmsNorm(gx, w[0], 1e-5f, gy, rows);
+            cpu.RmsNorm(cx, w[1], 1e-5f, cy, rows);
+            report.Check($"rmsnorm {rows} × {columns}", Compare(gy, cy, rows), FloatBound);
+
+            var (gd, cd) = Pair(rows, columns, RandomWeights.Floats(rows * columns, _random));
+            gpu.AddRmsNorm(gx, gd, w[0], 1e-6f, gy, rows);
+            cpu.AddRmsNorm(cx, cd, w[1], 1e-6f, cy, rows);
+            report.Check($"add+rmsnorm {rows} × {columns} (output)", Compare(gy, cy, rows), FloatBound);
+            report.Check($"add+rmsnorm {rows} × {columns} (residual)", Compare(gx, cx, rows), FloatBound);
+            foreach (var d in new IDisposable[] { gx, cx, gy, cy, gd, cd, w[0], w[1] })
+            {
+                d.Dispose();
+            }
+        }
+
+        foreach (var (rows, heads, headDim) in new[] { (5, 16, 128), (19, 8, 64) })
+        {
+            var w = Vector(RandomWeights.Floats(headDim, _random, 0.2, 1), "qnorm");
+            var columns = heads * headDim;
+            var x = RandomWeights.Floats(rows * columns, _random, 2);
+            var (gx, cx) = Pair(rows, columns, x);
+            gpu.RmsNorm(gx, w[0], 1e-6f, gx, rows);
+            cpu.RmsNorm(cx, w[1], 1e-6f, cx, rows);
+            report.Check($"rmsnorm per head in place {rows} × {heads} × {headDim}", Compare(gx, cx, rows), FloatBound);
+            foreach (var d in new IDisposable[] { gx, cx, w[0], w[1] })
+            {
+                d.Dispose();
+            }
+        }
+    }
+
+    private void ElementWise()
+    {
+        foreach (var (rows, columns) in new[] { (1, 768), (13, 8192), (100, 4864) })
+        {
+            var (gg, cg) = Pair(rows, columns, RandomWeights.Floats(rows * columns, _random, 4));
+            var (gu, cu) = Pair(rows, columns, RandomWeights.Floats(rows * columns, _random));
+            var (gy, cy) = Pair(rows, columns);
+            gpu.SiluMul(gg, gu, gy, rows);
+            cpu.SiluMul(cg, cu, cy, rows);
+            report.Check($"silu·mul {rows} × {columns}", Compare(gy, cy, rows), FloatBound);
+
+            var b = Vector(RandomWeights.Floats(columns, _random), "bias");
+            gpu.AddBias(gu, b[0], rows);
+            cpu.AddBias(cu, b[1], rows);
+            report.Check($"bias add {rows} × {columns}", Compare(gu, cu, rows), FloatBound);
+
+            var batch = new ForwardBatch(rows, 1, 1);
+            batch.AddSequence([0]);
+            for (var i = 0; i < rows; i++)
+            {
+                batch.AddToken(1, i, 0, i, _random.Next(2) == 0 || i == rows - 1);
+            }
+
+            gpu.BeginBatch(batch);
+            cpu.BeginBatch(batch);
+            var (go, co) = Pair(rows, columns);
+            gpu.GatherLogitRows(gg, go);
+            cpu.GatherLogitRows(cg, co);
+            report.Check($"gather logit rows {batch.LogitCount} of {rows} × {columns}", Compare(go, co, batch.LogitCount), 0);
+            foreach (var d in new IDisposable[] { gg, cg, gu, cu, gy, cy, go, co, b[0], b[1] })
+            {
+                d.Dispose();
+            }
+        }
+    }
+
+    private void Attention()
+    {
+        // (query heads, KV heads, head dim, style, frequency factors): stories15M, Llama-3.2-1B (Llama-3 scaling), Qwen3-0.6B,
+        // Llama-3-8B, Qwen2-0.5B (group 7) and a group of 8.
+        var cases = new (int Heads, int KvHeads, int HeadDim, RopeStyle Style, bool Scaled)[]
+        {
+            (6, 6, 48, RopeStyle.AdjacentPairs, false),
+            (32, 8, 64, RopeStyle.AdjacentPairs, true),
+            (16, 8, 128, RopeStyle.NeoX, false),
+            (32, 8, 128, RopeStyle.AdjacentPairs, false),
+            (14, 2, 64, RopeStyle.NeoX, false),
+            (64, 8, 128, RopeStyle.NeoX, false),
+        };
+        int[] lengths = quick ? [1, 40, 300] : [1, 17, 300, 2500];
+        foreach (var (heads, kvHeads, headDim, style, scaled) in cases)
+        {
+            const int blockSize = 16;
+            var maxLength = lengths.Max() + 1;
+            var blocksPerSequence = (maxLength + blockSize - 1) / blockSize;
+            var blockCount = blocksPerSequence * lengths.Length + 3;
+            var shape = new KvCacheShape(1, kvHeads, headDim, blockSize, blockCount);
+            using var gc = gpu.CreateKvCache(shape);
+            using var cc = cpu.CreateKvCache(shape);
+            var factors = scaled ? new Llama3RopeScaling(32, 1, 4, 8192).FrequencyFactors(headDim, 500000f) : null;
+            var spec = new RopeSpec(headDim, scaled ? 500000f : 10000f, style, factors, maxLength + 1);
+            using var gr = gpu.CreateRotaryEmbedding(spec);
+            using var cr = cpu.CreateRotaryEmbedding(spec);
+            // Blocks shuffled among sequences, so tables are not contiguous.
+            var blocks = Enumerable.Range(0, blockCount).OrderBy(_ => _random.Next()).ToArray();
+            var tables = lengths.Select((_, s) => blocks.Skip(s * blocksPerSequence).Take(blocksPerSequence).ToArray()).ToArray();
+
+            // Step 1: every sequence's tokens 0…length−1 rotated and written to the cache in one batch.
+            var total = lengths.Sum();
+            var fill = new ForwardBatch(total, lengths.Length, blocksPerSequence);
+            for (var s = 0; s < lengths.Length; s++)
+            {
+                fill.AddSequence(tables[s]);
+                for (var p = 0; p < lengths[s]; p++)
+                {
+                    fill.AddToken(0, p, s, tables[s][p / blockSize] * blockSize + p % blockSize, false);
+                }
+            }
+
+            var label = $"{heads}/{kvHeads}×{headDim}";
+            Dispose(Rope($"{label} {total} tokens of {string.Join("+", lengths)}", fill, heads, kvHeads, headDim, gc, cc, gr, cr));
+
+            // Step 2, chunked prefill over a cached prefix: the last (up to) 9 positions of each sequence attend causally.
+            var chunk = new ForwardBatch(total, lengths.Length, blocksPerSequence);
+            for (var s = 0; s < lengths.Length; s++)
+            {
+                chunk.AddSequence(tables[s]);
+                for (var p = Math.Max(0, lengths[s] - 9); p < lengths[s]; p++)
+                {
+                    chunk.AddToken(0, p, s, tables[s][p / blockSize] * blockSize + p % blockSize, false);
+                }
+            }
+
+            var (cq, cqCpu) = Pair(chunk.TokenCount, heads * headDim, RandomWeights.Floats(chunk.TokenCount * heads * headDim, _random));
+            gpu.BeginBatch(chunk);
+            cpu.BeginBatch(chunk);
+            Attend($"{label} prefill chunks of {chunk.TokenCount} tokens over cached prefixes", chunk, heads, headDim, cq, cqCpu, gc, cc);
+            Dispose([cq, cqCpu]);
+
+            // Step 3, decode: one new token per sequence at position length (rotated, stored, attending; long contexts split).
+            var decode = new ForwardBatch(lengths.Length, lengths.Length, blocksPerSequence);
+            for (var s = 0; s < lengths.Length; s++)
+            {
+                decode.AddSequence(tables[s]);
+                var p = lengths[s];
+                decode.AddToken(0, p, s, tables[s][p / blockSize] * blockSize + p % blockSize, true);
+            }
+
+            var tensors = Rope($"{label} decode", decode, heads, kvHeads, headDim, gc, cc, gr, cr);
+            var (partition, splits) = CudaLaunchGeometry.AttentionSplit(decode.TokenCount, kvHeads, decode.MaxContextLength, gpu.Context.MultiprocessorCount);
+            Attend($"{label} decode after {string.Join("/", lengths)} ({splits} splits of {partition}; {style}{(scaled ? ", llama3 scaling" : "")})",
+                decode, heads, headDim, tensors[0], tensors[1], gc, cc);
+            Dispose(tensors);
+        }
+    }
+
+    private static void Dispose(IEnumerable<IDisposable> items)
+    {
+        foreach (var d in items)
+        {
+            d.Dispose();
+        }
+    }
+
+    /// <summary>Random q/k/v for the batch's tokens, rotated and stored on both backends; returns [gpu q, cpu q, …].</summary>
+    private DeviceTensor[] Rope(string what, ForwardBatch batch, int heads, int kvHeads, int headDim, PagedKvCache gc, PagedKvCache cc,
+        RotaryEmbedding gr, RotaryEmbedding cr)
+    {
+        var t = batch.TokenCount;
+        var (gq, cq) = Pair(t, heads * headDim, RandomWeights.Floats(t * heads * headDim, _random));
+        var (gk, ck) = Pair(t, kvHeads * headDim, RandomWeights.Floats(t * kvHeads * headDim, _random));
+        var (gv, cv) = Pair(t, kvHeads * headDim, RandomWeights.Floats(t * kvHeads * headDim, _random));
+        gpu.BeginBatch(batch);
+        cpu.BeginBatch(batch);
+        gpu.RopeAndStoreKv(gq, gk, gv, gr, gc, 0);
+        cpu.RopeAndStoreKv(cq, ck, cv, cr, cc, 0);
+        report.Check($"rope+kv store {what}: rotated queries", Compare(gq, cq, t), FloatBound);
+        report.Check($"rope+kv store {what}: rotated keys", Compare(gk, ck, t), FloatBound);
+        return [gq, cq, gk, ck, gv, cv];
+    }
+
+    private void Attend(string what, ForwardBatch batch, int heads, int headDim, DeviceTensor gq, DeviceTensor cq, PagedKvCache gc, PagedKvCache cc)
+    {
+        var t = batch.TokenCount;
+        var (go, co) = Pair(t, heads * headDim);
+        gpu.PagedAttention(gq, gc, 0, go);
+        cpu.PagedAttention(cq, cc, 0, co);
+        report.Check($"attention {what}", Compare(go, co, t), 1e-4);
+        Dispose([go, co]);
+    }
+
+    private void Sampling()
+    {
+        foreach (var (rows, vocabulary) in new[] { (1, 32000), (5, 151936), (32, 128256) })
+        {
+            var logits = RandomWeights.Floats(rows * vocabulary, _random, 3);
+            using var g = gpu.CreateTensor(rows, vocabulary);
+            gpu.WriteRows(g, logits);
+            var ids = new int[rows];
+            gpu.ArgMax(g, rows, ids);
+            var mismatches = Enumerable.Range(0, rows).Count(r => ids[r] != AspireAi.Inference.Engine.Sampler.ArgMax(logits.AsSpan(r * vocabulary, vocabulary)));
+            if (mismatches == 0)
+            {
+                report.Pass($"argmax {rows} × {vocabulary}: ids equal the CPU's");
+            }
+            else
+            {
+                report.Fail($"argmax {rows} × {vocabulary}", $"{mismatches} of {rows} ids differ from the CPU's");
+            }
+
+            foreach (var (temperature, topK, topP) in new[] { (0.8f, 40, 1f), (1f, 0, 0.9f), (0.7f, 50, 0.8f), (1.3f, 0, 1f) })
+            {
+                var uniforms = Enumerable.Range(0, rows).Select(_ => (float)_random.NextDouble()).ToArray();
+                gpu.Sample(g, rows, temperature, topK, topP, uniforms, ids);
+                var wrong = 0;
+                for (var r = 0; r < rows; r++)
+                {
+                    var (kept, expected) = SampleReference(logits.AsSpan(r * vocabulary, vocabulary), temperature, topK, topP, uniforms[r]);
+                    // The pick must be a kept token, and the reference's pick unless u fell within rounding of a boundary.
+                    if (!kept.Contains(ids[r]) || (ids[r] != expected && Math.Abs(ids[r] - expected) > 0 && !NearBoundary(logits.AsSpan(r * vocabulary, vocabulary), temperature, kept, uniforms[r])))
+                    {
+                        wrong++;
+                    }
+                }
+
+                if (wrong == 0)
+                {
+                    report.Pass($"sample {rows} × {vocabulary} T={temperature} top-k {topK} top-p {topP}: ids equal the reference draw");
+                }
+                else
+                {
+                    report.Fail($"sample {rows} × {vocabulary} T={temperature} top-k {topK} top-p {topP}", $"{wrong} of {rows} ids differ from the reference draw");
+                }
+            }
+        }
+    }
+
+    /// <summary>The kept set (top-k by threshold, then the nucleus by threshold) and the draw for u, in float64.</summary>
+    private static (HashSet<int> Kept, int Choice) SampleReference(ReadOnlySpan<float> logits, float temperature, int topK, float topP, float u)
+    {
+        var max = double.NegativeInfinity;
+        foreach (var l in logits)
+        {
+            max = Math.Max(max, l);
+        }
+
+        var weights = new double[logits.Length];
+        for (var i = 0; i < logits.Length; i++)
+        {
+            weights[i] = (float)Math.Exp((logits[i] - max) / temperature);
+        }
+
+        var sorted = weights.OrderDescending().ToArray();
+        var threshold = topK > 0 && topK < weights.Length ? sorted[topK - 1] : double.Epsilon;
+        if (topP < 1)
+        {
+            var kept = sorted.Where(w => w >= threshold).ToArray();
+            var target = topP * kept.Sum();
+            var sum = 0.0;
+            foreach (var w in kept)
+            {
+                sum += w;
+                if (sum >= target)
+                {
+                    threshold = Math.Max(threshold, w);
+                    break;
+                }
+            }
+        }
+
+        var set = new HashSet<int>();
+        var totalKept = 0.0;
+        for (var i = 0; i < weights.Length; i++)
+        {
+            if (weights[i] >= threshold && weights[i] > 0)
+            {
+                set.Add(i);
+                totalKept += weights[i];
+            }
+        }
+
+        var r = u * totalKept;
+        var running = 0.0;
+        var choice = set.Max();
+        for (var i = 0; i < weights.Length; i++)
+        {
+            if (!set.Contains(i))
+            {
+                continue;
+            }
+
+            running += weights[i];
+            if (r < running)
+            {
+                choice = i;
+                break;
+            }
+        }
+
+        return (set, choice);
+    }
+
+    /// <summary>Whether u · total lies within float rounding (1e-5 relative) of a running-sum boundary.</summary>
+    private static bool NearBoundary(ReadOnlySpan<float> logits, float temperature, HashSet<int> kept, float u)
+    {
+        var max = double.NegativeInfinity;
+        foreach (var l in logits)
+        {
+            max = Math.Max(max, l);
+        }
+
+        var values = logits.ToArray();
+        var weights = kept.Order().Select(i => (double)(float)Math.Exp((values[i] - max) / temperature)).ToArray();
+        var total = weights.Sum();
+        var r = u * total;
+        var running = 0.0;
+        foreach (var w in weights)
+        {
+            running += w;
+            if (Math.Abs(running - r) <= 1e-5 * total)
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+}

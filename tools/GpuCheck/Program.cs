@@ -1,0 +1,140 @@
+using System.Diagnostics;
+using AspireAi.GpuCheck;
+using AspireAi.Inference.Backends.Cpu;
+using AspireAi.Inference.Backends.Cuda;
+using AspireAi.Inference.Backends.Cuda.Driver;
+using AspireAi.Inference.Cli;
+using AspireAi.Inference.Models;
+
+// GpuCheck: the CUDA backend against the CPU backend on the GPU machine, then its timings (docs/cuda.md).
+//   GpuCheck [--ptx-dir DIR] [--model FILE.gguf]... [--out DIR] [--quick] [--no-bench] [--big | --only-big]
+//   GpuCheck inference <verb> ...   runs the Inference CLI (e.g. generate --device cuda) from this binary.
+if (args.Length > 0 && args[0] == "inference")
+{
+    return CliApp.Run(args[1..]);
+}
+
+string? ptxDirectory = null, outDirectory = null;
+var models = new List<string>();
+bool quick = false, bench = true, big = false, onlyBig = false;
+for (var i = 0; i < args.Length; i++)
+{
+    switch (args[i])
+    {
+        case "--ptx-dir": ptxDirectory = args[++i]; break;
+        case "--out": outDirectory = args[++i]; break;
+        case "--model": models.Add(args[++i]); break;
+        case "--quick": quick = true; break;
+        case "--no-bench": bench = false; break;
+        case "--big": big = true; break;
+        case "--only-big": big = onlyBig = true; break;
+        default:
+            Console.Error.WriteLine($"error: unknown argument '{args[i]}' (--ptx-dir DIR, --out DIR, --model FILE, --quick, --no-bench, --big, --only-big; or: inference <verb> ...)");
+            return 2;
+    }
+}
+
+var report = new Report();
+var clock = Stopwatch.StartNew();
+if (!CudaContext.IsAvailable(out var reason))
+{
+    Console.Error.WriteLine($"no GPU: {reason}");
+    return 1;
+}
+
+try
+{
+    using var gpu = new CudaBackend(ptxDirectory: ptxDirectory);
+    using var cpu = new CpuBackend();
+    var (free, total) = gpu.Context.MemoryInfo();
+    var driver = CudaContext.DriverVersion;
+    report.Line($"device: {gpu.Description}, {total / (1 << 20)} MiB ({free / (1 << 20)} MiB free), driver API {driver / 1000}.{driver % 1000 / 10}; PTX from {ptxDirectory ?? "embedded resources"}; CPU reference: {cpu.Description}");
+    foreach (var kernel in new[] { gpu.Kernels.GemvInt8, gpu.Kernels.GemmInt8, gpu.Kernels.GemmF16, gpu.Kernels.AttentionPartition, gpu.Kernels.SampleRows })
+    {
+        report.Line($"     kernel {kernel.Name}: {kernel.Attribute(CudaFunctionAttribute.NumRegisters)} registers, {kernel.Attribute(CudaFunctionAttribute.LocalSizeBytes)} B local, {kernel.Attribute(CudaFunctionAttribute.SharedSizeBytes)} B static shared");
+    }
+
+    if (onlyBig)
+    {
+        var only = new EngineChecks(gpu, cpu, report);
+        report.Line("==== Llama-3-8B shapes");
+        Guarded(report, "Llama-3-8B Q4_K", () => only.RandomModel("Llama-3-8B", ModelShapes.Llama3_8B(4096), GgmlType.Q4_K));
+        Guarded(report, "Llama-3-8B Q8_0", () => only.RandomModel("Llama-3-8B", ModelShapes.Llama3_8B(4096), GgmlType.Q8_0));
+        report.Line($"total {clock.Elapsed.TotalSeconds:F0} s");
+        report.Write(outDirectory);
+        return report.Failed == 0 ? 0 : 1;
+    }
+
+    report.Line("==== kernels against the CPU backend");
+    new KernelChecks(gpu, cpu, report, quick).Run();
+    report.Line($"     ({clock.Elapsed.TotalSeconds:F0} s)");
+
+    report.Line("==== whole engine against the CPU backend");
+    var engine = new EngineChecks(gpu, cpu, report);
+    foreach (var model in models)
+    {
+        engine.RealModel(model, "Once upon a time", quick ? 12 : 40);
+    }
+
+    if (!quick)
+    {
+        var cases = new List<(string Name, ModelConfig Config, GgmlType Type)>
+        {
+            ("Qwen3-0.6B", ModelShapes.Qwen3_06B(4096), GgmlType.Q8_0),
+            ("Qwen3-0.6B", ModelShapes.Qwen3_06B(4096), GgmlType.F16),
+            ("Llama-3.2-1B", ModelShapes.Llama32_1B(4096), GgmlType.Q4_0),
+            ("Llama-3.2-1B", ModelShapes.Llama32_1B(4096), GgmlType.Q8_0),
+            ("Llama-3.2-1B", ModelShapes.Llama32_1B(4096), GgmlType.Q4_K),
+            ("Llama-3.2-1B", ModelShapes.Llama32_1B(4096), GgmlType.Q6_K),
+            ("Llama-3.2-1B", ModelShapes.Llama32_1B(4096), GgmlType.BF16),
+            ("Qwen2-0.5B", ModelShapes.Qwen2_05B(4096), GgmlType.Q5_0),
+        };
+        foreach (var (name, config, type) in cases)
+        {
+            Guarded(report, $"{name} {type}", () => engine.RandomModel(name, config, type));
+        }
+    }
+
+    report.Line($"     ({clock.Elapsed.TotalSeconds:F0} s)");
+    if (bench)
+    {
+        report.Line("==== timings");
+        var benchmarks = new Benchmarks(gpu, report);
+        Guarded(report, "kernel timings", () => benchmarks.Run(quick));
+        Guarded(report, "decode Llama-3.2-1B Q8_0", () => benchmarks.Decode("Llama-3.2-1B", ModelShapes.Llama32_1B(4096), GgmlType.Q8_0, [1, 32]));
+        if (!quick)
+        {
+            Guarded(report, "decode Llama-3.2-1B Q4_0", () => benchmarks.Decode("Llama-3.2-1B", ModelShapes.Llama32_1B(4096), GgmlType.Q4_0, [1, 32]));
+            Guarded(report, "decode Qwen3-0.6B Q8_0", () => benchmarks.Decode("Qwen3-0.6B", ModelShapes.Qwen3_06B(4096), GgmlType.Q8_0, [1, 32]));
+        }
+    }
+
+    // Last, as the largest: Llama-3-8B shapes against the CPU, then its decode speed.
+    if (big)
+    {
+        report.Line("==== Llama-3-8B shapes");
+        Guarded(report, "Llama-3-8B Q4_K", () => engine.RandomModel("Llama-3-8B", ModelShapes.Llama3_8B(4096), GgmlType.Q4_K));
+        Guarded(report, "decode Llama-3-8B Q8_0", () => new Benchmarks(gpu, report).Decode("Llama-3-8B", ModelShapes.Llama3_8B(4096), GgmlType.Q8_0, [1, 32]));
+    }
+}
+catch (Exception e)
+{
+    report.Fail("GpuCheck", e.ToString());
+}
+
+report.Line($"total {clock.Elapsed.TotalSeconds:F0} s");
+report.Write(outDirectory);
+return report.Failed == 0 ? 0 : 1;
+
+// One section's failure is reported and the run goes on to the next.
+static void Guarded(Report report, string what, Action section)
+{
+    try
+    {
+        section();
+    }
+    catch (Exception e) when (e is not OutOfMemoryException)
+    {
+        report.Fail(what, e.ToString());
+    }
+}

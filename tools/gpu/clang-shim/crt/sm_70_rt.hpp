@@ -1,0 +1,1 @@
+// Empty: clang's __clang_cuda_intrinsics.h includes this toolkit header.
