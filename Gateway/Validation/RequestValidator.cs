@@ -1,0 +1,103 @@
+using System.Text;
+using System.Text.Json;
+using System.Text.RegularExpressions;
+using Json.Schema;
+
+namespace AspireAi.Gateway.Validation;
+
+/// <summary>The OpenAI request bodies the gateway validates, each against its embedded JSON Schema (<c>Validation/Schemas</c>).</summary>
+internal enum RequestKind
+{
+    ChatCompletions,
+    Completions,
+    Embeddings,
+}
+
+/// <summary>What was wrong with a request body: a message and the field (<c>param</c>), e.g. <c>messages[1].role</c>.</summary>
+internal sealed record ValidationError(string Message, string Param);
+
+/// <summary>
+/// Validates request bodies with JsonSchema.Net before anything is forwarded, and names the first failing field the way
+/// OpenAI's <c>param</c> does (<c>messages[0].content</c>). Unknown properties are allowed: OpenAI adds fields often and the
+/// services behind the gateway ignore what they do not know.
+/// </summary>
+internal static partial class RequestValidator
+{
+    private static readonly Dictionary<RequestKind, JsonSchema> Schemas = new()
+    {
+        [RequestKind.ChatCompletions] = Load("chat-completions.json"),
+        [RequestKind.Completions] = Load("completions.json"),
+        [RequestKind.Embeddings] = Load("embeddings.json"),
+    };
+
+    private static readonly EvaluationOptions Options = new() { OutputFormat = OutputFormat.List };
+
+    // Keywords that only combine other results: their own message ("does not match any") says less than the one inside.
+    private static readonly HashSet<string> Combinators = ["anyOf", "oneOf", "allOf", "if", "then", "else", "$ref", "properties", "items", "$defs"];
+
+    [GeneratedRegex("\"([^\"]+)\"")]
+    private static partial Regex QuotedName();
+
+    public static ValidationError? Validate(RequestKind kind, JsonElement body)
+    {
+        if (body.ValueKind != JsonValueKind.Object)
+        {
+            return new ValidationError("The request body must be a JSON object.", "body");
+        }
+
+        var results = Schemas[kind].Evaluate(body, Options);
+        if (results.IsValid)
+        {
+            return null;
+        }
+
+        // The deepest failure is the most specific one: a wrong role inside messages[2] rather than "messages is invalid".
+        var failures = (results.Details ?? []).Prepend(results)
+            .Where(d => !d.IsValid && d.Errors is { Count: > 0 })
+            .SelectMany(d => d.Errors!.Select(e => (Location: d.InstanceLocation.ToString(), Keyword: e.Key, Message: e.Value)))
+            .ToList();
+        var (location, keyword, message) = failures
+            .OrderByDescending(f => Combinators.Contains(f.Keyword) ? 0 : 1)
+            .ThenByDescending(f => f.Location.Count(c => c == '/'))
+            .FirstOrDefault((results.InstanceLocation.ToString(), "", "The request body does not match the schema."));
+
+        var param = Param(location);
+        if (keyword == "required" && QuotedName().Match(message) is { Success: true } missing)
+        {
+            param = param.Length == 0 ? missing.Groups[1].Value : $"{param}.{missing.Groups[1].Value}";
+            return new ValidationError($"Missing required parameter: '{param}'.", param);
+        }
+
+        param = param.Length == 0 ? "body" : param;
+        return new ValidationError($"Invalid value for '{param}': {message}", param);
+    }
+
+    /// <summary>A JSON Pointer (<c>/messages/0/role</c>) as OpenAI writes a parameter path (<c>messages[0].role</c>).</summary>
+    public static string Param(string pointer)
+    {
+        var path = new StringBuilder();
+        foreach (var raw in pointer.Split('/', StringSplitOptions.RemoveEmptyEntries))
+        {
+            var segment = raw.Replace("~1", "/").Replace("~0", "~");
+            if (segment.All(char.IsAsciiDigit))
+            {
+                path.Append('[').Append(segment).Append(']');
+            }
+            else
+            {
+                path.Append(path.Length == 0 ? "" : ".").Append(segment);
+            }
+        }
+
+        return path.ToString();
+    }
+
+    private static JsonSchema Load(string name)
+    {
+        using var stream = typeof(RequestValidator).Assembly.GetManifestResourceStream($"AspireAi.Gateway.Schemas.{name}")
+            ?? throw new InvalidOperationException($"The embedded schema '{name}' is missing from the gateway assembly.");
+        using var reader = new StreamReader(stream);
+        // A registry of its own: the global one would refuse the same $id when a second gateway is built in one process.
+        return JsonSchema.FromText(reader.ReadToEnd(), new BuildOptions { SchemaRegistry = new SchemaRegistry() });
+    }
+}
