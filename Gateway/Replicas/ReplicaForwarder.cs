@@ -25,7 +25,9 @@ internal sealed class ReplicaForwarder(IHttpForwarder forwarder, UpstreamClient 
 {
     private readonly ReplicaOptions _options = options.Value.Replicas;
 
-    public async Task<ForwardResult> ForwardAsync(HttpContext context, string service, ReadOnlyMemory<byte> body, ulong? affinity)
+    /// <param name="fallbackFollows">Whether the caller has another target: then even the last replica's 503 is held back.</param>
+    public async Task<ForwardResult> ForwardAsync(HttpContext context, string service, ReadOnlyMemory<byte> body, ulong? affinity,
+        bool fallbackFollows)
     {
         var replicas = await registry.For(service).GetAsync(context.RequestAborted);
         var tried = new List<Replica>(2);
@@ -38,7 +40,7 @@ internal sealed class ReplicaForwarder(IHttpForwarder forwarder, UpstreamClient 
             }
 
             var another = replicas.Any(r => !tried.Contains(r) && !r.Breaker.IsOpen);
-            var transformer = new AttemptTransformer(refuse503: another);
+            var transformer = new AttemptTransformer(refuse503: another || fallbackFollows);
             context.Request.Body = new ReadOnlyMemoryStream(body);
             context.Request.ContentLength = body.Length;
 

@@ -189,10 +189,11 @@ internal sealed class ModelRequestHandler(
         var forwarded = false;
         try
         {
-            foreach (var target in targets)
+            for (var i = 0; i < targets.Count; i++)
             {
+                var target = targets[i];
                 var body = target.Model == model ? forwardBody : WithModel(rewritten ?? JsonNode.Parse(bytes)!.AsObject(), target.Model);
-                if (await forwarder.ForwardAsync(context, target.Service, body, affinity) == ForwardResult.Forwarded)
+                if (await forwarder.ForwardAsync(context, target.Service, body, affinity, fallbackFollows: i < targets.Count - 1) == ForwardResult.Forwarded)
                 {
                     forwarded = true;
                     outcome.Model = target.Model;

@@ -22,7 +22,14 @@ public sealed class GatewayApp(IReadOnlyDictionary<string, string?> settings) : 
 
         foreach (var (key, value) in extra ?? new Dictionary<string, string?>())
         {
-            settings[key] = value;
+            if (value is null)
+            {
+                settings.Remove(key); // null removes a default, e.g. a deployment the test does not want
+            }
+            else
+            {
+                settings[key] = value;
+            }
         }
 
         return Started(new GatewayApp(settings));
