@@ -51,6 +51,11 @@ public sealed class ScriptedUpstream : IAsyncDisposable
 
     public int Answered => Volatile.Read(ref _answered);
 
+    /// <summary>Chat completion requests that arrived, whatever the behaviour did with them.</summary>
+    public int Received => Volatile.Read(ref _received);
+
+    private int _received;
+
     public async Task<ScriptedUpstream> StartAsync()
     {
         var builder = WebApplication.CreateSlimBuilder();
@@ -79,6 +84,7 @@ public sealed class ScriptedUpstream : IAsyncDisposable
 
     private async Task AnswerAsync(HttpContext context)
     {
+        Interlocked.Increment(ref _received);
         if (Behavior == UpstreamBehavior.AbortBeforeHeaders)
         {
             context.Abort();
