@@ -63,6 +63,7 @@ internal sealed class UsageWriter : BackgroundService, IHostedLifecycleService
         {
         }
 
+        await WriteAsync(batch, CancellationToken.None); // what was being gathered when the host stopped
         await DrainAsync();
     }
 
