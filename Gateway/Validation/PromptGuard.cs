@@ -33,7 +33,8 @@ internal sealed partial class PromptGuard
     [GeneratedRegex(@"(?<![\d-])\d(?:[ -]?\d){12,18}(?![\d-])")]
     private static partial Regex CardCandidate();
 
-    // International (+CC …) or national numbers of 9-15 digits with common separators and an optional (area) group.
+    // International (+CC …) or national numbers of 9-15 digits with common separators and an optional (area) group. A bare
+    // run of digits is not taken for a phone number: order numbers and ids look the same.
     [GeneratedRegex(@"(?<![\w+])(?:\+\d{1,3}[ .-]?)?(?:\(\d{1,4}\)[ .-]?)?\d{2,4}(?:[ .-]?\d{2,4}){2,4}(?!\w)")]
     private static partial Regex PhoneCandidate();
 
@@ -66,7 +67,9 @@ internal sealed partial class PromptGuard
     {
         text = Email().Replace(text, "[EMAIL]");
         text = CardCandidate().Replace(text, m => Luhn(m.Value) ? "[CARD]" : m.Value);
-        return PhoneCandidate().Replace(text, m => m.Value.Count(char.IsAsciiDigit) is >= 9 and <= 15 ? "[PHONE]" : m.Value);
+        return PhoneCandidate().Replace(text, m => m.Value.Count(char.IsAsciiDigit) is >= 9 and <= 15 && !m.Value.All(char.IsAsciiDigit)
+            ? "[PHONE]"
+            : m.Value);
     }
 
     private static bool Luhn(string candidate)

@@ -30,7 +30,7 @@ internal static partial class RequestValidator
         [RequestKind.Embeddings] = Load("embeddings.json"),
     };
 
-    private static readonly EvaluationOptions Options = new() { OutputFormat = OutputFormat.List };
+    private static readonly EvaluationOptions Options = new() { OutputFormat = OutputFormat.Hierarchical };
 
     // Keywords that only combine other results: their own message ("does not match any") says less than the one inside.
     private static readonly HashSet<string> Combinators = ["anyOf", "oneOf", "allOf", "if", "then", "else", "$ref", "properties", "items", "$defs"];
@@ -52,10 +52,8 @@ internal static partial class RequestValidator
         }
 
         // The deepest failure is the most specific one: a wrong role inside messages[2] rather than "messages is invalid".
-        var failures = (results.Details ?? []).Prepend(results)
-            .Where(d => !d.IsValid && d.Errors is { Count: > 0 })
-            .SelectMany(d => d.Errors!.Select(e => (Location: d.InstanceLocation.ToString(), Keyword: e.Key, Message: e.Value)))
-            .ToList();
+        var failures = new List<(string Location, string Keyword, string Message)>();
+        Collect(results, failures);
         var (location, keyword, message) = failures
             .OrderByDescending(f => Combinators.Contains(f.Keyword) ? 0 : 1)
             .ThenByDescending(f => f.Location.Count(c => c == '/'))
@@ -70,6 +68,28 @@ internal static partial class RequestValidator
 
         param = param.Length == 0 ? "body" : param;
         return new ValidationError($"Invalid value for '{param}': {message}", param);
+    }
+
+    /// <summary>
+    /// The errors of failing results, walking down only through failing results: a valid branch of an <c>anyOf</c> hides its
+    /// failing siblings, and an <c>if</c> that does not match is a condition, not an error.
+    /// </summary>
+    private static void Collect(EvaluationResults result, List<(string, string, string)> failures)
+    {
+        if (result.IsValid || result.EvaluationPath.ToString().EndsWith("/if", StringComparison.Ordinal))
+        {
+            return;
+        }
+
+        foreach (var (keyword, message) in result.Errors ?? new Dictionary<string, string>())
+        {
+            failures.Add((result.InstanceLocation.ToString(), keyword, message));
+        }
+
+        foreach (var detail in result.Details ?? [])
+        {
+            Collect(detail, failures);
+        }
     }
 
     /// <summary>A JSON Pointer (<c>/messages/0/role</c>) as OpenAI writes a parameter path (<c>messages[0].role</c>).</summary>
