@@ -29,11 +29,13 @@ public sealed class ValidationTests(TestStack stack)
     public async Task An_invalid_body_is_400_naming_the_field_and_never_forwarded(string path, string body, string param)
     {
         using var client = await stack.Gateway.ClientForNewKeyAsync("validation");
-        var before = stack.Scripted.Sum(s => s.Received);
-        using var response = await client.PostAsync(path, new StringContent(body, Encoding.UTF8, "application/json"));
+        // A marker in the (unvalidated) user field lets the test look for this very request upstream.
+        var marker = Guid.NewGuid().ToString();
+        var marked = body.StartsWith('{') && body.EndsWith('}') ? $"{{\"user\":\"{marker}\",{body[1..]}" : body;
+        using var response = await client.PostAsync(path, new StringContent(marked, Encoding.UTF8, "application/json"));
         var error = await response.ErrorAsync(HttpStatusCode.BadRequest, param);
         Assert.Contains(param == "body" ? "" : param, error.GetProperty("message").GetString());
-        Assert.Equal(before, stack.Scripted.Sum(s => s.Received));
+        Assert.DoesNotContain(stack.Scripted, s => s.Saw(marker));
     }
 
     [Fact]

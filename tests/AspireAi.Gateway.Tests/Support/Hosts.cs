@@ -52,6 +52,7 @@ public class LoopbackApp<TEntryPoint>(IReadOnlyDictionary<string, string?> setti
         builder.ConfigureLogging(logging => logging
             .SetMinimumLevel(LogLevel.Warning)
             .AddFilter("Polly", LogLevel.None)
+            .AddFilter("StackExchange.Redis", LogLevel.None) // the Redis outage test would print every reconnect attempt
             .AddFilter("System.Net.Http.HttpClient", LogLevel.Error)
             .AddFilter("Yarp", LogLevel.Error)
             .AddFilter("AspireAi.Gateway.Redis.RedisGuard", LogLevel.Error)

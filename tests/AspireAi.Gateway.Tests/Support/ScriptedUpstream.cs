@@ -51,6 +51,9 @@ public sealed class ScriptedUpstream : IAsyncDisposable
 
     public int Answered => Volatile.Read(ref _answered);
 
+    /// <summary>Whether a request whose text contains <paramref name="marker"/> reached this replica.</summary>
+    public bool Saw(string marker) => Requests.Any(r => r.Body.GetRawText().Contains(marker, StringComparison.Ordinal));
+
     /// <summary>Chat completion requests that arrived, whatever the behaviour did with them.</summary>
     public int Received => Volatile.Read(ref _received);
 
