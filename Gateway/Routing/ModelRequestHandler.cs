@@ -215,6 +215,9 @@ internal sealed class ModelRequestHandler(
             return;
         }
 
+        // The client has its whole answer now; charging tokens and filling the cache are Redis round trips it need not wait for.
+        // (The next request on this connection is read only after this handler returns, so it sees the charge.)
+        await response.CompleteAsync();
         observer.Complete();
         if (observer.Usage is { } used)
         {

@@ -10,9 +10,22 @@ internal sealed class BenchGateway(IReadOnlyDictionary<string, string?> settings
 
     public BenchGateway Start()
     {
+        // Outside a test project WebApplicationFactory cannot find the gateway's folder by itself; it reads this variable first.
+        Environment.SetEnvironmentVariable("ASPNETCORE_TEST_CONTENTROOT_ASPIREAI_GATEWAY", GatewayFolder());
         UseKestrel(port);
         StartServer();
         return this;
+    }
+
+    private static string GatewayFolder()
+    {
+        var directory = new DirectoryInfo(AppContext.BaseDirectory);
+        while (directory is not null && !File.Exists(Path.Combine(directory.FullName, "AspireAi.sln")))
+        {
+            directory = directory.Parent;
+        }
+
+        return Path.Combine(directory?.FullName ?? throw new InvalidOperationException("Run GatewayBench from the repository (AspireAi.sln not found)."), "Gateway");
     }
 
     protected override void ConfigureWebHost(IWebHostBuilder builder)

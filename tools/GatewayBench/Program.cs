@@ -31,7 +31,9 @@ await using var gateway = new BenchGateway(new Dictionary<string, string?>
 using var admin = LoadRunner.Client(gateway.Address, master);
 var created = await (await admin.PostAsJsonAsync("/admin/keys", new { tenant = "bench", limits = new { requests_per_minute = 1_000_000_000, tokens_per_minute = 1_000_000_000 } }))
     .Content.ReadFromJsonAsync<JsonElement>();
+var unlimited = await (await admin.PostAsJsonAsync("/admin/keys", new { tenant = "bench" })).Content.ReadFromJsonAsync<JsonElement>();
 using var direct = LoadRunner.Client(upstream.Address, null);
+using var viaGatewayNoLimits = LoadRunner.Client(gateway.Address, unlimited.GetProperty("key").GetString());
 using var viaGateway = LoadRunner.Client(gateway.Address, created.GetProperty("key").GetString());
 
 Console.WriteLine("warming up (JIT, connection pools, Redis scripts)…");
@@ -42,6 +44,8 @@ var results = new List<(RunResult Direct, RunResult Gateway)>
 {
     (await LoadRunner.FixedRateAsync($"direct, {rate}/s", direct, rate, duration),
      await LoadRunner.FixedRateAsync($"gateway, {rate}/s", viaGateway, rate, duration)),
+    (await LoadRunner.FixedRateAsync($"direct, {rate}/s", direct, rate, duration),
+     await LoadRunner.FixedRateAsync($"gateway, {rate}/s, key w/o limits", viaGatewayNoLimits, rate, duration)),
     (await LoadRunner.SaturationAsync($"direct, {concurrency} clients", direct, concurrency, duration),
      await LoadRunner.SaturationAsync($"gateway, {concurrency} clients", viaGateway, concurrency, duration)),
     (await LoadRunner.StreamingAsync($"direct, chunk delay", direct, streams),
