@@ -32,12 +32,7 @@ public sealed class WebChatTests(TestStack stack)
         var (key, _) = await stack.Gateway.CreateKeyAsync("webchat");
         var artifacts = Artifacts();
         using var playwright = await Playwright.CreateAsync();
-        await using var browser = await playwright.Chromium.LaunchAsync(new BrowserTypeLaunchOptions
-        {
-            ExecutablePath = Chromium,
-            Headless = true,
-            Args = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"],
-        });
+        await using var browser = await LaunchAsync(playwright);
         var page = await browser.NewPageAsync(new BrowserNewPageOptions { ViewportSize = new ViewportSize { Width = 1200, Height = 800 } });
         await page.GotoAsync(stack.Gateway.Address + "/");
         await Assertions.Expect(page).ToHaveTitleAsync("AspireAi chat");
@@ -83,6 +78,46 @@ public sealed class WebChatTests(TestStack stack)
         Assert.Equal("system", system.GetProperty("role").GetString());
         Assert.Contains("[1] Kilauea", system.GetProperty("content").GetString());
     }
+
+    [Fact]
+    public async Task An_agent_run_shows_its_steps_as_they_stream()
+    {
+        if (!File.Exists(Chromium))
+        {
+            Assert.Skip($"{Chromium} is missing: install Debian's chromium (tools/prerequisites.sh does with ASPIREAI_WITH_BROWSER=1).");
+        }
+
+        // Agents' run endpoint is not built yet: a scripted agents replica streams two tool calls, then the answer.
+        await using var agents = await new ScriptedUpstream("agents") { ToolCalls = ["search_documents", "summarize"] }.StartAsync();
+        await using var gateway = GatewayApp.Start(stack, new Dictionary<string, string?>
+        {
+            ["Gateway:Agents"] = "http://scriptedagents",
+            ["services:scriptedagents:http:0"] = agents.Address,
+        });
+        var (key, _) = await gateway.CreateKeyAsync("webchat-agents");
+        using var playwright = await Playwright.CreateAsync();
+        await using var browser = await LaunchAsync(playwright);
+        var page = await browser.NewPageAsync(new BrowserNewPageOptions { ViewportSize = new ViewportSize { Width = 1200, Height = 700 } });
+        await page.GotoAsync(gateway.Address + "/");
+        await page.FillAsync("#api-key", key);
+        await page.ClickAsync("#key-form button");
+        await Assertions.Expect(page.Locator("#key-status")).ToContainTextAsync("1 agents");
+        await page.SelectOptionAsync("#model", "agent:researcher");
+        await page.FillAsync("#prompt", "Research volcanoes");
+        await page.ClickAsync("#send");
+        var answer = page.Locator("#messages li.assistant").Last;
+        await Assertions.Expect(answer.Locator(".steps li")).ToHaveTextAsync(["calling search_documents", "calling summarize"]);
+        await Assertions.Expect(answer.Locator(".content")).ToHaveTextAsync(ScriptedUpstream.Content(5));
+        await page.ScreenshotAsync(new PageScreenshotOptions { Path = Path.Combine(Artifacts(), "3-agent-steps.png") });
+        Assert.Equal("agent:researcher", Assert.Single(agents.Requests).Body.GetProperty("model").GetString());
+    }
+
+    private static Task<IBrowser> LaunchAsync(IPlaywright playwright) => playwright.Chromium.LaunchAsync(new BrowserTypeLaunchOptions
+    {
+        ExecutablePath = Chromium,
+        Headless = true,
+        Args = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"],
+    });
 
     private static string Artifacts()
     {

@@ -43,6 +43,9 @@ public sealed class ScriptedUpstream : IAsyncDisposable
 
     public TimeSpan ChunkDelay { get; set; } = TimeSpan.FromMilliseconds(5);
 
+    /// <summary>Tool calls streamed before the answer, as an agent's run steps arrive (names of the tools called).</summary>
+    public string[] ToolCalls { get; set; } = [];
+
     /// <summary>When set, a stream sends its first chunk and then waits for this before the rest.</summary>
     public TaskCompletionSource? HoldAfterFirstChunk { get; set; }
 
@@ -71,6 +74,8 @@ public sealed class ScriptedUpstream : IAsyncDisposable
             data = new[] { new { id = Model, @object = "model", created = 1, owned_by = "scripted" } },
         }));
         _app.MapPost("/v1/chat/completions", AnswerAsync);
+        // Answers as the Agents service would for an agents deployment made of this replica.
+        _app.MapGet("/v1/agents", () => Results.Json(new { @object = "list", data = new[] { new { name = "researcher", model = Model } } }));
         await _app.StartAsync();
         return this;
     }
@@ -122,6 +127,16 @@ public sealed class ScriptedUpstream : IAsyncDisposable
         }
 
         context.Response.ContentType = "text/event-stream";
+        for (var t = 0; t < ToolCalls.Length; t++)
+        {
+            await SendAsync(context, new
+            {
+                id, @object = "chat.completion.chunk", created = 1, model = Model,
+                choices = new[] { new { index = 0, delta = new { tool_calls = new[] { new { index = t, id = $"call_{t}", type = "function", function = new { name = ToolCalls[t], arguments = "{}" } } } } } },
+            });
+            await Task.Delay(ChunkDelay);
+        }
+
         for (var i = 0; i < Chunks; i++)
         {
             await SendAsync(context, new
