@@ -25,6 +25,8 @@ builder.AddRedisClient("redis",
         redis.BacklogPolicy = BacklogPolicy.FailFast;
         redis.ConnectTimeout = 2000;
         redis.AsyncTimeout = 2000;
+        // Back within a second of Redis returning (the default backs off exponentially, to tens of seconds).
+        redis.ReconnectRetryPolicy = new LinearRetry(1000);
     });
 
 var options = builder.Configuration.GetSection(GatewayOptions.Section).Get<GatewayOptions>() ?? new GatewayOptions();

@@ -40,5 +40,20 @@ public sealed class RedisOutageTests(TestStack stack)
         using var http = new HttpClient();
         var metrics = await http.GetStringAsync(gateway.Address + "/metrics");
         Assert.Contains("aspireai_gateway_redis_degraded", metrics);
+
+        // Redis back on its address (empty: it keeps no data): limits are enforced again once the gateway has reconnected.
+        await using var restarted = new RedisServer { RequestedPort = redis.Port };
+        await restarted.InitializeAsync();
+        var deadline = DateTime.UtcNow.AddSeconds(15);
+        string? remaining = null;
+        while (remaining is null && DateTime.UtcNow < deadline)
+        {
+            using var response = await client.EmbedAsync("after the outage");
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+            remaining = response.Header("x-ratelimit-remaining-requests");
+            await Task.Delay(remaining is null ? 200 : 0);
+        }
+
+        Assert.Equal("999", remaining); // a fresh count on the fresh server
     }
 }
