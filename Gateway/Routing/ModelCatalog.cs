@@ -24,6 +24,17 @@ internal sealed class ModelCatalog(ReplicaRegistry registry, UpstreamClient upst
 
     public IEnumerable<ModelEntry> Models => _byDeployment.Values.SelectMany(m => m);
 
+    /// <summary>The models, read again first when none is known yet (the gateway started before its deployments answered).</summary>
+    public async ValueTask<IEnumerable<ModelEntry>> ListAsync(CancellationToken ct)
+    {
+        if (!Models.Any() && time.GetElapsedTime(Interlocked.Read(ref _refreshedAt)) >= MinRefreshInterval)
+        {
+            await RefreshAsync(ct);
+        }
+
+        return Models;
+    }
+
     /// <summary>The deployments serving <paramref name="model"/>, in configuration order; empty when none does.</summary>
     public async ValueTask<IReadOnlyList<string>> DeploymentsForAsync(string model, CancellationToken ct)
     {

@@ -17,19 +17,19 @@ internal static class ModelEndpoints
         v1.MapPost("/completions", (HttpContext context, ModelRequestHandler handler) => handler.HandleAsync(context, RequestKind.Completions));
         v1.MapPost("/embeddings", (HttpContext context, ModelRequestHandler handler) => handler.HandleAsync(context, RequestKind.Embeddings));
 
-        v1.MapGet("/models", (HttpContext context, ModelCatalog catalog, IOptions<GatewayOptions> options) =>
-            Results.Json(new { @object = "list", data = Visible(context, catalog, options.Value).Select(Shape) }));
+        v1.MapGet("/models", async (HttpContext context, ModelCatalog catalog, IOptions<GatewayOptions> options) =>
+            Results.Json(new { @object = "list", data = (await VisibleAsync(context, catalog, options.Value)).Select(Shape) }));
 
-        v1.MapGet("/models/{**id}", (string id, HttpContext context, ModelCatalog catalog, IOptions<GatewayOptions> options) =>
-            Visible(context, catalog, options.Value).FirstOrDefault(m => m.Id == id) is { } model
+        v1.MapGet("/models/{**id}", async (string id, HttpContext context, ModelCatalog catalog, IOptions<GatewayOptions> options) =>
+            (await VisibleAsync(context, catalog, options.Value)).FirstOrDefault(m => m.Id == id) is { } model
                 ? Results.Json(Shape(model))
                 : OpenAiError.Result(404, $"The model '{id}' does not exist.", "model", "model_not_found"));
     }
 
-    private static IEnumerable<ModelEntry> Visible(HttpContext context, ModelCatalog catalog, GatewayOptions options)
+    private static async Task<IEnumerable<ModelEntry>> VisibleAsync(HttpContext context, ModelCatalog catalog, GatewayOptions options)
     {
         var caller = Caller.Of(context);
-        var served = catalog.Models.DistinctBy(m => m.Id).ToList();
+        var served = (await catalog.ListAsync(context.RequestAborted)).DistinctBy(m => m.Id).ToList();
         var aliases = options.Models.Aliases
             .Select(a => served.FirstOrDefault(m => m.Id == a.Value) is { } target ? target with { Id = a.Key } : null)
             .OfType<ModelEntry>();
