@@ -17,6 +17,9 @@ public sealed class RedisServer : IAsyncLifetime
 
     public int Port { get; private set; }
 
+    /// <summary>Listen on this port instead of a free one (to restart a server where its clients expect it).</summary>
+    public int? RequestedPort { get; init; }
+
     public string ConnectionString => $"127.0.0.1:{Port.ToString(CultureInfo.InvariantCulture)}";
 
     public async ValueTask InitializeAsync()
@@ -25,7 +28,7 @@ public sealed class RedisServer : IAsyncLifetime
             ?? throw new InvalidOperationException(
                 "These tests need a real Redis server, and 'redis-server' is not on PATH. Install it (Debian/Ubuntu: apt-get install -y redis-server).");
         _folder = Directory.CreateTempSubdirectory("aspireai-test-redis-").FullName;
-        Port = LocalServerProcess.FreePort();
+        Port = RequestedPort ?? LocalServerProcess.FreePort();
         (_process, _output) = LocalServerProcess.Start(redis,
         [
             "--port", Port.ToString(CultureInfo.InvariantCulture), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",

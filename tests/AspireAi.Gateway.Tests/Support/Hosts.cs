@@ -1,0 +1,74 @@
+extern alias agents;
+using System.Net;
+using System.Net.Sockets;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Mvc.Testing;
+using Microsoft.Extensions.Logging;
+
+namespace AspireAi.Gateway.Tests.Support;
+
+/// <summary>Free loopback ports for the servers the tests start.</summary>
+internal static class LocalPort
+{
+    public static int Free()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        return ((IPEndPoint)listener.LocalEndpoint).Port;
+    }
+}
+
+/// <summary>
+/// A real app of this repository (its own Program, middleware, hosted services) listening on a loopback port, as the gateway
+/// reaches services in production. Disposing it stops it: that is how tests kill a replica.
+/// </summary>
+public class LoopbackApp<TEntryPoint>(IReadOnlyDictionary<string, string?> settings) : WebApplicationFactory<TEntryPoint>
+    where TEntryPoint : class
+{
+    public int Port { get; } = LocalPort.Free();
+
+    public string Address => $"http://127.0.0.1:{Port}";
+
+    public void Start()
+    {
+        UseKestrel(Port);
+        StartServer();
+    }
+
+    /// <summary>Starts <paramref name="app"/> and returns it.</summary>
+    public static T Started<T>(T app) where T : LoopbackApp<TEntryPoint>
+    {
+        app.Start();
+        return app;
+    }
+
+    protected override void ConfigureWebHost(IWebHostBuilder builder)
+    {
+        foreach (var (key, value) in settings)
+        {
+            builder.UseSetting(key, value);
+        }
+
+        builder.ConfigureLogging(logging => logging
+            .SetMinimumLevel(LogLevel.Warning)
+            .AddFilter("Polly", LogLevel.None)
+            .AddFilter("StackExchange.Redis", LogLevel.None) // the Redis outage test would print every reconnect attempt
+            .AddFilter("System.Net.Http.HttpClient", LogLevel.Error)
+            .AddFilter("Yarp", LogLevel.Error)
+            .AddFilter("AspireAi.Gateway.Redis.RedisGuard", LogLevel.Error)
+            .AddFilter("AspireAi.Gateway.Replicas", LogLevel.Error)
+            .AddFilter("AspireAi.Gateway.Routing", LogLevel.Error));
+    }
+}
+
+/// <summary>The real Inference app: <c>/v1/models</c> and <c>/v1/embeddings</c> (all-MiniLM-L6-v2 on ONNX Runtime, CPU).</summary>
+public sealed class InferenceApp(string? servedModelName = null) : LoopbackApp<AspireAi.Inference.Embeddings.EmbeddingOptions>(
+    new Dictionary<string, string?> { ["Inference:ServedModelName"] = servedModelName, ["Inference:Embeddings:Threads"] = "1" });
+
+/// <summary>The real Retrieval app over its own database, calling embeddings at <paramref name="inference"/>.</summary>
+public sealed class RetrievalApp(string database, string inference) : LoopbackApp<AspireAi.Retrieval.RetrievalOptions>(
+    new Dictionary<string, string?> { ["ConnectionStrings:retrievaldb"] = database, ["services:inference:http:0"] = inference });
+
+/// <summary>The real Agents app over its own database.</summary>
+public sealed class AgentsApp(string database) : LoopbackApp<agents::Program>(
+    new Dictionary<string, string?> { ["ConnectionStrings:agentsdb"] = database });
