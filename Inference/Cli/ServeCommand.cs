@@ -1,3 +1,4 @@
+using AspireAi.Inference.Embeddings;
 using AspireAi.Inference.Serving;
 
 namespace AspireAi.Inference.Cli;
@@ -9,12 +10,14 @@ public static class ServeCommand
     {
         var builder = WebApplication.CreateBuilder(args);
         builder.AddServiceDefaults();
+        builder.AddEmbeddings();
         builder.Services.AddOptions<InferenceOptions>().Bind(builder.Configuration.GetSection(InferenceOptions.Section));
 
         var app = builder.Build();
         app.UseOpenAiErrors();
         app.MapDefaultEndpoints();
         app.MapModelEndpoints();
+        app.MapEmbeddingEndpoints();
         app.Run();
         return 0;
     }

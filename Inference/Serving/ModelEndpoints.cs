@@ -8,10 +8,11 @@ internal static class ModelEndpoints
     public static void MapModelEndpoints(this IEndpointRouteBuilder app)
     {
         var startedAt = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
-        app.MapGet("/v1/models", (IOptions<InferenceOptions> options) => Results.Json(new
+        app.MapGet("/v1/models", (IOptions<InferenceOptions> options, Embeddings.EmbeddingModelCatalog embeddings) => Results.Json(new
         {
             @object = "list",
-            data = new[] { new { id = options.Value.ModelId, @object = "model", created = startedAt, owned_by = "aspireai" } },
+            data = embeddings.ModelIds.Prepend(options.Value.ModelId)
+                .Select(id => new { id, @object = "model", created = startedAt, owned_by = "aspireai" }),
         }));
     }
 }
