@@ -130,7 +130,8 @@ public sealed class BubblewrapSandbox(IOptions<AgentsOptions> options, ILogger<B
         stopped ??= exitCode switch
         {
             128 + 24 => $"CPU-time limit of {settings.CpuSeconds} s reached (SIGXCPU)",
-            128 + 9 => "killed (SIGKILL): the CPU-time hard limit was reached",
+            // bubblewrap's init reports a child killed by the kernel's limits as 128 + SIGKILL.
+            128 + 9 => $"killed (SIGKILL): the CPU-time limit of {settings.CpuSeconds} s or the memory limit of {settings.MemoryBytes / (1024 * 1024)} MiB was reached",
             _ => null,
         };
         logger.LogDebug("Sandbox {Language} exited {ExitCode} ({Stopped})", language, exitCode, stopped);
