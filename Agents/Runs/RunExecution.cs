@@ -12,4 +12,15 @@ internal sealed class RunExecution(RunRecord record, RunStore store, RunEventHub
     public RunEventSink Events { get; } = events;
     public RunBudget Budget { get; } = budget;
     public ToolContext Tools { get; } = tools;
+
+    /// <summary>A limit reached inside function invocation, which turns exceptions into tool results: rethrown once the model call returns.</summary>
+    public RunLimitException? LimitReached { get; set; }
+
+    public void ThrowIfLimitReached()
+    {
+        if (LimitReached is { } limit)
+        {
+            throw limit;
+        }
+    }
 }

@@ -216,6 +216,7 @@ internal sealed class RunExecutor(
                 run.Record.Definition.Instructions + "\n\nYou are carrying out one step of a plan. Use your tool if the step needs it, then reply with the step's result only.");
             var session = await agent.CreateSessionAsync(ct);
             var response = await agent.RunAsync(context.ToString(), session, cancellationToken: ct);
+            run.ThrowIfLimitReached();
             var text = response.Text;
             results.Add(key, step.Task, text);
             await run.Store.SaveStepAsync(run.Id, key, "completed",
@@ -325,6 +326,7 @@ internal sealed class RunExecutor(
             }
         }
 
+        run.ThrowIfLimitReached();
         var answer = text.ToString();
         await run.Store.SaveStepAsync(run.Id, AnswerKey, "completed", Json.Element(new { text = answer, citations = run.Tools.Citations.ToArray() }), CancellationToken.None);
         await run.Events.EmitAsync(RunEventTypes.StepCompleted, new { step = AnswerKey });

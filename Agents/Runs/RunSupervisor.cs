@@ -19,18 +19,20 @@ public sealed class RunSupervisor(IServiceProvider services, RunStore store, Run
     /// <summary>Starts executing <paramref name="runId"/> here unless another instance holds it.</summary>
     public async Task<bool> StartAsync(string runId)
     {
-        if (_running.ContainsKey(runId) || !await store.TryClaimAsync(runId, _owner, options.Value.RunLease, _stopping))
+        // Reserved before the claim: the request that created the run and the orphan scan may both try to start it.
+        var gate = new TaskCompletionSource();
+        if (!_running.TryAdd(runId, gate.Task))
         {
             return false;
         }
 
-        var record = await store.GetAsync(runId, _stopping);
+        var record = await store.TryClaimAsync(runId, _owner, options.Value.RunLease, _stopping) ? await store.GetAsync(runId, _stopping) : null;
         if (record is null)
         {
+            _running.TryRemove(runId, out _);
             return false;
         }
 
-        var gate = new TaskCompletionSource();
         var task = Task.Run(async () =>
         {
             await gate.Task;

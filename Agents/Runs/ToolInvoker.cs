@@ -10,14 +10,16 @@ namespace AspireAi.Agents.Runs;
 
 /// <summary>
 /// The <c>FunctionInvoker</c> of each step's <see cref="FunctionInvokingChatClient"/>: every tool call of a run passes here.
-/// A call's idempotency key is (step, tool, canonical arguments): the first time it is recorded before it runs and its
-/// result after; a repeat of the key — the same step re-run after a restart — gets the recorded result and never runs the
-/// tool again. A call interrupted mid-way runs again only when the tool is read-only. Calls to tools that require approval
+/// A call's idempotency key is (step, tool, canonical arguments, how many times this step already made that same call):
+/// it is recorded before the tool runs and its result after; the same key again — the step re-run after a restart, making
+/// the same calls in the same order — gets the recorded result and never runs the tool again, while a step that
+/// deliberately repeats a call (list files, write, list again) still runs each one. A call interrupted mid-way runs again only when the tool is read-only. Calls to tools that require approval
 /// pause the run (status <c>requires_action</c>) until <c>POST …/approve</c> or <c>…/reject</c>.
 /// </summary>
 internal sealed class ToolInvoker(RunExecution run, IReadOnlyDictionary<string, ToolFunction> tools, ILogger logger)
 {
     private static readonly TimeSpan DecisionPoll = TimeSpan.FromSeconds(1);
+    private readonly Dictionary<string, int> _occurrences = [];
 
     public async ValueTask<object?> InvokeAsync(string stepKey, FunctionInvocationContext context, CancellationToken ct)
     {
@@ -30,7 +32,14 @@ internal sealed class ToolInvoker(RunExecution run, IReadOnlyDictionary<string, 
             return await ResultAsync(stepKey, callId, name, $"error: there is no tool named '{name}'.", cached: false);
         }
 
-        var key = $"{stepKey}/{name}/{Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(arguments)))[..32]}";
+        var call = $"{stepKey}/{name}/{Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(arguments)))[..32]}";
+        int occurrence;
+        lock (_occurrences)
+        {
+            occurrence = _occurrences[call] = _occurrences.GetValueOrDefault(call) + 1;
+        }
+
+        var key = $"{call}/{occurrence}";
         var existing = await run.Store.BeginToolCallAsync(run.Id, key, callId, stepKey, name, arguments,
             tool.RequiresApproval ? "awaiting_approval" : "started", ct);
         if (existing is { Status: "completed" or "failed" })
@@ -64,7 +73,19 @@ internal sealed class ToolInvoker(RunExecution run, IReadOnlyDictionary<string, 
             return await ResultAsync(stepKey, callId, name, "The call was rejected by a person. Do not retry it.", cached: true);
         }
 
-        run.Budget.TakeToolCall();
+        try
+        {
+            run.Budget.TakeToolCall();
+        }
+        catch (RunLimitException limit)
+        {
+            // Thrown here it would become a tool result; end the function loop and let the executor end the run.
+            run.LimitReached = limit;
+            context.Terminate = true;
+            await run.Store.SetToolCallAsync(run.Id, key, "failed", $"error: {limit.Message}", CancellationToken.None);
+            return await ResultAsync(stepKey, callId, name, $"error: {limit.Message}", cached: false);
+        }
+
         var citationsBefore = run.Tools.CitationCount;
         string result;
         string status;

@@ -10,6 +10,9 @@ internal static class Json
     public static readonly JsonSerializerOptions Options = new(AIJsonUtilities.DefaultOptions)
     {
         DefaultIgnoreCondition = System.Text.Json.Serialization.JsonIgnoreCondition.Never,
+        WriteIndented = false,
+        // jsonb keeps keys in its own order, so a stored ChatMessage's "$type" is not always first when read back.
+        AllowOutOfOrderMetadataProperties = true,
     };
 
     public static string Serialize<T>(T value) => JsonSerializer.Serialize(value, Options);
