@@ -13,7 +13,7 @@ namespace AspireAi.Agents.Memory;
 /// the collection <c>agent-memory-{agent}</c> of the run's tenant, and recalled by similarity to the input before each answer
 /// (an Agent Framework <see cref="AIContextProvider"/>).
 /// </summary>
-public sealed class SemanticMemory(RetrievalClient retrieval, IOptions<AgentsOptions> options) : IToolFactory
+public sealed class SemanticMemory(RetrievalClient retrieval, IOptions<AgentsOptions> options, ILogger<SemanticMemory> logger) : IToolFactory
 {
     public string Type => ToolTypes.Memory;
 
@@ -40,9 +40,9 @@ public sealed class SemanticMemory(RetrievalClient retrieval, IOptions<AgentsOpt
     }
 
     /// <summary>The context provider that recalls facts relevant to the run's input.</summary>
-    public AIContextProvider Recall(ToolContext context) => new RecallProvider(this, retrieval, context, options.Value.Memory.RecallCount);
+    public AIContextProvider Recall(ToolContext context) => new RecallProvider(this, retrieval, context, options.Value.Memory.RecallCount, logger);
 
-    private sealed class RecallProvider(SemanticMemory memory, RetrievalClient retrieval, ToolContext context, int count) : AIContextProvider(null, null, null)
+    private sealed class RecallProvider(SemanticMemory memory, RetrievalClient retrieval, ToolContext context, int count, ILogger logger) : AIContextProvider(null, null, null)
     {
         protected override async ValueTask<AIContext> ProvideAIContextAsync(InvokingContext invoking, CancellationToken cancellationToken)
         {
@@ -60,6 +60,12 @@ public sealed class SemanticMemory(RetrievalClient retrieval, IOptions<AgentsOpt
             catch (ToolException)
             {
                 return new AIContext(); // nothing remembered yet: the collection does not exist
+            }
+            catch (Exception ex) when (ex is HttpRequestException or Polly.ExecutionRejectedException && !cancellationToken.IsCancellationRequested)
+            {
+                // Recall is an aid, not the answer: without Retrieval the run goes on, and the log says why it remembered nothing.
+                logger.LogWarning("Semantic memory recall for agent {Agent} failed: {Error}", context.Agent.Name, ex.Message);
+                return new AIContext();
             }
 
             return hits.Count == 0
