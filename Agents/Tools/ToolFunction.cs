@@ -14,7 +14,13 @@ public sealed record ToolFunction(AIFunction Function, bool IsReadOnly, bool Req
 }
 
 /// <summary>A source cited by a tool result, reported with the run's answer.</summary>
-public sealed record Citation(string Index, string Source, string? DocumentId, int? ChunkIndex, string Text, double? Score);
+public sealed record Citation(
+    [property: System.Text.Json.Serialization.JsonPropertyName("index")] string Index,
+    [property: System.Text.Json.Serialization.JsonPropertyName("source")] string Source,
+    [property: System.Text.Json.Serialization.JsonPropertyName("document_id")] string? DocumentId,
+    [property: System.Text.Json.Serialization.JsonPropertyName("chunk_index")] int? ChunkIndex,
+    [property: System.Text.Json.Serialization.JsonPropertyName("text")] string Text,
+    [property: System.Text.Json.Serialization.JsonPropertyName("score")] double? Score);
 
 /// <summary>What tools know about the run they serve.</summary>
 public sealed class ToolContext(string tenant, string runId, AgentDefinition agent, string workspace)
