@@ -1,0 +1,3 @@
+using AspireAi.TestSupport;
+
+[assembly: AssemblyFixture(typeof(PostgresServer))]
