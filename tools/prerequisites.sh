@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Installs what AspireAi's local mode and its tests need and this machine lacks: redis-server and PostgreSQL
-# (plus Chromium for the web-chat browser tests). Uses apt-get as root, or through sudo where allowed; otherwise
+# and bubblewrap (the agents' code sandbox), plus Chromium for the web-chat browser tests when ASPIREAI_WITH_BROWSER=1. Uses apt-get as root, or through sudo where allowed; otherwise
 # says exactly what to install. Safe to run again: present packages are left alone.
 set -uo pipefail
 
 need=()
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
+# The agents' run_code sandbox; without it the tool refuses to run code (never an unsandboxed fallback).
+command -v bwrap >/dev/null 2>&1 || need+=(bubblewrap)
 if ! command -v initdb >/dev/null 2>&1 && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
   need+=(postgresql)
 fi

@@ -4,7 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-bash tools/prerequisites.sh
+# The web chat is tested in a real headless Chromium.
+ASPIREAI_WITH_BROWSER=1 bash tools/prerequisites.sh
 export ASPIRE_ALLOW_UNSECURED_TRANSPORT=true
 export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
 dotnet build AspireAi.sln -c Release -nologo -v quiet
