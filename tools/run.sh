@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Starts the whole AspireAi system: installs what local mode needs, runs the AppHost (dashboard URL printed),
+# waits for the gateway and sends it a first request. Arguments go to the AppHost:
+#   --infra containers|local|auto   --gateway-port N (default 8080)   --model PATH   --state-dir DIR
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bash tools/prerequisites.sh
+export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
+
+port=8080
+args=("$@")
+for ((i = 0; i < ${#args[@]}; i++)); do
+  [[ "${args[$i]}" == --gateway-port ]] && port="${args[$((i + 1))]}"
+done
+
+dotnet run --project AppHost --launch-profile http -- "$@" &
+apphost=$!
+trap 'kill -INT $apphost 2>/dev/null; wait $apphost' INT TERM
+
+# The master key: from the environment, else the one the AppHost generated into its user secrets.
+secrets="${HOME}/.microsoft/usersecrets/aspireai-apphost-3f1c2d4e/secrets.json"
+for _ in $(seq 1 300); do
+  if ! kill -0 $apphost 2>/dev/null; then wait $apphost; exit $?; fi
+  if curl -fs "http://localhost:${port}/health" >/dev/null 2>&1; then
+    key=$(printenv "Parameters__gateway-master-key" || true)
+    [[ -z "$key" && -f "$secrets" ]] && key=$(sed -n 's/.*"Parameters:gateway-master-key": *"\([^"]*\)".*/\1/p' "$secrets")
+    echo
+    echo "── first request ─────────────────────────────────────────────────────────────"
+    echo "curl http://localhost:${port}/v1/models -H \"Authorization: Bearer \$KEY\""
+    curl -s "http://localhost:${port}/v1/models" -H "Authorization: Bearer ${key}"
+    echo
+    echo "──────────────────────────────────────────────────────────────────────────────"
+    break
+  fi
+  sleep 1
+done
+wait $apphost
