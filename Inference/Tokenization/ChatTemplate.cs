@@ -1,5 +1,7 @@
 using System.Text.Json;
+using AspireAi.Inference.Models;
 using AspireAi.Inference.Models.Gguf;
+using AspireAi.Inference.Models.SafeTensors;
 using AspireAi.Inference.Tokenization.Jinja;
 
 namespace AspireAi.Inference.Tokenization;
@@ -58,6 +60,14 @@ public sealed class ChatTemplate
         return config.ChatTemplate is null ? null
             : new ChatTemplate(config.ChatTemplate, config.Bos ?? TokenText(tokenizer, tokenizer.BosId), config.Eos ?? TokenText(tokenizer, tokenizer.EosId));
     }
+
+    /// <summary>The template of whichever kind of model <paramref name="source"/> is (<see cref="FromGguf"/> or <see cref="FromHuggingFace"/>).</summary>
+    public static ChatTemplate? For(IModelSource source, ITokenizer tokenizer) => source switch
+    {
+        GgufFile file => FromGguf(file, tokenizer),
+        SafeTensorsModel folder => FromHuggingFace(folder.Path, tokenizer),
+        _ => throw new ArgumentException($"No chat template reader for {source.GetType().Name}.", nameof(source)),
+    };
 
     /// <summary>Renders the conversation into the prompt text (to be tokenized with special-token parsing and without adding BOS
     /// again when the template already wrote it).</summary>

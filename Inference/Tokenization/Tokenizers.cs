@@ -1,4 +1,6 @@
+using AspireAi.Inference.Models;
 using AspireAi.Inference.Models.Gguf;
+using AspireAi.Inference.Models.SafeTensors;
 
 namespace AspireAi.Inference.Tokenization;
 
@@ -12,4 +14,13 @@ public static class Tokenizers
     /// <summary>The tokenizer of a Hugging Face model folder (<c>tokenizer.json</c> + <c>tokenizer_config.json</c>).</summary>
     /// <exception cref="Models.ModelFormatException">Missing or unsupported tokenizer files (names the file and field).</exception>
     public static ITokenizer FromHuggingFace(string folder) => HuggingFaceTokenizerLoader.Load(folder);
+
+    /// <summary>The tokenizer of whichever kind of model <paramref name="source"/> is (<see cref="FromGguf"/> or <see cref="FromHuggingFace"/>).</summary>
+    /// <exception cref="Models.ModelFormatException">Missing or unsupported tokenizer data.</exception>
+    public static ITokenizer For(IModelSource source) => source switch
+    {
+        GgufFile file => FromGguf(file),
+        SafeTensorsModel folder => FromHuggingFace(folder.Path),
+        _ => throw new ArgumentException($"No tokenizer reader for {source.GetType().Name}.", nameof(source)),
+    };
 }

@@ -48,7 +48,7 @@ public sealed class LlamaCppVocabTests
         Assert.True(failures.Count == 0, string.Join('\n', failures));
     }
 
-    private static List<(string Text, int[] Ids)> ReadCases(string inputPath)
+    internal static List<(string Text, int[] Ids)> ReadCases(string inputPath)
     {
         // As test-tokenizer-0.cpp: inputs split on "\n__ggml_vocab_test__\n", one line of ids per input.
         var raw = File.ReadAllText(inputPath);
