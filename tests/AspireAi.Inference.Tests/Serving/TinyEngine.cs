@@ -13,11 +13,19 @@ public sealed class TinyEngine : IDisposable
     private readonly TempDirectory _temp = new();
     private readonly List<IDisposable> _owned = [];
 
-    public TinyEngine(TinyGgufModel? spec = null)
+    public TinyEngine(TinyGgufModel? spec = null, Action<string, TinyGgufModel>? write = null)
     {
         Spec = spec ?? new TinyGgufModel { Vocabulary = 64, Context = 128, Seed = 11 };
         Path = _temp.File("tiny.gguf");
-        Spec.CreateWriter().WriteTo(Path);
+        if (write is null)
+        {
+            Spec.CreateWriter().WriteTo(Path);
+        }
+        else
+        {
+            write(Path, Spec);
+        }
+
         File = GgufFile.Open(Path);
         Tokenizer = Tokenizers.FromGguf(File);
     }
@@ -71,5 +79,25 @@ public sealed class TinyEngine : IDisposable
 
         File.Dispose();
         _temp.Dispose();
+    }
+}
+
+/// <summary>Tiny random-weight models that carry stories15M's real 32,000-token SentencePiece vocabulary.</summary>
+public static class RealVocabularyModel
+{
+    /// <summary>A tiny random-weight llama with stories15M's tokenizer (so tokens are real text pieces, byte tokens included).</summary>
+    public static TinyGgufModel Spec { get; } = new() { Vocabulary = 32000, Embedding = 64, FeedForward = 96, Layers = 1, Heads = 4, KvHeads = 2, Context = 512, Seed = 3 };
+
+    public static void Write(string path, TinyGgufModel? spec = null)
+    {
+        spec ??= Spec;
+        using var stories = GgufFile.Open(TestPaths.SharedModel("stories15M-q8_0.gguf"), metadataOnly: true);
+        stories.TryGetFloat32Array("tokenizer.ggml.scores", out var scores);
+        stories.TryGetInt32Array("tokenizer.ggml.token_type", out var types);
+        spec.CreateWriter()
+            .AddArray("tokenizer.ggml.tokens", stories.GetStringArray("tokenizer.ggml.tokens"))
+            .AddArray("tokenizer.ggml.scores", scores)
+            .AddArray("tokenizer.ggml.token_type", types)
+            .WriteTo(path);
     }
 }
