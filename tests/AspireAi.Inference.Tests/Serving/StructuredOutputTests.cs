@@ -11,20 +11,11 @@ namespace AspireAi.Inference.Tests.Serving;
 /// Constrained decoding with a random-weight model (which on its own writes noise) over a real 32,000-token vocabulary:
 /// every output of every schema must parse and validate (checked by JsonSchema.Net, an independent validator).
 /// </summary>
-public sealed class StructuredOutputTests : IDisposable
+public sealed class StructuredOutputTests(RealVocabularyFixture fixture) : IClassFixture<RealVocabularyFixture>
 {
-    private readonly TinyEngine _tiny;
-    private readonly TokenByteTable _bytes;
-    private readonly TokenTrie _trie;
-
-    public StructuredOutputTests()
-    {
-        _tiny = new TinyEngine(RealVocabularyModel.Spec, RealVocabularyModel.Write);
-        _bytes = new TokenByteTable(_tiny.Tokenizer);
-        _trie = new TokenTrie(_bytes);
-    }
-
-    public void Dispose() => _tiny.Dispose();
+    private readonly TinyEngine _tiny = fixture.Tiny;
+    private readonly TokenByteTable _bytes = fixture.Bytes;
+    private readonly TokenTrie _trie = fixture.Trie;
 
     public static TheoryData<string> Schemas() =>
     [
@@ -43,7 +34,7 @@ public sealed class StructuredOutputTests : IDisposable
     {
         using var schemaDocument = JsonDocument.Parse(schemaText);
         var validator = JsonSchema.FromText(schemaText);
-        var engine = _tiny.CreateEngine(new EngineOptions { KvCacheBlocks = 256, MaxBatchedTokens = 256, MaxNumSeqs = 8 });
+        var engine = fixture.Engine;
         var handles = new List<EngineRequestHandle>();
         for (var i = 0; i < 6; i++)
         {
@@ -80,4 +71,26 @@ public sealed class StructuredOutputTests : IDisposable
         Assert.Contains("#/properties/code", error.Message);
         Assert.Contains("pattern", error.Message);
     }
+}
+
+/// <summary>One random-weight model with the real vocabulary, its token trie and an engine, shared by a test class.</summary>
+public sealed class RealVocabularyFixture : IDisposable
+{
+    public RealVocabularyFixture()
+    {
+        Tiny = new TinyEngine(RealVocabularyModel.Spec, RealVocabularyModel.Write);
+        Bytes = new TokenByteTable(Tiny.Tokenizer);
+        Trie = new TokenTrie(Bytes);
+        Engine = Tiny.CreateEngine(new EngineOptions { KvCacheBlocks = 256, MaxBatchedTokens = 256, MaxNumSeqs = 8 }, threads: 2);
+    }
+
+    public TinyEngine Tiny { get; }
+
+    public TokenByteTable Bytes { get; }
+
+    public TokenTrie Trie { get; }
+
+    public LlmEngine Engine { get; }
+
+    public void Dispose() => Tiny.Dispose();
 }
