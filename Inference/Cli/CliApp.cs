@@ -19,12 +19,12 @@ public static class CliApp
 
     public static int Run(string[] args)
     {
+        Func<string[], int> verb;
         if (args.Length == 0 || args[0].StartsWith('-'))
         {
-            return ServeCommand.Run(args);
+            (verb, args) = (ServeCommand.Run, ["serve", .. args]);
         }
-
-        if (!Verbs.TryGetValue(args[0], out var verb))
+        else if (!Verbs.TryGetValue(args[0], out verb!))
         {
             Console.Error.WriteLine($"error: unknown command '{args[0]}' (commands: {string.Join(", ", Verbs.Keys)}).");
             return 2;

@@ -5,8 +5,9 @@ namespace AspireAi.Inference.Engine;
 
 /// <summary>
 /// The engine's metrics under vLLM's names (so its Grafana dashboards work), labelled with <c>model_name</c> as vLLM does.
-/// Exported by OpenTelemetry's Prometheus exporter at <c>/metrics</c> (which keeps the <c>vllm:</c> prefix: ':' is legal in
-/// Prometheus names) and over OTLP.
+/// OpenTelemetry refuses ':' in instrument names (instruments named <c>vllm:…</c> are dropped with a warning), so they are
+/// named <c>vllm.…</c> here; the Prometheus exporter writes that as <c>vllm_…</c> (adding <c>_total</c> to counters), and
+/// the serving host's <c>/metrics</c> rewrites the prefix back to <c>vllm:</c> (<c>Serving.VllmMetricNames</c>).
 /// </summary>
 internal sealed class EngineMetrics : IDisposable
 {
@@ -32,26 +33,26 @@ internal sealed class EngineMetrics : IDisposable
         _meter = new Meter(MeterName);
         _model = new("model_name", modelName);
         var model = _model;
-        _meter.CreateObservableGauge("vllm:num_requests_running", () => new Measurement<int>(engine.Snapshot.Running, model),
+        _meter.CreateObservableGauge("vllm.num_requests_running", () => new Measurement<int>(engine.Snapshot.Running, model),
             description: "Number of requests in model execution batches.");
-        _meter.CreateObservableGauge("vllm:num_requests_waiting", () => new Measurement<int>(engine.Snapshot.Waiting, model),
+        _meter.CreateObservableGauge("vllm.num_requests_waiting", () => new Measurement<int>(engine.Snapshot.Waiting, model),
             description: "Number of requests waiting to be processed.");
-        _meter.CreateObservableGauge("vllm:kv_cache_usage_perc", () => new Measurement<double>(engine.Snapshot.KvCacheUsage, model),
+        _meter.CreateObservableGauge("vllm.kv_cache_usage_perc", () => new Measurement<double>(engine.Snapshot.KvCacheUsage, model),
             description: "KV-cache usage. 1 means 100 percent usage.");
-        _meter.CreateObservableCounter("vllm:prefix_cache_queries", () => new Measurement<long>(engine.Snapshot.PrefixQueryTokens, model),
+        _meter.CreateObservableCounter("vllm.prefix_cache_queries", () => new Measurement<long>(engine.Snapshot.PrefixQueryTokens, model),
             description: "Prefix cache queries, in terms of number of queried tokens.");
-        _meter.CreateObservableCounter("vllm:prefix_cache_hits", () => new Measurement<long>(engine.Snapshot.PrefixHitTokens, model),
+        _meter.CreateObservableCounter("vllm.prefix_cache_hits", () => new Measurement<long>(engine.Snapshot.PrefixHitTokens, model),
             description: "Prefix cache hits, in terms of number of cached tokens.");
-        _meter.CreateObservableCounter("vllm:num_preemptions", () => new Measurement<long>(engine.Snapshot.Preemptions, model),
+        _meter.CreateObservableCounter("vllm.num_preemptions", () => new Measurement<long>(engine.Snapshot.Preemptions, model),
             description: "Cumulative number of preemptions from the engine.");
-        _promptTokens = _meter.CreateCounter<long>("vllm:prompt_tokens", description: "Number of prefill tokens processed.");
-        _generationTokens = _meter.CreateCounter<long>("vllm:generation_tokens", description: "Number of generation tokens processed.");
-        _success = _meter.CreateCounter<long>("vllm:request_success", description: "Count of successfully processed requests.");
-        _ttft = _meter.CreateHistogram("vllm:time_to_first_token_seconds", unit: null,
+        _promptTokens = _meter.CreateCounter<long>("vllm.prompt_tokens", description: "Number of prefill tokens processed.");
+        _generationTokens = _meter.CreateCounter<long>("vllm.generation_tokens", description: "Number of generation tokens processed.");
+        _success = _meter.CreateCounter<long>("vllm.request_success", description: "Count of successfully processed requests.");
+        _ttft = _meter.CreateHistogram("vllm.time_to_first_token_seconds", unit: null,
             description: "Histogram of time to first token in seconds.", advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = TtftBuckets });
-        _itl = _meter.CreateHistogram("vllm:inter_token_latency_seconds", unit: null,
+        _itl = _meter.CreateHistogram("vllm.inter_token_latency_seconds", unit: null,
             description: "Histogram of inter-token latency in seconds.", advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = ItlBuckets });
-        _e2e = _meter.CreateHistogram("vllm:e2e_request_latency_seconds", unit: null,
+        _e2e = _meter.CreateHistogram("vllm.e2e_request_latency_seconds", unit: null,
             description: "Histogram of end to end request latency in seconds.", advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = E2eBuckets });
     }
 

@@ -65,6 +65,9 @@ public sealed class LlmEngine : IDisposable
         _thread.Start();
     }
 
+    /// <summary>The <see cref="System.Diagnostics.Metrics.Meter"/> of the engine's vLLM-named metrics (subscribe with <c>AddMeter</c>).</summary>
+    public const string MeterName = EngineMetrics.MeterName;
+
     public ModelConfig Config => _model.Config;
 
     public ITokenizer? Tokenizer => _tokenizer;

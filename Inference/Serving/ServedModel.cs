@@ -30,7 +30,13 @@ public sealed class ServedModel : IDisposable
         TemplateIsFallback = fallbackTemplate;
         ToolFormat = ToolCallFormat.Detect(template.Source);
         TokenBytes = new TokenByteTable(tokenizer);
+        _trie = new Lazy<StructuredOutput.TokenTrie>(() => new StructuredOutput.TokenTrie(TokenBytes));
     }
+
+    private readonly Lazy<StructuredOutput.TokenTrie> _trie;
+
+    /// <summary>The vocabulary as a byte trie for constrained decoding (built on first use).</summary>
+    public StructuredOutput.TokenTrie TokenTrie => _trie.Value;
 
     /// <summary>The id clients name in <c>model</c>.</summary>
     public string Id { get; }
@@ -89,7 +95,7 @@ public sealed class ServedModel : IDisposable
             backend = new CpuBackend(options.Threads);
             model = new LlamaModel(source, backend, options.MaxBatchedTokens, options.MaxNumSeqs);
             var (template, fallback) = LoadTemplate(options, source, tokenizer, logger);
-            var id = options.ServedModelName is { Length: > 0 } name ? name : Path.GetFileNameWithoutExtension(path.TrimEnd('/', '\\'));
+            var id = options.ModelId;
             var engine = new LlmEngine(model, tokenizer, engineOptions, id);
             logger.LogInformation(
                 "Serving {Model} as '{Id}' on {Backend}: context {Context}, KV cache {Blocks} blocks × {BlockSize} tokens, {MaxBatched} tokens and {MaxSeqs} sequences per step",
