@@ -12,7 +12,7 @@ public static class FallbackChatTemplate
     public const string Source =
         "{%- if tools -%}" +
         "System: You may call these tools. To call one, answer with <tool_call>{\"name\": <tool name>, \"arguments\": <JSON object>}</tool_call>.{{ '\\n' }}" +
-        "{%- for tool in tools -%}Tool: {{ tool | tojson }}{{ '\\n' }}{%- endfor -%}" +
+        "{%- for tool in tools -%}Tool {{ tool.function.name }}: {{ tool.function.description }} Arguments: {{ tool.function.parameters | tojson }}{{ '\\n' }}{%- endfor -%}" +
         "{%- endif -%}" +
         "{%- for message in messages -%}" +
         "{%- if message.role == 'system' -%}System: {{ message.content }}{{ '\\n' }}" +
