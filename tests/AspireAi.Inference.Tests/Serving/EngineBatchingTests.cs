@@ -138,6 +138,17 @@ public sealed class EngineBatchingTests : IDisposable
         Assert.Contains("64", overCache.Message);
     }
 
+    /// <summary>Waits (up to 10 s) until <paramref name="condition"/> holds.</summary>
+    internal static async Task Until(Func<bool> condition)
+    {
+        for (var i = 0; i < 1000 && !condition(); i++)
+        {
+            await Task.Delay(10, TestContext.Current.CancellationToken);
+        }
+
+        Assert.True(condition(), "the condition did not come true within 10 s");
+    }
+
     /// <summary>Waits until the engine has nothing left to do and returns its counters then.</summary>
     internal static async Task<EngineSnapshot> Idle(LlmEngine engine)
     {
