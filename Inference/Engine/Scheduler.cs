@@ -58,7 +58,7 @@ internal sealed class Scheduler(BlockManager blocks, EngineOptions options)
         firstAdmitted.Clear();
         _scheduled.Clear();
         var budget = options.MaxBatchedTokens;
-        var preempted = false;
+        var memoryShort = MakeRoomForImportantWaiting();
 
         // Running sequences: priority class, then decode before prefill, then admission order.
         _order.Clear();
@@ -90,7 +90,7 @@ internal sealed class Scheduler(BlockManager blocks, EngineOptions options)
             var tokens = Math.Min(sequence.UncomputedTokens, budget);
             while (!blocks.TryAllocate(sequence, sequence.ComputedTokens + tokens))
             {
-                preempted = true;
+                memoryShort = true;
                 var victim = LeastImportantUnscheduled(sequence);
                 Preempt(victim);
                 if (victim == sequence)
@@ -107,9 +107,9 @@ internal sealed class Scheduler(BlockManager blocks, EngineOptions options)
             }
         }
 
-        if (preempted)
+        if (memoryShort)
         {
-            return; // memory is short: admitting more now would only preempt again
+            return; // admitting more now would only preempt again
         }
 
         for (var i = 0; i < _waiting.Count && budget > 0 && _running.Count < options.MaxNumSeqs;)
@@ -145,6 +145,39 @@ internal sealed class Scheduler(BlockManager blocks, EngineOptions options)
             _scheduled.Add(sequence);
             budget -= tokens;
         }
+    }
+
+    /// <summary>
+    /// Priority preemption: when the first waiting sequence outranks running ones and cannot be admitted (no sequence slot or
+    /// no blocks for its first chunk), the least important running sequences make way, so batch work never delays
+    /// interactive requests for more than a step.
+    /// Returns whether memory is still short after preempting.
+    /// </summary>
+    private bool MakeRoomForImportantWaiting()
+    {
+        if (_waiting.Count == 0)
+        {
+            return false;
+        }
+
+        var head = _waiting[0];
+        var needed = blocks.BlocksFor(Math.Min(head.TokenCount, options.MaxBatchedTokens));
+        var preempted = false;
+        while (_running.Count >= options.MaxNumSeqs || blocks.FreeBlocks < needed)
+        {
+            var victim = _running.LastOrDefault(s => s.Request.Priority > head.Request.Priority);
+            if (victim is null)
+            {
+                break;
+            }
+
+            Preempt(victim);
+            preempted = true;
+        }
+
+        // Room made: the waiting sequence is admitted this step. Otherwise memory is still short.
+        var roomMade = _running.Count < options.MaxNumSeqs && blocks.FreeBlocks >= needed;
+        return preempted && !roomMade;
     }
 
     private Sequence LeastImportantUnscheduled(Sequence current)
