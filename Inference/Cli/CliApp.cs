@@ -4,7 +4,7 @@ namespace AspireAi.Inference.Cli;
 
 /// <summary>
 /// Verb dispatch: <c>serve</c> (also when no verb is given, as the AppHost starts the project), <c>generate</c>,
-/// <c>tokenize</c>, <c>bench</c>, <c>perplexity</c>. A wrong command line prints one line and exits with 2.
+/// <c>tokenize</c>, <c>bench</c>, <c>perplexity</c>, <c>bench-serve</c>. A wrong command line prints one line and exits with 2.
 /// </summary>
 public static class CliApp
 {
@@ -15,6 +15,7 @@ public static class CliApp
         ["tokenize"] = TokenizeCommand.Run,
         ["bench"] = BenchCommand.Run,
         ["perplexity"] = PerplexityCommand.Run,
+        ["bench-serve"] = BenchServeCommand.Run,
     };
 
     public static int Run(string[] args)
