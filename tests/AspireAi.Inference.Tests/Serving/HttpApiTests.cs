@@ -188,7 +188,7 @@ public sealed class HttpApiTests(TinyServerFixture server) : IClassFixture<TinyS
             custom_id = $"req-{i}",
             method = "POST",
             url = "/v1/completions",
-            body = new { model = "tiny", prompt = new[] { 1, 10 + i }, max_tokens = 4 },
+            body = new { model = "tiny", prompt = new[] { 1, 10 + i }, max_tokens = 4, temperature = 0, ignore_eos = true },
         })));
         using var form = new MultipartFormDataContent
         {
