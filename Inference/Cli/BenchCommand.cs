@@ -90,7 +90,7 @@ public static class BenchCommand
         var kvBytes = (long)config.LayerCount * 2 * config.KvHeadCount * config.HeadDim * sizeof(float) * (promptTokens + genTokens / 2);
         var result = new Dictionary<string, object>
         {
-            ["model"] = Path.GetFileName(loaded.File.Path),
+            ["model"] = Path.GetFileName(loaded.Source.Path.TrimEnd('/', '\\')),
             ["backend"] = loaded.Backend.Description,
             ["prompt_tokens"] = promptTokens,
             ["gen_tokens"] = genTokens,

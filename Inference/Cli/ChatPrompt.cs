@@ -1,22 +1,29 @@
-using AspireAi.Inference.Models.Gguf;
+using AspireAi.Inference.Models;
+using AspireAi.Inference.Tokenization;
 
 namespace AspireAi.Inference.Cli;
 
 /// <summary>
-/// The prompt text of <c>generate --chat</c>. The model's own Jinja template needs the chat-template engine, which is not in
-/// this branch yet; until it is wired here, every model gets the plain fallback below (stated on stderr when the file carries
-/// a template of its own).
+/// The prompt text of <c>generate --chat</c>: the model's own chat template (GGUF <c>tokenizer.chat_template</c> or the
+/// folder's <c>tokenizer_config.json</c>); a model without one (stories15M is a base model) gets a plain fallback, said on stderr.
 /// </summary>
 public static class ChatPrompt
 {
-    public static string Render(GgufFile file, string? system, string user)
+    public static string Render(IModelSource source, ITokenizer tokenizer, string? system, string user)
     {
-        if (file.ContainsKey("tokenizer.chat_template"))
+        var messages = new List<ChatMessage>();
+        if (system is not null)
         {
-            Console.Error.WriteLine("note: the model's chat template is not rendered yet (no Jinja engine in this build); using the plain fallback.");
+            messages.Add(new ChatMessage("system", system));
         }
 
-        var text = system is null ? "" : $"System: {system}\n";
-        return text + $"User: {user}\nAssistant:";
+        messages.Add(new ChatMessage("user", user));
+        if (ChatTemplate.For(source, tokenizer) is { } template)
+        {
+            return template.Render(messages);
+        }
+
+        Console.Error.WriteLine("note: the model has no chat template; using the plain fallback \"System: …\\nUser: …\\nAssistant:\".");
+        return (system is null ? "" : $"System: {system}\n") + $"User: {user}\nAssistant:";
     }
 }

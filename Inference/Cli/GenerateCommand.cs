@@ -37,9 +37,9 @@ public static class GenerateCommand
         {
             Temperature = args.Float("temperature", 0f, 0f, 100f),
             TopK = args.Int("top-k", 0, 0),
-            TopP = args.Float("top-p", 1f, float.Epsilon, 1f),
+            TopP = Positive(args, "top-p", 1f, 1f),
             MinP = args.Float("min-p", 0f, 0f, 1f),
-            RepetitionPenalty = args.Float("repetition-penalty", 1f, float.Epsilon, 100f),
+            RepetitionPenalty = Positive(args, "repetition-penalty", 1f, 100f),
             PresencePenalty = args.Float("presence-penalty", 0f, -2f, 2f),
             FrequencyPenalty = args.Float("frequency-penalty", 0f, -2f, 2f),
             Seed = args.Has("seed") ? args.Int("seed", 0) : null,
@@ -49,17 +49,18 @@ public static class GenerateCommand
         var promptLogprobs = args.Int("prompt-logprobs", 0, 0, 100);
         var promptIds = args.Has("prompt-token-ids") ? args.IntList("prompt-token-ids") : null;
 
-        using var loaded = LoadedModel.Open(args, maxBatchTokens: 256, maxLogitRows: promptLogprobs > 0 ? 256 : 1, needTokenizer: promptIds is null);
+        using var loaded = LoadedModel.Open(args, maxBatchTokens: 256, maxLogitRows: promptLogprobs > 0 ? 256 : 1, needTokenizer: promptIds is null, modelRequired: false);
         var tokenizer = loaded.Tokenizer;
         if (promptIds is null)
         {
             var text = args.RequiredString("prompt");
             if (args.Has("chat"))
             {
-                text = ChatPrompt.Render(loaded.File, args.String("system"), text);
+                text = ChatPrompt.Render(loaded.Source, tokenizer!, args.String("system"), text);
             }
 
-            promptIds = tokenizer!.Encode(text, addSpecial: true, parseSpecial: args.Has("chat"));
+            // A rendered chat template already starts with its BOS text where the model wants one.
+            promptIds = tokenizer!.Encode(text, addSpecial: !args.Has("chat") || !text.StartsWith(TokenText(tokenizer, tokenizer.BosId), StringComparison.Ordinal), parseSpecial: args.Has("chat"));
         }
 
         var stopIds = args.Has("ignore-eos") || tokenizer is null ? new HashSet<int>() : new HashSet<int>(tokenizer.EndOfGenerationIds);
@@ -92,6 +93,15 @@ public static class GenerateCommand
 
         return 0;
     }
+
+    private static float Positive(CommandLine args, string name, float fallback, float max)
+    {
+        var value = args.Float(name, fallback, 0f, max);
+        return value > 0 ? value : throw new UsageException($"generate: --{name} must be in (0, {max}], not 0.");
+    }
+
+    private static string TokenText(Tokenization.ITokenizer tokenizer, int id) =>
+        id < 0 ? "\0" : tokenizer.TokenToPiece(id) is { Length: > 0 } piece ? piece : "\0";
 
     private static Dictionary<string, object?> ToJson(GenerationResult result)
     {

@@ -1,23 +1,22 @@
-using AspireAi.Inference.Backends;
 using AspireAi.Inference.Backends.Cpu;
 using AspireAi.Inference.Models;
-using AspireAi.Inference.Models.Gguf;
+using AspireAi.Inference.Models.Download;
 using AspireAi.Inference.Tokenization;
 
 namespace AspireAi.Inference.Cli;
 
-/// <summary>A model file opened for a command: the file, its tokenizer (when it has one), the backend and the forward pass.</summary>
+/// <summary>A model opened for a command: its source (GGUF file or Hugging Face folder), tokenizer, backend and forward pass.</summary>
 public sealed class LoadedModel : IDisposable
 {
-    private LoadedModel(GgufFile file, ITokenizer? tokenizer, CpuBackend backend, LlamaModel model)
+    private LoadedModel(IModelSource source, ITokenizer? tokenizer, CpuBackend backend, LlamaModel model)
     {
-        File = file;
+        Source = source;
         Tokenizer = tokenizer;
         Backend = backend;
         Model = model;
     }
 
-    public GgufFile File { get; }
+    public IModelSource Source { get; }
 
     public ITokenizer? Tokenizer { get; }
 
@@ -26,38 +25,52 @@ public sealed class LoadedModel : IDisposable
     public LlamaModel Model { get; }
 
     /// <summary>Common flags of the verbs that load a model.</summary>
-    public static readonly string[] Flags = ["model", "threads"];
+    public static readonly string[] Flags = ["model", "threads", "quantize"];
 
-    public static LoadedModel Open(CommandLine args, int maxBatchTokens, int maxLogitRows, bool needTokenizer)
+    /// <param name="modelRequired">False for <c>generate</c>: no <c>--model</c> means the default stories15M (downloaded once).</param>
+    public static LoadedModel Open(CommandLine args, int maxBatchTokens, int maxLogitRows, bool needTokenizer, bool modelRequired = true)
     {
-        var path = args.RequiredString("model");
-        if (!System.IO.File.Exists(path))
+        var model = modelRequired ? args.RequiredString("model") : args.String("model");
+        var threads = args.Int("threads", Environment.ProcessorCount, 1, 1024);
+        GgmlType? quantize = args.Choice("quantize", "none", "none", "q8_0", "q4_0") switch
         {
-            throw new UsageException($"{args.Verb}: --model '{path}' does not exist.");
+            "q8_0" => GgmlType.Q8_0,
+            "q4_0" => GgmlType.Q4_0,
+            _ => null,
+        };
+
+        string path;
+        try
+        {
+            path = new ModelLocator().ResolveAsync(model, new ConsoleDownloadProgress(Console.Error)).GetAwaiter().GetResult();
+        }
+        catch (FileNotFoundException e)
+        {
+            throw new UsageException($"{args.Verb}: --model: {e.Message}");
         }
 
-        var threads = args.Int("threads", Environment.ProcessorCount, 1, 1024);
-        var file = GgufFile.Open(path);
+        var source = ModelLoader.Open(path, quantize);
         try
         {
             ITokenizer? tokenizer = null;
             try
             {
-                tokenizer = Tokenizers.FromGguf(file);
+                tokenizer = Tokenizers.For(source);
             }
             catch (ModelFormatException) when (!needTokenizer)
             {
-                // Token ids in, token ids out: a file without a usable tokenizer still runs.
+                // Token ids in, token ids out: a model without a usable tokenizer still runs.
             }
 
             var backend = new CpuBackend(threads);
-            var context = file.Config.ContextLength;
-            var model = new LlamaModel(file, backend, Math.Min(maxBatchTokens, context), Math.Min(maxLogitRows, context), new LoadProgress($"loading {Path.GetFileName(path)}", Console.Error));
-            return new LoadedModel(file, tokenizer, backend, model);
+            var context = source.Config.ContextLength;
+            var forward = new LlamaModel(source, backend, Math.Min(maxBatchTokens, context), Math.Min(maxLogitRows, context),
+                new LoadProgress($"loading {Path.GetFileName(path.TrimEnd('/', '\\'))}", Console.Error));
+            return new LoadedModel(source, tokenizer, backend, forward);
         }
         catch
         {
-            file.Dispose();
+            source.Dispose();
             throw;
         }
     }
@@ -66,6 +79,6 @@ public sealed class LoadedModel : IDisposable
     {
         Model.Dispose();
         Backend.Dispose();
-        File.Dispose();
+        Source.Dispose();
     }
 }

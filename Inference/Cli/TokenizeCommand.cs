@@ -1,4 +1,5 @@
 using System.Text.Json;
+using AspireAi.Inference.Models;
 using AspireAi.Inference.Models.Gguf;
 using AspireAi.Inference.Tokenization;
 
@@ -11,14 +12,14 @@ public static class TokenizeCommand
     {
         var args = new CommandLine("tokenize", argv, new HashSet<string> { "model", "text" }, new HashSet<string> { "no-special" });
         var path = args.RequiredString("model");
-        if (!File.Exists(path))
+        if (!File.Exists(path) && !Directory.Exists(path))
         {
             throw new UsageException($"tokenize: --model '{path}' does not exist.");
         }
 
         var text = args.String("text") ?? throw new UsageException("tokenize: --text is required.");
-        using var file = GgufFile.Open(path, metadataOnly: true);
-        var tokenizer = Tokenizers.FromGguf(file);
+        using var source = path.EndsWith(".gguf", StringComparison.OrdinalIgnoreCase) ? GgufFile.Open(path, metadataOnly: true) : ModelLoader.Open(path);
+        var tokenizer = Tokenizers.For(source);
         Console.WriteLine(JsonSerializer.Serialize(tokenizer.Encode(text, addSpecial: !args.Has("no-special"))));
         return 0;
     }
