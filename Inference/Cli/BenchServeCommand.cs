@@ -64,6 +64,7 @@ public static class BenchServeCommand
             MaxBatchedTokens = args.Int("max-batched-tokens", 512, 1),
             KvCacheTokens = args.Int("kv-cache-tokens", 0, 0),
             ServedModelName = args.String("served-model-name"),
+            Quantize = args.String("quantize"),
         };
         using var loggerFactory = LoggerFactory.Create(b => b.AddSimpleConsole().SetMinimumLevel(LogLevel.Warning));
         using var model = ServedModel.Load(options, loggerFactory.CreateLogger("bench-serve"));

@@ -2,6 +2,7 @@ using AspireAi.Inference.Backends;
 using AspireAi.Inference.Backends.Cpu;
 using AspireAi.Inference.Engine;
 using AspireAi.Inference.Models;
+using AspireAi.Inference.Models.Download;
 using AspireAi.Inference.Serving.Tools;
 using AspireAi.Inference.Tokenization;
 
@@ -61,7 +62,7 @@ public sealed class ServedModel : IDisposable
     /// <summary>Loads the configured model (or the default one) and starts its engine.</summary>
     public static ServedModel Load(InferenceOptions options, ILogger logger)
     {
-        var path = string.IsNullOrEmpty(options.Model) ? DefaultModelPath(logger) : options.Model;
+        var path = Locate(options.Model, logger);
         if (options.Device is not ("cpu" or "auto"))
         {
             throw new ArgumentException($"Inference:Device (--device) must be cpu or auto, not '{options.Device}'.");
@@ -135,28 +136,44 @@ public sealed class ServedModel : IDisposable
     }
 
     /// <summary>
-    /// With no model configured: the default stories15M. Until the default-model download lands, that is the shared copy
-    /// <c>../shared/models/stories15M-q8_0.gguf</c> beside the repository (found by walking up to <c>AspireAi.sln</c>).
+    /// The local path of <c>Inference:Model</c> through <see cref="ModelLocator"/>: a file or folder as given, <c>hf:</c>
+    /// downloads, and nothing for the default stories15M (fetched once into the model cache). When that fetch fails (no
+    /// network) a development checkout still starts on the shared copy <c>../shared/models/stories15M-q8_0.gguf</c> beside
+    /// the repository (found by walking up to <c>AspireAi.sln</c>), said in the log.
     /// </summary>
-    private static string DefaultModelPath(ILogger logger)
+    private static string Locate(string? model, ILogger logger)
+    {
+        var progress = new Progress<DownloadProgress>();
+        try
+        {
+            return new ModelLocator().ResolveAsync(model, progress).GetAwaiter().GetResult();
+        }
+        catch (ModelDownloadException e) when (string.IsNullOrWhiteSpace(model) && SharedDefaultCopy() is { } shared)
+        {
+            logger.LogWarning("The default model could not be fetched ({Error}); serving the shared copy {Path}.", e.Message, shared);
+            return shared;
+        }
+        catch (FileNotFoundException e)
+        {
+            throw new ArgumentException($"Inference:Model (--model): {e.Message}", e);
+        }
+    }
+
+    private static string? SharedDefaultCopy()
     {
         foreach (var start in new[] { Directory.GetCurrentDirectory(), AppContext.BaseDirectory })
         {
             for (var dir = new DirectoryInfo(start); dir is not null; dir = dir.Parent)
             {
-                if (File.Exists(Path.Combine(dir.FullName, "AspireAi.sln")))
+                var candidate = Path.GetFullPath(Path.Combine(dir.FullName, "..", "shared", "models", "stories15M-q8_0.gguf"));
+                if (File.Exists(Path.Combine(dir.FullName, "AspireAi.sln")) && File.Exists(candidate))
                 {
-                    var candidate = Path.GetFullPath(Path.Combine(dir.FullName, "..", "shared", "models", "stories15M-q8_0.gguf"));
-                    if (File.Exists(candidate))
-                    {
-                        logger.LogInformation("No Inference:Model configured; serving the default {Path}.", candidate);
-                        return candidate;
-                    }
+                    return candidate;
                 }
             }
         }
 
-        throw new ArgumentException("No model configured (Inference:Model or --model) and the default stories15M was not found at ../shared/models/stories15M-q8_0.gguf beside the repository.");
+        return null;
     }
 
     public void Dispose()
