@@ -14,7 +14,8 @@ namespace AspireAi.Inference.Cli;
 /// shorter context, e.g. stories15M's 256 → [12, 128]), <c>ignore_eos</c>. Offline (all at once, the default) or online
 /// with Poisson arrivals (<c>--request-rate</c>). Against a server (<c>--url</c>, streaming <c>/v1/completions</c>) or the
 /// engine in-process (<c>--model</c>). <c>--batch-requests N</c> first queues N lowest-priority batch requests (the Batch API
-/// over HTTP) so the interactive numbers show what batch work costs them.
+/// over HTTP) so the interactive numbers show what batch work costs them; <c>--json</c> (in-process) constrains every output
+/// to a JSON object, to measure the grammar mask.
 /// </summary>
 public static class BenchServeCommand
 {
@@ -23,7 +24,7 @@ public static class BenchServeCommand
     public static int Run(string[] argv)
     {
         var args = new CommandLine("bench-serve", argv, new HashSet<string>([.. LoadedModel.Flags, "url", "served-model-name", "num-prompts",
-            "request-rate", "seed", "context", "vocab", "max-num-seqs", "max-batched-tokens", "kv-cache-tokens", "batch-requests", "output", "temperature"]));
+            "request-rate", "seed", "context", "vocab", "max-num-seqs", "max-batched-tokens", "kv-cache-tokens", "batch-requests", "output", "temperature"]), new HashSet<string> { "json" });
         if (args.Has("url") == args.Has("model"))
         {
             throw new UsageException("bench-serve: give exactly one of --url (a running server) or --model (in-process).");
@@ -38,7 +39,7 @@ public static class BenchServeCommand
         var json = args.Choice("output", "text", "text", "json") == "json";
         return args.Has("url")
             ? RunHttp(args, prompts, rate, seed, batchRequests, temperature, json).GetAwaiter().GetResult()
-            : RunInProcess(args, prompts, rate, seed, batchRequests, temperature, json).GetAwaiter().GetResult();
+            : RunInProcess(args, prompts, rate, seed, batchRequests, temperature, json, args.Has("json")).GetAwaiter().GetResult();
     }
 
     /// <summary>nano-vllm's workload scaled to the context: (prompt ids, output length) per request.</summary>
@@ -54,7 +55,8 @@ public static class BenchServeCommand
         }).ToList();
     }
 
-    private static async Task<int> RunInProcess(CommandLine args, int count, float rate, int seed, int batchRequests, float temperature, bool json)
+    /// <param name="constrained">Every request's output constrained to a JSON object (<c>--json</c>): the cost of the grammar mask.</param>
+    private static async Task<int> RunInProcess(CommandLine args, int count, float rate, int seed, int batchRequests, float temperature, bool json, bool constrained)
     {
         var options = new InferenceOptions
         {
@@ -83,6 +85,7 @@ public static class BenchServeCommand
                 PromptTokenIds = w.Prompt,
                 MaxTokens = w.Output,
                 Sampling = new SamplingParams { Temperature = temperature, Seed = seed + i },
+                Constraint = constrained ? Serving.StructuredOutput.GrammarConstraint.ForJson(model.TokenTrie, model.TokenBytes, null) : null,
             });
             double ttft = 0, last = 0;
             var itl = new List<double>();
@@ -116,7 +119,7 @@ public static class BenchServeCommand
             handle.Abort();
         }
 
-        Report(json, $"in-process {model.Id} ({engine.Options.MaxNumSeqs} seqs, {engine.Options.MaxBatchedTokens} tokens/step, {engine.Options.KvCacheBlocks * engine.Options.BlockSize} KV tokens)",
+        Report(json, $"in-process {model.Id}{(constrained ? " json_object" : "")} ({engine.Options.MaxNumSeqs} seqs, {engine.Options.MaxBatchedTokens} tokens/step, {engine.Options.KvCacheBlocks * engine.Options.BlockSize} KV tokens)",
             workload, outcomes, seconds, rate, batchRequests, engine.Snapshot);
         return 0;
     }
