@@ -23,6 +23,7 @@ public static class ServeCommand
         ["max-num-seqs"] = nameof(InferenceOptions.MaxNumSeqs),
         ["max-waiting"] = nameof(InferenceOptions.MaxWaiting),
         ["max-running-per-tenant"] = nameof(InferenceOptions.MaxRunningPerTenant),
+        ["batch-share"] = nameof(InferenceOptions.BatchShare),
         ["chat-template"] = nameof(InferenceOptions.ChatTemplate),
         ["max-request-body-bytes"] = nameof(InferenceOptions.MaxRequestBodyBytes),
     };

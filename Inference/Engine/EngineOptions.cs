@@ -21,6 +21,14 @@ public sealed record EngineOptions
     /// <summary>Most running sequences of one tenant (<c>--max-running-per-tenant</c>; 0: no cap).</summary>
     public int MaxRunningPerTenant { get; init; }
 
+    /// <summary>
+    /// Share of a step's token budget that batch-priority sequences may use while interactive ones are running or waiting
+    /// (<c>--batch-share</c>). On the CPU a step's time grows with every token in it, so the default 0 pauses batch work
+    /// (it keeps its blocks) until interactive work is gone: measured with bench-serve, sharing steps raised interactive
+    /// TPOT ~10× (docs/performance.md, Serving). A device where decode is memory-bound can afford more.
+    /// </summary>
+    public double BatchShare { get; init; }
+
     public void Validate()
     {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(BlockSize, "block-size");
@@ -29,5 +37,9 @@ public sealed record EngineOptions
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(MaxNumSeqs, "max-num-seqs");
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(MaxWaiting, "max-waiting");
         ArgumentOutOfRangeException.ThrowIfNegative(MaxRunningPerTenant, "max-running-per-tenant");
+        if (!(BatchShare >= 0 && BatchShare <= 1))
+        {
+            throw new ArgumentOutOfRangeException("batch-share", BatchShare, "batch-share must be in [0, 1].");
+        }
     }
 }

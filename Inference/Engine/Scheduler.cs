@@ -59,6 +59,10 @@ internal sealed class Scheduler(BlockManager blocks, EngineOptions options)
         _scheduled.Clear();
         var budget = options.MaxBatchedTokens;
         var memoryShort = MakeRoomForImportantWaiting();
+        // While interactive work exists, batch sequences get only their share of the step (see EngineOptions.BatchShare).
+        var interactive = _running.Exists(s => s.Request.Priority == RequestPriority.Interactive)
+            || _waiting.Exists(s => s.Request.Priority == RequestPriority.Interactive);
+        var batchBudget = interactive ? (int)(options.MaxBatchedTokens * options.BatchShare) : options.MaxBatchedTokens;
 
         // Running sequences: priority class, then decode before prefill, then admission order.
         _order.Clear();
@@ -87,7 +91,13 @@ internal sealed class Scheduler(BlockManager blocks, EngineOptions options)
                 continue; // preempted earlier in this loop
             }
 
-            var tokens = Math.Min(sequence.UncomputedTokens, budget);
+            var isBatch = sequence.Request.Priority == RequestPriority.Batch;
+            var tokens = Math.Min(sequence.UncomputedTokens, isBatch ? Math.Min(budget, batchBudget) : budget);
+            if (tokens == 0)
+            {
+                continue; // batch work paused this step; it keeps its blocks
+            }
+
             while (!blocks.TryAllocate(sequence, sequence.ComputedTokens + tokens))
             {
                 memoryShort = true;
@@ -104,6 +114,7 @@ internal sealed class Scheduler(BlockManager blocks, EngineOptions options)
                 output.Add(new ScheduledChunk(sequence, tokens));
                 _scheduled.Add(sequence);
                 budget -= tokens;
+                batchBudget -= isBatch ? tokens : 0;
             }
         }
 
@@ -121,9 +132,15 @@ internal sealed class Scheduler(BlockManager blocks, EngineOptions options)
                 continue;
             }
 
+            var isBatch = sequence.Request.Priority == RequestPriority.Batch;
+            if (isBatch && batchBudget <= 0)
+            {
+                break; // everything behind is batch work too (the queue is ordered by priority)
+            }
+
             var cached = blocks.AllocateCachedPrefix(sequence, countQuery: !sequence.Admitted);
             blocks.CopyOnWrite(sequence);
-            var tokens = Math.Min(sequence.UncomputedTokens, budget);
+            var tokens = Math.Min(sequence.UncomputedTokens, isBatch ? Math.Min(budget, batchBudget) : budget);
             if (!blocks.TryAllocate(sequence, sequence.ComputedTokens + tokens))
             {
                 blocks.Free(sequence);
@@ -144,6 +161,7 @@ internal sealed class Scheduler(BlockManager blocks, EngineOptions options)
             output.Add(new ScheduledChunk(sequence, tokens));
             _scheduled.Add(sequence);
             budget -= tokens;
+            batchBudget -= isBatch ? tokens : 0;
         }
     }
 

@@ -45,6 +45,9 @@ public sealed class InferenceOptions
     /// <summary>Most running sequences of one tenant (0: no cap).</summary>
     public int MaxRunningPerTenant { get; set; }
 
+    /// <summary>Share of each step batch (Batch API) sequences may use while interactive requests run (0: paused until idle).</summary>
+    public double BatchShare { get; set; }
+
     /// <summary>A Jinja chat template file that replaces the model's own (vLLM's <c>--chat-template</c>).</summary>
     public string? ChatTemplate { get; set; }
 

@@ -91,6 +91,7 @@ public sealed class ServedModel : IDisposable
                 MaxNumSeqs = options.MaxNumSeqs,
                 MaxWaiting = options.MaxWaiting,
                 MaxRunningPerTenant = options.MaxRunningPerTenant,
+                BatchShare = options.BatchShare,
             };
             engineOptions.Validate();
             backend = new CpuBackend(options.Threads);

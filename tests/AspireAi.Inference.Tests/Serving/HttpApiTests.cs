@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Net;
 using System.Net.Http.Headers;
 using System.Net.Http.Json;
@@ -217,6 +218,29 @@ public sealed class HttpApiTests(TinyServerFixture server) : IClassFixture<TinyS
         var refused = await Http.PostAsync("/v1/files", badFile, Ct);
         Assert.Equal(HttpStatusCode.BadRequest, refused.StatusCode);
         Assert.Contains("line 1", (await Json(refused))["error"]!["message"]!.GetValue<string>());
+    }
+
+    [Fact]
+    public async Task Each_request_gets_a_genai_span_with_an_event_per_engine_step()
+    {
+        var stopped = new System.Collections.Concurrent.ConcurrentBag<Activity>();
+        using var listener = new ActivityListener
+        {
+            ShouldListenTo = source => source.Name == "AspireAi.Inference",
+            Sample = (ref ActivityCreationOptions<ActivityContext> _) => ActivitySamplingResult.AllDataAndRecorded,
+            ActivityStopped = stopped.Add,
+        };
+        ActivitySource.AddActivityListener(listener);
+        var response = await Json(await Http.PostAsJsonAsync("/v1/completions",
+            new { model = "tiny", prompt = new[] { 1, 2, 3 }, max_tokens = 5, ignore_eos = true, temperature = 0 }, Ct));
+        var id = response["id"]!.GetValue<string>();
+        var span = stopped.Single(a => a.GetTagItem("gen_ai.response.id") as string == id);
+        Assert.Equal("text_completion", span.GetTagItem("gen_ai.operation.name"));
+        Assert.Equal("tiny", span.GetTagItem("gen_ai.request.model"));
+        Assert.Equal(3, span.GetTagItem("gen_ai.usage.input_tokens"));
+        Assert.Equal(5, span.GetTagItem("gen_ai.usage.output_tokens"));
+        Assert.Equal(["length"], (string[])span.GetTagItem("gen_ai.response.finish_reasons")!);
+        Assert.Equal(5, span.Events.Count(e => e.Name == "engine.step")); // one prefill step, then four decode steps
     }
 
     [Fact]
