@@ -73,6 +73,11 @@ public sealed class Sampler
         System.Numerics.Tensors.TensorPrimitives.Subtract(logits, max, weights);
         System.Numerics.Tensors.TensorPrimitives.Multiply(weights, inverseTemperature, weights);
         System.Numerics.Tensors.TensorPrimitives.Exp(weights, weights);
+        if (_params.TopK == 0 && _params.TopP >= 1 && _params.MinP == 0)
+        {
+            return DrawFromAll(weights);
+        }
+
         var count = 0;
         var minP = _params.MinP;
         for (var i = 0; i < weights.Length; i++)
@@ -113,6 +118,31 @@ public sealed class Sampler
         }
 
         return _candidates[count - 1];
+    }
+
+    /// <summary>
+    /// Plain temperature sampling: one draw over the whole vocabulary, without gathering candidates first. The engine samples
+    /// every sequence of a step on its own thread, so this is serial time per step: bench-serve with 64 requests at
+    /// temperature 0.6 took 10.5 s with the candidate list and 8.3 s with this path (greedy: 6.7–8.6 s; load ≈ 6).
+    /// </summary>
+    private int DrawFromAll(ReadOnlySpan<float> weights)
+    {
+        var r = _random.NextDouble() * System.Numerics.Tensors.TensorPrimitives.Sum(weights);
+        var last = 0;
+        for (var i = 0; i < weights.Length; i++)
+        {
+            if (weights[i] > 0)
+            {
+                last = i;
+                r -= weights[i];
+                if (r < 0)
+                {
+                    return i;
+                }
+            }
+        }
+
+        return last; // rounding left r ≥ 0 after the last token with weight
     }
 
     public static int ArgMax(ReadOnlySpan<float> logits)
