@@ -4,7 +4,7 @@ namespace AspireAi.Inference.Cli;
 
 /// <summary>
 /// Verb dispatch: <c>serve</c> (also when no verb is given, as the AppHost starts the project), <c>generate</c>,
-/// <c>tokenize</c>, <c>bench</c>, <c>perplexity</c>. A wrong command line prints one line and exits with 2.
+/// <c>tokenize</c>, <c>bench</c>, <c>perplexity</c>, <c>bench-serve</c>. A wrong command line prints one line and exits with 2.
 /// </summary>
 public static class CliApp
 {
@@ -15,16 +15,17 @@ public static class CliApp
         ["tokenize"] = TokenizeCommand.Run,
         ["bench"] = BenchCommand.Run,
         ["perplexity"] = PerplexityCommand.Run,
+        ["bench-serve"] = BenchServeCommand.Run,
     };
 
     public static int Run(string[] args)
     {
+        Func<string[], int> verb;
         if (args.Length == 0 || args[0].StartsWith('-'))
         {
-            return ServeCommand.Run(args);
+            (verb, args) = (ServeCommand.Run, ["serve", .. args]);
         }
-
-        if (!Verbs.TryGetValue(args[0], out var verb))
+        else if (!Verbs.TryGetValue(args[0], out verb!))
         {
             Console.Error.WriteLine($"error: unknown command '{args[0]}' (commands: {string.Join(", ", Verbs.Keys)}).");
             return 2;

@@ -66,19 +66,25 @@ public sealed class Sampler
         }
 
         var inverseTemperature = 1f / _params.Temperature;
-        var max = float.NegativeInfinity;
-        foreach (var l in logits)
+        var max = System.Numerics.Tensors.TensorPrimitives.Max(logits);
+        // Vectorised: for 32,000 logits this took 23–26 µs of CPU against 133–177 µs for a scalar MathF.Exp loop (Release,
+        // the 2-core Zen 4 dev machine), paid for every sampled token of every sequence.
+        var weights = _weights.AsSpan(0, logits.Length);
+        System.Numerics.Tensors.TensorPrimitives.Subtract(logits, max, weights);
+        System.Numerics.Tensors.TensorPrimitives.Multiply(weights, inverseTemperature, weights);
+        System.Numerics.Tensors.TensorPrimitives.Exp(weights, weights);
+        if (_params.TopK == 0 && _params.TopP >= 1 && _params.MinP == 0)
         {
-            max = MathF.Max(max, l);
+            return DrawFromAll(weights);
         }
 
         var count = 0;
-        for (var i = 0; i < logits.Length; i++)
+        var minP = _params.MinP;
+        for (var i = 0; i < weights.Length; i++)
         {
-            var w = MathF.Exp((logits[i] - max) * inverseTemperature);
-            _weights[i] = w;
             // min-p: relative to the most likely token (weight 1), so it can be applied before normalising.
-            if (w > 0 && w >= _params.MinP)
+            var w = weights[i];
+            if (w > 0 && w >= minP)
             {
                 _candidates[count++] = i;
             }
@@ -112,6 +118,31 @@ public sealed class Sampler
         }
 
         return _candidates[count - 1];
+    }
+
+    /// <summary>
+    /// Plain temperature sampling: one draw over the whole vocabulary, without gathering candidates first. The engine samples
+    /// every sequence of a step on its own thread, so this is serial time per step: bench-serve with 64 requests at
+    /// temperature 0.6 took 10.5 s with the candidate list and 8.3 s with this path (greedy: 6.7–8.6 s; load ≈ 6).
+    /// </summary>
+    private int DrawFromAll(ReadOnlySpan<float> weights)
+    {
+        var r = _random.NextDouble() * System.Numerics.Tensors.TensorPrimitives.Sum(weights);
+        var last = 0;
+        for (var i = 0; i < weights.Length; i++)
+        {
+            if (weights[i] > 0)
+            {
+                last = i;
+                r -= weights[i];
+                if (r < 0)
+                {
+                    return i;
+                }
+            }
+        }
+
+        return last; // rounding left r ≥ 0 after the last token with weight
     }
 
     public static int ArgMax(ReadOnlySpan<float> logits)

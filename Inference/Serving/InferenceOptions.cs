@@ -1,16 +1,62 @@
 namespace AspireAi.Inference.Serving;
 
-/// <summary>The <c>Inference</c> configuration section; each key mirrors a command-line flag (<c>Inference:Model</c> ↔ <c>--model</c>).</summary>
+/// <summary>
+/// The <c>Inference</c> configuration section; each key mirrors a <c>serve</c> flag (<c>Inference:Model</c> ↔ <c>--model</c>,
+/// <c>Inference:KvCacheTokens</c> ↔ <c>--kv-cache-tokens</c>).
+/// </summary>
 public sealed class InferenceOptions
 {
     public const string Section = "Inference";
 
-    /// <summary>Path of the model file or folder to serve.</summary>
+    /// <summary>Path of the model file or folder to serve; empty: the default model (stories15M).</summary>
     public string? Model { get; set; }
 
     /// <summary>The id clients name in <c>model</c>; defaults to the model file's name without extension.</summary>
     public string? ServedModelName { get; set; }
 
-    public string ModelId => ServedModelName
-        ?? (string.IsNullOrEmpty(Model) ? "stories15M" : Path.GetFileNameWithoutExtension(Model.TrimEnd('/', '\\')));
+    /// <summary><c>cpu</c> or <c>auto</c> (the best available; the CPU until a device backend exists).</summary>
+    public string Device { get; set; } = "auto";
+
+    /// <summary>Quantize a safetensors model on load: <c>q8_0</c> or <c>q4_0</c>; empty keeps the file's types.</summary>
+    public string? Quantize { get; set; }
+
+    /// <summary>CPU threads of the forward pass (0: every core).</summary>
+    public int Threads { get; set; }
+
+    /// <summary>Tokens per KV block.</summary>
+    public int BlockSize { get; set; } = 16;
+
+    /// <summary>KV cache capacity in tokens; 0: <see cref="KvCacheFraction"/> of the free memory.</summary>
+    public int KvCacheTokens { get; set; }
+
+    /// <summary>Share of the free memory (on the CPU: of free RAM) given to the KV cache, capped at what
+    /// <see cref="MaxNumSeqs"/> full-context sequences can use.</summary>
+    public double KvCacheFraction { get; set; } = 0.2;
+
+    /// <summary>Most tokens one engine step computes (decode tokens plus prefill chunks).</summary>
+    public int MaxBatchedTokens { get; set; } = 512;
+
+    /// <summary>Most sequences running at once.</summary>
+    public int MaxNumSeqs { get; set; } = 32;
+
+    /// <summary>Most requests waiting; more get 503 with Retry-After.</summary>
+    public int MaxWaiting { get; set; } = 1024;
+
+    /// <summary>Most running sequences of one tenant (0: no cap).</summary>
+    public int MaxRunningPerTenant { get; set; }
+
+    /// <summary>Share of each step batch (Batch API) sequences may use while interactive requests run (0: paused until idle).</summary>
+    public double BatchShare { get; set; }
+
+    /// <summary>A Jinja chat template file that replaces the model's own (vLLM's <c>--chat-template</c>).</summary>
+    public string? ChatTemplate { get; set; }
+
+    /// <summary>Largest JSON request body accepted (bytes); <c>/v1/files</c> accepts <see cref="MaxFileBytes"/>.</summary>
+    public long MaxRequestBodyBytes { get; set; } = 4 * 1024 * 1024;
+
+    /// <summary>Largest batch input file accepted by <c>/v1/files</c> (bytes).</summary>
+    public long MaxFileBytes { get; set; } = 100 * 1024 * 1024;
+
+    public string ModelId => ServedModelName is { Length: > 0 } name ? name
+        : string.IsNullOrEmpty(Model) ? "stories15M" : Path.GetFileNameWithoutExtension(Model.TrimEnd('/', '\\'));
 }

@@ -1,0 +1,45 @@
+namespace AspireAi.Inference.Engine;
+
+/// <summary>Limits of the serving engine (each mirrors a <c>serve</c> flag).</summary>
+public sealed record EngineOptions
+{
+    /// <summary>Tokens per KV block (<c>--block-size</c>; vLLM's default 16).</summary>
+    public int BlockSize { get; init; } = 16;
+
+    /// <summary>KV cache capacity in blocks (from <c>--kv-cache-tokens</c> or <c>--kv-cache-fraction</c>).</summary>
+    public required int KvCacheBlocks { get; init; }
+
+    /// <summary>Most tokens one step computes, decode and prefill chunks together (<c>--max-batched-tokens</c>).</summary>
+    public int MaxBatchedTokens { get; init; } = 512;
+
+    /// <summary>Most sequences running at once (<c>--max-num-seqs</c>).</summary>
+    public int MaxNumSeqs { get; init; } = 64;
+
+    /// <summary>Most requests waiting for admission; more are refused with 503 (<c>--max-waiting</c>).</summary>
+    public int MaxWaiting { get; init; } = 1024;
+
+    /// <summary>Most running sequences of one tenant (<c>--max-running-per-tenant</c>; 0: no cap).</summary>
+    public int MaxRunningPerTenant { get; init; }
+
+    /// <summary>
+    /// Share of a step's token budget that batch-priority sequences may use while interactive ones are running or waiting
+    /// (<c>--batch-share</c>). On the CPU a step's time grows with every token in it, so the default 0 pauses batch work
+    /// (it keeps its blocks) until interactive work is gone: measured with bench-serve, sharing steps raised interactive
+    /// TPOT ~10× (docs/performance.md, Serving). A device where decode is memory-bound can afford more.
+    /// </summary>
+    public double BatchShare { get; init; }
+
+    public void Validate()
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(BlockSize, "block-size");
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(KvCacheBlocks, "kv-cache-blocks");
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(MaxBatchedTokens, "max-batched-tokens");
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(MaxNumSeqs, "max-num-seqs");
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(MaxWaiting, "max-waiting");
+        ArgumentOutOfRangeException.ThrowIfNegative(MaxRunningPerTenant, "max-running-per-tenant");
+        if (!(BatchShare >= 0 && BatchShare <= 1))
+        {
+            throw new ArgumentOutOfRangeException("batch-share", BatchShare, "batch-share must be in [0, 1].");
+        }
+    }
+}

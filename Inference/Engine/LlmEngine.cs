@@ -1,0 +1,498 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Runtime.InteropServices;
+using System.Threading.Channels;
+using AspireAi.Inference.Backends;
+using AspireAi.Inference.Models;
+using AspireAi.Inference.Tokenization;
+
+namespace AspireAi.Inference.Engine;
+
+/// <summary>
+/// The serving engine (nano-vllm's LLMEngine): requests come in from any thread, and one engine thread runs the step loop —
+/// schedule (<see cref="Scheduler"/>), one forward pass over every scheduled token of every sequence, then sample each
+/// sequence that reached the end of its tokens and send what it produced to the request through its channel.
+/// </summary>
+public sealed class LlmEngine : IDisposable
+{
+    private readonly LlamaModel _model;
+    private readonly ITokenizer? _tokenizer;
+    private readonly PagedKvCache _cache;
+    private readonly BlockManager _blocks;
+    private readonly Scheduler _scheduler;
+    private readonly ForwardBatch _batch;
+    private readonly float[] _logits;
+    private readonly float[] _rawRow;
+    private readonly ConcurrentQueue<Sequence> _inbox = new();
+    private readonly SemaphoreSlim _wake = new(0);
+    private readonly Thread _thread;
+    private readonly List<ScheduledChunk> _chunks = [];
+    private readonly List<Sequence> _admitted = [];
+    private readonly List<Sequence> _finished = [];
+    private readonly EngineMetrics _metrics;
+    private long _nextId;
+    private int _queued;
+    private volatile bool _stopping;
+    private volatile EngineSnapshot _snapshot;
+
+    /// <param name="model">Built with room for <see cref="EngineOptions.MaxBatchedTokens"/> tokens and
+    /// <see cref="EngineOptions.MaxNumSeqs"/> logit rows per step.</param>
+    /// <param name="tokenizer">Turns tokens into text (stop strings need it); null streams ids only.</param>
+    public LlmEngine(LlamaModel model, ITokenizer? tokenizer, EngineOptions options, string modelName = "model")
+    {
+        options.Validate();
+        if (model.MaxBatchTokens < options.MaxBatchedTokens || model.MaxLogitRows < options.MaxNumSeqs)
+        {
+            throw new ArgumentException(
+                $"The model was built for {model.MaxBatchTokens} tokens and {model.MaxLogitRows} logit rows per step; the engine needs {options.MaxBatchedTokens} and {options.MaxNumSeqs}.",
+                nameof(model));
+        }
+
+        _model = model;
+        _tokenizer = tokenizer;
+        Options = options;
+        ModelName = modelName;
+        var config = model.Config;
+        _blocks = new BlockManager(options.KvCacheBlocks, options.BlockSize);
+        _scheduler = new Scheduler(_blocks, options);
+        _cache = model.Backend.CreateKvCache(model.KvCacheShape(options.BlockSize, options.KvCacheBlocks));
+        _batch = new ForwardBatch(options.MaxBatchedTokens, options.MaxNumSeqs, _blocks.BlocksFor(config.ContextLength));
+        _logits = new float[options.MaxNumSeqs * config.VocabularySize];
+        _rawRow = new float[config.VocabularySize];
+        _snapshot = new EngineSnapshot(0, 0, 0, options.KvCacheBlocks, options.KvCacheBlocks, 0, 0, 0, 0);
+        _metrics = new EngineMetrics(this, modelName);
+        _thread = new Thread(Run) { IsBackground = true, Name = "llm-engine" };
+        _thread.Start();
+    }
+
+    /// <summary>The <see cref="System.Diagnostics.Metrics.Meter"/> of the engine's vLLM-named metrics (subscribe with <c>AddMeter</c>).</summary>
+    public const string MeterName = EngineMetrics.MeterName;
+
+    public ModelConfig Config => _model.Config;
+
+    public ITokenizer? Tokenizer => _tokenizer;
+
+    public EngineOptions Options { get; }
+
+    /// <summary>The model's id in metrics and responses.</summary>
+    public string ModelName { get; }
+
+    /// <summary>Counters as of the end of the last step (safe to read from any thread).</summary>
+    public EngineSnapshot Snapshot => _snapshot;
+
+    /// <summary>Raised on the engine thread after every step (tests wait on it; keep handlers short).</summary>
+    public event Action<EngineSnapshot>? StepCompleted;
+
+    /// <summary>
+    /// Queues a request. Events arrive on the returned handle until one carries a finish reason. Cancelling
+    /// <paramref name="cancellation"/> (a client disconnect) drops the sequence at the next step and frees its blocks.
+    /// </summary>
+    /// <exception cref="AdmissionException">The request can never fit (<c>context_length_exceeded</c>) or the queue is full (<c>queue_full</c>).</exception>
+    public EngineRequestHandle Submit(EngineRequest request, CancellationToken cancellation = default)
+    {
+        ObjectDisposedException.ThrowIf(_stopping, this);
+        Validate(request);
+        if (Interlocked.Increment(ref _queued) > Options.MaxWaiting)
+        {
+            Interlocked.Decrement(ref _queued);
+            throw new AdmissionException($"The server is at capacity: {Options.MaxWaiting} requests are already waiting. Retry later.",
+                "queue_full", retryAfter: TimeSpan.FromSeconds(1));
+        }
+
+        var sequence = new Sequence(Interlocked.Increment(ref _nextId), request, Config.VocabularySize, _tokenizer);
+        var handle = new EngineRequestHandle(sequence, this);
+        if (cancellation.CanBeCanceled)
+        {
+            handle.Registration = cancellation.Register(static s => ((EngineRequestHandle)s!).Abort(), handle);
+        }
+
+        _inbox.Enqueue(sequence);
+        _wake.Release();
+        return handle;
+    }
+
+    internal void RequestAbort(Sequence sequence)
+    {
+        sequence.AbortRequested = true;
+        _wake.Release();
+    }
+
+    private void Validate(EngineRequest request)
+    {
+        var prompt = request.PromptTokenIds;
+        var context = Config.ContextLength;
+        if (prompt.Length == 0)
+        {
+            throw new ArgumentException("The prompt has no tokens.", nameof(request));
+        }
+
+        foreach (var id in prompt)
+        {
+            if ((uint)id >= (uint)Config.VocabularySize)
+            {
+                throw new ArgumentException($"Prompt token id {id} is outside the vocabulary of {Config.VocabularySize}.", nameof(request));
+            }
+        }
+
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(request.MaxTokens, "max_tokens");
+        request.Sampling.Validate();
+        if (request.StopStrings.Count > 0 && _tokenizer is null)
+        {
+            throw new ArgumentException("Stop strings need the model's tokenizer.", nameof(request));
+        }
+
+        var total = (long)prompt.Length + request.MaxTokens;
+        if (total > context)
+        {
+            throw new AdmissionException(
+                $"This model's maximum context length is {context} tokens. However, you requested {total} tokens ({prompt.Length} in the prompt, {request.MaxTokens} for the completion). Please reduce the prompt or max_tokens.",
+                "context_length_exceeded", "messages");
+        }
+
+        if (_blocks.BlocksFor((int)total) > Options.KvCacheBlocks)
+        {
+            throw new AdmissionException(
+                $"The request needs {total} tokens of KV cache ({prompt.Length} prompt + {request.MaxTokens} max_tokens) but the whole cache holds {Options.KvCacheBlocks * Options.BlockSize}.",
+                "context_length_exceeded", "max_tokens");
+        }
+    }
+
+    private void Run()
+    {
+        while (!_stopping)
+        {
+            while (_inbox.TryDequeue(out var sequence))
+            {
+                _scheduler.Add(sequence);
+            }
+
+            DropAborted();
+            if (!_scheduler.HasWork)
+            {
+                Publish();
+                _wake.Wait();
+                continue;
+            }
+
+            try
+            {
+                Step();
+            }
+            catch (Exception e)
+            {
+                // A failing step must not strand its requests: end them all with the error, free everything, keep serving.
+                foreach (var sequence in _scheduler.Running.Concat(_scheduler.Waiting).ToList())
+                {
+                    Finish(sequence, "error", e);
+                }
+            }
+
+            Publish();
+        }
+
+        foreach (var sequence in _scheduler.Running.Concat(_scheduler.Waiting).Concat(_inbox).ToList())
+        {
+            Finish(sequence, "abort", new ObjectDisposedException(nameof(LlmEngine)));
+        }
+    }
+
+    private void DropAborted()
+    {
+        _finished.Clear();
+        _finished.AddRange(_scheduler.Running.Where(s => s.AbortRequested));
+        _finished.AddRange(_scheduler.Waiting.Where(s => s.AbortRequested));
+        foreach (var sequence in _finished)
+        {
+            Finish(sequence, "abort");
+        }
+    }
+
+    private void Step()
+    {
+        _scheduler.Schedule(_chunks, _admitted);
+        foreach (var sequence in _admitted)
+        {
+            Interlocked.Decrement(ref _queued);
+            sequence.Sampler = new Sampler(Config.VocabularySize, sequence.Request.Sampling);
+            sequence.Sampler.SetPrompt(sequence.Request.PromptTokenIds);
+        }
+
+        if (_chunks.Count == 0)
+        {
+            // Nothing fits yet (every waiting request's tenant is at its cap): wait for a finish or a new request.
+            _wake.Wait(TimeSpan.FromMilliseconds(50));
+            return;
+        }
+
+        _batch.Clear();
+        var tokensThisStep = 0;
+        foreach (var (sequence, count) in _chunks)
+        {
+            var index = _batch.AddSequence(CollectionsMarshal.AsSpan(sequence.BlockTable));
+            var tokens = sequence.Tokens;
+            var end = sequence.ComputedTokens + count;
+            for (var p = sequence.ComputedTokens; p < end; p++)
+            {
+                _batch.AddToken(tokens[p], p, index, _blocks.Slot(sequence, p), needsLogits: p == sequence.TokenCount - 1);
+            }
+
+            tokensThisStep += count;
+        }
+
+        var started = Stopwatch.GetTimestamp();
+        _model.Forward(_batch, _cache, _logits);
+        var stepSeconds = Stopwatch.GetElapsedTime(started).TotalSeconds;
+
+        var vocabulary = Config.VocabularySize;
+        var row = 0;
+        _finished.Clear();
+        foreach (var (sequence, count) in _chunks)
+        {
+            sequence.ComputedTokens += count;
+            _blocks.CacheFullBlocks(sequence);
+            RecordStepEvent(sequence, count, tokensThisStep, stepSeconds);
+            if (sequence.ComputedTokens == sequence.TokenCount)
+            {
+                if (SampleNext(sequence, _logits.AsSpan(row * vocabulary, vocabulary)) is { } reason)
+                {
+                    _finished.Add(sequence);
+                    sequence.PendingFinish = reason;
+                }
+
+                row++;
+            }
+        }
+
+        foreach (var sequence in _finished)
+        {
+            Finish(sequence, sequence.PendingFinish!);
+        }
+
+        _steps++;
+    }
+
+    private long _steps;
+
+    /// <summary>Samples the sequence's next token from its logits row, emits it, and returns a finish reason when it ends.</summary>
+    private string? SampleNext(Sequence sequence, Span<float> logits)
+    {
+        var request = sequence.Request;
+        var sampler = sequence.Sampler!;
+        var wantLogprobs = request.Logprobs || request.TopLogprobs > 0;
+        var lse = 0.0;
+        TokenLogprob[]? top = null;
+        if (wantLogprobs)
+        {
+            lse = Logprobs.LogSumExp(logits);
+            top = request.TopLogprobs > 0 ? Logprobs.Top(logits, request.TopLogprobs) : null;
+            logits.CopyTo(_rawRow);
+        }
+
+        if (request.Constraint is { } constraint)
+        {
+            var remaining = Math.Min(request.MaxTokens - sequence.GeneratedCount, Config.ContextLength - sequence.TokenCount) - 1;
+            Span<float> stopLogits = stackalloc float[Math.Min(request.StopTokenIds.Count, 64)];
+            var i = 0;
+            foreach (var id in request.StopTokenIds)
+            {
+                if (i < stopLogits.Length)
+                {
+                    stopLogits[i++] = logits[id];
+                }
+            }
+
+            var any = constraint.MaskLogits(logits, remaining);
+            if (constraint.IsComplete)
+            {
+                i = 0;
+                foreach (var id in request.StopTokenIds)
+                {
+                    if (i < stopLogits.Length)
+                    {
+                        logits[id] = stopLogits[i++];
+                        any = true;
+                    }
+                }
+            }
+
+            if (!any)
+            {
+                return "stop";
+            }
+        }
+
+        var token = sampler.Sample(logits);
+        var now = Stopwatch.GetTimestamp();
+        if (sequence.FirstTokenTimestamp == 0)
+        {
+            sequence.FirstTokenTimestamp = now;
+            _metrics.TimeToFirstToken(Stopwatch.GetElapsedTime(sequence.ArrivalTimestamp, now).TotalSeconds);
+        }
+        else
+        {
+            _metrics.InterTokenLatency(Stopwatch.GetElapsedTime(sequence.LastTokenTimestamp, now).TotalSeconds);
+        }
+
+        sequence.LastTokenTimestamp = now;
+        if (request.StopTokenIds.Contains(token))
+        {
+            return "stop";
+        }
+
+        sampler.Accept(token);
+        request.Constraint?.Accept(token);
+        sequence.Append(token);
+        _metrics.GenerationTokens(1);
+        var text = sequence.Detokenizer is { } detokenizer ? sequence.StopStrings.Push(detokenizer.Push(token)) : "";
+        var logprob = wantLogprobs ? (float)(_rawRow[token] - lse) : float.NaN;
+        sequence.Output.Writer.TryWrite(new SequenceEvent(token, text, logprob, top));
+        if (sequence.StopStrings.Stopped || request.Constraint?.IsTerminated == true)
+        {
+            return "stop";
+        }
+
+        if (sequence.GeneratedCount >= request.MaxTokens || sequence.TokenCount >= Config.ContextLength)
+        {
+            return "length";
+        }
+
+        return null;
+    }
+
+    private void Finish(Sequence sequence, string reason, Exception? error = null)
+    {
+        if (sequence.Status != SequenceStatus.Finished)
+        {
+            if (!sequence.Admitted)
+            {
+                Interlocked.Decrement(ref _queued);
+            }
+
+            _scheduler.Remove(sequence);
+        }
+
+        if (error is null && reason != "abort" && sequence.Detokenizer is { } detokenizer && !sequence.StopStrings.Stopped)
+        {
+            var tail = sequence.StopStrings.Push(detokenizer.Flush()) + sequence.StopStrings.Flush();
+            if (tail.Length > 0)
+            {
+                sequence.Output.Writer.TryWrite(new SequenceEvent(-1, tail, float.NaN, null));
+            }
+        }
+
+        var usage = new SequenceUsage(sequence.PromptLength, sequence.GeneratedCount, sequence.CachedPromptTokens, sequence.Preemptions);
+        if (error is null)
+        {
+            sequence.Output.Writer.TryWrite(new SequenceEvent(-1, "", float.NaN, null, reason, usage));
+            sequence.Output.Writer.TryComplete();
+        }
+        else
+        {
+            sequence.Output.Writer.TryComplete(error);
+        }
+
+        if (reason is "stop" or "length")
+        {
+            _metrics.RequestFinished(sequence, reason);
+        }
+    }
+
+    private void RecordStepEvent(Sequence sequence, int tokens, int batchTokens, double seconds)
+    {
+        if (sequence.Request.Activity is { IsAllDataRequested: true } activity)
+        {
+            activity.AddEvent(new ActivityEvent("engine.step", tags: new ActivityTagsCollection
+            {
+                ["aspireai.step"] = _steps,
+                ["aspireai.step.sequence_tokens"] = tokens,
+                ["aspireai.step.batch_tokens"] = batchTokens,
+                ["aspireai.step.batch_sequences"] = _chunks.Count,
+                ["aspireai.step.seconds"] = seconds,
+            }));
+        }
+    }
+
+    private void Publish()
+    {
+        var snapshot = new EngineSnapshot(
+            _scheduler.Running.Count,
+            _scheduler.Waiting.Count + _inbox.Count,
+            _blocks.BlockCount - _blocks.FreeBlocks,
+            _blocks.FreeBlocks,
+            _blocks.BlockCount,
+            _blocks.PrefixQueries,
+            _blocks.PrefixHits,
+            _scheduler.Preemptions,
+            _steps);
+        _snapshot = snapshot;
+        StepCompleted?.Invoke(snapshot);
+    }
+
+    public void Dispose()
+    {
+        if (_stopping)
+        {
+            return;
+        }
+
+        _stopping = true;
+        _wake.Release();
+        _thread.Join();
+        _cache.Dispose();
+        _metrics.Dispose();
+        _wake.Dispose();
+    }
+}
+
+/// <summary>The engine's counters at one moment.</summary>
+public sealed record EngineSnapshot(
+    int Running,
+    int Waiting,
+    int UsedBlocks,
+    int FreeBlocks,
+    int TotalBlocks,
+    long PrefixQueryTokens,
+    long PrefixHitTokens,
+    long Preemptions,
+    long Steps)
+{
+    public double KvCacheUsage => (double)UsedBlocks / TotalBlocks;
+}
+
+/// <summary>A submitted request: read its events; abort it.</summary>
+public sealed class EngineRequestHandle
+{
+    private readonly Sequence _sequence;
+    private readonly LlmEngine _engine;
+
+    internal EngineRequestHandle(Sequence sequence, LlmEngine engine)
+    {
+        _sequence = sequence;
+        _engine = engine;
+    }
+
+    public long Id => _sequence.Id;
+
+    public ChannelReader<SequenceEvent> Events => _sequence.Output.Reader;
+
+    internal CancellationTokenRegistration Registration { get; set; }
+
+    /// <summary>Ends the sequence at the engine's next step (its final event has finish reason <c>abort</c>).</summary>
+    public void Abort() => _engine.RequestAbort(_sequence);
+
+    /// <summary>Every event until the finish (the last one carries the finish reason and usage).</summary>
+    public async IAsyncEnumerable<SequenceEvent> ReadAllAsync([System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken cancellation = default)
+    {
+        try
+        {
+            await foreach (var e in Events.ReadAllAsync(cancellation))
+            {
+                yield return e;
+            }
+        }
+        finally
+        {
+            await Registration.DisposeAsync();
+        }
+    }
+}

@@ -1,0 +1,228 @@
+namespace AspireAi.Inference.Engine;
+
+/// <summary>A sequence and how many of its uncomputed tokens this step computes.</summary>
+internal readonly record struct ScheduledChunk(Sequence Sequence, int Tokens);
+
+/// <summary>
+/// Continuous batching with chunked prefill (vLLM v1's scheduler): each step takes the running sequences' next tokens first
+/// — decode tokens before the rest of unfinished prefills, more important requests before batch work — then admits waiting
+/// sequences with prefill chunks while the token budget (<see cref="EngineOptions.MaxBatchedTokens"/>), the sequence cap and
+/// the free blocks allow. When a running sequence needs a block and none is free, the least important running sequence (last
+/// admitted among the lowest priority) is preempted by recompute: its blocks are freed and it goes back to the front of the
+/// waiting queue with its generated tokens, to be prefilled again later (mostly from the prefix cache).
+/// </summary>
+internal sealed class Scheduler(BlockManager blocks, EngineOptions options)
+{
+    private readonly List<Sequence> _waiting = [];
+    private readonly List<Sequence> _running = [];
+    private readonly List<Sequence> _order = [];
+    private readonly HashSet<Sequence> _scheduled = [];
+    private readonly Dictionary<string, int> _runningPerTenant = new(StringComparer.Ordinal);
+
+    public IReadOnlyList<Sequence> Waiting => _waiting;
+
+    public IReadOnlyList<Sequence> Running => _running;
+
+    public bool HasWork => _waiting.Count > 0 || _running.Count > 0;
+
+    /// <summary>Sequences preempted since the engine started.</summary>
+    public long Preemptions { get; private set; }
+
+    /// <summary>Queues a new sequence behind every waiting one of the same or a more important priority.</summary>
+    public void Add(Sequence sequence)
+    {
+        var at = _waiting.FindIndex(s => s.Request.Priority > sequence.Request.Priority);
+        _waiting.Insert(at < 0 ? _waiting.Count : at, sequence);
+    }
+
+    /// <summary>Takes a sequence out (finished or aborted) and returns its blocks.</summary>
+    public void Remove(Sequence sequence)
+    {
+        if (_running.Remove(sequence))
+        {
+            _runningPerTenant[sequence.Request.Tenant]--;
+        }
+        else
+        {
+            _waiting.Remove(sequence);
+        }
+
+        blocks.Free(sequence);
+        sequence.Status = SequenceStatus.Finished;
+    }
+
+    /// <summary>Chooses this step's work into <paramref name="output"/>; returns the sequences admitted for the first time.</summary>
+    public void Schedule(List<ScheduledChunk> output, List<Sequence> firstAdmitted)
+    {
+        output.Clear();
+        firstAdmitted.Clear();
+        _scheduled.Clear();
+        var budget = options.MaxBatchedTokens;
+        var memoryShort = MakeRoomForImportantWaiting();
+        // While interactive work exists, batch sequences get only their share of the step (see EngineOptions.BatchShare).
+        var interactive = _running.Exists(s => s.Request.Priority == RequestPriority.Interactive)
+            || _waiting.Exists(s => s.Request.Priority == RequestPriority.Interactive);
+        var batchBudget = interactive ? (int)(options.MaxBatchedTokens * options.BatchShare) : options.MaxBatchedTokens;
+
+        // Running sequences: priority class, then decode before prefill, then admission order.
+        _order.Clear();
+        _order.AddRange(_running);
+        _order.Sort((a, b) =>
+        {
+            var c = a.Request.Priority.CompareTo(b.Request.Priority);
+            if (c != 0)
+            {
+                return c;
+            }
+
+            c = (a.UncomputedTokens > 1).CompareTo(b.UncomputedTokens > 1);
+            return c != 0 ? c : _running.IndexOf(a).CompareTo(_running.IndexOf(b));
+        });
+
+        foreach (var sequence in _order)
+        {
+            if (budget == 0)
+            {
+                break;
+            }
+
+            if (sequence.Status != SequenceStatus.Running)
+            {
+                continue; // preempted earlier in this loop
+            }
+
+            var isBatch = sequence.Request.Priority == RequestPriority.Batch;
+            var tokens = Math.Min(sequence.UncomputedTokens, isBatch ? Math.Min(budget, batchBudget) : budget);
+            if (tokens == 0)
+            {
+                continue; // batch work paused this step; it keeps its blocks
+            }
+
+            while (!blocks.TryAllocate(sequence, sequence.ComputedTokens + tokens))
+            {
+                memoryShort = true;
+                var victim = LeastImportantUnscheduled(sequence);
+                Preempt(victim);
+                if (victim == sequence)
+                {
+                    break;
+                }
+            }
+
+            if (sequence.Status == SequenceStatus.Running)
+            {
+                output.Add(new ScheduledChunk(sequence, tokens));
+                _scheduled.Add(sequence);
+                budget -= tokens;
+                batchBudget -= isBatch ? tokens : 0;
+            }
+        }
+
+        if (memoryShort)
+        {
+            return; // admitting more now would only preempt again
+        }
+
+        for (var i = 0; i < _waiting.Count && budget > 0 && _running.Count < options.MaxNumSeqs;)
+        {
+            var sequence = _waiting[i];
+            if (options.MaxRunningPerTenant > 0 && _runningPerTenant.GetValueOrDefault(sequence.Request.Tenant) >= options.MaxRunningPerTenant)
+            {
+                i++; // this tenant is at its cap; others may go ahead
+                continue;
+            }
+
+            var isBatch = sequence.Request.Priority == RequestPriority.Batch;
+            if (isBatch && batchBudget <= 0)
+            {
+                break; // everything behind is batch work too (the queue is ordered by priority)
+            }
+
+            var cached = blocks.AllocateCachedPrefix(sequence, countQuery: !sequence.Admitted);
+            blocks.CopyOnWrite(sequence);
+            var tokens = Math.Min(sequence.UncomputedTokens, isBatch ? Math.Min(budget, batchBudget) : budget);
+            if (!blocks.TryAllocate(sequence, sequence.ComputedTokens + tokens))
+            {
+                blocks.Free(sequence);
+                break; // first come, first served: nothing behind it jumps the queue for memory
+            }
+
+            if (!sequence.Admitted)
+            {
+                sequence.Admitted = true;
+                sequence.CachedPromptTokens = Math.Min(cached, sequence.ComputedTokens);
+                firstAdmitted.Add(sequence);
+            }
+
+            _waiting.RemoveAt(i);
+            _running.Add(sequence);
+            _runningPerTenant[sequence.Request.Tenant] = _runningPerTenant.GetValueOrDefault(sequence.Request.Tenant) + 1;
+            sequence.Status = SequenceStatus.Running;
+            output.Add(new ScheduledChunk(sequence, tokens));
+            _scheduled.Add(sequence);
+            budget -= tokens;
+            batchBudget -= isBatch ? tokens : 0;
+        }
+    }
+
+    /// <summary>
+    /// Priority preemption: when the first waiting sequence outranks running ones and cannot be admitted (no sequence slot or
+    /// no blocks for its first chunk), the least important running sequences make way, so batch work never delays
+    /// interactive requests for more than a step.
+    /// Returns whether memory is still short after preempting.
+    /// </summary>
+    private bool MakeRoomForImportantWaiting()
+    {
+        if (_waiting.Count == 0)
+        {
+            return false;
+        }
+
+        var head = _waiting[0];
+        var needed = blocks.BlocksFor(Math.Min(head.TokenCount, options.MaxBatchedTokens));
+        var preempted = false;
+        while (_running.Count >= options.MaxNumSeqs || blocks.FreeBlocks < needed)
+        {
+            var victim = _running.LastOrDefault(s => s.Request.Priority > head.Request.Priority);
+            if (victim is null)
+            {
+                break;
+            }
+
+            Preempt(victim);
+            preempted = true;
+        }
+
+        // Room made: the waiting sequence is admitted this step. Otherwise memory is still short.
+        var roomMade = _running.Count < options.MaxNumSeqs && blocks.FreeBlocks >= needed;
+        return preempted && !roomMade;
+    }
+
+    private Sequence LeastImportantUnscheduled(Sequence current)
+    {
+        for (var i = _order.Count - 1; i >= 0; i--)
+        {
+            var candidate = _order[i];
+            if (candidate.Status == SequenceStatus.Running && !_scheduled.Contains(candidate) && candidate != current
+                && candidate.Request.Priority >= current.Request.Priority)
+            {
+                return candidate;
+            }
+        }
+
+        return current;
+    }
+
+    private void Preempt(Sequence sequence)
+    {
+        _running.Remove(sequence);
+        _runningPerTenant[sequence.Request.Tenant]--;
+        blocks.Free(sequence);
+        sequence.Status = SequenceStatus.Waiting;
+        sequence.Preemptions++;
+        Preemptions++;
+        // Front of the queue, ahead of everything of its priority class.
+        var at = _waiting.FindIndex(s => s.Request.Priority >= sequence.Request.Priority);
+        _waiting.Insert(at < 0 ? _waiting.Count : at, sequence);
+    }
+}

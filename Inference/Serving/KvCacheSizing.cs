@@ -1,0 +1,78 @@
+using AspireAi.Inference.Models;
+
+namespace AspireAi.Inference.Serving;
+
+/// <summary>How many KV blocks to allocate: a fixed token count, or a share of the free memory.</summary>
+public static class KvCacheSizing
+{
+    /// <summary>Bytes of keys and values one token takes across every layer (float32 storage).</summary>
+    public static long BytesPerToken(ModelConfig config) => (long)config.LayerCount * 2 * config.KvHeadCount * config.HeadDim * sizeof(float);
+
+    public static int Blocks(ModelConfig config, InferenceOptions options, ILogger? logger = null)
+    {
+        var blockSize = options.BlockSize;
+        if (blockSize <= 0)
+        {
+            throw new ArgumentException($"Inference:BlockSize (--block-size) must be > 0, not {blockSize}.");
+        }
+
+        var minimum = (config.ContextLength + blockSize - 1) / blockSize; // one full-context sequence must fit
+        long tokens;
+        if (options.KvCacheTokens > 0)
+        {
+            tokens = options.KvCacheTokens;
+        }
+        else
+        {
+            if (!(options.KvCacheFraction > 0 && options.KvCacheFraction <= 1))
+            {
+                throw new ArgumentException($"Inference:KvCacheFraction (--kv-cache-fraction) must be in (0, 1], not {options.KvCacheFraction}.");
+            }
+
+            var free = AvailableMemoryBytes();
+            tokens = (long)(free * options.KvCacheFraction / BytesPerToken(config));
+            // Beyond every sequence at full context, more blocks only keep more prefixes cached; stop at twice that.
+            tokens = Math.Min(tokens, 2L * options.MaxNumSeqs * config.ContextLength);
+            logger?.LogInformation("KV cache: {Fraction:P0} of {Free:N0} MB free memory → {Tokens:N0} tokens ({Bytes:N0} bytes per token)",
+                options.KvCacheFraction, free / 1_000_000, tokens, BytesPerToken(config));
+        }
+
+        var blocks = (int)Math.Min(int.MaxValue, (tokens + blockSize - 1) / blockSize);
+        if (blocks < minimum)
+        {
+            if (options.KvCacheTokens > 0)
+            {
+                throw new ArgumentException($"Inference:KvCacheTokens (--kv-cache-tokens) {options.KvCacheTokens} cannot hold one sequence of the model's context ({config.ContextLength} tokens).");
+            }
+
+            blocks = minimum;
+        }
+
+        return blocks;
+    }
+
+    /// <summary>On Linux <c>MemAvailable</c> from /proc/meminfo (free RAM plus reclaimable cache); elsewhere what the GC sees.</summary>
+    private static long AvailableMemoryBytes()
+    {
+        try
+        {
+            foreach (var line in File.ReadLines("/proc/meminfo"))
+            {
+                if (line.StartsWith("MemAvailable:", StringComparison.Ordinal))
+                {
+                    var kb = long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], System.Globalization.CultureInfo.InvariantCulture);
+                    return kb * 1024;
+                }
+            }
+        }
+        catch (IOException)
+        {
+        }
+        catch (UnauthorizedAccessException)
+        {
+        }
+
+        var info = GC.GetGCMemoryInfo();
+        return info.TotalAvailableMemoryBytes - info.MemoryLoadBytes;
+    }
+}

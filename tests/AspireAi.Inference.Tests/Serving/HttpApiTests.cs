@@ -1,0 +1,290 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Http.Headers;
+using System.Net.Http.Json;
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using AspireAi.Inference.Tests.Support;
+
+namespace AspireAi.Inference.Tests.Serving;
+
+/// <summary>The HTTP API on a tiny random-weight model: batching over HTTP, disconnects, errors, response shapes, metrics, batches.</summary>
+public sealed class HttpApiTests(TinyServerFixture server) : IClassFixture<TinyServerFixture>
+{
+    private static CancellationToken Ct => TestContext.Current.CancellationToken;
+
+    private HttpClient Http => server.Host.Http;
+
+    private static async Task<JsonNode> Json(HttpResponseMessage response) =>
+        JsonNode.Parse(await response.Content.ReadAsStringAsync(Ct))!;
+
+    private static object Completion(int[] prompt, int maxTokens, int? seed, bool stream) => new
+    {
+        model = "tiny",
+        prompt,
+        max_tokens = maxTokens,
+        temperature = seed is null ? 0 : 0.9,
+        seed,
+        stream,
+        logprobs = 0,
+        ignore_eos = true,
+    };
+
+    /// <summary>Streams a completion and returns its token strings (from the logprobs of each chunk).</summary>
+    private async Task<List<string>> StreamTokens(object request)
+    {
+        using var message = new HttpRequestMessage(HttpMethod.Post, "/v1/completions") { Content = JsonContent.Create(request) };
+        using var response = await Http.SendAsync(message, HttpCompletionOption.ResponseHeadersRead, Ct);
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        var tokens = new List<string>();
+        using var reader = new StreamReader(await response.Content.ReadAsStreamAsync(Ct));
+        while (await reader.ReadLineAsync(Ct) is { } line)
+        {
+            if (!line.StartsWith("data: ", StringComparison.Ordinal) || line == "data: [DONE]")
+            {
+                continue;
+            }
+
+            var chunk = JsonNode.Parse(line[6..])!;
+            if (chunk["choices"]![0]?["logprobs"] is JsonObject logprobs)
+            {
+                tokens.AddRange(logprobs["tokens"]!.AsArray().Select(t => t!.GetValue<string>()));
+            }
+        }
+
+        return tokens;
+    }
+
+    [Fact]
+    public async Task Concurrent_streams_over_the_cache_match_solo_runs()
+    {
+        var random = new Random(9);
+        var requests = Enumerable.Range(0, 16).Select(i => Completion(
+            Enumerable.Range(0, 10 + random.Next(30)).Select(_ => 3 + random.Next(60)).ToArray(), 30 + random.Next(30), i % 3 == 0 ? null : 500 + i, stream: true)).ToArray();
+        var solo = new List<List<string>>();
+        foreach (var request in requests)
+        {
+            solo.Add(await StreamTokens(request));
+        }
+
+        var preemptionsBefore = server.Host.Model.Engine.Snapshot.Preemptions;
+        var together = await Task.WhenAll(requests.Select(StreamTokens));
+        for (var i = 0; i < requests.Length; i++)
+        {
+            Assert.Equal(solo[i], together[i]);
+        }
+
+        var snapshot = await EngineBatchingTests.Idle(server.Host.Model.Engine);
+        Assert.True(snapshot.Preemptions > preemptionsBefore, "16 requests should not fit in 320 tokens of cache without preemption");
+        Assert.Equal(snapshot.TotalBlocks, snapshot.FreeBlocks);
+    }
+
+    [Fact]
+    public async Task Client_disconnect_frees_the_sequence()
+    {
+        using var message = new HttpRequestMessage(HttpMethod.Post, "/v1/completions") { Content = JsonContent.Create(Completion([1, 4, 5, 6], 100, null, stream: true)) };
+        var response = await Http.SendAsync(message, HttpCompletionOption.ResponseHeadersRead, Ct);
+        var reader = new StreamReader(await response.Content.ReadAsStreamAsync(Ct));
+        for (var i = 0; i < 3; i++)
+        {
+            await reader.ReadLineAsync(Ct);
+        }
+
+        Assert.True(server.Host.Model.Engine.Snapshot.UsedBlocks > 0);
+        response.Dispose(); // the client goes away mid-stream
+        var snapshot = await EngineBatchingTests.Idle(server.Host.Model.Engine);
+        Assert.Equal(snapshot.TotalBlocks, snapshot.FreeBlocks);
+    }
+
+    [Fact]
+    public async Task Errors_are_openai_shaped_and_name_the_fields()
+    {
+        var unknown = await Http.PostAsJsonAsync("/v1/completions", new { model = "gpt-4o", prompt = "x" }, Ct);
+        Assert.Equal(HttpStatusCode.NotFound, unknown.StatusCode);
+        Assert.Equal("model_not_found", (await Json(unknown))["error"]!["code"]!.GetValue<string>());
+
+        var invalid = await Http.PostAsJsonAsync("/v1/completions", new { model = "tiny", prompt = new[] { 1, 2 }, temperature = -1, top_p = 2, n = "two", stop = 5 }, Ct);
+        Assert.Equal(HttpStatusCode.BadRequest, invalid.StatusCode);
+        var error = (await Json(invalid))["error"]!;
+        foreach (var field in new[] { "temperature", "top_p", "n", "stop" })
+        {
+            Assert.Contains($"'{field}'", error["message"]!.GetValue<string>());
+            Assert.Contains(field, error["param"]!.GetValue<string>());
+        }
+
+        var tooLong = await Http.PostAsJsonAsync("/v1/completions", new { model = "tiny", prompt = Enumerable.Repeat(5, 100).ToArray(), max_tokens = 50 }, Ct);
+        Assert.Equal(HttpStatusCode.BadRequest, tooLong.StatusCode);
+        Assert.Equal("context_length_exceeded", (await Json(tooLong))["error"]!["code"]!.GetValue<string>());
+
+        var huge = new StringContent(JsonSerializer.Serialize(new { model = "tiny", prompt = new string('a', 10_000) }), Encoding.UTF8, "application/json");
+        var tooLarge = await Http.PostAsync("/v1/completions", huge, Ct);
+        Assert.Equal(HttpStatusCode.RequestEntityTooLarge, tooLarge.StatusCode);
+        Assert.NotNull((await Json(tooLarge))["error"]);
+
+        var malformed = await Http.PostAsync("/v1/completions", new StringContent("{\"model\":", Encoding.UTF8, "application/json"), Ct);
+        Assert.Equal(HttpStatusCode.BadRequest, malformed.StatusCode);
+    }
+
+    [Fact]
+    public async Task Completion_shapes_logprobs_echo_n_and_seed()
+    {
+        var request = new { model = "tiny", prompt = new[] { 1, 7, 8, 9 }, max_tokens = 6, n = 2, seed = 42, temperature = 1.0, logprobs = 2, echo = false, ignore_eos = true };
+        var first = await Json(await Http.PostAsJsonAsync("/v1/completions", request, Ct));
+        var again = await Json(await Http.PostAsJsonAsync("/v1/completions", request, Ct));
+        Assert.Equal("text_completion", first["object"]!.GetValue<string>());
+        var choices = first["choices"]!.AsArray();
+        Assert.Equal(2, choices.Count);
+        Assert.Equal(first["choices"]!.ToJsonString(), again["choices"]!.ToJsonString()); // seeded: reproducible
+        var logprobs = choices[0]!["logprobs"]!;
+        Assert.Equal(6, logprobs["tokens"]!.AsArray().Count);
+        Assert.Equal(6, logprobs["token_logprobs"]!.AsArray().Count);
+        Assert.All(logprobs["top_logprobs"]!.AsArray(), top => Assert.Equal(2, top!.AsObject().Count));
+        Assert.Equal(0, logprobs["text_offset"]![0]!.GetValue<int>());
+        Assert.Equal(string.Concat(logprobs["tokens"]!.AsArray().Select(t => t!.GetValue<string>())), choices[0]!["text"]!.GetValue<string>());
+        var usage = first["usage"]!;
+        Assert.Equal(4, usage["prompt_tokens"]!.GetValue<int>());
+        Assert.Equal(12, usage["completion_tokens"]!.GetValue<int>());
+        Assert.NotNull(usage["prompt_tokens_details"]!["cached_tokens"]);
+
+        var echoed = await Json(await Http.PostAsJsonAsync("/v1/completions", new { model = "tiny", prompt = new[] { 1, 7, 8, 9 }, max_tokens = 3, echo = true, temperature = 0 }, Ct));
+        Assert.StartsWith(server.Host.Model.Tokenizer.Decode([1, 7, 8, 9]), echoed["choices"]![0]!["text"]!.GetValue<string>());
+    }
+
+    [Fact]
+    public async Task Shared_prefix_is_counted_as_prefix_cache_hits_in_metrics()
+    {
+        var prefix = Enumerable.Range(0, 32).Select(i => 3 + i).ToArray();
+        foreach (var tail in new[] { 50, 51 })
+        {
+            var response = await Http.PostAsJsonAsync("/v1/completions", new { model = "tiny", prompt = prefix.Append(tail).ToArray(), max_tokens = 2 }, Ct);
+            response.EnsureSuccessStatusCode();
+            if (tail == 51)
+            {
+                Assert.Equal(32, (await Json(response))["usage"]!["prompt_tokens_details"]!["cached_tokens"]!.GetValue<int>());
+            }
+        }
+
+        var metrics = await Http.GetStringAsync("/metrics", Ct);
+        foreach (var name in new[]
+        {
+            "vllm:num_requests_running", "vllm:num_requests_waiting", "vllm:kv_cache_usage_perc", "vllm:prefix_cache_hits_total",
+            "vllm:prefix_cache_queries_total", "vllm:time_to_first_token_seconds_bucket", "vllm:inter_token_latency_seconds_bucket",
+            "vllm:e2e_request_latency_seconds_bucket", "vllm:prompt_tokens_total", "vllm:generation_tokens_total", "vllm:num_preemptions_total",
+            "vllm:request_success_total",
+        })
+        {
+            Assert.Contains(name + "{", metrics);
+        }
+
+        var hits = metrics.Split('\n').Single(l => l.StartsWith("vllm:prefix_cache_hits_total{", StringComparison.Ordinal));
+        Assert.True(double.Parse(hits[(hits.LastIndexOf(' ') + 1)..], System.Globalization.CultureInfo.InvariantCulture) >= 32, hits);
+    }
+
+    [Fact]
+    public async Task Batch_runs_an_uploaded_file_to_an_output_file()
+    {
+        var lines = string.Join('\n', Enumerable.Range(0, 3).Select(i => JsonSerializer.Serialize(new
+        {
+            custom_id = $"req-{i}",
+            method = "POST",
+            url = "/v1/completions",
+            body = new { model = "tiny", prompt = new[] { 1, 10 + i }, max_tokens = 4, temperature = 0, ignore_eos = true },
+        })));
+        using var form = new MultipartFormDataContent
+        {
+            { new StringContent("batch"), "purpose" },
+            { new ByteArrayContent(Encoding.UTF8.GetBytes(lines)) { Headers = { ContentType = new MediaTypeHeaderValue("application/jsonl") } }, "file", "input.jsonl" },
+        };
+        var file = await Json(await Http.PostAsync("/v1/files", form, Ct));
+        var created = await Json(await Http.PostAsJsonAsync("/v1/batches", new { input_file_id = file["id"]!.GetValue<string>(), endpoint = "/v1/completions", completion_window = "24h" }, Ct));
+        var id = created["id"]!.GetValue<string>();
+        JsonNode batch = created;
+        for (var i = 0; i < 200 && batch["status"]!.GetValue<string>() is not ("completed" or "failed" or "cancelled"); i++)
+        {
+            await Task.Delay(50, Ct);
+            batch = await Json(await Http.GetAsync($"/v1/batches/{id}", Ct));
+        }
+
+        Assert.Equal("completed", batch["status"]!.GetValue<string>());
+        Assert.Equal(3, batch["request_counts"]!["completed"]!.GetValue<int>());
+        var output = await Http.GetStringAsync($"/v1/files/{batch["output_file_id"]!.GetValue<string>()}/content", Ct);
+        var results = output.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => JsonNode.Parse(l)!).ToList();
+        Assert.Equal(["req-0", "req-1", "req-2"], results.Select(r => r!["custom_id"]!.GetValue<string>()).Order());
+        Assert.All(results, r => Assert.Equal(200, r["response"]!["status_code"]!.GetValue<int>()));
+        Assert.All(results, r => Assert.Equal(4, r["response"]!["body"]!["usage"]!["completion_tokens"]!.GetValue<int>()));
+
+        var badFile = new MultipartFormDataContent { { new StringContent("batch"), "purpose" }, { new StringContent("{\"custom_id\":1}"), "file", "bad.jsonl" } };
+        var refused = await Http.PostAsync("/v1/files", badFile, Ct);
+        Assert.Equal(HttpStatusCode.BadRequest, refused.StatusCode);
+        Assert.Contains("line 1", (await Json(refused))["error"]!["message"]!.GetValue<string>());
+    }
+
+    [Fact]
+    public async Task Each_request_gets_a_genai_span_with_an_event_per_engine_step()
+    {
+        var stopped = new System.Collections.Concurrent.ConcurrentBag<Activity>();
+        using var listener = new ActivityListener
+        {
+            ShouldListenTo = source => source.Name == "AspireAi.Inference",
+            Sample = (ref ActivityCreationOptions<ActivityContext> _) => ActivitySamplingResult.AllDataAndRecorded,
+            ActivityStopped = stopped.Add,
+        };
+        ActivitySource.AddActivityListener(listener);
+        var response = await Json(await Http.PostAsJsonAsync("/v1/completions",
+            new { model = "tiny", prompt = new[] { 1, 2, 3 }, max_tokens = 5, ignore_eos = true, temperature = 0 }, Ct));
+        var id = response["id"]!.GetValue<string>();
+        var span = stopped.Single(a => a.GetTagItem("gen_ai.response.id") as string == id);
+        Assert.Equal("text_completion", span.GetTagItem("gen_ai.operation.name"));
+        Assert.Equal("tiny", span.GetTagItem("gen_ai.request.model"));
+        Assert.Equal(3, span.GetTagItem("gen_ai.usage.input_tokens"));
+        Assert.Equal(5, span.GetTagItem("gen_ai.usage.output_tokens"));
+        Assert.Equal(["length"], (string[])span.GetTagItem("gen_ai.response.finish_reasons")!);
+        Assert.Equal(5, span.Events.Count(e => e.Name == "engine.step")); // one prefill step, then four decode steps
+    }
+
+    [Fact]
+    public async Task Full_queue_answers_503_with_retry_after()
+    {
+        using var temp = new TempDirectory();
+        var path = temp.File("tiny.gguf");
+        server.Spec.CreateWriter().WriteTo(path);
+        await using var host = await ServingHost.StartAsync(path, "--max-num-seqs", "1", "--max-waiting", "1", "--kv-cache-tokens", "512");
+        // One running (seen streaming), one waiting: the third is refused.
+        using var first = new HttpRequestMessage(HttpMethod.Post, "/v1/completions") { Content = JsonContent.Create(Completion([1, 5], 120, null, stream: true)) };
+        using var running = await host.Http.SendAsync(first, HttpCompletionOption.ResponseHeadersRead, Ct);
+        await new StreamReader(await running.Content.ReadAsStreamAsync(Ct)).ReadLineAsync(Ct);
+        var waiting = host.Http.PostAsJsonAsync("/v1/completions", Completion([1, 6], 4, null, stream: false), Ct);
+        await EngineBatchingTests.Until(() => host.Model.Engine.Snapshot.Waiting == 1);
+        var refused = await host.Http.PostAsJsonAsync("/v1/completions", Completion([1, 7], 4, null, stream: false), Ct);
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, refused.StatusCode);
+        Assert.NotNull(refused.Headers.RetryAfter);
+        Assert.Equal("queue_full", (await Json(refused))["error"]!["code"]!.GetValue<string>());
+        running.Dispose();
+        Assert.Equal(HttpStatusCode.OK, (await waiting).StatusCode);
+    }
+}
+
+/// <summary>The server on a tiny random-weight model (vocabulary 64, context 128) with a small cache: 320 tokens.</summary>
+public sealed class TinyServerFixture : IAsyncLifetime
+{
+    private readonly TempDirectory _temp = new();
+
+    public TinyGgufModel Spec { get; } = new() { Vocabulary = 64, Context = 128, Seed = 11 };
+
+    public ServingHost Host { get; private set; } = null!;
+
+    public async ValueTask InitializeAsync()
+    {
+        var path = _temp.File("tiny.gguf");
+        Spec.CreateWriter().WriteTo(path);
+        Host = await ServingHost.StartAsync(path, "--kv-cache-tokens", "320", "--max-num-seqs", "8", "--max-batched-tokens", "32",
+            "--max-request-body-bytes", "4000");
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await Host.DisposeAsync();
+        _temp.Dispose();
+    }
+}

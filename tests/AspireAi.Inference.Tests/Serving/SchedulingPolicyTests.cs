@@ -1,0 +1,68 @@
+using AspireAi.Inference.Engine;
+
+namespace AspireAi.Inference.Tests.Serving;
+
+/// <summary>Priority (batch work yields to interactive work) and the per-tenant cap of running sequences.</summary>
+public sealed class SchedulingPolicyTests : IDisposable
+{
+    private readonly TinyEngine _tiny = new();
+
+    private static CancellationToken Ct => TestContext.Current.CancellationToken;
+
+    public void Dispose() => _tiny.Dispose();
+
+    [Fact]
+    public async Task Batch_sequences_are_preempted_before_interactive_ones()
+    {
+        // 12 blocks: the batch sequences take the cache, then three interactive requests arrive that need all of it (4 blocks each).
+        var engine = _tiny.CreateEngine(new EngineOptions { KvCacheBlocks = 12, MaxBatchedTokens = 64, MaxNumSeqs = 8 });
+        EngineRequest Make(int i, RequestPriority priority) => new()
+        {
+            PromptTokenIds = [1, 3 + i, 4 + i, 5 + i],
+            MaxTokens = 60,
+            Priority = priority,
+            Sampling = new SamplingParams { Temperature = 0.8f, Seed = i },
+        };
+
+        var batch = Enumerable.Range(0, 4).Select(i => engine.Submit(Make(i, RequestPriority.Batch), Ct)).ToArray();
+        await EngineBatchingTests.Until(() => engine.Snapshot.UsedBlocks >= 8);
+        var interactive = Enumerable.Range(10, 3).Select(i => engine.Submit(Make(i, RequestPriority.Interactive), Ct)).ToArray();
+
+        var interactiveResults = await Task.WhenAll(interactive.Select(h => TinyEngine.Collect(h, Ct)));
+        var batchResults = await Task.WhenAll(batch.Select(h => TinyEngine.Collect(h, Ct)));
+        Assert.All(interactiveResults, r => Assert.Equal(0, r.Final.Usage!.Preemptions));
+        Assert.Contains(batchResults, r => r.Final.Usage!.Preemptions > 0);
+        Assert.All(batchResults.Concat(interactiveResults), r => Assert.Equal(60, r.Tokens.Length));
+    }
+
+    [Fact]
+    public async Task A_tenant_at_its_cap_waits_while_others_run()
+    {
+        var engine = _tiny.CreateEngine(new EngineOptions { KvCacheBlocks = 64, MaxBatchedTokens = 64, MaxNumSeqs = 8, MaxRunningPerTenant = 1 });
+        var spans = new List<(string Tenant, DateTime First, DateTime End)>();
+        async Task Run(string tenant, int i)
+        {
+            var handle = engine.Submit(new EngineRequest { PromptTokenIds = [1, 3 + i], MaxTokens = 25, Tenant = tenant }, Ct);
+            DateTime? first = null;
+            await foreach (var e in handle.ReadAllAsync(Ct))
+            {
+                first ??= DateTime.UtcNow;
+            }
+
+            lock (spans)
+            {
+                spans.Add((tenant, first!.Value, DateTime.UtcNow));
+            }
+        }
+
+        await Task.WhenAll(Run("a", 0), Run("a", 1), Run("a", 2), Run("b", 3));
+        var a = spans.Where(s => s.Tenant == "a").OrderBy(s => s.First).ToList();
+        for (var i = 1; i < a.Count; i++)
+        {
+            Assert.True(a[i].First >= a[i - 1].End, "tenant a's sequences must run one at a time");
+        }
+
+        var b = spans.Single(s => s.Tenant == "b");
+        Assert.True(b.First < a[^1].First, "tenant b is not held up behind tenant a's queue");
+    }
+}
