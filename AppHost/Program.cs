@@ -21,8 +21,8 @@ try
     IResourceBuilder<QdrantResource>? qdrant = null;
     if (infra == InfraMode.Containers)
     {
-        redis = builder.AddRedis("redis").WithDataVolume();
-        var server = builder.AddPostgres("postgres").WithDataVolume();
+        redis = builder.AddRedis("redis").WithDataVolume(builder.VolumeName("redis"));
+        var server = builder.AddPostgres("postgres").WithDataVolume(builder.VolumeName("postgres"));
         (postgres, gatewayDb, agentsDb, retrievalDb) =
             (server, server.AddDatabase("gatewaydb"), server.AddDatabase("agentsdb"), server.AddDatabase("retrievaldb"));
         qdrant = builder.AddQdrant("qdrant");

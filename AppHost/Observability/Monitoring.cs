@@ -37,7 +37,7 @@ internal static class Monitoring
             .WithEntrypoint("/bin/sh")
             .WithArgs("-c",
                 $"mkdir -p {TargetsFolder} && for pair in $SCRAPE_TARGETS; do " +
-                $"printf '[{{\"targets\":[\"%s\"],\"labels\":{{\"job\":\"%s\"}}}}]' \"${{pair#*=}}\" \"${{pair%%=*}}\" > {TargetsFolder}/${{pair%%=*}}.json; done; " +
+                $"printf '[{{\"targets\":[\"%s\"],\"labels\":{{\"service\":\"%s\"}}}}]' \"${{pair#*=}}\" \"${{pair%%=*}}\" > {TargetsFolder}/${{pair%%=*}}.json; done; " +
                 "exec /bin/prometheus --config.file=/etc/prometheus/prometheus.yml --storage.tsdb.path=/prometheus")
             .WithHttpHealthCheck("/-/ready");
         foreach (var service in services)
