@@ -36,7 +36,7 @@ internal static partial class HelmSubset
         var output = new StringBuilder();
         var emitting = new Stack<(bool Parent, bool Condition, bool InElse)>();
         var active = true;
-        var lines = template.Split('\n');
+        var lines = template.EndsWith('\n') ? template[..^1].Split('\n') : template.Split('\n');
         for (var i = 0; i < lines.Length; i++)
         {
             var line = lines[i];
@@ -87,7 +87,7 @@ internal static partial class HelmSubset
             var substituted = Substitution().Replace(line, m =>
             {
                 var value = Lookup(values, m.Groups["path"].Value, where);
-                return m.Groups["quote"].Success ? JsonSerializer.Serialize(GoString(value, where)) : GoString(value, where);
+                return m.Groups["quote"].Success ? Quote(GoString(value, where)) : GoString(value, where);
             });
             if (substituted.Contains("{{", StringComparison.Ordinal))
             {
@@ -135,22 +135,30 @@ internal static partial class HelmSubset
         null => false,
         JsonObject obj => obj.Count > 0,
         JsonArray array => array.Count > 0,
-        JsonValue value when value.TryGetValue<bool>(out var b) => b,
-        JsonValue value when value.TryGetValue<long>(out var l) => l != 0,
-        JsonValue value when value.TryGetValue<double>(out var d) => d != 0,
-        JsonValue value => value.GetValue<string>().Length > 0,
-        _ => throw new NotSupportedException(node.GetType().Name),
+        _ => node.GetValueKind() switch
+        {
+            JsonValueKind.True => true,
+            JsonValueKind.False => false,
+            JsonValueKind.Number => decimal.Parse(node.ToJsonString(), NumberStyles.Float, CultureInfo.InvariantCulture) != 0,
+            _ => node.GetValue<string>().Length > 0,
+        },
     };
 
     private static string GoString(JsonNode? node, string where) => node switch
     {
         null => "",
-        JsonValue value when value.TryGetValue<bool>(out var b) => b ? "true" : "false",
-        JsonValue value when value.TryGetValue<long>(out var l) => l.ToString(CultureInfo.InvariantCulture),
-        JsonValue value when value.TryGetValue<double>(out var d) => d.ToString(CultureInfo.InvariantCulture),
-        JsonValue value => value.GetValue<string>(),
-        _ => throw new FormatException($"{where}: a map or list printed as text; use toYaml"),
+        JsonObject or JsonArray => throw new FormatException($"{where}: a map or list printed as text; use toYaml"),
+        _ => node.GetValueKind() switch
+        {
+            JsonValueKind.True => "true",
+            JsonValueKind.False => "false",
+            JsonValueKind.Number => node.ToJsonString(),
+            _ => node.GetValue<string>(),
+        },
     };
+
+    /// <summary>Sprig's quote: Go's %q of the text, which for what a chart holds escapes backslashes and double quotes.</summary>
+    private static string Quote(string text) => "\"" + text.Replace("\\", "\\\\", StringComparison.Ordinal).Replace("\"", "\\\"", StringComparison.Ordinal) + "\"";
 
     /// <summary>Block YAML for a map or list (JSON is YAML; one key or item a line, nested values as flow JSON).</summary>
     private static IEnumerable<string> ToYaml(JsonNode? node) => node switch

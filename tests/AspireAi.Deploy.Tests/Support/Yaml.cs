@@ -39,9 +39,11 @@ internal static class Yaml
             "" or "~" or "null" or "Null" or "NULL" => null,
             "true" or "True" or "TRUE" => JsonValue.Create(true),
             "false" or "False" or "FALSE" => JsonValue.Create(false),
-            _ when long.TryParse(text, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out var i) => JsonValue.Create(i),
+            // Numbers as JSON number tokens, readable as int or long alike.
+            _ when long.TryParse(text, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out var i) =>
+                JsonNode.Parse(i.ToString(CultureInfo.InvariantCulture)),
             _ when System.Text.RegularExpressions.Regex.IsMatch(text, @"^[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?$")
-                => JsonValue.Create(double.Parse(text, CultureInfo.InvariantCulture)),
+                => JsonNode.Parse(double.Parse(text, CultureInfo.InvariantCulture).ToString("R", CultureInfo.InvariantCulture)),
             _ => JsonValue.Create(text),
         };
     }
