@@ -72,6 +72,20 @@ public sealed class ObservabilityTests(PublishedManifest manifest)
     }
 
     [Fact]
+    public void KubernetesPodScrapingNamesJobsAfterTheChartsAppLabel()
+    {
+        var job = Yaml.Parse(File.ReadAllText(Repository.PathOf("deploy", "prometheus", "kubernetes-pods.yml")))!["scrape_configs"]![0]!;
+        var rules = job["relabel_configs"]!.AsArray().Select(r => r!).ToList();
+        Assert.Contains(rules, r => r["target_label"]?.GetValue<string>() == "job"
+            && r["source_labels"]![0]!.GetValue<string>() == "__meta_kubernetes_pod_label_app_kubernetes_io_name");
+        Assert.Contains(rules, r => r["action"]?.GetValue<string>() == "keep"
+            && r["source_labels"]![0]!.GetValue<string>() == "__meta_kubernetes_pod_label_app_kubernetes_io_part_of"
+            && r["regex"]!.GetValue<string>() == "aspireai");
+        Assert.Contains(rules, r => r["target_label"]?.GetValue<string>() == "__metrics_path__"
+            && r["source_labels"]![0]!.GetValue<string>() == "__meta_kubernetes_pod_annotation_prometheus_io_path");
+    }
+
+    [Fact]
     public async Task ContainersRunProvisionsPrometheusAndGrafanaFromDeploy()
     {
         // The run-mode model only: the AppHost is never started here.
