@@ -78,10 +78,29 @@ public sealed partial class AzureDeploymentTests(PublishedManifest manifest)
         Assert.True(File.Exists(Path.Combine(infra, "main.parameters.json")));
     }
 
-    [Fact]
-    public void InfraTakesEveryParameterOfTheManifest()
+    /// <summary>deploy/azure/infra compiled by the Bicep compiler: no error, no warning; the ARM template it produces.</summary>
+    private static async Task<JsonNode> CompileInfraAsync()
     {
-        var mainBicep = File.ReadAllText(Path.Combine(InfraFolder, "main.bicep"));
+        var output = Path.Combine(Directory.CreateTempSubdirectory("aspireai-bicep-").FullName, "main.json");
+        try
+        {
+            var result = await ProcessResult.RunAsync(Repository.Bicep,
+                ["build", Path.Combine(InfraFolder, "main.bicep"), "--outfile", output], TimeSpan.FromMinutes(2));
+            Assert.True(result.ExitCode == 0, result.Output);
+            Assert.DoesNotContain("Warning", result.Output);
+            return JsonNode.Parse(await File.ReadAllTextAsync(output))!;
+        }
+        finally
+        {
+            Directory.Delete(Path.GetDirectoryName(output)!, recursive: true);
+        }
+    }
+
+    [Fact]
+    public async Task InfraCompilesAndTakesEveryParameterOfTheManifest()
+    {
+        var template = await CompileInfraAsync();
+        var armParameters = template["parameters"]!.AsObject();
         var parameters = JsonNode.Parse(File.ReadAllText(Path.Combine(InfraFolder, "main.parameters.json")))!["parameters"]!.AsObject();
         var manifestParameters = manifest.Resources.Where(r => r.Value!["type"]!.GetValue<string>() == "parameter.v0").ToList();
         Assert.Equal(6, manifestParameters.Count);
@@ -89,40 +108,56 @@ public sealed partial class AzureDeploymentTests(PublishedManifest manifest)
         {
             var bicepName = name.Replace('-', '_');
             var input = resource!["inputs"]!["value"]!;
-            var declaration = Regex.Match(mainBicep, $@"((?:@[^\n]*\n|  [^\n]*\n|\}}\)\n)*)param {bicepName} string");
-            Assert.True(declaration.Success, $"main.bicep does not declare param {bicepName}");
-            Assert.Equal(input["secret"]?.GetValue<bool>() == true, declaration.Groups[1].Value.Contains("@secure()", StringComparison.Ordinal));
+            var declared = armParameters[bicepName] ?? throw new KeyNotFoundException($"main.bicep does not declare param {bicepName}");
+            Assert.Equal(input["secret"]?.GetValue<bool>() == true ? "securestring" : "string", declared["type"]!.GetValue<string>());
             if (input["default"]?["generate"] is { } generate)
             {
-                var config = $"length:{generate["minLength"]}" + (generate["special"]?.GetValue<bool>() == false ? ",noSpecial:true" : "");
-                Assert.Contains($"type: 'generate'\n  config: {{{config}}}", declaration.Groups[1].Value);
+                var config = declared["metadata"]!["azd"]!;
+                Assert.Equal("generate", config["type"]!.GetValue<string>());
+                Assert.Equal(generate["minLength"]!.GetValue<int>(), config["config"]!["length"]!.GetValue<int>());
+                Assert.Equal(generate["special"]?.GetValue<bool>() == false, config["config"]!["noSpecial"]?.GetValue<bool>() == true);
             }
 
-            var environmentVariable = "AZURE_" + name.Replace('-', '_').ToUpperInvariant();
-            var value = parameters[bicepName]?["value"]?.GetValue<string>();
-            Assert.True(value is not null, $"main.parameters.json has no {bicepName}");
-            Assert.Matches($@"^\$\{{{environmentVariable}(=[^}}]+)?\}}$", value);
+            var environmentVariable = "AZURE_" + bicepName.ToUpperInvariant();
+            var value = parameters[bicepName]?["value"]?.GetValue<string>() ?? throw new KeyNotFoundException($"main.parameters.json has no {bicepName}");
             if (input["default"]?["value"] is { } defaultValue)
             {
+                Assert.Equal(defaultValue.GetValue<string>(), declared["defaultValue"]!.GetValue<string>());
                 Assert.Equal($"${{{environmentVariable}={defaultValue}}}", value);
+            }
+            else
+            {
+                Assert.Equal($"${{{environmentVariable}}}", value);
+            }
+        }
+
+        // Every parameter the template needs without a default is given by main.parameters.json.
+        foreach (var (name, declared) in armParameters)
+        {
+            Assert.True(declared!["defaultValue"] is not null || parameters.ContainsKey(name), $"nothing sets {name}");
+        }
+
+        // The outputs azd's generated container apps read for the stores' volumes.
+        foreach (var store in PublishedManifest.Infrastructure)
+        {
+            foreach (var volume in manifest.Resource(store)["volumes"]!.AsArray())
+            {
+                var output = $"SERVICE_{store.ToUpperInvariant()}_VOLUME_{volume!["name"]!.GetValue<string>().Replace(".", "").Replace("-", "").ToUpperInvariant()}_NAME";
+                Assert.NotNull(template["outputs"]![output]);
             }
         }
     }
 
     [Fact]
-    public void InfraHasAFileShareForEveryVolumeAndAGpuWorkloadProfile()
+    public void InfraHasAFileShareForEveryStoreAndAGpuWorkloadProfile()
     {
         var resources = File.ReadAllText(Path.Combine(InfraFolder, "resources.bicep"));
         var mainBicep = File.ReadAllText(Path.Combine(InfraFolder, "main.bicep"));
         foreach (var store in PublishedManifest.Infrastructure)
         {
-            foreach (var volume in manifest.Resource(store)["volumes"]!.AsArray())
-            {
-                // The output names azd's generated template for the container app reads (SERVICE_<APP>_VOLUME_<VOLUME>_NAME).
-                var output = $"SERVICE_{store.ToUpperInvariant()}_VOLUME_{volume!["name"]!.GetValue<string>().Replace(".", "").Replace("-", "").ToUpperInvariant()}_NAME";
-                Assert.Contains($"output {output} string = ", resources);
-                Assert.Contains($"output {output} string = resources.outputs.{output}", mainBicep);
-            }
+            // One Azure Files share and environment storage per store volume.
+            Assert.Contains($"resource {store}DataFileShare 'Microsoft.Storage/storageAccounts/fileServices/shares@", resources);
+            Assert.Contains($"resource {store}DataStore 'Microsoft.App/managedEnvironments/storages@", resources);
         }
 
         Assert.Matches(@"workloadProfileType: 'Consumption'\s+name: 'consumption'", resources);

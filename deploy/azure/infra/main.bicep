@@ -11,9 +11,6 @@ param environmentName string
 @description('The location used for all deployed resources')
 param location string
 
-@description('Id of the user or app to assign application roles')
-param principalId string = ''
-
 @description('Serverless GPU profile type of the workload profile named "gpu" (inference-gpu-profile selects it)')
 @allowed([
   'Consumption-GPU-NC8as-T4'
@@ -22,8 +19,9 @@ param principalId string = ''
 param inferenceGpuProfileType string = 'Consumption-GPU-NC8as-T4'
 
 // The AppHost's parameters (parameter.v0 in the manifest): azd asks for or generates each one and keeps it in the
-// environment; secret ones reach the container apps as secrets.
+// environment; secret ones reach the container apps as secrets, read by azd when it deploys them (not used here).
 @secure()
+#disable-next-line no-unused-params
 param gateway_master_key string
 param inference_gpu_profile string = 'gpu'
 param inference_model string
@@ -33,6 +31,7 @@ param inference_model string
   }
 })
 @secure()
+#disable-next-line no-unused-params
 param postgres_password string
 @metadata({azd: {
   type: 'generate'
@@ -40,6 +39,7 @@ param postgres_password string
   }
 })
 @secure()
+#disable-next-line no-unused-params
 param qdrant_api_key string
 @metadata({azd: {
   type: 'generate'
@@ -47,6 +47,7 @@ param qdrant_api_key string
   }
 })
 @secure()
+#disable-next-line no-unused-params
 param redis_password string
 
 var tags = {
@@ -64,7 +65,6 @@ module resources 'resources.bicep' = {
   params: {
     location: location
     tags: tags
-    principalId: principalId
     inferenceGpuProfileType: inferenceGpuProfileType
   }
 }

@@ -4,8 +4,6 @@
 // (every app) and 'gpu' (serverless GPU, for inference: AppHost/infra/inference.tmpl.yaml).
 @description('The location used for all deployed resources')
 param location string = resourceGroup().location
-@description('Id of the user or app to assign application roles')
-param principalId string = ''
 
 @description('Tags that will be applied to all resources')
 param tags object = {}

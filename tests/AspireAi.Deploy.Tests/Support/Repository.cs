@@ -12,6 +12,10 @@ internal static class Repository
     public static string Configuration { get; } = typeof(Repository).Assembly.GetCustomAttributes<AssemblyMetadataAttribute>()
         .Single(a => a.Key == "Configuration").Value!;
 
+    /// <summary>The Bicep compiler from the Azure.Bicep.CommandLine.linux-x64 package.</summary>
+    public static string Bicep { get; } = typeof(Repository).Assembly.GetCustomAttributes<AssemblyMetadataAttribute>()
+        .Single(a => a.Key == "Bicep").Value!;
+
     public static string PathOf(params string[] parts) => Path.Combine([Root, .. parts]);
 
     private static string FindRoot()
