@@ -39,7 +39,8 @@ try
     var inference = builder.AddProject<Projects.Inference>("inference", launchProfileName: null).WithHttpEndpoint()
         .WithModel(builder.Configuration["model"])
         .WithHealthProbes()
-        .PublishAsImage("aspireai/inference").PublishWithGpus(1).PublishWithStartupTime(TimeSpan.FromMinutes(10)).AutoscaleOn(Autoscaling.QueueDepth("inference"));
+        .PublishAsImage("aspireai/inference").PublishWithGpus(1).PublishWithStartupTime(TimeSpan.FromMinutes(10))
+        .AutoscaleOn(Autoscaling.QueueDepth("inference"));
 
     var retrieval = builder.AddProject<Projects.Retrieval>("retrieval", launchProfileName: null).WithHttpEndpoint()
         .WithReference(retrievalDb).WaitFor(postgres)
