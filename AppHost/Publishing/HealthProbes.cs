@@ -14,8 +14,9 @@ internal static class HealthProbes
     public const string MetricsPath = "/metrics";
 
     /// <summary>
-    /// Readiness on <c>/health</c> and liveness on <c>/alive</c>. In a local run the readiness probe is also the health check
-    /// that <c>WaitFor</c> waits on (it replaces <c>WithHttpHealthCheck("/health")</c>; both together would clash).
+    /// Readiness on <c>/health</c> and liveness on <c>/alive</c>. In a local run each probe is also a health check that
+    /// <c>WaitFor</c> waits on; <c>/alive</c> runs a subset of <c>/health</c>'s checks, so a service is healthy exactly when
+    /// <c>/health</c> answers, as with <c>WithHttpHealthCheck("/health")</c>, which this replaces (both would clash).
     /// </summary>
     public static IResourceBuilder<ProjectResource> WithHealthProbes(this IResourceBuilder<ProjectResource> builder) =>
         builder.WithHttpProbe(ProbeType.Readiness, ReadinessPath).WithHttpProbe(ProbeType.Liveness, LivenessPath);
