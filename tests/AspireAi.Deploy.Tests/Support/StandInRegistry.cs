@@ -13,7 +13,8 @@ namespace AspireAi.Deploy.Tests.Support;
 /// <summary>
 /// A container registry on loopback serving one stand-in base image, for <c>dotnet publish -t:PublishContainer</c>.
 /// Why a stand-in: the real base (mcr.microsoft.com/dotnet/aspnet:10.0-noble-chiseled) cannot be pulled here (no network:
-/// the SDK fails with "Name or service not known (mcr.microsoft.com:443)"), and no registry package is served. The SDK
+/// the SDK fails with "Name or service not known (mcr.microsoft.com:443)"). A real registry server (Debian's
+/// docker-registry) would still need a base image pushed into it by another tool and an install step in CI, while the SDK
 /// needs only a registry's read API (Docker Registry HTTP API v2: /v2/, manifests, blobs), implemented here for one image:
 /// its config declares what the chiseled image declares that the SDK reads (APP_UID, ASPNETCORE_HTTP_PORTS, user 1654),
 /// and its single layer holds /etc/passwd with the app user. Our own image config (entrypoint, user, env, ports) comes
