@@ -1,11 +1,14 @@
 using AspireAi.AppHost.Infrastructure;
+using AspireAi.AppHost.Observability;
+using AspireAi.AppHost.Publishing;
 
 // The deployment diagram of AspireAi: infrastructure first, then inference → retrieval → agents → gateway.
 // Options: --infra containers|local|auto, --gateway-port N (default 8080), --state-dir DIR (local data), --model PATH.
+// Publishing (`-- --publisher manifest --output-path DIR`, for azd and the Helm chart) always describes containers.
 var builder = DistributedApplication.CreateBuilder(args);
 try
 {
-    var (infra, why) = InfraModeSelector.Select(builder.Configuration["infra"]);
+    var (infra, why) = InfraModeSelector.Select(builder.Configuration["infra"], builder.ExecutionContext.IsPublishMode);
     var stateDirectory = StateDirectory.Resolve(builder.Configuration["state-dir"]);
     var gatewayPort = int.TryParse(builder.Configuration["gateway-port"], out var port) ? port : 8080;
     Console.WriteLine(infra == InfraMode.Local
@@ -18,8 +21,8 @@ try
     IResourceBuilder<QdrantResource>? qdrant = null;
     if (infra == InfraMode.Containers)
     {
-        redis = builder.AddRedis("redis").WithDataVolume();
-        var server = builder.AddPostgres("postgres").WithDataVolume();
+        redis = builder.AddRedis("redis").WithDataVolume(builder.VolumeName("redis"));
+        var server = builder.AddPostgres("postgres").WithDataVolume(builder.VolumeName("postgres"));
         (postgres, gatewayDb, agentsDb, retrievalDb) =
             (server, server.AddDatabase("gatewaydb"), server.AddDatabase("agentsdb"), server.AddDatabase("retrievaldb"));
         qdrant = builder.AddQdrant("qdrant");
@@ -34,16 +37,16 @@ try
 
     // ── Services ─────────────────────────────────────────────────────────────────────────────────────
     var inference = builder.AddProject<Projects.Inference>("inference", launchProfileName: null).WithHttpEndpoint()
-        .WithHttpHealthCheck("/health");
-    if (builder.Configuration["model"] is { Length: > 0 } model)
-    {
-        inference.WithEnvironment("Inference__Model", Path.GetFullPath(model));
-    }
+        .WithModel(builder.Configuration["model"])
+        .WithHealthProbes()
+        .PublishAsImage("aspireai/inference").PublishWithGpus(1).PublishWithStartupTime(TimeSpan.FromMinutes(10))
+        .AutoscaleOn(Autoscaling.QueueDepth("inference"));
 
     var retrieval = builder.AddProject<Projects.Retrieval>("retrieval", launchProfileName: null).WithHttpEndpoint()
         .WithReference(retrievalDb).WaitFor(postgres)
         .WithReference(inference).WaitFor(inference)
-        .WithHttpHealthCheck("/health");
+        .WithHealthProbes()
+        .PublishAsImage("aspireai/retrieval");
     if (qdrant is not null)
     {
         retrieval.WithReference(qdrant).WaitFor(qdrant);
@@ -53,10 +56,11 @@ try
         .WithReference(agentsDb).WaitFor(postgres)
         .WithReference(inference).WaitFor(inference)
         .WithReference(retrieval).WaitFor(retrieval)
-        .WithHttpHealthCheck("/health");
+        .WithHealthProbes()
+        .PublishAsImage("aspireai/agents");
 
     var masterKey = builder.AddGatewayMasterKey();
-    builder.AddProject<Projects.Gateway>("gateway", launchProfileName: null)
+    var gateway = builder.AddProject<Projects.Gateway>("gateway", launchProfileName: null)
         .WithHttpEndpoint(port: gatewayPort, name: "http")
         .WithExternalHttpEndpoints()
         .WithEnvironment("Gateway__MasterKey", masterKey)
@@ -65,13 +69,20 @@ try
         .WithReference(inference).WaitFor(inference)
         .WithReference(retrieval).WaitFor(retrieval)
         .WithReference(agents).WaitFor(agents)
-        .WithHttpHealthCheck("/health")
+        .WithHealthProbes()
+        .PublishAsImage("aspireai/gateway").AutoscaleOn(Autoscaling.RequestRate("gateway"))
         .OnResourceReady((_, _, _) =>
         {
             Console.WriteLine($"Gateway ready: http://localhost:{gatewayPort}  (OpenAI-compatible API under /v1)");
             return Task.CompletedTask;
         });
     Console.WriteLine($"Gateway: http://localhost:{gatewayPort}");
+
+    // ── Observability (local containers run; a deployment scrapes with its own Prometheus: deploy/) ────
+    if (infra == InfraMode.Containers && builder.ExecutionContext.IsRunMode)
+    {
+        builder.AddMonitoring([inference, retrieval, agents, gateway]);
+    }
 }
 catch (AppHostConfigurationException ex)
 {

@@ -13,11 +13,22 @@ internal static class InfraModeSelector
 {
     /// <summary>
     /// Decides the mode before any resource is declared: a container resource on a machine without a container
-    /// runtime never becomes healthy, and everything that waits for it would hang.
+    /// runtime never becomes healthy, and everything that waits for it would hang. Publishing (the manifest for azd or
+    /// Kubernetes) always describes containers, without probing this machine: the target runs containers, not our binaries.
     /// </summary>
-    public static (InfraMode Mode, string Reason) Select(string? requested)
+    public static (InfraMode Mode, string Reason) Select(string? requested, bool publishing)
     {
-        switch (requested?.Trim().ToLowerInvariant())
+        var mode = requested?.Trim().ToLowerInvariant();
+        if (publishing)
+        {
+            return mode is null or "" or "auto" or "containers"
+                ? (InfraMode.Containers, "publishing describes containers")
+                : throw new AppHostConfigurationException(
+                    $"--infra '{requested}' cannot be published: a deployment runs Redis, PostgreSQL and Qdrant as containers. " +
+                    "Leave --infra out (or give --infra containers) when publishing.");
+        }
+
+        switch (mode)
         {
             case "containers":
                 return (InfraMode.Containers, "--infra containers was given");

@@ -55,7 +55,7 @@ internal static class QdrantExtensions
             .WithEndpoint(targetPort: 6334, name: QdrantResource.GrpcEndpointName, scheme: "http")
             .WithEnvironment("QDRANT__SERVICE__API_KEY", apiKey)
             .WithEnvironment("QDRANT__SERVICE__ENABLE_STATIC_CONTENT", "0")
-            .WithVolume($"{builder.Environment.ApplicationName.ToLowerInvariant()}-{name}-data", "/qdrant/storage")
+            .WithVolume(builder.VolumeName(name), "/qdrant/storage")
             .WithHealthCheck(healthCheckKey);
     }
 }
