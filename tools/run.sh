@@ -26,9 +26,14 @@ for _ in $(seq 1 300); do
     key=$(printenv "Parameters__gateway-master-key" || true)
     [[ -z "$key" && -f "$secrets" ]] && key=$(sed -n 's/.*"Parameters:gateway-master-key": *"\([^"]*\)".*/\1/p' "$secrets")
     echo
+    model=$(curl -s "http://localhost:${port}/v1/models" -H "Authorization: Bearer ${key}" \
+      | grep -o '"id":"[^"]*"' | cut -d'"' -f4 | grep -v -i minilm | head -1)
+    body="{\"model\":\"${model}\",\"messages\":[{\"role\":\"user\",\"content\":\"Once upon a time\"}],\"max_tokens\":40}"
     echo "── first request ─────────────────────────────────────────────────────────────"
-    echo "curl http://localhost:${port}/v1/models -H \"Authorization: Bearer \$KEY\""
-    curl -s "http://localhost:${port}/v1/models" -H "Authorization: Bearer ${key}"
+    echo "curl http://localhost:${port}/v1/chat/completions -H \"Authorization: Bearer \$KEY\" -H 'Content-Type: application/json' \\"
+    echo "  -d '${body}'"
+    curl -s "http://localhost:${port}/v1/chat/completions" -H "Authorization: Bearer ${key}" \
+      -H 'Content-Type: application/json' -d "${body}"
     echo
     echo "──────────────────────────────────────────────────────────────────────────────"
     break

@@ -1,5 +1,6 @@
 using Microsoft.Extensions.DependencyInjection;
 using System.Net;
+using System.Net.Http.Json;
 using System.Text.Json;
 
 namespace AspireAi.IntegrationTests;
@@ -32,6 +33,30 @@ public sealed class LocalModeTests(LocalAppHostFixture fixture) : IClassFixture<
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
         Assert.Equal("list", body.GetProperty("object").GetString());
         Assert.Contains(body.GetProperty("data").EnumerateArray(), m => m.GetProperty("object").GetString() == "model");
+    }
+
+    [Fact]
+    public async Task A_chat_completion_through_the_gateway_is_generated_by_the_inference_engine()
+    {
+        using var client = fixture.CreateGatewayClient();
+        var ct = TestContext.Current.CancellationToken;
+        var models = JsonDocument.Parse(await client.GetStringAsync("/v1/models", ct)).RootElement.GetProperty("data");
+        var model = models.EnumerateArray().Select(m => m.GetProperty("id").GetString()).First(id => id!.StartsWith("stories15M"));
+
+        using var response = await client.PostAsJsonAsync("/v1/chat/completions", new
+        {
+            model,
+            messages = new[] { new { role = "user", content = "Once upon a time" } },
+            max_tokens = 12,
+            temperature = 0,
+        }, ct);
+        var body = await response.Content.ReadAsStringAsync(ct);
+
+        Assert.True(response.StatusCode == HttpStatusCode.OK, body);
+        var completion = JsonDocument.Parse(body).RootElement;
+        Assert.Equal("chat.completion", completion.GetProperty("object").GetString());
+        Assert.False(string.IsNullOrWhiteSpace(completion.GetProperty("choices")[0].GetProperty("message").GetProperty("content").GetString()));
+        Assert.InRange(completion.GetProperty("usage").GetProperty("completion_tokens").GetInt32(), 1, 12);
     }
 
     [Theory]
