@@ -54,7 +54,10 @@ public static class ServeCommand
         return app;
     }
 
-    /// <summary>Our kebab-case flags become <c>--Inference:Key=value</c>; everything ASP.NET Core knows passes through.</summary>
+    /// <summary>
+/// Our kebab-case flags become <c>--Inference:Key=value</c>; host settings and configuration keys (PascalCase or with ':',
+/// as WebApplicationFactory passes a whole configuration tree, sections included: <c>--Inference=</c>) pass through.
+/// </summary>
     internal static string[] TranslateFlags(string[] args)
     {
         var result = new List<string>();
@@ -88,7 +91,7 @@ public static class ServeCommand
             {
                 result.Add($"--{InferenceOptions.Section}:{key}={value}");
             }
-            else if (name is "urls" or "environment" or "contentRoot" || name.Contains(':'))
+            else if (name is "urls" or "environment" or "contentRoot" or "applicationName" || name.Contains(':') || char.IsUpper(name[0]))
             {
                 result.Add($"--{name}={value}");
             }

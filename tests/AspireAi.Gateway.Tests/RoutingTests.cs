@@ -92,10 +92,11 @@ public sealed class RoutingTests(TestStack stack)
             model = ScriptedUpstream.Model,
             messages = new[] { new { role = "user", content = "fallback" } },
         });
-        // The fallback is served by Inference, which has no chat endpoint yet: its 404 for the path proves the request went there.
+        // The fallback model is Inference's embedding model, which its chat endpoint refuses in its own words ("This server
+        // serves …", not the gateway's "GET /v1/models lists …"): that answer proves the request went to Inference.
         var body = await response.Content.ReadAsStringAsync();
         Assert.Equal(HttpStatusCode.NotFound, response.StatusCode);
-        Assert.Contains("Unknown path", body);
+        Assert.Contains("This server serves", body);
 
         // Without a fallback, the one replica's 503 is the answer.
         await using var plain = GatewayApp.Start(stack, new Dictionary<string, string?>
