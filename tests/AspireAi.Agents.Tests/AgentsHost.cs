@@ -11,10 +11,11 @@ namespace AspireAi.Agents.Tests;
 
 /// <summary>
 /// The real Agents app in process (its Program, middleware, hosted services) over a real PostgreSQL database. Models come
-/// from <paramref name="models"/> (a scripted model where a test must control what is said); Retrieval, when given, is
+/// from <paramref name="models"/> (a scripted model where a test must control what is said), or, when it is null, from the
+/// real OpenAI-compatible provider at <c>services:inference</c> (set it in <paramref name="settings"/>); Retrieval, when given, is
 /// the real Retrieval app reached through its in-memory server.
 /// </summary>
-public sealed class AgentsHost(string connectionString, IChatModelProvider models, Action<IServiceCollection>? services = null,
+public sealed class AgentsHost(string connectionString, IChatModelProvider? models, Action<IServiceCollection>? services = null,
     RetrievalHost? retrieval = null, IReadOnlyDictionary<string, string?>? settings = null) : WebApplicationFactory<AgentsOptions>
 {
     public const string TenantHeader = "X-AspireAi-Tenant";
@@ -43,8 +44,12 @@ public sealed class AgentsHost(string connectionString, IChatModelProvider model
         builder.ConfigureLogging(logging => logging.SetMinimumLevel(LogLevel.Warning).AddFilter("Polly", LogLevel.None));
         builder.ConfigureServices(s =>
         {
-            s.RemoveAll<IChatModelProvider>();
-            s.AddSingleton(models);
+            if (models is not null)
+            {
+                s.RemoveAll<IChatModelProvider>();
+                s.AddSingleton(models);
+            }
+
             if (retrieval is not null)
             {
                 s.AddHttpClient(Tools.Retrieval.RetrievalClient.HttpClientName).ConfigurePrimaryHttpMessageHandler(() => retrieval.Server.CreateHandler());

@@ -6,9 +6,9 @@ using Microsoft.Extensions.AI;
 namespace AspireAi.Agents.Tests;
 
 /// <summary>
-/// Acceptance: an agent with search_documents answers from ingested documents with citations, with the real Retrieval
+/// An agent with search_documents answers from ingested documents with citations, with the real Retrieval
 /// service, real embeddings (all-MiniLM-L6-v2 on ONNX Runtime) and PostgreSQL, and the run's events persisted. Through the
-/// agents API: the gateway has not landed on main yet. The model is scripted, because the test needs it to call
+/// agents API directly (the same flow through the gateway is <see cref="GatewayEndToEndTests"/>). The model is scripted, because the test needs it to call
 /// search_documents and to answer from the passage it got back; which passage comes back is Retrieval's real work.
 /// </summary>
 public sealed class SearchDocumentsEndToEndTests(PostgresServer postgres, EmbeddingServer embeddings) : IClassFixture<EmbeddingServer>
