@@ -177,7 +177,9 @@ public sealed class HttpApiTests(TinyServerFixture server) : IClassFixture<TinyS
             Assert.Contains(name + "{", metrics);
         }
 
-        var hits = metrics.Split('\n').Single(l => l.StartsWith("vllm:prefix_cache_hits_total{", StringComparison.Ordinal));
+        // Meters are process-wide: other tests' engines (other model names) may export series of their own beside this one.
+        var hits = metrics.Split('\n').Single(l => l.StartsWith("vllm:prefix_cache_hits_total{", StringComparison.Ordinal)
+            && l.Contains("model_name=\"tiny\"", StringComparison.Ordinal));
         Assert.True(double.Parse(hits[(hits.LastIndexOf(' ') + 1)..], System.Globalization.CultureInfo.InvariantCulture) >= 32, hits);
     }
 
