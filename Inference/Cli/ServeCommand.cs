@@ -88,7 +88,10 @@ public static class ServeCommand
             {
                 result.Add($"--{InferenceOptions.Section}:{key}={value}");
             }
-            else if (name is "urls" or "environment" or "contentRoot" || name.Contains(':'))
+            // WebApplicationFactory (the gateway tests host this app with it) passes its settings flattened, section nodes
+            // included ("--Inference="), plus the host's applicationName: both are configuration, not typos.
+            else if (name is "urls" or "environment" or "contentRoot" or "applicationName" || name.Contains(':')
+                     || name == InferenceOptions.Section && value.Length == 0)
             {
                 result.Add($"--{name}={value}");
             }
