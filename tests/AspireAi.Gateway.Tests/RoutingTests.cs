@@ -92,10 +92,11 @@ public sealed class RoutingTests(TestStack stack)
             model = ScriptedUpstream.Model,
             messages = new[] { new { role = "user", content = "fallback" } },
         });
-        // The fallback is served by Inference, which has no chat endpoint yet: its 404 for the path proves the request went there.
-        var body = await response.Content.ReadAsStringAsync();
-        Assert.Equal(HttpStatusCode.NotFound, response.StatusCode);
-        Assert.Contains("Unknown path", body);
+        // The fallback is served by Inference, whose chat endpoint serves no embedding model: its 404 naming the fallback
+        // model proves the request went there, rewritten to that model.
+        var error = await response.ErrorAsync(HttpStatusCode.NotFound, "model");
+        Assert.Equal("model_not_found", error.GetProperty("code").GetString());
+        Assert.Contains($"'{TestStack.EmbeddingModel}'", error.GetProperty("message").GetString());
 
         // Without a fallback, the one replica's 503 is the answer.
         await using var plain = GatewayApp.Start(stack, new Dictionary<string, string?>
