@@ -54,10 +54,7 @@ public static class ServeCommand
         return app;
     }
 
-    /// <summary>
-/// Our kebab-case flags become <c>--Inference:Key=value</c>; host settings and configuration keys (PascalCase or with ':',
-/// as WebApplicationFactory passes a whole configuration tree, sections included: <c>--Inference=</c>) pass through.
-/// </summary>
+    /// <summary>Our kebab-case flags become <c>--Inference:Key=value</c>; everything ASP.NET Core knows passes through.</summary>
     internal static string[] TranslateFlags(string[] args)
     {
         var result = new List<string>();
@@ -91,7 +88,10 @@ public static class ServeCommand
             {
                 result.Add($"--{InferenceOptions.Section}:{key}={value}");
             }
-            else if (name is "urls" or "environment" or "contentRoot" or "applicationName" || name.Contains(':') || char.IsUpper(name[0]))
+            // WebApplicationFactory (the gateway tests host this app with it) passes its settings flattened, section nodes
+            // included ("--Inference="), plus the host's applicationName: both are configuration, not typos.
+            else if (name is "urls" or "environment" or "contentRoot" or "applicationName" || name.Contains(':')
+                     || name == InferenceOptions.Section && value.Length == 0)
             {
                 result.Add($"--{name}={value}");
             }

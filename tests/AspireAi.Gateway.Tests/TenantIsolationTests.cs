@@ -58,6 +58,30 @@ public sealed class TenantIsolationTests(TestStack stack)
     }
 
     [Fact]
+    public async Task Tenant_b_can_neither_read_nor_post_to_tenant_a_thread_even_with_a_forged_header()
+    {
+        using var a = await stack.Gateway.ClientForNewKeyAsync("iso-threads-a");
+        using var b = await stack.Gateway.ClientForNewKeyAsync("iso-threads-b");
+        b.DefaultRequestHeaders.Add("X-AspireAi-Tenant", "iso-threads-a"); // forged: the gateway must drop it
+        var thread = (await (await a.PostAsync("/v1/threads", null)).JsonAsync(HttpStatusCode.Created)).GetProperty("id").GetString();
+
+        // The owner reads it (an empty conversation so far); the other tenant gets 404 for the thread, its messages and its runs.
+        var messages = await (await a.GetAsync($"/v1/threads/{thread}/messages")).JsonAsync(HttpStatusCode.OK);
+        Assert.Equal("list", messages.GetProperty("object").GetString());
+        await (await b.GetAsync($"/v1/threads/{thread}")).ErrorAsync(HttpStatusCode.NotFound, "thread_id");
+        await (await b.GetAsync($"/v1/threads/{thread}/messages")).ErrorAsync(HttpStatusCode.NotFound, "thread_id");
+        await (await b.GetAsync($"/v1/threads/{thread}/runs")).ErrorAsync(HttpStatusCode.NotFound, "thread_id");
+        await (await b.PostAsJsonAsync($"/v1/threads/{thread}/runs", new { agent = "helper", input = "Read me the secrets.", stream = false }))
+            .ErrorAsync(HttpStatusCode.NotFound, "thread_id");
+        await (await b.DeleteAsync($"/v1/threads/{thread}")).ErrorAsync(HttpStatusCode.NotFound, "thread_id");
+
+        // Nothing B tried changed A's thread: it still exists, with no run started on it.
+        await (await a.GetAsync($"/v1/threads/{thread}")).JsonAsync(HttpStatusCode.OK);
+        var runs = await (await a.GetAsync($"/v1/threads/{thread}/runs")).JsonAsync(HttpStatusCode.OK);
+        Assert.Empty(runs.GetProperty("data").EnumerateArray());
+    }
+
+    [Fact]
     public async Task Upstreams_receive_the_key_tenant_and_id_and_never_the_client_credentials_or_forged_headers()
     {
         var (key, id) = await stack.Gateway.CreateKeyAsync("iso-headers");

@@ -100,16 +100,15 @@ public sealed class EngineBatchingTests : IDisposable
     [Fact]
     public async Task Cancelled_request_frees_its_blocks_within_one_step()
     {
-        var engine = _tiny.CreateEngine(new EngineOptions { KvCacheBlocks = 16, MaxBatchedTokens = 64, MaxNumSeqs = 4 });
+        // A long context and a long request, so that the sequence is still running when the test has read its first token
+        // even on a loaded machine (with 120 tokens the engine sometimes finished before the reader woke up).
+        using var longContext = new TinyEngine(new TinyGgufModel { Vocabulary = 64, Context = 1024, Seed = 11 });
+        var engine = longContext.CreateEngine(new EngineOptions { KvCacheBlocks = 64, MaxBatchedTokens = 64, MaxNumSeqs = 4 });
         using var cancel = new CancellationTokenSource();
-        var handle = engine.Submit(new EngineRequest { PromptTokenIds = [1, 5, 6, 7], MaxTokens = 120 }, cancel.Token);
-        var seen = 0;
+        var handle = engine.Submit(new EngineRequest { PromptTokenIds = [1, 5, 6, 7], MaxTokens = 1000 }, cancel.Token);
         await foreach (var e in handle.Events.ReadAllAsync(Ct))
         {
-            if (++seen == 5)
-            {
-                break;
-            }
+            break;
         }
 
         var stepsAtCancel = engine.Snapshot.Steps;
