@@ -1,4 +1,5 @@
 using AspireAi.Inference.Engine;
+using AspireAi.Inference.Tests.Support;
 
 namespace AspireAi.Inference.Tests.Serving;
 
