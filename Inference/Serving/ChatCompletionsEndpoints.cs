@@ -206,21 +206,8 @@ internal static class ChatCompletionsEndpoints
             }
         }
 
-        if (settings.IncludeUsage)
-        {
-            await ServerSentEvents.WriteAsync(response, new
-            {
-                id,
-                @object = "chat.completion.chunk",
-                created,
-                model = model.Id,
-                choices = Array.Empty<object>(),
-                usage = GenerationRunner.Usage(promptTokens, results.Select(r => r.Usage)),
-            }, cancellation);
-        }
-
-        await ServerSentEvents.DoneAsync(response, cancellation);
-        ServingTelemetry.Finish(activity, id, model.Id, promptTokens, results);
+        await GenerationRunner.EndStreamAsync(response, "chat.completion.chunk", id, created, model.Id, promptTokens, results,
+            settings.IncludeUsage, activity, cancellation);
     }
 
     private static object Build(string id, long created, string model, bool includeUsage, object choice) => includeUsage

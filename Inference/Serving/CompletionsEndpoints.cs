@@ -289,20 +289,7 @@ internal static class CompletionsEndpoints
             }
         }
 
-        if (settings.IncludeUsage)
-        {
-            await ServerSentEvents.WriteAsync(response, new
-            {
-                id,
-                @object = "text_completion",
-                created,
-                model = model.Id,
-                choices = Array.Empty<object>(),
-                usage = GenerationRunner.Usage(promptTokens, results.Select(r => r.Usage)),
-            }, cancellation);
-        }
-
-        await ServerSentEvents.DoneAsync(response, cancellation);
-        ServingTelemetry.Finish(activity, id, model.Id, promptTokens, results);
+        await GenerationRunner.EndStreamAsync(response, "text_completion", id, created, model.Id, promptTokens, results,
+            settings.IncludeUsage, activity, cancellation);
     }
 }

@@ -148,6 +148,30 @@ internal static class GenerationRunner
         }
     }
 
+    /// <summary>
+    /// Ends a streamed response the same way for chat and text completions: the usage chunk when the client asked for it
+    /// (<c>stream_options.include_usage</c>), <c>[DONE]</c>, and the request's span closed with the results.
+    /// </summary>
+    public static async Task EndStreamAsync(HttpResponse response, string chunkObject, string id, long created, string modelId,
+        int promptTokens, IReadOnlyList<ChoiceResult> results, bool includeUsage, Activity? activity, CancellationToken cancellation)
+    {
+        if (includeUsage)
+        {
+            await ServerSentEvents.WriteAsync(response, new
+            {
+                id,
+                @object = chunkObject,
+                created,
+                model = modelId,
+                choices = Array.Empty<object>(),
+                usage = Usage(promptTokens, results.Select(r => r.Usage)),
+            }, cancellation);
+        }
+
+        await ServerSentEvents.DoneAsync(response, cancellation);
+        ServingTelemetry.Finish(activity, id, modelId, promptTokens, results);
+    }
+
     /// <summary>OpenAI's usage object: the prompt counted once, completions summed, cached prompt tokens reported.</summary>
     public static object Usage(int promptTokens, IEnumerable<SequenceUsage?> choices)
     {

@@ -112,9 +112,11 @@ public sealed class EngineBatchingTests : IDisposable
             break;
         }
 
-        var stepsAtCancel = engine.Snapshot.Steps;
         Assert.True(engine.Snapshot.UsedBlocks > 0);
         cancel.Cancel();
+        // Counted once the cancellation is signalled: steps the engine ran while this thread was between a read and Cancel()
+        // came before the cancellation, not after it (reading first made the test fail on a busy machine).
+        var stepsAtCancel = engine.Snapshot.Steps;
         var last = default(SequenceEvent);
         await foreach (var e in handle.Events.ReadAllAsync(Ct))
         {
