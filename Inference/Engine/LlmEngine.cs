@@ -80,6 +80,9 @@ public sealed class LlmEngine : IDisposable
     /// <summary>Counters as of the end of the last step (safe to read from any thread).</summary>
     public EngineSnapshot Snapshot => _snapshot;
 
+    /// <summary>Requests submitted and not yet admitted, counted now (the snapshot's count is as of the last step).</summary>
+    public int QueuedRequests => Volatile.Read(ref _queued);
+
     /// <summary>Raised on the engine thread after every step (tests wait on it; keep handlers short).</summary>
     public event Action<EngineSnapshot>? StepCompleted;
 

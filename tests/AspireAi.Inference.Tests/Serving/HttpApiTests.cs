@@ -202,7 +202,7 @@ public sealed class HttpApiTests(TinyServerFixture server) : IClassFixture<TinyS
         var created = await Json(await Http.PostAsJsonAsync("/v1/batches", new { input_file_id = file["id"]!.GetValue<string>(), endpoint = "/v1/completions", completion_window = "24h" }, Ct));
         var id = created["id"]!.GetValue<string>();
         JsonNode batch = created;
-        for (var i = 0; i < 200 && batch["status"]!.GetValue<string>() is not ("completed" or "failed" or "cancelled"); i++)
+        for (var i = 0; i < 600 && batch["status"]!.GetValue<string>() is not ("completed" or "failed" or "cancelled"); i++)
         {
             await Task.Delay(50, Ct);
             batch = await Json(await Http.GetAsync($"/v1/batches/{id}", Ct));
@@ -252,17 +252,29 @@ public sealed class HttpApiTests(TinyServerFixture server) : IClassFixture<TinyS
         var path = temp.File("tiny.gguf");
         server.Spec.CreateWriter().WriteTo(path);
         await using var host = await ServingHost.StartAsync(path, "--max-num-seqs", "1", "--max-waiting", "1", "--kv-cache-tokens", "512");
-        // One running (seen streaming), one waiting: the third is refused.
-        using var first = new HttpRequestMessage(HttpMethod.Post, "/v1/completions") { Content = JsonContent.Create(Completion([1, 5], 120, null, stream: true)) };
-        using var running = await host.Http.SendAsync(first, HttpCompletionOption.ResponseHeadersRead, Ct);
-        await new StreamReader(await running.Content.ReadAsStreamAsync(Ct)).ReadLineAsync(Ct);
+        // One running, one waiting: the third is refused. The engine thread is held at the end of the first step (the first
+        // request running) until the refusal has arrived: otherwise the running request could finish before the others are
+        // sent on a fast machine, the waiting one would start, and the third would be admitted.
+        var engine = host.Model.Engine;
+        using var refusalSeen = new ManualResetEventSlim();
+        var held = 0;
+        engine.StepCompleted += snapshot =>
+        {
+            if (snapshot.Running == 1 && Interlocked.Exchange(ref held, 1) == 0)
+            {
+                refusalSeen.Wait(TimeSpan.FromSeconds(30));
+            }
+        };
+        var running = host.Http.PostAsJsonAsync("/v1/completions", Completion([1, 5], 120, null, stream: true), Ct);
+        await EngineBatchingTests.Until(() => Volatile.Read(ref held) == 1);
         var waiting = host.Http.PostAsJsonAsync("/v1/completions", Completion([1, 6], 4, null, stream: false), Ct);
-        await EngineBatchingTests.Until(() => host.Model.Engine.Snapshot.Waiting == 1);
+        await EngineBatchingTests.Until(() => engine.QueuedRequests == 1);
         var refused = await host.Http.PostAsJsonAsync("/v1/completions", Completion([1, 7], 4, null, stream: false), Ct);
+        refusalSeen.Set();
         Assert.Equal(HttpStatusCode.ServiceUnavailable, refused.StatusCode);
         Assert.NotNull(refused.Headers.RetryAfter);
         Assert.Equal("queue_full", (await Json(refused))["error"]!["code"]!.GetValue<string>());
-        running.Dispose();
+        Assert.Equal(HttpStatusCode.OK, (await running).StatusCode);
         Assert.Equal(HttpStatusCode.OK, (await waiting).StatusCode);
     }
 }

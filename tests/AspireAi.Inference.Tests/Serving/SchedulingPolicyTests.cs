@@ -24,9 +24,19 @@ public sealed class SchedulingPolicyTests : IDisposable
             Sampling = new SamplingParams { Temperature = 0.8f, Seed = i },
         };
 
+        // The interactive requests are submitted from the engine thread at the end of the first step that holds 8 blocks:
+        // polling the snapshot from the test thread missed that moment on a fast machine (the batch finished first).
+        var interactiveSubmitted = new TaskCompletionSource<EngineRequestHandle[]>(TaskCreationOptions.RunContinuationsAsynchronously);
+        engine.StepCompleted += snapshot =>
+        {
+            if (snapshot.UsedBlocks >= 8 && !interactiveSubmitted.Task.IsCompleted)
+            {
+                interactiveSubmitted.SetResult(Enumerable.Range(10, 3).Select(i => engine.Submit(Make(i, RequestPriority.Interactive), Ct)).ToArray());
+            }
+        };
+
         var batch = Enumerable.Range(0, 4).Select(i => engine.Submit(Make(i, RequestPriority.Batch), Ct)).ToArray();
-        await EngineBatchingTests.Until(() => engine.Snapshot.UsedBlocks >= 8);
-        var interactive = Enumerable.Range(10, 3).Select(i => engine.Submit(Make(i, RequestPriority.Interactive), Ct)).ToArray();
+        var interactive = await interactiveSubmitted.Task.WaitAsync(TimeSpan.FromSeconds(30), Ct);
 
         var interactiveResults = await Task.WhenAll(interactive.Select(h => TinyEngine.Collect(h, Ct)));
         var batchResults = await Task.WhenAll(batch.Select(h => TinyEngine.Collect(h, Ct)));
