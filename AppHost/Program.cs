@@ -1,16 +1,20 @@
+using AspireAi.AppHost;
+using AspireAi.AppHost.Inference;
 using AspireAi.AppHost.Infrastructure;
 using AspireAi.AppHost.Observability;
 using AspireAi.AppHost.Publishing;
 
 // The deployment diagram of AspireAi: infrastructure first, then inference → retrieval → agents → gateway.
-// Options: --infra containers|local|auto, --gateway-port N (default 8080), --state-dir DIR (local data), --model PATH.
+// Options: --infra containers|local|auto, --gateway-port N (default 8080), --state-dir DIR (local data), --model PATH,
+// --inference-replicas N (local runs: N inference processes, balanced by the gateway).
 // Publishing (`-- --publisher manifest --output-path DIR`, for azd and the Helm chart) always describes containers.
 var builder = DistributedApplication.CreateBuilder(args);
 try
 {
     var (infra, why) = InfraModeSelector.Select(builder.Configuration["infra"], builder.ExecutionContext.IsPublishMode);
-    var stateDirectory = StateDirectory.Resolve(builder.Configuration["state-dir"]);
-    var gatewayPort = int.TryParse(builder.Configuration["gateway-port"], out var port) ? port : 8080;
+    var stateDirectory = StateDirectory.Resolve(builder.Configuration.GetPathOption("state-dir"));
+    var gatewayPort = builder.Configuration.GetIntegerOption("gateway-port", 8080);
+    var inferenceReplicas = builder.Configuration.GetIntegerOption("inference-replicas", 1);
     Console.WriteLine(infra == InfraMode.Local
         ? $"Infrastructure: local ({why}): Redis and PostgreSQL from this machine's binaries, data in {stateDirectory}; " +
           "no Qdrant: Retrieval uses its embedded vector store."
@@ -36,15 +40,15 @@ try
     }
 
     // ── Services ─────────────────────────────────────────────────────────────────────────────────────
-    var inference = builder.AddProject<Projects.Inference>("inference", launchProfileName: null).WithHttpEndpoint()
-        .WithModel(builder.Configuration["model"])
+    var inference = InferenceReplicas.Add(builder, "inference", inferenceReplicas, replica => replica
+        .WithModel(builder.Configuration.GetPathOption("model"))
         .WithHealthProbes()
         .PublishAsImage("aspireai/inference").PublishWithGpus(1).PublishWithStartupTime(TimeSpan.FromMinutes(10))
-        .AutoscaleOn(Autoscaling.QueueDepth("inference"));
+        .AutoscaleOn(Autoscaling.QueueDepth("inference")));
 
     var retrieval = builder.AddProject<Projects.Retrieval>("retrieval", launchProfileName: null).WithHttpEndpoint()
         .WithReference(retrievalDb).WaitFor(postgres)
-        .WithReference(inference).WaitFor(inference)
+        .WithReference(inference)
         .WithHealthProbes()
         .PublishAsImage("aspireai/retrieval");
     if (qdrant is not null)
@@ -54,7 +58,7 @@ try
 
     var agents = builder.AddProject<Projects.Agents>("agents", launchProfileName: null).WithHttpEndpoint()
         .WithReference(agentsDb).WaitFor(postgres)
-        .WithReference(inference).WaitFor(inference)
+        .WithReference(inference)
         .WithReference(retrieval).WaitFor(retrieval)
         .WithHealthProbes()
         .PublishAsImage("aspireai/agents");
@@ -66,7 +70,7 @@ try
         .WithEnvironment("Gateway__MasterKey", masterKey)
         .WithReference(redis).WaitFor(redis)
         .WithReference(gatewayDb).WaitFor(postgres)
-        .WithReference(inference).WaitFor(inference)
+        .WithReference(inference)
         .WithReference(retrieval).WaitFor(retrieval)
         .WithReference(agents).WaitFor(agents)
         .WithHealthProbes()
@@ -81,7 +85,7 @@ try
     // ── Observability (local containers run; a deployment scrapes with its own Prometheus: deploy/) ────
     if (infra == InfraMode.Containers && builder.ExecutionContext.IsRunMode)
     {
-        builder.AddMonitoring([inference, retrieval, agents, gateway]);
+        builder.AddMonitoring([.. inference.Replicas, retrieval, agents, gateway]);
     }
 }
 catch (AppHostConfigurationException ex)

@@ -11,7 +11,7 @@ internal static class StateDirectory
     {
         if (!string.IsNullOrWhiteSpace(configured))
         {
-            return Path.GetFullPath(configured);
+            return configured;
         }
 
         if (Environment.IsPrivilegedProcess && !OperatingSystem.IsWindows())

@@ -1,9 +1,12 @@
+using AspireAi.AppHost.Infrastructure;
+
 namespace AspireAi.AppHost.Publishing;
 
 internal static class InferenceModel
 {
     /// <summary>
-    /// Which model Inference serves (<c>Inference__Model</c>). Locally, <c>--model PATH</c> (a file on this machine) or the
+    /// Which model Inference serves (<c>Inference__Model</c>). Locally, <c>--model PATH</c> (an absolute path to a file or
+    /// Hugging Face folder on this machine, checked here so that a typo stops the AppHost rather than every replica) or the
     /// service's own default. Published, the parameter <c>inference-model</c>: a path inside the container or a
     /// <c>hf:OWNER/REPO/FILE.gguf</c> download, chosen at deploy time — a path on the publishing machine means nothing there.
     /// </summary>
@@ -15,6 +18,13 @@ internal static class InferenceModel
             return inference.WithEnvironment("Inference__Model", app.AddParameter("inference-model"));
         }
 
-        return localPath is { Length: > 0 } ? inference.WithEnvironment("Inference__Model", Path.GetFullPath(localPath)) : inference;
+        if (localPath is null)
+        {
+            return inference;
+        }
+
+        return File.Exists(localPath) || Directory.Exists(localPath)
+            ? inference.WithEnvironment("Inference__Model", localPath)
+            : throw new AppHostConfigurationException($"--model: there is no model file or folder at {localPath}.");
     }
 }

@@ -6,7 +6,7 @@ namespace AspireAi.IntegrationTests;
 
 /// <summary>
 /// Boots the whole AppHost in local mode once for the test class: real redis-server and PostgreSQL from this machine's
-/// binaries, every service as a real process, data in a throwaway state folder.
+/// binaries, every service as a real process (inference as two replicas behind the gateway), data in a throwaway state folder.
 /// </summary>
 public sealed class LocalAppHostFixture : IAsyncLifetime
 {
@@ -14,9 +14,13 @@ public sealed class LocalAppHostFixture : IAsyncLifetime
 
     private readonly string _stateDirectory = Directory.CreateTempSubdirectory("aspireai-it-").FullName;
 
+    /// <summary>The inference replicas (<c>--inference-replicas 2</c>).</summary>
+    public static readonly string[] InferenceReplicas = ["inference-0", "inference-1"];
+
     /// <summary>Every resource of the deployment diagram (Aspire adds helper resources of its own, which are not waited for).</summary>
     public static readonly string[] Resources =
-        ["redis", "postgres", "gatewaydb", "agentsdb", "retrievaldb", "inference", "retrieval", "agents", "gateway"];
+        ["redis", "postgres", "gatewaydb", "agentsdb", "retrievaldb", .. InferenceReplicas, "retrieval", "agents", "gateway"];
+
 
     public DistributedApplication App { get; private set; } = null!;
 
@@ -29,6 +33,7 @@ public sealed class LocalAppHostFixture : IAsyncLifetime
             [
                 "--infra", "local",
                 "--state-dir", _stateDirectory,
+                "--inference-replicas", "2",
                 "--gateway-port", GatewayPort.ToString(System.Globalization.CultureInfo.InvariantCulture),
                 // The shared stories15M beside the checkout (as in CI): no download, and a real trained model's text.
                 "--model", SharedModel("stories15M-q8_0.gguf"),
@@ -97,4 +102,11 @@ public sealed class LocalAppHostFixture : IAsyncLifetime
         listener.Start();
         return ((System.Net.IPEndPoint)listener.LocalEndpoint).Port;
     }
+}
+
+/// <summary>One AppHost boot (about a minute on two cores) shared by every test class that needs the whole system.</summary>
+[CollectionDefinition(Name)]
+public sealed class LocalAppHostCollection : ICollectionFixture<LocalAppHostFixture>
+{
+    public const string Name = "local AppHost";
 }

@@ -6,10 +6,12 @@ using System.Text.Json;
 namespace AspireAi.IntegrationTests;
 
 /// <summary>The whole system in local mode: every resource healthy, every service's health, one request end to end.</summary>
-public sealed class LocalModeTests(LocalAppHostFixture fixture) : IClassFixture<LocalAppHostFixture>
+[Collection(LocalAppHostCollection.Name)]
+public sealed class LocalModeTests(LocalAppHostFixture fixture)
 {
     [Theory]
-    [InlineData("inference")]
+    [InlineData("inference-0")]
+    [InlineData("inference-1")]
     [InlineData("retrieval")]
     [InlineData("agents")]
     [InlineData("gateway")]
