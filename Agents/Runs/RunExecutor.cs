@@ -108,7 +108,17 @@ internal sealed class RunExecutor(
         {
             _logger.LogError(ex, "Run {RunId} failed", record.Id);
             await FinishAsync(run, RunStatus.Failed, results.Count > 0 ? results.PartialAnswer(ex.Message) : null,
-                new { code = ex is ModelUnavailableException ? "model_unavailable" : ex is PlanningException ? "planning_failed" : "run_failed", message = ex.Message });
+                new
+                {
+                    code = ex switch
+                    {
+                        ModelUnavailableException => "model_unavailable",
+                        PlanningException => "planning_failed",
+                        ToolException => "tool_unavailable", // the agent's tools could not be set up (e.g. an MCP server unreachable)
+                        _ => "run_failed",
+                    },
+                    message = ex.Message,
+                });
         }
     }
 

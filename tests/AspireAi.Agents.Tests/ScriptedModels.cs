@@ -15,6 +15,8 @@ public sealed class ScriptedModels(Func<string, IReadOnlyList<ChatMessage>, Chat
     public Func<string, IReadOnlyList<ChatMessage>, ChatOptions?, ChatResponse> Script { get; set; } = script;
     public ConcurrentDictionary<string, int> Calls { get; } = new();
     public ConcurrentQueue<IReadOnlyList<ChatMessage>> Requests { get; } = new();
+    /// <summary>The options of every request, in the order of <see cref="Requests"/> (what tools and instructions the model got).</summary>
+    public ConcurrentQueue<ChatOptions?> Options { get; } = new();
     /// <summary>Awaited before every answer: a test holds the model here to stop the service mid-run.</summary>
     public Func<string, IReadOnlyList<ChatMessage>, Task>? BeforeAnswer { get; set; }
     /// <summary>Awaited before each streamed token after the first (its index given): a test holds a stream here to stop the service mid-answer.</summary>
@@ -43,7 +45,12 @@ public sealed class ScriptedModels(Func<string, IReadOnlyList<ChatMessage>, Chat
         {
             var list = messages.ToList();
             owner.Calls.AddOrUpdate(model, 1, (_, n) => n + 1);
-            owner.Requests.Enqueue(list);
+            lock (owner.Requests)
+            {
+                owner.Requests.Enqueue(list);
+                owner.Options.Enqueue(options);
+            }
+
             if (owner.Broken.Contains(model))
             {
                 throw new HttpRequestException($"Connection refused (model {model})", null, System.Net.HttpStatusCode.ServiceUnavailable);
