@@ -54,6 +54,30 @@ internal static partial class AgentDefinitionParser
         };
     }
 
+    /// <summary>
+    /// Refuses tools that name a resource this service is not configured with (an MCP server, a SQL connection): the
+    /// mistake shows when the agent is defined, not only when it first runs. A run still checks again, as configuration
+    /// may change after the definition was stored.
+    /// </summary>
+    public static void ValidateConfigured(AgentDefinition agent, AgentsOptions options)
+    {
+        for (var index = 0; index < agent.Tools.Count; index++)
+        {
+            var spec = agent.Tools[index];
+            (string? name, IEnumerable<string> configured, string param, string section) = spec.Type switch
+            {
+                ToolTypes.Mcp => (spec.Server, options.Mcp.Servers.Keys, "server", "Agents:Mcp:Servers"),
+                ToolTypes.SqlQuery => (spec.Connection, options.Sql.Connections.Keys, "connection", "Agents:Sql:Connections"),
+                _ => ((string?)null, (IEnumerable<string>)[], "", ""),
+            };
+            if (name is not null && !configured.Contains(name))
+            {
+                var known = configured.Any() ? $"configured: {string.Join(", ", configured.Order(StringComparer.Ordinal))}" : "none is configured";
+                throw RequestException.BadRequest($"tools[{index}]: {spec.Type} names '{name}', which is not configured under {section} ({known}).", $"tools[{index}].{param}");
+            }
+        }
+    }
+
     private static List<ToolSpec> ParseTools(JsonElement body)
     {
         var tools = new List<ToolSpec>();

@@ -1,5 +1,6 @@
 using System.Text.Json;
 using AspireAi.ServiceDefaults;
+using Microsoft.Extensions.Options;
 
 namespace AspireAi.Agents.Definitions;
 
@@ -11,9 +12,10 @@ internal static class AgentEndpoints
         app.MapGet("/v1/agents", async (HttpContext context, IAgentStore store, CancellationToken ct) =>
             Results.Json(new { @object = "list", data = await store.ListAsync(TenantHeaders.Tenant(context), ct) }));
 
-        app.MapPost("/v1/agents", async (HttpContext context, JsonElement body, IAgentStore store, CancellationToken ct) =>
+        app.MapPost("/v1/agents", async (HttpContext context, JsonElement body, IAgentStore store, IOptions<AgentsOptions> options, CancellationToken ct) =>
         {
             var agent = AgentDefinitionParser.Parse(body);
+            AgentDefinitionParser.ValidateConfigured(agent, options.Value);
             var tenant = TenantHeaders.Tenant(context);
             if (!await store.CreateAsync(tenant, agent, ct))
             {
@@ -28,9 +30,11 @@ internal static class AgentEndpoints
                 ? Results.Json(agent)
                 : NotFound(name));
 
-        app.MapPut("/v1/agents/{name}", async (HttpContext context, string name, JsonElement body, IAgentStore store, CancellationToken ct) =>
+        app.MapPut("/v1/agents/{name}", async (HttpContext context, string name, JsonElement body, IAgentStore store, IOptions<AgentsOptions> options,
+            CancellationToken ct) =>
         {
             var agent = AgentDefinitionParser.Parse(body, name);
+            AgentDefinitionParser.ValidateConfigured(agent, options.Value);
             var tenant = TenantHeaders.Tenant(context);
             var created = await store.UpsertAsync(tenant, agent, ct);
             return Results.Json(await store.GetAsync(tenant, name, ct), statusCode: created ? 201 : 200);

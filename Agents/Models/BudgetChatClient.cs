@@ -12,7 +12,7 @@ internal sealed class BudgetChatClient(IChatClient inner, RunBudget budget, Mode
         budget.EnsureCanCallModel();
         var list = messages as IList<ChatMessage> ?? [.. messages];
         var response = await base.GetResponseAsync(list, options, cancellationToken);
-        Charge(response.ModelId, response.Usage, list, response.Text);
+        Charge(response.ModelId, response.Usage, list, options, response.Text);
         return response;
     }
 
@@ -39,13 +39,13 @@ internal sealed class BudgetChatClient(IChatClient inner, RunBudget budget, Mode
             yield return update;
         }
 
-        Charge(model, usage, list, text.ToString());
+        Charge(model, usage, list, options, text.ToString());
     }
 
     /// <summary>A server that reports no usage is charged by estimate, so that token limits still hold.</summary>
-    private void Charge(string? model, UsageDetails? usage, IList<ChatMessage> input, string output)
+    private void Charge(string? model, UsageDetails? usage, IList<ChatMessage> input, ChatOptions? options, string output)
     {
-        var inputTokens = usage?.InputTokenCount ?? ModelRoutingChatClient.EstimateTokens(input);
+        var inputTokens = usage?.InputTokenCount ?? ModelRoutingChatClient.EstimateTokens(input, options);
         var outputTokens = usage?.OutputTokenCount ?? Math.Max(1, output.Length / 4);
         var price = model is not null && policy.Prices.TryGetValue(model, out var p) ? p : null;
         var cost = price is null ? 0m : (inputTokens * price.InputPer1K + outputTokens * price.OutputPer1K) / 1000m;

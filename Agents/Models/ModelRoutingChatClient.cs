@@ -85,12 +85,21 @@ internal sealed class ModelRoutingChatClient(IChatModelProvider models, IReadOnl
     /// <summary>Candidates whose window holds the request first (by a 4-characters-per-token estimate), the rest after.</summary>
     private IEnumerable<string> Order(IList<ChatMessage> messages, ChatOptions? options)
     {
-        var estimate = EstimateTokens(messages) + (options?.MaxOutputTokens ?? 512);
+        var estimate = EstimateTokens(messages, options) + (options?.MaxOutputTokens ?? 512);
         var fits = candidates.Where(m => Window(m) >= estimate).ToList();
         return fits.Concat(candidates.Except(fits).OrderByDescending(Window));
     }
 
     private int Window(string model) => policy.ContextWindows.TryGetValue(model, out var window) ? window : policy.DefaultContextWindow;
+
+    /// <summary>
+    /// A whole request: its messages, and what the options add to the prompt — the instructions (the system prompt, with
+    /// recalled memory) and the tools' declarations (name, description, JSON schema).
+    /// </summary>
+    public static int EstimateTokens(IEnumerable<ChatMessage> messages, ChatOptions? options) =>
+        EstimateTokens(messages)
+        + (options?.Instructions?.Length ?? 0) / 4
+        + (options?.Tools?.Sum(t => t.Name.Length + t.Description.Length + (t is AIFunctionDeclaration f ? f.JsonSchema.GetRawText().Length : 0)) ?? 0) / 4;
 
     /// <summary>About four characters per token for English with BPE vocabularies; enough to choose between windows.</summary>
     public static int EstimateTokens(IEnumerable<ChatMessage> messages) =>

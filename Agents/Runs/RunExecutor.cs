@@ -59,9 +59,17 @@ internal sealed class RunExecutor(
         {
             await events.EmitAsync(RunEventTypes.Created, new { run_id = record.Id, thread_id = record.ThreadId, agent = record.Agent, input = record.Input });
         }
+        else if (completed.ContainsKey(AnswerKey))
+        {
+            await events.EmitAsync(RunEventTypes.Resumed, new { completed_steps = completed.Keys.Order().ToArray(), discarded_token_events = 0 });
+        }
         else
         {
-            await events.EmitAsync(RunEventTypes.Resumed, new { completed_steps = completed.Keys.Order().ToArray() });
+            // The answer step runs again from its start (a stream cannot continue another's tokens): the token events an
+            // interrupted attempt streamed are deleted with this event, so the replay reads as one answer. A client that
+            // showed them live drops them when discarded_token_events > 0.
+            await events.EmitDiscardingTokensAsync(RunEventTypes.Resumed, AnswerKey,
+                discarded => new { completed_steps = completed.Keys.Order().ToArray(), discarded_token_events = discarded });
         }
 
         await store.SetStatusAsync(record.Id, RunStatus.Running, ct);
@@ -100,7 +108,17 @@ internal sealed class RunExecutor(
         {
             _logger.LogError(ex, "Run {RunId} failed", record.Id);
             await FinishAsync(run, RunStatus.Failed, results.Count > 0 ? results.PartialAnswer(ex.Message) : null,
-                new { code = ex is ModelUnavailableException ? "model_unavailable" : ex is PlanningException ? "planning_failed" : "run_failed", message = ex.Message });
+                new
+                {
+                    code = ex switch
+                    {
+                        ModelUnavailableException => "model_unavailable",
+                        PlanningException => "planning_failed",
+                        ToolException => "tool_unavailable", // the agent's tools could not be set up (e.g. an MCP server unreachable)
+                        _ => "run_failed",
+                    },
+                    message = ex.Message,
+                });
         }
     }
 

@@ -149,6 +149,30 @@ public sealed class RunStore(NpgsqlDataSource db)
         await command.ExecuteNonQueryAsync(ct);
     }
 
+    /// <summary>
+    /// Deletes the token events that <paramref name="step"/> streamed before an interruption and appends the event
+    /// <paramref name="build"/> makes from how many there were, in one transaction: a replay never shows an interrupted
+    /// attempt's text beside the attempt that replaces it, nor the resumed event without the discarding.
+    /// </summary>
+    public async Task<RunEvent> AppendDiscardingTokensAsync(string runId, string step, Func<int, RunEvent> build, CancellationToken ct)
+    {
+        await using var connection = await db.OpenConnectionAsync(ct);
+        await using var transaction = await connection.BeginTransactionAsync(ct);
+        await using var delete = new NpgsqlCommand("DELETE FROM run_events WHERE run_id = $1 AND type = $2 AND data->>'step' = $3", connection, transaction);
+        delete.Parameters.AddWithValue(runId);
+        delete.Parameters.AddWithValue(RunEventTypes.Token);
+        delete.Parameters.AddWithValue(step);
+        var runEvent = build(await delete.ExecuteNonQueryAsync(ct));
+        await using var insert = new NpgsqlCommand("INSERT INTO run_events (run_id, seq, type, data) VALUES ($1, $2, $3, $4)", connection, transaction);
+        insert.Parameters.AddWithValue(runId);
+        insert.Parameters.AddWithValue(runEvent.Seq);
+        insert.Parameters.AddWithValue(runEvent.Type);
+        insert.Parameters.AddWithValue(NpgsqlDbType.Jsonb, runEvent.Data.GetRawText());
+        await insert.ExecuteNonQueryAsync(ct);
+        await transaction.CommitAsync(ct);
+        return runEvent;
+    }
+
     public async Task<IReadOnlyList<RunEvent>> EventsAsync(string runId, int afterSeq, CancellationToken ct)
     {
         await using var command = db.CreateCommand("SELECT seq, type, data FROM run_events WHERE run_id = $1 AND seq > $2 ORDER BY seq");

@@ -30,19 +30,52 @@ internal sealed class PostgresChatHistoryProvider(
     protected override async ValueTask<IEnumerable<ChatMessage>> ProvideChatHistoryAsync(InvokingContext context, CancellationToken cancellationToken)
     {
         var stored = await threads.MessagesAsync(threadId, cancellationToken);
-        var messages = stored.Where(m => m.RunId != runId).Select(m => m.Message).ToList();
+        IEnumerable<ChatMessage> messages = [.. stored.Where(m => m.RunId != runId).Select(m => m.Message)];
         var budget = (int)(router.ContextWindow(agent.Model) * memory.HistoryShare);
-        if (messages.Count <= memory.KeepRecentMessages || ModelRoutingChatClient.EstimateTokens(messages) <= budget)
+        if (messages.Count() <= memory.KeepRecentMessages || ModelRoutingChatClient.EstimateTokens(messages) <= budget)
         {
             return messages;
         }
 
-        var summarizer = router.For(agent, ModelRole.Summarizer, budget: null);
-        var strategy = new SummarizationCompactionStrategy(summarizer, CompactionTriggers.TokensExceed(budget),
-            minimumPreservedGroups: Math.Max(1, memory.KeepRecentMessages / 2), summarizationPrompt: SummaryPrompt,
-            target: CompactionTriggers.TokensBelow(budget));
-        var compacted = await CompactionProvider.CompactAsync(strategy, messages, loggers.CreateLogger<PostgresChatHistoryProvider>(), cancellationToken);
-        return compacted;
+        // The framework's target counts what is left once older turns are marked for the summary, not the summary it then
+        // inserts: room is kept for it (and the summariser asked to stay within it), or the result would overrun the budget.
+        var summaryRoom = Math.Max(32, budget / 4);
+        var summarizer = router.For(agent, ModelRole.Summarizer, budget: null).AsBuilder()
+            .ConfigureOptions(options => options.MaxOutputTokens ??= summaryRoom)
+            .Use(RefuseEmptySummaryAsync, getStreamingResponseFunc: null)
+            .Build();
+        var strategy = new SummarizationCompactionStrategy(summarizer,
+            trigger: index => ModelRoutingChatClient.EstimateTokens(index.GetIncludedMessages()) > budget,
+            // One group per stored message: a thread's history holds user and assistant text only.
+            minimumPreservedGroups: memory.KeepRecentMessages,
+            summarizationPrompt: SummaryPrompt,
+            target: index => ModelRoutingChatClient.EstimateTokens(index.GetIncludedMessages()) + summaryRoom <= budget);
+        var logger = loggers.CreateLogger<PostgresChatHistoryProvider>();
+        // A summary longer than its room leaves the history over budget: summarise again (the summary with the next older
+        // turns) until it fits or only the summary and the kept turns are left — each pass has fewer messages, so this ends.
+        while (true)
+        {
+            var compacted = (await CompactionProvider.CompactAsync(strategy, messages, logger, cancellationToken)).ToList();
+            if (compacted.Count >= messages.Count() || compacted.Count <= memory.KeepRecentMessages + 1)
+            {
+                return compacted;
+            }
+
+            messages = compacted;
+        }
+    }
+
+    /// <summary>
+    /// An empty summary would replace the older turns with the framework's "[Summary unavailable]": failing the call instead
+    /// makes the framework keep those turns as they are (over budget, but nothing lost).
+    /// </summary>
+    private static async Task<ChatResponse> RefuseEmptySummaryAsync(IEnumerable<ChatMessage> messages, ChatOptions? options, IChatClient inner,
+        CancellationToken cancellationToken)
+    {
+        var response = await inner.GetResponseAsync(messages, options, cancellationToken);
+        return string.IsNullOrWhiteSpace(response.Text)
+            ? throw new InvalidOperationException("The summariser returned an empty summary; the older turns are kept as they are.")
+            : response;
     }
 
     protected override async ValueTask StoreChatHistoryAsync(InvokedContext context, CancellationToken cancellationToken)

@@ -54,6 +54,7 @@ public sealed class DefinitionsApiTests(PostgresServer postgres) : IAsyncLifetim
     [InlineData("""{"name":"a","instructions":"x","model":"m","tools":["teleport"]}""", "tools[0].type")]
     [InlineData("""{"name":"a","instructions":"x","model":"m","tools":["http_fetch"]}""", "tools[0].allowed_hosts")]
     [InlineData("""{"name":"a","instructions":"x","model":"m","tools":[{"type":"sql_query"}]}""", "tools[0].connection")]
+    [InlineData("""{"name":"a","instructions":"x","model":"m","tools":["files",{"type":"sql_query","connection":"not-configured"}]}""", "tools[1].connection")]
     [InlineData("""{"name":"a","instructions":"x","model":"m","limits":{"max_steps":0}}""", "limits.max_steps")]
     [InlineData("""{"name":"a","instructions":"x","model":"m","limits":{"max_naps":3}}""", "limits.max_naps")]
     public async Task Bad_definitions_get_an_error_naming_the_field(string body, string param)

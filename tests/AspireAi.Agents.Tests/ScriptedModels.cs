@@ -15,8 +15,12 @@ public sealed class ScriptedModels(Func<string, IReadOnlyList<ChatMessage>, Chat
     public Func<string, IReadOnlyList<ChatMessage>, ChatOptions?, ChatResponse> Script { get; set; } = script;
     public ConcurrentDictionary<string, int> Calls { get; } = new();
     public ConcurrentQueue<IReadOnlyList<ChatMessage>> Requests { get; } = new();
+    /// <summary>The options of every request, in the order of <see cref="Requests"/> (what tools and instructions the model got).</summary>
+    public ConcurrentQueue<ChatOptions?> Options { get; } = new();
     /// <summary>Awaited before every answer: a test holds the model here to stop the service mid-run.</summary>
     public Func<string, IReadOnlyList<ChatMessage>, Task>? BeforeAnswer { get; set; }
+    /// <summary>Awaited before each streamed token after the first (its index given): a test holds a stream here to stop the service mid-answer.</summary>
+    public Func<string, IReadOnlyList<ChatMessage>, int, Task>? BeforeToken { get; set; }
     /// <summary>Models that fail as an unreachable server does.</summary>
     public HashSet<string> Broken { get; } = [];
 
@@ -41,7 +45,12 @@ public sealed class ScriptedModels(Func<string, IReadOnlyList<ChatMessage>, Chat
         {
             var list = messages.ToList();
             owner.Calls.AddOrUpdate(model, 1, (_, n) => n + 1);
-            owner.Requests.Enqueue(list);
+            lock (owner.Requests)
+            {
+                owner.Requests.Enqueue(list);
+                owner.Options.Enqueue(options);
+            }
+
             if (owner.Broken.Contains(model))
             {
                 throw new HttpRequestException($"Connection refused (model {model})", null, System.Net.HttpStatusCode.ServiceUnavailable);
@@ -60,7 +69,9 @@ public sealed class ScriptedModels(Func<string, IReadOnlyList<ChatMessage>, Chat
         public async IAsyncEnumerable<ChatResponseUpdate> GetStreamingResponseAsync(IEnumerable<ChatMessage> messages, ChatOptions? options = null,
             [EnumeratorCancellation] CancellationToken cancellationToken = default)
         {
-            var response = await GetResponseAsync(messages, options, cancellationToken);
+            var list = messages.ToList();
+            var response = await GetResponseAsync(list, options, cancellationToken);
+            var index = 0;
             foreach (var message in response.Messages)
             {
                 foreach (var content in message.Contents)
@@ -72,6 +83,11 @@ public sealed class ScriptedModels(Func<string, IReadOnlyList<ChatMessage>, Chat
                         {
                             if (piece.Length > 0)
                             {
+                                if (index++ > 0 && owner.BeforeToken is { } hold)
+                                {
+                                    await hold(model, list, index - 1).WaitAsync(cancellationToken);
+                                }
+
                                 yield return new ChatResponseUpdate(ChatRole.Assistant, piece) { ModelId = model };
                             }
                         }
