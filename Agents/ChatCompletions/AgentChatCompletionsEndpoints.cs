@@ -12,7 +12,8 @@ namespace AspireAi.Agents.ChatCompletions;
 /// <c>POST /v1/chat/completions</c> with <c>"model": "agent:&lt;name&gt;"</c>: the agent as a model, so plain OpenAI and
 /// IChatClient consumers use agents without the agents API. The request's earlier messages become a new thread's history,
 /// its last user message the run's input; the answer streams as <c>chat.completion.chunk</c>s (or one <c>chat.completion</c>).
-/// The run stays inspectable: its id is in the <c>aspireai</c> field.
+/// The run stays inspectable: its id is in the <c>aspireai</c> field; a stream also carries the run's step events
+/// (plan, steps, tool calls and results, approvals) as chunks with an empty delta and <c>aspireai.event</c>.
 /// </summary>
 internal static class AgentChatCompletionsEndpoints
 {
@@ -76,6 +77,17 @@ internal static class AgentChatCompletionsEndpoints
                 {
                     streamedAny = true;
                     await WriteChunkAsync(context, new { id, @object = "chat.completion.chunk", created, model, choices = new[] { new { index = 0, delta = new { content = runEvent.Data.GetProperty("delta").GetString() }, finish_reason = (string?)null } } }, ct);
+                }
+                else if (RunEventTypes.IsStep(runEvent.Type))
+                {
+                    // The run's steps as they happen, beside the answer's text: an empty delta (OpenAI clients skip it) and
+                    // the run event itself in the aspireai field, exactly as GET /v1/threads/{id}/runs/{run_id} returns it.
+                    await WriteChunkAsync(context, new
+                    {
+                        id, @object = "chat.completion.chunk", created, model,
+                        choices = new[] { new { index = 0, delta = new { }, finish_reason = (string?)null } },
+                        aspireai = new { run_id = run.Id, thread_id = threadId, @event = new { seq = runEvent.Seq, type = runEvent.Type, data = runEvent.Data } },
+                    }, ct);
                 }
                 else if (runEvent.Type == RunEventTypes.Answer && !streamedAny)
                 {

@@ -67,4 +67,8 @@ public static class RunEventTypes
     public const string Failed = "run.failed";
 
     public static bool Ends(string type) => type is Completed or Incomplete or Failed;
+
+    /// <summary>What the run did on its way to the answer: shown to people as it happens (e.g. the gateway's web chat).</summary>
+    public static bool IsStep(string type) =>
+        type is Resumed or Plan or Replan or StepStarted or StepCompleted or StepFailed or ToolCall or ToolResult or ApprovalRequired or ApprovalDecided;
 }

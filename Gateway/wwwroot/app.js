@@ -79,6 +79,28 @@ async function retrieve(question) {
   return (await response.json()).results.map((r, i) => ({ n: i + 1, document: r.document_id, chunk: r.chunk_index, text: r.text }));
 }
 
+/** One line for a run event the person should see, or null for events that are not steps. */
+function describeStep(event) {
+  if (!event) return null;
+  const d = event.data ?? {};
+  const brief = (value) => {
+    const t = typeof value === "string" ? value : JSON.stringify(value);
+    return t.length > 80 ? `${t.slice(0, 79)}…` : t;
+  };
+  switch (event.type) {
+    case "plan": return `plan: ${d.plan?.steps?.length ?? 0} steps`;
+    case "plan.revised": return `revised plan: ${d.plan?.steps?.length ?? 0} steps (${d.reason ?? "a step failed"})`;
+    case "step.started": return d.step === "answer" ? "writing the answer" : `step ${d.id}: ${d.task}`;
+    case "step.failed": return `step ${d.id} failed: ${d.error}`;
+    case "tool.call": return `calling ${d.tool} ${brief(d.arguments ?? {})}`;
+    case "tool.result": return `${d.tool} returned ${brief(d.result ?? "")}`;
+    case "approval.required": return `waiting for a person to approve ${d.tool}`;
+    case "approval.decided": return `${d.tool} ${d.approved ? "approved" : "rejected"}`;
+    case "run.resumed": return "resumed after a restart";
+    default: return null;
+  }
+}
+
 function showSteps(item, steps) {
   let list = item.querySelector(".steps");
   if (!list) {
@@ -123,12 +145,16 @@ async function send(event) {
     let text = "";
     for await (const chunk of events(response)) {
       const delta = chunk.choices?.[0]?.delta ?? {};
-      // An agent's run steps: tool calls as they are made, and any step the Agents service reports.
-      for (const call of delta.tool_calls ?? []) {
-        if (call.function?.name) steps.push(`calling ${call.function.name}`);
+      // An agent's run (model "agent:<name>") streams its steps as run events in aspireai.event (docs/agents.md).
+      const step = describeStep(chunk.aspireai?.event);
+      if (step) {
+        steps.push(step);
+        showSteps(answer, steps);
       }
-      if (chunk.aspireai_step) steps.push(chunk.aspireai_step);
-      if (steps.length) showSteps(answer, steps);
+      // The agent's own citations arrive with the run's last chunk.
+      for (const c of chunk.aspireai?.citations ?? []) {
+        sources.push({ n: Number(c.index), document: c.document_id ?? c.source, chunk: c.chunk_index, text: c.text });
+      }
       if (delta.content) {
         text += delta.content;
         content.textContent = text;

@@ -26,11 +26,14 @@ public sealed class GatewayHost(IReadOnlyDictionary<string, string?> settings) :
     }
 
     /// <summary>A client of a new API key of <paramref name="tenant"/>, created through the admin API.</summary>
-    public async Task<HttpClient> ClientForNewKeyAsync(string tenant)
+    public async Task<HttpClient> ClientForNewKeyAsync(string tenant) => Client(await CreateKeyAsync(tenant));
+
+    /// <summary>A new API key of <paramref name="tenant"/>, created through the admin API.</summary>
+    public async Task<string> CreateKeyAsync(string tenant)
     {
         using var admin = Client(MasterKey);
         var created = await (await admin.PostAsJsonAsync("/admin/keys", new { tenant, name = "agents-e2e" })).JsonAsync(System.Net.HttpStatusCode.Created);
-        return Client(created.GetProperty("key").GetString()!);
+        return created.GetProperty("key").GetString()!;
     }
 
     private HttpClient Client(string key)

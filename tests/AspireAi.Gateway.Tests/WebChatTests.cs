@@ -1,4 +1,5 @@
 using AspireAi.Gateway.Tests.Support;
+using AspireAi.TestSupport;
 using Microsoft.Playwright;
 using Npgsql;
 
@@ -7,19 +8,15 @@ namespace AspireAi.Gateway.Tests;
 /// <summary>
 /// The web chat in a real headless Chromium (Debian's <c>/usr/bin/chromium</c> driven by Playwright; Playwright's own browser
 /// download cannot work here): key entry, the model/agent picker, a streamed answer, a document upload and an answer with
-/// citations from it. Screenshots are kept in <c>artifacts/gateway-webchat/</c> at the repository root.
+/// citations from it. Screenshots are kept in <c>artifacts/gateway-webchat/</c> at the repository root. An agent's steps in
+/// the page are tested against the real Agents service in AspireAi.Agents.Tests (WebChatAgentTests).
 /// </summary>
 public sealed class WebChatTests(TestStack stack)
 {
-    private const string Chromium = "/usr/bin/chromium";
-
     [Fact]
     public async Task A_person_connects_picks_a_model_chats_uploads_a_document_and_gets_an_answer_with_citations()
     {
-        if (!File.Exists(Chromium))
-        {
-            Assert.Skip($"{Chromium} is missing: install Debian's chromium (tools/prerequisites.sh does with ASPIREAI_WITH_BROWSER=1).");
-        }
+        HeadlessChromium.SkipUnlessInstalled();
 
         await using (var db = new NpgsqlConnection(stack.AgentsDb))
         {
@@ -30,9 +27,9 @@ public sealed class WebChatTests(TestStack stack)
         }
 
         var (key, _) = await stack.Gateway.CreateKeyAsync("webchat");
-        var artifacts = Artifacts();
+        var artifacts = HeadlessChromium.ArtifactsFolder("gateway-webchat");
         using var playwright = await Playwright.CreateAsync();
-        await using var browser = await LaunchAsync(playwright);
+        await using var browser = await HeadlessChromium.LaunchAsync(playwright);
         var page = await browser.NewPageAsync(new BrowserNewPageOptions { ViewportSize = new ViewportSize { Width = 1200, Height = 800 } });
         await page.GotoAsync(stack.Gateway.Address + "/");
         await Assertions.Expect(page).ToHaveTitleAsync("AspireAi chat");
@@ -77,58 +74,5 @@ public sealed class WebChatTests(TestStack stack)
         var system = sent.GetProperty("messages")[0];
         Assert.Equal("system", system.GetProperty("role").GetString());
         Assert.Contains("[1] Kilauea", system.GetProperty("content").GetString());
-    }
-
-    [Fact]
-    public async Task An_agent_run_shows_its_steps_as_they_stream()
-    {
-        if (!File.Exists(Chromium))
-        {
-            Assert.Skip($"{Chromium} is missing: install Debian's chromium (tools/prerequisites.sh does with ASPIREAI_WITH_BROWSER=1).");
-        }
-
-        // Agents' run endpoint is not built yet: a scripted agents replica streams two tool calls, then the answer.
-        await using var agents = await new ScriptedUpstream("agents") { ToolCalls = ["search_documents", "summarize"] }.StartAsync();
-        await using var gateway = GatewayApp.Start(stack, new Dictionary<string, string?>
-        {
-            ["Gateway:Agents"] = "http://scriptedagents",
-            ["services:scriptedagents:http:0"] = agents.Address,
-        });
-        var (key, _) = await gateway.CreateKeyAsync("webchat-agents");
-        using var playwright = await Playwright.CreateAsync();
-        await using var browser = await LaunchAsync(playwright);
-        var page = await browser.NewPageAsync(new BrowserNewPageOptions { ViewportSize = new ViewportSize { Width = 1200, Height = 700 } });
-        await page.GotoAsync(gateway.Address + "/");
-        await page.FillAsync("#api-key", key);
-        await page.ClickAsync("#key-form button");
-        await Assertions.Expect(page.Locator("#key-status")).ToContainTextAsync("1 agents");
-        await page.SelectOptionAsync("#model", "agent:researcher");
-        await page.FillAsync("#prompt", "Research volcanoes");
-        await page.ClickAsync("#send");
-        var answer = page.Locator("#messages li.assistant").Last;
-        await Assertions.Expect(answer.Locator(".steps li")).ToHaveTextAsync(["calling search_documents", "calling summarize"]);
-        await Assertions.Expect(answer.Locator(".content")).ToHaveTextAsync(ScriptedUpstream.Content(5));
-        await page.ScreenshotAsync(new PageScreenshotOptions { Path = Path.Combine(Artifacts(), "3-agent-steps.png") });
-        Assert.Equal("agent:researcher", Assert.Single(agents.Requests).Body.GetProperty("model").GetString());
-    }
-
-    private static Task<IBrowser> LaunchAsync(IPlaywright playwright) => playwright.Chromium.LaunchAsync(new BrowserTypeLaunchOptions
-    {
-        ExecutablePath = Chromium,
-        Headless = true,
-        Args = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"],
-    });
-
-    private static string Artifacts()
-    {
-        var directory = new DirectoryInfo(AppContext.BaseDirectory);
-        while (directory is not null && !File.Exists(Path.Combine(directory.FullName, "AspireAi.sln")))
-        {
-            directory = directory.Parent;
-        }
-
-        var folder = Path.Combine(directory?.FullName ?? AppContext.BaseDirectory, "artifacts", "gateway-webchat");
-        Directory.CreateDirectory(folder);
-        return folder;
     }
 }

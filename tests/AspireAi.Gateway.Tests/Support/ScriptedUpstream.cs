@@ -43,9 +43,6 @@ public sealed class ScriptedUpstream : IAsyncDisposable
 
     public TimeSpan ChunkDelay { get; set; } = TimeSpan.FromMilliseconds(5);
 
-    /// <summary>Tool calls streamed before the answer, as an agent's run steps arrive (names of the tools called).</summary>
-    public string[] ToolCalls { get; set; } = [];
-
     /// <summary>When set, a stream sends its first chunk and then waits for this before the rest.</summary>
     public TaskCompletionSource? HoldAfterFirstChunk { get; set; }
 
@@ -127,16 +124,6 @@ public sealed class ScriptedUpstream : IAsyncDisposable
         }
 
         context.Response.ContentType = "text/event-stream";
-        for (var t = 0; t < ToolCalls.Length; t++)
-        {
-            await SendAsync(context, new
-            {
-                id, @object = "chat.completion.chunk", created = 1, model = Model,
-                choices = new[] { new { index = 0, delta = new { tool_calls = new[] { new { index = t, id = $"call_{t}", type = "function", function = new { name = ToolCalls[t], arguments = "{}" } } } } } },
-            });
-            await Task.Delay(ChunkDelay);
-        }
-
         for (var i = 0; i < Chunks; i++)
         {
             await SendAsync(context, new
