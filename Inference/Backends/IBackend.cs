@@ -20,6 +20,12 @@ public interface IBackend : IDisposable
     /// <summary>What runs, for logs and benchmarks (for example "cpu avx512, 2 threads").</summary>
     string Description { get; }
 
+    /// <summary>
+    /// Bytes this backend can still allocate (host RAM for the CPU, device memory for a GPU): the serving engine sizes its
+    /// KV cache from it once the weights are loaded.
+    /// </summary>
+    long AvailableMemoryBytes();
+
     /// <summary>Uploads a weight once. Quantized tensors stay quantized (a backend may rearrange blocks, losslessly).</summary>
     DeviceWeight LoadWeight(TensorView tensor);
 

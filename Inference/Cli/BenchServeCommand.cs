@@ -3,6 +3,7 @@ using System.Net.Http.Json;
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using AspireAi.Inference.Backends;
 using AspireAi.Inference.Engine;
 using AspireAi.Inference.Serving;
 
@@ -62,6 +63,7 @@ public static class BenchServeCommand
         {
             Model = args.RequiredString("model"),
             Threads = args.Int("threads", 0, 0, 1024),
+            Device = args.Choice("device", "auto", BackendSelector.Devices),
             MaxNumSeqs = args.Int("max-num-seqs", 32, 1),
             MaxBatchedTokens = args.Int("max-batched-tokens", 512, 1),
             KvCacheTokens = args.Int("kv-cache-tokens", 0, 0),

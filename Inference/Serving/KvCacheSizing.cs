@@ -2,13 +2,13 @@ using AspireAi.Inference.Models;
 
 namespace AspireAi.Inference.Serving;
 
-/// <summary>How many KV blocks to allocate: a fixed token count, or a share of the free memory.</summary>
+/// <summary>How many KV blocks to allocate: a fixed token count, or a share of the backend's free memory (host RAM or GPU memory, measured after the weights are loaded).</summary>
 public static class KvCacheSizing
 {
     /// <summary>Bytes of keys and values one token takes across every layer (float32 storage).</summary>
     public static long BytesPerToken(ModelConfig config) => (long)config.LayerCount * 2 * config.KvHeadCount * config.HeadDim * sizeof(float);
 
-    public static int Blocks(ModelConfig config, InferenceOptions options, ILogger? logger = null)
+    public static int Blocks(ModelConfig config, InferenceOptions options, long availableBytes, ILogger? logger = null)
     {
         var blockSize = options.BlockSize;
         if (blockSize <= 0)
@@ -29,7 +29,7 @@ public static class KvCacheSizing
                 throw new ArgumentException($"Inference:KvCacheFraction (--kv-cache-fraction) must be in (0, 1], not {options.KvCacheFraction}.");
             }
 
-            var free = AvailableMemoryBytes();
+            var free = availableBytes;
             tokens = (long)(free * options.KvCacheFraction / BytesPerToken(config));
             // Beyond every sequence at full context, more blocks only keep more prefixes cached; stop at twice that.
             tokens = Math.Min(tokens, 2L * options.MaxNumSeqs * config.ContextLength);
@@ -49,30 +49,5 @@ public static class KvCacheSizing
         }
 
         return blocks;
-    }
-
-    /// <summary>On Linux <c>MemAvailable</c> from /proc/meminfo (free RAM plus reclaimable cache); elsewhere what the GC sees.</summary>
-    private static long AvailableMemoryBytes()
-    {
-        try
-        {
-            foreach (var line in File.ReadLines("/proc/meminfo"))
-            {
-                if (line.StartsWith("MemAvailable:", StringComparison.Ordinal))
-                {
-                    var kb = long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], System.Globalization.CultureInfo.InvariantCulture);
-                    return kb * 1024;
-                }
-            }
-        }
-        catch (IOException)
-        {
-        }
-        catch (UnauthorizedAccessException)
-        {
-        }
-
-        var info = GC.GetGCMemoryInfo();
-        return info.TotalAvailableMemoryBytes - info.MemoryLoadBytes;
     }
 }

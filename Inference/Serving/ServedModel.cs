@@ -1,5 +1,4 @@
 using AspireAi.Inference.Backends;
-using AspireAi.Inference.Backends.Cpu;
 using AspireAi.Inference.Engine;
 using AspireAi.Inference.Models;
 using AspireAi.Inference.Models.Download;
@@ -59,13 +58,16 @@ public sealed class ServedModel : IDisposable
 
     public ModelConfig Config => _model.Config;
 
+    /// <summary>Where the model runs (for example "cuda NVIDIA H100 80GB HBM3 (sm_90, 132 SMs)").</summary>
+    public string BackendDescription => _backend.Description;
+
     /// <summary>Loads the configured model (or the default one) and starts its engine.</summary>
     public static ServedModel Load(InferenceOptions options, ILogger logger)
     {
         var path = Locate(options.Model, logger);
-        if (options.Device is not ("cpu" or "auto"))
+        if (!BackendSelector.Devices.Contains(options.Device))
         {
-            throw new ArgumentException($"Inference:Device (--device) must be cpu or auto, not '{options.Device}'.");
+            throw new ArgumentException($"Inference:Device (--device) must be {string.Join(", ", BackendSelector.Devices)}, not '{options.Device}'.");
         }
 
         GgmlType? quantize = options.Quantize?.ToLowerInvariant() switch
@@ -83,10 +85,14 @@ public sealed class ServedModel : IDisposable
         {
             var tokenizer = Tokenizers.For(source);
             var config = source.Config;
+            backend = BackendSelector.Create(options.Device, options.Threads, out var why);
+            logger.LogInformation("Backend: {Backend} ({Why})", backend.Description, why);
+            model = new LlamaModel(source, backend, options.MaxBatchedTokens, options.MaxNumSeqs);
+            // Sized once the weights are in place, from what the backend has left (GPU memory on CUDA).
             var engineOptions = new EngineOptions
             {
                 BlockSize = options.BlockSize,
-                KvCacheBlocks = KvCacheSizing.Blocks(config, options, logger),
+                KvCacheBlocks = KvCacheSizing.Blocks(config, options, backend.AvailableMemoryBytes(), logger),
                 MaxBatchedTokens = options.MaxBatchedTokens,
                 MaxNumSeqs = options.MaxNumSeqs,
                 MaxWaiting = options.MaxWaiting,
@@ -94,8 +100,6 @@ public sealed class ServedModel : IDisposable
                 BatchShare = options.BatchShare,
             };
             engineOptions.Validate();
-            backend = new CpuBackend(options.Threads);
-            model = new LlamaModel(source, backend, options.MaxBatchedTokens, options.MaxNumSeqs);
             var (template, fallback) = LoadTemplate(options, source, tokenizer, logger);
             var id = options.ModelId;
             var engine = new LlmEngine(model, tokenizer, engineOptions, id);

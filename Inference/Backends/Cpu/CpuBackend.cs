@@ -47,6 +47,8 @@ public sealed unsafe class CpuBackend : IBackend
 
     public string Description => $"cpu {Level.ToString().ToLowerInvariant()}, {Threads} thread{(Threads == 1 ? "" : "s")}";
 
+    public long AvailableMemoryBytes() => HostMemory.AvailableBytes();
+
     public DeviceWeight LoadWeight(TensorView tensor) => WeightRepacker.Load(tensor);
 
     public DeviceTensor CreateTensor(int rows, int columns) => new CpuTensor(rows, columns);

@@ -52,6 +52,8 @@ public sealed class CudaBackend : IBackend
 
     public string Description => $"cuda {Context.Name} (sm_{Context.ComputeCapability.Major}{Context.ComputeCapability.Minor}, {Context.MultiprocessorCount} SMs)";
 
+    public long AvailableMemoryBytes() => Context.MemoryInfo().Free;
+
     public DeviceWeight LoadWeight(TensorView tensor) => Upload(CudaWeightPacker.Pack(tensor));
 
     /// <summary>Uploads a weight already packed on the host.</summary>
