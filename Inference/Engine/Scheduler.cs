@@ -10,8 +10,10 @@ internal readonly record struct ScheduledChunk(Sequence Sequence, int Tokens);
 /// the free blocks allow. When a running sequence needs a block and none is free, the least important running sequence (last
 /// admitted among the lowest priority) is preempted by recompute: its blocks are freed and it goes back to the front of the
 /// waiting queue with its generated tokens, to be prefilled again later (mostly from the prefix cache).
+/// Logits are computed for one row per sequence (its last token) except for sequences that want prompt logprobs: their
+/// prefill chunks need a row per token and share <paramref name="promptLogprobRows"/> extra rows per step.
 /// </summary>
-internal sealed class Scheduler(BlockManager blocks, EngineOptions options)
+internal sealed class Scheduler(BlockManager blocks, EngineOptions options, int promptLogprobRows)
 {
     private readonly List<Sequence> _waiting = [];
     private readonly List<Sequence> _running = [];
@@ -63,6 +65,7 @@ internal sealed class Scheduler(BlockManager blocks, EngineOptions options)
         var interactive = _running.Exists(s => s.Request.Priority == RequestPriority.Interactive)
             || _waiting.Exists(s => s.Request.Priority == RequestPriority.Interactive);
         var batchBudget = interactive ? (int)(options.MaxBatchedTokens * options.BatchShare) : options.MaxBatchedTokens;
+        var extraRows = promptLogprobRows;
 
         // Running sequences: priority class, then decode before prefill, then admission order.
         _order.Clear();
@@ -92,7 +95,7 @@ internal sealed class Scheduler(BlockManager blocks, EngineOptions options)
             }
 
             var isBatch = sequence.Request.Priority == RequestPriority.Batch;
-            var tokens = Math.Min(sequence.UncomputedTokens, isBatch ? Math.Min(budget, batchBudget) : budget);
+            var tokens = FitLogitRows(sequence, Math.Min(sequence.UncomputedTokens, isBatch ? Math.Min(budget, batchBudget) : budget), ref extraRows);
             if (tokens == 0)
             {
                 continue; // batch work paused this step; it keeps its blocks
@@ -138,9 +141,10 @@ internal sealed class Scheduler(BlockManager blocks, EngineOptions options)
                 break; // everything behind is batch work too (the queue is ordered by priority)
             }
 
-            var cached = blocks.AllocateCachedPrefix(sequence, countQuery: !sequence.Admitted);
+            // A cached position has no logits: a sequence that still needs prompt logprobs computes its prompt itself.
+            var cached = sequence.PromptLogprobsPending ? 0 : blocks.AllocateCachedPrefix(sequence, countQuery: !sequence.Admitted);
             blocks.CopyOnWrite(sequence);
-            var tokens = Math.Min(sequence.UncomputedTokens, isBatch ? Math.Min(budget, batchBudget) : budget);
+            var tokens = FitLogitRows(sequence, Math.Min(sequence.UncomputedTokens, isBatch ? Math.Min(budget, batchBudget) : budget), ref extraRows);
             if (!blocks.TryAllocate(sequence, sequence.ComputedTokens + tokens))
             {
                 blocks.Free(sequence);
@@ -163,6 +167,22 @@ internal sealed class Scheduler(BlockManager blocks, EngineOptions options)
             budget -= tokens;
             batchBudget -= isBatch ? tokens : 0;
         }
+    }
+
+    /// <summary>
+    /// Shortens the chunk of a sequence that needs prompt logprobs to the logit rows left this step: it has one row like every
+    /// sequence, and each further token takes one of the step's extra rows.
+    /// </summary>
+    private static int FitLogitRows(Sequence sequence, int tokens, ref int extraRows)
+    {
+        if (tokens <= 1 || !sequence.PromptLogprobsPending)
+        {
+            return tokens;
+        }
+
+        tokens = Math.Min(tokens, 1 + extraRows);
+        extraRows -= tokens - 1;
+        return tokens;
     }
 
     /// <summary>

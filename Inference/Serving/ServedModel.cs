@@ -59,6 +59,13 @@ public sealed class ServedModel : IDisposable
 
     public ModelConfig Config => _model.Config;
 
+    /// <summary>
+    /// Logit rows per step beyond one per sequence, for prompt logprobs (<c>echo</c> with <c>logprobs</c>): a prompt of up
+    /// to 129 tokens is scored in one step. They cost rows × vocabulary × 4 bytes twice (device and host logits), 16 MB each
+    /// for a 32,000-token vocabulary; steps without prompt logprobs do not compute them.
+    /// </summary>
+    internal const int PromptLogprobRows = 128;
+
     /// <summary>Loads the configured model (or the default one) and starts its engine.</summary>
     public static ServedModel Load(InferenceOptions options, ILogger logger)
     {
@@ -95,7 +102,7 @@ public sealed class ServedModel : IDisposable
             };
             engineOptions.Validate();
             backend = new CpuBackend(options.Threads);
-            model = new LlamaModel(source, backend, options.MaxBatchedTokens, options.MaxNumSeqs);
+            model = new LlamaModel(source, backend, options.MaxBatchedTokens, options.MaxNumSeqs + PromptLogprobRows);
             var (template, fallback) = LoadTemplate(options, source, tokenizer, logger);
             var id = options.ModelId;
             var engine = new LlmEngine(model, tokenizer, engineOptions, id);
