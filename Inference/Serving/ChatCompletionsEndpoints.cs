@@ -125,8 +125,10 @@ internal static class ChatCompletionsEndpoints
     private static object ToolCall(ParsedToolCall call) =>
         new { id = call.Id, type = "function", function = new { name = call.Name, arguments = call.ArgumentsJson } };
 
-    private static object ToolCallDelta(ParsedToolCall call, int index) =>
-        new { index, id = call.Id, type = "function", function = new { name = call.Name, arguments = call.ArgumentsJson } };
+    /// <summary>OpenAI's <c>delta.tool_calls[]</c> entry: id, type and name on a call's first piece, argument text on every piece.</summary>
+    private static object ToolCallDelta(ToolCallDelta delta) => delta.Name is null
+        ? new { index = delta.Index, function = new { arguments = delta.Arguments } }
+        : new { index = delta.Index, id = delta.Id, type = "function", function = new { name = delta.Name, arguments = delta.Arguments } };
 
     internal static object[] LogprobContent(ServedModel model, List<int> ids, List<float> logprobs, List<Engine.TokenLogprob[]?> tops, int from, int to)
     {
@@ -163,6 +165,15 @@ internal static class ChatCompletionsEndpoints
         object Chunk(int index, object delta, object? logprobs, string? finish) => Build(id, created, model.Id, settings.IncludeUsage,
             new { index, delta, logprobs, finish_reason = finish });
 
+        // One chunk per piece, as OpenAI streams them.
+        async Task WriteToolCallDeltasAsync(int choice)
+        {
+            foreach (var delta in parsers[choice]?.TakeDeltas() ?? [])
+            {
+                await ServerSentEvents.WriteAsync(response, Chunk(choice, new { tool_calls = new[] { ToolCallDelta(delta) } }, null, null), cancellation);
+            }
+        }
+
         for (var i = 0; i < handles.Length; i++)
         {
             await ServerSentEvents.WriteAsync(response, Chunk(i, new { role = "assistant", content = "" }, null, null), cancellation);
@@ -182,6 +193,8 @@ internal static class ChatCompletionsEndpoints
                 await ServerSentEvents.WriteAsync(response, Chunk(choice, new { content = text }, logprobs, null), cancellation);
             }
 
+            await WriteToolCallDeltasAsync(choice);
+
             if (e.FinishReason is { } finish)
             {
                 var reason = finish;
@@ -193,11 +206,10 @@ internal static class ChatCompletionsEndpoints
                         await ServerSentEvents.WriteAsync(response, Chunk(choice, new { content = rest }, null, null), cancellation);
                     }
 
+                    await WriteToolCallDeltasAsync(choice);
                     if (calls.Count > 0)
                     {
                         reason = "tool_calls";
-                        await ServerSentEvents.WriteAsync(response,
-                            Chunk(choice, new { tool_calls = calls.Select((c, k) => ToolCallDelta(c, k)).ToArray() }, null, null), cancellation);
                     }
                 }
 
