@@ -41,6 +41,11 @@ try
         .WithHealthProbes()
         .PublishAsImage("aspireai/inference").PublishWithGpus(1).PublishWithStartupTime(TimeSpan.FromMinutes(10))
         .AutoscaleOn(Autoscaling.QueueDepth("inference"));
+    if (builder.ExecutionContext.IsRunMode)
+    {
+        // Batch API files and batches outlive restarts in the AppHost's state folder, beside the local Redis/PostgreSQL data.
+        inference.WithEnvironment("Inference__StateDir", Path.Combine(stateDirectory, "inference"));
+    }
 
     var retrieval = builder.AddProject<Projects.Retrieval>("retrieval", launchProfileName: null).WithHttpEndpoint()
         .WithReference(retrievalDb).WaitFor(postgres)

@@ -27,6 +27,7 @@ public static class ServeCommand
         ["batch-share"] = nameof(InferenceOptions.BatchShare),
         ["chat-template"] = nameof(InferenceOptions.ChatTemplate),
         ["max-request-body-bytes"] = nameof(InferenceOptions.MaxRequestBodyBytes),
+        ["state-dir"] = nameof(InferenceOptions.StateDir),
     };
 
     public static int Run(string[] args)
