@@ -48,6 +48,9 @@ public sealed class InferenceOptions
     /// <summary>Share of each step batch (Batch API) sequences may use while interactive requests run (0: paused until idle).</summary>
     public double BatchShare { get; set; }
 
+    /// <summary>Most tokens of batch (Batch API) work per engine step (see <c>EngineOptions.BatchStepTokens</c>).</summary>
+    public int BatchStepTokens { get; set; } = 64;
+
     /// <summary>A Jinja chat template file that replaces the model's own (vLLM's <c>--chat-template</c>).</summary>
     public string? ChatTemplate { get; set; }
 

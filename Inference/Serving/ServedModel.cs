@@ -99,6 +99,7 @@ public sealed class ServedModel : IDisposable
                 MaxWaiting = options.MaxWaiting,
                 MaxRunningPerTenant = options.MaxRunningPerTenant,
                 BatchShare = options.BatchShare,
+                BatchStepTokens = options.BatchStepTokens,
             };
             engineOptions.Validate();
             backend = new CpuBackend(options.Threads);
