@@ -101,7 +101,7 @@ internal static class CompletionsEndpoints
                 : request.EchoLogprobs ? Concat(EchoLogprobs(model, request, i, r), Legacy(model, r, 0, r.TokenIds.Count, echo.Length))
                 : Logprobs(model, r, 0, r.TokenIds.Count, 0);
             return request.PromptLogprobs is { } k
-                ? (object)new { index = i, text = echo + r.Text, logprobs, finish_reason = r.FinishReason, prompt_logprobs = VllmPromptLogprobs(model, request.Prompt(i), r, k) }
+                ? (object)new { index = i, text = echo + r.Text, logprobs, finish_reason = r.FinishReason, prompt_logprobs = PromptLogprobsJson.Vllm(model, request.Prompt(i), r.PromptLogprobs, k) }
                 : new { index = i, text = echo + r.Text, logprobs, finish_reason = r.FinishReason };
         }).ToArray(),
         usage = GenerationRunner.Usage(request.PromptTokens, results.Select(r => r.Usage)),
@@ -277,36 +277,6 @@ internal static class CompletionsEndpoints
         return result;
     }
 
-    /// <summary>
-    /// vLLM's <c>prompt_logprobs</c>: null for the first prompt token, then per token a map from token id to its logprob, rank
-    /// and text — the prompt token itself and the <paramref name="k"/> most likely tokens at that position.
-    /// </summary>
-    private static List<Dictionary<string, object>?> VllmPromptLogprobs(ServedModel model, int[] prompt, ChoiceResult r, int k)
-    {
-        var scored = r.PromptLogprobs ?? [];
-        var result = new List<Dictionary<string, object>?>(prompt.Length) { null };
-        for (var t = 1; t < prompt.Length && t - 1 < scored.Count; t++)
-        {
-            var entry = scored[t - 1];
-            var map = new Dictionary<string, object>
-            {
-                [entry.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)] =
-                    new { logprob = entry.Logprob, rank = entry.Rank, decoded_token = model.TokenBytes.Text(entry.Id) },
-            };
-            var rank = 1;
-            foreach (var a in (entry.TopLogprobs ?? []).Take(k))
-            {
-                map.TryAdd(a.Id.ToString(System.Globalization.CultureInfo.InvariantCulture),
-                    new { logprob = a.Logprob, rank, decoded_token = model.TokenBytes.Text(a.Id) });
-                rank++;
-            }
-
-            result.Add(map);
-        }
-
-        return result;
-    }
-
     /// <summary>The legacy logprobs object for tokens [from, to) whose text starts at <paramref name="offset"/> in the choice's text.</summary>
     private static object Logprobs(ServedModel model, ChoiceResult r, int from, int to, int offset) => Legacy(model, r, from, to, offset).ToJson();
 
@@ -380,7 +350,7 @@ internal static class CompletionsEndpoints
                 offsets[choice] = prefix.Length;
                 await ServerSentEvents.WriteAsync(response, Chunk(choice, prefix,
                     request.EchoLogprobs ? EchoLogprobs(model, request, choice, result).ToJson() : null, null,
-                    request.PromptLogprobs is { } k ? VllmPromptLogprobs(model, request.Prompt(choice), result, k) : null), cancellation);
+                    request.PromptLogprobs is { } k ? PromptLogprobsJson.Vllm(model, request.Prompt(choice), result.PromptLogprobs, k) : null), cancellation);
                 continue;
             }
 

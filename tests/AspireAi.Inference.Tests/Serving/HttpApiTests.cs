@@ -225,6 +225,19 @@ public sealed class HttpApiTests(TinyServerFixture server) : IClassFixture<TinyS
 
         Assert.Equal(values.ToJsonString(), streamedValues.ToJsonString());
         Assert.Equal(choice["text"]!.GetValue<string>(), text);
+
+        // Chat takes vLLM's prompt_logprobs too, over the templated prompt, at the top level of the response.
+        var chat = await Json(await Http.PostAsJsonAsync("/v1/chat/completions",
+            new { model = "tiny", messages = new[] { new { role = "user", content = "hello there" } }, max_tokens = 2, prompt_logprobs = 0 }, Ct));
+        var chatPrompt = chat["prompt_logprobs"]!.AsArray();
+        Assert.Equal(chat["usage"]!["prompt_tokens"]!.GetValue<int>(), chatPrompt.Count);
+        Assert.Null(chatPrompt[0]);
+        Assert.All(chatPrompt.Skip(1), entry =>
+        {
+            var only = Assert.Single(entry!.AsObject()); // the prompt token itself (no alternatives asked for)
+            Assert.True(only.Value!["logprob"]!.GetValue<float>() <= 0);
+            Assert.True(only.Value["rank"]!.GetValue<int>() >= 1);
+        });
     }
 
     [Fact]
