@@ -44,7 +44,8 @@ try
         .WithModel(builder.Configuration.GetPathOption("model"))
         .WithHealthProbes()
         .PublishAsImage("aspireai/inference").PublishWithGpus(1).PublishWithStartupTime(TimeSpan.FromMinutes(10))
-        .AutoscaleOn(Autoscaling.QueueDepth("inference")));
+        .AutoscaleOn(Autoscaling.QueueDepth("inference"))
+        .WithBatchState(stateDirectory));
 
     var retrieval = builder.AddProject<Projects.Retrieval>("retrieval", launchProfileName: null).WithHttpEndpoint()
         .WithReference(retrievalDb).WaitFor(postgres)

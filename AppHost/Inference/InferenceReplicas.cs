@@ -45,6 +45,16 @@ internal sealed class InferenceReplicas(string serviceName, IReadOnlyList<IResou
 internal static class InferenceReplicasExtensions
 {
     /// <summary>
+    /// In a local run, the Batch API's files and batches outlive restarts in the AppHost's state folder, beside the local
+    /// Redis/PostgreSQL data: one folder per replica (<c>inference</c>, <c>inference-0</c> …), since each replica resumes
+    /// the unfinished batches it finds there.
+    /// </summary>
+    public static IResourceBuilder<ProjectResource> WithBatchState(this IResourceBuilder<ProjectResource> replica, string stateDirectory) =>
+        replica.ApplicationBuilder.ExecutionContext.IsRunMode
+            ? replica.WithEnvironment("Inference__StateDir", Path.Combine(stateDirectory, replica.Resource.Name))
+            : replica;
+
+    /// <summary>
     /// The replica's own port, without Aspire's proxy in front. A proxy whose process has died still accepts connections
     /// and holds them unanswered, so the gateway could not tell a dead replica from a slow one (its requests waited for
     /// the activity timeout, seen in the replica-kill test); the process's own port refuses at once, and the gateway

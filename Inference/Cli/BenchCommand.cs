@@ -9,17 +9,21 @@ namespace AspireAi.Inference.Cli;
 /// <c>bench</c>: prefill and decode speed like <c>llama-bench</c>'s pp/tg. Each repetition prefills a fresh sequence of
 /// pseudo-random tokens in one step (logits of the last token only), then decodes one token per step after it (greedy, so
 /// the argmax over the vocabulary is included, as a real decode step needs it). One untimed repetition first warms the JIT.
+/// <c>--batch N</c> runs N such sequences side by side: each prefilled in its own step, then every decode step carries one
+/// token of each (one forward pass over N tokens, as the serving engine's decode steps do), so decode tokens/s is the
+/// batched throughput.
 /// </summary>
 public static class BenchCommand
 {
     public static int Run(string[] argv)
     {
-        var args = new CommandLine("bench", argv, new HashSet<string>([.. LoadedModel.Flags, "prompt-tokens", "gen-tokens", "repetitions", "output"]));
+        var args = new CommandLine("bench", argv, new HashSet<string>([.. LoadedModel.Flags, "prompt-tokens", "gen-tokens", "repetitions", "batch", "output"]));
         var promptTokens = args.Int("prompt-tokens", 128, 1);
         var genTokens = args.Int("gen-tokens", 128, 1);
         var repetitions = args.Int("repetitions", 5, 1, 1000);
+        var sequences = args.Int("batch", 1, 1, 1024);
         var json = args.Choice("output", "text", "text", "json") == "json";
-        using var loaded = LoadedModel.Open(args, maxBatchTokens: promptTokens, maxLogitRows: 1, needTokenizer: false);
+        using var loaded = LoadedModel.Open(args, maxBatchTokens: Math.Max(promptTokens, sequences), maxLogitRows: sequences, needTokenizer: false);
         var model = loaded.Model;
         var config = model.Config;
         if (promptTokens + genTokens > config.ContextLength || promptTokens > model.MaxBatchTokens)
@@ -29,10 +33,11 @@ public static class BenchCommand
 
         const int blockSize = 16;
         var blocks = (config.ContextLength + blockSize - 1) / blockSize;
-        using var cache = model.Backend.CreateKvCache(model.KvCacheShape(blockSize, blocks));
-        var pool = new KvBlockPool(blocks, blockSize);
-        var batch = new ForwardBatch(promptTokens, 1, blocks);
-        var logits = new float[config.VocabularySize];
+        using var cache = model.Backend.CreateKvCache(model.KvCacheShape(blockSize, blocks * sequences));
+        var pool = new KvBlockPool(blocks * sequences, blockSize);
+        var batch = new ForwardBatch(Math.Max(promptTokens, sequences), sequences, blocks);
+        var vocabulary = config.VocabularySize;
+        var logits = new float[sequences * vocabulary];
         var random = new Random(42);
         var prompt = Enumerable.Range(0, promptTokens).Select(_ => random.Next(3, config.VocabularySize)).ToArray();
 
@@ -43,20 +48,28 @@ public static class BenchCommand
         var process = System.Diagnostics.Process.GetCurrentProcess();
         for (var rep = -1; rep < repetitions; rep++)
         {
-            var sequence = new SequenceBlocks(pool);
-            sequence.TryReserve(promptTokens + genTokens);
-            var table = sequence.Blocks.ToArray();
+            var owned = Enumerable.Range(0, sequences).Select(_ => new SequenceBlocks(pool)).ToArray();
+            var tables = owned.Select(o =>
+            {
+                o.TryReserve(promptTokens + genTokens);
+                return o.Blocks.ToArray();
+            }).ToArray();
+            var tokens = new int[sequences];
 
             var start = Stopwatch.GetTimestamp();
-            batch.Clear();
-            batch.AddSequence(table);
-            for (var p = 0; p < promptTokens; p++)
+            for (var s = 0; s < sequences; s++)
             {
-                batch.AddToken(prompt[p], p, 0, sequence.Slot(p), needsLogits: p == promptTokens - 1);
+                batch.Clear();
+                batch.AddSequence(tables[s]);
+                for (var p = 0; p < promptTokens; p++)
+                {
+                    batch.AddToken(prompt[p], p, 0, owned[s].Slot(p), needsLogits: p == promptTokens - 1);
+                }
+
+                model.Forward(batch, cache, logits);
+                tokens[s] = Sampler.ArgMax(logits.AsSpan(0, vocabulary));
             }
 
-            model.Forward(batch, cache, logits);
-            var token = Sampler.ArgMax(logits);
             var prefillSeconds = Stopwatch.GetElapsedTime(start).TotalSeconds;
 
             start = Stopwatch.GetTimestamp();
@@ -66,23 +79,34 @@ public static class BenchCommand
             {
                 var position = promptTokens + i;
                 batch.Clear();
-                batch.AddSequence(table);
-                batch.AddToken(token, position, 0, sequence.Slot(position), needsLogits: true);
+                for (var s = 0; s < sequences; s++)
+                {
+                    batch.AddToken(tokens[s], position, batch.AddSequence(tables[s]), owned[s].Slot(position), needsLogits: true);
+                }
+
                 var stepStart = Stopwatch.GetTimestamp();
                 model.Forward(batch, cache, logits);
-                token = Sampler.ArgMax(logits);
+                for (var s = 0; s < sequences; s++)
+                {
+                    tokens[s] = Sampler.ArgMax(logits.AsSpan(s * vocabulary, vocabulary));
+                }
+
                 fastestStep = Math.Min(fastestStep, Stopwatch.GetElapsedTime(stepStart).TotalSeconds);
             }
 
             var decodeSeconds = Stopwatch.GetElapsedTime(start).TotalSeconds;
             process.Refresh();
             var decodeCpuSeconds = (process.TotalProcessorTime - cpuStart).TotalSeconds;
-            sequence.Release();
+            foreach (var o in owned)
+            {
+                o.Release();
+            }
+
             if (rep >= 0)
             {
-                prefill.Add(promptTokens / prefillSeconds);
-                decode.Add(genTokens / decodeSeconds);
-                decodeCpu.Add(decodeCpuSeconds * 1000 / genTokens);
+                prefill.Add(sequences * promptTokens / prefillSeconds);
+                decode.Add(sequences * genTokens / decodeSeconds);
+                decodeCpu.Add(decodeCpuSeconds * 1000 / (sequences * genTokens));
             }
         }
 
@@ -94,6 +118,7 @@ public static class BenchCommand
             ["backend"] = loaded.Backend.Description,
             ["prompt_tokens"] = promptTokens,
             ["gen_tokens"] = genTokens,
+            ["batch"] = sequences,
             ["repetitions"] = repetitions,
             ["prefill_tokens_per_s"] = Math.Round(Median(prefill), 1),
             ["prefill_tokens_per_s_best"] = Math.Round(prefill.Max(), 1),
@@ -113,7 +138,7 @@ public static class BenchCommand
 
         Console.WriteLine($"model    {result["model"]} ({config.Architecture}, {config.LayerCount} layers, dim {config.EmbeddingLength}), {loaded.Backend.Description}");
         Console.WriteLine($"prefill  {promptTokens} tokens: {Median(prefill),9:F1} tokens/s median, {prefill.Max(),9:F1} best of {repetitions}");
-        Console.WriteLine($"decode   {genTokens} tokens: {Median(decode),9:F1} tokens/s median, {decode.Max(),9:F1} best of {repetitions}");
+        Console.WriteLine($"decode   {genTokens} tokens × {sequences} sequences: {Median(decode),9:F1} tokens/s median, {decode.Max(),9:F1} best of {repetitions}");
         // CPU time of all threads per decoded token: with spinning workers ≈ threads × wall time on an idle machine; much
         // less wall time than CPU time / threads means the machine was busy (other processes took the cores).
         Console.WriteLine($"cpu      {Median(decodeCpu):F3} ms of CPU (all threads) per decoded token; fastest single step {fastestStep * 1000:F3} ms");

@@ -25,8 +25,10 @@ public static class ServeCommand
         ["max-waiting"] = nameof(InferenceOptions.MaxWaiting),
         ["max-running-per-tenant"] = nameof(InferenceOptions.MaxRunningPerTenant),
         ["batch-share"] = nameof(InferenceOptions.BatchShare),
+        ["batch-step-tokens"] = nameof(InferenceOptions.BatchStepTokens),
         ["chat-template"] = nameof(InferenceOptions.ChatTemplate),
         ["max-request-body-bytes"] = nameof(InferenceOptions.MaxRequestBodyBytes),
+        ["state-dir"] = nameof(InferenceOptions.StateDir),
     };
 
     public static int Run(string[] args)

@@ -33,6 +33,14 @@ public sealed record EngineRequest
     /// <summary>Whether the chosen token's log-probability is reported.</summary>
     public bool Logprobs { get; init; }
 
+    /// <summary>
+    /// Reports the log-probability of every prompt token after the first under the model's distribution at the position
+    /// before it, computed during prefill (OpenAI's <c>echo</c> with <c>logprobs</c>, vLLM's <c>prompt_logprobs</c>), with
+    /// this many alternatives each; null: none. Such a sequence bypasses the prefix cache for its prompt (a cached position
+    /// has no logits).
+    /// </summary>
+    public int? PromptLogprobs { get; init; }
+
     public RequestPriority Priority { get; init; } = RequestPriority.Interactive;
 
     /// <summary>Whose request this is (the gateway's <c>X-AspireAi-Tenant</c>), for the per-tenant cap of running sequences.</summary>
@@ -49,13 +57,22 @@ public sealed record EngineRequest
 /// Something a sequence produced: a token (with its text delta, possibly empty while a character or a possible stop string
 /// is incomplete), trailing text at the end (<see cref="TokenId"/> −1), or the end (<see cref="FinishReason"/> set, with usage).
 /// </summary>
+/// <remarks>A request that asked for <see cref="EngineRequest.PromptLogprobs"/> gets them once, in an event without a token
+/// (<see cref="TokenId"/> −1) before its first generated token.</remarks>
 public readonly record struct SequenceEvent(
     int TokenId,
     string Text,
     float Logprob,
     TokenLogprob[]? TopLogprobs,
     string? FinishReason = null,
-    SequenceUsage? Usage = null);
+    SequenceUsage? Usage = null,
+    IReadOnlyList<PromptTokenLogprob>? PromptLogprobs = null);
+
+/// <summary>
+/// A prompt token's log-probability given the tokens before it, its rank in that distribution (1: the most likely), and
+/// the most likely alternatives when asked for.
+/// </summary>
+public readonly record struct PromptTokenLogprob(int Id, float Logprob, int Rank, TokenLogprob[]? TopLogprobs);
 
 /// <summary>Token counts of a finished sequence; <see cref="CachedPromptTokens"/> were served from the prefix cache.</summary>
 public sealed record SequenceUsage(int PromptTokens, int CompletionTokens, int CachedPromptTokens, int Preemptions);

@@ -36,7 +36,8 @@ public sealed class LlmEngine : IDisposable
     private volatile EngineSnapshot _snapshot;
 
     /// <param name="model">Built with room for <see cref="EngineOptions.MaxBatchedTokens"/> tokens and
-    /// <see cref="EngineOptions.MaxNumSeqs"/> logit rows per step.</param>
+    /// <see cref="EngineOptions.MaxNumSeqs"/> logit rows per step; rows beyond that let a prompt-logprobs prefill compute
+    /// more positions per step (with none extra it advances one position per step).</param>
     /// <param name="tokenizer">Turns tokens into text (stop strings need it); null streams ids only.</param>
     public LlmEngine(LlamaModel model, ITokenizer? tokenizer, EngineOptions options, string modelName = "model")
     {
@@ -54,10 +55,11 @@ public sealed class LlmEngine : IDisposable
         ModelName = modelName;
         var config = model.Config;
         _blocks = new BlockManager(options.KvCacheBlocks, options.BlockSize);
-        _scheduler = new Scheduler(_blocks, options);
+        // Logit rows beyond one per sequence go to prompt logprobs (see Scheduler).
+        _scheduler = new Scheduler(_blocks, options, model.MaxLogitRows - options.MaxNumSeqs);
         _cache = model.Backend.CreateKvCache(model.KvCacheShape(options.BlockSize, options.KvCacheBlocks));
         _batch = new ForwardBatch(options.MaxBatchedTokens, options.MaxNumSeqs, _blocks.BlocksFor(config.ContextLength));
-        _logits = new float[options.MaxNumSeqs * config.VocabularySize];
+        _logits = new float[model.MaxLogitRows * config.VocabularySize];
         _rawRow = new float[config.VocabularySize];
         _snapshot = new EngineSnapshot(0, 0, 0, options.KvCacheBlocks, options.KvCacheBlocks, 0, 0, 0, 0);
         _metrics = new EngineMetrics(this, modelName);
@@ -138,6 +140,11 @@ public sealed class LlmEngine : IDisposable
         }
 
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(request.MaxTokens, "max_tokens");
+        if (request.PromptLogprobs is < 0)
+        {
+            throw new ArgumentOutOfRangeException("prompt_logprobs", request.PromptLogprobs, "prompt_logprobs must be ≥ 0.");
+        }
+
         request.Sampling.Validate();
         if (request.StopStrings.Count > 0 && _tokenizer is null)
         {
@@ -236,7 +243,8 @@ public sealed class LlmEngine : IDisposable
             var end = sequence.ComputedTokens + count;
             for (var p = sequence.ComputedTokens; p < end; p++)
             {
-                _batch.AddToken(tokens[p], p, index, _blocks.Slot(sequence, p), needsLogits: p == sequence.TokenCount - 1);
+                _batch.AddToken(tokens[p], p, index, _blocks.Slot(sequence, p),
+                    needsLogits: p == sequence.TokenCount - 1 || sequence.NeedsPromptLogprobAt(p));
             }
 
             tokensThisStep += count;
@@ -251,9 +259,25 @@ public sealed class LlmEngine : IDisposable
         _finished.Clear();
         foreach (var (sequence, count) in _chunks)
         {
+            // Rows come in token order: this chunk's prompt-logprob positions, then its last token when it samples.
+            for (var p = sequence.ComputedTokens; p < sequence.ComputedTokens + count; p++)
+            {
+                if (sequence.NeedsPromptLogprobAt(p))
+                {
+                    sequence.PromptLogprobs!.Add(PromptLogprob(_logits.AsSpan(row * vocabulary, vocabulary), sequence.Tokens[p + 1], sequence.Request.PromptLogprobs!.Value));
+                    row++;
+                }
+            }
+
             sequence.ComputedTokens += count;
             _blocks.CacheFullBlocks(sequence);
             RecordStepEvent(sequence, count, tokensThisStep, stepSeconds);
+            if (sequence.PromptLogprobs is { } promptLogprobs && !sequence.PromptLogprobsSent && !sequence.PromptLogprobsPending)
+            {
+                sequence.PromptLogprobsSent = true;
+                sequence.Output.Writer.TryWrite(new SequenceEvent(-1, "", float.NaN, null, PromptLogprobs: promptLogprobs.ToArray()));
+            }
+
             if (sequence.ComputedTokens == sequence.TokenCount)
             {
                 if (SampleNext(sequence, _logits.AsSpan(row * vocabulary, vocabulary)) is { } reason)
@@ -275,6 +299,19 @@ public sealed class LlmEngine : IDisposable
     }
 
     private long _steps;
+
+    /// <summary>The prompt token <paramref name="token"/>'s logprob and rank under <paramref name="logits"/> (the position before it).</summary>
+    private static PromptTokenLogprob PromptLogprob(ReadOnlySpan<float> logits, int token, int top)
+    {
+        var value = logits[token];
+        var rank = 1;
+        foreach (var logit in logits)
+        {
+            rank += logit > value ? 1 : 0;
+        }
+
+        return new PromptTokenLogprob(token, (float)(value - Logprobs.LogSumExp(logits)), rank, top > 0 ? Logprobs.Top(logits, top) : null);
+    }
 
     /// <summary>Samples the sequence's next token from its logits row, emits it, and returns a finish reason when it ends.</summary>
     private string? SampleNext(Sequence sequence, Span<float> logits)

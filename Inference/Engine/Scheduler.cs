@@ -4,14 +4,16 @@ namespace AspireAi.Inference.Engine;
 internal readonly record struct ScheduledChunk(Sequence Sequence, int Tokens);
 
 /// <summary>
-/// Continuous batching with chunked prefill (vLLM v1's scheduler): each step takes the running sequences' next tokens first
-/// — decode tokens before the rest of unfinished prefills, more important requests before batch work — then admits waiting
-/// sequences with prefill chunks while the token budget (<see cref="EngineOptions.MaxBatchedTokens"/>), the sequence cap and
-/// the free blocks allow. When a running sequence needs a block and none is free, the least important running sequence (last
+/// Continuous batching with chunked prefill (vLLM v1's scheduler): each step, priority class by priority class (interactive,
+/// then batch), takes the class's running sequences' next tokens — decode tokens before the rest of unfinished prefills —
+/// then admits the class's waiting sequences with prefill chunks while the token budget
+/// (<see cref="EngineOptions.MaxBatchedTokens"/>), the sequence cap and the free blocks allow. When a running sequence needs a block and none is free, the least important running sequence (last
 /// admitted among the lowest priority) is preempted by recompute: its blocks are freed and it goes back to the front of the
 /// waiting queue with its generated tokens, to be prefilled again later (mostly from the prefix cache).
+/// Logits are computed for one row per sequence (its last token) except for sequences that want prompt logprobs: their
+/// prefill chunks need a row per token and share <paramref name="promptLogprobRows"/> extra rows per step.
 /// </summary>
-internal sealed class Scheduler(BlockManager blocks, EngineOptions options)
+internal sealed class Scheduler(BlockManager blocks, EngineOptions options, int promptLogprobRows)
 {
     private readonly List<Sequence> _waiting = [];
     private readonly List<Sequence> _running = [];
@@ -52,19 +54,29 @@ internal sealed class Scheduler(BlockManager blocks, EngineOptions options)
     }
 
     /// <summary>Chooses this step's work into <paramref name="output"/>; returns the sequences admitted for the first time.</summary>
+    /// <remarks>
+    /// Class by class, most important first: the class's running sequences (decode before prefill, then admission order),
+    /// then its waiting ones — so an interactive request waiting for admission goes ahead of running batch work, which only
+    /// gets what interactive work left of the step.
+    /// </remarks>
     public void Schedule(List<ScheduledChunk> output, List<Sequence> firstAdmitted)
     {
         output.Clear();
         firstAdmitted.Clear();
         _scheduled.Clear();
-        var budget = options.MaxBatchedTokens;
-        var memoryShort = MakeRoomForImportantWaiting();
-        // While interactive work exists, batch sequences get only their share of the step (see EngineOptions.BatchShare).
-        var interactive = _running.Exists(s => s.Request.Priority == RequestPriority.Interactive)
-            || _waiting.Exists(s => s.Request.Priority == RequestPriority.Interactive);
-        var batchBudget = interactive ? (int)(options.MaxBatchedTokens * options.BatchShare) : options.MaxBatchedTokens;
+        var step = new StepBudget
+        {
+            Tokens = options.MaxBatchedTokens,
+            // While interactive work exists, batch sequences get only their share of the step (see EngineOptions.BatchShare),
+            // and never more than BatchStepTokens (an interactive request arriving meanwhile waits for the step in flight).
+            BatchTokens = Math.Min(options.BatchStepTokens,
+                _running.Exists(s => s.Request.Priority == RequestPriority.Interactive) || _waiting.Exists(s => s.Request.Priority == RequestPriority.Interactive)
+                    ? (int)(options.MaxBatchedTokens * options.BatchShare)
+                    : options.MaxBatchedTokens),
+            ExtraLogitRows = promptLogprobRows,
+            MemoryShort = MakeRoomForImportantWaiting(),
+        };
 
-        // Running sequences: priority class, then decode before prefill, then admission order.
         _order.Clear();
         _order.AddRange(_running);
         _order.Sort((a, b) =>
@@ -79,20 +91,49 @@ internal sealed class Scheduler(BlockManager blocks, EngineOptions options)
             return c != 0 ? c : _running.IndexOf(a).CompareTo(_running.IndexOf(b));
         });
 
+        foreach (var priority in (ReadOnlySpan<RequestPriority>)[RequestPriority.Interactive, RequestPriority.Batch])
+        {
+            ScheduleRunning(priority, output, ref step);
+            if (!step.MemoryShort)
+            {
+                Admit(priority, output, firstAdmitted, ref step); // when memory is short, admitting would only preempt again
+            }
+        }
+    }
+
+    /// <summary>What is left of this step.</summary>
+    private struct StepBudget
+    {
+        public int Tokens;
+        public int BatchTokens;
+        public int ExtraLogitRows;
+        public bool MemoryShort;
+
+        public readonly int For(Sequence sequence) =>
+            sequence.Request.Priority == RequestPriority.Batch ? Math.Min(Tokens, BatchTokens) : Tokens;
+
+        public void Take(Sequence sequence, int tokens)
+        {
+            Tokens -= tokens;
+            BatchTokens -= sequence.Request.Priority == RequestPriority.Batch ? tokens : 0;
+        }
+    }
+
+    private void ScheduleRunning(RequestPriority priority, List<ScheduledChunk> output, ref StepBudget step)
+    {
         foreach (var sequence in _order)
         {
-            if (budget == 0)
+            if (step.Tokens == 0)
             {
                 break;
             }
 
-            if (sequence.Status != SequenceStatus.Running)
+            if (sequence.Request.Priority != priority || sequence.Status != SequenceStatus.Running || _scheduled.Contains(sequence))
             {
-                continue; // preempted earlier in this loop
+                continue; // another class, or preempted earlier in this step
             }
 
-            var isBatch = sequence.Request.Priority == RequestPriority.Batch;
-            var tokens = Math.Min(sequence.UncomputedTokens, isBatch ? Math.Min(budget, batchBudget) : budget);
+            var tokens = FitLogitRows(sequence, Math.Min(sequence.UncomputedTokens, step.For(sequence)), ref step.ExtraLogitRows);
             if (tokens == 0)
             {
                 continue; // batch work paused this step; it keeps its blocks
@@ -100,7 +141,7 @@ internal sealed class Scheduler(BlockManager blocks, EngineOptions options)
 
             while (!blocks.TryAllocate(sequence, sequence.ComputedTokens + tokens))
             {
-                memoryShort = true;
+                step.MemoryShort = true;
                 var victim = LeastImportantUnscheduled(sequence);
                 Preempt(victim);
                 if (victim == sequence)
@@ -113,37 +154,40 @@ internal sealed class Scheduler(BlockManager blocks, EngineOptions options)
             {
                 output.Add(new ScheduledChunk(sequence, tokens));
                 _scheduled.Add(sequence);
-                budget -= tokens;
-                batchBudget -= isBatch ? tokens : 0;
+                step.Take(sequence, tokens);
             }
         }
+    }
 
-        if (memoryShort)
-        {
-            return; // admitting more now would only preempt again
-        }
-
-        for (var i = 0; i < _waiting.Count && budget > 0 && _running.Count < options.MaxNumSeqs;)
+    private void Admit(RequestPriority priority, List<ScheduledChunk> output, List<Sequence> firstAdmitted, ref StepBudget step)
+    {
+        for (var i = 0; i < _waiting.Count && step.Tokens > 0 && _running.Count < options.MaxNumSeqs;)
         {
             var sequence = _waiting[i];
+            if (sequence.Request.Priority > priority)
+            {
+                break; // the queue is ordered by priority: the rest is a later class
+            }
+
             if (options.MaxRunningPerTenant > 0 && _runningPerTenant.GetValueOrDefault(sequence.Request.Tenant) >= options.MaxRunningPerTenant)
             {
                 i++; // this tenant is at its cap; others may go ahead
                 continue;
             }
 
-            var isBatch = sequence.Request.Priority == RequestPriority.Batch;
-            if (isBatch && batchBudget <= 0)
+            if (step.For(sequence) <= 0)
             {
-                break; // everything behind is batch work too (the queue is ordered by priority)
+                break; // batch work has used its share of the step
             }
 
-            var cached = blocks.AllocateCachedPrefix(sequence, countQuery: !sequence.Admitted);
+            // A cached position has no logits: a sequence that still needs prompt logprobs computes its prompt itself.
+            var cached = sequence.PromptLogprobsPending ? 0 : blocks.AllocateCachedPrefix(sequence, countQuery: !sequence.Admitted);
             blocks.CopyOnWrite(sequence);
-            var tokens = Math.Min(sequence.UncomputedTokens, isBatch ? Math.Min(budget, batchBudget) : budget);
+            var tokens = FitLogitRows(sequence, Math.Min(sequence.UncomputedTokens, step.For(sequence)), ref step.ExtraLogitRows);
             if (!blocks.TryAllocate(sequence, sequence.ComputedTokens + tokens))
             {
                 blocks.Free(sequence);
+                step.MemoryShort = true;
                 break; // first come, first served: nothing behind it jumps the queue for memory
             }
 
@@ -160,9 +204,24 @@ internal sealed class Scheduler(BlockManager blocks, EngineOptions options)
             sequence.Status = SequenceStatus.Running;
             output.Add(new ScheduledChunk(sequence, tokens));
             _scheduled.Add(sequence);
-            budget -= tokens;
-            batchBudget -= isBatch ? tokens : 0;
+            step.Take(sequence, tokens);
         }
+    }
+
+    /// <summary>
+    /// Shortens the chunk of a sequence that needs prompt logprobs to the logit rows left this step: it has one row like every
+    /// sequence, and each further token takes one of the step's extra rows.
+    /// </summary>
+    private static int FitLogitRows(Sequence sequence, int tokens, ref int extraRows)
+    {
+        if (tokens <= 1 || !sequence.PromptLogprobsPending)
+        {
+            return tokens;
+        }
+
+        tokens = Math.Min(tokens, 1 + extraRows);
+        extraRows -= tokens - 1;
+        return tokens;
     }
 
     /// <summary>

@@ -31,6 +31,7 @@ internal sealed class Sequence
         Detokenizer = tokenizer is null ? null : new StreamingDetokenizer(tokenizer);
         StopStrings = new StopStringMatcher(request.StopStrings);
         ArrivalTimestamp = Stopwatch.GetTimestamp();
+        PromptLogprobs = request.PromptLogprobs is null ? null : new List<PromptTokenLogprob>(PromptLength - 1);
     }
 
     public long Id { get; }
@@ -90,6 +91,19 @@ internal sealed class Sequence
     public string? PendingFinish { get; set; }
 
     public int UncomputedTokens => _tokens.Count - ComputedTokens;
+
+    /// <summary>Prompt logprobs of tokens 1, 2, … so far (kept across preemption); null when the request wants none.</summary>
+    public List<PromptTokenLogprob>? PromptLogprobs { get; }
+
+    /// <summary>Whether some prompt logprobs are still to be computed: the prefill of this sequence needs logits per position.</summary>
+    public bool PromptLogprobsPending => PromptLogprobs is { } list && list.Count < PromptLength - 1;
+
+    /// <summary>Whether position <paramref name="position"/>'s logits give a prompt logprob not computed yet (that of the next token).</summary>
+    public bool NeedsPromptLogprobAt(int position) =>
+        PromptLogprobs is { } list && position + 1 < PromptLength && position + 1 > list.Count;
+
+    /// <summary>Whether the prompt logprobs went out (once, before the first generated token).</summary>
+    public bool PromptLogprobsSent { get; set; }
 
     public void Append(int token) => _tokens.Add(token);
 }

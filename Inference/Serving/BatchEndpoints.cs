@@ -22,10 +22,11 @@ internal static class BatchEndpoints
 
             lock (job)
             {
-                if (job.Status is "validating" or "in_progress")
+                if (job.Record.Status is "validating" or "in_progress")
                 {
-                    job.Status = "cancelling";
-                    job.CancellingAt = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
+                    job.Record.Status = "cancelling";
+                    job.Record.CancellingAt = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
+                    store.Save(job);
                     job.Cancellation.Cancel();
                 }
             }
@@ -67,7 +68,7 @@ internal static class BatchEndpoints
         }
         else if (file is not null && endpoint is not null)
         {
-            var lines = Encoding.UTF8.GetString(file.Content).Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+            var lines = Encoding.UTF8.GetString(store.Files.ReadContent(file)).Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
             foreach (var (line, i) in lines.Select((l, i) => (l, i)))
             {
                 using var request = JsonDocument.Parse(line);

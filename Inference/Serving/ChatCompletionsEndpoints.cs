@@ -57,7 +57,7 @@ internal static class ChatCompletionsEndpoints
 
         var results = await GenerationRunner.CollectAsync(handles, context.RequestAborted);
         ServingTelemetry.Finish(activity, id, model.Id, prompt.Length, results);
-        return OpenAiJson.Result(Response(model, request, results, prompt.Length, id, created));
+        return OpenAiJson.Result(Response(model, request, results, prompt, id, created));
     }
 
     /// <summary>A non-streaming request from a parsed body (the Batch API's path): the status and the response or error body.</summary>
@@ -87,7 +87,7 @@ internal static class ChatCompletionsEndpoints
             var prompt = request.Prompt(model);
             var handles = GenerationRunner.Submit(model, prompt, request.Settings, request.Constraint(model), tenant, null, cancellation);
             var results = await GenerationRunner.CollectAsync(handles, cancellation);
-            return (200, Response(model, request, results, prompt.Length, "chatcmpl-" + Guid.NewGuid().ToString("N"), DateTimeOffset.UtcNow.ToUnixTimeSeconds()));
+            return (200, Response(model, request, results, prompt, "chatcmpl-" + Guid.NewGuid().ToString("N"), DateTimeOffset.UtcNow.ToUnixTimeSeconds()));
         }
         catch (Exception e) when (ServingErrors.Describe(e) is { } error)
         {
@@ -95,38 +95,38 @@ internal static class ChatCompletionsEndpoints
         }
     }
 
-    internal static object Response(ServedModel model, ChatRequest request, ChoiceResult[] results, int promptTokens, string id, long created) => new
+    internal static object Response(ServedModel model, ChatRequest request, ChoiceResult[] results, int[] prompt, string id, long created) =>
+        request.Settings.PromptLogprobs is { } k
+            ? new { id, @object = "chat.completion", created, model = model.Id, choices = Choices(model, request, results), usage = GenerationRunner.Usage(prompt.Length, results.Select(r => r.Usage)),
+                prompt_logprobs = PromptLogprobsJson.Vllm(model, prompt, results[0].PromptLogprobs, k) }
+            : new { id, @object = "chat.completion", created, model = model.Id, choices = Choices(model, request, results), usage = GenerationRunner.Usage(prompt.Length, results.Select(r => r.Usage)) };
+
+    private static object[] Choices(ServedModel model, ChatRequest request, ChoiceResult[] results) => results.Select((r, i) =>
     {
-        id,
-        @object = "chat.completion",
-        created,
-        model = model.Id,
-        choices = results.Select((r, i) =>
+        var text = r.Text.ToString();
+        var (content, calls) = request.ParsesTools ? model.ToolFormat.Parse(text) : (text, []);
+        return (object)new
         {
-            var text = r.Text.ToString();
-            var (content, calls) = request.ParsesTools ? model.ToolFormat.Parse(text) : (text, []);
-            return new
+            index = i,
+            message = new
             {
-                index = i,
-                message = new
-                {
-                    role = "assistant",
-                    content,
-                    refusal = (string?)null,
-                    tool_calls = calls.Count == 0 ? null : calls.Select(ToolCall).ToArray(),
-                },
-                logprobs = request.Settings.Logprobs ? new { content = LogprobContent(model, r.TokenIds, r.Logprobs, r.TopLogprobs, 0, r.TokenIds.Count) } : null,
-                finish_reason = calls.Count > 0 ? "tool_calls" : r.FinishReason,
-            };
-        }).ToArray(),
-        usage = GenerationRunner.Usage(promptTokens, results.Select(r => r.Usage)),
-    };
+                role = "assistant",
+                content,
+                refusal = (string?)null,
+                tool_calls = calls.Count == 0 ? null : calls.Select(ToolCall).ToArray(),
+            },
+            logprobs = request.Settings.Logprobs ? new { content = LogprobContent(model, r.TokenIds, r.Logprobs, r.TopLogprobs, 0, r.TokenIds.Count) } : null,
+            finish_reason = calls.Count > 0 ? "tool_calls" : r.FinishReason,
+        };
+    }).ToArray();
 
     private static object ToolCall(ParsedToolCall call) =>
         new { id = call.Id, type = "function", function = new { name = call.Name, arguments = call.ArgumentsJson } };
 
-    private static object ToolCallDelta(ParsedToolCall call, int index) =>
-        new { index, id = call.Id, type = "function", function = new { name = call.Name, arguments = call.ArgumentsJson } };
+    /// <summary>OpenAI's <c>delta.tool_calls[]</c> entry: id, type and name on a call's first piece, argument text on every piece.</summary>
+    private static object ToolCallDelta(ToolCallDelta delta) => delta.Name is null
+        ? new { index = delta.Index, function = new { arguments = delta.Arguments } }
+        : new { index = delta.Index, id = delta.Id, type = "function", function = new { name = delta.Name, arguments = delta.Arguments } };
 
     internal static object[] LogprobContent(ServedModel model, List<int> ids, List<float> logprobs, List<Engine.TokenLogprob[]?> tops, int from, int to)
     {
@@ -163,6 +163,15 @@ internal static class ChatCompletionsEndpoints
         object Chunk(int index, object delta, object? logprobs, string? finish) => Build(id, created, model.Id, settings.IncludeUsage,
             new { index, delta, logprobs, finish_reason = finish });
 
+        // One chunk per piece, as OpenAI streams them.
+        async Task WriteToolCallDeltasAsync(int choice)
+        {
+            foreach (var delta in parsers[choice]?.TakeDeltas() ?? [])
+            {
+                await ServerSentEvents.WriteAsync(response, Chunk(choice, new { tool_calls = new[] { ToolCallDelta(delta) } }, null, null), cancellation);
+            }
+        }
+
         for (var i = 0; i < handles.Length; i++)
         {
             await ServerSentEvents.WriteAsync(response, Chunk(i, new { role = "assistant", content = "" }, null, null), cancellation);
@@ -182,6 +191,8 @@ internal static class ChatCompletionsEndpoints
                 await ServerSentEvents.WriteAsync(response, Chunk(choice, new { content = text }, logprobs, null), cancellation);
             }
 
+            await WriteToolCallDeltasAsync(choice);
+
             if (e.FinishReason is { } finish)
             {
                 var reason = finish;
@@ -193,11 +204,10 @@ internal static class ChatCompletionsEndpoints
                         await ServerSentEvents.WriteAsync(response, Chunk(choice, new { content = rest }, null, null), cancellation);
                     }
 
+                    await WriteToolCallDeltasAsync(choice);
                     if (calls.Count > 0)
                     {
                         reason = "tool_calls";
-                        await ServerSentEvents.WriteAsync(response,
-                            Chunk(choice, new { tool_calls = calls.Select((c, k) => ToolCallDelta(c, k)).ToArray() }, null, null), cancellation);
                     }
                 }
 

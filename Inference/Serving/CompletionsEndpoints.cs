@@ -12,10 +12,17 @@ internal static class CompletionsEndpoints
         app.MapPost("/v1/completions", HandleAsync);
 
     /// <summary>A completion request, read and validated.</summary>
-    private sealed record Request(GenerationSettings Settings, List<int[]> Prompts, bool Echo)
+    /// <param name="PromptLogprobs">vLLM's <c>prompt_logprobs</c> (alternatives per prompt position), reported apart from
+    /// <c>logprobs</c>; null when not asked for.</param>
+    private sealed record Request(GenerationSettings Settings, List<int[]> Prompts, bool Echo, int? PromptLogprobs)
     {
         // Choice i belongs to prompt i / n (OpenAI's order for a list of prompts).
-        public string EchoText(ServedModel model, int choice) => Echo ? model.Tokenizer.Decode(Prompts[choice / Settings.N]) : "";
+        public int[] Prompt(int choice) => Prompts[choice / Settings.N];
+
+        public string EchoText(ServedModel model, int choice) => Echo ? model.Tokenizer.Decode(Prompt(choice)) : "";
+
+        /// <summary>Echo with logprobs: the prompt's tokens lead the choice's logprobs (OpenAI's legacy behaviour).</summary>
+        public bool EchoLogprobs => Echo && Settings.Logprobs;
 
         public int PromptTokens => Prompts.Sum(p => p.Length);
     }
@@ -37,18 +44,20 @@ internal static class CompletionsEndpoints
         var settings = GenerationSettings.Read(reader, chat: false);
         var prompts = Prompts(reader, model);
         var echo = reader.Bool("echo") ?? false;
+        var promptLogprobs = reader.Int("prompt_logprobs", 0, 20);
         reader.Unsupported("suffix", v => v.ValueKind == JsonValueKind.String && v.GetString() == "", "is not supported");
-        if (echo && settings.Logprobs)
-        {
-            reader.Fail("echo", "with logprobs (prompt logprobs) is not supported");
-        }
-
         if (reader.HasErrors)
         {
             return (null, 400, reader.ErrorEnvelope());
         }
 
-        return (new Request(settings, prompts, echo), 200, null);
+        // One engine computation serves both: the prompt's part of echoed logprobs and vLLM's prompt_logprobs.
+        if (echo && settings.Logprobs || promptLogprobs is not null)
+        {
+            settings = settings with { PromptLogprobs = Math.Max(echo && settings.Logprobs ? settings.TopLogprobs : 0, promptLogprobs ?? 0) };
+        }
+
+        return (new Request(settings, prompts, echo, promptLogprobs), 200, null);
     }
 
     private static EngineRequestHandle[] Submit(ServedModel model, Request request, string tenant, System.Diagnostics.Activity? activity, CancellationToken cancellation)
@@ -85,12 +94,15 @@ internal static class CompletionsEndpoints
         @object = "text_completion",
         created,
         model = model.Id,
-        choices = results.Select((r, i) => new
+        choices = results.Select((r, i) =>
         {
-            index = i,
-            text = request.EchoText(model, i) + r.Text,
-            logprobs = request.Settings.Logprobs ? Logprobs(model, r, 0, r.TokenIds.Count, 0) : null,
-            finish_reason = r.FinishReason,
+            var echo = request.EchoText(model, i);
+            var logprobs = !request.Settings.Logprobs ? null
+                : request.EchoLogprobs ? Concat(EchoLogprobs(model, request, i, r), Legacy(model, r, 0, r.TokenIds.Count, echo.Length))
+                : Logprobs(model, r, 0, r.TokenIds.Count, 0);
+            return request.PromptLogprobs is { } k
+                ? (object)new { index = i, text = echo + r.Text, logprobs, finish_reason = r.FinishReason, prompt_logprobs = PromptLogprobsJson.Vllm(model, request.Prompt(i), r.PromptLogprobs, k) }
+                : new { index = i, text = echo + r.Text, logprobs, finish_reason = r.FinishReason };
         }).ToArray(),
         usage = GenerationRunner.Usage(request.PromptTokens, results.Select(r => r.Usage)),
     };
@@ -120,7 +132,7 @@ internal static class CompletionsEndpoints
         var created = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
         if (request.Settings.Stream)
         {
-            await StreamAsync(context, model, request.Settings, handles, request.PromptTokens, id, created, i => request.EchoText(model, i), activity);
+            await StreamAsync(context, model, request, handles, id, created, activity);
             return Results.Empty;
         }
 
@@ -214,8 +226,61 @@ internal static class CompletionsEndpoints
         return prompts;
     }
 
+    /// <summary>The legacy logprobs arrays of one run of tokens (OpenAI's <c>logprobs</c> object of a text completion).</summary>
+    private sealed record LegacyLogprobs(List<string> Tokens, List<float?> TokenLogprobs, List<Dictionary<string, float>?> TopLogprobs, List<int> TextOffset)
+    {
+        public object ToJson() => new { tokens = Tokens, token_logprobs = TokenLogprobs, top_logprobs = TopLogprobs, text_offset = TextOffset };
+    }
+
+    private static object Concat(LegacyLogprobs prompt, LegacyLogprobs completion) => new LegacyLogprobs(
+        [.. prompt.Tokens, .. completion.Tokens],
+        [.. prompt.TokenLogprobs, .. completion.TokenLogprobs],
+        [.. prompt.TopLogprobs, .. completion.TopLogprobs],
+        [.. prompt.TextOffset, .. completion.TextOffset]).ToJson();
+
+    /// <summary>
+    /// The prompt's part of echoed logprobs: every prompt token, the first without a logprob (nothing precedes it, as in
+    /// OpenAI's and vLLM's output), each with its most likely alternatives and itself, offsets from the start of the text.
+    /// </summary>
+    private static LegacyLogprobs EchoLogprobs(ServedModel model, Request request, int choice, ChoiceResult r)
+    {
+        var prompt = request.Prompt(choice);
+        var scored = r.PromptLogprobs ?? [];
+        var echoLength = request.EchoText(model, choice).Length;
+        var result = new LegacyLogprobs([], [], [], []);
+        var offset = 0;
+        for (var t = 0; t < prompt.Length; t++)
+        {
+            var text = model.TokenBytes.Text(prompt[t]);
+            result.Tokens.Add(text);
+            result.TextOffset.Add(Math.Min(offset, echoLength));
+            offset += text.Length;
+            if (t == 0 || t - 1 >= scored.Count)
+            {
+                result.TokenLogprobs.Add(null);
+                result.TopLogprobs.Add(null);
+                continue;
+            }
+
+            var entry = scored[t - 1];
+            result.TokenLogprobs.Add(entry.Logprob);
+            var map = new Dictionary<string, float>();
+            foreach (var a in (entry.TopLogprobs ?? []).Take(request.Settings.TopLogprobs))
+            {
+                map.TryAdd(model.TokenBytes.Text(a.Id), a.Logprob);
+            }
+
+            map.TryAdd(text, entry.Logprob);
+            result.TopLogprobs.Add(map);
+        }
+
+        return result;
+    }
+
     /// <summary>The legacy logprobs object for tokens [from, to) whose text starts at <paramref name="offset"/> in the choice's text.</summary>
-    private static object Logprobs(ServedModel model, ChoiceResult r, int from, int to, int offset)
+    private static object Logprobs(ServedModel model, ChoiceResult r, int from, int to, int offset) => Legacy(model, r, from, to, offset).ToJson();
+
+    private static LegacyLogprobs Legacy(ServedModel model, ChoiceResult r, int from, int to, int offset)
     {
         var tokens = new List<string>();
         var offsets = new List<int>();
@@ -227,11 +292,10 @@ internal static class CompletionsEndpoints
             offset += text.Length;
         }
 
-        return new
-        {
+        return new LegacyLogprobs(
             tokens,
-            token_logprobs = r.Logprobs.GetRange(from, to - from),
-            top_logprobs = r.TopLogprobs.GetRange(from, to - from).Select(top =>
+            r.Logprobs.GetRange(from, to - from).Select(l => (float?)l).ToList(),
+            r.TopLogprobs.GetRange(from, to - from).Select(top =>
             {
                 var map = new Dictionary<string, float>();
                 foreach (var a in top ?? [])
@@ -239,31 +303,35 @@ internal static class CompletionsEndpoints
                     map.TryAdd(model.TokenBytes.Text(a.Id), a.Logprob);
                 }
 
-                return map;
+                return (Dictionary<string, float>?)map;
             }).ToList(),
-            text_offset = offsets,
-        };
+            offsets);
     }
 
-    private static async Task StreamAsync(HttpContext context, ServedModel model, GenerationSettings settings, EngineRequestHandle[] handles,
-        int promptTokens, string id, long created, Func<int, string> echo, System.Diagnostics.Activity? activity)
+    private static async Task StreamAsync(HttpContext context, ServedModel model, Request request, EngineRequestHandle[] handles,
+        string id, long created, System.Diagnostics.Activity? activity)
     {
+        var settings = request.Settings;
         var response = context.Response;
         var cancellation = context.RequestAborted;
         ServerSentEvents.Begin(response);
         var results = handles.Select(_ => new ChoiceResult()).ToArray();
         var offsets = new int[handles.Length];
-        object Chunk(int index, string text, object? logprobs, string? finish)
+        object Chunk(int index, string text, object? logprobs, string? finish, object? promptLogprobs = null)
         {
-            var choice = new { index, text, logprobs, finish_reason = finish };
+            object choice = promptLogprobs is null
+                ? new { index, text, logprobs, finish_reason = finish }
+                : new { index, text, logprobs, finish_reason = finish, prompt_logprobs = promptLogprobs };
             return settings.IncludeUsage
                 ? new { id, @object = "text_completion", created, model = model.Id, choices = new[] { choice }, usage = (object?)null }
                 : new { id, @object = "text_completion", created, model = model.Id, choices = new[] { choice } };
         }
 
-        for (var i = 0; i < handles.Length; i++)
+        // Echoed text goes first; when it carries prompt logprobs it waits for them (computed by the prefill).
+        var waitsForPrompt = settings.PromptLogprobs is not null;
+        for (var i = 0; i < handles.Length && !waitsForPrompt; i++)
         {
-            var prefix = echo(i);
+            var prefix = request.EchoText(model, i);
             if (prefix.Length > 0)
             {
                 offsets[i] = prefix.Length;
@@ -276,6 +344,16 @@ internal static class CompletionsEndpoints
             var result = results[choice];
             var before = result.TokenIds.Count;
             result.Add(e);
+            if (e.PromptLogprobs is not null)
+            {
+                var prefix = request.EchoText(model, choice);
+                offsets[choice] = prefix.Length;
+                await ServerSentEvents.WriteAsync(response, Chunk(choice, prefix,
+                    request.EchoLogprobs ? EchoLogprobs(model, request, choice, result).ToJson() : null, null,
+                    request.PromptLogprobs is { } k ? PromptLogprobsJson.Vllm(model, request.Prompt(choice), result.PromptLogprobs, k) : null), cancellation);
+                continue;
+            }
+
             var logprobs = settings.Logprobs && result.TokenIds.Count > before ? Logprobs(model, result, before, result.TokenIds.Count, offsets[choice]) : null;
             if (e.Text.Length > 0 || logprobs is not null)
             {
@@ -289,7 +367,7 @@ internal static class CompletionsEndpoints
             }
         }
 
-        await GenerationRunner.EndStreamAsync(response, "text_completion", id, created, model.Id, promptTokens, results,
+        await GenerationRunner.EndStreamAsync(response, "text_completion", id, created, model.Id, request.PromptTokens, results,
             settings.IncludeUsage, activity, cancellation);
     }
 }

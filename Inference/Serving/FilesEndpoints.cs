@@ -16,7 +16,7 @@ internal static class FilesEndpoints
         app.MapGet("/v1/files/{id}", (string id, BatchStore store) =>
             store.Files.Get(id) is { } file ? Results.Json(file.ToJson()) : NotFound(id));
         app.MapGet("/v1/files/{id}/content", (string id, BatchStore store) =>
-            store.Files.Get(id) is { } file ? Results.Bytes(file.Content, "application/jsonl", file.Filename) : NotFound(id));
+            store.Files.Get(id) is { } file ? Results.File(store.Files.ContentPath(file.Id), "application/jsonl", file.Filename) : NotFound(id));
         app.MapDelete("/v1/files/{id}", (string id, BatchStore store) =>
             store.Files.Delete(id) ? Results.Json(new { id, @object = "file", deleted = true }) : NotFound(id));
     }

@@ -21,8 +21,12 @@ internal sealed class ChoiceResult
 
     public SequenceUsage? Usage { get; set; }
 
+    /// <summary>Logprobs of prompt tokens 1, 2, … (when asked for; they arrive before the first token).</summary>
+    public IReadOnlyList<PromptTokenLogprob>? PromptLogprobs { get; private set; }
+
     public void Add(SequenceEvent e)
     {
+        PromptLogprobs ??= e.PromptLogprobs;
         Text.Append(e.Text);
         if (e.TokenId >= 0)
         {
@@ -82,6 +86,7 @@ internal static class GenerationRunner
                     StopStrings = settings.Stop,
                     Logprobs = settings.Logprobs,
                     TopLogprobs = settings.TopLogprobs,
+                    PromptLogprobs = settings.PromptLogprobs,
                     Priority = settings.Priority,
                     Tenant = tenant,
                     Constraint = choiceConstraint,

@@ -48,6 +48,9 @@ public sealed class InferenceOptions
     /// <summary>Share of each step batch (Batch API) sequences may use while interactive requests run (0: paused until idle).</summary>
     public double BatchShare { get; set; }
 
+    /// <summary>Most tokens of batch (Batch API) work per engine step (see <c>EngineOptions.BatchStepTokens</c>).</summary>
+    public int BatchStepTokens { get; set; } = 64;
+
     /// <summary>A Jinja chat template file that replaces the model's own (vLLM's <c>--chat-template</c>).</summary>
     public string? ChatTemplate { get; set; }
 
@@ -56,6 +59,32 @@ public sealed class InferenceOptions
 
     /// <summary>Largest batch input file accepted by <c>/v1/files</c> (bytes).</summary>
     public long MaxFileBytes { get; set; } = 100 * 1024 * 1024;
+
+    /// <summary>
+    /// Folder of what must outlive a restart: Batch API files and batches (<c>--state-dir</c>). Empty:
+    /// <c>$XDG_DATA_HOME/aspireai/inference</c>, i.e. <c>~/.local/share/aspireai/inference</c>. The AppHost passes a folder
+    /// under its own state folder.
+    /// </summary>
+    public string? StateDir { get; set; }
+
+    public string ResolvedStateDir
+    {
+        get
+        {
+            if (!string.IsNullOrWhiteSpace(StateDir))
+            {
+                return Path.GetFullPath(StateDir);
+            }
+
+            var data = Environment.GetEnvironmentVariable("XDG_DATA_HOME");
+            if (string.IsNullOrEmpty(data))
+            {
+                data = Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".local", "share");
+            }
+
+            return Path.Combine(data, "aspireai", "inference");
+        }
+    }
 
     public string ModelId => ServedModelName is { Length: > 0 } name ? name
         : string.IsNullOrEmpty(Model) ? "stories15M" : Path.GetFileNameWithoutExtension(Model.TrimEnd('/', '\\'));

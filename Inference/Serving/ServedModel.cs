@@ -61,6 +61,13 @@ public sealed class ServedModel : IDisposable
     /// <summary>Where the model runs (for example "cuda NVIDIA H100 80GB HBM3 (sm_90, 132 SMs)").</summary>
     public string BackendDescription => _backend.Description;
 
+    /// <summary>
+    /// Logit rows per step beyond one per sequence, for prompt logprobs (<c>echo</c> with <c>logprobs</c>): a prompt of up
+    /// to 129 tokens is scored in one step. They cost rows × vocabulary × 4 bytes twice (device and host logits), 16 MB each
+    /// for a 32,000-token vocabulary; steps without prompt logprobs do not compute them.
+    /// </summary>
+    internal const int PromptLogprobRows = 128;
+
     /// <summary>Loads the configured model (or the default one) and starts its engine.</summary>
     public static ServedModel Load(InferenceOptions options, ILogger logger)
     {
@@ -87,7 +94,7 @@ public sealed class ServedModel : IDisposable
             var config = source.Config;
             backend = BackendSelector.Create(options.Device, options.Threads, out var why);
             logger.LogInformation("Backend: {Backend} ({Why})", backend.Description, why);
-            model = new LlamaModel(source, backend, options.MaxBatchedTokens, options.MaxNumSeqs);
+            model = new LlamaModel(source, backend, options.MaxBatchedTokens, options.MaxNumSeqs + PromptLogprobRows);
             // Sized once the weights are in place, from what the backend has left (GPU memory on CUDA).
             var engineOptions = new EngineOptions
             {
@@ -98,6 +105,7 @@ public sealed class ServedModel : IDisposable
                 MaxWaiting = options.MaxWaiting,
                 MaxRunningPerTenant = options.MaxRunningPerTenant,
                 BatchShare = options.BatchShare,
+                BatchStepTokens = options.BatchStepTokens,
             };
             engineOptions.Validate();
             var (template, fallback) = LoadTemplate(options, source, tokenizer, logger);

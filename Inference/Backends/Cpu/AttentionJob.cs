@@ -1,9 +1,18 @@
+using System.Numerics.Tensors;
+
 namespace AspireAi.Inference.Backends.Cpu;
 
 /// <summary>
-/// Paged causal attention, one (token, query head) pair per work item: scores against the keys of positions 0…position of the
+/// Paged causal attention, one token's query heads per work item: scores against the keys of positions 0…position of the
 /// token's sequence found through its block table, a max-subtracted softmax, and the weighted sum of values.
 /// </summary>
+/// <remarks>
+/// Positions are walked block by block, all heads of a token together, so the keys and values stream through memory in
+/// order (a slot holds every KV head of a position, contiguously), and the softmax runs vectorised over whole rows. Before,
+/// one head per work item read 48 floats of every 288-float slot, with a division and a modulo per position: with
+/// stories15M's 48-wide heads that made attention as costly as every matrix product of a 32-sequence decode step (perf:
+/// 39 % vs 42 % of the samples).
+/// </remarks>
 internal sealed unsafe class AttentionJob : IParallelWork
 {
     public CpuTensor Query = null!;
@@ -21,41 +30,60 @@ internal sealed unsafe class AttentionJob : IParallelWork
         var group = heads / shape.KvHeads;
         var scale = 1f / MathF.Sqrt(headDim);
         var blockSize = shape.BlockSize;
-        var (start, end) = WorkerPool.Split(Batch.TokenCount * heads, worker, workerCount);
+        // A work item is a token's heads (or a share of them when there are fewer tokens than workers), so each position's
+        // keys and values of all those heads are read in one contiguous run.
+        var parts = Batch.TokenCount >= workerCount ? 1 : Math.Min(heads, workerCount);
+        var (start, end) = WorkerPool.Split(Batch.TokenCount * parts, worker, workerCount);
+        var longest = Batch.MaxContextLength * heads;
+        if (Scores[worker].Length < longest)
+        {
+            Scores[worker] = new float[longest];
+        }
+
         fixed (float* scores = Scores[worker])
         {
             for (var item = start; item < end; item++)
             {
-                var token = item / heads;
-                var head = item % heads;
-                var kvHead = head / group;
+                var token = item / parts;
+                var part = item % parts;
+                var (firstHead, lastHead) = (part * heads / parts, (part + 1) * heads / parts);
                 var table = Batch.BlockTable(Batch.SequenceIndices[token]);
                 var length = Batch.Positions[token] + 1;
-                var q = Query.Row(token) + head * headDim;
-                var max = float.NegativeInfinity;
-                for (var p = 0; p < length; p++)
+                var queries = Query.Row(token);
+                for (int b = 0, p = 0; p < length; b++)
                 {
-                    var slot = (long)table[p / blockSize] * blockSize + p % blockSize;
-                    var s = VectorMath.Dot(q, Cache.Keys(Layer, slot) + kvHead * headDim, headDim) * scale;
-                    scores[p] = s;
-                    max = MathF.Max(max, s);
+                    var slot = (long)table[b] * blockSize;
+                    for (var blockEnd = Math.Min(length, p + blockSize); p < blockEnd; p++, slot++)
+                    {
+                        var keys = Cache.Keys(Layer, slot);
+                        for (var h = firstHead; h < lastHead; h++)
+                        {
+                            scores[(h - firstHead) * length + p] = VectorMath.Dot(queries + h * headDim, keys + h / group * headDim, headDim) * scale;
+                        }
+                    }
                 }
 
-                var sum = 0f;
-                for (var p = 0; p < length; p++)
+                for (var h = firstHead; h < lastHead; h++)
                 {
-                    var e = MathF.Exp(scores[p] - max);
-                    scores[p] = e;
-                    sum += e;
+                    var row = new Span<float>(scores + (h - firstHead) * length, length);
+                    TensorPrimitives.Subtract(row, TensorPrimitives.Max(row), row);
+                    TensorPrimitives.Exp(row, row);
+                    TensorPrimitives.Multiply(row, 1f / TensorPrimitives.Sum(row), row);
                 }
 
-                var output = Output.Row(token) + head * headDim;
-                new Span<float>(output, headDim).Clear();
-                var inverse = 1f / sum;
-                for (var p = 0; p < length; p++)
+                var output = Output.Row(token);
+                new Span<float>(output + firstHead * headDim, (lastHead - firstHead) * headDim).Clear();
+                for (int b = 0, p = 0; p < length; b++)
                 {
-                    var slot = (long)table[p / blockSize] * blockSize + p % blockSize;
-                    VectorMath.Axpy(scores[p] * inverse, Cache.Values(Layer, slot) + kvHead * headDim, output, headDim);
+                    var slot = (long)table[b] * blockSize;
+                    for (var blockEnd = Math.Min(length, p + blockSize); p < blockEnd; p++, slot++)
+                    {
+                        var values = Cache.Values(Layer, slot);
+                        for (var h = firstHead; h < lastHead; h++)
+                        {
+                            VectorMath.Axpy(scores[(h - firstHead) * length + p], values + h / group * headDim, output + h * headDim, headDim);
+                        }
+                    }
                 }
             }
         }

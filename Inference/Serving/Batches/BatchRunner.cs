@@ -8,7 +8,9 @@ namespace AspireAi.Inference.Serving.Batches;
 /// Runs queued batches in the engine's idle capacity: every line is a sequence of <see cref="RequestPriority.Batch"/>
 /// priority, so the scheduler admits it only behind interactive requests and preempts it first. A bounded number of lines is
 /// in flight at once (the engine's sequence cap), so a large batch never fills the waiting queue that interactive requests
-/// need. Results go to an output file (and failures to an error file) in OpenAI's JSONL shape.
+/// need. Each finished line's result is appended to the batch's results file at once (<see cref="BatchStore"/>); a batch
+/// resumed after a restart runs only the lines without a result. At the end the results become an output file (and failures
+/// an error file) in OpenAI's JSONL shape.
 /// </summary>
 internal sealed class BatchRunner(BatchStore store, ServedModel model, ILogger<BatchRunner> logger) : BackgroundService
 {
@@ -22,44 +24,87 @@ internal sealed class BatchRunner(BatchStore store, ServedModel model, ILogger<B
             }
             catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
             {
-                return;
+                return; // the batch stays in progress on disk and resumes at the next start
             }
             catch (Exception e)
             {
                 logger.LogError(e, "Batch {Batch} failed", job.Id);
-                lock (job)
+                Update(job, r =>
                 {
-                    job.Status = "failed";
-                    job.FailedAt = Now;
-                    job.Errors = [new { code = "server_error", message = e.Message, param = (string?)null, line = (int?)null }];
-                }
+                    r.Status = "failed";
+                    r.FailedAt = Now;
+                    r.ErrorMessage = e.Message;
+                });
             }
         }
     }
 
     private static long Now => DateTimeOffset.UtcNow.ToUnixTimeSeconds();
 
-    private async Task RunAsync(BatchJob job, CancellationToken stoppingToken)
+    private void Update(BatchJob job, Action<BatchRecord> change)
     {
-        var input = store.Files.Get(job.InputFileId);
-        var lines = input is null ? [] : Encoding.UTF8.GetString(input.Content).Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
         lock (job)
         {
-            if (job.Status == "cancelling")
+            change(job.Record);
+            store.Save(job);
+        }
+    }
+
+    private static (string? CustomId, bool Succeeded) Describe(string resultLine)
+    {
+        using var document = JsonDocument.Parse(resultLine);
+        var root = document.RootElement;
+        return (root.GetProperty("custom_id").GetString(), root.GetProperty("response").GetProperty("status_code").GetInt32() == 200);
+    }
+
+    private async Task RunAsync(BatchJob job, CancellationToken stoppingToken)
+    {
+        var input = store.Files.Get(job.Record.InputFileId);
+        var lines = input is null ? [] : Encoding.UTF8.GetString(store.Files.ReadContent(input)).Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        var results = store.ReadResults(job);
+        var done = new HashSet<string?>(StringComparer.Ordinal);
+        var (completed, failed) = (0, 0);
+        foreach (var result in results)
+        {
+            var (customId, succeeded) = Describe(result);
+            done.Add(customId);
+            completed += succeeded ? 1 : 0;
+            failed += succeeded ? 0 : 1;
+        }
+
+        var cancelled = false;
+        Update(job, r =>
+        {
+            if (r.Status == "cancelling")
             {
-                job.Status = "cancelled";
-                job.CancelledAt = Now;
+                cancelled = true; // cancelled before it ran, or before a restart: finish with what is done
                 return;
             }
 
-            job.Status = "in_progress";
-            job.InProgressAt = Now;
-            job.Total = lines.Length;
+            r.Status = "in_progress";
+            r.InProgressAt ??= Now;
+            r.Total = lines.Length;
+            r.Completed = completed;
+            r.Failed = failed;
+        });
+
+        if (!cancelled)
+        {
+            await RunLinesAsync(job, lines.Where(line => !done.Contains(CustomId(line))).ToList(), stoppingToken);
         }
 
+        Finalize(job);
+    }
+
+    private static string? CustomId(string line)
+    {
+        using var document = JsonDocument.Parse(line); // validated when the file was uploaded
+        return document.RootElement.GetProperty("custom_id").GetString();
+    }
+
+    private async Task RunLinesAsync(BatchJob job, List<string> lines, CancellationToken stoppingToken)
+    {
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken, job.Cancellation.Token);
-        var output = new StringBuilder();
-        var errors = new StringBuilder();
         using var gate = new SemaphoreSlim(Math.Max(1, model.Engine.Options.MaxNumSeqs));
         var tasks = lines.Select(async line =>
         {
@@ -67,6 +112,9 @@ internal sealed class BatchRunner(BatchStore store, ServedModel model, ILogger<B
             try
             {
                 var (customId, status, body) = await RunLineAsync(job, line, linked.Token);
+                // A line cut off by shutdown or cancellation ends as an abort, not a result: it is not recorded (and runs
+                // again when the batch resumes).
+                linked.Token.ThrowIfCancellationRequested();
                 var record = JsonSerializer.Serialize(new
                 {
                     id = "batch_req_" + Guid.NewGuid().ToString("N")[..24],
@@ -76,14 +124,14 @@ internal sealed class BatchRunner(BatchStore store, ServedModel model, ILogger<B
                 }, OpenAi.OpenAiJson.Options);
                 lock (job)
                 {
-                    (status == 200 ? output : errors).Append(record).Append('\n');
+                    store.AppendResult(job, record);
                     if (status == 200)
                     {
-                        job.Completed++;
+                        job.Record.Completed++;
                     }
                     else
                     {
-                        job.Failed++;
+                        job.Record.Failed++;
                     }
                 }
             }
@@ -99,33 +147,43 @@ internal sealed class BatchRunner(BatchStore store, ServedModel model, ILogger<B
         }
         catch (OperationCanceledException) when (job.Cancellation.IsCancellationRequested && !stoppingToken.IsCancellationRequested)
         {
-            // Cancelled: what finished is kept below.
+            // Cancelled: what finished is kept (Finalize).
+        }
+    }
+
+    /// <summary>
+    /// Turns the results file into the output and error files and ends the batch. The files' ids follow from the batch's, so
+    /// finishing again after a crash in here replaces them rather than adding copies.
+    /// </summary>
+    private void Finalize(BatchJob job)
+    {
+        Update(job, r => r.FinalizingAt ??= Now);
+        var output = new StringBuilder();
+        var errors = new StringBuilder();
+        foreach (var line in store.ReadResults(job))
+        {
+            (Describe(line).Succeeded ? output : errors).Append(line).Append('\n');
         }
 
-        lock (job)
+        var suffix = job.Id["batch_".Length..];
+        var outputFileId = output.Length > 0 ? store.Files.Put("file-out-" + suffix, $"{job.Id}_output.jsonl", "batch_output", Encoding.UTF8.GetBytes(output.ToString())).Id : null;
+        var errorFileId = errors.Length > 0 ? store.Files.Put("file-err-" + suffix, $"{job.Id}_error.jsonl", "batch_output", Encoding.UTF8.GetBytes(errors.ToString())).Id : null;
+        Update(job, r =>
         {
-            job.FinalizingAt = Now;
-            if (output.Length > 0)
+            r.OutputFileId = outputFileId;
+            r.ErrorFileId = errorFileId;
+            if (job.Cancellation.IsCancellationRequested || r.Status == "cancelling")
             {
-                job.OutputFileId = store.Files.Add($"{job.Id}_output.jsonl", "batch_output", Encoding.UTF8.GetBytes(output.ToString())).Id;
-            }
-
-            if (errors.Length > 0)
-            {
-                job.ErrorFileId = store.Files.Add($"{job.Id}_error.jsonl", "batch_output", Encoding.UTF8.GetBytes(errors.ToString())).Id;
-            }
-
-            if (job.Cancellation.IsCancellationRequested)
-            {
-                job.Status = "cancelled";
-                job.CancelledAt = Now;
+                r.Status = "cancelled";
+                r.CancelledAt = Now;
             }
             else
             {
-                job.Status = "completed";
-                job.CompletedAt = Now;
+                r.Status = "completed";
+                r.CompletedAt = Now;
             }
-        }
+        });
+        store.DeleteResults(job);
     }
 
     private async Task<(string? CustomId, int Status, object Body)> RunLineAsync(BatchJob job, string line, CancellationToken cancellation)
@@ -134,7 +192,7 @@ internal sealed class BatchRunner(BatchStore store, ServedModel model, ILogger<B
         var root = document.RootElement;
         var customId = root.GetProperty("custom_id").GetString();
         var body = root.GetProperty("body");
-        var (status, result) = job.Endpoint == "/v1/chat/completions"
+        var (status, result) = job.Record.Endpoint == "/v1/chat/completions"
             ? await ChatCompletionsEndpoints.RunAsync(model, body, "batch", RequestPriority.Batch, cancellation)
             : await CompletionsEndpoints.RunAsync(model, body, "batch", RequestPriority.Batch, cancellation);
         return (customId, status, result);

@@ -1,16 +1,25 @@
 using System.Collections.Concurrent;
+using System.Text;
+using System.Text.Json;
 using System.Threading.Channels;
+using Microsoft.Extensions.Options;
 
 namespace AspireAi.Inference.Serving.Batches;
 
-/// <summary>One OpenAI batch: its state and counts (mutated by the runner under the object's lock).</summary>
-internal sealed class BatchJob(string id, string endpoint, string inputFileId, string completionWindow, IReadOnlyDictionary<string, string>? metadata)
+/// <summary>What is saved of a batch (its JSON record on disk).</summary>
+internal sealed record BatchRecord
 {
-    public string Id { get; } = id;
+    public required string Id { get; init; }
 
-    public string Endpoint { get; } = endpoint;
+    public required string Endpoint { get; init; }
 
-    public string InputFileId { get; } = inputFileId;
+    public required string InputFileId { get; init; }
+
+    public required string CompletionWindow { get; init; }
+
+    public IReadOnlyDictionary<string, string>? Metadata { get; init; }
+
+    public long CreatedAt { get; init; }
 
     public string Status { get; set; } = "validating";
 
@@ -24,9 +33,7 @@ internal sealed class BatchJob(string id, string endpoint, string inputFileId, s
 
     public string? ErrorFileId { get; set; }
 
-    public List<object>? Errors { get; set; }
-
-    public long CreatedAt { get; } = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
+    public string? ErrorMessage { get; set; }
 
     public long? InProgressAt { get; set; }
 
@@ -39,52 +46,114 @@ internal sealed class BatchJob(string id, string endpoint, string inputFileId, s
     public long? CancellingAt { get; set; }
 
     public long? CancelledAt { get; set; }
+}
+
+/// <summary>One OpenAI batch: its record (mutated by the runner and the endpoints under the job's lock, then saved).</summary>
+internal sealed class BatchJob(BatchRecord record)
+{
+    public BatchRecord Record { get; } = record;
+
+    public string Id => Record.Id;
 
     public CancellationTokenSource Cancellation { get; } = new();
+
+    /// <summary>Whether the batch still has work (or a cancellation) to carry out: these are resumed after a restart.</summary>
+    public bool IsUnfinished => Record.Status is "validating" or "in_progress" or "finalizing" or "cancelling";
 
     public object ToJson()
     {
         lock (this)
         {
+            var r = Record;
             return new
             {
-                id = Id,
+                id = r.Id,
                 @object = "batch",
-                endpoint = Endpoint,
-                errors = Errors is null ? null : new { @object = "list", data = Errors },
-                input_file_id = InputFileId,
-                completion_window = completionWindow,
-                status = Status,
-                output_file_id = OutputFileId,
-                error_file_id = ErrorFileId,
-                created_at = CreatedAt,
-                in_progress_at = InProgressAt,
-                expires_at = CreatedAt + 24 * 3600,
-                finalizing_at = FinalizingAt,
-                completed_at = CompletedAt,
-                failed_at = FailedAt,
+                endpoint = r.Endpoint,
+                errors = r.ErrorMessage is null ? null
+                    : new { @object = "list", data = new[] { new { code = "server_error", message = r.ErrorMessage, param = (string?)null, line = (int?)null } } },
+                input_file_id = r.InputFileId,
+                completion_window = r.CompletionWindow,
+                status = r.Status,
+                output_file_id = r.OutputFileId,
+                error_file_id = r.ErrorFileId,
+                created_at = r.CreatedAt,
+                in_progress_at = r.InProgressAt,
+                expires_at = r.CreatedAt + 24 * 3600,
+                finalizing_at = r.FinalizingAt,
+                completed_at = r.CompletedAt,
+                failed_at = r.FailedAt,
                 expired_at = (long?)null,
-                cancelling_at = CancellingAt,
-                cancelled_at = CancelledAt,
-                request_counts = new { total = Total, completed = Completed, failed = Failed },
-                metadata,
+                cancelling_at = r.CancellingAt,
+                cancelled_at = r.CancelledAt,
+                request_counts = new { total = r.Total, completed = r.Completed, failed = r.Failed },
+                metadata = r.Metadata,
             };
         }
     }
 }
 
-/// <summary>Batches by id, and the queue the runner takes them from (oldest first).</summary>
+/// <summary>
+/// Batches and their files, kept under the state folder (<c>--state-dir</c>) so a restart loses nothing: <c>files/</c> (see
+/// <see cref="FileStore"/>), <c>batches/{id}.json</c> (the record, rewritten atomically on every status change) and
+/// <c>batches/{id}.results.jsonl</c> (one line per finished request, appended as each finishes). On start every batch is
+/// listed again and the unfinished ones are queued for the runner, which skips the requests whose results are already there.
+/// </summary>
 internal sealed class BatchStore
 {
     private readonly ConcurrentDictionary<string, BatchJob> _batches = new(StringComparer.Ordinal);
+    private readonly string _directory;
 
-    public FileStore Files { get; } = new();
+    public BatchStore(IOptions<InferenceOptions> options, ILogger<BatchStore> logger)
+    {
+        var state = options.Value.ResolvedStateDir;
+        Files = new FileStore(Path.Combine(state, "files"), logger);
+        _directory = Path.Combine(state, "batches");
+        Directory.CreateDirectory(_directory);
+        foreach (var path in Directory.EnumerateFiles(_directory, "*.json").Order(StringComparer.Ordinal))
+        {
+            try
+            {
+                var record = JsonSerializer.Deserialize<BatchRecord>(File.ReadAllBytes(path)) ?? throw new InvalidDataException("the record is null");
+                _batches[record.Id] = new BatchJob(record);
+            }
+            catch (Exception e) when (e is JsonException or InvalidDataException or IOException)
+            {
+                logger.LogWarning("Skipping stored batch {Path}: {Problem}", path, e.Message);
+            }
+        }
+
+        foreach (var path in Directory.EnumerateFiles(_directory).Where(AtomicFile.IsTemporary))
+        {
+            File.Delete(path);
+        }
+
+        var unfinished = _batches.Values.Where(b => b.IsUnfinished).OrderBy(b => b.Record.CreatedAt).ToList();
+        foreach (var job in unfinished)
+        {
+            Queue.Writer.TryWrite(job);
+        }
+
+        logger.LogInformation("Batch state in {Directory}: {Files} files, {Batches} batches ({Unfinished} to resume)",
+            state, Files.All.Count(), _batches.Count, unfinished.Count);
+    }
+
+    public FileStore Files { get; }
 
     public Channel<BatchJob> Queue { get; } = Channel.CreateUnbounded<BatchJob>();
 
     public BatchJob Add(string endpoint, string inputFileId, string completionWindow, IReadOnlyDictionary<string, string>? metadata)
     {
-        var job = new BatchJob("batch_" + Guid.NewGuid().ToString("N")[..24], endpoint, inputFileId, completionWindow, metadata);
+        var job = new BatchJob(new BatchRecord
+        {
+            Id = "batch_" + Guid.NewGuid().ToString("N")[..24],
+            Endpoint = endpoint,
+            InputFileId = inputFileId,
+            CompletionWindow = completionWindow,
+            Metadata = metadata,
+            CreatedAt = DateTimeOffset.UtcNow.ToUnixTimeSeconds(),
+        });
+        Save(job);
         _batches[job.Id] = job;
         Queue.Writer.TryWrite(job);
         return job;
@@ -92,5 +161,45 @@ internal sealed class BatchStore
 
     public BatchJob? Get(string id) => _batches.GetValueOrDefault(id);
 
-    public IEnumerable<BatchJob> All => _batches.Values.OrderByDescending(b => b.CreatedAt);
+    public IEnumerable<BatchJob> All => _batches.Values.OrderByDescending(b => b.Record.CreatedAt);
+
+    /// <summary>Writes the job's record (call under the job's lock, after changing it).</summary>
+    public void Save(BatchJob job) =>
+        AtomicFile.Write(Path.Combine(_directory, job.Id + ".json"), JsonSerializer.SerializeToUtf8Bytes(job.Record));
+
+    /// <summary>
+    /// The result lines already written for <paramref name="job"/> (each a complete output or error line). A line cut short
+    /// by a crash is dropped from the file, so appending continues on a clean line.
+    /// </summary>
+    public List<string> ReadResults(BatchJob job)
+    {
+        var path = ResultsPath(job);
+        if (!File.Exists(path))
+        {
+            return [];
+        }
+
+        var bytes = File.ReadAllBytes(path);
+        var whole = bytes.AsSpan().LastIndexOf((byte)'\n') + 1;
+        if (whole < bytes.Length)
+        {
+            using var stream = new FileStream(path, FileMode.Open, FileAccess.Write);
+            stream.SetLength(whole);
+        }
+
+        return Encoding.UTF8.GetString(bytes, 0, whole).Split('\n', StringSplitOptions.RemoveEmptyEntries).ToList();
+    }
+
+    /// <summary>Appends one request's result line, flushed to disk before returning (the request then never runs again).</summary>
+    public void AppendResult(BatchJob job, string line)
+    {
+        using var stream = new FileStream(ResultsPath(job), FileMode.Append, FileAccess.Write);
+        stream.Write(Encoding.UTF8.GetBytes(line + "\n"));
+        stream.Flush(flushToDisk: true);
+    }
+
+    /// <summary>Removes the job's results file once its output and error files hold the results.</summary>
+    public void DeleteResults(BatchJob job) => File.Delete(ResultsPath(job));
+
+    private string ResultsPath(BatchJob job) => Path.Combine(_directory, job.Id + ".results.jsonl");
 }

@@ -1,31 +1,112 @@
 using System.Collections.Concurrent;
+using System.Text.Json;
 
 namespace AspireAi.Inference.Serving.Batches;
 
-/// <summary>A file of the OpenAI Files API (batch input, output and error files).</summary>
-internal sealed record StoredFile(string Id, string Filename, string Purpose, long CreatedAt, byte[] Content)
+/// <summary>A file of the OpenAI Files API (batch input, output and error files); its content stays on disk.</summary>
+internal sealed record StoredFile(string Id, string Filename, string Purpose, long CreatedAt, long Bytes)
 {
-    public object ToJson() => new { id = Id, @object = "file", bytes = Content.Length, created_at = CreatedAt, filename = Filename, purpose = Purpose };
+    public object ToJson() => new { id = Id, @object = "file", bytes = Bytes, created_at = CreatedAt, filename = Filename, purpose = Purpose };
 }
 
 /// <summary>
-/// Files in memory: Inference keeps nothing persistent (DESIGN.md), so batch inputs and results live as long as the replica.
-/// Bounded by the upload limit per file.
+/// Files under <c>{state}/files</c>: the content as <c>{id}</c> and its description as <c>{id}.json</c>, each written to a
+/// temporary file and renamed into place, content first, so a file is listed only once it is whole. On start every file
+/// whose description and content exist is listed again (a crash can leave only temporary files, which are removed).
 /// </summary>
 internal sealed class FileStore
 {
     private readonly ConcurrentDictionary<string, StoredFile> _files = new(StringComparer.Ordinal);
+    private readonly string _directory;
 
-    public StoredFile Add(string filename, string purpose, byte[] content)
+    public FileStore(string directory, ILogger logger)
     {
-        var file = new StoredFile("file-" + Guid.NewGuid().ToString("N")[..24], filename, purpose, DateTimeOffset.UtcNow.ToUnixTimeSeconds(), content);
-        _files[file.Id] = file;
+        _directory = directory;
+        Directory.CreateDirectory(directory);
+        foreach (var path in Directory.EnumerateFiles(directory))
+        {
+            if (AtomicFile.IsTemporary(path))
+            {
+                File.Delete(path);
+                continue;
+            }
+
+            if (!path.EndsWith(".json", StringComparison.Ordinal))
+            {
+                continue;
+            }
+
+            try
+            {
+                var file = JsonSerializer.Deserialize<StoredFile>(File.ReadAllBytes(path))
+                    ?? throw new InvalidDataException("the description is null");
+                if (!File.Exists(ContentPath(file.Id)))
+                {
+                    throw new InvalidDataException($"its content {ContentPath(file.Id)} is missing");
+                }
+
+                _files[file.Id] = file;
+            }
+            catch (Exception e) when (e is JsonException or InvalidDataException or IOException)
+            {
+                logger.LogWarning("Skipping stored file {Path}: {Problem}", path, e.Message);
+            }
+        }
+    }
+
+    /// <summary>Stores a new file under a fresh id.</summary>
+    public StoredFile Add(string filename, string purpose, byte[] content) =>
+        Put("file-" + Guid.NewGuid().ToString("N")[..24], filename, purpose, content);
+
+    /// <summary>Stores (or replaces) the file <paramref name="id"/>: the batch runner names its result files after the batch,
+    /// so finishing a batch again after a restart replaces them instead of adding copies.</summary>
+    public StoredFile Put(string id, string filename, string purpose, byte[] content)
+    {
+        var file = new StoredFile(id, filename, purpose, DateTimeOffset.UtcNow.ToUnixTimeSeconds(), content.Length);
+        AtomicFile.Write(ContentPath(id), content);
+        AtomicFile.Write(Path.Combine(_directory, id + ".json"), JsonSerializer.SerializeToUtf8Bytes(file));
+        _files[id] = file;
         return file;
     }
 
     public StoredFile? Get(string id) => _files.GetValueOrDefault(id);
 
-    public bool Delete(string id) => _files.TryRemove(id, out _);
+    public byte[] ReadContent(StoredFile file) => File.ReadAllBytes(ContentPath(file.Id));
+
+    public string ContentPath(string id) => Path.Combine(_directory, id);
+
+    public bool Delete(string id)
+    {
+        if (!_files.TryRemove(id, out _))
+        {
+            return false;
+        }
+
+        // Description first: a crash between the two leaves content that nothing lists, never a listed file without content.
+        File.Delete(Path.Combine(_directory, id + ".json"));
+        File.Delete(ContentPath(id));
+        return true;
+    }
 
     public IEnumerable<StoredFile> All => _files.Values.OrderByDescending(f => f.CreatedAt);
+}
+
+/// <summary>Whole-file writes that a crash cannot leave half done: a temporary file beside the target, flushed, renamed over it.</summary>
+internal static class AtomicFile
+{
+    private const string TemporarySuffix = ".tmp";
+
+    public static void Write(string path, ReadOnlySpan<byte> content)
+    {
+        var temporary = $"{path}.{Guid.NewGuid():N}{TemporarySuffix}";
+        using (var stream = new FileStream(temporary, FileMode.CreateNew, FileAccess.Write))
+        {
+            stream.Write(content);
+            stream.Flush(flushToDisk: true);
+        }
+
+        File.Move(temporary, path, overwrite: true);
+    }
+
+    public static bool IsTemporary(string path) => path.EndsWith(TemporarySuffix, StringComparison.Ordinal);
 }

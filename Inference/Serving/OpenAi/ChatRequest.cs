@@ -25,6 +25,7 @@ internal sealed record ChatRequest(
     public static ChatRequest Read(RequestReader r)
     {
         var settings = GenerationSettings.Read(r, chat: true);
+        settings = settings with { PromptLogprobs = r.Int("prompt_logprobs", 0, 20) }; // vLLM's extension
         var messages = ReadMessages(r);
         var tools = new List<JsonElement>();
         if (r.Element("tools") is { } toolArray)

@@ -24,6 +24,10 @@ internal sealed record GenerationSettings
 
     public int TopLogprobs { get; init; }
 
+    /// <summary>Alternatives per prompt position for prompt logprobs (completions' <c>echo</c> with <c>logprobs</c>, vLLM's
+    /// <c>prompt_logprobs</c>); null: prompt logprobs are not computed.</summary>
+    public int? PromptLogprobs { get; init; }
+
     public bool Stream { get; init; }
 
     public bool IncludeUsage { get; init; }

@@ -208,24 +208,33 @@ public sealed partial class ToolCallFormat
     public StreamingToolCallParser Stream() => new(this);
 }
 
+/// <summary>A piece of a streamed tool call (OpenAI's <c>delta.tool_calls[]</c> entry): the first piece of a call carries its
+/// id and name, later pieces fragments of its arguments; the fragments of one call concatenated are its arguments.</summary>
+public sealed record ToolCallDelta(int Index, string? Id, string? Name, string Arguments);
+
 /// <summary>
 /// Streams content deltas while holding back anything that may be a tool call: for Hermes from <c>&lt;tool_call&gt;</c> (and
 /// any text that could be its beginning) on; for the JSON styles, the whole answer once it starts with <c>{</c> or <c>[</c>.
-/// Calls are emitted whole, each as one delta, when the output ends.
+/// Calls stream as they are generated (vLLM's and OpenAI's way): a call's first delta once its name is complete, then its
+/// arguments' JSON text as it comes (see <see cref="ToolCallScanner"/>); <see cref="Finish"/> parses the whole output and sends
+/// whatever the stream could not (arguments written as a JSON string, or before the name).
 /// </summary>
 public sealed class StreamingToolCallParser(ToolCallFormat format)
 {
     private const string HermesOpen = "<tool_call>";
     private readonly StringBuilder _held = new();
+    private readonly ToolCallScanner _scanner = new();
+    private readonly List<ToolCallDelta> _deltas = [];
     private bool _inCall;
     private bool _sawText;
 
-    /// <summary>Adds generated text; returns the content that can be shown now.</summary>
+    /// <summary>Adds generated text; returns the content that can be shown now (tool-call pieces: <see cref="TakeDeltas"/>).</summary>
     public string Push(string text)
     {
         if (_inCall)
         {
             _held.Append(text);
+            _scanner.Push(text, _deltas);
             return "";
         }
 
@@ -243,6 +252,11 @@ public sealed class StreamingToolCallParser(ToolCallFormat format)
                 || "<|python_tag|>".StartsWith(trimmed, StringComparison.Ordinal)))
             {
                 _inCall = trimmed.StartsWith('{') || trimmed.StartsWith('[') || trimmed.StartsWith("<|python_tag|>", StringComparison.Ordinal);
+                if (_inCall)
+                {
+                    _scanner.Push(held, _deltas);
+                }
+
                 return "";
             }
 
@@ -256,6 +270,7 @@ public sealed class StreamingToolCallParser(ToolCallFormat format)
         {
             _inCall = true;
             _held.Remove(0, open);
+            _scanner.Push(held[open..], _deltas);
             return held[..open];
         }
 
@@ -274,7 +289,18 @@ public sealed class StreamingToolCallParser(ToolCallFormat format)
         return held[..^keep];
     }
 
-    /// <summary>Ends the output: the remaining content (text that turned out not to be a call) and the calls.</summary>
+    /// <summary>The tool-call pieces produced since the last call, in order.</summary>
+    public IReadOnlyList<ToolCallDelta> TakeDeltas()
+    {
+        var taken = _deltas.ToArray();
+        _deltas.Clear();
+        return taken;
+    }
+
+    /// <summary>
+    /// Ends the output: the remaining content (text that turned out not to be a call) and the calls, whose ids are those
+    /// streamed. The pieces the stream has not sent yet follow in <see cref="TakeDeltas"/>.
+    /// </summary>
     public (string Content, List<ParsedToolCall> Calls) Finish()
     {
         var held = _held.ToString();
@@ -285,6 +311,220 @@ public sealed class StreamingToolCallParser(ToolCallFormat format)
         }
 
         var (content, calls) = format.Parse(held);
-        return calls.Count == 0 ? (held, calls) : (content ?? "", calls);
+        if (calls.Count == 0)
+        {
+            // Not a well-formed call after all (cut off by max_tokens, say): text, unless pieces of it already went out as a call.
+            return (_scanner.Started.Count == 0 ? held : "", calls);
+        }
+
+        for (var i = 0; i < calls.Count; i++)
+        {
+            var call = calls[i];
+            if (i >= _scanner.Started.Count)
+            {
+                _deltas.Add(new ToolCallDelta(i, call.Id, call.Name, call.ArgumentsJson));
+                continue;
+            }
+
+            var started = _scanner.Started[i];
+            var sent = started.Sent.ToString();
+            calls[i] = call with { Id = started.Id };
+            // What was streamed is the start of the arguments' JSON text; the rest (or all of it, for arguments the stream
+            // could not follow) goes now.
+            if (call.ArgumentsJson.StartsWith(sent, StringComparison.Ordinal) && call.ArgumentsJson.Length > sent.Length)
+            {
+                _deltas.Add(new ToolCallDelta(i, null, null, call.ArgumentsJson[sent.Length..]));
+            }
+        }
+
+        return (content ?? "", calls);
+    }
+}
+
+/// <summary>
+/// Follows tool-call JSON as it is generated — Hermes blocks, a Llama 3 object, a Mistral array — and emits each call's
+/// pieces: its id and name once the name string is complete, then the raw JSON text of its arguments object as generated
+/// (one fragment per pushed piece of text), up to the object's closing brace. Every object that opens outside a call object
+/// is a call. Written by hand because .NET's JSON readers (Utf8JsonReader included) report tokens, not the raw text of an
+/// unfinished object, and the exact text is what the concatenated fragments must equal.
+/// </summary>
+internal sealed class ToolCallScanner
+{
+    private readonly StringBuilder _string = new();
+    private readonly StringBuilder _fragment = new(); // arguments text of the current call not yet emitted
+    private int _depth; // braces and brackets open, counted from the call object's own (0: outside any call)
+    private bool _inString;
+    private bool _escaped;
+    private bool _expectKey;
+    private bool _readingKey;
+    private bool _readingName;
+    private string? _key; // the call object's current key, once its string closed
+    private bool _argumentsSeen;
+    private int _argumentsDepth; // > 0 while inside the arguments object: the depth its opening brace made
+    private int _calls; // call objects opened so far
+    private Call? _current; // the current call once its name went out
+
+    /// <summary>A call whose first delta went out: its id and the arguments text sent so far.</summary>
+    public sealed record Call(string Id, StringBuilder Sent);
+
+    public List<Call> Started { get; } = [];
+
+    public void Push(string text, List<ToolCallDelta> deltas)
+    {
+        foreach (var c in text)
+        {
+            Step(c, deltas);
+        }
+
+        Flush(deltas);
+    }
+
+    private void Step(char c, List<ToolCallDelta> deltas)
+    {
+        if (_depth == 0)
+        {
+            if (c == '{')
+            {
+                // A new call object (its name comes later).
+                _depth = 1;
+                _calls++;
+                _expectKey = true;
+                _key = null;
+                _argumentsSeen = false;
+                _argumentsDepth = 0;
+                _current = null;
+                _fragment.Clear(); // arguments of a call whose name never came are not sent as this one's
+            }
+
+            return; // between calls: markers, whitespace, a list's punctuation
+        }
+
+        if (_argumentsDepth > 0)
+        {
+            _fragment.Append(c);
+        }
+
+        if (_inString)
+        {
+            if (_escaped)
+            {
+                _escaped = false;
+            }
+            else if (c == '\\')
+            {
+                _escaped = true;
+            }
+            else if (c == '"')
+            {
+                _inString = false;
+                if (_readingKey)
+                {
+                    _readingKey = false;
+                    _key = _string.ToString();
+                }
+                else if (_readingName)
+                {
+                    _readingName = false;
+                    StartCall(Decode(_string.ToString()), deltas);
+                }
+
+                return;
+            }
+
+            if (_readingKey || _readingName)
+            {
+                _string.Append(c);
+            }
+
+            return;
+        }
+
+        if (char.IsWhiteSpace(c) || c == ':')
+        {
+            return;
+        }
+
+        if (_depth == 1 && _key is "arguments" or "parameters" && !_argumentsSeen && !_expectKey)
+        {
+            _argumentsSeen = true; // only an object is followed; anything else (a JSON string) is sent whole at the end
+            if (c == '{')
+            {
+                _argumentsDepth = 2;
+                _fragment.Append(c);
+            }
+        }
+
+        switch (c)
+        {
+            case '"':
+                _inString = true;
+                _string.Clear();
+                if (_depth == 1 && _expectKey)
+                {
+                    _readingKey = true;
+                    _expectKey = false;
+                }
+                else if (_depth == 1 && _key == "name" && _current is null && Started.Count < _calls)
+                {
+                    _readingName = true;
+                }
+
+                break;
+            case '{' or '[':
+                _depth++;
+                break;
+            case '}' or ']':
+                _depth--;
+                if (_argumentsDepth > 0 && _depth < _argumentsDepth)
+                {
+                    _argumentsDepth = 0; // the arguments object closed with this character
+                }
+
+                if (_depth == 0)
+                {
+                    Flush(deltas);
+                    _current = null;
+                }
+
+                break;
+            case ',' when _depth == 1:
+                _expectKey = true;
+                _key = null;
+                break;
+        }
+    }
+
+    /// <summary>The call's first delta (id, name), then whatever of its arguments came before the name.</summary>
+    private void StartCall(string name, List<ToolCallDelta> deltas)
+    {
+        _current = new Call(ParsedToolCall.NewId(), new StringBuilder());
+        Started.Add(_current);
+        deltas.Add(new ToolCallDelta(Started.Count - 1, _current.Id, name, ""));
+        Flush(deltas);
+    }
+
+    private void Flush(List<ToolCallDelta> deltas)
+    {
+        if (_current is null || _fragment.Length == 0)
+        {
+            return;
+        }
+
+        var text = _fragment.ToString();
+        _fragment.Clear();
+        _current.Sent.Append(text);
+        deltas.Add(new ToolCallDelta(Started.Count - 1, null, null, text));
+    }
+
+    private static string Decode(string raw)
+    {
+        try
+        {
+            return JsonSerializer.Deserialize<string>("\"" + raw + "\"") ?? raw;
+        }
+        catch (JsonException)
+        {
+            return raw;
+        }
     }
 }

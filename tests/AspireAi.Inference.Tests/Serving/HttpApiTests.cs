@@ -152,6 +152,95 @@ public sealed class HttpApiTests(TinyServerFixture server) : IClassFixture<TinyS
     }
 
     [Fact]
+    public async Task Echo_with_logprobs_scores_the_prompt_streamed_or_not()
+    {
+        // 40 prompt tokens: more than the server's 32 tokens per step, so the prompt is scored over several prefill chunks.
+        var prompt = new[] { 1 }.Concat(Enumerable.Range(0, 39).Select(i => 3 + (i * 7) % 60)).ToArray();
+        object Request(bool echo, bool stream) => new { model = "tiny", prompt, max_tokens = 4, temperature = 0, logprobs = 2, echo, stream, prompt_logprobs = 1, ignore_eos = true };
+
+        var echoed = await Json(await Http.PostAsJsonAsync("/v1/completions", Request(echo: true, stream: false), Ct));
+        var plain = await Json(await Http.PostAsJsonAsync("/v1/completions", Request(echo: false, stream: false), Ct));
+        var choice = echoed["choices"]![0]!;
+        var logprobs = choice["logprobs"]!;
+        var tokens = logprobs["tokens"]!.AsArray().Select(t => t!.GetValue<string>()).ToList();
+        var values = logprobs["token_logprobs"]!.AsArray();
+        var tops = logprobs["top_logprobs"]!.AsArray();
+        Assert.Equal(prompt.Length + 4, tokens.Count);
+        Assert.Equal(prompt.Select(id => server.Host.Model.TokenBytes.Text(id)), tokens.Take(prompt.Length));
+        Assert.Null(values[0]);
+        Assert.Null(tops[0]);
+        for (var t = 1; t < tokens.Count; t++)
+        {
+            var value = values[t]!.GetValue<float>();
+            Assert.True(value <= 0);
+            var top = tops[t]!.AsObject();
+            Assert.InRange(top.Count, 1, 3); // two alternatives, plus the token itself when it is not one of them
+            if (t < prompt.Length)
+            {
+                Assert.Equal(value, top[tokens[t]]!.GetValue<float>());
+            }
+        }
+
+        var offsets = logprobs["text_offset"]!.AsArray().Select(o => o!.GetValue<int>()).ToList();
+        Assert.Equal(0, offsets[0]);
+        Assert.True(offsets.Zip(offsets.Skip(1)).All(p => p.First <= p.Second));
+        Assert.StartsWith(server.Host.Model.Tokenizer.Decode(prompt), choice["text"]!.GetValue<string>());
+
+        // The completion's part is what the same request reports without echo.
+        var plainLogprobs = plain["choices"]![0]!["logprobs"]!;
+        Assert.Equal(plainLogprobs["token_logprobs"]!.ToJsonString(), new JsonArray(values.Skip(prompt.Length).Select(v => v!.DeepClone()).ToArray()).ToJsonString());
+
+        // vLLM's prompt_logprobs: null first, then the prompt token (with its rank) and the top alternative.
+        foreach (var response in new[] { echoed, plain })
+        {
+            var promptLogprobs = response["choices"]![0]!["prompt_logprobs"]!.AsArray();
+            Assert.Equal(prompt.Length, promptLogprobs.Count);
+            Assert.Null(promptLogprobs[0]);
+            for (var t = 1; t < prompt.Length; t++)
+            {
+                var entry = promptLogprobs[t]![prompt[t].ToString(System.Globalization.CultureInfo.InvariantCulture)]!;
+                Assert.Equal(values[t]!.GetValue<float>(), entry["logprob"]!.GetValue<float>());
+                Assert.True(entry["rank"]!.GetValue<int>() >= 1);
+                Assert.InRange(promptLogprobs[t]!.AsObject().Count, 1, 2);
+            }
+        }
+
+        // Streamed: the echo chunk carries the prompt's logprobs, then each token's; together the same arrays.
+        using var message = new HttpRequestMessage(HttpMethod.Post, "/v1/completions") { Content = JsonContent.Create(Request(echo: true, stream: true)) };
+        using var streamed = await Http.SendAsync(message, HttpCompletionOption.ResponseHeadersRead, Ct);
+        var streamedValues = new JsonArray();
+        var text = "";
+        using var reader = new StreamReader(await streamed.Content.ReadAsStreamAsync(Ct));
+        while (await reader.ReadLineAsync(Ct) is { } line)
+        {
+            if (line.StartsWith("data: {", StringComparison.Ordinal) && JsonNode.Parse(line[6..])!["choices"]![0] is { } c)
+            {
+                text += c["text"]!.GetValue<string>();
+                foreach (var v in c["logprobs"]?["token_logprobs"]?.AsArray() ?? [])
+                {
+                    streamedValues.Add(v?.DeepClone());
+                }
+            }
+        }
+
+        Assert.Equal(values.ToJsonString(), streamedValues.ToJsonString());
+        Assert.Equal(choice["text"]!.GetValue<string>(), text);
+
+        // Chat takes vLLM's prompt_logprobs too, over the templated prompt, at the top level of the response.
+        var chat = await Json(await Http.PostAsJsonAsync("/v1/chat/completions",
+            new { model = "tiny", messages = new[] { new { role = "user", content = "hello there" } }, max_tokens = 2, prompt_logprobs = 0 }, Ct));
+        var chatPrompt = chat["prompt_logprobs"]!.AsArray();
+        Assert.Equal(chat["usage"]!["prompt_tokens"]!.GetValue<int>(), chatPrompt.Count);
+        Assert.Null(chatPrompt[0]);
+        Assert.All(chatPrompt.Skip(1), entry =>
+        {
+            var only = Assert.Single(entry!.AsObject()); // the prompt token itself (no alternatives asked for)
+            Assert.True(only.Value!["logprob"]!.GetValue<float>() <= 0);
+            Assert.True(only.Value["rank"]!.GetValue<int>() >= 1);
+        });
+    }
+
+    [Fact]
     public async Task Shared_prefix_is_counted_as_prefix_cache_hits_in_metrics()
     {
         var prefix = Enumerable.Range(0, 32).Select(i => 3 + i).ToArray();

@@ -1,5 +1,7 @@
 using System.ComponentModel;
+using System.Net.Http.Json;
 using System.Text.Json;
+using System.Text.Json.Nodes;
 using AspireAi.Inference.Serving;
 using AspireAi.Inference.Tests.Support;
 using Microsoft.Extensions.AI;
@@ -90,6 +92,91 @@ public sealed class OpenAiClientTests(StoriesServerFixture server, RandomWeightS
         Assert.Equal("get_weather", call.Name);
         Assert.IsType<string>(call.Arguments!["city"]?.ToString());
         Assert.Contains(updates, u => u.FinishReason == ChatFinishReason.ToolCalls);
+    }
+
+    [Fact]
+    public async Task Tool_call_arguments_stream_in_pieces_that_add_up_to_the_arguments()
+    {
+        // The random-weight model calls the tool because tool_choice forces a well-formed call (constrained decoding, see
+        // Required_tool_call_is_invoked_then_answered); which arguments it writes is its own sampling.
+        var tools = new[]
+        {
+            new
+            {
+                type = "function",
+                function = new
+                {
+                    name = "plan_trip",
+                    parameters = new
+                    {
+                        type = "object",
+                        properties = new { city = new { type = "string" }, days = new { type = "integer" }, stops = new { type = "array", items = new { type = "string" } } },
+                        required = new[] { "city", "days", "stops" },
+                    },
+                },
+            },
+        };
+        object Request(bool stream) => new
+        {
+            model = randomServer.Host.Model.Id,
+            messages = new[] { new { role = "user", content = "Plan a trip." } },
+            tools,
+            tool_choice = "required",
+            max_tokens = 200,
+            temperature = 0.8,
+            seed = 4,
+            stream,
+        };
+
+        var whole = JsonNode.Parse(await (await randomServer.Host.Http.PostAsJsonAsync("/v1/chat/completions", Request(stream: false), Ct)).Content.ReadAsStringAsync(Ct))!;
+        var call = whole["choices"]![0]!["message"]!["tool_calls"]![0]!["function"]!;
+        var arguments = call["arguments"]!.GetValue<string>();
+        Assert.Equal("plan_trip", call["name"]!.GetValue<string>());
+        using (var parsed = JsonDocument.Parse(arguments))
+        {
+            Assert.Equal(JsonValueKind.Array, parsed.RootElement.GetProperty("stops").ValueKind);
+        }
+
+        using var message = new HttpRequestMessage(HttpMethod.Post, "/v1/chat/completions") { Content = JsonContent.Create(Request(stream: true)) };
+        using var response = await randomServer.Host.Http.SendAsync(message, HttpCompletionOption.ResponseHeadersRead, Ct);
+        var deltas = new List<JsonNode>();
+        string? finish = null;
+        using var reader = new StreamReader(await response.Content.ReadAsStreamAsync(Ct));
+        while (await reader.ReadLineAsync(Ct) is { } line)
+        {
+            if (line.StartsWith("data: {", StringComparison.Ordinal) && JsonNode.Parse(line[6..])!["choices"]![0] is { } choice)
+            {
+                deltas.AddRange(choice["delta"]!["tool_calls"]?.AsArray().Select(d => d!) ?? []);
+                finish ??= choice["finish_reason"]?.GetValue<string>();
+            }
+        }
+
+        Assert.Equal("tool_calls", finish);
+        Assert.All(deltas, d => Assert.Equal(0, d["index"]!.GetValue<int>()));
+        Assert.StartsWith("call_", deltas[0]["id"]!.GetValue<string>());
+        Assert.Equal("function", deltas[0]["type"]!.GetValue<string>());
+        Assert.Equal("plan_trip", deltas[0]["function"]!["name"]!.GetValue<string>());
+        Assert.All(deltas.Skip(1), d => Assert.Null(d["id"] ?? d["function"]!["name"]));
+        Assert.True(deltas.Count > 3, $"arguments should arrive in several pieces, not {deltas.Count - 1}");
+        Assert.Equal(arguments, string.Concat(deltas.Select(d => d["function"]!["arguments"]!.GetValue<string>())));
+
+        // The OpenAI client joins the pieces back into one call: the same as its non-streaming call.
+        var client = randomServer.Host.OpenAiChatClient();
+        var function = AIFunctionFactory.Create((string city, int days, string[] stops) => "ok", "plan_trip");
+        var options = new ChatOptions { Tools = [function], ToolMode = ChatToolMode.RequireAny, MaxOutputTokens = 200, Temperature = 0.8f, Seed = 4 };
+        var updates = new List<ChatResponseUpdate>();
+        await foreach (var update in client.GetStreamingResponseAsync([new ChatMessage(ChatRole.User, "Plan a trip.")], options, Ct))
+        {
+            updates.Add(update);
+        }
+
+        var joined = updates.SelectMany(u => u.Contents).OfType<FunctionCallContent>().Single();
+        var single = (await client.GetResponseAsync([new ChatMessage(ChatRole.User, "Plan a trip.")], options, Ct))
+            .Messages.SelectMany(m => m.Contents).OfType<FunctionCallContent>().Single();
+        Assert.Equal("plan_trip", joined.Name);
+        Assert.StartsWith("call_", joined.CallId);
+        Assert.Equal(JsonSerializer.Serialize(single.Arguments), JsonSerializer.Serialize(joined.Arguments));
+        Assert.Equal(3, joined.Arguments!.Count);
     }
 
     public sealed record Pet(string Name, int Age, bool Friendly);

@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using AspireAi.Inference.Engine;
 
 namespace AspireAi.Inference.Tests.Serving;
@@ -43,6 +44,55 @@ public sealed class SchedulingPolicyTests : IDisposable
         Assert.All(interactiveResults, r => Assert.Equal(0, r.Final.Usage!.Preemptions));
         Assert.Contains(batchResults, r => r.Final.Usage!.Preemptions > 0);
         Assert.All(batchResults.Concat(interactiveResults), r => Assert.Equal(60, r.Tokens.Length));
+    }
+
+    private const string SourceName = "AspireAi.Inference.Tests.Scheduling";
+
+    // Compared by name in the listener: the listener is asked about this source while the source's static initialiser runs.
+    private static readonly ActivitySource Source = new(SourceName);
+
+    /// <summary>(step, tokens of this sequence in it) from the engine's step events on the request's span.</summary>
+    private static List<(long Step, int Tokens)> Steps(Activity activity) => activity.Events
+        .Where(e => e.Name == "engine.step")
+        .Select(e => (Convert.ToInt64(e.Tags.First(t => t.Key == "aspireai.step").Value), Convert.ToInt32(e.Tags.First(t => t.Key == "aspireai.step.sequence_tokens").Value)))
+        .ToList();
+
+    [Fact]
+    public async Task Waiting_interactive_requests_are_admitted_ahead_of_running_batch_work_and_batch_steps_stay_short()
+    {
+        using var listener = new ActivityListener
+        {
+            ShouldListenTo = source => source.Name == SourceName,
+            Sample = (ref ActivityCreationOptions<ActivityContext> _) => ActivitySamplingResult.AllDataAndRecorded,
+        };
+        ActivitySource.AddActivityListener(listener);
+
+        // Batch work may share steps (BatchShare 1) but takes at most 24 tokens of a step.
+        var engine = _tiny.CreateEngine(new EngineOptions { KvCacheBlocks = 32, MaxBatchedTokens = 32, MaxNumSeqs = 4, BatchShare = 1, BatchStepTokens = 24 });
+        using var batchSpan = Source.StartActivity("batch")!;
+        using var interactiveSpan = Source.StartActivity("interactive")!;
+        var interactive = new TaskCompletionSource<(EngineRequestHandle Handle, long Step)>(TaskCreationOptions.RunContinuationsAsynchronously);
+        // Submitted on the engine thread after the batch request's first step, so it is waiting when the next step is planned.
+        engine.StepCompleted += snapshot =>
+        {
+            if (snapshot.Steps == 1 && !interactive.Task.IsCompleted)
+            {
+                interactive.SetResult((engine.Submit(new EngineRequest { PromptTokenIds = [2, .. Enumerable.Range(40, 19)], MaxTokens = 4, Activity = interactiveSpan }, Ct), snapshot.Steps));
+            }
+        };
+
+        var batch = engine.Submit(new EngineRequest { PromptTokenIds = [1, .. Enumerable.Range(0, 99).Select(i => 3 + i % 60)], MaxTokens = 8, Priority = RequestPriority.Batch, Activity = batchSpan }, Ct);
+        var (handle, submittedAfter) = await interactive.Task.WaitAsync(TimeSpan.FromSeconds(30), Ct);
+        await TinyEngine.Collect(handle, Ct);
+        await TinyEngine.Collect(batch, Ct);
+
+        var batchSteps = Steps(batchSpan);
+        var interactiveSteps = Steps(interactiveSpan);
+        // The very next step takes the interactive request's whole 20-token prompt; the batch prefill gets what is left.
+        Assert.Equal((submittedAfter, 20), interactiveSteps[0]);
+        Assert.Equal(32 - 20, batchSteps.Single(s => s.Step == submittedAfter).Tokens);
+        Assert.All(batchSteps, s => Assert.InRange(s.Tokens, 1, 24));
+        Assert.Equal(24, batchSteps[0].Tokens);
     }
 
     [Fact]

@@ -1,6 +1,7 @@
 using System.ClientModel;
 using AspireAi.Inference.Cli;
 using AspireAi.Inference.Serving;
+using AspireAi.Inference.Tests.Support;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
@@ -14,10 +15,12 @@ namespace AspireAi.Inference.Tests.Serving;
 public sealed class ServingHost : IAsyncDisposable
 {
     private readonly WebApplication _app;
+    private readonly TempDirectory? _ownState;
 
-    private ServingHost(WebApplication app, Uri address)
+    private ServingHost(WebApplication app, Uri address, TempDirectory? ownState)
     {
         _app = app;
+        _ownState = ownState;
         Address = address;
         Http = new HttpClient { BaseAddress = address, Timeout = TimeSpan.FromMinutes(2) };
     }
@@ -28,13 +31,19 @@ public sealed class ServingHost : IAsyncDisposable
 
     public ServedModel Model => _app.Services.GetRequiredService<ServedModel>();
 
+    /// <summary>Starts a server; its state folder (batches, files) is a fresh temporary one unless <c>--state-dir</c> is among the flags.</summary>
     public static async Task<ServingHost> StartAsync(string modelPath, params string[] flags)
     {
-        var app = ServeCommand.Build(["--model", modelPath, "--urls", "http://127.0.0.1:0", "--threads", "2", "--Logging:LogLevel:Default=Warning", .. flags]);
+        var ownState = flags.Contains("--state-dir") ? null : new TempDirectory();
+        string[] state = ownState is null ? [] : ["--state-dir", ownState.Path];
+        var app = ServeCommand.Build(["--model", modelPath, "--urls", "http://127.0.0.1:0", "--threads", "2", "--Logging:LogLevel:Default=Warning", .. state, .. flags]);
         await app.StartAsync(TestContext.Current.CancellationToken);
         var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
-        return new ServingHost(app, new Uri(address));
+        return new ServingHost(app, new Uri(address), ownState);
     }
+
+    /// <summary>Stops the host (as a shutdown does: background work is cancelled) without disposing the model yet.</summary>
+    public Task StopAsync() => _app.StopAsync(CancellationToken.None);
 
     /// <summary>The OpenAI .NET client, as a Microsoft.Extensions.AI chat client, pointed at this server.</summary>
     public IChatClient OpenAiChatClient() =>
@@ -47,5 +56,6 @@ public sealed class ServingHost : IAsyncDisposable
         Http.Dispose();
         await _app.StopAsync(CancellationToken.None);
         await _app.DisposeAsync();
+        _ownState?.Dispose();
     }
 }

@@ -39,10 +39,11 @@ public sealed class TinyEngine : IDisposable
     public ITokenizer Tokenizer { get; }
 
     /// <summary>An engine of its own backend and weights (engines share nothing but the file).</summary>
-    public LlmEngine CreateEngine(EngineOptions options, int threads = 1)
+    /// <param name="promptLogprobRows">Logit rows per step beyond one per sequence (prompt logprobs).</param>
+    public LlmEngine CreateEngine(EngineOptions options, int threads = 1, int promptLogprobRows = 0)
     {
         var backend = new CpuBackend(threads);
-        var model = new LlamaModel(File, backend, options.MaxBatchedTokens, options.MaxNumSeqs);
+        var model = new LlamaModel(File, backend, options.MaxBatchedTokens, options.MaxNumSeqs + promptLogprobRows);
         var engine = new LlmEngine(model, Tokenizer, options, "tiny");
         _owned.Add(engine);
         _owned.Add(model);
