@@ -17,29 +17,11 @@ public sealed class GatewayEndToEndTests(PostgresServer postgres, EmbeddingServe
     [Fact]
     public async Task An_agent_answers_from_ingested_documents_with_citations_through_the_gateway()
     {
-        await using var retrieval = new RetrievalHost(await postgres.CreateDatabaseAsync("gw_e2e_retrieval"), embeddings.BaseAddress);
-        var retrievalPort = EmbeddingServer.FreePort();
-        retrieval.UseKestrel(retrievalPort);
-        retrieval.StartServer();
-        var retrievalAddress = $"http://127.0.0.1:{retrievalPort}";
-
         var models = new ScriptedModels((_, messages, _) => ScriptedModels.ToolResults(messages) is [var result, ..]
             ? ScriptedModels.Text("From the handbook: " + result.Result!.ToString()!.Split('\n')[0])
             : ScriptedModels.Call("search_documents", new() { ["query"] = ScriptedModels.LastUser(messages), ["top_k"] = 2 }));
-        await using var agents = new AgentsHost(await postgres.CreateDatabaseAsync("gw_e2e_agents"), models,
-            settings: new Dictionary<string, string?> { ["services:retrieval:http:0"] = retrievalAddress });
-        var agentsPort = EmbeddingServer.FreePort();
-        agents.UseKestrel(agentsPort);
-        agents.StartServer();
-
-        await using var gateway = new GatewayHost(new Dictionary<string, string?>
-        {
-            ["ConnectionStrings:gatewaydb"] = await postgres.CreateDatabaseAsync("gw_e2e_gateway"),
-            ["ConnectionStrings:redis"] = redis.ConnectionString,
-            ["services:inference:http:0"] = embeddings.BaseAddress,
-            ["services:retrieval:http:0"] = retrievalAddress,
-            ["services:agents:http:0"] = $"http://127.0.0.1:{agentsPort}",
-        }).Start();
+        await using var stack = await AgentsBehindGateway.StartAsync("gw_e2e", models, postgres, embeddings, redis);
+        var (agents, gateway) = (stack.Agents, stack.Gateway);
         using var client = await gateway.ClientForNewKeyAsync("acme");
 
         // Documents go in through the gateway, under the key's tenant.

@@ -19,29 +19,11 @@ public sealed class WebChatAgentTests(PostgresServer postgres, EmbeddingServer e
     public async Task A_person_sees_an_agent_runs_steps_and_citations_in_the_web_chat()
     {
         HeadlessChromium.SkipUnlessInstalled();
-        await using var retrieval = new RetrievalHost(await postgres.CreateDatabaseAsync("webchat_retrieval"), embeddings.BaseAddress);
-        var retrievalPort = EmbeddingServer.FreePort();
-        retrieval.UseKestrel(retrievalPort);
-        retrieval.StartServer();
-        var retrievalAddress = $"http://127.0.0.1:{retrievalPort}";
-
         var models = new ScriptedModels((_, messages, _) => ScriptedModels.ToolResults(messages) is [var result, ..]
             ? ScriptedModels.Text("From the handbook: " + result.Result!.ToString()!.Split('\n')[0])
             : ScriptedModels.Call("search_documents", new() { ["query"] = ScriptedModels.LastUser(messages), ["top_k"] = 1 }));
-        await using var agents = new AgentsHost(await postgres.CreateDatabaseAsync("webchat_agents"), models,
-            settings: new Dictionary<string, string?> { ["services:retrieval:http:0"] = retrievalAddress });
-        var agentsPort = EmbeddingServer.FreePort();
-        agents.UseKestrel(agentsPort);
-        agents.StartServer();
-
-        await using var gateway = new GatewayHost(new Dictionary<string, string?>
-        {
-            ["ConnectionStrings:gatewaydb"] = await postgres.CreateDatabaseAsync("webchat_gateway"),
-            ["ConnectionStrings:redis"] = redis.ConnectionString,
-            ["services:inference:http:0"] = embeddings.BaseAddress,
-            ["services:retrieval:http:0"] = retrievalAddress,
-            ["services:agents:http:0"] = $"http://127.0.0.1:{agentsPort}",
-        }).Start();
+        await using var stack = await AgentsBehindGateway.StartAsync("webchat", models, postgres, embeddings, redis);
+        var gateway = stack.Gateway;
         var key = await gateway.CreateKeyAsync("webchat");
         using (var client = await gateway.ClientForNewKeyAsync("webchat"))
         {

@@ -19,6 +19,18 @@ public sealed class MissingBinaryTests
 
         // An empty PATH stands for a machine without redis-server (the AppHost is started by its full path).
         var emptyPath = Directory.CreateTempSubdirectory("aspireai-empty-path-").FullName;
+        try
+        {
+            await RunWithoutRedisAsync(appHostDll, emptyPath);
+        }
+        finally
+        {
+            Directory.Delete(emptyPath, recursive: true);
+        }
+    }
+
+    private static async Task RunWithoutRedisAsync(string appHostDll, string emptyPath)
+    {
         var start = new ProcessStartInfo(Environment.ProcessPath!.EndsWith("dotnet", StringComparison.Ordinal)
             ? Environment.ProcessPath : "/usr/bin/dotnet")
         {
