@@ -23,6 +23,10 @@ public sealed class LlmEngine : IDisposable
     private readonly ForwardBatch _batch;
     private readonly float[] _logits;
     private readonly float[] _rawRow;
+
+    // Set on a device backend: steps whose every sequence is plain greedy take ids from the device, not logits.
+    private readonly IDeviceArgMax? _deviceArgMax;
+    private readonly int[] _deviceIds;
     private readonly ConcurrentQueue<Sequence> _inbox = new();
     private readonly SemaphoreSlim _wake = new(0);
     private readonly Thread _thread;
@@ -61,6 +65,8 @@ public sealed class LlmEngine : IDisposable
         _batch = new ForwardBatch(options.MaxBatchedTokens, options.MaxNumSeqs, _blocks.BlocksFor(config.ContextLength));
         _logits = new float[model.MaxLogitRows * config.VocabularySize];
         _rawRow = new float[config.VocabularySize];
+        _deviceArgMax = model.Backend as IDeviceArgMax;
+        _deviceIds = new int[model.MaxLogitRows];
         _snapshot = new EngineSnapshot(0, 0, 0, options.KvCacheBlocks, options.KvCacheBlocks, 0, 0, 0, 0);
         _metrics = new EngineMetrics(this, modelName);
         _thread = new Thread(Run) { IsBackground = true, Name = "llm-engine" };
@@ -251,7 +257,19 @@ public sealed class LlmEngine : IDisposable
         }
 
         var started = Stopwatch.GetTimestamp();
-        _model.Forward(_batch, _cache, _logits);
+        var deviceGreedy = _deviceArgMax is not null && _chunks.TrueForAll(c => PicksByDeviceArgMax(c.Sequence, c.Tokens));
+        if (deviceGreedy)
+        {
+            if (_model.ForwardToLogits(_batch, _cache) is { } deviceLogits)
+            {
+                _deviceArgMax!.ArgMax(deviceLogits, _batch.LogitCount, _deviceIds);
+            }
+        }
+        else
+        {
+            _model.Forward(_batch, _cache, _logits);
+        }
+
         var stepSeconds = Stopwatch.GetElapsedTime(started).TotalSeconds;
 
         var vocabulary = Config.VocabularySize;
@@ -280,7 +298,10 @@ public sealed class LlmEngine : IDisposable
 
             if (sequence.ComputedTokens == sequence.TokenCount)
             {
-                if (SampleNext(sequence, _logits.AsSpan(row * vocabulary, vocabulary)) is { } reason)
+                var finish = deviceGreedy
+                    ? Emit(sequence, _deviceIds[row], float.NaN, null)
+                    : SampleNext(sequence, _logits.AsSpan(row * vocabulary, vocabulary));
+                if (finish is { } reason)
                 {
                     _finished.Add(sequence);
                     sequence.PendingFinish = reason;
@@ -362,6 +383,26 @@ public sealed class LlmEngine : IDisposable
         }
 
         var token = sampler.Sample(logits);
+        return Emit(sequence, token, wantLogprobs ? (float)(_rawRow[token] - lse) : float.NaN, top);
+    }
+
+    /// <summary>
+    /// Whether this chunk's sequence can take its next token from the device's argmax: plain greedy, no logprobs of any
+    /// kind and no grammar (those need the logits on the host). A step uses the device only when every chunk can.
+    /// </summary>
+    private static bool PicksByDeviceArgMax(Sequence sequence, int count)
+    {
+        var request = sequence.Request;
+        return request.PromptLogprobs is null
+            && (sequence.ComputedTokens + count < sequence.TokenCount
+                || (request.Sampling.IsPlainGreedy && !request.Logprobs && request.TopLogprobs == 0 && request.Constraint is null));
+    }
+
+    /// <summary>Emits the chosen <paramref name="token"/> (or ends on a stop token) and returns a finish reason when the sequence ends.</summary>
+    private string? Emit(Sequence sequence, int token, float logprob, TokenLogprob[]? top)
+    {
+        var request = sequence.Request;
+        var sampler = sequence.Sampler!;
         var now = Stopwatch.GetTimestamp();
         if (sequence.FirstTokenTimestamp == 0)
         {
@@ -384,7 +425,6 @@ public sealed class LlmEngine : IDisposable
         sequence.Append(token);
         _metrics.GenerationTokens(1);
         var text = sequence.Detokenizer is { } detokenizer ? sequence.StopStrings.Push(detokenizer.Push(token)) : "";
-        var logprob = wantLogprobs ? (float)(_rawRow[token] - lse) : float.NaN;
         sequence.Output.Writer.TryWrite(new SequenceEvent(token, text, logprob, top));
         if (sequence.StopStrings.Stopped || request.Constraint?.IsTerminated == true)
         {

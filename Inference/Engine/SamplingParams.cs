@@ -31,6 +31,9 @@ public sealed record SamplingParams
 
     public bool IsGreedy => Temperature == 0;
 
+    /// <summary>Greedy without penalties: the argmax of the raw logits, which a device can pick without the host.</summary>
+    public bool IsPlainGreedy => IsGreedy && RepetitionPenalty == 1 && PresencePenalty == 0 && FrequencyPenalty == 0;
+
     /// <summary>Throws naming the first field out of range.</summary>
     public void Validate()
     {

@@ -7,7 +7,7 @@ namespace AspireAi.Inference.Backends.Cpu;
 /// value for the integer kernels, and every operation split across a persistent <see cref="WorkerPool"/>. Jobs are allocated
 /// once and refilled per call, so a step allocates nothing.
 /// </summary>
-public sealed unsafe class CpuBackend : IBackend
+public sealed unsafe class CpuBackend : IBackend, IDeviceArgMax
 {
     // Below this many rows an element-wise operation runs on the calling thread: a decode step's norms and RoPE take well
     // under a microsecond, less than waking the pool.
@@ -235,6 +235,16 @@ public sealed unsafe class CpuBackend : IBackend
     {
         var x = (CpuTensor)tensor;
         new ReadOnlySpan<float>(x.Data, rows * x.Columns).CopyTo(destination);
+    }
+
+    /// <summary>Greedy rows read in place: the engine skips copying rows × vocabulary floats out. Ties go to the first maximum, as in the sampler.</summary>
+    public void ArgMax(DeviceTensor logits, int rows, Span<int> ids)
+    {
+        var x = (CpuTensor)logits;
+        for (var r = 0; r < rows; r++)
+        {
+            ids[r] = System.Numerics.Tensors.TensorPrimitives.IndexOfMax(new ReadOnlySpan<float>(x.Data + (long)r * x.Columns, x.Columns));
+        }
     }
 
     private void RunRows(RowJob job, int rows)

@@ -11,7 +11,7 @@ namespace AspireAi.Inference.Backends.Cuda;
 /// results. Nothing in between synchronises, so a step's launches can also be captured as a CUDA graph
 /// (<see cref="Stream"/>).
 /// </summary>
-public sealed class CudaBackend : IBackend
+public sealed class CudaBackend : IBackend, IDeviceArgMax
 {
     private const int MetadataBuffers = 2;
 
