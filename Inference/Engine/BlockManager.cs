@@ -18,8 +18,8 @@ namespace AspireAi.Inference.Engine;
 /// Copy-on-write: a sequence never writes into a block it shares. When its next token to compute falls in a shared or
 /// cached block (a prompt that is entirely cached still needs its last token's logits), <see cref="CopyOnWrite"/> gives
 /// it a private block instead and rolls its computed count back to the block's start, so the block's tokens are computed
-/// again into the copy. Recomputing (at most one block of prefill) stands in for a device memcpy, which the backend seam does
-/// not offer; the outcome is the same private copy.
+/// again into the copy. Recomputing (at most one block of prefill) stands in for a device-to-device copy, which the backend seam does
+/// not offer (it copies blocks only to and from the offload tier); the outcome is the same private copy.
 /// </remarks>
 internal sealed class BlockManager
 {
