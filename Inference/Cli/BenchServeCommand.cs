@@ -285,6 +285,7 @@ public static class BenchServeCommand
             {
                 stats["kv_offload_hit_tokens"] = snapshot.OffloadHitTokens;
                 stats["kv_offload_stored_blocks"] = snapshot.OffloadStoredBlocks;
+                stats["kv_offload_loaded_blocks"] = snapshot.OffloadLoadedBlocks;
             }
         }
 

@@ -55,6 +55,8 @@ internal sealed class EngineMetrics : IDisposable
             description: "KV blocks evicted from the device prefix cache and copied to the offload tier.");
         _meter.CreateObservableCounter("aspireai.kv_offload_evicted", () => new Measurement<long>(engine.Snapshot.OffloadEvictedBlocks, model),
             description: "KV blocks dropped from the offload tier (least recently used) to make room.");
+        _meter.CreateObservableCounter("aspireai.kv_offload_loaded", () => new Measurement<long>(engine.Snapshot.OffloadLoadedBlocks, model),
+            description: "KV blocks copied back from the offload tier to the device (prefix hits, re-admissions after preemption included).");
         _meter.CreateObservableGauge("aspireai.kv_offload_usage_perc", () => new Measurement<double>(engine.Snapshot.KvOffloadUsage, model),
             description: "KV offload tier usage. 1 means 100 percent usage.");
         _promptTokens = _meter.CreateCounter<long>("vllm.prompt_tokens", description: "Number of prefill tokens processed.");

@@ -46,7 +46,13 @@ internal sealed class KvOffloadTier
 
     public long Evicted { get; private set; }
 
-    /// <summary>The slot holding the block with this hash, parent and tokens, marked most recently used; −1 when none does.</summary>
+    /// <summary>Blocks copied back to the device (every prefix hit here, re-admissions after preemption included).</summary>
+    public long Loaded { get; private set; }
+
+    /// <summary>
+    /// The slot holding the block with this hash, parent and tokens, marked most recently used and counted as loaded (the
+    /// caller copies it back); −1 when none does.
+    /// </summary>
     public int Find(ulong hash, ulong parent, ReadOnlySpan<int> tokens)
     {
         if (!_slots.TryGetValue(hash, out var slot) || _parentHashes[slot] != parent || !tokens.SequenceEqual(_tokens[slot]))
@@ -55,6 +61,7 @@ internal sealed class KvOffloadTier
         }
 
         Touch(slot);
+        Loaded++;
         return slot;
     }
 

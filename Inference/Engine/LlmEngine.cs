@@ -504,6 +504,7 @@ public sealed class LlmEngine : IDisposable
             OffloadHitTokens = _blocks.OffloadHits,
             OffloadStoredBlocks = _blocks.Offload?.Stored ?? 0,
             OffloadEvictedBlocks = _blocks.Offload?.Evicted ?? 0,
+            OffloadLoadedBlocks = _blocks.Offload?.Loaded ?? 0,
             OffloadUsedBlocks = _blocks.Offload?.Used ?? 0,
             OffloadTotalBlocks = _blocks.Offload?.Capacity ?? 0,
         };
@@ -551,6 +552,9 @@ public sealed record EngineSnapshot(
     public long OffloadStoredBlocks { get; init; }
 
     public long OffloadEvictedBlocks { get; init; }
+
+    /// <summary>Blocks copied back from the offload tier (prefix hits, re-admissions after preemption included).</summary>
+    public long OffloadLoadedBlocks { get; init; }
 
     /// <summary>Host slots holding a block, of <see cref="OffloadTotalBlocks"/> (0 without a tier).</summary>
     public int OffloadUsedBlocks { get; init; }

@@ -92,6 +92,7 @@ public sealed class KvOffloadEngineTests : IDisposable
         // With the tier: the prefix's four blocks were stored on eviction and all came back from the host.
         Assert.True(tiered.Before.OffloadStoredBlocks >= 4, $"stored {tiered.Before.OffloadStoredBlocks}");
         Assert.Equal(64, tiered.After.OffloadHitTokens - tiered.Before.OffloadHitTokens);
+        Assert.Equal(4, tiered.After.OffloadLoadedBlocks - tiered.Before.OffloadLoadedBlocks);
         Assert.Equal(again.PromptTokenIds.Length, tiered.After.OffloadQueryTokens - tiered.Before.OffloadQueryTokens);
         Assert.Equal(0, tiered.After.PrefixHitTokens - tiered.Before.PrefixHitTokens);
         Assert.Equal(64, tiered.Again.Usage.CachedPromptTokens);

@@ -48,6 +48,7 @@ public sealed class KvOffloadServingTests
         Assert.True(Value("aspireai:kv_offload_queries_total") >= 65);
         Assert.True(Value("aspireai:kv_offload_stored_total") >= 4);
         Assert.Equal(0, Value("aspireai:kv_offload_evicted_total"));
+        Assert.Equal(4, Value("aspireai:kv_offload_loaded_total"));
         Assert.InRange(Value("aspireai:kv_offload_usage_perc"), 4.0 / 32, 1);
         Assert.Contains("# TYPE aspireai:kv_offload_hits_total counter", metrics);
         Assert.DoesNotContain("aspireai_kv_offload", metrics);
