@@ -522,8 +522,8 @@ public sealed class LlmEngine : IDisposable
         _stopping = true;
         _wake.Release();
         _thread.Join();
+        _offload?.Dispose(); // first: a device backend waits there for copies still queued between the tiers
         _cache.Dispose();
-        _offload?.Dispose();
         _metrics.Dispose();
         _wake.Dispose();
     }

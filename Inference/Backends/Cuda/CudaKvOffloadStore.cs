@@ -13,18 +13,14 @@ public sealed unsafe class CudaKvOffloadStore : KvOffloadStore
     /// <summary>1 GiB per pinned allocation (fewer than 2³¹ floats, as a pinned buffer's length needs).</summary>
     private const long ChunkBytes = 1L << 30;
 
+    private readonly CudaContext _context;
     private readonly CudaPinnedBuffer<float>[] _chunks;
     private readonly int _slotsPerChunk;
 
     internal CudaKvOffloadStore(CudaContext context, KvCacheShape shape, int slots) : base(shape, slots)
     {
-        var slotBytes = FloatsPerSlot * sizeof(float);
-        if (FloatsPerSlot > int.MaxValue)
-        {
-            throw new ArgumentException($"One KV block of {slotBytes:N0} bytes is too large for a pinned buffer.", nameof(shape));
-        }
-
-        _slotsPerChunk = (int)Math.Clamp(ChunkBytes / slotBytes, 1, slots);
+        _context = context;
+        _slotsPerChunk = SlotsPerChunk(FloatsPerSlot, slots);
         _chunks = new CudaPinnedBuffer<float>[(slots + _slotsPerChunk - 1) / _slotsPerChunk];
         try
         {
@@ -39,6 +35,17 @@ public sealed unsafe class CudaKvOffloadStore : KvOffloadStore
             Dispose();
             throw;
         }
+    }
+
+    /// <summary>Whole slots per pinned allocation: as many as fit in <see cref="ChunkBytes"/>, at least one, at most all.</summary>
+    internal static int SlotsPerChunk(long floatsPerSlot, int slots)
+    {
+        if (floatsPerSlot > int.MaxValue)
+        {
+            throw new ArgumentException($"One KV block of {floatsPerSlot * sizeof(float):N0} bytes is too large for a pinned buffer.");
+        }
+
+        return (int)Math.Clamp(ChunkBytes / (floatsPerSlot * sizeof(float)), 1, slots);
     }
 
     /// <summary>Layer <paramref name="layer"/>'s keys (values: <paramref name="values"/>) of the block in <paramref name="slot"/>.</summary>
@@ -68,6 +75,13 @@ public sealed unsafe class CudaKvOffloadStore : KvOffloadStore
 
     public override void Dispose()
     {
+        if (_chunks.Length > 0 && _chunks[0] is not null)
+        {
+            // Copies into or out of the slots may still be queued (a step that only moved blocks between tiers).
+            _context.MakeCurrent();
+            CudaDriver.Check(CudaDriver.cuCtxSynchronize(), "cuCtxSynchronize");
+        }
+
         foreach (var chunk in _chunks)
         {
             chunk?.Dispose();
