@@ -64,7 +64,7 @@ public sealed class LlmEngine : IDisposable
         _batch = new ForwardBatch(options.MaxBatchedTokens, options.MaxNumSeqs, _blocks.BlocksFor(config.ContextLength));
         _logits = new float[model.MaxLogitRows * config.VocabularySize];
         _rawRow = new float[config.VocabularySize];
-        _snapshot = new EngineSnapshot(0, 0, 0, options.KvCacheBlocks, options.KvCacheBlocks, 0, 0, 0, 0) { OffloadTotalBlocks = options.KvOffloadBlocks };
+        _snapshot = new EngineSnapshot(0, 0, 0, options.KvCacheBlocks, options.KvCacheBlocks, 0, 0, 0, 0);
         _metrics = new EngineMetrics(this, modelName);
         _thread = new Thread(Run) { IsBackground = true, Name = "llm-engine" };
         _thread.Start();
