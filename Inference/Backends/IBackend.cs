@@ -35,6 +35,25 @@ public interface IBackend : IDisposable
     /// <summary>Allocates the paged key/value storage of every layer (see <see cref="KvCacheShape"/> for the layout).</summary>
     PagedKvCache CreateKvCache(KvCacheShape shape);
 
+    /// <summary>
+    /// Allocates host memory for <paramref name="slots"/> KV blocks of <paramref name="shape"/>'s geometry: the offload tier
+    /// (page-locked on a GPU, so that copies are asynchronous).
+    /// </summary>
+    KvOffloadStore CreateKvOffloadStore(KvCacheShape shape, int slots);
+
+    /// <summary>
+    /// Copies block <paramref name="block"/> of every layer's keys and values into <paramref name="slot"/> of
+    /// <paramref name="store"/>. Ordered like every operation: after the work issued before it (the block's last writes) and
+    /// before the work issued after it (a step that reuses the block), so a device backend queues it on its stream.
+    /// </summary>
+    void CopyKvBlockToHost(PagedKvCache cache, int block, KvOffloadStore store, int slot);
+
+    /// <summary>
+    /// Copies <paramref name="slot"/> of <paramref name="store"/> into block <paramref name="block"/> of every layer, ordered
+    /// before the work issued after it (the attention that reads the block).
+    /// </summary>
+    void CopyKvBlockFromHost(KvOffloadStore store, int slot, PagedKvCache cache, int block);
+
     /// <summary>Precomputes rotary-embedding angles (with Llama-3 scaling when given) for positions below the limit.</summary>
     RotaryEmbedding CreateRotaryEmbedding(RopeSpec spec);
 

@@ -25,7 +25,7 @@ public static class BenchServeCommand
     public static int Run(string[] argv)
     {
         var args = new CommandLine("bench-serve", argv, new HashSet<string>([.. LoadedModel.Flags, "url", "served-model-name", "num-prompts",
-            "request-rate", "seed", "context", "vocab", "max-num-seqs", "max-batched-tokens", "kv-cache-tokens", "batch-requests", "batch-share", "batch-step-tokens", "output", "temperature"]), new HashSet<string> { "json" });
+            "request-rate", "seed", "context", "vocab", "max-num-seqs", "max-batched-tokens", "kv-cache-tokens", "kv-offload-tokens", "batch-requests", "batch-share", "batch-step-tokens", "output", "temperature"]), new HashSet<string> { "json" });
         if (args.Has("url") == args.Has("model"))
         {
             throw new UsageException("bench-serve: give exactly one of --url (a running server) or --model (in-process).");
@@ -67,6 +67,7 @@ public static class BenchServeCommand
             MaxNumSeqs = args.Int("max-num-seqs", 32, 1),
             MaxBatchedTokens = args.Int("max-batched-tokens", 512, 1),
             KvCacheTokens = args.Int("kv-cache-tokens", 0, 0),
+            KvOffloadTokens = args.Int("kv-offload-tokens", 0, 0),
             ServedModelName = args.String("served-model-name"),
             Quantize = args.String("quantize"),
             BatchShare = args.Float("batch-share", 0, 0, 1),
@@ -280,6 +281,12 @@ public static class BenchServeCommand
         {
             stats["preemptions"] = snapshot.Preemptions;
             stats["prefix_cache_hit_tokens"] = snapshot.PrefixHitTokens;
+            if (snapshot.OffloadTotalBlocks > 0)
+            {
+                stats["kv_offload_hit_tokens"] = snapshot.OffloadHitTokens;
+                stats["kv_offload_stored_blocks"] = snapshot.OffloadStoredBlocks;
+                stats["kv_offload_loaded_blocks"] = snapshot.OffloadLoadedBlocks;
+            }
         }
 
         if (json)

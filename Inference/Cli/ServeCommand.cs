@@ -19,6 +19,7 @@ public static class ServeCommand
         ["threads"] = nameof(InferenceOptions.Threads),
         ["block-size"] = nameof(InferenceOptions.BlockSize),
         ["kv-cache-tokens"] = nameof(InferenceOptions.KvCacheTokens),
+        ["kv-offload-tokens"] = nameof(InferenceOptions.KvOffloadTokens),
         ["kv-cache-fraction"] = nameof(InferenceOptions.KvCacheFraction),
         ["max-batched-tokens"] = nameof(InferenceOptions.MaxBatchedTokens),
         ["max-num-seqs"] = nameof(InferenceOptions.MaxNumSeqs),

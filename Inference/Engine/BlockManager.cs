@@ -9,13 +9,17 @@ namespace AspireAi.Inference.Engine;
 /// of its tokens and its parent block's hash, so two requests with the same leading tokens share those blocks. Freed blocks
 /// that carry a hash stay findable in an LRU until their space is needed (evicted least recently freed first); blocks
 /// without one are reused before them.
+/// With an offload tier (<see cref="KvOffloadTier"/>), a cached block evicted from the device is first copied to a host slot,
+/// and a prefix lookup that misses on the device but finds the block's hash on the host copies it back into a new device
+/// block instead of computing it again. The copies are recorded in <see cref="PendingCopies"/>, in the order they must run,
+/// for the engine to issue before the step's forward pass.
 /// </summary>
 /// <remarks>
 /// Copy-on-write: a sequence never writes into a block it shares. When its next token to compute falls in a shared or
 /// cached block (a prompt that is entirely cached still needs its last token's logits), <see cref="CopyOnWrite"/> gives
 /// it a private block instead and rolls its computed count back to the block's start, so the block's tokens are computed
-/// again into the copy. Recomputing (at most one block of prefill) stands in for a device memcpy, which the backend seam does
-/// not offer; the outcome is the same private copy.
+/// again into the copy. Recomputing (at most one block of prefill) stands in for a device-to-device copy, which the backend seam does
+/// not offer (it copies blocks only to and from the offload tier); the outcome is the same private copy.
 /// </remarks>
 internal sealed class BlockManager
 {
@@ -27,6 +31,7 @@ internal sealed class BlockManager
     private readonly bool[] _hashed;
     private readonly int[][] _tokens;
     private readonly Dictionary<ulong, int> _cached = [];
+    private readonly KvOffloadTier? _offload;
 
     // The free list, oldest first, threaded through the blocks (O(1) removal when a cached block is reused).
     private readonly int[] _previous;
@@ -35,7 +40,8 @@ internal sealed class BlockManager
     private int _head = None;
     private int _tail = None;
 
-    public BlockManager(int blockCount, int blockSize)
+    /// <param name="offloadBlocks">Host slots of the offload tier (0: none).</param>
+    public BlockManager(int blockCount, int blockSize, int offloadBlocks = 0)
     {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(blockCount);
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(blockSize);
@@ -53,7 +59,15 @@ internal sealed class BlockManager
         {
             Append(b);
         }
+
+        _offload = offloadBlocks > 0 ? new KvOffloadTier(offloadBlocks, blockSize) : null;
     }
+
+    /// <summary>The offload tier's bookkeeping; null without one.</summary>
+    public KvOffloadTier? Offload => _offload;
+
+    /// <summary>Block copies between the tiers that the engine must issue, in this order, before the next forward pass.</summary>
+    public List<KvBlockCopy> PendingCopies { get; } = [];
 
     public int BlockCount { get; }
 
@@ -73,11 +87,17 @@ internal sealed class BlockManager
 
     public long PrefixHits { get; private set; }
 
+    /// <summary>Prompt tokens looked up in the offload tier (those the device tier did not have), and how many it had.</summary>
+    public long OffloadQueries { get; private set; }
+
+    public long OffloadHits { get; private set; }
+
     public int BlocksFor(int tokens) => (tokens + BlockSize - 1) / BlockSize;
 
     /// <summary>
     /// For a sequence with no blocks: takes the longest run of leading full blocks already cached, sets its computed count
-    /// to them and returns the number of tokens found.
+    /// to them and returns the number of tokens found. A block missing on the device but held by the offload tier is copied
+    /// back into a free device block (while one is free) and counts as a hit of the second tier.
     /// </summary>
     public int AllocateCachedPrefix(Sequence sequence, bool countQuery)
     {
@@ -89,18 +109,26 @@ internal sealed class BlockManager
         var tokens = CollectionsMarshal.AsSpan((List<int>)sequence.Tokens);
         var parent = 0UL;
         var hits = 0;
+        var offloadHits = 0;
         for (var i = 0; (i + 1) * BlockSize <= tokens.Length; i++)
         {
             var blockTokens = tokens.Slice(i * BlockSize, BlockSize);
             var hash = Hash(parent, blockTokens);
-            if (!_cached.TryGetValue(hash, out var block) || _parentHashes[block] != parent || !blockTokens.SequenceEqual(_tokens[block]))
+            if (_cached.TryGetValue(hash, out var block) && _parentHashes[block] == parent && blockTokens.SequenceEqual(_tokens[block]))
+            {
+                if (_refCounts[block]++ == 0)
+                {
+                    Remove(block);
+                }
+            }
+            else if (SwapIn(hash, parent, blockTokens) is var swapped and >= 0)
+            {
+                block = swapped;
+                offloadHits++;
+            }
+            else
             {
                 break;
-            }
-
-            if (_refCounts[block]++ == 0)
-            {
-                Remove(block);
             }
 
             sequence.BlockTable.Add(block);
@@ -113,10 +141,64 @@ internal sealed class BlockManager
         if (countQuery)
         {
             PrefixQueries += tokens.Length;
-            PrefixHits += hits * BlockSize;
+            PrefixHits += (hits - offloadHits) * BlockSize;
+            if (_offload is not null)
+            {
+                OffloadQueries += tokens.Length - (hits - offloadHits) * BlockSize;
+                OffloadHits += offloadHits * BlockSize;
+            }
         }
 
         return hits * BlockSize;
+    }
+
+    /// <summary>
+    /// When the offload tier holds the block and a device block is free: takes that block (held once, registered in the
+    /// device tier's cache) and records the copy into it; otherwise −1.
+    /// </summary>
+    private int SwapIn(ulong hash, ulong parent, ReadOnlySpan<int> blockTokens)
+    {
+        if (_offload is null || FreeBlocks == 0 || _offload.Find(hash, parent, blockTokens) is not (>= 0 and var slot))
+        {
+            return -1;
+        }
+
+        // Taking the block may send the block it held to the host: never into the slot being read (the copies run in order).
+        var block = TakeFreeBlock(keepSlot: slot);
+        PendingCopies.Add(new KvBlockCopy(ToHost: false, block, slot));
+        if (_cached.TryAdd(hash, block))
+        {
+            _hashed[block] = true;
+            _hashes[block] = hash;
+            _parentHashes[block] = parent;
+            blockTokens.CopyTo(_tokens[block] ??= new int[BlockSize]);
+        }
+
+        return block;
+    }
+
+    /// <summary>
+    /// Takes the free block at the head of the free list (held once). A cached one is evicted from the device tier, and its
+    /// contents go to the offload tier first when there is one.
+    /// </summary>
+    private int TakeFreeBlock(int keepSlot = -1)
+    {
+        var block = _head;
+        Remove(block);
+        if (_hashed[block])
+        {
+            // Evict the least recently freed cached prefix.
+            if (_offload?.Store(_hashes[block], _parentHashes[block], _tokens[block], keepSlot) is >= 0 and var slot)
+            {
+                PendingCopies.Add(new KvBlockCopy(ToHost: true, block, slot));
+            }
+
+            _cached.Remove(_hashes[block]);
+            _hashed[block] = false;
+        }
+
+        _refCounts[block] = 1;
+        return block;
     }
 
     /// <summary>
@@ -169,17 +251,7 @@ internal sealed class BlockManager
 
         for (var i = 0; i < needed; i++)
         {
-            var block = _head;
-            Remove(block);
-            if (_hashed[block])
-            {
-                // Evict the least recently freed cached prefix.
-                _cached.Remove(_hashes[block]);
-                _hashed[block] = false;
-            }
-
-            _refCounts[block] = 1;
-            sequence.BlockTable.Add(block);
+            sequence.BlockTable.Add(TakeFreeBlock());
         }
 
         return true;

@@ -8,6 +8,8 @@ namespace AspireAi.Inference.Engine;
 /// OpenTelemetry refuses ':' in instrument names (instruments named <c>vllm:…</c> are dropped with a warning), so they are
 /// named <c>vllm.…</c> here; the Prometheus exporter writes that as <c>vllm_…</c> (adding <c>_total</c> to counters), and
 /// the serving host's <c>/metrics</c> rewrites the prefix back to <c>vllm:</c> (<c>Serving.VllmMetricNames</c>).
+/// The KV offload tier has no vLLM counterpart: its metrics are <c>aspireai.kv_offload_…</c>, shown as
+/// <c>aspireai:kv_offload_…</c> beside vLLM's prefix-cache ones by the same rewrite.
 /// </summary>
 internal sealed class EngineMetrics : IDisposable
 {
@@ -45,6 +47,18 @@ internal sealed class EngineMetrics : IDisposable
             description: "Prefix cache hits, in terms of number of cached tokens.");
         _meter.CreateObservableCounter("vllm.num_preemptions", () => new Measurement<long>(engine.Snapshot.Preemptions, model),
             description: "Cumulative number of preemptions from the engine.");
+        _meter.CreateObservableCounter("aspireai.kv_offload_queries", () => new Measurement<long>(engine.Snapshot.OffloadQueryTokens, model),
+            description: "KV offload tier queries, in terms of number of queried tokens (prompt tokens the device prefix cache did not have).");
+        _meter.CreateObservableCounter("aspireai.kv_offload_hits", () => new Measurement<long>(engine.Snapshot.OffloadHitTokens, model),
+            description: "KV offload tier hits, in terms of number of tokens copied back to the device instead of computed.");
+        _meter.CreateObservableCounter("aspireai.kv_offload_stored", () => new Measurement<long>(engine.Snapshot.OffloadStoredBlocks, model),
+            description: "KV blocks evicted from the device prefix cache and copied to the offload tier.");
+        _meter.CreateObservableCounter("aspireai.kv_offload_evicted", () => new Measurement<long>(engine.Snapshot.OffloadEvictedBlocks, model),
+            description: "KV blocks dropped from the offload tier (least recently used) to make room.");
+        _meter.CreateObservableCounter("aspireai.kv_offload_loaded", () => new Measurement<long>(engine.Snapshot.OffloadLoadedBlocks, model),
+            description: "KV blocks copied back from the offload tier to the device (prefix hits, re-admissions after preemption included).");
+        _meter.CreateObservableGauge("aspireai.kv_offload_usage_perc", () => new Measurement<double>(engine.Snapshot.KvOffloadUsage, model),
+            description: "KV offload tier usage. 1 means 100 percent usage.");
         _promptTokens = _meter.CreateCounter<long>("vllm.prompt_tokens", description: "Number of prefill tokens processed.");
         _generationTokens = _meter.CreateCounter<long>("vllm.generation_tokens", description: "Number of generation tokens processed.");
         _success = _meter.CreateCounter<long>("vllm.request_success", description: "Count of successfully processed requests.");

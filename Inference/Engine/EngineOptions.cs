@@ -9,6 +9,12 @@ public sealed record EngineOptions
     /// <summary>KV cache capacity in blocks (from <c>--kv-cache-tokens</c> or <c>--kv-cache-fraction</c>).</summary>
     public required int KvCacheBlocks { get; init; }
 
+    /// <summary>
+    /// Host slots (blocks) of the KV offload tier (from <c>--kv-offload-tokens</c>; 0: no tier): cached prefix blocks evicted
+    /// from the device cache are kept there and copied back on a prefix hit instead of being computed again.
+    /// </summary>
+    public int KvOffloadBlocks { get; init; }
+
     /// <summary>Most tokens one step computes, decode and prefill chunks together (<c>--max-batched-tokens</c>).</summary>
     public int MaxBatchedTokens { get; init; } = 512;
 
@@ -42,6 +48,7 @@ public sealed record EngineOptions
     {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(BlockSize, "block-size");
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(KvCacheBlocks, "kv-cache-blocks");
+        ArgumentOutOfRangeException.ThrowIfNegative(KvOffloadBlocks, "kv-offload-blocks");
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(MaxBatchedTokens, "max-batched-tokens");
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(MaxNumSeqs, "max-num-seqs");
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(MaxWaiting, "max-waiting");

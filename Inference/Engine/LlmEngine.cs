@@ -18,6 +18,7 @@ public sealed class LlmEngine : IDisposable
     private readonly LlamaModel _model;
     private readonly ITokenizer? _tokenizer;
     private readonly PagedKvCache _cache;
+    private readonly KvOffloadStore? _offload;
     private readonly BlockManager _blocks;
     private readonly Scheduler _scheduler;
     private readonly ForwardBatch _batch;
@@ -58,10 +59,12 @@ public sealed class LlmEngine : IDisposable
         Options = options;
         ModelName = modelName;
         var config = model.Config;
-        _blocks = new BlockManager(options.KvCacheBlocks, options.BlockSize);
+        _blocks = new BlockManager(options.KvCacheBlocks, options.BlockSize, options.KvOffloadBlocks);
         // Logit rows beyond one per sequence go to prompt logprobs (see Scheduler).
         _scheduler = new Scheduler(_blocks, options, model.MaxLogitRows - options.MaxNumSeqs);
-        _cache = model.Backend.CreateKvCache(model.KvCacheShape(options.BlockSize, options.KvCacheBlocks));
+        var shape = model.KvCacheShape(options.BlockSize, options.KvCacheBlocks);
+        _cache = model.Backend.CreateKvCache(shape);
+        _offload = options.KvOffloadBlocks > 0 ? model.Backend.CreateKvOffloadStore(shape, options.KvOffloadBlocks) : null;
         _batch = new ForwardBatch(options.MaxBatchedTokens, options.MaxNumSeqs, _blocks.BlocksFor(config.ContextLength));
         _logits = new float[model.MaxLogitRows * config.VocabularySize];
         _rawRow = new float[config.VocabularySize];
@@ -225,7 +228,16 @@ public sealed class LlmEngine : IDisposable
 
     private void Step()
     {
-        _scheduler.Schedule(_chunks, _admitted);
+        try
+        {
+            _scheduler.Schedule(_chunks, _admitted);
+        }
+        finally
+        {
+            // Whatever the scheduler moved between the tiers is copied before anything reads or overwrites those blocks.
+            IssueKvCopies();
+        }
+
         foreach (var sequence in _admitted)
         {
             Interlocked.Decrement(ref _queued);
@@ -320,6 +332,29 @@ public sealed class LlmEngine : IDisposable
     }
 
     private long _steps;
+
+    /// <summary>
+    /// Issues the block manager's copies between the device cache and the offload tier, in the order recorded: a block
+    /// evicted to the host is read before a later copy or step writes it, and a block copied back is in place before the
+    /// step's attention reads it (the backend orders its operations: a device backend queues them on its stream).
+    /// </summary>
+    private void IssueKvCopies()
+    {
+        var copies = _blocks.PendingCopies;
+        foreach (var copy in copies)
+        {
+            if (copy.ToHost)
+            {
+                _model.Backend.CopyKvBlockToHost(_cache, copy.DeviceBlock, _offload!, copy.HostSlot);
+            }
+            else
+            {
+                _model.Backend.CopyKvBlockFromHost(_offload!, copy.HostSlot, _cache, copy.DeviceBlock);
+            }
+        }
+
+        copies.Clear();
+    }
 
     /// <summary>The prompt token <paramref name="token"/>'s logprob and rank under <paramref name="logits"/> (the position before it).</summary>
     private static PromptTokenLogprob PromptLogprob(ReadOnlySpan<float> logits, int token, int top)
@@ -503,7 +538,16 @@ public sealed class LlmEngine : IDisposable
             _blocks.PrefixQueries,
             _blocks.PrefixHits,
             _scheduler.Preemptions,
-            _steps);
+            _steps)
+        {
+            OffloadQueryTokens = _blocks.OffloadQueries,
+            OffloadHitTokens = _blocks.OffloadHits,
+            OffloadStoredBlocks = _blocks.Offload?.Stored ?? 0,
+            OffloadEvictedBlocks = _blocks.Offload?.Evicted ?? 0,
+            OffloadLoadedBlocks = _blocks.Offload?.Loaded ?? 0,
+            OffloadUsedBlocks = _blocks.Offload?.Used ?? 0,
+            OffloadTotalBlocks = _blocks.Offload?.Capacity ?? 0,
+        };
         _snapshot = snapshot;
         StepCompleted?.Invoke(snapshot);
     }
@@ -518,6 +562,7 @@ public sealed class LlmEngine : IDisposable
         _stopping = true;
         _wake.Release();
         _thread.Join();
+        _offload?.Dispose(); // first: a device backend waits there for copies still queued between the tiers
         _cache.Dispose();
         _metrics.Dispose();
         _wake.Dispose();
@@ -537,6 +582,27 @@ public sealed record EngineSnapshot(
     long Steps)
 {
     public double KvCacheUsage => (double)UsedBlocks / TotalBlocks;
+
+    /// <summary>Prompt tokens looked up in the KV offload tier (those the device cache did not have), and how many it had.</summary>
+    public long OffloadQueryTokens { get; init; }
+
+    public long OffloadHitTokens { get; init; }
+
+    /// <summary>Blocks copied to the offload tier, and blocks it dropped (least recently used) to make room.</summary>
+    public long OffloadStoredBlocks { get; init; }
+
+    public long OffloadEvictedBlocks { get; init; }
+
+    /// <summary>Blocks copied back from the offload tier (prefix hits, re-admissions after preemption included).</summary>
+    public long OffloadLoadedBlocks { get; init; }
+
+    /// <summary>Host slots holding a block, of <see cref="OffloadTotalBlocks"/> (0 without a tier).</summary>
+    public int OffloadUsedBlocks { get; init; }
+
+    public int OffloadTotalBlocks { get; init; }
+
+    /// <summary>Share of the offload tier's slots in use (0…1; 0 without a tier).</summary>
+    public double KvOffloadUsage => OffloadTotalBlocks == 0 ? 0 : (double)OffloadUsedBlocks / OffloadTotalBlocks;
 }
 
 /// <summary>A submitted request: read its events; abort it.</summary>

@@ -29,6 +29,12 @@ public sealed class InferenceOptions
     /// <summary>KV cache capacity in tokens; 0: <see cref="KvCacheFraction"/> of the free memory.</summary>
     public int KvCacheTokens { get; set; }
 
+    /// <summary>
+    /// Tokens of KV blocks kept in host memory after they leave the KV cache (the offload tier: pinned memory on a GPU);
+    /// 0: none. A prefix found there is copied back instead of being computed again.
+    /// </summary>
+    public int KvOffloadTokens { get; set; }
+
     /// <summary>Share of the free memory (on the CPU: of free RAM) given to the KV cache, capped at what
     /// <see cref="MaxNumSeqs"/> full-context sequences can use.</summary>
     public double KvCacheFraction { get; set; } = 0.2;

@@ -50,4 +50,23 @@ public static class KvCacheSizing
 
         return blocks;
     }
+
+    /// <summary>Host slots of the KV offload tier: <c>--kv-offload-tokens</c> rounded up to whole blocks (0: no tier).</summary>
+    public static int OffloadBlocks(ModelConfig config, InferenceOptions options, ILogger? logger = null)
+    {
+        if (options.KvOffloadTokens < 0)
+        {
+            throw new ArgumentException($"Inference:KvOffloadTokens (--kv-offload-tokens) must be ≥ 0, not {options.KvOffloadTokens}.");
+        }
+
+        if (options.KvOffloadTokens == 0)
+        {
+            return 0;
+        }
+
+        var blocks = (int)(((long)options.KvOffloadTokens + options.BlockSize - 1) / options.BlockSize);
+        logger?.LogInformation("KV offload tier: {Blocks:N0} blocks × {BlockSize} tokens in host memory ({Bytes:N0} MB)",
+            blocks, options.BlockSize, (long)blocks * options.BlockSize * BytesPerToken(config) / 1_000_000);
+        return blocks;
+    }
 }

@@ -100,6 +100,7 @@ public sealed class ServedModel : IDisposable
             {
                 BlockSize = options.BlockSize,
                 KvCacheBlocks = KvCacheSizing.Blocks(config, options, backend.AvailableMemoryBytes(), logger),
+                KvOffloadBlocks = KvCacheSizing.OffloadBlocks(config, options, logger),
                 MaxBatchedTokens = options.MaxBatchedTokens,
                 MaxNumSeqs = options.MaxNumSeqs,
                 MaxWaiting = options.MaxWaiting,

@@ -5,6 +5,7 @@ using AspireAi.Inference.Backends.Cuda;
 using AspireAi.Inference.Backends.Cuda.Driver;
 using AspireAi.Inference.Cli;
 using AspireAi.Inference.Models;
+using AspireAi.Inference.Models.Gguf;
 
 // GpuCheck: the CUDA backend against the CPU backend on the GPU machine, then its timings (docs/cuda.md).
 //   GpuCheck [--ptx-dir DIR] [--model FILE.gguf]... [--out DIR] [--quick] [--no-bench] [--big | --only-big]
@@ -93,6 +94,28 @@ try
         {
             Guarded(report, $"{name} {type}", () => engine.RandomModel(name, config, type));
         }
+    }
+
+    report.Line($"     ({clock.Elapsed.TotalSeconds:F0} s)");
+    report.Line("==== KV offload tier (pinned host memory) against the CPU backend");
+    var offload = new OffloadChecks(gpu, cpu, report);
+    Guarded(report, "offload round trip", offload.RoundTrip);
+    if (!quick) // the engine scenarios run four engines each: too long under compute-sanitizer
+    {
+        foreach (var model in models)
+        {
+            Guarded(report, $"offload scenario {Path.GetFileName(model)}", () =>
+            {
+                using var file = GgufFile.Open(model);
+                offload.EngineScenario(Path.GetFileName(model), file, exactTokens: true);
+            });
+        }
+
+        Guarded(report, "offload scenario Qwen3-0.6B", () =>
+        {
+            using var source = new RandomModel("Qwen3-0.6B", ModelShapes.Qwen3_06B(256), GgmlType.Q8_0, 61);
+            offload.EngineScenario("Qwen3-0.6B Q8_0 (random, context 256)", source, exactTokens: false);
+        });
     }
 
     report.Line($"     ({clock.Elapsed.TotalSeconds:F0} s)");

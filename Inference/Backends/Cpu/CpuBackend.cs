@@ -68,6 +68,15 @@ public sealed unsafe class CpuBackend : IBackend, IDeviceArgMax
         return cache;
     }
 
+    public KvOffloadStore CreateKvOffloadStore(KvCacheShape shape, int slots) => new CpuKvOffloadStore(shape, slots);
+
+    // Operations run synchronously on the calling thread, so a copy is ordered with the steps around it.
+    public void CopyKvBlockToHost(PagedKvCache cache, int block, KvOffloadStore store, int slot) =>
+        ((CpuKvOffloadStore)store).Copy((CpuKvCache)cache, block, slot, toHost: true);
+
+    public void CopyKvBlockFromHost(KvOffloadStore store, int slot, PagedKvCache cache, int block) =>
+        ((CpuKvOffloadStore)store).Copy((CpuKvCache)cache, block, slot, toHost: false);
+
     public RotaryEmbedding CreateRotaryEmbedding(RopeSpec spec) => new CpuRotaryEmbedding(spec);
 
     public void BeginBatch(ForwardBatch batch) => _batch = batch;

@@ -96,6 +96,26 @@ public sealed class CudaBackend : IBackend, IDeviceArgMax
         return new CudaKvCache(Context, shape);
     }
 
+    public KvOffloadStore CreateKvOffloadStore(KvCacheShape shape, int slots)
+    {
+        Context.MakeCurrent();
+        return new CudaKvOffloadStore(Context, shape, slots);
+    }
+
+    /// <summary>Queued on <see cref="Stream"/>: the step that reuses the block runs after the copy has read it.</summary>
+    public void CopyKvBlockToHost(PagedKvCache cache, int block, KvOffloadStore store, int slot)
+    {
+        Context.MakeCurrent();
+        ((CudaKvOffloadStore)store).Copy(Stream, (CudaKvCache)cache, block, slot, toHost: true);
+    }
+
+    /// <summary>Queued on <see cref="Stream"/>: the attention of the step that reads the block runs after the copy.</summary>
+    public void CopyKvBlockFromHost(KvOffloadStore store, int slot, PagedKvCache cache, int block)
+    {
+        Context.MakeCurrent();
+        ((CudaKvOffloadStore)store).Copy(Stream, (CudaKvCache)cache, block, slot, toHost: false);
+    }
+
     public RotaryEmbedding CreateRotaryEmbedding(RopeSpec spec)
     {
         Context.MakeCurrent();

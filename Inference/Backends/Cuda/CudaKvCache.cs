@@ -28,9 +28,10 @@ public sealed class CudaKvCache : PagedKvCache
         }
     }
 
-    internal CudaDeviceBuffer<float> Keys(int layer) => _keys[layer];
+    /// <summary>Layer <paramref name="layer"/>'s keys, <c>[slot][kvHeads][headDim]</c> (GpuCheck reads and writes them).</summary>
+    public CudaDeviceBuffer<float> Keys(int layer) => _keys[layer];
 
-    internal CudaDeviceBuffer<float> Values(int layer) => _values[layer];
+    public CudaDeviceBuffer<float> Values(int layer) => _values[layer];
 
     public override void Dispose()
     {

@@ -54,6 +54,28 @@ public sealed unsafe class CudaDeviceBuffer<T> : IDisposable where T : unmanaged
         }
     }
 
+    /// <summary>
+    /// Copies <paramref name="count"/> elements from <paramref name="offset"/> on to <paramref name="destination"/>,
+    /// asynchronously on <paramref name="stream"/> (no wait). The destination must be page-locked host memory
+    /// (<see cref="CudaPinnedBuffer{T}"/>) that stays allocated, and is not read by the host, until the stream reaches the copy.
+    /// </summary>
+    public void CopyToHostAsync(CudaStream stream, long offset, T* destination, long count)
+    {
+        CheckRange(offset, count);
+        CudaDriver.Check(CudaDriver.cuMemcpyDtoHAsync(destination, At(offset).Address, (nuint)(count * Unsafe.SizeOf<T>()), stream.Handle), "cuMemcpyDtoHAsync");
+    }
+
+    /// <summary>
+    /// Copies <paramref name="count"/> elements of page-locked host memory at <paramref name="source"/> to elements from
+    /// <paramref name="offset"/> on, asynchronously on <paramref name="stream"/>; the source must stay unchanged until the
+    /// stream reaches the copy.
+    /// </summary>
+    public void CopyFromHostAsync(CudaStream stream, T* source, long offset, long count)
+    {
+        CheckRange(offset, count);
+        CudaDriver.Check(CudaDriver.cuMemcpyHtoDAsync(At(offset).Address, source, (nuint)(count * Unsafe.SizeOf<T>()), stream.Handle), "cuMemcpyHtoDAsync");
+    }
+
     /// <summary>Copies this whole buffer into <paramref name="destination"/> on the device, asynchronously.</summary>
     public void CopyTo(CudaStream stream, CudaDeviceBuffer<T> destination)
     {
