@@ -7,26 +7,6 @@ namespace AspireAi.Agents.Tests;
 /// <summary>Small helpers over the HTTP API so that tests read as requests and answers.</summary>
 internal static class Api
 {
-    public static async Task<JsonElement> JsonAsync(this HttpResponseMessage response, HttpStatusCode expected)
-    {
-        var body = await response.Content.ReadAsStringAsync();
-        Assert.True(response.StatusCode == expected, $"Expected {(int)expected}, got {(int)response.StatusCode}: {body}");
-        return JsonDocument.Parse(body).RootElement.Clone();
-    }
-
-    public static async Task<JsonElement> ErrorAsync(this HttpResponseMessage response, HttpStatusCode status, string? param = null)
-    {
-        var error = (await response.JsonAsync(status)).GetProperty("error");
-        Assert.False(string.IsNullOrWhiteSpace(error.GetProperty("message").GetString()));
-        Assert.False(string.IsNullOrWhiteSpace(error.GetProperty("type").GetString()));
-        if (param is not null)
-        {
-            Assert.Equal(param, error.GetProperty("param").GetString());
-        }
-
-        return error;
-    }
-
     public static async Task CreateAgentAsync(this HttpClient client, object agent) =>
         await (await client.PostAsJsonAsync("/v1/agents", agent)).JsonAsync(HttpStatusCode.Created);
 

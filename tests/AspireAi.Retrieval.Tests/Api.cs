@@ -7,27 +7,6 @@ namespace AspireAi.Retrieval.Tests;
 /// <summary>Small helpers over the HTTP API so that tests read as requests and answers.</summary>
 internal static class Api
 {
-    public static async Task<JsonElement> JsonAsync(this HttpResponseMessage response, HttpStatusCode expected)
-    {
-        var body = await response.Content.ReadAsStringAsync();
-        Assert.True(response.StatusCode == expected, $"Expected {(int)expected}, got {(int)response.StatusCode}: {body}");
-        return JsonDocument.Parse(body).RootElement.Clone();
-    }
-
-    /// <summary>Asserts an OpenAI-shaped error with <paramref name="status"/> and returns its error object.</summary>
-    public static async Task<JsonElement> ErrorAsync(this HttpResponseMessage response, HttpStatusCode status, string? param = null)
-    {
-        var error = (await response.JsonAsync(status)).GetProperty("error");
-        Assert.False(string.IsNullOrWhiteSpace(error.GetProperty("message").GetString()));
-        Assert.False(string.IsNullOrWhiteSpace(error.GetProperty("type").GetString()));
-        if (param is not null)
-        {
-            Assert.Equal(param, error.GetProperty("param").GetString());
-        }
-
-        return error;
-    }
-
     public static Task<HttpResponseMessage> CreateCollectionAsync(this HttpClient client, string name) =>
         client.PutAsync($"/v1/collections/{name}", null);
 

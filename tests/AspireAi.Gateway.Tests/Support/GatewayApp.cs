@@ -64,27 +64,6 @@ public sealed class GatewayApp(IReadOnlyDictionary<string, string?> settings) : 
 /// <summary>Small helpers over the HTTP API so that tests read as requests and answers.</summary>
 internal static class Api
 {
-    public static async Task<JsonElement> JsonAsync(this HttpResponseMessage response, System.Net.HttpStatusCode expected)
-    {
-        var body = await response.Content.ReadAsStringAsync();
-        Assert.True(response.StatusCode == expected, $"Expected {(int)expected}, got {(int)response.StatusCode}: {body}");
-        return JsonDocument.Parse(body).RootElement.Clone();
-    }
-
-    /// <summary>Asserts an OpenAI-shaped error with <paramref name="status"/> (and <paramref name="param"/>); returns the error object.</summary>
-    public static async Task<JsonElement> ErrorAsync(this HttpResponseMessage response, System.Net.HttpStatusCode status, string? param = null)
-    {
-        var error = (await response.JsonAsync(status)).GetProperty("error");
-        Assert.False(string.IsNullOrWhiteSpace(error.GetProperty("message").GetString()));
-        Assert.False(string.IsNullOrWhiteSpace(error.GetProperty("type").GetString()));
-        if (param is not null)
-        {
-            Assert.Equal(param, error.GetProperty("param").GetString());
-        }
-
-        return error;
-    }
-
     public static Task<HttpResponseMessage> EmbedAsync(this HttpClient client, string input, string model = TestStack.EmbeddingModel) =>
         client.PostAsJsonAsync("/v1/embeddings", new { model, input });
 
