@@ -66,6 +66,10 @@ public sealed class BytePairTokenizer : TokenizerBase
         {
             session.EncodeSentencePieceStyle(this, text, afterSpecial && Mode.AddSpacePrefix, output);
         }
+        else if (Mode.Normalization is { } form && !text.IsNormalized(form))
+        {
+            session.EncodeByteLevel(this, text.ToString().Normalize(form), output);
+        }
         else
         {
             session.EncodeByteLevel(this, text, output);
@@ -241,9 +245,10 @@ public sealed class BytePairTokenizer : TokenizerBase
 /// <param name="PreTokenizer">Byte-level only: how text is split into words.</param>
 /// <param name="IgnoreMerges">Byte-level only: a word that is a vocabulary entry is taken whole (Llama 3).</param>
 /// <param name="AddSpacePrefix">SentencePiece-style only: prefix ▁ at the start and after special tokens.</param>
-public sealed record BpeMode(bool SentencePieceStyle, BpePreTokenizerKind PreTokenizer, bool IgnoreMerges, bool AddSpacePrefix)
+/// <param name="Normalization">Byte-level only: the Unicode normalization applied to text before splitting (Qwen2: NFC).</param>
+public sealed record BpeMode(bool SentencePieceStyle, BpePreTokenizerKind PreTokenizer, bool IgnoreMerges, bool AddSpacePrefix, NormalizationForm? Normalization = null)
 {
-    public static BpeMode ByteLevel(BpePreTokenizerKind preTokenizer, bool ignoreMerges = false) => new(false, preTokenizer, ignoreMerges, false);
+    public static BpeMode ByteLevel(BpePreTokenizerKind preTokenizer, bool ignoreMerges = false, NormalizationForm? normalization = null) => new(false, preTokenizer, ignoreMerges, false, normalization);
 
     public static BpeMode SentencePiece(bool addSpacePrefix = true) => new(true, BpePreTokenizerKind.Gpt2, false, addSpacePrefix);
 }
