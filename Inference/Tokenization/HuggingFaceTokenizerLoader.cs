@@ -35,13 +35,17 @@ internal static class HuggingFaceTokenizerLoader
         }
 
         var added = new Dictionary<int, TokenKind>();
+        var addedOptions = new Dictionary<int, AddedTokenOptions>();
         if (root.TryGetProperty("added_tokens", out var addedTokens))
         {
             foreach (var token in addedTokens.EnumerateArray())
             {
                 var id = token.GetProperty("id").GetInt32();
                 pieces[id] = token.GetProperty("content").GetString()!;
-                added[id] = token.TryGetProperty("special", out var sp) && sp.GetBoolean() ? TokenKind.Control : TokenKind.UserDefined;
+                var special = Flag(token, "special") ?? false;
+                added[id] = special ? TokenKind.Control : TokenKind.UserDefined;
+                // Hugging Face's defaults: special tokens are matched in the raw text, others after normalization.
+                addedOptions[id] = new AddedTokenOptions(Flag(token, "lstrip") ?? false, Flag(token, "rstrip") ?? false, Flag(token, "single_word") ?? false, Flag(token, "normalized") ?? !special);
             }
         }
 
@@ -88,6 +92,7 @@ internal static class HuggingFaceTokenizerLoader
             EosId = eos,
             UnknownId = model.TryGetProperty("unk_token", out var unk) && unk.ValueKind == JsonValueKind.String ? IdOfToken(unk.GetString()) : -1,
             ExtraEndOfGenerationIds = eog,
+            AddedTokenOptions = addedOptions,
         };
 
         // add_bos_token in tokenizer_config.json wins; else a post-processor template that starts with BOS adds it.
@@ -95,7 +100,9 @@ internal static class HuggingFaceTokenizerLoader
         var addEos = config.AddEos ?? false;
         if (!byteLevel)
         {
-            return new BytePairTokenizer(vocabulary, merges, BpeMode.SentencePiece(addSpacePrefix: rawText.Contains("\"Prepend\"", StringComparison.Ordinal) || rawText.Contains("\"Metaspace\"", StringComparison.Ordinal)), addBos, addEos);
+            var spacesReplaced = root.TryGetProperty("normalizer", out var spmNormalizer) && spmNormalizer.GetRawText().Contains("\"Replace\"", StringComparison.Ordinal);
+            var mode = BpeMode.SentencePiece(rawText.Contains("\"Prepend\"", StringComparison.Ordinal) || rawText.Contains("\"Metaspace\"", StringComparison.Ordinal), spacesReplaced);
+            return new BytePairTokenizer(vocabulary, merges, mode, addBos, addEos);
         }
 
         var preTokenizer = ReadPreTokenizer(root, path);
@@ -166,6 +173,12 @@ internal static class HuggingFaceTokenizerLoader
 
         var forms = new List<NormalizationForm>();
         Walk(normalizer);
+        if (forms.Count == 1 && "e\u0301".Normalize(forms[0]) == "e\u0301" && forms[0] is NormalizationForm.FormC or NormalizationForm.FormKC)
+        {
+            // Globalization-invariant mode makes Normalize a silent no-op: refuse rather than tokenize unnormalized text.
+            throw new ModelFormatException(path, "normalizer", $"asks for Unicode {forms[0]} normalization, which this process cannot do (globalization-invariant mode, or no ICU library)");
+        }
+
         return forms switch
         {
             [] => null,
@@ -193,6 +206,9 @@ internal static class HuggingFaceTokenizerLoader
             }
         }
     }
+
+    private static bool? Flag(JsonElement token, string name) =>
+        token.TryGetProperty(name, out var value) && value.ValueKind is JsonValueKind.True or JsonValueKind.False ? value.GetBoolean() : null;
 
     private static JsonDocument Parse(string path)
     {
