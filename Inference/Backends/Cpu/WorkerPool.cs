@@ -13,20 +13,17 @@ internal interface IParallelWork
 }
 
 /// <summary>
-/// A fixed set of threads that spin on a shared word between operations, so dispatching an operation costs a cache line
-/// round trip rather than a <c>Task</c> (at ~0.5 ms per token and ~30 operations per token, a 20 µs wake-up per operation
-/// would cost more than the arithmetic). The calling thread is worker 0. Workers that stay idle for
+/// A fixed set of threads that spin on a shared word between operations, so dispatching an operation costs a few cache
+/// line round trips rather than a <c>Task</c> (at ~0.5 ms per token and ~30 operations per token, a 20 µs wake-up per
+/// operation would cost more than the arithmetic). The calling thread is worker 0. Workers that stay idle for
 /// <see cref="SpinBeforeSleep"/> block on a monitor so an idle engine burns no CPU.
 /// </summary>
 /// <remarks>
-/// Each worker owns a contiguous share of an operation's items (the static split) and claims them a few at a time from a
-/// counter on its own cache line, so claiming costs no traffic between cores; a worker that runs out takes the rest of
-/// the other shares from their counters, and the caller returns as soon as every item is done. A worker that the OS has
-/// not scheduled yet therefore never holds the caller up: the caller works through that share too. With a purely static
-/// split (the previous design) the caller waited for the other thread's half, which on a machine shared by more busy
-/// threads than cores meant waiting a whole scheduler time slice for a thread that had not run yet. A single shared claim
-/// counter (tried first) fixed that but cost ~15 % of a Q4_0 decode step on an idle machine: every claim moved the
-/// counter's cache line between the cores.
+/// Items are split statically, one contiguous share per worker, and each share is taken by whoever gets to it first: its
+/// owner, or the caller once it has finished its own share. A worker that the OS has not scheduled yet therefore never
+/// holds the caller up for a scheduler time slice (the previous design waited for it, dozens of times per token on a
+/// machine shared by more busy threads than cores). Claiming item by item from shared counters was tried and dropped: on an
+/// idle machine the extra cache-line traffic cost 5–10 % of a Q4_0 decode step.
 /// </remarks>
 internal sealed class WorkerPool : IDisposable
 {
@@ -34,25 +31,13 @@ internal sealed class WorkerPool : IDisposable
     // it is tens of microseconds. 2 ms keeps workers hot across steps and still lets an idle server go quiet.
     private static readonly long SpinBeforeSleep = Stopwatch.Frequency / 500;
 
-    // A share's word: bits 0–19 next unclaimed item, 20–39 end of the share, 40–63 generation (wraps; a claim compares the
-    // whole word, so a worker still busy with an old operation cannot claim in a new one).
-    private const int ItemBits = 20;
-    private const long ItemMask = (1L << ItemBits) - 1;
-
-    /// <summary>Most items one operation may have.</summary>
-    public const int MaxItems = (int)ItemMask;
-
-    // Claims per share: small enough that a share can still be taken over in part, large enough to keep claims cheap.
-    private const int ClaimsPerShare = 4;
-
     private readonly Thread[] _threads;
     private readonly object _gate = new();
-    private readonly PaddedLong[] _shares;
+    private readonly PaddedLong[] _taken;
     private PaddedLong _published;
-    private PaddedLong _done;
+    private PaddedLong _pending;
     private IParallelWork? _work;
-    private long _generation;
-    private int _claim;
+    private int _items;
     private int _sleepers;
     private volatile bool _disposed;
     private Exception? _failure;
@@ -61,7 +46,7 @@ internal sealed class WorkerPool : IDisposable
     {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(threadCount);
         ThreadCount = threadCount;
-        _shares = new PaddedLong[threadCount];
+        _taken = new PaddedLong[threadCount];
         _threads = new Thread[threadCount - 1];
         for (var i = 0; i < _threads.Length; i++)
         {
@@ -88,23 +73,10 @@ internal sealed class WorkerPool : IDisposable
             return;
         }
 
-        if (items > MaxItems)
-        {
-            throw new ArgumentOutOfRangeException(nameof(work), items, $"An operation has at most {MaxItems} items.");
-        }
-
         _work = work;
-        _claim = Math.Max(1, items / (ThreadCount * ClaimsPerShare));
-        Volatile.Write(ref _done.Value, 0);
-        var generation = (_generation + 1) & ((1L << (64 - 2 * ItemBits)) - 1);
-        _generation = generation;
-        for (var w = 0; w < ThreadCount; w++)
-        {
-            var start = (long)items * w / ThreadCount;
-            var end = (long)items * (w + 1) / ThreadCount;
-            Volatile.Write(ref _shares[w].Value, (generation << (2 * ItemBits)) | (end << ItemBits) | start);
-        }
-
+        _items = items;
+        Volatile.Write(ref _pending.Value, ThreadCount - 1);
+        var generation = _published.Value + 1;
         Volatile.Write(ref _published.Value, generation);
         if (Volatile.Read(ref _sleepers) > 0)
         {
@@ -114,9 +86,18 @@ internal sealed class WorkerPool : IDisposable
             }
         }
 
-        ClaimAndRun(0, generation);
+        RunShare(work, items, 0, 0);
+        for (var w = 1; w < ThreadCount; w++)
+        {
+            if (TryTake(w, generation))
+            {
+                RunShare(work, items, w, 0);
+                Interlocked.Decrement(ref _pending.Value);
+            }
+        }
+
         var spinner = new SpinWait();
-        while (Volatile.Read(ref _done.Value) < items)
+        while (Volatile.Read(ref _pending.Value) != 0)
         {
             spinner.SpinOnce(sleep1Threshold: -1);
         }
@@ -128,53 +109,33 @@ internal sealed class WorkerPool : IDisposable
         }
     }
 
-    /// <summary>Claims items of operation <paramref name="generation"/>, own share first, then the others', until none is
-    /// left. A claim succeeds only while its operation is current, and the operation cannot end before the claimed items
-    /// are counted done, so <see cref="_work"/> read after a claim is that operation's.</summary>
-    private void ClaimAndRun(int worker, long generation)
+    /// <summary>Marks share <paramref name="share"/> of operation <paramref name="generation"/> as taken; false when someone
+    /// else already took it. Generations only grow, so a worker that read an operation late cannot take a later one's share
+    /// by mistake, and the operation cannot end before a taken share is done, so <see cref="_work"/> read after taking it is
+    /// that operation's.</summary>
+    private bool TryTake(int share, long generation)
     {
-        var completed = 0;
-        for (var k = 0; k < ThreadCount; k++)
+        var previous = Volatile.Read(ref _taken[share].Value);
+        return previous < generation && Interlocked.CompareExchange(ref _taken[share].Value, generation, previous) == previous;
+    }
+
+    private void RunShare(IParallelWork work, int items, int share, int worker)
+    {
+        var start = (int)((long)items * share / ThreadCount);
+        var end = (int)((long)items * (share + 1) / ThreadCount);
+        if (start >= end)
         {
-            ref var share = ref _shares[(worker + k) % ThreadCount].Value;
-            while (true)
-            {
-                var state = Volatile.Read(ref share);
-                if (state >>> (2 * ItemBits) != generation)
-                {
-                    break;
-                }
-
-                var next = (int)(state & ItemMask);
-                var end = (int)((state >> ItemBits) & ItemMask);
-                if (next >= end)
-                {
-                    break;
-                }
-
-                var claimEnd = Math.Min(end, next + Volatile.Read(ref _claim));
-                if (Interlocked.CompareExchange(ref share, (state & ~ItemMask) | (long)claimEnd, state) != state)
-                {
-                    continue;
-                }
-
-                try
-                {
-                    Volatile.Read(ref _work)!.Execute(next, claimEnd, worker);
-                }
-                catch (Exception e)
-                {
-                    // Recorded and rethrown by Run; the other items still run so that every item is counted done.
-                    Interlocked.CompareExchange(ref _failure, e, null);
-                }
-
-                completed += claimEnd - next;
-            }
+            return;
         }
 
-        if (completed > 0)
+        try
         {
-            Interlocked.Add(ref _done.Value, completed);
+            work.Execute(start, end, worker);
+        }
+        catch (Exception e)
+        {
+            // Recorded and rethrown by Run once every share is done.
+            Interlocked.CompareExchange(ref _failure, e, null);
         }
     }
 
@@ -204,7 +165,11 @@ internal sealed class WorkerPool : IDisposable
             }
 
             seen = Volatile.Read(ref _published.Value);
-            ClaimAndRun(index, seen);
+            if (TryTake(index, seen))
+            {
+                RunShare(Volatile.Read(ref _work)!, Volatile.Read(ref _items), index, index);
+                Interlocked.Decrement(ref _pending.Value);
+            }
         }
     }
 
