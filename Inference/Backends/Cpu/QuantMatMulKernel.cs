@@ -47,16 +47,9 @@ internal static unsafe class QuantMatMulKernel
         {
             var chunkEnd = Math.Min(tokens, chunk + TokenChunk);
             var fullTiles = chunk + (chunkEnd - chunk) / 4 * 4;
-            var eightTiles = chunk + (chunkEnd - chunk) / 8 * 8;
             for (var r = rowStart; r < rowEnd; r++)
             {
-                var t = chunk;
-                for (; t < eightTiles; t += 8)
-                {
-                    Tile8<TCodes, TScales>(weight, r, act, t, output + (long)t * n + r, n);
-                }
-
-                for (; t < fullTiles; t += 4)
+                for (var t = chunk; t < fullTiles; t += 4)
                 {
                     Tile4<TCodes, TScales>(weight, r, act, t, output + (long)t * n + r, n);
                 }
@@ -162,49 +155,6 @@ internal static unsafe class QuantMatMulKernel
         output[stride] = Vector256.Sum(acc1) - Correction<TScales>(weight, row, act, token + 1);
         output[2 * stride] = Vector256.Sum(acc2) - Correction<TScales>(weight, row, act, token + 2);
         output[3 * stride] = Vector256.Sum(acc3) - Correction<TScales>(weight, row, act, token + 3);
-    }
-
-    /// <summary>
-    /// <see cref="Tile4{TCodes, TScales}"/> for eight tokens: each weight block is loaded and unpacked once per eight tokens
-    /// instead of four. Every token's arithmetic is the same sequence as in the four-token tile, so results are identical.
-    /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Tile8<TCodes, TScales>(CpuWeight weight, int row, QuantizedActivations act, int token, float* output, int stride)
-        where TCodes : IBlockCodes
-        where TScales : IBlockScales
-    {
-        var data = weight.RowData(row);
-        var scales = weight.RowScales(row);
-        var columns = (long)act.Columns;
-        var blocksPerRow = act.BlocksPerRow;
-        sbyte* a = act.Codes(token);
-        float* d = act.Scales(token);
-        Vector256<float> acc0 = default, acc1 = default, acc2 = default, acc3 = default, acc4 = default, acc5 = default, acc6 = default, acc7 = default;
-        var blocks = weight.BlocksPerRow;
-        for (var b = 0; b < blocks; b++)
-        {
-            var w = TCodes.Load(data, b);
-            var s = TScales.Load(scales, b);
-            var ab = a + b * 32;
-            var db = d + b;
-            acc0 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(TCodes.Dot(w, Avx.LoadVector256(ab))), s * Vector256.Create(db[0]), acc0);
-            acc1 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(TCodes.Dot(w, Avx.LoadVector256(ab + columns))), s * Vector256.Create(db[blocksPerRow]), acc1);
-            acc2 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(TCodes.Dot(w, Avx.LoadVector256(ab + 2 * columns))), s * Vector256.Create(db[2 * blocksPerRow]), acc2);
-            acc3 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(TCodes.Dot(w, Avx.LoadVector256(ab + 3 * columns))), s * Vector256.Create(db[3 * blocksPerRow]), acc3);
-            acc4 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(TCodes.Dot(w, Avx.LoadVector256(ab + 4 * columns))), s * Vector256.Create(db[4 * blocksPerRow]), acc4);
-            acc5 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(TCodes.Dot(w, Avx.LoadVector256(ab + 5 * columns))), s * Vector256.Create(db[5 * blocksPerRow]), acc5);
-            acc6 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(TCodes.Dot(w, Avx.LoadVector256(ab + 6 * columns))), s * Vector256.Create(db[6 * blocksPerRow]), acc6);
-            acc7 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(TCodes.Dot(w, Avx.LoadVector256(ab + 7 * columns))), s * Vector256.Create(db[7 * blocksPerRow]), acc7);
-        }
-
-        output[0] = Vector256.Sum(acc0) - Correction<TScales>(weight, row, act, token);
-        output[stride] = Vector256.Sum(acc1) - Correction<TScales>(weight, row, act, token + 1);
-        output[2 * stride] = Vector256.Sum(acc2) - Correction<TScales>(weight, row, act, token + 2);
-        output[3 * stride] = Vector256.Sum(acc3) - Correction<TScales>(weight, row, act, token + 3);
-        output[4 * stride] = Vector256.Sum(acc4) - Correction<TScales>(weight, row, act, token + 4);
-        output[5 * stride] = Vector256.Sum(acc5) - Correction<TScales>(weight, row, act, token + 5);
-        output[6 * stride] = Vector256.Sum(acc6) - Correction<TScales>(weight, row, act, token + 6);
-        output[7 * stride] = Vector256.Sum(acc7) - Correction<TScales>(weight, row, act, token + 7);
     }
 
     /// <summary>offset · Σ scale_w·(d·Σq)_a + Σ min·(d·Σq)_a over the row's blocks (zero for Q8_0).</summary>
