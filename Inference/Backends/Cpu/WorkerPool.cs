@@ -20,16 +20,20 @@ internal interface IParallelWork
 /// </summary>
 /// <remarks>
 /// Items are split statically, one contiguous share per worker, and each share is taken by whoever gets to it first: its
-/// owner, or the caller once it has finished its own share. A worker that the OS has not scheduled yet therefore never
-/// holds the caller up for a scheduler time slice (the previous design waited for it, dozens of times per token on a
-/// machine shared by more busy threads than cores). Claiming item by item from shared counters was tried and dropped: on an
-/// idle machine the extra cache-line traffic cost 5–10 % of a Q4_0 decode step.
+/// owner, or the caller once it has finished its own share and waited 50 µs more for the owner to show up. A worker that
+/// the OS has not scheduled yet therefore never holds the caller up for a whole scheduler time slice (the previous design
+/// waited for it, dozens of times per token on a machine shared by more busy threads than cores). Claiming item by item
+/// from shared counters was tried and dropped: on an idle machine the extra cache-line traffic cost 5–10 % of a Q4_0
+/// decode step.
 /// </remarks>
 internal sealed class WorkerPool : IDisposable
 {
     // Between the operations of a step the gap is a few microseconds; between steps (sampling, detokenising, the HTTP layer)
     // it is tens of microseconds. 2 ms keeps workers hot across steps and still lets an idle server go quiet.
     private static readonly long SpinBeforeSleep = Stopwatch.Frequency / 500;
+
+    // Scheduler time slices are milliseconds; a spinning or yielding worker reacts within microseconds.
+    private static readonly long TakeOverAfter = Stopwatch.Frequency / 20_000;
 
     private readonly Thread[] _threads;
     private readonly object _gate = new();
@@ -87,8 +91,18 @@ internal sealed class WorkerPool : IDisposable
         }
 
         RunShare(work, items, 0, 0);
+        var finished = Stopwatch.GetTimestamp();
         for (var w = 1; w < ThreadCount; w++)
         {
+            // A worker that is merely a few microseconds late (waking from a yield) should still do its share: taking it
+            // at once made the small decode operations effectively single-threaded. One not there after TakeOverAfter is
+            // descheduled, and waiting for it could cost a whole time slice.
+            var wait = new SpinWait();
+            while (Volatile.Read(ref _taken[w].Value) < generation && Stopwatch.GetTimestamp() - finished < TakeOverAfter)
+            {
+                wait.SpinOnce(sleep1Threshold: -1);
+            }
+
             if (TryTake(w, generation))
             {
                 RunShare(work, items, w, 0);
