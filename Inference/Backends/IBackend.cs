@@ -50,31 +50,6 @@ public interface IBackend : IDisposable
     /// <summary>output[rows × N] = input[rows × K] · weightᵀ for a weight [N × K] of any supported type.</summary>
     void MatMul(DeviceTensor input, DeviceWeight weight, DeviceTensor output, int rows);
 
-    /// <summary>
-    /// o0 = input · w0ᵀ, o1 = input · w1ᵀ and (when given) o2 = input · w2ᵀ: the q/k/v projections. A backend may run them as
-    /// one operation (the CPU backend: one fork/join instead of three); the default runs <see cref="MatMul"/> three times.
-    /// </summary>
-    void MatMuls(DeviceTensor input, DeviceWeight w0, DeviceTensor o0, DeviceWeight w1, DeviceTensor o1, DeviceWeight? w2, DeviceTensor? o2, int rows)
-    {
-        MatMul(input, w0, o0, rows);
-        MatMul(input, w1, o1, rows);
-        if (w2 is not null)
-        {
-            MatMul(input, w2, o2 ?? throw new ArgumentNullException(nameof(o2)), rows);
-        }
-    }
-
-    /// <summary>
-    /// gateOutput = input · gateᵀ, upOutput = input · upᵀ, output = SiLU(gateOutput) · upOutput: the SwiGLU feed-forward's
-    /// first half. The default runs <see cref="MatMul"/> twice and <see cref="SiluMul"/>.
-    /// </summary>
-    void GateUpSiluMul(DeviceTensor input, DeviceWeight gate, DeviceWeight up, DeviceTensor gateOutput, DeviceTensor upOutput, DeviceTensor output, int rows)
-    {
-        MatMul(input, gate, gateOutput, rows);
-        MatMul(input, up, upOutput, rows);
-        SiluMul(gateOutput, upOutput, output, rows);
-    }
-
     /// <summary>tensor[r] += bias for each of the first <paramref name="rows"/> rows.</summary>
     void AddBias(DeviceTensor tensor, DeviceWeight bias, int rows);
 

@@ -127,7 +127,9 @@ public sealed class LlamaModel : IDisposable
         for (var l = 0; l < c.LayerCount; l++)
         {
             var w = _weights.Layers[l];
-            b.MatMuls(_normed, w.Query, _query, w.Key, _key, w.Value, _value, tokens);
+            b.MatMul(_normed, w.Query, _query, tokens);
+            b.MatMul(_normed, w.Key, _key, tokens);
+            b.MatMul(_normed, w.Value, _value, tokens);
             if (w.QueryBias is not null)
             {
                 b.AddBias(_query, w.QueryBias, tokens);
@@ -145,7 +147,9 @@ public sealed class LlamaModel : IDisposable
             b.PagedAttention(_query, cache, l, _attention);
             b.MatMul(_attention, w.AttentionOutput, _projection, tokens);
             b.AddRmsNorm(_hidden, _projection, w.FeedForwardNorm, eps, _normed, tokens);
-            b.GateUpSiluMul(_normed, w.Gate, w.Up, _gate, _up, _activated, tokens);
+            b.MatMul(_normed, w.Gate, _gate, tokens);
+            b.MatMul(_normed, w.Up, _up, tokens);
+            b.SiluMul(_gate, _up, _activated, tokens);
             b.MatMul(_activated, w.Down, _projection, tokens);
             var nextNorm = l + 1 < c.LayerCount ? _weights.Layers[l + 1].AttentionNorm : _weights.OutputNorm;
             b.AddRmsNorm(_hidden, _projection, nextNorm, eps, _normed, tokens);

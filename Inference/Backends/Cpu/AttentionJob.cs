@@ -13,9 +13,7 @@ internal sealed unsafe class AttentionJob : IParallelWork
     public ForwardBatch Batch = null!;
     public float[][] Scores = [];
 
-    public int Items => Batch.TokenCount * (Query.Columns / Cache.Shape.HeadDim);
-
-    public void Execute(int start, int end, int worker)
+    public void Execute(int worker, int workerCount)
     {
         var shape = Cache.Shape;
         var headDim = shape.HeadDim;
@@ -23,6 +21,7 @@ internal sealed unsafe class AttentionJob : IParallelWork
         var group = heads / shape.KvHeads;
         var scale = 1f / MathF.Sqrt(headDim);
         var blockSize = shape.BlockSize;
+        var (start, end) = WorkerPool.Split(Batch.TokenCount * heads, worker, workerCount);
         fixed (float* scores = Scores[worker])
         {
             for (var item = start; item < end; item++)

@@ -129,60 +129,11 @@ public sealed unsafe class CpuBackend : IBackend
             EnsureQuantized(x, rows);
         }
 
-        _matMul.Set(w, Written(output));
-        RunMatMul(x, rows, null);
-    }
-
-    /// <summary>q, k and v (or any two or three weights over one input) in one pool operation: one fork/join instead of three.</summary>
-    public void MatMuls(DeviceTensor input, DeviceWeight w0, DeviceTensor o0, DeviceWeight w1, DeviceTensor o1, DeviceWeight? w2, DeviceTensor? o2, int rows)
-    {
-        var x = (CpuTensor)input;
-        var (a, b, c) = (Checked(x, w0, o0), Checked(x, w1, o1), w2 is null ? null : Checked(x, w2, o2!));
-        if (a.IsQuantized || b.IsQuantized || c?.IsQuantized == true)
-        {
-            EnsureQuantized(x, rows);
-        }
-
-        _matMul.Set(a, Written(o0), b, Written(o1), c, o2 is null ? null : Written(o2));
-        RunMatMul(x, rows, null);
-    }
-
-    /// <summary>gate and up matmuls and SiLU(gate) · up in one pool operation (each chunk of rows finishes its SwiGLU).</summary>
-    public void GateUpSiluMul(DeviceTensor input, DeviceWeight gate, DeviceWeight up, DeviceTensor gateOutput, DeviceTensor upOutput, DeviceTensor output, int rows)
-    {
-        var x = (CpuTensor)input;
-        var (g, u) = (Checked(x, gate, gateOutput), Checked(x, up, upOutput));
-        if (g.Rows != u.Rows || output.Columns != g.Rows)
-        {
-            throw new ArgumentException($"Gate '{g.Name}' ({g.Rows} rows) and up '{u.Name}' ({u.Rows} rows) must match the output's {output.Columns} columns.");
-        }
-
-        if (g.IsQuantized || u.IsQuantized)
-        {
-            EnsureQuantized(x, rows);
-        }
-
-        _matMul.Set(g, Written(gateOutput), u, Written(upOutput));
-        RunMatMul(x, rows, Written(output));
-    }
-
-    private static CpuWeight Checked(CpuTensor x, DeviceWeight weight, DeviceTensor output)
-    {
-        var w = (CpuWeight)weight;
-        if (x.Columns != w.Columns || output.Columns != w.Rows)
-        {
-            throw new ArgumentException($"MatMul '{w.Name}': input [{x.Columns} columns] · weight [{w.Rows} × {w.Columns}]ᵀ into [{output.Rows} × {output.Columns}].");
-        }
-
-        return w;
-    }
-
-    private void RunMatMul(CpuTensor input, int rows, CpuTensor? siluMulOutput)
-    {
-        _matMul.Input = input;
+        _matMul.Weight = w;
+        _matMul.Input = x;
+        _matMul.Output = Written(output);
         _matMul.Tokens = rows;
         _matMul.Level = Level;
-        _matMul.SiluMulOutput = siluMulOutput;
         _pool.Run(_matMul);
     }
 
@@ -289,7 +240,7 @@ public sealed unsafe class CpuBackend : IBackend
         job.Rows = rows;
         if (rows < ParallelRowThreshold)
         {
-            job.Execute(0, rows, 0);
+            job.Execute(0, 1);
         }
         else
         {
