@@ -27,7 +27,7 @@ public sealed class BytePairTokenizer : TokenizerBase
 
     /// <param name="merges">Merge rules in rank order, each "left right" (as GGUF <c>tokenizer.ggml.merges</c> and merges.txt).</param>
     public BytePairTokenizer(Vocabulary vocabulary, IReadOnlyList<string> merges, BpeMode mode, bool addBos = false, bool addEos = false)
-        : base(vocabulary, addBos, addEos)
+        : base(vocabulary, addBos, addEos, mode.SpacesReplacedByNormalizer, mode.Normalization)
     {
         Mode = mode;
         _merges = new Dictionary<long, (int, int)>(merges.Count);
@@ -65,6 +65,10 @@ public sealed class BytePairTokenizer : TokenizerBase
         if (Mode.SentencePieceStyle)
         {
             session.EncodeSentencePieceStyle(this, text, afterSpecial && Mode.AddSpacePrefix, output);
+        }
+        else if (Mode.Normalization is { } form && !text.IsNormalized(form))
+        {
+            session.EncodeByteLevel(this, text.ToString().Normalize(form), output);
         }
         else
         {
@@ -241,9 +245,13 @@ public sealed class BytePairTokenizer : TokenizerBase
 /// <param name="PreTokenizer">Byte-level only: how text is split into words.</param>
 /// <param name="IgnoreMerges">Byte-level only: a word that is a vocabulary entry is taken whole (Llama 3).</param>
 /// <param name="AddSpacePrefix">SentencePiece-style only: prefix ▁ at the start and after special tokens.</param>
-public sealed record BpeMode(bool SentencePieceStyle, BpePreTokenizerKind PreTokenizer, bool IgnoreMerges, bool AddSpacePrefix)
+/// <param name="Normalization">Byte-level only: the Unicode normalization applied to text before splitting (Qwen2: NFC).</param>
+/// <param name="SpacesReplacedByNormalizer">SentencePiece-style only: spaces become ▁ in the normalizer (older Llama 2
+/// <c>tokenizer.json</c>), before added tokens marked <c>normalized</c> are matched; newer files do it in the pre-tokenizer.</param>
+public sealed record BpeMode(bool SentencePieceStyle, BpePreTokenizerKind PreTokenizer, bool IgnoreMerges, bool AddSpacePrefix, NormalizationForm? Normalization = null, bool SpacesReplacedByNormalizer = false)
 {
-    public static BpeMode ByteLevel(BpePreTokenizerKind preTokenizer, bool ignoreMerges = false) => new(false, preTokenizer, ignoreMerges, false);
+    public static BpeMode ByteLevel(BpePreTokenizerKind preTokenizer, bool ignoreMerges = false, NormalizationForm? normalization = null) => new(false, preTokenizer, ignoreMerges, false, normalization);
 
-    public static BpeMode SentencePiece(bool addSpacePrefix = true) => new(true, BpePreTokenizerKind.Gpt2, false, addSpacePrefix);
+    public static BpeMode SentencePiece(bool addSpacePrefix = true, bool spacesReplacedByNormalizer = false) =>
+        new(true, BpePreTokenizerKind.Gpt2, false, addSpacePrefix, null, spacesReplacedByNormalizer);
 }

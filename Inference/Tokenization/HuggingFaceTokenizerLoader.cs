@@ -1,3 +1,4 @@
+using System.Text;
 using System.Text.Json;
 using AspireAi.Inference.Models;
 
@@ -34,13 +35,17 @@ internal static class HuggingFaceTokenizerLoader
         }
 
         var added = new Dictionary<int, TokenKind>();
+        var addedOptions = new Dictionary<int, AddedTokenOptions>();
         if (root.TryGetProperty("added_tokens", out var addedTokens))
         {
             foreach (var token in addedTokens.EnumerateArray())
             {
                 var id = token.GetProperty("id").GetInt32();
                 pieces[id] = token.GetProperty("content").GetString()!;
-                added[id] = token.TryGetProperty("special", out var sp) && sp.GetBoolean() ? TokenKind.Control : TokenKind.UserDefined;
+                var special = Flag(token, "special") ?? false;
+                added[id] = special ? TokenKind.Control : TokenKind.UserDefined;
+                // Hugging Face's defaults: special tokens are matched in the raw text, others after normalization.
+                addedOptions[id] = new AddedTokenOptions(Flag(token, "lstrip") ?? false, Flag(token, "rstrip") ?? false, Flag(token, "single_word") ?? false, Flag(token, "normalized") ?? !special);
             }
         }
 
@@ -87,6 +92,7 @@ internal static class HuggingFaceTokenizerLoader
             EosId = eos,
             UnknownId = model.TryGetProperty("unk_token", out var unk) && unk.ValueKind == JsonValueKind.String ? IdOfToken(unk.GetString()) : -1,
             ExtraEndOfGenerationIds = eog,
+            AddedTokenOptions = addedOptions,
         };
 
         // add_bos_token in tokenizer_config.json wins; else a post-processor template that starts with BOS adds it.
@@ -94,16 +100,115 @@ internal static class HuggingFaceTokenizerLoader
         var addEos = config.AddEos ?? false;
         if (!byteLevel)
         {
-            return new BytePairTokenizer(vocabulary, merges, BpeMode.SentencePiece(addSpacePrefix: rawText.Contains("\"Prepend\"", StringComparison.Ordinal) || rawText.Contains("\"Metaspace\"", StringComparison.Ordinal)), addBos, addEos);
+            var spacesReplaced = root.TryGetProperty("normalizer", out var spmNormalizer) && spmNormalizer.GetRawText().Contains("\"Replace\"", StringComparison.Ordinal);
+            var mode = BpeMode.SentencePiece(rawText.Contains("\"Prepend\"", StringComparison.Ordinal) || rawText.Contains("\"Metaspace\"", StringComparison.Ordinal), spacesReplaced);
+            return new BytePairTokenizer(vocabulary, merges, mode, addBos, addEos);
         }
 
-        var preTokenizer = rawText.Contains(@"\\p{N}{1,3}", StringComparison.Ordinal) ? BpePreTokenizerKind.Llama3
-            : rawText.Contains(@"[^\\r\\n\\p{L}\\p{N}]?\\p{L}+", StringComparison.Ordinal) ? BpePreTokenizerKind.Qwen2
-            : rawText.Contains("\"individual_digits\":true", StringComparison.Ordinal) || rawText.Contains("\"individual_digits\": true", StringComparison.Ordinal) ? BpePreTokenizerKind.Gpt2SingleDigits
-            : BpePreTokenizerKind.Gpt2;
+        var preTokenizer = ReadPreTokenizer(root, path);
         var ignoreMerges = model.TryGetProperty("ignore_merges", out var im) && im.ValueKind == JsonValueKind.True;
-        return new BytePairTokenizer(vocabulary, merges, BpeMode.ByteLevel(preTokenizer, ignoreMerges), addBos, addEos);
+        return new BytePairTokenizer(vocabulary, merges, BpeMode.ByteLevel(preTokenizer, ignoreMerges, ReadNormalization(root, path)), addBos, addEos);
     }
+
+    /// <summary>
+    /// Which of the split regexes the byte-level pre-tokenizer uses, read from the JSON values (not its raw text: writers may
+    /// escape the regex's characters, e.g. <c>+</c> as <c>\u002B</c>). A <c>Split</c> with a regex we have no matcher for is an
+    /// error rather than a silent GPT-2 split, which would tokenize differently from the model's training.
+    /// </summary>
+    private static BpePreTokenizerKind ReadPreTokenizer(JsonElement root, string path)
+    {
+        var regexes = new List<string>();
+        var singleDigits = false;
+        if (root.TryGetProperty("pre_tokenizer", out var pre))
+        {
+            Walk(pre);
+        }
+
+        void Walk(JsonElement node)
+        {
+            if (node.ValueKind != JsonValueKind.Object || !node.TryGetProperty("type", out var type))
+            {
+                return;
+            }
+
+            switch (type.GetString())
+            {
+                case "Sequence" when node.TryGetProperty("pretokenizers", out var list) && list.ValueKind == JsonValueKind.Array:
+                    foreach (var item in list.EnumerateArray())
+                    {
+                        Walk(item);
+                    }
+
+                    break;
+                case "Split" when node.TryGetProperty("pattern", out var pattern) && pattern.ValueKind == JsonValueKind.Object:
+                    regexes.Add(pattern.TryGetProperty("Regex", out var regex) ? regex.GetString() ?? "" : pattern.TryGetProperty("String", out var text) ? "string " + text.GetString() : "");
+                    break;
+                case "Digits" when node.TryGetProperty("individual_digits", out var individual) && individual.ValueKind == JsonValueKind.True:
+                    singleDigits = true;
+                    break;
+            }
+        }
+
+        if (regexes.Count == 0)
+        {
+            return singleDigits ? BpePreTokenizerKind.Gpt2SingleDigits : BpePreTokenizerKind.Gpt2;
+        }
+
+        const string LetterWord = @"[^\r\n\p{L}\p{N}]?\p{L}+";
+        return regexes is [var only] && only.Contains(LetterWord, StringComparison.Ordinal) && only.Contains(@"\p{N}{1,3}", StringComparison.Ordinal) ? BpePreTokenizerKind.Llama3
+            : regexes is [var single] && single.Contains(LetterWord, StringComparison.Ordinal) && single.Contains(@"|\p{N}|", StringComparison.Ordinal) ? BpePreTokenizerKind.Qwen2
+            : regexes is [Gpt2Regex] ? (singleDigits ? BpePreTokenizerKind.Gpt2SingleDigits : BpePreTokenizerKind.Gpt2)
+            : throw new ModelFormatException(path, "pre_tokenizer", $"split regex {string.Join(", ", regexes.Select(r => $"'{r}'"))} is not supported; supported: the GPT-2, Llama 3 and Qwen2 regexes");
+    }
+
+    private const string Gpt2Regex = @"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+";
+
+    /// <summary>The Unicode normalization a byte-level <c>tokenizer.json</c> asks for (Qwen2: NFC), or null.</summary>
+    private static NormalizationForm? ReadNormalization(JsonElement root, string path)
+    {
+        if (!root.TryGetProperty("normalizer", out var normalizer) || normalizer.ValueKind != JsonValueKind.Object)
+        {
+            return null;
+        }
+
+        var forms = new List<NormalizationForm>();
+        Walk(normalizer);
+        if (forms.Count == 1 && "e\u0301".Normalize(forms[0]) == "e\u0301" && forms[0] is NormalizationForm.FormC or NormalizationForm.FormKC)
+        {
+            // Globalization-invariant mode makes Normalize a silent no-op: refuse rather than tokenize unnormalized text.
+            throw new ModelFormatException(path, "normalizer", $"asks for Unicode {forms[0]} normalization, which this process cannot do (globalization-invariant mode, or no ICU library)");
+        }
+
+        return forms switch
+        {
+            [] => null,
+            [var form] => form,
+            _ => throw new ModelFormatException(path, "normalizer", $"{forms.Count} Unicode normalizations in a row are not supported"),
+        };
+
+        void Walk(JsonElement node)
+        {
+            switch (node.TryGetProperty("type", out var type) ? type.GetString() : null)
+            {
+                case "Sequence" when node.TryGetProperty("normalizers", out var list) && list.ValueKind == JsonValueKind.Array:
+                    foreach (var item in list.EnumerateArray())
+                    {
+                        Walk(item);
+                    }
+
+                    break;
+                case "NFC": forms.Add(NormalizationForm.FormC); break;
+                case "NFD": forms.Add(NormalizationForm.FormD); break;
+                case "NFKC": forms.Add(NormalizationForm.FormKC); break;
+                case "NFKD": forms.Add(NormalizationForm.FormKD); break;
+                case var other:
+                    throw new ModelFormatException(path, "normalizer", $"normalizer '{other}' is not supported for a byte-level vocabulary; supported: NFC, NFD, NFKC, NFKD");
+            }
+        }
+    }
+
+    private static bool? Flag(JsonElement token, string name) =>
+        token.TryGetProperty(name, out var value) && value.ValueKind is JsonValueKind.True or JsonValueKind.False ? value.GetBoolean() : null;
 
     private static JsonDocument Parse(string path)
     {

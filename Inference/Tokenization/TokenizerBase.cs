@@ -12,8 +12,12 @@ public abstract class TokenizerBase : ITokenizer
     private readonly int[] _specialTokens;
     private readonly byte[][] _tokenBytes;
     private readonly HashSet<int> _endOfGeneration;
+    private readonly AddedTokens? _addedTokens;
 
-    protected TokenizerBase(Vocabulary vocabulary, bool addBos, bool addEos)
+    /// <param name="spacesNormalizedAway">The normalizer turns spaces into ▁ before added tokens marked <c>normalized</c> are
+    /// matched (so they strip no spaces).</param>
+    /// <param name="normalization">The Unicode normalization the text gets before tokens marked <c>normalized</c> are matched.</param>
+    protected TokenizerBase(Vocabulary vocabulary, bool addBos, bool addEos, bool spacesNormalizedAway = false, NormalizationForm? normalization = null)
     {
         Vocabulary = vocabulary;
         AddBos = addBos && vocabulary.BosId >= 0;
@@ -21,6 +25,7 @@ public abstract class TokenizerBase : ITokenizer
         _specialTokens = vocabulary.SpecialTokensLongestFirst();
         _tokenBytes = new byte[vocabulary.Count][];
         _endOfGeneration = [.. vocabulary.ExtraEndOfGenerationIds];
+        _addedTokens = vocabulary.AddedTokenOptions is { } options ? new AddedTokens(vocabulary, options, spacesNormalizedAway, normalization) : null;
         if (vocabulary.EosId >= 0)
         {
             _endOfGeneration.Add(vocabulary.EosId);
@@ -50,7 +55,7 @@ public abstract class TokenizerBase : ITokenizer
         }
 
         var previousWasSpecial = true;
-        foreach (var (start, length, id) in Partition(text, parseSpecial))
+        foreach (var (start, length, id, normalized) in Partition(text, parseSpecial))
         {
             if (id >= 0)
             {
@@ -59,7 +64,7 @@ public abstract class TokenizerBase : ITokenizer
             }
             else
             {
-                EncodeText(text.Slice(start, length), previousWasSpecial, output);
+                EncodeText((normalized ?? text).Slice(start, length), previousWasSpecial, output);
                 previousWasSpecial = false;
             }
         }
@@ -130,14 +135,17 @@ public abstract class TokenizerBase : ITokenizer
         piece.Length == 6 && piece.StartsWith("<0x", StringComparison.Ordinal) && piece[5] == '>' &&
         byte.TryParse(piece.AsSpan(3, 2), System.Globalization.NumberStyles.HexNumber, null, out var b) ? b : null;
 
+    private List<(int Start, int Length, int Id, string? Normalized)> Partition(ReadOnlySpan<char> text, bool parseSpecial) =>
+        _addedTokens?.Partition(text, parseSpecial) ?? PartitionAsLlamaCpp(text, parseSpecial);
+
     /// <summary>
     /// Cuts special tokens out of the text as llama.cpp's <c>tokenizer_st_partition</c> does: each special token in turn,
     /// longest first, splits every remaining plain-text fragment at each of its occurrences. Fragments are (start, length,
     /// -1) for text and (start, length, id) for a token.
     /// </summary>
-    private List<(int Start, int Length, int Id)> Partition(ReadOnlySpan<char> text, bool parseSpecial)
+    private List<(int Start, int Length, int Id, string? Normalized)> PartitionAsLlamaCpp(ReadOnlySpan<char> text, bool parseSpecial)
     {
-        var fragments = new List<(int Start, int Length, int Id)>(4) { (0, text.Length, -1) };
+        var fragments = new List<(int Start, int Length, int Id, string? Normalized)>(4) { (0, text.Length, -1, null) };
         if (text.IsEmpty)
         {
             fragments.Clear();
@@ -154,7 +162,7 @@ public abstract class TokenizerBase : ITokenizer
             var piece = Vocabulary.Pieces[id].AsSpan();
             for (var f = 0; f < fragments.Count; f++)
             {
-                var (start, length, fragmentId) = fragments[f];
+                var (start, length, fragmentId, _) = fragments[f];
                 if (fragmentId >= 0 || length < piece.Length)
                 {
                     continue;
@@ -171,14 +179,14 @@ public abstract class TokenizerBase : ITokenizer
                 var insert = f;
                 if (at > 0)
                 {
-                    fragments.Insert(insert++, (start, at, -1));
+                    fragments.Insert(insert++, (start, at, -1, null));
                 }
 
-                fragments.Insert(insert++, (start + at, piece.Length, id));
+                fragments.Insert(insert++, (start + at, piece.Length, id, null));
                 var rightLength = length - at - piece.Length;
                 if (rightLength > 0)
                 {
-                    fragments.Insert(insert, (start + at + piece.Length, rightLength, -1));
+                    fragments.Insert(insert, (start + at + piece.Length, rightLength, -1, null));
                 }
 
                 f = insert - 1;

@@ -58,6 +58,10 @@ public sealed class Vocabulary
     /// <summary>Ids that end generation besides EOS (end-of-turn, end-of-message).</summary>
     public IReadOnlyList<int> ExtraEndOfGenerationIds { get; init; } = [];
 
+    /// <summary>A Hugging Face <c>tokenizer.json</c>'s <c>added_tokens</c> and how each is matched; when set, added tokens are
+    /// cut out of text as Hugging Face does (<see cref="AddedTokens"/>), else as llama.cpp does (GGUF).</summary>
+    public IReadOnlyDictionary<int, AddedTokenOptions>? AddedTokenOptions { get; init; }
+
     internal Dictionary<string, int>.AlternateLookup<ReadOnlySpan<char>> Lookup { get; }
 
     public int IdOf(ReadOnlySpan<char> piece) => Lookup.TryGetValue(piece, out var id) ? id : -1;

@@ -206,6 +206,23 @@ public sealed class TokenizerBehaviourTests : IDisposable
         Assert.Contains("key 'tokenizer.ggml.model': tokenizer 'rwkv' is not supported; supported: llama (SentencePiece), gpt2 (byte-level BPE)", error.Message);
     }
 
+    [Theory]
+    [InlineData("""{"type":"Split","pattern":{"Regex":"\\p{L}+|\\s+"},"behavior":"Isolated","invert":false}""", "pre_tokenizer", "split regex '\\p{L}+|\\s+' is not supported")]
+    [InlineData("""{"type":"Split","pattern":{"String":" "},"behavior":"Removed","invert":false}""", "pre_tokenizer", "split regex 'string  ' is not supported")]
+    public void Byte_level_tokenizer_json_with_an_unknown_split_is_a_clear_error(string split, string field, string problem)
+    {
+        var folder = Directory.CreateDirectory(_temp.File("unknown-split")).FullName;
+        File.WriteAllText(Path.Combine(folder, "tokenizer.json"), $$$"""
+            {"added_tokens":[],"normalizer":null,
+             "pre_tokenizer":{"type":"Sequence","pretokenizers":[{{{split}}},{"type":"ByteLevel","add_prefix_space":false,"use_regex":false}]},
+             "model":{"type":"BPE","vocab":{"a":0,"b":1},"merges":[]}}
+            """);
+        var error = Assert.Throws<AspireAi.Inference.Models.ModelFormatException>(() => Tokenizers.FromHuggingFace(folder));
+        Assert.Contains("tokenizer.json", error.Message);
+        Assert.Contains(field, error.Message);
+        Assert.Contains(problem, error.Message);
+    }
+
     private static void BpePreTokenizerSplit(string text, BpePreTokenizerKind kind, List<(int, int)> words) =>
         BpePreTokenizer.Split(text, kind, words);
 }
