@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what AspireAi's local mode and its tests need and this machine lacks: redis-server and PostgreSQL
-# and bubblewrap (the agents' code sandbox), plus Chromium for the web-chat browser tests when ASPIREAI_WITH_BROWSER=1. Uses apt-get as root, or through sudo where allowed; otherwise
+# and bubblewrap (the agents' code sandbox) and ICU (Inference's Unicode normalization), plus Chromium for the web-chat browser tests when ASPIREAI_WITH_BROWSER=1. Uses apt-get as root, or through sudo where allowed; otherwise
 # says exactly what to install. Safe to run again: present packages are left alone.
 set -uo pipefail
 
@@ -10,6 +10,10 @@ command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 command -v bwrap >/dev/null 2>&1 || need+=(bubblewrap)
 if ! command -v initdb >/dev/null 2>&1 && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
   need+=(postgresql)
+fi
+# ICU: Inference's tokenizers apply Unicode normalization (NFC) through it; .NET finds it as libicu*.so.
+if ! compgen -G '/usr/lib/*/libicuuc.so.*' >/dev/null && ! compgen -G '/usr/lib/libicuuc.so.*' >/dev/null; then
+  need+=(libicu72)
 fi
 if [[ "${ASPIREAI_WITH_BROWSER:-0}" == 1 ]] && ! command -v chromium >/dev/null 2>&1; then
   need+=(chromium)
