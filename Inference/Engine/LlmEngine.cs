@@ -91,6 +91,27 @@ public sealed class LlmEngine : IDisposable
     /// <summary>Counters as of the end of the last step (safe to read from any thread).</summary>
     public EngineSnapshot Snapshot => _snapshot;
 
+    /// <summary>
+    /// The snapshot of the first step after this call at whose end nothing runs or waits. Call it before submitting the
+    /// work to wait for: it never completes while the engine has nothing to do.
+    /// </summary>
+    public Task<EngineSnapshot> NextIdleAsync()
+    {
+        var idle = new TaskCompletionSource<EngineSnapshot>(TaskCreationOptions.RunContinuationsAsynchronously);
+        var steps = Snapshot.Steps;
+        void OnStep(EngineSnapshot s)
+        {
+            if (s.Running == 0 && s.Waiting == 0 && s.Steps > steps)
+            {
+                StepCompleted -= OnStep;
+                idle.TrySetResult(s);
+            }
+        }
+
+        StepCompleted += OnStep;
+        return idle.Task;
+    }
+
     /// <summary>Requests submitted and not yet admitted, counted now (the snapshot's count is as of the last step).</summary>
     public int QueuedRequests => Volatile.Read(ref _queued);
 

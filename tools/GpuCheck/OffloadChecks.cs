@@ -158,7 +158,7 @@ internal sealed class OffloadChecks(IBackend device, CpuBackend cpu, Report repo
         var snapshot = engine.Snapshot;
         foreach (var request in requests)
         {
-            var idle = NextIdle(engine);
+            var idle = engine.NextIdleAsync();
             last = Collect(engine.Submit(request)).GetAwaiter().GetResult();
             if (!idle.Wait(TimeSpan.FromMinutes(5)))
             {
@@ -188,23 +188,5 @@ internal sealed class OffloadChecks(IBackend device, CpuBackend cpu, Report repo
         }
 
         return new Outcome([.. tokens], [.. logprobs], cached);
-    }
-
-    /// <summary>The snapshot the engine publishes when it next becomes idle after a step (subscribe before submitting).</summary>
-    private static Task<EngineSnapshot> NextIdle(LlmEngine engine)
-    {
-        var idle = new TaskCompletionSource<EngineSnapshot>(TaskCreationOptions.RunContinuationsAsynchronously);
-        var steps = engine.Snapshot.Steps;
-        void OnStep(EngineSnapshot s)
-        {
-            if (s.Running == 0 && s.Waiting == 0 && s.Steps > steps)
-            {
-                engine.StepCompleted -= OnStep;
-                idle.TrySetResult(s);
-            }
-        }
-
-        engine.StepCompleted += OnStep;
-        return idle.Task;
     }
 }

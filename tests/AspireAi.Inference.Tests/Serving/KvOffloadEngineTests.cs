@@ -34,27 +34,9 @@ public sealed class KvOffloadEngineTests : IDisposable
         return new Outcome([.. events.Select(e => e.TokenId)], [.. events.Select(e => e.Logprob)], [.. events.Select(e => e.TopLogprobs ?? [])], usage!);
     }
 
-    /// <summary>The snapshot the engine publishes when it next becomes idle after a step (subscribe before submitting).</summary>
-    private static Task<EngineSnapshot> NextIdle(LlmEngine engine)
-    {
-        var idle = new TaskCompletionSource<EngineSnapshot>(TaskCreationOptions.RunContinuationsAsynchronously);
-        var steps = engine.Snapshot.Steps;
-        void OnStep(EngineSnapshot s)
-        {
-            if (s.Running == 0 && s.Waiting == 0 && s.Steps > steps)
-            {
-                engine.StepCompleted -= OnStep;
-                idle.TrySetResult(s);
-            }
-        }
-
-        engine.StepCompleted += OnStep;
-        return idle.Task;
-    }
-
     private static async Task<(Outcome Outcome, EngineSnapshot After)> RunToIdle(LlmEngine engine, EngineRequest request)
     {
-        var idle = NextIdle(engine);
+        var idle = engine.NextIdleAsync();
         var outcome = await Run(engine, request);
         return (outcome, await idle.WaitAsync(Ct));
     }
@@ -158,7 +140,7 @@ public sealed class KvOffloadEngineTests : IDisposable
 
         // The crowd arrives while the engine thread is held inside a step event, so every request is queued before the next
         // step schedules (the same schedule on every run). The first request starts the engine and is held there.
-        var idle = NextIdle(engine);
+        var idle = engine.NextIdleAsync();
         using var held = new ManualResetEventSlim();
         using var release = new ManualResetEventSlim();
         void Hold(EngineSnapshot s)
