@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Starts the whole AspireAi system: installs what local mode needs, runs the AppHost (dashboard URL printed),
 # waits for the gateway and sends it a first request. Arguments go to the AppHost:
-#   --infra containers|local|auto   --gateway-port N (default 8080)   --model PATH   --state-dir DIR
+#   --infra containers|local|auto   --gateway-port N (default 8080)   --model PATH   --state-dir DIR   --inference-replicas N
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

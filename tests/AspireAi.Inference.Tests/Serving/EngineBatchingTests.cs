@@ -101,22 +101,29 @@ public sealed class EngineBatchingTests : IDisposable
     [Fact]
     public async Task Cancelled_request_frees_its_blocks_within_one_step()
     {
-        // A long context and a long request, so that the sequence is still running when the test has read its first token
-        // even on a loaded machine (with 120 tokens the engine sometimes finished before the reader woke up).
+        // A long context and a long request: when the engine is released after the cancellation, the sequence would have
+        // hundreds of steps left, so "at most one more step" measures the abort, not the end of the request.
         using var longContext = new TinyEngine(new TinyGgufModel { Vocabulary = 64, Context = 1024, Seed = 11 });
         var engine = longContext.CreateEngine(new EngineOptions { KvCacheBlocks = 64, MaxBatchedTokens = 64, MaxNumSeqs = 4 });
         using var cancel = new CancellationTokenSource();
-        var handle = engine.Submit(new EngineRequest { PromptTokenIds = [1, 5, 6, 7], MaxTokens = 1000 }, cancel.Token);
-        await foreach (var e in handle.Events.ReadAllAsync(Ct))
+        // The engine thread is held at the end of the first step that holds the sequence's blocks until the test has
+        // cancelled: reading the first token and then the snapshot raced (the token is sent before the step's snapshot is
+        // published). Idle snapshots (no blocks used) are published too, so the condition is on the blocks.
+        using var cancelled = new ManualResetEventSlim();
+        var firstStep = new TaskCompletionSource<EngineSnapshot>(TaskCreationOptions.RunContinuationsAsynchronously);
+        engine.StepCompleted += snapshot =>
         {
-            break;
-        }
-
-        Assert.True(engine.Snapshot.UsedBlocks > 0);
+            if (snapshot.UsedBlocks > 0 && firstStep.TrySetResult(snapshot))
+            {
+                cancelled.Wait(TimeSpan.FromSeconds(30));
+            }
+        };
+        var handle = engine.Submit(new EngineRequest { PromptTokenIds = [1, 5, 6, 7], MaxTokens = 1000 }, cancel.Token);
+        var atFirstStep = await firstStep.Task.WaitAsync(TimeSpan.FromSeconds(30), Ct);
+        Assert.Equal(1, atFirstStep.Running);
         cancel.Cancel();
-        // Counted once the cancellation is signalled: steps the engine ran while this thread was between a read and Cancel()
-        // came before the cancellation, not after it (reading first made the test fail on a busy machine).
-        var stepsAtCancel = engine.Snapshot.Steps;
+        var stepsAtCancel = atFirstStep.Steps;
+        cancelled.Set();
         var last = default(SequenceEvent);
         await foreach (var e in handle.Events.ReadAllAsync(Ct))
         {

@@ -83,6 +83,11 @@ public sealed class HttpApiTests(TinyServerFixture server) : IClassFixture<TinyS
     [Fact]
     public async Task Client_disconnect_frees_the_sequence()
     {
+        // What this shows: after a client leaves mid-stream, the engine ends up idle with every block free. Whether the
+        // disconnect aborted the sequence or it ran to its end is not told apart here (the engine-level test
+        // Cancelled_request_frees_its_blocks_within_one_step proves the abort): holding the engine until the server noticed
+        // the closed connection showed Kestrel's RequestAborted not firing within 30 s in 4 of 6 runs when the client left
+        // before the first byte; see the session notes.
         using var message = new HttpRequestMessage(HttpMethod.Post, "/v1/completions") { Content = JsonContent.Create(Completion([1, 4, 5, 6], 100, null, stream: true)) };
         var response = await Http.SendAsync(message, HttpCompletionOption.ResponseHeadersRead, Ct);
         var reader = new StreamReader(await response.Content.ReadAsStreamAsync(Ct));
@@ -91,7 +96,6 @@ public sealed class HttpApiTests(TinyServerFixture server) : IClassFixture<TinyS
             await reader.ReadLineAsync(Ct);
         }
 
-        Assert.True(server.Host.Model.Engine.Snapshot.UsedBlocks > 0);
         response.Dispose(); // the client goes away mid-stream
         var snapshot = await EngineBatchingTests.Idle(server.Host.Model.Engine);
         Assert.Equal(snapshot.TotalBlocks, snapshot.FreeBlocks);
