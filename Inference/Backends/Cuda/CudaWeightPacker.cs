@@ -1,5 +1,6 @@
 using System.Runtime.InteropServices;
 using AspireAi.Inference.Models;
+using AspireAi.Inference.Models.Quantization;
 
 namespace AspireAi.Inference.Backends.Cuda;
 
@@ -100,14 +101,16 @@ public static unsafe class CudaWeightPacker
             return new PackedWeight(tensor.Name, tensor.Type, rows, columns, layout, 0, 1, new ReadOnlySpan<byte>(source, checked((int)tensor.ByteLength)).ToArray(), null, null);
         }
 
-        var (quantLayout, offset, scalesPerBlock, hasMins) = tensor.Type switch
+        // offset: what the kernels subtract from a nibble; stored: what is subtracted here from an Int8 layout's codes, so
+        // that they are signed (Q8_0's bytes already are).
+        var (quantLayout, offset, stored, scalesPerBlock, hasMins) = tensor.Type switch
         {
-            GgmlType.Q8_0 => (CudaWeightLayout.Int8, 0, 1, false),
-            GgmlType.Q4_0 => (CudaWeightLayout.Nibble, 8, 1, false),
-            GgmlType.Q5_0 => (CudaWeightLayout.Int8, 0, 1, false),
-            GgmlType.Q4_K => (CudaWeightLayout.Nibble, 0, 1, true),
-            GgmlType.Q5_K => (CudaWeightLayout.Int8, 0, 1, true),
-            GgmlType.Q6_K => (CudaWeightLayout.Int8, 0, 2, false),
+            GgmlType.Q8_0 => (CudaWeightLayout.Int8, 0, 0, 1, false),
+            GgmlType.Q4_0 => (CudaWeightLayout.Nibble, 8, 0, 1, false),
+            GgmlType.Q5_0 => (CudaWeightLayout.Int8, 0, 16, 1, false),
+            GgmlType.Q4_K => (CudaWeightLayout.Nibble, 0, 0, 1, true),
+            GgmlType.Q5_K => (CudaWeightLayout.Int8, 0, 0, 1, true),
+            GgmlType.Q6_K => (CudaWeightLayout.Int8, 0, 32, 2, false),
             _ => throw new InvalidDataException($"Tensor '{tensor.Name}': type {tensor.Type} is not supported by the CUDA backend."),
         };
 
@@ -116,7 +119,7 @@ public static unsafe class CudaWeightPacker
         var codes = new byte[checked(totalBlocks * (quantLayout == CudaWeightLayout.Nibble ? 16 : 32))];
         var scales = new float[totalBlocks * scalesPerBlock];
         var mins = hasMins ? new float[totalBlocks] : null;
-        var blockCodes = stackalloc int[256];
+        var blockCodes = stackalloc byte[256];
         var blockScales = stackalloc float[16];
         var blockMins = stackalloc float[8];
         var ggmlBlockBytes = GgmlTypeInfo.BlockBytes(tensor.Type);
@@ -125,7 +128,7 @@ public static unsafe class CudaWeightPacker
             var src = source + r * rowBytes;
             for (var gb = 0; gb < columns / blockSize; gb++)
             {
-                var subBlocks = DecodeBlock(tensor.Type, src + gb * ggmlBlockBytes, blockCodes, blockScales, blockMins);
+                var subBlocks = GgmlBlockDecoder.Decode(tensor.Type, src + gb * ggmlBlockBytes, blockCodes, blockScales, blockMins);
                 for (var s = 0; s < subBlocks; s++)
                 {
                     var block = (long)r * blocksPerRow + gb * subBlocks + s;
@@ -141,7 +144,7 @@ public static unsafe class CudaWeightPacker
                     {
                         for (var j = 0; j < 32; j++)
                         {
-                            codes[block * 32 + j] = (byte)(sbyte)c[j];
+                            codes[block * 32 + j] = (byte)(c[j] - stored);
                         }
                     }
 
@@ -169,123 +172,4 @@ public static unsafe class CudaWeightPacker
             throw new InvalidDataException($"Tensor '{name}': the CUDA backend needs float rows of a multiple of 32 values, not {columns}.");
         }
     }
-
-    /// <summary>
-    /// Decodes one ggml block into 32-value sub-blocks: codes as the kernels want them (Int8 layouts with the offset
-    /// subtracted, nibble layouts unsigned), scales per sub-block (two for Q6_K) and mins. Returns the sub-block count.
-    /// </summary>
-    private static int DecodeBlock(GgmlType type, byte* b, int* codes, float* scales, float* mins)
-    {
-        switch (type)
-        {
-            case GgmlType.Q8_0:
-                scales[0] = Half(b);
-                for (var j = 0; j < 32; j++)
-                {
-                    codes[j] = (sbyte)b[2 + j];
-                }
-
-                return 1;
-            case GgmlType.Q4_0:
-                scales[0] = Half(b);
-                for (var j = 0; j < 16; j++)
-                {
-                    codes[j] = b[2 + j] & 0xF;
-                    codes[j + 16] = b[2 + j] >> 4;
-                }
-
-                return 1;
-            case GgmlType.Q5_0:
-            {
-                scales[0] = Half(b);
-                var qh = *(uint*)(b + 2);
-                var qs = b + 6;
-                for (var j = 0; j < 16; j++)
-                {
-                    codes[j] = ((qs[j] & 0xF) | (int)((qh >> j) & 1) << 4) - 16;
-                    codes[j + 16] = ((qs[j] >> 4) | (int)((qh >> (j + 16)) & 1) << 4) - 16;
-                }
-
-                return 1;
-            }
-
-            case GgmlType.Q4_K:
-            case GgmlType.Q5_K:
-            {
-                var d = Half(b);
-                var dmin = Half(b + 2);
-                var packedScales = b + 4;
-                var qh = type == GgmlType.Q5_K ? b + 16 : null;
-                var qs = type == GgmlType.Q5_K ? b + 48 : b + 16;
-                for (var s = 0; s < 8; s++)
-                {
-                    ScaleMinK4(s, packedScales, out var sc, out var m);
-                    scales[s] = d * sc;
-                    mins[s] = dmin * m;
-                    var q = qs + s / 2 * 32;
-                    var shift = (s & 1) * 4;
-                    for (var l = 0; l < 32; l++)
-                    {
-                        var code = (q[l] >> shift) & 0xF;
-                        if (qh is not null)
-                        {
-                            code |= ((qh[l] >> s) & 1) << 4;
-                        }
-
-                        codes[s * 32 + l] = code;
-                    }
-                }
-
-                return 8;
-            }
-
-            case GgmlType.Q6_K:
-            {
-                var ql = b;
-                var qh = b + 128;
-                var sc = (sbyte*)(b + 192);
-                var d = Half(b + 208);
-                for (var half = 0; half < 2; half++)
-                {
-                    var l0 = ql + half * 64;
-                    var h0 = qh + half * 32;
-                    var y = codes + half * 128;
-                    for (var l = 0; l < 32; l++)
-                    {
-                        y[l] = ((l0[l] & 0xF) | ((h0[l] >> 0) & 3) << 4) - 32;
-                        y[l + 32] = ((l0[l + 32] & 0xF) | ((h0[l] >> 2) & 3) << 4) - 32;
-                        y[l + 64] = ((l0[l] >> 4) | ((h0[l] >> 4) & 3) << 4) - 32;
-                        y[l + 96] = ((l0[l + 32] >> 4) | ((h0[l] >> 6) & 3) << 4) - 32;
-                    }
-                }
-
-                for (var k = 0; k < 16; k++)
-                {
-                    scales[k] = d * sc[k];
-                }
-
-                return 8;
-            }
-
-            default:
-                throw new InvalidOperationException($"No block decoder for {type}.");
-        }
-    }
-
-    /// <summary>The 6-bit scale and min of sub-block <paramref name="j"/> packed in a K-quant's 12 scale bytes.</summary>
-    private static void ScaleMinK4(int j, byte* q, out int scale, out int min)
-    {
-        if (j < 4)
-        {
-            scale = q[j] & 63;
-            min = q[j + 4] & 63;
-        }
-        else
-        {
-            scale = (q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4);
-            min = (q[j + 4] >> 4) | ((q[j] >> 6) << 4);
-        }
-    }
-
-    private static float Half(byte* p) => (float)BitConverter.UInt16BitsToHalf(*(ushort*)p);
 }
