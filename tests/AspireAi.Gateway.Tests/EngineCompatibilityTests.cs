@@ -142,7 +142,7 @@ public sealed class EngineGatewayFixture : IAsyncLifetime
     public async ValueTask InitializeAsync()
     {
         Directory.CreateDirectory(_temp);
-        var stories = SharedModel("stories15M-q8_0.gguf");
+        var stories = RepositoryPaths.SharedModel("stories15M-q8_0.gguf");
         var random = Path.Combine(_temp, "random-32k.gguf");
         using (var vocabulary = AspireAi.Inference.Models.Gguf.GgufFile.Open(stories, metadataOnly: true))
         {
@@ -170,21 +170,6 @@ public sealed class EngineGatewayFixture : IAsyncLifetime
 
     private static string Address(WebApplication app) =>
         app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
-
-    /// <summary>A file of <c>../shared/models</c> beside the repository root (the folder holding AspireAi.sln).</summary>
-    private static string SharedModel(string file)
-    {
-        var dir = new DirectoryInfo(AppContext.BaseDirectory);
-        while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "AspireAi.sln")))
-        {
-            dir = dir.Parent;
-        }
-
-        var path = dir is null ? null : Path.GetFullPath(Path.Combine(dir.FullName, "..", "shared", "models", file));
-        return path is not null && File.Exists(path)
-            ? path
-            : throw new InvalidOperationException($"The shared model {file} is missing: expected ../shared/models beside the checkout.");
-    }
 
     public async ValueTask DisposeAsync()
     {

@@ -36,7 +36,7 @@ public sealed class LocalAppHostFixture : IAsyncLifetime
                 "--inference-replicas", "2",
                 "--gateway-port", GatewayPort.ToString(System.Globalization.CultureInfo.InvariantCulture),
                 // The shared stories15M beside the checkout (as in CI): no download, and a real trained model's text.
-                "--model", SharedModel("stories15M-q8_0.gguf"),
+                "--model", RepositoryPaths.SharedModel("stories15M-q8_0.gguf"),
                 $"--Parameters:gateway-master-key={MasterKey}",
                 "--ASPIRE_ALLOW_UNSECURED_TRANSPORT=true",
                 // The testing builder moves fixed ports to random ones; keep them, so --gateway-port itself is under test.
@@ -79,21 +79,6 @@ public sealed class LocalAppHostFixture : IAsyncLifetime
         {
             // PostgreSQL may still be flushing as it exits; the temp folder is reclaimed by the OS either way.
         }
-    }
-
-    /// <summary>A file of <c>../shared/models</c> next to the repository root (the folder holding AspireAi.sln).</summary>
-    private static string SharedModel(string file)
-    {
-        var dir = new DirectoryInfo(AppContext.BaseDirectory);
-        while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "AspireAi.sln")))
-        {
-            dir = dir.Parent;
-        }
-
-        var path = dir is null ? null : Path.GetFullPath(Path.Combine(dir.FullName, "..", "shared", "models", file));
-        return path is not null && File.Exists(path)
-            ? path
-            : throw new InvalidOperationException($"The shared model {file} is missing: expected ../shared/models beside the checkout.");
     }
 
     private static int FreeTcpPort()

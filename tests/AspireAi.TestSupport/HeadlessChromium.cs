@@ -29,13 +29,7 @@ public static class HeadlessChromium
 
     public static string ArtifactsFolder(string name)
     {
-        var directory = new DirectoryInfo(AppContext.BaseDirectory);
-        while (directory is not null && !File.Exists(Path.Combine(directory.FullName, "AspireAi.sln")))
-        {
-            directory = directory.Parent;
-        }
-
-        var folder = Path.Combine(directory?.FullName ?? AppContext.BaseDirectory, "artifacts", name);
+        var folder = Path.Combine(RepositoryPaths.Root, "artifacts", name);
         Directory.CreateDirectory(folder);
         return folder;
     }
