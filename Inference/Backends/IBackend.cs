@@ -75,6 +75,19 @@ public interface IBackend : IDisposable
     /// <summary>output[rows × N] = input[rows × K] · weightᵀ for a weight [N × K] of any supported type.</summary>
     void MatMul(DeviceTensor input, DeviceWeight weight, DeviceTensor output, int rows);
 
+    /// <summary>
+    /// output = input · weightᵀ for each target, all reading the same input (q/k/v; gate/up). A device backend runs a group
+    /// as one launch where the weights' layouts allow: in a memory-bound decode step each launch costs its own ramp-up and
+    /// tail, which the small k/v projections do not hide.
+    /// </summary>
+    void MatMulGroup(DeviceTensor input, ReadOnlySpan<MatMulTarget> targets, int rows)
+    {
+        foreach (var target in targets)
+        {
+            MatMul(input, target.Weight, target.Output, rows);
+        }
+    }
+
     /// <summary>tensor[r] += bias for each of the first <paramref name="rows"/> rows.</summary>
     void AddBias(DeviceTensor tensor, DeviceWeight bias, int rows);
 

@@ -24,6 +24,8 @@ public sealed class LlamaModel : IDisposable
     private readonly DeviceTensor _activated;
     private readonly DeviceTensor _logitInput;
     private readonly DeviceTensor _logits;
+    private readonly MatMulTarget[][] _queryKeyValue;
+    private readonly MatMulTarget[][] _gateUp;
 
     /// <param name="maxBatchTokens">Most tokens one step may carry.</param>
     /// <param name="maxLogitRows">Most tokens of one step whose logits are wanted (prompt logprobs want every prompt token).</param>
@@ -60,6 +62,8 @@ public sealed class LlamaModel : IDisposable
         _activated = backend.CreateTensor(t, c.FeedForwardLength);
         _logitInput = backend.CreateTensor(MaxLogitRows, c.EmbeddingLength);
         _logits = backend.CreateTensor(MaxLogitRows, c.VocabularySize);
+        _queryKeyValue = _weights.Layers.Select(w => new MatMulTarget[] { new(w.Query, _query), new(w.Key, _key), new(w.Value, _value) }).ToArray();
+        _gateUp = _weights.Layers.Select(w => new MatMulTarget[] { new(w.Gate, _gate), new(w.Up, _up) }).ToArray();
     }
 
     public ModelConfig Config { get; }
@@ -127,9 +131,7 @@ public sealed class LlamaModel : IDisposable
         for (var l = 0; l < c.LayerCount; l++)
         {
             var w = _weights.Layers[l];
-            b.MatMul(_normed, w.Query, _query, tokens);
-            b.MatMul(_normed, w.Key, _key, tokens);
-            b.MatMul(_normed, w.Value, _value, tokens);
+            b.MatMulGroup(_normed, _queryKeyValue[l], tokens);
             if (w.QueryBias is not null)
             {
                 b.AddBias(_query, w.QueryBias, tokens);
@@ -147,8 +149,7 @@ public sealed class LlamaModel : IDisposable
             b.PagedAttention(_query, cache, l, _attention);
             b.MatMul(_attention, w.AttentionOutput, _projection, tokens);
             b.AddRmsNorm(_hidden, _projection, w.FeedForwardNorm, eps, _normed, tokens);
-            b.MatMul(_normed, w.Gate, _gate, tokens);
-            b.MatMul(_normed, w.Up, _up, tokens);
+            b.MatMulGroup(_normed, _gateUp[l], tokens);
             b.SiluMul(_gate, _up, _activated, tokens);
             b.MatMul(_activated, w.Down, _projection, tokens);
             var nextNorm = l + 1 < c.LayerCount ? _weights.Layers[l + 1].AttentionNorm : _weights.OutputNorm;
