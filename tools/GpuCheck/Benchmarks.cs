@@ -79,9 +79,9 @@ internal sealed class Benchmarks(CudaBackend gpu, Report report)
                     weights.Add(gpu.LoadWeight(host.View));
                 }
 
-                foreach (var rows in new[] { 1, 8, 512 })
+                foreach (var rows in new[] { 1, 8, 16, 32, 512 })
                 {
-                    if (rows == 512 && n != 4096 || quick && rows == 8)
+                    if (rows == 512 && n != 4096 || quick && rows is > 1 and < 512 || rows is 16 && n != 4096)
                     {
                         continue;
                     }
@@ -94,7 +94,7 @@ internal sealed class Benchmarks(CudaBackend gpu, Report report)
                     var ms = Time(i => gpu.MatMul(x, weights[i % weights.Count], y, rows));
                     var flops = 2.0 * rows * n * k / (ms * 1e-3);
                     var bytes = first.ByteSize + (long)rows * (k + n) * 4;
-                    var path = CudaLaunchGeometry.UseGemv(rows) ? "gemv" : "gemm";
+                    var path = CudaLaunchGeometry.UseGemv(rows, type is not (GgmlType.F16 or GgmlType.BF16)) ? "gemv" : "gemm";
                     report.Timing($"matmul {type,-5} {path} M={rows,-3} N={n} K={k}: {ms * 1000,8:F1} us, {OfCeiling(bytes / (ms * 1e-3) / 1e9)}, {flops / 1e12:F2} TFLOP/s");
                 }
 
@@ -217,6 +217,27 @@ internal sealed class Benchmarks(CudaBackend gpu, Report report)
             var eager = batchSize * steps / clock.Elapsed.TotalSeconds;
             var stepMs = clock.Elapsed.TotalMilliseconds / steps;
             report.Timing($"decode {name} {type} batch {batchSize,2}: {eager,8:F1} tokens/s ({stepMs:F2} ms/step, {model.WeightBytesPerStep / (stepMs * 1e-3) / 1e9:F0} GB/s of weights), eager launches, greedy on the GPU");
+
+            // Where a step's GPU time goes: every launch timed with events (a few more eager steps).
+            using (var timer = new KernelTimer(gpu.Context))
+            {
+                const int profiled = 8;
+                gpu.Stream.Timer = timer;
+                for (var i = 0; i < profiled; i++)
+                {
+                    DecodeBatch(prompt + 1 + i);
+                    gpu.ArgMax(model.ForwardToLogits(batch, cache)!, batchSize, ids);
+                }
+
+                gpu.Stream.Timer = null;
+                var kernels = timer.Collect();
+                var kernelMs = kernels.Sum(k => k.Milliseconds) / profiled;
+                report.Timing($"  profile: kernels run {kernelMs:F3} ms of the {stepMs:F3} ms eager step ({kernels.Sum(k => k.Launches) / profiled} launches)");
+                foreach (var (kernel, launches, ms) in kernels)
+                {
+                    report.Timing($"    {kernel,-26} {launches / profiled,4} launches {ms / profiled * 1000,9:F1} us {100 * ms / profiled / kernelMs,5:F1}%");
+                }
+            }
 
             // Logits to the host each step (LlamaModel.Forward) and argmax there.
             var logits = new float[batchSize * config.VocabularySize];

@@ -30,6 +30,7 @@ internal sealed class KernelChecks(CudaBackend gpu, CpuBackend cpu, Report repor
     public void Run()
     {
         MatMuls();
+        MatMulGroups();
         Embeddings();
         Norms();
         ElementWise();
@@ -67,7 +68,7 @@ internal sealed class KernelChecks(CudaBackend gpu, CpuBackend cpu, Report repor
 
     private void MatMuls()
     {
-        int[] rowCounts = quick ? [1, 9] : [1, 3, 8, 9, 67, 200];
+        int[] rowCounts = quick ? [1, 9, 33] : [1, 3, 8, 9, 32, 33, 67, 200];
         foreach (var type in AllTypes)
         {
             var kQuant = GgmlTypeInfo.BlockSize(type) == 256;
@@ -86,7 +87,7 @@ internal sealed class KernelChecks(CudaBackend gpu, CpuBackend cpu, Report repor
                         var (gy, cy) = Pair(rows, n);
                         gpu.MatMul(gx, gw, gy, rows);
                         cpu.MatMul(cx, cw, cy, rows);
-                        var gemv = CudaLaunchGeometry.UseGemv(rows);
+                        var gemv = CudaLaunchGeometry.UseGemv(rows, type is not (GgmlType.F32 or GgmlType.F16 or GgmlType.BF16));
                         var bound = type switch
                         {
                             GgmlType.F32 => F32MatMulBound,
@@ -101,6 +102,68 @@ internal sealed class KernelChecks(CudaBackend gpu, CpuBackend cpu, Report repor
                         }
                     }
                 }
+            }
+        }
+    }
+
+    /// <summary>
+    /// Groups through MatMulGroup (one grouped GEMV launch where the weights share a kernel, else one each): q/k/v-like row
+    /// counts, a last part with a ragged tail, a part that is not whole warps (falls back), and mixed types as in Q4_K_M.
+    /// Each output against the CPU's; the activations are first normalised, so the fused norm quantization is read.
+    /// </summary>
+    private void MatMulGroups()
+    {
+        (GgmlType[] Types, int[] Rows)[] groups =
+        [
+            ([GgmlType.Q8_0, GgmlType.Q8_0, GgmlType.Q8_0], [512, 128, 128]),
+            ([GgmlType.Q4_K, GgmlType.Q4_K, GgmlType.Q4_K], [256, 64, 61]),
+            ([GgmlType.Q4_0, GgmlType.Q4_0], [102, 36]),
+            ([GgmlType.Q4_K, GgmlType.Q4_K, GgmlType.Q6_K], [256, 64, 64]),
+            ([GgmlType.BF16, GgmlType.BF16, GgmlType.BF16], [256, 64, 66]),
+        ];
+        foreach (var (types, rowsOfParts) in groups)
+        {
+            var k = types.Any(t => GgmlTypeInfo.BlockSize(t) == 256) ? 512 : 288;
+            var hosts = types.Select((t, i) => new HostTensor($"w{i}", t, [k, rowsOfParts[i]], RandomWeights.Tensor(t, rowsOfParts[i], k, _random.Next()))).ToArray();
+            var gw = hosts.Select(h => gpu.LoadWeight(h.View)).ToArray();
+            var cw = hosts.Select(h => cpu.LoadWeight(h.View)).ToArray();
+            using var norm = new HostTensor("norm", GgmlType.F32, [k], RandomWeights.Tensor(GgmlType.F32, 1, k, _random.Next()));
+            using var gn = gpu.LoadWeight(norm.View);
+            using var cn = cpu.LoadWeight(norm.View);
+            foreach (var rows in quick ? [1, 20] : new[] { 1, 5, 20, 32, 40 })
+            {
+                var (gx, cx) = Pair(rows, k, RandomWeights.Floats(rows * k, _random));
+                var outputs = rowsOfParts.Select(n => Pair(rows, n)).ToArray();
+                // Twice: the first product makes the int8 copy, after which the norm writes it (fused) for the second.
+                for (var pass = 0; pass < 2; pass++)
+                {
+                    gpu.RmsNorm(gx, gn, 1e-5f, gx, rows);
+                    cpu.RmsNorm(cx, cn, 1e-5f, cx, rows);
+                    gpu.MatMulGroup(gx, gw.Select((w, i) => new MatMulTarget(w, outputs[i].Gpu)).ToArray(), rows);
+                    ((IBackend)cpu).MatMulGroup(cx, cw.Select((w, i) => new MatMulTarget(w, outputs[i].Cpu)).ToArray(), rows);
+                }
+
+                var name = $"matmul group {string.Join("+", types.Select((t, i) => $"{t}×{rowsOfParts[i]}"))} M={rows} K={k}";
+                var error = outputs.Select(o => Compare(o.Gpu, o.Cpu, rows)).Max();
+                report.Check(name, error, types[0] == GgmlType.BF16 ? (rows > 8 ? Bf16GemmBound : FloatBound * 10) : QuantBound);
+                foreach (var (g, c) in outputs)
+                {
+                    g.Dispose();
+                    c.Dispose();
+                }
+
+                gx.Dispose();
+                cx.Dispose();
+            }
+
+            foreach (var w in gw.Concat(cw))
+            {
+                w.Dispose();
+            }
+
+            foreach (var h in hosts)
+            {
+                h.Dispose();
             }
         }
     }
@@ -216,7 +279,7 @@ internal sealed class KernelChecks(CudaBackend gpu, CpuBackend cpu, Report repor
     private void Attention()
     {
         // (query heads, KV heads, head dim, style, frequency factors): stories15M, Llama-3.2-1B (Llama-3 scaling), Qwen3-0.6B,
-        // Llama-3-8B, Qwen2-0.5B (group 7) and a group of 8.
+        // Llama-3-8B, Qwen2-0.5B (group 7), a group of 8 and head dimension 256.
         var cases = new (int Heads, int KvHeads, int HeadDim, RopeStyle Style, bool Scaled)[]
         {
             (6, 6, 48, RopeStyle.AdjacentPairs, false),
@@ -225,6 +288,7 @@ internal sealed class KernelChecks(CudaBackend gpu, CpuBackend cpu, Report repor
             (32, 8, 128, RopeStyle.AdjacentPairs, false),
             (14, 2, 64, RopeStyle.NeoX, false),
             (64, 8, 128, RopeStyle.NeoX, false),
+            (8, 2, 256, RopeStyle.NeoX, false),
         };
         int[] lengths = quick ? [1, 40, 300] : [1, 17, 300, 2500];
         foreach (var (heads, kvHeads, headDim, style, scaled) in cases)

@@ -8,7 +8,7 @@ using AspireAi.Inference.Models;
 using AspireAi.Inference.Models.Gguf;
 
 // GpuCheck: the CUDA backend against the CPU backend on the GPU machine, then its timings (docs/cuda.md).
-//   GpuCheck [--ptx-dir DIR] [--model FILE.gguf]... [--out DIR] [--quick] [--no-bench] [--big | --only-big]
+//   GpuCheck [--ptx-dir DIR] [--model FILE.gguf]... [--out DIR] [--quick] [--no-bench | --only-bench] [--big | --only-big]
 //   GpuCheck inference <verb> ...   runs the Inference CLI (e.g. generate --device cuda) from this binary.
 if (args.Length > 0 && args[0] == "inference")
 {
@@ -17,7 +17,7 @@ if (args.Length > 0 && args[0] == "inference")
 
 string? ptxDirectory = null, outDirectory = null;
 var models = new List<string>();
-bool quick = false, bench = true, big = false, onlyBig = false;
+bool quick = false, bench = true, big = false, onlyBig = false, onlyBench = false;
 for (var i = 0; i < args.Length; i++)
 {
     switch (args[i])
@@ -29,8 +29,9 @@ for (var i = 0; i < args.Length; i++)
         case "--no-bench": bench = false; break;
         case "--big": big = true; break;
         case "--only-big": big = onlyBig = true; break;
+        case "--only-bench": onlyBench = true; break;
         default:
-            Console.Error.WriteLine($"error: unknown argument '{args[i]}' (--ptx-dir DIR, --out DIR, --model FILE, --quick, --no-bench, --big, --only-big; or: inference <verb> ...)");
+            Console.Error.WriteLine($"error: unknown argument '{args[i]}' (--ptx-dir DIR, --out DIR, --model FILE, --quick, --no-bench, --only-bench, --big, --only-big; or: inference <verb> ...)");
             return 2;
     }
 }
@@ -50,7 +51,7 @@ try
     var (free, total) = gpu.Context.MemoryInfo();
     var driver = CudaContext.DriverVersion;
     report.Line($"device: {gpu.Description}, {total / (1 << 20)} MiB ({free / (1 << 20)} MiB free), driver API {driver / 1000}.{driver % 1000 / 10}; PTX from {ptxDirectory ?? "embedded resources"}; CPU reference: {cpu.Description}");
-    foreach (var kernel in new[] { gpu.Kernels.GemvInt8, gpu.Kernels.GemmInt8, gpu.Kernels.GemmF16, gpu.Kernels.AttentionPartition, gpu.Kernels.SampleRows })
+    foreach (var kernel in gpu.Kernels.GemvKernels.Concat([gpu.Kernels.GemmInt8, gpu.Kernels.GemmF16, gpu.Kernels.AttentionPartition, gpu.Kernels.SampleRows]))
     {
         report.Line($"     kernel {kernel.Name}: {kernel.Attribute(CudaFunctionAttribute.NumRegisters)} registers, {kernel.Attribute(CudaFunctionAttribute.LocalSizeBytes)} B local, {kernel.Attribute(CudaFunctionAttribute.SharedSizeBytes)} B static shared");
     }
@@ -61,6 +62,23 @@ try
         report.Line("==== Llama-3-8B shapes");
         Guarded(report, "Llama-3-8B Q4_K", () => only.RandomModel("Llama-3-8B", ModelShapes.Llama3_8B(4096), GgmlType.Q4_K));
         Guarded(report, "Llama-3-8B Q8_0", () => only.RandomModel("Llama-3-8B", ModelShapes.Llama3_8B(4096), GgmlType.Q8_0));
+        report.Line($"total {clock.Elapsed.TotalSeconds:F0} s");
+        report.Write(outDirectory);
+        return report.Failed == 0 ? 0 : 1;
+    }
+
+    if (onlyBench)
+    {
+        // Timings alone (kernels and decode), for tuning runs: the checks above are the proof and run in full elsewhere.
+        var benchmarks = new Benchmarks(gpu, report);
+        Guarded(report, "kernel timings", () => benchmarks.Run(quick));
+        Guarded(report, "decode Llama-3.2-1B Q8_0", () => benchmarks.Decode("Llama-3.2-1B", ModelShapes.Llama32_1B(4096), GgmlType.Q8_0, [1, 32]));
+        Guarded(report, "decode Llama-3.2-1B BF16", () => benchmarks.Decode("Llama-3.2-1B", ModelShapes.Llama32_1B(4096), GgmlType.BF16, [1]));
+        if (big)
+        {
+            Guarded(report, "decode Llama-3-8B Q8_0", () => benchmarks.Decode("Llama-3-8B", ModelShapes.Llama3_8B(4096), GgmlType.Q8_0, [1, 32]));
+        }
+
         report.Line($"total {clock.Elapsed.TotalSeconds:F0} s");
         report.Write(outDirectory);
         return report.Failed == 0 ? 0 : 1;
@@ -129,6 +147,7 @@ try
         {
             Guarded(report, "decode Llama-3.2-1B Q4_0", () => benchmarks.Decode("Llama-3.2-1B", ModelShapes.Llama32_1B(4096), GgmlType.Q4_0, [1, 32]));
             Guarded(report, "decode Qwen3-0.6B Q8_0", () => benchmarks.Decode("Qwen3-0.6B", ModelShapes.Qwen3_06B(4096), GgmlType.Q8_0, [1, 32]));
+            Guarded(report, "decode Llama-3.2-1B BF16", () => benchmarks.Decode("Llama-3.2-1B", ModelShapes.Llama32_1B(4096), GgmlType.BF16, [1, 8]));
         }
     }
 
@@ -138,6 +157,7 @@ try
         report.Line("==== Llama-3-8B shapes");
         Guarded(report, "Llama-3-8B Q4_K", () => engine.RandomModel("Llama-3-8B", ModelShapes.Llama3_8B(4096), GgmlType.Q4_K));
         Guarded(report, "decode Llama-3-8B Q8_0", () => new Benchmarks(gpu, report).Decode("Llama-3-8B", ModelShapes.Llama3_8B(4096), GgmlType.Q8_0, [1, 32]));
+        Guarded(report, "decode Llama-3-8B Q4_0", () => new Benchmarks(gpu, report).Decode("Llama-3-8B", ModelShapes.Llama3_8B(4096), GgmlType.Q4_0, [1, 32]));
     }
 }
 catch (Exception e)

@@ -204,7 +204,9 @@ public sealed class CudaBackend : IBackend, IDeviceArgMax
         var y = Written(output);
         if (w.Columns == x.Columns)
         {
-            Kernels.RmsNormRows.Launch(Stream, rows, 256, 0, x.Data, DevicePointer.Null, w.Codes, epsilon, y.Data, x.Columns);
+            var (codes, scaleSums) = FusedQuantization(y);
+            Kernels.RmsNormRows.Launch(Stream, rows, CudaLaunchGeometry.NormThreads(x.Columns), 0, x.Data, DevicePointer.Null, w.Codes, epsilon, y.Data, x.Columns, codes, scaleSums);
+            Quantized(y, rows, codes);
         }
         else
         {
@@ -223,7 +225,28 @@ public sealed class CudaBackend : IBackend, IDeviceArgMax
         }
 
         var y = Written(output);
-        Kernels.RmsNormRows.Launch(Stream, rows, 256, 0, x.Data, ((CudaTensor)delta).Data, w.Codes, epsilon, y.Data, x.Columns);
+        var (codes, scaleSums) = FusedQuantization(y);
+        Kernels.RmsNormRows.Launch(Stream, rows, CudaLaunchGeometry.NormThreads(x.Columns), 0, x.Data, ((CudaTensor)delta).Data, w.Codes, epsilon, y.Data, x.Columns, codes, scaleSums);
+        Quantized(y, rows, codes);
+    }
+
+    /// <summary>
+    /// Where the norm or SiLU·mul kernel also writes its output's int8 copy (saving quantize_q8's launch before the quantized
+    /// matmul that reads it): once a tensor has been quantized (its copy exists, so its consumer is a quantized weight) and
+    /// its rows are whole 32-value blocks. Null pointers otherwise.
+    /// </summary>
+    private static (DevicePointer Codes, DevicePointer ScaleSums) FusedQuantization(CudaTensor output) =>
+        output.HasQuantizedCopy && output.Columns % 32 == 0
+            ? (output.QuantizedCodes.Pointer, output.QuantizedScaleSums.Pointer)
+            : (DevicePointer.Null, DevicePointer.Null);
+
+    private static void Quantized(CudaTensor output, int rows, DevicePointer codes)
+    {
+        if (codes != DevicePointer.Null)
+        {
+            output.QuantizedVersion = output.Version;
+            output.QuantizedRows = rows;
+        }
     }
 
     private static CudaWeight NormWeight(DeviceWeight weight, CudaTensor input)
@@ -237,33 +260,127 @@ public sealed class CudaBackend : IBackend, IDeviceArgMax
         return w;
     }
 
-    public void MatMul(DeviceTensor input, DeviceWeight weight, DeviceTensor output, int rows)
+    public void MatMul(DeviceTensor input, DeviceWeight weight, DeviceTensor output, int rows) =>
+        MatMulGroup(input, [new MatMulTarget(weight, output)], rows);
+
+    /// <summary>
+    /// One GEMV launch for the whole group when its weights share a kernel family and K, and every part but the last has
+    /// whole warps of rows; otherwise one launch per weight.
+    /// </summary>
+    public void MatMulGroup(DeviceTensor input, ReadOnlySpan<MatMulTarget> targets, int rows)
     {
         var x = (CudaTensor)input;
-        var w = (CudaWeight)weight;
-        if (x.Columns != w.Columns || output.Columns != w.Rows || rows > x.Rows || rows > output.Rows)
+        var family = "";
+        foreach (var target in targets)
         {
-            throw new ArgumentException($"MatMul '{w.Name}': input [{rows} × {x.Columns}] · weight [{w.Rows} × {w.Columns}]ᵀ into [{output.Rows} × {output.Columns}].");
+            var w = (CudaWeight)target.Weight;
+            var output = target.Output;
+            if (x.Columns != w.Columns || output.Columns != w.Rows || rows > x.Rows || rows > output.Rows)
+            {
+                throw new ArgumentException($"MatMul '{w.Name}': input [{rows} × {x.Columns}] · weight [{w.Rows} × {w.Columns}]ᵀ into [{output.Rows} × {output.Columns}].");
+            }
+
+            if (w.Columns % 32 != 0)
+            {
+                throw new ArgumentException($"MatMul '{w.Name}': the CUDA kernels need K to be a multiple of 32, not {w.Columns}.");
+            }
+
+            family = family == "" || family == CudaKernels.GemvFamily(w) ? CudaKernels.GemvFamily(w) : "mixed";
         }
 
-        if (w.Columns % 32 != 0)
-        {
-            throw new ArgumentException($"MatMul '{w.Name}': the CUDA kernels need K to be a multiple of 32, not {w.Columns}.");
-        }
-
-        var y = Written(output);
-        var gemv = CudaLaunchGeometry.UseGemv(rows);
-        var (gx, gy) = CudaLaunchGeometry.MatMulGrid(rows, w.Rows, gemv);
-        var block = gemv ? 128 : w.Layout is CudaWeightLayout.Float16 or CudaWeightLayout.BFloat16 ? 128 : 256;
-        if (w.IsQuantized)
+        var first = (CudaWeight)targets[0].Weight;
+        if (first.IsQuantized)
         {
             EnsureQuantized(x, rows);
-            Kernels.QuantizedMatMul(w, gemv).Launch(Stream, new Dim3((uint)gx, (uint)gy), block, 0,
+        }
+
+        if (!CudaLaunchGeometry.UseGemv(rows, first.IsQuantized))
+        {
+            foreach (var target in targets)
+            {
+                Gemm(x, (CudaWeight)target.Weight, Written(target.Output), rows);
+            }
+
+            return;
+        }
+
+        var (maxRows, rowsPerWarp) = CudaLaunchGeometry.Gemv(rows, first.Layout);
+        var groupable = targets.Length <= MaxGemvParts && family != "mixed";
+        for (var i = 0; i < targets.Length - 1 && groupable; i++)
+        {
+            groupable = targets[i].Weight.Rows % rowsPerWarp == 0;
+        }
+
+        if (groupable)
+        {
+            Gemv(x, targets, rows, maxRows, rowsPerWarp);
+        }
+        else
+        {
+            foreach (var target in targets)
+            {
+                Gemv(x, [target], rows, maxRows, rowsPerWarp);
+            }
+        }
+    }
+
+    /// <summary>Weights one GEMV launch can serve (the parts p0…p2 of matmul.cu).</summary>
+    private const int MaxGemvParts = 3;
+
+    private void Gemv(CudaTensor x, ReadOnlySpan<MatMulTarget> parts, int rows, int maxRows, int rowsPerWarp)
+    {
+        Span<KernelArg> args = stackalloc KernelArg[5 * MaxGemvParts + 5];
+        var weightRows = 0;
+        var first = (CudaWeight)parts[0].Weight;
+        for (var i = 0; i < MaxGemvParts; i++)
+        {
+            if (i < parts.Length)
+            {
+                var w = (CudaWeight)parts[i].Weight;
+                args[5 * i] = w.Codes.Pointer;
+                args[5 * i + 1] = Pointer(w.Scales);
+                args[5 * i + 2] = Pointer(w.Mins);
+                args[5 * i + 3] = Written(parts[i].Output).Data.Pointer;
+                args[5 * i + 4] = w.Rows;
+                weightRows += w.Rows;
+            }
+            else
+            {
+                args[5 * i] = args[5 * i + 1] = args[5 * i + 2] = args[5 * i + 3] = DevicePointer.Null;
+                args[5 * i + 4] = 0;
+            }
+        }
+
+        var a = 5 * MaxGemvParts;
+        if (first.IsQuantized)
+        {
+            args[a++] = first.CodeOffset;
+            args[a++] = x.QuantizedCodes.Pointer;
+            args[a++] = x.QuantizedScaleSums.Pointer;
+        }
+        else
+        {
+            args[a++] = x.Data.Pointer;
+        }
+
+        args[a++] = first.Columns;
+        args[a++] = rows;
+        Kernels.Gemv(first, maxRows).Launch(Stream, CudaLaunchGeometry.GemvGrid(weightRows, rowsPerWarp), CudaLaunchGeometry.GemvWarps * 32, 0, args[..a]);
+    }
+
+    private void Gemm(CudaTensor x, CudaWeight w, CudaTensor y, int rows)
+    {
+        var (gx, gy) = CudaLaunchGeometry.GemmGrid(rows, w.Rows);
+        var grid = new Dim3((uint)gx, (uint)gy);
+        if (w.IsQuantized)
+        {
+            Kernels.Gemm(w).Launch(Stream, grid, 256, 0,
                 w.Codes, Pointer(w.Scales), Pointer(w.Mins), w.CodeOffset, x.QuantizedCodes, x.QuantizedScaleSums, y.Data, w.Rows, w.Columns, rows);
         }
         else
         {
-            Kernels.FloatMatMul(w, gemv).Launch(Stream, new Dim3((uint)gx, (uint)gy), block, 0, w.Codes, x.Data, y.Data, w.Rows, w.Columns, rows);
+            var block = w.Layout is CudaWeightLayout.Float16 or CudaWeightLayout.BFloat16 ? 128 : 256;
+            Kernels.Gemm(w).Launch(Stream, grid, block, 0, w.Codes, x.Data, y.Data, w.Rows, w.Columns, rows);
         }
     }
 
@@ -317,7 +434,8 @@ public sealed class CudaBackend : IBackend, IDeviceArgMax
         var q = Written(query);
         var k = Written(key);
         var headDim = r.Spec.HeadDim;
-        Kernels.RopeStoreKv.Launch(Stream, batch.TokenCount, 128, 0,
+        Kernels.RopeStoreKv.Launch(Stream, new Dim3((uint)batch.TokenCount, (uint)CudaLaunchGeometry.RopeBlocksPerToken(q.Columns / headDim, k.Columns / headDim, headDim)),
+            CudaLaunchGeometry.RopeThreads, 0,
             q.Data, k.Data, ((CudaTensor)value).Data, r.Cos, r.Sin, Meta(_layout.Positions), Meta(_layout.Slots),
             kv.Keys(layer), kv.Values(layer), q.Columns / headDim, k.Columns / headDim, headDim, r.Spec.Style == RopeStyle.NeoX ? 1 : 0);
     }
@@ -331,9 +449,9 @@ public sealed class CudaBackend : IBackend, IDeviceArgMax
         var shape = kv.Shape;
         var heads = q.Columns / shape.HeadDim;
         var group = heads / shape.KvHeads;
-        if (group * shape.HeadDim > CudaLaunchGeometry.AttentionMaxGroupWidth)
+        if (!CudaLaunchGeometry.AttentionSupports(group, shape.HeadDim))
         {
-            throw new InvalidOperationException($"{group} query heads per KV head × head dimension {shape.HeadDim} exceed the attention kernel's {CudaLaunchGeometry.AttentionMaxGroupWidth} outputs per block.");
+            throw new InvalidOperationException($"The CUDA attention kernel serves up to {CudaLaunchGeometry.AttentionMaxGroup} query heads per KV head and head dimensions up to {CudaLaunchGeometry.AttentionMaxHeadDim} (a multiple of 4), not {group} heads of {shape.HeadDim}.");
         }
 
         if (batch.MaxContextLength > shape.SlotCount)
@@ -350,7 +468,7 @@ public sealed class CudaBackend : IBackend, IDeviceArgMax
         }
 
         var scaleLog2 = (float)(1.0 / Math.Sqrt(shape.HeadDim) * 1.4426950408889634);
-        Kernels.AttentionPartition.Launch(Stream, new Dim3((uint)splits, (uint)shape.KvHeads, (uint)tokens), CudaLaunchGeometry.AttentionTile,
+        Kernels.AttentionPartition.Launch(Stream, new Dim3((uint)splits, (uint)shape.KvHeads, (uint)tokens), CudaLaunchGeometry.AttentionThreads,
             CudaLaunchGeometry.AttentionSharedBytes(group, shape.HeadDim),
             q.Data, kv.Keys(layer), kv.Values(layer), Meta(_layout.BlockTables), Meta(_layout.Sequences), Meta(_layout.Positions),
             y.Data, Pointer(_attentionPartials), Pointer(_attentionStats), heads, shape.KvHeads, shape.HeadDim, shape.BlockSize,
@@ -366,7 +484,9 @@ public sealed class CudaBackend : IBackend, IDeviceArgMax
     {
         var y = Written(output);
         var n = (long)rows * gate.Columns;
-        Kernels.SiluMul.Launch(Stream, (int)CudaLaunchGeometry.Ceiling(n, 256), 256, 0, ((CudaTensor)gate).Data, ((CudaTensor)up).Data, y.Data, n);
+        var (codes, scaleSums) = FusedQuantization(y);
+        Kernels.SiluMul.Launch(Stream, (int)CudaLaunchGeometry.Ceiling(n, 256), 256, 0, ((CudaTensor)gate).Data, ((CudaTensor)up).Data, y.Data, n, codes, scaleSums);
+        Quantized(y, rows, codes);
     }
 
     public void GatherLogitRows(DeviceTensor input, DeviceTensor output)

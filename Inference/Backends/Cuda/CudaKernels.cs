@@ -12,7 +12,12 @@ public sealed class CudaKernels : IDisposable
     /// <summary>The kernel source files (without extension); each has a PTX file of the same name.</summary>
     public static readonly string[] ModuleNames = ["elementwise", "matmul", "attention", "sampling"];
 
+    /// <summary>The GEMV kernel families of matmul.cu; each has a variant per activation-row bound (<c>_m1</c>, <c>_m8</c>, …).</summary>
+    private static readonly string[] GemvFamilies =
+        ["gemv_int8", "gemv_int8_mins", "gemv_int8_halves", "gemv_nibble", "gemv_nibble_mins", "gemv_f32", "gemv_f16", "gemv_bf16"];
+
     private readonly CudaModule[] _modules;
+    private readonly Dictionary<string, CudaKernel> _gemv;
 
     public CudaKernels(CudaContext context, string? ptxDirectory = null)
     {
@@ -29,19 +34,14 @@ public sealed class CudaKernels : IDisposable
         AddBias = elementwise.Kernel("add_bias");
         GatherRows = elementwise.Kernel("gather_rows");
         QuantizeQ8 = elementwise.Kernel("quantize_q8");
-        GemvInt8 = matmul.Kernel("gemv_int8");
-        GemvInt8Mins = matmul.Kernel("gemv_int8_mins");
-        GemvInt8Halves = matmul.Kernel("gemv_int8_halves");
-        GemvNibble = matmul.Kernel("gemv_nibble");
-        GemvNibbleMins = matmul.Kernel("gemv_nibble_mins");
+        _gemv = GemvFamilies
+            .SelectMany(family => CudaLaunchGeometry.GemvVariants(isFloat: family is "gemv_f32" or "gemv_f16" or "gemv_bf16").Select(maxRows => $"{family}_m{maxRows}"))
+            .ToDictionary(name => name, matmul.Kernel);
         GemmInt8 = matmul.Kernel("gemm_int8");
         GemmInt8Mins = matmul.Kernel("gemm_int8_mins");
         GemmInt8Halves = matmul.Kernel("gemm_int8_halves");
         GemmNibble = matmul.Kernel("gemm_nibble");
         GemmNibbleMins = matmul.Kernel("gemm_nibble_mins");
-        GemvF32 = matmul.Kernel("gemv_f32");
-        GemvF16 = matmul.Kernel("gemv_f16");
-        GemvBf16 = matmul.Kernel("gemv_bf16");
         GemmF32 = matmul.Kernel("gemm_f32");
         GemmF16 = matmul.Kernel("gemm_f16");
         GemmBf16 = matmul.Kernel("gemm_bf16");
@@ -75,19 +75,11 @@ public sealed class CudaKernels : IDisposable
     public CudaKernel AddBias { get; }
     public CudaKernel GatherRows { get; }
     public CudaKernel QuantizeQ8 { get; }
-    public CudaKernel GemvInt8 { get; }
-    public CudaKernel GemvInt8Mins { get; }
-    public CudaKernel GemvInt8Halves { get; }
-    public CudaKernel GemvNibble { get; }
-    public CudaKernel GemvNibbleMins { get; }
     public CudaKernel GemmInt8 { get; }
     public CudaKernel GemmInt8Mins { get; }
     public CudaKernel GemmInt8Halves { get; }
     public CudaKernel GemmNibble { get; }
     public CudaKernel GemmNibbleMins { get; }
-    public CudaKernel GemvF32 { get; }
-    public CudaKernel GemvF16 { get; }
-    public CudaKernel GemvBf16 { get; }
     public CudaKernel GemmF32 { get; }
     public CudaKernel GemmF16 { get; }
     public CudaKernel GemmBf16 { get; }
@@ -96,23 +88,37 @@ public sealed class CudaKernels : IDisposable
     public CudaKernel ArgmaxRows { get; }
     public CudaKernel SampleRows { get; }
 
-    /// <summary>The quantized matmul kernel (GEMV or GEMM) for a weight's layout.</summary>
-    public CudaKernel QuantizedMatMul(CudaWeight weight, bool gemv) => (weight.Layout, weight.ScalesPerBlock, weight.Mins is not null) switch
+    /// <summary>Every GEMV kernel (for reports of their registers and spills).</summary>
+    public IEnumerable<CudaKernel> GemvKernels => _gemv.Values;
+
+    /// <summary>The GEMV kernel for a weight's layout that serves up to <paramref name="maxRows"/> activation rows.</summary>
+    public CudaKernel Gemv(CudaWeight weight, int maxRows) => _gemv[$"{GemvFamily(weight)}_m{maxRows}"];
+
+    /// <summary>The GEMM kernel for a weight's layout.</summary>
+    public CudaKernel Gemm(CudaWeight weight) => GemvFamily(weight) switch
     {
-        (CudaWeightLayout.Int8, 1, false) => gemv ? GemvInt8 : GemmInt8,
-        (CudaWeightLayout.Int8, 1, true) => gemv ? GemvInt8Mins : GemmInt8Mins,
-        (CudaWeightLayout.Int8, 2, false) => gemv ? GemvInt8Halves : GemmInt8Halves,
-        (CudaWeightLayout.Nibble, 1, false) => gemv ? GemvNibble : GemmNibble,
-        (CudaWeightLayout.Nibble, 1, true) => gemv ? GemvNibbleMins : GemmNibbleMins,
-        _ => throw new InvalidOperationException($"No matmul kernel for weight '{weight.Name}' ({weight.Layout}, {weight.ScalesPerBlock} scales per block)."),
+        "gemv_int8" => GemmInt8,
+        "gemv_int8_mins" => GemmInt8Mins,
+        "gemv_int8_halves" => GemmInt8Halves,
+        "gemv_nibble" => GemmNibble,
+        "gemv_nibble_mins" => GemmNibbleMins,
+        "gemv_f32" => GemmF32,
+        "gemv_f16" => GemmF16,
+        _ => GemmBf16,
     };
 
-    public CudaKernel FloatMatMul(CudaWeight weight, bool gemv) => weight.Layout switch
+    /// <summary>Weights that share a family share a kernel (and can share one grouped GEMV launch).</summary>
+    public static string GemvFamily(CudaWeight weight) => (weight.Layout, weight.ScalesPerBlock, weight.Mins is not null) switch
     {
-        CudaWeightLayout.Float32 => gemv ? GemvF32 : GemmF32,
-        CudaWeightLayout.Float16 => gemv ? GemvF16 : GemmF16,
-        CudaWeightLayout.BFloat16 => gemv ? GemvBf16 : GemmBf16,
-        _ => throw new InvalidOperationException($"Weight '{weight.Name}' is not a float weight."),
+        (CudaWeightLayout.Int8, 1, false) => "gemv_int8",
+        (CudaWeightLayout.Int8, 1, true) => "gemv_int8_mins",
+        (CudaWeightLayout.Int8, 2, false) => "gemv_int8_halves",
+        (CudaWeightLayout.Nibble, 1, false) => "gemv_nibble",
+        (CudaWeightLayout.Nibble, 1, true) => "gemv_nibble_mins",
+        (CudaWeightLayout.Float32, _, _) => "gemv_f32",
+        (CudaWeightLayout.Float16, _, _) => "gemv_f16",
+        (CudaWeightLayout.BFloat16, _, _) => "gemv_bf16",
+        _ => throw new InvalidOperationException($"No matmul kernel for weight '{weight.Name}' ({weight.Layout}, {weight.ScalesPerBlock} scales per block)."),
     };
 
     public void Dispose()

@@ -6,26 +6,60 @@ namespace AspireAi.Inference.Backends.Cuda;
 /// </summary>
 public static class CudaLaunchGeometry
 {
-    /// <summary>Activation rows up to which matmuls take the GEMV path (GEMV_MAX_ROWS in matmul.cu).</summary>
-    public const int GemvMaxRows = 8;
+    /// <summary>
+    /// Activation rows up to which quantized matmuls take the GEMV path (the <c>_m32</c> kernels of matmul.cu): a decode batch
+    /// of up to 32 sequences stays memory-bound, and the dp4a GEMM's 64 × 64 tiles gave it a quarter of the SMs.
+    /// </summary>
+    public const int QuantizedGemvMaxRows = 32;
 
-    /// <summary>Weight rows per GEMV block: one warp each, 4 warps.</summary>
-    public const int GemvRowsPerBlock = 4;
+    /// <summary>Activation rows up to which float matmuls take the GEMV path; above, the tensor-core GEMM.</summary>
+    public const int FloatGemvMaxRows = 8;
+
+    /// <summary>Warps per GEMV block (GEMV_WARPS in matmul.cu).</summary>
+    public const int GemvWarps = 4;
 
     /// <summary>GEMM tiles are 64 weight rows × 64 activation rows.</summary>
     public const int GemmTile = 64;
 
-    /// <summary>Positions scored per attention tile (ATT_TILE) and threads per attention block (ATT_THREADS).</summary>
-    public const int AttentionTile = 128;
+    /// <summary>Positions per attention tile (ATT_TILE): 16 per warp, four rows in flight at a time.</summary>
+    public const int AttentionTile = 64;
 
-    /// <summary>Most outputs (query heads of a group × head dimension) one attention block accumulates: 128 threads × 16.</summary>
-    public const int AttentionMaxGroupWidth = 128 * 16;
+    /// <summary>Threads per attention block (ATT_THREADS): 4 warps.</summary>
+    public const int AttentionThreads = 128;
 
-    public static bool UseGemv(int rows) => rows <= GemvMaxRows;
+    /// <summary>Query heads per KV head the attention kernel accumulates in registers (ATT_MAX_GROUP).</summary>
+    public const int AttentionMaxGroup = 8;
 
-    public static (int X, int Y) MatMulGrid(int rows, int outputs, bool gemv) => gemv
-        ? (Ceiling(outputs, GemvRowsPerBlock), 1)
-        : (Ceiling(outputs, GemmTile), Ceiling(rows, GemmTile));
+    /// <summary>Largest head dimension: two float4 chunks per lane (ATT_MAX_CHUNKS).</summary>
+    public const int AttentionMaxHeadDim = 256;
+
+    /// <summary>Whether the attention kernel serves this geometry (else a clear error at the first step).</summary>
+    public static bool AttentionSupports(int group, int headDim) =>
+        group is >= 1 and <= AttentionMaxGroup && headDim is > 0 and <= AttentionMaxHeadDim && headDim % 4 == 0;
+
+    public static bool UseGemv(int rows, bool quantized) => rows <= (quantized ? QuantizedGemvMaxRows : FloatGemvMaxRows);
+
+    /// <summary>The activation-row bounds that GEMV kernels are compiled for (the <c>_mR</c> suffixes).</summary>
+    public static int[] GemvVariants(bool isFloat) => isFloat ? [1, 8] : [1, 8, 32];
+
+    /// <summary>
+    /// The GEMV variant for <paramref name="rows"/> activation rows: its row bound and the weight rows each warp owns (RW in
+    /// matmul.cu: 4; 2 for nibbles at one row, which keep 4 blocks per row in flight instead; 2 for 32 activation rows,
+    /// whose 64 accumulators per lane leave no registers for more).
+    /// </summary>
+    public static (int MaxRows, int RowsPerWarp) Gemv(int rows, CudaWeightLayout layout) => rows switch
+    {
+        <= 0 => throw new ArgumentOutOfRangeException(nameof(rows), rows, "A matmul needs at least one activation row."),
+        1 => (1, layout == CudaWeightLayout.Nibble ? 2 : 4),
+        <= 8 => (8, 4),
+        <= QuantizedGemvMaxRows => (32, 2),
+        _ => throw new ArgumentOutOfRangeException(nameof(rows), rows, $"GEMV kernels serve at most {QuantizedGemvMaxRows} activation rows."),
+    };
+
+    /// <summary>GEMV blocks for <paramref name="weightRows"/> rows (of all parts of a group).</summary>
+    public static int GemvGrid(int weightRows, int rowsPerWarp) => Ceiling(weightRows, GemvWarps * rowsPerWarp);
+
+    public static (int X, int Y) GemmGrid(int rows, int outputs) => (Ceiling(outputs, GemmTile), Ceiling(rows, GemmTile));
 
     /// <summary>
     /// How to split each token's context across attention blocks: a partition length (a multiple of the 128-position tile)
@@ -48,6 +82,15 @@ public static class CudaLaunchGeometry
     /// <summary>Dynamic shared memory of attention_partition: queries, scores, per-head statistics and the tile's slots.</summary>
     public static int AttentionSharedBytes(int group, int headDim) =>
         (group * headDim + group * AttentionTile + 3 * group + AttentionTile) * sizeof(float);
+
+    /// <summary>Threads of a row-norm block: one per value up to 1024, whole warps (the fused quantization needs them).</summary>
+    public static int NormThreads(int columns) => Math.Clamp(Ceiling(columns, 32) * 32, 32, 1024);
+
+    /// <summary>rope_store_kv's blocks per token: one thread per rotated pair of every query and key head, 128 per block.</summary>
+    public static int RopeBlocksPerToken(int heads, int kvHeads, int headDim) => Ceiling((heads + kvHeads) * (headDim / 2), RopeThreads);
+
+    /// <summary>Threads of a rope_store_kv block.</summary>
+    public const int RopeThreads = 128;
 
     public static int Ceiling(int value, int divisor) => (value + divisor - 1) / divisor;
 

@@ -28,6 +28,9 @@ public sealed class CudaTensor : DeviceTensor
 
     internal void MarkWritten() => Version++;
 
+    /// <summary>Whether an int8 copy has been made: a quantized matmul reads this tensor.</summary>
+    internal bool HasQuantizedCopy => _codes is not null;
+
     /// <summary>int8 codes [rows][columns], allocated on first use.</summary>
     internal CudaDeviceBuffer<sbyte> QuantizedCodes => _codes ??= new CudaDeviceBuffer<sbyte>(_context, (long)Rows * Columns);
 

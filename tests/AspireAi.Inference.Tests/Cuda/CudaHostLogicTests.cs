@@ -28,20 +28,30 @@ public sealed class CudaHostLogicTests
         Assert.Throws<ArgumentException>(() => CudaKvOffloadStore.SlotsPerChunk((long)int.MaxValue + 1, 1));
 
     [Theory]
-    [InlineData(1, true)]
-    [InlineData(8, true)]
-    [InlineData(9, false)]
-    [InlineData(512, false)]
-    public void MatMulPathAndGridCoverEveryOutput(int rows, bool gemv)
+    [InlineData(1, true, true)]
+    [InlineData(8, true, true)]
+    [InlineData(9, true, false)]
+    [InlineData(32, true, false)]
+    [InlineData(33, false, false)]
+    [InlineData(512, false, false)]
+    public void MatMulPathAndGridCoverEveryOutput(int rows, bool quantizedGemv, bool floatGemv)
     {
-        Assert.Equal(gemv, CudaLaunchGeometry.UseGemv(rows));
-        var (x, y) = CudaLaunchGeometry.MatMulGrid(rows, 4100, gemv);
-        if (gemv)
+        Assert.Equal(quantizedGemv, CudaLaunchGeometry.UseGemv(rows, quantized: true));
+        Assert.Equal(floatGemv, CudaLaunchGeometry.UseGemv(rows, quantized: false));
+        if (quantizedGemv)
         {
-            Assert.Equal((1025, 1), (x, y)); // 4 weight rows per block: 4100 / 4
+            var (maxRows, rowsPerWarp) = CudaLaunchGeometry.Gemv(rows, CudaWeightLayout.Int8);
+            Assert.InRange(rows, 1, maxRows);
+            Assert.Contains(maxRows, CudaLaunchGeometry.GemvVariants(isFloat: false));
+            Assert.Equal(floatGemv, CudaLaunchGeometry.GemvVariants(isFloat: true).Contains(maxRows));
+            var blocks = CudaLaunchGeometry.GemvGrid(4100, rowsPerWarp);
+            var perBlock = CudaLaunchGeometry.GemvWarps * rowsPerWarp;
+            Assert.True(blocks * perBlock >= 4100 && (blocks - 1) * perBlock < 4100);
         }
         else
         {
+            Assert.Throws<ArgumentOutOfRangeException>(() => CudaLaunchGeometry.Gemv(rows, CudaWeightLayout.Int8));
+            var (x, y) = CudaLaunchGeometry.GemmGrid(rows, 4100);
             Assert.True(x * CudaLaunchGeometry.GemmTile >= 4100 && (x - 1) * CudaLaunchGeometry.GemmTile < 4100);
             Assert.True(y * CudaLaunchGeometry.GemmTile >= rows && (y - 1) * CudaLaunchGeometry.GemmTile < rows);
         }
@@ -71,10 +81,15 @@ public sealed class CudaHostLogicTests
     [Fact]
     public void AttentionSharedMemoryFitsTheDefaultLimitForEveryAllowedGroup()
     {
-        foreach (var (group, headDim) in new[] { (1, 48), (4, 64), (2, 128), (8, 128), (16, 128), (8, 256) })
+        foreach (var (group, headDim) in new[] { (1, 48), (4, 64), (7, 64), (2, 128), (8, 128), (8, 256) })
         {
-            Assert.True(group * headDim <= CudaLaunchGeometry.AttentionMaxGroupWidth);
+            Assert.True(CudaLaunchGeometry.AttentionSupports(group, headDim));
             Assert.True(CudaLaunchGeometry.AttentionSharedBytes(group, headDim) <= 48 * 1024);
+        }
+
+        foreach (var (group, headDim) in new[] { (9, 128), (16, 64), (4, 512), (4, 66), (0, 64) })
+        {
+            Assert.False(CudaLaunchGeometry.AttentionSupports(group, headDim));
         }
     }
 

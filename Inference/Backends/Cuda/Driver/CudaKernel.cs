@@ -75,8 +75,10 @@ public sealed unsafe class CudaKernel
             pointers[i] = slots + i;
         }
 
+        stream.Timer?.Begin(stream, Name);
         CudaDriver.Check(
             CudaDriver.cuLaunchKernel(_function, grid.X, grid.Y, grid.Z, block.X, block.Y, block.Z, (uint)sharedBytes, stream.Handle, pointers, null),
             $"cuLaunchKernel({Name})");
+        stream.Timer?.End(stream);
     }
 }

@@ -15,6 +15,9 @@ public sealed class CudaStream : IDisposable
 
     public nint Handle { get; private set; }
 
+    /// <summary>When set, every kernel launched on this stream is timed (a profile of a step; not while capturing a graph).</summary>
+    public KernelTimer? Timer { get; set; }
+
     public void Synchronize() => CudaDriver.Check(CudaDriver.cuStreamSynchronize(Handle), "cuStreamSynchronize");
 
     /// <summary>Starts recording the work queued on this stream into a graph instead of running it.</summary>

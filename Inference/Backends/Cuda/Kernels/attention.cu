@@ -5,12 +5,14 @@
 // Grouped-query attention: the G = heads / kvHeads query heads that share KV head h are computed together, so each key and
 // value is read once per group. Scores are scaled by 1/√headDim·log2(e) and exponentiated with exp2; online softmax in fp32.
 //
-// attention_partition: grid (splits, kvHeads, tokens), block 128. Block (z, h, t) covers positions
-//   [z·partition, min((z+1)·partition, p+1)) in tiles of 128: thread i scores position tile+i against the G queries
-//   (held in shared memory), warps then update each head's running max / sum, and every thread accumulates its
-//   ⌈G·headDim/128⌉ outputs over the tile's values (consecutive threads read consecutive values: coalesced).
-//   With one split the normalised output is written directly; otherwise the unnormalised partial output and its
-//   (max, sum) go to a workspace and attention_reduce combines them (flash-decoding's second pass).
+// attention_partition: grid (splits, kvHeads, tokens), block 128 (4 warps). Block (z, h, t) covers positions
+//   [z·partition, min((z+1)·partition, p+1)) in tiles of 64. Warp w takes positions w, w + 4, … of a tile, four at a
+//   time, and its lanes split the head dimension (lane l holds float4 chunks l and l + 32 of a K/V row), so every K and
+//   V row is one coalesced warp load and four rows are in flight per warp: (1) scores of the G queries (held in shared
+//   memory) by warp reductions; (2) each head's running max / sum updated by one warp per head; (3) the warp's partial
+//   output Σ p·v in registers (G ≤ 8 heads × headDim ≤ 256). The four warps' partials are summed through shared memory at
+//   the end. With one split the normalised output is written directly; otherwise the unnormalised partial output and
+//   its (max, sum) go to a workspace and attention_reduce combines them (flash-decoding's second pass).
 // attention_reduce: grid (heads, tokens), block 128.
 //
 // The same kernels serve prefill: every new token's key/value is already in the cache (rope_store_kv runs first), so a
@@ -19,8 +21,14 @@
 #include "common.cuh"
 
 #define ATT_THREADS 128
-#define ATT_TILE 128
-#define ATT_MAX_OUT 16  // G·headDim ≤ 2048 (checked by the host)
+#define ATT_WARPS 4
+#define ATT_TILE 64
+#define ATT_MAX_CHUNKS 2  // float4 chunks of a K/V row per lane: headDim ≤ 256 (checked by the host)
+#define ATT_MAX_GROUP 8   // query heads per KV head (checked by the host)
+#define ATT_LANE_OUT (ATT_MAX_GROUP * ATT_MAX_CHUNKS)
+#define ATT_ROWS 4        // K/V rows a warp loads before using them
+
+__device__ __forceinline__ float dot4(float4 a, float4 b) { return a.x * b.x + a.y * b.y + a.z * b.z + a.w * b.w; }
 
 extern "C" __global__ void __launch_bounds__(ATT_THREADS) attention_partition(
     const float* query, const float* keyCache, const float* valueCache, const int* blockTables, const int* sequenceOf,
@@ -28,7 +36,8 @@ extern "C" __global__ void __launch_bounds__(ATT_THREADS) attention_partition(
     int blockSize, int maxBlocks, int partition, int splits, float scaleLog2) {
     extern __shared__ float shared[];
     const int group = heads / kvHeads;
-    float* sq = shared;                          // [group][headDim]
+    const int chunks = headDim / 4;
+    float* sq = shared;                          // [group][headDim]; at the end the warps' summed output
     float* ss = sq + group * headDim;            // [group][ATT_TILE]
     float* sAlpha = ss + group * ATT_TILE;       // [group]
     float* sMax = sAlpha + group;                // [group]
@@ -43,6 +52,8 @@ extern "C" __global__ void __launch_bounds__(ATT_THREADS) attention_partition(
     const int end = min(length, start + partition);
     const int* table = blockTables + (long long)sequenceOf[t] * maxBlocks;
     const int kvWidth = kvHeads * headDim;
+    const float* keys = keyCache + (long long)h * headDim;
+    const float* values = valueCache + (long long)h * headDim;
 
     for (int i = tid; i < group * headDim; i += ATT_THREADS)
         sq[i] = query[(long long)t * heads * headDim + (long long)h * group * headDim + i] * scaleLog2;
@@ -50,35 +61,49 @@ extern "C" __global__ void __launch_bounds__(ATT_THREADS) attention_partition(
         sMax[g] = -INFINITY;
         sSum[g] = 0.0f;
     }
-    const int outputs = group * headDim;
-    float acc[ATT_MAX_OUT];
+    // acc[g · ATT_MAX_CHUNKS + c]: this lane's chunk lane + 32c of head g, summed over the warp's positions.
+    float4 acc[ATT_LANE_OUT];
 #pragma unroll
-    for (int i = 0; i < ATT_MAX_OUT; i++) acc[i] = 0.0f;
-    __syncthreads();
+    for (int a = 0; a < ATT_LANE_OUT; a++) acc[a] = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
 
     for (int tile = start; tile < end; tile += ATT_TILE) {
         const int count = min(ATT_TILE, end - tile);
-        // 1. Scores of position tile + tid against every query head of the group.
-        if (tid < count) {
+        if (tid < ATT_TILE) {
             const int j = tile + tid;
-            const int slot = table[j / blockSize] * blockSize + j % blockSize;
-            sSlot[tid] = slot;
-            const float4* k = (const float4*)(keyCache + (long long)slot * kvWidth + (long long)h * headDim);
+            sSlot[tid] = tid < count ? table[j / blockSize] * blockSize + j % blockSize : 0;
+        }
+        __syncthreads();
+        // 1. Scores: positions warp + ATT_WARPS·i; padding positions score -inf.
+        for (int i0 = 0; i0 < ATT_TILE / ATT_WARPS; i0 += ATT_ROWS) {
+            float4 k[ATT_ROWS][ATT_MAX_CHUNKS];
+#pragma unroll
+            for (int u = 0; u < ATT_ROWS; u++) {
+                const int jj = warp + ATT_WARPS * (i0 + u);
+                const float4* row = (const float4*)(keys + (long long)sSlot[jj] * kvWidth);
+#pragma unroll
+                for (int c = 0; c < ATT_MAX_CHUNKS; c++)
+                    k[u][c] = jj < count && lane + 32 * c < chunks ? row[lane + 32 * c] : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+            }
             for (int g = 0; g < group; g++) {
                 const float4* q = (const float4*)(sq + g * headDim);
-                float s = 0.0f;
-                for (int d = 0; d < headDim / 4; d++) {
-                    const float4 a = k[d], b = q[d];
-                    s += a.x * b.x + a.y * b.y + a.z * b.z + a.w * b.w;
+                float4 qc[ATT_MAX_CHUNKS];
+#pragma unroll
+                for (int c = 0; c < ATT_MAX_CHUNKS; c++)
+                    qc[c] = lane + 32 * c < chunks ? q[lane + 32 * c] : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+#pragma unroll
+                for (int u = 0; u < ATT_ROWS; u++) {
+                    float s = 0.0f;
+#pragma unroll
+                    for (int c = 0; c < ATT_MAX_CHUNKS; c++) s += dot4(k[u][c], qc[c]);
+                    s = warp_sum(s);
+                    const int jj = warp + ATT_WARPS * (i0 + u);
+                    if (lane == 0) ss[g * ATT_TILE + jj] = jj < count ? s : -INFINITY;
                 }
-                ss[g * ATT_TILE + tid] = s;
             }
-        } else {
-            for (int g = 0; g < group; g++) ss[g * ATT_TILE + tid] = -INFINITY;
         }
         __syncthreads();
         // 2. Online softmax update, one warp per head.
-        for (int g = warp; g < group; g += ATT_THREADS / 32) {
+        for (int g = warp; g < group; g += ATT_WARPS) {
             float* row = ss + g * ATT_TILE;
             float m = -INFINITY;
             for (int i = lane; i < ATT_TILE; i += 32) m = fmaxf(m, row[i]);
@@ -100,33 +125,68 @@ extern "C" __global__ void __launch_bounds__(ATT_THREADS) attention_partition(
             }
         }
         __syncthreads();
-        // 3. acc = acc·alpha + Σ p·v for this thread's outputs.
+        // 3. acc = acc·alpha + Σ p·v over the warp's positions of the tile.
 #pragma unroll
-        for (int i = 0; i < ATT_MAX_OUT; i++) {
-            const int o = tid + i * ATT_THREADS;
-            if (o < outputs) {
-                const int g = o / headDim, d = o % headDim;
-                const float* p = ss + g * ATT_TILE;
-                const float* v = valueCache + (long long)h * headDim + d;
-                float a = acc[i] * sAlpha[g];
-                for (int jj = 0; jj < count; jj++) a += p[jj] * v[(long long)sSlot[jj] * kvWidth];
-                acc[i] = a;
+        for (int a = 0; a < ATT_LANE_OUT; a++) {
+            const int g = a / ATT_MAX_CHUNKS;
+            if (g < group) {
+                const float alpha = sAlpha[g];
+                acc[a].x *= alpha; acc[a].y *= alpha; acc[a].z *= alpha; acc[a].w *= alpha;
+            }
+        }
+        for (int i0 = 0; i0 < ATT_TILE / ATT_WARPS; i0 += ATT_ROWS) {
+            float4 v[ATT_ROWS][ATT_MAX_CHUNKS];
+#pragma unroll
+            for (int u = 0; u < ATT_ROWS; u++) {
+                const int jj = warp + ATT_WARPS * (i0 + u);
+                const float4* row = (const float4*)(values + (long long)sSlot[jj] * kvWidth);
+#pragma unroll
+                for (int c = 0; c < ATT_MAX_CHUNKS; c++)
+                    v[u][c] = jj < count && lane + 32 * c < chunks ? row[lane + 32 * c] : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+            }
+#pragma unroll
+            for (int u = 0; u < ATT_ROWS; u++) {
+                const int jj = warp + ATT_WARPS * (i0 + u);
+#pragma unroll
+                for (int a = 0; a < ATT_LANE_OUT; a++) {
+                    const int g = a / ATT_MAX_CHUNKS, c = a % ATT_MAX_CHUNKS;
+                    if (g < group) {
+                        const float p = ss[g * ATT_TILE + jj];
+                        acc[a].x += p * v[u][c].x; acc[a].y += p * v[u][c].y;
+                        acc[a].z += p * v[u][c].z; acc[a].w += p * v[u][c].w;
+                    }
+                }
             }
         }
         __syncthreads();
     }
 
+    // Sum the warps' partial outputs in sq (free now), in a fixed order, then write.
+    for (int w = ATT_WARPS - 1; w >= 0; w--) {
+        if (warp == w) {
 #pragma unroll
-    for (int i = 0; i < ATT_MAX_OUT; i++) {
-        const int o = tid + i * ATT_THREADS;
-        if (o < outputs) {
-            const int g = o / headDim, d = o % headDim;
-            const int head = h * group + g;
-            if (splits == 1) {
-                output[(long long)t * heads * headDim + (long long)head * headDim + d] = acc[i] / sSum[g];
-            } else {
-                partialOut[(((long long)t * heads + head) * splits + z) * headDim + d] = acc[i];
+            for (int a = 0; a < ATT_LANE_OUT; a++) {
+                const int g = a / ATT_MAX_CHUNKS, c = a % ATT_MAX_CHUNKS;
+                if (g < group && lane + 32 * c < chunks) {
+                    float4* dst = (float4*)(sq + g * headDim) + lane + 32 * c;
+                    if (w == ATT_WARPS - 1) {
+                        *dst = acc[a];
+                    } else {
+                        const float4 o = *dst;
+                        *dst = make_float4(o.x + acc[a].x, o.y + acc[a].y, o.z + acc[a].z, o.w + acc[a].w);
+                    }
+                }
             }
+        }
+        __syncthreads();
+    }
+    for (int i = tid; i < group * headDim; i += ATT_THREADS) {
+        const int g = i / headDim, d = i % headDim;
+        const int head = h * group + g;
+        if (splits == 1) {
+            output[(long long)t * heads * headDim + (long long)head * headDim + d] = sq[i] / sSum[g];
+        } else {
+            partialOut[(((long long)t * heads + head) * splits + z) * headDim + d] = sq[i];
         }
     }
     if (splits > 1) {

@@ -27,10 +27,27 @@ __device__ __forceinline__ float block_sum(float v, float* scratch) {
     return v;
 }
 
-// residual += delta (when delta is given), then output = residual / rms(residual) * weight.  One block (256 threads) per
-// row; output may alias residual. Each thread reads and writes only its own elements, so no barrier guards the write.
+// Activations to int8 blocks of 32 (llama.cpp's q8_1 idea), one block per warp, lane j holding value j: d = max|x| / 127,
+// codes round(x / d) (to nearest even, as the CPU's cvtps2dq), and d·Σcodes, which undoes weight code offsets and K-quant
+// mins. codes [rows][columns] int8; scaleSums [rows][columns / 32] float2 {d, d·Σq}.
+__device__ __forceinline__ void quantize_block(float x, signed char* codes, float2* scaleSums, long long block) {
+    const int lane = threadIdx.x % 32;
+    const float amax = warp_max(fabsf(x));
+    const float d = amax / 127.0f;
+    const float id = amax > 0.0f ? 127.0f / amax : 0.0f;
+    const int q = __float2int_rn(x * id);
+    codes[block * 32 + lane] = (signed char)q;
+    const int sum = warp_sum_int(q);
+    if (lane == 0) scaleSums[block] = make_float2(d, d * (float)sum);
+}
+
+// residual += delta (when delta is given), then output = residual / rms(residual) * weight.  One block per row, as many
+// threads as the row has values up to 1024 (CudaLaunchGeometry.NormThreads: a 4096-wide decode row took 17 µs with 256
+// threads looping over it, a chain of dependent loads); output may alias residual. Each thread reads and writes only its own elements, so no barrier guards the write.
+// When codes is given (columns a multiple of 32), the output is also quantized as quantize_q8 does, for the quantized
+// matmul that reads it next: warp w's values of one pass are exactly one 32-value block.
 extern "C" __global__ void rms_norm_rows(float* residual, const float* delta, const float* weight, float epsilon,
-                                         float* output, int columns) {
+                                         float* output, int columns, signed char* codes, float2* scaleSums) {
     __shared__ float scratch[32];
     const long long base = (long long)blockIdx.x * columns;
     float sum = 0.0f;
@@ -44,7 +61,11 @@ extern "C" __global__ void rms_norm_rows(float* residual, const float* delta, co
     }
     sum = block_sum(sum, scratch);
     const float scale = rsqrtf(sum / columns + epsilon);
-    for (int i = threadIdx.x; i < columns; i += blockDim.x) output[base + i] = residual[base + i] * scale * weight[i];
+    for (int i = threadIdx.x; i < columns; i += blockDim.x) {
+        const float y = residual[base + i] * scale * weight[i];
+        output[base + i] = y;
+        if (codes) quantize_block(y, codes, scaleSums, (base + i) / 32);
+    }
 }
 
 // Each group of `group` values normalised on its own (Qwen3's per-head q/k norm).  One warp per group, 4 warps per block:
@@ -62,7 +83,8 @@ extern "C" __global__ void rms_norm_groups(const float* input, const float* weig
 }
 
 // Rotates every head of query and key of token t by its position (cos/sin tables [maxPositions][headDim/2]), writes the
-// rotated key and the value to the cache at the token's slot.  grid (tokens), block 128.
+// rotated key and the value to the cache at the token's slot.  grid (tokens, ceil((heads + kvHeads) · headDim/2 / 128)),
+// block 128: one rotated pair per thread (one block per token looped 20 times over a Llama-3-8B token: 12 µs a layer).
 // style 0: adjacent pairs (2i, 2i+1); style 1: NeoX (i, i + headDim/2).
 extern "C" __global__ void rope_store_kv(float* query, float* key, const float* value, const float* cosTable,
                                          const float* sinTable, const int* positions, const int* slots, float* keyCache,
@@ -74,7 +96,8 @@ extern "C" __global__ void rope_store_kv(float* query, float* key, const float* 
     const float* sn = sinTable + p * pairs;
     const long long slot = slots[t];
     const int kvWidth = kvHeads * headDim;
-    for (int item = threadIdx.x; item < (heads + kvHeads) * pairs; item += blockDim.x) {
+    const int item = blockIdx.y * blockDim.x + threadIdx.x;
+    if (item < (heads + kvHeads) * pairs) {
         const int h = item / pairs, i = item % pairs;
         const bool isKey = h >= heads;
         float* x = isKey ? key + (long long)t * kvWidth + (h - heads) * headDim
@@ -92,16 +115,20 @@ extern "C" __global__ void rope_store_kv(float* query, float* key, const float* 
             k[b] = r1;
         }
     }
-    for (int i = threadIdx.x; i < kvWidth; i += blockDim.x)
+    for (int i = item; i < kvWidth; i += gridDim.y * blockDim.x)
         valueCache[slot * kvWidth + i] = value[(long long)t * kvWidth + i];
 }
 
-// output = gate / (1 + e^-gate) * up over n values.  grid (ceil(n / 256)), block 256.
-extern "C" __global__ void silu_mul(const float* gate, const float* up, float* output, long long n) {
+// output = gate / (1 + e^-gate) * up over n values.  grid (ceil(n / 256)), block 256. When codes is given (n and the
+// row width multiples of 32, so every warp holds one whole block) the output is also quantized as quantize_q8 does.
+extern "C" __global__ void silu_mul(const float* gate, const float* up, float* output, long long n, signed char* codes,
+                                    float2* scaleSums) {
     const long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= n) return;
     const float g = gate[i];
-    output[i] = g / (1.0f + expf(-g)) * up[i];
+    const float y = g / (1.0f + expf(-g)) * up[i];
+    output[i] = y;
+    if (codes) quantize_block(y, codes, scaleSums, i / 32);
 }
 
 // tensor[r][c] += bias[c].  grid (ceil(rows * columns / 256)), block 256.
@@ -117,20 +144,10 @@ extern "C" __global__ void gather_rows(const float* input, const int* indices, f
     for (int i = threadIdx.x; i < columns; i += blockDim.x) output[dst + i] = input[src + i];
 }
 
-// Activations to int8 blocks of 32 (llama.cpp's q8_1 idea): per block d = max|x| / 127, codes round(x / d) (to nearest
-// even, as the CPU's cvtps2dq), and d·Σcodes, which undoes weight code offsets and K-quant mins.  One warp per block of
-// 32 values (lane j quantizes value j), 8 warps per thread block: grid (ceil(rows * columns / 32 / 8)), block 256.
-// codes [rows][columns] int8; scaleSums [rows][columns / 32] float2 {d, d·Σq}.
+// quantize_block over whole rows: one warp per block of 32 values, 8 warps per thread block:
+// grid (ceil(rows * columns / 32 / 8)), block 256.
 extern "C" __global__ void quantize_q8(const float* input, signed char* codes, float2* scaleSums, long long blocks) {
     const long long b = (long long)blockIdx.x * 8 + threadIdx.x / 32;
-    const int lane = threadIdx.x % 32;
     if (b >= blocks) return;
-    const float x = input[b * 32 + lane];
-    const float amax = warp_max(fabsf(x));
-    const float d = amax / 127.0f;
-    const float id = amax > 0.0f ? 127.0f / amax : 0.0f;
-    const int q = __float2int_rn(x * id);
-    codes[b * 32 + lane] = (signed char)q;
-    const int sum = warp_sum_int(q);
-    if (lane == 0) scaleSums[b] = make_float2(d, d * (float)sum);
+    quantize_block(input[b * 32 + threadIdx.x % 32], codes, scaleSums, b);
 }

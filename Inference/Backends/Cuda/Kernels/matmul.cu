@@ -1,10 +1,12 @@
 // matmul.cu — output[rows × N] = input[rows × K] · weightᵀ for a weight [N × K] (K contiguous), every weight layout.
 //
-// Two paths, chosen by the host on the number of activation rows M (CudaLaunchGeometry.UseGemv):
-//  * GEMV (M ≤ 8, decode): memory-bound. One warp per weight row, 4 warps per block: grid (ceil(N / 4)), block 128.
-//    Lane i reads 32-value blocks i, i+32, … of the row with 16-byte loads (a warp reads 512–1024 contiguous bytes),
-//    keeps them in registers and applies them to each of the M activation rows; one warp reduction per row and token.
-//  * GEMM (M > 8, prefill / large batches): compute-bound. Tiles of 64 weight rows × 64 activation rows in shared memory.
+// Two paths, chosen by the host on the number of activation rows M (CudaLaunchGeometry.Gemv):
+//  * GEMV (decode and small decode batches: M ≤ 32 for quantized weights, M ≤ 8 for float ones): memory-bound. Each warp
+//    owns RW consecutive weight rows (4, or 2 for M ≤ 32); lane i reads 32-value blocks i, i + 32, … of every one of them
+//    with 16-byte loads that bypass L1, so one activation block read from L1 serves RW weight rows; one warp reduction per
+//    row and activation row. 4 warps per block: grid (ceil(N / (4·RW))), block 128. One launch can serve a group of up
+//    to three weights that read the same activations (q/k/v, gate/up; IBackend.MatMulGroup).
+//  * GEMM (M above those, prefill / large batches): compute-bound. Tiles of 64 weight rows × 64 activation rows in shared memory.
 //    - quantized: int8 dot products (dp4a) of weight codes and int8 activations, per 32-value block scaled in float;
 //      grid (ceil(N / 64), ceil(M / 64)), block 256, each thread 4 weight rows × 4 activation rows.
 //    - F16 / BF16: tensor cores, mma.sync.m16n8k16 with float accumulation, activations rounded to the weight's type on
@@ -17,7 +19,7 @@
 // {xd, xd·Σxq} comes from quantize_q8. K is a multiple of 32 (checked by the host).
 #include "common.cuh"
 
-#define GEMV_MAX_ROWS 8
+#define GEMV_WARPS 4
 
 // Σ over one 32-value block of weight codes (8 ints of 4 int8) with activation codes: whole, and the two 16-value halves.
 struct BlockDot {
@@ -31,125 +33,230 @@ __device__ __forceinline__ BlockDot dot_block(const int (&w)[8], const int4 xa, 
     return r;
 }
 
+// Weights are read once per step: 16-byte loads that bypass L1 (ld.global.nc.L1::no_allocate), so the activations that
+// every weight row reuses stay there.
+__device__ __forceinline__ int4 load_weight16(const void* p) {
+    int4 v;
+    asm("ld.global.nc.L1::no_allocate.v4.s32 {%0, %1, %2, %3}, [%4];" : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "l"(p));
+    return v;
+}
+
 // Loads block b of a weight row as 8 ints of 4 codes each, in value order.
 template <int LAYOUT>
 __device__ __forceinline__ void load_codes(const unsigned char* rowCodes, int b, int (&w)[8]) {
     if (LAYOUT == LAYOUT_INT8) {
-        const int4 a = ((const int4*)rowCodes)[2 * b];
-        const int4 c = ((const int4*)rowCodes)[2 * b + 1];
+        const int4 a = load_weight16(rowCodes + 32 * b);
+        const int4 c = load_weight16(rowCodes + 32 * b + 16);
         w[0] = a.x; w[1] = a.y; w[2] = a.z; w[3] = a.w;
         w[4] = c.x; w[5] = c.y; w[6] = c.z; w[7] = c.w;
     } else {
-        const int4 v = ((const int4*)rowCodes)[b];
+        const int4 v = load_weight16(rowCodes + 16 * b);
         w[0] = v.x & 0x0F0F0F0F; w[1] = v.y & 0x0F0F0F0F; w[2] = v.z & 0x0F0F0F0F; w[3] = v.w & 0x0F0F0F0F;
         w[4] = (v.x >> 4) & 0x0F0F0F0F; w[5] = (v.y >> 4) & 0x0F0F0F0F;
         w[6] = (v.z >> 4) & 0x0F0F0F0F; w[7] = (v.w >> 4) & 0x0F0F0F0F;
     }
 }
 
-template <int LAYOUT, int SCALES, bool MINS>
-__device__ __forceinline__ void gemv_quant(const unsigned char* codes, const float* scales, const float* mins, int offset,
-                                           const signed char* xq, const float2* xds, float* y, int n, int k, int m) {
-    const int row = blockIdx.x * 4 + threadIdx.x / 32, lane = threadIdx.x % 32;
-    if (row >= n) return;
+// One GEMV launch serves a group of up to three weights of the same layout and K that read the same activations (q/k/v,
+// gate/up): weight rows are numbered through the parts, and every part but the last holds a multiple of RW rows (checked
+// by the host), so the RW rows of a warp lie in one part. A single weight passes n1 = n2 = 0.
+struct GemvPart {
+    const unsigned char* codes;
+    const float* scales;
+    const float* mins;
+    float* y;
+    int n;
+};
+
+// The part of the warp's first row (made relative to it), or false when the warp has no rows.
+__device__ __forceinline__ bool gemv_part(int& row, GemvPart& p, const GemvPart& p0, const GemvPart& p1, const GemvPart& p2) {
+    if (row < p0.n) { p = p0; return true; }
+    row -= p0.n;
+    if (row < p1.n) { p = p1; return true; }
+    row -= p1.n;
+    if (row < p2.n) { p = p2; return true; }
+    return false;
+}
+
+// Quantized GEMV: warp w of the block owns RW consecutive weight rows; lane i reads 32-value blocks i, i + 32, … of each,
+// U blocks per row and lane in flight before any arithmetic (RW·U·(32 + 4) bytes per lane for int8), and applies them to
+// each of the m ≤ R activation rows: one activation block read from L1 serves RW weight rows.
+template <int LAYOUT, int SCALES, bool MINS, int RW, int R, int U>
+__device__ __forceinline__ void gemv_quant(const GemvPart p0, const GemvPart p1, const GemvPart p2, int offset,
+                                           const signed char* xq, const float2* xds, int k, int m) {
+    const int lane = threadIdx.x % 32;
+    int row0 = (blockIdx.x * GEMV_WARPS + threadIdx.x / 32) * RW;
+    GemvPart p;
+    if (!gemv_part(row0, p, p0, p1, p2)) return;
     const int blocks = k / 32;
-    const unsigned char* rowCodes = codes + (long long)row * (LAYOUT == LAYOUT_INT8 ? k : k / 2);
-    float acc[GEMV_MAX_ROWS];
+    const long long rowBytes = LAYOUT == LAYOUT_INT8 ? k : k / 2;
+    float acc[RW][R];
 #pragma unroll
-    for (int t = 0; t < GEMV_MAX_ROWS; t++) acc[t] = 0.0f;
-    for (int b = lane; b < blocks; b += 32) {
-        int w[8];
-        load_codes<LAYOUT>(rowCodes, b, w);
-        const long long sb = ((long long)row * blocks + b) * SCALES;
-        const float s0 = scales[sb];
-        const float s1 = SCALES == 2 ? scales[sb + 1] : s0;
-        const float correction = s0 * (float)offset + (MINS ? mins[(long long)row * blocks + b] : 0.0f);
+    for (int r = 0; r < RW; r++)
 #pragma unroll
-        for (int t = 0; t < GEMV_MAX_ROWS; t++) {
-            if (t < m) {
-                const int4* x = (const int4*)(xq + (long long)t * k) + 2 * b;
-                const BlockDot d = dot_block(w, x[0], x[1]);
-                const float2 ds = xds[(long long)t * blocks + b];
-                acc[t] += ds.x * (s0 * (float)d.lo + s1 * (float)d.hi) - correction * ds.y;
+        for (int t = 0; t < R; t++) acc[r][t] = 0.0f;
+    for (int b0 = lane; b0 < blocks; b0 += 32 * U) {
+        int w[U][RW][8];
+        float s0[U][RW], s1[U][RW], corr[U][RW];
+#pragma unroll
+        for (int u = 0; u < U; u++) {
+            const int b = b0 + 32 * u;
+#pragma unroll
+            for (int r = 0; r < RW; r++) {
+                // Rows past the weight's end (ragged N) re-read its last row; their sums are never stored.
+                const long long row = min(row0 + r, p.n - 1);
+                if (b < blocks) {
+                    load_codes<LAYOUT>(p.codes + row * rowBytes, b, w[u][r]);
+                    const long long sb = (row * blocks + b) * SCALES;
+                    s0[u][r] = __ldg(p.scales + sb);
+                    s1[u][r] = SCALES == 2 ? __ldg(p.scales + sb + 1) : s0[u][r];
+                    corr[u][r] = s0[u][r] * (float)offset + (MINS ? __ldg(p.mins + row * blocks + b) : 0.0f);
+                }
+            }
+        }
+#pragma unroll
+        for (int u = 0; u < U; u++) {
+            const int b = b0 + 32 * u;
+            if (b >= blocks) break;
+#pragma unroll
+            for (int t = 0; t < R; t++) {
+                if (t < m) {
+                    const int4* x = (const int4*)(xq + (long long)t * k) + 2 * b;
+                    const int4 xa = x[0], xb = x[1];
+                    const float2 ds = xds[(long long)t * blocks + b];
+#pragma unroll
+                    for (int r = 0; r < RW; r++) {
+                        const BlockDot d = dot_block(w[u][r], xa, xb);
+                        acc[r][t] += ds.x * (s0[u][r] * (float)d.lo + s1[u][r] * (float)d.hi) - corr[u][r] * ds.y;
+                    }
+                }
             }
         }
     }
 #pragma unroll
-    for (int t = 0; t < GEMV_MAX_ROWS; t++) {
-        if (t < m) {
-            const float v = warp_sum(acc[t]);
-            if (lane == 0) y[(long long)t * n + row] = v;
+    for (int r = 0; r < RW; r++)
+#pragma unroll
+        for (int t = 0; t < R; t++) {
+            if (t < m) {
+                const float v = warp_sum(acc[r][t]);
+                if (lane == 0 && row0 + r < p.n) p.y[(long long)t * p.n + row0 + r] = v;
+            }
+        }
+}
+
+// Float weights: the same shape, lane i reading 16-byte chunks i, i + 32, … (4 F32 or 8 F16/BF16 values) of each row.
+template <int LAYOUT, int RW, int R, int U>
+__device__ __forceinline__ void gemv_float(const GemvPart p0, const GemvPart p1, const GemvPart p2, const float* x, int k, int m) {
+    const int lane = threadIdx.x % 32;
+    int row0 = (blockIdx.x * GEMV_WARPS + threadIdx.x / 32) * RW;
+    GemvPart p;
+    if (!gemv_part(row0, p, p0, p1, p2)) return;
+    const int per = LAYOUT == LAYOUT_F32 ? 4 : 8;
+    const int chunks = k / per;
+    const long long rowBytes = (long long)k * (LAYOUT == LAYOUT_F32 ? 4 : 2);
+    float acc[RW][R];
+#pragma unroll
+    for (int r = 0; r < RW; r++)
+#pragma unroll
+        for (int t = 0; t < R; t++) acc[r][t] = 0.0f;
+    for (int c0 = lane; c0 < chunks; c0 += 32 * U) {
+        int4 v[U][RW];
+#pragma unroll
+        for (int u = 0; u < U; u++)
+#pragma unroll
+            for (int r = 0; r < RW; r++) {
+                const long long row = min(row0 + r, p.n - 1);
+                if (c0 + 32 * u < chunks) v[u][r] = load_weight16(p.codes + row * rowBytes + 16LL * (c0 + 32 * u));
+            }
+#pragma unroll
+        for (int u = 0; u < U; u++) {
+            const int c = c0 + 32 * u;
+            if (c >= chunks) break;
+#pragma unroll
+            for (int r = 0; r < RW; r++) {
+                float f[8];
+                if (LAYOUT == LAYOUT_F32) {
+                    f[0] = __int_as_float(v[u][r].x); f[1] = __int_as_float(v[u][r].y);
+                    f[2] = __int_as_float(v[u][r].z); f[3] = __int_as_float(v[u][r].w);
+                } else {
+                    const unsigned q[4] = {(unsigned)v[u][r].x, (unsigned)v[u][r].y, (unsigned)v[u][r].z, (unsigned)v[u][r].w};
+#pragma unroll
+                    for (int i = 0; i < 4; i++) {
+                        f[2 * i] = LAYOUT == LAYOUT_F16 ? half_to_float((unsigned short)(q[i] & 0xFFFF)) : bf16_to_float((unsigned short)(q[i] & 0xFFFF));
+                        f[2 * i + 1] = LAYOUT == LAYOUT_F16 ? half_to_float((unsigned short)(q[i] >> 16)) : bf16_to_float((unsigned short)(q[i] >> 16));
+                    }
+                }
+#pragma unroll
+                for (int t = 0; t < R; t++) {
+                    if (t < m) {
+                        const float4* xr = (const float4*)(x + (long long)t * k + (long long)c * per);
+                        const float4 a = xr[0];
+                        float s = f[0] * a.x + f[1] * a.y + f[2] * a.z + f[3] * a.w;
+                        if (LAYOUT != LAYOUT_F32) {
+                            const float4 b = xr[1];
+                            s += f[4] * b.x + f[5] * b.y + f[6] * b.z + f[7] * b.w;
+                        }
+                        acc[r][t] += s;
+                    }
+                }
+            }
         }
     }
+#pragma unroll
+    for (int r = 0; r < RW; r++)
+#pragma unroll
+        for (int t = 0; t < R; t++) {
+            if (t < m) {
+                const float s = warp_sum(acc[r][t]);
+                if (lane == 0 && row0 + r < p.n) p.y[(long long)t * p.n + row0 + r] = s;
+            }
+        }
 }
+
+// Kernel variants by the number of activation rows m (host: CudaLaunchGeometry.Gemv): m = 1 (decode of one sequence),
+// m ≤ 8, and m ≤ 32 (quantized only: a decode batch); grid (ceil(rows of all parts / (4·RW))), block 128.
+// m = 1 shapes, from timing RW × U ∈ {4×2, 1×4, 2×4, 1×8, 2×2} side by side on an H200 (GpuCheck, 2026-11-26): int8 and
+// F16/BF16 keep 4 rows × 2 blocks (the others were equal or up to 20% slower), nibbles take 2 rows × 4 blocks (4096 ×
+// 14336 Q4_0: 16.5 µs against 33.2 µs, 4096 × 4096: 9.5 against 14.1).
+#define GEMV_PARTS_PARAMS                                                                                               \
+    const unsigned char *codes0, const float *scales0, const float *mins0, float *y0, int n0,                          \
+    const unsigned char *codes1, const float *scales1, const float *mins1, float *y1, int n1,                          \
+    const unsigned char *codes2, const float *scales2, const float *mins2, float *y2, int n2
+#define GEMV_PARTS                                                                                                      \
+    GemvPart{codes0, scales0, mins0, y0, n0}, GemvPart{codes1, scales1, mins1, y1, n1}, GemvPart{codes2, scales2, mins2, y2, n2}
 
 #define GEMV_QUANT(NAME, LAYOUT, SCALES, MINS)                                                                          \
-    extern "C" __global__ void __launch_bounds__(128) NAME(const unsigned char* codes, const float* scales,            \
-        const float* mins, int offset, const signed char* xq, const float2* xds, float* y, int n, int k, int m) {       \
-        gemv_quant<LAYOUT, SCALES, MINS>(codes, scales, mins, offset, xq, xds, y, n, k, m);                             \
+    extern "C" __global__ void __launch_bounds__(128) NAME##_m1(GEMV_PARTS_PARAMS, int offset, const signed char* xq,   \
+                                                                const float2* xds, int k, int m) {                      \
+        gemv_quant<LAYOUT, SCALES, MINS, LAYOUT == LAYOUT_NIBBLE ? 2 : 4, 1, LAYOUT == LAYOUT_NIBBLE ? 4 : 2>(           \
+            GEMV_PARTS, offset, xq, xds, k, m);                                                                         \
+    }                                                                                                                   \
+    extern "C" __global__ void __launch_bounds__(128) NAME##_m8(GEMV_PARTS_PARAMS, int offset, const signed char* xq,   \
+                                                                const float2* xds, int k, int m) {                      \
+        gemv_quant<LAYOUT, SCALES, MINS, 4, 8, 1>(GEMV_PARTS, offset, xq, xds, k, m);                                   \
+    }                                                                                                                   \
+    extern "C" __global__ void __launch_bounds__(128) NAME##_m32(GEMV_PARTS_PARAMS, int offset, const signed char* xq,  \
+                                                                 const float2* xds, int k, int m) {                     \
+        gemv_quant<LAYOUT, SCALES, MINS, 2, 32, 1>(GEMV_PARTS, offset, xq, xds, k, m);                                  \
     }
 
-GEMV_QUANT(gemv_int8, LAYOUT_INT8, 1, false)        // Q8_0, Q5_0
-GEMV_QUANT(gemv_int8_mins, LAYOUT_INT8, 1, true)    // Q5_K
-GEMV_QUANT(gemv_int8_halves, LAYOUT_INT8, 2, false) // Q6_K
-GEMV_QUANT(gemv_nibble, LAYOUT_NIBBLE, 1, false)    // Q4_0
+GEMV_QUANT(gemv_int8, LAYOUT_INT8, 1, false)         // Q8_0, Q5_0
+GEMV_QUANT(gemv_int8_mins, LAYOUT_INT8, 1, true)     // Q5_K
+GEMV_QUANT(gemv_int8_halves, LAYOUT_INT8, 2, false)  // Q6_K
+GEMV_QUANT(gemv_nibble, LAYOUT_NIBBLE, 1, false)     // Q4_0
 GEMV_QUANT(gemv_nibble_mins, LAYOUT_NIBBLE, 1, true) // Q4_K
 
-// Float weights: lane i reads 16 bytes (4 F32 or 8 F16/BF16 values) at a time; K is a multiple of 32.
-template <int LAYOUT>
-__device__ __forceinline__ void gemv_float(const unsigned char* weight, const float* x, float* y, int n, int k, int m) {
-    const int row = blockIdx.x * 4 + threadIdx.x / 32, lane = threadIdx.x % 32;
-    if (row >= n) return;
-    const int per = LAYOUT == LAYOUT_F32 ? 4 : 8;
-    const int4* w = (const int4*)(weight + (long long)row * k * (LAYOUT == LAYOUT_F32 ? 4 : 2));
-    float acc[GEMV_MAX_ROWS];
-#pragma unroll
-    for (int t = 0; t < GEMV_MAX_ROWS; t++) acc[t] = 0.0f;
-    for (int c = lane; c < k / per; c += 32) {
-        const int4 v = w[c];
-        float f[8];
-        if (LAYOUT == LAYOUT_F32) {
-            f[0] = __int_as_float(v.x); f[1] = __int_as_float(v.y); f[2] = __int_as_float(v.z); f[3] = __int_as_float(v.w);
-        } else {
-            const unsigned u[4] = {(unsigned)v.x, (unsigned)v.y, (unsigned)v.z, (unsigned)v.w};
-#pragma unroll
-            for (int i = 0; i < 4; i++) {
-                f[2 * i] = LAYOUT == LAYOUT_F16 ? half_to_float((unsigned short)(u[i] & 0xFFFF)) : bf16_to_float((unsigned short)(u[i] & 0xFFFF));
-                f[2 * i + 1] = LAYOUT == LAYOUT_F16 ? half_to_float((unsigned short)(u[i] >> 16)) : bf16_to_float((unsigned short)(u[i] >> 16));
-            }
-        }
-#pragma unroll
-        for (int t = 0; t < GEMV_MAX_ROWS; t++) {
-            if (t < m) {
-                const float4* xr = (const float4*)(x + (long long)t * k + (long long)c * per);
-                const float4 a = xr[0];
-                float s = f[0] * a.x + f[1] * a.y + f[2] * a.z + f[3] * a.w;
-                if (LAYOUT != LAYOUT_F32) {
-                    const float4 b = xr[1];
-                    s += f[4] * b.x + f[5] * b.y + f[6] * b.z + f[7] * b.w;
-                }
-                acc[t] += s;
-            }
-        }
+#define GEMV_FLOAT(NAME, LAYOUT)                                                                                        \
+    extern "C" __global__ void __launch_bounds__(128) NAME##_m1(GEMV_PARTS_PARAMS, const float* x, int k, int m) {      \
+        gemv_float<LAYOUT, 4, 1, 2>(GEMV_PARTS, x, k, m);                                                               \
+    }                                                                                                                   \
+    extern "C" __global__ void __launch_bounds__(128) NAME##_m8(GEMV_PARTS_PARAMS, const float* x, int k, int m) {      \
+        gemv_float<LAYOUT, 4, 8, 1>(GEMV_PARTS, x, k, m);                                                               \
     }
-#pragma unroll
-    for (int t = 0; t < GEMV_MAX_ROWS; t++) {
-        if (t < m) {
-            const float v = warp_sum(acc[t]);
-            if (lane == 0) y[(long long)t * n + row] = v;
-        }
-    }
-}
 
-extern "C" __global__ void __launch_bounds__(128) gemv_f32(const unsigned char* w, const float* x, float* y, int n, int k, int m) {
-    gemv_float<LAYOUT_F32>(w, x, y, n, k, m);
-}
-extern "C" __global__ void __launch_bounds__(128) gemv_f16(const unsigned char* w, const float* x, float* y, int n, int k, int m) {
-    gemv_float<LAYOUT_F16>(w, x, y, n, k, m);
-}
-extern "C" __global__ void __launch_bounds__(128) gemv_bf16(const unsigned char* w, const float* x, float* y, int n, int k, int m) {
-    gemv_float<LAYOUT_BF16>(w, x, y, n, k, m);
-}
+GEMV_FLOAT(gemv_f32, LAYOUT_F32)
+GEMV_FLOAT(gemv_f16, LAYOUT_F16)
+GEMV_FLOAT(gemv_bf16, LAYOUT_BF16)
 
 // ---------------------------------------------------------------------------------------------------------------------
 // Quantized GEMM with dp4a. Shared tiles hold one 32-value block of 64 weight rows and 64 activation rows as int8 (nibbles
