@@ -48,6 +48,8 @@ public sealed class TokenChooser
     // reach P (sorting a whole 32,000-token row costs ~1 ms, as much as a decode step).
     private const int NucleusGuess = 64;
 
+    private const int DrawBlock = 256;
+
     private readonly float[] _weights;
     private readonly float[] _selection;
 
@@ -191,8 +193,9 @@ public sealed class TokenChooser
         return Vector256.ConditionalSelect(Vector256.GreaterThanOrEqual(x, Vector256.Create(Cutoff)), p * power, Vector256<float>.Zero);
     }
 
-    /// <summary>A weight in fixed point: ⌊w · 2³²⌋ (exact: w · 2³² is a float scaled by a power of two).</summary>
-    public static ulong Fixed(float weight) => (ulong)(weight * FixedPointScale);
+    /// <summary>A weight in fixed point: ⌊w · 2³²⌋ (exact: w · 2³² is a float scaled by a power of two; converted through
+    /// long, which x64 converts in one instruction, unlike ulong).</summary>
+    public static ulong Fixed(float weight) => (ulong)(long)(weight * FixedPointScale);
 
     /// <summary>The sum of <see cref="Fixed"/> over the weights ≥ <paramref name="floor"/>: exact integers, so any order gives it.</summary>
     public static ulong KeptTotal(ReadOnlySpan<float> weights, float floor)
@@ -274,7 +277,21 @@ public sealed class TokenChooser
     {
         var r = Math.Min((ulong)(uniform * total), total - 1);
         var running = 0UL;
-        for (var i = 0; i < weights.Length; i++)
+        var i = 0;
+        // Whole blocks whose kept weight leaves the running sum ≤ r are skipped with the vectorised sum (exact integers:
+        // the same answer as adding one by one, at a fraction of the scalar walk's cost).
+        for (; i + DrawBlock <= weights.Length; i += DrawBlock)
+        {
+            var block = KeptTotal(weights.Slice(i, DrawBlock), floor);
+            if (running + block > r)
+            {
+                break;
+            }
+
+            running += block;
+        }
+
+        for (; i < weights.Length; i++)
         {
             if (weights[i] >= floor)
             {

@@ -25,8 +25,8 @@
 #define SAMPLE_WARPS (SAMPLE_THREADS / 32)
 
 // TokenChooser.FixedPointScale and MinimumWeight: 2^32 and 2^-32.
-#define FIXED_POINT_SCALE 4294967296.0f
-#define MINIMUM_WEIGHT 2.3283064365386963e-10f
+#define FIXED_POINT_SCALE 0x1p32f
+#define MINIMUM_WEIGHT 0x1p-32f
 
 typedef unsigned long long u64;
 
