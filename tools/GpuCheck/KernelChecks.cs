@@ -349,8 +349,10 @@ internal sealed class KernelChecks(CudaBackend gpu, CpuBackend cpu, Report repor
     /// <summary>
     /// argmax_rows against the CPU's first maximum; sample_rows against the CPU backend's IDeviceSampler (TokenChooser, what
     /// the host sampler runs) on the same random logits, every row of a launch with its own parameters, uniform and penalty
-    /// list. Allowance: none. The kernel computes the weights with the CPU's operations rounded one by one (no FMA), so
-    /// they are bit-identical, and every sum is over fixed-point integers, exact in any order: any differing id is a bug.
+    /// list; half the rows without top-k/top-p draw at the edge of a token's share (<see cref="BoundaryUniform"/>), where
+    /// any weight that is not bit-identical shows. Allowance: none. The kernel computes the weights with the CPU's
+    /// operations rounded one by one (no FMA), so they are bit-identical, and every sum is over fixed-point integers,
+    /// exact in any order: any differing id is a bug.
     /// The backend fills the ids with −1 before each launch and refuses an id outside the vocabulary (an unwritten row).
     /// </summary>
     private void Sampling()
@@ -396,6 +398,10 @@ internal sealed class KernelChecks(CudaBackend gpu, CpuBackend cpu, Report repor
 
                     var uniform = (r / SamplingMixes.Length, r % 5) switch { (0, 0) => 0, (0, 1) => Math.BitDecrement(1.0), _ => _random.NextDouble() };
                     parameters[r] = mix with { PenaltyStart = start, PenaltyCount = penalties.Count - start, Uniform = uniform };
+                    if (r >= SamplingMixes.Length && mix.TopK == 0 && mix.TopP >= 1 && !TokenChooser.IsGreedy(mix.Temperature, out _))
+                    {
+                        parameters[r] = parameters[r] with { Uniform = BoundaryUniform(logits.AsSpan(r * vocabulary, vocabulary), parameters[r], penalties.ToArray()) };
+                    }
                 }
 
                 var (g, c) = Pair(rows, vocabulary, logits);
@@ -420,6 +426,29 @@ internal sealed class KernelChecks(CudaBackend gpu, CpuBackend cpu, Report repor
                 Dispose([g, c]);
             }
         }
+    }
+
+    /// <summary>
+    /// A uniform whose draw lands on the very edge of a random kept token's share (r = its running sum, or one less):
+    /// then a weight of that token or any before it that differs by one ulp from the CPU's moves the edge by hundreds
+    /// of fixed-point units and changes the id. (Emulating sample_rows on the CPU, one fused multiply-add in the exp
+    /// polynomial changed 5 of 440 ids with these uniforms and none with random ones.) Rows without top-k and top-p only,
+    /// whose kept set is {w ≥ max(2⁻³², min-p)}.
+    /// </summary>
+    private double BoundaryUniform(ReadOnlySpan<float> logits, SamplingRow row, TokenPenalty[] penalties)
+    {
+        var adjusted = logits.ToArray();
+        TokenChooser.ApplyPenalties(adjusted, penalties, row);
+        TokenChooser.IsGreedy(row.Temperature, out var inverse);
+        var weights = new float[adjusted.Length];
+        TokenChooser.Weights(adjusted, inverse, weights);
+        var floor = MathF.Max(TokenChooser.MinimumWeight, row.MinP);
+        var kept = Enumerable.Range(0, weights.Length).Where(i => weights[i] >= floor).ToArray();
+        var upTo = kept[_random.Next(kept.Length)];
+        var prefix = kept.Where(i => i <= upTo).Aggregate(0UL, (sum, i) => sum + TokenChooser.Fixed(weights[i]));
+        var total = TokenChooser.KeptTotal(weights, floor);
+        var r = Math.Min(prefix - (ulong)_random.Next(2), total - 1);
+        return (r + 0.5) / total;
     }
 
     private float[] SamplingLogits(int rows, int vocabulary, int kind)
