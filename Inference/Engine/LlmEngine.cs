@@ -480,7 +480,8 @@ public sealed class LlmEngine : IDisposable
             }
         }
 
-        return rows;
+        // Without prompt logprobs (never on this path) a step's logit rows are exactly its sampling sequences' last tokens.
+        return rows == _batch.LogitCount ? rows : throw new InvalidOperationException($"{rows} sampling rows for {_batch.LogitCount} logit rows.");
     }
 
     /// <summary>Emits the chosen <paramref name="token"/> (or ends on a stop token) and returns a finish reason when the sequence ends.</summary>
