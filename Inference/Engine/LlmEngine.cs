@@ -3,6 +3,7 @@ using System.Diagnostics;
 using System.Runtime.InteropServices;
 using System.Threading.Channels;
 using AspireAi.Inference.Backends;
+using AspireAi.Inference.Backends.Sampling;
 using AspireAi.Inference.Models;
 using AspireAi.Inference.Tokenization;
 
@@ -25,9 +26,14 @@ public sealed class LlmEngine : IDisposable
     private readonly float[] _logits;
     private readonly float[] _rawRow;
 
-    // Set on a device backend: steps whose every sequence is plain greedy take ids from the device, not logits.
-    private readonly IDeviceArgMax? _deviceArgMax;
+    // Set on a backend that chooses tokens where its logits are: steps in which no sequence needs its logits on the host
+    // (logprobs, a grammar) take ids from it, not rows × vocabulary floats.
+    private readonly IDeviceSampler? _deviceSampler;
+    private readonly SamplingRow[] _samplingRows;
+    private readonly List<TokenPenalty> _penalties = [];
     private readonly int[] _deviceIds;
+    private long _tokensChosenOnDevice;
+    private long _tokensChosenOnHost;
     private readonly ConcurrentQueue<Sequence> _inbox = new();
     private readonly SemaphoreSlim _wake = new(0);
     private readonly Thread _thread;
@@ -68,7 +74,8 @@ public sealed class LlmEngine : IDisposable
         _batch = new ForwardBatch(options.MaxBatchedTokens, options.MaxNumSeqs, _blocks.BlocksFor(config.ContextLength));
         _logits = new float[model.MaxLogitRows * config.VocabularySize];
         _rawRow = new float[config.VocabularySize];
-        _deviceArgMax = model.Backend as IDeviceArgMax;
+        _deviceSampler = model.Backend as IDeviceSampler;
+        _samplingRows = new SamplingRow[model.MaxLogitRows];
         _deviceIds = new int[model.MaxLogitRows];
         _snapshot = new EngineSnapshot(0, 0, 0, options.KvCacheBlocks, options.KvCacheBlocks, 0, 0, 0, 0);
         _metrics = new EngineMetrics(this, modelName);
@@ -290,12 +297,14 @@ public sealed class LlmEngine : IDisposable
         }
 
         var started = Stopwatch.GetTimestamp();
-        var deviceGreedy = _deviceArgMax is not null && _chunks.TrueForAll(c => PicksByDeviceArgMax(c.Sequence, c.Tokens));
-        if (deviceGreedy)
+        var onDevice = _deviceSampler is not null && _chunks.TrueForAll(c => ChoosesOnDevice(c.Sequence, c.Tokens));
+        if (onDevice)
         {
             if (_model.ForwardToLogits(_batch, _cache) is { } deviceLogits)
             {
-                _deviceArgMax!.ArgMax(deviceLogits, _batch.LogitCount, _deviceIds);
+                var rows = FillSamplingRows();
+                _deviceSampler!.Sample(deviceLogits, _samplingRows.AsSpan(0, rows), CollectionsMarshal.AsSpan(_penalties), _deviceIds);
+                _tokensChosenOnDevice += rows;
             }
         }
         else
@@ -331,7 +340,7 @@ public sealed class LlmEngine : IDisposable
 
             if (sequence.ComputedTokens == sequence.TokenCount)
             {
-                var finish = deviceGreedy
+                var finish = onDevice
                     ? Emit(sequence, _deviceIds[row], float.NaN, null)
                     : SampleNext(sequence, _logits.AsSpan(row * vocabulary, vocabulary));
                 if (finish is { } reason)
@@ -439,19 +448,40 @@ public sealed class LlmEngine : IDisposable
         }
 
         var token = sampler.Sample(logits);
+        _tokensChosenOnHost++;
         return Emit(sequence, token, wantLogprobs ? (float)(_rawRow[token] - lse) : float.NaN, top);
     }
 
     /// <summary>
-    /// Whether this chunk's sequence can take its next token from the device's argmax: plain greedy, no logprobs of any
-    /// kind and no grammar (those need the logits on the host). A step uses the device only when every chunk can.
+    /// Whether this chunk's sequence can take its next token from the device sampler: it wants no logprobs of any kind and
+    /// follows no grammar (those need the logits on the host). A step uses the device only when every chunk can.
     /// </summary>
-    private static bool PicksByDeviceArgMax(Sequence sequence, int count)
+    private static bool ChoosesOnDevice(Sequence sequence, int count)
     {
         var request = sequence.Request;
         return request.PromptLogprobs is null
             && (sequence.ComputedTokens + count < sequence.TokenCount
-                || (request.Sampling.IsPlainGreedy && !request.Logprobs && request.TopLogprobs == 0 && request.Constraint is null));
+                || (!request.Logprobs && request.TopLogprobs == 0 && request.Constraint is null));
+    }
+
+    /// <summary>
+    /// One sampling row per sequence that reaches the end of its tokens this step, in logit-row order, each drawing its
+    /// uniform from the sequence's own stream now (the host path draws the same number when it samples); returns the count.
+    /// </summary>
+    private int FillSamplingRows()
+    {
+        _penalties.Clear();
+        var rows = 0;
+        foreach (var (sequence, count) in _chunks)
+        {
+            if (sequence.ComputedTokens + count == sequence.TokenCount)
+            {
+                _samplingRows[rows++] = sequence.Sampler!.DeviceRow(_penalties);
+            }
+        }
+
+        // Without prompt logprobs (never on this path) a step's logit rows are exactly its sampling sequences' last tokens.
+        return rows == _batch.LogitCount ? rows : throw new InvalidOperationException($"{rows} sampling rows for {_batch.LogitCount} logit rows.");
     }
 
     /// <summary>Emits the chosen <paramref name="token"/> (or ends on a stop token) and returns a finish reason when the sequence ends.</summary>
@@ -568,6 +598,8 @@ public sealed class LlmEngine : IDisposable
             OffloadLoadedBlocks = _blocks.Offload?.Loaded ?? 0,
             OffloadUsedBlocks = _blocks.Offload?.Used ?? 0,
             OffloadTotalBlocks = _blocks.Offload?.Capacity ?? 0,
+            TokensChosenOnDevice = _tokensChosenOnDevice,
+            TokensChosenOnHost = _tokensChosenOnHost,
         };
         _snapshot = snapshot;
         StepCompleted?.Invoke(snapshot);
@@ -621,6 +653,11 @@ public sealed record EngineSnapshot(
     public int OffloadUsedBlocks { get; init; }
 
     public int OffloadTotalBlocks { get; init; }
+
+    /// <summary>Tokens chosen where the logits are (<see cref="IDeviceSampler"/>: only ids came back), and on the host from copied logits.</summary>
+    public long TokensChosenOnDevice { get; init; }
+
+    public long TokensChosenOnHost { get; init; }
 
     /// <summary>Share of the offload tier's slots in use (0…1; 0 without a tier).</summary>
     public double KvOffloadUsage => OffloadTotalBlocks == 0 ? 0 : (double)OffloadUsedBlocks / OffloadTotalBlocks;

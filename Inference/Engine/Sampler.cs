@@ -1,32 +1,33 @@
+using AspireAi.Inference.Backends.Sampling;
+
 namespace AspireAi.Inference.Engine;
 
 /// <summary>
-/// Picks tokens from logits for one sequence: penalties → temperature → top-k → top-p → min-p → a draw from what is left
-/// (vLLM's order). Scratch arrays are sized once to the vocabulary, so sampling allocates nothing per token.
+/// One sequence's token choice: its parameters, its penalty state (prompt tokens, output counts) and its random stream.
+/// Penalties, then <see cref="TokenChooser"/> (temperature → min-p → top-k → top-p → a draw, vLLM's order). A sampled
+/// token consumes exactly one <see cref="NextUniform"/> (greedy ones none), whether it is chosen here
+/// (<see cref="Sample"/>) or on a device (<see cref="DeviceRow"/>), so a seeded request gives the same tokens either way.
+/// Scratch arrays are sized once to the vocabulary, so sampling allocates nothing per token.
 /// </summary>
 public sealed class Sampler
 {
     private readonly SamplingParams _params;
     private readonly Random _random;
-    private readonly float[] _weights;
+    private readonly TokenChooser _chooser;
     private readonly float[] _adjusted;
-    private readonly int[] _candidates;
     private readonly int[] _outputCounts;
     private readonly bool[] _inPrompt;
     private readonly List<int> _penalized = [];
-    private readonly DescendingByWeight _byWeight;
 
     public Sampler(int vocabularySize, SamplingParams parameters)
     {
         parameters.Validate();
         _params = parameters;
         _random = parameters.Seed is { } seed ? new Random(seed) : new Random();
-        _weights = new float[vocabularySize];
+        _chooser = new TokenChooser(vocabularySize);
         _adjusted = new float[vocabularySize];
-        _candidates = new int[vocabularySize];
         _outputCounts = new int[vocabularySize];
         _inPrompt = new bool[vocabularySize];
-        _byWeight = new DescendingByWeight(_weights);
     }
 
     /// <summary>Registers the prompt (the repetition penalty covers prompt and output, as in vLLM).</summary>
@@ -54,221 +55,46 @@ public sealed class Sampler
         }
     }
 
+    /// <summary>The next number in [0, 1) of this sequence's random stream: one per sampled (non-greedy) token.</summary>
+    public double NextUniform() => _random.NextDouble();
+
     /// <summary>Chooses the next token from <paramref name="rawLogits"/> (left unchanged, so logprobs can still be read from it).</summary>
     public int Sample(ReadOnlySpan<float> rawLogits)
     {
         var logits = _adjusted.AsSpan(0, rawLogits.Length);
         rawLogits.CopyTo(logits);
-        ApplyPenalties(logits);
-        if (_params.IsGreedy)
+        if (_params.HasPenalties)
         {
-            return ArgMax(logits);
-        }
-
-        var inverseTemperature = 1f / _params.Temperature;
-        var max = System.Numerics.Tensors.TensorPrimitives.Max(logits);
-        // Vectorised: for 32,000 logits this took 23–26 µs of CPU against 133–177 µs for a scalar MathF.Exp loop (Release,
-        // the 2-core Zen 4 dev machine), paid for every sampled token of every sequence.
-        var weights = _weights.AsSpan(0, logits.Length);
-        System.Numerics.Tensors.TensorPrimitives.Subtract(logits, max, weights);
-        System.Numerics.Tensors.TensorPrimitives.Multiply(weights, inverseTemperature, weights);
-        System.Numerics.Tensors.TensorPrimitives.Exp(weights, weights);
-        if (_params.TopK == 0 && _params.TopP >= 1 && _params.MinP == 0)
-        {
-            return DrawFromAll(weights);
-        }
-
-        var count = 0;
-        var minP = _params.MinP;
-        for (var i = 0; i < weights.Length; i++)
-        {
-            // min-p: relative to the most likely token (weight 1), so it can be applied before normalising.
-            var w = weights[i];
-            if (w > 0 && w >= minP)
+            foreach (var id in _penalized)
             {
-                _candidates[count++] = i;
+                logits[id] = TokenChooser.Penalize(logits[id], _outputCounts[id], _params.RepetitionPenalty, _params.PresencePenalty, _params.FrequencyPenalty);
             }
         }
 
-        if (_params.TopK > 0 && _params.TopK < count)
-        {
-            SelectLargest(count, _params.TopK);
-            count = _params.TopK;
-        }
-
-        if (_params.TopP < 1)
-        {
-            count = NucleusCount(count);
-        }
-
-        var total = 0.0;
-        for (var i = 0; i < count; i++)
-        {
-            total += _weights[_candidates[i]];
-        }
-
-        var r = _random.NextDouble() * total;
-        for (var i = 0; i < count; i++)
-        {
-            r -= _weights[_candidates[i]];
-            if (r < 0)
-            {
-                return _candidates[i];
-            }
-        }
-
-        return _candidates[count - 1];
+        return _chooser.Choose(logits, Row(_params.IsGreedy ? 0 : NextUniform(), 0, 0));
     }
 
     /// <summary>
-    /// Plain temperature sampling: one draw over the whole vocabulary, without gathering candidates first. The engine samples
-    /// every sequence of a step on its own thread, so this is serial time per step: bench-serve with 64 requests at
-    /// temperature 0.6 took 10.5 s with the candidate list and 8.3 s with this path (greedy: 6.7–8.6 s; load ≈ 6).
+    /// This sequence's next token as a device chooses it: its row (drawing its uniform now, as <see cref="Sample"/> would),
+    /// with its penalty entries appended to <paramref name="penalties"/>.
     /// </summary>
-    private int DrawFromAll(ReadOnlySpan<float> weights)
+    public SamplingRow DeviceRow(List<TokenPenalty> penalties)
     {
-        var r = _random.NextDouble() * System.Numerics.Tensors.TensorPrimitives.Sum(weights);
-        var last = 0;
-        for (var i = 0; i < weights.Length; i++)
+        var start = penalties.Count;
+        if (_params.HasPenalties)
         {
-            if (weights[i] > 0)
+            foreach (var id in _penalized)
             {
-                last = i;
-                r -= weights[i];
-                if (r < 0)
-                {
-                    return i;
-                }
+                penalties.Add(new TokenPenalty(id, _outputCounts[id]));
             }
         }
 
-        return last; // rounding left r ≥ 0 after the last token with weight
+        return Row(_params.IsGreedy ? 0 : NextUniform(), start, penalties.Count - start);
     }
 
-    public static int ArgMax(ReadOnlySpan<float> logits)
-    {
-        var best = 0;
-        for (var i = 1; i < logits.Length; i++)
-        {
-            if (logits[i] > logits[best])
-            {
-                best = i;
-            }
-        }
+    public static int ArgMax(ReadOnlySpan<float> logits) => TokenChooser.ArgMax(logits);
 
-        return best;
-    }
-
-    private void ApplyPenalties(Span<float> logits)
-    {
-        var p = _params;
-        if (p.RepetitionPenalty == 1 && p.PresencePenalty == 0 && p.FrequencyPenalty == 0)
-        {
-            return;
-        }
-
-        foreach (var id in _penalized)
-        {
-            var l = logits[id];
-            if (p.RepetitionPenalty != 1)
-            {
-                l = l > 0 ? l / p.RepetitionPenalty : l * p.RepetitionPenalty;
-            }
-
-            var n = _outputCounts[id];
-            if (n > 0)
-            {
-                l -= p.FrequencyPenalty * n + p.PresencePenalty;
-            }
-
-            logits[id] = l;
-        }
-    }
-
-    /// <summary>
-    /// Keeps the smallest prefix of candidates (most likely first) whose weight reaches TopP of the total. Sorting the whole
-    /// vocabulary costs ~1 ms for 32,000 tokens, as much as a decode step; the nucleus is usually a few dozen tokens, so
-    /// select the largest 64, sort only those, and widen ×4 when they do not reach P.
-    /// </summary>
-    private int NucleusCount(int count)
-    {
-        var total = 0.0;
-        for (var i = 0; i < count; i++)
-        {
-            total += _weights[_candidates[i]];
-        }
-
-        var target = _params.TopP * total;
-        for (var m = Math.Min(64, count); ; m = Math.Min(m * 4, count))
-        {
-            SelectLargest(count, m);
-            Array.Sort(_candidates, 0, m, _byWeight);
-            var sum = 0.0;
-            for (var i = 0; i < m; i++)
-            {
-                sum += _weights[_candidates[i]];
-                if (sum >= target)
-                {
-                    return i + 1;
-                }
-            }
-
-            if (m == count)
-            {
-                return count;
-            }
-        }
-    }
-
-    /// <summary>Moves the <paramref name="k"/> largest-weight candidates of the first <paramref name="count"/> to the front (quickselect).</summary>
-    private void SelectLargest(int count, int k)
-    {
-        int left = 0, right = count - 1;
-        while (left < right)
-        {
-            var pivot = _weights[_candidates[(left + right) >>> 1]];
-            int i = left, j = right;
-            while (i <= j)
-            {
-                while (_weights[_candidates[i]] > pivot)
-                {
-                    i++;
-                }
-
-                while (_weights[_candidates[j]] < pivot)
-                {
-                    j--;
-                }
-
-                if (i <= j)
-                {
-                    (_candidates[i], _candidates[j]) = (_candidates[j], _candidates[i]);
-                    i++;
-                    j--;
-                }
-            }
-
-            if (k - 1 <= j)
-            {
-                right = j;
-            }
-            else if (k - 1 >= i)
-            {
-                left = i;
-            }
-            else
-            {
-                return;
-            }
-        }
-    }
-
-    private sealed class DescendingByWeight(float[] weights) : IComparer<int>
-    {
-        public int Compare(int x, int y)
-        {
-            var c = weights[y].CompareTo(weights[x]);
-            return c != 0 ? c : x.CompareTo(y);
-        }
-    }
+    private SamplingRow Row(double uniform, int penaltyStart, int penaltyCount) => new(
+        _params.Temperature, _params.TopK, _params.TopP, _params.MinP,
+        _params.RepetitionPenalty, _params.PresencePenalty, _params.FrequencyPenalty, penaltyStart, penaltyCount, uniform);
 }

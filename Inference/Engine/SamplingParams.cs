@@ -31,8 +31,8 @@ public sealed record SamplingParams
 
     public bool IsGreedy => Temperature == 0;
 
-    /// <summary>Greedy without penalties: the argmax of the raw logits, which a device can pick without the host.</summary>
-    public bool IsPlainGreedy => IsGreedy && RepetitionPenalty == 1 && PresencePenalty == 0 && FrequencyPenalty == 0;
+    /// <summary>Whether any penalty changes the logits (tokens of the prompt and output need tracking).</summary>
+    public bool HasPenalties => RepetitionPenalty != 1 || PresencePenalty != 0 || FrequencyPenalty != 0;
 
     /// <summary>Throws naming the first field out of range.</summary>
     public void Validate()

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using AspireAi.Inference.Backends;
 using AspireAi.Inference.Backends.Cuda;
 using AspireAi.Inference.Backends.Cuda.Driver;
+using AspireAi.Inference.Backends.Sampling;
 using AspireAi.Inference.Models;
 
 namespace AspireAi.GpuCheck;
@@ -23,6 +24,7 @@ internal sealed class Benchmarks(CudaBackend gpu, Report report)
         GemvAndGemm(quick);
         AttentionDecode();
         ElementWise();
+        Sampling();
     }
 
     /// <summary>Median milliseconds of <paramref name="runs"/> timed calls of <paramref name="work"/> (i = run index).</summary>
@@ -161,6 +163,39 @@ internal sealed class Benchmarks(CudaBackend gpu, Report report)
     /// <paramref name="prompt"/> tokens, then <paramref name="steps"/> steps of one token each, greedy on the device (only
     /// ids come back), eagerly and, at batch 1, as a replayed CUDA graph; and with the logits copied to the host.
     /// </summary>
+    /// <summary>
+    /// A step's token choice for 32 rows of a 128,256-token vocabulary (logits normal(0, 2) with a few 8–14 above): argmax_rows,
+    /// and sample_rows with every row at temperature 0.8 alone, with top-k 50 + top-p 0.9, and with top-p 0.9 plus penalty
+    /// lists of 2,000 tokens — uploads, launch and the ids' copy back included, as the engine pays them.
+    /// </summary>
+    private void Sampling()
+    {
+        const int rows = 32, vocabulary = 128256;
+        var values = RandomWeights.Floats(rows * vocabulary, _random, 2);
+        for (var i = 0; i < rows * 6; i++)
+        {
+            values[i / 6 * vocabulary + _random.Next(vocabulary)] += 8 + 6 * (float)_random.NextDouble();
+        }
+
+        using var logits = gpu.CreateTensor(rows, vocabulary);
+        gpu.WriteRows(logits, values);
+        var ids = new int[rows];
+        report.Timing($"argmax_rows {rows} × {vocabulary}: {Time(_ => gpu.ArgMax(logits, rows, ids)):F3} ms");
+        var penalties = Enumerable.Range(0, rows * 2000).Select(i => new TokenPenalty(i % 2000 * 61, i % 3)).ToArray();
+        var cases = new (string Name, SamplingRow Row, bool Penalised)[]
+        {
+            ("T 0.8", new(0.8f, 0, 1, 0, 1, 0, 0, 0, 0, 0.5), false),
+            ("T 0.8 top-k 50 top-p 0.9", new(0.8f, 50, 0.9f, 0, 1, 0, 0, 0, 0, 0.5), false),
+            ("T 0.8 top-p 0.9, 2,000 penalised tokens a row", new(0.8f, 0, 0.9f, 0, 1.1f, 0.2f, 0.2f, 0, 2000, 0.5), true),
+        };
+        foreach (var (name, row, penalised) in cases)
+        {
+            var samplingRows = Enumerable.Range(0, rows).Select(r => penalised ? row with { PenaltyStart = 2000 * r } : row).ToArray();
+            var ms = Time(_ => gpu.Sample(logits, samplingRows, penalised ? penalties : [], ids));
+            report.Timing($"sample_rows {rows} × {vocabulary}, {name}: {ms:F3} ms");
+        }
+    }
+
     public void Decode(string name, ModelConfig config, GgmlType type, int[] batchSizes, int prompt = 128, int steps = 64)
     {
         using var source = new RandomModel(name, config, type, 99);

@@ -144,4 +144,90 @@ internal sealed class EngineChecks(CudaBackend gpu, CpuBackend cpu, Report repor
             report.Fail($"{Path.GetFileName(path)} greedy tokens", $"GPU and CPU differ from token {first} on (CPU: \"{tokenizer.Decode(outputs[1].ToArray()).ReplaceLineEndings(" ")}\")");
         }
     }
+
+    /// <summary>
+    /// Seeded sampling in the serving engine on a real model file, a batch of requests with different parameters (greedy,
+    /// temperature, top-k, top-p, min-p, combined, penalties): on the GPU through the device sampler, on the GPU through the
+    /// host sampler (logprobs requested, so the logits come back), and on the CPU backend. The GPU's two paths share the
+    /// logits, so their tokens must be identical (the kernel equals the host's TokenChooser bit for bit, and each request
+    /// draws the same uniforms on either path); against the CPU the logits differ by float rounding, which a seeded draw
+    /// turns into a different token only when a uniform falls within that rounding of a boundary: they must agree too.
+    /// </summary>
+    public void SeededSampling(string path, string prompt, int tokens)
+    {
+        using var file = GgufFile.Open(path);
+        var tokenizer = Tokenizers.FromGguf(file);
+        var ids = tokenizer.Encode(prompt);
+        SamplingParams[] mixes =
+        [
+            SamplingParams.Greedy,
+            new() { Temperature = 1f, Seed = 1 },
+            new() { Temperature = 0.8f, TopK = 40, Seed = 2 },
+            new() { Temperature = 1f, TopP = 0.9f, Seed = 3 },
+            new() { Temperature = 1.2f, MinP = 0.05f, Seed = 4 },
+            new() { Temperature = 0.7f, TopK = 50, TopP = 0.95f, MinP = 0.02f, Seed = 5 },
+            new() { Temperature = 0.9f, TopP = 0.95f, RepetitionPenalty = 1.3f, PresencePenalty = 0.5f, FrequencyPenalty = 0.5f, Seed = 6 },
+        ];
+        var options = new EngineOptions { BlockSize = 16, KvCacheBlocks = 256, MaxBatchedTokens = 256, MaxNumSeqs = 8 };
+        (int[][] Tokens, EngineSnapshot Idle) Run(IBackend backend, bool logprobs)
+        {
+            using var model = new LlamaModel(file, backend, options.MaxBatchedTokens, options.MaxNumSeqs);
+            using var engine = new LlmEngine(model, tokenizer, options, "gpucheck");
+            var idle = engine.NextIdleAsync();
+            var handles = mixes.Select(m => engine.Submit(new EngineRequest { PromptTokenIds = ids, MaxTokens = tokens, Sampling = m, Logprobs = logprobs })).ToArray();
+            var outputs = handles.Select(h => Collect(h).GetAwaiter().GetResult()).ToArray();
+            return idle.Wait(TimeSpan.FromMinutes(5)) ? (outputs, idle.Result) : throw new TimeoutException("The engine did not become idle.");
+        }
+
+        var device = Run(gpu, logprobs: false);
+        var host = Run(gpu, logprobs: true);
+        var cpuRun = Run(cpu, logprobs: false);
+        var name = Path.GetFileName(path);
+        report.Line($"     {name} seeded on the GPU (top-p 0.9): \"{prompt}{tokenizer.Decode(device.Tokens[3]).ReplaceLineEndings(" ")}\"");
+        var total = mixes.Length * tokens;
+        Expect($"{name}: {mixes.Length} seeded requests × {tokens} tokens chosen by the GPU's sampler (only ids copied back)",
+            device.Idle.TokensChosenOnDevice == total && device.Idle.TokensChosenOnHost == 0,
+            $"device {device.Idle.TokensChosenOnDevice}, host {device.Idle.TokensChosenOnHost} of {total}");
+        Expect($"{name}: with logprobs the same requests go through the host sampler", host.Idle.TokensChosenOnHost == total,
+            $"host {host.Idle.TokensChosenOnHost} of {total}");
+        for (var m = 0; m < mixes.Length; m++)
+        {
+            var what = $"{name} seeded {Describe(mixes[m])}";
+            Expect($"{what}: GPU device sampler = GPU host sampler, {tokens} tokens", device.Tokens[m].SequenceEqual(host.Tokens[m]),
+                $"differ from token {Agreement(device.Tokens[m], host.Tokens[m])} on");
+            Expect($"{what}: GPU tokens = CPU tokens", device.Tokens[m].SequenceEqual(cpuRun.Tokens[m]),
+                $"differ from token {Agreement(device.Tokens[m], cpuRun.Tokens[m])} on (CPU: \"{tokenizer.Decode(cpuRun.Tokens[m]).ReplaceLineEndings(" ")}\")");
+        }
+    }
+
+    private static string Describe(SamplingParams p) => p.IsGreedy ? "greedy"
+        : $"T={p.Temperature} top-k {p.TopK} top-p {p.TopP} min-p {p.MinP}{(p.HasPenalties ? $" penalties {p.RepetitionPenalty}/{p.PresencePenalty}/{p.FrequencyPenalty}" : "")}";
+
+    private static int Agreement(int[] a, int[] b) => a.Zip(b).TakeWhile(p => p.First == p.Second).Count();
+
+    private void Expect(string what, bool ok, string why)
+    {
+        if (ok)
+        {
+            report.Pass(what);
+        }
+        else
+        {
+            report.Fail(what, why);
+        }
+    }
+
+    private static async Task<int[]> Collect(EngineRequestHandle handle)
+    {
+        var tokens = new List<int>();
+        await foreach (var e in handle.ReadAllAsync())
+        {
+            if (e.TokenId >= 0)
+            {
+                tokens.Add(e.TokenId);
+            }
+        }
+
+        return [.. tokens];
+    }
 }

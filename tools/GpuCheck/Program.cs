@@ -93,6 +93,7 @@ try
     foreach (var model in models)
     {
         engine.RealModel(model, "Once upon a time", quick ? 12 : 40);
+        Guarded(report, $"seeded sampling {Path.GetFileName(model)}", () => engine.SeededSampling(model, "Once upon a time", quick ? 12 : 40));
     }
 
     if (!quick)

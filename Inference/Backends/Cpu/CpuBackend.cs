@@ -1,3 +1,4 @@
+using AspireAi.Inference.Backends.Sampling;
 using AspireAi.Inference.Models;
 
 namespace AspireAi.Inference.Backends.Cpu;
@@ -7,7 +8,7 @@ namespace AspireAi.Inference.Backends.Cpu;
 /// value for the integer kernels, and every operation split across a persistent <see cref="WorkerPool"/>. Jobs are allocated
 /// once and refilled per call, so a step allocates nothing.
 /// </summary>
-public sealed unsafe class CpuBackend : IBackend, IDeviceArgMax
+public sealed unsafe class CpuBackend : IBackend, IDeviceSampler
 {
     // Below this many rows an element-wise operation runs on the calling thread: a decode step's norms and RoPE take well
     // under a microsecond, less than waking the pool.
@@ -23,6 +24,8 @@ public sealed unsafe class CpuBackend : IBackend, IDeviceArgMax
     private readonly RopeKvJob _ropeKv = new();
     private readonly AttentionJob _attention = new();
     private ForwardBatch? _batch;
+    private TokenChooser? _chooser;
+    private float[] _penalized = [];
 
     public CpuBackend(int threads = 0, SimdLevel? level = null)
     {
@@ -246,13 +249,31 @@ public sealed unsafe class CpuBackend : IBackend, IDeviceArgMax
         new ReadOnlySpan<float>(x.Data, rows * x.Columns).CopyTo(destination);
     }
 
-    /// <summary>Greedy rows read in place: the engine skips copying rows × vocabulary floats out. Ties go to the first maximum, as in the sampler.</summary>
-    public void ArgMax(DeviceTensor logits, int rows, Span<int> ids)
+    /// <summary>
+    /// Rows are read in place (the engine skips copying rows × vocabulary floats out); a row with penalties is copied first.
+    /// The reference for sampling.cu: the same <see cref="TokenChooser"/> the host sampler uses.
+    /// </summary>
+    public void Sample(DeviceTensor logits, ReadOnlySpan<SamplingRow> rows, ReadOnlySpan<TokenPenalty> penalties, Span<int> ids)
     {
+        SamplingRow.Validate(logits, rows, penalties, ids);
         var x = (CpuTensor)logits;
-        for (var r = 0; r < rows; r++)
+        if (_chooser is null || _penalized.Length != x.Columns)
         {
-            ids[r] = System.Numerics.Tensors.TensorPrimitives.IndexOfMax(new ReadOnlySpan<float>(x.Data + (long)r * x.Columns, x.Columns));
+            _chooser = new TokenChooser(x.Columns);
+            _penalized = new float[x.Columns];
+        }
+
+        for (var r = 0; r < rows.Length; r++)
+        {
+            ReadOnlySpan<float> row = new(x.Row(r), x.Columns);
+            if (rows[r].PenaltyCount > 0)
+            {
+                row.CopyTo(_penalized);
+                TokenChooser.ApplyPenalties(_penalized, penalties, rows[r]);
+                row = _penalized;
+            }
+
+            ids[r] = _chooser.Choose(row, rows[r]);
         }
     }
 

@@ -1,4 +1,5 @@
 using AspireAi.Inference.Backends.Cuda.Driver;
+using AspireAi.Inference.Backends.Sampling;
 using AspireAi.Inference.Models;
 
 namespace AspireAi.Inference.Backends.Cuda;
@@ -11,7 +12,7 @@ namespace AspireAi.Inference.Backends.Cuda;
 /// results. Nothing in between synchronises, so a step's launches can also be captured as a CUDA graph
 /// (<see cref="Stream"/>).
 /// </summary>
-public sealed class CudaBackend : IBackend, IDeviceArgMax
+public sealed class CudaBackend : IBackend, IDeviceSampler
 {
     private const int MetadataBuffers = 2;
 
@@ -22,7 +23,8 @@ public sealed class CudaBackend : IBackend, IDeviceArgMax
     private CudaDeviceBuffer<float>? _attentionPartials;
     private CudaDeviceBuffer<float>? _attentionStats;
     private CudaDeviceBuffer<float>? _sampleWeights;
-    private CudaDeviceBuffer<float>? _uniforms;
+    private CudaDeviceBuffer<SamplingRow>? _samplingRows;
+    private CudaDeviceBuffer<TokenPenalty>? _penalties;
     private CudaDeviceBuffer<int>? _tokenIds;
     private ForwardBatch? _batch;
     private BatchMetadata _layout;
@@ -523,23 +525,44 @@ public sealed class CudaBackend : IBackend, IDeviceArgMax
     }
 
     /// <summary>
-    /// Temperature / top-k / top-p sampling on the device (sampling.cu): one draw per row with the given uniform numbers in
-    /// [0, 1); only the ids are copied back.
+    /// Per-row token choice on the device (sampling.cu's <c>sample_rows</c>, equal to <see cref="TokenChooser"/>): the rows'
+    /// parameters, uniforms and penalty lists go up, only the ids come back.
     /// </summary>
-    public void Sample(DeviceTensor logits, int rows, float temperature, int topK, float topP, ReadOnlySpan<float> uniforms, Span<int> ids)
+    public void Sample(DeviceTensor logits, ReadOnlySpan<SamplingRow> rows, ReadOnlySpan<TokenPenalty> penalties, Span<int> ids)
     {
-        if (!(temperature > 0))
+        SamplingRow.Validate(logits, rows, penalties, ids);
+        if (rows.IsEmpty)
         {
-            throw new ArgumentOutOfRangeException(nameof(temperature), temperature, "Sampling needs a positive temperature (use ArgMax for greedy).");
+            return;
         }
 
         var x = (CudaTensor)logits;
-        EnsureCapacity(ref _tokenIds, Math.Max(rows, 64));
-        EnsureCapacity(ref _uniforms, Math.Max(rows, 64));
+        EnsureCapacity(ref _tokenIds, Math.Max(rows.Length, 64));
+        EnsureCapacity(ref _samplingRows, Math.Max(rows.Length, 64));
         EnsureCapacity(ref _sampleWeights, (long)x.Rows * x.Columns);
-        _uniforms!.CopyFrom(Stream, uniforms[..rows]);
-        Kernels.SampleRows.Launch(Stream, rows, 1024, 0, x.Data, _sampleWeights!, x.Columns, temperature, topK, topP, _uniforms, _tokenIds!);
-        _tokenIds!.CopyTo(Stream, ids[..rows]);
+        _samplingRows!.CopyFrom(Stream, rows);
+        if (!penalties.IsEmpty)
+        {
+            if (_penalties is null || _penalties.Length < penalties.Length)
+            {
+                // Twice what is needed: the lists grow by a token per sequence and step, and a reallocation synchronises.
+                EnsureCapacity(ref _penalties, Math.Max(2L * penalties.Length, 4096));
+            }
+
+            _penalties!.CopyFrom(Stream, penalties);
+        }
+
+        // −1 first (a memset of a few hundred bytes): a row the kernel failed to write is an error below, not a stale id.
+        _tokenIds!.Fill(Stream, 0xFFFFFFFF);
+        Kernels.SampleRows.Launch(Stream, rows.Length, 1024, 0, x.Data, _sampleWeights!, x.Columns, _samplingRows!, Pointer(_penalties), _tokenIds);
+        _tokenIds.CopyTo(Stream, ids[..rows.Length]);
+        for (var r = 0; r < rows.Length; r++)
+        {
+            if ((uint)ids[r] >= (uint)x.Columns)
+            {
+                throw new InvalidOperationException($"sample_rows gave row {r} token {ids[r]}, outside the vocabulary of {x.Columns}.");
+            }
+        }
     }
 
     private void EnsureCapacity<T>(ref CudaDeviceBuffer<T>? buffer, long length) where T : unmanaged
@@ -568,7 +591,8 @@ public sealed class CudaBackend : IBackend, IDeviceArgMax
         _attentionPartials?.Dispose();
         _attentionStats?.Dispose();
         _sampleWeights?.Dispose();
-        _uniforms?.Dispose();
+        _samplingRows?.Dispose();
+        _penalties?.Dispose();
         _tokenIds?.Dispose();
         foreach (var buffer in _staging)
         {

@@ -2,6 +2,7 @@ using AspireAi.Inference.Backends;
 using AspireAi.Inference.Backends.Cpu;
 using AspireAi.Inference.Backends.Cuda;
 using AspireAi.Inference.Backends.Cuda.Driver;
+using AspireAi.Inference.Backends.Sampling;
 using AspireAi.Inference.Models;
 using AspireAi.Inference.Tests.Support;
 
@@ -191,5 +192,27 @@ public sealed class CudaHostLogicTests
         Assert.Contains(why, fallback);
         var error = Assert.Throws<InvalidOperationException>(() => BackendSelector.Create("cuda", 1, out _));
         Assert.Contains("--device cuda", error.Message);
+    }
+
+    [Fact]
+    public void Sampling_rows_and_penalties_have_the_kernels_struct_layout()
+    {
+        // sampling.cu: SamplingRow is nine 4-byte fields, 4 bytes of padding, then the double uniform (48 bytes);
+        // TokenPenalty is two ints.
+        var row = new SamplingRow(0.7f, 40, 0.9f, 0.05f, 1.2f, 0.3f, 0.4f, 17, 5, 0.625);
+        var bytes = System.Runtime.InteropServices.MemoryMarshal.AsBytes(new[] { row }.AsSpan());
+        Assert.Equal(48, bytes.Length);
+        Assert.Equal(0.7f, BitConverter.ToSingle(bytes[0..]));
+        Assert.Equal(40, BitConverter.ToInt32(bytes[4..]));
+        Assert.Equal(0.9f, BitConverter.ToSingle(bytes[8..]));
+        Assert.Equal(0.05f, BitConverter.ToSingle(bytes[12..]));
+        Assert.Equal(1.2f, BitConverter.ToSingle(bytes[16..]));
+        Assert.Equal(0.3f, BitConverter.ToSingle(bytes[20..]));
+        Assert.Equal(0.4f, BitConverter.ToSingle(bytes[24..]));
+        Assert.Equal(17, BitConverter.ToInt32(bytes[28..]));
+        Assert.Equal(5, BitConverter.ToInt32(bytes[32..]));
+        Assert.Equal(0.625, BitConverter.ToDouble(bytes[40..]));
+        var penalty = System.Runtime.InteropServices.MemoryMarshal.AsBytes(new[] { new TokenPenalty(9, 3) }.AsSpan());
+        Assert.Equal([9, 0, 0, 0, 3, 0, 0, 0], penalty.ToArray());
     }
 }

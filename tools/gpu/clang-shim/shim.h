@@ -26,3 +26,6 @@ static __device__ __forceinline__ int2 make_int2(int x, int y) { return int2{x, 
 static __device__ __forceinline__ int4 make_int4(int x, int y, int z, int w) { return int4{x, y, z, w}; }
 static __device__ __forceinline__ float atomicAdd(float* p, float v) { return __nvvm_atom_add_gen_f(p, v); }
 static __device__ __forceinline__ int atomicMax(int* p, int v) { return __nvvm_atom_max_gen_i(p, v); }
+static __device__ __forceinline__ unsigned long long atomicAdd(unsigned long long* p, unsigned long long v) {
+    return (unsigned long long)__nvvm_atom_add_gen_ll((long long*)p, (long long)v);
+}
