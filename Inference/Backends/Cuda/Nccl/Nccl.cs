@@ -95,6 +95,8 @@ public static unsafe partial class Nccl
 
     private static (nint, string) Load()
     {
+        // Before the library is in the process at all, so that no NCCL code can read the environment without it.
+        DisableNvLinkMulticast();
         if (Environment.GetEnvironmentVariable("NCCL_LIBRARY") is { Length: > 0 } configured)
         {
             return NativeLibrary.TryLoad(configured, out var handle)
