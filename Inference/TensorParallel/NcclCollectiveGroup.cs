@@ -9,7 +9,7 @@ namespace AspireAi.Inference.TensorParallel;
 /// Collectives between the CUDA backends of one process, one NCCL communicator per device (<c>ncclCommInitAll</c>). Every
 /// operation is queued on the rank's own stream, behind the kernels that produced its input and ahead of those that read
 /// the result, so a step never waits on the host for a collective. NVLink multicast is switched off before the
-/// communicators exist (<see cref="Nccl.DisableNvLinkMulticast"/>).
+/// library is loaded (<see cref="NcclLibrary.DisableNvLinkMulticast"/>).
 /// </summary>
 public sealed class NcclCollectiveGroup : ICollectiveGroup
 {
@@ -28,7 +28,8 @@ public sealed class NcclCollectiveGroup : ICollectiveGroup
     /// <summary>Joins <paramref name="backends"/> (rank i = backends[i], each on its own device) with NCCL.</summary>
     public static unsafe NcclCollectiveGroup Create(IReadOnlyList<CudaBackend> backends)
     {
-        Nccl.DisableNvLinkMulticast();
+        // Loads the library (which first sets NCCL_NVLS_ENABLE=0), or fails saying where it looked.
+        _ = NcclLibrary.LoadedFrom;
         var devices = backends.Select(b => b.Context.Ordinal).ToArray();
         if (devices.Distinct().Count() != devices.Length)
         {
@@ -41,7 +42,7 @@ public sealed class NcclCollectiveGroup : ICollectiveGroup
             fixed (nint* comms = communicators)
             fixed (int* list = devices)
             {
-                Nccl.Check(Nccl.ncclCommInitAll(comms, devices.Length, list), "ncclCommInitAll");
+                NcclLibrary.Check(NcclLibrary.ncclCommInitAll(comms, devices.Length, list), "ncclCommInitAll");
             }
         }
         finally
@@ -68,7 +69,7 @@ public sealed class NcclCollectiveGroup : ICollectiveGroup
             _aborted = true;
             foreach (var communicator in _communicators)
             {
-                _ = Nccl.ncclCommAbort(communicator);
+                _ = NcclLibrary.ncclCommAbort(communicator);
             }
 
             CudaContext.ForgetCurrent();
@@ -83,7 +84,7 @@ public sealed class NcclCollectiveGroup : ICollectiveGroup
             {
                 foreach (var communicator in _communicators)
                 {
-                    Nccl.Check(Nccl.ncclCommDestroy(communicator), "ncclCommDestroy");
+                    NcclLibrary.Check(NcclLibrary.ncclCommDestroy(communicator), "ncclCommDestroy");
                 }
 
                 _aborted = true;
@@ -113,7 +114,7 @@ public sealed class NcclCollectiveGroup : ICollectiveGroup
             backend.Context.MakeCurrent();
             x.MarkWritten();
             var data = x.Data.Pointer.Address;
-            Nccl.Check(Nccl.ncclAllReduce(data, data, (nuint)((long)rows * x.Columns), NcclDataType.Float32, NcclReduction.Sum, _communicator, backend.Stream.Handle),
+            NcclLibrary.Check(NcclLibrary.ncclAllReduce(data, data, (nuint)((long)rows * x.Columns), NcclDataType.Float32, NcclReduction.Sum, _communicator, backend.Stream.Handle),
                 "ncclAllReduce");
         }
 
@@ -138,7 +139,7 @@ public sealed class NcclCollectiveGroup : ICollectiveGroup
             var stream = backend.Stream.Handle;
             if (rows == 1)
             {
-                Nccl.Check(Nccl.ncclAllGather(s.Data.Pointer.Address, g.Data.Pointer.Address, (nuint)count, NcclDataType.Float32, _communicator, stream), "ncclAllGather");
+                NcclLibrary.Check(NcclLibrary.ncclAllGather(s.Data.Pointer.Address, g.Data.Pointer.Address, (nuint)count, NcclDataType.Float32, _communicator, stream), "ncclAllGather");
                 return;
             }
 
@@ -148,7 +149,7 @@ public sealed class NcclCollectiveGroup : ICollectiveGroup
                 _staging = new CudaDeviceBuffer<float>(backend.Context, (long)g.Rows * g.Columns);
             }
 
-            Nccl.Check(Nccl.ncclAllGather(s.Data.Pointer.Address, _staging.Pointer.Address, (nuint)count, NcclDataType.Float32, _communicator, stream), "ncclAllGather");
+            NcclLibrary.Check(NcclLibrary.ncclAllGather(s.Data.Pointer.Address, _staging.Pointer.Address, (nuint)count, NcclDataType.Float32, _communicator, stream), "ncclAllGather");
             var rowBytes = (nuint)(width * sizeof(float));
             for (var r = 0; r < Size; r++)
             {

@@ -16,6 +16,7 @@ internal sealed class RankThreads : IDisposable
     private readonly Action _abort;
     private Action<int>? _work;
     private volatile bool _stopping;
+    private int _running;
 
     /// <param name="abort">Releases ranks blocked in a collective (<see cref="ICollectiveGroup.Abort"/>).</param>
     public RankThreads(int size, Action abort)
@@ -37,6 +38,23 @@ internal sealed class RankThreads : IDisposable
     public void Run(Action<int> work)
     {
         ObjectDisposedException.ThrowIf(_stopping, this);
+        if (Interlocked.Exchange(ref _running, 1) == 1)
+        {
+            throw new InvalidOperationException("The ranks are already running work: one caller at a time (the engine thread, or set-up before it starts).");
+        }
+
+        try
+        {
+            RunOnEveryRank(work);
+        }
+        finally
+        {
+            Volatile.Write(ref _running, 0);
+        }
+    }
+
+    private void RunOnEveryRank(Action<int> work)
+    {
         Array.Clear(_errors);
         _work = work;
         _done.Reset();

@@ -23,7 +23,7 @@ internal sealed class TensorParallelChecks(int size, Report report)
 
     public void Header()
     {
-        report.Line($"==== tensor parallelism over {size} GPUs: NCCL {Nccl.Version} from {Nccl.LoadedFrom}; NCCL_NVLS_ENABLE is set to 0 before NCCL starts");
+        report.Line($"==== tensor parallelism over {size} GPUs: NCCL {NcclLibrary.Version} from {NcclLibrary.LoadedFrom}; NCCL_NVLS_ENABLE is set to 0 before NCCL starts");
     }
 
     public void Compare(string name, ModelConfig config, GgmlType type)

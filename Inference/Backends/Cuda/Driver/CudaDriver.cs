@@ -22,9 +22,9 @@ public static unsafe partial class CudaDriver
 
     private static nint Resolve(string name, Assembly assembly, DllImportSearchPath? path)
     {
-        if (name == Nccl.Nccl.Library)
+        if (name == Nccl.NcclLibrary.FileName)
         {
-            return Nccl.Nccl.Resolve(assembly, path);
+            return Nccl.NcclLibrary.Resolve(assembly, path);
         }
 
         if (name != Library)

@@ -18,17 +18,17 @@ namespace AspireAi.Inference.Backends.Cuda.Nccl;
 /// process's native environment before any communicator exists, because multicast objects can take a shared host's GPUs
 /// out of service.
 /// </remarks>
-public static unsafe partial class Nccl
+public static unsafe partial class NcclLibrary
 {
     /// <summary>The library name the imports use (resolved by <see cref="Resolve"/> through the driver's import resolver).</summary>
-    internal const string Library = "libnccl.so.2";
+    internal const string FileName = "libnccl.so.2";
 
     /// <summary><c>NCCL_UNIQUE_ID_BYTES</c>.</summary>
     public const int UniqueIdBytes = 128;
 
     private static readonly Lazy<(nint Handle, string Where)> s_loaded = new(Load);
 
-    static Nccl()
+    static NcclLibrary()
     {
         // The driver's static constructor installs the assembly's import resolver, which hands this library to Resolve.
         RuntimeHelpers.RunClassConstructor(typeof(CudaDriver).TypeHandle);
@@ -104,15 +104,15 @@ public static unsafe partial class Nccl
                 : throw new DllNotFoundException($"NCCL_LIBRARY names '{configured}', which could not be loaded as NCCL.");
         }
 
-        if (NativeLibrary.TryLoad(Library, out var found))
+        if (NativeLibrary.TryLoad(FileName, out var found))
         {
-            return (found, Library + " (library search path)");
+            return (found, FileName + " (library search path)");
         }
 
-        var tried = new List<string> { Library + " on the library search path (LD_LIBRARY_PATH, ldconfig)" };
+        var tried = new List<string> { FileName + " on the library search path (LD_LIBRARY_PATH, ldconfig)" };
         foreach (var folder in WheelFolders())
         {
-            var candidate = Path.Combine(folder, Library);
+            var candidate = Path.Combine(folder, FileName);
             if (NativeLibrary.TryLoad(candidate, out var handle))
             {
                 return (handle, candidate);
@@ -122,7 +122,7 @@ public static unsafe partial class Nccl
         }
 
         throw new DllNotFoundException(
-            $"NCCL ({Library}) was not found; tensor parallelism on CUDA needs it. Set NCCL_LIBRARY to its path (PyTorch's pip package nvidia-nccl-cu* has it under site-packages/nvidia/nccl/lib) or add its folder to LD_LIBRARY_PATH. Tried: {string.Join("; ", tried)}.");
+            $"NCCL ({FileName}) was not found; tensor parallelism on CUDA needs it. Set NCCL_LIBRARY to its path (PyTorch's pip package nvidia-nccl-cu* has it under site-packages/nvidia/nccl/lib) or add its folder to LD_LIBRARY_PATH. Tried: {string.Join("; ", tried)}.");
     }
 
     /// <summary>Throws <see cref="NcclException"/> naming <paramref name="call"/> unless <paramref name="result"/> is <c>ncclSuccess</c>.</summary>
@@ -140,34 +140,34 @@ public static unsafe partial class Nccl
         return text == 0 ? $"ncclResult_t {result}" : Marshal.PtrToStringUTF8(text) ?? $"ncclResult_t {result}";
     }
 
-    [LibraryImport(Library)]
+    [LibraryImport(FileName)]
     internal static partial int ncclGetVersion(out int version);
 
-    [LibraryImport(Library)]
+    [LibraryImport(FileName)]
     internal static partial nint ncclGetErrorString(int result);
 
     /// <summary>One communicator per device of <paramref name="devices"/>, all of this process (rank i on devices[i]).</summary>
-    [LibraryImport(Library)]
+    [LibraryImport(FileName)]
     internal static partial int ncclCommInitAll(nint* communicators, int count, int* devices);
 
-    [LibraryImport(Library)]
+    [LibraryImport(FileName)]
     internal static partial int ncclCommDestroy(nint communicator);
 
     /// <summary>Frees a communicator and stops its operations in flight (those waiting for a peer that will not come).</summary>
-    [LibraryImport(Library)]
+    [LibraryImport(FileName)]
     internal static partial int ncclCommAbort(nint communicator);
 
-    [LibraryImport(Library)]
+    [LibraryImport(FileName)]
     internal static partial int ncclAllReduce(ulong send, ulong receive, nuint count, NcclDataType type, NcclReduction op, nint communicator, nint stream);
 
     /// <summary>receive[r · count …] = rank r's send[0 … count) for every rank r.</summary>
-    [LibraryImport(Library)]
+    [LibraryImport(FileName)]
     internal static partial int ncclAllGather(ulong send, ulong receive, nuint count, NcclDataType type, nint communicator, nint stream);
 
-    [LibraryImport(Library)]
+    [LibraryImport(FileName)]
     internal static partial int ncclGroupStart();
 
-    [LibraryImport(Library)]
+    [LibraryImport(FileName)]
     internal static partial int ncclGroupEnd();
 
     [LibraryImport("libc.so.6", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
@@ -187,7 +187,7 @@ public enum NcclReduction
 }
 
 /// <summary>A failed NCCL call, with NCCL's own description of the result.</summary>
-public sealed class NcclException(string call, int result) : Exception($"{call} failed: {Nccl.ErrorString(result)} ({result})")
+public sealed class NcclException(string call, int result) : Exception($"{call} failed: {NcclLibrary.ErrorString(result)} ({result})")
 {
     public string Call { get; } = call;
 
