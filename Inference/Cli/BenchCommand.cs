@@ -33,7 +33,7 @@ public static class BenchCommand
 
         const int blockSize = 16;
         var blocks = (config.ContextLength + blockSize - 1) / blockSize;
-        using var cache = model.Backend.CreateKvCache(model.KvCacheShape(blockSize, blocks * sequences));
+        using var cache = model.CreateKvCache(model.KvCacheShape(blockSize, blocks * sequences));
         var pool = new KvBlockPool(blocks * sequences, blockSize);
         var batch = new ForwardBatch(Math.Max(promptTokens, sequences), sequences, blocks);
         var vocabulary = config.VocabularySize;
@@ -115,7 +115,7 @@ public static class BenchCommand
         var result = new Dictionary<string, object>
         {
             ["model"] = Path.GetFileName(loaded.Source.Path.TrimEnd('/', '\\')),
-            ["backend"] = loaded.Backend.Description,
+            ["backend"] = model.Description,
             ["prompt_tokens"] = promptTokens,
             ["gen_tokens"] = genTokens,
             ["batch"] = sequences,
@@ -136,7 +136,7 @@ public static class BenchCommand
             return 0;
         }
 
-        Console.WriteLine($"model    {result["model"]} ({config.Architecture}, {config.LayerCount} layers, dim {config.EmbeddingLength}), {loaded.Backend.Description}");
+        Console.WriteLine($"model    {result["model"]} ({config.Architecture}, {config.LayerCount} layers, dim {config.EmbeddingLength}), {model.Description}");
         Console.WriteLine($"prefill  {promptTokens} tokens: {Median(prefill),9:F1} tokens/s median, {prefill.Max(),9:F1} best of {repetitions}");
         Console.WriteLine($"decode   {genTokens} tokens × {sequences} sequences: {Median(decode),9:F1} tokens/s median, {decode.Max(),9:F1} best of {repetitions}");
         // CPU time of all threads per decoded token: with spinning workers ≈ threads × wall time on an idle machine; much

@@ -64,6 +64,7 @@ public static class BenchServeCommand
             Model = args.RequiredString("model"),
             Threads = args.Int("threads", 0, 0, 1024),
             Device = args.Choice("device", "auto", BackendSelector.Devices),
+            TensorParallelSize = LoadedModel.TensorParallelSize(args),
             MaxNumSeqs = args.Int("max-num-seqs", 32, 1),
             MaxBatchedTokens = args.Int("max-batched-tokens", 512, 1),
             KvCacheTokens = args.Int("kv-cache-tokens", 0, 0),

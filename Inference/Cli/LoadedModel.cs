@@ -1,18 +1,21 @@
 using AspireAi.Inference.Backends;
 using AspireAi.Inference.Models;
 using AspireAi.Inference.Models.Download;
+using AspireAi.Inference.TensorParallel;
 using AspireAi.Inference.Tokenization;
 
 namespace AspireAi.Inference.Cli;
 
-/// <summary>A model opened for a command: its source (GGUF file or Hugging Face folder), tokenizer, backend and forward pass.</summary>
+/// <summary>
+/// A model opened for a command: its source (GGUF file or Hugging Face folder), tokenizer and forward pass (on one backend,
+/// or over <c>--tensor-parallel-size</c> ranks, which owns its backends).
+/// </summary>
 public sealed class LoadedModel : IDisposable
 {
-    private LoadedModel(IModelSource source, ITokenizer? tokenizer, IBackend backend, LlamaModel model)
+    private LoadedModel(IModelSource source, ITokenizer? tokenizer, IForwardModel model)
     {
         Source = source;
         Tokenizer = tokenizer;
-        Backend = backend;
         Model = model;
     }
 
@@ -20,12 +23,17 @@ public sealed class LoadedModel : IDisposable
 
     public ITokenizer? Tokenizer { get; }
 
-    public IBackend Backend { get; }
-
-    public LlamaModel Model { get; }
+    public IForwardModel Model { get; }
 
     /// <summary>Common flags of the verbs that load a model.</summary>
-    public static readonly string[] Flags = ["model", "threads", "quantize", "device"];
+    public static readonly string[] Flags = ["model", "threads", "quantize", "device", "tensor-parallel-size"];
+
+    /// <summary>
+    /// <c>--tensor-parallel-size N</c> (default 1): the model split over N ranks. With <c>--device cuda</c>, N GPUs (devices
+    /// 0…N − 1, joined by NCCL); with <c>--device cpu</c>, N ranks as threads of this process sharing <c>--threads</c>, which
+    /// is slower than one rank but runs the tensor-parallel path anywhere (that is what it is for).
+    /// </summary>
+    public static int TensorParallelSize(CommandLine args) => args.Int("tensor-parallel-size", 1, 1, 64);
 
     /// <param name="modelRequired">False for <c>generate</c>: no <c>--model</c> means the default stories15M (downloaded once).</param>
     public static LoadedModel Open(CommandLine args, int maxBatchTokens, int maxLogitRows, bool needTokenizer, bool modelRequired = true)
@@ -50,6 +58,7 @@ public sealed class LoadedModel : IDisposable
         }
 
         var device = args.Choice("device", "auto", BackendSelector.Devices);
+        var tensorParallel = TensorParallelSize(args);
         var source = ModelLoader.Open(path, quantize);
         try
         {
@@ -63,12 +72,11 @@ public sealed class LoadedModel : IDisposable
                 // Token ids in, token ids out: a model without a usable tokenizer still runs.
             }
 
-            var backend = BackendSelector.Create(device, threads, out var reason);
-            Console.Error.WriteLine($"backend: {backend.Description} ({reason})");
             var context = source.Config.ContextLength;
-            var forward = new LlamaModel(source, backend, Math.Min(maxBatchTokens, context), Math.Min(maxLogitRows, context),
-                new LoadProgress($"loading {Path.GetFileName(path.TrimEnd('/', '\\'))}", Console.Error));
-            return new LoadedModel(source, tokenizer, backend, forward);
+            var forward = TensorParallelDevices.Load(source, device, tensorParallel, threads, Math.Min(maxBatchTokens, context), Math.Min(maxLogitRows, context),
+                new LoadProgress($"loading {Path.GetFileName(path.TrimEnd('/', '\\'))}", Console.Error), out var reason);
+            Console.Error.WriteLine($"backend: {forward.Description} ({reason})");
+            return new LoadedModel(source, tokenizer, forward);
         }
         catch
         {
@@ -80,7 +88,6 @@ public sealed class LoadedModel : IDisposable
     public void Dispose()
     {
         Model.Dispose();
-        Backend.Dispose();
         Source.Dispose();
     }
 }

@@ -46,7 +46,7 @@ public static class PerplexityCommand
 
         const int blockSize = 16;
         var blocks = (ctx + blockSize - 1) / blockSize;
-        using var cache = model.Backend.CreateKvCache(model.KvCacheShape(blockSize, blocks));
+        using var cache = model.CreateKvCache(model.KvCacheShape(blockSize, blocks));
         var pool = new KvBlockPool(blocks, blockSize);
         var batch = new ForwardBatch(ctx, 1, blocks);
         var vocabulary = config.VocabularySize;

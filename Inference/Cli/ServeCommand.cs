@@ -17,6 +17,7 @@ public static class ServeCommand
         ["device"] = nameof(InferenceOptions.Device),
         ["quantize"] = nameof(InferenceOptions.Quantize),
         ["threads"] = nameof(InferenceOptions.Threads),
+        ["tensor-parallel-size"] = nameof(InferenceOptions.TensorParallelSize),
         ["block-size"] = nameof(InferenceOptions.BlockSize),
         ["kv-cache-tokens"] = nameof(InferenceOptions.KvCacheTokens),
         ["kv-offload-tokens"] = nameof(InferenceOptions.KvOffloadTokens),

@@ -11,7 +11,7 @@ namespace AspireAi.Inference.Engine;
 /// </summary>
 public sealed class Generator : IDisposable
 {
-    private readonly LlamaModel _model;
+    private readonly IForwardModel _model;
     private readonly ITokenizer? _tokenizer;
     private readonly PagedKvCache _cache;
     private readonly KvBlockPool _pool;
@@ -19,19 +19,19 @@ public sealed class Generator : IDisposable
     private readonly float[] _logits;
 
     /// <param name="blockSize">Tokens per KV block (vLLM's default 16).</param>
-    public Generator(LlamaModel model, ITokenizer? tokenizer = null, int blockSize = 16)
+    public Generator(IForwardModel model, ITokenizer? tokenizer = null, int blockSize = 16)
     {
         _model = model;
         _tokenizer = tokenizer;
         var context = model.Config.ContextLength;
         var blocks = (context + blockSize - 1) / blockSize;
         _pool = new KvBlockPool(blocks, blockSize);
-        _cache = model.Backend.CreateKvCache(model.KvCacheShape(blockSize, blocks));
+        _cache = model.CreateKvCache(model.KvCacheShape(blockSize, blocks));
         _batch = new ForwardBatch(model.MaxBatchTokens, 1, blocks);
         _logits = new float[model.MaxLogitRows * model.Config.VocabularySize];
     }
 
-    public LlamaModel Model => _model;
+    public IForwardModel Model => _model;
 
     /// <summary>Generates after <paramref name="prompt"/>; <paramref name="onToken"/> sees each token as it is produced.</summary>
     public GenerationResult Generate(IReadOnlyList<int> prompt, GenerationRequest request, Action<GeneratedToken>? onToken = null, CancellationToken cancellation = default)

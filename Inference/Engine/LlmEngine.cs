@@ -16,7 +16,7 @@ namespace AspireAi.Inference.Engine;
 /// </summary>
 public sealed class LlmEngine : IDisposable
 {
-    private readonly LlamaModel _model;
+    private readonly IForwardModel _model;
     private readonly ITokenizer? _tokenizer;
     private readonly PagedKvCache _cache;
     private readonly KvOffloadStore? _offload;
@@ -50,7 +50,7 @@ public sealed class LlmEngine : IDisposable
     /// <see cref="EngineOptions.MaxNumSeqs"/> logit rows per step; rows beyond that let a prompt-logprobs prefill compute
     /// more positions per step (with none extra it advances one position per step).</param>
     /// <param name="tokenizer">Turns tokens into text (stop strings need it); null streams ids only.</param>
-    public LlmEngine(LlamaModel model, ITokenizer? tokenizer, EngineOptions options, string modelName = "model")
+    public LlmEngine(IForwardModel model, ITokenizer? tokenizer, EngineOptions options, string modelName = "model")
     {
         options.Validate();
         if (model.MaxBatchTokens < options.MaxBatchedTokens || model.MaxLogitRows < options.MaxNumSeqs)
@@ -69,8 +69,8 @@ public sealed class LlmEngine : IDisposable
         // Logit rows beyond one per sequence go to prompt logprobs (see Scheduler).
         _scheduler = new Scheduler(_blocks, options, model.MaxLogitRows - options.MaxNumSeqs);
         var shape = model.KvCacheShape(options.BlockSize, options.KvCacheBlocks);
-        _cache = model.Backend.CreateKvCache(shape);
-        _offload = options.KvOffloadBlocks > 0 ? model.Backend.CreateKvOffloadStore(shape, options.KvOffloadBlocks) : null;
+        _cache = model.CreateKvCache(shape);
+        _offload = options.KvOffloadBlocks > 0 ? model.CreateKvOffloadStore(shape, options.KvOffloadBlocks) : null;
         _batch = new ForwardBatch(options.MaxBatchedTokens, options.MaxNumSeqs, _blocks.BlocksFor(config.ContextLength));
         _logits = new float[model.MaxLogitRows * config.VocabularySize];
         _rawRow = new float[config.VocabularySize];
@@ -375,11 +375,11 @@ public sealed class LlmEngine : IDisposable
         {
             if (copy.ToHost)
             {
-                _model.Backend.CopyKvBlockToHost(_cache, copy.DeviceBlock, _offload!, copy.HostSlot);
+                _model.CopyKvBlockToHost(_cache, copy.DeviceBlock, _offload!, copy.HostSlot);
             }
             else
             {
-                _model.Backend.CopyKvBlockFromHost(_offload!, copy.HostSlot, _cache, copy.DeviceBlock);
+                _model.CopyKvBlockFromHost(_offload!, copy.HostSlot, _cache, copy.DeviceBlock);
             }
         }
 

@@ -1,15 +1,20 @@
 using AspireAi.Inference.Backends;
+using AspireAi.Inference.TensorParallel;
 
 namespace AspireAi.Inference.Models;
 
 /// <summary>
 /// The decoder-only transformer of llama, qwen2 (q/k/v biases) and qwen3 (per-head q/k RMSNorm), written once over
 /// <see cref="IBackend"/>: pre-norm blocks of grouped-query attention with RoPE and a SwiGLU feed-forward, the residual add
-/// fused into the next norm. One call runs one engine step of any mix of prefill and decode tokens.
+/// fused into the next norm. One call runs one engine step of any mix of prefill and decode tokens. Under tensor
+/// parallelism each rank runs this same pass on its share of every layer, with an all-reduce after the two projections
+/// whose inputs are split (attention output, down) and a gather of the vocabulary-parallel logits.
 /// </summary>
-public sealed class LlamaModel : IDisposable
+public sealed class LlamaModel : IForwardModel
 {
     private readonly IBackend _backend;
+    private readonly TensorParallelRank? _rank;
+    private readonly ModelConfig _local;
     private readonly LlamaWeights _weights;
     private readonly RotaryEmbedding _rope;
     private readonly DeviceTensor _hidden;
@@ -24,12 +29,15 @@ public sealed class LlamaModel : IDisposable
     private readonly DeviceTensor _activated;
     private readonly DeviceTensor _logitInput;
     private readonly DeviceTensor _logits;
+    private readonly DeviceTensor? _logitShard;
     private readonly MatMulTarget[][] _queryKeyValue;
     private readonly MatMulTarget[][] _gateUp;
 
     /// <param name="maxBatchTokens">Most tokens one step may carry.</param>
     /// <param name="maxLogitRows">Most tokens of one step whose logits are wanted (prompt logprobs want every prompt token).</param>
-    public LlamaModel(IModelSource source, IBackend backend, int maxBatchTokens, int maxLogitRows, IProgress<(int Done, int Total)>? progress = null)
+    /// <param name="rank">This model's rank of a tensor-parallel group (null: the whole model on this backend).</param>
+    public LlamaModel(IModelSource source, IBackend backend, int maxBatchTokens, int maxLogitRows, IProgress<(int Done, int Total)>? progress = null,
+        TensorParallelRank? rank = null)
     {
         Config = source.Config;
         var c = Config;
@@ -44,24 +52,27 @@ public sealed class LlamaModel : IDisposable
         }
 
         _backend = backend;
+        _rank = rank;
+        var local = _local = rank?.Config ?? c;
         MaxBatchTokens = maxBatchTokens;
         MaxLogitRows = Math.Min(maxLogitRows, maxBatchTokens);
-        _weights = LlamaWeights.Load(source, backend, progress);
+        _weights = LlamaWeights.Load(source, backend, progress, rank);
         _rope = backend.CreateRotaryEmbedding(new RopeSpec(
             c.HeadDim, c.RopeTheta, c.RopeStyle, c.RopeFrequencyFactors ?? c.RopeScaling?.FrequencyFactors(c.HeadDim, c.RopeTheta), c.ContextLength));
         var t = maxBatchTokens;
         _hidden = backend.CreateTensor(t, c.EmbeddingLength);
         _normed = backend.CreateTensor(t, c.EmbeddingLength);
-        _query = backend.CreateTensor(t, c.HeadCount * c.HeadDim);
-        _key = backend.CreateTensor(t, c.KvHeadCount * c.HeadDim);
-        _value = backend.CreateTensor(t, c.KvHeadCount * c.HeadDim);
-        _attention = backend.CreateTensor(t, c.HeadCount * c.HeadDim);
+        _query = backend.CreateTensor(t, local.HeadCount * c.HeadDim);
+        _key = backend.CreateTensor(t, local.KvHeadCount * c.HeadDim);
+        _value = backend.CreateTensor(t, local.KvHeadCount * c.HeadDim);
+        _attention = backend.CreateTensor(t, local.HeadCount * c.HeadDim);
         _projection = backend.CreateTensor(t, c.EmbeddingLength);
-        _gate = backend.CreateTensor(t, c.FeedForwardLength);
-        _up = backend.CreateTensor(t, c.FeedForwardLength);
-        _activated = backend.CreateTensor(t, c.FeedForwardLength);
+        _gate = backend.CreateTensor(t, local.FeedForwardLength);
+        _up = backend.CreateTensor(t, local.FeedForwardLength);
+        _activated = backend.CreateTensor(t, local.FeedForwardLength);
         _logitInput = backend.CreateTensor(MaxLogitRows, c.EmbeddingLength);
         _logits = backend.CreateTensor(MaxLogitRows, c.VocabularySize);
+        _logitShard = rank is null ? null : backend.CreateTensor(MaxLogitRows, local.VocabularySize);
         _queryKeyValue = _weights.Layers.Select(w => new MatMulTarget[] { new(w.Query, _query), new(w.Key, _key), new(w.Value, _value) }).ToArray();
         _gateUp = _weights.Layers.Select(w => new MatMulTarget[] { new(w.Gate, _gate), new(w.Up, _up) }).ToArray();
     }
@@ -77,9 +88,9 @@ public sealed class LlamaModel : IDisposable
     /// <summary>Bytes of weights a decode step reads.</summary>
     public long WeightBytesPerStep => _weights.BytesPerStep;
 
-    /// <summary>The KV cache geometry for this model with the given paging.</summary>
+    /// <summary>The KV cache geometry for this model (this rank's KV heads) with the given paging.</summary>
     public KvCacheShape KvCacheShape(int blockSize, int blockCount) =>
-        new(Config.LayerCount, Config.KvHeadCount, Config.HeadDim, blockSize, blockCount);
+        new(Config.LayerCount, _local.KvHeadCount, Config.HeadDim, blockSize, blockCount);
 
     /// <summary>
     /// Runs one step: every token of <paramref name="batch"/> goes through all layers (its key/value written to
@@ -106,25 +117,12 @@ public sealed class LlamaModel : IDisposable
     /// </summary>
     public DeviceTensor? ForwardToLogits(ForwardBatch batch, PagedKvCache cache)
     {
+        CheckBatch(batch);
         var tokens = batch.TokenCount;
-        if (tokens == 0 || tokens > MaxBatchTokens)
-        {
-            throw new ArgumentException($"A step carries 1…{MaxBatchTokens} tokens, not {tokens}.", nameof(batch));
-        }
-
-        if (batch.LogitCount > MaxLogitRows)
-        {
-            throw new ArgumentException($"A step computes at most {MaxLogitRows} logit rows, not {batch.LogitCount}.", nameof(batch));
-        }
-
-        if (batch.MaxContextLength > Config.ContextLength)
-        {
-            throw new ArgumentException($"Position {batch.MaxContextLength - 1} is beyond the model's context of {Config.ContextLength}.", nameof(batch));
-        }
-
         var b = _backend;
         var c = Config;
         var eps = c.RmsNormEpsilon;
+        var collectives = _rank?.Collectives;
         b.BeginBatch(batch);
         b.Embed(_weights.TokenEmbedding, _hidden);
         b.RmsNorm(_hidden, _weights.Layers[0].AttentionNorm, eps, _normed, tokens);
@@ -148,10 +146,12 @@ public sealed class LlamaModel : IDisposable
             b.RopeAndStoreKv(_query, _key, _value, _rope, cache, l);
             b.PagedAttention(_query, cache, l, _attention);
             b.MatMul(_attention, w.AttentionOutput, _projection, tokens);
+            collectives?.AllReduceSum(_projection, tokens);
             b.AddRmsNorm(_hidden, _projection, w.FeedForwardNorm, eps, _normed, tokens);
             b.MatMulGroup(_normed, _gateUp[l], tokens);
             b.SiluMul(_gate, _up, _activated, tokens);
             b.MatMul(_activated, w.Down, _projection, tokens);
+            collectives?.AllReduceSum(_projection, tokens);
             var nextNorm = l + 1 < c.LayerCount ? _weights.Layers[l + 1].AttentionNorm : _weights.OutputNorm;
             b.AddRmsNorm(_hidden, _projection, nextNorm, eps, _normed, tokens);
         }
@@ -162,8 +162,29 @@ public sealed class LlamaModel : IDisposable
         }
 
         b.GatherLogitRows(_normed, _logitInput);
-        b.MatMul(_logitInput, _weights.Output, _logits, batch.LogitCount);
+        b.MatMul(_logitInput, _weights.Output, _logitShard ?? _logits, batch.LogitCount);
+        collectives?.AllGatherColumns(_logitShard!, _logits, batch.LogitCount);
         return _logits;
+    }
+
+    /// <summary>Throws unless <paramref name="batch"/> fits this model (the step's size, its logit rows, its positions).</summary>
+    internal void CheckBatch(ForwardBatch batch)
+    {
+        var tokens = batch.TokenCount;
+        if (tokens == 0 || tokens > MaxBatchTokens)
+        {
+            throw new ArgumentException($"A step carries 1…{MaxBatchTokens} tokens, not {tokens}.", nameof(batch));
+        }
+
+        if (batch.LogitCount > MaxLogitRows)
+        {
+            throw new ArgumentException($"A step computes at most {MaxLogitRows} logit rows, not {batch.LogitCount}.", nameof(batch));
+        }
+
+        if (batch.MaxContextLength > Config.ContextLength)
+        {
+            throw new ArgumentException($"Position {batch.MaxContextLength - 1} is beyond the model's context of {Config.ContextLength}.", nameof(batch));
+        }
     }
 
     public void Dispose()
@@ -173,6 +194,7 @@ public sealed class LlamaModel : IDisposable
             tensor.Dispose();
         }
 
+        _logitShard?.Dispose();
         _rope.Dispose();
         _weights.Dispose();
     }

@@ -1,4 +1,5 @@
 using AspireAi.Inference.Backends;
+using AspireAi.Inference.TensorParallel;
 
 namespace AspireAi.Inference.Models;
 
@@ -48,16 +49,19 @@ public sealed class LlamaWeights : IDisposable
     /// <summary>Bytes of weights one decode step reads (every weight once; a tied embedding counted once, as the logits matrix).</summary>
     public long BytesPerStep => _all.Where(w => !ReferenceEquals(w, TokenEmbedding) || ReferenceEquals(w, Output)).Sum(w => w.ByteSize);
 
-    public static LlamaWeights Load(IModelSource source, IBackend backend, IProgress<(int Done, int Total)>? progress = null)
+    /// <param name="rank">Under tensor parallelism, the rank whose part of each weight to load (shapes are checked against
+    /// the whole model first); null loads every weight whole.</param>
+    public static LlamaWeights Load(IModelSource source, IBackend backend, IProgress<(int Done, int Total)>? progress = null, TensorParallelRank? rank = null)
     {
         var c = source.Config;
         var all = new List<DeviceWeight>();
         var perLayer = 9 + (c.HasQkvBias ? 3 : 0) + (c.HasQkNorm ? 2 : 0);
         var hasOutput = source.TryGetTensor("output.weight", out _);
-        var total = 2 + (hasOutput ? 1 : 0) + c.LayerCount * perLayer;
+        // A tied embedding is loaded twice under tensor parallelism: whole for the lookup, a vocabulary shard for the logits.
+        var total = 2 + (hasOutput || rank is not null ? 1 : 0) + c.LayerCount * perLayer;
         var done = 0;
 
-        DeviceWeight Load(string name, int rows, int columns)
+        DeviceWeight Load(string name, int rows, int columns, string? role = null)
         {
             if (!source.TryGetTensor(name, out var tensor))
             {
@@ -72,7 +76,7 @@ public sealed class LlamaWeights : IDisposable
                     $"{source.Path}: tensor '{name}' has shape [{string.Join(", ", tensor.Shape)}], expected [{columns}{(rows == 1 ? "" : $", {rows}")}].");
             }
 
-            var weight = backend.LoadWeight(tensor);
+            var weight = rank is null ? backend.LoadWeight(tensor) : rank.LoadWeight(backend, tensor, role ?? name);
             all.Add(weight);
             progress?.Report((++done, total));
             return weight;
@@ -105,7 +109,9 @@ public sealed class LlamaWeights : IDisposable
         }
 
         var outputNorm = Load("output_norm.weight", 1, dim);
-        var output = hasOutput ? Load("output.weight", c.VocabularySize, dim) : embedding;
+        var output = hasOutput ? Load("output.weight", c.VocabularySize, dim)
+            : rank is null ? embedding
+            : Load("token_embd.weight", c.VocabularySize, dim, role: "output.weight");
         return new LlamaWeights(embedding, outputNorm, output, layers, all);
     }
 

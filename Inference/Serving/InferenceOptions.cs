@@ -20,8 +20,14 @@ public sealed class InferenceOptions
     /// <summary>Quantize a safetensors model on load: <c>q8_0</c> or <c>q4_0</c>; empty keeps the file's types.</summary>
     public string? Quantize { get; set; }
 
-    /// <summary>CPU threads of the forward pass (0: every core).</summary>
+    /// <summary>CPU threads of the forward pass (0: every core); under tensor parallelism on the CPU, shared by the ranks.</summary>
     public int Threads { get; set; }
+
+    /// <summary>
+    /// Ranks the model is split over (<c>--tensor-parallel-size</c>, vLLM's flag): that many GPUs with <c>cuda</c>; with
+    /// <c>cpu</c>, that many ranks as threads of this process (slower than one; it exists to test the tensor-parallel path).
+    /// </summary>
+    public int TensorParallelSize { get; set; } = 1;
 
     /// <summary>Tokens per KV block.</summary>
     public int BlockSize { get; set; } = 16;

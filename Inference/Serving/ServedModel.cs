@@ -3,6 +3,7 @@ using AspireAi.Inference.Engine;
 using AspireAi.Inference.Models;
 using AspireAi.Inference.Models.Download;
 using AspireAi.Inference.Serving.Tools;
+using AspireAi.Inference.TensorParallel;
 using AspireAi.Inference.Tokenization;
 
 namespace AspireAi.Inference.Serving;
@@ -14,15 +15,13 @@ namespace AspireAi.Inference.Serving;
 public sealed class ServedModel : IDisposable
 {
     private readonly IModelSource _source;
-    private readonly IBackend _backend;
-    private readonly LlamaModel _model;
+    private readonly IForwardModel _model;
 
-    private ServedModel(string id, IModelSource source, IBackend backend, LlamaModel model, ITokenizer tokenizer, LlmEngine engine,
+    private ServedModel(string id, IModelSource source, IForwardModel model, ITokenizer tokenizer, LlmEngine engine,
         ChatTemplate template, bool fallbackTemplate)
     {
         Id = id;
         _source = source;
-        _backend = backend;
         _model = model;
         Tokenizer = tokenizer;
         Engine = engine;
@@ -59,7 +58,7 @@ public sealed class ServedModel : IDisposable
     public ModelConfig Config => _model.Config;
 
     /// <summary>Where the model runs (for example "cuda NVIDIA H100 80GB HBM3 (sm_90, 132 SMs)").</summary>
-    public string BackendDescription => _backend.Description;
+    public string BackendDescription => _model.Description;
 
     /// <summary>
     /// Logit rows per step beyond one per sequence, for prompt logprobs (<c>echo</c> with <c>logprobs</c>): a prompt of up
@@ -85,22 +84,28 @@ public sealed class ServedModel : IDisposable
             var q => throw new ArgumentException($"Inference:Quantize (--quantize) must be q8_0, q4_0 or none, not '{q}'."),
         };
 
+        if (options.TensorParallelSize < 1)
+        {
+            throw new ArgumentException($"Inference:TensorParallelSize (--tensor-parallel-size) must be at least 1, not {options.TensorParallelSize}.");
+        }
+
         var source = ModelLoader.Open(path, quantize);
-        IBackend? backend = null;
-        LlamaModel? model = null;
+        IForwardModel? model = null;
         try
         {
             var tokenizer = Tokenizers.For(source);
             var config = source.Config;
-            backend = BackendSelector.Create(options.Device, options.Threads, out var why);
-            logger.LogInformation("Backend: {Backend} ({Why})", backend.Description, why);
-            model = new LlamaModel(source, backend, options.MaxBatchedTokens, options.MaxNumSeqs + PromptLogprobRows);
-            // Sized once the weights are in place, from what the backend has left (GPU memory on CUDA).
+            model = TensorParallelDevices.Load(source, options.Device, options.TensorParallelSize, options.Threads, options.MaxBatchedTokens,
+                options.MaxNumSeqs + PromptLogprobRows, progress: null, out var why);
+            logger.LogInformation("Backend: {Backend} ({Why})", model.Description, why);
+            // Sized once the weights are in place, from what the backend has left (GPU memory on CUDA), for the KV heads one
+            // backend holds (its share under tensor parallelism).
+            var kvConfig = config with { KvHeadCount = model.KvCacheShape(options.BlockSize, 1).KvHeads };
             var engineOptions = new EngineOptions
             {
                 BlockSize = options.BlockSize,
-                KvCacheBlocks = KvCacheSizing.Blocks(config, options, backend.AvailableMemoryBytes(), logger),
-                KvOffloadBlocks = KvCacheSizing.OffloadBlocks(config, options, logger),
+                KvCacheBlocks = KvCacheSizing.Blocks(kvConfig, options, model.AvailableKvMemoryBytes(), logger),
+                KvOffloadBlocks = KvCacheSizing.OffloadBlocks(kvConfig, options, logger),
                 MaxBatchedTokens = options.MaxBatchedTokens,
                 MaxNumSeqs = options.MaxNumSeqs,
                 MaxWaiting = options.MaxWaiting,
@@ -114,13 +119,12 @@ public sealed class ServedModel : IDisposable
             var engine = new LlmEngine(model, tokenizer, engineOptions, id);
             logger.LogInformation(
                 "Serving {Model} as '{Id}' on {Backend}: context {Context}, KV cache {Blocks} blocks × {BlockSize} tokens, {MaxBatched} tokens and {MaxSeqs} sequences per step",
-                path, id, backend.Description, config.ContextLength, engineOptions.KvCacheBlocks, engineOptions.BlockSize, engineOptions.MaxBatchedTokens, engineOptions.MaxNumSeqs);
-            return new ServedModel(id, source, backend, model, tokenizer, engine, template, fallback);
+                path, id, model.Description, config.ContextLength, engineOptions.KvCacheBlocks, engineOptions.BlockSize, engineOptions.MaxBatchedTokens, engineOptions.MaxNumSeqs);
+            return new ServedModel(id, source, model, tokenizer, engine, template, fallback);
         }
         catch
         {
             model?.Dispose();
-            backend?.Dispose();
             source.Dispose();
             throw;
         }
@@ -194,7 +198,6 @@ public sealed class ServedModel : IDisposable
     {
         Engine.Dispose();
         _model.Dispose();
-        _backend.Dispose();
         _source.Dispose();
     }
 }

@@ -9,6 +9,7 @@ using AspireAi.Inference.Models.Gguf;
 
 // GpuCheck: the CUDA backend against the CPU backend on the GPU machine, then its timings (docs/cuda.md).
 //   GpuCheck [--ptx-dir DIR] [--model FILE.gguf]... [--out DIR] [--quick] [--no-bench | --only-bench] [--big | --only-big]
+//   GpuCheck --tp N [--out DIR]       only tensor parallelism: TP = N against TP = 1 (docs/tensor-parallel.md)
 //   GpuCheck inference <verb> ...   runs the Inference CLI (e.g. generate --device cuda) from this binary.
 if (args.Length > 0 && args[0] == "inference")
 {
@@ -18,6 +19,7 @@ if (args.Length > 0 && args[0] == "inference")
 string? ptxDirectory = null, outDirectory = null;
 var models = new List<string>();
 bool quick = false, bench = true, big = false, onlyBig = false, onlyBench = false;
+var tensorParallel = 1;
 for (var i = 0; i < args.Length; i++)
 {
     switch (args[i])
@@ -30,8 +32,9 @@ for (var i = 0; i < args.Length; i++)
         case "--big": big = true; break;
         case "--only-big": big = onlyBig = true; break;
         case "--only-bench": onlyBench = true; break;
+        case "--tp": tensorParallel = int.Parse(args[++i], System.Globalization.CultureInfo.InvariantCulture); break;
         default:
-            Console.Error.WriteLine($"error: unknown argument '{args[i]}' (--ptx-dir DIR, --out DIR, --model FILE, --quick, --no-bench, --only-bench, --big, --only-big; or: inference <verb> ...)");
+            Console.Error.WriteLine($"error: unknown argument '{args[i]}' (--ptx-dir DIR, --out DIR, --model FILE, --quick, --no-bench, --only-bench, --big, --only-big, --tp N; or: inference <verb> ...)");
             return 2;
     }
 }
@@ -42,6 +45,22 @@ if (!CudaContext.IsAvailable(out var reason))
 {
     Console.Error.WriteLine($"no GPU: {reason}");
     return 1;
+}
+
+if (tensorParallel > 1)
+{
+    var tp = new TensorParallelChecks(tensorParallel, report);
+    Guarded(report, "NCCL", tp.Header);
+    Guarded(report, "Llama-3.2-1B Q8_0", () => tp.Compare("Llama-3.2-1B", ModelShapes.Llama32_1B(1024), GgmlType.Q8_0));
+    Guarded(report, "Llama-3.2-1B BF16", () => tp.Compare("Llama-3.2-1B", ModelShapes.Llama32_1B(1024), GgmlType.BF16));
+    Guarded(report, "Qwen3-0.6B F16", () => tp.Compare("Qwen3-0.6B", ModelShapes.Qwen3_06B(1024), GgmlType.F16));
+    Guarded(report, "Qwen2-0.5B Q8_0", () => tp.Compare("Qwen2-0.5B", ModelShapes.Qwen2_05B(1024), GgmlType.Q8_0));
+    Guarded(report, "Llama-3-8B Q4_K", () => tp.Compare("Llama-3-8B", ModelShapes.Llama3_8B(1024), GgmlType.Q4_K));
+    // Q8_0: random BF16 weights of 8B parameters take minutes to draw on the host (one normal deviate each).
+    Guarded(report, "decode Llama-3-8B Q8_0", () => tp.Decode("Llama-3-8B", ModelShapes.Llama3_8B(1024), GgmlType.Q8_0));
+    report.Line($"total {clock.Elapsed.TotalSeconds:F0} s");
+    report.Write(outDirectory);
+    return report.Failed == 0 ? 0 : 1;
 }
 
 try

@@ -32,9 +32,10 @@ public sealed class CudaBackend : IBackend, IDeviceSampler
 
     /// <param name="context">The device to run on (default: device 0's primary context, owned by the backend).</param>
     /// <param name="ptxDirectory">Load the kernels' PTX from this folder instead of the embedded resources.</param>
-    public CudaBackend(CudaContext? context = null, string? ptxDirectory = null)
+    /// <param name="ownsContext">Release <paramref name="context"/> on dispose (one backend per device of a tensor-parallel group).</param>
+    public CudaBackend(CudaContext? context = null, string? ptxDirectory = null, bool ownsContext = false)
     {
-        _ownsContext = context is null;
+        _ownsContext = context is null || ownsContext;
         Context = context ?? new CudaContext();
         Stream = new CudaStream(Context);
         Kernels = new CudaKernels(Context, ptxDirectory);
@@ -500,6 +501,7 @@ public sealed class CudaBackend : IBackend, IDeviceSampler
 
     public void WriteRows(DeviceTensor tensor, ReadOnlySpan<float> source)
     {
+        Context.MakeCurrent();
         var x = Written(tensor);
         if (source.Length > (long)x.Rows * x.Columns)
         {
@@ -511,6 +513,9 @@ public sealed class CudaBackend : IBackend, IDeviceSampler
 
     public void ReadRows(DeviceTensor tensor, int rows, Span<float> destination)
     {
+        // Here and in ArgMax/Sample: under tensor parallelism the engine thread reads rank 0's logits after issuing KV
+        // copies on every rank's device, so it may hold another device's context.
+        Context.MakeCurrent();
         var x = (CudaTensor)tensor;
         x.Data.CopyTo(Stream, destination[..(rows * x.Columns)]);
     }
@@ -518,6 +523,7 @@ public sealed class CudaBackend : IBackend, IDeviceSampler
     /// <summary>Greedy choice on the device: the first index of each row's largest logit; only the ids are copied back.</summary>
     public void ArgMax(DeviceTensor logits, int rows, Span<int> ids)
     {
+        Context.MakeCurrent();
         var x = (CudaTensor)logits;
         EnsureCapacity(ref _tokenIds, Math.Max(rows, 64));
         Kernels.ArgmaxRows.Launch(Stream, rows, 1024, 0, x.Data, x.Columns, _tokenIds!);
@@ -536,6 +542,7 @@ public sealed class CudaBackend : IBackend, IDeviceSampler
             return;
         }
 
+        Context.MakeCurrent();
         var x = (CudaTensor)logits;
         EnsureCapacity(ref _tokenIds, Math.Max(rows.Length, 64));
         EnsureCapacity(ref _samplingRows, Math.Max(rows.Length, 64));

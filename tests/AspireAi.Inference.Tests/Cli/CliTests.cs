@@ -121,6 +121,38 @@ public sealed class CliTests
         // significant digit: F32 against float64 agrees far closer than that (the printed value has six digits).
         Assert.Equal(Math.Exp(nll / count), ppl, Math.Exp(nll / count) * 2e-5);
     }
+
+    [Fact]
+    public void Generate_over_two_cpu_ranks_gives_the_tokens_of_one()
+    {
+        var model = TestPaths.SharedModel("stories15M-f32.gguf");
+        string[] common = ["generate", "--model", model, "--prompt-token-ids", "1,9038,2501,263,931", "--max-tokens", "8", "--output", "json", "--device", "cpu", "--threads", "2"];
+        static int[] Tokens((int Code, string Out, string Error) run)
+        {
+            Assert.True(run.Code == 0, run.Error);
+            using var json = JsonDocument.Parse(run.Out);
+            return json.RootElement.GetProperty("token_ids").EnumerateArray().Select(e => e.GetInt32()).ToArray();
+        }
+
+        var whole = Tokens(Run(common));
+        var split = Run([.. common, "--tensor-parallel-size", "2"]);
+        Assert.Equal(whole, Tokens(split));
+        Assert.Contains("backend: tensor-parallel 2 × cpu", split.Error);
+    }
+
+    [Theory]
+    [InlineData("stories15M-f32.gguf", "0", 2, "--tensor-parallel-size must be an integer in [1, 64], not '0'")]
+    [InlineData("stories15M-f32.gguf", "4", 1, "6 attention heads")]
+    [InlineData("stories15M-q8_0.gguf", "2", 1, "'blk.0.attn_output.weight' (Q8_0, shape [288, 288]) cannot be split over tensor-parallel size 2")]
+    public void A_tensor_parallel_size_the_model_cannot_take_is_one_clear_line(string file, string size, int code, string message)
+    {
+        var (exit, _, error) = Run("generate", "--model", TestPaths.SharedModel(file), "--prompt-token-ids", "1,2", "--device", "cpu", "--tensor-parallel-size", size);
+        Assert.Equal(code, exit);
+        // A load that fails at a tensor has already printed its progress line.
+        var last = error.TrimEnd().Split('\n')[^1];
+        Assert.StartsWith("error: ", last);
+        Assert.Contains(message, last);
+    }
 }
 
 [CollectionDefinition(nameof(ConsoleCollection), DisableParallelization = true)]

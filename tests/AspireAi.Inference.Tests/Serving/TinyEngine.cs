@@ -1,7 +1,9 @@
+using AspireAi.Inference.Backends;
 using AspireAi.Inference.Backends.Cpu;
 using AspireAi.Inference.Engine;
 using AspireAi.Inference.Models;
 using AspireAi.Inference.Models.Gguf;
+using AspireAi.Inference.TensorParallel;
 using AspireAi.Inference.Tests.Support;
 using AspireAi.Inference.Tokenization;
 
@@ -40,14 +42,25 @@ public sealed class TinyEngine : IDisposable
 
     /// <summary>An engine of its own backend and weights (engines share nothing but the file).</summary>
     /// <param name="promptLogprobRows">Logit rows per step beyond one per sequence (prompt logprobs).</param>
-    public LlmEngine CreateEngine(EngineOptions options, int threads = 1, int promptLogprobRows = 0)
+    /// <param name="tensorParallel">Ranks of CPU backends (each of <paramref name="threads"/> threads) to split the model over.</param>
+    public LlmEngine CreateEngine(EngineOptions options, int threads = 1, int promptLogprobRows = 0, int tensorParallel = 1)
     {
-        var backend = new CpuBackend(threads);
-        var model = new LlamaModel(File, backend, options.MaxBatchedTokens, options.MaxNumSeqs + promptLogprobRows);
+        IForwardModel model;
+        if (tensorParallel == 1)
+        {
+            var backend = new CpuBackend(threads);
+            _owned.Add(backend);
+            model = new LlamaModel(File, backend, options.MaxBatchedTokens, options.MaxNumSeqs + promptLogprobRows);
+        }
+        else
+        {
+            model = new TensorParallelModel(File, Enumerable.Range(0, tensorParallel).Select(_ => (IBackend)new CpuBackend(threads)).ToArray(),
+                new InProcessCollectiveGroup(tensorParallel), options.MaxBatchedTokens, options.MaxNumSeqs + promptLogprobRows);
+        }
+
         var engine = new LlmEngine(model, Tokenizer, options, "tiny");
-        _owned.Add(engine);
         _owned.Add(model);
-        _owned.Add(backend);
+        _owned.Add(engine);
         return engine;
     }
 

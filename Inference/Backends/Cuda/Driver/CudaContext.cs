@@ -23,6 +23,7 @@ public sealed unsafe class CudaContext : IDisposable
         }
 
         CudaDriver.Check(CudaDriver.cuDeviceGet(out var device, ordinal), "cuDeviceGet");
+        Ordinal = ordinal;
         Device = device;
         CudaDriver.Check(CudaDriver.cuDevicePrimaryCtxRetain(out _handle, device), "cuDevicePrimaryCtxRetain");
         MakeCurrent();
@@ -75,6 +76,9 @@ public sealed unsafe class CudaContext : IDisposable
         }
     }
 
+    /// <summary>The device's ordinal (as <c>CUDA_VISIBLE_DEVICES</c> numbers them, which NCCL's device lists use).</summary>
+    public int Ordinal { get; }
+
     public int Device { get; }
 
     /// <summary>The driver's CUDA version as <c>cuDriverGetVersion</c> gives it (13000 for 13.0).</summary>
@@ -111,6 +115,12 @@ public sealed unsafe class CudaContext : IDisposable
             s_current = _handle;
         }
     }
+
+    /// <summary>
+    /// Forgets which context this thread has current, so that the next <see cref="MakeCurrent"/> sets it again: for after a
+    /// library with its own CUDA runtime (NCCL's communicator set-up) switched this thread's device behind our back.
+    /// </summary>
+    public static void ForgetCurrent() => s_current = 0;
 
     public (long Free, long Total) MemoryInfo()
     {

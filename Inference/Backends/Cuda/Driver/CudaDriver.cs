@@ -16,12 +16,17 @@ public static unsafe partial class CudaDriver
 
     static CudaDriver()
     {
-        // One resolver per assembly: this is the only native library the Inference assembly imports by name.
+        // One resolver per assembly: it serves the driver and NCCL, the native libraries the Inference assembly imports by name.
         NativeLibrary.SetDllImportResolver(typeof(CudaDriver).Assembly, Resolve);
     }
 
     private static nint Resolve(string name, Assembly assembly, DllImportSearchPath? path)
     {
+        if (name == Nccl.NcclLibrary.FileName)
+        {
+            return Nccl.NcclLibrary.Resolve(assembly, path);
+        }
+
         if (name != Library)
         {
             return 0;
@@ -153,6 +158,9 @@ public static unsafe partial class CudaDriver
     [LibraryImport(Library, EntryPoint = "cuMemcpyDtoDAsync_v2")]
     internal static partial CudaResult cuMemcpyDtoDAsync(ulong destination, ulong source, nuint bytes, nint stream);
 
+    [LibraryImport(Library, EntryPoint = "cuMemcpy2DAsync_v2")]
+    internal static partial CudaResult cuMemcpy2DAsync(CudaMemcpy2D* copy, nint stream);
+
     [LibraryImport(Library)]
     internal static partial CudaResult cuMemsetD32Async(ulong destination, uint value, nuint count, nint stream);
 
@@ -243,4 +251,36 @@ public enum CudaStreamCaptureMode
     Global = 0,
     ThreadLocal = 1,
     Relaxed = 2,
+}
+
+/// <summary><c>CUmemorytype</c>.</summary>
+public enum CudaMemoryType
+{
+    Host = 1,
+    Device = 2,
+}
+
+/// <summary>
+/// <c>CUDA_MEMCPY2D</c>: <see cref="Height"/> rows of <see cref="WidthInBytes"/> bytes from a source to a destination of
+/// their own row pitches (fields in <c>cuda.h</c>'s order; sequential layout pads the enums to 8 bytes as C does).
+/// </summary>
+[StructLayout(LayoutKind.Sequential)]
+public struct CudaMemcpy2D
+{
+    public nuint SrcXInBytes;
+    public nuint SrcY;
+    public CudaMemoryType SrcMemoryType;
+    public nint SrcHost;
+    public ulong SrcDevice;
+    public nint SrcArray;
+    public nuint SrcPitch;
+    public nuint DstXInBytes;
+    public nuint DstY;
+    public CudaMemoryType DstMemoryType;
+    public nint DstHost;
+    public ulong DstDevice;
+    public nint DstArray;
+    public nuint DstPitch;
+    public nuint WidthInBytes;
+    public nuint Height;
 }

@@ -1,0 +1,48 @@
+using AspireAi.Inference.Backends;
+
+namespace AspireAi.Inference.Models;
+
+/// <summary>
+/// The forward pass as the engine and the commands drive it: <see cref="LlamaModel"/> on one backend, or
+/// <see cref="TensorParallel.TensorParallelModel"/> over several ranks that each hold part of every layer. The KV-cache
+/// members' defaults are one backend's; a model spread over several implements them all.
+/// </summary>
+public interface IForwardModel : IDisposable
+{
+    ModelConfig Config { get; }
+
+    int MaxBatchTokens { get; }
+
+    int MaxLogitRows { get; }
+
+    /// <summary>The backend that holds the logits <see cref="ForwardToLogits"/> returns (rank 0's under tensor parallelism).</summary>
+    IBackend Backend { get; }
+
+    /// <summary>Where the model runs, for logs and benchmarks.</summary>
+    string Description => Backend.Description;
+
+    /// <summary>Bytes of weights a decode step reads (across all ranks).</summary>
+    long WeightBytesPerStep { get; }
+
+    /// <summary>The KV cache geometry of one backend (one rank's share of the KV heads) with the given paging.</summary>
+    KvCacheShape KvCacheShape(int blockSize, int blockCount);
+
+    /// <summary>Bytes one backend's KV cache may take: the free memory of the tightest rank.</summary>
+    long AvailableKvMemoryBytes() => Backend.AvailableMemoryBytes();
+
+    PagedKvCache CreateKvCache(KvCacheShape shape) => Backend.CreateKvCache(shape);
+
+    KvOffloadStore CreateKvOffloadStore(KvCacheShape shape, int slots) => Backend.CreateKvOffloadStore(shape, slots);
+
+    /// <summary>As <see cref="IBackend.CopyKvBlockToHost"/>, for the KV heads of every rank.</summary>
+    void CopyKvBlockToHost(PagedKvCache cache, int block, KvOffloadStore store, int slot) => Backend.CopyKvBlockToHost(cache, block, store, slot);
+
+    /// <summary>As <see cref="IBackend.CopyKvBlockFromHost"/>, for the KV heads of every rank.</summary>
+    void CopyKvBlockFromHost(KvOffloadStore store, int slot, PagedKvCache cache, int block) => Backend.CopyKvBlockFromHost(store, slot, cache, block);
+
+    /// <summary>Runs one step and copies the logits of <c>batch.LogitTokenIndices</c> to <paramref name="logits"/> ([LogitCount × vocabulary]).</summary>
+    void Forward(ForwardBatch batch, PagedKvCache cache, Span<float> logits);
+
+    /// <summary>Runs one step and leaves the logits in <see cref="Backend"/>'s tensor (null when no token needs logits).</summary>
+    DeviceTensor? ForwardToLogits(ForwardBatch batch, PagedKvCache cache);
+}

@@ -1,0 +1,39 @@
+using AspireAi.Inference.Backends;
+
+namespace AspireAi.Inference.TensorParallel;
+
+/// <summary>
+/// The collective operations one rank of a tensor-parallel group takes part in, on that rank's own tensors. Every rank
+/// calls the same operations in the same order with tensors of the same shapes (each runs the same step); a call returns
+/// when this rank's result is in place, or, on a device backend, once it is queued on the rank's stream behind the work
+/// that produced the input.
+/// </summary>
+public interface IRankCollectives
+{
+    int Rank { get; }
+
+    int Size { get; }
+
+    /// <summary>tensor = Σ over ranks of each rank's tensor, for the first <paramref name="rows"/> rows, in place on every rank.</summary>
+    void AllReduceSum(DeviceTensor tensor, int rows);
+
+    /// <summary>
+    /// gathered[row, r · shard.Columns + c] = rank r's shard[row, c] for the first <paramref name="rows"/> rows, on every
+    /// rank: the vocabulary-parallel logits put side by side into full rows.
+    /// </summary>
+    void AllGatherColumns(DeviceTensor shard, DeviceTensor gathered, int rows);
+}
+
+/// <summary>A tensor-parallel group's collectives: one <see cref="IRankCollectives"/> per rank.</summary>
+public interface ICollectiveGroup : IDisposable
+{
+    int Size { get; }
+
+    IRankCollectives Rank(int rank);
+
+    /// <summary>
+    /// Called by a rank that failed mid-step: releases the ranks waiting in a collective for it (their calls throw), so that
+    /// the step ends with the failure instead of hanging. The group is unusable afterwards.
+    /// </summary>
+    void Abort();
+}

@@ -1,0 +1,173 @@
+using AspireAi.Inference.Backends;
+using AspireAi.Inference.Backends.Cuda;
+using AspireAi.Inference.Backends.Cuda.Driver;
+using AspireAi.Inference.Backends.Cuda.Nccl;
+
+namespace AspireAi.Inference.TensorParallel;
+
+/// <summary>
+/// Collectives between the CUDA backends of one process, one NCCL communicator per device (<c>ncclCommInitAll</c>). Every
+/// operation is queued on the rank's own stream, behind the kernels that produced its input and ahead of those that read
+/// the result, so a step never waits on the host for a collective. NVLink multicast is switched off before the
+/// library is loaded (<see cref="NcclLibrary.DisableNvLinkMulticast"/>).
+/// </summary>
+public sealed class NcclCollectiveGroup : ICollectiveGroup
+{
+    private readonly nint[] _communicators;
+    private readonly RankCollectives[] _ranks;
+    private bool _aborted;
+
+    private NcclCollectiveGroup(nint[] communicators, IReadOnlyList<CudaBackend> backends)
+    {
+        _communicators = communicators;
+        _ranks = backends.Select((b, r) => new RankCollectives(this, r, b)).ToArray();
+    }
+
+    public int Size => _communicators.Length;
+
+    /// <summary>Joins <paramref name="backends"/> (rank i = backends[i], each on its own device) with NCCL.</summary>
+    public static unsafe NcclCollectiveGroup Create(IReadOnlyList<CudaBackend> backends)
+    {
+        // Loads the library (which first sets NCCL_NVLS_ENABLE=0), or fails saying where it looked.
+        _ = NcclLibrary.LoadedFrom;
+        var devices = backends.Select(b => b.Context.Ordinal).ToArray();
+        if (devices.Distinct().Count() != devices.Length)
+        {
+            throw new ArgumentException($"Each tensor-parallel rank needs a device of its own, not devices {string.Join(", ", devices)}.", nameof(backends));
+        }
+
+        var communicators = new nint[devices.Length];
+        try
+        {
+            fixed (nint* comms = communicators)
+            fixed (int* list = devices)
+            {
+                NcclLibrary.Check(NcclLibrary.ncclCommInitAll(comms, devices.Length, list), "ncclCommInitAll");
+            }
+        }
+        finally
+        {
+            // NCCL's runtime switched this thread through every device while setting up.
+            CudaContext.ForgetCurrent();
+        }
+
+        return new NcclCollectiveGroup(communicators, backends);
+    }
+
+    public IRankCollectives Rank(int rank) => _ranks[rank];
+
+    /// <summary><c>ncclCommAbort</c> on every communicator: kernels waiting for a failed rank's data stop, and the group is done.</summary>
+    public void Abort()
+    {
+        lock (_communicators)
+        {
+            if (_aborted)
+            {
+                return;
+            }
+
+            _aborted = true;
+            foreach (var communicator in _communicators)
+            {
+                _ = NcclLibrary.ncclCommAbort(communicator);
+            }
+
+            CudaContext.ForgetCurrent();
+        }
+    }
+
+    public void Dispose()
+    {
+        lock (_communicators)
+        {
+            if (!_aborted)
+            {
+                foreach (var communicator in _communicators)
+                {
+                    NcclLibrary.Check(NcclLibrary.ncclCommDestroy(communicator), "ncclCommDestroy");
+                }
+
+                _aborted = true;
+            }
+
+            foreach (var rank in _ranks)
+            {
+                rank.Dispose();
+            }
+
+            CudaContext.ForgetCurrent();
+        }
+    }
+
+    private sealed class RankCollectives(NcclCollectiveGroup group, int rank, CudaBackend backend) : IRankCollectives, IDisposable
+    {
+        private readonly nint _communicator = group._communicators[rank];
+        private CudaDeviceBuffer<float>? _staging;
+
+        public int Rank => rank;
+
+        public int Size => group.Size;
+
+        public void AllReduceSum(DeviceTensor tensor, int rows)
+        {
+            var x = (CudaTensor)tensor;
+            backend.Context.MakeCurrent();
+            x.MarkWritten();
+            var data = x.Data.Pointer.Address;
+            NcclLibrary.Check(NcclLibrary.ncclAllReduce(data, data, (nuint)((long)rows * x.Columns), NcclDataType.Float32, NcclReduction.Sum, _communicator, backend.Stream.Handle),
+                "ncclAllReduce");
+        }
+
+        /// <summary>
+        /// NCCL gathers whole buffers rank after rank ([rank][rows][width]); the logits want each row's shards side by side
+        /// ([rows][rank · width]). One row (a decode step of one sequence) is both; more rows are gathered into a staging
+        /// buffer and then laid out with one strided device copy per rank.
+        /// </summary>
+        public unsafe void AllGatherColumns(DeviceTensor shard, DeviceTensor gathered, int rows)
+        {
+            var s = (CudaTensor)shard;
+            var g = (CudaTensor)gathered;
+            var width = s.Columns;
+            if (g.Columns != width * Size)
+            {
+                throw new ArgumentException($"Gathering {Size} shards of {width} columns needs {width * Size} columns, not {g.Columns}.", nameof(gathered));
+            }
+
+            backend.Context.MakeCurrent();
+            g.MarkWritten();
+            var count = (long)rows * width;
+            var stream = backend.Stream.Handle;
+            if (rows == 1)
+            {
+                NcclLibrary.Check(NcclLibrary.ncclAllGather(s.Data.Pointer.Address, g.Data.Pointer.Address, (nuint)count, NcclDataType.Float32, _communicator, stream), "ncclAllGather");
+                return;
+            }
+
+            if (_staging is null || _staging.Length < count * Size)
+            {
+                _staging?.Dispose();
+                _staging = new CudaDeviceBuffer<float>(backend.Context, (long)g.Rows * g.Columns);
+            }
+
+            NcclLibrary.Check(NcclLibrary.ncclAllGather(s.Data.Pointer.Address, _staging.Pointer.Address, (nuint)count, NcclDataType.Float32, _communicator, stream), "ncclAllGather");
+            var rowBytes = (nuint)(width * sizeof(float));
+            for (var r = 0; r < Size; r++)
+            {
+                var copy = new CudaMemcpy2D
+                {
+                    SrcMemoryType = CudaMemoryType.Device,
+                    SrcDevice = _staging.At(r * count).Address,
+                    SrcPitch = rowBytes,
+                    DstMemoryType = CudaMemoryType.Device,
+                    DstDevice = g.Data.At((long)r * width).Address,
+                    DstPitch = (nuint)(g.Columns * sizeof(float)),
+                    WidthInBytes = rowBytes,
+                    Height = (nuint)rows,
+                };
+                CudaDriver.Check(CudaDriver.cuMemcpy2DAsync(&copy, stream), "cuMemcpy2DAsync");
+            }
+        }
+
+        public void Dispose() => _staging?.Dispose();
+    }
+}

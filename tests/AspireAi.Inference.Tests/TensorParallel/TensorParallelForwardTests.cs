@@ -1,0 +1,156 @@
+using AspireAi.Inference.Backends;
+using AspireAi.Inference.Backends.Cpu;
+using AspireAi.Inference.Engine;
+using AspireAi.Inference.Models;
+using AspireAi.Inference.Models.Gguf;
+using AspireAi.Inference.TensorParallel;
+using AspireAi.Inference.Tests.Models;
+using AspireAi.Inference.Tests.Support;
+
+namespace AspireAi.Inference.Tests.TensorParallel;
+
+/// <summary>
+/// Tensor parallelism on CPU ranks (threads of the test process, joined by <see cref="InProcessCollectiveGroup"/>) against
+/// the same model whole on one backend: random-weight models of each architecture and weight family, grouped-query
+/// attention with KV heads split (TP = 2) and replicated (TP = 4), through paged steps of prefill, chunked prefill, decode
+/// and a mixed two-sequence batch, then greedy generation.
+/// </summary>
+public sealed class TensorParallelForwardTests
+{
+    /// <summary>
+    /// Largest |TP − whole| allowed, relative to the RMS of the whole model's logits. Splitting K only changes the order in
+    /// which float32 partial sums are added: measured ≤ 1.1e-6 in every case below, quantized ones included, because each
+    /// rank's part of K is whole blocks, so its int8-quantized activations are the whole model's blocks exactly. (A last-bit
+    /// difference of the residual stream could still move a value across an int8 rounding boundary on other weights; these
+    /// seeds never do.) The bound leaves about 10× headroom.
+    /// </summary>
+    private const double Tolerance = 1e-5;
+
+    public static TheoryData<string, GgmlType, int> Cases() => new()
+    {
+        { "llama", GgmlType.F32, 2 },
+        { "llama", GgmlType.F32, 4 },
+        { "llama", GgmlType.Q8_0, 2 },
+        { "llama", GgmlType.Q8_0, 4 },
+        { "llama", GgmlType.Q4_K, 2 },
+        { "qwen2", GgmlType.Q8_0, 2 },
+        { "qwen2", GgmlType.F16, 4 },
+        { "qwen3", GgmlType.F32, 4 },
+        { "qwen3", GgmlType.Q6_K, 2 },
+    };
+
+    [Theory]
+    [MemberData(nameof(Cases))]
+    public void Logits_and_greedy_tokens_match_the_whole_model(string architecture, GgmlType type, int size)
+    {
+        // Each rank's share of K (attention output: heads / size × head dim; down: ffn / size) must be whole blocks: 32
+        // values, or 256 for the K-quants, so those models are wider.
+        var kQuant = GgmlTypeInfo.BlockSize(type) == 256;
+        var spec = new TinyGgufModel
+        {
+            Architecture = architecture,
+            Embedding = kQuant ? 512 : 128,
+            FeedForward = kQuant ? 512 : 256,
+            Heads = 4,
+            KvHeads = 2,
+            Vocabulary = 64,
+            Layers = 2,
+            Context = 64,
+            Tied = architecture != "qwen2",
+            QkvBias = architecture == "qwen2",
+            QkNorm = architecture == "qwen3",
+            Seed = 17,
+        };
+        using var temp = new TempDirectory();
+        var path = LlamaForwardTests.WriteModel(spec, type, temp.File("tiny.gguf"));
+        using var file = GgufFile.Open(path);
+        using var backend = new CpuBackend(threads: 1);
+        using var whole = new LlamaModel(file, backend, maxBatchTokens: 16, maxLogitRows: 16);
+        using var split = Split(file, size, maxBatchTokens: 16, maxLogitRows: 16);
+        Assert.Equal(spec.KvHeads >= size ? spec.KvHeads / size : 1, split.KvCacheShape(4, 1).KvHeads);
+
+        var worst = CompareSteps(whole, split, spec.Vocabulary);
+        Assert.True(worst <= Tolerance, $"{architecture}/{type}/TP={size}: worst relative logit difference {worst:G3} > {Tolerance}");
+
+        int[] prompt = [1, 17, 33, 5, 60, 2, 41];
+        var request = new GenerationRequest { MaxTokens = 12 };
+        using var wholeGenerator = new Generator(whole);
+        using var splitGenerator = new Generator(split);
+        var ct = TestContext.Current.CancellationToken;
+        Assert.Equal(wholeGenerator.Generate(prompt, request, cancellation: ct).TokenIds, splitGenerator.Generate(prompt, request, cancellation: ct).TokenIds);
+    }
+
+    /// <summary>A model of <paramref name="size"/> CPU ranks of one thread each.</summary>
+    public static TensorParallelModel Split(IModelSource source, int size, int maxBatchTokens, int maxLogitRows) =>
+        new(source, Enumerable.Range(0, size).Select(_ => (IBackend)new CpuBackend(threads: 1)).ToArray(), new InProcessCollectiveGroup(size), maxBatchTokens, maxLogitRows);
+
+    /// <summary>The steps of <see cref="LlamaForwardTests"/> (block size 4, scattered block tables) on both models.</summary>
+    private static double CompareSteps(IForwardModel whole, IForwardModel split, int vocabulary)
+    {
+        const int blockSize = 4;
+        using var wholeCache = whole.CreateKvCache(whole.KvCacheShape(blockSize, 16));
+        using var splitCache = split.CreateKvCache(split.KvCacheShape(blockSize, 16));
+        int[] tableA = [9, 3, 14, 0, 6], tableB = [1, 12, 5];
+        var random = new Random(3);
+        var promptA = Enumerable.Range(0, 12).Select(_ => random.Next(vocabulary)).ToArray();
+        var promptB = Enumerable.Range(0, 5).Select(_ => random.Next(vocabulary)).ToArray();
+        var batch = new ForwardBatch(16, 2, 8);
+        var expected = new float[16 * vocabulary];
+        var actual = new float[16 * vocabulary];
+        var worst = 0.0;
+
+        void Step()
+        {
+            whole.Forward(batch, wholeCache, expected);
+            split.Forward(batch, splitCache, actual);
+            for (var row = 0; row < batch.LogitCount; row++)
+            {
+                worst = Math.Max(worst, RelativeDifference(expected.AsSpan(row * vocabulary, vocabulary), actual.AsSpan(row * vocabulary, vocabulary)));
+            }
+        }
+
+        // Prefill 6 tokens, 4 more on the cached prefix, one decode token; then A decodes while B prefills in one batch.
+        var position = 0;
+        foreach (var count in new[] { 6, 4, 1 })
+        {
+            batch.Clear();
+            batch.AddSequence(tableA);
+            for (var i = 0; i < count; i++, position++)
+            {
+                batch.AddToken(promptA[position], position, 0, tableA[position / blockSize] * blockSize + position % blockSize, true);
+            }
+
+            Step();
+        }
+
+        batch.Clear();
+        batch.AddSequence(tableA);
+        batch.AddSequence(tableB);
+        batch.AddToken(promptA[position], position, 0, tableA[position / blockSize] * blockSize + position % blockSize, true);
+        for (var p = 0; p < promptB.Length; p++)
+        {
+            batch.AddToken(promptB[p], p, 1, tableB[p / blockSize] * blockSize + p % blockSize, p == promptB.Length - 1);
+        }
+
+        Step();
+        return worst;
+    }
+
+    private static double RelativeDifference(ReadOnlySpan<float> expected, ReadOnlySpan<float> actual)
+    {
+        var sum = 0.0;
+        foreach (var v in expected)
+        {
+            sum += (double)v * v;
+        }
+
+        var rms = Math.Sqrt(sum / expected.Length);
+        var worst = 0.0;
+        for (var i = 0; i < expected.Length; i++)
+        {
+            worst = Math.Max(worst, Math.Abs(actual[i] - expected[i]) / rms);
+        }
+
+        return worst;
+    }
+}

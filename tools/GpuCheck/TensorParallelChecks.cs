@@ -1,0 +1,186 @@
+using System.Diagnostics;
+using AspireAi.Inference.Backends;
+using AspireAi.Inference.Backends.Cuda;
+using AspireAi.Inference.Backends.Cuda.Nccl;
+using AspireAi.Inference.Engine;
+using AspireAi.Inference.Models;
+using AspireAi.Inference.TensorParallel;
+
+namespace AspireAi.GpuCheck;
+
+/// <summary>
+/// <c>--tp N</c>: a model over N GPUs (one CUDA backend per device, NCCL between them) against the same model whole on
+/// device 0: logits of a mixed prefill and of decode steps, the greedy tokens of a generation, and decode speed side by side.
+/// </summary>
+internal sealed class TensorParallelChecks(int size, Report report)
+{
+    /// <summary>
+    /// TP and whole differ by the order of float32 partial sums (the split K is summed per rank, then across ranks by NCCL)
+    /// and, where that moves an activation across an int8 or fp16 rounding step, by one such step: on the CPU the same
+    /// comparison measures ≤ 1.1e-6 (tests/…/TensorParallelForwardTests); the GPU's fp16/bf16 GEMMs round more.
+    /// </summary>
+    private static double Bound(GgmlType type) => type is GgmlType.F16 or GgmlType.BF16 ? 2e-2 : 2e-3;
+
+    public void Header()
+    {
+        report.Line($"==== tensor parallelism over {size} GPUs: NCCL {NcclLibrary.Version} from {NcclLibrary.LoadedFrom}; NCCL_NVLS_ENABLE is set to 0 before NCCL starts");
+    }
+
+    public void Compare(string name, ModelConfig config, GgmlType type)
+    {
+        try
+        {
+            _ = new ShardPlan(config, size);
+        }
+        catch (ArgumentException e)
+        {
+            report.Line($"---- {name} {type}: does not split over {size} GPUs ({e.Message})");
+            return;
+        }
+
+        report.Line($"---- {name} {type} over {size} GPUs (random weights: {config.LayerCount} layers, dim {config.EmbeddingLength}, heads {config.HeadCount}/{config.KvHeadCount}×{config.HeadDim}, ffn {config.FeedForwardLength}, vocab {config.VocabularySize})");
+        using var source = new RandomModel(name, config, type, name.Length * 7919);
+        using var gpu = new CudaBackend();
+        using IForwardModel whole = new LlamaModel(source, gpu, 64, 4);
+        using var split = Split(source, 64, 4);
+        report.Line($"     {split.Description}");
+
+        const int blockSize = 16;
+        using var wholeCache = whole.CreateKvCache(whole.KvCacheShape(blockSize, 16));
+        using var splitCache = split.CreateKvCache(split.KvCacheShape(blockSize, 16));
+        var vocabulary = config.VocabularySize;
+        var expected = new float[4 * vocabulary];
+        var actual = new float[4 * vocabulary];
+        int[][] tables = [[3, 0, 7, 9, 12], [1, 15, 4, 2, 8]];
+        var random = new Random(5);
+        int[] lengths = [21, 13];
+        var prompts = lengths.Select(n => Enumerable.Range(0, n).Select(_ => random.Next(vocabulary)).ToArray()).ToArray();
+        var batch = new ForwardBatch(64, 2, 8);
+        int Slot(int s, int p) => tables[s][p / blockSize] * blockSize + p % blockSize;
+        double Step(string what)
+        {
+            whole.Forward(batch, wholeCache, expected);
+            split.Forward(batch, splitCache, actual);
+            var worst = 0.0;
+            for (var row = 0; row < batch.LogitCount; row++)
+            {
+                worst = Math.Max(worst, Report.RelativeError(expected.AsSpan(row * vocabulary, vocabulary), actual.AsSpan(row * vocabulary, vocabulary)));
+            }
+
+            report.Check($"{name} {type} TP={size} {what}", worst, Bound(type));
+            return worst;
+        }
+
+        // A mixed prefill of two sequences (two logit rows), then decode steps of both fed the whole model's greedy choice.
+        batch.Clear();
+        for (var s = 0; s < 2; s++)
+        {
+            batch.AddSequence(tables[s]);
+        }
+
+        for (var s = 0; s < 2; s++)
+        {
+            for (var p = 0; p < lengths[s]; p++)
+            {
+                batch.AddToken(prompts[s][p], p, s, Slot(s, p), p == lengths[s] - 1);
+            }
+        }
+
+        Step("prefill");
+        var worstDecode = 0.0;
+        for (var i = 0; i < 8; i++)
+        {
+            var next = new[] { Sampler.ArgMax(expected.AsSpan(0, vocabulary)), Sampler.ArgMax(expected.AsSpan(vocabulary, vocabulary)) };
+            batch.Clear();
+            for (var s = 0; s < 2; s++)
+            {
+                batch.AddSequence(tables[s]);
+            }
+
+            for (var s = 0; s < 2; s++)
+            {
+                batch.AddToken(next[s], lengths[s] + i, s, Slot(s, lengths[s] + i), true);
+            }
+
+            whole.Forward(batch, wholeCache, expected);
+            split.Forward(batch, splitCache, actual);
+            for (var row = 0; row < 2; row++)
+            {
+                worstDecode = Math.Max(worstDecode, Report.RelativeError(expected.AsSpan(row * vocabulary, vocabulary), actual.AsSpan(row * vocabulary, vocabulary)));
+            }
+        }
+
+        report.Check($"{name} {type} TP={size} 8 decode steps × 2 sequences", worstDecode, Bound(type));
+
+        using var wholeGenerator = new Generator(whole);
+        using var splitGenerator = new Generator(split);
+        var request = new GenerationRequest { MaxTokens = 24 };
+        var wholeTokens = wholeGenerator.Generate(prompts[0], request).TokenIds;
+        var splitTokens = splitGenerator.Generate(prompts[0], request).TokenIds;
+        var same = wholeTokens.Zip(splitTokens).TakeWhile(p => p.First == p.Second).Count();
+        if (same == wholeTokens.Length && splitTokens.Length == wholeTokens.Length)
+        {
+            report.Pass($"{name} {type} TP={size}: the same {same} greedy tokens as TP=1");
+        }
+        else
+        {
+            report.Fail($"{name} {type} TP={size} greedy tokens", $"the first {same} of {wholeTokens.Length} agree (TP=1 {string.Join(",", wholeTokens)}; TP={size} {string.Join(",", splitTokens)})");
+        }
+    }
+
+    /// <summary>Decode tokens/s at batch 1, eager launches, greedy on the GPU: TP=1 on device 0 and TP=N, measured in the same run.</summary>
+    public void Decode(string name, ModelConfig config, GgmlType type, int prompt = 128, int steps = 64)
+    {
+        using var source = new RandomModel(name, config, type, 99);
+        double Run(IForwardModel model)
+        {
+            const int blockSize = 16;
+            var blocks = (prompt + steps + blockSize) / blockSize;
+            using var cache = model.CreateKvCache(model.KvCacheShape(blockSize, blocks));
+            var table = Enumerable.Range(0, blocks).ToArray();
+            var batch = new ForwardBatch(prompt, 1, blocks);
+            batch.AddSequence(table);
+            var random = new Random(3);
+            for (var p = 0; p < prompt; p++)
+            {
+                batch.AddToken(random.Next(config.VocabularySize), p, 0, p, p == prompt - 1);
+            }
+
+            var argMax = (CudaBackend)model.Backend;
+            var ids = new int[1];
+            argMax.ArgMax(model.ForwardToLogits(batch, cache)!, 1, ids);
+            var clock = Stopwatch.StartNew();
+            for (var i = 0; i < steps; i++)
+            {
+                batch.Clear();
+                batch.AddSequence(table);
+                batch.AddToken(ids[0], prompt + i, 0, prompt + i, true);
+                argMax.ArgMax(model.ForwardToLogits(batch, cache)!, 1, ids);
+            }
+
+            return steps / clock.Elapsed.TotalSeconds;
+        }
+
+        double one, many;
+        long bytes;
+        using (var gpu = new CudaBackend())
+        using (var whole = new LlamaModel(source, gpu, prompt, 1))
+        {
+            bytes = whole.WeightBytesPerStep;
+            one = Run(whole);
+        }
+
+        using (var split = Split(source, prompt, 1))
+        {
+            many = Run(split);
+        }
+
+        report.Timing($"decode {name} {type} batch 1, eager, greedy on the GPU: TP=1 {one,7:F1} tokens/s, TP={size} {many,7:F1} tokens/s ({many / one:F2}×; {bytes / 1e9:F2} GB of weights per step in all)");
+    }
+
+    private TensorParallelModel Split(IModelSource source, int maxBatchTokens, int maxLogitRows)
+    {
+        var (backends, group) = TensorParallelDevices.Create("cuda", size, 0, out _);
+        return new TensorParallelModel(source, backends, group, maxBatchTokens, maxLogitRows);
+    }
+}
