@@ -146,12 +146,13 @@ internal sealed class EngineChecks(CudaBackend gpu, CpuBackend cpu, Report repor
     }
 
     /// <summary>
-    /// Seeded sampling in the serving engine on a real model file, a batch of requests with different parameters (greedy,
-    /// temperature, top-k, top-p, min-p, combined, penalties): on the GPU through the device sampler, on the GPU through the
-    /// host sampler (logprobs requested, so the logits come back), and on the CPU backend. The GPU's two paths share the
-    /// logits, so their tokens must be identical (the kernel equals the host's TokenChooser bit for bit, and each request
-    /// draws the same uniforms on either path); against the CPU the logits differ by float rounding, which a seeded draw
-    /// turns into a different token only when a uniform falls within that rounding of a boundary: they must agree too.
+    /// Seeded sampling in the serving engine on a real model file, requests with different parameters (greedy, temperature,
+    /// top-k, top-p, min-p, combined, penalties). All seven in one batch on the GPU: every token chosen by the device sampler
+    /// (per-row parameters in one launch). Then each request alone (so every run has the same steps and the same logits),
+    /// through the device sampler and through the host sampler (logprobs requested, so the logits come back): the tokens
+    /// must be identical, as the kernel equals the host's TokenChooser bit for bit and each request draws the same uniforms
+    /// on either path. Against the CPU backend the tokens are reported, not required: both quantize activations to int8,
+    /// and a rounding difference that flips one code moves logits by ~1e-3, which a seeded draw can turn into another token.
     /// </summary>
     public void SeededSampling(string path, string prompt, int tokens)
     {
@@ -169,34 +170,41 @@ internal sealed class EngineChecks(CudaBackend gpu, CpuBackend cpu, Report repor
             new() { Temperature = 0.9f, TopP = 0.95f, RepetitionPenalty = 1.3f, PresencePenalty = 0.5f, FrequencyPenalty = 0.5f, Seed = 6 },
         ];
         var options = new EngineOptions { BlockSize = 16, KvCacheBlocks = 256, MaxBatchedTokens = 256, MaxNumSeqs = 8 };
-        (int[][] Tokens, EngineSnapshot Idle) Run(IBackend backend, bool logprobs)
+        (int[][] Tokens, long OnDevice, long OnHost) Run(IBackend backend, bool logprobs, SamplingParams[] batch)
         {
             using var model = new LlamaModel(file, backend, options.MaxBatchedTokens, options.MaxNumSeqs);
             using var engine = new LlmEngine(model, tokenizer, options, "gpucheck");
             var idle = engine.NextIdleAsync();
-            var handles = mixes.Select(m => engine.Submit(new EngineRequest { PromptTokenIds = ids, MaxTokens = tokens, Sampling = m, Logprobs = logprobs })).ToArray();
+            var handles = batch.Select(m => engine.Submit(new EngineRequest { PromptTokenIds = ids, MaxTokens = tokens, Sampling = m, Logprobs = logprobs })).ToArray();
             var outputs = handles.Select(h => Collect(h).GetAwaiter().GetResult()).ToArray();
-            return idle.Wait(TimeSpan.FromMinutes(5)) ? (outputs, idle.Result) : throw new TimeoutException("The engine did not become idle.");
+            return idle.Wait(TimeSpan.FromMinutes(5))
+                ? (outputs, idle.Result.TokensChosenOnDevice, idle.Result.TokensChosenOnHost)
+                : throw new TimeoutException("The engine did not become idle.");
         }
 
-        var device = Run(gpu, logprobs: false);
-        var host = Run(gpu, logprobs: true);
-        var cpuRun = Run(cpu, logprobs: false);
+        (int[][] Tokens, long OnDevice, long OnHost) Alone(IBackend backend, bool logprobs)
+        {
+            var runs = mixes.Select(m => Run(backend, logprobs, [m])).ToArray();
+            return (runs.Select(r => r.Tokens[0]).ToArray(), runs.Sum(r => r.OnDevice), runs.Sum(r => r.OnHost));
+        }
+
+        var batched = Run(gpu, logprobs: false, mixes);
+        var device = Alone(gpu, logprobs: false);
+        var host = Alone(gpu, logprobs: true);
+        var cpuRun = Alone(cpu, logprobs: false);
         var name = Path.GetFileName(path);
         report.Line($"     {name} seeded on the GPU (top-p 0.9): \"{prompt}{tokenizer.Decode(device.Tokens[3]).ReplaceLineEndings(" ")}\"");
         var total = mixes.Length * tokens;
-        Expect($"{name}: {mixes.Length} seeded requests × {tokens} tokens chosen by the GPU's sampler (only ids copied back)",
-            device.Idle.TokensChosenOnDevice == total && device.Idle.TokensChosenOnHost == 0,
-            $"device {device.Idle.TokensChosenOnDevice}, host {device.Idle.TokensChosenOnHost} of {total}");
-        Expect($"{name}: with logprobs the same requests go through the host sampler", host.Idle.TokensChosenOnHost == total,
-            $"host {host.Idle.TokensChosenOnHost} of {total}");
+        Expect($"{name}: {mixes.Length} seeded requests in one batch, {tokens} tokens each, all chosen by the GPU's sampler (only ids copied back)",
+            batched.OnDevice == total && batched.OnHost == 0, $"device {batched.OnDevice}, host {batched.OnHost} of {total}");
+        Expect($"{name}: with logprobs the same requests go through the host sampler", host.OnHost == total && host.OnDevice == 0,
+            $"host {host.OnHost}, device {host.OnDevice} of {total}");
         for (var m = 0; m < mixes.Length; m++)
         {
             var what = $"{name} seeded {Describe(mixes[m])}";
             Expect($"{what}: GPU device sampler = GPU host sampler, {tokens} tokens", device.Tokens[m].SequenceEqual(host.Tokens[m]),
                 $"differ from token {Agreement(device.Tokens[m], host.Tokens[m])} on");
-            Expect($"{what}: GPU tokens = CPU tokens", device.Tokens[m].SequenceEqual(cpuRun.Tokens[m]),
-                $"differ from token {Agreement(device.Tokens[m], cpuRun.Tokens[m])} on (CPU: \"{tokenizer.Decode(cpuRun.Tokens[m]).ReplaceLineEndings(" ")}\")");
+            report.Line($"     {what}: GPU and CPU agree on {Agreement(device.Tokens[m], cpuRun.Tokens[m])} of {tokens} tokens");
         }
     }
 
