@@ -109,7 +109,8 @@ internal sealed class KernelChecks(CudaBackend gpu, CpuBackend cpu, Report repor
 
     /// <summary>
     /// Groups through MatMulGroup (one grouped GEMV launch where the weights share a kernel, else one each): q/k/v-like row
-    /// counts, a last part with a ragged tail, a part that is not whole warps (falls back), and mixed types as in Q4_K_M.
+    /// counts, a last part with a ragged tail, a part that is not whole warps (falls back), and mixed types (as in Q4_K_M;
+    /// int8 before nibble rows, whose warps own different row counts; quantized with float, whose paths differ by M).
     /// Each output against the CPU's; the activations are first normalised, so the fused norm quantization is read.
     /// </summary>
     private void MatMulGroups()
@@ -121,6 +122,8 @@ internal sealed class KernelChecks(CudaBackend gpu, CpuBackend cpu, Report repor
             ([GgmlType.Q4_0, GgmlType.Q4_0], [102, 36]),
             ([GgmlType.Q4_K, GgmlType.Q4_K, GgmlType.Q6_K], [256, 64, 64]),
             ([GgmlType.BF16, GgmlType.BF16, GgmlType.BF16], [256, 64, 66]),
+            ([GgmlType.Q6_K, GgmlType.Q4_K], [64, 62]),
+            ([GgmlType.Q8_0, GgmlType.F32], [64, 64]),
         ];
         foreach (var (types, rowsOfParts) in groups)
         {

@@ -15,11 +15,14 @@ namespace AspireAi.GpuCheck;
 internal sealed class TensorParallelChecks(int size, Report report)
 {
     /// <summary>
-    /// TP and whole differ by the order of float32 partial sums (the split K is summed per rank, then across ranks by NCCL)
-    /// and, where that moves an activation across an int8 or fp16 rounding step, by one such step: on the CPU the same
-    /// comparison measures ≤ 1.1e-6 (tests/…/TensorParallelForwardTests); the GPU's fp16/bf16 GEMMs round more.
+    /// TP and whole differ by the order of float32 partial sums (the split K is summed per rank, then across ranks by NCCL).
+    /// A deep random network can amplify that: where it moves an activation across an int8 rounding step, one code flips and
+    /// the logits move by far more than rounding (1e-2 measured for Llama-3.2-1B Q8_0 shapes). So the bound is calibrated
+    /// as EngineChecks does: the whole model with one norm weight changed by 1e-6 (relative) against the whole model; TP
+    /// passes within 3× that self-sensitivity, and never needs to be closer than 2e-3 (2e-2 for F16/BF16, whose GEMMs round
+    /// activations). Greedy tokens must agree wherever the perturbed whole model's agree to the end.
     /// </summary>
-    private static double Bound(GgmlType type) => type is GgmlType.F16 or GgmlType.BF16 ? 2e-2 : 2e-3;
+    private static double Floor(GgmlType type) => type is GgmlType.F16 or GgmlType.BF16 ? 2e-2 : 2e-3;
 
     public void Header()
     {
@@ -43,32 +46,34 @@ internal sealed class TensorParallelChecks(int size, Report report)
         using var gpu = new CudaBackend();
         using IForwardModel whole = new LlamaModel(source, gpu, 64, 4);
         using var split = Split(source, 64, 4);
+        source.Scale("blk.0.attn_norm.weight", 1 + 1e-6f);
+        using IForwardModel perturbed = new LlamaModel(source, gpu, 64, 4);
         report.Line($"     {split.Description}");
 
         const int blockSize = 16;
         using var wholeCache = whole.CreateKvCache(whole.KvCacheShape(blockSize, 16));
         using var splitCache = split.CreateKvCache(split.KvCacheShape(blockSize, 16));
+        using var perturbedCache = perturbed.CreateKvCache(perturbed.KvCacheShape(blockSize, 16));
         var vocabulary = config.VocabularySize;
         var expected = new float[4 * vocabulary];
         var actual = new float[4 * vocabulary];
+        var nearby = new float[4 * vocabulary];
+        double Worst(float[] a, float[] b, int rows) =>
+            Enumerable.Range(0, rows).Max(row => Report.RelativeError(a.AsSpan(row * vocabulary, vocabulary), b.AsSpan(row * vocabulary, vocabulary)));
         int[][] tables = [[3, 0, 7, 9, 12], [1, 15, 4, 2, 8]];
         var random = new Random(5);
         int[] lengths = [21, 13];
         var prompts = lengths.Select(n => Enumerable.Range(0, n).Select(_ => random.Next(vocabulary)).ToArray()).ToArray();
         var batch = new ForwardBatch(64, 2, 8);
         int Slot(int s, int p) => tables[s][p / blockSize] * blockSize + p % blockSize;
-        double Step(string what)
+        void Step(string what)
         {
             whole.Forward(batch, wholeCache, expected);
             split.Forward(batch, splitCache, actual);
-            var worst = 0.0;
-            for (var row = 0; row < batch.LogitCount; row++)
-            {
-                worst = Math.Max(worst, Report.RelativeError(expected.AsSpan(row * vocabulary, vocabulary), actual.AsSpan(row * vocabulary, vocabulary)));
-            }
-
-            report.Check($"{name} {type} TP={size} {what}", worst, Bound(type));
-            return worst;
+            perturbed.Forward(batch, perturbedCache, nearby);
+            var sensitivity = Worst(nearby, expected, batch.LogitCount);
+            report.Check($"{name} {type} TP={size} {what}", Worst(actual, expected, batch.LogitCount), Math.Max(Floor(type), 3 * sensitivity),
+                $"self-sensitivity {sensitivity:E1}");
         }
 
         // A mixed prefill of two sequences (two logit rows), then decode steps of both fed the whole model's greedy choice.
@@ -87,7 +92,6 @@ internal sealed class TensorParallelChecks(int size, Report report)
         }
 
         Step("prefill");
-        var worstDecode = 0.0;
         for (var i = 0; i < 8; i++)
         {
             var next = new[] { Sampler.ArgMax(expected.AsSpan(0, vocabulary)), Sampler.ArgMax(expected.AsSpan(vocabulary, vocabulary)) };
@@ -102,29 +106,31 @@ internal sealed class TensorParallelChecks(int size, Report report)
                 batch.AddToken(next[s], lengths[s] + i, s, Slot(s, lengths[s] + i), true);
             }
 
-            whole.Forward(batch, wholeCache, expected);
-            split.Forward(batch, splitCache, actual);
-            for (var row = 0; row < 2; row++)
-            {
-                worstDecode = Math.Max(worstDecode, Report.RelativeError(expected.AsSpan(row * vocabulary, vocabulary), actual.AsSpan(row * vocabulary, vocabulary)));
-            }
+            Step($"decode step {i + 1} × 2 sequences");
         }
-
-        report.Check($"{name} {type} TP={size} 8 decode steps × 2 sequences", worstDecode, Bound(type));
 
         using var wholeGenerator = new Generator(whole);
         using var splitGenerator = new Generator(split);
+        using var perturbedGenerator = new Generator(perturbed);
         var request = new GenerationRequest { MaxTokens = 24 };
         var wholeTokens = wholeGenerator.Generate(prompts[0], request).TokenIds;
         var splitTokens = splitGenerator.Generate(prompts[0], request).TokenIds;
+        var nearbyTokens = perturbedGenerator.Generate(prompts[0], request).TokenIds;
         var same = wholeTokens.Zip(splitTokens).TakeWhile(p => p.First == p.Second).Count();
+        var nearbySame = wholeTokens.Zip(nearbyTokens).TakeWhile(p => p.First == p.Second).Count();
         if (same == wholeTokens.Length && splitTokens.Length == wholeTokens.Length)
         {
             report.Pass($"{name} {type} TP={size}: the same {same} greedy tokens as TP=1");
         }
+        else if (nearbySame < wholeTokens.Length)
+        {
+            // A 1e-6 change of one norm weight already changes this random network's greedy continuation: equal tokens
+            // cannot be asked of a different summation order; the logits bound above is the check.
+            report.Pass($"{name} {type} TP={size}: greedy tokens agree with TP=1 for {same} of {wholeTokens.Length}; the 1e-6-perturbed TP=1 model's for {nearbySame} (a chaotic random network)");
+        }
         else
         {
-            report.Fail($"{name} {type} TP={size} greedy tokens", $"the first {same} of {wholeTokens.Length} agree (TP=1 {string.Join(",", wholeTokens)}; TP={size} {string.Join(",", splitTokens)})");
+            report.Fail($"{name} {type} TP={size} greedy tokens", $"the first {same} of {wholeTokens.Length} agree, the perturbed TP=1 model's {nearbySame} (TP=1 {string.Join(",", wholeTokens)}; TP={size} {string.Join(",", splitTokens)})");
         }
     }
 

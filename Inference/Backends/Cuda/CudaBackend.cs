@@ -268,12 +268,11 @@ public sealed class CudaBackend : IBackend, IDeviceSampler
 
     /// <summary>
     /// One GEMV launch for the whole group when its weights share a kernel family and K, and every part but the last has
-    /// whole warps of rows; otherwise one launch per weight.
+    /// whole warps of rows; otherwise each weight on its own (its own kernel, path and launch shape).
     /// </summary>
     public void MatMulGroup(DeviceTensor input, ReadOnlySpan<MatMulTarget> targets, int rows)
     {
         var x = (CudaTensor)input;
-        var family = "";
         foreach (var target in targets)
         {
             var w = (CudaWeight)target.Weight;
@@ -287,34 +286,27 @@ public sealed class CudaBackend : IBackend, IDeviceSampler
             {
                 throw new ArgumentException($"MatMul '{w.Name}': the CUDA kernels need K to be a multiple of 32, not {w.Columns}.");
             }
-
-            family = family == "" || family == CudaKernels.GemvFamily(w) ? CudaKernels.GemvFamily(w) : "mixed";
         }
 
         var first = (CudaWeight)targets[0].Weight;
-        if (first.IsQuantized)
-        {
-            EnsureQuantized(x, rows);
-        }
-
-        if (!CudaLaunchGeometry.UseGemv(rows, first.IsQuantized))
+        var gemv = CudaLaunchGeometry.UseGemv(rows, first.IsQuantized);
+        var (maxRows, rowsPerWarp) = gemv ? CudaLaunchGeometry.Gemv(rows, first.Layout) : (0, 0);
+        if (targets.Length > 1 && !SharesLaunch(targets, gemv, rowsPerWarp))
         {
             foreach (var target in targets)
             {
-                Gemm(x, (CudaWeight)target.Weight, Written(target.Output), rows);
+                MatMulGroup(input, [target], rows);
             }
 
             return;
         }
 
-        var (maxRows, rowsPerWarp) = CudaLaunchGeometry.Gemv(rows, first.Layout);
-        var groupable = targets.Length <= MaxGemvParts && family != "mixed";
-        for (var i = 0; i < targets.Length - 1 && groupable; i++)
+        if (first.IsQuantized)
         {
-            groupable = targets[i].Weight.Rows % rowsPerWarp == 0;
+            EnsureQuantized(x, rows);
         }
 
-        if (groupable)
+        if (gemv)
         {
             Gemv(x, targets, rows, maxRows, rowsPerWarp);
         }
@@ -322,9 +314,28 @@ public sealed class CudaBackend : IBackend, IDeviceSampler
         {
             foreach (var target in targets)
             {
-                Gemv(x, [target], rows, maxRows, rowsPerWarp);
+                Gemm(x, (CudaWeight)target.Weight, Written(target.Output), rows);
             }
         }
+    }
+
+    private static bool SharesLaunch(ReadOnlySpan<MatMulTarget> targets, bool gemv, int rowsPerWarp)
+    {
+        if (!gemv || targets.Length > MaxGemvParts)
+        {
+            return false;
+        }
+
+        var family = CudaKernels.GemvFamily((CudaWeight)targets[0].Weight);
+        for (var i = 0; i < targets.Length; i++)
+        {
+            if (CudaKernels.GemvFamily((CudaWeight)targets[i].Weight) != family || (i < targets.Length - 1 && targets[i].Weight.Rows % rowsPerWarp != 0))
+            {
+                return false;
+            }
+        }
+
+        return true;
     }
 
     /// <summary>Weights one GEMV launch can serve (the parts p0…p2 of matmul.cu).</summary>
