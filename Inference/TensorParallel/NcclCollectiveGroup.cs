@@ -17,13 +17,29 @@ public sealed class NcclCollectiveGroup : ICollectiveGroup
     private readonly RankCollectives[] _ranks;
     private bool _aborted;
 
+    private readonly PeerAllReduce? _peer;
+
     private NcclCollectiveGroup(nint[] communicators, IReadOnlyList<CudaBackend> backends)
     {
         _communicators = communicators;
         _ranks = backends.Select((b, r) => new RankCollectives(this, r, b)).ToArray();
+        // ASPIREAI_TP_ALLREDUCE=nccl keeps every all-reduce on NCCL (to compare the two).
+        _peer = Environment.GetEnvironmentVariable("ASPIREAI_TP_ALLREDUCE") == "nccl" ? null : PeerAllReduce.TryCreate(backends, out var reason) is { } peer
+            ? Use(peer, reason)
+            : Use(null, reason);
+        CudaContext.ForgetCurrent();
+
+        PeerAllReduce? Use(PeerAllReduce? peer, string why)
+        {
+            AllReduce = peer is null ? $"NCCL (no peer all-reduce: {why})" : why;
+            return peer;
+        }
     }
 
     public int Size => _communicators.Length;
+
+    /// <summary>Which all-reduce serves which messages (for logs and benchmarks).</summary>
+    public string AllReduce { get; private set; } = "NCCL (ASPIREAI_TP_ALLREDUCE=nccl)";
 
     /// <summary>Joins <paramref name="backends"/> (rank i = backends[i], each on its own device) with NCCL.</summary>
     public static unsafe NcclCollectiveGroup Create(IReadOnlyList<CudaBackend> backends)
@@ -95,6 +111,8 @@ public sealed class NcclCollectiveGroup : ICollectiveGroup
                 rank.Dispose();
             }
 
+            _peer?.Dispose();
+
             CudaContext.ForgetCurrent();
         }
     }
@@ -113,6 +131,11 @@ public sealed class NcclCollectiveGroup : ICollectiveGroup
             var x = (CudaTensor)tensor;
             backend.Context.MakeCurrent();
             x.MarkWritten();
+            if (group._peer?.TryAllReduce(rank, x, rows) == true)
+            {
+                return;
+            }
+
             var data = x.Data.Pointer.Address;
             NcclLibrary.Check(NcclLibrary.ncclAllReduce(data, data, (nuint)((long)rows * x.Columns), NcclDataType.Float32, NcclReduction.Sum, _communicator, backend.Stream.Handle),
                 "ncclAllReduce");

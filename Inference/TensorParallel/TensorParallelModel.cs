@@ -67,7 +67,7 @@ public sealed class TensorParallelModel : IForwardModel
     /// <summary>Rank 0's backend: the full logits of every step are gathered there.</summary>
     public IBackend Backend => _backends[0];
 
-    public string Description => $"tensor-parallel {Size} × {_backends[0].Description}";
+    public string Description => $"tensor-parallel {Size} × {_backends[0].Description}" + (_group is NcclCollectiveGroup nccl ? $", all-reduce: {nccl.AllReduce}" : "");
 
     public long WeightBytesPerStep => _ranks.Sum(r => r.WeightBytesPerStep);
 

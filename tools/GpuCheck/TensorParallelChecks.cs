@@ -176,12 +176,26 @@ internal sealed class TensorParallelChecks(int size, Report report)
             one = Run(whole);
         }
 
+        string allReduce;
         using (var split = Split(source, prompt, 1))
         {
             many = Run(split);
+            allReduce = split.Description;
         }
 
-        report.Timing($"decode {name} {type} batch 1, eager, greedy on the GPU: TP=1 {one,7:F1} tokens/s, TP={size} {many,7:F1} tokens/s ({many / one:F2}×; {bytes / 1e9:F2} GB of weights per step in all)");
+        double nccl;
+        Environment.SetEnvironmentVariable("ASPIREAI_TP_ALLREDUCE", "nccl");
+        try
+        {
+            using var split = Split(source, prompt, 1);
+            nccl = Run(split);
+        }
+        finally
+        {
+            Environment.SetEnvironmentVariable("ASPIREAI_TP_ALLREDUCE", null);
+        }
+
+        report.Timing($"decode {name} {type} batch 1, eager, greedy on the GPU: TP=1 {one,7:F1} tokens/s, TP={size} {many,7:F1} tokens/s ({many / one:F2}×; {allReduce}), TP={size} all-reduce on NCCL only {nccl,7:F1} tokens/s ({nccl / one:F2}×); {bytes / 1e9:F2} GB of weights per step in all");
     }
 
     private TensorParallelModel Split(IModelSource source, int maxBatchTokens, int maxLogitRows)

@@ -10,7 +10,7 @@ namespace AspireAi.Inference.Backends.Cuda;
 public sealed class CudaKernels : IDisposable
 {
     /// <summary>The kernel source files (without extension); each has a PTX file of the same name.</summary>
-    public static readonly string[] ModuleNames = ["elementwise", "matmul", "attention", "sampling"];
+    public static readonly string[] ModuleNames = ["elementwise", "matmul", "attention", "sampling", "collectives"];
 
     /// <summary>The GEMV kernel families of matmul.cu; each has a variant per activation-row bound (<c>_m1</c>, <c>_m8</c>, …).</summary>
     private static readonly string[] GemvFamilies =
@@ -19,13 +19,17 @@ public sealed class CudaKernels : IDisposable
     private readonly CudaModule[] _modules;
     private readonly Dictionary<string, CudaKernel> _gemv;
 
+    /// <param name="ptxDirectory">Load PTX from this folder (kernel development on the GPU machine); by default the folder in
+    /// <c>ASPIREAI_CUDA_PTX_DIR</c> when set, else the embedded resources.</param>
     public CudaKernels(CudaContext context, string? ptxDirectory = null)
     {
+        ptxDirectory ??= Environment.GetEnvironmentVariable("ASPIREAI_CUDA_PTX_DIR") is { Length: > 0 } fromEnvironment ? fromEnvironment : null;
         _modules = ModuleNames.Select(name => new CudaModule(context, name + ".ptx", LoadPtx(name, ptxDirectory))).ToArray();
         var elementwise = _modules[0];
         var matmul = _modules[1];
         var attention = _modules[2];
         var sampling = _modules[3];
+        PeerAllReduce = _modules[4].Kernel("peer_all_reduce");
         EmbedRows = elementwise.Kernel("embed_rows");
         RmsNormRows = elementwise.Kernel("rms_norm_rows");
         RmsNormGroups = elementwise.Kernel("rms_norm_groups");
@@ -86,6 +90,7 @@ public sealed class CudaKernels : IDisposable
     public CudaKernel AttentionPartition { get; }
     public CudaKernel AttentionReduce { get; }
     public CudaKernel ArgmaxRows { get; }
+    public CudaKernel PeerAllReduce { get; }
     public CudaKernel SampleRows { get; }
 
     /// <summary>Every GEMV kernel (for reports of their registers and spills).</summary>

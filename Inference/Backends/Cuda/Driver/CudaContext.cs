@@ -105,6 +105,28 @@ public sealed unsafe class CudaContext : IDisposable
         return value;
     }
 
+    /// <summary>
+    /// Lets kernels of this context read and write <paramref name="peer"/>'s device memory directly (NVLink or PCIe peer
+    /// access), or returns false where the devices cannot.
+    /// </summary>
+    public bool EnablePeerAccess(CudaContext peer)
+    {
+        CudaDriver.Check(CudaDriver.cuDeviceCanAccessPeer(out var can, Device, peer.Device), "cuDeviceCanAccessPeer");
+        if (can == 0)
+        {
+            return false;
+        }
+
+        MakeCurrent();
+        var result = CudaDriver.cuCtxEnablePeerAccess(peer._handle, 0);
+        if (result != CudaResult.PeerAccessAlreadyEnabled)
+        {
+            CudaDriver.Check(result, "cuCtxEnablePeerAccess");
+        }
+
+        return true;
+    }
+
     /// <summary>Makes this context current on the calling thread (a no-op when it already is).</summary>
     public void MakeCurrent()
     {

@@ -114,6 +114,12 @@ public static unsafe partial class CudaDriver
     [LibraryImport(Library)]
     internal static partial CudaResult cuCtxSynchronize();
 
+    [LibraryImport(Library)]
+    internal static partial CudaResult cuDeviceCanAccessPeer(out int canAccess, int device, int peerDevice);
+
+    [LibraryImport(Library)]
+    internal static partial CudaResult cuCtxEnablePeerAccess(nint peerContext, uint flags);
+
     [LibraryImport(Library, EntryPoint = "cuMemGetInfo_v2")]
     internal static partial CudaResult cuMemGetInfo(out nuint free, out nuint total);
 

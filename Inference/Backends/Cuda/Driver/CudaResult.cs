@@ -27,6 +27,7 @@ public enum CudaResult
     IllegalAddress = 700,
     LaunchOutOfResources = 701,
     LaunchTimeout = 702,
+    PeerAccessAlreadyEnabled = 704,
     MisalignedAddress = 716,
     InvalidAddressSpace = 717,
     InvalidPc = 718,
