@@ -299,7 +299,14 @@ internal static class BatchApiEndpoints
                 return null;
             }
 
-            return JsonDocument.Parse(await response.Content.ReadAsByteArrayAsync(context.RequestAborted));
+            try
+            {
+                return JsonDocument.Parse(await response.Content.ReadAsByteArrayAsync(context.RequestAborted));
+            }
+            catch (JsonException)
+            {
+                return null; // not an Inference list: counted as a replica that did not answer
+            }
         }));
 
         try

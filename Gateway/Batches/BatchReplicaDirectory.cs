@@ -70,7 +70,8 @@ internal sealed class BatchReplicaDirectory(ReplicaRegistry registry, UpstreamCl
             return (TagLookup.Found, known);
         }
 
-        return (answered.All(a => a) ? TagLookup.Unknown : TagLookup.Unreachable, null);
+        // Unknown only when every replica answered: a replica that did not may be the one holding the tag.
+        return (answered.Length > 0 && answered.All(a => a) ? TagLookup.Unknown : TagLookup.Unreachable, null);
     }
 
     private async Task<bool> ProbeAsync(Replica replica, CancellationToken ct)
