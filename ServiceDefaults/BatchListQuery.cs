@@ -12,6 +12,13 @@ namespace AspireAi.ServiceDefaults;
 /// </summary>
 public sealed record BatchListQuery(int Limit, string? AfterKey, bool Ascending)
 {
+    /// <summary>OpenAI's page of batches: 20 unless asked, at most 100.</summary>
+    public const int DefaultBatchLimit = 20;
+    public const int MaxBatchLimit = 100;
+
+    /// <summary>OpenAI's page of files: 10,000 unless asked, at most 10,000.</summary>
+    public const int MaxFileLimit = 10_000;
+
     /// <summary>Reads the query; on a bad value returns null and the 400 naming it in <paramref name="error"/>.</summary>
     public static BatchListQuery? Read(IQueryCollection query, int defaultLimit, int maxLimit, bool allowOrder, out IResult? error)
     {

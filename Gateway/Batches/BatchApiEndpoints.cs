@@ -30,16 +30,13 @@ namespace AspireAi.Gateway.Batches;
 internal static class BatchApiEndpoints
 {
     public const string UnreachableHeader = "x-aspireai-unreachable-replicas";
-    private const int MaxBatchListLimit = 100;
-    private const int DefaultBatchListLimit = 20;
-    private const int MaxFileListLimit = 10_000;
 
     public static void MapBatchApiEndpoints(this IEndpointRouteBuilder app)
     {
         var v1 = app.MapGroup("/v1").RequireAuthorization();
         v1.MapPost("/files", (HttpContext context) => GatedAsync(context, caller => UploadAsync(context, caller)));
         v1.MapGet("/files", (HttpContext context) => GatedAsync(context, caller =>
-            ListAsync(context, caller, "v1/files", defaultLimit: MaxFileListLimit, MaxFileListLimit, allowOrder: true, batches: false)));
+            ListAsync(context, caller, "v1/files", BatchListQuery.MaxFileLimit, BatchListQuery.MaxFileLimit, allowOrder: true, batches: false)));
         v1.MapGet("/files/{id}", (string id, HttpContext context) => GatedAsync(context, caller =>
             ByIdAsync(context, caller, id, HttpMethod.Get, $"v1/files/{Uri.EscapeDataString(id)}", Kind.File)));
         v1.MapGet("/files/{id}/content", (string id, HttpContext context) => GatedAsync(context, caller =>
@@ -49,7 +46,7 @@ internal static class BatchApiEndpoints
 
         v1.MapPost("/batches", (HttpContext context) => GatedAsync(context, caller => CreateBatchAsync(context, caller)));
         v1.MapGet("/batches", (HttpContext context) => GatedAsync(context, caller =>
-            ListAsync(context, caller, "v1/batches", DefaultBatchListLimit, MaxBatchListLimit, allowOrder: false, batches: true)));
+            ListAsync(context, caller, "v1/batches", BatchListQuery.DefaultBatchLimit, BatchListQuery.MaxBatchLimit, allowOrder: false, batches: true)));
         v1.MapGet("/batches/{id}", (string id, HttpContext context) => GatedAsync(context, caller =>
             ByIdAsync(context, caller, id, HttpMethod.Get, $"v1/batches/{Uri.EscapeDataString(id)}", Kind.Batch)));
         v1.MapPost("/batches/{id}/cancel", (string id, HttpContext context) => GatedAsync(context, caller =>
@@ -98,12 +95,14 @@ internal static class BatchApiEndpoints
         ? OpenAiError.WriteAsync(context, 404, $"No file with id '{id}'.", "file_id", "file_not_found")
         : OpenAiError.WriteAsync(context, 404, $"No batch with id '{id}'.", "batch_id", "batch_not_found");
 
-    private static Task Unavailable(HttpContext context, string what)
+    private static Task Unavailable(HttpContext context, string what) =>
+        Unavailable503(context, $"The inference replica that holds {what} is not reachable now; try again shortly.");
+
+    private static Task Unavailable503(HttpContext context, string message)
     {
         var breakSeconds = context.RequestServices.GetRequiredService<IOptions<GatewayOptions>>().Value.Replicas.BreakSeconds;
         context.Response.Headers.RetryAfter = Math.Ceiling(breakSeconds).ToString(CultureInfo.InvariantCulture);
-        return OpenAiError.WriteAsync(context, 503, $"The inference replica that holds {what} is not reachable now; try again shortly.",
-            code: "upstream_unavailable");
+        return OpenAiError.WriteAsync(context, 503, message, code: "upstream_unavailable");
     }
 
     /// <summary>The replica holding the objects of <paramref name="id"/>'s tag, or null once a 404/503 has been written.</summary>
@@ -272,7 +271,7 @@ internal static class BatchApiEndpoints
             return;
         }
 
-        await Unavailable(context, "new files");
+        await Unavailable503(context, "No inference replica of the file's deployment could take the upload; try again shortly.");
     }
 
     /// <summary>
@@ -314,7 +313,7 @@ internal static class BatchApiEndpoints
             var answered = pages.OfType<JsonDocument>().ToList();
             if (answered.Count == 0)
             {
-                await Unavailable(context, "this list");
+                await Unavailable503(context, "No inference replica answered; try again shortly.");
                 return;
             }
 

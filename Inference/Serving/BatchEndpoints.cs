@@ -12,15 +12,12 @@ namespace AspireAi.Inference.Serving;
 /// </summary>
 internal static class BatchEndpoints
 {
-    public const int DefaultListLimit = 20;
-    public const int MaxListLimit = 100;
-
     public static void MapBatchEndpoints(this IEndpointRouteBuilder app)
     {
         app.MapPost("/v1/batches", CreateAsync);
         app.MapGet("/v1/batches", (HttpContext context, BatchStore store) =>
         {
-            if (BatchListQuery.Read(context.Request.Query, DefaultListLimit, MaxListLimit, allowOrder: false, out var error) is not { } query)
+            if (BatchListQuery.Read(context.Request.Query, BatchListQuery.DefaultBatchLimit, BatchListQuery.MaxBatchLimit, allowOrder: false, out var error) is not { } query)
             {
                 return error!;
             }

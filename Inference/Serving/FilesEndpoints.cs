@@ -15,15 +15,12 @@ namespace AspireAi.Inference.Serving;
 /// </summary>
 internal static class FilesEndpoints
 {
-    /// <summary>OpenAI's default and largest page of files.</summary>
-    public const int MaxListLimit = 10_000;
-
     public static void MapFilesEndpoints(this IEndpointRouteBuilder app)
     {
         app.MapPost("/v1/files", UploadAsync).DisableAntiforgery();
         app.MapGet("/v1/files", (HttpContext context, BatchStore store) =>
         {
-            if (BatchListQuery.Read(context.Request.Query, MaxListLimit, MaxListLimit, allowOrder: true, out var error) is not { } query)
+            if (BatchListQuery.Read(context.Request.Query, BatchListQuery.MaxFileLimit, BatchListQuery.MaxFileLimit, allowOrder: true, out var error) is not { } query)
             {
                 return error!;
             }
