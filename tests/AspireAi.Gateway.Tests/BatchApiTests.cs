@@ -141,6 +141,20 @@ public sealed class BatchApiTests(TestStack stack, TwoBatchReplicas replicas) : 
     }
 
     [Fact]
+    public async Task A_model_alias_in_a_batch_file_is_stored_as_the_model_it_names()
+    {
+        var engines = await replicas.GetAsync(stack);
+        using var client = await engines.Gateway.ClientForNewKeyAsync("batch-alias");
+        var fileId = (await UploadAsync(client, Jsonl(2, BatchEngines.Alias))).GetProperty("id").GetString()!;
+
+        var stored = await client.GetStringAsync($"/v1/files/{fileId}/content", Ct);
+        Assert.Equal([BatchEngines.Model, BatchEngines.Model], stored.Split('\n', StringSplitOptions.RemoveEmptyEntries)
+            .Select(line => JsonDocument.Parse(line).RootElement.GetProperty("body").GetProperty("model").GetString()));
+        var done = await RunToEndAsync(client, fileId);
+        Assert.Equal(2, done.GetProperty("request_counts").GetProperty("completed").GetInt32());
+    }
+
+    [Fact]
     public async Task Files_and_batches_live_on_both_replicas_and_each_id_is_served_by_its_own()
     {
         var engines = await replicas.GetAsync(stack);
@@ -238,13 +252,13 @@ public sealed class BatchApiTests(TestStack stack, TwoBatchReplicas replicas) : 
 
     internal static string SortKeyOf(string id) => BatchIds.TryParse(id, out var key, out _) ? key : throw new ArgumentException(id);
 
-    /// <summary><paramref name="count"/> completion requests for the served model, one JSONL line each.</summary>
-    internal static string Jsonl(int count) => string.Concat(Enumerable.Range(0, count).Select(i => JsonSerializer.Serialize(new
+    /// <summary><paramref name="count"/> completion requests for <paramref name="model"/>, one JSONL line each.</summary>
+    internal static string Jsonl(int count, string model = BatchEngines.Model) => string.Concat(Enumerable.Range(0, count).Select(i => JsonSerializer.Serialize(new
     {
         custom_id = $"r{i}",
         method = "POST",
         url = "/v1/completions",
-        body = new { model = BatchEngines.Model, prompt = "Once upon a time", max_tokens = 8, temperature = 0 },
+        body = new { model, prompt = "Once upon a time", max_tokens = 8, temperature = 0 },
     }) + "\n"));
 
     internal static MultipartFormDataContent Form(string jsonl) => new()

@@ -14,6 +14,9 @@ public sealed class BatchEngines : IAsyncDisposable
 {
     public const string Model = "stories-batch";
 
+    /// <summary>An alias of <see cref="Model"/> in the gateway's configuration.</summary>
+    public const string Alias = "gpt-4o-mini";
+
     private readonly string _temp = Path.Combine(Path.GetTempPath(), "aspireai-batches-" + Guid.NewGuid().ToString("N"));
     private readonly List<WebApplication?> _replicas = [];
 
@@ -42,6 +45,7 @@ public sealed class BatchEngines : IAsyncDisposable
             ["Gateway:Deployments:inference"] = null,
             ["Gateway:Deployments:scripted"] = null,
             ["Gateway:Deployments:stories"] = "http://stories",
+            [$"Gateway:Models:Aliases:{Alias}"] = Model,
         };
         for (var i = 0; i < replicas; i++)
         {
