@@ -1,5 +1,6 @@
 using AspireAi.Gateway;
 using AspireAi.Gateway.Auth;
+using AspireAi.Gateway.Batches;
 using AspireAi.Gateway.Caching;
 using AspireAi.Gateway.Keys;
 using AspireAi.Gateway.Limits;
@@ -62,6 +63,10 @@ builder.Services.AddHostedService(sp => sp.GetRequiredService<ModelCatalog>());
 builder.Services.AddSingleton<ModelRouter>();
 builder.Services.AddSingleton<EmbeddingClient>();
 builder.Services.AddSingleton<ModelRequestHandler>();
+builder.Services.AddSingleton<BatchReplicaDirectory>();
+builder.Services.AddSingleton<BatchUpstream>();
+builder.Services.AddSingleton<BatchFilePlacer>();
+builder.Services.AddSingleton<BatchUsageCharger>();
 builder.Services.AddGatewayProxy(options);
 
 var app = builder.Build();
@@ -72,5 +77,6 @@ app.UseAuthorization();
 app.MapDefaultEndpoints();
 app.MapKeyEndpoints();
 app.MapModelEndpoints();
+app.MapBatchApiEndpoints();
 app.MapGatewayProxy();
 app.Run();

@@ -250,7 +250,7 @@ internal sealed class ModelRequestHandler(
     }
 
     /// <summary>The body, or null when it is larger than <paramref name="limit"/> (413).</summary>
-    private static async Task<byte[]?> ReadBodyAsync(HttpRequest request, long limit, CancellationToken ct)
+    internal static async Task<byte[]?> ReadBodyAsync(HttpRequest request, long limit, CancellationToken ct)
     {
         if (request.ContentLength > limit)
         {

@@ -1,21 +1,42 @@
 using System.Text;
 using System.Text.Json;
 using AspireAi.Inference.Serving.Batches;
+using AspireAi.ServiceDefaults;
 
 namespace AspireAi.Inference.Serving;
 
-/// <summary>OpenAI's Batch API: create (from an uploaded JSONL file), get, list, cancel. Runs in idle capacity (<see cref="BatchRunner"/>).</summary>
+/// <summary>
+/// OpenAI's Batch API: create (from an uploaded JSONL file), get, list (OpenAI's <c>limit</c> and <c>after</c>), cancel.
+/// Runs in idle capacity (<see cref="BatchRunner"/>). Every call acts for the tenant of <c>X-AspireAi-Tenant</c>, as the
+/// files endpoints do: another tenant's batch or file is answered exactly as a missing one.
+/// </summary>
 internal static class BatchEndpoints
 {
     public static void MapBatchEndpoints(this IEndpointRouteBuilder app)
     {
         app.MapPost("/v1/batches", CreateAsync);
-        app.MapGet("/v1/batches", (BatchStore store) => Results.Json(new { @object = "list", data = store.All.Select(b => b.ToJson()), has_more = false }, OpenAi.OpenAiJson.Options));
-        app.MapGet("/v1/batches/{id}", (string id, BatchStore store) =>
-            store.Get(id) is { } job ? Results.Json(job.ToJson(), OpenAi.OpenAiJson.Options) : NotFound(id));
-        app.MapPost("/v1/batches/{id}/cancel", (string id, BatchStore store) =>
+        app.MapGet("/v1/batches", (HttpContext context, BatchStore store) =>
         {
-            if (store.Get(id) is not { } job)
+            if (BatchListQuery.Read(context.Request.Query, BatchListQuery.DefaultBatchLimit, BatchListQuery.MaxBatchLimit, allowOrder: false, out var error) is not { } query)
+            {
+                return error!;
+            }
+
+            var page = query.Page(store.Of(TenantHeaders.Tenant(context)), b => b.SortKey, out var hasMore);
+            return Results.Json(new
+            {
+                @object = "list",
+                data = page.Select(b => b.ToJson()),
+                first_id = page.FirstOrDefault()?.Id,
+                last_id = page.LastOrDefault()?.Id,
+                has_more = hasMore,
+            }, OpenAi.OpenAiJson.Options);
+        });
+        app.MapGet("/v1/batches/{id}", (string id, HttpContext context, BatchStore store) =>
+            store.Get(id, TenantHeaders.Tenant(context)) is { } job ? Results.Json(job.ToJson(), OpenAi.OpenAiJson.Options) : NotFound(id));
+        app.MapPost("/v1/batches/{id}/cancel", (string id, HttpContext context, BatchStore store) =>
+        {
+            if (store.Get(id, TenantHeaders.Tenant(context)) is not { } job)
             {
                 return NotFound(id);
             }
@@ -61,7 +82,8 @@ internal static class BatchEndpoints
             metadata = m.EnumerateObject().ToDictionary(p => p.Name, p => p.Value.ToString());
         }
 
-        var file = inputFileId is null ? null : store.Files.Get(inputFileId);
+        var tenant = TenantHeaders.Tenant(context);
+        var file = inputFileId is null ? null : store.Files.Get(inputFileId, tenant);
         if (inputFileId is not null && file is null)
         {
             reader.Fail("input_file_id", $"'{inputFileId}' is not an uploaded file");
@@ -91,7 +113,7 @@ internal static class BatchEndpoints
             return reader.ErrorResult();
         }
 
-        var job = store.Add(endpoint!, inputFileId!, window!, metadata);
+        var job = store.Add(tenant, model.Id, endpoint!, inputFileId!, window!, metadata);
         return Results.Json(job.ToJson(), OpenAi.OpenAiJson.Options);
     }
 }

@@ -1,24 +1,50 @@
 using System.Text;
 using System.Text.Json;
 using AspireAi.Inference.Serving.Batches;
+using AspireAi.ServiceDefaults;
 using Microsoft.AspNetCore.Http.Features;
 using Microsoft.Extensions.Options;
 
 namespace AspireAi.Inference.Serving;
 
-/// <summary>OpenAI's Files API, as far as the Batch API needs it: upload JSONL (purpose <c>batch</c>), get, content, list, delete.</summary>
+/// <summary>
+/// OpenAI's Files API, as far as the Batch API needs it: upload JSONL (purpose <c>batch</c>), get, content, list (OpenAI's
+/// <c>purpose</c>, <c>limit</c>, <c>order</c>, <c>after</c>), delete. Every call acts for the tenant of
+/// <c>X-AspireAi-Tenant</c> (set by the gateway, the only client that can reach this service): another tenant's file is
+/// answered 404 exactly as a missing one.
+/// </summary>
 internal static class FilesEndpoints
 {
     public static void MapFilesEndpoints(this IEndpointRouteBuilder app)
     {
         app.MapPost("/v1/files", UploadAsync).DisableAntiforgery();
-        app.MapGet("/v1/files", (BatchStore store) => Results.Json(new { @object = "list", data = store.Files.All.Select(f => f.ToJson()) }));
-        app.MapGet("/v1/files/{id}", (string id, BatchStore store) =>
-            store.Files.Get(id) is { } file ? Results.Json(file.ToJson()) : NotFound(id));
-        app.MapGet("/v1/files/{id}/content", (string id, BatchStore store) =>
-            store.Files.Get(id) is { } file ? Results.File(store.Files.ContentPath(file.Id), "application/jsonl", file.Filename) : NotFound(id));
-        app.MapDelete("/v1/files/{id}", (string id, BatchStore store) =>
-            store.Files.Delete(id) ? Results.Json(new { id, @object = "file", deleted = true }) : NotFound(id));
+        app.MapGet("/v1/files", (HttpContext context, BatchStore store) =>
+        {
+            if (BatchListQuery.Read(context.Request.Query, BatchListQuery.MaxFileLimit, BatchListQuery.MaxFileLimit, allowOrder: true, out var error) is not { } query)
+            {
+                return error!;
+            }
+
+            var purpose = context.Request.Query["purpose"].ToString();
+            var files = store.Files.Of(TenantHeaders.Tenant(context)).Where(f => purpose.Length == 0 || f.Purpose == purpose);
+            var page = query.Page(files, f => f.SortKey, out var hasMore);
+            return Results.Json(new
+            {
+                @object = "list",
+                data = page.Select(f => f.ToJson()),
+                first_id = page.FirstOrDefault()?.Id,
+                last_id = page.LastOrDefault()?.Id,
+                has_more = hasMore,
+            });
+        });
+        app.MapGet("/v1/files/{id}", (string id, HttpContext context, BatchStore store) =>
+            store.Files.Get(id, TenantHeaders.Tenant(context)) is { } file ? Results.Json(file.ToJson()) : NotFound(id));
+        app.MapGet("/v1/files/{id}/content", (string id, HttpContext context, BatchStore store) =>
+            store.Files.Get(id, TenantHeaders.Tenant(context)) is { } file
+                ? Results.File(store.Files.ContentPath(file.Id), "application/jsonl", file.Filename)
+                : NotFound(id));
+        app.MapDelete("/v1/files/{id}", (string id, HttpContext context, BatchStore store) =>
+            store.Files.Delete(id, TenantHeaders.Tenant(context)) ? Results.Json(new { id, @object = "file", deleted = true }) : NotFound(id));
     }
 
     private static IResult NotFound(string id) =>
@@ -69,7 +95,7 @@ internal static class FilesEndpoints
                 string.Join(", ", problems.Select(p => p.Field)), "invalid_value");
         }
 
-        return Results.Json(store.Files.Add(file!.FileName, purpose, content).ToJson());
+        return Results.Json(store.Files.Add(TenantHeaders.Tenant(context), file!.FileName, purpose, content).ToJson());
     }
 
     /// <summary>Every line a batch request: <c>{"custom_id", "method": "POST", "url", "body"}</c> with unique custom ids.</summary>

@@ -29,6 +29,13 @@ public static class ServingExtensions
     public static WebApplication MapInferenceEndpoints(this WebApplication app)
     {
         _ = app.Services.GetRequiredService<ServedModel>();
+        // Every answer names this replica's tag, so the gateway learns which address holds the ids carrying it (BatchIds).
+        var replicaTag = app.Services.GetRequiredService<BatchStore>().ReplicaTag;
+        app.Use((context, next) =>
+        {
+            context.Response.Headers[ServiceDefaults.BatchIds.ReplicaHeader] = replicaTag;
+            return next(context);
+        });
         app.MapChatCompletionsEndpoints();
         app.MapCompletionsEndpoints();
         app.MapFilesEndpoints();

@@ -1,6 +1,7 @@
 using System.Text;
 using System.Text.Json;
 using AspireAi.Inference.Engine;
+using AspireAi.ServiceDefaults;
 
 namespace AspireAi.Inference.Serving.Batches;
 
@@ -50,26 +51,40 @@ internal sealed class BatchRunner(BatchStore store, ServedModel model, ILogger<B
         }
     }
 
-    private static (string? CustomId, bool Succeeded) Describe(string resultLine)
+    private readonly record struct ResultSummary(string? CustomId, bool Succeeded, long PromptTokens, long CompletionTokens);
+
+    /// <summary>A result line's request, whether it succeeded and the tokens its response's <c>usage</c> reports.</summary>
+    private static ResultSummary Describe(string resultLine)
     {
         using var document = JsonDocument.Parse(resultLine);
         var root = document.RootElement;
-        return (root.GetProperty("custom_id").GetString(), root.GetProperty("response").GetProperty("status_code").GetInt32() == 200);
+        var response = root.GetProperty("response");
+        var succeeded = response.GetProperty("status_code").GetInt32() == 200;
+        long prompt = 0, completion = 0;
+        if (succeeded && response.GetProperty("body").TryGetProperty("usage", out var usage) && usage.ValueKind == JsonValueKind.Object)
+        {
+            prompt = usage.TryGetProperty("prompt_tokens", out var p) ? p.GetInt64() : 0;
+            completion = usage.TryGetProperty("completion_tokens", out var c) ? c.GetInt64() : 0;
+        }
+
+        return new ResultSummary(root.GetProperty("custom_id").GetString(), succeeded, prompt, completion);
     }
 
     private async Task RunAsync(BatchJob job, CancellationToken stoppingToken)
     {
-        var input = store.Files.Get(job.Record.InputFileId);
+        var input = store.Files.Find(job.Record.InputFileId);
         var lines = input is null ? [] : Encoding.UTF8.GetString(store.Files.ReadContent(input)).Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
         var results = store.ReadResults(job);
         var done = new HashSet<string?>(StringComparer.Ordinal);
-        var (completed, failed) = (0, 0);
+        var (completed, failed, promptTokens, completionTokens) = (0, 0, 0L, 0L);
         foreach (var result in results)
         {
-            var (customId, succeeded) = Describe(result);
-            done.Add(customId);
-            completed += succeeded ? 1 : 0;
-            failed += succeeded ? 0 : 1;
+            var summary = Describe(result);
+            done.Add(summary.CustomId);
+            completed += summary.Succeeded ? 1 : 0;
+            failed += summary.Succeeded ? 0 : 1;
+            promptTokens += summary.PromptTokens;
+            completionTokens += summary.CompletionTokens;
         }
 
         var cancelled = false;
@@ -86,6 +101,8 @@ internal sealed class BatchRunner(BatchStore store, ServedModel model, ILogger<B
             r.Total = lines.Length;
             r.Completed = completed;
             r.Failed = failed;
+            r.PromptTokens = promptTokens;
+            r.CompletionTokens = completionTokens;
         });
 
         if (!cancelled)
@@ -122,9 +139,12 @@ internal sealed class BatchRunner(BatchStore store, ServedModel model, ILogger<B
                     response = new { status_code = status, request_id = Guid.NewGuid().ToString("N"), body },
                     error = (object?)null,
                 }, OpenAi.OpenAiJson.Options);
+                var summary = Describe(record);
                 lock (job)
                 {
                     store.AppendResult(job, record);
+                    job.Record.PromptTokens += summary.PromptTokens;
+                    job.Record.CompletionTokens += summary.CompletionTokens;
                     if (status == 200)
                     {
                         job.Record.Completed++;
@@ -165,9 +185,14 @@ internal sealed class BatchRunner(BatchStore store, ServedModel model, ILogger<B
             (Describe(line).Succeeded ? output : errors).Append(line).Append('\n');
         }
 
-        var suffix = job.Id["batch_".Length..];
-        var outputFileId = output.Length > 0 ? store.Files.Put("file-out-" + suffix, $"{job.Id}_output.jsonl", "batch_output", Encoding.UTF8.GetBytes(output.ToString())).Id : null;
-        var errorFileId = errors.Length > 0 ? store.Files.Put("file-err-" + suffix, $"{job.Id}_error.jsonl", "batch_output", Encoding.UTF8.GetBytes(errors.ToString())).Id : null;
+        var suffix = job.Id[BatchIds.BatchPrefix.Length..];
+        var tenant = job.Record.Tenant;
+        var outputFileId = output.Length > 0
+            ? store.Files.Put(BatchIds.OutputFilePrefix + suffix, tenant, $"{job.Id}_output.jsonl", "batch_output", Encoding.UTF8.GetBytes(output.ToString())).Id
+            : null;
+        var errorFileId = errors.Length > 0
+            ? store.Files.Put(BatchIds.ErrorFilePrefix + suffix, tenant, $"{job.Id}_error.jsonl", "batch_output", Encoding.UTF8.GetBytes(errors.ToString())).Id
+            : null;
         Update(job, r =>
         {
             r.OutputFileId = outputFileId;

@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using System.Text;
 using System.Text.Json;
 using System.Threading.Channels;
+using AspireAi.ServiceDefaults;
 using Microsoft.Extensions.Options;
 
 namespace AspireAi.Inference.Serving.Batches;
@@ -17,6 +18,12 @@ internal sealed record BatchRecord
 
     public required string CompletionWindow { get; init; }
 
+    /// <summary>The tenant that created the batch (batches stored before tenants were recorded: the default tenant).</summary>
+    public string Tenant { get; init; } = TenantHeaders.DefaultTenant;
+
+    /// <summary>The served model the batch runs on.</summary>
+    public string? Model { get; init; }
+
     public IReadOnlyDictionary<string, string>? Metadata { get; init; }
 
     public long CreatedAt { get; init; }
@@ -28,6 +35,12 @@ internal sealed record BatchRecord
     public int Completed { get; set; }
 
     public int Failed { get; set; }
+
+    /// <summary>Prompt tokens of the requests that succeeded, summed from their responses' <c>usage</c>.</summary>
+    public long PromptTokens { get; set; }
+
+    /// <summary>Completion tokens of the requests that succeeded.</summary>
+    public long CompletionTokens { get; set; }
 
     public string? OutputFileId { get; set; }
 
@@ -60,6 +73,8 @@ internal sealed class BatchJob(BatchRecord record)
     /// <summary>Whether the batch still has work (or a cancellation) to carry out: these are resumed after a restart.</summary>
     public bool IsUnfinished => Record.Status is "validating" or "in_progress" or "finalizing" or "cancelling";
 
+    public string SortKey => BatchIds.SortKey(Id, Record.CreatedAt);
+
     public object ToJson()
     {
         lock (this)
@@ -88,6 +103,16 @@ internal sealed class BatchJob(BatchRecord record)
                 cancelled_at = r.CancelledAt,
                 request_counts = new { total = r.Total, completed = r.Completed, failed = r.Failed },
                 metadata = r.Metadata,
+                model = r.Model,
+                // OpenAI's batch usage: the tokens of the requests that succeeded so far (the gateway charges them to the key).
+                usage = new
+                {
+                    input_tokens = r.PromptTokens,
+                    input_tokens_details = new { cached_tokens = 0 },
+                    output_tokens = r.CompletionTokens,
+                    output_tokens_details = new { reasoning_tokens = 0 },
+                    total_tokens = r.PromptTokens + r.CompletionTokens,
+                },
             };
         }
     }
@@ -98,6 +123,9 @@ internal sealed class BatchJob(BatchRecord record)
 /// <see cref="FileStore"/>), <c>batches/{id}.json</c> (the record, rewritten atomically on every status change) and
 /// <c>batches/{id}.results.jsonl</c> (one line per finished request, appended as each finishes). On start every batch is
 /// listed again and the unfinished ones are queued for the runner, which skips the requests whose results are already there.
+/// The folder also keeps this replica's tag (<c>replica-tag</c>, made on first start), which every id it makes carries
+/// (<see cref="BatchIds"/>): the tag belongs to the state, so it stays with the files and batches across restarts.
+/// Lookups by callers name their tenant and see only that tenant's batches (the gateway sends the authenticated tenant).
 /// </summary>
 internal sealed class BatchStore
 {
@@ -107,7 +135,9 @@ internal sealed class BatchStore
     public BatchStore(IOptions<InferenceOptions> options, ILogger<BatchStore> logger)
     {
         var state = options.Value.ResolvedStateDir;
-        Files = new FileStore(Path.Combine(state, "files"), logger);
+        Directory.CreateDirectory(state);
+        ReplicaTag = ReadOrCreateReplicaTag(Path.Combine(state, "replica-tag"));
+        Files = new FileStore(Path.Combine(state, "files"), ReplicaTag, logger);
         _directory = Path.Combine(state, "batches");
         Directory.CreateDirectory(_directory);
         foreach (var path in Directory.EnumerateFiles(_directory, "*.json").Order(StringComparer.Ordinal))
@@ -134,19 +164,40 @@ internal sealed class BatchStore
             Queue.Writer.TryWrite(job);
         }
 
-        logger.LogInformation("Batch state in {Directory}: {Files} files, {Batches} batches ({Unfinished} to resume)",
-            state, Files.All.Count(), _batches.Count, unfinished.Count);
+        logger.LogInformation("Batch state in {Directory} (replica {Replica}): {Files} files, {Batches} batches ({Unfinished} to resume)",
+            state, ReplicaTag, Files.All.Count(), _batches.Count, unfinished.Count);
+    }
+
+    /// <summary>The tag in every id this replica makes (<see cref="BatchIds"/>).</summary>
+    public string ReplicaTag { get; }
+
+    private static string ReadOrCreateReplicaTag(string path)
+    {
+        if (File.Exists(path))
+        {
+            var stored = File.ReadAllText(path).Trim();
+            return BatchIds.IsReplicaTag(stored)
+                ? stored
+                : throw new InvalidDataException($"{path} holds '{stored}', not a replica tag (8 lower-case hex digits); delete it to make a new one.");
+        }
+
+        var tag = BatchIds.NewReplicaTag();
+        AtomicFile.Write(path, Encoding.ASCII.GetBytes(tag));
+        return tag;
     }
 
     public FileStore Files { get; }
 
     public Channel<BatchJob> Queue { get; } = Channel.CreateUnbounded<BatchJob>();
 
-    public BatchJob Add(string endpoint, string inputFileId, string completionWindow, IReadOnlyDictionary<string, string>? metadata)
+    public BatchJob Add(string tenant, string model, string endpoint, string inputFileId, string completionWindow,
+        IReadOnlyDictionary<string, string>? metadata)
     {
         var job = new BatchJob(new BatchRecord
         {
-            Id = "batch_" + Guid.NewGuid().ToString("N")[..24],
+            Id = BatchIds.New(BatchIds.BatchPrefix, ReplicaTag, DateTimeOffset.UtcNow),
+            Tenant = tenant,
+            Model = model,
             Endpoint = endpoint,
             InputFileId = inputFileId,
             CompletionWindow = completionWindow,
@@ -159,9 +210,10 @@ internal sealed class BatchStore
         return job;
     }
 
-    public BatchJob? Get(string id) => _batches.GetValueOrDefault(id);
+    /// <summary>The batch <paramref name="id"/> if <paramref name="tenant"/> owns it; another tenant's batch is answered as missing.</summary>
+    public BatchJob? Get(string id, string tenant) => _batches.GetValueOrDefault(id) is { } job && job.Record.Tenant == tenant ? job : null;
 
-    public IEnumerable<BatchJob> All => _batches.Values.OrderByDescending(b => b.Record.CreatedAt);
+    public IEnumerable<BatchJob> Of(string tenant) => _batches.Values.Where(b => b.Record.Tenant == tenant);
 
     /// <summary>Writes the job's record (call under the job's lock, after changing it).</summary>
     public void Save(BatchJob job) =>

@@ -1,27 +1,35 @@
 using System.Collections.Concurrent;
 using System.Text.Json;
+using AspireAi.ServiceDefaults;
 
 namespace AspireAi.Inference.Serving.Batches;
 
-/// <summary>A file of the OpenAI Files API (batch input, output and error files); its content stays on disk.</summary>
-internal sealed record StoredFile(string Id, string Filename, string Purpose, long CreatedAt, long Bytes)
+/// <summary>
+/// A file of the OpenAI Files API (batch input, output and error files); its content stays on disk. <see cref="Tenant"/> owns
+/// it (files stored before tenants were recorded belong to the default tenant).
+/// </summary>
+internal sealed record StoredFile(string Id, string Filename, string Purpose, long CreatedAt, long Bytes, string Tenant = TenantHeaders.DefaultTenant)
 {
-    public object ToJson() => new { id = Id, @object = "file", bytes = Bytes, created_at = CreatedAt, filename = Filename, purpose = Purpose };
+    public string SortKey => BatchIds.SortKey(Id, CreatedAt);
+
+    public object ToJson() => new { id = Id, @object = "file", bytes = Bytes, created_at = CreatedAt, filename = Filename, purpose = Purpose, status = "processed" };
 }
 
 /// <summary>
 /// Files under <c>{state}/files</c>: the content as <c>{id}</c> and its description as <c>{id}.json</c>, each written to a
 /// temporary file and renamed into place, content first, so a file is listed only once it is whole. On start every file
 /// whose description and content exist is listed again (a crash can leave only temporary files, which are removed).
+/// Every lookup by a caller names the tenant: another tenant's file is answered as missing, so its existence never shows.
 /// </summary>
 internal sealed class FileStore
 {
     private readonly ConcurrentDictionary<string, StoredFile> _files = new(StringComparer.Ordinal);
     private readonly string _directory;
+    private readonly string _replicaTag;
 
-    public FileStore(string directory, ILogger logger)
+    public FileStore(string directory, string replicaTag, ILogger logger)
     {
-        _directory = directory;
+        (_directory, _replicaTag) = (directory, replicaTag);
         Directory.CreateDirectory(directory);
         foreach (var path in Directory.EnumerateFiles(directory))
         {
@@ -54,30 +62,34 @@ internal sealed class FileStore
         }
     }
 
-    /// <summary>Stores a new file under a fresh id.</summary>
-    public StoredFile Add(string filename, string purpose, byte[] content) =>
-        Put("file-" + Guid.NewGuid().ToString("N")[..24], filename, purpose, content);
+    /// <summary>Stores a new file of <paramref name="tenant"/> under a fresh id.</summary>
+    public StoredFile Add(string tenant, string filename, string purpose, byte[] content) =>
+        Put(BatchIds.New(BatchIds.FilePrefix, _replicaTag, DateTimeOffset.UtcNow), tenant, filename, purpose, content);
 
     /// <summary>Stores (or replaces) the file <paramref name="id"/>: the batch runner names its result files after the batch,
     /// so finishing a batch again after a restart replaces them instead of adding copies.</summary>
-    public StoredFile Put(string id, string filename, string purpose, byte[] content)
+    public StoredFile Put(string id, string tenant, string filename, string purpose, byte[] content)
     {
-        var file = new StoredFile(id, filename, purpose, DateTimeOffset.UtcNow.ToUnixTimeSeconds(), content.Length);
+        var file = new StoredFile(id, filename, purpose, DateTimeOffset.UtcNow.ToUnixTimeSeconds(), content.Length, tenant);
         AtomicFile.Write(ContentPath(id), content);
         AtomicFile.Write(Path.Combine(_directory, id + ".json"), JsonSerializer.SerializeToUtf8Bytes(file));
         _files[id] = file;
         return file;
     }
 
-    public StoredFile? Get(string id) => _files.GetValueOrDefault(id);
+    /// <summary>The file <paramref name="id"/> if <paramref name="tenant"/> owns it.</summary>
+    public StoredFile? Get(string id, string tenant) => _files.GetValueOrDefault(id) is { } file && file.Tenant == tenant ? file : null;
+
+    /// <summary>The file <paramref name="id"/> whoever owns it: for the batch runner, which acts for the batch's tenant.</summary>
+    public StoredFile? Find(string id) => _files.GetValueOrDefault(id);
 
     public byte[] ReadContent(StoredFile file) => File.ReadAllBytes(ContentPath(file.Id));
 
     public string ContentPath(string id) => Path.Combine(_directory, id);
 
-    public bool Delete(string id)
+    public bool Delete(string id, string tenant)
     {
-        if (!_files.TryRemove(id, out _))
+        if (Get(id, tenant) is null || !_files.TryRemove(id, out _))
         {
             return false;
         }
@@ -88,7 +100,9 @@ internal sealed class FileStore
         return true;
     }
 
-    public IEnumerable<StoredFile> All => _files.Values.OrderByDescending(f => f.CreatedAt);
+    public IEnumerable<StoredFile> All => _files.Values;
+
+    public IEnumerable<StoredFile> Of(string tenant) => _files.Values.Where(f => f.Tenant == tenant);
 }
 
 /// <summary>Whole-file writes that a crash cannot leave half done: a temporary file beside the target, flushed, renamed over it.</summary>

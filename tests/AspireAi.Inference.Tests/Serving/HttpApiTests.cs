@@ -317,6 +317,86 @@ public sealed class HttpApiTests(TinyServerFixture server) : IClassFixture<TinyS
     }
 
     [Fact]
+    public async Task Files_belong_to_the_tenant_header_and_lists_page_by_the_ids_time_ordered_keys()
+    {
+        async Task<HttpResponseMessage> SendAsync(HttpMethod method, string path, string tenant, HttpContent? content = null)
+        {
+            using var request = new HttpRequestMessage(method, path) { Content = content };
+            request.Headers.Add(ServiceDefaults.TenantHeaders.TenantHeader, tenant);
+            return await Http.SendAsync(request, Ct);
+        }
+
+        async Task<string> UploadAsync(string tenant)
+        {
+            var line = JsonSerializer.Serialize(new { custom_id = "only", method = "POST", url = "/v1/completions", body = new { model = "tiny", prompt = new[] { 1 }, max_tokens = 1 } });
+            var form = new MultipartFormDataContent { { new StringContent("batch"), "purpose" }, { new StringContent(line), "file", "one.jsonl" } };
+            using var response = await SendAsync(HttpMethod.Post, "/v1/files", tenant, form);
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+            var id = (await Json(response))["id"]!.GetValue<string>();
+            Assert.True(ServiceDefaults.BatchIds.TryParse(id, out _, out var tag), id);
+            Assert.Equal(tag, response.Headers.GetValues(ServiceDefaults.BatchIds.ReplicaHeader).Single()); // the replica names its tag
+            return id;
+        }
+
+        async Task<JsonNode> ListAsync(string tenant, string query)
+        {
+            using var response = await SendAsync(HttpMethod.Get, "/v1/files" + query, tenant);
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+            return await Json(response);
+        }
+
+        static string Key(string id) => ServiceDefaults.BatchIds.TryParse(id, out var key, out _) ? key : throw new ArgumentException(id);
+        static List<string> Ids(JsonNode list) => [.. list["data"]!.AsArray().Select(f => f!["id"]!.GetValue<string>())];
+
+        var (a, b) = ("files-a-" + Guid.NewGuid().ToString("N")[..8], "files-b-" + Guid.NewGuid().ToString("N")[..8]);
+        List<string> mine = [await UploadAsync(a), await UploadAsync(a), await UploadAsync(a)];
+        var theirs = await UploadAsync(b);
+
+        Assert.Equal([theirs], Ids(await ListAsync(b, "")));
+        var newestFirst = Ids(await ListAsync(a, ""));
+        Assert.Equal(mine.OrderByDescending(Key, StringComparer.Ordinal), newestFirst);
+        Assert.Equal(newestFirst.AsEnumerable().Reverse(), Ids(await ListAsync(a, "?order=asc")));
+        var first = await ListAsync(a, "?limit=2");
+        Assert.True(first["has_more"]!.GetValue<bool>());
+        var rest = await ListAsync(a, "?limit=2&after=" + first["last_id"]!.GetValue<string>());
+        Assert.False(rest["has_more"]!.GetValue<bool>());
+        Assert.Equal(newestFirst, Ids(first).Concat(Ids(rest)));
+        // A cursor from elsewhere (another tenant's id, as from another replica) means the same position: its key.
+        Assert.Equal(newestFirst.Where(id => string.CompareOrdinal(Key(id), Key(theirs)) < 0), Ids(await ListAsync(a, "?after=" + theirs)));
+
+        // Another tenant's file is answered as a missing one, whatever is asked of it.
+        using (var foreign = await SendAsync(HttpMethod.Get, $"/v1/files/{mine[0]}", b))
+        {
+            Assert.Equal(HttpStatusCode.NotFound, foreign.StatusCode);
+        }
+
+        using (var content = await SendAsync(HttpMethod.Get, $"/v1/files/{mine[0]}/content", b))
+        {
+            Assert.Equal(HttpStatusCode.NotFound, content.StatusCode);
+        }
+
+        using (var delete = await SendAsync(HttpMethod.Delete, $"/v1/files/{mine[0]}", b))
+        {
+            Assert.Equal(HttpStatusCode.NotFound, delete.StatusCode);
+        }
+
+        using (var batch = await SendAsync(HttpMethod.Post, "/v1/batches", b,
+                   JsonContent.Create(new { input_file_id = mine[0], endpoint = "/v1/completions", completion_window = "24h" })))
+        {
+            Assert.Equal(HttpStatusCode.BadRequest, batch.StatusCode);
+            Assert.Equal("input_file_id", (await Json(batch))["error"]!["param"]!.GetValue<string>());
+        }
+
+        using (var own = await SendAsync(HttpMethod.Get, $"/v1/files/{mine[0]}", a))
+        {
+            Assert.Equal(HttpStatusCode.OK, own.StatusCode);
+        }
+
+        using var badLimit = await SendAsync(HttpMethod.Get, "/v1/batches?limit=0", a);
+        Assert.Equal("limit", (await Json(badLimit))["error"]!["param"]!.GetValue<string>());
+    }
+
+    [Fact]
     public async Task Each_request_gets_a_genai_span_with_an_event_per_engine_step()
     {
         var stopped = new System.Collections.Concurrent.ConcurrentBag<Activity>();
