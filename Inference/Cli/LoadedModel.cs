@@ -1,6 +1,7 @@
 using AspireAi.Inference.Backends;
 using AspireAi.Inference.Models;
 using AspireAi.Inference.Models.Download;
+using AspireAi.Inference.Models.Synthetic;
 using AspireAi.Inference.TensorParallel;
 using AspireAi.Inference.Tokenization;
 
@@ -59,17 +60,36 @@ public sealed class LoadedModel : IDisposable
 
         var device = args.Choice("device", "auto", BackendSelector.Devices);
         var tensorParallel = TensorParallelSize(args);
-        var source = ModelLoader.Open(path, quantize);
+        IModelSource source;
+        try
+        {
+            source = ModelLoader.Open(path, quantize);
+        }
+        catch (ModelFormatException e) when (path.StartsWith(RandomModel.Prefix, StringComparison.Ordinal))
+        {
+            throw new UsageException($"{args.Verb}: --model: {e.Message}");
+        }
+
         try
         {
             ITokenizer? tokenizer = null;
-            try
+            if (source is RandomModel)
             {
-                tokenizer = Tokenizers.For(source);
+                if (needTokenizer)
+                {
+                    throw new UsageException($"{args.Verb}: {path} has random weights and no tokenizer (it is for bench, or generate with --prompt-token-ids).");
+                }
             }
-            catch (ModelFormatException) when (!needTokenizer)
+            else
             {
-                // Token ids in, token ids out: a model without a usable tokenizer still runs.
+                try
+                {
+                    tokenizer = Tokenizers.For(source);
+                }
+                catch (ModelFormatException) when (!needTokenizer)
+                {
+                    // Token ids in, token ids out: a model without a usable tokenizer still runs.
+                }
             }
 
             var context = source.Config.ContextLength;

@@ -8,13 +8,19 @@ public static class ModelLoader
 {
     /// <summary>
     /// A <c>.gguf</c> file opens as a <see cref="GgufFile"/>; a folder (or a <c>config.json</c> / <c>*.safetensors</c> file
-    /// inside one) as a <see cref="SafeTensorsModel"/>.
+    /// inside one) as a <see cref="SafeTensorsModel"/>; <c>random:SHAPE[:TYPE[:CONTEXT]]</c> as a random-weight model of that
+    /// shape (<see cref="Synthetic.RandomModel.FromReference"/>).
     /// </summary>
     /// <param name="quantize">Q8_0 or Q4_0 to quantize a safetensors model on load. GGUF files keep the types they were saved with.</param>
     /// <exception cref="ModelFormatException">The file or folder is not a usable model.</exception>
     /// <exception cref="FileNotFoundException">Nothing at <paramref name="path"/>.</exception>
     public static IModelSource Open(string path, GgmlType? quantize = null)
     {
+        if (path.StartsWith(Synthetic.RandomModel.Prefix, StringComparison.Ordinal))
+        {
+            return Synthetic.RandomModel.FromReference(path);
+        }
+
         if (Directory.Exists(path))
         {
             return SafeTensorsModel.Open(path, quantize);

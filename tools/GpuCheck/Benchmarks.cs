@@ -4,6 +4,7 @@ using AspireAi.Inference.Backends.Cuda;
 using AspireAi.Inference.Backends.Cuda.Driver;
 using AspireAi.Inference.Backends.Sampling;
 using AspireAi.Inference.Models;
+using AspireAi.Inference.Models.Synthetic;
 
 namespace AspireAi.GpuCheck;
 

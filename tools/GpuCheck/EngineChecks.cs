@@ -3,6 +3,7 @@ using AspireAi.Inference.Backends.Cpu;
 using AspireAi.Inference.Backends.Cuda;
 using AspireAi.Inference.Engine;
 using AspireAi.Inference.Models;
+using AspireAi.Inference.Models.Synthetic;
 using AspireAi.Inference.Models.Gguf;
 using AspireAi.Inference.Tokenization;
 

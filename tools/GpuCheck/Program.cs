@@ -5,6 +5,7 @@ using AspireAi.Inference.Backends.Cuda;
 using AspireAi.Inference.Backends.Cuda.Driver;
 using AspireAi.Inference.Cli;
 using AspireAi.Inference.Models;
+using AspireAi.Inference.Models.Synthetic;
 using AspireAi.Inference.Models.Gguf;
 
 // GpuCheck: the CUDA backend against the CPU backend on the GPU machine, then its timings (docs/cuda.md).

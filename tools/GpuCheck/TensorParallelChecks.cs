@@ -4,6 +4,7 @@ using AspireAi.Inference.Backends.Cuda;
 using AspireAi.Inference.Backends.Cuda.Nccl;
 using AspireAi.Inference.Engine;
 using AspireAi.Inference.Models;
+using AspireAi.Inference.Models.Synthetic;
 using AspireAi.Inference.TensorParallel;
 
 namespace AspireAi.GpuCheck;

@@ -31,13 +31,13 @@ public sealed class ModelLocator(ModelDownloadSettings? settings = null)
             return await DownloadFromHuggingFaceAsync(model, progress, cancellationToken);
         }
 
-        if (File.Exists(model) || Directory.Exists(model))
+        if (File.Exists(model) || Directory.Exists(model) || model.StartsWith(Synthetic.RandomModel.Prefix, StringComparison.Ordinal))
         {
             return model;
         }
 
         throw new FileNotFoundException(
-            $"Model '{model}' does not exist. Give a .gguf file, a Hugging Face model folder, hf:OWNER/REPO/FILE.gguf, or nothing for the default stories15M.", model);
+            $"Model '{model}' does not exist. Give a .gguf file, a Hugging Face model folder, hf:OWNER/REPO/FILE.gguf, random:SHAPE[:TYPE] (random weights, for benchmarks), or nothing for the default stories15M.", model);
     }
 
     /// <summary>Where <c>hf:OWNER/REPO/FILE</c> is cached: <c>&lt;cache&gt;/huggingface/OWNER/REPO/FILE</c>.</summary>

@@ -36,12 +36,28 @@ public sealed class CliTests
     [InlineData("generate", "--model", "/nonexistent/model.gguf", "--prompt", "hi")]
     [InlineData("bench", "--model", "x.gguf", "--threads", "0")]
     [InlineData("perplexity", "--model", "x.gguf")]
+    [InlineData("bench", "--model", "random:gpt-9")]
+    [InlineData("bench", "--model", "random:stories15m:q9_9")]
+    [InlineData("bench", "--model", "random:stories15m:q8_0:lots")]
+    [InlineData("generate", "--model", "random:stories15m", "--prompt", "hi")]
     public void Bad_command_lines_exit_2_with_one_line(params string[] args)
     {
         var (code, _, error) = Run(args);
         Assert.Equal(2, code);
         Assert.StartsWith("error: ", error);
         Assert.Single(error.TrimEnd().Split('\n'));
+    }
+
+    [Fact]
+    public void Bench_runs_a_random_model_of_a_named_shape_without_a_file()
+    {
+        var (code, stdout, error) = Run("bench", "--model", "random:stories15m:q8_0:64", "--prompt-tokens", "8", "--gen-tokens", "4",
+            "--repetitions", "1", "--threads", "2", "--output", "json");
+        Assert.True(code == 0, error);
+        using var json = JsonDocument.Parse(stdout);
+        Assert.True(json.RootElement.GetProperty("prefill_tokens_per_s").GetDouble() > 0);
+        Assert.True(json.RootElement.GetProperty("decode_tokens_per_s").GetDouble() > 0);
+        Assert.Contains("random:stories15m", error);
     }
 
     [Fact]
