@@ -321,32 +321,28 @@ public sealed class CudaBackend : IBackend, IDeviceSampler
 
     private static bool SharesLaunch(ReadOnlySpan<MatMulTarget> targets, bool gemv, int rowsPerWarp)
     {
-        if (!gemv || targets.Length > MaxGemvParts)
+        if (!gemv || targets.Length > CudaLaunchGeometry.MaxGemvParts)
         {
             return false;
         }
 
-        var family = CudaKernels.GemvFamily((CudaWeight)targets[0].Weight);
-        for (var i = 0; i < targets.Length; i++)
-        {
-            if (CudaKernels.GemvFamily((CudaWeight)targets[i].Weight) != family || (i < targets.Length - 1 && targets[i].Weight.Rows % rowsPerWarp != 0))
-            {
-                return false;
-            }
-        }
+        // On the stack (an inline array): this runs twice a layer every step.
+        ReadOnlySpan<(string Family, int Rows)> parts =
+        [
+            Part(targets, 0), targets.Length > 1 ? Part(targets, 1) : default, targets.Length > 2 ? Part(targets, 2) : default,
+        ];
+        return CudaLaunchGeometry.CanShareGemvLaunch(parts[..targets.Length], rowsPerWarp);
 
-        return true;
+        static (string, int) Part(ReadOnlySpan<MatMulTarget> targets, int i) =>
+            (CudaKernels.GemvFamily((CudaWeight)targets[i].Weight), targets[i].Weight.Rows);
     }
-
-    /// <summary>Weights one GEMV launch can serve (the parts p0…p2 of matmul.cu).</summary>
-    private const int MaxGemvParts = 3;
 
     private void Gemv(CudaTensor x, ReadOnlySpan<MatMulTarget> parts, int rows, int maxRows, int rowsPerWarp)
     {
-        Span<KernelArg> args = stackalloc KernelArg[5 * MaxGemvParts + 5];
+        Span<KernelArg> args = stackalloc KernelArg[5 * CudaLaunchGeometry.MaxGemvParts + 5];
         var weightRows = 0;
         var first = (CudaWeight)parts[0].Weight;
-        for (var i = 0; i < MaxGemvParts; i++)
+        for (var i = 0; i < CudaLaunchGeometry.MaxGemvParts; i++)
         {
             if (i < parts.Length)
             {
@@ -365,7 +361,7 @@ public sealed class CudaBackend : IBackend, IDeviceSampler
             }
         }
 
-        var a = 5 * MaxGemvParts;
+        var a = 5 * CudaLaunchGeometry.MaxGemvParts;
         if (first.IsQuantized)
         {
             args[a++] = first.CodeOffset;

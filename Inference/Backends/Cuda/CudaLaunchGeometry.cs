@@ -56,6 +56,31 @@ public static class CudaLaunchGeometry
         _ => throw new ArgumentOutOfRangeException(nameof(rows), rows, $"GEMV kernels serve at most {QuantizedGemvMaxRows} activation rows."),
     };
 
+    /// <summary>Weights one GEMV launch can serve (the parts p0…p2 of matmul.cu).</summary>
+    public const int MaxGemvParts = 3;
+
+    /// <summary>
+    /// Whether weights (kernel family, rows) can share one GEMV launch: at most <see cref="MaxGemvParts"/>, one family (the
+    /// same kernel and row layout), and every part but the last a whole number of warps' rows, so no warp straddles two.
+    /// </summary>
+    public static bool CanShareGemvLaunch(ReadOnlySpan<(string Family, int Rows)> parts, int rowsPerWarp)
+    {
+        if (parts.Length is 0 or > MaxGemvParts)
+        {
+            return false;
+        }
+
+        for (var i = 0; i < parts.Length; i++)
+        {
+            if (parts[i].Family != parts[0].Family || (i < parts.Length - 1 && parts[i].Rows % rowsPerWarp != 0))
+            {
+                return false;
+            }
+        }
+
+        return true;
+    }
+
     /// <summary>GEMV blocks for <paramref name="weightRows"/> rows (of all parts of a group).</summary>
     public static int GemvGrid(int weightRows, int rowsPerWarp) => Ceiling(weightRows, GemvWarps * rowsPerWarp);
 

@@ -58,6 +58,18 @@ public sealed class CudaHostLogicTests
         }
     }
 
+    [Fact]
+    public void GemvGroupsShareALaunchOnlyWithOneFamilyAndWholeWarpsOfRowsBeforeTheLast()
+    {
+        Assert.True(CudaLaunchGeometry.CanShareGemvLaunch([("gemv_int8", 4096), ("gemv_int8", 1024), ("gemv_int8", 1023)], 4));
+        Assert.True(CudaLaunchGeometry.CanShareGemvLaunch([("gemv_nibble", 14336), ("gemv_nibble", 14336)], 2));
+        Assert.False(CudaLaunchGeometry.CanShareGemvLaunch([("gemv_nibble", 4096), ("gemv_int8_halves", 1024)], 2)); // Q4_K + Q6_K
+        Assert.False(CudaLaunchGeometry.CanShareGemvLaunch([("gemv_int8", 102), ("gemv_int8", 36)], 4));
+        Assert.True(CudaLaunchGeometry.CanShareGemvLaunch([("gemv_int8", 102), ("gemv_int8", 36)], 2));
+        Assert.False(CudaLaunchGeometry.CanShareGemvLaunch([("gemv_int8", 64), ("gemv_int8", 64), ("gemv_int8", 64), ("gemv_int8", 64)], 4));
+        Assert.False(CudaLaunchGeometry.CanShareGemvLaunch([], 4));
+    }
+
     [Theory]
     [InlineData(1, 8, 4096, 132)]
     [InlineData(1, 8, 100, 132)]
