@@ -252,6 +252,39 @@ public sealed class BatchApiTests(TestStack stack, TwoBatchReplicas replicas) : 
 
     internal static string SortKeyOf(string id) => BatchIds.TryParse(id, out var key, out _) ? key : throw new ArgumentException(id);
 
+    [Fact]
+    public async Task A_jwt_caller_batches_as_its_tenant_claim_and_another_organisation_cannot_see_it()
+    {
+        var engines = await replicas.GetAsync(stack);
+        await using var authority = await new OidcAuthority().StartAsync();
+        await using var gateway = engines.StartGateway(stack, new Dictionary<string, string?>
+        {
+            ["Gateway:Jwt:Authority"] = authority.Issuer,
+            ["Gateway:Jwt:Audience"] = OidcAuthority.Audience,
+            ["Gateway:Jwt:RequireHttpsMetadata"] = "false",
+            ["Gateway:Jwt:TenantClaim"] = "org",
+        });
+        var org = "jwt-batch-" + Guid.NewGuid().ToString("N")[..8];
+        using var alice = gateway.Client(authority.Issue("alice", new Dictionary<string, object> { ["org"] = org }));
+        using var bob = gateway.Client(authority.Issue("bob", new Dictionary<string, object> { ["org"] = org }));
+        using var mallory = gateway.Client(authority.Issue("mallory", new Dictionary<string, object> { ["org"] = org + "-other" }));
+
+        var fileId = (await UploadAsync(alice, Jsonl(1))).GetProperty("id").GetString()!;
+        var batch = await RunToEndAsync(alice, fileId);
+        var batchId = batch.GetProperty("id").GetString()!;
+
+        // The tenant is the organisation claim: a colleague of the same organisation sees the batch, another one gets 404.
+        Assert.Contains(batchId, await IdsAsync(bob, "/v1/batches"));
+        Assert.Equal(HttpStatusCode.OK, (await bob.GetAsync($"/v1/files/{batch.GetProperty("output_file_id").GetString()}/content", Ct)).StatusCode);
+        await (await mallory.GetAsync($"/v1/batches/{batchId}", Ct)).ErrorAsync(HttpStatusCode.NotFound);
+        await (await mallory.GetAsync($"/v1/files/{fileId}", Ct)).ErrorAsync(HttpStatusCode.NotFound);
+        Assert.DoesNotContain(batchId, await IdsAsync(mallory, "/v1/batches"));
+
+        // An expired token is refused before anything reaches a replica.
+        using var expired = gateway.Client(authority.Issue("alice", new Dictionary<string, object> { ["org"] = org }, lifetime: TimeSpan.FromMinutes(-10)));
+        await (await expired.GetAsync($"/v1/batches/{batchId}", Ct)).ErrorAsync(HttpStatusCode.Unauthorized);
+    }
+
     /// <summary><paramref name="count"/> completion requests for <paramref name="model"/>, one JSONL line each.</summary>
     internal static string Jsonl(int count, string model = BatchEngines.Model) => string.Concat(Enumerable.Range(0, count).Select(i => JsonSerializer.Serialize(new
     {

@@ -39,6 +39,13 @@ public sealed class BatchEngines : IAsyncDisposable
         }
 
         engines.Addresses = [.. engines._replicas.Select(app => app!.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First())];
+        engines.Gateway = engines.StartGateway(stack);
+        return engines;
+    }
+
+    /// <summary>A gateway in front of these replicas (with <paramref name="extra"/> settings, e.g. JWT validation); the caller disposes it.</summary>
+    public GatewayApp StartGateway(TestStack stack, IReadOnlyDictionary<string, string?>? extra = null)
+    {
         var settings = new Dictionary<string, string?>
         {
             // Only this deployment: the shared stack's others would be asked for their files and batches too.
@@ -47,13 +54,17 @@ public sealed class BatchEngines : IAsyncDisposable
             ["Gateway:Deployments:stories"] = "http://stories",
             [$"Gateway:Models:Aliases:{Alias}"] = Model,
         };
-        for (var i = 0; i < replicas; i++)
+        for (var i = 0; i < Addresses.Count; i++)
         {
-            settings[$"services:stories:http:{i}"] = engines.Addresses[i];
+            settings[$"services:stories:http:{i}"] = Addresses[i];
         }
 
-        engines.Gateway = GatewayApp.Start(stack, settings);
-        return engines;
+        foreach (var (name, value) in extra ?? new Dictionary<string, string?>())
+        {
+            settings[name] = value;
+        }
+
+        return GatewayApp.Start(stack, settings);
     }
 
     /// <summary>Stops replica <paramref name="index"/> (its address then refuses connections): a replica that is down.</summary>
