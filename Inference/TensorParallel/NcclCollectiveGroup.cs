@@ -24,22 +24,22 @@ public sealed class NcclCollectiveGroup : ICollectiveGroup
         _communicators = communicators;
         _ranks = backends.Select((b, r) => new RankCollectives(this, r, b)).ToArray();
         // ASPIREAI_TP_ALLREDUCE=nccl keeps every all-reduce on NCCL (to compare the two).
-        _peer = Environment.GetEnvironmentVariable("ASPIREAI_TP_ALLREDUCE") == "nccl" ? null : PeerAllReduce.TryCreate(backends, out var reason) is { } peer
-            ? Use(peer, reason)
-            : Use(null, reason);
-        CudaContext.ForgetCurrent();
-
-        PeerAllReduce? Use(PeerAllReduce? peer, string why)
+        if (Environment.GetEnvironmentVariable("ASPIREAI_TP_ALLREDUCE") == "nccl")
         {
-            AllReduce = peer is null ? $"NCCL (no peer all-reduce: {why})" : why;
-            return peer;
+            AllReduce = "NCCL (ASPIREAI_TP_ALLREDUCE=nccl)";
+        }
+        else
+        {
+            _peer = PeerAllReduce.TryCreate(backends, out var reason);
+            AllReduce = _peer is null ? $"NCCL (no peer all-reduce: {reason})" : reason;
+            CudaContext.ForgetCurrent();
         }
     }
 
     public int Size => _communicators.Length;
 
     /// <summary>Which all-reduce serves which messages (for logs and benchmarks).</summary>
-    public string AllReduce { get; private set; } = "NCCL (ASPIREAI_TP_ALLREDUCE=nccl)";
+    public string AllReduce { get; }
 
     /// <summary>Joins <paramref name="backends"/> (rank i = backends[i], each on its own device) with NCCL.</summary>
     public static unsafe NcclCollectiveGroup Create(IReadOnlyList<CudaBackend> backends)

@@ -17,7 +17,7 @@ public sealed class CudaKernels : IDisposable
         ["gemv_int8", "gemv_int8_mins", "gemv_int8_halves", "gemv_nibble", "gemv_nibble_mins", "gemv_f32", "gemv_f16", "gemv_bf16"];
 
     private readonly CudaModule[] _modules;
-    private readonly Dictionary<string, CudaKernel> _gemv;
+    private readonly Dictionary<(string Family, int MaxRows), CudaKernel> _gemv;
 
     /// <param name="ptxDirectory">Load PTX from this folder (kernel development on the GPU machine); by default the folder in
     /// <c>ASPIREAI_CUDA_PTX_DIR</c> when set, else the embedded resources.</param>
@@ -39,8 +39,8 @@ public sealed class CudaKernels : IDisposable
         GatherRows = elementwise.Kernel("gather_rows");
         QuantizeQ8 = elementwise.Kernel("quantize_q8");
         _gemv = GemvFamilies
-            .SelectMany(family => CudaLaunchGeometry.GemvVariants(isFloat: family is "gemv_f32" or "gemv_f16" or "gemv_bf16").Select(maxRows => $"{family}_m{maxRows}"))
-            .ToDictionary(name => name, matmul.Kernel);
+            .SelectMany(family => CudaLaunchGeometry.GemvVariants(isFloat: family is "gemv_f32" or "gemv_f16" or "gemv_bf16").Select(maxRows => (family, maxRows)))
+            .ToDictionary(key => key, key => matmul.Kernel($"{key.family}_m{key.maxRows}"));
         GemmInt8 = matmul.Kernel("gemm_int8");
         GemmInt8Mins = matmul.Kernel("gemm_int8_mins");
         GemmInt8Halves = matmul.Kernel("gemm_int8_halves");
@@ -97,7 +97,8 @@ public sealed class CudaKernels : IDisposable
     public IEnumerable<CudaKernel> GemvKernels => _gemv.Values;
 
     /// <summary>The GEMV kernel for a weight's layout that serves up to <paramref name="maxRows"/> activation rows.</summary>
-    public CudaKernel Gemv(CudaWeight weight, int maxRows) => _gemv[$"{GemvFamily(weight)}_m{maxRows}"];
+    /// <remarks>Keyed by (family, rows) rather than the kernel's name: no string is built per launch.</remarks>
+    public CudaKernel Gemv(CudaWeight weight, int maxRows) => _gemv[(GemvFamily(weight), maxRows)];
 
     /// <summary>The GEMM kernel for a weight's layout.</summary>
     public CudaKernel Gemm(CudaWeight weight) => GemvFamily(weight) switch

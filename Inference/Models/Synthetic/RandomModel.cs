@@ -96,7 +96,7 @@ public sealed class RandomModel : IModelSource
         var type = GgmlType.Q8_0;
         if (parts.Length > 1 && !TryParseType(parts[1], out type))
         {
-            throw new ModelFormatException(reference, null, $"unknown tensor type '{parts[1]}' (f32, f16, bf16, q8_0, q5_0, q4_0, q4_k, q5_k, q6_k).");
+            throw new ModelFormatException(reference, null, $"unknown tensor type '{parts[1]}' ({TypeNames}).");
         }
 
         var context = 4096;
@@ -108,24 +108,15 @@ public sealed class RandomModel : IModelSource
         return new RandomModel(parts[0].ToLowerInvariant(), shape(context), type, 20261126);
     }
 
+    /// <summary>The engine's tensor types by their names (<c>q8_0</c> is <see cref="GgmlType.Q8_0"/>), case aside.</summary>
     private static bool TryParseType(string name, out GgmlType type)
     {
-        GgmlType? parsed = name.ToLowerInvariant() switch
-        {
-            "f32" => GgmlType.F32,
-            "f16" => GgmlType.F16,
-            "bf16" => GgmlType.BF16,
-            "q8_0" => GgmlType.Q8_0,
-            "q5_0" => GgmlType.Q5_0,
-            "q4_0" => GgmlType.Q4_0,
-            "q4_k" => GgmlType.Q4_K,
-            "q5_k" => GgmlType.Q5_K,
-            "q6_k" => GgmlType.Q6_K,
-            _ => null,
-        };
-        type = parsed ?? default;
-        return parsed is not null;
+        var match = Enum.GetValues<GgmlType>().Where(t => t.ToString().Equals(name, StringComparison.OrdinalIgnoreCase)).ToArray();
+        type = match.FirstOrDefault();
+        return match.Length == 1;
     }
+
+    private static string TypeNames => string.Join(", ", Enum.GetNames<GgmlType>().Select(n => n.ToLowerInvariant()));
 
     public string Path { get; }
 

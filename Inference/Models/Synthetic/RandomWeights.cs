@@ -52,29 +52,37 @@ public static class RandomWeights
         random.NextBytes(data);
         for (long i = 0; i < blocks; i++)
         {
-            var b = data.AsSpan((int)(i * blockBytes), blockBytes);
-            Half Positive(double magnitude) => (Half)(magnitude * (0.5 + random.NextDouble()));
-            switch (type)
-            {
-                case GgmlType.Q8_0:
-                    BitConverter.TryWriteBytes(b, Positive(scale / 64));
-                    break;
-                case GgmlType.Q4_0:
-                case GgmlType.Q5_0:
-                    BitConverter.TryWriteBytes(b, Positive(scale / 8));
-                    break;
-                case GgmlType.Q4_K:
-                case GgmlType.Q5_K:
-                    BitConverter.TryWriteBytes(b, Positive(scale / 256));
-                    BitConverter.TryWriteBytes(b[2..], Positive(scale / 128));
-                    break;
-                case GgmlType.Q6_K:
-                    BitConverter.TryWriteBytes(b[208..], Positive(scale / 1024));
-                    break;
-            }
+            WriteBlockScales(type, data.AsSpan((int)(i * blockBytes), blockBytes), random, scale);
         }
 
         return data;
+    }
+
+    /// <summary>
+    /// Overwrites the fp16 scale fields of one quantized block (random code bytes) with positive scales of a realistic
+    /// magnitude for weights of size ~<paramref name="scale"/>, where llama.cpp's <c>ggml-common.h</c> puts them.
+    /// </summary>
+    public static void WriteBlockScales(GgmlType type, Span<byte> block, Random random, double scale)
+    {
+        Half Positive(double magnitude) => (Half)(magnitude * (0.5 + random.NextDouble()));
+        switch (type)
+        {
+            case GgmlType.Q8_0:
+                BitConverter.TryWriteBytes(block, Positive(scale / 64));
+                break;
+            case GgmlType.Q4_0:
+            case GgmlType.Q5_0:
+                BitConverter.TryWriteBytes(block, Positive(scale / 8));
+                break;
+            case GgmlType.Q4_K:
+            case GgmlType.Q5_K:
+                BitConverter.TryWriteBytes(block, Positive(scale / 256));
+                BitConverter.TryWriteBytes(block[2..], Positive(scale / 128));
+                break;
+            case GgmlType.Q6_K:
+                BitConverter.TryWriteBytes(block[208..], Positive(scale / 1024));
+                break;
+        }
     }
 
     public static float[] Floats(int count, Random random, double scale = 1.0, double offset = 0.0)

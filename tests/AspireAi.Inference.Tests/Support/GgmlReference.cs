@@ -1,4 +1,5 @@
 using AspireAi.Inference.Models;
+using AspireAi.Inference.Models.Synthetic;
 
 namespace AspireAi.Inference.Tests.Support;
 
@@ -36,35 +37,13 @@ public static class GgmlReference
                     break;
                 default:
                     random.NextBytes(b);
-                    WriteScales(type, b, random, scale);
+                    // The random input side may come from the engine; the dequantization below stays independent of it.
+                    RandomWeights.WriteBlockScales(type, b, random, scale);
                     break;
             }
         }
 
         return data;
-    }
-
-    private static void WriteScales(GgmlType type, Span<byte> b, Random random, double scale)
-    {
-        Half Positive(double magnitude) => (Half)(magnitude * (0.5 + random.NextDouble()));
-        switch (type)
-        {
-            case GgmlType.Q8_0:
-                BitConverter.TryWriteBytes(b, Positive(scale / 64));
-                break;
-            case GgmlType.Q4_0:
-            case GgmlType.Q5_0:
-                BitConverter.TryWriteBytes(b, Positive(scale / 8));
-                break;
-            case GgmlType.Q4_K:
-            case GgmlType.Q5_K:
-                BitConverter.TryWriteBytes(b, Positive(scale / 256));
-                BitConverter.TryWriteBytes(b[2..], Positive(scale / 128));
-                break;
-            case GgmlType.Q6_K:
-                BitConverter.TryWriteBytes(b[208..], Positive(scale / 1024));
-                break;
-        }
     }
 
     /// <summary>Dequantizes a whole tensor, row-major [rows × columns].</summary>
