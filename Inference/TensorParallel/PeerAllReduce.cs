@@ -6,8 +6,9 @@ namespace AspireAi.Inference.TensorParallel;
 /// <summary>
 /// A one-shot all-reduce through peer access (collectives.cu's <c>peer_all_reduce</c>) for the messages of decode steps —
 /// two per layer of a few KB to 1 MB — where a NCCL call's fixed latency is most of its time (vLLM's custom all-reduce is
-/// the anchor). Each rank copies its partial sums into its own staging slot and launches the kernel, which signals the
-/// peers, waits for theirs, and sums every rank's slot in rank order. Larger messages (prefill) go to NCCL.
+/// the anchor). Each rank launches the kernel on its partial sums, in place: block by block it stages its share, signals
+/// the peers, waits for theirs, and sums every rank's share in rank order. The call counters live in device memory, so a
+/// decode step captured as a CUDA graph (collectives included) replays correctly. Larger messages (prefill) go to NCCL.
 /// </summary>
 /// <remarks>Written here because NCCL has no such latency-bound path for in-process ranks and the registry offers nothing.</remarks>
 internal sealed class PeerAllReduce : IDisposable
@@ -18,13 +19,14 @@ internal sealed class PeerAllReduce : IDisposable
     /// <summary>Floats per staging slot: 32 decode rows × 8192 (Llama-3-70B's width), 1 MB.</summary>
     public const long Capacity = 32 * 8192;
 
-    private const int MaxBlocks = 32;
+    /// <summary>The kernel's grid, fixed: block b of every rank handles the same elements and keeps its own call counter.</summary>
+    public const int Blocks = 32;
 
     private readonly CudaBackend[] _backends;
     private readonly CudaDeviceBuffer<float>[] _staging;
     private readonly CudaDeviceBuffer<uint>[] _flags;
     private readonly CudaDeviceBuffer<ulong>[] _tables;
-    private readonly uint[] _epochs;
+    private readonly CudaDeviceBuffer<uint>[] _epochs;
 
     private PeerAllReduce(CudaBackend[] backends)
     {
@@ -33,14 +35,16 @@ internal sealed class PeerAllReduce : IDisposable
         _staging = new CudaDeviceBuffer<float>[size];
         _flags = new CudaDeviceBuffer<uint>[size];
         _tables = new CudaDeviceBuffer<ulong>[size];
-        _epochs = new uint[size];
+        _epochs = new CudaDeviceBuffer<uint>[size];
         for (var r = 0; r < size; r++)
         {
             var b = backends[r];
             b.Context.MakeCurrent();
             _staging[r] = new CudaDeviceBuffer<float>(b.Context, 2 * Capacity);
-            _flags[r] = new CudaDeviceBuffer<uint>(b.Context, MaxRanks);
+            _flags[r] = new CudaDeviceBuffer<uint>(b.Context, Blocks * MaxRanks);
             _flags[r].Fill(b.Stream, 0);
+            _epochs[r] = new CudaDeviceBuffer<uint>(b.Context, Blocks);
+            _epochs[r].Fill(b.Stream, 0);
         }
 
         Span<ulong> table = stackalloc ulong[2 * MaxRanks];
@@ -91,9 +95,9 @@ internal sealed class PeerAllReduce : IDisposable
     /// <summary>
     /// Queues the all-reduce of <paramref name="x"/>'s first rows on <paramref name="rank"/>'s stream, or returns false when
     /// the message is larger than a staging slot (the caller uses NCCL). Every rank calls it for the same tensors in the
-    /// same order, from its own thread, so the per-rank call counts (epochs) agree.
+    /// same order, from its own thread, so the per-block call counts on the devices agree.
     /// </summary>
-    public unsafe bool TryAllReduce(int rank, CudaTensor x, int rows)
+    public bool TryAllReduce(int rank, CudaTensor x, int rows)
     {
         var n = (long)rows * x.Columns;
         if (n > Capacity)
@@ -103,12 +107,7 @@ internal sealed class PeerAllReduce : IDisposable
 
         var b = _backends[rank];
         b.Context.MakeCurrent();
-        var epoch = ++_epochs[rank];
-        var slot = epoch % 2 * Capacity;
-        CudaDriver.Check(CudaDriver.cuMemcpyDtoDAsync(_staging[rank].At(slot).Address, x.Data.Pointer.Address, (nuint)(n * sizeof(float)), b.Stream.Handle),
-            "cuMemcpyDtoDAsync");
-        var blocks = (int)Math.Min(MaxBlocks, CudaLaunchGeometry.Ceiling(n, 1024));
-        b.Kernels.PeerAllReduce.Launch(b.Stream, blocks, 1024, 0, _tables[rank], rank, _backends.Length, epoch, slot, n, x.Data);
+        b.Kernels.PeerAllReduce.Launch(b.Stream, Blocks, 1024, 0, _tables[rank], _epochs[rank], rank, _backends.Length, Capacity, n, x.Data);
         return true;
     }
 
@@ -120,6 +119,7 @@ internal sealed class PeerAllReduce : IDisposable
             _staging[r].Dispose();
             _flags[r].Dispose();
             _tables[r].Dispose();
+            _epochs[r].Dispose();
         }
     }
 }

@@ -21,7 +21,7 @@ internal sealed class Benchmarks(CudaBackend gpu, Report report)
 
     public void Run(bool quick)
     {
-        CopyBandwidth();
+        _ = CopyBandwidth();
         GemvAndGemm(quick);
         AttentionDecode();
         ElementWise();
@@ -52,7 +52,7 @@ internal sealed class Benchmarks(CudaBackend gpu, Report report)
         return times[runs / 2];
     }
 
-    private void CopyBandwidth()
+    public double CopyBandwidth()
     {
         const long bytes = 1L << 30;
         using var a = new CudaDeviceBuffer<byte>(gpu.Context, bytes);
@@ -61,6 +61,7 @@ internal sealed class Benchmarks(CudaBackend gpu, Report report)
         var ms = Time(_ => a.CopyTo(gpu.Stream, b), 20);
         _copyBandwidth = 2.0 * bytes / (ms * 1e-3) / 1e9;
         report.Timing($"device-to-device copy 1 GiB: {ms:F3} ms, {_copyBandwidth:F0} GB/s (read + write) = the bandwidth ceiling below");
+        return _copyBandwidth;
     }
 
     private string OfCeiling(double gbPerSecond) => $"{gbPerSecond:F0} GB/s ({100 * gbPerSecond / _copyBandwidth:F0}% of copy)";
@@ -97,7 +98,8 @@ internal sealed class Benchmarks(CudaBackend gpu, Report report)
                     var ms = Time(i => gpu.MatMul(x, weights[i % weights.Count], y, rows));
                     var flops = 2.0 * rows * n * k / (ms * 1e-3);
                     var bytes = first.ByteSize + (long)rows * (k + n) * 4;
-                    var path = CudaLaunchGeometry.UseGemv(rows, type is not (GgmlType.F16 or GgmlType.BF16)) ? "gemv" : "gemm";
+                    var tensorCore = gpu.Kernels.TensorCoreGemm((CudaWeight)first) is not null;
+                    var path = CudaLaunchGeometry.UseGemv(rows, type is not (GgmlType.F16 or GgmlType.BF16), tensorCore) ? "gemv" : tensorCore ? "gemm-tc" : "gemm";
                     report.Timing($"matmul {type,-5} {path} M={rows,-3} N={n} K={k}: {ms * 1000,8:F1} us, {OfCeiling(bytes / (ms * 1e-3) / 1e9)}, {flops / 1e12:F2} TFLOP/s");
                 }
 

@@ -74,7 +74,8 @@ internal sealed class KernelChecks(CudaBackend gpu, CpuBackend cpu, Report repor
         foreach (var type in AllTypes)
         {
             var kQuant = GgmlTypeInfo.BlockSize(type) == 256;
-            int[] ks = quick ? [kQuant ? 256 : 288] : kQuant ? [256, 2304] : [288, 2048];
+            // 288: K not a multiple of 64 (no tensor-core GEMM); 320 and 2048: with it.
+            int[] ks = quick ? (kQuant ? [256] : [288, 320]) : kQuant ? [256, 2304] : [288, 2048];
             int[] ns = quick ? [100] : [100, 4100];
             foreach (var k in ks)
             {
@@ -89,7 +90,8 @@ internal sealed class KernelChecks(CudaBackend gpu, CpuBackend cpu, Report repor
                         var (gy, cy) = Pair(rows, n);
                         gpu.MatMul(gx, gw, gy, rows);
                         cpu.MatMul(cx, cw, cy, rows);
-                        var gemv = CudaLaunchGeometry.UseGemv(rows, type is not (GgmlType.F32 or GgmlType.F16 or GgmlType.BF16));
+                        var tensorCore = gpu.Kernels.TensorCoreGemm((CudaWeight)gw) is not null;
+                        var gemv = CudaLaunchGeometry.UseGemv(rows, type is not (GgmlType.F32 or GgmlType.F16 or GgmlType.BF16), tensorCore);
                         var bound = type switch
                         {
                             GgmlType.F32 => F32MatMulBound,
@@ -97,7 +99,7 @@ internal sealed class KernelChecks(CudaBackend gpu, CpuBackend cpu, Report repor
                             GgmlType.BF16 => gemv ? FloatBound * 10 : Bf16GemmBound,
                             _ => QuantBound,
                         };
-                        report.Check($"matmul {type} {(gemv ? "gemv" : "gemm")} M={rows} N={n} K={k}", Compare(gy, cy, rows), bound);
+                        report.Check($"matmul {type} {(gemv ? "gemv" : tensorCore ? "gemm-tc" : "gemm")} M={rows} N={n} K={k}", Compare(gy, cy, rows), bound);
                         foreach (var t in new[] { gx, cx, gy, cy })
                         {
                             t.Dispose();

@@ -29,6 +29,7 @@ public sealed class CudaBackend : IBackend, IDeviceSampler
     private ForwardBatch? _batch;
     private BatchMetadata _layout;
     private int _stagingIndex;
+    private CudaDeviceBuffer<float>? _splitWorkspace;
 
     /// <param name="context">The device to run on (default: device 0's primary context, owned by the backend).</param>
     /// <param name="ptxDirectory">Load the kernels' PTX from this folder instead of the embedded resources.</param>
@@ -39,6 +40,7 @@ public sealed class CudaBackend : IBackend, IDeviceSampler
         Context = context ?? new CudaContext();
         Stream = new CudaStream(Context);
         Kernels = new CudaKernels(Context, ptxDirectory);
+        Stream.DependentLaunch = Kernels.DependentLaunch;
         for (var i = 0; i < MetadataBuffers; i++)
         {
             _staging[i] = new CudaPinnedBuffer<int>(Context, 1024);
@@ -289,7 +291,7 @@ public sealed class CudaBackend : IBackend, IDeviceSampler
         }
 
         var first = (CudaWeight)targets[0].Weight;
-        var gemv = CudaLaunchGeometry.UseGemv(rows, first.IsQuantized);
+        var gemv = CudaLaunchGeometry.UseGemv(rows, first.IsQuantized, Kernels.TensorCoreGemm(first) is not null);
         var (maxRows, rowsPerWarp) = gemv ? CudaLaunchGeometry.Gemv(rows, first.Layout) : (0, 0);
         if (targets.Length > 1 && !SharesLaunch(targets, gemv, rowsPerWarp))
         {
@@ -380,6 +382,22 @@ public sealed class CudaBackend : IBackend, IDeviceSampler
 
     private void Gemm(CudaTensor x, CudaWeight w, CudaTensor y, int rows)
     {
+        if (Kernels.TensorCoreGemm(w) is { } tensorCore)
+        {
+            var tile = CudaLaunchGeometry.TensorCoreGemmTile;
+            var splits = CudaLaunchGeometry.TensorCoreSplits(rows, w.Rows, w.Columns, Context.MultiprocessorCount);
+            var outputs = (long)rows * w.Rows;
+            var partial = splits > 1 ? SplitWorkspace(splits * outputs).Pointer : DevicePointer.Null;
+            tensorCore.Launch(Stream, new Dim3((uint)CudaLaunchGeometry.Ceiling(w.Rows, tile), (uint)CudaLaunchGeometry.Ceiling(rows, tile), (uint)splits), 128, 0,
+                w.Codes, Pointer(w.Scales), Pointer(w.Mins), w.CodeOffset, x.QuantizedCodes, x.QuantizedScaleSums, y.Data, partial, w.Rows, w.Columns, rows);
+            if (splits > 1)
+            {
+                Kernels.SumSplits.Launch(Stream, (int)CudaLaunchGeometry.Ceiling(outputs, 256), 256, 0, partial, y.Data, splits, outputs);
+            }
+
+            return;
+        }
+
         var (gx, gy) = CudaLaunchGeometry.GemmGrid(rows, w.Rows);
         var grid = new Dim3((uint)gx, (uint)gy);
         if (w.IsQuantized)
@@ -392,6 +410,21 @@ public sealed class CudaBackend : IBackend, IDeviceSampler
             var block = w.Layout is CudaWeightLayout.Float16 or CudaWeightLayout.BFloat16 ? 128 : 256;
             Kernels.Gemm(w).Launch(Stream, grid, block, 0, w.Codes, x.Data, y.Data, w.Rows, w.Columns, rows);
         }
+    }
+
+    /// <summary>
+    /// The split-K GEMM's partial sums, grown to the largest step seen (a captured graph replays a step of a size already run
+    /// eagerly, so the buffer it addresses stays put). Freed with the backend.
+    /// </summary>
+    private CudaDeviceBuffer<float> SplitWorkspace(long floats)
+    {
+        if (_splitWorkspace is null || _splitWorkspace.Length < floats)
+        {
+            _splitWorkspace?.Dispose();
+            _splitWorkspace = new CudaDeviceBuffer<float>(Context, floats);
+        }
+
+        return _splitWorkspace;
     }
 
     private void EnsureQuantized(CudaTensor x, int rows)
@@ -603,6 +636,7 @@ public sealed class CudaBackend : IBackend, IDeviceSampler
         Stream.Synchronize();
         _metadata?.Dispose();
         _attentionPartials?.Dispose();
+        _splitWorkspace?.Dispose();
         _attentionStats?.Dispose();
         _sampleWeights?.Dispose();
         _samplingRows?.Dispose();

@@ -19,12 +19,22 @@ public sealed class CudaKernels : IDisposable
     private readonly CudaModule[] _modules;
     private readonly Dictionary<(string Family, int MaxRows), CudaKernel> _gemv;
 
+    /// <summary>The suffix of the sm_90 build of a module (<c>matmul.sm90.ptx</c>), whose kernels wait for their predecessor
+    /// themselves so that they can be launched before it ends (programmatic dependent launch, kernels/common.cuh).</summary>
+    public const string DependentLaunchSuffix = ".sm90";
+
     /// <param name="ptxDirectory">Load PTX from this folder (kernel development on the GPU machine); by default the folder in
     /// <c>ASPIREAI_CUDA_PTX_DIR</c> when set, else the embedded resources.</param>
     public CudaKernels(CudaContext context, string? ptxDirectory = null)
     {
         ptxDirectory ??= Environment.GetEnvironmentVariable("ASPIREAI_CUDA_PTX_DIR") is { Length: > 0 } fromEnvironment ? fromEnvironment : null;
-        _modules = ModuleNames.Select(name => new CudaModule(context, name + ".ptx", LoadPtx(name, ptxDirectory))).ToArray();
+        // Hopper and later get the sm_90 build; ASPIREAI_CUDA_DEPENDENT_LAUNCH=0 keeps the sm_80 one (plain launches, for A/B
+        // timing or as a way out), and so does a PTX folder that lacks the sm_90 files.
+        DependentLaunch = context.ComputeCapability.Major >= 9
+            && Environment.GetEnvironmentVariable("ASPIREAI_CUDA_DEPENDENT_LAUNCH") != "0"
+            && (ptxDirectory is null || File.Exists(Path.Combine(ptxDirectory, "matmul" + DependentLaunchSuffix + ".ptx")));
+        var suffix = DependentLaunch ? DependentLaunchSuffix : "";
+        _modules = ModuleNames.Select(name => new CudaModule(context, name + suffix + ".ptx", LoadPtx(name + suffix, ptxDirectory), DependentLaunch)).ToArray();
         var elementwise = _modules[0];
         var matmul = _modules[1];
         var attention = _modules[2];
@@ -42,6 +52,9 @@ public sealed class CudaKernels : IDisposable
             .SelectMany(family => CudaLaunchGeometry.GemvVariants(isFloat: family is "gemv_f32" or "gemv_f16" or "gemv_bf16").Select(maxRows => (family, maxRows)))
             .ToDictionary(key => key, key => matmul.Kernel($"{key.family}_m{key.maxRows}"));
         GemmInt8 = matmul.Kernel("gemm_int8");
+        GemmInt8TensorCore = matmul.Kernel("gemm_int8_tc");
+        GemmInt8MinsTensorCore = matmul.Kernel("gemm_int8_mins_tc");
+        SumSplits = matmul.Kernel("sum_splits");
         GemmInt8Mins = matmul.Kernel("gemm_int8_mins");
         GemmInt8Halves = matmul.Kernel("gemm_int8_halves");
         GemmNibble = matmul.Kernel("gemm_nibble");
@@ -71,6 +84,9 @@ public sealed class CudaKernels : IDisposable
         return reader.ReadToEnd();
     }
 
+    /// <summary>The modules are the sm_90 build: launch on a stream with <see cref="CudaStream.DependentLaunch"/>.</summary>
+    public bool DependentLaunch { get; }
+
     public CudaKernel EmbedRows { get; }
     public CudaKernel RmsNormRows { get; }
     public CudaKernel RmsNormGroups { get; }
@@ -80,6 +96,9 @@ public sealed class CudaKernels : IDisposable
     public CudaKernel GatherRows { get; }
     public CudaKernel QuantizeQ8 { get; }
     public CudaKernel GemmInt8 { get; }
+    public CudaKernel GemmInt8TensorCore { get; }
+    public CudaKernel GemmInt8MinsTensorCore { get; }
+    public CudaKernel SumSplits { get; }
     public CudaKernel GemmInt8Mins { get; }
     public CudaKernel GemmInt8Halves { get; }
     public CudaKernel GemmNibble { get; }
@@ -99,6 +118,11 @@ public sealed class CudaKernels : IDisposable
     /// <summary>The GEMV kernel for a weight's layout that serves up to <paramref name="maxRows"/> activation rows.</summary>
     /// <remarks>Keyed by (family, rows) rather than the kernel's name: no string is built per launch.</remarks>
     public CudaKernel Gemv(CudaWeight weight, int maxRows) => _gemv[(GemvFamily(weight), maxRows)];
+
+    /// <summary>The int8 tensor-core GEMM for a weight, or null where it has none (<see cref="CudaLaunchGeometry.HasTensorCoreGemm"/>).</summary>
+    public CudaKernel? TensorCoreGemm(CudaWeight weight) =>
+        !CudaLaunchGeometry.HasTensorCoreGemm(weight.Layout, weight.ScalesPerBlock, weight.Columns) ? null
+        : weight.Mins is null ? GemmInt8TensorCore : GemmInt8MinsTensorCore;
 
     /// <summary>The GEMM kernel for a weight's layout.</summary>
     public CudaKernel Gemm(CudaWeight weight) => GemvFamily(weight) switch

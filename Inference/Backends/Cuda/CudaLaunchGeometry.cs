@@ -37,7 +37,38 @@ public static class CudaLaunchGeometry
     public static bool AttentionSupports(int group, int headDim) =>
         group is >= 1 and <= AttentionMaxGroup && headDim is > 0 and <= AttentionMaxHeadDim && headDim % 4 == 0;
 
-    public static bool UseGemv(int rows, bool quantized) => rows <= (quantized ? QuantizedGemvMaxRows : FloatGemvMaxRows);
+    /// <summary>
+    /// Activation rows up to which weights that have the int8 tensor-core GEMM (<c>gemm_int8_tc</c>) still take the GEMV:
+    /// above 8 rows the dp4a GEMV's accumulators crowd its registers (the 32-row variant reached 17 TFLOP/s on an H200,
+    /// 28 ms of a batch-32 Llama-3-8B Q8_0 step), while the tensor cores leave such a batch memory-bound.
+    /// </summary>
+    public const int TensorCoreGemvMaxRows = 8;
+
+    /// <summary>Whether <paramref name="rows"/> activation rows take the GEMV path (else a GEMM).</summary>
+    /// <param name="tensorCoreGemm">The weight has the int8 tensor-core GEMM (<see cref="HasTensorCoreGemm"/>).</param>
+    public static bool UseGemv(int rows, bool quantized, bool tensorCoreGemm = false) =>
+        rows <= (!quantized ? FloatGemvMaxRows : tensorCoreGemm ? TensorCoreGemvMaxRows : QuantizedGemvMaxRows);
+
+    /// <summary>
+    /// Whether a quantized weight goes through the int8 tensor-core GEMM: the int8 layout with one scale per 32-value block
+    /// (Q8_0, Q5_0, Q5_K; nibble layouts and Q6_K's half-block scales stay on dp4a) and K a multiple of its 64-value stages.
+    /// </summary>
+    public static bool HasTensorCoreGemm(CudaWeightLayout layout, int scalesPerBlock, int columns) =>
+        layout == CudaWeightLayout.Int8 && scalesPerBlock == 1 && columns % TensorCoreGemmTile == 0;
+
+    /// <summary>gemm_int8_tc's tile: 64 weight rows × 64 activation rows, K in stages of 64 (MT, MK in matmul.cu).</summary>
+    public const int TensorCoreGemmTile = 64;
+
+    /// <summary>
+    /// How many ways gemm_int8_tc splits K: enough that the tiles × splits give every multiprocessor two blocks, at most 8
+    /// and never more than the 64-value stages of K. One where the tiles alone fill the GPU (prefill, large batches).
+    /// </summary>
+    public static int TensorCoreSplits(int rows, int outputs, int columns, int multiprocessors)
+    {
+        var tiles = (long)Ceiling(outputs, TensorCoreGemmTile) * Ceiling(rows, TensorCoreGemmTile);
+        var wanted = (int)Math.Min(8, Ceiling(2L * multiprocessors, tiles));
+        return Math.Clamp(wanted, 1, Math.Max(1, columns / TensorCoreGemmTile));
+    }
 
     /// <summary>The activation-row bounds that GEMV kernels are compiled for (the <c>_mR</c> suffixes).</summary>
     public static int[] GemvVariants(bool isFloat) => isFloat ? [1, 8] : [1, 8, 32];

@@ -29,6 +29,34 @@ public sealed class CudaHostLogicTests
         Assert.Throws<ArgumentException>(() => CudaKvOffloadStore.SlotsPerChunk((long)int.MaxValue + 1, 1));
 
     [Theory]
+    [InlineData(CudaWeightLayout.Int8, 1, 4096, true)]
+    [InlineData(CudaWeightLayout.Int8, 1, 14336, true)]
+    [InlineData(CudaWeightLayout.Int8, 1, 4064, false)]   // K not a multiple of the 64-value stage
+    [InlineData(CudaWeightLayout.Int8, 2, 4096, false)]   // Q6_K's half-block scales
+    [InlineData(CudaWeightLayout.Nibble, 1, 4096, false)]
+    [InlineData(CudaWeightLayout.BFloat16, 1, 4096, false)]
+    public void Only_int8_weights_with_one_scale_per_block_and_whole_stages_take_the_tensor_core_gemm(CudaWeightLayout layout, int scales, int columns, bool expected)
+    {
+        Assert.Equal(expected, CudaLaunchGeometry.HasTensorCoreGemm(layout, scales, columns));
+        // With it, a batch past 8 rows leaves the GEMV; without, only past 32.
+        Assert.Equal(!expected, CudaLaunchGeometry.UseGemv(9, quantized: true, tensorCoreGemm: expected));
+        Assert.True(CudaLaunchGeometry.UseGemv(8, quantized: true, tensorCoreGemm: expected));
+    }
+
+    [Theory]
+    [InlineData(32, 4096, 4096, 5)]     // 64 tiles: split until 132 SMs get two blocks each
+    [InlineData(64, 14336, 4096, 2)]    // 224 tiles
+    [InlineData(2048, 4096, 4096, 1)]   // prefill: the tiles fill the GPU
+    [InlineData(33, 100, 320, 5)]       // no more splits than K has 64-value stages
+    [InlineData(9, 100, 64, 1)]
+    public void Tensor_core_gemm_splits_k_only_where_its_tiles_leave_multiprocessors_idle(int rows, int outputs, int columns, int expected)
+    {
+        var splits = CudaLaunchGeometry.TensorCoreSplits(rows, outputs, columns, multiprocessors: 132);
+        Assert.Equal(expected, splits);
+        Assert.InRange(splits, 1, Math.Min(8, columns / CudaLaunchGeometry.TensorCoreGemmTile));
+    }
+
+    [Theory]
     [InlineData(1, true, true)]
     [InlineData(8, true, true)]
     [InlineData(9, true, false)]

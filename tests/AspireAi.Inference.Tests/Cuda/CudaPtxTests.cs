@@ -16,40 +16,65 @@ public sealed partial class CudaPtxTests
     [GeneratedRegex(@"^// source-sha256 (\S+) ([0-9a-f]{64})$", RegexOptions.Multiline)]
     private static partial Regex SourceHash();
 
-    [Fact]
-    public void EverySourceHasPtxRecordingItsCurrentHash()
+    /// <summary>Every module's two builds: the sm_80 PTX and the sm_90 one (programmatic dependent launch).</summary>
+    public static TheoryData<string, string> Builds => new()
+    {
+        { "", "sm_80" },
+        { CudaKernels.DependentLaunchSuffix, "sm_90" },
+    };
+
+    public static TheoryData<string> Suffixes => ["", CudaKernels.DependentLaunchSuffix];
+
+    [Theory]
+    [MemberData(nameof(Builds))]
+    public void EverySourceHasPtxRecordingItsCurrentHash(string suffix, string target)
     {
         var sources = Directory.GetFiles(KernelDirectory, "*.cu").Select(Path.GetFileNameWithoutExtension).Order().ToArray();
         Assert.Equal(CudaKernels.ModuleNames.Order(), sources);
         foreach (var name in sources)
         {
-            var ptx = File.ReadAllText(Path.Combine(KernelDirectory, name + ".ptx"));
+            var ptx = File.ReadAllText(Path.Combine(KernelDirectory, name + suffix + ".ptx"));
             var recorded = SourceHash().Matches(ptx).ToDictionary(m => m.Groups[1].Value, m => m.Groups[2].Value);
             Assert.Equal(new[] { "common.cuh", name + ".cu" }.Order(StringComparer.Ordinal), recorded.Keys.Order(StringComparer.Ordinal));
             foreach (var (file, hash) in recorded)
             {
                 var actual = Convert.ToHexStringLower(SHA256.HashData(File.ReadAllBytes(Path.Combine(KernelDirectory, file))));
-                Assert.True(actual == hash, $"{name}.ptx was made from a different {file} (recorded {hash}, now {actual}): run tools/gpu/build-ptx.sh on the GPU machine.");
+                Assert.True(actual == hash, $"{name}{suffix}.ptx was made from a different {file} (recorded {hash}, now {actual}): run tools/gpu/build-ptx.sh on the GPU machine.");
             }
 
-            Assert.Contains(".target sm_80", ptx);
+            Assert.Contains($".target {target}", ptx);
         }
     }
 
     [Fact]
-    public void EmbeddedPtxIsTheCommittedFile()
+    public void OnlyTheSm90BuildWaitsForThePreviousKernel()
     {
         foreach (var name in CudaKernels.ModuleNames)
         {
-            Assert.Equal(File.ReadAllText(Path.Combine(KernelDirectory, name + ".ptx")), CudaKernels.LoadPtx(name));
+            var ptx = File.ReadAllText(Path.Combine(KernelDirectory, name + CudaKernels.DependentLaunchSuffix + ".ptx"));
+            var entries = Regex.Matches(ptx, @"\.visible \.entry (\w+)\(");
+            // Every kernel launched with programmatic serialization must wait: at least one wait per entry.
+            Assert.True(Regex.Count(ptx, @"griddepcontrol\.wait") >= entries.Count, $"{name}{CudaKernels.DependentLaunchSuffix}.ptx: fewer griddepcontrol.wait than kernels");
+            Assert.DoesNotContain("griddepcontrol", File.ReadAllText(Path.Combine(KernelDirectory, name + ".ptx")));
         }
     }
 
-    [Fact]
-    public void EveryKernelTheBackendLaunchesIsAnEntryOfItsModule()
+    [Theory]
+    [MemberData(nameof(Suffixes))]
+    public void EmbeddedPtxIsTheCommittedFile(string suffix)
+    {
+        foreach (var name in CudaKernels.ModuleNames)
+        {
+            Assert.Equal(File.ReadAllText(Path.Combine(KernelDirectory, name + suffix + ".ptx")), CudaKernels.LoadPtx(name + suffix));
+        }
+    }
+
+    [Theory]
+    [MemberData(nameof(Suffixes))]
+    public void EveryKernelTheBackendLaunchesIsAnEntryOfItsModule(string suffix)
     {
         var entries = CudaKernels.ModuleNames.SelectMany(name =>
-            Regex.Matches(File.ReadAllText(Path.Combine(KernelDirectory, name + ".ptx")), @"\.visible \.entry (\w+)\(").Select(m => m.Groups[1].Value)).ToHashSet();
+            Regex.Matches(File.ReadAllText(Path.Combine(KernelDirectory, name + suffix + ".ptx")), @"\.visible \.entry (\w+)\(").Select(m => m.Groups[1].Value)).ToHashSet();
         var launched = Regex.Matches(File.ReadAllText(Path.Combine(TestPaths.RepositoryRoot, "Inference", "Backends", "Cuda", "CudaKernels.cs")), @"\.Kernel\(""(\w+)""\)")
             .Select(m => m.Groups[1].Value).ToArray();
         Assert.NotEmpty(launched);

@@ -143,6 +143,10 @@ public static unsafe partial class CudaDriver
         nint function, uint gridX, uint gridY, uint gridZ, uint blockX, uint blockY, uint blockZ,
         uint sharedMemoryBytes, nint stream, void** parameters, void** extra);
 
+    /// <summary>A launch with attributes (CUDA 12+): programmatic dependent launch, <see cref="CudaLaunchConfig"/>.</summary>
+    [LibraryImport(Library)]
+    internal static partial CudaResult cuLaunchKernelEx(CudaLaunchConfig* config, nint function, void** parameters, void** extra);
+
     [LibraryImport(Library, EntryPoint = "cuMemAlloc_v2")]
     internal static partial CudaResult cuMemAlloc(out ulong pointer, nuint bytes);
 
@@ -289,4 +293,31 @@ public struct CudaMemcpy2D
     public nuint DstPitch;
     public nuint WidthInBytes;
     public nuint Height;
+}
+
+/// <summary><c>CUlaunchConfig</c>: a launch's shape, stream and attribute list.</summary>
+[StructLayout(LayoutKind.Sequential)]
+internal unsafe struct CudaLaunchConfig
+{
+    public uint GridX, GridY, GridZ, BlockX, BlockY, BlockZ, SharedMemoryBytes;
+    public nint Stream;
+    public CudaLaunchAttribute* Attributes;
+    public uint AttributeCount;
+}
+
+/// <summary>
+/// <c>CUlaunchAttribute</c>: an id (4 bytes, padded to 8) and a 64-byte value union, of which only the first int is used
+/// here (<c>programmaticStreamSerializationAllowed</c>).
+/// </summary>
+[StructLayout(LayoutKind.Explicit, Size = 72)]
+internal struct CudaLaunchAttribute
+{
+    /// <summary><c>CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION</c>.</summary>
+    public const int ProgrammaticStreamSerialization = 6;
+
+    [FieldOffset(0)]
+    public int Id;
+
+    [FieldOffset(8)]
+    public int Value;
 }

@@ -42,13 +42,21 @@ public sealed unsafe class CudaKernel
 {
     private readonly nint _function;
 
-    internal CudaKernel(nint function, string name)
+    internal CudaKernel(nint function, string name, bool waitsForPreviousKernel)
     {
         _function = function;
         Name = name;
+        WaitsForPreviousKernel = waitsForPreviousKernel;
     }
 
     public string Name { get; }
+
+    /// <summary>
+    /// Built for programmatic dependent launch (the sm_90 PTX, kernels/common.cuh): the kernel waits for the previous
+    /// kernel itself (<c>griddepcontrol.wait</c>), so on a stream with <see cref="CudaStream.DependentLaunch"/> it is
+    /// launched to start before that kernel ends.
+    /// </summary>
+    public bool WaitsForPreviousKernel { get; }
 
     public int Attribute(CudaFunctionAttribute attribute)
     {
@@ -76,9 +84,23 @@ public sealed unsafe class CudaKernel
         }
 
         stream.Timer?.Begin(stream, Name);
-        CudaDriver.Check(
-            CudaDriver.cuLaunchKernel(_function, grid.X, grid.Y, grid.Z, block.X, block.Y, block.Z, (uint)sharedBytes, stream.Handle, pointers, null),
-            $"cuLaunchKernel({Name})");
+        if (WaitsForPreviousKernel && stream.DependentLaunch)
+        {
+            var attribute = new CudaLaunchAttribute { Id = CudaLaunchAttribute.ProgrammaticStreamSerialization, Value = 1 };
+            var config = new CudaLaunchConfig
+            {
+                GridX = grid.X, GridY = grid.Y, GridZ = grid.Z, BlockX = block.X, BlockY = block.Y, BlockZ = block.Z,
+                SharedMemoryBytes = (uint)sharedBytes, Stream = stream.Handle, Attributes = &attribute, AttributeCount = 1,
+            };
+            CudaDriver.Check(CudaDriver.cuLaunchKernelEx(&config, _function, pointers, null), $"cuLaunchKernelEx({Name})");
+        }
+        else
+        {
+            CudaDriver.Check(
+                CudaDriver.cuLaunchKernel(_function, grid.X, grid.Y, grid.Z, block.X, block.Y, block.Z, (uint)sharedBytes, stream.Handle, pointers, null),
+                $"cuLaunchKernel({Name})");
+        }
+
         stream.Timer?.End(stream);
     }
 }

@@ -7,13 +7,16 @@ public sealed unsafe class CudaModule : IDisposable
 {
     private const int LogBytes = 16 * 1024;
 
+    private readonly bool _waitsForPreviousKernel;
     private nint _handle;
 
     /// <param name="name">Names the module in errors (the PTX resource it came from).</param>
-    public CudaModule(CudaContext context, string name, string ptx)
+    /// <param name="waitsForPreviousKernel">Its kernels were built for programmatic dependent launch (<see cref="CudaKernel.WaitsForPreviousKernel"/>).</param>
+    public CudaModule(CudaContext context, string name, string ptx, bool waitsForPreviousKernel = false)
     {
         context.MakeCurrent();
         Name = name;
+        _waitsForPreviousKernel = waitsForPreviousKernel;
         var image = Encoding.UTF8.GetBytes(ptx + "\0");
         var errorLog = new byte[LogBytes];
         fixed (byte* imagePointer = image)
@@ -39,7 +42,7 @@ public sealed unsafe class CudaModule : IDisposable
         fixed (byte* pointer = bytes)
         {
             CudaDriver.Check(CudaDriver.cuModuleGetFunction(out var function, _handle, pointer), $"cuModuleGetFunction({Name}.{name})");
-            return new CudaKernel(function, name);
+            return new CudaKernel(function, name, _waitsForPreviousKernel);
         }
     }
 

@@ -15,6 +15,12 @@ public sealed class CudaStream : IDisposable
 
     public nint Handle { get; private set; }
 
+    /// <summary>
+    /// Kernels built to wait for their predecessor themselves (<see cref="CudaKernel.WaitsForPreviousKernel"/>) are launched
+    /// with programmatic stream serialization: each may start while the kernel before it finishes (Hopper and later).
+    /// </summary>
+    public bool DependentLaunch { get; set; }
+
     /// <summary>When set, every kernel launched on this stream is timed (a profile of a step; not while capturing a graph).</summary>
     public KernelTimer? Timer { get; set; }
 

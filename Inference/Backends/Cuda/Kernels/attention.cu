@@ -34,6 +34,7 @@ extern "C" __global__ void __launch_bounds__(ATT_THREADS) attention_partition(
     const float* query, const float* keyCache, const float* valueCache, const int* blockTables, const int* sequenceOf,
     const int* positions, float* output, float* partialOut, float2* partialStats, int heads, int kvHeads, int headDim,
     int blockSize, int maxBlocks, int partition, int splits, float scaleLog2) {
+    pdl_start();
     extern __shared__ float shared[];
     const int group = heads / kvHeads;
     const int chunks = headDim / 4;
@@ -198,6 +199,7 @@ extern "C" __global__ void __launch_bounds__(ATT_THREADS) attention_partition(
 // Combines the partitions of head blockIdx.x of token blockIdx.y: out = Σ 2^(mᵢ−M)·oᵢ / Σ 2^(mᵢ−M)·lᵢ.
 extern "C" __global__ void attention_reduce(const float* partialOut, const float2* partialStats, const int* positions,
                                             float* output, int heads, int headDim, int partition, int splits) {
+    pdl_start();
     const int head = blockIdx.x, t = blockIdx.y;
     const int used = (positions[t] + partition) / partition;  // ⌈(p + 1) / partition⌉
     const float2* stats = partialStats + ((long long)t * heads + head) * splits;

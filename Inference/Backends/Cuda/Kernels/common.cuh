@@ -7,6 +7,30 @@
 
 #define FULL_MASK 0xffffffffu
 
+// Programmatic dependent launch (Hopper, sm_90+). On such devices the host launches every kernel with the
+// programmatic-stream-serialization attribute (CudaKernel.Launch), so a kernel may start while the one before it in the
+// stream is still running. The rule that keeps that correct: every kernel calls pdl_wait() before it reads anything an
+// earlier kernel wrote or writes anything an earlier kernel reads. griddepcontrol.wait returns once the previous kernel
+// has finished and its writes are visible, and since that kernel waited in turn, "everything before has finished" holds
+// down the whole stream. Only loads of what no kernel writes (weights) may come first: the GEMVs issue their first weight
+// loads before waiting, which hides the previous kernel's tail and this kernel's ramp-up. Right after the wait each kernel
+// calls pdl_launch_dependents(), letting the next kernel's blocks become resident and begin their own prologue (one
+// kernel ahead, not a cascade: the next one cannot pass its own wait, and so cannot trigger, before this one ends).
+// Both are no-ops in the sm_80 build and when a kernel is launched without the attribute.
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+__device__ __forceinline__ void pdl_wait() { asm volatile("griddepcontrol.wait;" ::: "memory"); }
+__device__ __forceinline__ void pdl_launch_dependents() { asm volatile("griddepcontrol.launch_dependents;" ::: "memory"); }
+#else
+__device__ __forceinline__ void pdl_wait() {}
+__device__ __forceinline__ void pdl_launch_dependents() {}
+#endif
+
+// The start of every kernel that has nothing to load before the previous kernel ends.
+__device__ __forceinline__ void pdl_start() {
+    pdl_wait();
+    pdl_launch_dependents();
+}
+
 // Weight layouts on the device (CudaWeightLayout in C# carries the same numbers).
 #define LAYOUT_F32 0
 #define LAYOUT_F16 1

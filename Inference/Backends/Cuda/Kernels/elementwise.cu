@@ -8,6 +8,7 @@
 // output[t][:] = row ids[t] of the table, dequantized.  grid (tokens), block 256; columns strided over threads.
 extern "C" __global__ void embed_rows(const unsigned char* codes, const float* scales, const float* mins, int layout,
                                       int scalesPerBlock, int offset, int columns, const int* ids, float* output) {
+    pdl_start();
     const int t = blockIdx.x;
     const long long row = ids[t];
     for (int i = threadIdx.x; i < columns; i += blockDim.x)
@@ -48,6 +49,7 @@ __device__ __forceinline__ void quantize_block(float x, signed char* codes, floa
 // matmul that reads it next: warp w's values of one pass are exactly one 32-value block.
 extern "C" __global__ void rms_norm_rows(float* residual, const float* delta, const float* weight, float epsilon,
                                          float* output, int columns, signed char* codes, float2* scaleSums) {
+    pdl_start();
     __shared__ float scratch[32];
     const long long base = (long long)blockIdx.x * columns;
     float sum = 0.0f;
@@ -72,6 +74,7 @@ extern "C" __global__ void rms_norm_rows(float* residual, const float* delta, co
 // grid (ceil(rows * columns / group / 4)), block 128. Output may alias input.
 extern "C" __global__ void rms_norm_groups(const float* input, const float* weight, float epsilon, float* output,
                                            int groups, int group) {
+    pdl_start();
     const int g = blockIdx.x * 4 + threadIdx.x / 32, lane = threadIdx.x % 32;
     if (g >= groups) return;
     const long long base = (long long)g * group;
@@ -89,6 +92,7 @@ extern "C" __global__ void rms_norm_groups(const float* input, const float* weig
 extern "C" __global__ void rope_store_kv(float* query, float* key, const float* value, const float* cosTable,
                                          const float* sinTable, const int* positions, const int* slots, float* keyCache,
                                          float* valueCache, int heads, int kvHeads, int headDim, int style) {
+    pdl_start();
     const int t = blockIdx.x;
     const int pairs = headDim / 2;
     const long long p = positions[t];
@@ -123,6 +127,7 @@ extern "C" __global__ void rope_store_kv(float* query, float* key, const float* 
 // row width multiples of 32, so every warp holds one whole block) the output is also quantized as quantize_q8 does.
 extern "C" __global__ void silu_mul(const float* gate, const float* up, float* output, long long n, signed char* codes,
                                     float2* scaleSums) {
+    pdl_start();
     const long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= n) return;
     const float g = gate[i];
@@ -133,6 +138,7 @@ extern "C" __global__ void silu_mul(const float* gate, const float* up, float* o
 
 // tensor[r][c] += bias[c].  grid (ceil(rows * columns / 256)), block 256.
 extern "C" __global__ void add_bias(float* tensor, const float* bias, int columns, long long n) {
+    pdl_start();
     const long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= n) return;
     tensor[i] += bias[i % columns];
@@ -140,6 +146,7 @@ extern "C" __global__ void add_bias(float* tensor, const float* bias, int column
 
 // output[i] = input[indices[i]].  grid (count), block 256.
 extern "C" __global__ void gather_rows(const float* input, const int* indices, float* output, int columns) {
+    pdl_start();
     const long long src = (long long)indices[blockIdx.x] * columns, dst = (long long)blockIdx.x * columns;
     for (int i = threadIdx.x; i < columns; i += blockDim.x) output[dst + i] = input[src + i];
 }
@@ -147,6 +154,7 @@ extern "C" __global__ void gather_rows(const float* input, const int* indices, f
 // quantize_block over whole rows: one warp per block of 32 values, 8 warps per thread block:
 // grid (ceil(rows * columns / 32 / 8)), block 256.
 extern "C" __global__ void quantize_q8(const float* input, signed char* codes, float2* scaleSums, long long blocks) {
+    pdl_start();
     const long long b = (long long)blockIdx.x * 8 + threadIdx.x / 32;
     if (b >= blocks) return;
     quantize_block(input[b * 32 + threadIdx.x % 32], codes, scaleSums, b);

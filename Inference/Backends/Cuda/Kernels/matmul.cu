@@ -34,10 +34,11 @@ __device__ __forceinline__ BlockDot dot_block(const int (&w)[8], const int4 xa, 
 }
 
 // Weights are read once per step: 16-byte loads that bypass L1 (ld.global.nc.L1::no_allocate), so the activations that
-// every weight row reuses stay there.
+// every weight row reuses stay there. Volatile, so the compiler keeps a GEMV's first weight loads where they are written:
+// ahead of pdl_wait() (a non-volatile asm may be moved past it).
 __device__ __forceinline__ int4 load_weight16(const void* p) {
     int4 v;
-    asm("ld.global.nc.L1::no_allocate.v4.s32 {%0, %1, %2, %3}, [%4];" : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "l"(p));
+    asm volatile("ld.global.nc.L1::no_allocate.v4.s32 {%0, %1, %2, %3}, [%4];" : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "l"(p));
     return v;
 }
 
@@ -114,6 +115,9 @@ __device__ __forceinline__ void gemv_quant(const GemvPart p0, const GemvPart p1,
                 }
             }
         }
+        // Weights are never written by a kernel: the first iteration's loads go out before the previous kernel has
+        // finished (pdl_wait, common.cuh); the activations are read only after it.
+        if (b0 == lane) pdl_start();
 #pragma unroll
         for (int u = 0; u < U; u++) {
             const int b = b0 + 32 * u;
@@ -133,6 +137,7 @@ __device__ __forceinline__ void gemv_quant(const GemvPart p0, const GemvPart p1,
             }
         }
     }
+    pdl_start();  // a no-op after the loop's; for lanes that had no block (k < 32 · 32)
 #pragma unroll
     for (int r = 0; r < RW; r++)
 #pragma unroll
@@ -168,6 +173,7 @@ __device__ __forceinline__ void gemv_float(const GemvPart p0, const GemvPart p1,
                 const long long row = min(row0 + r, p.n - 1);
                 if (c0 + 32 * u < chunks) v[u][r] = load_weight16(p.codes + row * rowBytes + 16LL * (c0 + 32 * u));
             }
+        if (c0 == lane) pdl_start();  // as in gemv_quant: weights first, activations after the previous kernel
 #pragma unroll
         for (int u = 0; u < U; u++) {
             const int c = c0 + 32 * u;
@@ -202,6 +208,7 @@ __device__ __forceinline__ void gemv_float(const GemvPart p0, const GemvPart p1,
             }
         }
     }
+    pdl_start();
 #pragma unroll
     for (int r = 0; r < RW; r++)
 #pragma unroll
@@ -269,6 +276,7 @@ GEMV_FLOAT(gemv_bf16, LAYOUT_BF16)
 template <int LAYOUT, int SCALES, bool MINS>
 __device__ __forceinline__ void gemm_quant(const unsigned char* codes, const float* scales, const float* mins, int offset,
                                            const signed char* xq, const float2* xds, float* y, int n, int k, int m) {
+    pdl_start();
     __shared__ __attribute__((aligned(16))) int sw[QT][QPAD];  // read as int4
     __shared__ __attribute__((aligned(16))) int sx[QT][QPAD];
     __shared__ float sScale[QT][2];
@@ -374,6 +382,176 @@ GEMM_QUANT(gemm_nibble, LAYOUT_NIBBLE, 1, false)
 GEMM_QUANT(gemm_nibble_mins, LAYOUT_NIBBLE, 1, true)
 
 // ---------------------------------------------------------------------------------------------------------------------
+// Quantized GEMM on int8 tensor cores, for the int8 layout with one scale per 32-value block (Q8_0, Q5_0, Q5_K): the
+// 32-value quantization block is exactly one mma.sync.m16n8k32.s8 step, so each block's int32 products come out of the
+// tensor core whole and are scaled in float once per block: Σ w·x += (ws·xd)·Σ(code·xq) − (ws·offset + wmin)·(xd·Σxq).
+// Tile: 64 weight rows × 64 activation rows, K in stages of 64 (two blocks), 3 stages in flight through cp.async (16-byte
+// copies, zero-filled past the matrix). 4 warps: warp w owns weight rows 16w…16w+15 (the A operand, one m16 fragment) and
+// all 64 activation rows (the B operand, eight n8 fragments). Shared rows are 80 bytes (64 + 16 of padding), so the
+// 32-bit fragment loads of a warp (8 rows × 4 words) hit 32 distinct banks. Needs K % 64 == 0 (the host checks).
+// Split K: a decode batch of ≤ 64 rows gives one row of tiles (64 blocks for a 4096-row weight), and each block walks
+// all of K one 12 KB stage at a time, so the step was latency-bound (the same 26.6 ms for 32 and 64 rows of Llama-3-8B
+// Q8_0 on an H100). Block z of gridDim.z then takes stages [z·S/Z, (z+1)·S/Z) and writes its partial sums to
+// partial[z][M][N]; sum_splits adds them in split order (deterministic; CudaLaunchGeometry.TensorCoreSplits).
+// grid (ceil(N / 64), ceil(M / 64), splits), block 128.
+#define MT 64        // weight rows and activation rows per tile
+#define MK 64        // K per stage: two quantization blocks
+#define MSTAGES 3
+#define MROW 80      // bytes per shared row
+
+// A generic pointer to shared memory as the 32-bit shared-window address cp.async takes.
+__device__ __forceinline__ unsigned shared_address(const void* p) {
+    unsigned long long a;
+    asm("cvta.to.shared.u64 %0, %1;" : "=l"(a) : "l"(p));
+    return (unsigned)a;
+}
+
+__device__ __forceinline__ void cp_async16(void* shared, const void* global, bool valid) {
+    const unsigned s = shared_address(shared);
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(s), "l"(global), "r"(valid ? 16 : 0));
+}
+
+__device__ __forceinline__ void cp_async8(void* shared, const void* global, bool valid) {
+    const unsigned s = shared_address(shared);
+    asm volatile("cp.async.ca.shared.global [%0], [%1], 8, %2;" ::"r"(s), "l"(global), "r"(valid ? 8 : 0));
+}
+
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;"); }
+
+template <int N>
+__device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_group %0;" ::"n"(N)); }
+
+__device__ __forceinline__ void mma_s8_16832(int (&d)[4], const int (&a)[4], int b0, int b1) {
+    asm volatile("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
+                 : "+r"(d[0]), "+r"(d[1]), "+r"(d[2]), "+r"(d[3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+template <bool MINS>
+__device__ __forceinline__ void gemm_int8_tc(const signed char* codes, const float* scales, const float* mins, int offset,
+                                             const signed char* xq, const float2* xds, float* y, float* partial, int n,
+                                             int k, int m) {
+    __shared__ __attribute__((aligned(16))) signed char sw[MSTAGES][MT][MROW];
+    __shared__ __attribute__((aligned(16))) signed char sx[MSTAGES][MT][MROW];
+    __shared__ __attribute__((aligned(16))) float sScale[MSTAGES][MT][2];
+    __shared__ __attribute__((aligned(16))) float sMin[MSTAGES][MT][2];
+    __shared__ __attribute__((aligned(16))) float2 sXds[MSTAGES][MT][2];
+    const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane / 4, t4 = lane % 4;
+    const int n0 = blockIdx.x * MT, m0 = blockIdx.y * MT;
+    const int blocks = k / 32;
+    const int first = (int)((long long)(k / MK) * blockIdx.z / gridDim.z);
+    const int stages = (int)((long long)(k / MK) * (blockIdx.z + 1) / gridDim.z) - first;
+
+    // Stage s (of this block's, counted from `first`) of K: thread tid copies 16-byte chunks tid and tid + 128 of each 64 × 64-byte tile (row c / 4, chunk c % 4),
+    // and threads 0–63 the scales (and mins) of weight row tid, 64–127 the scale-sums of activation row tid − 64.
+    auto loadWeights = [&](int s, int buffer) {
+        for (int c = tid; c < MT * 4; c += 128) {
+            const int r = c / 4, q = c % 4, row = n0 + r;
+            cp_async16(&sw[buffer][r][16 * q], codes + (long long)min(row, n - 1) * k + (first + s) * MK + 16 * q, row < n);
+        }
+        if (tid < MT) {
+            const int row = n0 + tid;
+            const long long at = (long long)min(row, n - 1) * blocks + 2 * (first + s);
+            cp_async8(&sScale[buffer][tid][0], scales + at, row < n);
+            if (MINS) cp_async8(&sMin[buffer][tid][0], mins + at, row < n);
+        }
+    };
+    auto loadActivations = [&](int s, int buffer) {
+        for (int c = tid; c < MT * 4; c += 128) {
+            const int r = c / 4, q = c % 4, row = m0 + r;
+            cp_async16(&sx[buffer][r][16 * q], xq + (long long)min(row, m - 1) * k + (first + s) * MK + 16 * q, row < m);
+        }
+        if (tid >= 64) {
+            const int r = tid - 64, row = m0 + r;
+            cp_async16(&sXds[buffer][r][0], xds + (long long)min(row, m - 1) * blocks + 2 * (first + s), row < m);
+        }
+    };
+
+    // Weights first (no kernel writes them), then wait for the previous kernel (pdl_wait, common.cuh) before activations.
+    for (int s = 0; s < MSTAGES - 1; s++)
+        if (s < stages) loadWeights(s, s);
+    pdl_start();
+    for (int s = 0; s < MSTAGES - 1; s++) {
+        if (s < stages) loadActivations(s, s);
+        cp_async_commit();
+    }
+
+    float acc[8][4];
+#pragma unroll
+    for (int j = 0; j < 8; j++)
+#pragma unroll
+        for (int e = 0; e < 4; e++) acc[j][e] = 0.0f;
+    const int wr = 16 * warp + g;  // the warp's fragment rows wr and wr + 8 within the tile
+
+    for (int s = 0; s < stages; s++) {
+        cp_async_wait<MSTAGES - 2>();
+        __syncthreads();  // stage s is in; every warp is done with the buffer the next load overwrites
+        const int next = s + MSTAGES - 1;
+        if (next < stages) {
+            loadWeights(next, next % MSTAGES);
+            loadActivations(next, next % MSTAGES);
+        }
+        cp_async_commit();
+        const int buffer = s % MSTAGES;
+#pragma unroll
+        for (int qb = 0; qb < 2; qb++) {
+            int a[4];
+            a[0] = *(const int*)&sw[buffer][wr][32 * qb + 4 * t4];
+            a[1] = *(const int*)&sw[buffer][wr + 8][32 * qb + 4 * t4];
+            a[2] = *(const int*)&sw[buffer][wr][32 * qb + 16 + 4 * t4];
+            a[3] = *(const int*)&sw[buffer][wr + 8][32 * qb + 16 + 4 * t4];
+            const float ws0 = sScale[buffer][wr][qb], ws1 = sScale[buffer][wr + 8][qb];
+            const float c0 = ws0 * (float)offset + (MINS ? sMin[buffer][wr][qb] : 0.0f);
+            const float c1 = ws1 * (float)offset + (MINS ? sMin[buffer][wr + 8][qb] : 0.0f);
+#pragma unroll
+            for (int j = 0; j < 8; j++) {
+                const int xr = 8 * j + g;
+                const int b0 = *(const int*)&sx[buffer][xr][32 * qb + 4 * t4];
+                const int b1 = *(const int*)&sx[buffer][xr][32 * qb + 16 + 4 * t4];
+                int d[4] = {0, 0, 0, 0};
+                mma_s8_16832(d, a, b0, b1);
+                // d[e]: weight row wr (+8 for e ≥ 2), activation row 8j + 2·t4 + (e & 1).
+                const float2 x0 = sXds[buffer][8 * j + 2 * t4][qb], x1 = sXds[buffer][8 * j + 2 * t4 + 1][qb];
+                acc[j][0] += ws0 * x0.x * (float)d[0] - c0 * x0.y;
+                acc[j][1] += ws0 * x1.x * (float)d[1] - c0 * x1.y;
+                acc[j][2] += ws1 * x0.x * (float)d[2] - c1 * x0.y;
+                acc[j][3] += ws1 * x1.x * (float)d[3] - c1 * x1.y;
+            }
+        }
+    }
+#pragma unroll
+    for (int j = 0; j < 8; j++)
+#pragma unroll
+        for (int e = 0; e < 4; e++) {
+            const int col = n0 + wr + (e >= 2 ? 8 : 0);
+            const int row = m0 + 8 * j + 2 * t4 + (e & 1);
+            if (col < n && row < m) {
+                if (gridDim.z == 1) y[(long long)row * n + col] = acc[j][e];
+                else partial[((long long)blockIdx.z * m + row) * n + col] = acc[j][e];
+            }
+        }
+}
+
+extern "C" __global__ void __launch_bounds__(128) gemm_int8_tc(const unsigned char* codes, const float* scales, const float* mins,
+    int offset, const signed char* xq, const float2* xds, float* y, float* partial, int n, int k, int m) {
+    gemm_int8_tc<false>((const signed char*)codes, scales, mins, offset, xq, xds, y, partial, n, k, m);
+}
+extern "C" __global__ void __launch_bounds__(128) gemm_int8_mins_tc(const unsigned char* codes, const float* scales,
+    const float* mins, int offset, const signed char* xq, const float2* xds, float* y, float* partial, int n, int k, int m) {
+    gemm_int8_tc<true>((const signed char*)codes, scales, mins, offset, xq, xds, y, partial, n, k, m);
+}
+
+// y[i] = Σ over z of partial[z][i], z in order, for count = M·N outputs.  grid (ceil(count / 256)), block 256.
+extern "C" __global__ void sum_splits(const float* partial, float* y, int splits, long long count) {
+    pdl_start();
+    const long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= count) return;
+    float v = 0.0f;
+    for (int z = 0; z < splits; z++) v += partial[z * count + i];
+    y[i] = v;
+}
+
+// ---------------------------------------------------------------------------------------------------------------------
 // F16 / BF16 GEMM on tensor cores. D[n][m] = Σk W[n][k]·X[m][k]: W is mma's A operand (row-major 16 × 16), X its B operand
 // ("col" 16 × 8: column m holds k contiguously), so both tiles are read from shared memory as they lie. Tile 64 × 64 × 32,
 // rows padded to 40 halves (20 words) so the fragment loads of a warp touch 32 distinct banks. Warp w owns weight rows
@@ -396,6 +574,7 @@ __device__ __forceinline__ void mma_16816(float (&d)[4], const unsigned (&a)[4],
 
 template <bool BF16>
 __device__ __forceinline__ void gemm_half(const unsigned short* w, const float* x, float* y, int n, int k, int m) {
+    pdl_start();
     __shared__ __attribute__((aligned(16))) unsigned short sw[HT][HPAD];  // written and read as 32-bit words
     __shared__ __attribute__((aligned(16))) unsigned short sx[HT][HPAD];
     const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
@@ -476,6 +655,7 @@ extern "C" __global__ void __launch_bounds__(128) gemm_bf16(const unsigned short
 // F32 GEMM: 64 × 64 tiles, K steps of 32, rows padded to 33 floats; thread (tx, ty) owns weight rows ty + 16i and
 // activation rows tx + 16j.
 extern "C" __global__ void __launch_bounds__(256) gemm_f32(const float* w, const float* x, float* y, int n, int k, int m) {
+    pdl_start();
     __shared__ float sw[64][33];
     __shared__ float sx[64][33];
     const int tid = threadIdx.x, tx = tid % 16, ty = tid / 16;

@@ -156,6 +156,7 @@ __device__ int block_argmax(const float* row, int vocabulary, float* sValue, int
 }
 
 extern "C" __global__ void __launch_bounds__(SAMPLE_THREADS) argmax_rows(const float* logits, int vocabulary, int* ids) {
+    pdl_start();
     __shared__ float sValue[SAMPLE_WARPS];
     __shared__ int sIndex[SAMPLE_WARPS];
     const int index = block_argmax(logits + (long long)blockIdx.x * vocabulary, vocabulary, sValue, sIndex);
@@ -215,6 +216,7 @@ __device__ u64 kept_total(const float* w, int vocabulary, unsigned floorBits, bo
 extern "C" __global__ void __launch_bounds__(SAMPLE_THREADS)
     sample_rows(const float* logits, float* scratch, int vocabulary, const SamplingRow* rows, const TokenPenalty* penalties,
                 int* ids) {
+    pdl_start();
     __shared__ u64 sums[SAMPLE_WARPS];
     __shared__ u64 histogram[256];
     __shared__ u64 sScan[SAMPLE_WARPS];
