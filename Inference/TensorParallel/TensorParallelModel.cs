@@ -166,6 +166,41 @@ public sealed class TensorParallelModel : IForwardModel
         return _stepLogits;
     }
 
+    /// <summary>
+    /// Captures the step of <paramref name="batch"/> on every rank as a CUDA graph — each rank's stream, its all-reduces
+    /// and the logits' gather included — after one eager run of it (which sizes the buffers the graph will address). A
+    /// replay runs the same step shape again: the batch's metadata (token ids, positions, slots) is uploaded before each.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">A rank's backend is not CUDA.</exception>
+    public TensorParallelGraph CaptureStep(ForwardBatch batch, PagedKvCache cache)
+    {
+        var devices = _backends.Select(b => b as Backends.Cuda.CudaBackend ?? throw new InvalidOperationException("Only CUDA ranks capture graphs.")).ToArray();
+        ForwardToLogits(batch, cache);
+        var graphs = new Backends.Cuda.Driver.CudaGraph[Size];
+        DeviceTensor? logits = null;
+        var caches = ((TensorParallelKvCache)cache).Ranks;
+        _threads.Run(r =>
+        {
+            var device = devices[r];
+            device.DeferBatchUploads = true;
+            device.Stream.BeginCapture();
+            try
+            {
+                var rankLogits = _ranks[r].ForwardToLogits(batch, caches[r]);
+                if (r == 0)
+                {
+                    logits = rankLogits;
+                }
+            }
+            finally
+            {
+                graphs[r] = device.Stream.EndCapture();
+                device.DeferBatchUploads = false;
+            }
+        });
+        return new TensorParallelGraph(devices, graphs, _threads, logits);
+    }
+
     private void ForwardRank(int rank)
     {
         var logits = _ranks[rank].ForwardToLogits(_stepBatch!, _stepCache!.Ranks[rank]);

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using AspireAi.Inference.Backends;
 using AspireAi.Inference.Backends.Cuda;
+using AspireAi.Inference.Backends.Cuda.Driver;
 using AspireAi.Inference.Backends.Cuda.Nccl;
 using AspireAi.Inference.Engine;
 using AspireAi.Inference.Models;
@@ -199,9 +200,159 @@ internal sealed class TensorParallelChecks(int size, Report report)
         report.Timing($"decode {name} {type} batch 1, eager, greedy on the GPU: TP=1 {one,7:F1} tokens/s, TP={size} {many,7:F1} tokens/s ({many / one:F2}×; {allReduce}), TP={size} all-reduce on NCCL only {nccl,7:F1} tokens/s ({nccl / one:F2}×); {bytes / 1e9:F2} GB of weights per step in all");
     }
 
-    private TensorParallelModel Split(IModelSource source, int maxBatchTokens, int maxLogitRows)
+    /// <summary>
+    /// Decode speed at batch 1 (eager, greedy on the GPU) of one model over each of <paramref name="sizes"/> GPUs — TP = 1
+    /// only where the model fits one — against the GPUs' combined copy bandwidth, with where rank 0's step goes: its kernels'
+    /// event-timed profile, the all-reduce kernel's time per step (its waiting for the slowest rank included) against the
+    /// bytes it reduces.
+    /// </summary>
+    public void Scaling(string name, ModelConfig config, GgmlType type, int[] sizes, double copyGbPerSecond)
     {
-        var (backends, group) = TensorParallelDevices.Create("cuda", size, 0, out _);
+        const int prompt = 128, steps = 48;
+        var clock = Stopwatch.StartNew();
+        using var source = new RandomModel(name, config, type, 99);
+        report.Line($"---- decode scaling {name} {type} (random weights made in {clock.Elapsed.TotalSeconds:F0} s)");
+        double? single = null, graphSingle = null;
+        foreach (var n in sizes)
+        {
+            clock.Restart();
+            using var wholeDevice = n == 1 ? new CudaBackend() : null;
+            IForwardModel model;
+            try
+            {
+                model = wholeDevice is not null ? new LlamaModel(source, wholeDevice, prompt, 1) : Split(source, prompt, 1, n);
+            }
+            catch (CudaException e) when (e.Result == CudaResult.OutOfMemory)
+            {
+                report.Line($"{name} {type} TP={n}: does not fit ({e.Message})");
+                continue;
+            }
+
+            using (model)
+            {
+                var loadSeconds = clock.Elapsed.TotalSeconds;
+                const int blockSize = 16;
+                var blocks = (prompt + steps + blockSize) / blockSize;
+                using var cache = model.CreateKvCache(model.KvCacheShape(blockSize, blocks));
+                var table = Enumerable.Range(0, blocks).ToArray();
+                var batch = new ForwardBatch(prompt, 1, blocks);
+                batch.AddSequence(table);
+                var random = new Random(3);
+                for (var p = 0; p < prompt; p++)
+                {
+                    batch.AddToken(random.Next(config.VocabularySize), p, 0, p, p == prompt - 1);
+                }
+
+                var device = (CudaBackend)model.Backend;
+                var ids = new int[1];
+                device.ArgMax(model.ForwardToLogits(batch, cache)!, 1, ids);
+                void Step(int position)
+                {
+                    batch.Clear();
+                    batch.AddSequence(table);
+                    batch.AddToken(ids[0], position, 0, position, true);
+                    device.ArgMax(model.ForwardToLogits(batch, cache)!, 1, ids);
+                }
+
+                Step(prompt);
+                clock.Restart();
+                for (var i = 0; i < steps; i++)
+                {
+                    Step(prompt + 1 + i);
+                }
+
+                var stepMs = clock.Elapsed.TotalMilliseconds / steps;
+                single ??= n == 1 ? 1000 / stepMs : null;
+                var bandwidth = model.WeightBytesPerStep / (stepMs * 1e-3) / 1e9;
+                var speedup = single is { } one && n > 1 ? $", {1000 / stepMs / one:F2}× TP=1" : "";
+                report.Timing($"decode {name} {type} batch 1 TP={n}: {1000 / stepMs,7:F1} tok/s ({stepMs:F2} ms/step{speedup}); {model.WeightBytesPerStep / 1e9:F1} GB of weights at {bandwidth:F0} GB/s = {100 * bandwidth / (n * copyGbPerSecond):F0}% of {n} × {copyGbPerSecond:F0} GB/s copy; loaded in {loadSeconds:F0} s; {model.Description}");
+
+                // The step as CUDA graphs (one per rank, all-reduces included), replayed at a fixed position.
+                batch.Clear();
+                batch.AddSequence(table);
+                batch.AddToken(ids[0], prompt + steps, 0, prompt + steps, true);
+                double graphMs;
+                if (model is TensorParallelModel split)
+                {
+                    using var graph = split.CaptureStep(batch, cache);
+                    graph.Replay(batch);
+                    device.ArgMax(graph.Logits!, 1, ids);
+                    clock.Restart();
+                    for (var i = 0; i < steps; i++)
+                    {
+                        graph.Replay(batch);
+                        device.ArgMax(graph.Logits!, 1, ids);
+                    }
+
+                    graphMs = clock.Elapsed.TotalMilliseconds / steps;
+                }
+                else
+                {
+                    model.ForwardToLogits(batch, cache);
+                    device.DeferBatchUploads = true;
+                    device.Stream.BeginCapture();
+                    DeviceTensor? logits;
+                    CudaGraph graph;
+                    try
+                    {
+                        logits = model.ForwardToLogits(batch, cache);
+                    }
+                    finally
+                    {
+                        graph = device.Stream.EndCapture();
+                        device.DeferBatchUploads = false;
+                    }
+
+                    using (graph)
+                    {
+                        clock.Restart();
+                        for (var i = 0; i < steps; i++)
+                        {
+                            device.UploadBatch(batch);
+                            graph.Launch(device.Stream);
+                            device.ArgMax(logits!, 1, ids);
+                        }
+                    }
+
+                    graphMs = clock.Elapsed.TotalMilliseconds / steps;
+                }
+
+                graphSingle ??= n == 1 ? 1000 / graphMs : null;
+                var graphBandwidth = model.WeightBytesPerStep / (graphMs * 1e-3) / 1e9;
+                var graphSpeedup = graphSingle is { } g && n > 1 ? $", {1000 / graphMs / g:F2}× TP=1" : "";
+                report.Timing($"decode {name} {type} batch 1 TP={n}: {1000 / graphMs,7:F1} tok/s as replayed CUDA graphs ({graphMs:F2} ms/step{graphSpeedup}); {graphBandwidth:F0} GB/s = {100 * graphBandwidth / (n * copyGbPerSecond):F0}% of {n} × {copyGbPerSecond:F0} GB/s");
+
+                // Rank 0's step, event-timed: only rank 0's stream carries the timer; the other ranks run free.
+                using var timer = new KernelTimer(device.Context);
+                device.Stream.Timer = timer;
+                try
+                {
+                    Step(prompt + steps);
+                }
+                finally
+                {
+                    device.Stream.Timer = null;
+                }
+
+                var kernels = timer.Collect();
+                var total = kernels.Sum(k => k.Milliseconds);
+                var reduce = kernels.Where(k => k.Kernel == "peer_all_reduce").ToArray();
+                // Two all-reduces a layer of one row of the model's width each (plus the logits' gather, not counted).
+                var reduceBytes = 2.0 * config.LayerCount * config.EmbeddingLength * sizeof(float);
+                var reduceText = reduce.Length == 0 ? "all-reduce on NCCL (not in this profile)"
+                    : $"peer_all_reduce {reduce.Sum(k => k.Launches)} launches {reduce.Sum(k => k.Milliseconds) * 1000:F0} us ({100 * reduce.Sum(k => k.Milliseconds) / total:F0}%) for {reduceBytes / 1e3:F0} KB per rank per step";
+                report.Timing($"  rank 0 profile: kernels {total:F3} ms of the {stepMs:F3} ms step; {reduceText}");
+                foreach (var (kernel, launches, ms) in kernels.OrderByDescending(k => k.Milliseconds).Take(5))
+                {
+                    report.Timing($"    {kernel,-26} {launches,4} launches {ms * 1000,9:F1} us {100 * ms / total,5:F1}%");
+                }
+            }
+        }
+    }
+
+    private TensorParallelModel Split(IModelSource source, int maxBatchTokens, int maxLogitRows, int ranks = 0)
+    {
+        var (backends, group) = TensorParallelDevices.Create("cuda", ranks > 0 ? ranks : size, 0, out _);
         return new TensorParallelModel(source, backends, group, maxBatchTokens, maxLogitRows);
     }
 }
