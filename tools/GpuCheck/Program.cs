@@ -10,6 +10,8 @@ using AspireAi.Inference.Models.Gguf;
 
 // GpuCheck: the CUDA backend against the CPU backend on the GPU machine, then its timings (docs/cuda.md).
 //   GpuCheck [--ptx-dir DIR] [--model FILE.gguf]... [--out DIR] [--quick] [--no-bench | --only-bench] [--big | --only-big]
+//   GpuCheck --shapes [SHAPE,...] [--out DIR]   the GPU performance table (ShapeBenchmarks) for the named model shapes:
+//            1b-bf16, 1b-q8_0, 8b-bf16, 8b-q8_0, 8b-q4_0, qwen3-bf16 (all when none are named)
 //   GpuCheck --tp N [--out DIR]       only tensor parallelism: TP = N against TP = 1 (docs/tensor-parallel.md)
 //   GpuCheck inference <verb> ...   runs the Inference CLI (e.g. generate --device cuda) from this binary.
 if (args.Length > 0 && args[0] == "inference")
@@ -20,6 +22,7 @@ if (args.Length > 0 && args[0] == "inference")
 string? ptxDirectory = null, outDirectory = null;
 var models = new List<string>();
 bool quick = false, bench = true, big = false, onlyBig = false, onlyBench = false;
+string[]? shapes = null;
 var tensorParallel = 1;
 for (var i = 0; i < args.Length; i++)
 {
@@ -33,9 +36,10 @@ for (var i = 0; i < args.Length; i++)
         case "--big": big = true; break;
         case "--only-big": big = onlyBig = true; break;
         case "--only-bench": onlyBench = true; break;
+        case "--shapes": shapes = i + 1 < args.Length && !args[i + 1].StartsWith("--", StringComparison.Ordinal) ? args[++i].Split(',') : ["all"]; break;
         case "--tp": tensorParallel = int.Parse(args[++i], System.Globalization.CultureInfo.InvariantCulture); break;
         default:
-            Console.Error.WriteLine($"error: unknown argument '{args[i]}' (--ptx-dir DIR, --out DIR, --model FILE, --quick, --no-bench, --only-bench, --big, --only-big, --tp N; or: inference <verb> ...)");
+            Console.Error.WriteLine($"error: unknown argument '{args[i]}' (--ptx-dir DIR, --out DIR, --model FILE, --quick, --no-bench, --only-bench, --big, --only-big, --shapes [LIST], --tp N; or: inference <verb> ...)");
             return 2;
     }
 }
@@ -52,6 +56,36 @@ if (tensorParallel > 1)
 {
     var tp = new TensorParallelChecks(tensorParallel, report);
     Guarded(report, "NCCL", tp.Header);
+    if (shapes is not null)
+    {
+        // --tp N --shapes: decode scaling over 1, 2, … N GPUs (ASPIREAI_CUDA_PTX_DIR for fresh PTX; every rank loads it).
+        double copy;
+        using (var gpu = new CudaBackend(ptxDirectory: ptxDirectory))
+        {
+            copy = new Benchmarks(gpu, report).CopyBandwidth();
+        }
+
+        var sizes = new[] { 1, 2, 4, 8 }.Where(n => n <= tensorParallel).ToArray();
+        if (shapes.Contains("all") || shapes.Contains("8b-bf16"))
+        {
+            Guarded(report, "scaling Llama-3-8B BF16", () => tp.Scaling("Llama-3-8B", ModelShapes.Llama3_8B(1024), GgmlType.BF16, sizes, copy));
+        }
+
+        if (shapes.Contains("all") || shapes.Contains("70b-q8_0"))
+        {
+            Guarded(report, "scaling Llama-3-70B Q8_0", () => tp.Scaling("Llama-3-70B", ModelShapes.Llama3_70B(1024), GgmlType.Q8_0, [.. sizes.Where(n => n >= 2)], copy));
+        }
+
+        if (shapes.Contains("all") || shapes.Contains("70b-bf16"))
+        {
+            Guarded(report, "scaling Llama-3-70B BF16", () => tp.Scaling("Llama-3-70B", ModelShapes.Llama3_70B(1024), GgmlType.BF16, [.. sizes.Where(n => n >= 4)], copy));
+        }
+
+        report.Line($"total {clock.Elapsed.TotalSeconds:F0} s");
+        report.Write(outDirectory);
+        return report.Failed == 0 ? 0 : 1;
+    }
+
     Guarded(report, "Llama-3.2-1B Q8_0", () => tp.Compare("Llama-3.2-1B", ModelShapes.Llama32_1B(1024), GgmlType.Q8_0));
     Guarded(report, "Llama-3.2-1B BF16", () => tp.Compare("Llama-3.2-1B", ModelShapes.Llama32_1B(1024), GgmlType.BF16));
     Guarded(report, "Qwen3-0.6B F16", () => tp.Compare("Qwen3-0.6B", ModelShapes.Qwen3_06B(1024), GgmlType.F16));
@@ -74,6 +108,34 @@ try
     foreach (var kernel in gpu.Kernels.GemvKernels.Concat([gpu.Kernels.GemmInt8, gpu.Kernels.GemmF16, gpu.Kernels.AttentionPartition, gpu.Kernels.SampleRows]))
     {
         report.Line($"     kernel {kernel.Name}: {kernel.Attribute(CudaFunctionAttribute.NumRegisters)} registers, {kernel.Attribute(CudaFunctionAttribute.LocalSizeBytes)} B local, {kernel.Attribute(CudaFunctionAttribute.SharedSizeBytes)} B static shared");
+    }
+
+    if (shapes is not null)
+    {
+        _ = new Benchmarks(gpu, report).CopyBandwidth();
+        var suite = new ShapeBenchmarks(gpu, report);
+        (int, int)[] small = [(1, 128), (32, 128)];
+        (int, int)[] large = [(1, 128), (32, 128), (64, 128), (256, 128), (1, 2048), (32, 2048), (1, 8192), (32, 8192)];
+        var table = new (string Key, string Name, Func<int, ModelConfig> Shape, GgmlType Type, (int, int)[] Decode, int Prefill)[]
+        {
+            ("1b-bf16", "Llama-3.2-1B", ModelShapes.Llama32_1B, GgmlType.BF16, small, 0),
+            ("1b-q8_0", "Llama-3.2-1B", ModelShapes.Llama32_1B, GgmlType.Q8_0, small, 0),
+            ("qwen3-bf16", "Qwen3-0.6B", ModelShapes.Qwen3_06B, GgmlType.BF16, small, 0),
+            ("8b-bf16", "Llama-3-8B", ModelShapes.Llama3_8B, GgmlType.BF16, large, 2048),
+            ("8b-q8_0", "Llama-3-8B", ModelShapes.Llama3_8B, GgmlType.Q8_0, large, 2048),
+            ("8b-q4_0", "Llama-3-8B", ModelShapes.Llama3_8B, GgmlType.Q4_0, [(1, 128), (32, 128)], 0),
+        };
+        foreach (var (key, name, shape, type, decode, prefill) in table)
+        {
+            if (shapes.Contains("all") || shapes.Contains(key))
+            {
+                Guarded(report, $"{name} {type}", () => suite.Run(name, shape(8192 + 256), type, decode, prefill));
+            }
+        }
+
+        report.Line($"total {clock.Elapsed.TotalSeconds:F0} s");
+        report.Write(outDirectory);
+        return report.Failed == 0 ? 0 : 1;
     }
 
     if (onlyBig)

@@ -1,0 +1,220 @@
+using System.Diagnostics;
+using AspireAi.Inference.Backends;
+using AspireAi.Inference.Backends.Cuda;
+using AspireAi.Inference.Backends.Cuda.Driver;
+using AspireAi.Inference.Models;
+using AspireAi.Inference.Models.Synthetic;
+
+namespace AspireAi.GpuCheck;
+
+/// <summary>
+/// The GPU performance issue's table for one random-weight model of a real shape, loaded once: decode at each batch size
+/// (eager and as a replayed CUDA graph, with and without programmatic dependent launch), decode at long contexts with
+/// attention's share of the step and its KV read rate, and one long prefill with its FLOP rate. The KV cache is filled
+/// with a non-zero constant instead of prefilling (attention's speed does not depend on the values, and a 32 × 8k prefill
+/// would take minutes); every step really reads the whole context.
+/// </summary>
+internal sealed class ShapeBenchmarks(CudaBackend gpu, Report report)
+{
+    private const int BlockSize = 16;
+
+    /// <summary>0.01f: keys and values of the filled contexts.</summary>
+    private const uint FillPattern = 0x3C23D70A;
+
+    /// <param name="decode">(batch, context) pairs to decode at; batch 1 also gets the CUDA graph and the launch A/B.</param>
+    /// <param name="prefill">Tokens of the one-sequence prefill (0: none).</param>
+    public void Run(string name, ModelConfig config, GgmlType type, IReadOnlyList<(int Batch, int Context)> decode, int prefill)
+    {
+        var clock = Stopwatch.StartNew();
+        using var source = new RandomModel(name, config, type, 99);
+        var maxBatch = decode.Max(d => d.Batch);
+        using var model = new LlamaModel(source, gpu, Math.Max(prefill, maxBatch), maxBatch);
+        var parameters = MatMulParameters(config);
+        report.Line($"---- {name} {type}: {model.WeightBytesPerStep / 1e9:F2} GB of weights per step, {parameters / 1e9:F2} G matmul parameters; made and loaded in {clock.Elapsed.TotalSeconds:F0} s; programmatic dependent launch {(gpu.Kernels.DependentLaunch ? "available" : "unavailable")}");
+        foreach (var (batch, context) in decode)
+        {
+            var (free, _) = gpu.Context.MemoryInfo();
+            var kvBytes = (long)batch * (context + 64) * KvBytesPerToken(config);
+            if (kvBytes > free - (2L << 30))
+            {
+                report.Line($"decode {name} {type} batch {batch} context {context}: skipped, its KV cache ({kvBytes / 1e9:F1} GB, fp32) exceeds the {free / 1e9:F1} GB free");
+                continue;
+            }
+
+            Decode(model, config, $"{name} {type}", batch, context, parameters);
+        }
+
+        if (prefill > 0)
+        {
+            Prefill(model, config, $"{name} {type}", prefill, parameters);
+        }
+    }
+
+    private void Decode(LlamaModel model, ModelConfig config, string name, int batchSize, int context, double parameters)
+    {
+        const int steps = 32;
+        var blocksPerSequence = (context + steps + BlockSize) / BlockSize + 1;
+        using var cache = (CudaKvCache)gpu.CreateKvCache(model.KvCacheShape(BlockSize, blocksPerSequence * batchSize));
+        for (var l = 0; l < config.LayerCount; l++)
+        {
+            cache.Keys(l).Fill(gpu.Stream, FillPattern);
+            cache.Values(l).Fill(gpu.Stream, FillPattern);
+        }
+
+        var tables = Enumerable.Range(0, batchSize).Select(s => Enumerable.Range(s * blocksPerSequence, blocksPerSequence).ToArray()).ToArray();
+        var batch = new ForwardBatch(batchSize, batchSize, blocksPerSequence);
+        var ids = new int[batchSize];
+        var random = new Random(batchSize * 31 + context);
+        for (var s = 0; s < batchSize; s++)
+        {
+            ids[s] = random.Next(config.VocabularySize);
+        }
+
+        // Token s of the step at `position`: attends over the filled context (positions < position) and itself.
+        void Step(int position)
+        {
+            batch.Clear();
+            for (var s = 0; s < batchSize; s++)
+            {
+                batch.AddSequence(tables[s]);
+            }
+
+            for (var s = 0; s < batchSize; s++)
+            {
+                batch.AddToken(ids[s], position, s, tables[s][position / BlockSize] * BlockSize + position % BlockSize, true);
+            }
+
+            gpu.ArgMax(model.ForwardToLogits(batch, cache)!, batchSize, ids);
+        }
+
+        var label = $"decode {name} batch {batchSize,3} context {context,5}";
+        var launchModes = gpu.Kernels.DependentLaunch && batchSize == 1 ? new[] { true, false } : [gpu.Kernels.DependentLaunch];
+        foreach (var dependent in launchModes)
+        {
+            gpu.Stream.DependentLaunch = dependent;
+            Step(context);
+            gpu.Context.Synchronize();
+            var clock = Stopwatch.StartNew();
+            for (var i = 0; i < steps; i++)
+            {
+                Step(context + i % 8);
+            }
+
+            var stepMs = clock.Elapsed.TotalMilliseconds / steps;
+            var mode = dependent ? "dependent launch" : "plain launch";
+            report.Timing($"{label}: {batchSize / (stepMs * 1e-3),9:F1} tok/s ({stepMs:F3} ms/step, {model.WeightBytesPerStep / (stepMs * 1e-3) / 1e9:F0} GB/s of weights), eager, {mode}");
+            if (batchSize <= 32)
+            {
+                var graphMs = GraphStepMs(model, cache, batch, batchSize, ids, () => Step(context + 1), steps);
+                report.Timing($"{label}: {batchSize / (graphMs * 1e-3),9:F1} tok/s ({graphMs:F3} ms/step, {model.WeightBytesPerStep / (graphMs * 1e-3) / 1e9:F0} GB/s of weights), CUDA graph, {mode}");
+            }
+        }
+
+        gpu.Stream.DependentLaunch = gpu.Kernels.DependentLaunch;
+        var profile = Profile(() => Step(context + 1));
+        var attentionMs = profile.Where(k => k.Kernel.StartsWith("attention_", StringComparison.Ordinal)).Sum(k => k.Milliseconds);
+        var matmulMs = profile.Where(k => k.Kernel.StartsWith("gemv_", StringComparison.Ordinal) || k.Kernel.StartsWith("gemm_", StringComparison.Ordinal)).Sum(k => k.Milliseconds);
+        var totalMs = profile.Sum(k => k.Milliseconds);
+        var kvBytes = (double)batchSize * (context + 1) * KvBytesPerToken(config);
+        report.Timing($"  profile ({profile.Sum(k => k.Launches)} launches, event-timed): kernels {totalMs:F3} ms; matmuls {matmulMs:F3} ms ({100 * matmulMs / totalMs:F0}%, {2 * parameters * batchSize / (matmulMs * 1e-3) / 1e12:F1} TFLOP/s); attention {attentionMs:F3} ms ({100 * attentionMs / totalMs:F0}%, {kvBytes / 1e9:F2} GB of fp32 KV at {kvBytes / (attentionMs * 1e-3) / 1e9:F0} GB/s)");
+        foreach (var (kernel, launches, ms) in profile.OrderByDescending(k => k.Milliseconds).Take(6))
+        {
+            report.Timing($"    {kernel,-26} {launches,4} launches {ms * 1000,9:F1} us {100 * ms / totalMs,5:F1}%");
+        }
+    }
+
+    /// <summary>Milliseconds per replay of the captured step (the same positions each replay, so launch shapes stay fixed).</summary>
+    private double GraphStepMs(LlamaModel model, CudaKvCache cache, ForwardBatch batch, int batchSize, int[] ids, Action prepare, int steps)
+    {
+        prepare();
+        gpu.DeferBatchUploads = true;
+        gpu.Stream.BeginCapture();
+        DeviceTensor? logits;
+        CudaGraph graph;
+        try
+        {
+            logits = model.ForwardToLogits(batch, cache);
+        }
+        finally
+        {
+            graph = gpu.Stream.EndCapture();
+            gpu.DeferBatchUploads = false;
+        }
+
+        using (graph)
+        {
+            gpu.UploadBatch(batch);
+            graph.Launch(gpu.Stream);
+            gpu.ArgMax(logits!, batchSize, ids);
+            var clock = Stopwatch.StartNew();
+            for (var i = 0; i < steps; i++)
+            {
+                gpu.UploadBatch(batch);
+                graph.Launch(gpu.Stream);
+                gpu.ArgMax(logits!, batchSize, ids);
+            }
+
+            return clock.Elapsed.TotalMilliseconds / steps;
+        }
+    }
+
+    private void Prefill(LlamaModel model, ModelConfig config, string name, int tokens, double parameters)
+    {
+        var blocks = tokens / BlockSize + 1;
+        using var cache = gpu.CreateKvCache(model.KvCacheShape(BlockSize, blocks));
+        var table = Enumerable.Range(0, blocks).ToArray();
+        var batch = new ForwardBatch(tokens, 1, blocks);
+        var random = new Random(tokens);
+        batch.AddSequence(table);
+        for (var p = 0; p < tokens; p++)
+        {
+            batch.AddToken(random.Next(config.VocabularySize), p, 0, p, p == tokens - 1);
+        }
+
+        var ids = new int[1];
+        void Run() => gpu.ArgMax(model.ForwardToLogits(batch, cache)!, 1, ids);
+        Run();
+        var times = new double[5];
+        for (var i = 0; i < times.Length; i++)
+        {
+            var clock = Stopwatch.StartNew();
+            Run();
+            times[i] = clock.Elapsed.TotalMilliseconds;
+        }
+
+        Array.Sort(times);
+        var ms = times[times.Length / 2];
+        // Causal attention: each of the n queries meets (i + 1) keys, twice (scores and values), 2 FLOP per multiply-add.
+        var attentionFlops = 4.0 * config.LayerCount * config.HeadCount * config.HeadDim * tokens * (tokens + 1) / 2;
+        var flops = 2 * parameters * tokens + attentionFlops;
+        var profile = Profile(Run);
+        var matmulMs = profile.Where(k => k.Kernel.StartsWith("gemm_", StringComparison.Ordinal) || k.Kernel.StartsWith("gemv_", StringComparison.Ordinal)).Sum(k => k.Milliseconds);
+        var attentionMs = profile.Where(k => k.Kernel.StartsWith("attention_", StringComparison.Ordinal)).Sum(k => k.Milliseconds);
+        report.Timing($"prefill {name} {tokens} tokens: {ms:F1} ms ({tokens / (ms * 1e-3):F0} tok/s, {flops / (ms * 1e-3) / 1e12:F1} TFLOP/s overall); matmuls {matmulMs:F1} ms at {2 * parameters * tokens / (matmulMs * 1e-3) / 1e12:F1} TFLOP/s, attention {attentionMs:F1} ms at {attentionFlops / (attentionMs * 1e-3) / 1e12:F1} TFLOP/s");
+    }
+
+    private List<(string Kernel, int Launches, double Milliseconds)> Profile(Action step)
+    {
+        using var timer = new KernelTimer(gpu.Context);
+        gpu.Stream.Timer = timer;
+        try
+        {
+            step();
+        }
+        finally
+        {
+            gpu.Stream.Timer = null;
+        }
+
+        return [.. timer.Collect()];
+    }
+
+    /// <summary>Weights multiplied per token: every layer's projections and the logits' matrix (the embedding is a lookup).</summary>
+    private static double MatMulParameters(ModelConfig c)
+    {
+        double e = c.EmbeddingLength, q = c.HeadCount * c.HeadDim, kv = c.KvHeadCount * c.HeadDim, ff = c.FeedForwardLength;
+        return c.LayerCount * (e * (q + 2 * kv) + q * e + 3 * e * ff) + (double)c.VocabularySize * e;
+    }
+
+    private static long KvBytesPerToken(ModelConfig c) => (long)c.LayerCount * 2 * c.KvHeadCount * c.HeadDim * sizeof(float);
+}

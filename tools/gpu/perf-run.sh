@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# The GPU performance measurements in one command on the GPU machine (docs/performance.md, "GPU performance"): PTX from
+# the sources, a quick correctness pass of the kernels and engine against the CPU (so no number comes from a broken build),
+# then GpuCheck --shapes (the issue's table for the named model shapes), the nano-vllm workload through bench-serve on a
+# random Qwen3-0.6B, and the PyTorch peer (tools/gpu/torch-peer.py) when present. Same layout as gpu-check.sh: GpuCheck in
+# $GPU/bin, kernels in $GPU/kernels, tools in $GPU/tools, models in $GPU/models; results in $OUT.
+#   SHAPES=8b-q8_0,1b-bf16 PEER=decode,copy SERVE=1 bash .gpu/tools/perf-run.sh
+set -uo pipefail
+GPU="${GPU:-.gpu}"
+OUT="${OUT:-$GPU/out}"
+mkdir -p "$OUT" "$GPU/ptx"
+chmod +x "$GPU"/bin/* "$GPU"/tools/*.sh
+log="$OUT/perf.log"
+stamp() { echo "[$(date -u +%H:%M:%S)] $*" | tee -a "$log"; }
+nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv | tee "$log"
+if [ -d "$GPU/ptx-prebuilt" ]; then
+    cp "$GPU"/ptx-prebuilt/* "$GPU/ptx/"
+else
+    KERNELS="$GPU/kernels" bash "$GPU/tools/build-ptx.sh" "$GPU/ptx" >> "$log" 2>&1 || { stamp "build-ptx failed"; exit 1; }
+    tar -cf "$OUT/ptx.tar" -C "$GPU/ptx" .
+fi
+export ASPIREAI_CUDA_PTX_DIR="$GPU/ptx"
+models=()
+for m in "$GPU"/models/*.gguf; do models+=(--model "$m"); done
+if [ "${CHECK:-1}" = 1 ]; then
+    stamp "quick check"
+    timeout "${CHECK_SECONDS:-150}" "$GPU/bin/GpuCheck" --ptx-dir "$GPU/ptx" --quick --no-bench "${models[@]}" > "$OUT/check.log" 2>&1
+    stamp "quick check exit $? ($(grep -c '^FAIL' "$OUT/check.log") FAIL lines)"
+    grep -E '^FAIL|passed, .* failed' "$OUT/check.log" | tail -n 8 | tee -a "$log"
+fi
+if [ -n "${SHAPES:-}" ]; then
+    stamp "shapes $SHAPES"
+    timeout "${SHAPES_SECONDS:-400}" "$GPU/bin/GpuCheck" --ptx-dir "$GPU/ptx" --shapes "$SHAPES" >> "$log" 2>&1
+    stamp "shapes exit $?"
+fi
+if [ "${SERVE:-0}" = 1 ]; then
+    stamp "nano-vllm workload, random Qwen3-0.6B ${SERVE_TYPE:-bf16}"
+    timeout "${SERVE_SECONDS:-150}" "$GPU/bin/GpuCheck" inference bench-serve --model "random:qwen3-0.6b:${SERVE_TYPE:-bf16}:4096" --device cuda \
+        --num-prompts 256 --max-num-seqs "${SERVE_SEQS:-256}" --max-batched-tokens 8192 --seed 0 >> "$log" 2>&1
+    stamp "bench-serve exit $?"
+fi
+if [ -n "${PEER:-}" ] && [ -f "$GPU/tools/torch-peer.py" ]; then
+    stamp "PyTorch peer: $PEER"
+    timeout "${PEER_SECONDS:-300}" python3 "$GPU/tools/torch-peer.py" --only "$PEER" --out "$OUT/torch-peer.jsonl" >> "$log" 2>&1
+    stamp "torch-peer exit $?"
+fi
