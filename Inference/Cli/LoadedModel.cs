@@ -73,23 +73,13 @@ public sealed class LoadedModel : IDisposable
         try
         {
             ITokenizer? tokenizer = null;
-            if (source is RandomModel)
+            try
             {
-                if (needTokenizer)
-                {
-                    throw new UsageException($"{args.Verb}: {path} has random weights and no tokenizer (it is for bench, or generate with --prompt-token-ids).");
-                }
+                tokenizer = Tokenizers.For(source);
             }
-            else
+            catch (ModelFormatException) when (!needTokenizer)
             {
-                try
-                {
-                    tokenizer = Tokenizers.For(source);
-                }
-                catch (ModelFormatException) when (!needTokenizer)
-                {
-                    // Token ids in, token ids out: a model without a usable tokenizer still runs.
-                }
+                // Token ids in, token ids out: a model without a usable tokenizer still runs.
             }
 
             var context = source.Config.ContextLength;

@@ -61,11 +61,13 @@ public sealed class ChatTemplate
             : new ChatTemplate(config.ChatTemplate, config.Bos ?? TokenText(tokenizer, tokenizer.BosId), config.Eos ?? TokenText(tokenizer, tokenizer.EosId));
     }
 
-    /// <summary>The template of whichever kind of model <paramref name="source"/> is (<see cref="FromGguf"/> or <see cref="FromHuggingFace"/>).</summary>
+    /// <summary>The template of whichever kind of model <paramref name="source"/> is (<see cref="FromGguf"/> or <see cref="FromHuggingFace"/>;
+    /// a random model has none).</summary>
     public static ChatTemplate? For(IModelSource source, ITokenizer tokenizer) => source switch
     {
         GgufFile file => FromGguf(file, tokenizer),
         SafeTensorsModel folder => FromHuggingFace(folder.Path, tokenizer),
+        Models.Synthetic.RandomModel => null,
         _ => throw new ArgumentException($"No chat template reader for {source.GetType().Name}.", nameof(source)),
     };
 

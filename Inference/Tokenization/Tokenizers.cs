@@ -15,12 +15,14 @@ public static class Tokenizers
     /// <exception cref="Models.ModelFormatException">Missing or unsupported tokenizer files (names the file and field).</exception>
     public static ITokenizer FromHuggingFace(string folder) => HuggingFaceTokenizerLoader.Load(folder);
 
-    /// <summary>The tokenizer of whichever kind of model <paramref name="source"/> is (<see cref="FromGguf"/> or <see cref="FromHuggingFace"/>).</summary>
+    /// <summary>The tokenizer of whichever kind of model <paramref name="source"/> is (<see cref="FromGguf"/>, <see cref="FromHuggingFace"/>,
+    /// or a random model's synthetic vocabulary).</summary>
     /// <exception cref="Models.ModelFormatException">Missing or unsupported tokenizer data.</exception>
     public static ITokenizer For(IModelSource source) => source switch
     {
         GgufFile file => FromGguf(file),
         SafeTensorsModel folder => FromHuggingFace(folder.Path),
+        Models.Synthetic.RandomModel random => new SentencePieceTokenizer(random.SyntheticVocabulary()),
         _ => throw new ArgumentException($"No tokenizer reader for {source.GetType().Name}.", nameof(source)),
     };
 }

@@ -1,4 +1,5 @@
 using System.Runtime.InteropServices;
+using AspireAi.Inference.Tokenization;
 
 namespace AspireAi.Inference.Models.Synthetic;
 
@@ -82,7 +83,8 @@ public sealed class RandomModel : IModelSource
     /// <summary>
     /// A random-weight model from <c>random:SHAPE[:TYPE[:CONTEXT]]</c> (<c>random:llama3-8b:q4_0</c>): the shape by name (see
     /// <see cref="ModelShapes.ByName"/>), every matrix in TYPE (default q8_0; f32, f16, bf16, q8_0, q5_0, q4_0, q4_k, q5_k,
-    /// q6_k), the context in tokens (default 4096). For benchmarks of exact shapes without the files (no tokenizer).
+    /// q6_k), the context in tokens (default 4096). For benchmarks of exact shapes without the files; its tokenizer is
+    /// <see cref="SyntheticVocabulary"/>'s (vLLM's <c>--load-format dummy</c> keeps the model's own, which a random model lacks).
     /// </summary>
     /// <exception cref="ModelFormatException">An unknown shape or type, or a context that is not a positive number.</exception>
     public static RandomModel FromReference(string reference)
@@ -106,6 +108,31 @@ public sealed class RandomModel : IModelSource
         }
 
         return new RandomModel(parts[0].ToLowerInvariant(), shape(context), type, 20261126);
+    }
+
+    /// <summary>
+    /// A SentencePiece vocabulary of the model's size for serving a random model (<c>serve</c>, <c>bench-serve</c>):
+    /// <c>&lt;unk&gt;</c>, <c>&lt;s&gt;</c>, <c>&lt;/s&gt;</c>, the 256 byte pieces <c>&lt;0x00&gt;</c>… (every text encodes, by
+    /// byte fallback), then <c>▁w3</c>, <c>▁w4</c>… for the rest, so each id decodes to a distinct word.
+    /// </summary>
+    public Vocabulary SyntheticVocabulary()
+    {
+        var size = Config.VocabularySize;
+        var pieces = new string[size];
+        var kinds = new TokenKind[size];
+        for (var i = 0; i < size; i++)
+        {
+            (pieces[i], kinds[i]) = i switch
+            {
+                0 => ("<unk>", TokenKind.Unknown),
+                1 => ("<s>", TokenKind.Control),
+                2 => ("</s>", TokenKind.Control),
+                < 3 + 256 => ($"<0x{i - 3:X2}>", TokenKind.Byte),
+                _ => ($"\u2581w{i}", TokenKind.Normal),
+            };
+        }
+
+        return new Vocabulary(pieces, null, kinds) { UnknownId = 0, BosId = 1, EosId = 2 };
     }
 
     /// <summary>The engine's tensor types by their names (<c>q8_0</c> is <see cref="GgmlType.Q8_0"/>), case aside.</summary>

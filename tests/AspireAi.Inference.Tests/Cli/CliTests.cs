@@ -39,7 +39,6 @@ public sealed class CliTests
     [InlineData("bench", "--model", "random:gpt-9")]
     [InlineData("bench", "--model", "random:stories15m:q9_9")]
     [InlineData("bench", "--model", "random:stories15m:q8_0:lots")]
-    [InlineData("generate", "--model", "random:stories15m", "--prompt", "hi")]
     public void Bad_command_lines_exit_2_with_one_line(params string[] args)
     {
         var (code, _, error) = Run(args);
@@ -58,6 +57,23 @@ public sealed class CliTests
         Assert.True(json.RootElement.GetProperty("prefill_tokens_per_s").GetDouble() > 0);
         Assert.True(json.RootElement.GetProperty("decode_tokens_per_s").GetDouble() > 0);
         Assert.Contains("random:stories15m", error);
+    }
+
+    [Fact]
+    public void A_random_model_tokenizes_text_with_its_synthetic_vocabulary()
+    {
+        // <unk>, <s>, </s>, then the byte pieces from id 3: "▁hi" has no piece of its own, so it is bytes E2 96 81 'h' 'i'.
+        var (code, stdout, error) = Run("generate", "--model", "random:stories15m:q8_0:64", "--prompt", "hi", "--max-tokens", "4",
+            "--ignore-eos", "--output", "json", "--threads", "2");
+        Assert.True(code == 0, error);
+        using var json = JsonDocument.Parse(stdout);
+        var root = json.RootElement;
+        Assert.Equal([1, 3 + 0xE2, 3 + 0x96, 3 + 0x81, 3 + 'h', 3 + 'i'], root.GetProperty("prompt_token_ids").EnumerateArray().Select(e => e.GetInt32()));
+        var ids = root.GetProperty("token_ids").EnumerateArray().Select(e => e.GetInt32()).ToArray();
+        Assert.Equal(4, ids.Length);
+        // Ids past the byte pieces decode to " w<id>"; the others to their byte or control text.
+        var words = ids.Where(id => id >= 3 + 256).Select(id => $" w{id}");
+        Assert.All(words, word => Assert.Contains(word, root.GetProperty("text").GetString()));
     }
 
     [Fact]
