@@ -181,21 +181,10 @@ public sealed class TensorParallelModel : IForwardModel
         var caches = ((TensorParallelKvCache)cache).Ranks;
         _threads.Run(r =>
         {
-            var device = devices[r];
-            device.DeferBatchUploads = true;
-            device.Stream.BeginCapture();
-            try
+            graphs[r] = devices[r].CaptureStep(() => _ranks[r].ForwardToLogits(batch, caches[r]), out var rankLogits);
+            if (r == 0)
             {
-                var rankLogits = _ranks[r].ForwardToLogits(batch, caches[r]);
-                if (r == 0)
-                {
-                    logits = rankLogits;
-                }
-            }
-            finally
-            {
-                graphs[r] = device.Stream.EndCapture();
-                device.DeferBatchUploads = false;
+                logits = rankLogits;
             }
         });
         return new TensorParallelGraph(devices, graphs, _threads, logits);

@@ -295,21 +295,7 @@ internal sealed class Benchmarks(CudaBackend gpu, Report report)
             // A captured graph of the step, replayed: the same positions each step, so the launch shapes stay fixed.
             DecodeBatch(prompt + 1);
             model.ForwardToLogits(batch, cache);
-            gpu.DeferBatchUploads = true;
-            gpu.Stream.BeginCapture();
-            DeviceTensor? captured;
-            CudaGraph graph;
-            try
-            {
-                captured = model.ForwardToLogits(batch, cache);
-            }
-            finally
-            {
-                graph = gpu.Stream.EndCapture();
-                gpu.DeferBatchUploads = false;
-            }
-
-            using (graph)
+            using (var graph = gpu.CaptureStep(() => model.ForwardToLogits(batch, cache), out var captured))
             {
                 gpu.Context.Synchronize();
                 clock.Restart();

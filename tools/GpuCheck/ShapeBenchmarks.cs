@@ -127,21 +127,7 @@ internal sealed class ShapeBenchmarks(CudaBackend gpu, Report report)
     private double GraphStepMs(LlamaModel model, CudaKvCache cache, ForwardBatch batch, int batchSize, int[] ids, Action prepare, int steps)
     {
         prepare();
-        gpu.DeferBatchUploads = true;
-        gpu.Stream.BeginCapture();
-        DeviceTensor? logits;
-        CudaGraph graph;
-        try
-        {
-            logits = model.ForwardToLogits(batch, cache);
-        }
-        finally
-        {
-            graph = gpu.Stream.EndCapture();
-            gpu.DeferBatchUploads = false;
-        }
-
-        using (graph)
+        using (var graph = gpu.CaptureStep(() => model.ForwardToLogits(batch, cache), out var logits))
         {
             gpu.UploadBatch(batch);
             graph.Launch(gpu.Stream);

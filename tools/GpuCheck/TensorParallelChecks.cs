@@ -145,15 +145,7 @@ internal sealed class TensorParallelChecks(int size, Report report)
             const int blockSize = 16;
             var blocks = (prompt + steps + blockSize) / blockSize;
             using var cache = model.CreateKvCache(model.KvCacheShape(blockSize, blocks));
-            var table = Enumerable.Range(0, blocks).ToArray();
-            var batch = new ForwardBatch(prompt, 1, blocks);
-            batch.AddSequence(table);
-            var random = new Random(3);
-            for (var p = 0; p < prompt; p++)
-            {
-                batch.AddToken(random.Next(config.VocabularySize), p, 0, p, p == prompt - 1);
-            }
-
+            var (batch, table) = PromptBatch(config, prompt, blocks);
             var argMax = (CudaBackend)model.Backend;
             var ids = new int[1];
             argMax.ArgMax(model.ForwardToLogits(batch, cache)!, 1, ids);
@@ -234,15 +226,7 @@ internal sealed class TensorParallelChecks(int size, Report report)
                 const int blockSize = 16;
                 var blocks = (prompt + steps + blockSize) / blockSize;
                 using var cache = model.CreateKvCache(model.KvCacheShape(blockSize, blocks));
-                var table = Enumerable.Range(0, blocks).ToArray();
-                var batch = new ForwardBatch(prompt, 1, blocks);
-                batch.AddSequence(table);
-                var random = new Random(3);
-                for (var p = 0; p < prompt; p++)
-                {
-                    batch.AddToken(random.Next(config.VocabularySize), p, 0, p, p == prompt - 1);
-                }
-
+                var (batch, table) = PromptBatch(config, prompt, blocks);
                 var device = (CudaBackend)model.Backend;
                 var ids = new int[1];
                 device.ArgMax(model.ForwardToLogits(batch, cache)!, 1, ids);
@@ -289,21 +273,7 @@ internal sealed class TensorParallelChecks(int size, Report report)
                 else
                 {
                     model.ForwardToLogits(batch, cache);
-                    device.DeferBatchUploads = true;
-                    device.Stream.BeginCapture();
-                    DeviceTensor? logits;
-                    CudaGraph graph;
-                    try
-                    {
-                        logits = model.ForwardToLogits(batch, cache);
-                    }
-                    finally
-                    {
-                        graph = device.Stream.EndCapture();
-                        device.DeferBatchUploads = false;
-                    }
-
-                    using (graph)
+                    using (var graph = device.CaptureStep(() => model.ForwardToLogits(batch, cache), out var logits))
                     {
                         clock.Restart();
                         for (var i = 0; i < steps; i++)
@@ -348,6 +318,21 @@ internal sealed class TensorParallelChecks(int size, Report report)
                 }
             }
         }
+    }
+
+    /// <summary>One sequence of <paramref name="prompt"/> random tokens over blocks 0… (slot = position), logits of the last.</summary>
+    private static (ForwardBatch Batch, int[] Table) PromptBatch(ModelConfig config, int prompt, int blocks)
+    {
+        var table = Enumerable.Range(0, blocks).ToArray();
+        var batch = new ForwardBatch(prompt, 1, blocks);
+        batch.AddSequence(table);
+        var random = new Random(3);
+        for (var p = 0; p < prompt; p++)
+        {
+            batch.AddToken(random.Next(config.VocabularySize), p, 0, p, p == prompt - 1);
+        }
+
+        return (batch, table);
     }
 
     private TensorParallelModel Split(IModelSource source, int maxBatchTokens, int maxLogitRows, int ranks = 0)

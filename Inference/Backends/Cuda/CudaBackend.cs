@@ -134,6 +134,40 @@ public sealed class CudaBackend : IBackend, IDeviceSampler
     /// </summary>
     public bool DeferBatchUploads { get; set; }
 
+    /// <summary>
+    /// Captures what <paramref name="step"/> queues on <see cref="Stream"/> as a graph instead of running it, with the batch
+    /// metadata uploads deferred: call <see cref="UploadBatch"/> before each replay. Run the same step eagerly once first,
+    /// so that every buffer it addresses already has its final size.
+    /// </summary>
+    public CudaGraph CaptureStep(Func<DeviceTensor?> step, out DeviceTensor? result)
+    {
+        DeferBatchUploads = true;
+        Stream.BeginCapture();
+        try
+        {
+            result = step();
+        }
+        catch
+        {
+            // End the capture so the stream works again; the step's own error is the one to report.
+            try
+            {
+                Stream.EndCapture().Dispose();
+            }
+            catch (CudaException)
+            {
+            }
+
+            throw;
+        }
+        finally
+        {
+            DeferBatchUploads = false;
+        }
+
+        return Stream.EndCapture();
+    }
+
     public void BeginBatch(ForwardBatch batch)
     {
         Context.MakeCurrent();
