@@ -4,13 +4,18 @@ namespace AspireAi.Inference.Backends.Cpu;
 
 /// <summary>
 /// A weight in the CPU backend's layout. Quantized types are rearranged once at load into 32-value blocks of unsigned codes
-/// in element order, with float scales (and mins) beside them, so one SIMD kernel family serves every type. The
+/// with float scales (and mins) beside them: Q4/Q5 types with eight rows interleaved (<see cref="CpuWeightLayout"/>), so
+/// one vector instruction multiplies eight rows by the same activations; Q6_K and Q8_0 row by row. The
 /// rearrangement is lossless: codes are the file's integers and scales are exact products (fp16 · 6/8-bit integer fits a
 /// float's 24-bit mantissa). value = scale · (code − <see cref="CodeOffset"/>) − min.
 /// </summary>
 internal sealed unsafe class CpuWeight : DeviceWeight
 {
     public const int BlockSize = 32;
+
+    /// <summary>Rows interleaved per group in the <see cref="CpuWeightLayout.NibbleRowGroups"/> and
+    /// <see cref="CpuWeightLayout.ByteRowGroups"/> layouts: one 256-bit vector holds a dword of each.</summary>
+    public const int GroupRows = 8;
 
     private readonly NativeBuffer _data;
     private readonly NativeBuffer? _scales;
@@ -27,23 +32,33 @@ internal sealed unsafe class CpuWeight : DeviceWeight
         {
             CpuWeightLayout.Float32 => (long)columns * 4,
             CpuWeightLayout.Float16 or CpuWeightLayout.BFloat16 => (long)columns * 2,
-            CpuWeightLayout.NibblePairs => (long)(BlocksPerRow + 1) / 2 * 32,
+            CpuWeightLayout.NibbleRowGroups => (long)BlocksPerRow * 16,
             _ => (long)BlocksPerRow * 32,
         };
-        _data = new NativeBuffer(RowStride * rows);
+        // Row groups are padded to whole groups of eight rows (zero codes and scales), so the kernels never test for a
+        // partial group while reading.
+        var storedRows = IsRowGrouped ? (long)Groups * GroupRows : rows;
+        _data = new NativeBuffer(RowStride * storedRows);
         if (IsQuantized)
         {
-            _scales = new NativeBuffer((long)rows * BlocksPerRow * scalesPerBlock * sizeof(float));
+            _scales = new NativeBuffer(storedRows * BlocksPerRow * scalesPerBlock * sizeof(float));
             if (type is GgmlType.Q4_K or GgmlType.Q5_K)
             {
-                _mins = new NativeBuffer((long)rows * BlocksPerRow * sizeof(float));
+                _mins = new NativeBuffer(storedRows * BlocksPerRow * sizeof(float));
             }
         }
     }
 
     public CpuWeightLayout Layout { get; }
 
-    public bool IsQuantized => Layout is CpuWeightLayout.NibblePairs or CpuWeightLayout.ByteCodes or CpuWeightLayout.SignedBytes;
+    public bool IsQuantized => Layout is CpuWeightLayout.NibbleRowGroups or CpuWeightLayout.ByteRowGroups or CpuWeightLayout.ByteCodes
+        or CpuWeightLayout.SignedBytes;
+
+    /// <summary>True for the layouts that interleave <see cref="GroupRows"/> rows (Q4_0, Q4_K, Q5_0, Q5_K).</summary>
+    public bool IsRowGrouped => Layout is CpuWeightLayout.NibbleRowGroups or CpuWeightLayout.ByteRowGroups;
+
+    /// <summary>Groups of <see cref="GroupRows"/> rows, the last one padded.</summary>
+    public int Groups => (Rows + GroupRows - 1) / GroupRows;
 
     /// <summary>Subtracted from each code before scaling: 8 (Q4_0), 16 (Q5_0), 32 (Q6_K), 0 otherwise.</summary>
     public int CodeOffset { get; }
@@ -55,27 +70,72 @@ internal sealed unsafe class CpuWeight : DeviceWeight
 
     public int BlocksPerRow { get; }
 
-    /// <summary>Bytes from one row's data to the next.</summary>
+    /// <summary>Bytes from one row's data to the next (row layouts); a row's share of a group's data (row groups).</summary>
     public long RowStride { get; }
+
+    /// <summary>Bytes of one block of 32 columns of one row group.</summary>
+    public int GroupBlockBytes => (int)(RowStride / BlocksPerRow * GroupRows);
 
     public override long ByteSize => _data.ByteLength + (_scales?.ByteLength ?? 0) + (_mins?.ByteLength ?? 0);
 
     public byte* RowData(int row) => _data.Pointer + row * RowStride;
 
+    /// <summary>Row layouts: the row's scales, one after another.</summary>
     public float* RowScales(int row) => (float*)_scales!.Pointer + (long)row * BlocksPerRow * ScalesPerBlock;
 
+    /// <summary>Row layouts: the row's K-quant mins.</summary>
     public float* RowMins(int row) => (float*)_mins!.Pointer + (long)row * BlocksPerRow;
 
-    /// <summary>The unsigned code of value <paramref name="index"/> of a row (quantized layouts).</summary>
-    public int Code(byte* rowData, int index)
+    /// <summary>Row groups: the group's data, <see cref="GroupBlockBytes"/> per block.</summary>
+    public byte* GroupData(int group) => _data.Pointer + group * RowStride * GroupRows;
+
+    /// <summary>Row groups: per block, the scales of the group's eight rows (one vector).</summary>
+    public float* GroupScales(int group) => (float*)_scales!.Pointer + (long)group * BlocksPerRow * GroupRows;
+
+    /// <summary>Row groups: per block, the mins of the group's eight rows.</summary>
+    public float* GroupMins(int group) => (float*)_mins!.Pointer + (long)group * BlocksPerRow * GroupRows;
+
+    /// <summary>Scale <paramref name="index"/> of a row (one per block; two per block for Q6_K), in either layout.</summary>
+    public ref float Scale(int row, int index) => ref IsRowGrouped
+        ? ref GroupScales(row / GroupRows)[index * GroupRows + row % GroupRows]
+        : ref RowScales(row)[index];
+
+    /// <summary>The K-quant min of block <paramref name="block"/> of a row, in either layout.</summary>
+    public ref float Min(int row, int block) => ref IsRowGrouped
+        ? ref GroupMins(row / GroupRows)[block * GroupRows + row % GroupRows]
+        : ref RowMins(row)[block];
+
+    /// <summary>
+    /// Where code <paramref name="index"/> of a row lives: the byte, and the shift of its nibble (0 or 4; always 0 outside
+    /// <see cref="CpuWeightLayout.NibbleRowGroups"/>). The one place that knows the quantized layouts, for the repacker and
+    /// the scalar readers.
+    /// </summary>
+    public byte* CodeLocation(int row, int index, out int shift)
     {
         var block = index / BlockSize;
         var j = index % BlockSize;
+        shift = 0;
+        switch (Layout)
+        {
+            case CpuWeightLayout.NibbleRowGroups:
+                shift = j < 16 ? 0 : 4;
+                return GroupData(row / GroupRows) + block * GroupBlockBytes + j % 16 / 4 * 32 + row % GroupRows * 4 + j % 4;
+            case CpuWeightLayout.ByteRowGroups:
+                return GroupData(row / GroupRows) + block * GroupBlockBytes + j / 4 * 32 + row % GroupRows * 4 + j % 4;
+            default:
+                return RowData(row) + index;
+        }
+    }
+
+    /// <summary>The code of value <paramref name="index"/> of a row (quantized layouts; Q8_0's signed).</summary>
+    public int Code(int row, int index)
+    {
+        var location = CodeLocation(row, index, out var shift);
         return Layout switch
         {
-            CpuWeightLayout.NibblePairs => (block & 1) == 0 ? rowData[block / 2 * 32 + j] & 0xF : rowData[block / 2 * 32 + j] >> 4,
-            CpuWeightLayout.SignedBytes => (sbyte)rowData[index],
-            _ => rowData[index],
+            CpuWeightLayout.NibbleRowGroups => (*location >> shift) & 0xF,
+            CpuWeightLayout.SignedBytes => (sbyte)*location,
+            _ => *location,
         };
     }
 
@@ -104,14 +164,12 @@ internal sealed unsafe class CpuWeight : DeviceWeight
                 return;
         }
 
-        var scales = RowScales(row);
-        var mins = HasMins ? RowMins(row) : null;
         for (var i = 0; i < Columns; i++)
         {
             var block = i / BlockSize;
-            var scale = scales[ScalesPerBlock == 1 ? block : i / 16];
-            var min = mins is null ? 0f : mins[block];
-            destination[i] = scale * (Code(data, i) - CodeOffset) - min;
+            var scale = Scale(row, ScalesPerBlock == 1 ? block : i / 16);
+            var min = HasMins ? Min(row, block) : 0f;
+            destination[i] = scale * (Code(row, i) - CodeOffset) - min;
         }
     }
 

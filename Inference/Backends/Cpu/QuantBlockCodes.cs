@@ -16,7 +16,7 @@ internal unsafe interface IBlockCodes
 }
 
 /// <summary>
-/// Unsigned codes below 64: <c>vpmaddubsw</c> (u8 × s8 → pairs of int16, at most 2·63·127 = 16,002, so never saturating)
+/// Unsigned codes below 64 (Q6_K): <c>vpmaddubsw</c> (u8 × s8 → pairs of int16, at most 2·63·127 = 16,002, so never saturating)
 /// then <c>vpmaddwd</c> against ones. .NET 10 exposes no AVX-512 VNNI (<c>vpdpbusd</c>) and this CPU lacks the VEX AVX-VNNI,
 /// so this two-instruction form is the fastest integer product available here.
 /// </summary>
@@ -27,24 +27,6 @@ internal readonly struct SmallUnsignedDot
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector256<int> Dot(Vector256<byte> codes, Vector256<sbyte> activations) =>
         Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(codes, activations), Ones);
-}
-
-internal readonly unsafe struct NibblePairCodes : IBlockCodes
-{
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector256<byte> Load(byte* rowData, int block)
-    {
-        var packed = Avx.LoadVector256(rowData + (block >> 1) * 32);
-        if ((block & 1) != 0)
-        {
-            packed = Avx2.ShiftRightLogical(packed.AsUInt16(), 4).AsByte();
-        }
-
-        return packed & Vector256.Create((byte)0x0F);
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector256<int> Dot(Vector256<byte> codes, Vector256<sbyte> activations) => SmallUnsignedDot.Dot(codes, activations);
 }
 
 internal readonly unsafe struct ByteCodes : IBlockCodes

@@ -8,7 +8,7 @@ namespace AspireAi.Inference.Backends.Cpu;
 /// output[t, r] = Σ_blocks (scale_w · scale_a) · Σ_j code_w · code_a, corrected for the code offset and the K-quant mins:
 /// − offset · Σ_b scale_w,b · (d·Σq)_a,b − Σ_b min_b · (d·Σq)_a,b. The integer products run on the quantized blocks with
 /// 256-bit AVX2 integer instructions; four tokens share each loaded and unpacked weight block (the prefill GEMM), one token
-/// takes the GEMV path.
+/// takes the GEMV path. Row layouts (Q8_0, Q6_K) here; the row-grouped Q4/Q5 types go to <see cref="RowGroupMatMulKernel"/>.
 /// </summary>
 internal static unsafe class QuantMatMulKernel
 {
@@ -17,17 +17,14 @@ internal static unsafe class QuantMatMulKernel
     {
         switch (weight.Layout)
         {
-            case CpuWeightLayout.NibblePairs:
-                Rows<NibblePairCodes, OneScale>(weight, act, tokens, output, rowStart, rowEnd);
+            case CpuWeightLayout.NibbleRowGroups or CpuWeightLayout.ByteRowGroups:
+                RowGroupMatMulKernel.Run(weight, act, tokens, output, rowStart, rowEnd);
                 break;
             case CpuWeightLayout.SignedBytes:
                 Rows<SignedByteCodes, OneScale>(weight, act, tokens, output, rowStart, rowEnd);
                 break;
-            case CpuWeightLayout.ByteCodes when weight.ScalesPerBlock == 2:
-                Rows<ByteCodes, HalfBlockScales>(weight, act, tokens, output, rowStart, rowEnd);
-                break;
             case CpuWeightLayout.ByteCodes:
-                Rows<ByteCodes, OneScale>(weight, act, tokens, output, rowStart, rowEnd);
+                Rows<ByteCodes, HalfBlockScales>(weight, act, tokens, output, rowStart, rowEnd);
                 break;
             default:
                 throw new InvalidOperationException($"{weight.Name}: layout {weight.Layout} is not quantized.");

@@ -1,0 +1,242 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+
+namespace AspireAi.Inference.Backends.Cpu;
+
+/// <summary>
+/// The integer matmul over row-grouped weights (Q4_0, Q4_K, Q5_0, Q5_K; <see cref="CpuWeightLayout.NibbleRowGroups"/>):
+/// lane r of each 256-bit vector belongs to row r of a group of eight, so one <c>vpmaddubsw</c> multiplies four codes of
+/// eight rows by the same four activations (broadcast), a block's eight partial products add up in int16 lanes, and one
+/// float FMA per block applies the eight rows' scales. No horizontal sums and no per-row correction pass: a token's eight
+/// outputs come out as one vector. (The row-by-row kernel needed a <c>vpmaddwd</c>, a convert, a scale product and a
+/// horizontal sum per row and block, plus a correction dot product per row and token: twice the instructions.)
+/// Like llama.cpp's <c>q4_0_8x8</c> repack, in the form .NET 10's 256-bit intrinsics allow.
+/// </summary>
+internal static unsafe class RowGroupMatMulKernel
+{
+    // 16 tokens of int8 activations (16 × K bytes) stay in L1 while a thread sweeps its row groups.
+    private const int TokenChunk = 16;
+
+    /// <summary>Computes rows [rowStart, rowEnd) of the output for every token; rowStart is a multiple of 8.</summary>
+    public static void Run(CpuWeight weight, QuantizedActivations act, int tokens, float* output, int rowStart, int rowEnd)
+    {
+        switch (weight.Layout)
+        {
+            case CpuWeightLayout.NibbleRowGroups when weight.HasMins:
+                Groups<NibbleGroupCodes, BlockMins>(weight, act, tokens, output, rowStart, rowEnd);
+                break;
+            case CpuWeightLayout.NibbleRowGroups:
+                Groups<NibbleGroupCodes, CodeOffset>(weight, act, tokens, output, rowStart, rowEnd);
+                break;
+            case CpuWeightLayout.ByteRowGroups when weight.HasMins:
+                Groups<FiveBitGroupCodes, BlockMins>(weight, act, tokens, output, rowStart, rowEnd);
+                break;
+            case CpuWeightLayout.ByteRowGroups:
+                Groups<FiveBitGroupCodes, CodeOffset>(weight, act, tokens, output, rowStart, rowEnd);
+                break;
+            default:
+                throw new InvalidOperationException($"{weight.Name}: layout {weight.Layout} is not row-grouped.");
+        }
+    }
+
+    private static void Groups<TCodes, TCorrection>(CpuWeight weight, QuantizedActivations act, int tokens, float* output, int rowStart, int rowEnd)
+        where TCodes : IGroupCodes
+        where TCorrection : IGroupCorrection
+    {
+        var n = weight.Rows;
+        var negativeOffset = Vector256.Create((float)-weight.CodeOffset);
+        for (var chunk = 0; chunk < tokens; chunk += TokenChunk)
+        {
+            var chunkEnd = Math.Min(tokens, chunk + TokenChunk);
+            for (var row = rowStart; row < rowEnd; row += CpuWeight.GroupRows)
+            {
+                var group = row / CpuWeight.GroupRows;
+                var valid = Math.Min(CpuWeight.GroupRows, rowEnd - row);
+                var t = chunk;
+                for (; t + 4 <= chunkEnd; t += 4)
+                {
+                    Tile4<TCodes, TCorrection>(weight, group, act, t, negativeOffset, output + (long)t * n + row, n, valid);
+                }
+
+                for (; t < chunkEnd; t++)
+                {
+                    Store(Tile1<TCodes, TCorrection>(weight, group, act, t, negativeOffset), output + (long)t * n + row, valid);
+                }
+            }
+        }
+    }
+
+    /// <summary>One token against the group's eight rows (decode, and the tokens left after the 4-token tiles).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<float> Tile1<TCodes, TCorrection>(CpuWeight weight, int group, QuantizedActivations act, int token, Vector256<float> negativeOffset)
+        where TCodes : IGroupCodes
+        where TCorrection : IGroupCorrection
+    {
+        var data = weight.GroupData(group);
+        var scales = weight.GroupScales(group);
+        var mins = TCorrection.HasMins ? weight.GroupMins(group) : null;
+        var a = act.Codes(token);
+        var d = act.Scales(token);
+        var sums = act.ScaledSums(token);
+        var acc = Vector256<float>.Zero;
+        var blocks = weight.BlocksPerRow;
+        for (var b = 0; b < blocks; b++)
+        {
+            var block = data + b * TCodes.BlockBytes;
+            var dot = BlockDot<TCodes>(
+                TCodes.Load(block, 0), TCodes.Load(block, 1), TCodes.Load(block, 2), TCodes.Load(block, 3),
+                TCodes.Load(block, 4), TCodes.Load(block, 5), TCodes.Load(block, 6), TCodes.Load(block, 7), a + b * 32);
+            acc = TCorrection.Accumulate(acc, dot, Avx.LoadVector256(scales + b * 8), mins + b * 8, d[b], sums[b], negativeOffset);
+        }
+
+        return acc;
+    }
+
+    /// <summary>Four tokens against the group's eight rows: each block's codes are loaded and unpacked once for all four.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Tile4<TCodes, TCorrection>(CpuWeight weight, int group, QuantizedActivations act, int token, Vector256<float> negativeOffset,
+        float* output, int stride, int valid)
+        where TCodes : IGroupCodes
+        where TCorrection : IGroupCorrection
+    {
+        var data = weight.GroupData(group);
+        var scales = weight.GroupScales(group);
+        var mins = TCorrection.HasMins ? weight.GroupMins(group) : null;
+        sbyte* a0 = act.Codes(token), a1 = act.Codes(token + 1), a2 = act.Codes(token + 2), a3 = act.Codes(token + 3);
+        float* d0 = act.Scales(token), d1 = act.Scales(token + 1), d2 = act.Scales(token + 2), d3 = act.Scales(token + 3);
+        float* s0 = act.ScaledSums(token), s1 = act.ScaledSums(token + 1), s2 = act.ScaledSums(token + 2), s3 = act.ScaledSums(token + 3);
+        Vector256<float> acc0 = default, acc1 = default, acc2 = default, acc3 = default;
+        var blocks = weight.BlocksPerRow;
+        for (var b = 0; b < blocks; b++)
+        {
+            var block = data + b * TCodes.BlockBytes;
+            var w0 = TCodes.Load(block, 0);
+            var w1 = TCodes.Load(block, 1);
+            var w2 = TCodes.Load(block, 2);
+            var w3 = TCodes.Load(block, 3);
+            var w4 = TCodes.Load(block, 4);
+            var w5 = TCodes.Load(block, 5);
+            var w6 = TCodes.Load(block, 6);
+            var w7 = TCodes.Load(block, 7);
+            var sw = Avx.LoadVector256(scales + b * 8);
+            var m = mins + b * 8;
+            var o = b * 32;
+            acc0 = TCorrection.Accumulate(acc0, BlockDot<TCodes>(w0, w1, w2, w3, w4, w5, w6, w7, a0 + o), sw, m, d0[b], s0[b], negativeOffset);
+            acc1 = TCorrection.Accumulate(acc1, BlockDot<TCodes>(w0, w1, w2, w3, w4, w5, w6, w7, a1 + o), sw, m, d1[b], s1[b], negativeOffset);
+            acc2 = TCorrection.Accumulate(acc2, BlockDot<TCodes>(w0, w1, w2, w3, w4, w5, w6, w7, a2 + o), sw, m, d2[b], s2[b], negativeOffset);
+            acc3 = TCorrection.Accumulate(acc3, BlockDot<TCodes>(w0, w1, w2, w3, w4, w5, w6, w7, a3 + o), sw, m, d3[b], s3[b], negativeOffset);
+        }
+
+        Store(acc0, output, valid);
+        Store(acc1, output + stride, valid);
+        Store(acc2, output + 2 * stride, valid);
+        Store(acc3, output + 3 * stride, valid);
+    }
+
+    /// <summary>Σ code · activation over one block of 32 columns, for the group's eight rows (one int32 lane each).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<int> BlockDot<TCodes>(Vector256<byte> w0, Vector256<byte> w1, Vector256<byte> w2, Vector256<byte> w3,
+        Vector256<byte> w4, Vector256<byte> w5, Vector256<byte> w6, Vector256<byte> w7, sbyte* a)
+        where TCodes : IGroupCodes
+    {
+        var ones = Vector256.Create((short)1);
+        var low = (Products(w0, a) + Products(w1, a + 4)) + (Products(w2, a + 8) + Products(w3, a + 12));
+        var high = (Products(w4, a + 16) + Products(w5, a + 20)) + (Products(w6, a + 24) + Products(w7, a + 28));
+        // int16 lanes hold at most 8 · 2·15·127 = 30,480 for 4-bit codes, but 4 · 2·31·127 = 31,496 is the most 5-bit codes
+        // allow: those widen each half to int32 on its own.
+        return TCodes.Bits == 4
+            ? Avx2.MultiplyAddAdjacent(low + high, ones)
+            : Avx2.MultiplyAddAdjacent(low, ones) + Avx2.MultiplyAddAdjacent(high, ones);
+    }
+
+    /// <summary>Four codes of each of eight rows times the same four activations: per row two int16 sums of two products.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<short> Products(Vector256<byte> codes, sbyte* a) =>
+        Avx2.MultiplyAddAdjacent(codes, Vector256.Create(*(int*)a).AsSByte());
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Store(Vector256<float> values, float* output, int valid)
+    {
+        if (valid == CpuWeight.GroupRows)
+        {
+            values.Store(output);
+            return;
+        }
+
+        for (var i = 0; i < valid; i++)
+        {
+            output[i] = values.GetElement(i);
+        }
+    }
+}
+
+/// <summary>How the row-group kernel reads the codes of one block: vector g holds codes 4g…4g+3 of each of eight rows.</summary>
+internal unsafe interface IGroupCodes
+{
+    /// <summary>Code width: 4 or 5 bits (how many int16 partial sums may add up without overflow).</summary>
+    static abstract int Bits { get; }
+
+    /// <summary>Bytes of one block of one row group.</summary>
+    static abstract int BlockBytes { get; }
+
+    static abstract Vector256<byte> Load(byte* block, int g);
+}
+
+/// <summary>Q4_0 and Q4_K: vector p holds codes 4p… in its low nibbles and 16+4p… in its high nibbles.</summary>
+internal readonly unsafe struct NibbleGroupCodes : IGroupCodes
+{
+    public static int Bits => 4;
+
+    public static int BlockBytes => 128;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<byte> Load(byte* block, int g) => g < 4
+        ? Avx.LoadVector256(block + g * 32) & Vector256.Create((byte)0x0F)
+        : Avx2.ShiftRightLogical(Avx.LoadVector256(block + (g - 4) * 32).AsUInt16(), 4).AsByte() & Vector256.Create((byte)0x0F);
+}
+
+/// <summary>Q5_0 and Q5_K: one byte per code.</summary>
+internal readonly unsafe struct FiveBitGroupCodes : IGroupCodes
+{
+    public static int Bits => 5;
+
+    public static int BlockBytes => 256;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<byte> Load(byte* block, int g) => Avx.LoadVector256(block + g * 32);
+}
+
+/// <summary>
+/// Folds one block's integer dot products (eight rows of one token) into the float accumulator, undoing the code offset
+/// (Q4_0, Q5_0) or the mins (Q4_K, Q5_K): value = scale · (code − offset) − min, so per block
+/// Σ value · d·q = scale · (d · Σ code·q − offset · d·Σq) − min · d·Σq.
+/// </summary>
+internal unsafe interface IGroupCorrection
+{
+    static abstract bool HasMins { get; }
+
+    static abstract Vector256<float> Accumulate(Vector256<float> acc, Vector256<int> dot, Vector256<float> scales, float* mins,
+        float d, float scaledSum, Vector256<float> negativeOffset);
+}
+
+internal readonly unsafe struct CodeOffset : IGroupCorrection
+{
+    public static bool HasMins => false;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<float> Accumulate(Vector256<float> acc, Vector256<int> dot, Vector256<float> scales, float* mins,
+        float d, float scaledSum, Vector256<float> negativeOffset) =>
+        Fma.MultiplyAdd(scales, Fma.MultiplyAdd(Avx.ConvertToVector256Single(dot), Vector256.Create(d), Vector256.Create(scaledSum) * negativeOffset), acc);
+}
+
+internal readonly unsafe struct BlockMins : IGroupCorrection
+{
+    public static bool HasMins => true;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<float> Accumulate(Vector256<float> acc, Vector256<int> dot, Vector256<float> scales, float* mins,
+        float d, float scaledSum, Vector256<float> negativeOffset) =>
+        Fma.MultiplyAddNegated(Avx.LoadVector256(mins), Vector256.Create(scaledSum),
+            Fma.MultiplyAdd(scales, Avx.ConvertToVector256Single(dot) * Vector256.Create(d), acc));
+}
