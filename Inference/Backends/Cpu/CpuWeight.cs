@@ -90,7 +90,7 @@ internal sealed unsafe class CpuWeight : DeviceWeight
     public byte* GroupData(int group) => _data.Pointer + group * RowStride * GroupRows;
 
     /// <summary>Row groups: per block, the scales of the group's eight rows (one vector).</summary>
-    public float* GroupScales(int group) => (float*)_scales!.Pointer + (long)group * BlocksPerRow * GroupRows;
+    public float* GroupScales(int group) => (float*)_scales!.Pointer + (long)group * BlocksPerRow * ScalesPerBlock * GroupRows;
 
     /// <summary>Row groups: per block, the mins of the group's eight rows.</summary>
     public float* GroupMins(int group) => (float*)_mins!.Pointer + (long)group * BlocksPerRow * GroupRows;
