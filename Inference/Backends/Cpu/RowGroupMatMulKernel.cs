@@ -5,7 +5,7 @@ using System.Runtime.Intrinsics.X86;
 namespace AspireAi.Inference.Backends.Cpu;
 
 /// <summary>
-/// The integer matmul over row-grouped weights (Q4_0, Q4_K, Q5_0, Q5_K; <see cref="CpuWeightLayout.NibbleRowGroups"/>):
+/// The integer matmul over row-grouped weights (Q4_0, Q4_K, Q5_0, Q5_K, Q6_K; <see cref="CpuWeightLayout.NibbleRowGroups"/>):
 /// lane r of each 256-bit vector belongs to row r of a group of eight, so one <c>vpmaddubsw</c> multiplies four codes of
 /// eight rows by the same four activations (broadcast), a block's eight partial products add up in int16 lanes, and one
 /// float FMA per block applies the eight rows' scales. No horizontal sums and no per-row correction pass: a token's eight
@@ -28,6 +28,9 @@ internal static unsafe class RowGroupMatMulKernel
                 break;
             case CpuWeightLayout.NibbleRowGroups:
                 Groups<NibbleGroupCodes, CodeOffset>(weight, act, tokens, output, rowStart, rowEnd);
+                break;
+            case CpuWeightLayout.ByteRowGroups when weight.ScalesPerBlock == 2:
+                Groups<SixBitGroupCodes, CodeOffset>(weight, act, tokens, output, rowStart, rowEnd);
                 break;
             case CpuWeightLayout.ByteRowGroups when weight.HasMins:
                 Groups<FiveBitGroupCodes, BlockMins>(weight, act, tokens, output, rowStart, rowEnd);
@@ -78,16 +81,16 @@ internal static unsafe class RowGroupMatMulKernel
         var mins = TCorrection.HasMins ? weight.GroupMins(group) : null;
         var a = act.Codes(token);
         var d = act.Scales(token);
-        var sums = act.ScaledSums(token);
+        var sums = Sums<TCodes>(act, token);
         var acc = Vector256<float>.Zero;
         var blocks = weight.BlocksPerRow;
         for (var b = 0; b < blocks; b++)
         {
             var block = data + b * TCodes.BlockBytes;
-            var dot = BlockDot<TCodes>(
+            acc = Accumulate<TCodes, TCorrection>(acc,
                 TCodes.Load(block, 0), TCodes.Load(block, 1), TCodes.Load(block, 2), TCodes.Load(block, 3),
-                TCodes.Load(block, 4), TCodes.Load(block, 5), TCodes.Load(block, 6), TCodes.Load(block, 7), a + b * 32);
-            acc = TCorrection.Accumulate(acc, dot, Avx.LoadVector256(scales + b * 8), mins + b * 8, d[b], sums[b], negativeOffset);
+                TCodes.Load(block, 4), TCodes.Load(block, 5), TCodes.Load(block, 6), TCodes.Load(block, 7),
+                a + b * 32, scales + b * 8 * TCodes.ScalesPerBlock, mins + b * 8, d[b], sums + b * TCodes.ScalesPerBlock, negativeOffset);
         }
 
         return acc;
@@ -105,7 +108,7 @@ internal static unsafe class RowGroupMatMulKernel
         var mins = TCorrection.HasMins ? weight.GroupMins(group) : null;
         sbyte* a0 = act.Codes(token), a1 = act.Codes(token + 1), a2 = act.Codes(token + 2), a3 = act.Codes(token + 3);
         float* d0 = act.Scales(token), d1 = act.Scales(token + 1), d2 = act.Scales(token + 2), d3 = act.Scales(token + 3);
-        float* s0 = act.ScaledSums(token), s1 = act.ScaledSums(token + 1), s2 = act.ScaledSums(token + 2), s3 = act.ScaledSums(token + 3);
+        float* s0 = Sums<TCodes>(act, token), s1 = Sums<TCodes>(act, token + 1), s2 = Sums<TCodes>(act, token + 2), s3 = Sums<TCodes>(act, token + 3);
         Vector256<float> acc0 = default, acc1 = default, acc2 = default, acc3 = default;
         var blocks = weight.BlocksPerRow;
         for (var b = 0; b < blocks; b++)
@@ -119,13 +122,14 @@ internal static unsafe class RowGroupMatMulKernel
             var w5 = TCodes.Load(block, 5);
             var w6 = TCodes.Load(block, 6);
             var w7 = TCodes.Load(block, 7);
-            var sw = Avx.LoadVector256(scales + b * 8);
+            var sw = scales + b * 8 * TCodes.ScalesPerBlock;
             var m = mins + b * 8;
             var o = b * 32;
-            acc0 = TCorrection.Accumulate(acc0, BlockDot<TCodes>(w0, w1, w2, w3, w4, w5, w6, w7, a0 + o), sw, m, d0[b], s0[b], negativeOffset);
-            acc1 = TCorrection.Accumulate(acc1, BlockDot<TCodes>(w0, w1, w2, w3, w4, w5, w6, w7, a1 + o), sw, m, d1[b], s1[b], negativeOffset);
-            acc2 = TCorrection.Accumulate(acc2, BlockDot<TCodes>(w0, w1, w2, w3, w4, w5, w6, w7, a2 + o), sw, m, d2[b], s2[b], negativeOffset);
-            acc3 = TCorrection.Accumulate(acc3, BlockDot<TCodes>(w0, w1, w2, w3, w4, w5, w6, w7, a3 + o), sw, m, d3[b], s3[b], negativeOffset);
+            var so = b * TCodes.ScalesPerBlock;
+            acc0 = Accumulate<TCodes, TCorrection>(acc0, w0, w1, w2, w3, w4, w5, w6, w7, a0 + o, sw, m, d0[b], s0 + so, negativeOffset);
+            acc1 = Accumulate<TCodes, TCorrection>(acc1, w0, w1, w2, w3, w4, w5, w6, w7, a1 + o, sw, m, d1[b], s1 + so, negativeOffset);
+            acc2 = Accumulate<TCodes, TCorrection>(acc2, w0, w1, w2, w3, w4, w5, w6, w7, a2 + o, sw, m, d2[b], s2 + so, negativeOffset);
+            acc3 = Accumulate<TCodes, TCorrection>(acc3, w0, w1, w2, w3, w4, w5, w6, w7, a3 + o, sw, m, d3[b], s3 + so, negativeOffset);
         }
 
         Store(acc0, output, valid);
@@ -134,20 +138,44 @@ internal static unsafe class RowGroupMatMulKernel
         Store(acc3, output + 3 * stride, valid);
     }
 
-    /// <summary>Σ code · activation over one block of 32 columns, for the group's eight rows (one int32 lane each).</summary>
+    /// <summary>d·Σq per scale: per block, or per half block for Q6_K's 16-value scales.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector256<int> BlockDot<TCodes>(Vector256<byte> w0, Vector256<byte> w1, Vector256<byte> w2, Vector256<byte> w3,
-        Vector256<byte> w4, Vector256<byte> w5, Vector256<byte> w6, Vector256<byte> w7, sbyte* a)
+    private static float* Sums<TCodes>(QuantizedActivations act, int token)
+        where TCodes : IGroupCodes =>
+        TCodes.ScalesPerBlock == 1 ? act.ScaledSums(token) : act.ScaledHalfSums(token);
+
+    /// <summary>
+    /// One block of one token against the group's eight rows (codes w0…w7, vector g holding codes 4g…4g+3 of each row),
+    /// added to the token's accumulator. The products of a 32-value block (16-value half for Q6_K) add up in int16 lanes
+    /// as far as they cannot overflow, then widen to int32 and take the block's scales in float.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<float> Accumulate<TCodes, TCorrection>(Vector256<float> acc,
+        Vector256<byte> w0, Vector256<byte> w1, Vector256<byte> w2, Vector256<byte> w3,
+        Vector256<byte> w4, Vector256<byte> w5, Vector256<byte> w6, Vector256<byte> w7,
+        sbyte* a, float* scales, float* mins, float d, float* sums, Vector256<float> negativeOffset)
         where TCodes : IGroupCodes
+        where TCorrection : IGroupCorrection
     {
         var ones = Vector256.Create((short)1);
-        var low = (Products(w0, a) + Products(w1, a + 4)) + (Products(w2, a + 8) + Products(w3, a + 12));
-        var high = (Products(w4, a + 16) + Products(w5, a + 20)) + (Products(w6, a + 24) + Products(w7, a + 28));
-        // int16 lanes hold at most 8 · 2·15·127 = 30,480 for 4-bit codes, but 4 · 2·31·127 = 31,496 is the most 5-bit codes
-        // allow: those widen each half to int32 on its own.
-        return TCodes.Bits == 4
-            ? Avx2.MultiplyAddAdjacent(low + high, ones)
-            : Avx2.MultiplyAddAdjacent(low, ones) + Avx2.MultiplyAddAdjacent(high, ones);
+        var p01 = Products(w0, a) + Products(w1, a + 4);
+        var p23 = Products(w2, a + 8) + Products(w3, a + 12);
+        var p45 = Products(w4, a + 16) + Products(w5, a + 20);
+        var p67 = Products(w6, a + 24) + Products(w7, a + 28);
+        // An int16 lane of one product pair holds at most 2·c·127 for codes below c: 8 pairs add up for 4-bit codes
+        // (30,480), 4 for 5-bit (31,496) and 2 for 6-bit (32,004) before the next would overflow.
+        if (TCodes.Bits == 6)
+        {
+            var low = Avx2.MultiplyAddAdjacent(p01, ones) + Avx2.MultiplyAddAdjacent(p23, ones);
+            var high = Avx2.MultiplyAddAdjacent(p45, ones) + Avx2.MultiplyAddAdjacent(p67, ones);
+            acc = TCorrection.Accumulate(acc, low, Avx.LoadVector256(scales), mins, d, sums[0], negativeOffset);
+            return TCorrection.Accumulate(acc, high, Avx.LoadVector256(scales + 8), mins, d, sums[1], negativeOffset);
+        }
+
+        var dot = TCodes.Bits == 4
+            ? Avx2.MultiplyAddAdjacent((p01 + p23) + (p45 + p67), ones)
+            : Avx2.MultiplyAddAdjacent(p01 + p23, ones) + Avx2.MultiplyAddAdjacent(p45 + p67, ones);
+        return TCorrection.Accumulate(acc, dot, Avx.LoadVector256(scales), mins, d, sums[0], negativeOffset);
     }
 
     /// <summary>Four codes of each of eight rows times the same four activations: per row two int16 sums of two products.</summary>
@@ -174,8 +202,11 @@ internal static unsafe class RowGroupMatMulKernel
 /// <summary>How the row-group kernel reads the codes of one block: vector g holds codes 4g…4g+3 of each of eight rows.</summary>
 internal unsafe interface IGroupCodes
 {
-    /// <summary>Code width: 4 or 5 bits (how many int16 partial sums may add up without overflow).</summary>
+    /// <summary>Code width: 4, 5 or 6 bits (how many int16 partial sums may add up without overflow).</summary>
     static abstract int Bits { get; }
+
+    /// <summary>Scales per row and block: 1, or 2 for Q6_K (codes 0…15 and 16…31 of a block).</summary>
+    static abstract int ScalesPerBlock { get; }
 
     /// <summary>Bytes of one block of one row group.</summary>
     static abstract int BlockBytes { get; }
@@ -187,6 +218,8 @@ internal unsafe interface IGroupCodes
 internal readonly unsafe struct NibbleGroupCodes : IGroupCodes
 {
     public static int Bits => 4;
+
+    public static int ScalesPerBlock => 1;
 
     public static int BlockBytes => 128;
 
@@ -200,6 +233,21 @@ internal readonly unsafe struct NibbleGroupCodes : IGroupCodes
 internal readonly unsafe struct FiveBitGroupCodes : IGroupCodes
 {
     public static int Bits => 5;
+
+    public static int ScalesPerBlock => 1;
+
+    public static int BlockBytes => 256;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<byte> Load(byte* block, int g) => Avx.LoadVector256(block + g * 32);
+}
+
+/// <summary>Q6_K: one byte per code, two scales per block.</summary>
+internal readonly unsafe struct SixBitGroupCodes : IGroupCodes
+{
+    public static int Bits => 6;
+
+    public static int ScalesPerBlock => 2;
 
     public static int BlockBytes => 256;
 

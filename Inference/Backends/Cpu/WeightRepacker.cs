@@ -72,7 +72,7 @@ internal static unsafe class WeightRepacker
             GgmlType.Q5_0 => (CpuWeightLayout.ByteRowGroups, 16, 1),
             GgmlType.Q4_K => (CpuWeightLayout.NibbleRowGroups, 0, 1),
             GgmlType.Q5_K => (CpuWeightLayout.ByteRowGroups, 0, 1),
-            GgmlType.Q6_K => (CpuWeightLayout.ByteCodes, 32, 2),
+            GgmlType.Q6_K => (CpuWeightLayout.ByteRowGroups, 32, 2),
             _ => throw new InvalidDataException($"Tensor '{tensor.Name}': type {tensor.Type} is not supported by the CPU backend."),
         };
 
