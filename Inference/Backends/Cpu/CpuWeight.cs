@@ -37,7 +37,7 @@ internal sealed unsafe class CpuWeight : DeviceWeight
         };
         // Row groups are padded to whole groups of eight rows (zero codes and scales), so the kernels never test for a
         // partial group while reading.
-        var storedRows = IsRowGrouped ? (long)Groups * GroupRows : rows;
+        var storedRows = IsQuantized ? (long)Groups * GroupRows : rows;
         _data = new NativeBuffer(RowStride * storedRows);
         if (IsQuantized)
         {
@@ -51,11 +51,8 @@ internal sealed unsafe class CpuWeight : DeviceWeight
 
     public CpuWeightLayout Layout { get; }
 
-    public bool IsQuantized => Layout is CpuWeightLayout.NibbleRowGroups or CpuWeightLayout.ByteRowGroups or CpuWeightLayout.ByteCodes
-        or CpuWeightLayout.SignedBytes;
-
-    /// <summary>True for the layouts that interleave <see cref="GroupRows"/> rows (Q4_0, Q4_K, Q5_0, Q5_K).</summary>
-    public bool IsRowGrouped => Layout is CpuWeightLayout.NibbleRowGroups or CpuWeightLayout.ByteRowGroups;
+    /// <summary>Quantized weights, all stored in groups of <see cref="GroupRows"/> interleaved rows.</summary>
+    public bool IsQuantized => Layout is CpuWeightLayout.NibbleRowGroups or CpuWeightLayout.ByteRowGroups or CpuWeightLayout.SignedByteRowGroups;
 
     /// <summary>Groups of <see cref="GroupRows"/> rows, the last one padded.</summary>
     public int Groups => (Rows + GroupRows - 1) / GroupRows;
@@ -80,12 +77,6 @@ internal sealed unsafe class CpuWeight : DeviceWeight
 
     public byte* RowData(int row) => _data.Pointer + row * RowStride;
 
-    /// <summary>Row layouts: the row's scales, one after another.</summary>
-    public float* RowScales(int row) => (float*)_scales!.Pointer + (long)row * BlocksPerRow * ScalesPerBlock;
-
-    /// <summary>Row layouts: the row's K-quant mins.</summary>
-    public float* RowMins(int row) => (float*)_mins!.Pointer + (long)row * BlocksPerRow;
-
     /// <summary>Row groups: the group's data, <see cref="GroupBlockBytes"/> per block.</summary>
     public byte* GroupData(int group) => _data.Pointer + group * RowStride * GroupRows;
 
@@ -95,46 +86,35 @@ internal sealed unsafe class CpuWeight : DeviceWeight
     /// <summary>Row groups: per block, the mins of the group's eight rows.</summary>
     public float* GroupMins(int group) => (float*)_mins!.Pointer + (long)group * BlocksPerRow * GroupRows;
 
-    /// <summary>Scale <paramref name="index"/> of a row (one per block; two per block for Q6_K), in either layout.</summary>
-    public ref float Scale(int row, int index) => ref IsRowGrouped
-        ? ref GroupScales(row / GroupRows)[index * GroupRows + row % GroupRows]
-        : ref RowScales(row)[index];
+    /// <summary>Scale <paramref name="index"/> of a row (one per block; two per block for Q6_K).</summary>
+    public ref float Scale(int row, int index) => ref GroupScales(row / GroupRows)[index * GroupRows + row % GroupRows];
 
-    /// <summary>The K-quant min of block <paramref name="block"/> of a row, in either layout.</summary>
-    public ref float Min(int row, int block) => ref IsRowGrouped
-        ? ref GroupMins(row / GroupRows)[block * GroupRows + row % GroupRows]
-        : ref RowMins(row)[block];
+    /// <summary>The K-quant min of block <paramref name="block"/> of a row.</summary>
+    public ref float Min(int row, int block) => ref GroupMins(row / GroupRows)[block * GroupRows + row % GroupRows];
 
     /// <summary>
     /// Where code <paramref name="index"/> of a row lives: the byte, and the shift of its nibble (0 or 4; always 0 outside
     /// <see cref="CpuWeightLayout.NibbleRowGroups"/>). The one place that knows the quantized layouts, for the repacker and
-    /// the scalar readers.
+    /// the scalar readers; the kernels read whole vectors (<see cref="QuantMatMulKernel"/>).
     /// </summary>
     public byte* CodeLocation(int row, int index, out int shift)
     {
-        var block = index / BlockSize;
+        var block = GroupData(row / GroupRows) + index / BlockSize * GroupBlockBytes + row % GroupRows * 4;
         var j = index % BlockSize;
-        shift = 0;
-        switch (Layout)
-        {
-            case CpuWeightLayout.NibbleRowGroups:
-                shift = j < 16 ? 0 : 4;
-                return GroupData(row / GroupRows) + block * GroupBlockBytes + j % 16 / 4 * 32 + row % GroupRows * 4 + j % 4;
-            case CpuWeightLayout.ByteRowGroups:
-                return GroupData(row / GroupRows) + block * GroupBlockBytes + j / 4 * 32 + row % GroupRows * 4 + j % 4;
-            default:
-                return RowData(row) + index;
-        }
+        shift = Layout == CpuWeightLayout.NibbleRowGroups && j >= 16 ? 4 : 0;
+        return Layout == CpuWeightLayout.NibbleRowGroups
+            ? block + j % 16 / 4 * 32 + j % 4
+            : block + j / 4 * 32 + j % 4;
     }
 
-    /// <summary>The code of value <paramref name="index"/> of a row (quantized layouts; Q8_0's signed).</summary>
+    /// <summary>The code of value <paramref name="index"/> of a row (Q8_0's signed).</summary>
     public int Code(int row, int index)
     {
         var location = CodeLocation(row, index, out var shift);
         return Layout switch
         {
             CpuWeightLayout.NibbleRowGroups => (*location >> shift) & 0xF,
-            CpuWeightLayout.SignedBytes => (sbyte)*location,
+            CpuWeightLayout.SignedByteRowGroups => (sbyte)*location,
             _ => *location,
         };
     }

@@ -18,13 +18,12 @@ internal enum CpuWeightLayout
     /// </summary>
     NibbleRowGroups,
 
-    /// <summary>5-bit codes of eight rows interleaved: per block, eight 32-byte vectors whose dword r holds row r's codes
-    /// 4g…4g+3: Q5_0, Q5_K.</summary>
+    /// <summary>
+    /// Unsigned byte codes of eight rows interleaved: per block, eight 32-byte vectors whose dword r holds row r's codes
+    /// 4g…4g+3: Q5_0, Q5_K (0…31), Q6_K (0…63).
+    /// </summary>
     ByteRowGroups,
 
-    /// <summary>One unsigned byte per code, 32 per block, row by row: Q6_K (0…63).</summary>
-    ByteCodes,
-
-    /// <summary>One signed byte per code: Q8_0.</summary>
-    SignedBytes,
+    /// <summary>As <see cref="ByteRowGroups"/>, with signed codes: Q8_0.</summary>
+    SignedByteRowGroups,
 }

@@ -37,7 +37,7 @@ internal static unsafe class PortableKernels
         }
     }
 
-    /// <summary>offset · Σ scale·(d·Σq) + Σ min·(d·Σq), as <see cref="QuantMatMulKernel.Correction{TScales}"/> without SIMD.</summary>
+    /// <summary>offset · Σ scale·(d·Σq) + Σ min·(d·Σq): what <see cref="IGroupCorrection"/> folds in per block.</summary>
     private static float Correction(CpuWeight weight, int row, QuantizedActivations act, int token)
     {
         var total = 0f;

@@ -67,7 +67,7 @@ internal static unsafe class WeightRepacker
 
         var (quantLayout, offset, scalesPerBlock) = tensor.Type switch
         {
-            GgmlType.Q8_0 => (CpuWeightLayout.SignedBytes, 0, 1),
+            GgmlType.Q8_0 => (CpuWeightLayout.SignedByteRowGroups, 0, 1),
             GgmlType.Q4_0 => (CpuWeightLayout.NibbleRowGroups, 8, 1),
             GgmlType.Q5_0 => (CpuWeightLayout.ByteRowGroups, 16, 1),
             GgmlType.Q4_K => (CpuWeightLayout.NibbleRowGroups, 0, 1),
