@@ -77,15 +77,15 @@ internal sealed unsafe class AttentionJob : IParallelWork
                 new Span<float>(output + firstHead * headDim, (lastHead - firstHead) * headDim).Clear();
                 for (int b = 0, p = 0; p < length; b++)
                 {
-                    var slot = (long)table[b] * blockSize;
-                    for (var blockEnd = Math.Min(length, p + blockSize); p < blockEnd; p++, slot++)
+                    var values = Cache.Values(Layer, (long)table[b] * blockSize);
+                    var count = Math.Min(length - p, blockSize);
+                    for (var h = firstHead; h < lastHead; h++)
                     {
-                        var values = Cache.Values(Layer, slot);
-                        for (var h = firstHead; h < lastHead; h++)
-                        {
-                            VectorMath.Axpy(scores[(h - firstHead) * length + p], values + h / group * headDim, output + h * headDim, headDim);
-                        }
+                        VectorMath.WeightedRowSum(scores + (h - firstHead) * length + p, values + h / group * headDim, Cache.SlotStride,
+                            count, output + h * headDim, headDim);
                     }
+
+                    p += count;
                 }
             }
         }
