@@ -3,9 +3,9 @@ using AspireAi.Inference.Models;
 namespace AspireAi.Inference.Backends.Cpu;
 
 /// <summary>
-/// A weight in the CPU backend's layout. Quantized types are rearranged once at load into 32-value blocks of unsigned codes
-/// with float scales (and mins) beside them: Q4/Q5 types with eight rows interleaved (<see cref="CpuWeightLayout"/>), so
-/// one vector instruction multiplies eight rows by the same activations; Q6_K and Q8_0 row by row. The
+/// A weight in the CPU backend's layout. Quantized types are rearranged once at load into 32-value blocks of integer codes
+/// with float scales (and mins) beside them, 16 rows interleaved (<see cref="GroupRows"/>, <see cref="CpuWeightLayout"/>) so
+/// one vector instruction multiplies 16 rows by the same activations. The
 /// rearrangement is lossless: codes are the file's integers and scales are exact products (fp16 · 6/8-bit integer fits a
 /// float's 24-bit mantissa). value = scale · (code − <see cref="CodeOffset"/>) − min.
 /// </summary>
@@ -13,9 +13,14 @@ internal sealed unsafe class CpuWeight : DeviceWeight
 {
     public const int BlockSize = 32;
 
-    /// <summary>Rows interleaved per group in the <see cref="CpuWeightLayout.NibbleRowGroups"/> and
-    /// <see cref="CpuWeightLayout.ByteRowGroups"/> layouts: one 256-bit vector holds a dword of each.</summary>
-    public const int GroupRows = 8;
+    /// <summary>
+    /// Rows interleaved per group in the quantized layouts: a 512-bit vector holds a dword (four codes) of each, so one
+    /// AVX-512 instruction multiplies 16 rows by the same four activations; the 256-bit kernel takes the group in halves.
+    /// </summary>
+    public const int GroupRows = 16;
+
+    /// <summary>Bytes of one vector of a row group: a dword per row.</summary>
+    public const int GroupVectorBytes = GroupRows * 4;
 
     private readonly NativeBuffer _data;
     private readonly NativeBuffer? _scales;
@@ -35,7 +40,7 @@ internal sealed unsafe class CpuWeight : DeviceWeight
             CpuWeightLayout.NibbleRowGroups => (long)BlocksPerRow * 16,
             _ => (long)BlocksPerRow * 32,
         };
-        // Row groups are padded to whole groups of eight rows (zero codes and scales), so the kernels never test for a
+        // Row groups are padded to whole groups of rows (zero codes and scales), so the kernels never test for a
         // partial group while reading.
         var storedRows = IsQuantized ? (long)Groups * GroupRows : rows;
         _data = new NativeBuffer(RowStride * storedRows);
@@ -80,10 +85,10 @@ internal sealed unsafe class CpuWeight : DeviceWeight
     /// <summary>Row groups: the group's data, <see cref="GroupBlockBytes"/> per block.</summary>
     public byte* GroupData(int group) => _data.Pointer + group * RowStride * GroupRows;
 
-    /// <summary>Row groups: per block, the scales of the group's eight rows (one vector).</summary>
+    /// <summary>Row groups: per block, the scales of the group's rows (one 512-bit vector; two for Q6_K).</summary>
     public float* GroupScales(int group) => (float*)_scales!.Pointer + (long)group * BlocksPerRow * ScalesPerBlock * GroupRows;
 
-    /// <summary>Row groups: per block, the mins of the group's eight rows.</summary>
+    /// <summary>Row groups: per block, the mins of the group's rows.</summary>
     public float* GroupMins(int group) => (float*)_mins!.Pointer + (long)group * BlocksPerRow * GroupRows;
 
     /// <summary>Scale <paramref name="index"/> of a row (one per block; two per block for Q6_K).</summary>
@@ -103,8 +108,8 @@ internal sealed unsafe class CpuWeight : DeviceWeight
         var j = index % BlockSize;
         shift = Layout == CpuWeightLayout.NibbleRowGroups && j >= 16 ? 4 : 0;
         return Layout == CpuWeightLayout.NibbleRowGroups
-            ? block + j % 16 / 4 * 32 + j % 4
-            : block + j / 4 * 32 + j % 4;
+            ? block + j % 16 / 4 * GroupVectorBytes + j % 4
+            : block + j / 4 * GroupVectorBytes + j % 4;
     }
 
     /// <summary>The code of value <paramref name="index"/> of a row (Q8_0's signed).</summary>

@@ -25,7 +25,7 @@ internal sealed unsafe class MatMulJob : IParallelWork
             }
             else
             {
-                QuantMatMulKernel.Run(Weight, Input.Quantized, Tokens, Output.Data, start, end);
+                QuantMatMulKernel.Run(Weight, Input.Quantized, Tokens, Output.Data, start, end, Level == SimdLevel.Avx512);
             }
         }
         else if (Level == SimdLevel.Portable)
