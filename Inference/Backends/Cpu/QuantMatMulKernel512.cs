@@ -12,6 +12,7 @@ namespace AspireAi.Inference.Backends.Cpu;
 /// </summary>
 internal static unsafe partial class QuantMatMulKernel
 {
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Groups512<TCodes, TCorrection>(CpuWeight weight, QuantizedActivations act, int tokens, float* output, int rowStart, int rowEnd)
         where TCodes : IGroupCodes
         where TCorrection : IGroupCorrection
@@ -39,7 +40,7 @@ internal static unsafe partial class QuantMatMulKernel
         }
     }
 
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static Vector512<float> Tile1x512<TCodes, TCorrection>(CpuWeight weight, int group, QuantizedActivations act, int token,
         Vector512<float> negativeOffset)
         where TCodes : IGroupCodes
@@ -66,7 +67,7 @@ internal static unsafe partial class QuantMatMulKernel
         return acc;
     }
 
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Tile4x512<TCodes, TCorrection>(CpuWeight weight, int group, QuantizedActivations act, int token,
         Vector512<float> negativeOffset, float* output, int stride, int valid)
         where TCodes : IGroupCodes
