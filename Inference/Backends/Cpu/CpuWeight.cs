@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using AspireAi.Inference.Models;
 
 namespace AspireAi.Inference.Backends.Cpu;
@@ -83,12 +84,15 @@ internal sealed unsafe class CpuWeight : DeviceWeight
     public byte* RowData(int row) => _data.Pointer + row * RowStride;
 
     /// <summary>Row groups: the group's data, <see cref="GroupBlockBytes"/> per block.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public byte* GroupData(int group) => _data.Pointer + group * RowStride * GroupRows;
 
     /// <summary>Row groups: per block, the scales of the group's rows (one 512-bit vector; two for Q6_K).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public float* GroupScales(int group) => (float*)_scales!.Pointer + (long)group * BlocksPerRow * ScalesPerBlock * GroupRows;
 
     /// <summary>Row groups: per block, the mins of the group's rows.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public float* GroupMins(int group) => (float*)_mins!.Pointer + (long)group * BlocksPerRow * GroupRows;
 
     /// <summary>Scale <paramref name="index"/> of a row (one per block; two per block for Q6_K).</summary>

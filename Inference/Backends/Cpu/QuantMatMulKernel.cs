@@ -93,7 +93,7 @@ internal static unsafe partial class QuantMatMulKernel
     private const int HalfGroup = CpuWeight.GroupRows / 2;
 
     /// <summary>One token against half a group (decode, and the tokens left after the 4-token tiles).</summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    [MethodImpl(MethodImplOptions.AggressiveInlining | MethodImplOptions.AggressiveOptimization)]
     private static Vector256<float> Tile1<TCodes, TCorrection>(CpuWeight weight, int group, int half, QuantizedActivations act, int token,
         Vector256<float> negativeOffset)
         where TCodes : IGroupCodes

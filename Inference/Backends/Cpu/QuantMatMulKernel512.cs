@@ -40,7 +40,7 @@ internal static unsafe partial class QuantMatMulKernel
         }
     }
 
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    [MethodImpl(MethodImplOptions.AggressiveInlining | MethodImplOptions.AggressiveOptimization)]
     private static Vector512<float> Tile1x512<TCodes, TCorrection>(CpuWeight weight, int group, QuantizedActivations act, int token,
         Vector512<float> negativeOffset)
         where TCodes : IGroupCodes
