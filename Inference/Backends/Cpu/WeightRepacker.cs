@@ -4,9 +4,9 @@ using AspireAi.Inference.Models.Quantization;
 namespace AspireAi.Inference.Backends.Cpu;
 
 /// <summary>
-/// Turns a tensor's ggml blocks (layouts per llama.cpp's <c>ggml-common.h</c>) into a <see cref="CpuWeight"/>: codes where
-/// <see cref="CpuWeight.CodeLocation"/> puts them, fp16 scales widened to float, K-quant sub-block scales and mins multiplied
-/// out. Runs once at load.
+/// Turns a tensor's ggml blocks (layouts per llama.cpp's <c>ggml-common.h</c>) into a <see cref="CpuWeight"/>: codes into
+/// its row groups (<see cref="CpuWeight.WriteBlock"/>), fp16 scales widened to float, K-quant sub-block scales and mins
+/// multiplied out. Runs once at load.
 /// </summary>
 internal static unsafe class WeightRepacker
 {
@@ -91,11 +91,7 @@ internal static unsafe class WeightRepacker
                 for (var s = 0; s < subBlocks; s++)
                 {
                     var block = gb * subBlocks + s;
-                    for (var j = 0; j < 32; j++)
-                    {
-                        var location = result.CodeLocation(r, block * 32 + j, out var shift);
-                        *location |= (byte)(codes[s * 32 + j] << shift);
-                    }
+                    result.WriteBlock(r, block, codes + s * 32);
 
                     for (var k = 0; k < scalesPerBlock; k++)
                     {

@@ -136,9 +136,9 @@ public sealed unsafe class QuantizedMatMulTests
     [InlineData(GgmlType.Q6_K)]
     public void Repacked_rows_dequantize_to_the_file_values(GgmlType type)
     {
-        // The embedding lookup and the portable kernel read single rows out of the interleaved row groups (CpuWeight.Code,
-        // Scale, Min): every row of a matrix whose last group is partial must come back as the file's values. (They share
-        // the repacker's mapping, so a mapping error shows in the SIMD matmul tests above, which read whole vectors.)
+        // The repacker writes whole blocks into the interleaved row groups (CpuWeight.WriteBlock); the embedding lookup and
+        // the portable kernel read single codes back (CodeLocation, Scale, Min): every row of a matrix whose last group is
+        // partial must come back as the file's values.
         var k = GgmlTypeInfo.BlockSize(type) == 256 ? 512 : 96;
         const int rows = 37;
         var random = new Random(7 + (int)type);
