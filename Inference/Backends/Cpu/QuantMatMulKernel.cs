@@ -10,13 +10,17 @@ namespace AspireAi.Inference.Backends.Cpu;
 /// vectors) by the same four activations, broadcast; a block's partial products add up in int16 lanes, and one float FMA
 /// per block applies the rows' scales. No horizontal sums and no per-row correction pass: a token's outputs come out as
 /// one vector. (The row-by-row kernel this replaced needed a <c>vpmaddwd</c>, a convert, a scale product and a horizontal
-/// sum per row and block, plus a correction dot product per row and token; single-threaded Q4_0 prefill went from ~2,900
-/// to ~8,700 tokens/s.) Like llama.cpp's <c>q4_0_8x8</c> repack, in the form .NET 10's intrinsics allow (no VNNI).
+/// sum per row and block, plus a correction dot product per row and token; single-threaded Q4_0 prefill went from ~3,000
+/// to ~10,000 tokens/s, docs/performance.md.) Like llama.cpp's <c>q4_0_8x8</c> repack, in the form .NET 10's intrinsics
+/// allow (no VNNI).
 /// </summary>
 internal static unsafe partial class QuantMatMulKernel
 {
     // 16 tokens of int8 activations (16 × K bytes) stay in L1 while a thread sweeps its row groups.
     private const int TokenChunk = 16;
+
+    /// <summary>Rows of a group one 256-bit vector covers.</summary>
+    private const int HalfGroup = CpuWeight.GroupRows / 2;
 
     /// <summary>
     /// Computes rows [rowStart, rowEnd) of the output for every token; rowStart is a multiple of
@@ -88,9 +92,6 @@ internal static unsafe partial class QuantMatMulKernel
             }
         }
     }
-
-    /// <summary>Rows of a group one 256-bit vector covers.</summary>
-    private const int HalfGroup = CpuWeight.GroupRows / 2;
 
     /// <summary>One token against half a group (decode, and the tokens left after the 4-token tiles).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining | MethodImplOptions.AggressiveOptimization)]
