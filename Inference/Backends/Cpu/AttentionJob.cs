@@ -33,7 +33,7 @@ internal sealed unsafe class AttentionJob : IParallelWork
         // A work item is a token's heads (or a share of them when there are fewer tokens than workers), so each position's
         // keys and values of all those heads are read in one contiguous run.
         var parts = Batch.TokenCount >= workerCount ? 1 : Math.Min(heads, workerCount);
-        var (start, end) = WorkerPool.Split(Batch.TokenCount * parts, worker, workerCount);
+        var items = Batch.TokenCount * parts;
         var longest = Batch.MaxContextLength * heads;
         if (Scores[worker].Length < longest)
         {
@@ -42,7 +42,9 @@ internal sealed unsafe class AttentionJob : IParallelWork
 
         fixed (float* scores = Scores[worker])
         {
-            for (var item = start; item < end; item++)
+            // Items are dealt out in turn rather than in contiguous ranges: a prompt's later tokens attend to more positions,
+            // and with contiguous halves the second worker of a 128-token prefill had three times the first one's work.
+            for (var item = worker; item < items; item += workerCount)
             {
                 var token = item / parts;
                 var part = item % parts;
@@ -75,15 +77,15 @@ internal sealed unsafe class AttentionJob : IParallelWork
                 new Span<float>(output + firstHead * headDim, (lastHead - firstHead) * headDim).Clear();
                 for (int b = 0, p = 0; p < length; b++)
                 {
-                    var slot = (long)table[b] * blockSize;
-                    for (var blockEnd = Math.Min(length, p + blockSize); p < blockEnd; p++, slot++)
+                    var values = Cache.Values(Layer, (long)table[b] * blockSize);
+                    var count = Math.Min(length - p, blockSize);
+                    for (var h = firstHead; h < lastHead; h++)
                     {
-                        var values = Cache.Values(Layer, slot);
-                        for (var h = firstHead; h < lastHead; h++)
-                        {
-                            VectorMath.Axpy(scores[(h - firstHead) * length + p], values + h / group * headDim, output + h * headDim, headDim);
-                        }
+                        VectorMath.WeightedRowSum(scores + (h - firstHead) * length + p, values + h / group * headDim, Cache.SlotStride,
+                            count, output + h * headDim, headDim);
                     }
+
+                    p += count;
                 }
             }
         }

@@ -12,12 +12,18 @@ internal enum CpuWeightLayout
     /// <summary>bfloat16 rows, converted on the fly.</summary>
     BFloat16,
 
-    /// <summary>4-bit codes, blocks 2p and 2p+1 sharing 32 bytes (low and high nibble): Q4_0, Q4_K.</summary>
-    NibblePairs,
+    /// <summary>
+    /// 4-bit codes of 16 rows interleaved (<see cref="CpuWeight.GroupRows"/>): per block of 32 columns, four 64-byte
+    /// vectors whose dword r holds row r's codes 4p…4p+3 (low nibbles) and 16+4p…16+4p+3 (high nibbles): Q4_0, Q4_K.
+    /// </summary>
+    NibbleRowGroups,
 
-    /// <summary>One unsigned byte per code, 32 per block: Q5_0 (0…31), Q5_K (0…31), Q6_K (0…63).</summary>
-    ByteCodes,
+    /// <summary>
+    /// Unsigned byte codes of 16 rows interleaved: per block, eight 64-byte vectors whose dword r holds row r's codes
+    /// 4g…4g+3: Q5_0, Q5_K (0…31), Q6_K (0…63).
+    /// </summary>
+    ByteRowGroups,
 
-    /// <summary>One signed byte per code: Q8_0.</summary>
-    SignedBytes,
+    /// <summary>As <see cref="ByteRowGroups"/>, with signed codes: Q8_0.</summary>
+    SignedByteRowGroups,
 }

@@ -1,6 +1,9 @@
 namespace AspireAi.Inference.Backends.Cpu;
 
-/// <summary>Rows of a weight split across workers in chunks of 16 (whole cache lines of each output row).</summary>
+/// <summary>
+/// Rows of a weight split across workers in chunks of 16: whole cache lines of each output row, and whole row groups of the
+/// quantized layouts (<see cref="CpuWeight.GroupRows"/>), at positions that do not depend on the thread count.
+/// </summary>
 internal sealed unsafe class MatMulJob : IParallelWork
 {
     public CpuWeight Weight = null!;
@@ -11,7 +14,7 @@ internal sealed unsafe class MatMulJob : IParallelWork
 
     public void Execute(int worker, int workerCount)
     {
-        var (start, end) = WorkerPool.Split(Weight.Rows, worker, workerCount, 16);
+        var (start, end) = WorkerPool.Split(Weight.Rows, worker, workerCount, CpuWeight.GroupRows);
         if (start >= end)
         {
             return;
@@ -25,7 +28,7 @@ internal sealed unsafe class MatMulJob : IParallelWork
             }
             else
             {
-                QuantMatMulKernel.Run(Weight, Input.Quantized, Tokens, Output.Data, start, end);
+                QuantMatMulKernel.Run(Weight, Input.Quantized, Tokens, Output.Data, start, end, Level == SimdLevel.Avx512);
             }
         }
         else if (Level == SimdLevel.Portable)

@@ -16,33 +16,19 @@ internal static unsafe class PortableKernels
             var d = act.Scales(t);
             for (var r = rowStart; r < rowEnd; r++)
             {
-                var data = weight.RowData(r);
-                var scales = weight.RowScales(r);
                 var sum = 0f;
                 for (var b = 0; b < weight.BlocksPerRow; b++)
                 {
-                    if (weight.ScalesPerBlock == 1)
+                    for (var h = 0; h < weight.ScalesPerBlock; h++)
                     {
+                        var width = 32 / weight.ScalesPerBlock;
                         var dot = 0;
-                        for (var j = 0; j < 32; j++)
+                        for (var j = b * 32 + h * width; j < b * 32 + (h + 1) * width; j++)
                         {
-                            dot += weight.Code(data, b * 32 + j) * a[b * 32 + j];
+                            dot += weight.Code(r, j) * a[j];
                         }
 
-                        sum += scales[b] * d[b] * dot;
-                    }
-                    else
-                    {
-                        for (var h = 0; h < 2; h++)
-                        {
-                            var dot = 0;
-                            for (var j = h * 16; j < h * 16 + 16; j++)
-                            {
-                                dot += weight.Code(data, b * 32 + j) * a[b * 32 + j];
-                            }
-
-                            sum += scales[2 * b + h] * d[b] * dot;
-                        }
+                        sum += weight.Scale(r, b * weight.ScalesPerBlock + h) * d[b] * dot;
                     }
                 }
 
@@ -51,20 +37,19 @@ internal static unsafe class PortableKernels
         }
     }
 
-    /// <summary>offset · Σ scale·(d·Σq) + Σ min·(d·Σq), as <see cref="QuantMatMulKernel.Correction{TScales}"/> without SIMD.</summary>
+    /// <summary>offset · Σ scale·(d·Σq) + Σ min·(d·Σq): what <see cref="IGroupCorrection"/> folds in per block.</summary>
     private static float Correction(CpuWeight weight, int row, QuantizedActivations act, int token)
     {
         var total = 0f;
-        var scales = weight.RowScales(row);
         var sums = weight.ScalesPerBlock == 1 ? act.ScaledSums(token) : act.ScaledHalfSums(token);
         for (var i = 0; i < weight.BlocksPerRow * weight.ScalesPerBlock && weight.CodeOffset != 0; i++)
         {
-            total += weight.CodeOffset * scales[i] * sums[i];
+            total += weight.CodeOffset * weight.Scale(row, i) * sums[i];
         }
 
         for (var b = 0; b < weight.BlocksPerRow && weight.HasMins; b++)
         {
-            total += weight.RowMins(row)[b] * act.ScaledSums(token)[b];
+            total += weight.Min(row, b) * act.ScaledSums(token)[b];
         }
 
         return total;

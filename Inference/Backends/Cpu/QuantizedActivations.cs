@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
 
@@ -37,14 +38,18 @@ internal sealed unsafe class QuantizedActivations : IDisposable
 
     public int SourceRows { get; set; }
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public sbyte* Codes(int row) => (sbyte*)_codes.Pointer + (long)row * Columns;
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public float* Scales(int row) => (float*)_scales.Pointer + (long)row * BlocksPerRow;
 
     /// <summary>d·Σq of each block: the block's sum of dequantized activations.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public float* ScaledSums(int row) => (float*)_sums.Pointer + (long)row * BlocksPerRow;
 
     /// <summary>d·Σq of each 16-value half block.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public float* ScaledHalfSums(int row) => (float*)_halfSums.Pointer + (long)row * BlocksPerRow * 2;
 
     /// <summary>Quantizes one row of <see cref="Columns"/> floats.</summary>

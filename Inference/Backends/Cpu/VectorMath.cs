@@ -6,6 +6,10 @@ namespace AspireAi.Inference.Backends.Cpu;
 /// <summary>Small float loops shared by the element-wise operations (sum of squares, dot, scaled accumulate).</summary>
 internal static unsafe class VectorMath
 {
+    /// <summary>
+    /// Σ a·b with four independent accumulators over 32-value strides: attention's 48-wide head dot products were a chain
+    /// of six dependent FMAs each.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static float Dot(float* a, float* b, int n)
     {
@@ -13,13 +17,21 @@ internal static unsafe class VectorMath
         var sum = 0f;
         if (Vector256.IsHardwareAccelerated)
         {
-            var acc = Vector256<float>.Zero;
-            for (; i + 8 <= n; i += 8)
+            Vector256<float> acc0 = default, acc1 = default, acc2 = default, acc3 = default;
+            for (; i + 32 <= n; i += 32)
             {
-                acc = Vector256.FusedMultiplyAdd(Vector256.Load(a + i), Vector256.Load(b + i), acc);
+                acc0 = Vector256.FusedMultiplyAdd(Vector256.Load(a + i), Vector256.Load(b + i), acc0);
+                acc1 = Vector256.FusedMultiplyAdd(Vector256.Load(a + i + 8), Vector256.Load(b + i + 8), acc1);
+                acc2 = Vector256.FusedMultiplyAdd(Vector256.Load(a + i + 16), Vector256.Load(b + i + 16), acc2);
+                acc3 = Vector256.FusedMultiplyAdd(Vector256.Load(a + i + 24), Vector256.Load(b + i + 24), acc3);
             }
 
-            sum = Vector256.Sum(acc);
+            for (; i + 8 <= n; i += 8)
+            {
+                acc1 = Vector256.FusedMultiplyAdd(Vector256.Load(a + i), Vector256.Load(b + i), acc1);
+            }
+
+            sum = Vector256.Sum((acc0 + acc1) + (acc2 + acc3));
         }
 
         for (; i < n; i++)
@@ -28,6 +40,63 @@ internal static unsafe class VectorMath
         }
 
         return sum;
+    }
+
+    /// <summary>
+    /// y += Σ_r w[r] · x[r·stride …], y held in registers across the rows (attention's weighted sum of values): one
+    /// <see cref="Axpy"/> per row sent y through memory every row, a store-to-load round trip per position and head. The
+    /// additions per element run in row order as they did there.
+    /// </summary>
+    public static void WeightedRowSum(float* w, float* x, long stride, int rows, float* y, int n)
+    {
+        var i = 0;
+        if (Vector256.IsHardwareAccelerated)
+        {
+            for (; i + 32 <= n; i += 32)
+            {
+                var y0 = Vector256.Load(y + i);
+                var y1 = Vector256.Load(y + i + 8);
+                var y2 = Vector256.Load(y + i + 16);
+                var y3 = Vector256.Load(y + i + 24);
+                var row = x + i;
+                for (var r = 0; r < rows; r++, row += stride)
+                {
+                    var weight = Vector256.Create(w[r]);
+                    y0 = Vector256.FusedMultiplyAdd(weight, Vector256.Load(row), y0);
+                    y1 = Vector256.FusedMultiplyAdd(weight, Vector256.Load(row + 8), y1);
+                    y2 = Vector256.FusedMultiplyAdd(weight, Vector256.Load(row + 16), y2);
+                    y3 = Vector256.FusedMultiplyAdd(weight, Vector256.Load(row + 24), y3);
+                }
+
+                y0.Store(y + i);
+                y1.Store(y + i + 8);
+                y2.Store(y + i + 16);
+                y3.Store(y + i + 24);
+            }
+
+            for (; i + 8 <= n; i += 8)
+            {
+                var y0 = Vector256.Load(y + i);
+                var row = x + i;
+                for (var r = 0; r < rows; r++, row += stride)
+                {
+                    y0 = Vector256.FusedMultiplyAdd(Vector256.Create(w[r]), Vector256.Load(row), y0);
+                }
+
+                y0.Store(y + i);
+            }
+        }
+
+        for (; i < n; i++)
+        {
+            var sum = y[i];
+            for (var r = 0; r < rows; r++)
+            {
+                sum += w[r] * x[r * stride + i];
+            }
+
+            y[i] = sum;
+        }
     }
 
     /// <summary>y += alpha · x.</summary>

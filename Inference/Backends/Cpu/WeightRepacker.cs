@@ -4,8 +4,9 @@ using AspireAi.Inference.Models.Quantization;
 namespace AspireAi.Inference.Backends.Cpu;
 
 /// <summary>
-/// Turns a tensor's ggml blocks (layouts per llama.cpp's <c>ggml-common.h</c>) into a <see cref="CpuWeight"/>: codes in
-/// element order, fp16 scales widened to float, K-quant sub-block scales and mins multiplied out. Runs once at load.
+/// Turns a tensor's ggml blocks (layouts per llama.cpp's <c>ggml-common.h</c>) into a <see cref="CpuWeight"/>: codes into
+/// its row groups (<see cref="CpuWeight.WriteBlock"/>), fp16 scales widened to float, K-quant sub-block scales and mins
+/// multiplied out. Runs once at load.
 /// </summary>
 internal static unsafe class WeightRepacker
 {
@@ -66,12 +67,12 @@ internal static unsafe class WeightRepacker
 
         var (quantLayout, offset, scalesPerBlock) = tensor.Type switch
         {
-            GgmlType.Q8_0 => (CpuWeightLayout.SignedBytes, 0, 1),
-            GgmlType.Q4_0 => (CpuWeightLayout.NibblePairs, 8, 1),
-            GgmlType.Q5_0 => (CpuWeightLayout.ByteCodes, 16, 1),
-            GgmlType.Q4_K => (CpuWeightLayout.NibblePairs, 0, 1),
-            GgmlType.Q5_K => (CpuWeightLayout.ByteCodes, 0, 1),
-            GgmlType.Q6_K => (CpuWeightLayout.ByteCodes, 32, 2),
+            GgmlType.Q8_0 => (CpuWeightLayout.SignedByteRowGroups, 0, 1),
+            GgmlType.Q4_0 => (CpuWeightLayout.NibbleRowGroups, 8, 1),
+            GgmlType.Q5_0 => (CpuWeightLayout.ByteRowGroups, 16, 1),
+            GgmlType.Q4_K => (CpuWeightLayout.NibbleRowGroups, 0, 1),
+            GgmlType.Q5_K => (CpuWeightLayout.ByteRowGroups, 0, 1),
+            GgmlType.Q6_K => (CpuWeightLayout.ByteRowGroups, 32, 2),
             _ => throw new InvalidDataException($"Tensor '{tensor.Name}': type {tensor.Type} is not supported by the CPU backend."),
         };
 
@@ -84,47 +85,28 @@ internal static unsafe class WeightRepacker
         for (var r = 0; r < rows; r++)
         {
             var src = source + r * rowBytes;
-            var rowData = result.RowData(r);
-            var rowScales = result.RowScales(r);
-            var rowMins = result.HasMins ? result.RowMins(r) : null;
             for (var gb = 0; gb < columns / ggmlBlock; gb++)
             {
                 var subBlocks = GgmlBlockDecoder.Decode(tensor.Type, src + gb * ggmlBlockBytes, codes, scales, mins);
                 for (var s = 0; s < subBlocks; s++)
                 {
                     var block = gb * subBlocks + s;
-                    StoreCodes(result.Layout, rowData, block, codes + s * 32);
+                    result.WriteBlock(r, block, codes + s * 32);
+
                     for (var k = 0; k < scalesPerBlock; k++)
                     {
-                        rowScales[block * scalesPerBlock + k] = scales[s * scalesPerBlock + k];
+                        result.Scale(r, block * scalesPerBlock + k) = scales[s * scalesPerBlock + k];
                     }
 
-                    if (rowMins is not null)
+                    if (result.HasMins)
                     {
-                        rowMins[block] = mins[s];
+                        result.Min(r, block) = mins[s];
                     }
                 }
             }
         }
 
         return result;
-    }
-
-    private static void StoreCodes(CpuWeightLayout layout, byte* rowData, int block, byte* codes)
-    {
-        if (layout == CpuWeightLayout.NibblePairs)
-        {
-            var pair = rowData + block / 2 * 32;
-            var shift = (block & 1) * 4;
-            for (var j = 0; j < 32; j++)
-            {
-                pair[j] |= (byte)(codes[j] << shift);
-            }
-        }
-        else
-        {
-            Buffer.MemoryCopy(codes, rowData + block * 32, 32, 32);
-        }
     }
 
     private static float ReadFloat(GgmlType type, byte* data, int i) => type switch

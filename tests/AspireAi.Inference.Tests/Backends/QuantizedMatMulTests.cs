@@ -9,7 +9,7 @@ namespace AspireAi.Inference.Tests.Backends;
 /// this machine has, with shapes that leave tails: odd block counts per row (9 blocks of 32), row counts that do not divide
 /// among threads or into 16-row chunks, token counts that leave a tail after the 4-token tiles.
 /// </summary>
-public sealed class QuantizedMatMulTests
+public sealed unsafe class QuantizedMatMulTests
 {
     public static TheoryData<GgmlType, SimdLevel> TypesAndLevels()
     {
@@ -123,6 +123,41 @@ public sealed class QuantizedMatMulTests
                 {
                     Assert.True(expected[i].AsSpan().SequenceEqual(results[i]), $"{type}/{level} tokens={tokens} threads={threads}: output {i} differs");
                 }
+            }
+        }
+    }
+
+    [Theory]
+    [InlineData(GgmlType.Q8_0)]
+    [InlineData(GgmlType.Q4_0)]
+    [InlineData(GgmlType.Q5_0)]
+    [InlineData(GgmlType.Q4_K)]
+    [InlineData(GgmlType.Q5_K)]
+    [InlineData(GgmlType.Q6_K)]
+    public void Repacked_rows_dequantize_to_the_file_values(GgmlType type)
+    {
+        // The repacker writes whole blocks into the interleaved row groups (CpuWeight.WriteBlock); the embedding lookup and
+        // the portable kernel read single codes back (CodeLocation, Scale, Min): every row of a matrix whose last group is
+        // partial must come back as the file's values.
+        var k = GgmlTypeInfo.BlockSize(type) == 256 ? 512 : 96;
+        const int rows = 37;
+        var random = new Random(7 + (int)type);
+        var tensor = new PinnedTensor("w", type, rows, k, GgmlReference.RandomTensor(type, rows, k, random));
+        var expected = tensor.Dequantized;
+        using var weight = (CpuWeight)WeightRepacker.Load(tensor.View);
+        var row = new float[k];
+        for (var r = 0; r < rows; r++)
+        {
+            fixed (float* destination = row)
+            {
+                weight.DequantizeRow(r, destination);
+            }
+
+            for (var i = 0; i < k; i++)
+            {
+                // Scales and mins are exact floats; value = scale · code − min rounds once, like the reference's float math.
+                Assert.True(Math.Abs(row[i] - expected[r * k + i]) <= 1e-6 * Math.Abs(expected[r * k + i]) + 1e-9,
+                    $"{type} row {r} column {i}: {row[i]}, expected {expected[r * k + i]}");
             }
         }
     }
