@@ -6,7 +6,7 @@ using Microsoft.Extensions.AI;
 namespace AspireAi.Agents.Tests;
 
 /// <summary>
-/// The <c>mcp</c> tool type against a real MCP server over streamable HTTP: its tools reach the model, a run calls one, and
+/// The <c>mcp</c> tool type against real MCP servers — over streamable HTTP, and a command over stdio: its tools reach the model, a run calls one, and
 /// the events carry the server's own result; an unknown or unreachable server gives a clear error. The model is scripted,
 /// because the test needs it to call the server's tool with known arguments.
 /// </summary>
@@ -43,6 +43,40 @@ public sealed class McpToolTests(PostgresServer postgres)
         var offered = models.Options.First()!.Tools!.OfType<AIFunctionDeclaration>().Single();
         Assert.Equal("How many units of a product are in stock.", offered.Description);
         Assert.Contains("sku", offered.JsonSchema.GetRawText());
+    }
+
+    [Fact]
+    public async Task A_run_calls_a_tool_of_an_MCP_server_started_as_a_command_over_stdio()
+    {
+        // tests/AspireAi.McpStdioServer, built beside this assembly's configuration; its answers depend on the seed it is
+        // started with, so only the process this run started can give the expected text.
+        var configuration = Path.GetFileName(Path.GetDirectoryName(Path.GetDirectoryName(typeof(McpToolTests).Assembly.Location)))!;
+        var serverDll = Path.Combine(RepositoryPaths.Root, "tests", "AspireAi.McpStdioServer", "bin", configuration, "net10.0", "AspireAi.McpStdioServer.dll");
+        Assert.True(File.Exists(serverDll), $"{serverDll} was not built");
+        var seed = Random.Shared.Next(1, 1_000_000);
+        var models = new ScriptedModels(Script);
+        await using var host = new AgentsHost(await postgres.CreateDatabaseAsync("agents_mcp_stdio"), models,
+            settings: new Dictionary<string, string?>
+            {
+                ["Agents:Mcp:Servers:warehouse:Command"] = "dotnet",
+                ["Agents:Mcp:Servers:warehouse:Arguments:0"] = serverDll,
+                ["Agents:Mcp:Servers:warehouse:Arguments:1"] = "--seed",
+                ["Agents:Mcp:Servers:warehouse:Arguments:2"] = seed.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            });
+        var client = host.ClientFor("t");
+        await client.CreateAgentAsync(new { name = "clerk", instructions = "Answer stock questions.", model = "worker", tools = new object[] { new { type = "mcp", server = "warehouse" } } });
+
+        var run = await client.RunAsync(await client.CreateThreadAsync(), "clerk", "How many A-42 do we have?");
+
+        // The server's formula (Warehouse.Units in tests/AspireAi.McpStdioServer/Program.cs), computed here.
+        var units = 100 + (int)((uint)(seed * 31 + "A-42".Sum(c => c * 7)) % 9_900);
+        var expected = $"A-42: {units} units in stock (seed {seed})";
+        Assert.Equal("completed", run.GetProperty("status").GetString());
+        Assert.Equal(expected, run.Events("tool.result").Single().GetProperty("result").GetString());
+        Assert.Equal($"The warehouse says: {expected}", run.GetProperty("output").GetString());
+        var offered = models.Options.First()!.Tools!.OfType<AIFunctionDeclaration>().Single();
+        Assert.Equal("stock_level", offered.Name);
+        Assert.Equal("How many units of a product are in stock.", offered.Description);
     }
 
     [Fact]
