@@ -26,6 +26,12 @@ public interface IBackend : IDisposable
     /// </summary>
     long AvailableMemoryBytes();
 
+    /// <summary>
+    /// The share of <see cref="AvailableMemoryBytes"/> the serving engine gives its KV cache unless told otherwise
+    /// (<c>--kv-cache-fraction</c>): a fifth of free RAM on the CPU, which the host's other processes share.
+    /// </summary>
+    double DefaultKvCacheFraction => 0.2;
+
     /// <summary>Uploads a weight once. Quantized tensors stay quantized (a backend may rearrange blocks, losslessly).</summary>
     DeviceWeight LoadWeight(TensorView tensor);
 

@@ -41,9 +41,10 @@ public sealed class InferenceOptions
     /// </summary>
     public int KvOffloadTokens { get; set; }
 
-    /// <summary>Share of the free memory (on the CPU: of free RAM) given to the KV cache, capped at what
-    /// <see cref="MaxNumSeqs"/> full-context sequences can use.</summary>
-    public double KvCacheFraction { get; set; } = 0.2;
+    /// <summary>Share of the free memory after the weights are loaded (free RAM on the CPU) given to the KV cache, capped at
+    /// what <see cref="MaxNumSeqs"/> full-context sequences can use; unset: the backend's default
+    /// (<see cref="Backends.IBackend.DefaultKvCacheFraction"/>: 0.2 on the CPU, 0.8 on a GPU).</summary>
+    public double? KvCacheFraction { get; set; }
 
     /// <summary>Most tokens one engine step computes (decode tokens plus prefill chunks).</summary>
     public int MaxBatchedTokens { get; set; } = 512;

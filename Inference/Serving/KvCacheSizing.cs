@@ -8,7 +8,8 @@ public static class KvCacheSizing
     /// <summary>Bytes of keys and values one token takes across every layer (float32 storage).</summary>
     public static long BytesPerToken(ModelConfig config) => (long)config.LayerCount * 2 * config.KvHeadCount * config.HeadDim * sizeof(float);
 
-    public static int Blocks(ModelConfig config, InferenceOptions options, long availableBytes, ILogger? logger = null)
+    /// <param name="defaultFraction">The share of <paramref name="availableBytes"/> to use when the options set none (the backend's).</param>
+    public static int Blocks(ModelConfig config, InferenceOptions options, long availableBytes, double defaultFraction, ILogger? logger = null)
     {
         var blockSize = options.BlockSize;
         if (blockSize <= 0)
@@ -24,17 +25,18 @@ public static class KvCacheSizing
         }
         else
         {
-            if (!(options.KvCacheFraction > 0 && options.KvCacheFraction <= 1))
+            var fraction = options.KvCacheFraction ?? defaultFraction;
+            if (!(fraction > 0 && fraction <= 1))
             {
-                throw new ArgumentException($"Inference:KvCacheFraction (--kv-cache-fraction) must be in (0, 1], not {options.KvCacheFraction}.");
+                throw new ArgumentException($"Inference:KvCacheFraction (--kv-cache-fraction) must be in (0, 1], not {fraction}.");
             }
 
             var free = availableBytes;
-            tokens = (long)(free * options.KvCacheFraction / BytesPerToken(config));
+            tokens = (long)(free * fraction / BytesPerToken(config));
             // Beyond every sequence at full context, more blocks only keep more prefixes cached; stop at twice that.
             tokens = Math.Min(tokens, 2L * options.MaxNumSeqs * config.ContextLength);
             logger?.LogInformation("KV cache: {Fraction:P0} of {Free:N0} MB free memory → {Tokens:N0} tokens ({Bytes:N0} bytes per token)",
-                options.KvCacheFraction, free / 1_000_000, tokens, BytesPerToken(config));
+                fraction, free / 1_000_000, tokens, BytesPerToken(config));
         }
 
         var blocks = (int)Math.Min(int.MaxValue, (tokens + blockSize - 1) / blockSize);

@@ -104,7 +104,7 @@ public sealed class ServedModel : IDisposable
             var engineOptions = new EngineOptions
             {
                 BlockSize = options.BlockSize,
-                KvCacheBlocks = KvCacheSizing.Blocks(kvConfig, options, model.AvailableKvMemoryBytes(), logger),
+                KvCacheBlocks = KvCacheSizing.Blocks(kvConfig, options, model.AvailableKvMemoryBytes(), model.Backend.DefaultKvCacheFraction, logger),
                 KvOffloadBlocks = KvCacheSizing.OffloadBlocks(kvConfig, options, logger),
                 MaxBatchedTokens = options.MaxBatchedTokens,
                 MaxNumSeqs = options.MaxNumSeqs,
