@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Text.Json;
 using AspireAi.Inference.Backends;
 using AspireAi.Inference.Engine;
+using AspireAi.Inference.Models;
 
 namespace AspireAi.Inference.Cli;
 

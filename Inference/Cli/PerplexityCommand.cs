@@ -1,5 +1,6 @@
 using AspireAi.Inference.Backends;
 using AspireAi.Inference.Engine;
+using AspireAi.Inference.Models;
 
 namespace AspireAi.Inference.Cli;
 

@@ -40,9 +40,27 @@ public interface IForwardModel : IDisposable
     /// <summary>As <see cref="IBackend.CopyKvBlockFromHost"/>, for the KV heads of every rank.</summary>
     void CopyKvBlockFromHost(KvOffloadStore store, int slot, PagedKvCache cache, int block) => Backend.CopyKvBlockFromHost(store, slot, cache, block);
 
-    /// <summary>Runs one step and copies the logits of <c>batch.LogitTokenIndices</c> to <paramref name="logits"/> ([LogitCount × vocabulary]).</summary>
-    void Forward(ForwardBatch batch, PagedKvCache cache, Span<float> logits);
-
     /// <summary>Runs one step and leaves the logits in <see cref="Backend"/>'s tensor (null when no token needs logits).</summary>
     DeviceTensor? ForwardToLogits(ForwardBatch batch, PagedKvCache cache);
+}
+
+/// <summary>The host-side form of a step, the same for every <see cref="IForwardModel"/>.</summary>
+public static class ForwardModelExtensions
+{
+    /// <summary>
+    /// Runs one step (<see cref="IForwardModel.ForwardToLogits"/>) and copies the logits of <c>batch.LogitTokenIndices</c>
+    /// from the model's backend to <paramref name="logits"/> ([LogitCount × vocabulary]).
+    /// </summary>
+    public static void Forward(this IForwardModel model, ForwardBatch batch, PagedKvCache cache, Span<float> logits)
+    {
+        if (logits.Length < batch.LogitCount * model.Config.VocabularySize)
+        {
+            throw new ArgumentException("The logits buffer is smaller than LogitCount × vocabulary.", nameof(logits));
+        }
+
+        if (model.ForwardToLogits(batch, cache) is { } deviceLogits)
+        {
+            model.Backend.ReadRows(deviceLogits, batch.LogitCount, logits);
+        }
+    }
 }

@@ -93,25 +93,8 @@ public sealed class LlamaModel : IForwardModel
         new(Config.LayerCount, _local.KvHeadCount, Config.HeadDim, blockSize, blockCount);
 
     /// <summary>
-    /// Runs one step: every token of <paramref name="batch"/> goes through all layers (its key/value written to
-    /// <paramref name="cache"/>), and the logits of <c>batch.LogitTokenIndices</c> land in <paramref name="logits"/>
-    /// ([LogitCount × vocabulary]).
-    /// </summary>
-    public void Forward(ForwardBatch batch, PagedKvCache cache, Span<float> logits)
-    {
-        if (logits.Length < batch.LogitCount * Config.VocabularySize)
-        {
-            throw new ArgumentException("The logits buffer is smaller than LogitCount × vocabulary.", nameof(logits));
-        }
-
-        if (ForwardToLogits(batch, cache) is { } deviceLogits)
-        {
-            _backend.ReadRows(deviceLogits, batch.LogitCount, logits);
-        }
-    }
-
-    /// <summary>
-    /// Runs one step as <see cref="Forward"/> does but leaves the logits in the backend's tensor (returned; rows
+    /// Runs one step — every token of the batch through all layers, its key/value written to the cache — and leaves the
+    /// logits of <c>batch.LogitTokenIndices</c> in the backend's tensor (returned; rows
     /// [LogitCount × vocabulary]), or returns null when no token of the batch needs logits. A device backend samples from
     /// there without copying the logits to the host.
     /// </summary>

@@ -119,8 +119,6 @@ public static class TensorParallelDevices
 
         public KvCacheShape KvCacheShape(int blockSize, int blockCount) => model.KvCacheShape(blockSize, blockCount);
 
-        public void Forward(ForwardBatch batch, PagedKvCache cache, Span<float> logits) => model.Forward(batch, cache, logits);
-
         public DeviceTensor? ForwardToLogits(ForwardBatch batch, PagedKvCache cache) => model.ForwardToLogits(batch, cache);
 
         public void Dispose()

@@ -115,19 +115,6 @@ public sealed class TensorParallelModel : IForwardModel
         }
     }
 
-    public void Forward(ForwardBatch batch, PagedKvCache cache, Span<float> logits)
-    {
-        if (logits.Length < batch.LogitCount * Config.VocabularySize)
-        {
-            throw new ArgumentException("The logits buffer is smaller than LogitCount × vocabulary.", nameof(logits));
-        }
-
-        if (ForwardToLogits(batch, cache) is { } deviceLogits)
-        {
-            Backend.ReadRows(deviceLogits, batch.LogitCount, logits);
-        }
-    }
-
     /// <summary>
     /// Runs the step on every rank. A bad batch is refused here, before any rank starts; a rank that fails mid-step leaves
     /// the others' collectives unmatched, so the model refuses every later step (reload it).
