@@ -31,6 +31,10 @@ public sealed class CudaBackend : IBackend, IDeviceSampler
     private int _stagingIndex;
     private CudaDeviceBuffer<float>? _splitWorkspace;
 
+    // While a step is captured (CaptureStep), BeginBatch only takes the batch as the current one and uploads nothing: the
+    // caller uploads with UploadBatch before each replay (the copy would otherwise be recorded with the capture's pinned buffer).
+    private bool _deferBatchUploads;
+
     /// <param name="context">The device to run on (default: device 0's primary context, owned by the backend).</param>
     /// <param name="ptxDirectory">Load the kernels' PTX from this folder instead of the embedded resources.</param>
     /// <param name="ownsContext">Release <paramref name="context"/> on dispose (one backend per device of a tensor-parallel group).</param>
@@ -137,20 +141,13 @@ public sealed class CudaBackend : IBackend, IDeviceSampler
     }
 
     /// <summary>
-    /// When true, <see cref="BeginBatch"/> only takes the batch as the current one and uploads nothing: the caller uploads
-    /// with <see cref="UploadBatch"/> before replaying a captured graph of the step (whose copy would otherwise be recorded
-    /// with the pinned buffer of the capture).
-    /// </summary>
-    public bool DeferBatchUploads { get; set; }
-
-    /// <summary>
     /// Captures what <paramref name="step"/> queues on <see cref="Stream"/> as a graph instead of running it, with the batch
     /// metadata uploads deferred: call <see cref="UploadBatch"/> before each replay. Run the same step eagerly once first,
     /// so that every buffer it addresses already has its final size.
     /// </summary>
     public CudaGraph CaptureStep(Func<DeviceTensor?> step, out DeviceTensor? result)
     {
-        DeferBatchUploads = true;
+        _deferBatchUploads = true;
         Stream.BeginCapture();
         try
         {
@@ -171,7 +168,7 @@ public sealed class CudaBackend : IBackend, IDeviceSampler
         }
         finally
         {
-            DeferBatchUploads = false;
+            _deferBatchUploads = false;
         }
 
         return Stream.EndCapture();
@@ -182,7 +179,7 @@ public sealed class CudaBackend : IBackend, IDeviceSampler
         Context.MakeCurrent();
         _batch = batch;
         _layout = BatchMetadata.For(batch);
-        if (!DeferBatchUploads)
+        if (!_deferBatchUploads)
         {
             UploadBatch(batch);
         }
@@ -209,7 +206,7 @@ public sealed class CudaBackend : IBackend, IDeviceSampler
 
         if (_metadata is null || _metadata.Length < _layout.Length)
         {
-            if (DeferBatchUploads)
+            if (_deferBatchUploads)
             {
                 throw new InvalidOperationException("The metadata buffer must not move while uploads are deferred: run one step eagerly first.");
             }
