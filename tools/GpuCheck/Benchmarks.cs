@@ -83,9 +83,12 @@ internal sealed class Benchmarks(CudaBackend gpu, Report report)
                     weights.Add(gpu.LoadWeight(host.View));
                 }
 
-                foreach (var rows in new[] { 1, 8, 16, 32, 512 })
+                // Batches of 64 and 256 and a 2048-token prefill only for the half types, whose GEMM is the prefill's.
+                var half = type is GgmlType.F16 or GgmlType.BF16;
+                foreach (var rows in new[] { 1, 8, 16, 32, 64, 256, 512, 2048 })
                 {
-                    if (rows == 512 && n != 4096 || quick && rows is > 1 and < 512 || rows is 16 && n != 4096)
+                    if (rows == 512 && n != 4096 || quick && rows is > 1 and < 512 || rows is 16 && n != 4096
+                        || rows is 64 or 256 or 2048 && (!half || quick && rows != 2048))
                     {
                         continue;
                     }

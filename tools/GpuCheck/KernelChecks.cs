@@ -70,7 +70,7 @@ internal sealed class KernelChecks(CudaBackend gpu, CpuBackend cpu, Report repor
 
     private void MatMuls()
     {
-        int[] rowCounts = quick ? [1, 9, 33] : [1, 3, 8, 9, 32, 33, 67, 200];
+        int[] rowCounts = quick ? [1, 9, 33, 200] : [1, 3, 8, 9, 32, 33, 67, 200, 300];
         foreach (var type in AllTypes)
         {
             var kQuant = GgmlTypeInfo.BlockSize(type) == 256;
@@ -99,7 +99,7 @@ internal sealed class KernelChecks(CudaBackend gpu, CpuBackend cpu, Report repor
                             GgmlType.BF16 => gemv ? FloatBound * 10 : Bf16GemmBound,
                             _ => QuantBound,
                         };
-                        report.Check($"matmul {type} {(gemv ? "gemv" : tensorCore ? "gemm-tc" : "gemm")} M={rows} N={n} K={k}", Compare(gy, cy, rows), bound);
+                        report.Check($"matmul {type} {(gemv ? "gemv" : tensorCore || type is GgmlType.F16 or GgmlType.BF16 ? "gemm-tc" : "gemm")} M={rows} N={n} K={k}", Compare(gy, cy, rows), bound);
                         foreach (var t in new[] { gx, cx, gy, cy })
                         {
                             t.Dispose();

@@ -438,6 +438,23 @@ public sealed class CudaBackend : IBackend, IDeviceSampler
             return;
         }
 
+        if (w.Layout is CudaWeightLayout.Float16 or CudaWeightLayout.BFloat16)
+        {
+            var halves = EnsureHalf(x, rows, w.Layout == CudaWeightLayout.BFloat16);
+            var tile = CudaLaunchGeometry.HalfGemmTile;
+            var splits = CudaLaunchGeometry.HalfGemmSplits(rows, w.Rows, w.Columns, Context.MultiprocessorCount);
+            var outputs = (long)rows * w.Rows;
+            var partial = splits > 1 ? SplitWorkspace(splits * outputs).Pointer : DevicePointer.Null;
+            Kernels.Gemm(w).Launch(Stream, new Dim3((uint)CudaLaunchGeometry.Ceiling(w.Rows, tile), (uint)CudaLaunchGeometry.Ceiling(rows, tile), (uint)splits), 256,
+                CudaLaunchGeometry.HalfGemmSharedBytes, w.Codes, halves, y.Data, partial, w.Rows, w.Columns, rows);
+            if (splits > 1)
+            {
+                Kernels.SumSplits.Launch(Stream, (int)CudaLaunchGeometry.Ceiling(outputs, 256), 256, 0, partial, y.Data, splits, outputs);
+            }
+
+            return;
+        }
+
         var (gx, gy) = CudaLaunchGeometry.GemmGrid(rows, w.Rows);
         var grid = new Dim3((uint)gx, (uint)gy);
         if (w.IsQuantized)
@@ -447,9 +464,23 @@ public sealed class CudaBackend : IBackend, IDeviceSampler
         }
         else
         {
-            var block = w.Layout is CudaWeightLayout.Float16 or CudaWeightLayout.BFloat16 ? 128 : 256;
-            Kernels.Gemm(w).Launch(Stream, grid, block, 0, w.Codes, x.Data, y.Data, w.Rows, w.Columns, rows);
+            Kernels.Gemm(w).Launch(Stream, grid, 256, 0, w.Codes, x.Data, y.Data, w.Rows, w.Columns, rows);
         }
+    }
+
+    /// <summary>The activations rounded to the half weight's type (once per value and type, like the int8 copy).</summary>
+    private CudaDeviceBuffer<ushort> EnsureHalf(CudaTensor x, int rows, bool bfloat16)
+    {
+        if (x.HalfVersion != x.Version || x.HalfRows < rows || x.HalfIsBFloat16 != bfloat16)
+        {
+            var count = (long)rows * x.Columns;
+            Kernels.RoundToHalf.Launch(Stream, (int)CudaLaunchGeometry.Ceiling(count, 8 * 256), 256, 0, x.Data, x.HalfCopy, count, bfloat16 ? 1 : 0);
+            x.HalfVersion = x.Version;
+            x.HalfRows = rows;
+            x.HalfIsBFloat16 = bfloat16;
+        }
+
+        return x.HalfCopy;
     }
 
     /// <summary>

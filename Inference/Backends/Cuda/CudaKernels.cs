@@ -48,6 +48,7 @@ public sealed class CudaKernels : IDisposable
         AddBias = elementwise.Kernel("add_bias");
         GatherRows = elementwise.Kernel("gather_rows");
         QuantizeQ8 = elementwise.Kernel("quantize_q8");
+        RoundToHalf = elementwise.Kernel("round_to_half");
         _gemv = GemvFamilies
             .SelectMany(family => CudaLaunchGeometry.GemvVariants(isFloat: family is "gemv_f32" or "gemv_f16" or "gemv_bf16").Select(maxRows => (family, maxRows)))
             .ToDictionary(key => key, key => matmul.Kernel($"{key.family}_m{key.maxRows}"));
@@ -62,6 +63,8 @@ public sealed class CudaKernels : IDisposable
         GemmF32 = matmul.Kernel("gemm_f32");
         GemmF16 = matmul.Kernel("gemm_f16");
         GemmBf16 = matmul.Kernel("gemm_bf16");
+        GemmF16.SetMaxDynamicSharedMemory(CudaLaunchGeometry.HalfGemmSharedBytes);
+        GemmBf16.SetMaxDynamicSharedMemory(CudaLaunchGeometry.HalfGemmSharedBytes);
         AttentionPartition = attention.Kernel("attention_partition");
         AttentionReduce = attention.Kernel("attention_reduce");
         ArgmaxRows = sampling.Kernel("argmax_rows");
@@ -95,6 +98,7 @@ public sealed class CudaKernels : IDisposable
     public CudaKernel AddBias { get; }
     public CudaKernel GatherRows { get; }
     public CudaKernel QuantizeQ8 { get; }
+    public CudaKernel RoundToHalf { get; }
     public CudaKernel GemmInt8 { get; }
     public CudaKernel GemmInt8TensorCore { get; }
     public CudaKernel GemmInt8MinsTensorCore { get; }

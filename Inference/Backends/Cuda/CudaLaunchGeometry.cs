@@ -70,6 +70,29 @@ public static class CudaLaunchGeometry
         return Math.Clamp(wanted, 1, Math.Max(1, columns / TensorCoreGemmTile));
     }
 
+    /// <summary>gemm_half_tc's tile (F16/BF16 weights): 128 weight rows × 128 activation rows, K in stages of 32 (HG_N, HG_M, HG_K).</summary>
+    public const int HalfGemmTile = 128;
+
+    /// <summary>gemm_half_tc's dynamic shared memory, HG_SHARED_BYTES: 4 stages × (128 + 128) rows × 80 bytes.</summary>
+    public const int HalfGemmSharedBytes = 4 * (128 + 128) * 40 * 2;
+
+    /// <summary>
+    /// How many ways gemm_half_tc splits K: one where the tiles alone give every multiprocessor a block (prefill, large
+    /// batches); else as many as keep tiles × splits within one wave of two blocks per multiprocessor (two 80 KB blocks fit
+    /// an SM), at most 8, and each split at least 4 stages of 32 so that its pipeline fills.
+    /// </summary>
+    public static int HalfGemmSplits(int rows, int outputs, int columns, int multiprocessors)
+    {
+        var tiles = (long)Ceiling(outputs, HalfGemmTile) * Ceiling(rows, HalfGemmTile);
+        if (tiles >= multiprocessors)
+        {
+            return 1;
+        }
+
+        var wanted = (int)Math.Min(8, 2L * multiprocessors / tiles);
+        return Math.Clamp(wanted, 1, Math.Max(1, columns / 32 / 4));
+    }
+
     /// <summary>The activation-row bounds that GEMV kernels are compiled for (the <c>_mR</c> suffixes).</summary>
     public static int[] GemvVariants(bool isFloat) => isFloat ? [1, 8] : [1, 8, 32];
 

@@ -4,13 +4,15 @@ namespace AspireAi.Inference.Backends.Cuda;
 
 /// <summary>
 /// A float32 activation matrix in device memory. <see cref="Version"/> counts writes so that its int8 copy for quantized
-/// matmuls (<see cref="QuantizedCodes"/>, made by <c>quantize_q8</c>) is made once per value, as on the CPU backend.
+/// matmuls (<see cref="QuantizedCodes"/>, made by <c>quantize_q8</c>) is made once per value, as on the CPU backend, and
+/// so is its f16/bf16 copy for the tensor-core GEMM of half weights (<see cref="HalfCopy"/>, made by <c>round_to_half</c>).
 /// </summary>
 public sealed class CudaTensor : DeviceTensor
 {
     private readonly CudaContext _context;
     private CudaDeviceBuffer<sbyte>? _codes;
     private CudaDeviceBuffer<float>? _scaleSums;
+    private CudaDeviceBuffer<ushort>? _half;
 
     internal CudaTensor(CudaContext context, int rows, int columns) : base(rows, columns)
     {
@@ -28,6 +30,16 @@ public sealed class CudaTensor : DeviceTensor
 
     internal void MarkWritten() => Version++;
 
+    /// <summary>The <see cref="Version"/> that <see cref="HalfCopy"/> holds, its rows and type; -1 before the first copy.</summary>
+    internal int HalfVersion { get; set; } = -1;
+
+    internal int HalfRows { get; set; }
+
+    internal bool HalfIsBFloat16 { get; set; }
+
+    /// <summary>The values rounded to f16 or bf16 [rows][columns], allocated on first use.</summary>
+    internal CudaDeviceBuffer<ushort> HalfCopy => _half ??= new CudaDeviceBuffer<ushort>(_context, (long)Rows * Columns);
+
     /// <summary>Whether an int8 copy has been made: a quantized matmul reads this tensor.</summary>
     internal bool HasQuantizedCopy => _codes is not null;
 
@@ -42,5 +54,6 @@ public sealed class CudaTensor : DeviceTensor
         Data.Dispose();
         _codes?.Dispose();
         _scaleSums?.Dispose();
+        _half?.Dispose();
     }
 }

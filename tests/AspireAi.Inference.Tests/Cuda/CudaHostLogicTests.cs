@@ -57,6 +57,21 @@ public sealed class CudaHostLogicTests
     }
 
     [Theory]
+    [InlineData(256, 4096, 4096, 4)]    // Llama-3-8B q/o at batch 256: 64 tiles of 128 × 128, four splits fill 2 × 132 slots
+    [InlineData(64, 1024, 4096, 8)]     // k/v at batch 64: 8 tiles, at most 8 splits
+    [InlineData(256, 14336, 4096, 1)]   // gate/up: 224 tiles already cover the SMs
+    [InlineData(2048, 4096, 4096, 1)]   // prefill
+    [InlineData(33, 100, 288, 2)]       // K = 288 has 9 stages of 32: no split shorter than 4
+    [InlineData(9, 100, 64, 1)]
+    public void Half_gemm_splits_k_only_where_its_tiles_leave_multiprocessors_idle(int rows, int outputs, int columns, int expected)
+    {
+        var splits = CudaLaunchGeometry.HalfGemmSplits(rows, outputs, columns, multiprocessors: 132);
+        Assert.Equal(expected, splits);
+        var tiles = CudaLaunchGeometry.Ceiling(rows, CudaLaunchGeometry.HalfGemmTile) * CudaLaunchGeometry.Ceiling(outputs, CudaLaunchGeometry.HalfGemmTile);
+        Assert.True(splits == 1 || tiles * splits <= 2 * 132, "split blocks stay within one wave of two per SM");
+    }
+
+    [Theory]
     [InlineData(1, true, true)]
     [InlineData(8, true, true)]
     [InlineData(9, true, false)]

@@ -159,3 +159,19 @@ extern "C" __global__ void quantize_q8(const float* input, signed char* codes, f
     if (b >= blocks) return;
     quantize_block(input[b * 32 + threadIdx.x % 32], codes, scaleSums, b);
 }
+
+// Activations rounded (to nearest even) to f16 or bf16 for the half GEMM (gemm_half_tc in matmul.cu), which then moves
+// both operands by cp.async alone. Eight values per thread (two float4 in, one 16-byte store out); count is a multiple of
+// 8 (K % 32 == 0). grid (ceil(count / 8 / 256)), block 256.
+extern "C" __global__ void round_to_half(const float* input, unsigned short* output, long long count, int bf16) {
+    pdl_start();
+    const long long i = ((long long)blockIdx.x * blockDim.x + threadIdx.x) * 8;
+    if (i >= count) return;
+    const float4 a = *(const float4*)(input + i), b = *(const float4*)(input + i + 4);
+    uint4 r;
+    r.x = bf16 ? pack_bf162(a.x, a.y) : pack_half2(a.x, a.y);
+    r.y = bf16 ? pack_bf162(a.z, a.w) : pack_half2(a.z, a.w);
+    r.z = bf16 ? pack_bf162(b.x, b.y) : pack_half2(b.x, b.y);
+    r.w = bf16 ? pack_bf162(b.z, b.w) : pack_half2(b.z, b.w);
+    *(uint4*)(output + i) = r;
+}

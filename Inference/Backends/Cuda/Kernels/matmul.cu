@@ -6,11 +6,12 @@
 //    with 16-byte loads that bypass L1, so one activation block read from L1 serves RW weight rows; one warp reduction per
 //    row and activation row. 4 warps per block: grid (ceil(N / (4·RW))), block 128. One launch can serve a group of up
 //    to three weights that read the same activations (q/k/v, gate/up; IBackend.MatMulGroup).
-//  * GEMM (M above those, prefill / large batches): compute-bound. Tiles of 64 weight rows × 64 activation rows in shared memory.
+//  * GEMM (M above those, prefill / large batches): compute-bound, tiles in shared memory.
 //    - quantized: int8 dot products (dp4a) of weight codes and int8 activations, per 32-value block scaled in float;
-//      grid (ceil(N / 64), ceil(M / 64)), block 256, each thread 4 weight rows × 4 activation rows.
-//    - F16 / BF16: tensor cores, mma.sync.m16n8k16 with float accumulation, activations rounded to the weight's type on
-//      the way into shared memory; grid (ceil(N / 64), ceil(M / 64)), block 128 (4 warps of 32 × 32 outputs).
+//      grid (ceil(N / 64), ceil(M / 64)), block 256, each thread 4 weight rows × 4 activation rows. Int8 layouts with
+//      one scale per block take gemm_int8_tc (int8 tensor cores) instead.
+//    - F16 / BF16: tensor cores, mma.sync.m16n8k16 with float accumulation over activations rounded to the weight's type
+//      beforehand; 128 × 128 tiles, 4-stage cp.async pipeline, split K (gemm_half_tc).
 //    - F32: plain float FMA tiles; grid (ceil(N / 64), ceil(M / 64)), block 256.
 //
 // Quantized weights (LAYOUT_INT8 / LAYOUT_NIBBLE, see common.cuh) carry float scales per 32-value block ([N][K/32], or
@@ -552,13 +553,26 @@ extern "C" __global__ void sum_splits(const float* partial, float* y, int splits
 }
 
 // ---------------------------------------------------------------------------------------------------------------------
-// F16 / BF16 GEMM on tensor cores. D[n][m] = Σk W[n][k]·X[m][k]: W is mma's A operand (row-major 16 × 16), X its B operand
-// ("col" 16 × 8: column m holds k contiguously), so both tiles are read from shared memory as they lie. Tile 64 × 64 × 32,
-// rows padded to 40 halves (20 words) so the fragment loads of a warp touch 32 distinct banks. Warp w owns weight rows
-// 32·(w % 2)… and activation rows 32·(w / 2)…: 2 × 4 mma tiles of 16 × 8.
-#define HT 64
-#define HK 32
-#define HPAD 40
+// F16 / BF16 GEMM on tensor cores: y[m][n] = Σk W[n][k]·X[m][k], with X already rounded to the weight's type (round_to_half,
+// elementwise.cu), so both operands travel global → shared by cp.async alone.
+// W is mma's A operand (row-major 16 × 16: weight rows are the M of the mma), X its B operand ("col" 16 × 8: activation
+// row m holds k contiguously), so both tiles are read from shared memory as they lie, with ldmatrix.
+// Tile: 128 weight rows × 128 activation rows, K in stages of 32, 4 stages in flight (cp.async.cg, 16-byte copies,
+// zero-filled past the matrix). 8 warps: warp w owns weight rows 64·(w % 2)… and activation rows 32·(w / 2)…, i.e. 4 × 4
+// mma tiles of 16 × 8 (64 fp32 accumulators per thread); per 16 of K it loads 4 A and 2 B ldmatrix.x4 for 16 mma.
+// Shared rows are 40 halves (80 bytes: 64 + 16 of padding), so the 8 row addresses of each ldmatrix phase fall on 8
+// distinct 16-byte bank groups. 4 stages × 2 operands × 128 rows × 80 bytes = 80 KB of dynamic shared memory (two blocks
+// fit an SM of 228 KB).
+// Split K: where the tiles alone leave multiprocessors idle (decode batches, a 4096-row weight at 256 rows is 64 tiles on
+// 132 SMs), block z takes stages [z·S/Z, (z+1)·S/Z) and writes partial[z][M][N]; sum_splits adds them in split order
+// (CudaLaunchGeometry.HalfGemmSplits).
+// grid (ceil(N / 128), ceil(M / 128), splits), block 256, dynamic shared memory HG_SHARED_BYTES.
+#define HG_N 128
+#define HG_M 128
+#define HG_K 32
+#define HG_STAGES 4
+#define HG_ROW 40  // halves per shared row
+#define HG_SHARED_BYTES (HG_STAGES * (HG_N + HG_M) * HG_ROW * 2)
 
 template <bool BF16>
 __device__ __forceinline__ void mma_16816(float (&d)[4], const unsigned (&a)[4], unsigned b0, unsigned b1) {
@@ -572,84 +586,117 @@ __device__ __forceinline__ void mma_16816(float (&d)[4], const unsigned (&a)[4],
                      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
 
+// Four 8 × 8 matrices of 16-bit values from shared memory: lane l gives the row address of matrix l / 8, row l % 8, and
+// receives of matrix i the two values of row l / 4, columns 2·(l % 4) and +1, in r[i].
+__device__ __forceinline__ void ldmatrix_x4(unsigned (&r)[4], const void* row) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(shared_address(row)));
+}
+
 template <bool BF16>
-__device__ __forceinline__ void gemm_half(const unsigned short* w, const float* x, float* y, int n, int k, int m) {
-    pdl_start();
-    __shared__ __attribute__((aligned(16))) unsigned short sw[HT][HPAD];  // written and read as 32-bit words
-    __shared__ __attribute__((aligned(16))) unsigned short sx[HT][HPAD];
-    const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
-    const int g = lane / 4, t4 = lane % 4;
-    const int n0 = blockIdx.x * HT, m0 = blockIdx.y * HT;
-    const int wn = (warp % 2) * 32, wm = (warp / 2) * 32;
-    float acc[2][4][4];
+__device__ __forceinline__ void gemm_half_tc(const unsigned short* w, const unsigned short* x, float* y, float* partial, int n,
+                                             int k, int m) {
+    extern __shared__ __attribute__((aligned(16))) unsigned short halfTiles[];
+    unsigned short* sw = halfTiles;                               // [HG_STAGES][HG_N][HG_ROW]
+    unsigned short* sx = halfTiles + HG_STAGES * HG_N * HG_ROW;  // [HG_STAGES][HG_M][HG_ROW]
+    const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane / 4, t4 = lane % 4;
+    const int n0 = blockIdx.x * HG_N, m0 = blockIdx.y * HG_M;
+    const int wn = (warp % 2) * 64, wm = (warp / 2) * 32;
+    const int first = (int)((long long)(k / HG_K) * blockIdx.z / gridDim.z);
+    const int stages = (int)((long long)(k / HG_K) * (blockIdx.z + 1) / gridDim.z) - first;
+
+    // Stage s (of this block's, counted from `first`): 128 rows × 64 bytes of each operand, 512 chunks of 16 bytes; thread
+    // tid copies chunks tid and tid + 256 (row c / 4, chunk c % 4).
+    auto loadWeights = [&](int s, int buffer) {
 #pragma unroll
-    for (int i = 0; i < 2; i++)
+        for (int p = 0; p < HG_N * 4 / 256; p++) {
+            const int c = tid + 256 * p, r = c / 4, q = c % 4, row = n0 + r;
+            cp_async16(sw + (buffer * HG_N + r) * HG_ROW + 8 * q, w + (long long)min(row, n - 1) * k + (first + s) * HG_K + 8 * q, row < n);
+        }
+    };
+    auto loadActivations = [&](int s, int buffer) {
+#pragma unroll
+        for (int p = 0; p < HG_M * 4 / 256; p++) {
+            const int c = tid + 256 * p, r = c / 4, q = c % 4, row = m0 + r;
+            cp_async16(sx + (buffer * HG_M + r) * HG_ROW + 8 * q, x + (long long)min(row, m - 1) * k + (first + s) * HG_K + 8 * q, row < m);
+        }
+    };
+
+    // Weights first (no kernel writes them), then wait for the previous kernel (pdl_wait, common.cuh) before activations.
+    for (int s = 0; s < HG_STAGES - 1; s++)
+        if (s < stages) loadWeights(s, s);
+    pdl_start();
+    for (int s = 0; s < HG_STAGES - 1; s++) {
+        if (s < stages) loadActivations(s, s);
+        cp_async_commit();
+    }
+
+    float acc[4][4][4];
+#pragma unroll
+    for (int i = 0; i < 4; i++)
 #pragma unroll
         for (int j = 0; j < 4; j++)
 #pragma unroll
             for (int e = 0; e < 4; e++) acc[i][j][e] = 0.0f;
+    // ldmatrix row addresses of this lane. A (weights, 16 × 16 per fragment): matrices (rows 0–7 | 8–15) × (k 0–7 | 8–15)
+    // in the order a0…a3 of mma. B (activations, two n8 fragments per x4): (rows 0–7, k 0–7), (0–7, 8–15), (8–15, 0–7),
+    // (8–15, 8–15) = b0, b1 of fragment j, then of j + 1.
+    const int aRow = wn + lane % 8 + 8 * ((lane / 8) % 2), aCol = 8 * (lane / 16);
+    const int bRow = wm + lane % 8 + 8 * (lane / 16), bCol = 8 * ((lane / 8) % 2);
 
-    for (int k0 = 0; k0 < k; k0 += HK) {
-        // Weights: 64 rows × 32 halves = 256 pieces of 16 bytes, two per thread.
-#pragma unroll
-        for (int p = 0; p < 2; p++) {
-            const int piece = tid + p * 128, r = piece / 4, c = (piece % 4) * 8;
-            int4 v = make_int4(0, 0, 0, 0);
-            if (n0 + r < n) v = *(const int4*)(w + (long long)(n0 + r) * k + k0 + c);
-            unsigned* dst = (unsigned*)&sw[r][c];
-            dst[0] = v.x; dst[1] = v.y; dst[2] = v.z; dst[3] = v.w;
+    for (int s = 0; s < stages; s++) {
+        cp_async_wait<HG_STAGES - 2>();
+        __syncthreads();  // stage s is in; every warp is done with the buffer the next load overwrites
+        const int next = s + HG_STAGES - 1;
+        if (next < stages) {
+            loadWeights(next, next % HG_STAGES);
+            loadActivations(next, next % HG_STAGES);
         }
-        // Activations: 64 rows × 32 floats = 512 float4, four per thread, rounded to the weight's type.
+        cp_async_commit();
+        const unsigned short* tw = sw + (s % HG_STAGES) * HG_N * HG_ROW;
+        const unsigned short* tx = sx + (s % HG_STAGES) * HG_M * HG_ROW;
 #pragma unroll
-        for (int p = 0; p < 4; p++) {
-            const int piece = tid + p * 128, r = piece / 8, c = (piece % 8) * 4;
-            float4 v = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-            if (m0 + r < m) v = *(const float4*)(x + (long long)(m0 + r) * k + k0 + c);
-            unsigned* dst = (unsigned*)&sx[r][c];
-            dst[0] = BF16 ? pack_bf162(v.x, v.y) : pack_half2(v.x, v.y);
-            dst[1] = BF16 ? pack_bf162(v.z, v.w) : pack_half2(v.z, v.w);
-        }
-        __syncthreads();
+        for (int kk = 0; kk < HG_K; kk += 16) {
+            unsigned a[4][4], b[4][2];
 #pragma unroll
-        for (int kk = 0; kk < HK; kk += 16) {
-            unsigned a[2][4];
+            for (int i = 0; i < 4; i++) ldmatrix_x4(a[i], tw + (aRow + 16 * i) * HG_ROW + kk + aCol);
 #pragma unroll
-            for (int i = 0; i < 2; i++) {
-                const int r = wn + 16 * i + g;
-                a[i][0] = *(const unsigned*)&sw[r][kk + 2 * t4];
-                a[i][1] = *(const unsigned*)&sw[r + 8][kk + 2 * t4];
-                a[i][2] = *(const unsigned*)&sw[r][kk + 2 * t4 + 8];
-                a[i][3] = *(const unsigned*)&sw[r + 8][kk + 2 * t4 + 8];
+            for (int jj = 0; jj < 2; jj++) {
+                unsigned r[4];
+                ldmatrix_x4(r, tx + (bRow + 16 * jj) * HG_ROW + kk + bCol);
+                b[2 * jj][0] = r[0];
+                b[2 * jj][1] = r[1];
+                b[2 * jj + 1][0] = r[2];
+                b[2 * jj + 1][1] = r[3];
             }
 #pragma unroll
-            for (int j = 0; j < 4; j++) {
-                const int r = wm + 8 * j + g;
-                const unsigned b0 = *(const unsigned*)&sx[r][kk + 2 * t4];
-                const unsigned b1 = *(const unsigned*)&sx[r][kk + 2 * t4 + 8];
+            for (int i = 0; i < 4; i++)
 #pragma unroll
-                for (int i = 0; i < 2; i++) mma_16816<BF16>(acc[i][j], a[i], b0, b1);
-            }
+                for (int j = 0; j < 4; j++) mma_16816<BF16>(acc[i][j], a[i], b[j][0], b[j][1]);
         }
-        __syncthreads();
     }
     // Accumulator e of tile (i, j): weight row wn + 16i + g (+8 for e ≥ 2), activation row wm + 8j + 2·t4 + (e & 1).
+    float* out = gridDim.z == 1 ? y : partial + (long long)blockIdx.z * m * n;
 #pragma unroll
-    for (int i = 0; i < 2; i++)
+    for (int i = 0; i < 4; i++)
 #pragma unroll
         for (int j = 0; j < 4; j++)
 #pragma unroll
             for (int e = 0; e < 4; e++) {
                 const int col = n0 + wn + 16 * i + g + (e >= 2 ? 8 : 0);
                 const int row = m0 + wm + 8 * j + 2 * t4 + (e & 1);
-                if (col < n && row < m) y[(long long)row * n + col] = acc[i][j][e];
+                if (col < n && row < m) out[(long long)row * n + col] = acc[i][j][e];
             }
 }
 
-extern "C" __global__ void __launch_bounds__(128) gemm_f16(const unsigned short* w, const float* x, float* y, int n, int k, int m) {
-    gemm_half<false>(w, x, y, n, k, m);
+extern "C" __global__ void __launch_bounds__(256) gemm_f16(const unsigned short* w, const unsigned short* x, float* y,
+                                                           float* partial, int n, int k, int m) {
+    gemm_half_tc<false>(w, x, y, partial, n, k, m);
 }
-extern "C" __global__ void __launch_bounds__(128) gemm_bf16(const unsigned short* w, const float* x, float* y, int n, int k, int m) {
-    gemm_half<true>(w, x, y, n, k, m);
+extern "C" __global__ void __launch_bounds__(256) gemm_bf16(const unsigned short* w, const unsigned short* x, float* y,
+                                                            float* partial, int n, int k, int m) {
+    gemm_half_tc<true>(w, x, y, partial, n, k, m);
 }
 
 // F32 GEMM: 64 × 64 tiles, K steps of 32, rows padded to 33 floats; thread (tx, ty) owns weight rows ty + 16i and
