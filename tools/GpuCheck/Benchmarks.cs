@@ -104,6 +104,18 @@ internal sealed class Benchmarks(CudaBackend gpu, Report report)
                     var tensorCore = gpu.Kernels.TensorCoreGemm((CudaWeight)first) is not null;
                     var path = CudaLaunchGeometry.UseGemv(rows, type is not (GgmlType.F16 or GgmlType.BF16), tensorCore) ? "gemv" : tensorCore ? "gemm-tc" : "gemm";
                     report.Timing($"matmul {type,-5} {path} M={rows,-3} N={n} K={k}: {ms * 1000,8:F1} us, {OfCeiling(bytes / (ms * 1e-3) / 1e9)}, {flops / 1e12:F2} TFLOP/s");
+                    if (half && rows >= 32)
+                    {
+                        // Every tile variant of gemm_half_tc at this size, for choosing CudaLaunchGeometry.HalfGemmRows.
+                        foreach (var tileRows in CudaLaunchGeometry.HalfGemmTileRows)
+                        {
+                            gpu.HalfGemmTileRowsOverride = tileRows;
+                            var variant = Time(i => gpu.MatMul(x, weights[i % weights.Count], y, rows));
+                            report.Timing($"matmul {type,-5} gemm-tc tile 128×{tileRows} M={rows,-3} N={n} K={k}: {variant * 1000,8:F1} us, {2.0 * rows * n * k / (variant * 1e-3) / 1e12:F2} TFLOP/s");
+                        }
+
+                        gpu.HalfGemmTileRowsOverride = null;
+                    }
                 }
 
                 foreach (var w in weights)

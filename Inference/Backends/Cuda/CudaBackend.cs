@@ -441,12 +441,13 @@ public sealed class CudaBackend : IBackend, IDeviceSampler
         if (w.Layout is CudaWeightLayout.Float16 or CudaWeightLayout.BFloat16)
         {
             var halves = EnsureHalf(x, rows, w.Layout == CudaWeightLayout.BFloat16);
-            var tile = CudaLaunchGeometry.HalfGemmTile;
+            var tileRows = HalfGemmTileRowsOverride ?? CudaLaunchGeometry.HalfGemmRows(rows);
             var splits = CudaLaunchGeometry.HalfGemmSplits(rows, w.Rows, w.Columns, Context.MultiprocessorCount);
             var outputs = (long)rows * w.Rows;
             var partial = splits > 1 ? SplitWorkspace(splits * outputs).Pointer : DevicePointer.Null;
-            Kernels.Gemm(w).Launch(Stream, new Dim3((uint)CudaLaunchGeometry.Ceiling(w.Rows, tile), (uint)CudaLaunchGeometry.Ceiling(rows, tile), (uint)splits), 256,
-                CudaLaunchGeometry.HalfGemmSharedBytes, w.Codes, halves, y.Data, partial, w.Rows, w.Columns, rows);
+            var blocks = new Dim3((uint)CudaLaunchGeometry.Ceiling(w.Rows, CudaLaunchGeometry.HalfGemmWeightRows), (uint)CudaLaunchGeometry.Ceiling(rows, tileRows), (uint)splits);
+            Kernels.HalfGemm(w, tileRows).Launch(Stream, blocks, 256, CudaLaunchGeometry.HalfGemmSharedBytes(tileRows),
+                w.Codes, halves, y.Data, partial, w.Rows, w.Columns, rows);
             if (splits > 1)
             {
                 Kernels.SumSplits.Launch(Stream, (int)CudaLaunchGeometry.Ceiling(outputs, 256), 256, 0, partial, y.Data, splits, outputs);
@@ -467,6 +468,12 @@ public sealed class CudaBackend : IBackend, IDeviceSampler
             Kernels.Gemm(w).Launch(Stream, grid, 256, 0, w.Codes, x.Data, y.Data, w.Rows, w.Columns, rows);
         }
     }
+
+    /// <summary>
+    /// Forces one gemm_half_tc variant (activation rows per tile, one of <see cref="CudaLaunchGeometry.HalfGemmTileRows"/>)
+    /// for every F16/BF16 GEMM: GpuCheck times the variants side by side with it. Null: by the batch (the default).
+    /// </summary>
+    public int? HalfGemmTileRowsOverride { get; set; }
 
     /// <summary>The activations rounded to the half weight's type (once per value and type, like the int8 copy).</summary>
     private CudaDeviceBuffer<ushort> EnsureHalf(CudaTensor x, int rows, bool bfloat16)

@@ -18,6 +18,7 @@ public sealed class CudaKernels : IDisposable
 
     private readonly CudaModule[] _modules;
     private readonly Dictionary<(string Family, int MaxRows), CudaKernel> _gemv;
+    private readonly Dictionary<(string Name, int TileRows), CudaKernel> _halfGemm;
 
     /// <summary>The suffix of the sm_90 build of a module (<c>matmul.sm90.ptx</c>), whose kernels wait for their predecessor
     /// themselves so that they can be launched before it ends (programmatic dependent launch, kernels/common.cuh).</summary>
@@ -61,10 +62,14 @@ public sealed class CudaKernels : IDisposable
         GemmNibble = matmul.Kernel("gemm_nibble");
         GemmNibbleMins = matmul.Kernel("gemm_nibble_mins");
         GemmF32 = matmul.Kernel("gemm_f32");
-        GemmF16 = matmul.Kernel("gemm_f16");
-        GemmBf16 = matmul.Kernel("gemm_bf16");
-        GemmF16.SetMaxDynamicSharedMemory(CudaLaunchGeometry.HalfGemmSharedBytes);
-        GemmBf16.SetMaxDynamicSharedMemory(CudaLaunchGeometry.HalfGemmSharedBytes);
+        _halfGemm = new[] { "gemm_f16", "gemm_bf16" }
+            .SelectMany(name => CudaLaunchGeometry.HalfGemmTileRows.Select(tileRows => (name, tileRows)))
+            .ToDictionary(key => key, key =>
+            {
+                var kernel = matmul.Kernel($"{key.name}_m{key.tileRows}");
+                kernel.SetMaxDynamicSharedMemory(CudaLaunchGeometry.HalfGemmSharedBytes(key.tileRows));
+                return kernel;
+            });
         AttentionPartition = attention.Kernel("attention_partition");
         AttentionReduce = attention.Kernel("attention_reduce");
         ArgmaxRows = sampling.Kernel("argmax_rows");
@@ -108,8 +113,6 @@ public sealed class CudaKernels : IDisposable
     public CudaKernel GemmNibble { get; }
     public CudaKernel GemmNibbleMins { get; }
     public CudaKernel GemmF32 { get; }
-    public CudaKernel GemmF16 { get; }
-    public CudaKernel GemmBf16 { get; }
     public CudaKernel AttentionPartition { get; }
     public CudaKernel AttentionReduce { get; }
     public CudaKernel ArgmaxRows { get; }
@@ -137,9 +140,16 @@ public sealed class CudaKernels : IDisposable
         "gemv_nibble" => GemmNibble,
         "gemv_nibble_mins" => GemmNibbleMins,
         "gemv_f32" => GemmF32,
-        "gemv_f16" => GemmF16,
-        _ => GemmBf16,
+        _ => throw new InvalidOperationException($"F16/BF16 weight '{weight.Name}' takes the tensor-core GEMM (HalfGemm)."),
     };
+
+    /// <summary>The F16/BF16 tensor-core GEMM variant with <paramref name="tileRows"/> activation rows per tile
+    /// (<see cref="CudaLaunchGeometry.HalfGemmRows"/>).</summary>
+    public CudaKernel HalfGemm(CudaWeight weight, int tileRows) =>
+        _halfGemm[(weight.Layout == CudaWeightLayout.BFloat16 ? "gemm_bf16" : "gemm_f16", tileRows)];
+
+    /// <summary>Every F16/BF16 GEMM variant (for reports of their registers and spills).</summary>
+    public IEnumerable<CudaKernel> HalfGemmKernels => _halfGemm.Values;
 
     /// <summary>Weights that share a family share a kernel (and can share one grouped GEMV launch).</summary>
     public static string GemvFamily(CudaWeight weight) => (weight.Layout, weight.ScalesPerBlock, weight.Mins is not null) switch

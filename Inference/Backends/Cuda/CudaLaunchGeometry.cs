@@ -70,26 +70,44 @@ public static class CudaLaunchGeometry
         return Math.Clamp(wanted, 1, Math.Max(1, columns / TensorCoreGemmTile));
     }
 
-    /// <summary>gemm_half_tc's tile (F16/BF16 weights): 128 weight rows × 128 activation rows, K in stages of 32 (HG_N, HG_M, HG_K).</summary>
-    public const int HalfGemmTile = 128;
+    /// <summary>gemm_half_tc's tiles (F16/BF16 weights): 128 weight rows × one of these many activation rows (the <c>_mBM</c> variants).</summary>
+    public static readonly int[] HalfGemmTileRows = [32, 64, 128, 256];
 
-    /// <summary>gemm_half_tc's dynamic shared memory, HG_SHARED_BYTES: 4 stages × (128 + 128) rows × 80 bytes.</summary>
-    public const int HalfGemmSharedBytes = 4 * (128 + 128) * 40 * 2;
+    /// <summary>Weight rows per gemm_half_tc tile (HG_N).</summary>
+    public const int HalfGemmWeightRows = 128;
+
+    /// <summary>
+    /// The gemm_half_tc variant for a batch: the smallest tile that holds decode batches of up to 64 rows (a 128-row tile
+    /// did 4× the tensor work of a batch of 32, which made it compute-bound), 128 for mid-sized batches, and 256 (warps of
+    /// 64 × 64, half the shared-memory reads per mma) from 1024 rows, where 256-row tiles still fill 132 SMs.
+    /// </summary>
+    public static int HalfGemmRows(int rows) => rows switch
+    {
+        <= 32 => 32,
+        <= 64 => 64,
+        < 1024 => 128,
+        _ => 256,
+    };
+
+    /// <summary>gemm_half_tc's dynamic shared memory: 4 stages × (128 + tile rows) rows × 80 bytes.</summary>
+    public static int HalfGemmSharedBytes(int tileRows) => 4 * (HalfGemmWeightRows + tileRows) * 40 * 2;
 
     /// <summary>
     /// How many ways gemm_half_tc splits K: one where the tiles alone give every multiprocessor a block (prefill, large
-    /// batches); else as many as keep tiles × splits within one wave of two blocks per multiprocessor (two 80 KB blocks fit
-    /// an SM), at most 8, and each split at least 4 stages of 32 so that its pipeline fills.
+    /// batches); else as many as keep tiles × splits within one wave of the blocks an SM holds (by shared memory: 228 KB a
+    /// multiprocessor), at most 8, and each split at least 4 stages of 32 so that its pipeline fills.
     /// </summary>
     public static int HalfGemmSplits(int rows, int outputs, int columns, int multiprocessors)
     {
-        var tiles = (long)Ceiling(outputs, HalfGemmTile) * Ceiling(rows, HalfGemmTile);
+        var tileRows = HalfGemmRows(rows);
+        var tiles = (long)Ceiling(outputs, HalfGemmWeightRows) * Ceiling(rows, tileRows);
         if (tiles >= multiprocessors)
         {
             return 1;
         }
 
-        var wanted = (int)Math.Min(8, 2L * multiprocessors / tiles);
+        var perMultiprocessor = Math.Clamp(227 * 1024 / HalfGemmSharedBytes(tileRows), 1, 4);
+        var wanted = (int)Math.Min(8, perMultiprocessor * multiprocessors / tiles);
         return Math.Clamp(wanted, 1, Math.Max(1, columns / 32 / 4));
     }
 

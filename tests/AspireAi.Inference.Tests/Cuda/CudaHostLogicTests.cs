@@ -58,17 +58,36 @@ public sealed class CudaHostLogicTests
 
     [Theory]
     [InlineData(256, 4096, 4096, 4)]    // Llama-3-8B q/o at batch 256: 64 tiles of 128 × 128, four splits fill 2 × 132 slots
-    [InlineData(64, 1024, 4096, 8)]     // k/v at batch 64: 8 tiles, at most 8 splits
+    [InlineData(64, 1024, 4096, 8)]     // k/v at batch 64: 8 tiles of 128 × 64, at most 8 splits
+    [InlineData(32, 4096, 4096, 8)]     // batch 32: 32 tiles of 128 × 32 (51 KB each, four per SM)
     [InlineData(256, 14336, 4096, 1)]   // gate/up: 224 tiles already cover the SMs
-    [InlineData(2048, 4096, 4096, 1)]   // prefill
+    [InlineData(2048, 4096, 4096, 1)]   // prefill: 256 tiles of 128 × 256
     [InlineData(33, 100, 288, 2)]       // K = 288 has 9 stages of 32: no split shorter than 4
     [InlineData(9, 100, 64, 1)]
     public void Half_gemm_splits_k_only_where_its_tiles_leave_multiprocessors_idle(int rows, int outputs, int columns, int expected)
     {
         var splits = CudaLaunchGeometry.HalfGemmSplits(rows, outputs, columns, multiprocessors: 132);
         Assert.Equal(expected, splits);
-        var tiles = CudaLaunchGeometry.Ceiling(rows, CudaLaunchGeometry.HalfGemmTile) * CudaLaunchGeometry.Ceiling(outputs, CudaLaunchGeometry.HalfGemmTile);
-        Assert.True(splits == 1 || tiles * splits <= 2 * 132, "split blocks stay within one wave of two per SM");
+        var tileRows = CudaLaunchGeometry.HalfGemmRows(rows);
+        var tiles = CudaLaunchGeometry.Ceiling(rows, tileRows) * CudaLaunchGeometry.Ceiling(outputs, CudaLaunchGeometry.HalfGemmWeightRows);
+        var perSm = 227 * 1024 / CudaLaunchGeometry.HalfGemmSharedBytes(tileRows);
+        Assert.True(splits == 1 || tiles * splits <= perSm * 132, "split blocks stay within one wave");
+    }
+
+    [Theory]
+    [InlineData(9, 32)]
+    [InlineData(32, 32)]
+    [InlineData(33, 64)]
+    [InlineData(64, 64)]
+    [InlineData(65, 128)]
+    [InlineData(1023, 128)]
+    [InlineData(1024, 256)]
+    [InlineData(8192, 256)]
+    public void Half_gemm_tiles_grow_with_the_batch_and_fit_shared_memory(int rows, int tileRows)
+    {
+        Assert.Equal(tileRows, CudaLaunchGeometry.HalfGemmRows(rows));
+        Assert.Contains(tileRows, CudaLaunchGeometry.HalfGemmTileRows);
+        Assert.InRange(CudaLaunchGeometry.HalfGemmSharedBytes(tileRows), 48 * 1024, 227 * 1024);
     }
 
     [Theory]

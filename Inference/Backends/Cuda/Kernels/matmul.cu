@@ -11,7 +11,7 @@
 //      grid (ceil(N / 64), ceil(M / 64)), block 256, each thread 4 weight rows × 4 activation rows. Int8 layouts with
 //      one scale per block take gemm_int8_tc (int8 tensor cores) instead.
 //    - F16 / BF16: tensor cores, mma.sync.m16n8k16 with float accumulation over activations rounded to the weight's type
-//      beforehand; 128 × 128 tiles, 4-stage cp.async pipeline, split K (gemm_half_tc).
+//      beforehand; 128 weight rows × 32 to 256 activation rows per tile, 4-stage cp.async pipeline, split K (gemm_half_tc).
 //    - F32: plain float FMA tiles; grid (ceil(N / 64), ceil(M / 64)), block 256.
 //
 // Quantized weights (LAYOUT_INT8 / LAYOUT_NIBBLE, see common.cuh) carry float scales per 32-value block ([N][K/32], or
@@ -557,22 +557,24 @@ extern "C" __global__ void sum_splits(const float* partial, float* y, int splits
 // elementwise.cu), so both operands travel global → shared by cp.async alone.
 // W is mma's A operand (row-major 16 × 16: weight rows are the M of the mma), X its B operand ("col" 16 × 8: activation
 // row m holds k contiguously), so both tiles are read from shared memory as they lie, with ldmatrix.
-// Tile: 128 weight rows × 128 activation rows, K in stages of 32, 4 stages in flight (cp.async.cg, 16-byte copies,
-// zero-filled past the matrix). 8 warps: warp w owns weight rows 64·(w % 2)… and activation rows 32·(w / 2)…, i.e. 4 × 4
-// mma tiles of 16 × 8 (64 fp32 accumulators per thread); per 16 of K it loads 4 A and 2 B ldmatrix.x4 for 16 mma.
+// Tile: 128 weight rows × BM activation rows, K in stages of 32, 4 stages in flight (cp.async.cg, 16-byte copies,
+// zero-filled past the matrix). 8 warps in a grid of (8 / (BM / WM)) along the weight rows × (BM / WM) along the
+// activation rows; a warp owns WN = 128 / that many weight rows and WM activation rows: (WN / 16) × (WM / 8) mma tiles of
+// 16 × 8, and per 16 of K loads WN / 16 A and WM / 16 B ldmatrix.x4. Variants by the batch (host:
+// CudaLaunchGeometry.HalfGemmRows): BM = 32, 64 (decode batches: a 128-row tile would spend 4× or 2× the tensor work on
+// zero rows, which made a batch of 32 compute-bound), 128 (warps of 64 × 32), 256 (prefill: warps of 64 × 64, half the
+// shared-memory reads per mma).
 // Shared rows are 40 halves (80 bytes: 64 + 16 of padding), so the 8 row addresses of each ldmatrix phase fall on 8
-// distinct 16-byte bank groups. 4 stages × 2 operands × 128 rows × 80 bytes = 80 KB of dynamic shared memory (two blocks
-// fit an SM of 228 KB).
-// Split K: where the tiles alone leave multiprocessors idle (decode batches, a 4096-row weight at 256 rows is 64 tiles on
-// 132 SMs), block z takes stages [z·S/Z, (z+1)·S/Z) and writes partial[z][M][N]; sum_splits adds them in split order
+// distinct 16-byte bank groups. Dynamic shared memory: 4 stages × (128 + BM) rows × 80 bytes (80 KB at BM = 128: two
+// blocks per SM; 120 KB at 256: one).
+// Split K: where the tiles alone leave multiprocessors idle (a 4096-row weight at 256 rows is 64 tiles on 132 SMs),
+// block z takes stages [z·S/Z, (z+1)·S/Z) and writes partial[z][M][N]; sum_splits adds them in split order
 // (CudaLaunchGeometry.HalfGemmSplits).
-// grid (ceil(N / 128), ceil(M / 128), splits), block 256, dynamic shared memory HG_SHARED_BYTES.
+// grid (ceil(N / 128), ceil(M / BM), splits), block 256.
 #define HG_N 128
-#define HG_M 128
 #define HG_K 32
 #define HG_STAGES 4
 #define HG_ROW 40  // halves per shared row
-#define HG_SHARED_BYTES (HG_STAGES * (HG_N + HG_M) * HG_ROW * 2)
 
 template <bool BF16>
 __device__ __forceinline__ void mma_16816(float (&d)[4], const unsigned (&a)[4], unsigned b0, unsigned b1) {
@@ -594,20 +596,22 @@ __device__ __forceinline__ void ldmatrix_x4(unsigned (&r)[4], const void* row) {
                  : "r"(shared_address(row)));
 }
 
-template <bool BF16>
+template <bool BF16, int BM, int WM>
 __device__ __forceinline__ void gemm_half_tc(const unsigned short* w, const unsigned short* x, float* y, float* partial, int n,
                                              int k, int m) {
+    constexpr int WARPS_M = BM / WM, WARPS_N = 8 / WARPS_M, WN = HG_N / WARPS_N;
+    constexpr int I = WN / 16, J = WM / 8;  // mma tiles of a warp along the weight and activation rows
     extern __shared__ __attribute__((aligned(16))) unsigned short halfTiles[];
     unsigned short* sw = halfTiles;                               // [HG_STAGES][HG_N][HG_ROW]
-    unsigned short* sx = halfTiles + HG_STAGES * HG_N * HG_ROW;  // [HG_STAGES][HG_M][HG_ROW]
+    unsigned short* sx = halfTiles + HG_STAGES * HG_N * HG_ROW;  // [HG_STAGES][BM][HG_ROW]
     const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane / 4, t4 = lane % 4;
-    const int n0 = blockIdx.x * HG_N, m0 = blockIdx.y * HG_M;
-    const int wn = (warp % 2) * 64, wm = (warp / 2) * 32;
+    const int n0 = blockIdx.x * HG_N, m0 = blockIdx.y * BM;
+    const int wn = (warp % WARPS_N) * WN, wm = (warp / WARPS_N) * WM;
     const int first = (int)((long long)(k / HG_K) * blockIdx.z / gridDim.z);
     const int stages = (int)((long long)(k / HG_K) * (blockIdx.z + 1) / gridDim.z) - first;
 
-    // Stage s (of this block's, counted from `first`): 128 rows × 64 bytes of each operand, 512 chunks of 16 bytes; thread
-    // tid copies chunks tid and tid + 256 (row c / 4, chunk c % 4).
+    // Stage s (of this block's, counted from `first`): rows × 64 bytes of each operand in 16-byte chunks; thread tid copies
+    // chunks tid, tid + 256, … (row c / 4, chunk c % 4).
     auto loadWeights = [&](int s, int buffer) {
 #pragma unroll
         for (int p = 0; p < HG_N * 4 / 256; p++) {
@@ -617,9 +621,10 @@ __device__ __forceinline__ void gemm_half_tc(const unsigned short* w, const unsi
     };
     auto loadActivations = [&](int s, int buffer) {
 #pragma unroll
-        for (int p = 0; p < HG_M * 4 / 256; p++) {
+        for (int p = 0; p < (BM * 4 + 255) / 256; p++) {
             const int c = tid + 256 * p, r = c / 4, q = c % 4, row = m0 + r;
-            cp_async16(sx + (buffer * HG_M + r) * HG_ROW + 8 * q, x + (long long)min(row, m - 1) * k + (first + s) * HG_K + 8 * q, row < m);
+            if (c < BM * 4)
+                cp_async16(sx + (buffer * BM + r) * HG_ROW + 8 * q, x + (long long)min(row, m - 1) * k + (first + s) * HG_K + 8 * q, row < m);
         }
     };
 
@@ -632,11 +637,11 @@ __device__ __forceinline__ void gemm_half_tc(const unsigned short* w, const unsi
         cp_async_commit();
     }
 
-    float acc[4][4][4];
+    float acc[I][J][4];
 #pragma unroll
-    for (int i = 0; i < 4; i++)
+    for (int i = 0; i < I; i++)
 #pragma unroll
-        for (int j = 0; j < 4; j++)
+        for (int j = 0; j < J; j++)
 #pragma unroll
             for (int e = 0; e < 4; e++) acc[i][j][e] = 0.0f;
     // ldmatrix row addresses of this lane. A (weights, 16 × 16 per fragment): matrices (rows 0–7 | 8–15) × (k 0–7 | 8–15)
@@ -655,14 +660,14 @@ __device__ __forceinline__ void gemm_half_tc(const unsigned short* w, const unsi
         }
         cp_async_commit();
         const unsigned short* tw = sw + (s % HG_STAGES) * HG_N * HG_ROW;
-        const unsigned short* tx = sx + (s % HG_STAGES) * HG_M * HG_ROW;
+        const unsigned short* tx = sx + (s % HG_STAGES) * BM * HG_ROW;
 #pragma unroll
         for (int kk = 0; kk < HG_K; kk += 16) {
-            unsigned a[4][4], b[4][2];
+            unsigned a[I][4], b[J][2];
 #pragma unroll
-            for (int i = 0; i < 4; i++) ldmatrix_x4(a[i], tw + (aRow + 16 * i) * HG_ROW + kk + aCol);
+            for (int i = 0; i < I; i++) ldmatrix_x4(a[i], tw + (aRow + 16 * i) * HG_ROW + kk + aCol);
 #pragma unroll
-            for (int jj = 0; jj < 2; jj++) {
+            for (int jj = 0; jj < J / 2; jj++) {
                 unsigned r[4];
                 ldmatrix_x4(r, tx + (bRow + 16 * jj) * HG_ROW + kk + bCol);
                 b[2 * jj][0] = r[0];
@@ -671,17 +676,17 @@ __device__ __forceinline__ void gemm_half_tc(const unsigned short* w, const unsi
                 b[2 * jj + 1][1] = r[3];
             }
 #pragma unroll
-            for (int i = 0; i < 4; i++)
+            for (int i = 0; i < I; i++)
 #pragma unroll
-                for (int j = 0; j < 4; j++) mma_16816<BF16>(acc[i][j], a[i], b[j][0], b[j][1]);
+                for (int j = 0; j < J; j++) mma_16816<BF16>(acc[i][j], a[i], b[j][0], b[j][1]);
         }
     }
     // Accumulator e of tile (i, j): weight row wn + 16i + g (+8 for e ≥ 2), activation row wm + 8j + 2·t4 + (e & 1).
     float* out = gridDim.z == 1 ? y : partial + (long long)blockIdx.z * m * n;
 #pragma unroll
-    for (int i = 0; i < 4; i++)
+    for (int i = 0; i < I; i++)
 #pragma unroll
-        for (int j = 0; j < 4; j++)
+        for (int j = 0; j < J; j++)
 #pragma unroll
             for (int e = 0; e < 4; e++) {
                 const int col = n0 + wn + 16 * i + g + (e >= 2 ? 8 : 0);
@@ -690,14 +695,19 @@ __device__ __forceinline__ void gemm_half_tc(const unsigned short* w, const unsi
             }
 }
 
-extern "C" __global__ void __launch_bounds__(256) gemm_f16(const unsigned short* w, const unsigned short* x, float* y,
-                                                           float* partial, int n, int k, int m) {
-    gemm_half_tc<false>(w, x, y, partial, n, k, m);
-}
-extern "C" __global__ void __launch_bounds__(256) gemm_bf16(const unsigned short* w, const unsigned short* x, float* y,
-                                                            float* partial, int n, int k, int m) {
-    gemm_half_tc<true>(w, x, y, partial, n, k, m);
-}
+#define GEMM_HALF(NAME, BF16, BM, WM)                                                                                   \
+    extern "C" __global__ void __launch_bounds__(256) NAME(const unsigned short* w, const unsigned short* x, float* y,  \
+                                                           float* partial, int n, int k, int m) {                       \
+        gemm_half_tc<BF16, BM, WM>(w, x, y, partial, n, k, m);                                                          \
+    }
+GEMM_HALF(gemm_f16_m32, false, 32, 32)
+GEMM_HALF(gemm_f16_m64, false, 64, 32)
+GEMM_HALF(gemm_f16_m128, false, 128, 32)
+GEMM_HALF(gemm_f16_m256, false, 256, 64)
+GEMM_HALF(gemm_bf16_m32, true, 32, 32)
+GEMM_HALF(gemm_bf16_m64, true, 64, 32)
+GEMM_HALF(gemm_bf16_m128, true, 128, 32)
+GEMM_HALF(gemm_bf16_m256, true, 256, 64)
 
 // F32 GEMM: 64 × 64 tiles, K steps of 32, rows padded to 33 floats; thread (tx, ty) owns weight rows ty + 16i and
 // activation rows tx + 16j.
