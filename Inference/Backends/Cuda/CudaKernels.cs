@@ -64,6 +64,7 @@ public sealed class CudaKernels : IDisposable
         GemmBf16 = matmul.Kernel("gemm_bf16");
         AttentionPartition = attention.Kernel("attention_partition");
         AttentionReduce = attention.Kernel("attention_reduce");
+        AttentionPrefill = attention.Kernel("attention_prefill");
         ArgmaxRows = sampling.Kernel("argmax_rows");
         SampleRows = sampling.Kernel("sample_rows");
     }
@@ -108,6 +109,7 @@ public sealed class CudaKernels : IDisposable
     public CudaKernel GemmBf16 { get; }
     public CudaKernel AttentionPartition { get; }
     public CudaKernel AttentionReduce { get; }
+    public CudaKernel AttentionPrefill { get; }
     public CudaKernel ArgmaxRows { get; }
     public CudaKernel PeerAllReduce { get; }
     public CudaKernel SampleRows { get; }
