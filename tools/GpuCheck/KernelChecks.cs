@@ -24,6 +24,20 @@ internal sealed class KernelChecks(CudaBackend gpu, CpuBackend cpu, Report repor
     private const double F16GemmBound = 2e-3;
     private const double Bf16GemmBound = 1.5e-2;
 
+    // The fp32 attention kernels (attention_partition/attention_reduce) differ from the CPU only in summation order.
+    private const double AttentionBound = 1e-4;
+
+    // attention_prefill rounds four things to f16 (10-bit mantissa; round to nearest: relative error ≤ u = 2⁻¹¹ = 4.9e-4,
+    // RMS ≈ u/2 over random mantissas), everything else fp32. With o = Σⱼ pⱼvⱼ / Σⱼ pⱼ over random-normal q, k, v, each
+    // rounding's error is a sum of independent terms weighted like o itself, so it is relative to ‖o‖ (not to Σ p|v|):
+    // v: Σ pⱼvⱼδⱼ, relative ≈ ε; p (its row sum adds the rounded p, so o stays a convex combination): Σ pⱼδⱼ(vⱼ − o),
+    // relative ≈ ε; q·scale and k: the log2-score error Δsⱼ = Σᵢ qᵢkᵢ(δqᵢ + δkᵢ)·scale has RMS √2·ε in natural-log units
+    // (q·k/√d is ~N(0, 1)), moving o by Σ pⱼΔsⱼ(vⱼ − o), relative ≈ √2·ε. Independent, they add to ≈ 2ε ≈ u in RMS;
+    // a float64 simulation of exactly these roundings gave 2.5e-4 … 3.6e-4 for head dims 48/64/128 and contexts of
+    // 17/300/2500. 1.5e-3 (3u, every rounding at its maximum and then some) leaves room for that without hiding a
+    // masking or indexing error, which moves a row by ≥ 1e-2.
+    private const double PrefillAttentionBound = 1.5e-3;
+
     private readonly Random _random = new(20261126);
 
     private static readonly GgmlType[] AllTypes =
@@ -347,6 +361,38 @@ internal sealed class KernelChecks(CudaBackend gpu, CpuBackend cpu, Report repor
             Attend($"{label} prefill chunks of {chunk.TokenCount} tokens over cached prefixes", chunk, heads, headDim, cq, cqCpu, gc, cc);
             Dispose([cq, cqCpu]);
 
+            // Step 2b, whole prompts: every sequence's tokens 0…length−1 attend at once (runs of ≥ 16 take attention_prefill:
+            // several query tiles and K/V tiles, a partial last tile of each; the 1-token prompt attention_partition).
+            var prompts = new ForwardBatch(total, lengths.Length, blocksPerSequence);
+            for (var s = 0; s < lengths.Length; s++)
+            {
+                prompts.AddSequence(tables[s]);
+                for (var p = 0; p < lengths[s]; p++)
+                {
+                    prompts.AddToken(0, p, s, tables[s][p / blockSize] * blockSize + p % blockSize, false);
+                }
+            }
+
+            AttendSplit($"{label} whole prompts of {string.Join("+", lengths)}", prompts, heads, headDim, gc, cc);
+
+            // Step 2c, the serving scheduler's mixed batch: a long chunk of the longest sequence over its cached prefix
+            // (starting mid-tile, so the causal diagonal crosses K/V tiles off their edges), a short chunk of the second
+            // longest (attention_partition through its token list) and a decode token of every other sequence.
+            var longest = Array.IndexOf(lengths, lengths.Max());
+            var second = Array.IndexOf(lengths, lengths.Where((_, s) => s != longest).Max());
+            var mixed = new ForwardBatch(total, lengths.Length, blocksPerSequence);
+            for (var s = 0; s < lengths.Length; s++)
+            {
+                mixed.AddSequence(tables[s]);
+                var from = s == longest ? lengths[s] - 150 : s == second ? Math.Max(0, lengths[s] - 9) : lengths[s] - 1;
+                for (var p = from; p < lengths[s]; p++)
+                {
+                    mixed.AddToken(0, p, s, tables[s][p / blockSize] * blockSize + p % blockSize, false);
+                }
+            }
+
+            AttendSplit($"{label} mixed: 150-token chunk at {lengths.Max() - 150} + 9-token chunk + decodes", mixed, heads, headDim, gc, cc);
+
             // Step 3, decode: one new token per sequence at position length (rotated, stored, attending; long contexts split).
             var decode = new ForwardBatch(lengths.Length, lengths.Length, blocksPerSequence);
             for (var s = 0; s < lengths.Length; s++)
@@ -395,8 +441,57 @@ internal sealed class KernelChecks(CudaBackend gpu, CpuBackend cpu, Report repor
         var (go, co) = Pair(t, heads * headDim);
         gpu.PagedAttention(gq, gc, 0, go);
         cpu.PagedAttention(cq, cc, 0, co);
-        report.Check($"attention {what}", Compare(go, co, t), 1e-4);
+        report.Check($"attention {what}", Compare(go, co, t), AttentionBound);
         Dispose([go, co]);
+    }
+
+    /// <summary>
+    /// Attention of a batch with prefill runs over random queries: the tokens of query tiles (attention_prefill where it
+    /// serves the head dimension) against <see cref="PrefillAttentionBound"/>, the others (attention_partition through its
+    /// token list) against <see cref="AttentionBound"/>.
+    /// </summary>
+    private void AttendSplit(string what, ForwardBatch batch, int heads, int headDim, PagedKvCache gc, PagedKvCache cc)
+    {
+        var t = batch.TokenCount;
+        var width = heads * headDim;
+        var (gq, cq) = Pair(t, width, RandomWeights.Floats(t * width, _random));
+        var (go, co) = Pair(t, width);
+        gpu.BeginBatch(batch);
+        cpu.BeginBatch(batch);
+        gpu.PagedAttention(gq, gc, 0, go);
+        cpu.PagedAttention(cq, cc, 0, co);
+        var a = new float[t * width];
+        var b = new float[t * width];
+        gpu.ReadRows(go, t, a);
+        cpu.ReadRows(co, t, b);
+        Dispose([gq, cq, go, co]);
+
+        var (tiles, rest, _) = CudaLaunchGeometry.CountQueryTiles(batch.Positions, batch.SequenceIndices);
+        var tileList = new int[2 * tiles];
+        var restTokens = new int[rest];
+        CudaLaunchGeometry.BuildQueryTiles(batch.Positions, batch.SequenceIndices, tileList, restTokens);
+        var tiled = Enumerable.Range(0, tiles).SelectMany(i => Enumerable.Range(tileList[2 * i], tileList[2 * i + 1])).ToArray();
+        var fast = CudaLaunchGeometry.PrefillSupports(headDim);
+        report.Check($"attention {what}: {tiled.Length} tokens in {tiles} query tiles ({(fast ? "attention_prefill, f16" : "attention_partition")})",
+            RelativeError(a, b, tiled, width), fast ? PrefillAttentionBound : AttentionBound);
+        if (rest > 0)
+        {
+            report.Check($"attention {what}: the other {rest} tokens", RelativeError(a, b, restTokens, width), AttentionBound);
+        }
+    }
+
+    /// <summary>‖a − b‖ / ‖b‖ over the given rows.</summary>
+    private static double RelativeError(float[] a, float[] b, int[] rows, int width)
+    {
+        var x = new float[rows.Length * width];
+        var y = new float[rows.Length * width];
+        for (var i = 0; i < rows.Length; i++)
+        {
+            a.AsSpan(rows[i] * width, width).CopyTo(x.AsSpan(i * width));
+            b.AsSpan(rows[i] * width, width).CopyTo(y.AsSpan(i * width));
+        }
+
+        return Report.RelativeError(x, y);
     }
 
     /// <summary>Per-row parameter mixes for one sample_rows launch: greedy, each filter alone, combinations, penalties.</summary>

@@ -580,24 +580,45 @@ public sealed class CudaBackend : IBackend, IDeviceSampler
             throw new InvalidOperationException($"A context of {batch.MaxContextLength} positions exceeds the KV cache of {shape.SlotCount} slots.");
         }
 
-        var tokens = batch.TokenCount;
-        var (partition, splits) = CudaLaunchGeometry.AttentionSplit(tokens, shape.KvHeads, batch.MaxContextLength, Context.MultiprocessorCount);
-        if (splits > 1)
+        var scaleLog2 = (float)(1.0 / Math.Sqrt(shape.HeadDim) * 1.4426950408889634);
+        // Prefill runs take the tensor-core kernel where it serves the head dimension; every other token (all of a decode
+        // batch, which has no query tiles and so launches exactly what it did before attention_prefill existed) takes
+        // attention_partition, through the token list where the batch mixes both.
+        var prefill = _layout.QueryTileCount > 0 && CudaLaunchGeometry.PrefillSupports(shape.HeadDim);
+        if (prefill)
         {
-            EnsureCapacity(ref _attentionPartials, (long)tokens * heads * splits * shape.HeadDim);
-            EnsureCapacity(ref _attentionStats, (long)tokens * heads * splits * 2);
+            Kernels.AttentionPrefill.Launch(Stream, new Dim3((uint)_layout.QueryTileCount, (uint)heads), CudaLaunchGeometry.PrefillThreads,
+                CudaLaunchGeometry.PrefillSharedBytes(shape.HeadDim),
+                q.Data, kv.Keys(layer), kv.Values(layer), Meta(_layout.BlockTables), Meta(_layout.Sequences), Meta(_layout.Positions),
+                Meta(_layout.QueryTiles), y.Data, _layout.QueryTileCount, heads, shape.KvHeads, shape.HeadDim, shape.BlockSize,
+                batch.MaxBlocksPerSequence, scaleLog2);
         }
 
-        var scaleLog2 = (float)(1.0 / Math.Sqrt(shape.HeadDim) * 1.4426950408889634);
+        var (tokens, maxContext, tokenList) = prefill
+            ? (_layout.RestTokenCount, _layout.RestMaxContext, Meta(_layout.RestTokens))
+            : (batch.TokenCount, batch.MaxContextLength, DevicePointer.Null);
+        if (tokens == 0)
+        {
+            return;
+        }
+
+        var (partition, splits) = CudaLaunchGeometry.AttentionSplit(tokens, shape.KvHeads, maxContext, Context.MultiprocessorCount);
+        if (splits > 1)
+        {
+            // Indexed by the token's place in the batch (the kernels write partials of token t at t, list or not).
+            EnsureCapacity(ref _attentionPartials, (long)batch.TokenCount * heads * splits * shape.HeadDim);
+            EnsureCapacity(ref _attentionStats, (long)batch.TokenCount * heads * splits * 2);
+        }
+
         Kernels.AttentionPartition.Launch(Stream, new Dim3((uint)splits, (uint)shape.KvHeads, (uint)tokens), CudaLaunchGeometry.AttentionThreads,
             CudaLaunchGeometry.AttentionSharedBytes(group, shape.HeadDim),
-            q.Data, kv.Keys(layer), kv.Values(layer), Meta(_layout.BlockTables), Meta(_layout.Sequences), Meta(_layout.Positions),
+            q.Data, kv.Keys(layer), kv.Values(layer), Meta(_layout.BlockTables), Meta(_layout.Sequences), Meta(_layout.Positions), tokenList,
             y.Data, Pointer(_attentionPartials), Pointer(_attentionStats), heads, shape.KvHeads, shape.HeadDim, shape.BlockSize,
             batch.MaxBlocksPerSequence, partition, splits, scaleLog2);
         if (splits > 1)
         {
             Kernels.AttentionReduce.Launch(Stream, new Dim3((uint)heads, (uint)tokens), 128, 0,
-                _attentionPartials!, _attentionStats!, Meta(_layout.Positions), y.Data, heads, shape.HeadDim, partition, splits);
+                _attentionPartials!, _attentionStats!, Meta(_layout.Positions), tokenList, y.Data, heads, shape.HeadDim, partition, splits);
         }
     }
 

@@ -72,6 +72,7 @@ public sealed class CudaKernels : IDisposable
             });
         AttentionPartition = attention.Kernel("attention_partition");
         AttentionReduce = attention.Kernel("attention_reduce");
+        AttentionPrefill = attention.Kernel("attention_prefill");
         ArgmaxRows = sampling.Kernel("argmax_rows");
         SampleRows = sampling.Kernel("sample_rows");
     }
@@ -115,6 +116,7 @@ public sealed class CudaKernels : IDisposable
     public CudaKernel GemmF32 { get; }
     public CudaKernel AttentionPartition { get; }
     public CudaKernel AttentionReduce { get; }
+    public CudaKernel AttentionPrefill { get; }
     public CudaKernel ArgmaxRows { get; }
     public CudaKernel PeerAllReduce { get; }
     public CudaKernel SampleRows { get; }

@@ -180,6 +180,103 @@ public static class CudaLaunchGeometry
     public static int AttentionSharedBytes(int group, int headDim) =>
         (group * headDim + group * AttentionTile + 3 * group + AttentionTile) * sizeof(float);
 
+    /// <summary>Threads per attention_prefill block (PF_THREADS): 4 warps of 16 query rows.</summary>
+    public const int PrefillThreads = 128;
+
+    /// <summary>Query rows per attention_prefill block (PF_ROWS): 4 warps × the 16 rows of an mma tile.</summary>
+    public const int PrefillTile = 64;
+
+    /// <summary>
+    /// Shortest run of consecutive tokens (one sequence, consecutive positions) that takes attention_prefill; shorter runs
+    /// (decode tokens, the small chunks of a mixed batch) stay on attention_partition. 16 is one warp's mma row tile: a
+    /// shorter run leaves every warp of the block with rows it computes for nothing, and reads each K/V row once per query
+    /// head where attention_partition reads it once per group and splits long contexts across blocks. Not yet tuned by a
+    /// measurement.
+    /// </summary>
+    public const int PrefillMinRun = 16;
+
+    /// <summary>Largest head dimension attention_prefill serves (PF_MAX_DIM: its Q and O fragments live in registers).</summary>
+    public const int PrefillMaxHeadDim = 128;
+
+    /// <summary>Whether attention_prefill serves this head dimension: a multiple of the mma's k of 16, up to 128.</summary>
+    public static bool PrefillSupports(int headDim) => headDim is > 0 and <= PrefillMaxHeadDim && headDim % 16 == 0;
+
+    /// <summary>Dynamic shared memory of attention_prefill: K and V tiles [64][headDim + 8] f16 and two tiles' slots.</summary>
+    public static int PrefillSharedBytes(int headDim) => 2 * PrefillKeys * (headDim + 8) * sizeof(ushort) + 2 * PrefillKeys * sizeof(int);
+
+    /// <summary>Positions per K/V tile of attention_prefill (PF_KEYS).</summary>
+    public const int PrefillKeys = 64;
+
+    /// <summary>
+    /// How many query tiles <see cref="BuildQueryTiles"/> makes, how many tokens it leaves to attention_partition, and the
+    /// longest context among those.
+    /// </summary>
+    public static (int Tiles, int RestTokens, int RestMaxContext) CountQueryTiles(ReadOnlySpan<int> positions, ReadOnlySpan<int> sequences)
+    {
+        int tiles = 0, rest = 0, restContext = 0;
+        for (int start = 0, end; start < positions.Length; start = end)
+        {
+            end = RunEnd(positions, sequences, start);
+            if (end - start >= PrefillMinRun)
+            {
+                tiles += Ceiling(end - start, PrefillTile);
+            }
+            else
+            {
+                rest += end - start;
+                for (var t = start; t < end; t++)
+                {
+                    restContext = Math.Max(restContext, positions[t] + 1);
+                }
+            }
+        }
+
+        return (tiles, rest, restContext);
+    }
+
+    /// <summary>
+    /// Splits a batch's tokens between the attention kernels: runs of consecutive tokens of one sequence at consecutive
+    /// positions, of at least <see cref="PrefillMinRun"/> tokens, cut from their start into tiles of up to
+    /// <see cref="PrefillTile"/> tokens, written to <paramref name="tiles"/> as (first token, count) pairs; every other token
+    /// to <paramref name="restTokens"/> in batch order. The destinations must hold what <see cref="CountQueryTiles"/> counts.
+    /// </summary>
+    public static void BuildQueryTiles(ReadOnlySpan<int> positions, ReadOnlySpan<int> sequences, Span<int> tiles, Span<int> restTokens)
+    {
+        int tile = 0, rest = 0;
+        for (int start = 0, end; start < positions.Length; start = end)
+        {
+            end = RunEnd(positions, sequences, start);
+            if (end - start >= PrefillMinRun)
+            {
+                for (var first = start; first < end; first += PrefillTile)
+                {
+                    tiles[2 * tile] = first;
+                    tiles[2 * tile + 1] = Math.Min(PrefillTile, end - first);
+                    tile++;
+                }
+            }
+            else
+            {
+                for (var t = start; t < end; t++)
+                {
+                    restTokens[rest++] = t;
+                }
+            }
+        }
+    }
+
+    /// <summary>The end (exclusive) of the run of consecutive tokens of one sequence at consecutive positions from <paramref name="start"/>.</summary>
+    private static int RunEnd(ReadOnlySpan<int> positions, ReadOnlySpan<int> sequences, int start)
+    {
+        var end = start + 1;
+        while (end < positions.Length && sequences[end] == sequences[start] && positions[end] == positions[end - 1] + 1)
+        {
+            end++;
+        }
+
+        return end;
+    }
+
     /// <summary>Threads of a row-norm block: one per value up to 1024, whole warps (the fused quantization needs them).</summary>
     public static int NormThreads(int columns) => Math.Clamp(Ceiling(columns, 32) * 32, 32, 1024);
 

@@ -168,6 +168,156 @@ public sealed class CudaHostLogicTests
         }
     }
 
+    /// <summary>
+    /// A mixed batch as the serving scheduler builds it: a 130-token chunk over a cached prefix, a decode token, a run of
+    /// exactly <see cref="CudaLaunchGeometry.PrefillMinRun"/> tokens, one a token shorter, a sequence whose positions jump
+    /// (two runs), and a run broken because the next token belongs to another sequence.
+    /// </summary>
+    private static ForwardBatch MixedBatch()
+    {
+        var batch = new ForwardBatch(512, 8, 16);
+        for (var s = 0; s < 7; s++)
+        {
+            batch.AddSequence([s]);
+        }
+
+        void Run(int sequence, int from, int count)
+        {
+            for (var p = from; p < from + count; p++)
+            {
+                batch.AddToken(1, p, sequence, p, false);
+            }
+        }
+
+        Run(0, 100, 130);  // tokens 0…129: tiles 64, 64, 2
+        Run(1, 50, 1);     // token 130: decode
+        Run(2, 0, 16);     // tokens 131…146: one tile of 16
+        Run(3, 0, 15);     // tokens 147…161: too short
+        Run(4, 0, 10);     // tokens 162…171: too short
+        Run(4, 20, 20);    // tokens 172…191: a new run (positions jump from 9 to 20), one tile
+        Run(5, 7, 12);     // tokens 192…203, then sequence 6 continues the positions: still two runs, both short
+        Run(6, 19, 12);    // tokens 204…215
+        return batch;
+    }
+
+    [Fact]
+    public void Query_tiles_cut_runs_of_one_sequence_at_consecutive_positions_and_leave_short_runs_to_the_decode_kernel()
+    {
+        var batch = MixedBatch();
+        var (tiles, rest, restContext) = CudaLaunchGeometry.CountQueryTiles(batch.Positions, batch.SequenceIndices);
+        Assert.Equal(5, tiles);
+        var tileList = new int[2 * tiles];
+        var restList = new int[rest];
+        CudaLaunchGeometry.BuildQueryTiles(batch.Positions, batch.SequenceIndices, tileList, restList);
+        Assert.Equal([0, 64, 64, 64, 128, 2, 131, 16, 172, 20], tileList);
+        int[] expectedRest = [130, .. Enumerable.Range(147, 15), .. Enumerable.Range(162, 10), .. Enumerable.Range(192, 24)];
+        Assert.Equal(expectedRest, restList);
+        Assert.Equal(51, restContext); // the decode token at position 50
+    }
+
+    [Theory]
+    [InlineData(1, 1)]
+    [InlineData(2048, 1)]
+    [InlineData(300, 3)]
+    [InlineData(97, 5)]
+    public void Query_tiles_and_the_rest_cover_every_token_once_with_tiles_of_one_sequence_at_consecutive_positions(int tokens, int seed)
+    {
+        // Random runs: chunks of random length of random sequences, positions continuing or jumping.
+        var random = new Random(seed);
+        var batch = new ForwardBatch(tokens, 8, 1);
+        var next = new int[8];
+        for (var s = 0; s < 8; s++)
+        {
+            batch.AddSequence([0]);
+        }
+
+        while (batch.TokenCount < tokens)
+        {
+            var s = random.Next(8);
+            next[s] += random.Next(3) == 0 ? random.Next(1, 50) : 0;
+            for (var n = Math.Min(tokens - batch.TokenCount, random.Next(1, 150)); n > 0; n--)
+            {
+                batch.AddToken(0, next[s]++, s, 0, false);
+            }
+        }
+
+        var (tiles, rest, restContext) = CudaLaunchGeometry.CountQueryTiles(batch.Positions, batch.SequenceIndices);
+        var tileList = new int[2 * tiles];
+        var restList = new int[rest];
+        CudaLaunchGeometry.BuildQueryTiles(batch.Positions, batch.SequenceIndices, tileList, restList);
+        var seen = new int[tokens];
+        for (var i = 0; i < tiles; i++)
+        {
+            var (first, count) = (tileList[2 * i], tileList[2 * i + 1]);
+            Assert.InRange(count, 1, CudaLaunchGeometry.PrefillTile);
+            for (var t = first; t < first + count; t++)
+            {
+                seen[t]++;
+                Assert.Equal(batch.SequenceIndices[first], batch.SequenceIndices[t]);
+                Assert.Equal(batch.Positions[first] + (t - first), batch.Positions[t]);
+            }
+        }
+
+        foreach (var t in restList)
+        {
+            seen[t]++;
+        }
+
+        Assert.All(seen, n => Assert.Equal(1, n));
+        Assert.Equal(rest == 0 ? 0 : restList.Max(t => batch.Positions[t]) + 1, restContext);
+        Assert.True(restList.SequenceEqual(restList.Order()), "the rest keeps batch order");
+    }
+
+    [Fact]
+    public void Prefill_kernel_serves_head_dimensions_that_are_multiples_of_16_up_to_128_within_the_default_shared_memory()
+    {
+        foreach (var headDim in new[] { 16, 48, 64, 80, 96, 128 })
+        {
+            Assert.True(CudaLaunchGeometry.PrefillSupports(headDim));
+            Assert.True(CudaLaunchGeometry.PrefillSharedBytes(headDim) <= 48 * 1024);
+        }
+
+        foreach (var headDim in new[] { 0, 8, 72, 100, 144, 256 })
+        {
+            Assert.False(CudaLaunchGeometry.PrefillSupports(headDim));
+        }
+    }
+
+    [Fact]
+    public void BatchMetadataPacksQueryTilesAndTheRestOfAMixedBatch()
+    {
+        var batch = MixedBatch();
+        var layout = BatchMetadata.For(batch);
+        var packed = new int[layout.Length];
+        layout.Pack(batch, packed);
+        Assert.Equal(layout.BlockTables + batch.SequenceCount * batch.MaxBlocksPerSequence, layout.QueryTiles);
+        Assert.Equal(5, layout.QueryTileCount);
+        Assert.Equal([0, 64, 64, 64, 128, 2, 131, 16, 172, 20], packed[layout.QueryTiles..(layout.QueryTiles + 10)]);
+        Assert.Equal(layout.QueryTiles + 10, layout.RestTokens);
+        Assert.Equal(50, layout.RestTokenCount);
+        Assert.Equal(130, packed[layout.RestTokens]);
+        Assert.Equal(215, packed[layout.Length - 1]);
+        Assert.Equal(51, layout.RestMaxContext);
+        // The block tables are where they were: the lists only extend the buffer.
+        Assert.Equal([0, 1], [packed[layout.BlockTables], packed[layout.BlockTables + 16]]);
+    }
+
+    [Fact]
+    public void BatchMetadataOfADecodeBatchHasNoTileOrTokenList()
+    {
+        var batch = new ForwardBatch(4, 4, 4);
+        for (var s = 0; s < 4; s++)
+        {
+            batch.AddSequence([s]);
+            batch.AddToken(1, 10 * s + 3, s, s, true);
+        }
+
+        var layout = BatchMetadata.For(batch);
+        Assert.Equal((0, 0), (layout.QueryTileCount, layout.RestTokenCount));
+        Assert.Equal(batch.MaxContextLength, layout.RestMaxContext);
+        Assert.Equal(layout.BlockTables + 4 * 4, layout.Length);
+    }
+
     [Fact]
     public void BatchMetadataPacksEveryArrayAtItsOffset()
     {
