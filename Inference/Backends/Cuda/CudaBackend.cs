@@ -250,8 +250,10 @@ public sealed class CudaBackend : IBackend, IDeviceSampler
         if (w.Columns == x.Columns)
         {
             var (codes, scaleSums) = FusedQuantization(y);
-            Kernels.RmsNormRows.Launch(Stream, rows, CudaLaunchGeometry.NormThreads(x.Columns), 0, x.Data, DevicePointer.Null, w.Codes, epsilon, y.Data, x.Columns, codes, scaleSums);
-            Quantized(y, rows, codes);
+            var (halves, bf16) = FusedHalves(y);
+            Kernels.RmsNormRows.Launch(Stream, rows, CudaLaunchGeometry.NormThreads(x.Columns), 0, x.Data, DevicePointer.Null, w.Codes, epsilon, y.Data, x.Columns,
+                codes, scaleSums, halves, bf16);
+            FusedCopiesWritten(y, rows, codes, halves);
         }
         else
         {
@@ -271,8 +273,10 @@ public sealed class CudaBackend : IBackend, IDeviceSampler
 
         var y = Written(output);
         var (codes, scaleSums) = FusedQuantization(y);
-        Kernels.RmsNormRows.Launch(Stream, rows, CudaLaunchGeometry.NormThreads(x.Columns), 0, x.Data, ((CudaTensor)delta).Data, w.Codes, epsilon, y.Data, x.Columns, codes, scaleSums);
-        Quantized(y, rows, codes);
+        var (halves, bf16) = FusedHalves(y);
+        Kernels.RmsNormRows.Launch(Stream, rows, CudaLaunchGeometry.NormThreads(x.Columns), 0, x.Data, ((CudaTensor)delta).Data, w.Codes, epsilon, y.Data, x.Columns,
+            codes, scaleSums, halves, bf16);
+        FusedCopiesWritten(y, rows, codes, halves);
     }
 
     /// <summary>
@@ -285,12 +289,25 @@ public sealed class CudaBackend : IBackend, IDeviceSampler
             ? (output.QuantizedCodes.Pointer, output.QuantizedScaleSums.Pointer)
             : (DevicePointer.Null, DevicePointer.Null);
 
-    private static void Quantized(CudaTensor output, int rows, DevicePointer codes)
+    /// <summary>
+    /// Where the norm or SiLU·mul kernel also writes its output rounded to f16/bf16 (saving round_to_half's launch before the
+    /// half GEMM that reads it): once the tensor has a half copy (its consumer is a half weight), in the type it had.
+    /// </summary>
+    private static (DevicePointer Halves, int BFloat16) FusedHalves(CudaTensor output) =>
+        output.HalfVersion >= 0 ? (output.HalfCopy.Pointer, output.HalfIsBFloat16 ? 1 : 0) : (DevicePointer.Null, 0);
+
+    private static void FusedCopiesWritten(CudaTensor output, int rows, DevicePointer codes, DevicePointer halves)
     {
         if (codes != DevicePointer.Null)
         {
             output.QuantizedVersion = output.Version;
             output.QuantizedRows = rows;
+        }
+
+        if (halves != DevicePointer.Null)
+        {
+            output.HalfVersion = output.Version;
+            output.HalfRows = rows;
         }
     }
 
@@ -627,8 +644,10 @@ public sealed class CudaBackend : IBackend, IDeviceSampler
         var y = Written(output);
         var n = (long)rows * gate.Columns;
         var (codes, scaleSums) = FusedQuantization(y);
-        Kernels.SiluMul.Launch(Stream, (int)CudaLaunchGeometry.Ceiling(n, 256), 256, 0, ((CudaTensor)gate).Data, ((CudaTensor)up).Data, y.Data, n, codes, scaleSums);
-        Quantized(y, rows, codes);
+        var (halves, bf16) = FusedHalves(y);
+        Kernels.SiluMul.Launch(Stream, (int)CudaLaunchGeometry.Ceiling(n, 256), 256, 0, ((CudaTensor)gate).Data, ((CudaTensor)up).Data, y.Data, n,
+            codes, scaleSums, halves, bf16);
+        FusedCopiesWritten(y, rows, codes, halves);
     }
 
     public void GatherLogitRows(DeviceTensor input, DeviceTensor output)

@@ -189,7 +189,7 @@ public sealed class CudaHostLogicTests
             }
         }
 
-        Run(0, 100, 130);  // tokens 0…129: tiles 64, 64, 2
+        Run(0, 100, 130);  // tokens 0…129: tiles 128, 2
         Run(1, 50, 1);     // token 130: decode
         Run(2, 0, 16);     // tokens 131…146: one tile of 16
         Run(3, 0, 15);     // tokens 147…161: too short
@@ -205,11 +205,11 @@ public sealed class CudaHostLogicTests
     {
         var batch = MixedBatch();
         var (tiles, rest, restContext) = CudaLaunchGeometry.CountQueryTiles(batch.Positions, batch.SequenceIndices);
-        Assert.Equal(5, tiles);
+        Assert.Equal(4, tiles);
         var tileList = new int[2 * tiles];
         var restList = new int[rest];
         CudaLaunchGeometry.BuildQueryTiles(batch.Positions, batch.SequenceIndices, tileList, restList);
-        Assert.Equal([0, 64, 64, 64, 128, 2, 131, 16, 172, 20], tileList);
+        Assert.Equal([0, 128, 128, 2, 131, 16, 172, 20], tileList);
         int[] expectedRest = [130, .. Enumerable.Range(147, 15), .. Enumerable.Range(162, 10), .. Enumerable.Range(192, 24)];
         Assert.Equal(expectedRest, restList);
         Assert.Equal(51, restContext); // the decode token at position 50
@@ -291,9 +291,9 @@ public sealed class CudaHostLogicTests
         var packed = new int[layout.Length];
         layout.Pack(batch, packed);
         Assert.Equal(layout.BlockTables + batch.SequenceCount * batch.MaxBlocksPerSequence, layout.QueryTiles);
-        Assert.Equal(5, layout.QueryTileCount);
-        Assert.Equal([0, 64, 64, 64, 128, 2, 131, 16, 172, 20], packed[layout.QueryTiles..(layout.QueryTiles + 10)]);
-        Assert.Equal(layout.QueryTiles + 10, layout.RestTokens);
+        Assert.Equal(4, layout.QueryTileCount);
+        Assert.Equal([0, 128, 128, 2, 131, 16, 172, 20], packed[layout.QueryTiles..(layout.QueryTiles + 8)]);
+        Assert.Equal(layout.QueryTiles + 8, layout.RestTokens);
         Assert.Equal(50, layout.RestTokenCount);
         Assert.Equal(130, packed[layout.RestTokens]);
         Assert.Equal(215, packed[layout.Length - 1]);

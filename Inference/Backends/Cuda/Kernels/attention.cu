@@ -223,9 +223,11 @@ extern "C" __global__ void attention_reduce(const float* partialOut, const float
 // Computes, for each query token t of a query tile and query head h: out[t][h·headDim + d] = Σ_j softmax_j(q·k_j / √headDim)
 // · v_j[d] over the positions j = 0…p_t of t's sequence, like attention_partition, but 64 query rows at a time with
 // mma.sync.m16n8k16 (f16 operands, fp32 accumulation).
-// A query tile (host: CudaLaunchGeometry.BuildQueryTiles) is (first token, count): count ≤ 64 consecutive tokens of the batch
-// of one sequence at consecutive positions p0…p0+count−1. queryTiles holds [tileCount][2] ints.
-// grid (tileCount, heads), block 128 = 4 warps; warp w owns query rows 16w…16w+15 of the tile. Dynamic shared memory
+// A query tile (host: CudaLaunchGeometry.BuildQueryTiles) is (first token, count): count ≤ 128 consecutive tokens of the
+// batch of one sequence at consecutive positions p0…p0+count−1. queryTiles holds [tileCount][2] ints.
+// grid (tileCount, heads), block 256 = 8 warps; warp w owns query rows 16w…16w+15 of the tile. 8 warps of 16 rows rather
+// than 4: each K/V tile loaded and converted serves twice the queries, and the register prefetch of a tile is 8 float4 a
+// thread instead of 16 (with 4 warps ptxas capped the kernel at 255 registers and spilled 852 bytes). Dynamic shared memory
 // (CudaLaunchGeometry.PrefillSharedBytes): K and V tiles [64][headDim + 8] f16 — the 8 halves of padding make each row
 // start 4 banks after the previous one modulo 32, so the eight 16-byte rows an ldmatrix phase reads hit 32 distinct banks —
 // and the slots of two K/V tiles [2][64] int.
@@ -244,8 +246,8 @@ extern "C" __global__ void attention_reduce(const float* partialOut, const float
 // so the longest blocks start first.
 // f16 range: q·scaleLog2, k, v and p must stay below 65504 in magnitude (p ≤ 1; activations of the models served are far
 // below); rounding costs ≤ 2⁻¹¹ relative per value (GpuCheck's bound for this path is derived from it).
-#define PF_THREADS 128
-#define PF_ROWS 64      // query rows per block: 4 warps × 16
+#define PF_THREADS 256
+#define PF_ROWS 128     // query rows per block: 8 warps × 16
 #define PF_KEYS 64      // positions per K/V tile
 #define PF_MAX_DIM 128  // largest head dimension (checked by the host)
 #define PF_PAD 8        // halves of padding per shared row

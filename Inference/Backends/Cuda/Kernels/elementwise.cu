@@ -28,6 +28,11 @@ __device__ __forceinline__ float block_sum(float v, float* scratch) {
     return v;
 }
 
+// One value rounded (to nearest even) to f16, or bf16 when bf16 != 0: the 16 bits of the half GEMM's operands.
+__device__ __forceinline__ unsigned short round_half(float x, int bf16) {
+    return (unsigned short)((bf16 ? pack_bf162(x, 0.0f) : pack_half2(x, 0.0f)) & 0xFFFF);
+}
+
 // Activations to int8 blocks of 32 (llama.cpp's q8_1 idea), one block per warp, lane j holding value j: d = max|x| / 127,
 // codes round(x / d) (to nearest even, as the CPU's cvtps2dq), and d·Σcodes, which undoes weight code offsets and K-quant
 // mins. codes [rows][columns] int8; scaleSums [rows][columns / 32] float2 {d, d·Σq}.
@@ -46,9 +51,11 @@ __device__ __forceinline__ void quantize_block(float x, signed char* codes, floa
 // threads as the row has values up to 1024 (CudaLaunchGeometry.NormThreads: a 4096-wide decode row took 17 µs with 256
 // threads looping over it, a chain of dependent loads); output may alias residual. Each thread reads and writes only its own elements, so no barrier guards the write.
 // When codes is given (columns a multiple of 32), the output is also quantized as quantize_q8 does, for the quantized
-// matmul that reads it next: warp w's values of one pass are exactly one 32-value block.
+// matmul that reads it next: warp w's values of one pass are exactly one 32-value block. When halves is given, it is also
+// rounded to f16 (bf16 when bf16 != 0) as round_to_half does, for the half GEMM that reads it next.
 extern "C" __global__ void rms_norm_rows(float* residual, const float* delta, const float* weight, float epsilon,
-                                         float* output, int columns, signed char* codes, float2* scaleSums) {
+                                         float* output, int columns, signed char* codes, float2* scaleSums,
+                                         unsigned short* halves, int bf16) {
     pdl_start();
     __shared__ float scratch[32];
     const long long base = (long long)blockIdx.x * columns;
@@ -67,6 +74,7 @@ extern "C" __global__ void rms_norm_rows(float* residual, const float* delta, co
         const float y = residual[base + i] * scale * weight[i];
         output[base + i] = y;
         if (codes) quantize_block(y, codes, scaleSums, (base + i) / 32);
+        if (halves) halves[base + i] = round_half(y, bf16);
     }
 }
 
@@ -124,9 +132,10 @@ extern "C" __global__ void rope_store_kv(float* query, float* key, const float* 
 }
 
 // output = gate / (1 + e^-gate) * up over n values.  grid (ceil(n / 256)), block 256. When codes is given (n and the
-// row width multiples of 32, so every warp holds one whole block) the output is also quantized as quantize_q8 does.
+// row width multiples of 32, so every warp holds one whole block) the output is also quantized as quantize_q8 does; when
+// halves is given, also rounded to f16/bf16 (rms_norm_rows).
 extern "C" __global__ void silu_mul(const float* gate, const float* up, float* output, long long n, signed char* codes,
-                                    float2* scaleSums) {
+                                    float2* scaleSums, unsigned short* halves, int bf16) {
     pdl_start();
     const long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= n) return;
@@ -134,6 +143,7 @@ extern "C" __global__ void silu_mul(const float* gate, const float* up, float* o
     const float y = g / (1.0f + expf(-g)) * up[i];
     output[i] = y;
     if (codes) quantize_block(y, codes, scaleSums, i / 32);
+    if (halves) halves[i] = round_half(y, bf16);
 }
 
 // tensor[r][c] += bias[c].  grid (ceil(rows * columns / 256)), block 256.

@@ -43,16 +43,14 @@ __device__ __forceinline__ int4 load_weight16(const void* p) {
     return v;
 }
 
-// Loads block b of a weight row as 8 ints of 4 codes each, in value order.
+// Loads 16-byte unit u of a weight row as codes in value order: for int8 the half block u (16 codes, 4 ints), for nibbles
+// the whole block u (32 codes widened to 8 ints of 4 bytes: low nibbles are values 0–15, high ones 16–31).
 template <int LAYOUT>
-__device__ __forceinline__ void load_codes(const unsigned char* rowCodes, int b, int (&w)[8]) {
-    if (LAYOUT == LAYOUT_INT8) {
-        const int4 a = load_weight16(rowCodes + 32 * b);
-        const int4 c = load_weight16(rowCodes + 32 * b + 16);
-        w[0] = a.x; w[1] = a.y; w[2] = a.z; w[3] = a.w;
-        w[4] = c.x; w[5] = c.y; w[6] = c.z; w[7] = c.w;
+__device__ __forceinline__ void load_unit(const unsigned char* rowCodes, int u, int (&w)[LAYOUT == LAYOUT_INT8 ? 4 : 8]) {
+    const int4 v = load_weight16(rowCodes + 16 * u);
+    if constexpr (LAYOUT == LAYOUT_INT8) {
+        w[0] = v.x; w[1] = v.y; w[2] = v.z; w[3] = v.w;
     } else {
-        const int4 v = load_weight16(rowCodes + 16 * b);
         w[0] = v.x & 0x0F0F0F0F; w[1] = v.y & 0x0F0F0F0F; w[2] = v.z & 0x0F0F0F0F; w[3] = v.w & 0x0F0F0F0F;
         w[4] = (v.x >> 4) & 0x0F0F0F0F; w[5] = (v.y >> 4) & 0x0F0F0F0F;
         w[6] = (v.z >> 4) & 0x0F0F0F0F; w[7] = (v.w >> 4) & 0x0F0F0F0F;
@@ -80,65 +78,78 @@ __device__ __forceinline__ bool gemv_part(int& row, GemvPart& p, const GemvPart&
     return false;
 }
 
-// Quantized GEMV: warp w of the block owns RW consecutive weight rows; lane i reads 32-value blocks i, i + 32, … of each,
-// U blocks per row and lane in flight before any arithmetic (RW·U·(32 + 4) bytes per lane for int8), and applies them to
-// each of the m ≤ R activation rows: one activation block read from L1 serves RW weight rows.
+// Quantized GEMV: warp w of the block owns RW consecutive weight rows; lane i reads 16-byte units i, i + 32, … of each
+// (a unit is half a block of int8 codes, a whole block of nibbles), so every warp load is 512 contiguous bytes of a row.
+// Lanes reading 32-byte int8 blocks as two strided 16-byte loads moved each 32-byte sector from L2 twice; the Q8_0 GEMV
+// then reached 73 % of copy bandwidth on an H100 where BF16's contiguous loads reached 88 %. U units per row and lane are
+// in flight before any arithmetic, and each is applied to the m ≤ R activation rows: one activation unit read from L1
+// serves RW weight rows. A block's offset/min correction (−(ws·offset + wmin)·xd·Σxq) is applied by the lane holding its
+// first half; Q6_K's two scales per block are exactly the two halves' scales.
 template <int LAYOUT, int SCALES, bool MINS, int RW, int R, int U>
 __device__ __forceinline__ void gemv_quant(const GemvPart p0, const GemvPart p1, const GemvPart p2, int offset,
                                            const signed char* xq, const float2* xds, int k, int m) {
+    constexpr bool HALVES = LAYOUT == LAYOUT_INT8;  // a unit is half a block
     const int lane = threadIdx.x % 32;
     int row0 = (blockIdx.x * GEMV_WARPS + threadIdx.x / 32) * RW;
     GemvPart p;
     if (!gemv_part(row0, p, p0, p1, p2)) return;
     const int blocks = k / 32;
+    const int units = HALVES ? 2 * blocks : blocks;
     const long long rowBytes = LAYOUT == LAYOUT_INT8 ? k : k / 2;
     float acc[RW][R];
 #pragma unroll
     for (int r = 0; r < RW; r++)
 #pragma unroll
         for (int t = 0; t < R; t++) acc[r][t] = 0.0f;
-    for (int b0 = lane; b0 < blocks; b0 += 32 * U) {
-        int w[U][RW][8];
+    for (int u0 = lane; u0 < units; u0 += 32 * U) {
+        int w[U][RW][HALVES ? 4 : 8];  // codes of a unit: 4 ints of int8 (a half block), 8 widened from nibbles
         float s0[U][RW], s1[U][RW], corr[U][RW];
 #pragma unroll
-        for (int u = 0; u < U; u++) {
-            const int b = b0 + 32 * u;
+        for (int j = 0; j < U; j++) {
+            const int u = u0 + 32 * j, b = HALVES ? u / 2 : u;
 #pragma unroll
             for (int r = 0; r < RW; r++) {
                 // Rows past the weight's end (ragged N) re-read its last row; their sums are never stored.
                 const long long row = min(row0 + r, p.n - 1);
-                if (b < blocks) {
-                    load_codes<LAYOUT>(p.codes + row * rowBytes, b, w[u][r]);
+                if (u < units) {
+                    load_unit<LAYOUT>(p.codes + row * rowBytes, u, w[j][r]);
                     const long long sb = (row * blocks + b) * SCALES;
-                    s0[u][r] = __ldg(p.scales + sb);
-                    s1[u][r] = SCALES == 2 ? __ldg(p.scales + sb + 1) : s0[u][r];
-                    corr[u][r] = s0[u][r] * (float)offset + (MINS ? __ldg(p.mins + row * blocks + b) : 0.0f);
+                    const float first = __ldg(p.scales + sb);
+                    s0[j][r] = SCALES == 2 && HALVES && (u & 1) ? __ldg(p.scales + sb + 1) : first;
+                    s1[j][r] = SCALES == 2 && !HALVES ? __ldg(p.scales + sb + 1) : s0[j][r];
+                    corr[j][r] = HALVES && (u & 1) ? 0.0f : first * (float)offset + (MINS ? __ldg(p.mins + row * blocks + b) : 0.0f);
                 }
             }
         }
         // Weights are never written by a kernel: the first iteration's loads go out before the previous kernel has
         // finished (pdl_wait, common.cuh); the activations are read only after it.
-        if (b0 == lane) pdl_start();
+        if (u0 == lane) pdl_start();
 #pragma unroll
-        for (int u = 0; u < U; u++) {
-            const int b = b0 + 32 * u;
-            if (b >= blocks) break;
+        for (int j = 0; j < U; j++) {
+            const int u = u0 + 32 * j, b = HALVES ? u / 2 : u;
+            if (u >= units) break;
 #pragma unroll
             for (int t = 0; t < R; t++) {
                 if (t < m) {
-                    const int4* x = (const int4*)(xq + (long long)t * k) + 2 * b;
-                    const int4 xa = x[0], xb = x[1];
+                    const int4* x = (const int4*)(xq + (long long)t * k) + (HALVES ? u : 2 * u);
+                    const int4 xa = x[0];
                     const float2 ds = xds[(long long)t * blocks + b];
 #pragma unroll
                     for (int r = 0; r < RW; r++) {
-                        const BlockDot d = dot_block(w[u][r], xa, xb);
-                        acc[r][t] += ds.x * (s0[u][r] * (float)d.lo + s1[u][r] * (float)d.hi) - corr[u][r] * ds.y;
+                        float dot;
+                        if constexpr (HALVES) {
+                            dot = s0[j][r] * (float)dp4a(w[j][r][0], xa.x, dp4a(w[j][r][1], xa.y, dp4a(w[j][r][2], xa.z, dp4a(w[j][r][3], xa.w, 0))));
+                        } else {
+                            const BlockDot d = dot_block(w[j][r], xa, x[1]);
+                            dot = s0[j][r] * (float)d.lo + s1[j][r] * (float)d.hi;
+                        }
+                        acc[r][t] += ds.x * dot - corr[j][r] * ds.y;
                     }
                 }
             }
         }
     }
-    pdl_start();  // a no-op after the loop's; for lanes that had no block (k < 32 · 32)
+    pdl_start();  // a no-op after the loop's; for lanes that had no unit (k < 32 · 16)
 #pragma unroll
     for (int r = 0; r < RW; r++)
 #pragma unroll
@@ -224,8 +235,8 @@ __device__ __forceinline__ void gemv_float(const GemvPart p0, const GemvPart p1,
 // Kernel variants by the number of activation rows m (host: CudaLaunchGeometry.Gemv): m = 1 (decode of one sequence),
 // m ≤ 8, and m ≤ 32 (quantized only: a decode batch); grid (ceil(rows of all parts / (4·RW))), block 128.
 // m = 1 shapes, from timing RW × U ∈ {4×2, 1×4, 2×4, 1×8, 2×2} side by side on an H200 (GpuCheck, 2026-11-26): int8 and
-// F16/BF16 keep 4 rows × 2 blocks (the others were equal or up to 20% slower), nibbles take 2 rows × 4 blocks (4096 ×
-// 14336 Q4_0: 16.5 µs against 33.2 µs, 4096 × 4096: 9.5 against 14.1).
+// F16/BF16 keep 4 rows × 2 blocks (the others were equal or up to 20% slower; int8 now counts in half blocks, so 4 units),
+// nibbles take 2 rows × 4 blocks (4096 × 14336 Q4_0: 16.5 µs against 33.2 µs, 4096 × 4096: 9.5 against 14.1).
 #define GEMV_PARTS_PARAMS                                                                                               \
     const unsigned char *codes0, const float *scales0, const float *mins0, float *y0, int n0,                          \
     const unsigned char *codes1, const float *scales1, const float *mins1, float *y1, int n1,                          \
@@ -236,16 +247,15 @@ __device__ __forceinline__ void gemv_float(const GemvPart p0, const GemvPart p1,
 #define GEMV_QUANT(NAME, LAYOUT, SCALES, MINS)                                                                          \
     extern "C" __global__ void __launch_bounds__(128) NAME##_m1(GEMV_PARTS_PARAMS, int offset, const signed char* xq,   \
                                                                 const float2* xds, int k, int m) {                      \
-        gemv_quant<LAYOUT, SCALES, MINS, LAYOUT == LAYOUT_NIBBLE ? 2 : 4, 1, LAYOUT == LAYOUT_NIBBLE ? 4 : 2>(           \
-            GEMV_PARTS, offset, xq, xds, k, m);                                                                         \
+        gemv_quant<LAYOUT, SCALES, MINS, LAYOUT == LAYOUT_NIBBLE ? 2 : 4, 1, 4>(GEMV_PARTS, offset, xq, xds, k, m);       \
     }                                                                                                                   \
     extern "C" __global__ void __launch_bounds__(128) NAME##_m8(GEMV_PARTS_PARAMS, int offset, const signed char* xq,   \
                                                                 const float2* xds, int k, int m) {                      \
-        gemv_quant<LAYOUT, SCALES, MINS, 4, 8, 1>(GEMV_PARTS, offset, xq, xds, k, m);                                   \
+        gemv_quant<LAYOUT, SCALES, MINS, 4, 8, LAYOUT == LAYOUT_NIBBLE ? 1 : 2>(GEMV_PARTS, offset, xq, xds, k, m);     \
     }                                                                                                                   \
     extern "C" __global__ void __launch_bounds__(128) NAME##_m32(GEMV_PARTS_PARAMS, int offset, const signed char* xq,  \
                                                                  const float2* xds, int k, int m) {                     \
-        gemv_quant<LAYOUT, SCALES, MINS, 2, 32, 1>(GEMV_PARTS, offset, xq, xds, k, m);                                  \
+        gemv_quant<LAYOUT, SCALES, MINS, 2, 32, LAYOUT == LAYOUT_NIBBLE ? 1 : 2>(GEMV_PARTS, offset, xq, xds, k, m);    \
     }
 
 GEMV_QUANT(gemv_int8, LAYOUT_INT8, 1, false)         // Q8_0, Q5_0
@@ -563,7 +573,8 @@ extern "C" __global__ void sum_splits(const float* partial, float* y, int splits
 // 16 × 8, and per 16 of K loads WN / 16 A and WM / 16 B ldmatrix.x4. Variants by the batch (host:
 // CudaLaunchGeometry.HalfGemmRows): BM = 32, 64 (decode batches: a 128-row tile would spend 4× or 2× the tensor work on
 // zero rows, which made a batch of 32 compute-bound), 128 (warps of 64 × 32), 256 (prefill: warps of 64 × 64, half the
-// shared-memory reads per mma).
+// shared-memory reads per mma). On an H100 (2026-11-27) the 256-row tile made the matmuls of an 8B prefill of 2048 tokens
+// 109.5 ms (280.8 TFLOP/s) against 127.8 ms with 128 rows, though a lone 2048 × 4096 × 4096 product timed the same.
 // Shared rows are 40 halves (80 bytes: 64 + 16 of padding), so the 8 row addresses of each ldmatrix phase fall on 8
 // distinct 16-byte bank groups. Dynamic shared memory: 4 stages × (128 + BM) rows × 80 bytes (80 KB at BM = 128: two
 // blocks per SM; 120 KB at 256: one).

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Nsight Compute on chosen kernels of GpuCheck's kernel benchmarks (docs/cuda.md, "Profiling"): where a kernel's time
+# goes (throughput against the ceilings, stall reasons, occupancy) — what event timings cannot say. Run on the GPU machine
+# with the layout of perf-run.sh (GpuCheck in $GPU/bin, PTX in $GPU/ptx); clocks are left alone (--clock-control none,
+# the device README's rule).
+#   KERNELS="gemv_int8_m1 gemv_nibble_m1" SKIP=3 bash .gpu/tools/kernel-profile.sh
+# Each kernel name is profiled once, at its (SKIP+1)-th launch (the first launches are the benchmark's warm-up).
+set -uo pipefail
+GPU="${GPU:-.gpu}"
+OUT="${OUT:-$GPU/out}"
+mkdir -p "$OUT"
+for kernel in ${KERNELS:?kernel names}; do
+    timeout "${PROFILE_SECONDS:-120}" ncu --clock-control none -k "regex:^${kernel}\$" --launch-skip "${SKIP:-3}" --launch-count 1 \
+        --section SpeedOfLight --section MemoryWorkloadAnalysis --section WarpStateStats --section Occupancy --section LaunchStats \
+        "$GPU/bin/GpuCheck" --ptx-dir "$GPU/ptx" ${BENCH_ARGS:---quick --only-bench} > "$OUT/ncu-$kernel.txt" 2>&1
+    echo "ncu $kernel exit $?"
+    grep -E "Duration|Memory Throughput|DRAM Throughput|L2 Cache Throughput|Compute \(SM\)|Achieved Occupancy|Registers Per|Stall|One or More|No Eligible" "$OUT/ncu-$kernel.txt" | head -20
+done
