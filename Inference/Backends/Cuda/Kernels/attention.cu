@@ -31,7 +31,7 @@
 //     unnormalised out and (M, L) go to a workspace and attention_reduce combines the partitions.
 //   Dynamic shared memory (CudaLaunchGeometry.AttentionSharedBytes): the scaled queries [G][W] float4 (W = 32 per piece,
 //   zero past the head dimension), the warps' accumulators [4][8 / pieces][W] float4, p scratch [4][64] and stats [4][8].
-// attention_reduce: grid (heads, tokens), block 128; token list as attention_partition's.
+// attention_reduce: grid (heads, tokens), block 128; token list as attention_partition's; see its comment.
 // attention_prefill (runs of ≥ CudaLaunchGeometry.PrefillMinRun tokens; headDim a multiple of 16, ≤ 128): see its comment.
 #include "common.cuh"
 
@@ -272,24 +272,61 @@ extern "C" __global__ void __launch_bounds__(ATT_THREADS) attention_partition(
                                     partialOut, partialStats, heads, kvHeads, headDim, blockSize, maxBlocks, partition, splits,
                                     scaleLog2);
 }
+
 // Combines the partitions of head blockIdx.x of token t (tokenList[blockIdx.y], or blockIdx.y without a list):
-// out = Σ 2^(mᵢ−M)·oᵢ / Σ 2^(mᵢ−M)·lᵢ.
-extern "C" __global__ void attention_reduce(const float* partialOut, const float2* partialStats, const int* positions,
-                                            const int* tokenList, float* output, int heads, int headDim, int partition,
-                                            int splits) {
+// out = Σ 2^(mᵢ−M)·oᵢ / Σ 2^(mᵢ−M)·lᵢ. The split policy gives batch-1 decode tens of partitions, so they are spread over
+// the block rather than walked by every thread: M and the denominator by block reductions over the partitions, then warp
+// w sums partitions w, w + 4, … (lanes over float4 chunks, independent loads) and the 4 warps' sums are added in warp
+// order (deterministic).
+extern "C" __global__ void __launch_bounds__(ATT_THREADS) attention_reduce(
+    const float* partialOut, const float2* partialStats, const int* positions, const int* tokenList, float* output, int heads,
+    int headDim, int partition, int splits) {
     pdl_start();
+    __shared__ float sReduce[ATT_WARPS];
+    __shared__ float4 sSum[ATT_WARPS][64];  // head dimension ≤ 256
     const int head = blockIdx.x, t = tokenList ? tokenList[blockIdx.y] : blockIdx.y;
+    const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
     const int used = (positions[t] + partition) / partition;  // ⌈(p + 1) / partition⌉
     const float2* stats = partialStats + ((long long)t * heads + head) * splits;
     float m = -INFINITY;
-    for (int z = 0; z < used; z++) m = fmaxf(m, stats[z].x);
+    for (int z = tid; z < used; z += ATT_THREADS) m = fmaxf(m, stats[z].x);
+    m = warp_max(m);
+    if (lane == 0) sReduce[warp] = m;
+    __syncthreads();
+    m = fmaxf(fmaxf(sReduce[0], sReduce[1]), fmaxf(sReduce[2], sReduce[3]));
+    __syncthreads();  // sReduce is reused
     float total = 0.0f;
-    for (int z = 0; z < used; z++) total += exp2f(stats[z].x - m) * stats[z].y;
-    const float* parts = partialOut + ((long long)t * heads + head) * splits * headDim;
-    for (int d = threadIdx.x; d < headDim; d += blockDim.x) {
-        float v = 0.0f;
-        for (int z = 0; z < used; z++) v += exp2f(stats[z].x - m) * parts[(long long)z * headDim + d];
-        output[(long long)t * heads * headDim + (long long)head * headDim + d] = v / total;
+    for (int z = tid; z < used; z += ATT_THREADS) total += exp2f(stats[z].x - m) * stats[z].y;
+    total = warp_sum(total);
+    if (lane == 0) sReduce[warp] = total;
+    const int chunks = headDim / 4;
+    const float4* parts = (const float4*)(partialOut + ((long long)t * heads + head) * splits * headDim);
+    for (int c = lane; c < chunks; c += 32) {
+        float4 o = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+        for (int z0 = warp; z0 < used; z0 += 4 * ATT_WARPS) {
+            float4 x[4];  // four partitions' loads in flight before the first is used
+            float mz[4];
+#pragma unroll
+            for (int u = 0; u < 4; u++) {
+                const int z = z0 + u * ATT_WARPS;
+                x[u] = z < used ? parts[(long long)z * chunks + c] : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+                mz[u] = z < used ? stats[z].x : -INFINITY;
+            }
+#pragma unroll
+            for (int u = 0; u < 4; u++) o = fma4(exp2f(mz[u] - m), x[u], o);
+        }
+        sSum[warp][c] = o;
+    }
+    __syncthreads();
+    const float inverse = 1.0f / (((sReduce[0] + sReduce[1]) + sReduce[2]) + sReduce[3]);
+    for (int c = tid; c < chunks; c += ATT_THREADS) {
+        float4 o = sSum[0][c];
+#pragma unroll
+        for (int w = 1; w < ATT_WARPS; w++) {
+            const float4 x = sSum[w][c];
+            o = make_float4(o.x + x.x, o.y + x.y, o.z + x.z, o.w + x.w);
+        }
+        ((float4*)(output + (long long)t * heads * headDim + (long long)head * headDim))[c] = scale4(o, inverse);
     }
 }
 
