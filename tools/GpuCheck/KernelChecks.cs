@@ -51,6 +51,7 @@ internal sealed class KernelChecks(CudaBackend gpu, CpuBackend cpu, Report repor
         Norms();
         ElementWise();
         Attention();
+        LongDecode();
         Sampling();
     }
 
@@ -407,6 +408,84 @@ internal sealed class KernelChecks(CudaBackend gpu, CpuBackend cpu, Report repor
             Attend($"{label} decode after {string.Join("/", lengths)} ({splits} splits of {partition}; {style}{(scaled ? ", llama3 scaling" : "")})",
                 decode, heads, headDim, tensors[0], tensors[1], gc, cc);
             Dispose(tensors);
+        }
+    }
+
+    /// <summary>
+    /// attention_partition over long contexts. Decode after 8,200 and 3,001 positions: split partitions of several batches
+    /// per warp (the register pipeline's steady state and a partial last batch) and attention_reduce over tens to a hundred
+    /// partitions. For head dimension 128 also a batch of tokens at every other position below 8,200 of the long sequence
+    /// (no prefill runs), enough of them that tokens × KV heads fill the GPU: one partition per token, walked whole. Groups
+    /// of 8 heads of 256 take two passes over each partition. The cache is filled by one RoPE/store pass whose queries are
+    /// only KV-heads wide (they are discarded), which keeps the quick mode quick.
+    /// </summary>
+    private void LongDecode()
+    {
+        (int Heads, int KvHeads, int HeadDim)[] cases = quick
+            ? [(32, 8, 128), (16, 2, 256)]
+            : [(32, 8, 128), (32, 8, 64), (16, 2, 256), (8, 2, 256), (6, 6, 48)];
+        int[] lengths = [8200, 3001];
+        foreach (var (heads, kvHeads, headDim) in cases)
+        {
+            const int blockSize = 16;
+            var maxLength = lengths.Max() + 1;
+            var blocksPerSequence = (maxLength + blockSize - 1) / blockSize;
+            var blockCount = blocksPerSequence * lengths.Length;
+            var shape = new KvCacheShape(1, kvHeads, headDim, blockSize, blockCount);
+            using var gc = gpu.CreateKvCache(shape);
+            using var cc = cpu.CreateKvCache(shape);
+            var spec = new RopeSpec(headDim, 10000f, RopeStyle.NeoX, null, maxLength + 1);
+            using var gr = gpu.CreateRotaryEmbedding(spec);
+            using var cr = cpu.CreateRotaryEmbedding(spec);
+            var blocks = Enumerable.Range(0, blockCount).OrderBy(_ => _random.Next()).ToArray();
+            var tables = lengths.Select((_, s) => blocks.Skip(s * blocksPerSequence).Take(blocksPerSequence).ToArray()).ToArray();
+            int SlotOf(int s, int p) => tables[s][p / blockSize] * blockSize + p % blockSize;
+
+            var fill = new ForwardBatch(lengths.Sum(), lengths.Length, blocksPerSequence);
+            for (var s = 0; s < lengths.Length; s++)
+            {
+                fill.AddSequence(tables[s]);
+                for (var p = 0; p < lengths[s]; p++)
+                {
+                    fill.AddToken(0, p, s, SlotOf(s, p), false);
+                }
+            }
+
+            var label = $"{heads}/{kvHeads}×{headDim}";
+            Dispose(Rope($"{label} long contexts {string.Join("+", lengths)}", fill, kvHeads, kvHeads, headDim, gc, cc, gr, cr));
+
+            var decode = new ForwardBatch(lengths.Length, lengths.Length, blocksPerSequence);
+            for (var s = 0; s < lengths.Length; s++)
+            {
+                decode.AddSequence(tables[s]);
+                decode.AddToken(0, lengths[s], s, SlotOf(s, lengths[s]), true);
+            }
+
+            var tensors = Rope($"{label} decode after {string.Join("/", lengths)}", decode, heads, kvHeads, headDim, gc, cc, gr, cr);
+            var (partition, splits) = CudaLaunchGeometry.AttentionSplit(decode.TokenCount, kvHeads, decode.MaxContextLength, gpu.Context.MultiprocessorCount);
+            Attend($"{label} decode after {string.Join("/", lengths)} ({splits} splits of {partition})", decode, heads, headDim, tensors[0], tensors[1], gc, cc);
+            Dispose(tensors);
+
+            if (headDim != 128)
+            {
+                continue;
+            }
+
+            var tokens = CudaLaunchGeometry.Ceiling(CudaLaunchGeometry.AttentionBlocksPerMultiprocessor * gpu.Context.MultiprocessorCount, kvHeads);
+            var spread = new ForwardBatch(tokens, 1, blocksPerSequence);
+            spread.AddSequence(tables[0]);
+            for (var i = 0; i < tokens; i++)
+            {
+                var p = lengths[0] - 1 - 2 * i;
+                spread.AddToken(0, p, 0, SlotOf(0, p), false);
+            }
+
+            (partition, splits) = CudaLaunchGeometry.AttentionSplit(tokens, kvHeads, spread.MaxContextLength, gpu.Context.MultiprocessorCount);
+            var (gq, cq) = Pair(tokens, heads * headDim, RandomWeights.Floats(tokens * heads * headDim, _random));
+            gpu.BeginBatch(spread);
+            cpu.BeginBatch(spread);
+            Attend($"{label} {tokens} tokens at every other position below {lengths[0]} ({splits} splits of {partition})", spread, heads, headDim, gq, cq, gc, cc);
+            Dispose([gq, cq]);
         }
     }
 

@@ -21,8 +21,11 @@ public static class CudaLaunchGeometry
     /// <summary>GEMM tiles are 64 weight rows × 64 activation rows.</summary>
     public const int GemmTile = 64;
 
-    /// <summary>Positions per attention tile (ATT_TILE): 16 per warp, four rows in flight at a time.</summary>
-    public const int AttentionTile = 64;
+    /// <summary>
+    /// The unit of an attention partition: the positions attention_partition's 4 warps take in one batch each (8 rows of a
+    /// head dimension ≤ 128; 4 rows of one ≤ 256, so 32 is a whole number of batches either way).
+    /// </summary>
+    public const int AttentionTile = 32;
 
     /// <summary>Threads per attention block (ATT_THREADS): 4 warps.</summary>
     public const int AttentionThreads = 128;
@@ -30,7 +33,7 @@ public static class CudaLaunchGeometry
     /// <summary>Query heads per KV head the attention kernel accumulates in registers (ATT_MAX_GROUP).</summary>
     public const int AttentionMaxGroup = 8;
 
-    /// <summary>Largest head dimension: two float4 chunks per lane (ATT_MAX_CHUNKS).</summary>
+    /// <summary>Largest head dimension: rows of two 128-float pieces (a float4 of each per lane).</summary>
     public const int AttentionMaxHeadDim = 256;
 
     /// <summary>Whether the attention kernel serves this geometry (else a clear error at the first step).</summary>
@@ -160,26 +163,60 @@ public static class CudaLaunchGeometry
     public static (int X, int Y) GemmGrid(int rows, int outputs) => (Ceiling(outputs, GemmTile), Ceiling(rows, GemmTile));
 
     /// <summary>
-    /// How to split each token's context across attention blocks: a partition length (a multiple of the 128-position tile)
-    /// and the number of partitions of the longest context. One partition when tokens × KV heads already gives every
-    /// multiprocessor two blocks; otherwise halve the partition (flash-decoding) until it does, down to one tile.
+    /// Contexts up to which attention_partition takes each token's whole context in one block (no reduce pass): 128
+    /// positions are 4 batches per warp, and a warp's batches are pipelined (the next batch's K/V load while this one
+    /// computes), so a whole-context block costs about 4 memory round trips, no more than a split into 1-batch partitions
+    /// plus the dependent attention_reduce launch (its own launch gap and two dependent reads). The lead retunes it from
+    /// GpuCheck's batch-1 timings.
+    /// </summary>
+    public const int AttentionUnsplitContext = 128;
+
+    /// <summary>
+    /// Blocks per multiprocessor attention aims at: 4. A block's 4 warps keep 8–16 rows of 512 bytes each in flight, so 4
+    /// blocks put ≈ 128 KB per SM in flight, several times what Little's law asks of HBM3 (≈ 3 TB/s × ≈ 1 µs over 132 SMs
+    /// ≈ 23 KB); 3 such blocks fit an SM at once at ≈ 140 registers a thread, so the grid is one full wave and a part, and
+    /// the blocks of equal length finish together (the memory system, not the SM, paces them). Fewer blocks than this get
+    /// a split; at batch 32 of Llama-3-8B (256 (token, KV head) pairs) that is 3 partitions, whose reduce pass reads ~0.3 %
+    /// of what the partitions read.
+    /// </summary>
+    public const int AttentionBlocksPerMultiprocessor = 4;
+
+    /// <summary>
+    /// How to split each token's context across attention blocks: a partition length (a multiple of
+    /// <see cref="AttentionTile"/>) and the number of partitions of the longest context. One partition (no reduce pass)
+    /// for short contexts (≤ <see cref="AttentionUnsplitContext"/>) and where tokens × KV heads alone give every
+    /// multiprocessor <see cref="AttentionBlocksPerMultiprocessor"/> blocks; otherwise flash-decoding's split into the
+    /// number of partitions that brings the blocks to that target, each the shortest whole number of tiles that needs no
+    /// more partitions than that (so at least half the target), down to one tile (one batch per warp). Partials cost
+    /// headDim floats per query head per split against 2 · partition · headDim per KV head read: G / (2 · partition),
+    /// 6 % at a one-tile partition and group 4.
     /// </summary>
     public static (int Partition, int Splits) AttentionSplit(int tokens, int kvHeads, int maxContext, int multiprocessors)
     {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(maxContext);
-        var partition = Ceiling(maxContext, AttentionTile) * AttentionTile;
-        var target = 2 * multiprocessors;
-        while (partition > AttentionTile && (long)tokens * kvHeads * Ceiling(maxContext, partition) < target)
+        var whole = Ceiling(maxContext, AttentionTile) * AttentionTile;
+        var units = (long)tokens * kvHeads;
+        var target = (long)AttentionBlocksPerMultiprocessor * multiprocessors;
+        if (maxContext <= AttentionUnsplitContext || units >= target)
         {
-            partition = Math.Max(AttentionTile, Ceiling(partition / 2, AttentionTile) * AttentionTile);
+            return (whole, 1);
         }
 
+        var wanted = (int)Math.Min(Ceiling(maxContext, AttentionTile), Ceiling(target, units));
+        var partition = Ceiling(Ceiling(maxContext, wanted), AttentionTile) * AttentionTile;
         return (partition, Ceiling(maxContext, partition));
     }
 
-    /// <summary>Dynamic shared memory of attention_partition: queries, scores, per-head statistics and the tile's slots.</summary>
-    public static int AttentionSharedBytes(int group, int headDim) =>
-        (group * headDim + group * AttentionTile + 3 * group + AttentionTile) * sizeof(float);
+    /// <summary>
+    /// Dynamic shared memory of attention_partition: the scaled queries [group][W] float4 (W = 32 per 128-float piece), the
+    /// 4 warps' accumulators [4][8 / pieces][W] float4, the warps' p scratch [4][64] and their statistics [4][8] float2.
+    /// </summary>
+    public static int AttentionSharedBytes(int group, int headDim)
+    {
+        var pieces = headDim > 128 ? 2 : 1;
+        var width = 32 * pieces * 4;  // floats of a zero-padded row
+        return (group * width + 4 * (8 / pieces) * width + 4 * 64 + 4 * AttentionMaxGroup * 2) * sizeof(float);
+    }
 
     /// <summary>Threads per attention_prefill block (PF_THREADS): 8 warps of 16 query rows.</summary>
     public const int PrefillThreads = 256;

@@ -134,24 +134,46 @@ public sealed class CudaHostLogicTests
 
     [Theory]
     [InlineData(1, 8, 4096, 132)]
+    [InlineData(1, 8, 2048, 132)]
+    [InlineData(1, 8, 8192, 132)]
     [InlineData(1, 8, 100, 132)]
+    [InlineData(1, 8, 129, 132)]
     [InlineData(32, 8, 1024, 132)]
+    [InlineData(32, 8, 2048, 132)]
     [InlineData(512, 8, 512, 132)]
     [InlineData(1, 2, 16384, 132)]
     [InlineData(3, 8, 129, 80)]
+    [InlineData(3, 8, 301, 132)]
     public void AttentionSplitCoversTheContextInTilesAndFillsTheDevice(int tokens, int kvHeads, int context, int sms)
     {
         var (partition, splits) = CudaLaunchGeometry.AttentionSplit(tokens, kvHeads, context, sms);
         Assert.Equal(0, partition % CudaLaunchGeometry.AttentionTile);
         Assert.True(partition * splits >= context && partition * (splits - 1) < context, "the partitions must cover the context exactly once");
-        var blocks = (long)tokens * kvHeads * splits;
-        // Either two blocks per multiprocessor, or partitions already down to one tile.
-        Assert.True(blocks >= 2 * sms || partition == CudaLaunchGeometry.AttentionTile || splits == CudaLaunchGeometry.Ceiling(context, CudaLaunchGeometry.AttentionTile));
-        if (tokens * kvHeads >= 2 * sms)
+        var units = (long)tokens * kvHeads;
+        var target = CudaLaunchGeometry.AttentionBlocksPerMultiprocessor * sms;
+        if (context <= CudaLaunchGeometry.AttentionUnsplitContext || units >= target)
         {
-            Assert.Equal(1, splits); // enough work without splitting: no reduce pass
+            Assert.Equal(1, splits); // short contexts and grids that fill the device alone: no reduce pass
+            return;
         }
+
+        // Split: the splits that bring the blocks to the target (fewer where the context has fewer tiles), each partition the
+        // shortest whole number of tiles that needs no more of them; rounding to tiles keeps at least half the target.
+        var wanted = Math.Min(CudaLaunchGeometry.Ceiling(context, CudaLaunchGeometry.AttentionTile), CudaLaunchGeometry.Ceiling(target, units));
+        Assert.True(splits <= wanted, $"{splits} splits, {wanted} wanted");
+        var shorter = partition - CudaLaunchGeometry.AttentionTile;
+        Assert.True(shorter == 0 || CudaLaunchGeometry.Ceiling(context, shorter) > wanted, "a partition one tile shorter would need more splits than wanted");
+        Assert.True(2 * units * splits > target || partition == CudaLaunchGeometry.AttentionTile, $"{units * splits} blocks of {partition}");
     }
+
+    [Theory]
+    [InlineData(1, 8, 128, 132, 128, 1)]    // batch 1, short context: one block per KV head walks all of it
+    [InlineData(1, 8, 2048, 132, 32, 64)]   // 512 blocks of one batch per warp
+    [InlineData(1, 8, 8192, 132, 128, 64)]  // 512 blocks of four batches per warp
+    [InlineData(32, 8, 2048, 132, 704, 3)]  // 768 blocks
+    [InlineData(66, 8, 2048, 132, 2048, 1)] // 528 blocks without a reduce pass
+    public void AttentionSplitOfTheLlama3Shapes(int tokens, int kvHeads, int context, int sms, int partition, int splits) =>
+        Assert.Equal((partition, splits), CudaLaunchGeometry.AttentionSplit(tokens, kvHeads, context, sms));
 
     [Fact]
     public void AttentionSharedMemoryFitsTheDefaultLimitForEveryAllowedGroup()

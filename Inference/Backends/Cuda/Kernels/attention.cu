@@ -7,44 +7,111 @@
 // (rope_store_kv runs first), so a prefill chunk is a batch of tokens at consecutive positions, each attending causally over
 // the cached prefix and the chunk's earlier tokens.
 //
-// attention_partition (decode tokens, short chunks; any head dimension ≤ 256): grid (splits, kvHeads, tokens), block 128
-//   (4 warps). The G = heads / kvHeads query heads that share a KV head are computed together, so each key and value is
-//   read once per group. Block (z, h, i) serves token t = tokenList[i] (t = i when the list is null) and covers positions
-//   [z·partition, min((z+1)·partition, p+1)) in tiles of 64. Warp w takes positions w, w + 4, … of a tile, four at a
-//   time, and its lanes split the head dimension (lane l holds float4 chunks l and l + 32 of a K/V row), so every K and
-//   V row is one coalesced warp load and four rows are in flight per warp: (1) scores of the G queries (held in shared
-//   memory) by warp reductions; (2) each head's running max / sum updated by one warp per head; (3) the warp's partial
-//   output Σ p·v in registers (G ≤ 8 heads × headDim ≤ 256). The four warps' partials are summed through shared memory at
-//   the end. With one split the normalised output is written directly; otherwise the unnormalised partial output and
-//   its (max, sum) go to a workspace and attention_reduce combines them (flash-decoding's second pass).
-// attention_reduce: grid (heads, tokens), block 128; token list as attention_partition's.
+// attention_partition (decode tokens, short chunks; any head dimension ≤ 256, a multiple of 4): flash-decoding with
+//   warp-independent online softmax. grid (splits, kvHeads, tokens), block 128 (4 warps). Block (z, h, i) serves token
+//   t = tokenList[i] (t = i when the list is null) for the G = heads / kvHeads ≤ 8 query heads that share KV head h (each
+//   key and value is read once per group) over positions [z·partition, min((z+1)·partition, p+1)).
+//   - A warp works in batches of 8 float4 K (and V) loads per lane: 8 rows for head dimensions ≤ 128, 4 rows of two
+//     512-byte pieces for ≤ 256. Lane l holds float4 chunk l (and l + 32) of each row, so every row piece is one coalesced
+//     512-byte warp load. The partition's batches go to the warps round-robin (batch b to warp b % 4), and each warp keeps
+//     its OWN running (max, sum, Σ p·v) per head: no block barrier inside the main loop.
+//   - Pipelining through registers: while a warp computes on batch b, the K rows of its next batch are loaded as soon as
+//     the scores of b are done, the V rows right after P·V of b, and the block-table entries of the batch after that, so
+//     8–16 rows (4–8 KB) per warp are always in flight and the slot lookups never stall a K/V load.
+//   - Scores: for each head, the lane's 8 partial dot products (one per row) are summed by a transpose butterfly (each
+//     xor step sends half the values and keeps the other half: 4 + 2 + 1 shuffles leave each lane one row's sum over 4
+//     lanes, then 2 plain steps finish it: 9 shuffles for 8 rows instead of 40). Lane l then holds row l / 4's score
+//     (l / 8 with 4 rows). Online softmax: the batch max over the rows (3 shuffles), alpha = 2^(m−m'), p = 2^(s−m'); each
+//     lane keeps its own row's share of the running sum (summed over the rows at the end). The p of every row goes
+//     through a 64-float per-warp scratch in shared memory, read back as float4 broadcasts for acc += p·v.
+//   - Registers per lane: K 8 + V 8 float4, acc 8 float4 (8 heads × 1 piece, or 4 heads × 2 pieces: a group of more than
+//     4 heads of dimension > 128 walks the partition once per 4 heads), 8 max + 8 sum, 8 partial scores ≈ 140.
+//   - At the end the 4 warps' (max, sum, acc) are merged through shared memory in warp order (deterministic):
+//     M = max m_w, out = Σ_w 2^(m_w−M)·acc_w, L = Σ_w 2^(m_w−M)·l_w. With one split the block writes out / L; otherwise the
+//     unnormalised out and (M, L) go to a workspace and attention_reduce combines the partitions.
+//   Dynamic shared memory (CudaLaunchGeometry.AttentionSharedBytes): the scaled queries [G][W] float4 (W = 32 per piece,
+//   zero past the head dimension), the warps' accumulators [4][8 / pieces][W] float4, p scratch [4][64] and stats [4][8].
+// attention_reduce: grid (heads, tokens), block 128; token list as attention_partition's; see its comment.
 // attention_prefill (runs of ≥ CudaLaunchGeometry.PrefillMinRun tokens; headDim a multiple of 16, ≤ 128): see its comment.
 #include "common.cuh"
 
 #define ATT_THREADS 128
 #define ATT_WARPS 4
-#define ATT_TILE 64
-#define ATT_MAX_CHUNKS 2  // float4 chunks of a K/V row per lane: headDim ≤ 256 (checked by the host)
+#define ATT_LOADS 8       // float4 K (and V) loads per lane in a warp's batch: 8 rows ≤ 128 wide or 4 rows ≤ 256 wide
 #define ATT_MAX_GROUP 8   // query heads per KV head (checked by the host)
-#define ATT_LANE_OUT (ATT_MAX_GROUP * ATT_MAX_CHUNKS)
-#define ATT_ROWS 4        // K/V rows a warp loads before using them
+#define ATT_SCRATCH 64    // p scratch floats per warp: heads per pass × rows per batch = 64 / pieces²
 
 __device__ __forceinline__ float dot4(float4 a, float4 b) { return a.x * b.x + a.y * b.y + a.z * b.z + a.w * b.w; }
 
-extern "C" __global__ void __launch_bounds__(ATT_THREADS) attention_partition(
+__device__ __forceinline__ float4 fma4(float p, float4 v, float4 a) {
+    return make_float4(fmaf(p, v.x, a.x), fmaf(p, v.y, a.y), fmaf(p, v.z, a.z), fmaf(p, v.w, a.w));
+}
+
+__device__ __forceinline__ float4 scale4(float4 a, float s) { return make_float4(a.x * s, a.y * s, a.z * s, a.w * s); }
+
+// c ? a : b as one selp. Written in PTX because clang turns the select of two array elements into a load through a
+// selected address, which keeps the array in local memory.
+__device__ __forceinline__ float select_float(bool c, float a, float b) {
+    float r;
+    asm("{\n\t.reg .pred c;\n\tsetp.ne.b32 c, %3, 0;\n\tselp.f32 %0, %1, %2, c;\n\t}" : "=f"(r) : "f"(a), "f"(b), "r"((int)c));
+    return r;
+}
+
+// Sums N partial values per lane (v[i]: row i) over the warp so that lane l ends with row l / (32 / N)'s total
+// (replicated in 32 / N lanes): log2 N transpose steps, each sending half of the remaining values to the partner lane and
+// keeping the other half, then plain xor steps over the lanes that share a row. N + … + 2 + log2(32 / N) shuffles.
+template <int N>
+__device__ __forceinline__ float transpose_sum(float (&v)[N], int lane) {
+#pragma unroll
+    for (int n = N, offset = 16; n > 1; n /= 2, offset /= 2) {
+        const bool upper = lane & offset;  // the upper lane keeps rows n/2…n−1 of the remaining ones
+#pragma unroll
+        for (int i = 0; i < n / 2; i++) {
+            const float send = select_float(upper, v[i], v[i + n / 2]);
+            const float keep = select_float(upper, v[i + n / 2], v[i]);
+            v[i] = keep + __shfl_xor_sync(FULL_MASK, send, offset);
+        }
+    }
+#pragma unroll
+    for (int offset = 16 / N; offset > 0; offset /= 2) v[0] += __shfl_xor_sync(FULL_MASK, v[0], offset);
+    return v[0];
+}
+
+// Loads one batch of K or V rows: rows j0 … j0 + ROWS − 1 (the lanes < ROWS of slotLane hold their slots), ROWS·P float4
+// per lane; rows at or past `valid` and chunks past the head dimension read as zeros.
+template <int P>
+__device__ __forceinline__ void load_rows(float4 (&r)[ATT_LOADS], const float* base, int slotLane, int valid, int kvWidth,
+                                          int lane, int chunks) {
+    constexpr int ROWS = ATT_LOADS / P;
+#pragma unroll
+    for (int row = 0; row < ROWS; row++) {
+        const int slot = __shfl_sync(FULL_MASK, slotLane, row);
+        const float4* src = (const float4*)(base + (long long)slot * kvWidth);
+#pragma unroll
+        for (int piece = 0; piece < P; piece++) {
+            const int c = lane + 32 * piece;
+            r[row * P + piece] = row < valid && c < chunks ? src[c] : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+        }
+    }
+}
+
+// The body of attention_partition for rows of P pieces (P = 1: head dimension ≤ 128; 2: ≤ 256).
+template <int P>
+__device__ __forceinline__ void attention_partition_body(
     const float* query, const float* keyCache, const float* valueCache, const int* blockTables, const int* sequenceOf,
     const int* positions, const int* tokenList, float* output, float* partialOut, float2* partialStats, int heads, int kvHeads,
     int headDim, int blockSize, int maxBlocks, int partition, int splits, float scaleLog2) {
-    pdl_start();
-    extern __shared__ float shared[];
+    constexpr int ROWS = ATT_LOADS / P;   // rows per warp batch
+    constexpr int HEADS = ATT_LOADS / P;  // heads per pass: acc is HEADS × P float4 per lane
+    constexpr int WIDTH = 32 * P;         // float4 chunks of a zero-padded row
+    constexpr int SHARE = 32 / ROWS;      // lanes that hold one row's score after transpose_sum
+    extern __shared__ float4 attentionShared[];
     const int group = heads / kvHeads;
     const int chunks = headDim / 4;
-    float* sq = shared;                          // [group][headDim]; at the end the warps' summed output
-    float* ss = sq + group * headDim;            // [group][ATT_TILE]
-    float* sAlpha = ss + group * ATT_TILE;       // [group]
-    float* sMax = sAlpha + group;                // [group]
-    float* sSum = sMax + group;                  // [group]
-    int* sSlot = (int*)(sSum + group);           // [ATT_TILE]
+    float4* sQ = attentionShared;                          // [group][WIDTH]
+    float4* sAcc = sQ + group * WIDTH;                     // [ATT_WARPS][HEADS][WIDTH]
+    float* sP = (float*)(sAcc + ATT_WARPS * HEADS * WIDTH);  // [ATT_WARPS][ATT_SCRATCH]
+    float2* sStats = (float2*)(sP + ATT_WARPS * ATT_SCRATCH);  // [ATT_WARPS][ATT_MAX_GROUP]
 
     const int z = blockIdx.x, h = blockIdx.y, t = tokenList ? tokenList[blockIdx.z] : blockIdx.z;
     const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
@@ -52,169 +119,214 @@ extern "C" __global__ void __launch_bounds__(ATT_THREADS) attention_partition(
     const int start = z * partition;
     if (start >= length) return;
     const int end = min(length, start + partition);
+    const int batches = (end - start + ROWS - 1) / ROWS;
     const int* table = blockTables + (long long)sequenceOf[t] * maxBlocks;
     const int kvWidth = kvHeads * headDim;
     const float* keys = keyCache + (long long)h * headDim;
     const float* values = valueCache + (long long)h * headDim;
 
-    for (int i = tid; i < group * headDim; i += ATT_THREADS)
-        sq[i] = query[(long long)t * heads * headDim + (long long)h * group * headDim + i] * scaleLog2;
-    for (int g = tid; g < group; g += ATT_THREADS) {
-        sMax[g] = -INFINITY;
-        sSum[g] = 0.0f;
+    const float* q = query + (long long)t * heads * headDim + (long long)h * group * headDim;
+    for (int i = tid; i < group * WIDTH; i += ATT_THREADS) {
+        const int g = i / WIDTH, c = i % WIDTH;
+        sQ[i] = c < chunks ? scale4(((const float4*)(q + (long long)g * headDim))[c], scaleLog2) : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
     }
-    // acc[g · ATT_MAX_CHUNKS + c]: this lane's chunk lane + 32c of head g, summed over the warp's positions.
-    float4 acc[ATT_LANE_OUT];
-#pragma unroll
-    for (int a = 0; a < ATT_LANE_OUT; a++) acc[a] = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+    __syncthreads();
 
-    for (int tile = start; tile < end; tile += ATT_TILE) {
-        const int count = min(ATT_TILE, end - tile);
-        if (tid < ATT_TILE) {
-            const int j = tile + tid;
-            sSlot[tid] = tid < count ? table[j / blockSize] * blockSize + j % blockSize : 0;
+    // Slot of row `lane` of batch b (lanes < ROWS; 0 for rows past the partition, whose loads are masked anyway).
+    auto slotOf = [&](int b) {
+        const int j = start + b * ROWS + lane;
+        return lane < ROWS && j < end ? table[j / blockSize] * blockSize + j % blockSize : 0;
+    };
+    auto validRows = [&](int b) { return min(ROWS, end - start - b * ROWS); };
+
+    for (int g0 = 0; g0 < group; g0 += HEADS) {
+        const int passHeads = min(HEADS, group - g0);
+        float4 acc[HEADS][P];
+        float m[HEADS], l[HEADS];
+#pragma unroll
+        for (int g = 0; g < HEADS; g++) {
+            m[g] = -INFINITY;
+            l[g] = 0.0f;
+#pragma unroll
+            for (int piece = 0; piece < P; piece++) acc[g][piece] = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
         }
-        __syncthreads();
-        // 1. Scores: positions warp + ATT_WARPS·i; padding positions score -inf.
-        for (int i0 = 0; i0 < ATT_TILE / ATT_WARPS; i0 += ATT_ROWS) {
-            float4 k[ATT_ROWS][ATT_MAX_CHUNKS];
+
+        float4 k[ATT_LOADS], v[ATT_LOADS];
+        int b = warp;
+        if (b < batches) {
+            const int slot = slotOf(b);
+            load_rows<P>(k, keys, slot, validRows(b), kvWidth, lane, chunks);
+            load_rows<P>(v, values, slot, validRows(b), kvWidth, lane, chunks);
+        }
+        int slotNext = b + ATT_WARPS < batches ? slotOf(b + ATT_WARPS) : 0;
+        for (; b < batches; b += ATT_WARPS) {
+            const int valid = validRows(b);
+            const bool more = b + ATT_WARPS < batches;
+            const int row = lane / SHARE;  // the row whose score this lane holds after transpose_sum
+            __syncwarp();                  // every lane has read the previous batch's p from the scratch
+            // 1. Scores and the online-softmax update, head by head.
 #pragma unroll
-            for (int u = 0; u < ATT_ROWS; u++) {
-                const int jj = warp + ATT_WARPS * (i0 + u);
-                const float4* row = (const float4*)(keys + (long long)sSlot[jj] * kvWidth);
+            for (int g = 0; g < HEADS; g++) {
+                if (g < passHeads) {
+                    float s[ROWS];
 #pragma unroll
-                for (int c = 0; c < ATT_MAX_CHUNKS; c++)
-                    k[u][c] = jj < count && lane + 32 * c < chunks ? row[lane + 32 * c] : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-            }
-            for (int g = 0; g < group; g++) {
-                const float4* q = (const float4*)(sq + g * headDim);
-                float4 qc[ATT_MAX_CHUNKS];
+                    for (int r = 0; r < ROWS; r++) s[r] = 0.0f;
 #pragma unroll
-                for (int c = 0; c < ATT_MAX_CHUNKS; c++)
-                    qc[c] = lane + 32 * c < chunks ? q[lane + 32 * c] : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+                    for (int piece = 0; piece < P; piece++) {
+                        const float4 qc = sQ[(g0 + g) * WIDTH + 32 * piece + lane];
 #pragma unroll
-                for (int u = 0; u < ATT_ROWS; u++) {
-                    float s = 0.0f;
+                        for (int r = 0; r < ROWS; r++) s[r] += dot4(k[r * P + piece], qc);
+                    }
+                    const float total = transpose_sum<ROWS>(s, lane);  // every lane shuffles: outside any condition
+                    const float score = row < valid ? total : -INFINITY;
+                    float batchMax = score;
 #pragma unroll
-                    for (int c = 0; c < ATT_MAX_CHUNKS; c++) s += dot4(k[u][c], qc[c]);
-                    s = warp_sum(s);
-                    const int jj = warp + ATT_WARPS * (i0 + u);
-                    if (lane == 0) ss[g * ATT_TILE + jj] = jj < count ? s : -INFINITY;
+                    for (int offset = SHARE; offset < 32; offset *= 2)
+                        batchMax = fmaxf(batchMax, __shfl_xor_sync(FULL_MASK, batchMax, offset));
+                    const float next = fmaxf(m[g], batchMax);  // finite: row 0 of every batch is valid
+                    const float alpha = exp2f(m[g] - next);    // 0 on the warp's first batch (m = −inf)
+                    const float p = exp2f(score - next);       // 0 for rows past the partition
+                    m[g] = next;
+                    l[g] = l[g] * alpha + p;
+#pragma unroll
+                    for (int piece = 0; piece < P; piece++) acc[g][piece] = scale4(acc[g][piece], alpha);
+                    if (lane % SHARE == 0) sP[warp * ATT_SCRATCH + g * ROWS + row] = p;
                 }
             }
+            // 2. The K rows of the warp's next batch, while P·V runs.
+            if (more) load_rows<P>(k, keys, slotNext, validRows(b + ATT_WARPS), kvWidth, lane, chunks);
+            __syncwarp();  // the scratch's p are visible
+            // 3. acc += p·v.
+#pragma unroll
+            for (int g = 0; g < HEADS; g++) {
+                if (g < passHeads) {
+                    const float4* p4 = (const float4*)(sP + warp * ATT_SCRATCH + g * ROWS);
+#pragma unroll
+                    for (int r4 = 0; r4 < ROWS / 4; r4++) {
+                        const float4 p = p4[r4];
+#pragma unroll
+                        for (int piece = 0; piece < P; piece++) {
+                            acc[g][piece] = fma4(p.x, v[(4 * r4 + 0) * P + piece], acc[g][piece]);
+                            acc[g][piece] = fma4(p.y, v[(4 * r4 + 1) * P + piece], acc[g][piece]);
+                            acc[g][piece] = fma4(p.z, v[(4 * r4 + 2) * P + piece], acc[g][piece]);
+                            acc[g][piece] = fma4(p.w, v[(4 * r4 + 3) * P + piece], acc[g][piece]);
+                        }
+                    }
+                }
+            }
+            // 4. The V rows of the next batch, then the slots of the batch after it.
+            if (more) {
+                load_rows<P>(v, values, slotNext, validRows(b + ATT_WARPS), kvWidth, lane, chunks);
+                slotNext = b + 2 * ATT_WARPS < batches ? slotOf(b + 2 * ATT_WARPS) : 0;
+            }
+        }
+
+        // Merge the warps' states in warp order. Warp 0 always has a batch, so M is finite; warps without one add 0.
+#pragma unroll
+        for (int g = 0; g < HEADS; g++) {
+#pragma unroll
+            for (int offset = SHARE; offset < 32; offset *= 2) l[g] += __shfl_xor_sync(FULL_MASK, l[g], offset);
+#pragma unroll
+            for (int piece = 0; piece < P; piece++) sAcc[(warp * HEADS + g) * WIDTH + 32 * piece + lane] = acc[g][piece];
+            if (lane == 0) sStats[warp * ATT_MAX_GROUP + g] = make_float2(m[g], l[g]);
         }
         __syncthreads();
-        // 2. Online softmax update, one warp per head.
-        for (int g = warp; g < group; g += ATT_WARPS) {
-            float* row = ss + g * ATT_TILE;
-            float m = -INFINITY;
-            for (int i = lane; i < ATT_TILE; i += 32) m = fmaxf(m, row[i]);
-            m = warp_max(m);
-            const float previous = sMax[g];
-            const float next = fmaxf(previous, m);
+        for (int i = tid; i < passHeads * chunks; i += ATT_THREADS) {
+            const int g = i / chunks, c = i % chunks;
+            float maxAll = -INFINITY;
+#pragma unroll
+            for (int w = 0; w < ATT_WARPS; w++) maxAll = fmaxf(maxAll, sStats[w * ATT_MAX_GROUP + g].x);
+            float4 o = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
             float sum = 0.0f;
-            for (int i = lane; i < ATT_TILE; i += 32) {
-                const float p = exp2f(row[i] - next);  // exp2(-inf) = 0 for the padding
-                row[i] = p;
-                sum += p;
-            }
-            sum = warp_sum(sum);
-            if (lane == 0) {
-                const float alpha = exp2f(previous - next);  // 0 on the first tile (previous = -inf)
-                sAlpha[g] = alpha;
-                sSum[g] = sSum[g] * alpha + sum;
-                sMax[g] = next;
-            }
-        }
-        __syncthreads();
-        // 3. acc = acc·alpha + Σ p·v over the warp's positions of the tile.
 #pragma unroll
-        for (int a = 0; a < ATT_LANE_OUT; a++) {
-            const int g = a / ATT_MAX_CHUNKS;
-            if (g < group) {
-                const float alpha = sAlpha[g];
-                acc[a].x *= alpha; acc[a].y *= alpha; acc[a].z *= alpha; acc[a].w *= alpha;
+            for (int w = 0; w < ATT_WARPS; w++) {
+                const float2 st = sStats[w * ATT_MAX_GROUP + g];
+                const float e = exp2f(st.x - maxAll);
+                sum += e * st.y;
+                o = fma4(e, sAcc[(w * HEADS + g) * WIDTH + c], o);
+            }
+            const int head = h * group + g0 + g;
+            if (splits == 1) {
+                ((float4*)(output + (long long)t * heads * headDim + (long long)head * headDim))[c] = scale4(o, 1.0f / sum);
+            } else {
+                const long long at = ((long long)t * heads + head) * splits + z;
+                ((float4*)(partialOut + at * headDim))[c] = o;
+                if (c == 0) partialStats[at] = make_float2(maxAll, sum);
             }
         }
-        for (int i0 = 0; i0 < ATT_TILE / ATT_WARPS; i0 += ATT_ROWS) {
-            float4 v[ATT_ROWS][ATT_MAX_CHUNKS];
-#pragma unroll
-            for (int u = 0; u < ATT_ROWS; u++) {
-                const int jj = warp + ATT_WARPS * (i0 + u);
-                const float4* row = (const float4*)(values + (long long)sSlot[jj] * kvWidth);
-#pragma unroll
-                for (int c = 0; c < ATT_MAX_CHUNKS; c++)
-                    v[u][c] = jj < count && lane + 32 * c < chunks ? row[lane + 32 * c] : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-            }
-#pragma unroll
-            for (int u = 0; u < ATT_ROWS; u++) {
-                const int jj = warp + ATT_WARPS * (i0 + u);
-#pragma unroll
-                for (int a = 0; a < ATT_LANE_OUT; a++) {
-                    const int g = a / ATT_MAX_CHUNKS, c = a % ATT_MAX_CHUNKS;
-                    if (g < group) {
-                        const float p = ss[g * ATT_TILE + jj];
-                        acc[a].x += p * v[u][c].x; acc[a].y += p * v[u][c].y;
-                        acc[a].z += p * v[u][c].z; acc[a].w += p * v[u][c].w;
-                    }
-                }
-            }
-        }
-        __syncthreads();
-    }
-
-    // Sum the warps' partial outputs in sq (free now), in a fixed order, then write.
-    for (int w = ATT_WARPS - 1; w >= 0; w--) {
-        if (warp == w) {
-#pragma unroll
-            for (int a = 0; a < ATT_LANE_OUT; a++) {
-                const int g = a / ATT_MAX_CHUNKS, c = a % ATT_MAX_CHUNKS;
-                if (g < group && lane + 32 * c < chunks) {
-                    float4* dst = (float4*)(sq + g * headDim) + lane + 32 * c;
-                    if (w == ATT_WARPS - 1) {
-                        *dst = acc[a];
-                    } else {
-                        const float4 o = *dst;
-                        *dst = make_float4(o.x + acc[a].x, o.y + acc[a].y, o.z + acc[a].z, o.w + acc[a].w);
-                    }
-                }
-            }
-        }
-        __syncthreads();
-    }
-    for (int i = tid; i < group * headDim; i += ATT_THREADS) {
-        const int g = i / headDim, d = i % headDim;
-        const int head = h * group + g;
-        if (splits == 1) {
-            output[(long long)t * heads * headDim + (long long)head * headDim + d] = sq[i] / sSum[g];
-        } else {
-            partialOut[(((long long)t * heads + head) * splits + z) * headDim + d] = sq[i];
-        }
-    }
-    if (splits > 1) {
-        for (int g = tid; g < group; g += ATT_THREADS)
-            partialStats[((long long)t * heads + h * group + g) * splits + z] = make_float2(sMax[g], sSum[g]);
+        __syncthreads();  // sAcc and sStats are reused by the next pass
     }
 }
 
-// Combines the partitions of head blockIdx.x of token t (tokenList[blockIdx.y], or blockIdx.y without a list):
-// out = Σ 2^(mᵢ−M)·oᵢ / Σ 2^(mᵢ−M)·lᵢ.
-extern "C" __global__ void attention_reduce(const float* partialOut, const float2* partialStats, const int* positions,
-                                            const int* tokenList, float* output, int heads, int headDim, int partition,
-                                            int splits) {
+extern "C" __global__ void __launch_bounds__(ATT_THREADS) attention_partition(
+    const float* query, const float* keyCache, const float* valueCache, const int* blockTables, const int* sequenceOf,
+    const int* positions, const int* tokenList, float* output, float* partialOut, float2* partialStats, int heads, int kvHeads,
+    int headDim, int blockSize, int maxBlocks, int partition, int splits, float scaleLog2) {
     pdl_start();
+    if (headDim <= 32 * 4)
+        attention_partition_body<1>(query, keyCache, valueCache, blockTables, sequenceOf, positions, tokenList, output,
+                                    partialOut, partialStats, heads, kvHeads, headDim, blockSize, maxBlocks, partition, splits,
+                                    scaleLog2);
+    else
+        attention_partition_body<2>(query, keyCache, valueCache, blockTables, sequenceOf, positions, tokenList, output,
+                                    partialOut, partialStats, heads, kvHeads, headDim, blockSize, maxBlocks, partition, splits,
+                                    scaleLog2);
+}
+
+// Combines the partitions of head blockIdx.x of token t (tokenList[blockIdx.y], or blockIdx.y without a list):
+// out = Σ 2^(mᵢ−M)·oᵢ / Σ 2^(mᵢ−M)·lᵢ. The split policy gives batch-1 decode tens of partitions, so they are spread over
+// the block rather than walked by every thread: M and the denominator by block reductions over the partitions, then warp
+// w sums partitions w, w + 4, … (lanes over float4 chunks, independent loads) and the 4 warps' sums are added in warp
+// order (deterministic).
+extern "C" __global__ void __launch_bounds__(ATT_THREADS) attention_reduce(
+    const float* partialOut, const float2* partialStats, const int* positions, const int* tokenList, float* output, int heads,
+    int headDim, int partition, int splits) {
+    pdl_start();
+    __shared__ float sReduce[ATT_WARPS];
+    __shared__ float4 sSum[ATT_WARPS][64];  // head dimension ≤ 256
     const int head = blockIdx.x, t = tokenList ? tokenList[blockIdx.y] : blockIdx.y;
+    const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
     const int used = (positions[t] + partition) / partition;  // ⌈(p + 1) / partition⌉
     const float2* stats = partialStats + ((long long)t * heads + head) * splits;
     float m = -INFINITY;
-    for (int z = 0; z < used; z++) m = fmaxf(m, stats[z].x);
+    for (int z = tid; z < used; z += ATT_THREADS) m = fmaxf(m, stats[z].x);
+    m = warp_max(m);
+    if (lane == 0) sReduce[warp] = m;
+    __syncthreads();
+    m = fmaxf(fmaxf(sReduce[0], sReduce[1]), fmaxf(sReduce[2], sReduce[3]));
+    __syncthreads();  // sReduce is reused
     float total = 0.0f;
-    for (int z = 0; z < used; z++) total += exp2f(stats[z].x - m) * stats[z].y;
-    const float* parts = partialOut + ((long long)t * heads + head) * splits * headDim;
-    for (int d = threadIdx.x; d < headDim; d += blockDim.x) {
-        float v = 0.0f;
-        for (int z = 0; z < used; z++) v += exp2f(stats[z].x - m) * parts[(long long)z * headDim + d];
-        output[(long long)t * heads * headDim + (long long)head * headDim + d] = v / total;
+    for (int z = tid; z < used; z += ATT_THREADS) total += exp2f(stats[z].x - m) * stats[z].y;
+    total = warp_sum(total);
+    if (lane == 0) sReduce[warp] = total;
+    const int chunks = headDim / 4;
+    const float4* parts = (const float4*)(partialOut + ((long long)t * heads + head) * splits * headDim);
+    for (int c = lane; c < chunks; c += 32) {
+        float4 o = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+        for (int z0 = warp; z0 < used; z0 += 4 * ATT_WARPS) {
+            float4 x[4];  // four partitions' loads in flight before the first is used
+            float mz[4];
+#pragma unroll
+            for (int u = 0; u < 4; u++) {
+                const int z = z0 + u * ATT_WARPS;
+                x[u] = z < used ? parts[(long long)z * chunks + c] : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+                mz[u] = z < used ? stats[z].x : -INFINITY;
+            }
+#pragma unroll
+            for (int u = 0; u < 4; u++) o = fma4(exp2f(mz[u] - m), x[u], o);
+        }
+        sSum[warp][c] = o;
+    }
+    __syncthreads();
+    const float inverse = 1.0f / (((sReduce[0] + sReduce[1]) + sReduce[2]) + sReduce[3]);
+    for (int c = tid; c < chunks; c += ATT_THREADS) {
+        float4 o = sSum[0][c];
+#pragma unroll
+        for (int w = 1; w < ATT_WARPS; w++) {
+            const float4 x = sSum[w][c];
+            o = make_float4(o.x + x.x, o.y + x.y, o.z + x.z, o.w + x.w);
+        }
+        ((float4*)(output + (long long)t * heads * headDim + (long long)head * headDim))[c] = scale4(o, inverse);
     }
 }
 
