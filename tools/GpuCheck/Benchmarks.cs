@@ -129,7 +129,21 @@ internal sealed class Benchmarks(CudaBackend gpu, Report report)
     private void AttentionDecode()
     {
         // Llama-3-8B attention: 32 query heads, 8 KV heads of 128.
-        foreach (var (batchSize, context) in new[] { (1, 4096), (1, 16384), (32, 1024), (32, 4096) })
+        // Batch 1 and 32 at the contexts (129: a 128-token prompt's first decode), each under the default split
+        // policy and a few others, side by side, for choosing AttentionSplitPolicy.Default.
+        AttentionSplitPolicy[] policies =
+        [
+            AttentionSplitPolicy.Default,
+            AttentionSplitPolicy.Default with { UnsplitContext = 256 },
+            AttentionSplitPolicy.Default with { UnsplitContext = 512 },
+            AttentionSplitPolicy.Default with { MinPartition = 128 },
+            AttentionSplitPolicy.Default with { MinPartition = 256 },
+            AttentionSplitPolicy.Default with { MinPartition = 512 },
+            AttentionSplitPolicy.Default with { BlocksPerMultiprocessor = 2 },
+            AttentionSplitPolicy.Default with { BlocksPerMultiprocessor = 2, MinPartition = 256 },
+            AttentionSplitPolicy.Default with { BlocksPerMultiprocessor = 8 },
+        ];
+        foreach (var (batchSize, context) in new[] { (1, 129), (1, 2048), (1, 8192), (32, 2048), (32, 8192) })
         {
             const int heads = 32, kvHeads = 8, headDim = 128, blockSize = 16;
             var blocksPerSequence = context / blockSize + 1;
@@ -147,10 +161,16 @@ internal sealed class Benchmarks(CudaBackend gpu, Report report)
             using var q = gpu.CreateTensor(batchSize, heads * headDim);
             using var o = gpu.CreateTensor(batchSize, heads * headDim);
             gpu.WriteRows(q, RandomWeights.Floats(batchSize * heads * headDim, _random));
-            var ms = Time(_ => gpu.PagedAttention(q, cache, 0, o));
             var bytes = 2.0 * batchSize * context * kvHeads * headDim * sizeof(float);
-            var (partition, splits) = CudaLaunchGeometry.AttentionSplit(batchSize, kvHeads, context, gpu.Context.MultiprocessorCount);
-            report.Timing($"attention decode batch {batchSize,2} context {context,5} (32/8×128, fp32 KV, {splits} splits of {partition}): {ms * 1000,8:F1} us, {OfCeiling(bytes / (ms * 1e-3) / 1e9)}");
+            foreach (var policy in policies)
+            {
+                gpu.AttentionPolicy = policy;
+                var ms = Time(_ => gpu.PagedAttention(q, cache, 0, o));
+                var (partition, splits) = CudaLaunchGeometry.AttentionSplit(batchSize, kvHeads, context, gpu.Context.MultiprocessorCount, policy);
+                report.Timing($"attention decode batch {batchSize,2} context {context,5} (32/8×128, fp32 KV, {splits} splits of {partition}; {policy}): {ms * 1000,8:F1} us, {OfCeiling(bytes / (ms * 1e-3) / 1e9)}");
+            }
+
+            gpu.AttentionPolicy = AttentionSplitPolicy.Default;
         }
     }
 

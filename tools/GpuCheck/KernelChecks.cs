@@ -471,7 +471,7 @@ internal sealed class KernelChecks(CudaBackend gpu, CpuBackend cpu, Report repor
                 continue;
             }
 
-            var tokens = CudaLaunchGeometry.Ceiling(CudaLaunchGeometry.AttentionBlocksPerMultiprocessor * gpu.Context.MultiprocessorCount, kvHeads);
+            var tokens = CudaLaunchGeometry.Ceiling(AttentionSplitPolicy.Default.BlocksPerMultiprocessor * gpu.Context.MultiprocessorCount, kvHeads);
             var spread = new ForwardBatch(tokens, 1, blocksPerSequence);
             spread.AddSequence(tables[0]);
             for (var i = 0; i < tokens; i++)

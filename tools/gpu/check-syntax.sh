@@ -11,7 +11,7 @@ status=0
 for source in "$root"/Inference/Backends/Cuda/Kernels/*.cu; do
     name="$(basename "$source" .cu)"
     if ! "$clang" -x cuda --cuda-device-only --cuda-gpu-arch=sm_80 -Xclang -target-feature -Xclang +ptx70 \
-        -nocudalib -nocudainc -O2 -Wall -Wno-unknown-cuda-version -I"$root/tools/gpu/clang-shim" \
+        -nocudalib -nocudainc -std=c++17 -O2 -Wall -Wno-unknown-cuda-version -I"$root/tools/gpu/clang-shim" \
         -include "$root/tools/gpu/clang-shim/shim.h" -S -o "$out/$name.ptx" "$source"; then
         status=1
     else

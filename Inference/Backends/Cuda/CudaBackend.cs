@@ -486,6 +486,9 @@ public sealed class CudaBackend : IBackend, IDeviceSampler
         }
     }
 
+    /// <summary>How decode attention splits contexts across blocks (GpuCheck times policies side by side with it).</summary>
+    public AttentionSplitPolicy AttentionPolicy { get; set; } = AttentionSplitPolicy.Default;
+
     /// <summary>
     /// Forces one gemm_half_tc variant (activation rows per tile, one of <see cref="CudaLaunchGeometry.HalfGemmTileRows"/>)
     /// for every F16/BF16 GEMM: GpuCheck times the variants side by side with it. Null: by the batch (the default).
@@ -619,7 +622,7 @@ public sealed class CudaBackend : IBackend, IDeviceSampler
             return;
         }
 
-        var (partition, splits) = CudaLaunchGeometry.AttentionSplit(tokens, shape.KvHeads, maxContext, Context.MultiprocessorCount);
+        var (partition, splits) = CudaLaunchGeometry.AttentionSplit(tokens, shape.KvHeads, maxContext, Context.MultiprocessorCount, AttentionPolicy);
         if (splits > 1)
         {
             // Indexed by the token's place in the batch (the kernels write partials of token t at t, list or not).

@@ -163,47 +163,32 @@ public static class CudaLaunchGeometry
     public static (int X, int Y) GemmGrid(int rows, int outputs) => (Ceiling(outputs, GemmTile), Ceiling(rows, GemmTile));
 
     /// <summary>
-    /// Contexts up to which attention_partition takes each token's whole context in one block (no reduce pass): 128
-    /// positions are 4 batches per warp, and a warp's batches are pipelined (the next batch's K/V load while this one
-    /// computes), so a whole-context block costs about 4 memory round trips, no more than a split into 1-batch partitions
-    /// plus the dependent attention_reduce launch (its own launch gap and two dependent reads). The lead retunes it from
-    /// GpuCheck's batch-1 timings.
-    /// </summary>
-    public const int AttentionUnsplitContext = 128;
-
-    /// <summary>
-    /// Blocks per multiprocessor attention aims at: 4. A block's 4 warps keep 8–16 rows of 512 bytes each in flight, so 4
-    /// blocks put ≈ 128 KB per SM in flight, several times what Little's law asks of HBM3 (≈ 3 TB/s × ≈ 1 µs over 132 SMs
-    /// ≈ 23 KB); 3 such blocks fit an SM at once at ≈ 140 registers a thread, so the grid is one full wave and a part, and
-    /// the blocks of equal length finish together (the memory system, not the SM, paces them). Fewer blocks than this get
-    /// a split; at batch 32 of Llama-3-8B (256 (token, KV head) pairs) that is 3 partitions, whose reduce pass reads ~0.3 %
-    /// of what the partitions read.
-    /// </summary>
-    public const int AttentionBlocksPerMultiprocessor = 4;
-
-    /// <summary>
     /// How to split each token's context across attention blocks: a partition length (a multiple of
     /// <see cref="AttentionTile"/>) and the number of partitions of the longest context. One partition (no reduce pass)
-    /// for short contexts (≤ <see cref="AttentionUnsplitContext"/>) and where tokens × KV heads alone give every
-    /// multiprocessor <see cref="AttentionBlocksPerMultiprocessor"/> blocks; otherwise flash-decoding's split into the
-    /// number of partitions that brings the blocks to that target, each the shortest whole number of tiles that needs no
-    /// more partitions than that (so at least half the target), down to one tile (one batch per warp). Partials cost
+    /// for short contexts (≤ <see cref="AttentionSplitPolicy.UnsplitContext"/>) and where tokens × KV heads alone give every
+    /// multiprocessor <see cref="AttentionSplitPolicy.BlocksPerMultiprocessor"/> blocks; otherwise flash-decoding's split
+    /// into the number of partitions that brings the blocks to that target, each the shortest whole number of tiles that
+    /// needs no more partitions than that, and no shorter than <see cref="AttentionSplitPolicy.MinPartition"/>. Partials cost
     /// headDim floats per query head per split against 2 · partition · headDim per KV head read: G / (2 · partition),
     /// 6 % at a one-tile partition and group 4.
     /// </summary>
-    public static (int Partition, int Splits) AttentionSplit(int tokens, int kvHeads, int maxContext, int multiprocessors)
+    public static (int Partition, int Splits) AttentionSplit(int tokens, int kvHeads, int maxContext, int multiprocessors) =>
+        AttentionSplit(tokens, kvHeads, maxContext, multiprocessors, AttentionSplitPolicy.Default);
+
+    /// <inheritdoc cref="AttentionSplit(int, int, int, int)"/>
+    public static (int Partition, int Splits) AttentionSplit(int tokens, int kvHeads, int maxContext, int multiprocessors, AttentionSplitPolicy policy)
     {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(maxContext);
         var whole = Ceiling(maxContext, AttentionTile) * AttentionTile;
         var units = (long)tokens * kvHeads;
-        var target = (long)AttentionBlocksPerMultiprocessor * multiprocessors;
-        if (maxContext <= AttentionUnsplitContext || units >= target)
+        var target = (long)policy.BlocksPerMultiprocessor * multiprocessors;
+        if (maxContext <= policy.UnsplitContext || units >= target)
         {
             return (whole, 1);
         }
 
         var wanted = (int)Math.Min(Ceiling(maxContext, AttentionTile), Ceiling(target, units));
-        var partition = Ceiling(Ceiling(maxContext, wanted), AttentionTile) * AttentionTile;
+        var partition = Math.Max(policy.MinPartition, Ceiling(Ceiling(maxContext, wanted), AttentionTile) * AttentionTile);
         return (partition, Ceiling(maxContext, partition));
     }
 
@@ -327,4 +312,24 @@ public static class CudaLaunchGeometry
     public static int Ceiling(int value, int divisor) => (value + divisor - 1) / divisor;
 
     public static long Ceiling(long value, long divisor) => (value + divisor - 1) / divisor;
+}
+
+/// <summary>
+/// The knobs of <see cref="CudaLaunchGeometry.AttentionSplit(int, int, int, int, AttentionSplitPolicy)"/>, settable on the
+/// backend (<see cref="CudaBackend.AttentionPolicy"/>) so that GpuCheck can time policies side by side.
+/// </summary>
+/// <param name="UnsplitContext">
+/// Contexts up to which a token's whole context is one block (no reduce pass). A warp's batches of 8 rows are pipelined
+/// (the next batch's K/V load while this one computes), so a whole-context block of 256 positions costs about 8 memory
+/// round trips, no more than a split plus the dependent attention_reduce launch (its launch gap and two dependent reads).
+/// </param>
+/// <param name="BlocksPerMultiprocessor">
+/// Blocks per multiprocessor a split aims at. A block's 4 warps keep 8–16 rows of 512 bytes each in flight; three such
+/// blocks fit an SM at once at ≈ 160 registers a thread.
+/// </param>
+/// <param name="MinPartition">Shortest partition (a multiple of <see cref="CudaLaunchGeometry.AttentionTile"/>): a block's
+/// fixed cost (queries in, the warps' merge, partials out) is paid per partition.</param>
+public readonly record struct AttentionSplitPolicy(int UnsplitContext, int BlocksPerMultiprocessor, int MinPartition)
+{
+    public static AttentionSplitPolicy Default { get; } = new(128, 4, CudaLaunchGeometry.AttentionTile);
 }

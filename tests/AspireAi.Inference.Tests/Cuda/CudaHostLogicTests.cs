@@ -150,8 +150,8 @@ public sealed class CudaHostLogicTests
         Assert.Equal(0, partition % CudaLaunchGeometry.AttentionTile);
         Assert.True(partition * splits >= context && partition * (splits - 1) < context, "the partitions must cover the context exactly once");
         var units = (long)tokens * kvHeads;
-        var target = CudaLaunchGeometry.AttentionBlocksPerMultiprocessor * sms;
-        if (context <= CudaLaunchGeometry.AttentionUnsplitContext || units >= target)
+        var target = AttentionSplitPolicy.Default.BlocksPerMultiprocessor * sms;
+        if (context <= AttentionSplitPolicy.Default.UnsplitContext || units >= target)
         {
             Assert.Equal(1, splits); // short contexts and grids that fill the device alone: no reduce pass
             return;
