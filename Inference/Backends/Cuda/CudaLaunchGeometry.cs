@@ -316,20 +316,22 @@ public static class CudaLaunchGeometry
 
 /// <summary>
 /// The knobs of <see cref="CudaLaunchGeometry.AttentionSplit(int, int, int, int, AttentionSplitPolicy)"/>, settable on the
-/// backend (<see cref="CudaBackend.AttentionPolicy"/>) so that GpuCheck can time policies side by side.
+/// backend (<see cref="CudaBackend.AttentionPolicy"/>) so that GpuCheck times policies side by side (its kernel benchmarks
+/// print every policy below for batch 1 and 32 at contexts 129, 2048 and 8192).
 /// </summary>
-/// <param name="UnsplitContext">
-/// Contexts up to which a token's whole context is one block (no reduce pass). A warp's batches of 8 rows are pipelined
-/// (the next batch's K/V load while this one computes), so a whole-context block of 256 positions costs about 8 memory
-/// round trips, no more than a split plus the dependent attention_reduce launch (its launch gap and two dependent reads).
-/// </param>
-/// <param name="BlocksPerMultiprocessor">
-/// Blocks per multiprocessor a split aims at. A block's 4 warps keep 8–16 rows of 512 bytes each in flight; three such
-/// blocks fit an SM at once at ≈ 160 registers a thread.
-/// </param>
+/// <param name="UnsplitContext">Contexts up to which a token's whole context is one block (no reduce pass).</param>
+/// <param name="BlocksPerMultiprocessor">Blocks per multiprocessor a split aims at; three blocks of 4 warps fit an SM at
+/// once at ≈ 160 registers a thread.</param>
 /// <param name="MinPartition">Shortest partition (a multiple of <see cref="CudaLaunchGeometry.AttentionTile"/>): a block's
 /// fixed cost (queries in, the warps' merge, partials out) is paid per partition.</param>
 public readonly record struct AttentionSplitPolicy(int UnsplitContext, int BlocksPerMultiprocessor, int MinPartition)
 {
-    public static AttentionSplitPolicy Default { get; } = new(128, 4, CudaLaunchGeometry.AttentionTile);
+    /// <summary>
+    /// From timing policies side by side (Llama-3-8B attention, 32/8 × 128, fp32 KV; H200, 2026-11-27): splitting pays even
+    /// at context 129 (5 partitions and the reduce pass 11.8 µs against one block per KV head 22.0 µs), so only contexts of
+    /// one minimum partition stay whole; 4 blocks per SM beat 2 and 8 at batch 32 (context 2048: 293 µs against 407 and 329;
+    /// 8192: 1,097 against 1,572 and 1,276); a minimum partition of 64 gave batch 1 at context 2048 17.8 µs against 20.7 with
+    /// 32 (36.3 with 256), and batch 1 at 8192 took 60–63 µs for every minimum up to 256.
+    /// </summary>
+    public static AttentionSplitPolicy Default { get; } = new(64, 4, 64);
 }

@@ -161,14 +161,17 @@ public sealed class CudaHostLogicTests
         // shortest whole number of tiles that needs no more of them; rounding to tiles keeps at least half the target.
         var wanted = Math.Min(CudaLaunchGeometry.Ceiling(context, CudaLaunchGeometry.AttentionTile), CudaLaunchGeometry.Ceiling(target, units));
         Assert.True(splits <= wanted, $"{splits} splits, {wanted} wanted");
+        var minimum = AttentionSplitPolicy.Default.MinPartition;
+        Assert.True(partition >= minimum, $"partition {partition} below the minimum {minimum}");
         var shorter = partition - CudaLaunchGeometry.AttentionTile;
-        Assert.True(shorter == 0 || CudaLaunchGeometry.Ceiling(context, shorter) > wanted, "a partition one tile shorter would need more splits than wanted");
-        Assert.True(2 * units * splits > target || partition == CudaLaunchGeometry.AttentionTile, $"{units * splits} blocks of {partition}");
+        Assert.True(partition == minimum || CudaLaunchGeometry.Ceiling(context, shorter) > wanted, "a partition one tile shorter would need more splits than wanted");
+        Assert.True(2 * units * splits > target || partition == minimum, $"{units * splits} blocks of {partition}");
     }
 
     [Theory]
-    [InlineData(1, 8, 128, 132, 128, 1)]    // batch 1, short context: one block per KV head walks all of it
-    [InlineData(1, 8, 2048, 132, 32, 64)]   // 512 blocks of one batch per warp
+    [InlineData(1, 8, 64, 132, 64, 1)]      // batch 1, a context of one minimum partition: one block per KV head
+    [InlineData(1, 8, 128, 132, 64, 2)]     // splitting pays even here: two partitions and the reduce pass
+    [InlineData(1, 8, 2048, 132, 64, 32)]   // 256 blocks of the minimum partition
     [InlineData(1, 8, 8192, 132, 128, 64)]  // 512 blocks of four batches per warp
     [InlineData(32, 8, 2048, 132, 704, 3)]  // 768 blocks
     [InlineData(66, 8, 2048, 132, 2048, 1)] // 528 blocks without a reduce pass
