@@ -99,6 +99,16 @@ public sealed class InferenceOptions
         }
     }
 
+    /// <summary>
+    /// The name the model is served as: <see cref="ServedModelName"/>, else the file or folder name without a model file's
+    /// extension (.gguf, .safetensors), or a <c>random:</c> reference whole. Only those extensions are cut: names hold
+    /// dots (Qwen3-0.6B, random:llama3.2-1b).
+    /// </summary>
     public string ModelId => ServedModelName is { Length: > 0 } name ? name
-        : string.IsNullOrEmpty(Model) ? "stories15M" : Path.GetFileNameWithoutExtension(Model.TrimEnd('/', '\\'));
+        : string.IsNullOrEmpty(Model) ? "stories15M"
+        : Model.StartsWith(Models.Synthetic.RandomModel.Prefix, StringComparison.OrdinalIgnoreCase) ? Model
+        : WithoutModelExtension(Path.GetFileName(Model.TrimEnd('/', '\\')));
+
+    private static string WithoutModelExtension(string name) =>
+        Path.GetExtension(name).ToLowerInvariant() is ".gguf" or ".safetensors" ? Path.GetFileNameWithoutExtension(name) : name;
 }
