@@ -32,13 +32,30 @@ public interface IBackend : IDisposable
     /// </summary>
     double DefaultKvCacheFraction => 0.2;
 
+    /// <summary>
+    /// The KV cache element type this backend stores when asked for <paramref name="requested"/> (<c>--kv-cache-dtype</c>):
+    /// <see cref="KvCacheDtype.Auto"/> becomes the backend's own choice; a type it cannot store throws, naming the flag. The
+    /// default is the CPU backend's: float32 only. Its attention reads keys and values straight into SIMD registers as float32
+    /// (AttentionJob); an f16 cache would add a conversion to that loop for a tier that serves development and tests, and
+    /// silently keeping float32 when f16 was asked for would size the cache for the wrong element size, so fp16 is refused.
+    /// </summary>
+    KvCacheDtype ResolveKvCacheDtype(KvCacheDtype requested) => requested switch
+    {
+        KvCacheDtype.Auto or KvCacheDtype.Float32 => KvCacheDtype.Float32,
+        _ => throw new ArgumentException(
+            $"Inference:KvCacheDtype (--kv-cache-dtype) {requested.Name()} is not supported here: this backend ({Description}) keeps a float32 KV cache (use auto or fp32; fp16 needs --device cuda)."),
+    };
+
     /// <summary>Uploads a weight once. Quantized tensors stay quantized (a backend may rearrange blocks, losslessly).</summary>
     DeviceWeight LoadWeight(TensorView tensor);
 
     /// <summary>A float32 activation buffer with room for <paramref name="rows"/> rows of <paramref name="columns"/>.</summary>
     DeviceTensor CreateTensor(int rows, int columns);
 
-    /// <summary>Allocates the paged key/value storage of every layer (see <see cref="KvCacheShape"/> for the layout).</summary>
+    /// <summary>
+    /// Allocates the paged key/value storage of every layer (see <see cref="KvCacheShape"/> for the layout), of the element
+    /// type <see cref="ResolveKvCacheDtype"/> gives for the shape's; the cache's <see cref="PagedKvCache.Shape"/> holds it.
+    /// </summary>
     PagedKvCache CreateKvCache(KvCacheShape shape);
 
     /// <summary>

@@ -3,7 +3,8 @@ namespace AspireAi.Inference.Backends;
 /// <summary>
 /// Host memory for KV blocks copied out of the device cache: the second tier of the prefix cache (vLLM's CPU swap space,
 /// LMCache's local CPU backend). It holds <see cref="Slots"/> blocks; slot <c>s</c> holds, layer by layer, the block's
-/// keys then its values, each <c>[BlockSize][KvHeads][HeadDim]</c> float32 as in <see cref="KvCacheShape"/>. Which block a
+/// keys then its values, each <c>[BlockSize][KvHeads][HeadDim]</c> in the cache's element type as in <see cref="KvCacheShape"/>
+/// (the copies move bytes). Which block a
 /// slot holds is the engine's business; the backend only copies (<see cref="IBackend.CopyKvBlockToHost"/>,
 /// <see cref="IBackend.CopyKvBlockFromHost"/>).
 /// </summary>
@@ -21,17 +22,15 @@ public abstract class KvOffloadStore : IDisposable
 
     public int Slots { get; }
 
-    /// <summary>Floats of one layer's keys (or values) of one block.</summary>
-    public long FloatsPerLayerBlock => (long)Shape.BlockSize * Shape.KvHeads * Shape.HeadDim;
-
-    /// <summary>Floats of one slot: keys and values of every layer.</summary>
-    public long FloatsPerSlot => 2L * Shape.Layers * FloatsPerLayerBlock;
+    /// <summary>Bytes of one slot: keys and values of every layer.</summary>
+    public long BytesPerSlot => 2L * Shape.Layers * Shape.BytesPerLayerBlock;
 
     /// <summary>Throws unless <paramref name="cache"/> has this store's per-block geometry and the ids are in range.</summary>
     protected void CheckCopy(PagedKvCache cache, int block, int slot)
     {
         var s = cache.Shape;
-        if (s.Layers != Shape.Layers || s.KvHeads != Shape.KvHeads || s.HeadDim != Shape.HeadDim || s.BlockSize != Shape.BlockSize)
+        if (s.Layers != Shape.Layers || s.KvHeads != Shape.KvHeads || s.HeadDim != Shape.HeadDim || s.BlockSize != Shape.BlockSize
+            || s.Dtype != Shape.Dtype)
         {
             throw new ArgumentException($"The KV cache's block geometry {s} differs from the offload store's {Shape}.", nameof(cache));
         }

@@ -34,7 +34,7 @@ public static class BenchCommand
 
         const int blockSize = 16;
         var blocks = (config.ContextLength + blockSize - 1) / blockSize;
-        using var cache = model.CreateKvCache(model.KvCacheShape(blockSize, blocks * sequences));
+        using var cache = model.CreateKvCache(model.KvCacheShape(blockSize, blocks * sequences, loaded.KvCacheDtype));
         var pool = new KvBlockPool(blocks * sequences, blockSize);
         var batch = new ForwardBatch(Math.Max(promptTokens, sequences), sequences, blocks);
         var vocabulary = config.VocabularySize;
@@ -111,8 +111,8 @@ public static class BenchCommand
             }
         }
 
-        // Per decoded token: every weight once, plus the keys and values of the average context (float32).
-        var kvBytes = (long)config.LayerCount * 2 * config.KvHeadCount * config.HeadDim * sizeof(float) * (promptTokens + genTokens / 2);
+        // Per decoded token: every weight once, plus the keys and values of the average context (at the cache's element size).
+        var kvBytes = (long)config.LayerCount * 2 * config.KvHeadCount * config.HeadDim * loaded.KvCacheDtype.ElementBytes() * (promptTokens + genTokens / 2);
         var result = new Dictionary<string, object>
         {
             ["model"] = Path.GetFileName(loaded.Source.Path.TrimEnd('/', '\\')),
@@ -120,6 +120,7 @@ public static class BenchCommand
             ["prompt_tokens"] = promptTokens,
             ["gen_tokens"] = genTokens,
             ["batch"] = sequences,
+            ["kv_cache_dtype"] = loaded.KvCacheDtype.Name(),
             ["repetitions"] = repetitions,
             ["prefill_tokens_per_s"] = Math.Round(Median(prefill), 1),
             ["prefill_tokens_per_s_best"] = Math.Round(prefill.Max(), 1),
@@ -137,7 +138,7 @@ public static class BenchCommand
             return 0;
         }
 
-        Console.WriteLine($"model    {result["model"]} ({config.Architecture}, {config.LayerCount} layers, dim {config.EmbeddingLength}), {model.Description}");
+        Console.WriteLine($"model    {result["model"]} ({config.Architecture}, {config.LayerCount} layers, dim {config.EmbeddingLength}), {model.Description}, {loaded.KvCacheDtype.Name()} KV cache");
         Console.WriteLine($"prefill  {promptTokens} tokens: {Median(prefill),9:F1} tokens/s median, {prefill.Max(),9:F1} best of {repetitions}");
         Console.WriteLine($"decode   {genTokens} tokens × {sequences} sequences: {Median(decode),9:F1} tokens/s median, {decode.Max(),9:F1} best of {repetitions}");
         // CPU time of all threads per decoded token: with spinning workers ≈ threads × wall time on an idle machine; much

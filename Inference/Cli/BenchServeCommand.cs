@@ -69,6 +69,7 @@ public static class BenchServeCommand
             MaxBatchedTokens = args.Int("max-batched-tokens", 512, 1),
             KvCacheTokens = args.Int("kv-cache-tokens", 0, 0),
             KvOffloadTokens = args.Int("kv-offload-tokens", 0, 0),
+            KvCacheDtype = LoadedModel.KvCacheDtypeFlag(args).Name(),
             ServedModelName = args.String("served-model-name"),
             Quantize = args.String("quantize"),
             BatchShare = args.Float("batch-share", 0, 0, 1),
@@ -125,7 +126,7 @@ public static class BenchServeCommand
             handle.Abort();
         }
 
-        Report(json, $"in-process {model.Id}{(constrained ? " json_object" : "")} ({engine.Options.MaxNumSeqs} seqs, {engine.Options.MaxBatchedTokens} tokens/step, {engine.Options.KvCacheBlocks * engine.Options.BlockSize} KV tokens)",
+        Report(json, $"in-process {model.Id}{(constrained ? " json_object" : "")} ({engine.Options.MaxNumSeqs} seqs, {engine.Options.MaxBatchedTokens} tokens/step, {engine.Options.KvCacheBlocks * engine.Options.BlockSize} {engine.Options.KvCacheDtype.Name()} KV tokens)",
             workload, outcomes, seconds, cpuSeconds, rate, batchRequests, engine.Snapshot);
         return 0;
     }

@@ -74,7 +74,7 @@ public static class GenerateCommand
             PromptLogprobs = promptLogprobs,
         };
 
-        using var generator = new Generator(loaded.Model, tokenizer);
+        using var generator = new Generator(loaded.Model, tokenizer, kvCacheDtype: loaded.KvCacheDtype);
         var stdout = Console.Out;
         var result = generator.Generate(promptIds, request, json ? null : t =>
         {

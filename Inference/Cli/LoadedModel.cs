@@ -13,11 +13,12 @@ namespace AspireAi.Inference.Cli;
 /// </summary>
 public sealed class LoadedModel : IDisposable
 {
-    private LoadedModel(IModelSource source, ITokenizer? tokenizer, IForwardModel model)
+    private LoadedModel(IModelSource source, ITokenizer? tokenizer, IForwardModel model, KvCacheDtype kvCacheDtype)
     {
         Source = source;
         Tokenizer = tokenizer;
         Model = model;
+        KvCacheDtype = kvCacheDtype;
     }
 
     public IModelSource Source { get; }
@@ -26,8 +27,15 @@ public sealed class LoadedModel : IDisposable
 
     public IForwardModel Model { get; }
 
+    /// <summary>The KV cache element type of <c>--kv-cache-dtype</c> (default auto), as the model's backend resolved it.</summary>
+    public KvCacheDtype KvCacheDtype { get; }
+
     /// <summary>Common flags of the verbs that load a model.</summary>
-    public static readonly string[] Flags = ["model", "threads", "quantize", "device", "tensor-parallel-size"];
+    public static readonly string[] Flags = ["model", "threads", "quantize", "device", "tensor-parallel-size", "kv-cache-dtype"];
+
+    /// <summary><c>--kv-cache-dtype auto|fp32|fp16</c> (vLLM's flag; default auto: f16 on CUDA, float32 on the CPU).</summary>
+    public static KvCacheDtype KvCacheDtypeFlag(CommandLine args) =>
+        KvCacheDtypes.Parse(args.Choice("kv-cache-dtype", "auto", KvCacheDtypes.Names), "--kv-cache-dtype");
 
     /// <summary>
     /// <c>--tensor-parallel-size N</c> (default 1): the model split over N ranks. With <c>--device cuda</c>, N GPUs (devices
@@ -41,6 +49,7 @@ public sealed class LoadedModel : IDisposable
     {
         var model = modelRequired ? args.RequiredString("model") : args.String("model");
         var threads = args.Int("threads", Environment.ProcessorCount, 1, 1024);
+        var kvCacheDtype = KvCacheDtypeFlag(args);
         GgmlType? quantize = args.Choice("quantize", "none", "none", "q8_0", "q4_0") switch
         {
             "q8_0" => GgmlType.Q8_0,
@@ -86,7 +95,17 @@ public sealed class LoadedModel : IDisposable
             var forward = TensorParallelDevices.Load(source, device, tensorParallel, threads, Math.Min(maxBatchTokens, context), Math.Min(maxLogitRows, context),
                 new LoadProgress($"loading {Path.GetFileName(path.TrimEnd('/', '\\'))}", Console.Error), out var reason);
             Console.Error.WriteLine($"backend: {forward.Description} ({reason})");
-            return new LoadedModel(source, tokenizer, forward);
+            try
+            {
+                kvCacheDtype = forward.Backend.ResolveKvCacheDtype(kvCacheDtype);
+            }
+            catch (ArgumentException e)
+            {
+                forward.Dispose();
+                throw new UsageException($"{args.Verb}: {e.Message}");
+            }
+
+            return new LoadedModel(source, tokenizer, forward, kvCacheDtype);
         }
         catch
         {

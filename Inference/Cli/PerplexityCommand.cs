@@ -47,7 +47,7 @@ public static class PerplexityCommand
 
         const int blockSize = 16;
         var blocks = (ctx + blockSize - 1) / blockSize;
-        using var cache = model.CreateKvCache(model.KvCacheShape(blockSize, blocks));
+        using var cache = model.CreateKvCache(model.KvCacheShape(blockSize, blocks, loaded.KvCacheDtype));
         var pool = new KvBlockPool(blocks, blockSize);
         var batch = new ForwardBatch(ctx, 1, blocks);
         var vocabulary = config.VocabularySize;

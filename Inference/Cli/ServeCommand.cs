@@ -22,6 +22,7 @@ public static class ServeCommand
         ["kv-cache-tokens"] = nameof(InferenceOptions.KvCacheTokens),
         ["kv-offload-tokens"] = nameof(InferenceOptions.KvOffloadTokens),
         ["kv-cache-fraction"] = nameof(InferenceOptions.KvCacheFraction),
+        ["kv-cache-dtype"] = nameof(InferenceOptions.KvCacheDtype),
         ["max-batched-tokens"] = nameof(InferenceOptions.MaxBatchedTokens),
         ["max-num-seqs"] = nameof(InferenceOptions.MaxNumSeqs),
         ["max-waiting"] = nameof(InferenceOptions.MaxWaiting),

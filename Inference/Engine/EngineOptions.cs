@@ -1,3 +1,5 @@
+using AspireAi.Inference.Backends;
+
 namespace AspireAi.Inference.Engine;
 
 /// <summary>Limits of the serving engine (each mirrors a <c>serve</c> flag).</summary>
@@ -8,6 +10,13 @@ public sealed record EngineOptions
 
     /// <summary>KV cache capacity in blocks (from <c>--kv-cache-tokens</c> or <c>--kv-cache-fraction</c>).</summary>
     public required int KvCacheBlocks { get; init; }
+
+    /// <summary>
+    /// Element type of the KV cache (<c>--kv-cache-dtype</c>, resolved by the backend). Float32 unless set: the serving host
+    /// and the commands pass the flag's value, whose default is <c>auto</c> (f16 on CUDA); engines built directly (tests,
+    /// GpuCheck's comparisons with the CPU) keep the exact float32 cache unless they ask otherwise.
+    /// </summary>
+    public KvCacheDtype KvCacheDtype { get; init; } = KvCacheDtype.Float32;
 
     /// <summary>
     /// Host slots (blocks) of the KV offload tier (from <c>--kv-offload-tokens</c>; 0: no tier): cached prefix blocks evicted

@@ -19,14 +19,15 @@ public sealed class Generator : IDisposable
     private readonly float[] _logits;
 
     /// <param name="blockSize">Tokens per KV block (vLLM's default 16).</param>
-    public Generator(IForwardModel model, ITokenizer? tokenizer = null, int blockSize = 16)
+    /// <param name="kvCacheDtype">The KV cache's element type (<c>--kv-cache-dtype</c>; resolved by the model's backend).</param>
+    public Generator(IForwardModel model, ITokenizer? tokenizer = null, int blockSize = 16, KvCacheDtype kvCacheDtype = KvCacheDtype.Float32)
     {
         _model = model;
         _tokenizer = tokenizer;
         var context = model.Config.ContextLength;
         var blocks = (context + blockSize - 1) / blockSize;
         _pool = new KvBlockPool(blocks, blockSize);
-        _cache = model.CreateKvCache(model.KvCacheShape(blockSize, blocks));
+        _cache = model.CreateKvCache(model.KvCacheShape(blockSize, blocks, kvCacheDtype));
         _batch = new ForwardBatch(model.MaxBatchTokens, 1, blocks);
         _logits = new float[model.MaxLogitRows * model.Config.VocabularySize];
     }

@@ -68,7 +68,7 @@ public sealed class LlmEngine : IDisposable
         _blocks = new BlockManager(options.KvCacheBlocks, options.BlockSize, options.KvOffloadBlocks);
         // Logit rows beyond one per sequence go to prompt logprobs (see Scheduler).
         _scheduler = new Scheduler(_blocks, options, model.MaxLogitRows - options.MaxNumSeqs);
-        var shape = model.KvCacheShape(options.BlockSize, options.KvCacheBlocks);
+        var shape = model.KvCacheShape(options.BlockSize, options.KvCacheBlocks, options.KvCacheDtype);
         _cache = model.CreateKvCache(shape);
         _offload = options.KvOffloadBlocks > 0 ? model.CreateKvOffloadStore(shape, options.KvOffloadBlocks) : null;
         _batch = new ForwardBatch(options.MaxBatchedTokens, options.MaxNumSeqs, _blocks.BlocksFor(config.ContextLength));

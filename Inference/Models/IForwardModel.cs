@@ -48,6 +48,14 @@ public interface IForwardModel : IDisposable
 public static class ForwardModelExtensions
 {
     /// <summary>
+    /// <see cref="IForwardModel.KvCacheShape"/> with the element type the model's backend stores for
+    /// <paramref name="dtype"/> (<see cref="IBackend.ResolveKvCacheDtype"/>; every rank of a tensor-parallel model has the
+    /// same kind of backend, and each rank's cache is created from this shape).
+    /// </summary>
+    public static KvCacheShape KvCacheShape(this IForwardModel model, int blockSize, int blockCount, KvCacheDtype dtype) =>
+        model.KvCacheShape(blockSize, blockCount) with { Dtype = model.Backend.ResolveKvCacheDtype(dtype) };
+
+    /// <summary>
     /// Runs one step (<see cref="IForwardModel.ForwardToLogits"/>) and copies the logits of <c>batch.LogitTokenIndices</c>
     /// from the model's backend to <paramref name="logits"/> ([LogitCount × vocabulary]).
     /// </summary>

@@ -46,6 +46,12 @@ public sealed class InferenceOptions
     /// (<see cref="Backends.IBackend.DefaultKvCacheFraction"/>: 0.2 on the CPU, 0.8 on a GPU).</summary>
     public double? KvCacheFraction { get; set; }
 
+    /// <summary>
+    /// Element type of the KV cache (<c>--kv-cache-dtype</c>, vLLM's flag): <c>auto</c> (the backend's choice: f16 on CUDA,
+    /// float32 on the CPU), <c>fp32</c> or <c>fp16</c> (CUDA only; the CPU backend refuses it).
+    /// </summary>
+    public string KvCacheDtype { get; set; } = "auto";
+
     /// <summary>Most tokens one engine step computes (decode tokens plus prefill chunks).</summary>
     public int MaxBatchedTokens { get; set; } = 512;
 

@@ -1,3 +1,4 @@
+using AspireAi.Inference.Backends;
 using AspireAi.Inference.Models;
 
 namespace AspireAi.Inference.Serving;
@@ -5,11 +6,15 @@ namespace AspireAi.Inference.Serving;
 /// <summary>How many KV blocks to allocate: a fixed token count, or a share of the backend's free memory (host RAM or GPU memory, measured after the weights are loaded).</summary>
 public static class KvCacheSizing
 {
-    /// <summary>Bytes of keys and values one token takes across every layer (float32 storage).</summary>
-    public static long BytesPerToken(ModelConfig config) => (long)config.LayerCount * 2 * config.KvHeadCount * config.HeadDim * sizeof(float);
+    /// <summary>Bytes of keys and values one token takes across every layer, stored as <paramref name="dtype"/> (resolved).</summary>
+    public static long BytesPerToken(ModelConfig config, KvCacheDtype dtype) =>
+        (long)config.LayerCount * 2 * config.KvHeadCount * config.HeadDim * dtype.ElementBytes();
 
     /// <param name="defaultFraction">The share of <paramref name="availableBytes"/> to use when the options set none (the backend's).</param>
-    public static int Blocks(ModelConfig config, InferenceOptions options, long availableBytes, double defaultFraction, ILogger? logger = null)
+    /// <param name="dtype">The element type the backend stores (<see cref="IBackend.ResolveKvCacheDtype"/>): at f16 the same
+    /// memory holds twice the tokens.</param>
+    public static int Blocks(ModelConfig config, InferenceOptions options, long availableBytes, double defaultFraction, KvCacheDtype dtype,
+        ILogger? logger = null)
     {
         var blockSize = options.BlockSize;
         if (blockSize <= 0)
@@ -32,11 +37,12 @@ public static class KvCacheSizing
             }
 
             var free = availableBytes;
-            tokens = (long)(free * fraction / BytesPerToken(config));
+            var bytesPerToken = BytesPerToken(config, dtype);
+            tokens = (long)(free * fraction / bytesPerToken);
             // Beyond every sequence at full context, more blocks only keep more prefixes cached; stop at twice that.
             tokens = Math.Min(tokens, 2L * options.MaxNumSeqs * config.ContextLength);
-            logger?.LogInformation("KV cache: {Fraction:P0} of {Free:N0} MB free memory → {Tokens:N0} tokens ({Bytes:N0} bytes per token)",
-                fraction, free / 1_000_000, tokens, BytesPerToken(config));
+            logger?.LogInformation("KV cache: {Fraction:P0} of {Free:N0} MB free memory → {Tokens:N0} tokens ({Bytes:N0} bytes per token, {Dtype})",
+                fraction, free / 1_000_000, tokens, bytesPerToken, dtype.Name());
         }
 
         var blocks = (int)Math.Min(int.MaxValue, (tokens + blockSize - 1) / blockSize);
@@ -54,7 +60,7 @@ public static class KvCacheSizing
     }
 
     /// <summary>Host slots of the KV offload tier: <c>--kv-offload-tokens</c> rounded up to whole blocks (0: no tier).</summary>
-    public static int OffloadBlocks(ModelConfig config, InferenceOptions options, ILogger? logger = null)
+    public static int OffloadBlocks(ModelConfig config, InferenceOptions options, KvCacheDtype dtype, ILogger? logger = null)
     {
         if (options.KvOffloadTokens < 0)
         {
@@ -68,7 +74,7 @@ public static class KvCacheSizing
 
         var blocks = (int)(((long)options.KvOffloadTokens + options.BlockSize - 1) / options.BlockSize);
         logger?.LogInformation("KV offload tier: {Blocks:N0} blocks × {BlockSize} tokens in host memory ({Bytes:N0} MB)",
-            blocks, options.BlockSize, (long)blocks * options.BlockSize * BytesPerToken(config) / 1_000_000);
+            blocks, options.BlockSize, (long)blocks * options.BlockSize * BytesPerToken(config, dtype) / 1_000_000);
         return blocks;
     }
 }

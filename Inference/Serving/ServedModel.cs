@@ -84,6 +84,7 @@ public sealed class ServedModel : IDisposable
             var q => throw new ArgumentException($"Inference:Quantize (--quantize) must be q8_0, q4_0 or none, not '{q}'."),
         };
 
+        var kvCacheDtype = KvCacheDtypes.Parse(options.KvCacheDtype, "Inference:KvCacheDtype (--kv-cache-dtype)");
         if (options.TensorParallelSize < 1)
         {
             throw new ArgumentException($"Inference:TensorParallelSize (--tensor-parallel-size) must be at least 1, not {options.TensorParallelSize}.");
@@ -100,12 +101,14 @@ public sealed class ServedModel : IDisposable
             logger.LogInformation("Backend: {Backend} ({Why})", model.Description, why);
             // Sized once the weights are in place, from what the backend has left (GPU memory on CUDA), for the KV heads one
             // backend holds (its share under tensor parallelism).
-            var kvConfig = config with { KvHeadCount = model.KvCacheShape(options.BlockSize, 1).KvHeads };
+            var kvShape = model.KvCacheShape(options.BlockSize, 1, kvCacheDtype);
+            var kvConfig = config with { KvHeadCount = kvShape.KvHeads };
             var engineOptions = new EngineOptions
             {
                 BlockSize = options.BlockSize,
-                KvCacheBlocks = KvCacheSizing.Blocks(kvConfig, options, model.AvailableKvMemoryBytes(), model.Backend.DefaultKvCacheFraction, logger),
-                KvOffloadBlocks = KvCacheSizing.OffloadBlocks(kvConfig, options, logger),
+                KvCacheDtype = kvShape.Dtype,
+                KvCacheBlocks = KvCacheSizing.Blocks(kvConfig, options, model.AvailableKvMemoryBytes(), model.Backend.DefaultKvCacheFraction, kvShape.Dtype, logger),
+                KvOffloadBlocks = KvCacheSizing.OffloadBlocks(kvConfig, options, kvShape.Dtype, logger),
                 MaxBatchedTokens = options.MaxBatchedTokens,
                 MaxNumSeqs = options.MaxNumSeqs,
                 MaxWaiting = options.MaxWaiting,
@@ -118,8 +121,9 @@ public sealed class ServedModel : IDisposable
             var id = options.ModelId;
             var engine = new LlmEngine(model, tokenizer, engineOptions, id);
             logger.LogInformation(
-                "Serving {Model} as '{Id}' on {Backend}: context {Context}, KV cache {Blocks} blocks × {BlockSize} tokens, {MaxBatched} tokens and {MaxSeqs} sequences per step",
-                path, id, model.Description, config.ContextLength, engineOptions.KvCacheBlocks, engineOptions.BlockSize, engineOptions.MaxBatchedTokens, engineOptions.MaxNumSeqs);
+                "Serving {Model} as '{Id}' on {Backend}: context {Context}, KV cache {Blocks} blocks × {BlockSize} tokens ({Dtype}), {MaxBatched} tokens and {MaxSeqs} sequences per step",
+                path, id, model.Description, config.ContextLength, engineOptions.KvCacheBlocks, engineOptions.BlockSize, engineOptions.KvCacheDtype.Name(),
+                engineOptions.MaxBatchedTokens, engineOptions.MaxNumSeqs);
             return new ServedModel(id, source, model, tokenizer, engine, template, fallback);
         }
         catch

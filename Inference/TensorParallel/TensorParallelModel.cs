@@ -86,14 +86,14 @@ public sealed class TensorParallelModel : IForwardModel
     {
         var caches = new PagedKvCache[Size];
         _threads.Run(r => caches[r] = _backends[r].CreateKvCache(shape));
-        return new TensorParallelKvCache(shape, caches, _threads.Run);
+        return new TensorParallelKvCache(caches[0].Shape, caches, _threads.Run); // the element type as the ranks resolved it
     }
 
     public KvOffloadStore CreateKvOffloadStore(KvCacheShape shape, int slots)
     {
         var stores = new KvOffloadStore[Size];
         _threads.Run(r => stores[r] = _backends[r].CreateKvOffloadStore(shape, slots));
-        return new TensorParallelKvOffloadStore(shape, slots, stores, _threads.Run);
+        return new TensorParallelKvOffloadStore(stores[0].Shape, slots, stores, _threads.Run);
     }
 
     // Issued from the engine thread between steps, queued on each rank's stream (the backends make their device current).

@@ -38,6 +38,18 @@ internal sealed class KernelChecks(CudaBackend gpu, CpuBackend cpu, Report repor
     // masking or indexing error, which moves a row by ≥ 1e-2.
     private const double PrefillAttentionBound = 1.5e-3;
 
+    // An f16 KV cache (--kv-cache-dtype fp16) rounds each key and value once, when rope_store_kv_f16 stores it (round to
+    // nearest even: relative error ≤ u = 2⁻¹¹ = 4.9e-4 per value, RMS ε ≈ u/2); attention_partition_f16 converts them back
+    // exactly and computes in fp32 as attention_partition does, so two of the prefill bound's four roundings remain. As
+    // derived there, for o = Σⱼ pⱼvⱼ / Σⱼ pⱼ over random-normal q, k, v: V's rounding moves o by Σ pⱼvⱼδⱼ, relative ≈ ε;
+    // K's moves each log2-score by Σᵢ qᵢkᵢδkᵢ·scale (RMS ε in natural-log units, q·k/√d being ~N(0, 1)) and o by
+    // Σ pⱼΔsⱼ(vⱼ − o), relative ≈ ε. Independent, they add to √2·ε ≈ 0.7u ≈ 3.5e-4 in RMS, plus the fp32 kernel's summation
+    // order (AttentionBound). 1e-3 ≈ 2u holds both roundings at their maximum, and stays an order of magnitude below the
+    // ≥ 1e-2 by which a masking or indexing error moves a row. The prefill kernel's tiles are f16 either way, and an f16
+    // cache holds exactly the halves it would round a float32 cache's values to, so over an f16 cache attention_prefill_f16
+    // must equal attention_prefill over the float32 cache bit for bit (checked so), and the CPU within PrefillAttentionBound.
+    private const double F16KvAttentionBound = 1e-3;
+
     private readonly Random _random = new(20261126);
 
     private static readonly GgmlType[] AllTypes =
@@ -321,6 +333,7 @@ internal sealed class KernelChecks(CudaBackend gpu, CpuBackend cpu, Report repor
             var blockCount = blocksPerSequence * lengths.Length + 3;
             var shape = new KvCacheShape(1, kvHeads, headDim, blockSize, blockCount);
             using var gc = gpu.CreateKvCache(shape);
+            using var gh = gpu.CreateKvCache(shape with { Dtype = KvCacheDtype.Float16 });
             using var cc = cpu.CreateKvCache(shape);
             var factors = scaled ? new Llama3RopeScaling(32, 1, 4, 8192).FrequencyFactors(headDim, 500000f) : null;
             var spec = new RopeSpec(headDim, scaled ? 500000f : 10000f, style, factors, maxLength + 1);
@@ -343,7 +356,7 @@ internal sealed class KernelChecks(CudaBackend gpu, CpuBackend cpu, Report repor
             }
 
             var label = $"{heads}/{kvHeads}×{headDim}";
-            Dispose(Rope($"{label} {total} tokens of {string.Join("+", lengths)}", fill, heads, kvHeads, headDim, gc, cc, gr, cr));
+            Dispose(Rope($"{label} {total} tokens of {string.Join("+", lengths)}", fill, heads, kvHeads, headDim, gc, gh, cc, gr, cr));
 
             // Step 2, chunked prefill over a cached prefix: the last (up to) 9 positions of each sequence attend causally.
             var chunk = new ForwardBatch(total, lengths.Length, blocksPerSequence);
@@ -359,7 +372,7 @@ internal sealed class KernelChecks(CudaBackend gpu, CpuBackend cpu, Report repor
             var (cq, cqCpu) = Pair(chunk.TokenCount, heads * headDim, RandomWeights.Floats(chunk.TokenCount * heads * headDim, _random));
             gpu.BeginBatch(chunk);
             cpu.BeginBatch(chunk);
-            Attend($"{label} prefill chunks of {chunk.TokenCount} tokens over cached prefixes", chunk, heads, headDim, cq, cqCpu, gc, cc);
+            Attend($"{label} prefill chunks of {chunk.TokenCount} tokens over cached prefixes", chunk, heads, headDim, cq, cqCpu, gc, gh, cc);
             Dispose([cq, cqCpu]);
 
             // Step 2b, whole prompts: every sequence's tokens 0…length−1 attend at once (runs of ≥ 16 take attention_prefill:
@@ -374,7 +387,7 @@ internal sealed class KernelChecks(CudaBackend gpu, CpuBackend cpu, Report repor
                 }
             }
 
-            AttendSplit($"{label} whole prompts of {string.Join("+", lengths)}", prompts, heads, headDim, gc, cc);
+            AttendSplit($"{label} whole prompts of {string.Join("+", lengths)}", prompts, heads, headDim, gc, gh, cc);
 
             // Step 2c, the serving scheduler's mixed batch: a long chunk of the longest sequence over its cached prefix
             // (starting mid-tile, so the causal diagonal crosses K/V tiles off their edges), a short chunk of the second
@@ -392,7 +405,7 @@ internal sealed class KernelChecks(CudaBackend gpu, CpuBackend cpu, Report repor
                 }
             }
 
-            AttendSplit($"{label} mixed: 150-token chunk at {lengths.Max() - 150} + 9-token chunk + decodes", mixed, heads, headDim, gc, cc);
+            AttendSplit($"{label} mixed: 150-token chunk at {lengths.Max() - 150} + 9-token chunk + decodes", mixed, heads, headDim, gc, gh, cc);
 
             // Step 3, decode: one new token per sequence at position length (rotated, stored, attending; long contexts split).
             var decode = new ForwardBatch(lengths.Length, lengths.Length, blocksPerSequence);
@@ -403,10 +416,10 @@ internal sealed class KernelChecks(CudaBackend gpu, CpuBackend cpu, Report repor
                 decode.AddToken(0, p, s, tables[s][p / blockSize] * blockSize + p % blockSize, true);
             }
 
-            var tensors = Rope($"{label} decode", decode, heads, kvHeads, headDim, gc, cc, gr, cr);
+            var tensors = Rope($"{label} decode", decode, heads, kvHeads, headDim, gc, gh, cc, gr, cr);
             var (partition, splits) = CudaLaunchGeometry.AttentionSplit(decode.TokenCount, kvHeads, decode.MaxContextLength, gpu.Context.MultiprocessorCount);
             Attend($"{label} decode after {string.Join("/", lengths)} ({splits} splits of {partition}; {style}{(scaled ? ", llama3 scaling" : "")})",
-                decode, heads, headDim, tensors[0], tensors[1], gc, cc);
+                decode, heads, headDim, tensors[0], tensors[1], gc, gh, cc);
             Dispose(tensors);
         }
     }
@@ -433,6 +446,7 @@ internal sealed class KernelChecks(CudaBackend gpu, CpuBackend cpu, Report repor
             var blockCount = blocksPerSequence * lengths.Length;
             var shape = new KvCacheShape(1, kvHeads, headDim, blockSize, blockCount);
             using var gc = gpu.CreateKvCache(shape);
+            using var gh = gpu.CreateKvCache(shape with { Dtype = KvCacheDtype.Float16 });
             using var cc = cpu.CreateKvCache(shape);
             var spec = new RopeSpec(headDim, 10000f, RopeStyle.NeoX, null, maxLength + 1);
             using var gr = gpu.CreateRotaryEmbedding(spec);
@@ -452,7 +466,7 @@ internal sealed class KernelChecks(CudaBackend gpu, CpuBackend cpu, Report repor
             }
 
             var label = $"{heads}/{kvHeads}×{headDim}";
-            Dispose(Rope($"{label} long contexts {string.Join("+", lengths)}", fill, kvHeads, kvHeads, headDim, gc, cc, gr, cr));
+            Dispose(Rope($"{label} long contexts {string.Join("+", lengths)}", fill, kvHeads, kvHeads, headDim, gc, gh, cc, gr, cr));
 
             var decode = new ForwardBatch(lengths.Length, lengths.Length, blocksPerSequence);
             for (var s = 0; s < lengths.Length; s++)
@@ -461,9 +475,9 @@ internal sealed class KernelChecks(CudaBackend gpu, CpuBackend cpu, Report repor
                 decode.AddToken(0, lengths[s], s, SlotOf(s, lengths[s]), true);
             }
 
-            var tensors = Rope($"{label} decode after {string.Join("/", lengths)}", decode, heads, kvHeads, headDim, gc, cc, gr, cr);
+            var tensors = Rope($"{label} decode after {string.Join("/", lengths)}", decode, heads, kvHeads, headDim, gc, gh, cc, gr, cr);
             var (partition, splits) = CudaLaunchGeometry.AttentionSplit(decode.TokenCount, kvHeads, decode.MaxContextLength, gpu.Context.MultiprocessorCount);
-            Attend($"{label} decode after {string.Join("/", lengths)} ({splits} splits of {partition})", decode, heads, headDim, tensors[0], tensors[1], gc, cc);
+            Attend($"{label} decode after {string.Join("/", lengths)} ({splits} splits of {partition})", decode, heads, headDim, tensors[0], tensors[1], gc, gh, cc);
             Dispose(tensors);
 
             if (headDim != 128)
@@ -484,7 +498,7 @@ internal sealed class KernelChecks(CudaBackend gpu, CpuBackend cpu, Report repor
             var (gq, cq) = Pair(tokens, heads * headDim, RandomWeights.Floats(tokens * heads * headDim, _random));
             gpu.BeginBatch(spread);
             cpu.BeginBatch(spread);
-            Attend($"{label} {tokens} tokens at every other position below {lengths[0]} ({splits} splits of {partition})", spread, heads, headDim, gq, cq, gc, cc);
+            Attend($"{label} {tokens} tokens at every other position below {lengths[0]} ({splits} splits of {partition})", spread, heads, headDim, gq, cq, gc, gh, cc);
             Dispose([gq, cq]);
         }
     }
@@ -497,53 +511,124 @@ internal sealed class KernelChecks(CudaBackend gpu, CpuBackend cpu, Report repor
         }
     }
 
-    /// <summary>Random q/k/v for the batch's tokens, rotated and stored on both backends; returns [gpu q, cpu q, …].</summary>
-    private DeviceTensor[] Rope(string what, ForwardBatch batch, int heads, int kvHeads, int headDim, PagedKvCache gc, PagedKvCache cc,
-        RotaryEmbedding gr, RotaryEmbedding cr)
+    /// <summary>
+    /// Random q/k/v for the batch's tokens, rotated and stored on both backends; returns [gpu q, cpu q, …]. The GPU also
+    /// rotates and stores the same inputs into the f16 cache <paramref name="gh"/> (rope_store_kv_f16): its rotated queries and
+    /// keys must be the float32 variant's bit for bit, and the keys and values it stored those rounded to f16 (to nearest
+    /// even, as .NET's float → Half conversion rounds) bit for bit.
+    /// </summary>
+    private DeviceTensor[] Rope(string what, ForwardBatch batch, int heads, int kvHeads, int headDim, PagedKvCache gc, PagedKvCache gh,
+        PagedKvCache cc, RotaryEmbedding gr, RotaryEmbedding cr)
     {
         var t = batch.TokenCount;
-        var (gq, cq) = Pair(t, heads * headDim, RandomWeights.Floats(t * heads * headDim, _random));
-        var (gk, ck) = Pair(t, kvHeads * headDim, RandomWeights.Floats(t * kvHeads * headDim, _random));
-        var (gv, cv) = Pair(t, kvHeads * headDim, RandomWeights.Floats(t * kvHeads * headDim, _random));
+        var kvWidth = kvHeads * headDim;
+        float[] q = RandomWeights.Floats(t * heads * headDim, _random), k = RandomWeights.Floats(t * kvWidth, _random), v = RandomWeights.Floats(t * kvWidth, _random);
+        var (gq, cq) = Pair(t, heads * headDim, q);
+        var (gk, ck) = Pair(t, kvWidth, k);
+        var (gv, cv) = Pair(t, kvWidth, v);
+        DeviceTensor hq = GpuTensor(t, heads * headDim, q), hk = GpuTensor(t, kvWidth, k), hv = GpuTensor(t, kvWidth, v);
         gpu.BeginBatch(batch);
         cpu.BeginBatch(batch);
         gpu.RopeAndStoreKv(gq, gk, gv, gr, gc, 0);
         cpu.RopeAndStoreKv(cq, ck, cv, cr, cc, 0);
+        gpu.RopeAndStoreKv(hq, hk, hv, gr, gh, 0);
         report.Check($"rope+kv store {what}: rotated queries", Compare(gq, cq, t), FloatBound);
         report.Check($"rope+kv store {what}: rotated keys", Compare(gk, ck, t), FloatBound);
+
+        var rotatedKeys = Read(gk, t);
+        var differing = CountDifferentBits(Read(hq, t), Read(gq, t)) + CountDifferentBits(Read(hk, t), rotatedKeys);
+        var half = (CudaKvCache)gh;
+        var storedKeys = ReadHalves(half.Keys(0));
+        var storedValues = ReadHalves(half.Values(0));
+        var wrongStores = 0L;
+        for (var i = 0; i < t; i++)
+        {
+            var slot = (long)batch.Slots[i] * kvWidth;
+            for (var j = 0; j < kvWidth; j++)
+            {
+                wrongStores += storedKeys[slot + j] == BitConverter.HalfToUInt16Bits((Half)rotatedKeys[i * kvWidth + j]) ? 0 : 1;
+                wrongStores += storedValues[slot + j] == BitConverter.HalfToUInt16Bits((Half)v[i * kvWidth + j]) ? 0 : 1;
+            }
+        }
+
+        var label = $"rope+kv store {what}, f16 cache: rotations = the float32 variant's, stored keys/values = them rounded to f16, bit for bit";
+        if (differing == 0 && wrongStores == 0)
+        {
+            report.Pass(label);
+        }
+        else
+        {
+            report.Fail(label, $"{differing} rotated values differ, {wrongStores} of {2L * t * kvWidth} stored halves differ");
+        }
+
+        Dispose([hq, hk, hv]);
         return [gq, cq, gk, ck, gv, cv];
     }
 
-    private void Attend(string what, ForwardBatch batch, int heads, int headDim, DeviceTensor gq, DeviceTensor cq, PagedKvCache gc, PagedKvCache cc)
+    private DeviceTensor GpuTensor(int rows, int columns, float[] values)
+    {
+        var tensor = gpu.CreateTensor(rows, columns);
+        gpu.WriteRows(tensor, values);
+        return tensor;
+    }
+
+    private float[] Read(DeviceTensor tensor, int rows)
+    {
+        var values = new float[rows * tensor.Columns];
+        gpu.ReadRows(tensor, rows, values);
+        return values;
+    }
+
+    private ushort[] ReadHalves(Inference.Backends.Cuda.Driver.CudaDeviceBuffer<byte> buffer)
+    {
+        var halves = new ushort[buffer.Length / sizeof(ushort)];
+        buffer.CopyTo(gpu.Stream, System.Runtime.InteropServices.MemoryMarshal.AsBytes(halves.AsSpan()));
+        return halves;
+    }
+
+    private static long CountDifferentBits(float[] a, float[] b) =>
+        a.Zip(b).LongCount(p => BitConverter.SingleToUInt32Bits(p.First) != BitConverter.SingleToUInt32Bits(p.Second));
+
+    /// <summary>Decode/chunk attention over the float32 GPU cache (<see cref="AttentionBound"/>) and the f16 one
+    /// (<see cref="F16KvAttentionBound"/>) against the CPU backend's float32 cache.</summary>
+    private void Attend(string what, ForwardBatch batch, int heads, int headDim, DeviceTensor gq, DeviceTensor cq, PagedKvCache gc,
+        PagedKvCache gh, PagedKvCache cc)
     {
         var t = batch.TokenCount;
         var (go, co) = Pair(t, heads * headDim);
+        var (ho, unused) = Pair(t, heads * headDim);
         gpu.PagedAttention(gq, gc, 0, go);
         cpu.PagedAttention(cq, cc, 0, co);
+        gpu.PagedAttention(gq, gh, 0, ho);
         report.Check($"attention {what}", Compare(go, co, t), AttentionBound);
-        Dispose([go, co]);
+        report.Check($"attention {what}, f16 cache", Compare(ho, co, t), F16KvAttentionBound);
+        Dispose([go, co, ho, unused]);
     }
 
     /// <summary>
     /// Attention of a batch with prefill runs over random queries: the tokens of query tiles (attention_prefill where it
     /// serves the head dimension) against <see cref="PrefillAttentionBound"/>, the others (attention_partition through its
-    /// token list) against <see cref="AttentionBound"/>.
+    /// token list) against <see cref="AttentionBound"/>; then the same over the f16 cache <paramref name="gh"/>: the tiles
+    /// bit for bit equal to the float32 cache's (see <see cref="F16KvAttentionBound"/>) and within the prefill bound of the
+    /// CPU, the other tokens within <see cref="F16KvAttentionBound"/>.
     /// </summary>
-    private void AttendSplit(string what, ForwardBatch batch, int heads, int headDim, PagedKvCache gc, PagedKvCache cc)
+    private void AttendSplit(string what, ForwardBatch batch, int heads, int headDim, PagedKvCache gc, PagedKvCache gh, PagedKvCache cc)
     {
         var t = batch.TokenCount;
         var width = heads * headDim;
         var (gq, cq) = Pair(t, width, RandomWeights.Floats(t * width, _random));
         var (go, co) = Pair(t, width);
+        var (ho, unused) = Pair(t, width);
         gpu.BeginBatch(batch);
         cpu.BeginBatch(batch);
         gpu.PagedAttention(gq, gc, 0, go);
         cpu.PagedAttention(cq, cc, 0, co);
-        var a = new float[t * width];
+        gpu.PagedAttention(gq, gh, 0, ho);
+        var a = Read(go, t);
         var b = new float[t * width];
-        gpu.ReadRows(go, t, a);
         cpu.ReadRows(co, t, b);
-        Dispose([gq, cq, go, co]);
+        var h = Read(ho, t);
+        Dispose([gq, cq, go, co, ho, unused]);
 
         var (tiles, rest, _) = CudaLaunchGeometry.CountQueryTiles(batch.Positions, batch.SequenceIndices);
         var tileList = new int[2 * tiles];
@@ -553,9 +638,26 @@ internal sealed class KernelChecks(CudaBackend gpu, CpuBackend cpu, Report repor
         var fast = CudaLaunchGeometry.PrefillSupports(headDim);
         report.Check($"attention {what}: {tiled.Length} tokens in {tiles} query tiles ({(fast ? "attention_prefill, f16" : "attention_partition")})",
             RelativeError(a, b, tiled, width), fast ? PrefillAttentionBound : AttentionBound);
+        report.Check($"attention {what}, f16 cache: {tiled.Length} tokens in {tiles} query tiles ({(fast ? "attention_prefill_f16" : "attention_partition_f16")})",
+            RelativeError(h, b, tiled, width), fast ? PrefillAttentionBound : F16KvAttentionBound);
+        if (fast)
+        {
+            var differing = tiled.Sum(row => CountDifferentBits(h.AsSpan(row * width, width).ToArray(), a.AsSpan(row * width, width).ToArray()));
+            var label = $"attention {what}, f16 cache: the query tiles = the float32 cache's, bit for bit";
+            if (differing == 0)
+            {
+                report.Pass(label);
+            }
+            else
+            {
+                report.Fail(label, $"{differing} of {(long)tiled.Length * width} values differ");
+            }
+        }
+
         if (rest > 0)
         {
             report.Check($"attention {what}: the other {rest} tokens", RelativeError(a, b, restTokens, width), AttentionBound);
+            report.Check($"attention {what}, f16 cache: the other {rest} tokens", RelativeError(h, b, restTokens, width), F16KvAttentionBound);
         }
     }
 

@@ -1,3 +1,4 @@
+using System.Runtime.InteropServices;
 using AspireAi.Inference.Backends;
 using AspireAi.Inference.Backends.Cpu;
 using AspireAi.Inference.Backends.Cuda;
@@ -19,24 +20,29 @@ internal sealed class OffloadChecks(IBackend device, CpuBackend cpu, Report repo
     /// <summary>
     /// Random keys/values in every block; block <c>source</c> goes to a host slot, then the whole cache is poisoned on the
     /// same stream (the copy must have read the block before), then the slot comes back into block <c>target</c>: that block
-    /// must hold the source block's bytes exactly, every other one the poison.
+    /// must hold the source block's bytes exactly, every other one the poison. Float32 and f16 caches: the tier copies bytes,
+    /// so the check compares 32-bit words (one float, or two halves).
     /// </summary>
     public void RoundTrip()
     {
         var gpu = (CudaBackend)device;
-        KvCacheShape[] shapes = [new(Layers: 4, KvHeads: 8, HeadDim: 64, BlockSize: 16, BlockCount: 12), new(2, 2, 128, 32, 5), new(28, 8, 128, 16, 4)];
+        KvCacheShape[] shapes =
+        [
+            new(Layers: 4, KvHeads: 8, HeadDim: 64, BlockSize: 16, BlockCount: 12), new(2, 2, 128, 32, 5), new(28, 8, 128, 16, 4),
+            new(4, 8, 64, 16, 12, KvCacheDtype.Float16), new(28, 8, 128, 16, 4, KvCacheDtype.Float16),
+        ];
         foreach (var shape in shapes)
         {
             using var cache = (CudaKvCache)gpu.CreateKvCache(shape);
             using var store = gpu.CreateKvOffloadStore(shape, 3);
-            var floats = (int)(shape.SlotCount * shape.KvHeads * shape.HeadDim);
-            var blockFloats = shape.BlockSize * shape.KvHeads * shape.HeadDim;
+            var words = (int)(shape.BlockCount * shape.BytesPerLayerBlock / sizeof(uint));
+            var blockWords = (int)(shape.BytesPerLayerBlock / sizeof(uint));
             var random = new Random(shape.Layers * 31 + shape.BlockSize);
-            var original = new float[2 * shape.Layers][];
+            var original = new uint[2 * shape.Layers][];
             for (var i = 0; i < original.Length; i++)
             {
-                original[i] = Enumerable.Range(0, floats).Select(_ => random.NextSingle() * 2 - 1).ToArray();
-                Buffer(cache, i).CopyFrom(gpu.Stream, original[i]);
+                original[i] = Enumerable.Range(0, words).Select(_ => BitConverter.SingleToUInt32Bits(random.NextSingle() * 2 - 1)).ToArray();
+                Buffer(cache, i).CopyFrom(gpu.Stream, MemoryMarshal.AsBytes(original[i].AsSpan()));
             }
 
             int source = shape.BlockCount - 1, target = 1, slot = 2;
@@ -48,31 +54,31 @@ internal sealed class OffloadChecks(IBackend device, CpuBackend cpu, Report repo
 
             gpu.CopyKvBlockFromHost(store, slot, cache, target);
             var wrong = 0L;
-            var back = new float[floats];
+            var back = new uint[words];
             for (var i = 0; i < original.Length; i++)
             {
-                Buffer(cache, i).CopyTo(gpu.Stream, back); // waits for the stream
-                for (var f = 0; f < floats; f++)
+                Buffer(cache, i).CopyTo(gpu.Stream, MemoryMarshal.AsBytes(back.AsSpan())); // waits for the stream
+                for (var w = 0; w < words; w++)
                 {
-                    var block = f / blockFloats;
-                    var expected = block == target ? BitConverter.SingleToUInt32Bits(original[i][source * blockFloats + f % blockFloats]) : Poison;
-                    wrong += BitConverter.SingleToUInt32Bits(back[f]) == expected ? 0 : 1;
+                    var block = w / blockWords;
+                    var expected = block == target ? original[i][source * blockWords + w % blockWords] : Poison;
+                    wrong += back[w] == expected ? 0 : 1;
                 }
             }
 
-            var what = $"offload round trip, {shape.Layers} layers × {shape.KvHeads}×{shape.HeadDim} × {shape.BlockSize}-token blocks: block {source} → pinned slot {slot} → block {target}";
+            var what = $"offload round trip, {shape.Dtype.Name()} cache, {shape.Layers} layers × {shape.KvHeads}×{shape.HeadDim} × {shape.BlockSize}-token blocks: block {source} → pinned slot {slot} → block {target}";
             if (wrong == 0)
             {
                 report.Pass(what + ", bytes identical");
             }
             else
             {
-                report.Fail(what, $"{wrong:N0} of {(long)floats * original.Length:N0} floats differ from the expected bytes");
+                report.Fail(what, $"{wrong:N0} of {(long)words * original.Length:N0} 32-bit words differ from the expected bytes");
             }
         }
     }
 
-    private static Inference.Backends.Cuda.Driver.CudaDeviceBuffer<float> Buffer(CudaKvCache cache, int i) =>
+    private static Inference.Backends.Cuda.Driver.CudaDeviceBuffer<byte> Buffer(CudaKvCache cache, int i) =>
         i % 2 == 0 ? cache.Keys(i / 2) : cache.Values(i / 2);
 
     private sealed record Outcome(int[] Tokens, float[] Logprobs, int CachedTokens);

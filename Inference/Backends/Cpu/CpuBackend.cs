@@ -58,7 +58,7 @@ public sealed unsafe class CpuBackend : IBackend, IDeviceSampler
 
     public PagedKvCache CreateKvCache(KvCacheShape shape)
     {
-        var cache = new CpuKvCache(shape);
+        var cache = new CpuKvCache(shape with { Dtype = ((IBackend)this).ResolveKvCacheDtype(shape.Dtype) });
         var longest = (int)Math.Min(shape.SlotCount, int.MaxValue);
         for (var i = 0; i < Threads; i++)
         {
@@ -71,7 +71,8 @@ public sealed unsafe class CpuBackend : IBackend, IDeviceSampler
         return cache;
     }
 
-    public KvOffloadStore CreateKvOffloadStore(KvCacheShape shape, int slots) => new CpuKvOffloadStore(shape, slots);
+    public KvOffloadStore CreateKvOffloadStore(KvCacheShape shape, int slots) =>
+        new CpuKvOffloadStore(shape with { Dtype = ((IBackend)this).ResolveKvCacheDtype(shape.Dtype) }, slots);
 
     // Operations run synchronously on the calling thread, so a copy is ordered with the steps around it.
     public void CopyKvBlockToHost(PagedKvCache cache, int block, KvOffloadStore store, int slot) =>

@@ -9,16 +9,16 @@ internal sealed unsafe class CpuKvOffloadStore : KvOffloadStore
     private readonly NativeBuffer _memory;
 
     public CpuKvOffloadStore(KvCacheShape shape, int slots) : base(shape, slots) =>
-        _memory = new NativeBuffer(slots * FloatsPerSlot * sizeof(float));
+        _memory = new NativeBuffer(slots * BytesPerSlot);
 
     /// <summary>Layer <paramref name="layer"/>'s keys (values: <paramref name="values"/>) of the block in <paramref name="slot"/>.</summary>
     private float* At(int slot, int layer, bool values) =>
-        (float*)_memory.Pointer + slot * FloatsPerSlot + (2L * layer + (values ? 1 : 0)) * FloatsPerLayerBlock;
+        (float*)((byte*)_memory.Pointer + slot * BytesPerSlot + (2L * layer + (values ? 1 : 0)) * Shape.BytesPerLayerBlock);
 
     public void Copy(CpuKvCache cache, int block, int slot, bool toHost)
     {
         CheckCopy(cache, block, slot);
-        var bytes = FloatsPerLayerBlock * sizeof(float);
+        var bytes = Shape.BytesPerLayerBlock;
         var first = (long)block * Shape.BlockSize;
         for (var l = 0; l < Shape.Layers; l++)
         {

@@ -103,6 +103,16 @@ public sealed class CudaBackend : IBackend, IDeviceSampler
         return new CudaTensor(Context, rows, columns);
     }
 
+    /// <summary>
+    /// Float32 or f16, both stored by every kernel that touches the cache; <see cref="KvCacheDtype.Auto"/> is f16 (vLLM's
+    /// <c>auto</c> stores the model's 16-bit type): decode at long contexts and large batches is bound by reading the cache
+    /// (a 32-sequence Llama-3-8B step at context 2048 spends 45 % of its time in attention), and half the bytes halves that
+    /// and doubles the tokens that fit. The keys and values of real models lie well inside f16's ±65504, and its rounding
+    /// (≤ 2⁻¹¹ relative) is what GpuCheck's f16 bounds are derived from.
+    /// </summary>
+    public KvCacheDtype ResolveKvCacheDtype(KvCacheDtype requested) =>
+        requested == KvCacheDtype.Auto ? KvCacheDtype.Float16 : requested;
+
     public PagedKvCache CreateKvCache(KvCacheShape shape)
     {
         Context.MakeCurrent();
@@ -111,13 +121,13 @@ public sealed class CudaBackend : IBackend, IDeviceSampler
             throw new ArgumentException($"The CUDA attention kernels need a head dimension that is a multiple of 4, not {shape.HeadDim}.", nameof(shape));
         }
 
-        return new CudaKvCache(Context, shape);
+        return new CudaKvCache(Context, shape with { Dtype = ResolveKvCacheDtype(shape.Dtype) });
     }
 
     public KvOffloadStore CreateKvOffloadStore(KvCacheShape shape, int slots)
     {
         Context.MakeCurrent();
-        return new CudaKvOffloadStore(Context, shape, slots);
+        return new CudaKvOffloadStore(Context, shape with { Dtype = ResolveKvCacheDtype(shape.Dtype) }, slots);
     }
 
     /// <summary>Queued on <see cref="Stream"/>: the step that reuses the block runs after the copy has read it.</summary>
@@ -575,7 +585,7 @@ public sealed class CudaBackend : IBackend, IDeviceSampler
         var q = Written(query);
         var k = Written(key);
         var headDim = r.Spec.HeadDim;
-        Kernels.RopeStoreKv.Launch(Stream, new Dim3((uint)batch.TokenCount, (uint)CudaLaunchGeometry.RopeBlocksPerToken(q.Columns / headDim, k.Columns / headDim, headDim)),
+        Kernels.RopeStoreKvFor(kv).Launch(Stream, new Dim3((uint)batch.TokenCount, (uint)CudaLaunchGeometry.RopeBlocksPerToken(q.Columns / headDim, k.Columns / headDim, headDim)),
             CudaLaunchGeometry.RopeThreads, 0,
             q.Data, k.Data, ((CudaTensor)value).Data, r.Cos, r.Sin, Meta(_layout.Positions), Meta(_layout.Slots),
             kv.Keys(layer), kv.Values(layer), q.Columns / headDim, k.Columns / headDim, headDim, r.Spec.Style == RopeStyle.NeoX ? 1 : 0);
@@ -607,7 +617,7 @@ public sealed class CudaBackend : IBackend, IDeviceSampler
         var prefill = _layout.QueryTileCount > 0 && CudaLaunchGeometry.PrefillSupports(shape.HeadDim);
         if (prefill)
         {
-            Kernels.AttentionPrefill.Launch(Stream, new Dim3((uint)_layout.QueryTileCount, (uint)heads), CudaLaunchGeometry.PrefillThreads,
+            Kernels.AttentionPrefillFor(kv).Launch(Stream, new Dim3((uint)_layout.QueryTileCount, (uint)heads), CudaLaunchGeometry.PrefillThreads,
                 CudaLaunchGeometry.PrefillSharedBytes(shape.HeadDim),
                 q.Data, kv.Keys(layer), kv.Values(layer), Meta(_layout.BlockTables), Meta(_layout.Sequences), Meta(_layout.Positions),
                 Meta(_layout.QueryTiles), y.Data, _layout.QueryTileCount, heads, shape.KvHeads, shape.HeadDim, shape.BlockSize,
@@ -630,7 +640,7 @@ public sealed class CudaBackend : IBackend, IDeviceSampler
             EnsureCapacity(ref _attentionStats, (long)batch.TokenCount * heads * splits * 2);
         }
 
-        Kernels.AttentionPartition.Launch(Stream, new Dim3((uint)splits, (uint)shape.KvHeads, (uint)tokens), CudaLaunchGeometry.AttentionThreads,
+        Kernels.AttentionPartitionFor(kv).Launch(Stream, new Dim3((uint)splits, (uint)shape.KvHeads, (uint)tokens), CudaLaunchGeometry.AttentionThreads,
             CudaLaunchGeometry.AttentionSharedBytes(group, shape.HeadDim),
             q.Data, kv.Keys(layer), kv.Values(layer), Meta(_layout.BlockTables), Meta(_layout.Sequences), Meta(_layout.Positions), tokenList,
             y.Data, Pointer(_attentionPartials), Pointer(_attentionStats), heads, shape.KvHeads, shape.HeadDim, shape.BlockSize,

@@ -45,6 +45,7 @@ public sealed class CudaKernels : IDisposable
         RmsNormRows = elementwise.Kernel("rms_norm_rows");
         RmsNormGroups = elementwise.Kernel("rms_norm_groups");
         RopeStoreKv = elementwise.Kernel("rope_store_kv");
+        RopeStoreKvF16 = elementwise.Kernel("rope_store_kv_f16");
         SiluMul = elementwise.Kernel("silu_mul");
         AddBias = elementwise.Kernel("add_bias");
         GatherRows = elementwise.Kernel("gather_rows");
@@ -71,8 +72,10 @@ public sealed class CudaKernels : IDisposable
                 return kernel;
             });
         AttentionPartition = attention.Kernel("attention_partition");
+        AttentionPartitionF16 = attention.Kernel("attention_partition_f16");
         AttentionReduce = attention.Kernel("attention_reduce");
         AttentionPrefill = attention.Kernel("attention_prefill");
+        AttentionPrefillF16 = attention.Kernel("attention_prefill_f16");
         ArgmaxRows = sampling.Kernel("argmax_rows");
         SampleRows = sampling.Kernel("sample_rows");
     }
@@ -100,6 +103,7 @@ public sealed class CudaKernels : IDisposable
     public CudaKernel RmsNormRows { get; }
     public CudaKernel RmsNormGroups { get; }
     public CudaKernel RopeStoreKv { get; }
+    public CudaKernel RopeStoreKvF16 { get; }
     public CudaKernel SiluMul { get; }
     public CudaKernel AddBias { get; }
     public CudaKernel GatherRows { get; }
@@ -115,8 +119,17 @@ public sealed class CudaKernels : IDisposable
     public CudaKernel GemmNibbleMins { get; }
     public CudaKernel GemmF32 { get; }
     public CudaKernel AttentionPartition { get; }
+    public CudaKernel AttentionPartitionF16 { get; }
     public CudaKernel AttentionReduce { get; }
     public CudaKernel AttentionPrefill { get; }
+    public CudaKernel AttentionPrefillF16 { get; }
+
+    // The kernels that read or write the KV cache have a variant per element type (float32, f16): the cache picks it.
+    public CudaKernel RopeStoreKvFor(CudaKvCache cache) => cache.IsHalf ? RopeStoreKvF16 : RopeStoreKv;
+
+    public CudaKernel AttentionPartitionFor(CudaKvCache cache) => cache.IsHalf ? AttentionPartitionF16 : AttentionPartition;
+
+    public CudaKernel AttentionPrefillFor(CudaKvCache cache) => cache.IsHalf ? AttentionPrefillF16 : AttentionPrefill;
     public CudaKernel ArgmaxRows { get; }
     public CudaKernel PeerAllReduce { get; }
     public CudaKernel SampleRows { get; }

@@ -2,23 +2,29 @@ using AspireAi.Inference.Backends.Cuda.Driver;
 
 namespace AspireAi.Inference.Backends.Cuda;
 
-/// <summary>Float32 keys and values of every layer in device memory, in the layout <see cref="KvCacheShape"/> documents.</summary>
+/// <summary>
+/// Keys and values of every layer in device memory, in the layout <see cref="KvCacheShape"/> documents, as float32 or f16
+/// (IEEE half, <see cref="KvCacheShape.Dtype"/>). The buffers are bytes: the kernels take the variant of the cache's type
+/// (CudaBackend.RopeAndStoreKv, PagedAttention) and the offload tier copies blocks as bytes.
+/// </summary>
 public sealed class CudaKvCache : PagedKvCache
 {
-    private readonly CudaDeviceBuffer<float>[] _keys;
-    private readonly CudaDeviceBuffer<float>[] _values;
+    private readonly CudaDeviceBuffer<byte>[] _keys;
+    private readonly CudaDeviceBuffer<byte>[] _values;
 
+    /// <param name="shape">A resolved element type (float32 or f16).</param>
     internal CudaKvCache(CudaContext context, KvCacheShape shape) : base(shape)
     {
-        var floats = shape.SlotCount * shape.KvHeads * shape.HeadDim;
-        _keys = new CudaDeviceBuffer<float>[shape.Layers];
-        _values = new CudaDeviceBuffer<float>[shape.Layers];
+        ElementBytes = shape.Dtype.ElementBytes();
+        var bytes = shape.SlotCount * shape.KvHeads * shape.HeadDim * ElementBytes;
+        _keys = new CudaDeviceBuffer<byte>[shape.Layers];
+        _values = new CudaDeviceBuffer<byte>[shape.Layers];
         try
         {
             for (var l = 0; l < shape.Layers; l++)
             {
-                _keys[l] = new CudaDeviceBuffer<float>(context, floats);
-                _values[l] = new CudaDeviceBuffer<float>(context, floats);
+                _keys[l] = new CudaDeviceBuffer<byte>(context, bytes);
+                _values[l] = new CudaDeviceBuffer<byte>(context, bytes);
             }
         }
         catch
@@ -28,10 +34,16 @@ public sealed class CudaKvCache : PagedKvCache
         }
     }
 
-    /// <summary>Layer <paramref name="layer"/>'s keys, <c>[slot][kvHeads][headDim]</c> (GpuCheck reads and writes them).</summary>
-    public CudaDeviceBuffer<float> Keys(int layer) => _keys[layer];
+    /// <summary>Bytes of one key or value element: 4 (float32) or 2 (f16).</summary>
+    public int ElementBytes { get; }
 
-    public CudaDeviceBuffer<float> Values(int layer) => _values[layer];
+    /// <summary>Whether the elements are f16 (the kernels' <c>_f16</c> variants read and write them).</summary>
+    public bool IsHalf => Shape.Dtype == KvCacheDtype.Float16;
+
+    /// <summary>Layer <paramref name="layer"/>'s keys, <c>[slot][kvHeads][headDim]</c> of <see cref="ElementBytes"/> each (GpuCheck reads and writes them).</summary>
+    public CudaDeviceBuffer<byte> Keys(int layer) => _keys[layer];
+
+    public CudaDeviceBuffer<byte> Values(int layer) => _values[layer];
 
     public override void Dispose()
     {

@@ -10,24 +10,25 @@ namespace AspireAi.Inference.Backends.Cuda;
 /// </summary>
 public sealed unsafe class CudaKvOffloadStore : KvOffloadStore
 {
-    /// <summary>1 GiB per pinned allocation (fewer than 2³¹ floats, as a pinned buffer's length needs).</summary>
+    /// <summary>1 GiB per pinned allocation (fewer than 2³¹ bytes, as a pinned buffer's length needs).</summary>
     private const long ChunkBytes = 1L << 30;
 
     private readonly CudaContext _context;
-    private readonly CudaPinnedBuffer<float>[] _chunks;
+    private readonly CudaPinnedBuffer<byte>[] _chunks;
     private readonly int _slotsPerChunk;
 
+    /// <param name="shape">The cache's geometry with its resolved element type: blocks are copied as bytes.</param>
     internal CudaKvOffloadStore(CudaContext context, KvCacheShape shape, int slots) : base(shape, slots)
     {
         _context = context;
-        _slotsPerChunk = SlotsPerChunk(FloatsPerSlot, slots);
-        _chunks = new CudaPinnedBuffer<float>[(slots + _slotsPerChunk - 1) / _slotsPerChunk];
+        _slotsPerChunk = SlotsPerChunk(BytesPerSlot, slots);
+        _chunks = new CudaPinnedBuffer<byte>[(slots + _slotsPerChunk - 1) / _slotsPerChunk];
         try
         {
             for (var c = 0; c < _chunks.Length; c++)
             {
                 var slotsHere = Math.Min(_slotsPerChunk, slots - c * _slotsPerChunk);
-                _chunks[c] = new CudaPinnedBuffer<float>(context, checked((int)(slotsHere * FloatsPerSlot)));
+                _chunks[c] = new CudaPinnedBuffer<byte>(context, checked((int)(slotsHere * BytesPerSlot)));
             }
         }
         catch
@@ -38,37 +39,37 @@ public sealed unsafe class CudaKvOffloadStore : KvOffloadStore
     }
 
     /// <summary>Whole slots per pinned allocation: as many as fit in <see cref="ChunkBytes"/>, at least one, at most all.</summary>
-    internal static int SlotsPerChunk(long floatsPerSlot, int slots)
+    internal static int SlotsPerChunk(long bytesPerSlot, int slots)
     {
-        if (floatsPerSlot > int.MaxValue)
+        if (bytesPerSlot > int.MaxValue)
         {
-            throw new ArgumentException($"One KV block of {floatsPerSlot * sizeof(float):N0} bytes is too large for a pinned buffer.");
+            throw new ArgumentException($"One KV block of {bytesPerSlot:N0} bytes is too large for a pinned buffer.");
         }
 
-        return (int)Math.Clamp(ChunkBytes / (floatsPerSlot * sizeof(float)), 1, slots);
+        return (int)Math.Clamp(ChunkBytes / bytesPerSlot, 1, slots);
     }
 
     /// <summary>Layer <paramref name="layer"/>'s keys (values: <paramref name="values"/>) of the block in <paramref name="slot"/>.</summary>
-    private float* At(int slot, int layer, bool values) =>
-        _chunks[slot / _slotsPerChunk].Pointer + slot % _slotsPerChunk * FloatsPerSlot + (2L * layer + (values ? 1 : 0)) * FloatsPerLayerBlock;
+    private byte* At(int slot, int layer, bool values) =>
+        _chunks[slot / _slotsPerChunk].Pointer + slot % _slotsPerChunk * BytesPerSlot + (2L * layer + (values ? 1 : 0)) * Shape.BytesPerLayerBlock;
 
     /// <summary>Queues the copies of one block (keys and values of every layer) on <paramref name="stream"/>.</summary>
     internal void Copy(CudaStream stream, CudaKvCache cache, int block, int slot, bool toHost)
     {
         CheckCopy(cache, block, slot);
-        var floats = FloatsPerLayerBlock;
-        var first = block * floats; // the block's first float in a layer's keys (or values)
+        var bytes = Shape.BytesPerLayerBlock;
+        var first = block * bytes; // the block's first byte in a layer's keys (or values)
         for (var l = 0; l < Shape.Layers; l++)
         {
             if (toHost)
             {
-                cache.Keys(l).CopyToHostAsync(stream, first, At(slot, l, values: false), floats);
-                cache.Values(l).CopyToHostAsync(stream, first, At(slot, l, values: true), floats);
+                cache.Keys(l).CopyToHostAsync(stream, first, At(slot, l, values: false), bytes);
+                cache.Values(l).CopyToHostAsync(stream, first, At(slot, l, values: true), bytes);
             }
             else
             {
-                cache.Keys(l).CopyFromHostAsync(stream, At(slot, l, values: false), first, floats);
-                cache.Values(l).CopyFromHostAsync(stream, At(slot, l, values: true), first, floats);
+                cache.Keys(l).CopyFromHostAsync(stream, At(slot, l, values: false), first, bytes);
+                cache.Values(l).CopyFromHostAsync(stream, At(slot, l, values: true), first, bytes);
             }
         }
     }

@@ -39,12 +39,36 @@ public sealed class CliTests
     [InlineData("bench", "--model", "random:gpt-9")]
     [InlineData("bench", "--model", "random:stories15m:q9_9")]
     [InlineData("bench", "--model", "random:stories15m:q8_0:lots")]
+    [InlineData("generate", "--model", "x.gguf", "--prompt", "hi", "--kv-cache-dtype", "fp8")]
     public void Bad_command_lines_exit_2_with_one_line(params string[] args)
     {
         var (code, _, error) = Run(args);
         Assert.Equal(2, code);
         Assert.StartsWith("error: ", error);
         Assert.Single(error.TrimEnd().Split('\n'));
+    }
+
+    [Theory]
+    [InlineData("auto")]
+    [InlineData("fp32")]
+    public void Bench_reports_the_kv_cache_type_the_cpu_backend_stores_and_counts_its_bytes(string requested)
+    {
+        var (code, stdout, error) = Run("bench", "--model", "random:stories15m:q8_0:64", "--prompt-tokens", "8", "--gen-tokens", "4",
+            "--repetitions", "1", "--threads", "2", "--output", "json", "--device", "cpu", "--kv-cache-dtype", requested);
+        Assert.True(code == 0, error);
+        using var json = JsonDocument.Parse(stdout);
+        Assert.Equal("fp32", json.RootElement.GetProperty("kv_cache_dtype").GetString());
+        // stories15M: 6 layers × keys and values × 288 wide × 4 bytes, over the average context of 8 + 4 / 2 tokens.
+        Assert.Equal(6L * 2 * 288 * 4 * 10, json.RootElement.GetProperty("kv_bytes_per_token").GetInt64());
+    }
+
+    [Fact]
+    public void Fp16_on_the_cpu_is_refused_naming_the_flag()
+    {
+        var (code, _, error) = Run("generate", "--model", "random:stories15m:q8_0:64", "--prompt-token-ids", "1,2", "--device", "cpu", "--kv-cache-dtype", "fp16");
+        Assert.Equal(2, code);
+        var last = error.TrimEnd().Split('\n')[^1];
+        Assert.StartsWith("error: generate: Inference:KvCacheDtype (--kv-cache-dtype) fp16 is not supported here", last);
     }
 
     [Fact]

@@ -12,16 +12,17 @@ namespace AspireAi.Inference.Tests.Cuda;
 public sealed class CudaHostLogicTests
 {
     [Theory]
-    [InlineData(16L * 8 * 64 * 2 * 16, 1000, 1000)] // Llama-3.2-1B, 16-token blocks: 1 MiB a block, all 1000 fit in a GiB
-    [InlineData(32L * 8 * 128 * 2 * 16, 1000, 256)] // Llama-3-8B: 4 MiB a block, 256 per GiB
-    [InlineData(1L << 28, 5, 1)] // a block of exactly 1 GiB: one per allocation
-    [InlineData((1L << 28) + 1, 5, 1)] // larger than the chunk size: still one per allocation
-    public void Offload_store_chunks_hold_whole_slots_within_a_gibibyte(long floatsPerSlot, int slots, int expected)
+    [InlineData(16L * 8 * 64 * 2 * 16 * 4, 1000, 1000)] // Llama-3.2-1B, 16-token float32 blocks: 1 MiB a block, all 1000 fit in a GiB
+    [InlineData(32L * 8 * 128 * 2 * 16 * 4, 1000, 256)] // Llama-3-8B float32: 4 MiB a block, 256 per GiB
+    [InlineData(32L * 8 * 128 * 2 * 16 * 2, 1000, 512)] // Llama-3-8B f16: 2 MiB a block, 512 per GiB
+    [InlineData(1L << 30, 5, 1)] // a block of exactly 1 GiB: one per allocation
+    [InlineData((1L << 30) + 1, 5, 1)] // larger than the chunk size: still one per allocation
+    public void Offload_store_chunks_hold_whole_slots_within_a_gibibyte(long bytesPerSlot, int slots, int expected)
     {
-        var perChunk = CudaKvOffloadStore.SlotsPerChunk(floatsPerSlot, slots);
+        var perChunk = CudaKvOffloadStore.SlotsPerChunk(bytesPerSlot, slots);
         Assert.Equal(expected, perChunk);
-        Assert.True(perChunk == 1 || perChunk * floatsPerSlot * sizeof(float) <= 1L << 30);
-        Assert.True(perChunk * floatsPerSlot <= int.MaxValue); // a pinned buffer's length
+        Assert.True(perChunk == 1 || perChunk * bytesPerSlot <= 1L << 30);
+        Assert.True(perChunk * bytesPerSlot <= int.MaxValue); // a pinned buffer's length
     }
 
     [Fact]

@@ -80,6 +80,27 @@ public sealed class TensorParallelForwardTests
         Assert.Equal(wholeGenerator.Generate(prompt, request, cancellation: ct).TokenIds, splitGenerator.Generate(prompt, request, cancellation: ct).TokenIds);
     }
 
+    [Fact]
+    public void The_kv_cache_type_reaches_every_rank()
+    {
+        var spec = new TinyGgufModel { Embedding = 128, FeedForward = 256, Heads = 4, KvHeads = 2, Vocabulary = 64, Layers = 2, Context = 64, Seed = 17 };
+        using var temp = new TempDirectory();
+        using var file = GgufFile.Open(LlamaForwardTests.WriteModel(spec, GgmlType.F32, temp.File("tiny.gguf")));
+        using var split = Split(file, 2, maxBatchTokens: 16, maxLogitRows: 16);
+
+        // auto: each CPU rank resolves it to float32, and the model's cache says what its ranks hold.
+        using var cache = (TensorParallelKvCache)split.CreateKvCache(split.KvCacheShape(4, 8) with { Dtype = KvCacheDtype.Auto });
+        Assert.Equal(KvCacheDtype.Float32, cache.Shape.Dtype);
+        Assert.All(cache.Ranks, rank => Assert.Equal(KvCacheDtype.Float32, rank.Shape.Dtype));
+        using var store = (TensorParallelKvOffloadStore)split.CreateKvOffloadStore(cache.Shape, 2);
+        Assert.All(store.Ranks, rank => Assert.Equal(KvCacheDtype.Float32, rank.Shape.Dtype));
+
+        // fp16: asked of every rank, which the CPU ranks refuse, naming the flag.
+        var error = Assert.Throws<ArgumentException>(() => split.CreateKvCache(split.KvCacheShape(4, 8) with { Dtype = KvCacheDtype.Float16 }));
+        Assert.Contains("--kv-cache-dtype", error.Message);
+        Assert.Throws<ArgumentException>(() => split.KvCacheShape(4, 8, KvCacheDtype.Float16));
+    }
+
     /// <summary>A model of <paramref name="size"/> CPU ranks of one thread each.</summary>
     public static TensorParallelModel Split(IModelSource source, int size, int maxBatchTokens, int maxLogitRows) =>
         new(source, Enumerable.Range(0, size).Select(_ => (IBackend)new CpuBackend(threads: 1)).ToArray(), new InProcessCollectiveGroup(size), maxBatchTokens, maxLogitRows);

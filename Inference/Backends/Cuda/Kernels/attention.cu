@@ -1,7 +1,9 @@
 // attention.cu — paged causal attention over the KV cache: flash-decoding for decode tokens, FlashAttention-2 for prefill.
 //
 // Token t (position p, sequence s) attends to positions 0…p of its sequence; position j lives at slot
-// table[s][j / blockSize] · blockSize + j % blockSize, keys/values of one layer laid out [slot][kvHeads][headDim] (float32).
+// table[s][j / blockSize] · blockSize + j % blockSize, keys/values of one layer laid out [slot][kvHeads][headDim] in the
+// cache's element type: float32, or f16 (IEEE half) for the _f16 variants (attention_partition_f16, attention_prefill_f16),
+// which read the same rows at half the bytes and convert them to float (decode) or use them as they are (prefill's f16 tiles).
 // Grouped-query attention: query head h reads KV head h / (heads / kvHeads). Scores are scaled by 1/√headDim·log2(e) and
 // exponentiated with exp2; online softmax in fp32. Every new token's key/value is already in the cache when attention runs
 // (rope_store_kv runs first), so a prefill chunk is a batch of tokens at consecutive positions, each attending causally over
@@ -13,7 +15,8 @@
 //   key and value is read once per group) over positions [z·partition, min((z+1)·partition, p+1)).
 //   - A warp works in batches of 8 float4 K (and V) loads per lane: 8 rows for head dimensions ≤ 128, 4 rows of two
 //     512-byte pieces for ≤ 256. Lane l holds float4 chunk l (and l + 32) of each row, so every row piece is one coalesced
-//     512-byte warp load. The partition's batches go to the warps round-robin (batch b to warp b % 4), and each warp keeps
+//     512-byte warp load. From an f16 cache a lane loads the same 4 values as 8 bytes (uint2) and converts them to a float4:
+//     a 128-wide row piece is one 256-byte warp load, and everything after the load is the same. The partition's batches go to the warps round-robin (batch b to warp b % 4), and each warp keeps
 //     its OWN running (max, sum, Σ p·v) per head: no block barrier inside the main loop.
 //   - Pipelining through registers: while a warp computes on batch b, the K rows of its next batch are loaded as soon as
 //     the scores of b are done, the V rows right after P·V of b, and the block-table entries of the batch after that, so
@@ -77,28 +80,38 @@ __device__ __forceinline__ float transpose_sum(float (&v)[N], int lane) {
     return v[0];
 }
 
+// Values 4c … 4c + 3 of a cache row as a float4: one 16-byte load from a float32 cache, one 8-byte load (two f16x2) from an
+// f16 cache.
+__device__ __forceinline__ float4 load_kv4(const float* row, int c) { return ((const float4*)row)[c]; }
+
+__device__ __forceinline__ float4 load_kv4(const unsigned short* row, int c) {
+    const uint2 h = ((const uint2*)row)[c];
+    return make_float4(half_to_float(h.x & 0xFFFF), half_to_float(h.x >> 16), half_to_float(h.y & 0xFFFF),
+                       half_to_float(h.y >> 16));
+}
+
 // Loads one batch of K or V rows: rows j0 … j0 + ROWS − 1 (the lanes < ROWS of slotLane hold their slots), ROWS·P float4
-// per lane; rows at or past `valid` and chunks past the head dimension read as zeros.
-template <int P>
-__device__ __forceinline__ void load_rows(float4 (&r)[ATT_LOADS], const float* base, int slotLane, int valid, int kvWidth,
+// per lane; rows at or past `valid` and chunks past the head dimension read as zeros. KV: the cache's element type.
+template <int P, typename KV>
+__device__ __forceinline__ void load_rows(float4 (&r)[ATT_LOADS], const KV* base, int slotLane, int valid, int kvWidth,
                                           int lane, int chunks) {
     constexpr int ROWS = ATT_LOADS / P;
 #pragma unroll
     for (int row = 0; row < ROWS; row++) {
         const int slot = __shfl_sync(FULL_MASK, slotLane, row);
-        const float4* src = (const float4*)(base + (long long)slot * kvWidth);
+        const KV* src = base + (long long)slot * kvWidth;
 #pragma unroll
         for (int piece = 0; piece < P; piece++) {
             const int c = lane + 32 * piece;
-            r[row * P + piece] = row < valid && c < chunks ? src[c] : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+            r[row * P + piece] = row < valid && c < chunks ? load_kv4(src, c) : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
         }
     }
 }
 
-// The body of attention_partition for rows of P pieces (P = 1: head dimension ≤ 128; 2: ≤ 256).
-template <int P>
+// The body of attention_partition for rows of P pieces (P = 1: head dimension ≤ 128; 2: ≤ 256) over a cache of KV elements.
+template <int P, typename KV>
 __device__ __forceinline__ void attention_partition_body(
-    const float* query, const float* keyCache, const float* valueCache, const int* blockTables, const int* sequenceOf,
+    const float* query, const KV* keyCache, const KV* valueCache, const int* blockTables, const int* sequenceOf,
     const int* positions, const int* tokenList, float* output, float* partialOut, float2* partialStats, int heads, int kvHeads,
     int headDim, int blockSize, int maxBlocks, int partition, int splits, float scaleLog2) {
     constexpr int ROWS = ATT_LOADS / P;   // rows per warp batch
@@ -122,8 +135,8 @@ __device__ __forceinline__ void attention_partition_body(
     const int batches = (end - start + ROWS - 1) / ROWS;
     const int* table = blockTables + (long long)sequenceOf[t] * maxBlocks;
     const int kvWidth = kvHeads * headDim;
-    const float* keys = keyCache + (long long)h * headDim;
-    const float* values = valueCache + (long long)h * headDim;
+    const KV* keys = keyCache + (long long)h * headDim;
+    const KV* values = valueCache + (long long)h * headDim;
 
     const float* q = query + (long long)t * heads * headDim + (long long)h * group * headDim;
     for (int i = tid; i < group * WIDTH; i += ATT_THREADS) {
@@ -258,11 +271,12 @@ __device__ __forceinline__ void attention_partition_body(
     }
 }
 
-extern "C" __global__ void __launch_bounds__(ATT_THREADS) attention_partition(
-    const float* query, const float* keyCache, const float* valueCache, const int* blockTables, const int* sequenceOf,
+// attention_partition_body for the head dimension: one piece per lane up to 128, two up to 256.
+template <typename KV>
+__device__ __forceinline__ void attention_partition_rows(
+    const float* query, const KV* keyCache, const KV* valueCache, const int* blockTables, const int* sequenceOf,
     const int* positions, const int* tokenList, float* output, float* partialOut, float2* partialStats, int heads, int kvHeads,
     int headDim, int blockSize, int maxBlocks, int partition, int splits, float scaleLog2) {
-    pdl_start();
     if (headDim <= 32 * 4)
         attention_partition_body<1>(query, keyCache, valueCache, blockTables, sequenceOf, positions, tokenList, output,
                                     partialOut, partialStats, heads, kvHeads, headDim, blockSize, maxBlocks, partition, splits,
@@ -271,6 +285,25 @@ extern "C" __global__ void __launch_bounds__(ATT_THREADS) attention_partition(
         attention_partition_body<2>(query, keyCache, valueCache, blockTables, sequenceOf, positions, tokenList, output,
                                     partialOut, partialStats, heads, kvHeads, headDim, blockSize, maxBlocks, partition, splits,
                                     scaleLog2);
+}
+
+extern "C" __global__ void __launch_bounds__(ATT_THREADS) attention_partition(
+    const float* query, const float* keyCache, const float* valueCache, const int* blockTables, const int* sequenceOf,
+    const int* positions, const int* tokenList, float* output, float* partialOut, float2* partialStats, int heads, int kvHeads,
+    int headDim, int blockSize, int maxBlocks, int partition, int splits, float scaleLog2) {
+    pdl_start();
+    attention_partition_rows(query, keyCache, valueCache, blockTables, sequenceOf, positions, tokenList, output, partialOut,
+                             partialStats, heads, kvHeads, headDim, blockSize, maxBlocks, partition, splits, scaleLog2);
+}
+
+// attention_partition over an f16 cache (keys and values as IEEE half, read as uint2 and converted to float4).
+extern "C" __global__ void __launch_bounds__(ATT_THREADS) attention_partition_f16(
+    const float* query, const unsigned short* keyCache, const unsigned short* valueCache, const int* blockTables,
+    const int* sequenceOf, const int* positions, const int* tokenList, float* output, float* partialOut, float2* partialStats,
+    int heads, int kvHeads, int headDim, int blockSize, int maxBlocks, int partition, int splits, float scaleLog2) {
+    pdl_start();
+    attention_partition_rows(query, keyCache, valueCache, blockTables, sequenceOf, positions, tokenList, output, partialOut,
+                             partialStats, heads, kvHeads, headDim, blockSize, maxBlocks, partition, splits, scaleLog2);
 }
 
 // Combines the partitions of head blockIdx.x of token t (tokenList[blockIdx.y], or blockIdx.y without a list):
@@ -330,7 +363,8 @@ extern "C" __global__ void __launch_bounds__(ATT_THREADS) attention_reduce(
     }
 }
 
-// attention_prefill — FlashAttention-2 forward on tensor cores for prefill runs, causal, over the paged fp32 KV cache.
+// attention_prefill — FlashAttention-2 forward on tensor cores for prefill runs, causal, over the paged KV cache (float32;
+// attention_prefill_f16 over an f16 cache).
 //
 // Computes, for each query token t of a query tile and query head h: out[t][h·headDim + d] = Σ_j softmax_j(q·k_j / √headDim)
 // · v_j[d] over the positions j = 0…p_t of t's sequence, like attention_partition, but 64 query rows at a time with
@@ -345,7 +379,9 @@ extern "C" __global__ void __launch_bounds__(ATT_THREADS) attention_reduce(
 // and the slots of two K/V tiles [2][64] int.
 //   - Q, pre-scaled by scaleLog2 and rounded to f16, lives in registers as mma A fragments for the whole kernel.
 //   - K/V tiles of 64 positions, 0 … p0+count−1 (causal: later positions are never read). Threads load them with 16-byte
-//     loads (a warp reads 512 contiguous bytes of a row), convert to f16 and store them to shared memory. Pipelined through
+//     loads (a warp reads 512 contiguous bytes of a row), convert to f16 and store them to shared memory. From an f16 cache
+//     the same 4 values are one 8-byte load (a warp reads 256 contiguous bytes), stored as they are: no conversion, and the
+//     tile's values are exactly the cache's. Pipelined through
 //     registers: V of tile i loads while S = Q·Kᵀ and the softmax of tile i run, K of tile i+1 while P·V of tile i runs.
 //   - S = Q·Kᵀ: K rows are the "col" B operand as they lie (ldmatrix). Online softmax per row in registers: each row's 64
 //     scores sit in the 4 lanes of a quad (max and sum across them with __shfl_xor 1, 2); keys after the row's position are
@@ -357,7 +393,8 @@ extern "C" __global__ void __launch_bounds__(ATT_THREADS) attention_reduce(
 // Blocks are taken in reverse tile order: the host lists a run's tiles by position, and later tiles have longer contexts,
 // so the longest blocks start first.
 // f16 range: q·scaleLog2, k, v and p must stay below 65504 in magnitude (p ≤ 1; activations of the models served are far
-// below); rounding costs ≤ 2⁻¹¹ relative per value (GpuCheck's bound for this path is derived from it).
+// below); rounding costs ≤ 2⁻¹¹ relative per value (GpuCheck's bound for this path is derived from it). An f16 cache holds
+// K and V already rounded the same way (rope_store_kv_f16), so this kernel computes the same from either cache.
 #define PF_THREADS 256
 #define PF_ROWS 128     // query rows per block: 8 warps × 16
 #define PF_KEYS 64      // positions per K/V tile
@@ -408,41 +445,53 @@ struct TilePieces {
     }
 };
 
+// A piece of a K/V tile: 4 values as the cache holds them, a float4 (float32 cache) or a uint2 of 4 f16 (f16 cache).
+template <typename KV> struct PrefillPiece;
+template <> struct PrefillPiece<float> { typedef float4 Type; };
+template <> struct PrefillPiece<unsigned short> { typedef uint2 Type; };
+
+// A piece as the 4 f16 of the shared tile: rounded (to nearest even) from float32, or as it is.
+__device__ __forceinline__ uint2 piece_to_half(float4 x) {
+    uint2 h;
+    h.x = pack_half2(x.x, x.y);
+    h.y = pack_half2(x.z, x.w);
+    return h;
+}
+__device__ __forceinline__ uint2 piece_to_half(uint2 x) { return x; }
+
 // Loads the thread's pieces of one K or V tile (positions whose slot is −1 read as zeros).
-__device__ __forceinline__ void prefill_load(float4 (&r)[PF_MAX_PIECES], const float* base, const int* slots, int kvWidth,
-                                             int tid, int chunks) {
+template <typename KV>
+__device__ __forceinline__ void prefill_load(typename PrefillPiece<KV>::Type (&r)[PF_MAX_PIECES], const KV* base,
+                                             const int* slots, int kvWidth, int tid, int chunks) {
+    typedef typename PrefillPiece<KV>::Type Piece;
     TilePieces p(tid, chunks);
 #pragma unroll
     for (int i = 0; i < PF_MAX_PIECES; i++) {
         if (tid + PF_THREADS * i < p.pieces) {
             const int slot = slots[p.row];
-            r[i] = slot >= 0 ? ((const float4*)(base + (long long)slot * kvWidth))[p.col] : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+            r[i] = slot >= 0 ? ((const Piece*)(base + (long long)slot * kvWidth))[p.col] : Piece{};
         }
         p.next();
     }
 }
 
-// Stores the loaded pieces, rounded to f16, into a [64][stride] tile.
-__device__ __forceinline__ void prefill_store(unsigned short* tile, const float4 (&r)[PF_MAX_PIECES], int stride, int tid,
+// Stores the loaded pieces as f16 into a [64][stride] tile.
+template <typename Piece>
+__device__ __forceinline__ void prefill_store(unsigned short* tile, const Piece (&r)[PF_MAX_PIECES], int stride, int tid,
                                               int chunks) {
     TilePieces p(tid, chunks);
 #pragma unroll
     for (int i = 0; i < PF_MAX_PIECES; i++) {
-        if (tid + PF_THREADS * i < p.pieces) {
-            uint2 h;
-            h.x = pack_half2(r[i].x, r[i].y);
-            h.y = pack_half2(r[i].z, r[i].w);
-            *(uint2*)(tile + p.row * stride + 4 * p.col) = h;  // one 8-byte store
-        }
+        if (tid + PF_THREADS * i < p.pieces) *(uint2*)(tile + p.row * stride + 4 * p.col) = piece_to_half(r[i]);  // one 8-byte store
         p.next();
     }
 }
 
-extern "C" __global__ void __launch_bounds__(PF_THREADS) attention_prefill(
-    const float* query, const float* keyCache, const float* valueCache, const int* blockTables, const int* sequenceOf,
+template <typename KV>
+__device__ __forceinline__ void attention_prefill_body(
+    const float* query, const KV* keyCache, const KV* valueCache, const int* blockTables, const int* sequenceOf,
     const int* positions, const int* queryTiles, float* output, int tileCount, int heads, int kvHeads, int headDim,
     int blockSize, int maxBlocks, float scaleLog2) {
-    pdl_start();
     extern __shared__ __attribute__((aligned(16))) unsigned char prefillShared[];
     const int stride = headDim + PF_PAD;
     unsigned short* sK = (unsigned short*)prefillShared;  // [PF_KEYS][stride]
@@ -459,8 +508,8 @@ extern "C" __global__ void __launch_bounds__(PF_THREADS) attention_prefill(
     const int kvTiles = (kvEnd + PF_KEYS - 1) / PF_KEYS;
     const int kvWidth = kvHeads * headDim;
     const int kvHead = h / (heads / kvHeads);
-    const float* keys = keyCache + (long long)kvHead * headDim;
-    const float* values = valueCache + (long long)kvHead * headDim;
+    const KV* keys = keyCache + (long long)kvHead * headDim;
+    const KV* values = valueCache + (long long)kvHead * headDim;
     const int chunks = headDim / 4, kSteps = headDim / 16, dTiles = headDim / 8;
 
     // This warp's rows: r0 = 16·warp + g and r1 = r0 + 8 (the C fragment's two rows), at positions p0 + r.
@@ -502,7 +551,7 @@ extern "C" __global__ void __launch_bounds__(PF_THREADS) attention_prefill(
     auto slotOf = [&](int j) { return j < kvEnd ? table[j / blockSize] * blockSize + j % blockSize : -1; };
     if (tid < PF_KEYS) sSlot[tid] = slotOf(tid);
     __syncthreads();
-    float4 kr[PF_MAX_PIECES], vr[PF_MAX_PIECES];
+    typename PrefillPiece<KV>::Type kr[PF_MAX_PIECES], vr[PF_MAX_PIECES];
     prefill_load(kr, keys, sSlot, kvWidth, tid, chunks);
 
     for (int i = 0; i < kvTiles; i++) {
@@ -620,4 +669,23 @@ extern "C" __global__ void __launch_bounds__(PF_THREADS) attention_prefill(
             if (r1 < count) *(float2*)(out1 + d) = make_float2(o[n][2] * inverse1, o[n][3] * inverse1);
         }
     }
+}
+
+extern "C" __global__ void __launch_bounds__(PF_THREADS) attention_prefill(
+    const float* query, const float* keyCache, const float* valueCache, const int* blockTables, const int* sequenceOf,
+    const int* positions, const int* queryTiles, float* output, int tileCount, int heads, int kvHeads, int headDim,
+    int blockSize, int maxBlocks, float scaleLog2) {
+    pdl_start();
+    attention_prefill_body(query, keyCache, valueCache, blockTables, sequenceOf, positions, queryTiles, output, tileCount,
+                           heads, kvHeads, headDim, blockSize, maxBlocks, scaleLog2);
+}
+
+// attention_prefill over an f16 cache: K/V pieces go into the shared tiles as they are.
+extern "C" __global__ void __launch_bounds__(PF_THREADS) attention_prefill_f16(
+    const float* query, const unsigned short* keyCache, const unsigned short* valueCache, const int* blockTables,
+    const int* sequenceOf, const int* positions, const int* queryTiles, float* output, int tileCount, int heads, int kvHeads,
+    int headDim, int blockSize, int maxBlocks, float scaleLog2) {
+    pdl_start();
+    attention_prefill_body(query, keyCache, valueCache, blockTables, sequenceOf, positions, queryTiles, output, tileCount,
+                           heads, kvHeads, headDim, blockSize, maxBlocks, scaleLog2);
 }

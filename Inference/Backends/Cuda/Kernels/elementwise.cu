@@ -1,7 +1,8 @@
 // elementwise.cu — the row-wise operations of the forward pass, each the device twin of a CPU backend job.
 //
 // Activations are float32, row-major [rows][columns]. The KV cache of one layer is, for keys and values separately,
-// [slots][kvHeads][headDim] with slot = block * blockSize + offset (KvCacheShape). Launch shapes are given per kernel;
+// [slots][kvHeads][headDim] with slot = block * blockSize + offset (KvCacheShape), in the cache's element type: float32, or
+// f16 for the _f16 variants of the kernels that write it. Launch shapes are given per kernel;
 // CudaLaunchGeometry in C# computes them.
 #include "common.cuh"
 
@@ -93,14 +94,20 @@ extern "C" __global__ void rms_norm_groups(const float* input, const float* weig
     for (int i = lane; i < group; i += 32) output[base + i] = input[base + i] * scale * weight[i];
 }
 
+// A key or value stored into the KV cache: as it is (float32), or rounded to nearest even to f16.
+__device__ __forceinline__ void store_kv(float* cache, long long i, float x) { cache[i] = x; }
+__device__ __forceinline__ void store_kv(unsigned short* cache, long long i, float x) { cache[i] = round_half(x, 0); }
+
 // Rotates every head of query and key of token t by its position (cos/sin tables [maxPositions][headDim/2]), writes the
 // rotated key and the value to the cache at the token's slot.  grid (tokens, ceil((heads + kvHeads) · headDim/2 / 128)),
 // block 128: one rotated pair per thread (one block per token looped 20 times over a Llama-3-8B token: 12 µs a layer).
-// style 0: adjacent pairs (2i, 2i+1); style 1: NeoX (i, i + headDim/2).
-extern "C" __global__ void rope_store_kv(float* query, float* key, const float* value, const float* cosTable,
-                                         const float* sinTable, const int* positions, const int* slots, float* keyCache,
-                                         float* valueCache, int heads, int kvHeads, int headDim, int style) {
-    pdl_start();
+// style 0: adjacent pairs (2i, 2i+1); style 1: NeoX (i, i + headDim/2). KV is the cache's element type (float, or
+// unsigned short holding f16: rope_store_kv_f16); the rotated query and key in the activations stay float32.
+template <typename KV>
+__device__ __forceinline__ void rope_store_kv_body(float* query, float* key, const float* value, const float* cosTable,
+                                                   const float* sinTable, const int* positions, const int* slots,
+                                                   KV* keyCache, KV* valueCache, int heads, int kvHeads, int headDim,
+                                                   int style) {
     const int t = blockIdx.x;
     const int pairs = headDim / 2;
     const long long p = positions[t];
@@ -122,13 +129,30 @@ extern "C" __global__ void rope_store_kv(float* query, float* key, const float* 
         x[a] = r0;
         x[b] = r1;
         if (isKey) {
-            float* k = keyCache + slot * kvWidth + (h - heads) * headDim;
-            k[a] = r0;
-            k[b] = r1;
+            const long long k = slot * kvWidth + (h - heads) * headDim;
+            store_kv(keyCache, k + a, r0);
+            store_kv(keyCache, k + b, r1);
         }
     }
     for (int i = item; i < kvWidth; i += gridDim.y * blockDim.x)
-        valueCache[slot * kvWidth + i] = value[(long long)t * kvWidth + i];
+        store_kv(valueCache, slot * kvWidth + i, value[(long long)t * kvWidth + i]);
+}
+
+extern "C" __global__ void rope_store_kv(float* query, float* key, const float* value, const float* cosTable,
+                                         const float* sinTable, const int* positions, const int* slots, float* keyCache,
+                                         float* valueCache, int heads, int kvHeads, int headDim, int style) {
+    pdl_start();
+    rope_store_kv_body(query, key, value, cosTable, sinTable, positions, slots, keyCache, valueCache, heads, kvHeads,
+                       headDim, style);
+}
+
+extern "C" __global__ void rope_store_kv_f16(float* query, float* key, const float* value, const float* cosTable,
+                                             const float* sinTable, const int* positions, const int* slots,
+                                             unsigned short* keyCache, unsigned short* valueCache, int heads, int kvHeads,
+                                             int headDim, int style) {
+    pdl_start();
+    rope_store_kv_body(query, key, value, cosTable, sinTable, positions, slots, keyCache, valueCache, heads, kvHeads,
+                       headDim, style);
 }
 
 // output = gate / (1 + e^-gate) * up over n values.  grid (ceil(n / 256)), block 256. When codes is given (n and the

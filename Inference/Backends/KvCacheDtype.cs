@@ -1,0 +1,39 @@
+namespace AspireAi.Inference.Backends;
+
+/// <summary>
+/// The element type of the paged KV cache (vLLM's <c>--kv-cache-dtype</c>). <see cref="Auto"/> is the backend's choice
+/// (<see cref="IBackend.ResolveKvCacheDtype"/>): f16 on CUDA, where decode at long contexts is bound by reading the cache and
+/// half the bytes is half that time; float32 on the CPU.
+/// </summary>
+public enum KvCacheDtype
+{
+    Auto,
+    Float32,
+    Float16,
+}
+
+/// <summary>The names of <see cref="KvCacheDtype"/> on the command line and in configuration, and its element sizes.</summary>
+public static class KvCacheDtypes
+{
+    /// <summary>The accepted names, in the order of <see cref="KvCacheDtype"/>.</summary>
+    public static readonly string[] Names = ["auto", "fp32", "fp16"];
+
+    /// <summary>Parses a flag or configuration value (case-insensitive); <paramref name="setting"/> names it in the error.</summary>
+    public static KvCacheDtype Parse(string? text, string setting)
+    {
+        var index = Array.FindIndex(Names, name => string.Equals(name, text?.Trim(), StringComparison.OrdinalIgnoreCase));
+        return index >= 0
+            ? (KvCacheDtype)index
+            : throw new ArgumentException($"{setting} must be {string.Join(", ", Names[..^1])} or {Names[^1]}, not '{text}'.");
+    }
+
+    public static string Name(this KvCacheDtype dtype) => Names[(int)dtype];
+
+    /// <summary>Bytes of one key or value element; <see cref="KvCacheDtype.Auto"/> has none until a backend resolves it.</summary>
+    public static int ElementBytes(this KvCacheDtype dtype) => dtype switch
+    {
+        KvCacheDtype.Float32 => sizeof(float),
+        KvCacheDtype.Float16 => 2,
+        _ => throw new InvalidOperationException($"The KV cache type '{dtype.Name()}' has no element size until a backend resolves it (IBackend.ResolveKvCacheDtype)."),
+    };
+}
