@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using AspireAi.GpuCheck;
+using AspireAi.Inference.Backends;
 using AspireAi.Inference.Backends.Cpu;
 using AspireAi.Inference.Backends.Cuda;
 using AspireAi.Inference.Backends.Cuda.Driver;
@@ -10,8 +11,9 @@ using AspireAi.Inference.Models.Gguf;
 
 // GpuCheck: the CUDA backend against the CPU backend on the GPU machine, then its timings (docs/cuda.md).
 //   GpuCheck [--ptx-dir DIR] [--model FILE.gguf]... [--out DIR] [--quick] [--no-bench | --only-bench] [--big | --only-big]
-//   GpuCheck --shapes [SHAPE,...] [--out DIR]   the GPU performance table (ShapeBenchmarks) for the named model shapes:
-//            1b-bf16, 1b-q8_0, 8b-bf16, 8b-q8_0, 8b-q4_0, qwen3-bf16 (all when none are named)
+//   GpuCheck --shapes [SHAPE,...] [--kv-cache-dtype auto|fp32|fp16] [--out DIR]   the GPU performance table
+//            (ShapeBenchmarks) for the named model shapes: 1b-bf16, 1b-q8_0, 8b-bf16, 8b-q8_0, 8b-q4_0, qwen3-bf16 (all when
+//            none are named), over a KV cache of that type (auto: what serving uses, f16)
 //   GpuCheck --tp N [--out DIR]       only tensor parallelism: TP = N against TP = 1 (docs/tensor-parallel.md)
 //   GpuCheck inference <verb> ...   runs the Inference CLI (e.g. generate --device cuda) from this binary.
 if (args.Length > 0 && args[0] == "inference")
@@ -24,6 +26,7 @@ var models = new List<string>();
 bool quick = false, bench = true, big = false, onlyBig = false, onlyBench = false;
 string[]? shapes = null;
 var tensorParallel = 1;
+var kvCacheDtype = KvCacheDtype.Auto;
 for (var i = 0; i < args.Length; i++)
 {
     switch (args[i])
@@ -37,9 +40,10 @@ for (var i = 0; i < args.Length; i++)
         case "--only-big": big = onlyBig = true; break;
         case "--only-bench": onlyBench = true; break;
         case "--shapes": shapes = i + 1 < args.Length && !args[i + 1].StartsWith("--", StringComparison.Ordinal) ? args[++i].Split(',') : ["all"]; break;
+        case "--kv-cache-dtype": kvCacheDtype = KvCacheDtypes.Parse(args[++i], "--kv-cache-dtype"); break;
         case "--tp": tensorParallel = int.Parse(args[++i], System.Globalization.CultureInfo.InvariantCulture); break;
         default:
-            Console.Error.WriteLine($"error: unknown argument '{args[i]}' (--ptx-dir DIR, --out DIR, --model FILE, --quick, --no-bench, --only-bench, --big, --only-big, --shapes [LIST], --tp N; or: inference <verb> ...)");
+            Console.Error.WriteLine($"error: unknown argument '{args[i]}' (--ptx-dir DIR, --out DIR, --model FILE, --quick, --no-bench, --only-bench, --big, --only-big, --shapes [LIST], --kv-cache-dtype auto|fp32|fp16, --tp N; or: inference <verb> ...)");
             return 2;
     }
 }
@@ -113,7 +117,7 @@ try
     if (shapes is not null)
     {
         _ = new Benchmarks(gpu, report).CopyBandwidth();
-        var suite = new ShapeBenchmarks(gpu, report);
+        var suite = new ShapeBenchmarks(gpu, report, gpu.ResolveKvCacheDtype(kvCacheDtype));
         (int, int)[] small = [(1, 128), (32, 128)];
         (int, int)[] large = [(1, 128), (32, 128), (64, 128), (256, 128), (1, 2048), (32, 2048), (1, 8192), (32, 8192)];
         var table = new (string Key, string Name, Func<int, ModelConfig> Shape, GgmlType Type, (int, int)[] Decode, int Prefill)[]

@@ -14,12 +14,17 @@ namespace AspireAi.GpuCheck;
 /// with a non-zero constant instead of prefilling (attention's speed does not depend on the values, and a 32 × 8k prefill
 /// would take minutes); every step really reads the whole context.
 /// </summary>
-internal sealed class ShapeBenchmarks(CudaBackend gpu, Report report)
+internal sealed class ShapeBenchmarks(CudaBackend gpu, Report report, KvCacheDtype kvDtype)
 {
     private const int BlockSize = 16;
 
     /// <summary>0.01f: keys and values of the filled contexts.</summary>
     private const uint FillPattern = 0x3C23D70A;
+
+    /// <summary>The same ≈ 0.01 as two f16 values (0x211F), for an f16 cache.</summary>
+    private const uint FillPatternF16 = 0x211F211F;
+
+    private string KvLabel => kvDtype == KvCacheDtype.Float16 ? "fp16" : "fp32";
 
     /// <param name="decode">(batch, context) pairs to decode at; batch 1 also gets the CUDA graph and the launch A/B.</param>
     /// <param name="prefill">Tokens of the one-sequence prefill (0: none).</param>
@@ -30,14 +35,14 @@ internal sealed class ShapeBenchmarks(CudaBackend gpu, Report report)
         var maxBatch = decode.Max(d => d.Batch);
         using var model = new LlamaModel(source, gpu, Math.Max(prefill, maxBatch), maxBatch);
         var parameters = MatMulParameters(config);
-        report.Line($"---- {name} {type}: {model.WeightBytesPerStep / 1e9:F2} GB of weights per step, {parameters / 1e9:F2} G matmul parameters; made and loaded in {clock.Elapsed.TotalSeconds:F0} s; programmatic dependent launch {(gpu.Kernels.DependentLaunch ? "available" : "unavailable")}");
+        report.Line($"---- {name} {type}: {model.WeightBytesPerStep / 1e9:F2} GB of weights per step, {parameters / 1e9:F2} G matmul parameters; {KvLabel} KV cache; made and loaded in {clock.Elapsed.TotalSeconds:F0} s; programmatic dependent launch {(gpu.Kernels.DependentLaunch ? "available" : "unavailable")}");
         foreach (var (batch, context) in decode)
         {
             var (free, _) = gpu.Context.MemoryInfo();
             var kvBytes = (long)batch * (context + 64) * KvBytesPerToken(config);
             if (kvBytes > free - (2L << 30))
             {
-                report.Line($"decode {name} {type} batch {batch} context {context}: skipped, its KV cache ({kvBytes / 1e9:F1} GB, fp32) exceeds the {free / 1e9:F1} GB free");
+                report.Line($"decode {name} {type} batch {batch} context {context}: skipped, its KV cache ({kvBytes / 1e9:F1} GB, {KvLabel}) exceeds the {free / 1e9:F1} GB free");
                 continue;
             }
 
@@ -54,11 +59,12 @@ internal sealed class ShapeBenchmarks(CudaBackend gpu, Report report)
     {
         const int steps = 32;
         var blocksPerSequence = (context + steps + BlockSize) / BlockSize + 1;
-        using var cache = (CudaKvCache)gpu.CreateKvCache(model.KvCacheShape(BlockSize, blocksPerSequence * batchSize));
+        using var cache = (CudaKvCache)gpu.CreateKvCache(model.KvCacheShape(BlockSize, blocksPerSequence * batchSize) with { Dtype = kvDtype });
+        var pattern = kvDtype == KvCacheDtype.Float16 ? FillPatternF16 : FillPattern;
         for (var l = 0; l < config.LayerCount; l++)
         {
-            cache.Keys(l).Fill(gpu.Stream, FillPattern);
-            cache.Values(l).Fill(gpu.Stream, FillPattern);
+            cache.Keys(l).Fill(gpu.Stream, pattern);
+            cache.Values(l).Fill(gpu.Stream, pattern);
         }
 
         var tables = Enumerable.Range(0, batchSize).Select(s => Enumerable.Range(s * blocksPerSequence, blocksPerSequence).ToArray()).ToArray();
@@ -116,7 +122,7 @@ internal sealed class ShapeBenchmarks(CudaBackend gpu, Report report)
         var matmulMs = profile.Where(k => k.Kernel.StartsWith("gemv_", StringComparison.Ordinal) || k.Kernel.StartsWith("gemm_", StringComparison.Ordinal)).Sum(k => k.Milliseconds);
         var totalMs = profile.Sum(k => k.Milliseconds);
         var kvBytes = (double)batchSize * (context + 1) * KvBytesPerToken(config);
-        report.Timing($"  profile ({profile.Sum(k => k.Launches)} launches, event-timed): kernels {totalMs:F3} ms; matmuls {matmulMs:F3} ms ({100 * matmulMs / totalMs:F0}%, {2 * parameters * batchSize / (matmulMs * 1e-3) / 1e12:F1} TFLOP/s); attention {attentionMs:F3} ms ({100 * attentionMs / totalMs:F0}%, {kvBytes / 1e9:F2} GB of fp32 KV at {kvBytes / (attentionMs * 1e-3) / 1e9:F0} GB/s)");
+        report.Timing($"  profile ({profile.Sum(k => k.Launches)} launches, event-timed): kernels {totalMs:F3} ms; matmuls {matmulMs:F3} ms ({100 * matmulMs / totalMs:F0}%, {2 * parameters * batchSize / (matmulMs * 1e-3) / 1e12:F1} TFLOP/s); attention {attentionMs:F3} ms ({100 * attentionMs / totalMs:F0}%, {kvBytes / 1e9:F2} GB of {KvLabel} KV at {kvBytes / (attentionMs * 1e-3) / 1e9:F0} GB/s)");
         foreach (var (kernel, launches, ms) in profile.OrderByDescending(k => k.Milliseconds).Take(6))
         {
             report.Timing($"    {kernel,-26} {launches,4} launches {ms * 1000,9:F1} us {100 * ms / totalMs,5:F1}%");
@@ -147,7 +153,7 @@ internal sealed class ShapeBenchmarks(CudaBackend gpu, Report report)
     private void Prefill(LlamaModel model, ModelConfig config, string name, int tokens, double parameters)
     {
         var blocks = tokens / BlockSize + 1;
-        using var cache = gpu.CreateKvCache(model.KvCacheShape(BlockSize, blocks));
+        using var cache = gpu.CreateKvCache(model.KvCacheShape(BlockSize, blocks) with { Dtype = kvDtype });
         var table = Enumerable.Range(0, blocks).ToArray();
         var batch = new ForwardBatch(tokens, 1, blocks);
         var random = new Random(tokens);
@@ -202,5 +208,5 @@ internal sealed class ShapeBenchmarks(CudaBackend gpu, Report report)
         return c.LayerCount * (e * (q + 2 * kv) + q * e + 3 * e * ff) + (double)c.VocabularySize * e;
     }
 
-    private static long KvBytesPerToken(ModelConfig c) => (long)c.LayerCount * 2 * c.KvHeadCount * c.HeadDim * sizeof(float);
+    private long KvBytesPerToken(ModelConfig c) => (long)c.LayerCount * 2 * c.KvHeadCount * c.HeadDim * kvDtype.ElementBytes();
 }

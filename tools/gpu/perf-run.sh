@@ -4,7 +4,7 @@
 # then GpuCheck --shapes (the table for the named model shapes), the nano-vllm workload through bench-serve on a
 # random Qwen3-0.6B, and the PyTorch peer (tools/gpu/torch-peer.py) when present. Same layout as gpu-check.sh: GpuCheck in
 # $GPU/bin, kernels in $GPU/kernels, tools in $GPU/tools, models in $GPU/models; results in $OUT.
-#   SHAPES=8b-q8_0,1b-bf16 PEER=decode,copy SERVE=1 bash .gpu/tools/perf-run.sh
+#   SHAPES=8b-q8_0,1b-bf16 PEER=decode,copy SERVE=1 bash .gpu/tools/perf-run.sh   (KV=fp32|fp16: the KV cache type, default auto)
 set -uo pipefail
 GPU="${GPU:-.gpu}"
 OUT="${OUT:-$GPU/out}"
@@ -30,13 +30,13 @@ if [ "${CHECK:-1}" = 1 ]; then
 fi
 if [ -n "${SHAPES:-}" ]; then
     stamp "shapes $SHAPES"
-    timeout "${SHAPES_SECONDS:-400}" "$GPU/bin/GpuCheck" --ptx-dir "$GPU/ptx" --shapes "$SHAPES" >> "$log" 2>&1
+    timeout "${SHAPES_SECONDS:-400}" "$GPU/bin/GpuCheck" --ptx-dir "$GPU/ptx" --shapes "$SHAPES" --kv-cache-dtype "${KV:-auto}" >> "$log" 2>&1
     stamp "shapes exit $?"
 fi
 if [ "${SERVE:-0}" = 1 ]; then
     stamp "nano-vllm workload, random Qwen3-0.6B ${SERVE_TYPE:-bf16}"
     timeout "${SERVE_SECONDS:-150}" "$GPU/bin/GpuCheck" inference bench-serve --model "random:qwen3-0.6b:${SERVE_TYPE:-bf16}:4096" --device cuda \
-        --num-prompts 256 --max-num-seqs "${SERVE_SEQS:-256}" --max-batched-tokens 8192 --seed 0 >> "$log" 2>&1
+        --num-prompts 256 --max-num-seqs "${SERVE_SEQS:-256}" --max-batched-tokens 8192 --seed 0 --kv-cache-dtype "${KV:-auto}" >> "$log" 2>&1
     stamp "bench-serve exit $?"
 fi
 if [ -n "${PEER:-}" ] && [ -f "$GPU/tools/torch-peer.py" ]; then
