@@ -596,13 +596,13 @@ internal sealed class KernelChecks(CudaBackend gpu, CpuBackend cpu, Report repor
     {
         var t = batch.TokenCount;
         var (go, co) = Pair(t, heads * headDim);
-        var (ho, unused) = Pair(t, heads * headDim);
+        var ho = gpu.CreateTensor(t, heads * headDim);
         gpu.PagedAttention(gq, gc, 0, go);
         cpu.PagedAttention(cq, cc, 0, co);
         gpu.PagedAttention(gq, gh, 0, ho);
         report.Check($"attention {what}", Compare(go, co, t), AttentionBound);
         report.Check($"attention {what}, f16 cache", Compare(ho, co, t), F16KvAttentionBound);
-        Dispose([go, co, ho, unused]);
+        Dispose([go, co, ho]);
     }
 
     /// <summary>
@@ -618,7 +618,7 @@ internal sealed class KernelChecks(CudaBackend gpu, CpuBackend cpu, Report repor
         var width = heads * headDim;
         var (gq, cq) = Pair(t, width, RandomWeights.Floats(t * width, _random));
         var (go, co) = Pair(t, width);
-        var (ho, unused) = Pair(t, width);
+        var ho = gpu.CreateTensor(t, width);
         gpu.BeginBatch(batch);
         cpu.BeginBatch(batch);
         gpu.PagedAttention(gq, gc, 0, go);
@@ -628,7 +628,7 @@ internal sealed class KernelChecks(CudaBackend gpu, CpuBackend cpu, Report repor
         var b = new float[t * width];
         cpu.ReadRows(co, t, b);
         var h = Read(ho, t);
-        Dispose([gq, cq, go, co, ho, unused]);
+        Dispose([gq, cq, go, co, ho]);
 
         var (tiles, rest, _) = CudaLaunchGeometry.CountQueryTiles(batch.Positions, batch.SequenceIndices);
         var tileList = new int[2 * tiles];

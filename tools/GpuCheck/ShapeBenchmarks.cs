@@ -4,6 +4,7 @@ using AspireAi.Inference.Backends.Cuda;
 using AspireAi.Inference.Backends.Cuda.Driver;
 using AspireAi.Inference.Models;
 using AspireAi.Inference.Models.Synthetic;
+using AspireAi.Inference.Serving;
 
 namespace AspireAi.GpuCheck;
 
@@ -39,7 +40,7 @@ internal sealed class ShapeBenchmarks(CudaBackend gpu, Report report, KvCacheDty
         foreach (var (batch, context) in decode)
         {
             var (free, _) = gpu.Context.MemoryInfo();
-            var kvBytes = (long)batch * (context + 64) * KvBytesPerToken(config);
+            var kvBytes = (long)batch * (context + 64) * KvCacheSizing.BytesPerToken(config, kvDtype);
             if (kvBytes > free - (2L << 30))
             {
                 report.Line($"decode {name} {type} batch {batch} context {context}: skipped, its KV cache ({kvBytes / 1e9:F1} GB, {KvLabel}) exceeds the {free / 1e9:F1} GB free");
@@ -121,7 +122,7 @@ internal sealed class ShapeBenchmarks(CudaBackend gpu, Report report, KvCacheDty
         var attentionMs = profile.Where(k => k.Kernel.StartsWith("attention_", StringComparison.Ordinal)).Sum(k => k.Milliseconds);
         var matmulMs = profile.Where(k => k.Kernel.StartsWith("gemv_", StringComparison.Ordinal) || k.Kernel.StartsWith("gemm_", StringComparison.Ordinal)).Sum(k => k.Milliseconds);
         var totalMs = profile.Sum(k => k.Milliseconds);
-        var kvBytes = (double)batchSize * (context + 1) * KvBytesPerToken(config);
+        var kvBytes = (double)batchSize * (context + 1) * KvCacheSizing.BytesPerToken(config, kvDtype);
         report.Timing($"  profile ({profile.Sum(k => k.Launches)} launches, event-timed): kernels {totalMs:F3} ms; matmuls {matmulMs:F3} ms ({100 * matmulMs / totalMs:F0}%, {2 * parameters * batchSize / (matmulMs * 1e-3) / 1e12:F1} TFLOP/s); attention {attentionMs:F3} ms ({100 * attentionMs / totalMs:F0}%, {kvBytes / 1e9:F2} GB of {KvLabel} KV at {kvBytes / (attentionMs * 1e-3) / 1e9:F0} GB/s)");
         foreach (var (kernel, launches, ms) in profile.OrderByDescending(k => k.Milliseconds).Take(6))
         {
@@ -208,5 +209,4 @@ internal sealed class ShapeBenchmarks(CudaBackend gpu, Report report, KvCacheDty
         return c.LayerCount * (e * (q + 2 * kv) + q * e + 3 * e * ff) + (double)c.VocabularySize * e;
     }
 
-    private long KvBytesPerToken(ModelConfig c) => (long)c.LayerCount * 2 * c.KvHeadCount * c.HeadDim * kvDtype.ElementBytes();
 }

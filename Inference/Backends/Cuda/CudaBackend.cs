@@ -453,15 +453,10 @@ public sealed class CudaBackend : IBackend, IDeviceSampler
         {
             var tile = CudaLaunchGeometry.TensorCoreGemmTile;
             var splits = CudaLaunchGeometry.TensorCoreSplits(rows, w.Rows, w.Columns, Context.MultiprocessorCount);
-            var outputs = (long)rows * w.Rows;
-            var partial = splits > 1 ? SplitWorkspace(splits * outputs).Pointer : DevicePointer.Null;
+            var partial = SplitPartials(splits, rows, w.Rows);
             tensorCore.Launch(Stream, new Dim3((uint)CudaLaunchGeometry.Ceiling(w.Rows, tile), (uint)CudaLaunchGeometry.Ceiling(rows, tile), (uint)splits), 128, 0,
                 w.Codes, Pointer(w.Scales), Pointer(w.Mins), w.CodeOffset, x.QuantizedCodes, x.QuantizedScaleSums, y.Data, partial, w.Rows, w.Columns, rows);
-            if (splits > 1)
-            {
-                Kernels.SumSplits.Launch(Stream, (int)CudaLaunchGeometry.Ceiling(outputs, 256), 256, 0, partial, y.Data, splits, outputs);
-            }
-
+            SumSplits(partial, y, splits, rows, w.Rows);
             return;
         }
 
@@ -470,16 +465,11 @@ public sealed class CudaBackend : IBackend, IDeviceSampler
             var halves = EnsureHalf(x, rows, w.Layout == CudaWeightLayout.BFloat16);
             var tileRows = HalfGemmTileRowsOverride ?? CudaLaunchGeometry.HalfGemmRows(rows);
             var splits = CudaLaunchGeometry.HalfGemmSplits(rows, w.Rows, w.Columns, Context.MultiprocessorCount);
-            var outputs = (long)rows * w.Rows;
-            var partial = splits > 1 ? SplitWorkspace(splits * outputs).Pointer : DevicePointer.Null;
+            var partial = SplitPartials(splits, rows, w.Rows);
             var blocks = new Dim3((uint)CudaLaunchGeometry.Ceiling(w.Rows, CudaLaunchGeometry.HalfGemmWeightRows), (uint)CudaLaunchGeometry.Ceiling(rows, tileRows), (uint)splits);
             Kernels.HalfGemm(w, tileRows).Launch(Stream, blocks, 256, CudaLaunchGeometry.HalfGemmSharedBytes(tileRows),
                 w.Codes, halves, y.Data, partial, w.Rows, w.Columns, rows);
-            if (splits > 1)
-            {
-                Kernels.SumSplits.Launch(Stream, (int)CudaLaunchGeometry.Ceiling(outputs, 256), 256, 0, partial, y.Data, splits, outputs);
-            }
-
+            SumSplits(partial, y, splits, rows, w.Rows);
             return;
         }
 
@@ -521,18 +511,29 @@ public sealed class CudaBackend : IBackend, IDeviceSampler
     }
 
     /// <summary>
-    /// The split-K GEMM's partial sums, grown to the largest step seen (a captured graph replays a step of a size already run
-    /// eagerly, so the buffer it addresses stays put). Freed with the backend.
+    /// Where a split-K GEMM of <paramref name="rows"/> × <paramref name="outputs"/> writes its partial sums ([splits][rows]
+    /// [outputs]; null for one split, which writes y directly). One workspace grown to the largest step seen: a captured
+    /// graph replays a step of a size already run eagerly, so the buffer it addresses stays put.
     /// </summary>
-    private CudaDeviceBuffer<float> SplitWorkspace(long floats)
+    private DevicePointer SplitPartials(int splits, int rows, int outputs)
     {
-        if (_splitWorkspace is null || _splitWorkspace.Length < floats)
+        if (splits == 1)
         {
-            _splitWorkspace?.Dispose();
-            _splitWorkspace = new CudaDeviceBuffer<float>(Context, floats);
+            return DevicePointer.Null;
         }
 
-        return _splitWorkspace;
+        EnsureCapacity(ref _splitWorkspace, (long)splits * rows * outputs);
+        return _splitWorkspace!.Pointer;
+    }
+
+    /// <summary>y = the split-K partials summed in split order (deterministic); nothing for one split.</summary>
+    private void SumSplits(DevicePointer partial, CudaTensor y, int splits, int rows, int outputs)
+    {
+        if (splits > 1)
+        {
+            var count = (long)rows * outputs;
+            Kernels.SumSplits.Launch(Stream, (int)CudaLaunchGeometry.Ceiling(count, 256), 256, 0, partial, y.Data, splits, count);
+        }
     }
 
     private void EnsureQuantized(CudaTensor x, int rows)
