@@ -6,20 +6,9 @@
 # $GPU/bin, kernels in $GPU/kernels, tools in $GPU/tools, models in $GPU/models; results in $OUT.
 #   SHAPES=8b-q8_0,1b-bf16 PEER=decode,copy SERVE=1 bash .gpu/tools/perf-run.sh   (KV=fp32|fp16: the KV cache type, default auto)
 set -uo pipefail
-GPU="${GPU:-.gpu}"
-OUT="${OUT:-$GPU/out}"
-mkdir -p "$OUT" "$GPU/ptx"
-chmod +x "$GPU"/bin/* "$GPU"/tools/*.sh
-log="$OUT/perf.log"
-stamp() { echo "[$(date -u +%H:%M:%S)] $*" | tee -a "$log"; }
+LOG_NAME=perf.log . "$(dirname "$0")/run-setup.sh"
 nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv | tee "$log"
-if [ -d "$GPU/ptx-prebuilt" ]; then
-    cp "$GPU"/ptx-prebuilt/* "$GPU/ptx/"
-else
-    KERNELS="$GPU/kernels" bash "$GPU/tools/build-ptx.sh" "$GPU/ptx" >> "$log" 2>&1 || { stamp "build-ptx failed"; exit 1; }
-    tar -cf "$OUT/ptx.tar" -C "$GPU/ptx" .
-fi
-export ASPIREAI_CUDA_PTX_DIR="$GPU/ptx"
+prepare_ptx || exit 1
 models=()
 for m in "$GPU"/models/*.gguf; do models+=(--model "$m"); done
 if [ "${CHECK:-1}" = 1 ]; then

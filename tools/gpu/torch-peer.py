@@ -221,24 +221,23 @@ def cuda_event_times_ms(fn, warmup: int, iters: int):
     return times
 
 
-def ensure_copy_bw(ctx: Context) -> None:
-    if ctx.copy_bw is None:
-        log("copy bandwidth not measured yet in this run: measuring it first")
+def ensure_measured(ctx: Context, measured, section, what: str) -> None:
+    """Runs `section` first when the ceiling it measures (`measured(ctx)`) is missing from this run."""
+    if measured(ctx) is None:
+        log(f"{what} not measured yet in this run: measuring it first")
         try:
-            section_copy(ctx, Budget(60))
+            section(ctx, Budget(60))
         except Exception:
             traceback.print_exc()
-            log("copy bandwidth unavailable: fractions of it are left out")
+            log(f"{what} unavailable: fractions of it are left out")
+
+
+def ensure_copy_bw(ctx: Context) -> None:
+    ensure_measured(ctx, lambda c: c.copy_bw, section_copy, "copy bandwidth")
 
 
 def ensure_matmul(ctx: Context) -> None:
-    if ctx.matmul_flops is None:
-        log("matmul rate not measured yet in this run: measuring it first")
-        try:
-            section_matmul(ctx, Budget(60))
-        except Exception:
-            traceback.print_exc()
-            log("matmul rate unavailable: fractions of it are left out")
+    ensure_measured(ctx, lambda c: c.matmul_flops, section_matmul, "matmul rate")
 
 
 # ----------------------------------------------------------------------------------------------------------------------

@@ -1,24 +1,15 @@
 #!/usr/bin/env bash
 # Tensor parallelism on a multi-GPU host in one command (docs/tensor-parallel.md): TP = N against TP = 1 (GpuCheck --tp N:
 # logits and greedy tokens of random models of real shapes), then decode scaling over 1, 2, … N GPUs for the named shapes
-# (GpuCheck --tp N --shapes LIST: 8b-bf16, 70b-q8_0, 70b-bf16). PTX as in perf-run.sh ($GPU/ptx-prebuilt, else built here).
+# (GpuCheck --tp N --shapes LIST: 8b-bf16, 70b-q8_0, 70b-bf16). PTX as in perf-run.sh (run-setup.sh: $GPU/ptx-prebuilt, else built here).
 #   TP=4 SHAPES=8b-bf16,70b-q8_0,70b-bf16 bash .gpu/tools/tp-run.sh      (CHECK=0 skips the TP-against-TP=1 checks)
 set -uo pipefail
-GPU="${GPU:-.gpu}"
-OUT="${OUT:-$GPU/out}"
+LOG_NAME=tp.log . "$(dirname "$0")/run-setup.sh"
 TP="${TP:-$(nvidia-smi -L | wc -l)}"
-mkdir -p "$OUT" "$GPU/ptx"
-chmod +x "$GPU"/bin/* "$GPU"/tools/*.sh
-log="$OUT/tp.log"
-stamp() { echo "[$(date -u +%H:%M:%S)] $*" | tee -a "$log"; }
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv | tee "$log"
 nvidia-smi topo -m >> "$log" 2>&1
-if [ -d "$GPU/ptx-prebuilt" ]; then
-    cp "$GPU"/ptx-prebuilt/* "$GPU/ptx/"
-else
-    KERNELS="$GPU/kernels" bash "$GPU/tools/build-ptx.sh" "$GPU/ptx" >> "$log" 2>&1 || { stamp "build-ptx failed"; exit 1; }
-fi
-export ASPIREAI_CUDA_PTX_DIR="$GPU/ptx" NCCL_NVLS_ENABLE=0
+prepare_ptx || exit 1
+export NCCL_NVLS_ENABLE=0
 if [ "${CHECK:-1}" = 1 ]; then
     stamp "checks: TP=$TP against TP=1"
     timeout "${CHECK_SECONDS:-200}" "$GPU/bin/GpuCheck" --tp "$TP" > "$OUT/tp-check.log" 2>&1
