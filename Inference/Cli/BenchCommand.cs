@@ -3,6 +3,7 @@ using System.Text.Json;
 using AspireAi.Inference.Backends;
 using AspireAi.Inference.Engine;
 using AspireAi.Inference.Models;
+using AspireAi.Inference.Serving;
 
 namespace AspireAi.Inference.Cli;
 
@@ -112,7 +113,7 @@ public static class BenchCommand
         }
 
         // Per decoded token: every weight once, plus the keys and values of the average context (at the cache's element size).
-        var kvBytes = (long)config.LayerCount * 2 * config.KvHeadCount * config.HeadDim * loaded.KvCacheDtype.ElementBytes() * (promptTokens + genTokens / 2);
+        var kvBytes = KvCacheSizing.BytesPerToken(config, loaded.KvCacheDtype) * (promptTokens + genTokens / 2);
         var result = new Dictionary<string, object>
         {
             ["model"] = Path.GetFileName(loaded.Source.Path.TrimEnd('/', '\\')),
