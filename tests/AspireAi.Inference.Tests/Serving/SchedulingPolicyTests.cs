@@ -98,33 +98,36 @@ public sealed class SchedulingPolicyTests : IDisposable
     [Fact]
     public async Task A_tenant_at_its_cap_waits_while_others_run()
     {
-        var engine = _tiny.CreateEngine(new EngineOptions { KvCacheBlocks = 64, MaxBatchedTokens = 64, MaxNumSeqs = 8, MaxRunningPerTenant = 1 });
-        var spans = new List<(string Tenant, DateTime First, DateTime End)>();
-        // Observed on the engine thread, not by the readers: a reader may wake for the next sequence's first token before
-        // the previous sequence's reader has noted its end, which made a clock-based check fail on a busy machine.
-        var mostRunning = 0;
-        engine.StepCompleted += snapshot => mostRunning = Math.Max(mostRunning, snapshot.Running);
-        async Task Run(string tenant, int i)
+        using var listener = new ActivityListener
         {
-            var handle = engine.Submit(new EngineRequest { PromptTokenIds = [1, 3 + i], MaxTokens = 25, Tenant = tenant }, Ct);
-            DateTime? first = null;
-            await foreach (var e in handle.ReadAllAsync(Ct))
-            {
-                first ??= DateTime.UtcNow;
-            }
+            ShouldListenTo = source => source.Name == SourceName,
+            Sample = (ref ActivityCreationOptions<ActivityContext> _) => ActivitySamplingResult.AllDataAndRecorded,
+        };
+        ActivitySource.AddActivityListener(listener);
 
-            lock (spans)
-            {
-                spans.Add((tenant, first!.Value, DateTime.UtcNow));
-            }
+        var engine = _tiny.CreateEngine(new EngineOptions { KvCacheBlocks = 64, MaxBatchedTokens = 64, MaxNumSeqs = 8, MaxRunningPerTenant = 1 });
+        // Steps are read from the engine's own step events on each request's span, not from the readers' clocks: a reader may
+        // wake late on a busy machine (CI saw tenant b's first token noted after tenant a's last request had started).
+        var requests = new[] { ("a", 0), ("a", 1), ("a", 2), ("b", 3) }.Select(r =>
+        {
+            var span = Source.StartActivity($"{r.Item1}{r.Item2}")!;
+            var handle = engine.Submit(new EngineRequest { PromptTokenIds = [1, 3 + r.Item2], MaxTokens = 25, Tenant = r.Item1, Activity = span }, Ct);
+            return (Tenant: r.Item1, Span: span, Handle: handle);
+        }).ToList();
+        await Task.WhenAll(requests.Select(r => TinyEngine.Collect(r.Handle, Ct)));
+        foreach (var r in requests)
+        {
+            r.Span.Dispose();
         }
 
-        await Task.WhenAll(Run("a", 0), Run("a", 1), Run("a", 2), Run("b", 3));
-        // Tenant b has one request, so more than two running at once would mean two of tenant a's at a time.
-        Assert.True(mostRunning <= 2, $"tenant a's sequences must run one at a time ({mostRunning} ran together)");
-        var a = spans.Where(s => s.Tenant == "a").OrderBy(s => s.First).ToList();
+        var ranges = requests.Select(r => (r.Tenant, First: Steps(r.Span).Min(s => s.Step), Last: Steps(r.Span).Max(s => s.Step))).ToList();
+        var a = ranges.Where(r => r.Tenant == "a").OrderBy(r => r.First).ToList();
+        for (var i = 1; i < a.Count; i++)
+        {
+            Assert.True(a[i].First > a[i - 1].Last, $"tenant a's sequences must run one at a time: steps {a[i - 1].First}..{a[i - 1].Last} and {a[i].First}..{a[i].Last} overlap");
+        }
 
-        var b = spans.Single(s => s.Tenant == "b");
-        Assert.True(b.First < a[^1].First, "tenant b is not held up behind tenant a's queue");
+        var b = ranges.Single(r => r.Tenant == "b");
+        Assert.True(b.First < a[^1].First, $"tenant b (first step {b.First}) is held up behind tenant a's queue (a's last request began at step {a[^1].First})");
     }
 }
