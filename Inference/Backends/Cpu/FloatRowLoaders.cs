@@ -7,6 +7,9 @@ namespace AspireAi.Inference.Backends.Cpu;
 /// <summary>Loads float weights 16, 8 or 1 at a time, widening F16/BF16 in registers (the weight stays 2 bytes in memory).</summary>
 internal unsafe interface IFloatRow
 {
+    /// <summary>True when the row already is float32, so widening it would only copy it.</summary>
+    static abstract bool IsFloat32 { get; }
+
     static abstract Vector512<float> Load16(byte* row, int index);
 
     static abstract Vector256<float> Load8(byte* row, int index);
@@ -16,6 +19,8 @@ internal unsafe interface IFloatRow
 
 internal readonly unsafe struct Float32Row : IFloatRow
 {
+    public static bool IsFloat32 => true;
+
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector512<float> Load16(byte* row, int index) => Vector512.Load((float*)row + index);
 
@@ -27,6 +32,8 @@ internal readonly unsafe struct Float32Row : IFloatRow
 
 internal readonly unsafe struct BFloat16Row : IFloatRow
 {
+    public static bool IsFloat32 => false;
+
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector512<float> Load16(byte* row, int index) =>
         Avx512F.ShiftLeftLogical(Avx512F.ConvertToVector512UInt32(Vector256.Load((ushort*)row + index)), 16).AsSingle();
@@ -44,6 +51,8 @@ internal readonly unsafe struct BFloat16Row : IFloatRow
 /// </summary>
 internal readonly unsafe struct Float16Row : IFloatRow
 {
+    public static bool IsFloat32 => false;
+
     /// <summary>2^112 = 2^(127 − 15): the difference of the float and half exponent biases.</summary>
     private static readonly float Rebias = BitConverter.Int32BitsToSingle(0x77800000);
 
