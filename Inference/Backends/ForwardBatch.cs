@@ -70,6 +70,13 @@ public sealed class ForwardBatch
         MaxContextLength = 0;
     }
 
+    /// <summary>
+    /// Raises <see cref="MaxContextLength"/> to at least <paramref name="length"/>: attention then launches as for that
+    /// context, the shape a recorded step (<see cref="Models.IStepGraph"/>) was recorded at. Tokens attend over their own
+    /// contexts either way.
+    /// </summary>
+    public void RaiseContextBound(int length) => MaxContextLength = Math.Max(MaxContextLength, length);
+
     /// <summary>Adds a sequence with its block table (which must already cover every position its tokens use) and returns its index.</summary>
     public int AddSequence(ReadOnlySpan<int> blockTable)
     {

@@ -29,10 +29,14 @@ public static class ServeCommand
         ["max-running-per-tenant"] = nameof(InferenceOptions.MaxRunningPerTenant),
         ["batch-share"] = nameof(InferenceOptions.BatchShare),
         ["batch-step-tokens"] = nameof(InferenceOptions.BatchStepTokens),
+        ["enforce-eager"] = nameof(InferenceOptions.EnforceEager),
         ["chat-template"] = nameof(InferenceOptions.ChatTemplate),
         ["max-request-body-bytes"] = nameof(InferenceOptions.MaxRequestBodyBytes),
         ["state-dir"] = nameof(InferenceOptions.StateDir),
     };
+
+    /// <summary>Flags that may stand alone, meaning true (<c>--enforce-eager</c>); <c>--enforce-eager false</c> works too.</summary>
+    private static readonly HashSet<string> Switches = new(StringComparer.Ordinal) { "enforce-eager" };
 
     public static int Run(string[] args)
     {
@@ -77,6 +81,11 @@ public static class ServeCommand
             {
                 value = name[(eq + 1)..];
                 name = name[..eq];
+            }
+
+            if (value is null && Switches.Contains(name) && (i + 1 >= args.Length || args[i + 1].StartsWith("--", StringComparison.Ordinal)))
+            {
+                value = "true";
             }
 
             if (value is null)

@@ -53,6 +53,13 @@ public sealed record EngineOptions
     /// </summary>
     public int BatchStepTokens { get; init; } = 64;
 
+    /// <summary>
+    /// Run every step eagerly (<c>--enforce-eager</c>, vLLM's flag). Otherwise, on a model that records steps (CUDA), steps
+    /// whose tokens each decode one sequence replay CUDA graphs: padded to the next of a few batch sizes and recorded the
+    /// first time each size and context bound is seen (<see cref="DecodeGraphs"/>); one KV block is kept for the padding.
+    /// </summary>
+    public bool EnforceEager { get; init; }
+
     public void Validate()
     {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(BlockSize, "block-size");

@@ -29,6 +29,7 @@ public sealed class LlmEngine : IDisposable
     // Set on a backend that chooses tokens where its logits are: steps in which no sequence needs its logits on the host
     // (logprobs, a grammar) take ids from it, not rows × vocabulary floats.
     private readonly IDeviceSampler? _deviceSampler;
+    private readonly DecodeGraphs? _graphs;
     private readonly SamplingRow[] _samplingRows;
     private readonly List<TokenPenalty> _penalties = [];
     private readonly int[] _deviceIds;
@@ -65,7 +66,9 @@ public sealed class LlmEngine : IDisposable
         Options = options;
         ModelName = modelName;
         var config = model.Config;
-        _blocks = new BlockManager(options.KvCacheBlocks, options.BlockSize, options.KvOffloadBlocks);
+        // Decode steps replay CUDA graphs unless asked not to; their padding tokens write to the cache's last block.
+        var graphs = !options.EnforceEager && model.CanCaptureSteps && options.KvCacheBlocks > 1;
+        _blocks = new BlockManager(options.KvCacheBlocks - (graphs ? 1 : 0), options.BlockSize, options.KvOffloadBlocks);
         // Logit rows beyond one per sequence go to prompt logprobs (see Scheduler).
         _scheduler = new Scheduler(_blocks, options, model.MaxLogitRows - options.MaxNumSeqs);
         var shape = model.KvCacheShape(options.BlockSize, options.KvCacheBlocks, options.KvCacheDtype);
@@ -75,9 +78,10 @@ public sealed class LlmEngine : IDisposable
         _logits = new float[model.MaxLogitRows * config.VocabularySize];
         _rawRow = new float[config.VocabularySize];
         _deviceSampler = model.Backend as IDeviceSampler;
+        _graphs = graphs ? new DecodeGraphs(model, options, paddingBlock: options.KvCacheBlocks - 1) : null;
         _samplingRows = new SamplingRow[model.MaxLogitRows];
         _deviceIds = new int[model.MaxLogitRows];
-        _snapshot = new EngineSnapshot(0, 0, 0, options.KvCacheBlocks, options.KvCacheBlocks, 0, 0, 0, 0);
+        _snapshot = new EngineSnapshot(0, 0, 0, _blocks.BlockCount, _blocks.BlockCount, 0, 0, 0, 0);
         _metrics = new EngineMetrics(this, modelName);
         _thread = new Thread(Run) { IsBackground = true, Name = "llm-engine" };
         _thread.Start();
@@ -196,10 +200,10 @@ public sealed class LlmEngine : IDisposable
                 "context_length_exceeded", "messages");
         }
 
-        if (_blocks.BlocksFor((int)total) > Options.KvCacheBlocks)
+        if (_blocks.BlocksFor((int)total) > _blocks.BlockCount)
         {
             throw new AdmissionException(
-                $"The request needs {total} tokens of KV cache ({prompt.Length} prompt + {request.MaxTokens} max_tokens) but the whole cache holds {Options.KvCacheBlocks * Options.BlockSize}.",
+                $"The request needs {total} tokens of KV cache ({prompt.Length} prompt + {request.MaxTokens} max_tokens) but the whole cache holds {_blocks.BlockCount * Options.BlockSize}.",
                 "context_length_exceeded", "max_tokens");
         }
     }
@@ -241,6 +245,8 @@ public sealed class LlmEngine : IDisposable
         {
             Finish(sequence, "abort", new ObjectDisposedException(nameof(LlmEngine)));
         }
+
+        _graphs?.Dispose(); // on the thread that recorded them, where the device is current
     }
 
     private void DropAborted()
@@ -300,9 +306,11 @@ public sealed class LlmEngine : IDisposable
         var onDevice = _deviceSampler is not null && _chunks.TrueForAll(c => ChoosesOnDevice(c.Sequence, c.Tokens));
         if (onDevice)
         {
-            if (_model.ForwardToLogits(_batch, _cache) is { } deviceLogits)
+            // Rows before the step runs: a replayed graph pads the batch, and the padding's logit rows are never sampled.
+            var rows = FillSamplingRows();
+            var deviceLogits = _graphs is not null && _graphs.TryRun(_batch, _cache, out var replayed) ? replayed : _model.ForwardToLogits(_batch, _cache);
+            if (deviceLogits is not null)
             {
-                var rows = FillSamplingRows();
                 _deviceSampler!.Sample(deviceLogits, _samplingRows.AsSpan(0, rows), CollectionsMarshal.AsSpan(_penalties), _deviceIds);
                 _tokensChosenOnDevice += rows;
             }
@@ -600,6 +608,9 @@ public sealed class LlmEngine : IDisposable
             OffloadTotalBlocks = _blocks.Offload?.Capacity ?? 0,
             TokensChosenOnDevice = _tokensChosenOnDevice,
             TokensChosenOnHost = _tokensChosenOnHost,
+            GraphReplays = _graphs?.Replays ?? 0,
+            GraphRecordings = _graphs?.Recordings ?? 0,
+            GraphFailure = _graphs?.Failure,
         };
         _snapshot = snapshot;
         StepCompleted?.Invoke(snapshot);
@@ -658,6 +669,13 @@ public sealed record EngineSnapshot(
     public long TokensChosenOnDevice { get; init; }
 
     public long TokensChosenOnHost { get; init; }
+
+    /// <summary>Steps replayed from CUDA graphs, graphs recorded, and why recording stopped (null while it works); see <see cref="EngineOptions.EnforceEager"/>.</summary>
+    public long GraphReplays { get; init; }
+
+    public long GraphRecordings { get; init; }
+
+    public string? GraphFailure { get; init; }
 
     /// <summary>Share of the offload tier's slots in use (0…1; 0 without a tier).</summary>
     public double KvOffloadUsage => OffloadTotalBlocks == 0 ? 0 : (double)OffloadUsedBlocks / OffloadTotalBlocks;

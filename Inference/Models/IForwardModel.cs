@@ -42,6 +42,16 @@ public interface IForwardModel : IDisposable
 
     /// <summary>Runs one step and leaves the logits in <see cref="Backend"/>'s tensor (null when no token needs logits).</summary>
     DeviceTensor? ForwardToLogits(ForwardBatch batch, PagedKvCache cache);
+
+    /// <summary>Whether <see cref="CaptureStep"/> can record steps (every backend is CUDA).</summary>
+    bool CanCaptureSteps => false;
+
+    /// <summary>
+    /// Records the step of <paramref name="batch"/> without running it. Run that step eagerly first (<see cref="ForwardToLogits"/>),
+    /// so that every buffer the recording addresses already has its final size.
+    /// </summary>
+    IStepGraph CaptureStep(ForwardBatch batch, PagedKvCache cache) =>
+        throw new NotSupportedException($"{Description} cannot record steps as graphs.");
 }
 
 /// <summary>The host-side form of a step, the same for every <see cref="IForwardModel"/>.</summary>

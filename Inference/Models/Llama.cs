@@ -1,4 +1,5 @@
 using AspireAi.Inference.Backends;
+using AspireAi.Inference.Backends.Cuda;
 using AspireAi.Inference.TensorParallel;
 
 namespace AspireAi.Inference.Models;
@@ -91,6 +92,15 @@ public sealed class LlamaModel : IForwardModel
     /// <summary>The KV cache geometry for this model (this rank's KV heads) with the given paging.</summary>
     public KvCacheShape KvCacheShape(int blockSize, int blockCount) =>
         new(Config.LayerCount, _local.KvHeadCount, Config.HeadDim, blockSize, blockCount);
+
+    public bool CanCaptureSteps => _backend is CudaBackend;
+
+    public IStepGraph CaptureStep(ForwardBatch batch, PagedKvCache cache)
+    {
+        var device = _backend as CudaBackend ?? throw new NotSupportedException($"{_backend.Description} cannot record steps as graphs.");
+        var graph = device.CaptureStep(() => ForwardToLogits(batch, cache), out var logits);
+        return new CudaStepGraph(device, graph, logits);
+    }
 
     /// <summary>
     /// Runs one step — every token of the batch through all layers, its key/value written to the cache — and leaves the

@@ -115,6 +115,7 @@ public sealed class ServedModel : IDisposable
                 MaxRunningPerTenant = options.MaxRunningPerTenant,
                 BatchShare = options.BatchShare,
                 BatchStepTokens = options.BatchStepTokens,
+                EnforceEager = options.EnforceEager,
             };
             engineOptions.Validate();
             var (template, fallback) = LoadTemplate(options, source, tokenizer, logger);

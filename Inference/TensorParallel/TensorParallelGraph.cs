@@ -1,43 +1,30 @@
 using AspireAi.Inference.Backends;
-using AspireAi.Inference.Backends.Cuda;
-using AspireAi.Inference.Backends.Cuda.Driver;
+using AspireAi.Inference.Models;
 
 namespace AspireAi.Inference.TensorParallel;
 
 /// <summary>
-/// A tensor-parallel step captured per rank (<see cref="TensorParallelModel.CaptureStep"/>): replaying launches every
+/// A tensor-parallel step recorded per rank (<see cref="TensorParallelModel.CaptureStep"/>): replaying launches every
 /// rank's graph from its own thread, after uploading the batch's metadata there. The peer all-reduce keeps its call counters
 /// in device memory, so replays stay in step across ranks.
 /// </summary>
-public sealed class TensorParallelGraph : IDisposable
+internal sealed class TensorParallelGraph(IStepGraph[] ranks, RankThreads threads) : IStepGraph
 {
-    private readonly CudaBackend[] _devices;
-    private readonly CudaGraph[] _graphs;
-    private readonly RankThreads _threads;
+    public bool IsCurrent => ranks.All(r => r.IsCurrent);
 
-    internal TensorParallelGraph(CudaBackend[] devices, CudaGraph[] graphs, RankThreads threads, DeviceTensor? logits)
+    /// <summary>Queues one replay on every rank; returns the full logits in rank 0's backend (null for a step that needs none).</summary>
+    public DeviceTensor? Replay(ForwardBatch batch)
     {
-        _devices = devices;
-        _graphs = graphs;
-        _threads = threads;
-        Logits = logits;
+        var logits = new DeviceTensor?[ranks.Length];
+        threads.Run(r => logits[r] = ranks[r].Replay(batch));
+        return logits[0];
     }
-
-    /// <summary>The full logits in rank 0's backend after a replay (null for a step that needs none).</summary>
-    public DeviceTensor? Logits { get; }
-
-    /// <summary>Queues one replay on every rank; <paramref name="batch"/> must have the captured step's shape.</summary>
-    public void Replay(ForwardBatch batch) => _threads.Run(r =>
-    {
-        _devices[r].UploadBatch(batch);
-        _graphs[r].Launch(_devices[r].Stream);
-    });
 
     public void Dispose()
     {
-        foreach (var graph in _graphs)
+        foreach (var rank in ranks)
         {
-            graph.Dispose();
+            rank.Dispose();
         }
     }
 }

@@ -153,28 +153,24 @@ public sealed class TensorParallelModel : IForwardModel
         return _stepLogits;
     }
 
+    public bool CanCaptureSteps => _backends.All(b => b is Backends.Cuda.CudaBackend);
+
     /// <summary>
-    /// Captures the step of <paramref name="batch"/> on every rank as a CUDA graph — each rank's stream, its all-reduces
-    /// and the logits' gather included — after one eager run of it (which sizes the buffers the graph will address). A
-    /// replay runs the same step shape again: the batch's metadata (token ids, positions, slots) is uploaded before each.
+    /// Records the step of <paramref name="batch"/> on every rank as a CUDA graph — each rank's stream, its all-reduces
+    /// and the logits' gather included. Run the step eagerly first (it sizes the buffers the graphs address).
     /// </summary>
-    /// <exception cref="InvalidOperationException">A rank's backend is not CUDA.</exception>
-    public TensorParallelGraph CaptureStep(ForwardBatch batch, PagedKvCache cache)
+    /// <exception cref="NotSupportedException">A rank's backend is not CUDA.</exception>
+    public IStepGraph CaptureStep(ForwardBatch batch, PagedKvCache cache)
     {
-        var devices = _backends.Select(b => b as Backends.Cuda.CudaBackend ?? throw new InvalidOperationException("Only CUDA ranks capture graphs.")).ToArray();
-        ForwardToLogits(batch, cache);
-        var graphs = new Backends.Cuda.Driver.CudaGraph[Size];
-        DeviceTensor? logits = null;
-        var caches = ((TensorParallelKvCache)cache).Ranks;
-        _threads.Run(r =>
+        if (!CanCaptureSteps)
         {
-            graphs[r] = devices[r].CaptureStep(() => _ranks[r].ForwardToLogits(batch, caches[r]), out var rankLogits);
-            if (r == 0)
-            {
-                logits = rankLogits;
-            }
-        });
-        return new TensorParallelGraph(devices, graphs, _threads, logits);
+            throw new NotSupportedException("Only CUDA ranks record steps as graphs.");
+        }
+
+        var graphs = new IStepGraph[Size];
+        var caches = ((TensorParallelKvCache)cache).Ranks;
+        _threads.Run(r => graphs[r] = _ranks[r].CaptureStep(batch, caches[r]));
+        return new TensorParallelGraph(graphs, _threads);
     }
 
     private void ForwardRank(int rank)

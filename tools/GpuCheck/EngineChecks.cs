@@ -227,7 +227,7 @@ internal sealed class EngineChecks(CudaBackend gpu, CpuBackend cpu, Report repor
             new() { Temperature = 0.9f, TopP = 0.95f, RepetitionPenalty = 1.3f, PresencePenalty = 0.5f, FrequencyPenalty = 0.5f, Seed = 6 },
         ];
         var options = new EngineOptions { BlockSize = 16, KvCacheBlocks = 256, MaxBatchedTokens = 256, MaxNumSeqs = 8 };
-        (int[][] Tokens, long OnDevice, long OnHost) Run(IBackend backend, bool logprobs, SamplingParams[] batch)
+        (int[][] Tokens, long OnDevice, long OnHost, EngineSnapshot Snapshot) Run(IBackend backend, bool logprobs, SamplingParams[] batch)
         {
             using var model = new LlamaModel(file, backend, options.MaxBatchedTokens, options.MaxNumSeqs);
             using var engine = new LlmEngine(model, tokenizer, options, "gpucheck");
@@ -235,14 +235,14 @@ internal sealed class EngineChecks(CudaBackend gpu, CpuBackend cpu, Report repor
             var handles = batch.Select(m => engine.Submit(new EngineRequest { PromptTokenIds = ids, MaxTokens = tokens, Sampling = m, Logprobs = logprobs })).ToArray();
             var outputs = handles.Select(h => Collect(h).GetAwaiter().GetResult()).ToArray();
             return idle.Wait(TimeSpan.FromMinutes(5))
-                ? (outputs, idle.Result.TokensChosenOnDevice, idle.Result.TokensChosenOnHost)
+                ? (outputs, idle.Result.TokensChosenOnDevice, idle.Result.TokensChosenOnHost, idle.Result)
                 : throw new TimeoutException("The engine did not become idle.");
         }
 
-        (int[][] Tokens, long OnDevice, long OnHost) Alone(IBackend backend, bool logprobs)
+        (int[][] Tokens, long OnDevice, long OnHost, long Replays) Alone(IBackend backend, bool logprobs)
         {
             var runs = mixes.Select(m => Run(backend, logprobs, [m])).ToArray();
-            return (runs.Select(r => r.Tokens[0]).ToArray(), runs.Sum(r => r.OnDevice), runs.Sum(r => r.OnHost));
+            return (runs.Select(r => r.Tokens[0]).ToArray(), runs.Sum(r => r.OnDevice), runs.Sum(r => r.OnHost), runs.Sum(r => r.Snapshot.GraphReplays));
         }
 
         var batched = Run(gpu, logprobs: false, mixes);
@@ -256,6 +256,11 @@ internal sealed class EngineChecks(CudaBackend gpu, CpuBackend cpu, Report repor
             batched.OnDevice == total && batched.OnHost == 0, $"device {batched.OnDevice}, host {batched.OnHost} of {total}");
         Expect($"{name}: with logprobs the same requests go through the host sampler", host.OnHost == total && host.OnDevice == 0,
             $"host {host.OnHost}, device {host.OnDevice} of {total}");
+        // Device-sampled decode steps replay CUDA graphs (the batch of seven padded to eight); host-sampled ones run eagerly,
+        // so "device sampler = host sampler" below also checks every replayed step against an eager one.
+        var snapshot = batched.Snapshot;
+        Expect($"{name}: decode steps replayed as CUDA graphs ({snapshot.GraphReplays} replays of {snapshot.GraphRecordings} recordings in the batch, {device.Replays} alone)",
+            snapshot.GraphFailure is null && snapshot.GraphReplays > 0 && device.Replays > 0, snapshot.GraphFailure ?? "no step was replayed");
         for (var m = 0; m < mixes.Length; m++)
         {
             var what = $"{name} seeded {Describe(mixes[m])}";

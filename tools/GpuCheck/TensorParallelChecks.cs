@@ -255,38 +255,17 @@ internal sealed class TensorParallelChecks(int size, Report report)
                 batch.Clear();
                 batch.AddSequence(table);
                 batch.AddToken(ids[0], prompt + steps, 0, prompt + steps, true);
-                double graphMs;
-                if (model is TensorParallelModel split)
+                model.ForwardToLogits(batch, cache);
+                using (var graph = model.CaptureStep(batch, cache))
                 {
-                    using var graph = split.CaptureStep(batch, cache);
-                    graph.Replay(batch);
-                    device.ArgMax(graph.Logits!, 1, ids);
                     clock.Restart();
                     for (var i = 0; i < steps; i++)
                     {
-                        graph.Replay(batch);
-                        device.ArgMax(graph.Logits!, 1, ids);
+                        device.ArgMax(graph.Replay(batch)!, 1, ids);
                     }
-
-                    graphMs = clock.Elapsed.TotalMilliseconds / steps;
-                }
-                else
-                {
-                    model.ForwardToLogits(batch, cache);
-                    using (var graph = device.CaptureStep(() => model.ForwardToLogits(batch, cache), out var logits))
-                    {
-                        clock.Restart();
-                        for (var i = 0; i < steps; i++)
-                        {
-                            device.UploadBatch(batch);
-                            graph.Launch(device.Stream);
-                            device.ArgMax(logits!, 1, ids);
-                        }
-                    }
-
-                    graphMs = clock.Elapsed.TotalMilliseconds / steps;
                 }
 
+                var graphMs = clock.Elapsed.TotalMilliseconds / steps;
                 graphSingle ??= n == 1 ? 1000 / graphMs : null;
                 var graphBandwidth = model.WeightBytesPerStep / (graphMs * 1e-3) / 1e9;
                 var graphSpeedup = graphSingle is { } g && n > 1 ? $", {1000 / graphMs / g:F2}× TP=1" : "";

@@ -59,6 +59,16 @@ public sealed class CudaBackend : IBackend, IDeviceSampler
 
     public CudaKernels Kernels { get; }
 
+    /// <summary>
+    /// Counts the moves of the buffers a forward step addresses besides its tensors (batch metadata, attention partials,
+    /// split-K workspace): a graph recorded before a move reads freed memory, so a recording is current only while this
+    /// stays what it was (<see cref="CudaStepGraph"/>).
+    /// </summary>
+    public int StepBufferGeneration { get; private set; }
+
+    /// <summary>Where the current batch's arrays sit in the metadata buffer (what a recorded step addresses).</summary>
+    internal BatchMetadata Layout => _layout;
+
     public string Description => $"cuda {Context.Name} (sm_{Context.ComputeCapability.Major}{Context.ComputeCapability.Minor}, {Context.MultiprocessorCount} SMs)";
 
     public long AvailableMemoryBytes() => Context.MemoryInfo().Free;
@@ -223,6 +233,7 @@ public sealed class CudaBackend : IBackend, IDeviceSampler
 
             _metadata?.Dispose();
             _metadata = new CudaDeviceBuffer<int>(Context, Math.Max(_layout.Length, 1024));
+            StepBufferGeneration++;
         }
 
         var staging = _staging[_stagingIndex];
@@ -522,7 +533,7 @@ public sealed class CudaBackend : IBackend, IDeviceSampler
             return DevicePointer.Null;
         }
 
-        EnsureCapacity(ref _splitWorkspace, (long)splits * rows * outputs);
+        EnsureStepCapacity(ref _splitWorkspace, (long)splits * rows * outputs);
         return _splitWorkspace!.Pointer;
     }
 
@@ -637,8 +648,8 @@ public sealed class CudaBackend : IBackend, IDeviceSampler
         if (splits > 1)
         {
             // Indexed by the token's place in the batch (the kernels write partials of token t at t, list or not).
-            EnsureCapacity(ref _attentionPartials, (long)batch.TokenCount * heads * splits * shape.HeadDim);
-            EnsureCapacity(ref _attentionStats, (long)batch.TokenCount * heads * splits * 2);
+            EnsureStepCapacity(ref _attentionPartials, (long)batch.TokenCount * heads * splits * shape.HeadDim);
+            EnsureStepCapacity(ref _attentionStats, (long)batch.TokenCount * heads * splits * 2);
         }
 
         Kernels.AttentionPartitionFor(kv).Launch(Stream, new Dim3((uint)splits, (uint)shape.KvHeads, (uint)tokens), CudaLaunchGeometry.AttentionThreads,
@@ -744,12 +755,24 @@ public sealed class CudaBackend : IBackend, IDeviceSampler
         }
     }
 
-    private void EnsureCapacity<T>(ref CudaDeviceBuffer<T>? buffer, long length) where T : unmanaged
+    private bool EnsureCapacity<T>(ref CudaDeviceBuffer<T>? buffer, long length) where T : unmanaged
     {
         if (buffer is null || buffer.Length < length)
         {
             buffer?.Dispose();
             buffer = new CudaDeviceBuffer<T>(Context, length);
+            return true;
+        }
+
+        return false;
+    }
+
+    /// <summary><see cref="EnsureCapacity"/> for a buffer a forward step addresses: a move makes recorded steps stale.</summary>
+    private void EnsureStepCapacity<T>(ref CudaDeviceBuffer<T>? buffer, long length) where T : unmanaged
+    {
+        if (EnsureCapacity(ref buffer, length))
+        {
+            StepBufferGeneration++;
         }
     }
 

@@ -209,6 +209,14 @@ public sealed class CliTests
         Assert.StartsWith("error: ", last);
         Assert.Contains(message, last);
     }
+
+    [Theory]
+    [InlineData(new[] { "--enforce-eager" }, "--Inference:EnforceEager=true")]
+    [InlineData(new[] { "--enforce-eager", "--max-num-seqs", "8" }, "--Inference:EnforceEager=true --Inference:MaxNumSeqs=8")]
+    [InlineData(new[] { "--enforce-eager", "false" }, "--Inference:EnforceEager=false")]
+    [InlineData(new[] { "--enforce-eager=false" }, "--Inference:EnforceEager=false")]
+    public void Serve_takes_enforce_eager_alone_or_with_a_value(string[] args, string expected) =>
+        Assert.Equal(expected, string.Join(' ', ServeCommand.TranslateFlags(args)));
 }
 
 [CollectionDefinition(nameof(ConsoleCollection), DisableParallelization = true)]
