@@ -54,11 +54,13 @@ public sealed record EngineOptions
     public int BatchStepTokens { get; init; } = 64;
 
     /// <summary>
-    /// Run every step eagerly (<c>--enforce-eager</c>, vLLM's flag). Otherwise, on a model that records steps (CUDA), steps
-    /// whose tokens each decode one sequence replay CUDA graphs: padded to the next of a few batch sizes and recorded the
-    /// first time each size and context bound is seen (<see cref="DecodeGraphs"/>); one KV block is kept for the padding.
+    /// Replay CUDA graphs of decode steps (<c>--cuda-graphs</c>) on a model that records steps (CUDA): steps whose tokens each
+    /// decode one sequence are padded to the next of a few batch sizes and replay the graph recorded the first time that
+    /// size and context bound was seen (<see cref="DecodeGraphs"/>); one KV block is kept for the padding. Off by default,
+    /// unlike vLLM (whose <c>--enforce-eager</c> turns its graphs off), until GpuCheck's seeded-sampling check — replayed
+    /// steps against eager ones, token for token — has passed on a GPU: it was written when no GPU time was left to run it.
     /// </summary>
-    public bool EnforceEager { get; init; }
+    public bool CudaGraphs { get; init; }
 
     public void Validate()
     {

@@ -66,8 +66,8 @@ public sealed class LlmEngine : IDisposable
         Options = options;
         ModelName = modelName;
         var config = model.Config;
-        // Decode steps replay CUDA graphs unless asked not to; their padding tokens write to the cache's last block.
-        var graphs = !options.EnforceEager && model.CanCaptureSteps && options.KvCacheBlocks > 1;
+        // Decode steps replay CUDA graphs when asked to; their padding tokens write to the cache's last block.
+        var graphs = options.CudaGraphs && model.CanCaptureSteps && options.KvCacheBlocks > 1;
         _blocks = new BlockManager(options.KvCacheBlocks - (graphs ? 1 : 0), options.BlockSize, options.KvOffloadBlocks);
         // Logit rows beyond one per sequence go to prompt logprobs (see Scheduler).
         _scheduler = new Scheduler(_blocks, options, model.MaxLogitRows - options.MaxNumSeqs);
@@ -670,7 +670,7 @@ public sealed record EngineSnapshot(
 
     public long TokensChosenOnHost { get; init; }
 
-    /// <summary>Steps replayed from CUDA graphs, graphs recorded, and why recording stopped (null while it works); see <see cref="EngineOptions.EnforceEager"/>.</summary>
+    /// <summary>Steps replayed from CUDA graphs, graphs recorded, and why recording stopped (null while it works); see <see cref="EngineOptions.CudaGraphs"/>.</summary>
     public long GraphReplays { get; init; }
 
     public long GraphRecordings { get; init; }

@@ -226,7 +226,8 @@ internal sealed class EngineChecks(CudaBackend gpu, CpuBackend cpu, Report repor
             new() { Temperature = 0.7f, TopK = 50, TopP = 0.95f, MinP = 0.02f, Seed = 5 },
             new() { Temperature = 0.9f, TopP = 0.95f, RepetitionPenalty = 1.3f, PresencePenalty = 0.5f, FrequencyPenalty = 0.5f, Seed = 6 },
         ];
-        var options = new EngineOptions { BlockSize = 16, KvCacheBlocks = 256, MaxBatchedTokens = 256, MaxNumSeqs = 8 };
+        // With CUDA graphs: device-sampled decode steps replay them, host-sampled ones (logprobs) run eagerly.
+        var options = new EngineOptions { BlockSize = 16, KvCacheBlocks = 256, MaxBatchedTokens = 256, MaxNumSeqs = 8, CudaGraphs = true };
         (int[][] Tokens, long OnDevice, long OnHost, EngineSnapshot Snapshot) Run(IBackend backend, bool logprobs, SamplingParams[] batch)
         {
             using var model = new LlamaModel(file, backend, options.MaxBatchedTokens, options.MaxNumSeqs);
