@@ -1,4 +1,6 @@
 using System.Numerics.Tensors;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 
 namespace AspireAi.Inference.Backends.Cpu;
 
@@ -29,6 +31,7 @@ internal sealed unsafe class AttentionJob : IParallelWork
         var heads = Query.Columns / headDim;
         var group = heads / shape.KvHeads;
         var scale = 1f / MathF.Sqrt(headDim);
+        var eightAtOnce = Vector256.IsHardwareAccelerated && Avx.IsSupported && headDim % 8 == 0;
         var blockSize = shape.BlockSize;
         // A work item is a token's heads (or a share of them when there are fewer tokens than workers), so each position's
         // keys and values of all those heads are read in one contiguous run.
@@ -55,7 +58,21 @@ internal sealed unsafe class AttentionJob : IParallelWork
                 for (int b = 0, p = 0; p < length; b++)
                 {
                     var slot = (long)table[b] * blockSize;
-                    for (var blockEnd = Math.Min(length, p + blockSize); p < blockEnd; p++, slot++)
+                    var blockEnd = Math.Min(length, p + blockSize);
+                    if (eightAtOnce)
+                    {
+                        // Eight positions of a head at once: one query load per chunk, one shuffle tree for the sums.
+                        for (; p + 8 <= blockEnd; p += 8, slot += 8)
+                        {
+                            var keys = Cache.Keys(Layer, slot);
+                            for (var h = firstHead; h < lastHead; h++)
+                            {
+                                VectorMath.Dot8(queries + h * headDim, keys + h / group * headDim, Cache.SlotStride, headDim, scale, scores + (h - firstHead) * length + p);
+                            }
+                        }
+                    }
+
+                    for (; p < blockEnd; p++, slot++)
                     {
                         var keys = Cache.Keys(Layer, slot);
                         for (var h = firstHead; h < lastHead; h++)
