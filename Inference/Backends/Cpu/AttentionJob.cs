@@ -24,6 +24,38 @@ internal sealed unsafe class AttentionJob : IParallelWork
     public ForwardBatch Batch = null!;
     public float[][] Scores = [];
 
+    /// <summary>
+    /// Most consecutive query tokens of one sequence that share each pass over the keys and values: the weighted sum of
+    /// values then loads each value row once for all of them (<see cref="VectorMath.WeightedRowSum4"/>).
+    /// </summary>
+    private const int TileTokens = 8;
+
+    private int[] _tileStarts = [];
+    private int _tileCount;
+
+    /// <summary>Splits the batch into tiles: runs of up to <see cref="TileTokens"/> tokens of one sequence at consecutive positions.</summary>
+    public void Prepare()
+    {
+        if (_tileStarts.Length < Batch.TokenCount + 1)
+        {
+            _tileStarts = new int[Batch.TokenCount + 1];
+        }
+
+        _tileCount = 0;
+        for (var t = 0; t < Batch.TokenCount; t++)
+        {
+            var start = _tileCount > 0 ? _tileStarts[_tileCount - 1] : -1;
+            var extends = start >= 0 && t - start < TileTokens && Batch.SequenceIndices[t] == Batch.SequenceIndices[t - 1]
+                && Batch.Positions[t] == Batch.Positions[t - 1] + 1;
+            if (!extends)
+            {
+                _tileStarts[_tileCount++] = t;
+            }
+        }
+
+        _tileStarts[_tileCount] = Batch.TokenCount;
+    }
+
     public void Execute(int worker, int workerCount)
     {
         var shape = Cache.Shape;
@@ -33,11 +65,11 @@ internal sealed unsafe class AttentionJob : IParallelWork
         var scale = 1f / MathF.Sqrt(headDim);
         var eightAtOnce = Vector256.IsHardwareAccelerated && Avx.IsSupported && headDim % 8 == 0;
         var blockSize = shape.BlockSize;
-        // A work item is a token's heads (or a share of them when there are fewer tokens than workers), so each position's
+        // A work item is a tile's heads (or a share of them when there are fewer tiles than workers), so each position's
         // keys and values of all those heads are read in one contiguous run.
-        var parts = Batch.TokenCount >= workerCount ? 1 : Math.Min(heads, workerCount);
-        var items = Batch.TokenCount * parts;
-        var longest = Batch.MaxContextLength * heads;
+        var parts = _tileCount >= workerCount ? 1 : Math.Min(heads, workerCount);
+        var items = _tileCount * parts;
+        var longest = TileTokens * Batch.MaxContextLength * heads;
         if (Scores[worker].Length < longest)
         {
             Scores[worker] = new float[longest];
@@ -49,60 +81,83 @@ internal sealed unsafe class AttentionJob : IParallelWork
             // and with contiguous halves the second worker of a 128-token prefill had three times the first one's work.
             for (var item = worker; item < items; item += workerCount)
             {
-                var token = item / parts;
+                var tile = item / parts;
                 var part = item % parts;
                 var (firstHead, lastHead) = (part * heads / parts, (part + 1) * heads / parts);
-                var table = Batch.BlockTable(Batch.SequenceIndices[token]);
-                var length = Batch.Positions[token] + 1;
-                var queries = Query.Row(token);
-                for (int b = 0, p = 0; p < length; b++)
+                var headCount = lastHead - firstHead;
+                var (first, count) = (_tileStarts[tile], _tileStarts[tile + 1] - _tileStarts[tile]);
+                var table = Batch.BlockTable(Batch.SequenceIndices[first]);
+                // Scores of query i, head h at row (i · headCount + h − firstHead) · span; each query's row is zero past its
+                // own context, so the tile's value pass can weight every row of the span.
+                var span = Batch.Positions[first] + count;
+                for (var i = 0; i < count; i++)
                 {
-                    var slot = (long)table[b] * blockSize;
-                    var blockEnd = Math.Min(length, p + blockSize);
-                    if (eightAtOnce)
+                    var token = first + i;
+                    var length = Batch.Positions[token] + 1;
+                    var queries = Query.Row(token);
+                    var rows = scores + i * headCount * span;
+                    for (int b = 0, p = 0; p < length; b++)
                     {
-                        // Eight positions of a head at once: one query load per chunk, one shuffle tree for the sums.
-                        for (; p + 8 <= blockEnd; p += 8, slot += 8)
+                        var slot = (long)table[b] * blockSize;
+                        var blockEnd = Math.Min(length, p + blockSize);
+                        if (eightAtOnce)
+                        {
+                            // Eight positions of a head at once: one query load per chunk, one shuffle tree for the sums.
+                            for (; p + 8 <= blockEnd; p += 8, slot += 8)
+                            {
+                                var keys = Cache.Keys(Layer, slot);
+                                for (var h = firstHead; h < lastHead; h++)
+                                {
+                                    VectorMath.Dot8(queries + h * headDim, keys + h / group * headDim, Cache.SlotStride, headDim, scale, rows + (h - firstHead) * span + p);
+                                }
+                            }
+                        }
+
+                        for (; p < blockEnd; p++, slot++)
                         {
                             var keys = Cache.Keys(Layer, slot);
                             for (var h = firstHead; h < lastHead; h++)
                             {
-                                VectorMath.Dot8(queries + h * headDim, keys + h / group * headDim, Cache.SlotStride, headDim, scale, scores + (h - firstHead) * length + p);
+                                rows[(h - firstHead) * span + p] = VectorMath.Dot(queries + h * headDim, keys + h / group * headDim, headDim) * scale;
                             }
                         }
                     }
 
-                    for (; p < blockEnd; p++, slot++)
-                    {
-                        var keys = Cache.Keys(Layer, slot);
-                        for (var h = firstHead; h < lastHead; h++)
-                        {
-                            scores[(h - firstHead) * length + p] = VectorMath.Dot(queries + h * headDim, keys + h / group * headDim, headDim) * scale;
-                        }
-                    }
-                }
-
-                for (var h = firstHead; h < lastHead; h++)
-                {
-                    var row = new Span<float>(scores + (h - firstHead) * length, length);
-                    TensorPrimitives.Subtract(row, TensorPrimitives.Max(row), row);
-                    TensorPrimitives.Exp(row, row);
-                    TensorPrimitives.Multiply(row, 1f / TensorPrimitives.Sum(row), row);
-                }
-
-                var output = Output.Row(token);
-                new Span<float>(output + firstHead * headDim, (lastHead - firstHead) * headDim).Clear();
-                for (int b = 0, p = 0; p < length; b++)
-                {
-                    var values = Cache.Values(Layer, (long)table[b] * blockSize);
-                    var count = Math.Min(length - p, blockSize);
                     for (var h = firstHead; h < lastHead; h++)
                     {
-                        VectorMath.WeightedRowSum(scores + (h - firstHead) * length + p, values + h / group * headDim, Cache.SlotStride,
-                            count, output + h * headDim, headDim);
+                        var row = new Span<float>(rows + (h - firstHead) * span, length);
+                        TensorPrimitives.Subtract(row, TensorPrimitives.Max(row), row);
+                        TensorPrimitives.Exp(row, row);
+                        TensorPrimitives.Multiply(row, 1f / TensorPrimitives.Sum(row), row);
+                        new Span<float>(rows + (h - firstHead) * span + length, span - length).Clear();
                     }
 
-                    p += count;
+                    new Span<float>(Output.Row(token) + firstHead * headDim, headCount * headDim).Clear();
+                }
+
+                var weightStride = headCount * span;
+                for (int b = 0, p = 0; p < span; b++)
+                {
+                    var values = Cache.Values(Layer, (long)table[b] * blockSize);
+                    var blockRows = Math.Min(span - p, blockSize);
+                    for (var h = firstHead; h < lastHead; h++)
+                    {
+                        var weights = scores + (h - firstHead) * span + p;
+                        var v = values + h / group * headDim;
+                        var i = 0;
+                        for (; i + 4 <= count; i += 4)
+                        {
+                            VectorMath.WeightedRowSum4(weights + i * weightStride, weightStride, v, Cache.SlotStride, blockRows,
+                                Output.Row(first + i) + h * headDim, Output.Columns, headDim);
+                        }
+
+                        for (; i < count; i++)
+                        {
+                            VectorMath.WeightedRowSum(weights + i * weightStride, v, Cache.SlotStride, blockRows, Output.Row(first + i) + h * headDim, headDim);
+                        }
+                    }
+
+                    p += blockRows;
                 }
             }
         }

@@ -210,6 +210,7 @@ public sealed unsafe class CpuBackend : IBackend, IDeviceSampler
         _attention.Cache = kv;
         _attention.Layer = layer;
         _attention.Batch = batch;
+        _attention.Prepare();
         _pool.Run(_attention);
     }
 
