@@ -58,6 +58,20 @@ internal sealed unsafe class AttentionJob : IParallelWork
 
     public void Execute(int worker, int workerCount)
     {
+        if (Cache.IsBFloat16)
+        {
+            Attend<BFloat16Row>(worker, workerCount);
+        }
+        else
+        {
+            Attend<Float32Row>(worker, workerCount);
+        }
+    }
+
+    /// <summary>The work of one worker over a cache whose keys and values <typeparamref name="TKv"/> reads.</summary>
+    private void Attend<TKv>(int worker, int workerCount)
+        where TKv : IFloatRow
+    {
         var shape = Cache.Shape;
         var headDim = shape.HeadDim;
         var heads = Query.Columns / headDim;
@@ -65,6 +79,7 @@ internal sealed unsafe class AttentionJob : IParallelWork
         var scale = 1f / MathF.Sqrt(headDim);
         var eightAtOnce = Vector256.IsHardwareAccelerated && Avx.IsSupported && headDim % 8 == 0;
         var blockSize = shape.BlockSize;
+        var headBytes = headDim * TKv.ElementBytes;
         // A work item is a tile's heads (or a share of them when there are fewer tiles than workers), so each position's
         // keys and values of all those heads are read in one contiguous run.
         var parts = _tileCount >= workerCount ? 1 : Math.Min(heads, workerCount);
@@ -108,7 +123,7 @@ internal sealed unsafe class AttentionJob : IParallelWork
                                 var keys = Cache.Keys(Layer, slot);
                                 for (var h = firstHead; h < lastHead; h++)
                                 {
-                                    VectorMath.Dot8(queries + h * headDim, keys + h / group * headDim, Cache.SlotStride, headDim, scale, rows + (h - firstHead) * span + p);
+                                    VectorMath.Dot8<TKv>(queries + h * headDim, keys + h / group * headBytes, Cache.SlotBytes, headDim, scale, rows + (h - firstHead) * span + p);
                                 }
                             }
                         }
@@ -118,7 +133,7 @@ internal sealed unsafe class AttentionJob : IParallelWork
                             var keys = Cache.Keys(Layer, slot);
                             for (var h = firstHead; h < lastHead; h++)
                             {
-                                rows[(h - firstHead) * span + p] = VectorMath.Dot(queries + h * headDim, keys + h / group * headDim, headDim) * scale;
+                                rows[(h - firstHead) * span + p] = VectorMath.Dot<TKv>(queries + h * headDim, keys + h / group * headBytes, headDim) * scale;
                             }
                         }
                     }
@@ -143,17 +158,17 @@ internal sealed unsafe class AttentionJob : IParallelWork
                     for (var h = firstHead; h < lastHead; h++)
                     {
                         var weights = scores + (h - firstHead) * span + p;
-                        var v = values + h / group * headDim;
+                        var v = values + h / group * headBytes;
                         var i = 0;
                         for (; i + 4 <= count; i += 4)
                         {
-                            VectorMath.WeightedRowSum4(weights + i * weightStride, weightStride, v, Cache.SlotStride, blockRows,
+                            VectorMath.WeightedRowSum4<TKv>(weights + i * weightStride, weightStride, v, Cache.SlotBytes, blockRows,
                                 Output.Row(first + i) + h * headDim, Output.Columns, headDim);
                         }
 
                         for (; i < count; i++)
                         {
-                            VectorMath.WeightedRowSum(weights + i * weightStride, v, Cache.SlotStride, blockRows, Output.Row(first + i) + h * headDim, headDim);
+                            VectorMath.WeightedRowSum<TKv>(weights + i * weightStride, v, Cache.SlotBytes, blockRows, Output.Row(first + i) + h * headDim, headDim);
                         }
                     }
 

@@ -56,9 +56,18 @@ public sealed unsafe class CpuBackend : IBackend, IDeviceSampler
 
     public DeviceTensor CreateTensor(int rows, int columns) => new CpuTensor(rows, columns);
 
+    /// <summary>Float32 unless bf16 is asked for (half the bytes that decode at long contexts reads); f16 is refused.</summary>
+    public KvCacheDtype ResolveKvCacheDtype(KvCacheDtype requested) => requested switch
+    {
+        KvCacheDtype.Auto or KvCacheDtype.Float32 => KvCacheDtype.Float32,
+        KvCacheDtype.BFloat16 => KvCacheDtype.BFloat16,
+        _ => throw new ArgumentException(
+            $"Inference:KvCacheDtype (--kv-cache-dtype) {requested.Name()} is not supported here: this backend ({Description}) keeps a float32 or bf16 KV cache (use auto, fp32 or bf16; fp16 needs --device cuda)."),
+    };
+
     public PagedKvCache CreateKvCache(KvCacheShape shape)
     {
-        var cache = new CpuKvCache(shape with { Dtype = ((IBackend)this).ResolveKvCacheDtype(shape.Dtype) });
+        var cache = new CpuKvCache(shape with { Dtype = ResolveKvCacheDtype(shape.Dtype) });
         var longest = (int)Math.Min(shape.SlotCount, int.MaxValue);
         for (var i = 0; i < Threads; i++)
         {
@@ -72,7 +81,7 @@ public sealed unsafe class CpuBackend : IBackend, IDeviceSampler
     }
 
     public KvOffloadStore CreateKvOffloadStore(KvCacheShape shape, int slots) =>
-        new CpuKvOffloadStore(shape with { Dtype = ((IBackend)this).ResolveKvCacheDtype(shape.Dtype) }, slots);
+        new CpuKvOffloadStore(shape with { Dtype = ResolveKvCacheDtype(shape.Dtype) }, slots);
 
     // Operations run synchronously on the calling thread, so a copy is ordered with the steps around it.
     public void CopyKvBlockToHost(PagedKvCache cache, int block, KvOffloadStore store, int slot) =>

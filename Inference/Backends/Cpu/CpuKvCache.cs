@@ -1,6 +1,9 @@
 namespace AspireAi.Inference.Backends.Cpu;
 
-/// <summary>Float32 keys and values of every layer in the layout <see cref="KvCacheShape"/> documents.</summary>
+/// <summary>
+/// Keys and values of every layer in the layout <see cref="KvCacheShape"/> documents, as float32 or bf16 (the shape's
+/// resolved <see cref="KvCacheShape.Dtype"/>); readers widen bf16 through <see cref="BFloat16Row"/>.
+/// </summary>
 internal sealed unsafe class CpuKvCache : PagedKvCache
 {
     private readonly NativeBuffer[] _keys;
@@ -9,7 +12,9 @@ internal sealed unsafe class CpuKvCache : PagedKvCache
     public CpuKvCache(KvCacheShape shape) : base(shape)
     {
         SlotStride = shape.KvHeads * shape.HeadDim;
-        var bytes = shape.SlotCount * SlotStride * sizeof(float);
+        ElementBytes = shape.Dtype.ElementBytes();
+        SlotBytes = SlotStride * ElementBytes;
+        var bytes = shape.SlotCount * SlotBytes;
         _keys = new NativeBuffer[shape.Layers];
         _values = new NativeBuffer[shape.Layers];
         for (var l = 0; l < shape.Layers; l++)
@@ -19,12 +24,44 @@ internal sealed unsafe class CpuKvCache : PagedKvCache
         }
     }
 
-    /// <summary>Floats per slot: every KV head of one token.</summary>
+    /// <summary>Elements per slot: every KV head of one token.</summary>
     public int SlotStride { get; }
 
-    public float* Keys(int layer, long slot) => (float*)_keys[layer].Pointer + slot * SlotStride;
+    /// <summary>Bytes of one element (4 for float32, 2 for bf16) and of one slot.</summary>
+    public int ElementBytes { get; }
 
-    public float* Values(int layer, long slot) => (float*)_values[layer].Pointer + slot * SlotStride;
+    public int SlotBytes { get; }
+
+    public bool IsBFloat16 => Shape.Dtype == KvCacheDtype.BFloat16;
+
+    public byte* Keys(int layer, long slot) => (byte*)_keys[layer].Pointer + slot * SlotBytes;
+
+    public byte* Values(int layer, long slot) => (byte*)_values[layer].Pointer + slot * SlotBytes;
+
+    /// <summary>Writes one slot's keys or values (<see cref="SlotStride"/> floats) in the cache's element type.</summary>
+    public void Store(float* source, byte* slot)
+    {
+        if (!IsBFloat16)
+        {
+            Buffer.MemoryCopy(source, slot, SlotBytes, SlotBytes);
+            return;
+        }
+
+        var destination = (ushort*)slot;
+        for (var i = 0; i < SlotStride; i++)
+        {
+            destination[i] = ToBFloat16(source[i]);
+        }
+    }
+
+    /// <summary>Rounds to the nearest bf16, ties to even (NaN stays NaN).</summary>
+    public static ushort ToBFloat16(float value)
+    {
+        var bits = BitConverter.SingleToUInt32Bits(value);
+        return (bits & 0x7FFFFFFF) > 0x7F800000
+            ? (ushort)((bits >> 16) | 0x40)
+            : (ushort)((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16);
+    }
 
     public override void Dispose()
     {

@@ -12,8 +12,8 @@ internal sealed unsafe class CpuKvOffloadStore : KvOffloadStore
         _memory = new NativeBuffer(slots * BytesPerSlot);
 
     /// <summary>Layer <paramref name="layer"/>'s keys (values: <paramref name="values"/>) of the block in <paramref name="slot"/>.</summary>
-    private float* At(int slot, int layer, bool values) =>
-        (float*)((byte*)_memory.Pointer + slot * BytesPerSlot + (2L * layer + (values ? 1 : 0)) * Shape.BytesPerLayerBlock);
+    private byte* At(int slot, int layer, bool values) =>
+        (byte*)_memory.Pointer + slot * BytesPerSlot + (2L * layer + (values ? 1 : 0)) * Shape.BytesPerLayerBlock;
 
     public void Copy(CpuKvCache cache, int block, int slot, bool toHost)
     {
@@ -22,8 +22,8 @@ internal sealed unsafe class CpuKvOffloadStore : KvOffloadStore
         var first = (long)block * Shape.BlockSize;
         for (var l = 0; l < Shape.Layers; l++)
         {
-            float* keys = cache.Keys(l, first), values = cache.Values(l, first);
-            float* hostKeys = At(slot, l, values: false), hostValues = At(slot, l, values: true);
+            byte* keys = cache.Keys(l, first), values = cache.Values(l, first);
+            byte* hostKeys = At(slot, l, values: false), hostValues = At(slot, l, values: true);
             if (toHost)
             {
                 Buffer.MemoryCopy(keys, hostKeys, bytes, bytes);

@@ -10,6 +10,9 @@ internal unsafe interface IFloatRow
     /// <summary>True when the row already is float32, so widening it would only copy it.</summary>
     static abstract bool IsFloat32 { get; }
 
+    /// <summary>Bytes of one value in memory.</summary>
+    static abstract int ElementBytes { get; }
+
     static abstract Vector512<float> Load16(byte* row, int index);
 
     static abstract Vector256<float> Load8(byte* row, int index);
@@ -20,6 +23,8 @@ internal unsafe interface IFloatRow
 internal readonly unsafe struct Float32Row : IFloatRow
 {
     public static bool IsFloat32 => true;
+
+    public static int ElementBytes => sizeof(float);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector512<float> Load16(byte* row, int index) => Vector512.Load((float*)row + index);
@@ -33,6 +38,8 @@ internal readonly unsafe struct Float32Row : IFloatRow
 internal readonly unsafe struct BFloat16Row : IFloatRow
 {
     public static bool IsFloat32 => false;
+
+    public static int ElementBytes => 2;
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector512<float> Load16(byte* row, int index) =>
@@ -52,6 +59,8 @@ internal readonly unsafe struct BFloat16Row : IFloatRow
 internal readonly unsafe struct Float16Row : IFloatRow
 {
     public static bool IsFloat32 => false;
+
+    public static int ElementBytes => 2;
 
     /// <summary>2^112 = 2^(127 − 15): the difference of the float and half exponent biases.</summary>
     private static readonly float Rebias = BitConverter.Int32BitsToSingle(0x77800000);

@@ -146,8 +146,7 @@ internal sealed unsafe class RopeKvJob : RowJob
         }
 
         var slot = Batch.Slots[row];
-        var bytes = Cache.SlotStride * sizeof(float);
-        Buffer.MemoryCopy(k, Cache.Keys(Layer, slot), bytes, bytes);
-        Buffer.MemoryCopy(Value.Row(row), Cache.Values(Layer, slot), bytes, bytes);
+        Cache.Store(k, Cache.Keys(Layer, slot));
+        Cache.Store(Value.Row(row), Cache.Values(Layer, slot));
     }
 }

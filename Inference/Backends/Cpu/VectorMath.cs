@@ -12,7 +12,8 @@ internal static unsafe class VectorMath
     /// of six dependent FMAs each.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static float Dot(float* a, float* b, int n)
+    public static float Dot<TRow>(float* a, byte* b, int n)
+        where TRow : IFloatRow
     {
         var i = 0;
         var sum = 0f;
@@ -21,15 +22,15 @@ internal static unsafe class VectorMath
             Vector256<float> acc0 = default, acc1 = default, acc2 = default, acc3 = default;
             for (; i + 32 <= n; i += 32)
             {
-                acc0 = Vector256.FusedMultiplyAdd(Vector256.Load(a + i), Vector256.Load(b + i), acc0);
-                acc1 = Vector256.FusedMultiplyAdd(Vector256.Load(a + i + 8), Vector256.Load(b + i + 8), acc1);
-                acc2 = Vector256.FusedMultiplyAdd(Vector256.Load(a + i + 16), Vector256.Load(b + i + 16), acc2);
-                acc3 = Vector256.FusedMultiplyAdd(Vector256.Load(a + i + 24), Vector256.Load(b + i + 24), acc3);
+                acc0 = Vector256.FusedMultiplyAdd(Vector256.Load(a + i), TRow.Load8(b, i), acc0);
+                acc1 = Vector256.FusedMultiplyAdd(Vector256.Load(a + i + 8), TRow.Load8(b, i + 8), acc1);
+                acc2 = Vector256.FusedMultiplyAdd(Vector256.Load(a + i + 16), TRow.Load8(b, i + 16), acc2);
+                acc3 = Vector256.FusedMultiplyAdd(Vector256.Load(a + i + 24), TRow.Load8(b, i + 24), acc3);
             }
 
             for (; i + 8 <= n; i += 8)
             {
-                acc1 = Vector256.FusedMultiplyAdd(Vector256.Load(a + i), Vector256.Load(b + i), acc1);
+                acc1 = Vector256.FusedMultiplyAdd(Vector256.Load(a + i), TRow.Load8(b, i), acc1);
             }
 
             sum = Vector256.Sum((acc0 + acc1) + (acc2 + acc3));
@@ -37,7 +38,7 @@ internal static unsafe class VectorMath
 
         for (; i < n; i++)
         {
-            sum += a[i] * b[i];
+            sum += a[i] * TRow.Load1(b, i);
         }
 
         return sum;
@@ -48,7 +49,8 @@ internal static unsafe class VectorMath
     /// <see cref="Axpy"/> per row sent y through memory every row, a store-to-load round trip per position and head. The
     /// additions per element run in row order as they did there.
     /// </summary>
-    public static void WeightedRowSum(float* w, float* x, long stride, int rows, float* y, int n)
+    public static void WeightedRowSum<TRow>(float* w, byte* x, long stride, int rows, float* y, int n)
+        where TRow : IFloatRow
     {
         var i = 0;
         if (Vector512.IsHardwareAccelerated)
@@ -60,14 +62,14 @@ internal static unsafe class VectorMath
                 var y1 = Vector512.Load(y + i + 16);
                 var y2 = Vector512.Load(y + i + 32);
                 var y3 = Vector512.Load(y + i + 48);
-                var row = x + i;
+                var row = x;
                 for (var r = 0; r < rows; r++, row += stride)
                 {
                     var weight = Vector512.Create(w[r]);
-                    y0 = Vector512.FusedMultiplyAdd(weight, Vector512.Load(row), y0);
-                    y1 = Vector512.FusedMultiplyAdd(weight, Vector512.Load(row + 16), y1);
-                    y2 = Vector512.FusedMultiplyAdd(weight, Vector512.Load(row + 32), y2);
-                    y3 = Vector512.FusedMultiplyAdd(weight, Vector512.Load(row + 48), y3);
+                    y0 = Vector512.FusedMultiplyAdd(weight, TRow.Load16(row, i), y0);
+                    y1 = Vector512.FusedMultiplyAdd(weight, TRow.Load16(row, i + 16), y1);
+                    y2 = Vector512.FusedMultiplyAdd(weight, TRow.Load16(row, i + 32), y2);
+                    y3 = Vector512.FusedMultiplyAdd(weight, TRow.Load16(row, i + 48), y3);
                 }
 
                 y0.Store(y + i);
@@ -85,14 +87,14 @@ internal static unsafe class VectorMath
                 var y1 = Vector256.Load(y + i + 8);
                 var y2 = Vector256.Load(y + i + 16);
                 var y3 = Vector256.Load(y + i + 24);
-                var row = x + i;
+                var row = x;
                 for (var r = 0; r < rows; r++, row += stride)
                 {
                     var weight = Vector256.Create(w[r]);
-                    y0 = Vector256.FusedMultiplyAdd(weight, Vector256.Load(row), y0);
-                    y1 = Vector256.FusedMultiplyAdd(weight, Vector256.Load(row + 8), y1);
-                    y2 = Vector256.FusedMultiplyAdd(weight, Vector256.Load(row + 16), y2);
-                    y3 = Vector256.FusedMultiplyAdd(weight, Vector256.Load(row + 24), y3);
+                    y0 = Vector256.FusedMultiplyAdd(weight, TRow.Load8(row, i), y0);
+                    y1 = Vector256.FusedMultiplyAdd(weight, TRow.Load8(row, i + 8), y1);
+                    y2 = Vector256.FusedMultiplyAdd(weight, TRow.Load8(row, i + 16), y2);
+                    y3 = Vector256.FusedMultiplyAdd(weight, TRow.Load8(row, i + 24), y3);
                 }
 
                 y0.Store(y + i);
@@ -104,10 +106,10 @@ internal static unsafe class VectorMath
             for (; i + 8 <= n; i += 8)
             {
                 var y0 = Vector256.Load(y + i);
-                var row = x + i;
+                var row = x;
                 for (var r = 0; r < rows; r++, row += stride)
                 {
-                    y0 = Vector256.FusedMultiplyAdd(Vector256.Create(w[r]), Vector256.Load(row), y0);
+                    y0 = Vector256.FusedMultiplyAdd(Vector256.Create(w[r]), TRow.Load8(row, i), y0);
                 }
 
                 y0.Store(y + i);
@@ -119,7 +121,7 @@ internal static unsafe class VectorMath
             var sum = y[i];
             for (var r = 0; r < rows; r++)
             {
-                sum += w[r] * x[r * stride + i];
+                sum += w[r] * TRow.Load1(x + r * stride, i);
             }
 
             y[i] = sum;
@@ -131,9 +133,10 @@ internal static unsafe class VectorMath
     /// consecutive positions of one head. The query is loaded once per chunk for all eight rows, and the eight sums leave
     /// their vectors through one shuffle tree (<see cref="Sum8"/>) where eight <see cref="Dot"/>s summed each on its own.
     /// </summary>
-    public static void Dot8(float* q, float* keys, long stride, int n, float scale, float* scores)
+    public static void Dot8<TRow>(float* q, byte* keys, long stride, int n, float scale, float* scores)
+        where TRow : IFloatRow
     {
-        float* k0 = keys, k1 = keys + 1 * stride, k2 = keys + 2 * stride, k3 = keys + 3 * stride, k4 = keys + 4 * stride, k5 = keys + 5 * stride, k6 = keys + 6 * stride, k7 = keys + 7 * stride;
+        byte* k0 = keys, k1 = keys + 1 * stride, k2 = keys + 2 * stride, k3 = keys + 3 * stride, k4 = keys + 4 * stride, k5 = keys + 5 * stride, k6 = keys + 6 * stride, k7 = keys + 7 * stride;
         Vector256<float> sums;
         var i = 0;
         if (Vector512.IsHardwareAccelerated && n % 16 == 0)
@@ -142,14 +145,14 @@ internal static unsafe class VectorMath
             for (; i < n; i += 16)
             {
                 var x = Vector512.Load(q + i);
-                a0 = Vector512.FusedMultiplyAdd(x, Vector512.Load(k0 + i), a0);
-                a1 = Vector512.FusedMultiplyAdd(x, Vector512.Load(k1 + i), a1);
-                a2 = Vector512.FusedMultiplyAdd(x, Vector512.Load(k2 + i), a2);
-                a3 = Vector512.FusedMultiplyAdd(x, Vector512.Load(k3 + i), a3);
-                a4 = Vector512.FusedMultiplyAdd(x, Vector512.Load(k4 + i), a4);
-                a5 = Vector512.FusedMultiplyAdd(x, Vector512.Load(k5 + i), a5);
-                a6 = Vector512.FusedMultiplyAdd(x, Vector512.Load(k6 + i), a6);
-                a7 = Vector512.FusedMultiplyAdd(x, Vector512.Load(k7 + i), a7);
+                a0 = Vector512.FusedMultiplyAdd(x, TRow.Load16(k0, i), a0);
+                a1 = Vector512.FusedMultiplyAdd(x, TRow.Load16(k1, i), a1);
+                a2 = Vector512.FusedMultiplyAdd(x, TRow.Load16(k2, i), a2);
+                a3 = Vector512.FusedMultiplyAdd(x, TRow.Load16(k3, i), a3);
+                a4 = Vector512.FusedMultiplyAdd(x, TRow.Load16(k4, i), a4);
+                a5 = Vector512.FusedMultiplyAdd(x, TRow.Load16(k5, i), a5);
+                a6 = Vector512.FusedMultiplyAdd(x, TRow.Load16(k6, i), a6);
+                a7 = Vector512.FusedMultiplyAdd(x, TRow.Load16(k7, i), a7);
             }
 
             sums = Sum8(a0.GetLower() + a0.GetUpper(), a4.GetLower() + a4.GetUpper(), a1.GetLower() + a1.GetUpper(), a5.GetLower() + a5.GetUpper(), a2.GetLower() + a2.GetUpper(), a6.GetLower() + a6.GetUpper(), a3.GetLower() + a3.GetUpper(), a7.GetLower() + a7.GetUpper());
@@ -160,14 +163,14 @@ internal static unsafe class VectorMath
             for (; i < n; i += 8)
             {
                 var x = Vector256.Load(q + i);
-                a0 = Vector256.FusedMultiplyAdd(x, Vector256.Load(k0 + i), a0);
-                a1 = Vector256.FusedMultiplyAdd(x, Vector256.Load(k1 + i), a1);
-                a2 = Vector256.FusedMultiplyAdd(x, Vector256.Load(k2 + i), a2);
-                a3 = Vector256.FusedMultiplyAdd(x, Vector256.Load(k3 + i), a3);
-                a4 = Vector256.FusedMultiplyAdd(x, Vector256.Load(k4 + i), a4);
-                a5 = Vector256.FusedMultiplyAdd(x, Vector256.Load(k5 + i), a5);
-                a6 = Vector256.FusedMultiplyAdd(x, Vector256.Load(k6 + i), a6);
-                a7 = Vector256.FusedMultiplyAdd(x, Vector256.Load(k7 + i), a7);
+                a0 = Vector256.FusedMultiplyAdd(x, TRow.Load8(k0, i), a0);
+                a1 = Vector256.FusedMultiplyAdd(x, TRow.Load8(k1, i), a1);
+                a2 = Vector256.FusedMultiplyAdd(x, TRow.Load8(k2, i), a2);
+                a3 = Vector256.FusedMultiplyAdd(x, TRow.Load8(k3, i), a3);
+                a4 = Vector256.FusedMultiplyAdd(x, TRow.Load8(k4, i), a4);
+                a5 = Vector256.FusedMultiplyAdd(x, TRow.Load8(k5, i), a5);
+                a6 = Vector256.FusedMultiplyAdd(x, TRow.Load8(k6, i), a6);
+                a7 = Vector256.FusedMultiplyAdd(x, TRow.Load8(k7, i), a7);
             }
 
             sums = Sum8(a0, a4, a1, a5, a2, a6, a3, a7);
@@ -203,7 +206,8 @@ internal static unsafe class VectorMath
     /// each 64-column chunk of a row is loaded once for the four, where four calls loaded it four times. Attention's value
     /// pass for four query tokens of a prompt; the same FMAs in the same order as four calls, so the same sums.
     /// </summary>
-    public static void WeightedRowSum4(float* w, long wStride, float* x, long stride, int rows, float* y, long yStride, int n)
+    public static void WeightedRowSum4<TRow>(float* w, long wStride, byte* x, long stride, int rows, float* y, long yStride, int n)
+        where TRow : IFloatRow
     {
         float* w0 = w, w1 = w + wStride, w2 = w + 2 * wStride, w3 = w + 3 * wStride;
         float* y0 = y, y1 = y + yStride, y2 = y + 2 * yStride, y3 = y + 3 * yStride;
@@ -216,13 +220,13 @@ internal static unsafe class VectorMath
                 var a10 = Vector512.Load(y1 + i + 0); var a11 = Vector512.Load(y1 + i + 16); var a12 = Vector512.Load(y1 + i + 32); var a13 = Vector512.Load(y1 + i + 48);
                 var a20 = Vector512.Load(y2 + i + 0); var a21 = Vector512.Load(y2 + i + 16); var a22 = Vector512.Load(y2 + i + 32); var a23 = Vector512.Load(y2 + i + 48);
                 var a30 = Vector512.Load(y3 + i + 0); var a31 = Vector512.Load(y3 + i + 16); var a32 = Vector512.Load(y3 + i + 32); var a33 = Vector512.Load(y3 + i + 48);
-                var row = x + i;
+                var row = x;
                 for (var r = 0; r < rows; r++, row += stride)
                 {
-                    var v0 = Vector512.Load(row + 0);
-                    var v1 = Vector512.Load(row + 16);
-                    var v2 = Vector512.Load(row + 32);
-                    var v3 = Vector512.Load(row + 48);
+                    var v0 = TRow.Load16(row, i + 0);
+                    var v1 = TRow.Load16(row, i + 16);
+                    var v2 = TRow.Load16(row, i + 32);
+                    var v3 = TRow.Load16(row, i + 48);
                     var s0 = Vector512.Create(w0[r]);
                     a00 = Vector512.FusedMultiplyAdd(s0, v0, a00);
                     a01 = Vector512.FusedMultiplyAdd(s0, v1, a01);
@@ -254,10 +258,10 @@ internal static unsafe class VectorMath
 
         if (i < n)
         {
-            WeightedRowSum(w0, x + i, stride, rows, y0 + i, n - i);
-            WeightedRowSum(w1, x + i, stride, rows, y1 + i, n - i);
-            WeightedRowSum(w2, x + i, stride, rows, y2 + i, n - i);
-            WeightedRowSum(w3, x + i, stride, rows, y3 + i, n - i);
+            WeightedRowSum<TRow>(w0, x + i * TRow.ElementBytes, stride, rows, y0 + i, n - i);
+            WeightedRowSum<TRow>(w1, x + i * TRow.ElementBytes, stride, rows, y1 + i, n - i);
+            WeightedRowSum<TRow>(w2, x + i * TRow.ElementBytes, stride, rows, y2 + i, n - i);
+            WeightedRowSum<TRow>(w3, x + i * TRow.ElementBytes, stride, rows, y3 + i, n - i);
         }
     }
 
@@ -284,7 +288,7 @@ internal static unsafe class VectorMath
     /// <summary>output = x · (1/√(mean(x²) + ε)) · weight over n values.</summary>
     public static void RmsNorm(float* x, float* weight, float epsilon, float* output, int n)
     {
-        var scale = 1f / MathF.Sqrt(Dot(x, x, n) / n + epsilon);
+        var scale = 1f / MathF.Sqrt(Dot<Float32Row>(x, (byte*)x, n) / n + epsilon);
         var i = 0;
         if (Vector256.IsHardwareAccelerated)
         {

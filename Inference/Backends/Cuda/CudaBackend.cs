@@ -120,8 +120,13 @@ public sealed class CudaBackend : IBackend, IDeviceSampler
     /// and doubles the tokens that fit. The keys and values of real models lie well inside f16's ±65504, and its rounding
     /// (≤ 2⁻¹¹ relative) is what GpuCheck's f16 bounds are derived from.
     /// </summary>
-    public KvCacheDtype ResolveKvCacheDtype(KvCacheDtype requested) =>
-        requested == KvCacheDtype.Auto ? KvCacheDtype.Float16 : requested;
+    public KvCacheDtype ResolveKvCacheDtype(KvCacheDtype requested) => requested switch
+    {
+        KvCacheDtype.Auto => KvCacheDtype.Float16,
+        KvCacheDtype.BFloat16 => throw new ArgumentException(
+            $"Inference:KvCacheDtype (--kv-cache-dtype) bf16 is not supported here: this backend ({Description}) keeps an f16 or float32 KV cache (use auto, fp16 or fp32)."),
+        _ => requested,
+    };
 
     public PagedKvCache CreateKvCache(KvCacheShape shape)
     {

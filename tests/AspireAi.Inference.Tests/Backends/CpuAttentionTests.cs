@@ -10,15 +10,18 @@ namespace AspireAi.Inference.Tests.Backends;
 public sealed unsafe class CpuAttentionTests
 {
     [Theory]
-    [InlineData(64, 4, 2, 13)]  // 512-bit chunks; tiles of 8 and 5 tokens (groups of four and single ones)
-    [InlineData(48, 6, 6, 21)]  // stories15M's heads: 48 wide, no grouping
-    [InlineData(100, 2, 1, 7)]  // a width that is no multiple of 8: the scalar paths
-    public void Prompt_tokens_together_equal_tokens_one_by_one_and_the_float64_reference(int headDim, int heads, int kvHeads, int tokens)
+    [InlineData(64, 4, 2, 13, false)]  // 512-bit chunks; tiles of 8 and 5 tokens (groups of four and single ones)
+    [InlineData(48, 6, 6, 21, false)]  // stories15M's heads: 48 wide, no grouping
+    [InlineData(100, 2, 1, 7, false)]  // a width that is no multiple of 8: the scalar paths
+    [InlineData(64, 4, 2, 13, true)]   // the same over a bf16 cache (against the reference on the bf16 values)
+    [InlineData(48, 6, 6, 21, true)]
+    [InlineData(100, 2, 1, 7, true)]
+    public void Prompt_tokens_together_equal_tokens_one_by_one_and_the_float64_reference(int headDim, int heads, int kvHeads, int tokens, bool bf16)
     {
         const int blockSize = 16;
         var random = new Random(headDim * 31 + tokens);
         using var backend = new CpuBackend(2);
-        var shape = new KvCacheShape(1, kvHeads, headDim, blockSize, 4);
+        var shape = new KvCacheShape(1, kvHeads, headDim, blockSize, 4, bf16 ? KvCacheDtype.BFloat16 : KvCacheDtype.Float32);
         using var cache = (CpuKvCache)backend.CreateKvCache(shape);
         int[] table = [2, 0, 3, 1]; // blocks out of order: positions go through the table
         var slots = Enumerable.Range(0, tokens).Select(p => table[p / blockSize] * blockSize + p % blockSize).ToArray();
@@ -27,8 +30,19 @@ public sealed unsafe class CpuAttentionTests
         var values = Enumerable.Range(0, tokens * width).Select(_ => (float)(random.NextDouble() * 2 - 1)).ToArray();
         for (var p = 0; p < tokens; p++)
         {
-            keys.AsSpan(p * width, width).CopyTo(new Span<float>(cache.Keys(0, slots[p]), width));
-            values.AsSpan(p * width, width).CopyTo(new Span<float>(cache.Values(0, slots[p]), width));
+            fixed (float* k = &keys[p * width], v = &values[p * width])
+            {
+                cache.Store(k, cache.Keys(0, slots[p]));
+                cache.Store(v, cache.Values(0, slots[p]));
+            }
+        }
+
+        if (bf16)
+        {
+            // The reference attends over what the cache holds: every key and value rounded to bf16.
+            static float Rounded(float x) => BitConverter.Int32BitsToSingle(CpuKvCache.ToBFloat16(x) << 16);
+            keys = keys.Select(Rounded).ToArray();
+            values = values.Select(Rounded).ToArray();
         }
 
         var queries = Enumerable.Range(0, tokens * heads * headDim).Select(_ => (float)(random.NextDouble() * 4 - 2)).ToArray();

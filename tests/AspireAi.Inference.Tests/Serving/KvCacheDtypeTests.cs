@@ -5,9 +5,9 @@ using AspireAi.Inference.Tests.Support;
 namespace AspireAi.Inference.Tests.Serving;
 
 /// <summary>
-/// <c>--kv-cache-dtype auto|fp32|fp16</c> (<c>Inference:KvCacheDtype</c>) on the host side: parsing, the CPU backend's
-/// answer (float32 for auto, fp16 refused), and the serving host's checks. The f16 cache itself is CUDA's and is measured
-/// against the CPU by GpuCheck.
+/// <c>--kv-cache-dtype auto|fp32|fp16|bf16</c> (<c>Inference:KvCacheDtype</c>) on the host side: parsing, the CPU backend's
+/// answer (float32 for auto, bf16 kept, fp16 refused), and the serving host's checks. The f16 cache itself is CUDA's and is
+/// measured against the CPU by GpuCheck; the CPU's bf16 attention is checked in CpuAttentionTests.
 /// </summary>
 public sealed class KvCacheDtypeTests
 {
@@ -16,6 +16,7 @@ public sealed class KvCacheDtypeTests
     [InlineData("fp32", KvCacheDtype.Float32)]
     [InlineData("fp16", KvCacheDtype.Float16)]
     [InlineData("FP16", KvCacheDtype.Float16)]
+    [InlineData("bf16", KvCacheDtype.BFloat16)]
     public void Names_parse_case_insensitively_and_round_trip(string text, KvCacheDtype expected)
     {
         var dtype = KvCacheDtypes.Parse(text, "--kv-cache-dtype");
@@ -31,7 +32,7 @@ public sealed class KvCacheDtypeTests
     public void A_bad_name_is_refused_naming_the_setting_and_the_choices(string? text)
     {
         var error = Assert.Throws<ArgumentException>(() => KvCacheDtypes.Parse(text, "Inference:KvCacheDtype (--kv-cache-dtype)"));
-        Assert.Equal($"Inference:KvCacheDtype (--kv-cache-dtype) must be auto, fp32 or fp16, not '{text}'.", error.Message);
+        Assert.Equal($"Inference:KvCacheDtype (--kv-cache-dtype) must be auto, fp32, fp16 or bf16, not '{text}'.", error.Message);
     }
 
     [Fact]
@@ -39,6 +40,7 @@ public sealed class KvCacheDtypeTests
     {
         Assert.Equal(4, KvCacheDtype.Float32.ElementBytes());
         Assert.Equal(2, KvCacheDtype.Float16.ElementBytes());
+        Assert.Equal(2, KvCacheDtype.BFloat16.ElementBytes());
         Assert.Throws<InvalidOperationException>(() => KvCacheDtype.Auto.ElementBytes());
         var shape = new KvCacheShape(Layers: 2, KvHeads: 4, HeadDim: 64, BlockSize: 16, BlockCount: 3);
         Assert.Equal(16 * 4 * 64 * 4, shape.BytesPerLayerBlock);
@@ -52,6 +54,7 @@ public sealed class KvCacheDtypeTests
         IBackend cpu = backend;
         Assert.Equal(KvCacheDtype.Float32, cpu.ResolveKvCacheDtype(KvCacheDtype.Auto));
         Assert.Equal(KvCacheDtype.Float32, cpu.ResolveKvCacheDtype(KvCacheDtype.Float32));
+        Assert.Equal(KvCacheDtype.BFloat16, cpu.ResolveKvCacheDtype(KvCacheDtype.BFloat16));
         var error = Assert.Throws<ArgumentException>(() => cpu.ResolveKvCacheDtype(KvCacheDtype.Float16));
         Assert.Contains("--kv-cache-dtype", error.Message);
         Assert.Contains("fp16", error.Message);
@@ -73,13 +76,18 @@ public sealed class KvCacheDtypeTests
         new TinyGgufModel { Vocabulary = 64, Context = 128, Seed = 3 }.CreateWriter().WriteTo(path);
 
         var bad = await Assert.ThrowsAnyAsync<ArgumentException>(() => ServingHost.StartAsync(path, "--kv-cache-dtype", "fp8"));
-        Assert.Contains("Inference:KvCacheDtype (--kv-cache-dtype) must be auto, fp32 or fp16, not 'fp8'", bad.Message);
+        Assert.Contains("Inference:KvCacheDtype (--kv-cache-dtype) must be auto, fp32, fp16 or bf16, not 'fp8'", bad.Message);
 
         var half = await Assert.ThrowsAnyAsync<ArgumentException>(() => ServingHost.StartAsync(path, "--device", "cpu", "--kv-cache-dtype", "fp16"));
         Assert.Contains("--kv-cache-dtype", half.Message);
         Assert.Contains("fp16", half.Message);
 
-        await using var host = await ServingHost.StartAsync(path, "--device", "cpu", "--kv-cache-tokens", "256");
-        Assert.Equal(KvCacheDtype.Float32, host.Model.Engine.Options.KvCacheDtype);
+        await using (var host = await ServingHost.StartAsync(path, "--device", "cpu", "--kv-cache-tokens", "256"))
+        {
+            Assert.Equal(KvCacheDtype.Float32, host.Model.Engine.Options.KvCacheDtype);
+        }
+
+        await using var bf16 = await ServingHost.StartAsync(path, "--device", "cpu", "--kv-cache-tokens", "256", "--kv-cache-dtype", "bf16");
+        Assert.Equal(KvCacheDtype.BFloat16, bf16.Model.Engine.Options.KvCacheDtype);
     }
 }

@@ -111,14 +111,14 @@ public sealed class KvOffloadTierTests
         {
             for (var i = 0; i < floats; i++)
             {
-                cache.Keys(l, 0)[i] = random.NextSingle() - 0.5f;
-                cache.Values(l, 0)[i] = random.NextSingle() - 0.5f;
+                ((float*)cache.Keys(l, 0))[i] = random.NextSingle() - 0.5f;
+                ((float*)cache.Values(l, 0))[i] = random.NextSingle() - 0.5f;
             }
         }
 
         var blockFloats = shape.BlockSize * shape.KvHeads * shape.HeadDim;
         float[] Block(int layer, int block, bool values) =>
-            new Span<float>(values ? cache.Values(layer, block * shape.BlockSize) : cache.Keys(layer, block * shape.BlockSize), blockFloats).ToArray();
+            new Span<float>(values ? (float*)cache.Values(layer, block * shape.BlockSize) : (float*)cache.Keys(layer, block * shape.BlockSize), blockFloats).ToArray();
 
         var expected = Enumerable.Range(0, shape.Layers).Select(l => (Block(l, 3, false), Block(l, 3, true))).ToArray();
         var neighbours = Enumerable.Range(0, shape.Layers).Select(l => (Block(l, 0, false), Block(l, 2, true))).ToArray();
