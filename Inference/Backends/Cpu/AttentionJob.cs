@@ -5,8 +5,9 @@ using System.Runtime.Intrinsics.X86;
 namespace AspireAi.Inference.Backends.Cpu;
 
 /// <summary>
-/// Paged causal attention, one token's query heads per work item: scores against the keys of positions 0…position of the
-/// token's sequence found through its block table, a max-subtracted softmax, and the weighted sum of values.
+/// Paged causal attention, a tile's query heads per work item (a tile: up to <see cref="TileTokens"/> consecutive tokens of
+/// one sequence, or one decode token): scores against the keys of positions 0…position of each token's sequence found
+/// through its block table, a max-subtracted softmax, and the weighted sum of values, over a float32 or bf16 cache.
 /// </summary>
 /// <remarks>
 /// Positions are walked block by block, all heads of a token together, so the keys and values stream through memory in
