@@ -50,17 +50,8 @@ internal sealed unsafe class CpuKvCache : PagedKvCache
         var destination = (ushort*)slot;
         for (var i = 0; i < SlotStride; i++)
         {
-            destination[i] = ToBFloat16(source[i]);
+            destination[i] = BFloat16Row.Round(source[i]);
         }
-    }
-
-    /// <summary>Rounds to the nearest bf16, ties to even (NaN stays NaN).</summary>
-    public static ushort ToBFloat16(float value)
-    {
-        var bits = BitConverter.SingleToUInt32Bits(value);
-        return (bits & 0x7FFFFFFF) > 0x7F800000
-            ? (ushort)((bits >> 16) | 0x40)
-            : (ushort)((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16);
     }
 
     public override void Dispose()

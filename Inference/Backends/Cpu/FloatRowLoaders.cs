@@ -50,6 +50,15 @@ internal readonly unsafe struct BFloat16Row : IFloatRow
         Avx2.ShiftLeftLogical(Avx2.ConvertToVector256Int32(Vector128.Load((ushort*)row + index)), 16).AsSingle();
 
     public static float Load1(byte* row, int index) => BitConverter.Int32BitsToSingle(((ushort*)row)[index] << 16);
+
+    /// <summary>The bf16 nearest to <paramref name="value"/>, ties to even (NaN stays NaN): what these rows hold of a float.</summary>
+    public static ushort Round(float value)
+    {
+        var bits = BitConverter.SingleToUInt32Bits(value);
+        return (bits & 0x7FFFFFFF) > 0x7F800000
+            ? (ushort)((bits >> 16) | 0x40)
+            : (ushort)((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16);
+    }
 }
 
 /// <summary>

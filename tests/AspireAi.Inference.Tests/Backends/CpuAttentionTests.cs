@@ -40,7 +40,7 @@ public sealed unsafe class CpuAttentionTests
         if (bf16)
         {
             // The reference attends over what the cache holds: every key and value rounded to bf16.
-            static float Rounded(float x) => BitConverter.Int32BitsToSingle(CpuKvCache.ToBFloat16(x) << 16);
+            static float Rounded(float x) => BitConverter.Int32BitsToSingle(BFloat16Row.Round(x) << 16);
             keys = keys.Select(Rounded).ToArray();
             values = values.Select(Rounded).ToArray();
         }

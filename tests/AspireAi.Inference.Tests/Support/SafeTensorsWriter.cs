@@ -2,6 +2,7 @@ using System.Buffers.Binary;
 using System.Runtime.InteropServices;
 using System.Text;
 using System.Text.Json;
+using AspireAi.Inference.Backends.Cpu;
 
 namespace AspireAi.Inference.Tests.Support;
 
@@ -115,7 +116,7 @@ public static class FloatCodec
                     BinaryPrimitives.WriteHalfLittleEndian(bytes.AsSpan(2 * i), (Half)values[i]);
                     break;
                 case "BF16":
-                    BinaryPrimitives.WriteUInt16LittleEndian(bytes.AsSpan(2 * i), ToBFloat16(values[i]));
+                    BinaryPrimitives.WriteUInt16LittleEndian(bytes.AsSpan(2 * i), BFloat16Row.Round(values[i]));
                     break;
                 default:
                     throw new ArgumentException($"No float encoding for {dtype}");
@@ -145,12 +146,4 @@ public static class FloatCodec
 
     /// <summary>Rounds each value to what <paramref name="dtype"/> can hold, so encode → decode gives it back exactly.</summary>
     public static float[] RoundTo(string dtype, float[] values) => Decode(dtype, Encode(dtype, values));
-
-    // Round to nearest even on the 16 bits dropped (finite inputs only, which is all the tests make).
-    private static ushort ToBFloat16(float value)
-    {
-        var bits = BitConverter.SingleToUInt32Bits(value);
-        var rounding = 0x7FFFu + ((bits >> 16) & 1);
-        return (ushort)((bits + rounding) >> 16);
-    }
 }
