@@ -330,15 +330,13 @@ internal sealed class Benchmarks(CudaBackend gpu, Report report)
             // A captured graph of the step, replayed: the same positions each step, so the launch shapes stay fixed.
             DecodeBatch(prompt + 1);
             model.ForwardToLogits(batch, cache);
-            using (var graph = gpu.CaptureStep(() => model.ForwardToLogits(batch, cache), out var captured))
+            using (var graph = model.CaptureStep(batch, cache))
             {
                 gpu.Context.Synchronize();
                 clock.Restart();
                 for (var i = 0; i < steps; i++)
                 {
-                    gpu.UploadBatch(batch);
-                    graph.Launch(gpu.Stream);
-                    gpu.ArgMax(captured!, batchSize, ids);
+                    gpu.ArgMax(graph.Replay(batch)!, batchSize, ids);
                 }
             }
 

@@ -31,8 +31,9 @@ public sealed class CudaBackend : IBackend, IDeviceSampler
     private int _stagingIndex;
     private CudaDeviceBuffer<float>? _splitWorkspace;
 
-    // While a step is captured (CaptureStep), BeginBatch only takes the batch as the current one and uploads nothing: the
-    // caller uploads with UploadBatch before each replay (the copy would otherwise be recorded with the capture's pinned buffer).
+    // While a step is captured (CaptureStep), BeginBatch only takes the batch as the current one and uploads nothing: each
+    // replay uploads its batch through BeginBatch first (CudaStepGraph; the copy would otherwise be recorded with the
+    // capture's pinned buffer).
     private bool _deferBatchUploads;
 
     /// <param name="context">The device to run on (default: device 0's primary context, owned by the backend).</param>
@@ -167,8 +168,9 @@ public sealed class CudaBackend : IBackend, IDeviceSampler
 
     /// <summary>
     /// Captures what <paramref name="step"/> queues on <see cref="Stream"/> as a graph instead of running it, with the batch
-    /// metadata uploads deferred: call <see cref="UploadBatch"/> before each replay. Run the same step eagerly once first,
-    /// so that every buffer it addresses already has its final size.
+    /// metadata uploads deferred: call <see cref="BeginBatch"/> with the replayed batch before each launch (as
+    /// <see cref="CudaStepGraph"/> does). Run the same step eagerly once first, so that every buffer it addresses already has
+    /// its final size.
     /// </summary>
     public CudaGraph CaptureStep(Func<DeviceTensor?> step, out DeviceTensor? result)
     {
@@ -210,16 +212,9 @@ public sealed class CudaBackend : IBackend, IDeviceSampler
         }
     }
 
-    /// <summary>Copies the batch's metadata to the device (through pinned memory, asynchronously on <see cref="Stream"/>).</summary>
-    public void UploadBatch(ForwardBatch batch)
+    /// <summary>Copies the batch's metadata, laid out as <see cref="_layout"/>, to the device (through pinned memory, asynchronously on <see cref="Stream"/>).</summary>
+    private void UploadBatch(ForwardBatch batch)
     {
-        Context.MakeCurrent();
-        var layout = BatchMetadata.For(batch);
-        if (layout != _layout)
-        {
-            throw new InvalidOperationException("UploadBatch needs the batch given to BeginBatch (or one of the same shape).");
-        }
-
         // Two pinned staging buffers: the one written now was last uploaded two steps ago; wait until that copy is done.
         _stagingIndex = (_stagingIndex + 1) % MetadataBuffers;
         _stagingFree[_stagingIndex].Synchronize();
@@ -231,11 +226,6 @@ public sealed class CudaBackend : IBackend, IDeviceSampler
 
         if (_metadata is null || _metadata.Length < _layout.Length)
         {
-            if (_deferBatchUploads)
-            {
-                throw new InvalidOperationException("The metadata buffer must not move while uploads are deferred: run one step eagerly first.");
-            }
-
             _metadata?.Dispose();
             _metadata = new CudaDeviceBuffer<int>(Context, Math.Max(_layout.Length, 1024));
             StepBufferGeneration++;
