@@ -62,7 +62,12 @@ internal sealed class DecodeGraphs : IDisposable
             return false;
         }
 
-        var size = _sizes.First(s => s >= tokens);
+        var size = _sizes[0];
+        for (var i = 1; size < tokens; i++)
+        {
+            size = _sizes[i];
+        }
+
         var bound = Math.Min(_contextLimit, Math.Max(MinContextBound, (int)BitOperations.RoundUpToPowerOf2((uint)batch.MaxContextLength)));
         for (var t = tokens; t < size; t++)
         {

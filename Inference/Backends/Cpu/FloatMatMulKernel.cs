@@ -41,7 +41,6 @@ internal static unsafe class FloatMatMulKernel
     private static void Rows<TRow>(CpuWeight weight, float* input, int stride, int tokens, float* output, int rowStart, int rowEnd, bool wide)
         where TRow : IFloatRow
     {
-        var n = weight.Rows;
         var k = weight.Columns;
         // Float32 rows take 16-token chunks (activations 18 KB at K = 288, within L1): 128-token chunks in L2 ran 8 % slower
         // with AVX-512 and 24 % with AVX2. F16/BF16 rows are widened once per chunk, so they take chunks as large as ChunkBytes
@@ -58,7 +57,7 @@ internal static unsafe class FloatMatMulKernel
                 for (var chunk = 0; chunk < tokens; chunk += chunkTokens)
                 {
                     var chunkEnd = Math.Min(tokens, chunk + chunkTokens);
-                    Chunk<TRow>(weight, input, stride, chunk, chunkEnd, output, n, rowStart, rowEnd, wide, scratch);
+                    Chunk<TRow>(weight, input, stride, chunk, chunkEnd, output, rowStart, rowEnd, wide, scratch);
                 }
             }
         }
@@ -71,11 +70,11 @@ internal static unsafe class FloatMatMulKernel
         }
     }
 
-    private static void Chunk<TRow>(CpuWeight weight, float* input, int stride, int chunk, int chunkEnd, float* output, int n, int rowStart, int rowEnd,
+    private static void Chunk<TRow>(CpuWeight weight, float* input, int stride, int chunk, int chunkEnd, float* output, int rowStart, int rowEnd,
         bool wide, float* scratch)
         where TRow : IFloatRow
     {
-        var k = weight.Columns;
+        var (n, k) = (weight.Rows, weight.Columns);
         var wideTiles = chunk + (chunkEnd - chunk) / 8 * 8;
         var fullTiles = wideTiles + (chunkEnd - wideTiles) / 4 * 4;
         // Eight tokens per weight vector: a 128-token F16 prefill ran at 55-60 % of llama.cpp's in four-token tiles, which
