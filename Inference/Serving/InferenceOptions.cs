@@ -48,7 +48,7 @@ public sealed class InferenceOptions
 
     /// <summary>
     /// Element type of the KV cache (<c>--kv-cache-dtype</c>, vLLM's flag): <c>auto</c> (the backend's choice: f16 on CUDA,
-    /// float32 on the CPU), <c>fp32</c> or <c>fp16</c> (CUDA only; the CPU backend refuses it).
+    /// float32 on the CPU), <c>fp32</c>, <c>fp16</c> (CUDA only; the CPU backend refuses it) or <c>bf16</c> (CPU only).
     /// </summary>
     public string KvCacheDtype { get; set; } = "auto";
 
