@@ -25,7 +25,7 @@ public static class BenchServeCommand
     public static int Run(string[] argv)
     {
         var args = new CommandLine("bench-serve", argv, new HashSet<string>([.. LoadedModel.Flags, "url", "served-model-name", "num-prompts",
-            "request-rate", "seed", "context", "vocab", "max-num-seqs", "max-batched-tokens", "kv-cache-tokens", "kv-offload-tokens", "batch-requests", "batch-share", "batch-step-tokens", "output", "temperature"]), new HashSet<string> { "json", "cuda-graphs" });
+            "request-rate", "seed", "context", "vocab", "max-num-seqs", "max-batched-tokens", "kv-cache-tokens", "kv-offload-tokens", "batch-requests", "batch-share", "batch-step-tokens", "output", "temperature"]), new HashSet<string> { "json", "enforce-eager" });
         if (args.Has("url") == args.Has("model"))
         {
             throw new UsageException("bench-serve: give exactly one of --url (a running server) or --model (in-process).");
@@ -74,7 +74,7 @@ public static class BenchServeCommand
             Quantize = args.String("quantize"),
             BatchShare = args.Float("batch-share", 0, 0, 1),
             BatchStepTokens = args.Int("batch-step-tokens", 64, 1),
-            CudaGraphs = args.Has("cuda-graphs"),
+            EnforceEager = args.Has("enforce-eager"),
         };
         using var loggerFactory = LoggerFactory.Create(b => b.AddSimpleConsole().SetMinimumLevel(LogLevel.Warning));
         using var model = ServedModel.Load(options, loggerFactory.CreateLogger("bench-serve"));

@@ -29,14 +29,14 @@ public static class ServeCommand
         ["max-running-per-tenant"] = nameof(InferenceOptions.MaxRunningPerTenant),
         ["batch-share"] = nameof(InferenceOptions.BatchShare),
         ["batch-step-tokens"] = nameof(InferenceOptions.BatchStepTokens),
-        ["cuda-graphs"] = nameof(InferenceOptions.CudaGraphs),
+        ["enforce-eager"] = nameof(InferenceOptions.EnforceEager),
         ["chat-template"] = nameof(InferenceOptions.ChatTemplate),
         ["max-request-body-bytes"] = nameof(InferenceOptions.MaxRequestBodyBytes),
         ["state-dir"] = nameof(InferenceOptions.StateDir),
     };
 
-    /// <summary>Flags that may stand alone, meaning true (<c>--cuda-graphs</c>); <c>--cuda-graphs false</c> works too.</summary>
-    private static readonly HashSet<string> Switches = new(StringComparer.Ordinal) { "cuda-graphs" };
+    /// <summary>Flags that may stand alone, meaning true (<c>--enforce-eager</c>); <c>--enforce-eager false</c> works too.</summary>
+    private static readonly HashSet<string> Switches = new(StringComparer.Ordinal) { "enforce-eager" };
 
     public static int Run(string[] args)
     {

@@ -66,7 +66,7 @@ public sealed class LlmEngine : IDisposable
         Options = options;
         ModelName = modelName;
         var config = model.Config;
-        // Decode steps replay CUDA graphs when asked to; their padding tokens write to the cache's last block.
+        // Decode steps replay CUDA graphs unless the options say eager; their padding tokens write to the cache's last block.
         var graphs = options.CudaGraphs && model.CanCaptureSteps && options.KvCacheBlocks > 1;
         _blocks = new BlockManager(options.KvCacheBlocks - (graphs ? 1 : 0), options.BlockSize, options.KvOffloadBlocks);
         // Logit rows beyond one per sequence go to prompt logprobs (see Scheduler).

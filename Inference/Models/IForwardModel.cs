@@ -44,14 +44,13 @@ public interface IForwardModel : IDisposable
     DeviceTensor? ForwardToLogits(ForwardBatch batch, PagedKvCache cache);
 
     /// <summary>Whether <see cref="CaptureStep"/> can record steps (every backend is CUDA).</summary>
-    bool CanCaptureSteps => false;
+    bool CanCaptureSteps { get; }
 
     /// <summary>
     /// Records the step of <paramref name="batch"/> without running it. Run that step eagerly first (<see cref="ForwardToLogits"/>),
     /// so that every buffer the recording addresses already has its final size.
     /// </summary>
-    IStepGraph CaptureStep(ForwardBatch batch, PagedKvCache cache) =>
-        throw new NotSupportedException($"{Description} cannot record steps as graphs.");
+    IStepGraph CaptureStep(ForwardBatch batch, PagedKvCache cache);
 }
 
 /// <summary>The host-side form of a step, the same for every <see cref="IForwardModel"/>.</summary>

@@ -70,8 +70,8 @@ public sealed class InferenceOptions
     /// <summary>Most tokens of batch (Batch API) work per engine step (see <c>EngineOptions.BatchStepTokens</c>).</summary>
     public int BatchStepTokens { get; set; } = 64;
 
-    /// <summary>Replay CUDA graphs of decode steps (see <c>EngineOptions.CudaGraphs</c>).</summary>
-    public bool CudaGraphs { get; set; }
+    /// <summary>Run every step eagerly instead of replaying CUDA graphs of decode steps (vLLM's <c>--enforce-eager</c>; see <c>EngineOptions.CudaGraphs</c>).</summary>
+    public bool EnforceEager { get; set; }
 
     /// <summary>A Jinja chat template file that replaces the model's own (vLLM's <c>--chat-template</c>).</summary>
     public string? ChatTemplate { get; set; }

@@ -115,7 +115,7 @@ public sealed class ServedModel : IDisposable
                 MaxRunningPerTenant = options.MaxRunningPerTenant,
                 BatchShare = options.BatchShare,
                 BatchStepTokens = options.BatchStepTokens,
-                CudaGraphs = options.CudaGraphs,
+                CudaGraphs = !options.EnforceEager,
             };
             engineOptions.Validate();
             var (template, fallback) = LoadTemplate(options, source, tokenizer, logger);

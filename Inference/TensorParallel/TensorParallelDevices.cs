@@ -121,6 +121,10 @@ public static class TensorParallelDevices
 
         public DeviceTensor? ForwardToLogits(ForwardBatch batch, PagedKvCache cache) => model.ForwardToLogits(batch, cache);
 
+        public bool CanCaptureSteps => model.CanCaptureSteps;
+
+        public IStepGraph CaptureStep(ForwardBatch batch, PagedKvCache cache) => model.CaptureStep(batch, cache);
+
         public void Dispose()
         {
             model.Dispose();

@@ -5,7 +5,7 @@
 # random Qwen3-0.6B, and the PyTorch peer (tools/gpu/torch-peer.py) when present. Same layout as gpu-check.sh: GpuCheck in
 # $GPU/bin, kernels in $GPU/kernels, tools in $GPU/tools, models in $GPU/models; results in $OUT.
 #   SHAPES=8b-q8_0,1b-bf16 PEER=decode,copy SERVE=1 bash .gpu/tools/perf-run.sh   (KV=fp32|fp16: the KV cache type, default auto;
-#   GRAPHS=1: bench-serve also with the serving engine's CUDA graphs)
+#   EAGER=1: bench-serve also with --enforce-eager, to compare against the serving engine's CUDA graphs)
 set -uo pipefail
 LOG_NAME=perf.log . "$(dirname "$0")/run-setup.sh"
 nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv | tee "$log"
@@ -24,9 +24,9 @@ if [ -n "${SHAPES:-}" ]; then
     stamp "shapes exit $?"
 fi
 if [ "${SERVE:-0}" = 1 ]; then
-    # GRAPHS=1: the workload twice, eager and then with the engine's CUDA graphs (--cuda-graphs), side by side.
-    for graphs in "" ${GRAPHS:+--cuda-graphs}; do
-        stamp "nano-vllm workload, random Qwen3-0.6B ${SERVE_TYPE:-bf16} ${graphs:-eager}"
+    # EAGER=1: the workload twice, with the engine's CUDA graphs (the default) and then --enforce-eager, side by side.
+    for graphs in "" ${EAGER:+--enforce-eager}; do
+        stamp "nano-vllm workload, random Qwen3-0.6B ${SERVE_TYPE:-bf16} ${graphs:-cuda graphs}"
         timeout "${SERVE_SECONDS:-150}" "$GPU/bin/GpuCheck" inference bench-serve --model "random:qwen3-0.6b:${SERVE_TYPE:-bf16}:4096" --device cuda \
             --num-prompts 256 --max-num-seqs "${SERVE_SEQS:-256}" --max-batched-tokens 8192 --seed 0 --kv-cache-dtype "${KV:-auto}" $graphs >> "$log" 2>&1
         stamp "bench-serve exit $?"

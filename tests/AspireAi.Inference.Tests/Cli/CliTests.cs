@@ -211,11 +211,11 @@ public sealed class CliTests
     }
 
     [Theory]
-    [InlineData(new[] { "--cuda-graphs" }, "--Inference:CudaGraphs=true")]
-    [InlineData(new[] { "--cuda-graphs", "--max-num-seqs", "8" }, "--Inference:CudaGraphs=true --Inference:MaxNumSeqs=8")]
-    [InlineData(new[] { "--cuda-graphs", "false" }, "--Inference:CudaGraphs=false")]
-    [InlineData(new[] { "--cuda-graphs=false" }, "--Inference:CudaGraphs=false")]
-    public void Serve_takes_cuda_graphs_alone_or_with_a_value(string[] args, string expected) =>
+    [InlineData(new[] { "--enforce-eager" }, "--Inference:EnforceEager=true")]
+    [InlineData(new[] { "--enforce-eager", "--max-num-seqs", "8" }, "--Inference:EnforceEager=true --Inference:MaxNumSeqs=8")]
+    [InlineData(new[] { "--enforce-eager", "false" }, "--Inference:EnforceEager=false")]
+    [InlineData(new[] { "--enforce-eager=false" }, "--Inference:EnforceEager=false")]
+    public void Serve_takes_enforce_eager_alone_or_with_a_value(string[] args, string expected) =>
         Assert.Equal(expected, string.Join(' ', ServeCommand.TranslateFlags(args)));
 }
 
