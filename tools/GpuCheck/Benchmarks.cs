@@ -128,9 +128,10 @@ internal sealed class Benchmarks(CudaBackend gpu, Report report)
 
     private void AttentionDecode()
     {
-        // Llama-3-8B attention: 32 query heads, 8 KV heads of 128.
-        // Batch 1 and 32 at the contexts (129: a 128-token prompt's first decode), each under the default split
-        // policy and a few others, side by side, for choosing AttentionSplitPolicy.Default.
+        // Llama-3-8B attention (32 query heads, 8 KV heads of 128) at batch 1 and 32 and the contexts (129: a
+        // 128-token prompt's first decode), each under the default split policy and a few others side by side, for choosing
+        // AttentionSplitPolicy.Default; then Qwen3-0.6B's (16/8 × 128) at 256 sequences, the nano-vllm workload's decode.
+        // Both cache types: f16 (CUDA's default) and float32.
         AttentionSplitPolicy[] policies =
         [
             AttentionSplitPolicy.Default,
@@ -143,34 +144,38 @@ internal sealed class Benchmarks(CudaBackend gpu, Report report)
             AttentionSplitPolicy.Default with { BlocksPerMultiprocessor = 2, MinPartition = 256 },
             AttentionSplitPolicy.Default with { BlocksPerMultiprocessor = 8 },
         ];
-        foreach (var (batchSize, context) in new[] { (1, 129), (1, 2048), (1, 8192), (32, 2048), (32, 8192) })
+        var cases = new (int Heads, int Batch, int Context)[] { (32, 1, 129), (32, 1, 2048), (32, 1, 8192), (32, 32, 2048), (32, 32, 8192), (16, 256, 1024) };
+        foreach (var dtype in new[] { KvCacheDtype.Float16, KvCacheDtype.Float32 })
         {
-            const int heads = 32, kvHeads = 8, headDim = 128, blockSize = 16;
-            var blocksPerSequence = context / blockSize + 1;
-            var shape = new KvCacheShape(1, kvHeads, headDim, blockSize, blocksPerSequence * batchSize);
-            using var cache = gpu.CreateKvCache(shape);
-            var batch = new ForwardBatch(batchSize, batchSize, blocksPerSequence);
-            for (var s = 0; s < batchSize; s++)
+            foreach (var (heads, batchSize, context) in cases)
             {
-                var table = Enumerable.Range(s * blocksPerSequence, blocksPerSequence).ToArray();
-                batch.AddSequence(table);
-                batch.AddToken(0, context - 1, s, table[(context - 1) / blockSize] * blockSize + (context - 1) % blockSize, true);
-            }
+                const int kvHeads = 8, headDim = 128, blockSize = 16;
+                var blocksPerSequence = context / blockSize + 1;
+                var shape = new KvCacheShape(1, kvHeads, headDim, blockSize, blocksPerSequence * batchSize) { Dtype = dtype };
+                using var cache = gpu.CreateKvCache(shape);
+                var batch = new ForwardBatch(batchSize, batchSize, blocksPerSequence);
+                for (var s = 0; s < batchSize; s++)
+                {
+                    var table = Enumerable.Range(s * blocksPerSequence, blocksPerSequence).ToArray();
+                    batch.AddSequence(table);
+                    batch.AddToken(0, context - 1, s, table[(context - 1) / blockSize] * blockSize + (context - 1) % blockSize, true);
+                }
 
-            gpu.BeginBatch(batch);
-            using var q = gpu.CreateTensor(batchSize, heads * headDim);
-            using var o = gpu.CreateTensor(batchSize, heads * headDim);
-            gpu.WriteRows(q, RandomWeights.Floats(batchSize * heads * headDim, _random));
-            var bytes = 2.0 * batchSize * context * kvHeads * headDim * sizeof(float);
-            foreach (var policy in policies)
-            {
-                gpu.AttentionPolicy = policy;
-                var ms = Time(_ => gpu.PagedAttention(q, cache, 0, o));
-                var (partition, splits) = CudaLaunchGeometry.AttentionSplit(batchSize, kvHeads, context, gpu.Context.MultiprocessorCount, policy);
-                report.Timing($"attention decode batch {batchSize,2} context {context,5} (32/8×128, fp32 KV, {splits} splits of {partition}; {policy}): {ms * 1000,8:F1} us, {OfCeiling(bytes / (ms * 1e-3) / 1e9)}");
-            }
+                gpu.BeginBatch(batch);
+                using var q = gpu.CreateTensor(batchSize, heads * headDim);
+                using var o = gpu.CreateTensor(batchSize, heads * headDim);
+                gpu.WriteRows(q, RandomWeights.Floats(batchSize * heads * headDim, _random));
+                var bytes = 2.0 * batchSize * context * kvHeads * headDim * dtype.ElementBytes();
+                foreach (var policy in batchSize == 256 ? [AttentionSplitPolicy.Default] : policies)
+                {
+                    gpu.AttentionPolicy = policy;
+                    var ms = Time(_ => gpu.PagedAttention(q, cache, 0, o));
+                    var (partition, splits) = CudaLaunchGeometry.AttentionSplit(batchSize, kvHeads, context, gpu.Context.MultiprocessorCount, policy);
+                    report.Timing($"attention decode batch {batchSize,3} context {context,5} ({heads}/{kvHeads}×{headDim}, {dtype.Name()} KV, {splits} splits of {partition}; {policy}): {ms * 1000,8:F1} us, {OfCeiling(bytes / (ms * 1e-3) / 1e9)}");
+                }
 
-            gpu.AttentionPolicy = AttentionSplitPolicy.Default;
+                gpu.AttentionPolicy = AttentionSplitPolicy.Default;
+            }
         }
     }
 

@@ -50,6 +50,13 @@ internal sealed class KernelChecks(CudaBackend gpu, CpuBackend cpu, Report repor
     // must equal attention_prefill over the float32 cache bit for bit (checked so), and the CPU within PrefillAttentionBound.
     private const double F16KvAttentionBound = 1e-3;
 
+    /// <summary>
+    /// The bound for decode tokens over an f16 cache: attention_decode_f16_tc, where it serves the geometry, rounds q and p
+    /// to f16 as attention_prefill does (all four of that bound's roundings); attention_partition_f16 the other geometries.
+    /// </summary>
+    private static double F16DecodeBound(int heads, PagedKvCache cache, int headDim) =>
+        CudaLaunchGeometry.DecodeTensorCoreSupports(heads / cache.Shape.KvHeads, headDim) ? PrefillAttentionBound : F16KvAttentionBound;
+
     private readonly Random _random = new(20261126);
 
     private static readonly GgmlType[] AllTypes =
@@ -590,7 +597,7 @@ internal sealed class KernelChecks(CudaBackend gpu, CpuBackend cpu, Report repor
         a.Zip(b).LongCount(p => BitConverter.SingleToUInt32Bits(p.First) != BitConverter.SingleToUInt32Bits(p.Second));
 
     /// <summary>Decode/chunk attention over the float32 GPU cache (<see cref="AttentionBound"/>) and the f16 one
-    /// (<see cref="F16KvAttentionBound"/>) against the CPU backend's float32 cache.</summary>
+    /// (<see cref="F16DecodeBound"/>) against the CPU backend's float32 cache.</summary>
     private void Attend(string what, ForwardBatch batch, int heads, int headDim, DeviceTensor gq, DeviceTensor cq, PagedKvCache gc,
         PagedKvCache gh, PagedKvCache cc)
     {
@@ -601,7 +608,7 @@ internal sealed class KernelChecks(CudaBackend gpu, CpuBackend cpu, Report repor
         cpu.PagedAttention(cq, cc, 0, co);
         gpu.PagedAttention(gq, gh, 0, ho);
         report.Check($"attention {what}", Compare(go, co, t), AttentionBound);
-        report.Check($"attention {what}, f16 cache", Compare(ho, co, t), F16KvAttentionBound);
+        report.Check($"attention {what}, f16 cache", Compare(ho, co, t), F16DecodeBound(heads, gh, headDim));
         Dispose([go, co, ho]);
     }
 
@@ -610,7 +617,7 @@ internal sealed class KernelChecks(CudaBackend gpu, CpuBackend cpu, Report repor
     /// serves the head dimension) against <see cref="PrefillAttentionBound"/>, the others (attention_partition through its
     /// token list) against <see cref="AttentionBound"/>; then the same over the f16 cache <paramref name="gh"/>: the tiles
     /// bit for bit equal to the float32 cache's (see <see cref="F16KvAttentionBound"/>) and within the prefill bound of the
-    /// CPU, the other tokens within <see cref="F16KvAttentionBound"/>.
+    /// CPU, the other tokens within <see cref="F16DecodeBound"/>.
     /// </summary>
     private void AttendSplit(string what, ForwardBatch batch, int heads, int headDim, PagedKvCache gc, PagedKvCache gh, PagedKvCache cc)
     {
@@ -657,7 +664,7 @@ internal sealed class KernelChecks(CudaBackend gpu, CpuBackend cpu, Report repor
         if (rest > 0)
         {
             report.Check($"attention {what}: the other {rest} tokens", RelativeError(a, b, restTokens, width), AttentionBound);
-            report.Check($"attention {what}, f16 cache: the other {rest} tokens", RelativeError(h, b, restTokens, width), F16KvAttentionBound);
+            report.Check($"attention {what}, f16 cache: the other {rest} tokens", RelativeError(h, b, restTokens, width), F16DecodeBound(heads, gh, headDim));
         }
     }
 

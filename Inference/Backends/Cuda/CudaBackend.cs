@@ -607,9 +607,9 @@ public sealed class CudaBackend : IBackend, IDeviceSampler
         var shape = kv.Shape;
         var heads = q.Columns / shape.HeadDim;
         var group = heads / shape.KvHeads;
-        if (!CudaLaunchGeometry.AttentionSupports(group, shape.HeadDim))
+        if (!CudaLaunchGeometry.AttentionSupports(group, shape.HeadDim, kv.ElementBytes))
         {
-            throw new InvalidOperationException($"The CUDA attention kernel serves up to {CudaLaunchGeometry.AttentionMaxGroup} query heads per KV head and head dimensions up to {CudaLaunchGeometry.AttentionMaxHeadDim} (a multiple of 4), not {group} heads of {shape.HeadDim}.");
+            throw new InvalidOperationException($"The CUDA attention kernel serves up to {CudaLaunchGeometry.AttentionMaxGroup} query heads per KV head and head dimensions up to {CudaLaunchGeometry.AttentionMaxHeadDim} (a multiple of 4 over a float32 KV cache, of 8 over an f16 one), not {group} heads of {shape.HeadDim} over {shape.Dtype.Name()}.");
         }
 
         if (batch.MaxContextLength > shape.SlotCount)
@@ -647,8 +647,11 @@ public sealed class CudaBackend : IBackend, IDeviceSampler
             EnsureStepCapacity(ref _attentionStats, (long)batch.TokenCount * heads * splits * 2);
         }
 
-        Kernels.AttentionPartitionFor(kv).Launch(Stream, new Dim3((uint)splits, (uint)shape.KvHeads, (uint)tokens), CudaLaunchGeometry.AttentionThreads,
-            CudaLaunchGeometry.AttentionSharedBytes(group, shape.HeadDim),
+        // Over an f16 cache the tensor-core kernel takes every head dimension it serves; the CUDA-core one the rest.
+        var tensorCores = kv.IsHalf && CudaLaunchGeometry.DecodeTensorCoreSupports(group, shape.HeadDim);
+        (tensorCores ? Kernels.AttentionDecodeF16TensorCore : Kernels.AttentionPartitionFor(kv)).Launch(Stream,
+            new Dim3((uint)splits, (uint)shape.KvHeads, (uint)tokens), CudaLaunchGeometry.AttentionThreads,
+            tensorCores ? CudaLaunchGeometry.DecodeTensorCoreSharedBytes(shape.HeadDim) : CudaLaunchGeometry.AttentionSharedBytes(group, shape.HeadDim, kv.ElementBytes),
             q.Data, kv.Keys(layer), kv.Values(layer), Meta(_layout.BlockTables), Meta(_layout.Sequences), Meta(_layout.Positions), tokenList,
             y.Data, Pointer(_attentionPartials), Pointer(_attentionStats), heads, shape.KvHeads, shape.HeadDim, shape.BlockSize,
             batch.MaxBlocksPerSequence, partition, splits, scaleLog2);

@@ -73,6 +73,10 @@ public sealed class CudaKernels : IDisposable
             });
         AttentionPartition = attention.Kernel("attention_partition");
         AttentionPartitionF16 = attention.Kernel("attention_partition_f16");
+        AttentionPartition.SetMaxDynamicSharedMemory(CudaLaunchGeometry.AttentionMaxSharedBytes);
+        AttentionPartitionF16.SetMaxDynamicSharedMemory(CudaLaunchGeometry.AttentionMaxSharedBytes);
+        AttentionDecodeF16TensorCore = attention.Kernel("attention_decode_f16_tc");
+        AttentionDecodeF16TensorCore.SetMaxDynamicSharedMemory(CudaLaunchGeometry.DecodeTensorCoreSharedBytes(128));
         AttentionReduce = attention.Kernel("attention_reduce");
         AttentionPrefill = attention.Kernel("attention_prefill");
         AttentionPrefillF16 = attention.Kernel("attention_prefill_f16");
@@ -120,6 +124,7 @@ public sealed class CudaKernels : IDisposable
     public CudaKernel GemmF32 { get; }
     public CudaKernel AttentionPartition { get; }
     public CudaKernel AttentionPartitionF16 { get; }
+    public CudaKernel AttentionDecodeF16TensorCore { get; }
     public CudaKernel AttentionReduce { get; }
     public CudaKernel AttentionPrefill { get; }
     public CudaKernel AttentionPrefillF16 { get; }

@@ -22,8 +22,8 @@ public static class CudaLaunchGeometry
     public const int GemmTile = 64;
 
     /// <summary>
-    /// The unit of an attention partition: the positions attention_partition's 4 warps take in one batch each (8 rows of a
-    /// head dimension ≤ 128; 4 rows of one ≤ 256, so 32 is a whole number of batches either way).
+    /// The unit of an attention partition: the positions of one attention_partition tile (its 4 warps take 8 rows each of a
+    /// head dimension ≤ 128, 4 rows each of one ≤ 256, so 32 is a whole number of tiles either way).
     /// </summary>
     public const int AttentionTile = 32;
 
@@ -36,9 +36,12 @@ public static class CudaLaunchGeometry
     /// <summary>Largest head dimension: rows of two 128-float pieces (a float4 of each per lane).</summary>
     public const int AttentionMaxHeadDim = 256;
 
-    /// <summary>Whether the attention kernel serves this geometry (else a clear error at the first step).</summary>
-    public static bool AttentionSupports(int group, int headDim) =>
-        group is >= 1 and <= AttentionMaxGroup && headDim is > 0 and <= AttentionMaxHeadDim && headDim % 4 == 0;
+    /// <summary>
+    /// Whether the attention kernel serves this geometry (else a clear error at the first step): rows of whole 16-byte
+    /// copies (cp.async), so a head dimension that is a multiple of 4 over a float32 cache and of 8 over an f16 one.
+    /// </summary>
+    public static bool AttentionSupports(int group, int headDim, int elementBytes) =>
+        group is >= 1 and <= AttentionMaxGroup && headDim is > 0 and <= AttentionMaxHeadDim && headDim * elementBytes % 16 == 0;
 
     /// <summary>
     /// Activation rows up to which weights that have the int8 tensor-core GEMM (<c>gemm_int8_tc</c>) still take the GEMV:
@@ -194,14 +197,35 @@ public static class CudaLaunchGeometry
 
     /// <summary>
     /// Dynamic shared memory of attention_partition: the scaled queries [group][W] float4 (W = 32 per 128-float piece), the
-    /// 4 warps' accumulators [4][8 / pieces][W] float4, the warps' p scratch [4][64] and their statistics [4][8] float2.
+    /// warps' p scratch [4][64] and statistics [4][8] float2, then the cp.async stages — 4 of an f16 cache, 2 of a float32
+    /// one, each a tile's K and V rows (<see cref="AttentionTile"/> rows, half that above 128) — which the 4 warps'
+    /// accumulators [4][8 / pieces][W] float4 reuse at the end.
     /// </summary>
-    public static int AttentionSharedBytes(int group, int headDim)
+    public static int AttentionSharedBytes(int group, int headDim, int elementBytes)
     {
         var pieces = headDim > 128 ? 2 : 1;
         var width = 32 * pieces * 4;  // floats of a zero-padded row
-        return (group * width + 4 * (8 / pieces) * width + 4 * 64 + 4 * AttentionMaxGroup * 2) * sizeof(float);
+        var stages = (elementBytes == 2 ? 4 : 2) * 2 * (AttentionTile / pieces) * headDim * elementBytes;
+        var accumulators = 4 * (8 / pieces) * width * sizeof(float);
+        return (group * width + 4 * 64 + 4 * AttentionMaxGroup * 2) * sizeof(float) + Math.Max(stages, accumulators);
     }
+
+    /// <summary>
+    /// Whether attention_decode_f16_tc serves decode over an f16 cache of this geometry (head dimensions that are whole
+    /// mma k-steps of 16, up to 128; the group is at most 8 either way); others take attention_partition_f16.
+    /// </summary>
+    public static bool DecodeTensorCoreSupports(int group, int headDim) =>
+        group is >= 1 and <= AttentionMaxGroup && headDim is > 0 and <= 128 && headDim % 16 == 0;
+
+    /// <summary>
+    /// Dynamic shared memory of attention_decode_f16_tc: 3 stages of a 64-position tile's K and V rows, each headDim + 8
+    /// halves (the padding spreads ldmatrix's rows over the banks), then the warps' statistics [4][8] float2; the warps'
+    /// accumulators [4][8][headDim] float reuse the stages at the end. 104 KB at headDim 128: two blocks per H100 SM.
+    /// </summary>
+    public static int DecodeTensorCoreSharedBytes(int headDim) => 3 * 2 * 64 * (headDim + 8) * sizeof(ushort) + 4 * AttentionMaxGroup * 2 * sizeof(float);
+
+    /// <summary>The most <see cref="AttentionSharedBytes"/> asks for (group 8, head dimension 256, a float32 cache): ≈ 78 KB.</summary>
+    public static int AttentionMaxSharedBytes => AttentionSharedBytes(AttentionMaxGroup, AttentionMaxHeadDim, sizeof(float));
 
     /// <summary>Threads per attention_prefill block (PF_THREADS): 8 warps of 16 query rows.</summary>
     public const int PrefillThreads = 256;

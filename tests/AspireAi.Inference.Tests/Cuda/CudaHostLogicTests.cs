@@ -180,18 +180,39 @@ public sealed class CudaHostLogicTests
         Assert.Equal((partition, splits), CudaLaunchGeometry.AttentionSplit(tokens, kvHeads, context, sms));
 
     [Fact]
-    public void AttentionSharedMemoryFitsTheDefaultLimitForEveryAllowedGroup()
+    public void AttentionSharedMemoryFitsTheOptInLimitForEveryAllowedGroup()
     {
-        foreach (var (group, headDim) in new[] { (1, 48), (4, 64), (7, 64), (2, 128), (8, 128), (8, 256) })
+        // The kernels opt in to AttentionMaxSharedBytes at load; 99 KB is the per-block limit of sm_86/89, the smallest of
+        // the devices the sm_80 PTX runs on (A100 163 KB, H100 227 KB). An f16 tile of a 128-wide head is 16 KB of K and V.
+        Assert.True(CudaLaunchGeometry.AttentionMaxSharedBytes <= 99 * 1024);
+        // Qwen3-0.6B over f16: 2 queries of 128 floats, p scratch 4 × 64 floats, statistics 4 × 8 float2, 4 stages.
+        Assert.Equal((2 * 128 + 4 * 64 + 4 * 8 * 2) * 4 + 4 * 16 * 1024, CudaLaunchGeometry.AttentionSharedBytes(2, 128, 2));
+        foreach (var (group, headDim) in new[] { (1, 48), (4, 64), (7, 64), (2, 128), (8, 128), (8, 256), (6, 16) })
         {
-            Assert.True(CudaLaunchGeometry.AttentionSupports(group, headDim));
-            Assert.True(CudaLaunchGeometry.AttentionSharedBytes(group, headDim) <= 48 * 1024);
+            foreach (var elementBytes in new[] { 2, 4 })
+            {
+                Assert.True(CudaLaunchGeometry.AttentionSupports(group, headDim, elementBytes));
+                Assert.InRange(CudaLaunchGeometry.AttentionSharedBytes(group, headDim, elementBytes), 1, CudaLaunchGeometry.AttentionMaxSharedBytes);
+            }
         }
 
         foreach (var (group, headDim) in new[] { (9, 128), (16, 64), (4, 512), (4, 66), (0, 64) })
         {
-            Assert.False(CudaLaunchGeometry.AttentionSupports(group, headDim));
+            Assert.False(CudaLaunchGeometry.AttentionSupports(group, headDim, 4));
         }
+
+        // The tensor-core decode kernel: whole k-steps of 16 up to 128 (others fall back to attention_partition_f16), and
+        // two blocks per H100 multiprocessor (227 KB) at the largest.
+        Assert.True(CudaLaunchGeometry.DecodeTensorCoreSupports(8, 128));
+        Assert.True(CudaLaunchGeometry.DecodeTensorCoreSupports(1, 48));
+        Assert.False(CudaLaunchGeometry.DecodeTensorCoreSupports(4, 256));
+        Assert.False(CudaLaunchGeometry.DecodeTensorCoreSupports(4, 40));
+        Assert.False(CudaLaunchGeometry.DecodeTensorCoreSupports(9, 128));
+        Assert.InRange(2 * CudaLaunchGeometry.DecodeTensorCoreSharedBytes(128), 1, 227 * 1024);
+
+        // Rows of an f16 cache move in 16-byte copies: a head dimension of 4 mod 8 is served over float32 only.
+        Assert.True(CudaLaunchGeometry.AttentionSupports(4, 68, 4));
+        Assert.False(CudaLaunchGeometry.AttentionSupports(4, 68, 2));
     }
 
     /// <summary>

@@ -34,13 +34,14 @@
 //     unnormalised out and (M, L) go to a workspace and attention_reduce combines the partitions.
 //   Dynamic shared memory (CudaLaunchGeometry.AttentionSharedBytes): the scaled queries [G][W] float4 (W = 32 per piece,
 //   zero past the head dimension), the warps' accumulators [4][8 / pieces][W] float4, p scratch [4][64] and stats [4][8].
+// attention_decode_f16_tc (what attention_partition does, over an f16 cache on tensor cores; head dimensions a multiple of
+//   16 up to 128): see its comment.
 // attention_reduce: grid (heads, tokens), block 128; token list as attention_partition's; see its comment.
 // attention_prefill (runs of ≥ CudaLaunchGeometry.PrefillMinRun tokens; headDim a multiple of 16, ≤ 128): see its comment.
 #include "common.cuh"
 
 #define ATT_THREADS 128
 #define ATT_WARPS 4
-#define ATT_LOADS 8       // float4 K (and V) loads per lane in a warp's batch: 8 rows ≤ 128 wide or 4 rows ≤ 256 wide
 #define ATT_MAX_GROUP 8   // query heads per KV head (checked by the host)
 #define ATT_SCRATCH 64    // p scratch floats per warp: heads per pass × rows per batch = 64 / pieces²
 
@@ -90,23 +91,15 @@ __device__ __forceinline__ float4 load_kv4(const unsigned short* row, int c) {
                        half_to_float(h.y >> 16));
 }
 
-// Loads one batch of K or V rows: rows j0 … j0 + ROWS − 1 (the lanes < ROWS of slotLane hold their slots), ROWS·P float4
-// per lane; rows at or past `valid` and chunks past the head dimension read as zeros. KV: the cache's element type.
+// K and V rows of one tile: ATT_WARPS · ROWS consecutive positions of the partition, staged by cp.async.
+// STAGES tiles in flight; a stage holds the tile's K rows then its V rows, each row the cache's headDim elements as stored.
 template <int P, typename KV>
-__device__ __forceinline__ void load_rows(float4 (&r)[ATT_LOADS], const KV* base, int slotLane, int valid, int kvWidth,
-                                          int lane, int chunks) {
-    constexpr int ROWS = ATT_LOADS / P;
-#pragma unroll
-    for (int row = 0; row < ROWS; row++) {
-        const int slot = __shfl_sync(FULL_MASK, slotLane, row);
-        const KV* src = base + (long long)slot * kvWidth;
-#pragma unroll
-        for (int piece = 0; piece < P; piece++) {
-            const int c = lane + 32 * piece;
-            r[row * P + piece] = row < valid && c < chunks ? load_kv4(src, c) : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-        }
-    }
-}
+struct AttentionStages {
+    static constexpr int ROWS = 8 / P;                   // rows per warp in a tile
+    static constexpr int TILE = ATT_WARPS * ROWS;        // rows per tile: 32 (P = 1) or 16 (P = 2)
+    static constexpr int STAGES = sizeof(KV) == 2 ? 4 : 2;  // ≤ 64 KB of stages: f16 16 KB a tile, float32 32 KB
+    static constexpr int MAX_CHUNKS = TILE * 128 * P * (int)sizeof(KV) / 16 / ATT_THREADS;  // 16-byte copies per thread
+};
 
 // The body of attention_partition for rows of P pieces (P = 1: head dimension ≤ 128; 2: ≤ 256) over a cache of KV elements.
 template <int P, typename KV>
@@ -114,17 +107,23 @@ __device__ __forceinline__ void attention_partition_body(
     const float* query, const KV* keyCache, const KV* valueCache, const int* blockTables, const int* sequenceOf,
     const int* positions, const int* tokenList, float* output, float* partialOut, float2* partialStats, int heads, int kvHeads,
     int headDim, int blockSize, int maxBlocks, int partition, int splits, float scaleLog2) {
-    constexpr int ROWS = ATT_LOADS / P;   // rows per warp batch
-    constexpr int HEADS = ATT_LOADS / P;  // heads per pass: acc is HEADS × P float4 per lane
-    constexpr int WIDTH = 32 * P;         // float4 chunks of a zero-padded row
-    constexpr int SHARE = 32 / ROWS;      // lanes that hold one row's score after transpose_sum
+    using Stages = AttentionStages<P, KV>;
+    constexpr int ROWS = Stages::ROWS;
+    constexpr int TILE = Stages::TILE;
+    constexpr int STAGES = Stages::STAGES;
+    constexpr int HEADS = 8 / P;      // heads per pass: acc is HEADS × P float4 per lane
+    constexpr int WIDTH = 32 * P;     // float4 chunks of a zero-padded row
+    constexpr int SHARE = 32 / ROWS;  // lanes that hold one row's score after transpose_sum
     extern __shared__ float4 attentionShared[];
     const int group = heads / kvHeads;
     const int chunks = headDim / 4;
-    float4* sQ = attentionShared;                          // [group][WIDTH]
-    float4* sAcc = sQ + group * WIDTH;                     // [ATT_WARPS][HEADS][WIDTH]
-    float* sP = (float*)(sAcc + ATT_WARPS * HEADS * WIDTH);  // [ATT_WARPS][ATT_SCRATCH]
+    const int rowBytes = headDim * (int)sizeof(KV);
+    const int stageBytes = 2 * TILE * rowBytes;
+    float4* sQ = attentionShared;                              // [group][WIDTH]
+    float* sP = (float*)(sQ + group * WIDTH);                  // [ATT_WARPS][ATT_SCRATCH]
     float2* sStats = (float2*)(sP + ATT_WARPS * ATT_SCRATCH);  // [ATT_WARPS][ATT_MAX_GROUP]
+    char* sStage = (char*)(sStats + ATT_WARPS * ATT_MAX_GROUP);  // [STAGES][K, V][TILE][rowBytes]
+    float4* sAcc = (float4*)sStage;  // [ATT_WARPS][HEADS][WIDTH], over the stages once a pass has drained them
 
     const int z = blockIdx.x, h = blockIdx.y, t = tokenList ? tokenList[blockIdx.z] : blockIdx.z;
     const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
@@ -132,25 +131,45 @@ __device__ __forceinline__ void attention_partition_body(
     const int start = z * partition;
     if (start >= length) return;
     const int end = min(length, start + partition);
-    const int batches = (end - start + ROWS - 1) / ROWS;
+    const int tiles = (end - start + TILE - 1) / TILE;
     const int* table = blockTables + (long long)sequenceOf[t] * maxBlocks;
-    const int kvWidth = kvHeads * headDim;
-    const KV* keys = keyCache + (long long)h * headDim;
-    const KV* values = valueCache + (long long)h * headDim;
+    const long long kvWidthBytes = (long long)kvHeads * rowBytes;
+    const char* keys = (const char*)keyCache + (long long)h * rowBytes;
+    const char* values = (const char*)valueCache + (long long)h * rowBytes;
 
     const float* q = query + (long long)t * heads * headDim + (long long)h * group * headDim;
     for (int i = tid; i < group * WIDTH; i += ATT_THREADS) {
         const int g = i / WIDTH, c = i % WIDTH;
         sQ[i] = c < chunks ? scale4(((const float4*)(q + (long long)g * headDim))[c], scaleLog2) : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
     }
-    __syncthreads();
 
-    // Slot of row `lane` of batch b (lanes < ROWS; 0 for rows past the partition, whose loads are masked anyway).
-    auto slotOf = [&](int b) {
-        const int j = start + b * ROWS + lane;
-        return lane < ROWS && j < end ? table[j / blockSize] * blockSize + j % blockSize : 0;
+    // This thread's 16-byte copies of a tile: copy u is chunk tid + u·ATT_THREADS of the tile's K (and V) rows.
+    const int rowChunks = rowBytes / 16;
+    const int tileChunks = TILE * rowChunks;
+    int copyRow[Stages::MAX_CHUNKS], copyOffset[Stages::MAX_CHUNKS];
+#pragma unroll
+    for (int u = 0; u < Stages::MAX_CHUNKS; u++) {
+        const int c = tid + u * ATT_THREADS;
+        copyRow[u] = c < tileChunks ? c / rowChunks : TILE;  // TILE: no copy
+        copyOffset[u] = (c - copyRow[u] * rowChunks) * 16;
+    }
+    auto issue = [&](int tile) {
+        if (tile < tiles) {
+            char* stage = sStage + (tile % STAGES) * stageBytes;
+#pragma unroll
+            for (int u = 0; u < Stages::MAX_CHUNKS; u++) {
+                if (copyRow[u] < TILE) {
+                    const int j = start + tile * TILE + copyRow[u];
+                    const bool valid = j < end;
+                    const long long slot = valid ? (long long)table[j / blockSize] * blockSize + j % blockSize : 0;
+                    const int at = copyRow[u] * rowBytes + copyOffset[u];
+                    cp_async16(stage + at, keys + slot * kvWidthBytes + copyOffset[u], valid);
+                    cp_async16(stage + TILE * rowBytes + at, values + slot * kvWidthBytes + copyOffset[u], valid);
+                }
+            }
+        }
+        cp_async_commit();  // an empty group past the last tile keeps the wait counts uniform
     };
-    auto validRows = [&](int b) { return min(ROWS, end - start - b * ROWS); };
 
     for (int g0 = 0; g0 < group; g0 += HEADS) {
         const int passHeads = min(HEADS, group - g0);
@@ -164,20 +183,31 @@ __device__ __forceinline__ void attention_partition_body(
             for (int piece = 0; piece < P; piece++) acc[g][piece] = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
         }
 
-        float4 k[ATT_LOADS], v[ATT_LOADS];
-        int b = warp;
-        if (b < batches) {
-            const int slot = slotOf(b);
-            load_rows<P>(k, keys, slot, validRows(b), kvWidth, lane, chunks);
-            load_rows<P>(v, values, slot, validRows(b), kvWidth, lane, chunks);
-        }
-        int slotNext = b + ATT_WARPS < batches ? slotOf(b + ATT_WARPS) : 0;
-        for (; b < batches; b += ATT_WARPS) {
-            const int valid = validRows(b);
-            const bool more = b + ATT_WARPS < batches;
+#pragma unroll
+        for (int s = 0; s < STAGES - 1; s++) issue(s);
+        for (int tile = 0; tile < tiles; tile++) {
+            cp_async_wait<STAGES - 2>();
+            __syncthreads();  // tile `tile` has landed for every thread, and tile − 1's stage is free for tile + STAGES − 1
+            issue(tile + STAGES - 1);
+            const int valid = min(ROWS, end - start - tile * TILE - warp * ROWS);
+            if (valid <= 0) continue;  // warp-uniform: this warp's rows are past the partition's end
+            const char* stage = sStage + (tile % STAGES) * stageBytes;
+            const KV* kRows = (const KV*)(stage + warp * ROWS * rowBytes);
+            const KV* vRows = (const KV*)(stage + (TILE + warp * ROWS) * rowBytes);
+            float4 k[ROWS * P], v[ROWS * P];
+#pragma unroll
+            for (int r = 0; r < ROWS; r++) {
+#pragma unroll
+                for (int piece = 0; piece < P; piece++) {
+                    const int c = lane + 32 * piece;
+                    const bool inside = c < chunks;
+                    k[r * P + piece] = inside ? load_kv4(kRows + r * headDim, c) : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+                    v[r * P + piece] = inside ? load_kv4(vRows + r * headDim, c) : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+                }
+            }
             const int row = lane / SHARE;  // the row whose score this lane holds after transpose_sum
-            __syncwarp();                  // every lane has read the previous batch's p from the scratch
-            // 1. Scores and the online-softmax update, head by head.
+            __syncwarp();                  // every lane has read the previous tile's p from the scratch
+            // Scores and the online-softmax update, head by head (rows past the end were zero-filled and are masked here).
 #pragma unroll
             for (int g = 0; g < HEADS; g++) {
                 if (g < passHeads) {
@@ -192,13 +222,13 @@ __device__ __forceinline__ void attention_partition_body(
                     }
                     const float total = transpose_sum<ROWS>(s, lane);  // every lane shuffles: outside any condition
                     const float score = row < valid ? total : -INFINITY;
-                    float batchMax = score;
+                    float tileMax = score;
 #pragma unroll
                     for (int offset = SHARE; offset < 32; offset *= 2)
-                        batchMax = fmaxf(batchMax, __shfl_xor_sync(FULL_MASK, batchMax, offset));
-                    const float next = fmaxf(m[g], batchMax);  // finite: row 0 of every batch is valid
-                    const float alpha = exp2f(m[g] - next);    // 0 on the warp's first batch (m = −inf)
-                    const float p = exp2f(score - next);       // 0 for rows past the partition
+                        tileMax = fmaxf(tileMax, __shfl_xor_sync(FULL_MASK, tileMax, offset));
+                    const float next = fmaxf(m[g], tileMax);  // finite: the warp's first row here is valid
+                    const float alpha = exp2f(m[g] - next);   // 0 on the warp's first tile (m = −inf)
+                    const float p = exp2f(score - next);      // 0 for rows past the partition
                     m[g] = next;
                     l[g] = l[g] * alpha + p;
 #pragma unroll
@@ -206,10 +236,8 @@ __device__ __forceinline__ void attention_partition_body(
                     if (lane % SHARE == 0) sP[warp * ATT_SCRATCH + g * ROWS + row] = p;
                 }
             }
-            // 2. The K rows of the warp's next batch, while P·V runs.
-            if (more) load_rows<P>(k, keys, slotNext, validRows(b + ATT_WARPS), kvWidth, lane, chunks);
             __syncwarp();  // the scratch's p are visible
-            // 3. acc += p·v.
+            // acc += p·v.
 #pragma unroll
             for (int g = 0; g < HEADS; g++) {
                 if (g < passHeads) {
@@ -227,14 +255,11 @@ __device__ __forceinline__ void attention_partition_body(
                     }
                 }
             }
-            // 4. The V rows of the next batch, then the slots of the batch after it.
-            if (more) {
-                load_rows<P>(v, values, slotNext, validRows(b + ATT_WARPS), kvWidth, lane, chunks);
-                slotNext = b + 2 * ATT_WARPS < batches ? slotOf(b + 2 * ATT_WARPS) : 0;
-            }
         }
+        cp_async_wait<0>();  // only empty groups remain; the stages become sAcc
+        __syncthreads();
 
-        // Merge the warps' states in warp order. Warp 0 always has a batch, so M is finite; warps without one add 0.
+        // Merge the warps' states in warp order. Warp 0 always has rows, so M is finite; warps without any add 0.
 #pragma unroll
         for (int g = 0; g < HEADS; g++) {
 #pragma unroll
@@ -267,7 +292,7 @@ __device__ __forceinline__ void attention_partition_body(
                 if (c == 0) partialStats[at] = make_float2(maxAll, sum);
             }
         }
-        __syncthreads();  // sAcc and sStats are reused by the next pass
+        __syncthreads();  // sAcc (the stages) and sStats are reused by the next pass
     }
 }
 
@@ -402,20 +427,14 @@ extern "C" __global__ void __launch_bounds__(ATT_THREADS) attention_reduce(
 #define PF_PAD 8        // halves of padding per shared row
 #define PF_MAX_PIECES (PF_KEYS * PF_MAX_DIM / 4 / PF_THREADS)  // float4 pieces of a K/V tile per thread
 
-__device__ __forceinline__ unsigned smem_address(const void* p) {
-    unsigned long long a;
-    asm("cvta.to.shared.u64 %0, %1;" : "=l"(a) : "l"(p));
-    return (unsigned)a;
-}
-
 __device__ __forceinline__ void ldmatrix_x4(unsigned (&r)[4], const void* p) {
     asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];"
-                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(smem_address(p)));
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(shared_address(p)));
 }
 
 __device__ __forceinline__ void ldmatrix_x4_trans(unsigned (&r)[4], const void* p) {
     asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];"
-                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(smem_address(p)));
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(shared_address(p)));
 }
 
 __device__ __forceinline__ void mma_f16(float (&d)[4], unsigned a0, unsigned a1, unsigned a2, unsigned a3, unsigned b0,
@@ -688,4 +707,196 @@ extern "C" __global__ void __launch_bounds__(PF_THREADS) attention_prefill_f16(
     pdl_start();
     attention_prefill_body(query, keyCache, valueCache, blockTables, sequenceOf, positions, queryTiles, output, tileCount,
                            heads, kvHeads, headDim, blockSize, maxBlocks, scaleLog2);
+}
+
+// attention_decode_f16_tc — attention_partition_f16 on tensor cores, for an f16 cache and head dimensions that are a
+// multiple of 16 up to 128 (CudaLaunchGeometry.DecodeTensorCoreSupports). Same grid (splits, kvHeads, tokens), block
+// (4 warps), token list, partition and outputs (the result, or partials and (max, sum) for attention_reduce).
+//   - The G ≤ 8 query heads of KV head h are the rows of mma.sync.m16n8k16's A operand (rows G…15 are zero): Q, scaled by
+//     scaleLog2 and rounded to f16, sits in registers as A fragments for the whole kernel (lane l holds head l / 4).
+//   - Tiles of 64 positions, 16 per warp (one k-step of P·V), staged through shared memory by cp.async, 3 tiles in
+//     flight; rows padded to headDim + 8 halves so that the eight 16-byte rows an ldmatrix phase reads hit distinct banks.
+//   - Per warp and tile: S = Q·Kᵀ (K rows are the "col" B operand as they lie), an online softmax per head row in the
+//     4 lanes of a quad (positions past the partition masked), P rounded to f16 as the A operand of P·V (the C fragment
+//     layout of S), V through ldmatrix.trans. So a 16-row slice costs ~100 instructions a warp where the CUDA-core kernel
+//     spent ~1,000 on the same 8 KB (it reached half the copy bandwidth at batch 32, bound by issue, not bytes).
+//   - Each warp keeps its own (max, sum, O); at the end they are merged in warp order through shared memory, as in
+//     attention_partition. Numerics are attention_prefill's: q, k, v and p in f16 (k and v exactly the cache's), fp32
+//     accumulation, the row sums adding the rounded p.
+#define DT_TILE 64    // positions per tile: 16 per warp
+#define DT_STAGES 3   // 3 × 34 KB at headDim 128: two blocks per SM on an H100
+#define DT_COPIES (DT_TILE * PF_MAX_DIM * 2 / 16 / ATT_THREADS)  // 16-byte copies per thread per K (and V) tile
+
+extern "C" __global__ void __launch_bounds__(ATT_THREADS) attention_decode_f16_tc(
+    const float* query, const unsigned short* keyCache, const unsigned short* valueCache, const int* blockTables,
+    const int* sequenceOf, const int* positions, const int* tokenList, float* output, float* partialOut, float2* partialStats,
+    int heads, int kvHeads, int headDim, int blockSize, int maxBlocks, int partition, int splits, float scaleLog2) {
+    pdl_start();
+    extern __shared__ __attribute__((aligned(16))) unsigned char decodeShared[];
+    const int stride = headDim + PF_PAD;  // halves per shared row
+    const int stageHalves = 2 * DT_TILE * stride;
+    unsigned short* sStage = (unsigned short*)decodeShared;  // [DT_STAGES][K, V][DT_TILE][stride]
+    float* sAcc = (float*)decodeShared;                      // [ATT_WARPS][ATT_MAX_GROUP][headDim], once drained
+    float2* sStats = (float2*)(decodeShared + DT_STAGES * stageHalves * 2);  // [ATT_WARPS][ATT_MAX_GROUP]
+
+    const int z = blockIdx.x, h = blockIdx.y, t = tokenList ? tokenList[blockIdx.z] : blockIdx.z;
+    const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane / 4, t4 = lane % 4;
+    const int group = heads / kvHeads;
+    const int length = positions[t] + 1;
+    const int start = z * partition;
+    if (start >= length) return;
+    const int end = min(length, start + partition);
+    const int tiles = (end - start + DT_TILE - 1) / DT_TILE;
+    const int* table = blockTables + (long long)sequenceOf[t] * maxBlocks;
+    const int kvWidth = kvHeads * headDim;
+    const unsigned short* keys = keyCache + (long long)h * headDim;
+    const unsigned short* values = valueCache + (long long)h * headDim;
+    const int kSteps = headDim / 16, dTiles = headDim / 8;
+
+    // Q as A fragments of rows g (a0: dims 16k + 2·t4, +1; a2: + 8); rows g + 8 (a1, a3) are zero.
+    unsigned qf[PF_MAX_DIM / 16][2];
+    const float* q = query + (long long)t * heads * headDim + (long long)(h * group + g) * headDim;
+#pragma unroll
+    for (int k = 0; k < PF_MAX_DIM / 16; k++) {
+        float2 lo = make_float2(0.0f, 0.0f), hi = make_float2(0.0f, 0.0f);
+        if (k < kSteps && g < group) {
+            lo = *(const float2*)(q + 16 * k + 2 * t4);
+            hi = *(const float2*)(q + 16 * k + 2 * t4 + 8);
+        }
+        qf[k][0] = pack_half2(lo.x * scaleLog2, lo.y * scaleLog2);
+        qf[k][1] = pack_half2(hi.x * scaleLog2, hi.y * scaleLog2);
+    }
+
+    // This thread's 16-byte copies of a tile: copy u is chunk tid + u·ATT_THREADS of the tile's [64][headDim / 8] chunks.
+    const int rowChunks = headDim / 8;
+    int copyRow[DT_COPIES], copyCol[DT_COPIES];
+#pragma unroll
+    for (int u = 0; u < DT_COPIES; u++) {
+        const int c = tid + u * ATT_THREADS;
+        copyRow[u] = c < DT_TILE * rowChunks ? c / rowChunks : DT_TILE;  // DT_TILE: no copy
+        copyCol[u] = 8 * (c - copyRow[u] * rowChunks);
+    }
+    auto issue = [&](int tile) {
+        if (tile < tiles) {
+            unsigned short* stage = sStage + (tile % DT_STAGES) * stageHalves;
+#pragma unroll
+            for (int u = 0; u < DT_COPIES; u++) {
+                if (copyRow[u] < DT_TILE) {
+                    const int j = start + tile * DT_TILE + copyRow[u];
+                    const bool valid = j < end;
+                    const long long slot = valid ? (long long)table[j / blockSize] * blockSize + j % blockSize : 0;
+                    const int at = copyRow[u] * stride + copyCol[u];
+                    cp_async16(stage + at, keys + slot * kvWidth + copyCol[u], valid);
+                    cp_async16(stage + DT_TILE * stride + at, values + slot * kvWidth + copyCol[u], valid);
+                }
+            }
+        }
+        cp_async_commit();  // an empty group past the last tile keeps the wait counts uniform
+    };
+
+    float o[PF_MAX_DIM / 8][4];  // O fragments: o[n] covers dims 8n…8n+7 (c0, c1 of row g; c2, c3 of the zero rows)
+#pragma unroll
+    for (int n = 0; n < PF_MAX_DIM / 8; n++)
+#pragma unroll
+        for (int e = 0; e < 4; e++) o[n][e] = 0.0f;
+    float m = -INFINITY, l = 0.0f;  // head g's running max (the same in the quad) and this lane's share of its sum
+
+#pragma unroll
+    for (int s = 0; s < DT_STAGES - 1; s++) issue(s);
+    for (int tile = 0; tile < tiles; tile++) {
+        cp_async_wait<DT_STAGES - 2>();
+        __syncthreads();  // tile `tile` has landed for every thread, and tile − 1's stage is free for tile + DT_STAGES − 1
+        issue(tile + DT_STAGES - 1);
+        const int valid = min(16, end - start - tile * DT_TILE - 16 * warp);
+        if (valid <= 0) continue;  // warp-uniform: this warp's rows are past the partition's end
+        const unsigned short* sK = sStage + (tile % DT_STAGES) * stageHalves + 16 * warp * stride;
+        const unsigned short* sV = sK + DT_TILE * stride;
+        const int mat = lane / 8;
+
+        // S = Q·Kᵀ over the warp's 16 positions: s[n] covers positions 8n…8n+7 of the slice.
+        float s[2][4] = {{0.0f, 0.0f, 0.0f, 0.0f}, {0.0f, 0.0f, 0.0f, 0.0f}};
+#pragma unroll
+        for (int k = 0; k < PF_MAX_DIM / 16; k++) {
+            if (k < kSteps) {
+                // Matrices: positions 0…7 × dims 16k…+7, × dims 16k+8…+15, then the same for positions 8…15.
+                unsigned b[4];
+                ldmatrix_x4(b, sK + (8 * (mat / 2) + lane % 8) * stride + 16 * k + 8 * (mat % 2));
+                mma_f16(s[0], qf[k][0], 0u, qf[k][1], 0u, b[0], b[1]);
+                mma_f16(s[1], qf[k][0], 0u, qf[k][1], 0u, b[2], b[3]);
+            }
+        }
+        float tileMax = -INFINITY;
+#pragma unroll
+        for (int n = 0; n < 2; n++)
+#pragma unroll
+            for (int e = 0; e < 2; e++) {
+                if (8 * n + 2 * t4 + e >= valid) s[n][e] = -INFINITY;  // past the partition (zero-filled rows)
+                tileMax = fmaxf(tileMax, s[n][e]);
+            }
+        tileMax = fmaxf(tileMax, __shfl_xor_sync(FULL_MASK, tileMax, 1));
+        tileMax = fmaxf(tileMax, __shfl_xor_sync(FULL_MASK, tileMax, 2));
+        const float next = fmaxf(m, tileMax);  // finite: the slice's first position is valid
+        const float alpha = exp2f(m - next);   // 0 on the warp's first tile (m = −inf)
+        m = next;
+        unsigned pf[2];  // P rounded to f16: pf[n] = positions 8n + 2·t4, +1 of head g
+        float add = 0.0f;
+#pragma unroll
+        for (int n = 0; n < 2; n++) {
+            pf[n] = pack_half2(exp2f(s[n][0] - next), exp2f(s[n][1] - next));  // exp2(−inf) = 0 where masked
+            add += half_to_float(pf[n] & 0xffff) + half_to_float(pf[n] >> 16);
+        }
+        l = l * alpha + add;
+
+        // O = alpha·O + P·V: dimension tiles of 8, two at a time.
+#pragma unroll
+        for (int n = 0; n < PF_MAX_DIM / 8; n += 2) {
+            if (n < dTiles) {
+                o[n][0] *= alpha; o[n][1] *= alpha;
+                o[n + 1][0] *= alpha; o[n + 1][1] *= alpha;
+                // Matrices (transposed): positions 0…7 × dims 8n…+7, positions 8…15 × the same, then dims 8(n+1)…
+                unsigned b[4];
+                ldmatrix_x4_trans(b, sV + (8 * (mat % 2) + lane % 8) * stride + 8 * n + 8 * (mat / 2));
+                mma_f16(o[n], pf[0], 0u, pf[1], 0u, b[0], b[1]);
+                mma_f16(o[n + 1], pf[0], 0u, pf[1], 0u, b[2], b[3]);
+            }
+        }
+    }
+    cp_async_wait<0>();  // only empty groups remain; the stages become sAcc
+    __syncthreads();
+
+    // Merge the warps' states in warp order. Warp 0 always has positions, so M is finite; warps without any add 0.
+    l += __shfl_xor_sync(FULL_MASK, l, 1);
+    l += __shfl_xor_sync(FULL_MASK, l, 2);
+    if (g < group) {
+        float* acc = sAcc + (warp * ATT_MAX_GROUP + g) * headDim;
+#pragma unroll
+        for (int n = 0; n < PF_MAX_DIM / 8; n++)
+            if (n < dTiles) *(float2*)(acc + 8 * n + 2 * t4) = make_float2(o[n][0], o[n][1]);
+        if (t4 == 0) sStats[warp * ATT_MAX_GROUP + g] = make_float2(m, l);
+    }
+    __syncthreads();
+    const int chunks = headDim / 4;
+    for (int i = tid; i < group * chunks; i += ATT_THREADS) {
+        const int head = i / chunks, c = i % chunks;
+        float maxAll = -INFINITY;
+#pragma unroll
+        for (int w = 0; w < ATT_WARPS; w++) maxAll = fmaxf(maxAll, sStats[w * ATT_MAX_GROUP + head].x);
+        float4 out = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+        float sum = 0.0f;
+#pragma unroll
+        for (int w = 0; w < ATT_WARPS; w++) {
+            const float2 st = sStats[w * ATT_MAX_GROUP + head];
+            const float e = exp2f(st.x - maxAll);
+            sum += e * st.y;
+            out = fma4(e, ((const float4*)(sAcc + (w * ATT_MAX_GROUP + head) * headDim))[c], out);
+        }
+        const int queryHead = h * group + head;
+        if (splits == 1) {
+            ((float4*)(output + (long long)t * heads * headDim + (long long)queryHead * headDim))[c] = scale4(out, 1.0f / sum);
+        } else {
+            const long long at = ((long long)t * heads + queryHead) * splits + z;
+            ((float4*)(partialOut + at * headDim))[c] = out;
+            if (c == 0) partialStats[at] = make_float2(maxAll, sum);
+        }
+    }
 }

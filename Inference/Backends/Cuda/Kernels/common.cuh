@@ -106,3 +106,27 @@ __device__ __forceinline__ float weight_value(const unsigned char* codes, const 
     const float min = mins ? mins[row * blocks + block] : 0.0f;
     return scale * (float)code - min;
 }
+
+// cp.async (sm_80+): copies global → shared memory without passing through registers, in groups the thread commits
+// and later waits for (all but the newest N groups complete); a false `valid` copies nothing and zero-fills the destination.
+// A generic pointer to shared memory as the 32-bit shared-window address cp.async takes.
+__device__ __forceinline__ unsigned shared_address(const void* p) {
+    unsigned long long a;
+    asm("cvta.to.shared.u64 %0, %1;" : "=l"(a) : "l"(p));
+    return (unsigned)a;
+}
+
+__device__ __forceinline__ void cp_async16(void* shared, const void* global, bool valid) {
+    const unsigned s = shared_address(shared);
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(s), "l"(global), "r"(valid ? 16 : 0));
+}
+
+__device__ __forceinline__ void cp_async8(void* shared, const void* global, bool valid) {
+    const unsigned s = shared_address(shared);
+    asm volatile("cp.async.ca.shared.global [%0], [%1], 8, %2;" ::"r"(s), "l"(global), "r"(valid ? 8 : 0));
+}
+
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;"); }
+
+template <int N>
+__device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_group %0;" ::"n"(N)); }

@@ -410,28 +410,6 @@ GEMM_QUANT(gemm_nibble_mins, LAYOUT_NIBBLE, 1, true)
 #define MSTAGES 3
 #define MROW 80      // bytes per shared row
 
-// A generic pointer to shared memory as the 32-bit shared-window address cp.async takes.
-__device__ __forceinline__ unsigned shared_address(const void* p) {
-    unsigned long long a;
-    asm("cvta.to.shared.u64 %0, %1;" : "=l"(a) : "l"(p));
-    return (unsigned)a;
-}
-
-__device__ __forceinline__ void cp_async16(void* shared, const void* global, bool valid) {
-    const unsigned s = shared_address(shared);
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(s), "l"(global), "r"(valid ? 16 : 0));
-}
-
-__device__ __forceinline__ void cp_async8(void* shared, const void* global, bool valid) {
-    const unsigned s = shared_address(shared);
-    asm volatile("cp.async.ca.shared.global [%0], [%1], 8, %2;" ::"r"(s), "l"(global), "r"(valid ? 8 : 0));
-}
-
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;"); }
-
-template <int N>
-__device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_group %0;" ::"n"(N)); }
-
 __device__ __forceinline__ void mma_s8_16832(int (&d)[4], const int (&a)[4], int b0, int b1) {
     asm volatile("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
                  : "+r"(d[0]), "+r"(d[1]), "+r"(d[2]), "+r"(d[3])
