@@ -135,6 +135,7 @@ internal sealed class Benchmarks(CudaBackend gpu, Report report)
         AttentionSplitPolicy[] policies =
         [
             AttentionSplitPolicy.Default,
+            AttentionSplitPolicy.TensorCore,
             AttentionSplitPolicy.Default with { UnsplitContext = 256 },
             AttentionSplitPolicy.Default with { UnsplitContext = 512 },
             AttentionSplitPolicy.Default with { MinPartition = 128 },
@@ -174,7 +175,7 @@ internal sealed class Benchmarks(CudaBackend gpu, Report report)
                     report.Timing($"attention decode batch {batchSize,3} context {context,5} ({heads}/{kvHeads}×{headDim}, {dtype.Name()} KV, {splits} splits of {partition}; {policy}): {ms * 1000,8:F1} us, {OfCeiling(bytes / (ms * 1e-3) / 1e9)}");
                 }
 
-                gpu.AttentionPolicy = AttentionSplitPolicy.Default;
+                gpu.AttentionPolicy = null;
             }
         }
     }

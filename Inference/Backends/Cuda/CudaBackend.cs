@@ -492,8 +492,12 @@ public sealed class CudaBackend : IBackend, IDeviceSampler
         }
     }
 
-    /// <summary>How decode attention splits contexts across blocks (GpuCheck times policies side by side with it).</summary>
-    public AttentionSplitPolicy AttentionPolicy { get; set; } = AttentionSplitPolicy.Default;
+    /// <summary>
+    /// How decode attention splits contexts across blocks; null (the default) takes the kernel's own policy,
+    /// <see cref="AttentionSplitPolicy.TensorCore"/> or <see cref="AttentionSplitPolicy.Default"/>. GpuCheck times policies
+    /// side by side with it.
+    /// </summary>
+    public AttentionSplitPolicy? AttentionPolicy { get; set; }
 
     /// <summary>
     /// Forces one gemm_half_tc variant (activation rows per tile, one of <see cref="CudaLaunchGeometry.HalfGemmTileRows"/>)
@@ -639,7 +643,10 @@ public sealed class CudaBackend : IBackend, IDeviceSampler
             return;
         }
 
-        var (partition, splits) = CudaLaunchGeometry.AttentionSplit(tokens, shape.KvHeads, maxContext, Context.MultiprocessorCount, AttentionPolicy);
+        // Over an f16 cache the tensor-core kernel takes every head dimension it serves; the CUDA-core one the rest.
+        var tensorCores = kv.IsHalf && CudaLaunchGeometry.DecodeTensorCoreSupports(group, shape.HeadDim);
+        var policy = AttentionPolicy ?? (tensorCores ? AttentionSplitPolicy.TensorCore : AttentionSplitPolicy.Default);
+        var (partition, splits) = CudaLaunchGeometry.AttentionSplit(tokens, shape.KvHeads, maxContext, Context.MultiprocessorCount, policy);
         if (splits > 1)
         {
             // Indexed by the token's place in the batch (the kernels write partials of token t at t, list or not).
@@ -647,8 +654,6 @@ public sealed class CudaBackend : IBackend, IDeviceSampler
             EnsureStepCapacity(ref _attentionStats, (long)batch.TokenCount * heads * splits * 2);
         }
 
-        // Over an f16 cache the tensor-core kernel takes every head dimension it serves; the CUDA-core one the rest.
-        var tensorCores = kv.IsHalf && CudaLaunchGeometry.DecodeTensorCoreSupports(group, shape.HeadDim);
         (tensorCores ? Kernels.AttentionDecodeF16TensorCore : Kernels.AttentionPartitionFor(kv)).Launch(Stream,
             new Dim3((uint)splits, (uint)shape.KvHeads, (uint)tokens), CudaLaunchGeometry.AttentionThreads,
             tensorCores ? CudaLaunchGeometry.DecodeTensorCoreSharedBytes(shape.HeadDim) : CudaLaunchGeometry.AttentionSharedBytes(group, shape.HeadDim, kv.ElementBytes),

@@ -358,4 +358,13 @@ public readonly record struct AttentionSplitPolicy(int UnsplitContext, int Block
     /// 32 (36.3 with 256), and batch 1 at 8192 took 60–63 µs for every minimum up to 256.
     /// </summary>
     public static AttentionSplitPolicy Default { get; } = new(64, 4, 64);
+
+    /// <summary>
+    /// attention_decode_f16_tc's: two of its blocks fit an SM (104 KB of stages each), and aiming at two halves the
+    /// partitions of batch 1 at long contexts. H100, Llama-3-8B attention over f16 (2026-11-27, against <see cref="Default"/>):
+    /// batch 1 at context 129 / 2048 / 8192 13.0 / 15.0 / 23.6 µs against 13.6 / 15.5 / 27.6; batch 32 at 2048 / 8192
+    /// 121.9 / 421.7 against 125.2 / 429.0. The float32 kernel keeps <see cref="Default"/> (at 2 its batch 32 at 2048 went
+    /// 206.6 → 264.2 µs).
+    /// </summary>
+    public static AttentionSplitPolicy TensorCore { get; } = new(64, 2, 64);
 }

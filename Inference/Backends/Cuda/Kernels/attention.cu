@@ -9,31 +9,33 @@
 // (rope_store_kv runs first), so a prefill chunk is a batch of tokens at consecutive positions, each attending causally over
 // the cached prefix and the chunk's earlier tokens.
 //
-// attention_partition (decode tokens, short chunks; any head dimension ≤ 256, a multiple of 4): flash-decoding with
-//   warp-independent online softmax. grid (splits, kvHeads, tokens), block 128 (4 warps). Block (z, h, i) serves token
-//   t = tokenList[i] (t = i when the list is null) for the G = heads / kvHeads ≤ 8 query heads that share KV head h (each
-//   key and value is read once per group) over positions [z·partition, min((z+1)·partition, p+1)).
-//   - A warp works in batches of 8 float4 K (and V) loads per lane: 8 rows for head dimensions ≤ 128, 4 rows of two
-//     512-byte pieces for ≤ 256. Lane l holds float4 chunk l (and l + 32) of each row, so every row piece is one coalesced
-//     512-byte warp load. From an f16 cache a lane loads the same 4 values as 8 bytes (uint2) and converts them to a float4:
-//     a 128-wide row piece is one 256-byte warp load, and everything after the load is the same. The partition's batches go to the warps round-robin (batch b to warp b % 4), and each warp keeps
-//     its OWN running (max, sum, Σ p·v) per head: no block barrier inside the main loop.
-//   - Pipelining through registers: while a warp computes on batch b, the K rows of its next batch are loaded as soon as
-//     the scores of b are done, the V rows right after P·V of b, and the block-table entries of the batch after that, so
-//     8–16 rows (4–8 KB) per warp are always in flight and the slot lookups never stall a K/V load.
-//   - Scores: for each head, the lane's 8 partial dot products (one per row) are summed by a transpose butterfly (each
-//     xor step sends half the values and keeps the other half: 4 + 2 + 1 shuffles leave each lane one row's sum over 4
-//     lanes, then 2 plain steps finish it: 9 shuffles for 8 rows instead of 40). Lane l then holds row l / 4's score
-//     (l / 8 with 4 rows). Online softmax: the batch max over the rows (3 shuffles), alpha = 2^(m−m'), p = 2^(s−m'); each
-//     lane keeps its own row's share of the running sum (summed over the rows at the end). The p of every row goes
-//     through a 64-float per-warp scratch in shared memory, read back as float4 broadcasts for acc += p·v.
+// attention_partition (decode tokens, short chunks; head dimensions ≤ 256 whose rows are whole 16-byte copies): flash-
+//   decoding with warp-independent online softmax. grid (splits, kvHeads, tokens), block 128 (4 warps). Block (z, h, i)
+//   serves token t = tokenList[i] (t = i when the list is null) for the G = heads / kvHeads ≤ 8 query heads that share KV
+//   head h (each key and value is read once per group) over positions [z·partition, min((z+1)·partition, p+1)).
+//   - Tiles of 4 warps × ROWS positions (ROWS = 8 for head dimensions ≤ 128, 4 for ≤ 256) are staged through shared memory
+//     by cp.async, 4 tiles in flight over an f16 cache and 2 over float32 (64 KB either way): every thread issues its
+//     16-byte copies of the tile STAGES − 1 ahead right after the barrier that frees its stage, so the loads in flight no
+//     longer depend on registers (the register-pipelined kernel before it kept 4–8 KB a warp in flight and reached 30 % of
+//     the copy bandwidth at batch 32; this one 88–97 % over float32). Rows past the partition's end are zero-filled.
+//   - Warp w takes rows w·ROWS… of each tile; lane l holds float4 chunk l (and l + 32) of each row, read from shared
+//     memory (an f16 row's 4 values as one 8-byte load, converted). Each warp keeps its OWN running (max, sum, Σ p·v) per
+//     head: one block barrier per tile, none inside the arithmetic.
+//   - Scores: for each head, the lane's ROWS partial dot products are summed by a transpose butterfly (each xor step sends
+//     half the values and keeps the other half: 4 + 2 + 1 shuffles leave each lane one row's sum over 4 lanes, then 2
+//     plain steps finish it: 9 shuffles for 8 rows instead of 40). Lane l then holds row l / 4's score (l / 8 with 4
+//     rows). Online softmax: the tile max over the rows (3 shuffles), alpha = 2^(m−m'), p = 2^(s−m'); each lane keeps its
+//     own row's share of the running sum (summed over the rows at the end). The p of every row goes through a 64-float
+//     per-warp scratch in shared memory, read back as float4 broadcasts for acc += p·v.
 //   - Registers per lane: K 8 + V 8 float4, acc 8 float4 (8 heads × 1 piece, or 4 heads × 2 pieces: a group of more than
-//     4 heads of dimension > 128 walks the partition once per 4 heads), 8 max + 8 sum, 8 partial scores ≈ 140.
-//   - At the end the 4 warps' (max, sum, acc) are merged through shared memory in warp order (deterministic):
-//     M = max m_w, out = Σ_w 2^(m_w−M)·acc_w, L = Σ_w 2^(m_w−M)·l_w. With one split the block writes out / L; otherwise the
-//     unnormalised out and (M, L) go to a workspace and attention_reduce combines the partitions.
+//     4 heads of dimension > 128 walks the partition once per 4 heads), 8 max + 8 sum, 8 partial scores.
+//   - At the end the 4 warps' (max, sum, acc) are merged through shared memory (over the drained stages) in warp order
+//     (deterministic): M = max m_w, out = Σ_w 2^(m_w−M)·acc_w, L = Σ_w 2^(m_w−M)·l_w. With one split the block writes
+//     out / L; otherwise the unnormalised out and (M, L) go to a workspace and attention_reduce combines the partitions.
+//   Over an f16 cache this kernel is bound by its arithmetic (~1,000 instructions a warp per 8 KB of rows: 49–54 % of the
+//   copy bandwidth at batch 32), so the geometries attention_decode_f16_tc serves take that kernel instead.
 //   Dynamic shared memory (CudaLaunchGeometry.AttentionSharedBytes): the scaled queries [G][W] float4 (W = 32 per piece,
-//   zero past the head dimension), the warps' accumulators [4][8 / pieces][W] float4, p scratch [4][64] and stats [4][8].
+//   zero past the head dimension), p scratch [4][64], stats [4][8], then the stages [STAGES][K, V][tile rows][headDim].
 // attention_decode_f16_tc (what attention_partition does, over an f16 cache on tensor cores; head dimensions a multiple of
 //   16 up to 128): see its comment.
 // attention_reduce: grid (heads, tokens), block 128; token list as attention_partition's; see its comment.
