@@ -103,11 +103,14 @@ public sealed class ServedModel : IDisposable
             // backend holds (its share under tensor parallelism).
             var kvShape = model.KvCacheShape(options.BlockSize, 1, kvCacheDtype);
             var kvConfig = config with { KvHeadCount = kvShape.KvHeads };
+            // The engine keeps one block for its CUDA graphs' padding tokens (DecodeGraphs); it comes on top of the sized
+            // cache, so --kv-cache-tokens and the one-full-context minimum stay usable tokens.
+            var graphs = !options.EnforceEager && model.CanCaptureSteps;
             var engineOptions = new EngineOptions
             {
                 BlockSize = options.BlockSize,
                 KvCacheDtype = kvShape.Dtype,
-                KvCacheBlocks = KvCacheSizing.Blocks(kvConfig, options, model.AvailableKvMemoryBytes(), model.Backend.DefaultKvCacheFraction, kvShape.Dtype, logger),
+                KvCacheBlocks = KvCacheSizing.Blocks(kvConfig, options, model.AvailableKvMemoryBytes(), model.Backend.DefaultKvCacheFraction, kvShape.Dtype, logger) + (graphs ? 1 : 0),
                 KvOffloadBlocks = KvCacheSizing.OffloadBlocks(kvConfig, options, kvShape.Dtype, logger),
                 MaxBatchedTokens = options.MaxBatchedTokens,
                 MaxNumSeqs = options.MaxNumSeqs,
@@ -115,7 +118,7 @@ public sealed class ServedModel : IDisposable
                 MaxRunningPerTenant = options.MaxRunningPerTenant,
                 BatchShare = options.BatchShare,
                 BatchStepTokens = options.BatchStepTokens,
-                CudaGraphs = !options.EnforceEager,
+                CudaGraphs = graphs,
             };
             engineOptions.Validate();
             var (template, fallback) = LoadTemplate(options, source, tokenizer, logger);
