@@ -117,9 +117,10 @@ public interface IBackend : IDisposable
     /// <summary>
     /// Rotates every head of <paramref name="query"/> (in place) and of <paramref name="key"/> by each token's position, then
     /// writes the rotated key and the value of each token into <paramref name="cache"/> at the token's slot for
-    /// <paramref name="layer"/>.
+    /// <paramref name="layer"/>. With <paramref name="norms"/> (Qwen3) each query and key head is first RMS-normalised in
+    /// place, as <see cref="RmsNorm"/> with a weight one head wide does.
     /// </summary>
-    void RopeAndStoreKv(DeviceTensor query, DeviceTensor key, DeviceTensor value, RotaryEmbedding rope, PagedKvCache cache, int layer);
+    void RopeAndStoreKv(DeviceTensor query, DeviceTensor key, DeviceTensor value, RotaryEmbedding rope, PagedKvCache cache, int layer, HeadNorms? norms);
 
     /// <summary>
     /// Causal attention of every batch token over its own sequence's cached keys/values at positions 0…its position, read
@@ -139,3 +140,6 @@ public interface IBackend : IDisposable
     /// <summary>Copies the first <paramref name="rows"/> rows to host memory (logits for the sampler).</summary>
     void ReadRows(DeviceTensor tensor, int rows, Span<float> destination);
 }
+
+/// <summary>The per-head RMS norms of queries and keys (Qwen3's q_norm and k_norm: weights one head wide) and their epsilon.</summary>
+public readonly record struct HeadNorms(DeviceWeight Query, DeviceWeight Key, float Epsilon);

@@ -130,13 +130,7 @@ public sealed class LlamaModel : IForwardModel
                 b.AddBias(_value, w.ValueBias!, tokens);
             }
 
-            if (w.QueryNorm is not null)
-            {
-                b.RmsNorm(_query, w.QueryNorm, eps, _query, tokens);
-                b.RmsNorm(_key, w.KeyNorm!, eps, _key, tokens);
-            }
-
-            b.RopeAndStoreKv(_query, _key, _value, _rope, cache, l);
+            b.RopeAndStoreKv(_query, _key, _value, _rope, cache, l, w.QueryNorm is null ? null : new HeadNorms(w.QueryNorm, w.KeyNorm!, eps));
             b.PagedAttention(_query, cache, l, _attention);
             b.MatMul(_attention, w.AttentionOutput, _projection, tokens);
             collectives?.AllReduceSum(_projection, tokens);

@@ -279,6 +279,54 @@ internal sealed class KernelChecks(CudaBackend gpu, CpuBackend cpu, Report repor
                 d.Dispose();
             }
         }
+
+        HeadNormsInRope();
+    }
+
+    /// <summary>
+    /// Qwen3's per-head q/k norms inside rope_store_kv (one launch instead of three) against the CPU's norm, then rotation:
+    /// head dimensions of 128 (heads across two warps: shared-memory sums), 64 (one warp) and 32 (four heads a warp), over
+    /// both cache types.
+    /// </summary>
+    private void HeadNormsInRope()
+    {
+        foreach (var (heads, kvHeads, headDim) in new[] { (16, 8, 128), (14, 2, 64), (8, 4, 32) })
+        {
+            const int tokens = 7, blockSize = 16;
+            var shape = new KvCacheShape(1, kvHeads, headDim, blockSize, 2);
+            using var gc = gpu.CreateKvCache(shape);
+            using var gh = gpu.CreateKvCache(shape with { Dtype = KvCacheDtype.Float16 });
+            using var cc = cpu.CreateKvCache(shape);
+            var spec = new RopeSpec(headDim, 1000000f, RopeStyle.NeoX, null, 64);
+            using var gr = gpu.CreateRotaryEmbedding(spec);
+            using var cr = cpu.CreateRotaryEmbedding(spec);
+            var batch = new ForwardBatch(tokens, 1, 2);
+            batch.AddSequence([1, 0]);
+            for (var p = 20; p < 20 + tokens; p++)
+            {
+                batch.AddToken(0, p, 0, p % blockSize, false);  // positions 16…31 lie in the table's second entry, cache block 0
+            }
+
+            var qn = Vector(RandomWeights.Floats(headDim, _random, 0.2, 1), "q_norm");
+            var kn = Vector(RandomWeights.Floats(headDim, _random, 0.2, 1), "k_norm");
+            float[] q = RandomWeights.Floats(tokens * heads * headDim, _random, 2), k = RandomWeights.Floats(tokens * kvHeads * headDim, _random, 2),
+                v = RandomWeights.Floats(tokens * kvHeads * headDim, _random);
+            var (gq, cq) = Pair(tokens, heads * headDim, q);
+            var (gk, ck) = Pair(tokens, kvHeads * headDim, k);
+            var (gv, cv) = Pair(tokens, kvHeads * headDim, v);
+            var (hq, _) = Pair(tokens, heads * headDim, q);
+            var (hk, _) = Pair(tokens, kvHeads * headDim, k);
+            gpu.BeginBatch(batch);
+            cpu.BeginBatch(batch);
+            gpu.RopeAndStoreKv(gq, gk, gv, gr, gc, 0, new HeadNorms(qn[0], kn[0], 1e-6f));
+            cpu.RopeAndStoreKv(cq, ck, cv, cr, cc, 0, new HeadNorms(qn[1], kn[1], 1e-6f));
+            gpu.RopeAndStoreKv(hq, hk, gv, gr, gh, 0, new HeadNorms(qn[0], kn[0], 1e-6f));
+            var label = $"rope+kv store with per-head q/k norms {heads}/{kvHeads}×{headDim} ({(CudaLaunchGeometry.RopeFusesHeadNorms(headDim) ? "one launch" : "norms first")})";
+            report.Check($"{label}: queries", Compare(gq, cq, tokens), FloatBound);
+            report.Check($"{label}: keys", Compare(gk, ck, tokens), FloatBound);
+            report.Check($"{label}, f16 cache: queries", Compare(hq, cq, tokens), FloatBound);
+            Dispose([gq, cq, gk, ck, gv, cv, hq, hk, qn[0], qn[1], kn[0], kn[1]]);
+        }
     }
 
     private void ElementWise()
@@ -536,9 +584,9 @@ internal sealed class KernelChecks(CudaBackend gpu, CpuBackend cpu, Report repor
         DeviceTensor hq = GpuTensor(t, heads * headDim, q), hk = GpuTensor(t, kvWidth, k), hv = GpuTensor(t, kvWidth, v);
         gpu.BeginBatch(batch);
         cpu.BeginBatch(batch);
-        gpu.RopeAndStoreKv(gq, gk, gv, gr, gc, 0);
-        cpu.RopeAndStoreKv(cq, ck, cv, cr, cc, 0);
-        gpu.RopeAndStoreKv(hq, hk, hv, gr, gh, 0);
+        gpu.RopeAndStoreKv(gq, gk, gv, gr, gc, 0, null);
+        cpu.RopeAndStoreKv(cq, ck, cv, cr, cc, 0, null);
+        gpu.RopeAndStoreKv(hq, hk, hv, gr, gh, 0, null);
         report.Check($"rope+kv store {what}: rotated queries", Compare(gq, cq, t), FloatBound);
         report.Check($"rope+kv store {what}: rotated keys", Compare(gk, ck, t), FloatBound);
 

@@ -183,7 +183,7 @@ public sealed unsafe class CpuBackend : IBackend, IDeviceSampler
         RunRows(_bias, rows);
     }
 
-    public void RopeAndStoreKv(DeviceTensor query, DeviceTensor key, DeviceTensor value, RotaryEmbedding rope, PagedKvCache cache, int layer)
+    public void RopeAndStoreKv(DeviceTensor query, DeviceTensor key, DeviceTensor value, RotaryEmbedding rope, PagedKvCache cache, int layer, HeadNorms? norms)
     {
         var batch = Batch;
         var kv = (CpuKvCache)cache;
@@ -193,6 +193,12 @@ public sealed unsafe class CpuBackend : IBackend, IDeviceSampler
             {
                 throw new ArgumentOutOfRangeException(nameof(cache), slot, $"Slot {slot} is outside the KV cache of {kv.Shape.SlotCount} slots.");
             }
+        }
+
+        if (norms is { } n)
+        {
+            RmsNorm(query, n.Query, n.Epsilon, query, batch.TokenCount);
+            RmsNorm(key, n.Key, n.Epsilon, key, batch.TokenCount);
         }
 
         _ropeKv.Query = Written(query);

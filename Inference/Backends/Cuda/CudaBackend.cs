@@ -572,7 +572,7 @@ public sealed class CudaBackend : IBackend, IDeviceSampler
         Kernels.AddBias.Launch(Stream, (int)CudaLaunchGeometry.Ceiling(n, 256), 256, 0, x.Data, b.Codes, x.Columns, n);
     }
 
-    public void RopeAndStoreKv(DeviceTensor query, DeviceTensor key, DeviceTensor value, RotaryEmbedding rope, PagedKvCache cache, int layer)
+    public void RopeAndStoreKv(DeviceTensor query, DeviceTensor key, DeviceTensor value, RotaryEmbedding rope, PagedKvCache cache, int layer, HeadNorms? norms)
     {
         var batch = Batch;
         var kv = (CudaKvCache)cache;
@@ -593,13 +593,29 @@ public sealed class CudaBackend : IBackend, IDeviceSampler
             }
         }
 
+        var headDim = r.Spec.HeadDim;
+        // The per-head norms ride in the rotation's launch where a block holds whole heads; elsewhere they run first.
+        var (queryNorm, keyNorm, epsilon) = (DevicePointer.Null, DevicePointer.Null, 0f);
+        if (norms is { } n)
+        {
+            if (CudaLaunchGeometry.RopeFusesHeadNorms(headDim) && ((CudaWeight)n.Query).Columns == headDim && ((CudaWeight)n.Key).Columns == headDim)
+            {
+                (queryNorm, keyNorm, epsilon) = (NormWeight(n.Query, (CudaTensor)query).Codes.Pointer, NormWeight(n.Key, (CudaTensor)key).Codes.Pointer, n.Epsilon);
+            }
+            else
+            {
+                RmsNorm(query, n.Query, n.Epsilon, query, batch.TokenCount);
+                RmsNorm(key, n.Key, n.Epsilon, key, batch.TokenCount);
+            }
+        }
+
         var q = Written(query);
         var k = Written(key);
-        var headDim = r.Spec.HeadDim;
         Kernels.RopeStoreKvFor(kv).Launch(Stream, new Dim3((uint)batch.TokenCount, (uint)CudaLaunchGeometry.RopeBlocksPerToken(q.Columns / headDim, k.Columns / headDim, headDim)),
             CudaLaunchGeometry.RopeThreads, 0,
             q.Data, k.Data, ((CudaTensor)value).Data, r.Cos, r.Sin, Meta(_layout.Positions), Meta(_layout.Slots),
-            kv.Keys(layer), kv.Values(layer), q.Columns / headDim, k.Columns / headDim, headDim, r.Spec.Style == RopeStyle.NeoX ? 1 : 0);
+            kv.Keys(layer), kv.Values(layer), q.Columns / headDim, k.Columns / headDim, headDim, r.Spec.Style == RopeStyle.NeoX ? 1 : 0,
+            queryNorm, keyNorm, epsilon);
     }
 
     public void PagedAttention(DeviceTensor query, PagedKvCache cache, int layer, DeviceTensor output)

@@ -333,6 +333,12 @@ public static class CudaLaunchGeometry
     /// <summary>Threads of a rope_store_kv block.</summary>
     public const int RopeThreads = 128;
 
+    /// <summary>
+    /// Whether rope_store_kv can apply per-head q/k norms itself: every head's pairs within one block (a power of two of at
+    /// most <see cref="RopeThreads"/> pairs: head dimensions 2 … 256).
+    /// </summary>
+    public static bool RopeFusesHeadNorms(int headDim) => headDim / 2 is > 0 and <= RopeThreads && RopeThreads % (headDim / 2) == 0 && headDim % 2 == 0;
+
     public static int Ceiling(int value, int divisor) => (value + divisor - 1) / divisor;
 
     public static long Ceiling(long value, long divisor) => (value + divisor - 1) / divisor;

@@ -179,6 +179,15 @@ public sealed class CudaHostLogicTests
     public void AttentionSplitOfTheLlama3Shapes(int tokens, int kvHeads, int context, int sms, int partition, int splits) =>
         Assert.Equal((partition, splits), CudaLaunchGeometry.AttentionSplit(tokens, kvHeads, context, sms));
 
+    [Theory]
+    [InlineData(128, true)]   // Qwen3: 64 pairs, two heads a block
+    [InlineData(64, true)]
+    [InlineData(256, true)]   // one head a block
+    [InlineData(48, false)]   // 24 pairs: heads would straddle blocks, so the norms run first
+    [InlineData(512, false)]
+    public void RopeFusesHeadNormsWhereBlocksHoldWholeHeads(int headDim, bool fused) =>
+        Assert.Equal(fused, CudaLaunchGeometry.RopeFusesHeadNorms(headDim));
+
     [Fact]
     public void AttentionSharedMemoryFitsTheOptInLimitForEveryAllowedGroup()
     {

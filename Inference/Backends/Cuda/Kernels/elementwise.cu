@@ -103,11 +103,16 @@ __device__ __forceinline__ void store_kv(unsigned short* cache, long long i, flo
 // block 128: one rotated pair per thread (one block per token looped 20 times over a Llama-3-8B token: 12 µs a layer).
 // style 0: adjacent pairs (2i, 2i+1); style 1: NeoX (i, i + headDim/2). KV is the cache's element type (float, or
 // unsigned short holding f16: rope_store_kv_f16); the rotated query and key in the activations stay float32.
+// With qNorm and kNorm (Qwen3's per-head RMS norm of q and k, weights [headDim]) each head is first normalised as
+// rms_norm_groups does — x · rsqrt(mean(x²) + epsilon) · weight — saving its two launches a layer. A head's pairs are
+// consecutive threads of one block (the host asks 128 % (headDim / 2) == 0): summed over the warp, then, for heads wider
+// than a warp, over the head's warps through shared memory.
 template <typename KV>
 __device__ __forceinline__ void rope_store_kv_body(float* query, float* key, const float* value, const float* cosTable,
                                                    const float* sinTable, const int* positions, const int* slots,
                                                    KV* keyCache, KV* valueCache, int heads, int kvHeads, int headDim,
-                                                   int style) {
+                                                   int style, const float* qNorm, const float* kNorm, float epsilon) {
+    __shared__ float headSums[4];
     const int t = blockIdx.x;
     const int pairs = headDim / 2;
     const long long p = positions[t];
@@ -116,14 +121,32 @@ __device__ __forceinline__ void rope_store_kv_body(float* query, float* key, con
     const long long slot = slots[t];
     const int kvWidth = kvHeads * headDim;
     const int item = blockIdx.y * blockDim.x + threadIdx.x;
-    if (item < (heads + kvHeads) * pairs) {
-        const int h = item / pairs, i = item % pairs;
-        const bool isKey = h >= heads;
-        float* x = isKey ? key + (long long)t * kvWidth + (h - heads) * headDim
-                         : query + (long long)t * heads * headDim + h * headDim;
-        const int a = style == 0 ? 2 * i : i;
-        const int b = style == 0 ? 2 * i + 1 : i + pairs;
-        const float x0 = x[a], x1 = x[b];
+    const bool inside = item < (heads + kvHeads) * pairs;
+    const int h = item / pairs, i = item % pairs;
+    const bool isKey = h >= heads;
+    float* x = isKey ? key + (long long)t * kvWidth + (h - heads) * headDim
+                     : query + (long long)t * heads * headDim + h * headDim;
+    const int a = style == 0 ? 2 * i : i;
+    const int b = style == 0 ? 2 * i + 1 : i + pairs;
+    float x0 = inside ? x[a] : 0.0f, x1 = inside ? x[b] : 0.0f;
+    if (qNorm) {  // uniform over the grid: every thread reaches the barrier
+        float sum = x0 * x0 + x1 * x1;
+        for (int offset = 1; offset < min(pairs, 32); offset *= 2) sum += __shfl_xor_sync(FULL_MASK, sum, offset);
+        if (pairs > 32) {
+            const int warp = threadIdx.x / 32, first = warp - warp % (pairs / 32);
+            if (threadIdx.x % 32 == 0) headSums[warp] = sum;
+            __syncthreads();
+            sum = 0.0f;
+            for (int w = first; w < first + pairs / 32; w++) sum += headSums[w];
+        }
+        const float scale = rsqrtf(sum / headDim + epsilon);
+        const float* weight = isKey ? kNorm : qNorm;
+        if (inside) {
+            x0 = x0 * scale * weight[a];
+            x1 = x1 * scale * weight[b];
+        }
+    }
+    if (inside) {
         const float r0 = x0 * cs[i] - x1 * sn[i];
         const float r1 = x0 * sn[i] + x1 * cs[i];
         x[a] = r0;
@@ -134,25 +157,27 @@ __device__ __forceinline__ void rope_store_kv_body(float* query, float* key, con
             store_kv(keyCache, k + b, r1);
         }
     }
-    for (int i = item; i < kvWidth; i += gridDim.y * blockDim.x)
-        store_kv(valueCache, slot * kvWidth + i, value[(long long)t * kvWidth + i]);
+    for (int j = item; j < kvWidth; j += gridDim.y * blockDim.x)
+        store_kv(valueCache, slot * kvWidth + j, value[(long long)t * kvWidth + j]);
 }
 
 extern "C" __global__ void rope_store_kv(float* query, float* key, const float* value, const float* cosTable,
                                          const float* sinTable, const int* positions, const int* slots, float* keyCache,
-                                         float* valueCache, int heads, int kvHeads, int headDim, int style) {
+                                         float* valueCache, int heads, int kvHeads, int headDim, int style,
+                                         const float* qNorm, const float* kNorm, float epsilon) {
     pdl_start();
     rope_store_kv_body(query, key, value, cosTable, sinTable, positions, slots, keyCache, valueCache, heads, kvHeads,
-                       headDim, style);
+                       headDim, style, qNorm, kNorm, epsilon);
 }
 
 extern "C" __global__ void rope_store_kv_f16(float* query, float* key, const float* value, const float* cosTable,
                                              const float* sinTable, const int* positions, const int* slots,
                                              unsigned short* keyCache, unsigned short* valueCache, int heads, int kvHeads,
-                                             int headDim, int style) {
+                                             int headDim, int style, const float* qNorm, const float* kNorm,
+                                             float epsilon) {
     pdl_start();
     rope_store_kv_body(query, key, value, cosTable, sinTable, positions, slots, keyCache, valueCache, heads, kvHeads,
-                       headDim, style);
+                       headDim, style, qNorm, kNorm, epsilon);
 }
 
 // output = gate / (1 + e^-gate) * up over n values.  grid (ceil(n / 256)), block 256. When codes is given (n and the
