@@ -104,8 +104,10 @@ public sealed class ServedModel : IDisposable
             var kvShape = model.KvCacheShape(options.BlockSize, 1, kvCacheDtype);
             var kvConfig = config with { KvHeadCount = kvShape.KvHeads };
             // The engine keeps one block for its CUDA graphs' padding tokens (DecodeGraphs); it comes on top of the sized
-            // cache, so --kv-cache-tokens and the one-full-context minimum stay usable tokens.
-            var graphs = !options.EnforceEager && model.CanCaptureSteps;
+            // cache, so --kv-cache-tokens and the one-full-context minimum stay usable tokens. Replayed steps are checked
+            // against eager ones on one GPU (GpuCheck's seeded-sampling check); under tensor parallelism the ranks' graphs
+            // have only been benchmarked, so a tensor-parallel engine stays eager until that check runs with ranks.
+            var graphs = !options.EnforceEager && model.CanCaptureSteps && options.TensorParallelSize == 1;
             var engineOptions = new EngineOptions
             {
                 BlockSize = options.BlockSize,
