@@ -95,6 +95,8 @@ if (tensorParallel > 1)
     Guarded(report, "Qwen3-0.6B F16", () => tp.Compare("Qwen3-0.6B", ModelShapes.Qwen3_06B(1024), GgmlType.F16));
     Guarded(report, "Qwen2-0.5B Q8_0", () => tp.Compare("Qwen2-0.5B", ModelShapes.Qwen2_05B(1024), GgmlType.Q8_0));
     Guarded(report, "Llama-3-8B Q4_K", () => tp.Compare("Llama-3-8B", ModelShapes.Llama3_8B(1024), GgmlType.Q4_K));
+    Guarded(report, "graphs Llama-3.2-1B Q8_0", () => tp.GraphReplay("Llama-3.2-1B", ModelShapes.Llama32_1B(1024), GgmlType.Q8_0));
+    Guarded(report, "graphs Qwen3-0.6B BF16", () => tp.GraphReplay("Qwen3-0.6B", ModelShapes.Qwen3_06B(1024), GgmlType.BF16));
     // Q8_0: random BF16 weights of 8B parameters take minutes to draw on the host (one normal deviate each).
     Guarded(report, "decode Llama-3-8B Q8_0", () => tp.Decode("Llama-3-8B", ModelShapes.Llama3_8B(1024), GgmlType.Q8_0));
     report.Line($"total {clock.Elapsed.TotalSeconds:F0} s");

@@ -136,6 +136,105 @@ internal sealed class TensorParallelChecks(int size, Report report)
         }
     }
 
+    /// <summary>
+    /// A decode step recorded as CUDA graphs (one per rank, all-reduces included) and replayed for later steps, against the
+    /// same steps run eagerly: logits bit for bit (the same kernels with the same launch shapes, so nothing may differ).
+    /// Steps are shaped as the serving engine's DecodeGraphs shapes them — three sequences padded to four, the context
+    /// bound raised to 256 — and move to new tokens and positions each time. The serving engine keeps tensor-parallel
+    /// serving eager until this passes (ServedModel).
+    /// </summary>
+    public void GraphReplay(string name, ModelConfig config, GgmlType type)
+    {
+        try
+        {
+            _ = new ShardPlan(config, size);
+        }
+        catch (ArgumentException e)
+        {
+            report.Line($"---- {name} {type}: does not split over {size} GPUs ({e.Message})");
+            return;
+        }
+
+        using var source = new RandomModel(name, config, type, name.Length * 7919);
+        using var split = Split(source, 64, 4);
+        const int blockSize = 16, sequences = 4, blocks = 8;
+        using var cache = split.CreateKvCache(split.KvCacheShape(blockSize, sequences * blocks));
+        var vocabulary = config.VocabularySize;
+        var random = new Random(11);
+        var batch = new ForwardBatch(64, sequences, blocks);
+        int[][] tables = [.. Enumerable.Range(0, sequences).Select(s => Enumerable.Range(s * blocks, blocks).ToArray())];
+        int[] lengths = [9, 14, 5, 1];  // the fourth is the padding sequence, at position 0 as DecodeGraphs puts it
+        int Slot(int s, int p) => tables[s][p / blockSize] * blockSize + p % blockSize;
+        float[] Logits(DeviceTensor? logits)
+        {
+            var values = new float[sequences * vocabulary];
+            split.Backend.ReadRows(logits ?? throw new InvalidOperationException("The step returned no logits."), sequences, values);
+            return values;
+        }
+
+        void DecodeStep(int step)
+        {
+            batch.Clear();
+            for (var s = 0; s < sequences; s++)
+            {
+                batch.AddSequence(tables[s]);
+            }
+
+            for (var s = 0; s < sequences; s++)
+            {
+                var position = s == sequences - 1 ? 0 : lengths[s] + step;
+                batch.AddToken(random.Next(vocabulary), position, s, Slot(s, position), true);
+            }
+
+            batch.RaiseContextBound(256);
+        }
+
+        // The prompts, eagerly; then the first decode step eagerly and recorded.
+        batch.Clear();
+        for (var s = 0; s < sequences - 1; s++)
+        {
+            batch.AddSequence(tables[s]);
+        }
+
+        for (var s = 0; s < sequences - 1; s++)
+        {
+            for (var p = 0; p < lengths[s]; p++)
+            {
+                batch.AddToken(random.Next(vocabulary), p, s, Slot(s, p), p == lengths[s] - 1);
+            }
+        }
+
+        split.ForwardToLogits(batch, cache);
+        DecodeStep(0);
+        split.ForwardToLogits(batch, cache);
+        using var graph = split.CaptureStep(batch, cache);
+        var differing = 0L;
+        var steps = 6;
+        for (var step = 1; step <= steps; step++)
+        {
+            DecodeStep(step);
+            var eager = Logits(split.ForwardToLogits(batch, cache));
+            if (!graph.IsCurrent)
+            {
+                report.Fail($"{name} {type} TP={size}: replayed decode steps = eager ones", $"the graph went stale at step {step} (a step buffer moved)");
+                return;
+            }
+
+            var replayed = Logits(graph.Replay(batch));
+            differing += eager.Zip(replayed).LongCount(p => BitConverter.SingleToUInt32Bits(p.First) != BitConverter.SingleToUInt32Bits(p.Second));
+        }
+
+        var label = $"{name} {type} TP={size}: {steps} replayed decode steps (4 sequences, one of them padding) = the same steps run eagerly, logits bit for bit";
+        if (differing == 0)
+        {
+            report.Pass(label);
+        }
+        else
+        {
+            report.Fail(label, $"{differing} of {(long)steps * sequences * vocabulary} logits differ");
+        }
+    }
+
     /// <summary>Decode tokens/s at batch 1, eager launches, greedy on the GPU: TP=1 on device 0 and TP=N, measured in the same run.</summary>
     public void Decode(string name, ModelConfig config, GgmlType type, int prompt = 128, int steps = 64)
     {
