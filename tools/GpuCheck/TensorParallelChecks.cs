@@ -33,13 +33,8 @@ internal sealed class TensorParallelChecks(int size, Report report)
 
     public void Compare(string name, ModelConfig config, GgmlType type)
     {
-        try
+        if (!Splits(name, config, type))
         {
-            _ = new ShardPlan(config, size);
-        }
-        catch (ArgumentException e)
-        {
-            report.Line($"---- {name} {type}: does not split over {size} GPUs ({e.Message})");
             return;
         }
 
@@ -145,13 +140,8 @@ internal sealed class TensorParallelChecks(int size, Report report)
     /// </summary>
     public void GraphReplay(string name, ModelConfig config, GgmlType type)
     {
-        try
+        if (!Splits(name, config, type))
         {
-            _ = new ShardPlan(config, size);
-        }
-        catch (ArgumentException e)
-        {
-            report.Line($"---- {name} {type}: does not split over {size} GPUs ({e.Message})");
             return;
         }
 
@@ -411,6 +401,21 @@ internal sealed class TensorParallelChecks(int size, Report report)
         }
 
         return (batch, table);
+    }
+
+    /// <summary>Whether the model's shape splits over the ranks; if not, says why in the report.</summary>
+    private bool Splits(string name, ModelConfig config, GgmlType type)
+    {
+        try
+        {
+            _ = new ShardPlan(config, size);
+            return true;
+        }
+        catch (ArgumentException e)
+        {
+            report.Line($"---- {name} {type}: does not split over {size} GPUs ({e.Message})");
+            return false;
+        }
     }
 
     private TensorParallelModel Split(IModelSource source, int maxBatchTokens, int maxLogitRows, int ranks = 0)
