@@ -283,6 +283,14 @@ public static class BenchServeCommand
         if (snapshot is not null)
         {
             stats["preemptions"] = snapshot.Preemptions;
+            if (snapshot.Steps > 0)
+            {
+                // The engine thread's time per step, and the host's share of it (all but the forward pass).
+                stats["engine_steps"] = snapshot.Steps;
+                stats["mean_step_ms"] = Math.Round(snapshot.StepSeconds / snapshot.Steps * 1000, 3);
+                stats["mean_step_host_ms"] = Math.Round((snapshot.StepSeconds - snapshot.ForwardSeconds) / snapshot.Steps * 1000, 3);
+            }
+
             stats["prefix_cache_hit_tokens"] = snapshot.PrefixHitTokens;
             if (snapshot.OffloadTotalBlocks > 0)
             {

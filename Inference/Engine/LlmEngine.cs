@@ -225,6 +225,7 @@ public sealed class LlmEngine : IDisposable
                 continue;
             }
 
+            var stepStarted = Stopwatch.GetTimestamp();
             try
             {
                 Step();
@@ -238,6 +239,7 @@ public sealed class LlmEngine : IDisposable
                 }
             }
 
+            _stepTicks += Stopwatch.GetTimestamp() - stepStarted;
             Publish();
         }
 
@@ -320,7 +322,9 @@ public sealed class LlmEngine : IDisposable
             _model.Forward(_batch, _cache, _logits);
         }
 
-        var stepSeconds = Stopwatch.GetElapsedTime(started).TotalSeconds;
+        var forwardTicks = Stopwatch.GetTimestamp() - started;
+        _forwardTicks += forwardTicks;
+        var stepSeconds = (double)forwardTicks / Stopwatch.Frequency;
 
         var vocabulary = Config.VocabularySize;
         var row = 0;
@@ -370,6 +374,10 @@ public sealed class LlmEngine : IDisposable
     }
 
     private long _steps;
+
+    // Engine-thread time in steps, and the part of it in the forward pass and device sampling (the rest is the host's:
+    // scheduling, building the batch, emitting tokens), in Stopwatch ticks.
+    private long _stepTicks, _forwardTicks;
 
     /// <summary>
     /// Issues the block manager's copies between the device cache and the offload tier, in the order recorded: a block
@@ -611,6 +619,8 @@ public sealed class LlmEngine : IDisposable
             GraphReplays = _graphs?.Replays ?? 0,
             GraphRecordings = _graphs?.Recordings ?? 0,
             GraphFailure = _graphs?.Failure,
+            StepSeconds = (double)_stepTicks / Stopwatch.Frequency,
+            ForwardSeconds = (double)_forwardTicks / Stopwatch.Frequency,
         };
         _snapshot = snapshot;
         StepCompleted?.Invoke(snapshot);
@@ -676,6 +686,15 @@ public sealed record EngineSnapshot(
     public long GraphRecordings { get; init; }
 
     public string? GraphFailure { get; init; }
+
+    /// <summary>
+    /// Seconds the engine thread spent in its steps, and of them in the forward pass (with device sampling: until the ids
+    /// are back); the difference is the host's own work per step — scheduling, building the batch, emitting tokens — which
+    /// a GPU step waits for.
+    /// </summary>
+    public double StepSeconds { get; init; }
+
+    public double ForwardSeconds { get; init; }
 
     /// <summary>Share of the offload tier's slots in use (0…1; 0 without a tier).</summary>
     public double KvOffloadUsage => OffloadTotalBlocks == 0 ? 0 : (double)OffloadUsedBlocks / OffloadTotalBlocks;

@@ -58,6 +58,9 @@ public sealed class EngineBatchingTests : IDisposable
         Assert.True(snapshot.Preemptions > 0, "the crowd should not fit without preemption");
         Assert.Equal(snapshot.TotalBlocks, snapshot.FreeBlocks);
         Assert.Equal(0, snapshot.Running);
+        // The engine thread's step time contains the forward passes' and is nothing but them plus the host's work.
+        Assert.True(snapshot.ForwardSeconds > 0, "forward time is recorded");
+        Assert.InRange(snapshot.StepSeconds - snapshot.ForwardSeconds, 0, snapshot.StepSeconds);
     }
 
     [Fact]
