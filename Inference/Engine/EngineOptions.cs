@@ -8,7 +8,10 @@ public sealed record EngineOptions
     /// <summary>Tokens per KV block (<c>--block-size</c>; vLLM's default 16).</summary>
     public int BlockSize { get; init; } = 16;
 
-    /// <summary>KV cache capacity in blocks (from <c>--kv-cache-tokens</c> or <c>--kv-cache-fraction</c>).</summary>
+    /// <summary>
+    /// KV cache capacity in blocks (from <c>--kv-cache-tokens</c> or <c>--kv-cache-fraction</c>); with <see cref="CudaGraphs"/>
+    /// the engine allocates one block more for the padding tokens.
+    /// </summary>
     public required int KvCacheBlocks { get; init; }
 
     /// <summary>
@@ -56,7 +59,8 @@ public sealed record EngineOptions
     /// <summary>
     /// Replay CUDA graphs of decode steps on a model that records steps (CUDA; ignored elsewhere): steps whose tokens each
     /// decode one sequence are padded to the next of a few batch sizes and replay the graph recorded the first time that
-    /// size and context bound was seen (<see cref="DecodeGraphs"/>); one KV block is kept for the padding. On by default, as
+    /// size and context bound was seen (<see cref="DecodeGraphs"/>); one KV block beyond <see cref="KvCacheBlocks"/> takes the
+    /// padding. On by default, as
     /// in vLLM, whose <c>--enforce-eager</c> turns it off as ours does. Measured on an H100 (docs/performance.md, "CUDA
     /// graphs in the serving engine"): decode 5–9 % faster at batch 1 and 32, 2 % at 256 sequences.
     /// </summary>

@@ -66,19 +66,20 @@ public sealed class LlmEngine : IDisposable
         Options = options;
         ModelName = modelName;
         var config = model.Config;
-        // Decode steps replay CUDA graphs unless the options say eager; their padding tokens write to the cache's last block.
-        var graphs = options.CudaGraphs && model.CanCaptureSteps && options.KvCacheBlocks > 1;
-        _blocks = new BlockManager(options.KvCacheBlocks - (graphs ? 1 : 0), options.BlockSize, options.KvOffloadBlocks);
+        // Decode steps replay CUDA graphs unless the options say eager; their padding tokens write to one block allocated
+        // beyond the KvCacheBlocks the block manager hands out, so those stay the usable capacity either way.
+        var graphs = options.CudaGraphs && model.CanCaptureSteps;
+        _blocks = new BlockManager(options.KvCacheBlocks, options.BlockSize, options.KvOffloadBlocks);
         // Logit rows beyond one per sequence go to prompt logprobs (see Scheduler).
         _scheduler = new Scheduler(_blocks, options, model.MaxLogitRows - options.MaxNumSeqs);
-        var shape = model.KvCacheShape(options.BlockSize, options.KvCacheBlocks, options.KvCacheDtype);
+        var shape = model.KvCacheShape(options.BlockSize, options.KvCacheBlocks + (graphs ? 1 : 0), options.KvCacheDtype);
         _cache = model.CreateKvCache(shape);
         _offload = options.KvOffloadBlocks > 0 ? model.CreateKvOffloadStore(shape, options.KvOffloadBlocks) : null;
         _batch = new ForwardBatch(options.MaxBatchedTokens, options.MaxNumSeqs, _blocks.BlocksFor(config.ContextLength));
         _logits = new float[model.MaxLogitRows * config.VocabularySize];
         _rawRow = new float[config.VocabularySize];
         _deviceSampler = model.Backend as IDeviceSampler;
-        _graphs = graphs ? new DecodeGraphs(model, options, paddingBlock: options.KvCacheBlocks - 1) : null;
+        _graphs = graphs ? new DecodeGraphs(model, options, paddingBlock: options.KvCacheBlocks) : null;
         _samplingRows = new SamplingRow[model.MaxLogitRows];
         _deviceIds = new int[model.MaxLogitRows];
         _snapshot = new EngineSnapshot(0, 0, 0, _blocks.BlockCount, _blocks.BlockCount, 0, 0, 0, 0);

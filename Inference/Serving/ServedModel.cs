@@ -103,16 +103,11 @@ public sealed class ServedModel : IDisposable
             // backend holds (its share under tensor parallelism).
             var kvShape = model.KvCacheShape(options.BlockSize, 1, kvCacheDtype);
             var kvConfig = config with { KvHeadCount = kvShape.KvHeads };
-            // The engine keeps one block for its CUDA graphs' padding tokens (DecodeGraphs); it comes on top of the sized
-            // cache, so --kv-cache-tokens and the one-full-context minimum stay usable tokens. Replayed steps are checked
-            // against eager ones on one GPU (GpuCheck's seeded-sampling check); under tensor parallelism the ranks' graphs
-            // have only been benchmarked, so a tensor-parallel engine stays eager until that check runs with ranks.
-            var graphs = !options.EnforceEager && model.CanCaptureSteps && options.TensorParallelSize == 1;
             var engineOptions = new EngineOptions
             {
                 BlockSize = options.BlockSize,
                 KvCacheDtype = kvShape.Dtype,
-                KvCacheBlocks = KvCacheSizing.Blocks(kvConfig, options, model.AvailableKvMemoryBytes(), model.Backend.DefaultKvCacheFraction, kvShape.Dtype, logger) + (graphs ? 1 : 0),
+                KvCacheBlocks = KvCacheSizing.Blocks(kvConfig, options, model.AvailableKvMemoryBytes(), model.Backend.DefaultKvCacheFraction, kvShape.Dtype, logger),
                 KvOffloadBlocks = KvCacheSizing.OffloadBlocks(kvConfig, options, kvShape.Dtype, logger),
                 MaxBatchedTokens = options.MaxBatchedTokens,
                 MaxNumSeqs = options.MaxNumSeqs,
@@ -120,7 +115,10 @@ public sealed class ServedModel : IDisposable
                 MaxRunningPerTenant = options.MaxRunningPerTenant,
                 BatchShare = options.BatchShare,
                 BatchStepTokens = options.BatchStepTokens,
-                CudaGraphs = graphs,
+                // Replayed steps are checked against eager ones on one GPU (GpuCheck's seeded-sampling check); under tensor
+                // parallelism the ranks' graphs have only been benchmarked, so a tensor-parallel engine stays eager until that
+                // check runs with ranks.
+                CudaGraphs = !options.EnforceEager && options.TensorParallelSize == 1,
             };
             engineOptions.Validate();
             var (template, fallback) = LoadTemplate(options, source, tokenizer, logger);

@@ -76,7 +76,7 @@ public sealed class CudaKernels : IDisposable
         AttentionPartition.SetMaxDynamicSharedMemory(CudaLaunchGeometry.AttentionMaxSharedBytes);
         AttentionPartitionF16.SetMaxDynamicSharedMemory(CudaLaunchGeometry.AttentionMaxSharedBytes);
         AttentionDecodeF16TensorCore = attention.Kernel("attention_decode_f16_tc");
-        AttentionDecodeF16TensorCore.SetMaxDynamicSharedMemory(CudaLaunchGeometry.DecodeTensorCoreSharedBytes(128));
+        AttentionDecodeF16TensorCore.SetMaxDynamicSharedMemory(CudaLaunchGeometry.DecodeTensorCoreSharedBytes(CudaLaunchGeometry.DecodeTensorCoreMaxHeadDim));
         AttentionReduce = attention.Kernel("attention_reduce");
         AttentionPrefill = attention.Kernel("attention_prefill");
         AttentionPrefillF16 = attention.Kernel("attention_prefill_f16");

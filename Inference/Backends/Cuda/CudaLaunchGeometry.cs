@@ -215,7 +215,10 @@ public static class CudaLaunchGeometry
     /// mma k-steps of 16, up to 128; the group is at most 8 either way); others take attention_partition_f16.
     /// </summary>
     public static bool DecodeTensorCoreSupports(int group, int headDim) =>
-        group is >= 1 and <= AttentionMaxGroup && headDim is > 0 and <= 128 && headDim % 16 == 0;
+        group is >= 1 and <= AttentionMaxGroup && headDim is > 0 and <= DecodeTensorCoreMaxHeadDim && headDim % 16 == 0;
+
+    /// <summary>Largest head dimension of attention_decode_f16_tc (PF_MAX_DIM): its O fragments are 64 floats a lane there.</summary>
+    public const int DecodeTensorCoreMaxHeadDim = 128;
 
     /// <summary>
     /// Dynamic shared memory of attention_decode_f16_tc: 3 stages of a 64-position tile's K and V rows, each headDim + 8
