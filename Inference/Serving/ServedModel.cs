@@ -115,10 +115,9 @@ public sealed class ServedModel : IDisposable
                 MaxRunningPerTenant = options.MaxRunningPerTenant,
                 BatchShare = options.BatchShare,
                 BatchStepTokens = options.BatchStepTokens,
-                // Replayed steps are checked against eager ones on one GPU (GpuCheck's seeded-sampling check); under tensor
-                // parallelism the ranks' graphs have only been benchmarked, so a tensor-parallel engine stays eager until that
-                // check runs with ranks.
-                CudaGraphs = !options.EnforceEager && options.TensorParallelSize == 1,
+                // Replayed steps are checked against eager ones on one GPU (GpuCheck's seeded-sampling check) and across
+                // ranks, all-reduces included (GpuCheck --tp: padded, bounded steps' logits bit for bit).
+                CudaGraphs = !options.EnforceEager,
             };
             engineOptions.Validate();
             var (template, fallback) = LoadTemplate(options, source, tokenizer, logger);
