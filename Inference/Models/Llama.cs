@@ -86,6 +86,9 @@ public sealed class LlamaModel : IForwardModel
 
     public IBackend Backend => _backend;
 
+    /// <summary>The weights on the backend (benchmarks time the projections alone over them).</summary>
+    public LlamaWeights Weights => _weights;
+
     /// <summary>Bytes of weights a decode step reads.</summary>
     public long WeightBytesPerStep => _weights.BytesPerStep;
 

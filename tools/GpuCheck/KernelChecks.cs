@@ -118,11 +118,16 @@ internal sealed class KernelChecks(CudaBackend gpu, CpuBackend cpu, Report repor
                     using var weight = new HostTensor("w", type, [k, n], RandomWeights.Tensor(type, n, k, _random.Next()));
                     using var gw = gpu.LoadWeight(weight.View);
                     using var cw = cpu.LoadWeight(weight.View);
-                    foreach (var rows in rowCounts)
+                    // One activation row runs both GEMV variants: warps owning their rows, and the block sharing them.
+                    // (Nibble layouts have no split variant.)
+                    var hasSplit = CudaLaunchGeometry.HasSplitGemv(CudaKernels.GemvFamily((CudaWeight)gw));
+                    foreach (var (rows, split) in rowCounts.SelectMany(r => r == 1 && hasSplit ? new (int, bool?)[] { (1, false), (1, true) } : [(r, null)]))
                     {
                         var (gx, cx) = Pair(rows, k, RandomWeights.Floats(rows * k, _random));
                         var (gy, cy) = Pair(rows, n);
+                        gpu.GemvSplitOverride = split;
                         gpu.MatMul(gx, gw, gy, rows);
+                        gpu.GemvSplitOverride = null;
                         cpu.MatMul(cx, cw, cy, rows);
                         var tensorCore = gpu.Kernels.TensorCoreGemm((CudaWeight)gw) is not null;
                         var gemv = CudaLaunchGeometry.UseGemv(rows, type is not (GgmlType.F32 or GgmlType.F16 or GgmlType.BF16), tensorCore);
@@ -133,7 +138,9 @@ internal sealed class KernelChecks(CudaBackend gpu, CpuBackend cpu, Report repor
                             GgmlType.BF16 => gemv ? FloatBound * 10 : Bf16GemmBound,
                             _ => QuantBound,
                         };
-                        report.Check($"matmul {type} {(gemv ? "gemv" : tensorCore || type is GgmlType.F16 or GgmlType.BF16 ? "gemm-tc" : "gemm")} M={rows} N={n} K={k}", Compare(gy, cy, rows), bound);
+                        var path = gemv ? split == true ? "gemv-split" : "gemv" : tensorCore || type is GgmlType.F16 or GgmlType.BF16 ? "gemm-tc" : "gemm";
+
+                        report.Check($"matmul {type} {path} M={rows} N={n} K={k}", Compare(gy, cy, rows), bound);
                         foreach (var t in new[] { gx, cx, gy, cy })
                         {
                             t.Dispose();
@@ -171,11 +178,12 @@ internal sealed class KernelChecks(CudaBackend gpu, CpuBackend cpu, Report repor
             using var norm = new HostTensor("norm", GgmlType.F32, [k], RandomWeights.Tensor(GgmlType.F32, 1, k, _random.Next()));
             using var gn = gpu.LoadWeight(norm.View);
             using var cn = cpu.LoadWeight(norm.View);
-            foreach (var rows in quick ? [1, 20] : new[] { 1, 5, 20, 32, 40 })
+            foreach (var (rows, split) in (quick ? [1, 20] : new[] { 1, 5, 20, 32, 40 }).SelectMany(r => r == 1 ? new (int, bool?)[] { (1, false), (1, true) } : [(r, null)]))
             {
                 var (gx, cx) = Pair(rows, k, RandomWeights.Floats(rows * k, _random));
                 var outputs = rowsOfParts.Select(n => Pair(rows, n)).ToArray();
                 // Twice: the first product makes the int8 copy, after which the norm writes it (fused) for the second.
+                gpu.GemvSplitOverride = split;
                 for (var pass = 0; pass < 2; pass++)
                 {
                     gpu.RmsNorm(gx, gn, 1e-5f, gx, rows);
@@ -184,7 +192,8 @@ internal sealed class KernelChecks(CudaBackend gpu, CpuBackend cpu, Report repor
                     ((IBackend)cpu).MatMulGroup(cx, cw.Select((w, i) => new MatMulTarget(w, outputs[i].Cpu)).ToArray(), rows);
                 }
 
-                var name = $"matmul group {string.Join("+", types.Select((t, i) => $"{t}×{rowsOfParts[i]}"))} M={rows} K={k}";
+                gpu.GemvSplitOverride = null;
+                var name = $"matmul group {string.Join("+", types.Select((t, i) => $"{t}×{rowsOfParts[i]}"))} M={rows}{(split == true ? " split" : "")} K={k}";
                 var error = outputs.Select(o => Compare(o.Gpu, o.Cpu, rows)).Max();
                 report.Check(name, error, types[0] == GgmlType.BF16 ? (rows > 8 ? Bf16GemmBound : FloatBound * 10) : QuantBound);
                 foreach (var (g, c) in outputs)
@@ -650,13 +659,38 @@ internal sealed class KernelChecks(CudaBackend gpu, CpuBackend cpu, Report repor
         PagedKvCache gh, PagedKvCache cc)
     {
         var t = batch.TokenCount;
-        var (go, co) = Pair(t, heads * headDim);
-        var ho = gpu.CreateTensor(t, heads * headDim);
+        var width = heads * headDim;
+        var (go, co) = Pair(t, width);
+        var ho = gpu.CreateTensor(t, width);
+        // A Q8_0 projection of the f16 output before the attention gives it an int8 copy, which attention_reduce then
+        // writes itself (fused quantization) where the head dimension allows.
+        using var projection = new HostTensor("projection", GgmlType.Q8_0, [width, 64], RandomWeights.Tensor(GgmlType.Q8_0, 64, width, _random.Next()));
+        using var pw = gpu.LoadWeight(projection.View);
+        using var fused = gpu.CreateTensor(t, 64);
+        gpu.MatMul(ho, pw, fused, t);
         gpu.PagedAttention(gq, gc, 0, go);
         cpu.PagedAttention(cq, cc, 0, co);
         gpu.PagedAttention(gq, gh, 0, ho);
         report.Check($"attention {what}", Compare(go, co, t), AttentionBound);
         report.Check($"attention {what}, f16 cache", Compare(ho, co, t), F16DecodeBound(heads, gh, headDim));
+
+        // The projection through that copy against the same values quantized by quantize_q8: bit for bit.
+        gpu.MatMul(ho, pw, fused, t);
+        using var copied = gpu.CreateTensor(t, width);
+        gpu.WriteRows(copied, Read(ho, t));
+        using var plain = gpu.CreateTensor(t, 64);
+        gpu.MatMul(copied, pw, plain, t);
+        var differing = CountDifferentBits(Read(fused, t), Read(plain, t));
+        var label = $"attention {what}, f16 cache: a Q8_0 projection of the output = of the same values quantized apart, bit for bit";
+        if (differing == 0)
+        {
+            report.Pass(label);
+        }
+        else
+        {
+            report.Fail(label, $"{differing} of {t * 64} values differ");
+        }
+
         Dispose([go, co, ho]);
     }
 

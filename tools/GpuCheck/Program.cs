@@ -13,7 +13,9 @@ using AspireAi.Inference.Models.Gguf;
 //   GpuCheck [--ptx-dir DIR] [--model FILE.gguf]... [--out DIR] [--quick] [--no-bench | --only-bench] [--big | --only-big]
 //   GpuCheck --shapes [SHAPE,...] [--kv-cache-dtype auto|fp32|fp16] [--out DIR]   the GPU performance table
 //            (ShapeBenchmarks) for the named model shapes: 1b-bf16, 1b-q8_0, 8b-bf16, 8b-q8_0, 8b-q4_0, qwen3-bf16 (all when
-//            none are named), over a KV cache of that type (auto: what serving uses, f16)
+//            none are named), over a KV cache of that type (auto: what serving uses, f16); --decode B:C,... decodes only at
+//            those (batch, context) pairs and skips the prefill (tuning runs); --attention-policy U,B,M sets the decode
+//            attention split policy (AttentionSplitPolicy: unsplit context, blocks per SM, minimum partition)
 //   GpuCheck --tp N [--out DIR]       only tensor parallelism: TP = N against TP = 1 (docs/tensor-parallel.md)
 //   GpuCheck inference <verb> ...   runs the Inference CLI (e.g. generate --device cuda) from this binary.
 if (args.Length > 0 && args[0] == "inference")
@@ -25,6 +27,8 @@ string? ptxDirectory = null, outDirectory = null;
 var models = new List<string>();
 bool quick = false, bench = true, big = false, onlyBig = false, onlyBench = false;
 string[]? shapes = null;
+(int, int)[]? decodeOnly = null;
+AttentionSplitPolicy? attentionPolicy = null;
 var tensorParallel = 1;
 var kvCacheDtype = KvCacheDtype.Auto;
 for (var i = 0; i < args.Length; i++)
@@ -41,9 +45,19 @@ for (var i = 0; i < args.Length; i++)
         case "--only-bench": onlyBench = true; break;
         case "--shapes": shapes = i + 1 < args.Length && !args[i + 1].StartsWith("--", StringComparison.Ordinal) ? args[++i].Split(',') : ["all"]; break;
         case "--kv-cache-dtype": kvCacheDtype = KvCacheDtypes.Parse(args[++i], "--kv-cache-dtype"); break;
+        case "--decode":
+            decodeOnly = [.. args[++i].Split(',').Select(pair => pair.Split(':') is [var b, var c]
+                ? (int.Parse(b, System.Globalization.CultureInfo.InvariantCulture), int.Parse(c, System.Globalization.CultureInfo.InvariantCulture))
+                : throw new ArgumentException($"--decode takes BATCH:CONTEXT pairs, not '{pair}'."))];
+            break;
+        case "--attention-policy":
+            attentionPolicy = args[++i].Split(',').Select(v => int.Parse(v, System.Globalization.CultureInfo.InvariantCulture)).ToArray() is [var u, var b, var m]
+                ? new AttentionSplitPolicy(u, b, m)
+                : throw new ArgumentException("--attention-policy takes UNSPLIT,BLOCKS,MIN (three integers).");
+            break;
         case "--tp": tensorParallel = int.Parse(args[++i], System.Globalization.CultureInfo.InvariantCulture); break;
         default:
-            Console.Error.WriteLine($"error: unknown argument '{args[i]}' (--ptx-dir DIR, --out DIR, --model FILE, --quick, --no-bench, --only-bench, --big, --only-big, --shapes [LIST], --kv-cache-dtype auto|fp32|fp16, --tp N; or: inference <verb> ...)");
+            Console.Error.WriteLine($"error: unknown argument '{args[i]}' (--ptx-dir DIR, --out DIR, --model FILE, --quick, --no-bench, --only-bench, --big, --only-big, --shapes [LIST], --decode B:C,..., --attention-policy U,B,M, --kv-cache-dtype auto|fp32|fp16, --tp N; or: inference <verb> ...)");
             return 2;
     }
 }
@@ -119,6 +133,12 @@ try
     if (shapes is not null)
     {
         _ = new Benchmarks(gpu, report).CopyBandwidth();
+        gpu.AttentionPolicy = attentionPolicy;
+        if (attentionPolicy is { } policy)
+        {
+            report.Line($"     decode attention split policy {policy}");
+        }
+
         var suite = new ShapeBenchmarks(gpu, report, gpu.ResolveKvCacheDtype(kvCacheDtype));
         (int, int)[] small = [(1, 128), (32, 128)];
         (int, int)[] large = [(1, 128), (32, 128), (64, 128), (256, 128), (1, 2048), (32, 2048), (1, 8192), (32, 8192)];
@@ -135,7 +155,7 @@ try
         {
             if (shapes.Contains("all") || shapes.Contains(key))
             {
-                Guarded(report, $"{name} {type}", () => suite.Run(name, shape(8192 + 256), type, decode, prefill));
+                Guarded(report, $"{name} {type}", () => suite.Run(name, shape(8192 + 256), type, decodeOnly ?? decode, decodeOnly is null ? prefill : 0));
             }
         }
 

@@ -114,10 +114,23 @@ internal sealed class ShapeBenchmarks(CudaBackend gpu, Report report, KvCacheDty
             {
                 var graphMs = GraphStepMs(model, cache, batch, batchSize, ids, () => Step(context + 1), steps);
                 report.Timing($"{label}: {batchSize / (graphMs * 1e-3),9:F1} tok/s ({graphMs:F3} ms/step, {model.WeightBytesPerStep / (graphMs * 1e-3) / 1e9:F0} GB/s of weights), CUDA graph, {mode}");
+                if (batchSize == 1 && dependent)
+                {
+                    // The same with every GEMV's warps owning their rows (no _m1_split kernel), for the A/B in one run.
+                    gpu.GemvSplitOverride = false;
+                    var wholeMs = GraphStepMs(model, cache, batch, batchSize, ids, () => Step(context + 1), steps);
+                    gpu.GemvSplitOverride = null;
+                    report.Timing($"{label}: {batchSize / (wholeMs * 1e-3),9:F1} tok/s ({wholeMs:F3} ms/step, {model.WeightBytesPerStep / (wholeMs * 1e-3) / 1e9:F0} GB/s of weights), CUDA graph, {mode}, no split GEMV");
+                }
             }
         }
 
         gpu.Stream.DependentLaunch = gpu.Kernels.DependentLaunch;
+        if (batchSize == 1 && context <= 128)
+        {
+            MatMulsAlone(model, config, label, batchSize);
+        }
+
         var profile = Profile(() => Step(context + 1));
         var attentionMs = profile.Where(k => k.Kernel.StartsWith("attention_", StringComparison.Ordinal)).Sum(k => k.Milliseconds);
         var matmulMs = profile.Where(k => k.Kernel.StartsWith("gemv_", StringComparison.Ordinal) || k.Kernel.StartsWith("gemm_", StringComparison.Ordinal)).Sum(k => k.Milliseconds);
@@ -128,6 +141,96 @@ internal sealed class ShapeBenchmarks(CudaBackend gpu, Report report, KvCacheDty
         {
             report.Timing($"    {kernel,-26} {launches,4} launches {ms * 1000,9:F1} us {100 * ms / totalMs,5:F1}%");
         }
+    }
+
+    /// <summary>
+    /// The step's projections without the rest of the step: each group of one shape (q/k/v, attention output, gate/up,
+    /// down, logits) over every layer's weights in one graph, and all of them in the step's order, replayed with dependent
+    /// launch as the step is. Says how near the GEMVs come to the copy bandwidth in the step's own launch sequence, and what
+    /// the step's other kernels (norms, rope, attention, SiLU·mul) add between them. Inputs are never written inside the
+    /// graphs, so no quantize or rounding launch is recorded (their copies are made by the eager run before capture).
+    /// </summary>
+    private void MatMulsAlone(LlamaModel model, ModelConfig config, string label, int rows)
+    {
+        var weights = model.Weights;
+        int e = config.EmbeddingLength, q = config.HeadCount * config.HeadDim, kv = config.KvHeadCount * config.HeadDim, ff = config.FeedForwardLength;
+        using var xE = gpu.CreateTensor(rows, e);
+        using var xQ = gpu.CreateTensor(rows, q);
+        using var xF = gpu.CreateTensor(rows, ff);
+        using var yQ = gpu.CreateTensor(rows, q);
+        using var yK = gpu.CreateTensor(rows, kv);
+        using var yV = gpu.CreateTensor(rows, kv);
+        using var yE = gpu.CreateTensor(rows, e);
+        using var yG = gpu.CreateTensor(rows, ff);
+        using var yU = gpu.CreateTensor(rows, ff);
+        using var yLogits = gpu.CreateTensor(rows, config.VocabularySize);
+        var random = new Random(5);
+        foreach (var x in new[] { xE, xQ, xF })
+        {
+            gpu.WriteRows(x, Enumerable.Range(0, rows * x.Columns).Select(_ => (float)(random.NextDouble() - 0.5)).ToArray());
+        }
+
+        var layers = weights.Layers;
+        (string Name, Action Run, long Bytes)[] groups =
+        [
+            ("q/k/v", () => { foreach (var w in layers) gpu.MatMulGroup(xE, [new(w.Query, yQ), new(w.Key, yK), new(w.Value, yV)], rows); },
+                layers.Sum(w => w.Query.ByteSize + w.Key.ByteSize + w.Value.ByteSize)),
+            ("attention output", () => { foreach (var w in layers) gpu.MatMul(xQ, w.AttentionOutput, yE, rows); }, layers.Sum(w => w.AttentionOutput.ByteSize)),
+            ("gate/up", () => { foreach (var w in layers) gpu.MatMulGroup(xE, [new(w.Gate, yG), new(w.Up, yU)], rows); },
+                layers.Sum(w => w.Gate.ByteSize + w.Up.ByteSize)),
+            ("down", () => { foreach (var w in layers) gpu.MatMul(xF, w.Down, yE, rows); }, layers.Sum(w => w.Down.ByteSize)),
+            ("logits", () => gpu.MatMul(xE, weights.Output, yLogits, rows), weights.Output.ByteSize),
+        ];
+        // Each group with warps owning their rows, then with the blocks sharing them (the _m1_split kernels), side by side.
+        var parts = new List<string>();
+        foreach (var (name, run, bytes) in groups)
+        {
+            gpu.GemvSplitOverride = false;
+            var whole = GraphMs(run);
+            gpu.GemvSplitOverride = true;
+            var split = GraphMs(run);
+            gpu.GemvSplitOverride = null;
+            parts.Add($"{name} {whole:F3} / {split:F3} ms ({bytes / (whole * 1e-3) / 1e9:F0} / {bytes / (split * 1e-3) / 1e9:F0} GB/s)");
+        }
+
+        var allBytes = groups.Sum(g => g.Bytes);
+        var allMs = GraphMs(() =>
+        {
+            foreach (var w in layers)
+            {
+                gpu.MatMulGroup(xE, [new(w.Query, yQ), new(w.Key, yK), new(w.Value, yV)], rows);
+                gpu.MatMul(xQ, w.AttentionOutput, yE, rows);
+                gpu.MatMulGroup(xE, [new(w.Gate, yG), new(w.Up, yU)], rows);
+                gpu.MatMul(xF, w.Down, yE, rows);
+            }
+
+            gpu.MatMul(xE, weights.Output, yLogits, rows);
+        });
+        report.Timing($"{label}: matmuls alone (graphs over all {layers.Count} layers; rows owned by warps / shared by the block): {string.Join("; ", parts)}; all in the step's order, each as chosen {allMs:F3} ms ({allBytes / (allMs * 1e-3) / 1e9:F0} GB/s)");
+    }
+
+    /// <summary>Milliseconds per replay of <paramref name="work"/> captured as a graph (run once eagerly first), median of 5 × 10.</summary>
+    private double GraphMs(Action work)
+    {
+        work();
+        using var graph = gpu.CaptureStep(() => { work(); return null; }, out _);
+        graph.Launch(gpu.Stream);
+        gpu.Context.Synchronize();
+        var times = new double[5];
+        for (var i = 0; i < times.Length; i++)
+        {
+            var clock = Stopwatch.StartNew();
+            for (var r = 0; r < 10; r++)
+            {
+                graph.Launch(gpu.Stream);
+            }
+
+            gpu.Context.Synchronize();
+            times[i] = clock.Elapsed.TotalMilliseconds / 10;
+        }
+
+        Array.Sort(times);
+        return times[times.Length / 2];
     }
 
     /// <summary>Milliseconds per replay of the captured step (the same positions each replay, so launch shapes stay fixed).</summary>

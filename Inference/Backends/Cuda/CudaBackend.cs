@@ -365,8 +365,14 @@ public sealed class CudaBackend : IBackend, IDeviceSampler
 
         var first = (CudaWeight)targets[0].Weight;
         var gemv = CudaLaunchGeometry.UseGemv(rows, first.IsQuantized, Kernels.TensorCoreGemm(first) is not null);
-        var (maxRows, rowsPerWarp) = gemv ? CudaLaunchGeometry.Gemv(rows, first.Layout) : (0, 0);
-        if (targets.Length > 1 && !SharesLaunch(targets, gemv, rowsPerWarp))
+        var weightRows = 0;
+        foreach (var target in targets)
+        {
+            weightRows += target.Weight.Rows;
+        }
+
+        var shape = gemv ? CudaLaunchGeometry.Gemv(rows, first.Layout, weightRows, first.Columns, Context.MultiprocessorCount, GemvSplitOverride) : default;
+        if (targets.Length > 1 && !SharesLaunch(targets, gemv, shape.RowsPerWarp))
         {
             foreach (var target in targets)
             {
@@ -383,7 +389,7 @@ public sealed class CudaBackend : IBackend, IDeviceSampler
 
         if (gemv)
         {
-            Gemv(x, targets, rows, maxRows, rowsPerWarp);
+            Gemv(x, targets, rows, shape, weightRows);
         }
         else
         {
@@ -412,10 +418,9 @@ public sealed class CudaBackend : IBackend, IDeviceSampler
             (CudaKernels.GemvFamily((CudaWeight)targets[i].Weight), targets[i].Weight.Rows);
     }
 
-    private void Gemv(CudaTensor x, ReadOnlySpan<MatMulTarget> parts, int rows, int maxRows, int rowsPerWarp)
+    private void Gemv(CudaTensor x, ReadOnlySpan<MatMulTarget> parts, int rows, GemvShape shape, int weightRows)
     {
         Span<KernelArg> args = stackalloc KernelArg[5 * CudaLaunchGeometry.MaxGemvParts + 5];
-        var weightRows = 0;
         var first = (CudaWeight)parts[0].Weight;
         for (var i = 0; i < CudaLaunchGeometry.MaxGemvParts; i++)
         {
@@ -427,7 +432,6 @@ public sealed class CudaBackend : IBackend, IDeviceSampler
                 args[5 * i + 2] = Pointer(w.Mins);
                 args[5 * i + 3] = Written(parts[i].Output).Data.Pointer;
                 args[5 * i + 4] = w.Rows;
-                weightRows += w.Rows;
             }
             else
             {
@@ -450,7 +454,7 @@ public sealed class CudaBackend : IBackend, IDeviceSampler
 
         args[a++] = first.Columns;
         args[a++] = rows;
-        Kernels.Gemv(first, maxRows).Launch(Stream, CudaLaunchGeometry.GemvGrid(weightRows, rowsPerWarp), CudaLaunchGeometry.GemvWarps * 32, 0, args[..a]);
+        Kernels.Gemv(first, shape).Launch(Stream, CudaLaunchGeometry.GemvGrid(weightRows, shape), CudaLaunchGeometry.GemvWarps * 32, 0, args[..a]);
     }
 
     private void Gemm(CudaTensor x, CudaWeight w, CudaTensor y, int rows)
@@ -498,6 +502,12 @@ public sealed class CudaBackend : IBackend, IDeviceSampler
     /// side by side with it.
     /// </summary>
     public AttentionSplitPolicy? AttentionPolicy { get; set; }
+
+    /// <summary>
+    /// Forces the one-row GEMVs' split variant on (true) or off (false) for every shape: GpuCheck times both side by side
+    /// with it. Null: by <see cref="CudaLaunchGeometry.GemvSplitBelowWarpsPerMultiprocessor"/> (the default).
+    /// </summary>
+    public bool? GemvSplitOverride { get; set; }
 
     /// <summary>
     /// Forces one gemm_half_tc variant (activation rows per tile, one of <see cref="CudaLaunchGeometry.HalfGemmTileRows"/>)
@@ -678,8 +688,12 @@ public sealed class CudaBackend : IBackend, IDeviceSampler
             batch.MaxBlocksPerSequence, partition, splits, scaleLog2);
         if (splits > 1)
         {
+            // The reduce writes the whole output's int8 copy too, unless prefill tokens' rows come from attention_prefill.
+            var (codes, scaleSums) = !prefill && shape.HeadDim % 32 == 0 ? FusedQuantization(y) : (DevicePointer.Null, DevicePointer.Null);
             Kernels.AttentionReduce.Launch(Stream, new Dim3((uint)heads, (uint)tokens), 128, 0,
-                _attentionPartials!, _attentionStats!, Meta(_layout.Positions), tokenList, y.Data, heads, shape.HeadDim, partition, splits);
+                _attentionPartials!, _attentionStats!, Meta(_layout.Positions), tokenList, y.Data, heads, shape.HeadDim, partition, splits,
+                codes, scaleSums);
+            FusedCopiesWritten(y, tokens, codes, DevicePointer.Null);
         }
     }
 

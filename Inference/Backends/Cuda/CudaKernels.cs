@@ -17,7 +17,7 @@ public sealed class CudaKernels : IDisposable
         ["gemv_int8", "gemv_int8_mins", "gemv_int8_halves", "gemv_nibble", "gemv_nibble_mins", "gemv_f32", "gemv_f16", "gemv_bf16"];
 
     private readonly CudaModule[] _modules;
-    private readonly Dictionary<(string Family, int MaxRows), CudaKernel> _gemv;
+    private readonly Dictionary<(string Family, int MaxRows, bool SplitK), CudaKernel> _gemv;
     private readonly Dictionary<(string Name, int TileRows), CudaKernel> _halfGemm;
 
     /// <summary>The suffix of the sm_90 build of a module (<c>matmul.sm90.ptx</c>), whose kernels wait for their predecessor
@@ -52,8 +52,9 @@ public sealed class CudaKernels : IDisposable
         QuantizeQ8 = elementwise.Kernel("quantize_q8");
         RoundToHalf = elementwise.Kernel("round_to_half");
         _gemv = GemvFamilies
-            .SelectMany(family => CudaLaunchGeometry.GemvVariants(isFloat: family is "gemv_f32" or "gemv_f16" or "gemv_bf16").Select(maxRows => (family, maxRows)))
-            .ToDictionary(key => key, key => matmul.Kernel($"{key.family}_m{key.maxRows}"));
+            .SelectMany(family => CudaLaunchGeometry.GemvVariants(isFloat: family is "gemv_f32" or "gemv_f16" or "gemv_bf16").Select(maxRows => (family, maxRows, false))
+                .Concat(CudaLaunchGeometry.HasSplitGemv(family) ? [(family, 1, true)] : []))
+            .ToDictionary(key => key, key => matmul.Kernel($"{key.family}_m{key.Item2}{(key.Item3 ? "_split" : "")}"));
         GemmInt8 = matmul.Kernel("gemm_int8");
         GemmInt8TensorCore = matmul.Kernel("gemm_int8_tc");
         GemmInt8MinsTensorCore = matmul.Kernel("gemm_int8_mins_tc");
@@ -142,9 +143,9 @@ public sealed class CudaKernels : IDisposable
     /// <summary>Every GEMV kernel (for reports of their registers and spills).</summary>
     public IEnumerable<CudaKernel> GemvKernels => _gemv.Values;
 
-    /// <summary>The GEMV kernel for a weight's layout that serves up to <paramref name="maxRows"/> activation rows.</summary>
+    /// <summary>The GEMV kernel for a weight's layout and a launch shape.</summary>
     /// <remarks>Keyed by (family, rows) rather than the kernel's name: no string is built per launch.</remarks>
-    public CudaKernel Gemv(CudaWeight weight, int maxRows) => _gemv[(GemvFamily(weight), maxRows)];
+    public CudaKernel Gemv(CudaWeight weight, GemvShape shape) => _gemv[(GemvFamily(weight), shape.MaxRows, shape.SplitK)];
 
     /// <summary>The int8 tensor-core GEMM for a weight, or null where it has none (<see cref="CudaLaunchGeometry.HasTensorCoreGemm"/>).</summary>
     public CudaKernel? TensorCoreGemm(CudaWeight weight) =>

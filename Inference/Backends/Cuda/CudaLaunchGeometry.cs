@@ -122,18 +122,60 @@ public static class CudaLaunchGeometry
     public static int[] GemvVariants(bool isFloat) => isFloat ? [1, 8] : [1, 8, 32];
 
     /// <summary>
-    /// The GEMV variant for <paramref name="rows"/> activation rows: its row bound and the weight rows each warp owns (RW in
-    /// matmul.cu: 4; 2 for nibbles at one row, which keep 4 blocks per row in flight instead; 2 for 32 activation rows,
-    /// whose 64 accumulators per lane leave no registers for more).
+    /// The GEMV variant for <paramref name="rows"/> activation rows over <paramref name="weightRows"/> weight rows (every
+    /// part of a group): its row bound, the weight rows each warp works on (RW in matmul.cu: 4; 2 for nibbles at one row,
+    /// which keep 4 blocks per row in flight instead; 2 for 32 activation rows, whose 64 accumulators per lane leave no
+    /// registers for more), and whether the block's warps share their rows (<see cref="GemvShape.SplitK"/>).
     /// </summary>
-    public static (int MaxRows, int RowsPerWarp) Gemv(int rows, CudaWeightLayout layout) => rows switch
+    /// <param name="splitK">Forces the one-row split variant on or off where the layout has one (GpuCheck times both); null
+    /// decides by <see cref="GemvSplitBelowWarpsPerMultiprocessor"/>.</param>
+    /// <param name="k">Values per weight row (K).</param>
+    public static GemvShape Gemv(int rows, CudaWeightLayout layout, int weightRows, int k, int multiprocessors, bool? splitK = null)
     {
-        <= 0 => throw new ArgumentOutOfRangeException(nameof(rows), rows, "A matmul needs at least one activation row."),
-        1 => (1, layout == CudaWeightLayout.Nibble ? 2 : 4),
-        <= 8 => (8, 4),
-        <= QuantizedGemvMaxRows => (32, 2),
-        _ => throw new ArgumentOutOfRangeException(nameof(rows), rows, $"GEMV kernels serve at most {QuantizedGemvMaxRows} activation rows."),
-    };
+        switch (rows)
+        {
+            case <= 0:
+                throw new ArgumentOutOfRangeException(nameof(rows), rows, "A matmul needs at least one activation row.");
+            case 1:
+                var rowsPerWarp = layout == CudaWeightLayout.Nibble ? 2 : 4;
+                var warps = Ceiling(weightRows, rowsPerWarp);
+                var split = splitK ?? (warps < (long)GemvSplitBelowWarpsPerMultiprocessor * multiprocessors
+                    && !(layout == CudaWeightLayout.Int8 && warps <= (long)GemvInt8WarpsPerMultiprocessor * multiprocessors && k <= GemvInt8ShortRow));
+                return layout != CudaWeightLayout.Nibble && split
+                    ? new GemvShape(1, GemvSplitRows, SplitK: true)
+                    : new GemvShape(1, rowsPerWarp, SplitK: false);
+            case <= 8:
+                return new GemvShape(8, 4, SplitK: false);
+            case <= QuantizedGemvMaxRows:
+                return new GemvShape(32, 2, SplitK: false);
+            default:
+                throw new ArgumentOutOfRangeException(nameof(rows), rows, $"GEMV kernels serve at most {QuantizedGemvMaxRows} activation rows.");
+        }
+    }
+
+    /// <summary>
+    /// Below this many warps per multiprocessor (each owning its rows), a one-row GEMV shares each block's rows among its
+    /// warps instead: a narrow matrix (Llama-3-8B's 4096-row attention output and down, the 1B's 2048-row ones, every
+    /// tensor-parallel shard) otherwise leaves multiprocessors with too few loads in flight or runs a ragged second wave.
+    /// </summary>
+    public const int GemvSplitBelowWarpsPerMultiprocessor = 24;
+
+    /// <summary>
+    /// Warps of the one-row int8 GEMV an SM holds at once (204 registers a thread: two blocks of 4 warps). Where its warps
+    /// fit one such wave and its rows are short (≤ <see cref="GemvInt8ShortRow"/> values) it stays unsplit: on an H100 the
+    /// Llama-3-8B Q8_0 attention output (4096 × 4096, 1,024 warps) ran at 2,683 GB/s unsplit and 2,334 split, while q/k/v
+    /// (1,536 warps, a ragged second wave) went 2,422 → 2,740 and down (K = 14,336) 2,643 → 2,879 split.
+    /// </summary>
+    public const int GemvInt8WarpsPerMultiprocessor = 8;
+
+    /// <summary>Rows up to this many values are "short" for <see cref="GemvInt8WarpsPerMultiprocessor"/>'s exception.</summary>
+    public const int GemvInt8ShortRow = 4096;
+
+    /// <summary>Whether a GEMV kernel family has the one-row split variant: every layout but the nibble ones (matmul.cu says why).</summary>
+    public static bool HasSplitGemv(string family) => !family.StartsWith("gemv_nibble", StringComparison.Ordinal);
+
+    /// <summary>Weight rows the block of a split GEMV shares (RW of the _m1_split kernels).</summary>
+    public const int GemvSplitRows = 4;
 
     /// <summary>Weights one GEMV launch can serve (the parts p0…p2 of matmul.cu).</summary>
     public const int MaxGemvParts = 3;
@@ -161,7 +203,7 @@ public static class CudaLaunchGeometry
     }
 
     /// <summary>GEMV blocks for <paramref name="weightRows"/> rows (of all parts of a group).</summary>
-    public static int GemvGrid(int weightRows, int rowsPerWarp) => Ceiling(weightRows, GemvWarps * rowsPerWarp);
+    public static int GemvGrid(int weightRows, GemvShape shape) => Ceiling(weightRows, shape.RowsPerBlock);
 
     public static (int X, int Y) GemmGrid(int rows, int outputs) => (Ceiling(outputs, GemmTile), Ceiling(rows, GemmTile));
 
@@ -376,4 +418,15 @@ public readonly record struct AttentionSplitPolicy(int UnsplitContext, int Block
     /// 206.6 → 264.2 µs).
     /// </summary>
     public static AttentionSplitPolicy TensorCore { get; } = new(64, 2, 64);
+}
+
+/// <summary>
+/// A GEMV launch shape (<see cref="CudaLaunchGeometry.Gemv"/>): the kernel's activation-row bound (its <c>_mR</c> suffix),
+/// the weight rows each warp works on, and whether the block's warps share those rows, splitting K among them (the
+/// <c>_m1_split</c> kernels: a block covers <see cref="RowsPerWarp"/> rows rather than four times that).
+/// </summary>
+public readonly record struct GemvShape(int MaxRows, int RowsPerWarp, bool SplitK)
+{
+    /// <summary>Weight rows one block covers.</summary>
+    public int RowsPerBlock => SplitK ? RowsPerWarp : CudaLaunchGeometry.GemvWarps * RowsPerWarp;
 }

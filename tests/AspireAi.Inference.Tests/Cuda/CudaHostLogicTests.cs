@@ -104,21 +104,43 @@ public sealed class CudaHostLogicTests
         Assert.Equal(floatGemv, CudaLaunchGeometry.UseGemv(rows, quantized: false));
         if (quantizedGemv)
         {
-            var (maxRows, rowsPerWarp) = CudaLaunchGeometry.Gemv(rows, CudaWeightLayout.Int8);
-            Assert.InRange(rows, 1, maxRows);
-            Assert.Contains(maxRows, CudaLaunchGeometry.GemvVariants(isFloat: false));
-            Assert.Equal(floatGemv, CudaLaunchGeometry.GemvVariants(isFloat: true).Contains(maxRows));
-            var blocks = CudaLaunchGeometry.GemvGrid(4100, rowsPerWarp);
-            var perBlock = CudaLaunchGeometry.GemvWarps * rowsPerWarp;
-            Assert.True(blocks * perBlock >= 4100 && (blocks - 1) * perBlock < 4100);
+            foreach (var weightRows in new[] { 4100, 128_256 })
+            {
+                var shape = CudaLaunchGeometry.Gemv(rows, CudaWeightLayout.Int8, weightRows, 4096, 132);
+                Assert.InRange(rows, 1, shape.MaxRows);
+                Assert.Contains(shape.MaxRows, CudaLaunchGeometry.GemvVariants(isFloat: false));
+                Assert.Equal(floatGemv, CudaLaunchGeometry.GemvVariants(isFloat: true).Contains(shape.MaxRows));
+                var blocks = CudaLaunchGeometry.GemvGrid(weightRows, shape);
+                var perBlock = shape.SplitK ? shape.RowsPerWarp : CudaLaunchGeometry.GemvWarps * shape.RowsPerWarp;
+                Assert.True(blocks * perBlock >= weightRows && (blocks - 1) * perBlock < weightRows);
+            }
         }
         else
         {
-            Assert.Throws<ArgumentOutOfRangeException>(() => CudaLaunchGeometry.Gemv(rows, CudaWeightLayout.Int8));
+            Assert.Throws<ArgumentOutOfRangeException>(() => CudaLaunchGeometry.Gemv(rows, CudaWeightLayout.Int8, 4100, 4096, 132));
             var (x, y) = CudaLaunchGeometry.GemmGrid(rows, 4100);
             Assert.True(x * CudaLaunchGeometry.GemmTile >= 4100 && (x - 1) * CudaLaunchGeometry.GemmTile < 4100);
             Assert.True(y * CudaLaunchGeometry.GemmTile >= rows && (y - 1) * CudaLaunchGeometry.GemmTile < rows);
         }
+    }
+
+    [Theory]
+    [InlineData(CudaWeightLayout.BFloat16, 2048, 8192, true)]     // Llama-3.2-1B down
+    [InlineData(CudaWeightLayout.BFloat16, 4096, 4096, true)]     // Llama-3-8B attention output
+    [InlineData(CudaWeightLayout.BFloat16, 28_672, 4096, false)]  // Llama-3-8B gate/up
+    [InlineData(CudaWeightLayout.BFloat16, 128_256, 4096, false)] // logits
+    [InlineData(CudaWeightLayout.Int8, 6144, 4096, true)]         // Llama-3-8B q/k/v: a ragged second wave unsplit
+    [InlineData(CudaWeightLayout.Int8, 4096, 4096, false)]        // Llama-3-8B attention output: one wave of short rows
+    [InlineData(CudaWeightLayout.Int8, 4096, 14_336, true)]       // Llama-3-8B down: long rows
+    [InlineData(CudaWeightLayout.Nibble, 4096, 14_336, false)]    // nibbles have no split variant
+    public void OneRowGemvSharesRowsAmongTheWarpsOnlyForNarrowMatrices(CudaWeightLayout layout, int weightRows, int k, bool split)
+    {
+        var shape = CudaLaunchGeometry.Gemv(1, layout, weightRows, k, multiprocessors: 132);
+        Assert.Equal(split, shape.SplitK);
+        Assert.Equal(split ? CudaLaunchGeometry.GemvSplitRows : CudaLaunchGeometry.GemvWarps * (layout == CudaWeightLayout.Nibble ? 2 : 4), shape.RowsPerBlock);
+        Assert.False(CudaLaunchGeometry.Gemv(1, layout, weightRows, k, 132, splitK: false).SplitK);
+        Assert.Equal(layout != CudaWeightLayout.Nibble, CudaLaunchGeometry.Gemv(1, layout, weightRows, k, 132, splitK: true).SplitK);
+        Assert.False(CudaLaunchGeometry.Gemv(8, layout, weightRows, k, 132).SplitK);
     }
 
     [Fact]

@@ -337,10 +337,11 @@ extern "C" __global__ void __launch_bounds__(ATT_THREADS) attention_partition_f1
 // out = Σ 2^(mᵢ−M)·oᵢ / Σ 2^(mᵢ−M)·lᵢ. The split policy gives batch-1 decode tens of partitions, so they are spread over
 // the block rather than walked by every thread: M and the denominator by block reductions over the partitions, then warp
 // w sums partitions w, w + 4, … (lanes over float4 chunks, independent loads) and the 4 warps' sums are added in warp
-// order (deterministic).
+// order (deterministic). With codes (head dimension a multiple of 32, checked by the host) the output is also quantized
+// as quantize_q8 does, for the quantized attention-output projection that reads it (one launch fewer a layer).
 extern "C" __global__ void __launch_bounds__(ATT_THREADS) attention_reduce(
     const float* partialOut, const float2* partialStats, const int* positions, const int* tokenList, float* output, int heads,
-    int headDim, int partition, int splits) {
+    int headDim, int partition, int splits, signed char* codes, float2* scaleSums) {
     pdl_start();
     __shared__ float sReduce[ATT_WARPS];
     __shared__ float4 sSum[ATT_WARPS][64];  // head dimension ≤ 256
@@ -386,7 +387,10 @@ extern "C" __global__ void __launch_bounds__(ATT_THREADS) attention_reduce(
             const float4 x = sSum[w][c];
             o = make_float4(o.x + x.x, o.y + x.y, o.z + x.z, o.w + x.w);
         }
-        ((float4*)(output + (long long)t * heads * headDim + (long long)head * headDim))[c] = scale4(o, inverse);
+        const long long value = (long long)t * heads * headDim + (long long)head * headDim + 4 * c;
+        o = scale4(o, inverse);
+        *(float4*)(output + value) = o;
+        if (codes) quantize_block4(o, codes, scaleSums, value);  // 8 threads of consecutive chunks a block
     }
 }
 

@@ -56,6 +56,38 @@ __device__ __forceinline__ int warp_sum_int(int v) {
     return v;
 }
 
+// Activations to int8 blocks of 32 (llama.cpp's q8_1 idea), one block per warp, lane j holding value j: d = max|x| / 127,
+// codes round(x / d) (to nearest even, as the CPU's cvtps2dq), and d·Σcodes, which undoes weight code offsets and K-quant
+// mins. codes [rows][columns] int8; scaleSums [rows][columns / 32] float2 {d, d·Σq}.
+__device__ __forceinline__ void quantize_block(float x, signed char* codes, float2* scaleSums, long long block) {
+    const int lane = threadIdx.x % 32;
+    const float amax = warp_max(fabsf(x));
+    const float d = amax / 127.0f;
+    const float id = amax > 0.0f ? 127.0f / amax : 0.0f;
+    const int q = __float2int_rn(x * id);
+    codes[block * 32 + lane] = (signed char)q;
+    const int sum = warp_sum_int(q);
+    if (lane == 0) scaleSums[block] = make_float2(d, d * (float)sum);
+}
+
+// quantize_block with 4 consecutive values per lane, 8 lanes a block (lane groups 0–7, 8–15, …, every lane of a group
+// active): the same d, codes and d·Σcodes, for kernels that hold their outputs as float4 (attention_reduce).
+// value: the index of v.x in the row-major [rows][columns] output, a multiple of 4.
+__device__ __forceinline__ void quantize_block4(float4 v, signed char* codes, float2* scaleSums, long long value) {
+    const unsigned group = 0xFFu << (threadIdx.x % 32 & 24);
+    float amax = fmaxf(fmaxf(fabsf(v.x), fabsf(v.y)), fmaxf(fabsf(v.z), fabsf(v.w)));
+#pragma unroll
+    for (int o = 4; o > 0; o >>= 1) amax = fmaxf(amax, __shfl_xor_sync(group, amax, o));
+    const float d = amax / 127.0f;
+    const float id = amax > 0.0f ? 127.0f / amax : 0.0f;
+    const int q0 = __float2int_rn(v.x * id), q1 = __float2int_rn(v.y * id), q2 = __float2int_rn(v.z * id), q3 = __float2int_rn(v.w * id);
+    ((int*)codes)[value / 4] = (q0 & 0xFF) | (q1 & 0xFF) << 8 | (q2 & 0xFF) << 16 | (int)((unsigned)(q3 & 0xFF) << 24);
+    int sum = q0 + q1 + q2 + q3;
+#pragma unroll
+    for (int o = 4; o > 0; o >>= 1) sum += __shfl_xor_sync(group, sum, o);
+    if ((threadIdx.x & 7) == 0) scaleSums[value / 32] = make_float2(d, d * (float)sum);
+}
+
 __device__ __forceinline__ float half_to_float(unsigned short h) {
     float f;
     asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(h));

@@ -34,20 +34,6 @@ __device__ __forceinline__ unsigned short round_half(float x, int bf16) {
     return (unsigned short)((bf16 ? pack_bf162(x, 0.0f) : pack_half2(x, 0.0f)) & 0xFFFF);
 }
 
-// Activations to int8 blocks of 32 (llama.cpp's q8_1 idea), one block per warp, lane j holding value j: d = max|x| / 127,
-// codes round(x / d) (to nearest even, as the CPU's cvtps2dq), and d·Σcodes, which undoes weight code offsets and K-quant
-// mins. codes [rows][columns] int8; scaleSums [rows][columns / 32] float2 {d, d·Σq}.
-__device__ __forceinline__ void quantize_block(float x, signed char* codes, float2* scaleSums, long long block) {
-    const int lane = threadIdx.x % 32;
-    const float amax = warp_max(fabsf(x));
-    const float d = amax / 127.0f;
-    const float id = amax > 0.0f ? 127.0f / amax : 0.0f;
-    const int q = __float2int_rn(x * id);
-    codes[block * 32 + lane] = (signed char)q;
-    const int sum = warp_sum_int(q);
-    if (lane == 0) scaleSums[block] = make_float2(d, d * (float)sum);
-}
-
 // residual += delta (when delta is given), then output = residual / rms(residual) * weight.  One block per row, as many
 // threads as the row has values up to 1024 (CudaLaunchGeometry.NormThreads: a 4096-wide decode row took 17 µs with 256
 // threads looping over it, a chain of dependent loads); output may alias residual. Each thread reads and writes only its own elements, so no barrier guards the write.

@@ -5,7 +5,10 @@
 //    owns RW consecutive weight rows (4, or 2 for M ≤ 32); lane i reads 32-value blocks i, i + 32, … of every one of them
 //    with 16-byte loads that bypass L1, so one activation block read from L1 serves RW weight rows; one warp reduction per
 //    row and activation row. 4 warps per block: grid (ceil(N / (4·RW))), block 128. One launch can serve a group of up
-//    to three weights that read the same activations (q/k/v, gate/up; IBackend.MatMulGroup).
+//    to three weights that read the same activations (q/k/v, gate/up; IBackend.MatMulGroup). For one activation row and
+//    few weight rows (CudaLaunchGeometry.Gemv decides) the _m1_split variants (int8 and float layouts) let the block's 4 warps share 4 rows, each
+//    warp taking every fourth 512-byte stretch of them: four times the blocks, so that narrow matrices (attention output,
+//    down, tensor-parallel shards) keep every multiprocessor streaming; grid (ceil(N / 4)).
 //  * GEMM (M above those, prefill / large batches): compute-bound, tiles in shared memory.
 //    - quantized: int8 dot products (dp4a) of weight codes and int8 activations, per 32-value block scaled in float;
 //      grid (ceil(N / 64), ceil(M / 64)), block 256, each thread 4 weight rows × 4 activation rows. Int8 layouts with
@@ -78,6 +81,42 @@ __device__ __forceinline__ bool gemv_part(int& row, GemvPart& p, const GemvPart&
     return false;
 }
 
+// Sums each row's per-lane accumulators and stores them. A warp that owns its rows sums over its lanes; under SPLIT the
+// block's warps share RW rows (each took every fourth 512-byte stretch of them), and their warp sums are added in warp
+// order through shared memory (deterministic).
+template <int RW, int R, bool SPLIT>
+__device__ __forceinline__ void gemv_store(float (&acc)[RW][R], const GemvPart& p, int row0, int m) {
+    const int lane = threadIdx.x % 32;
+    if constexpr (SPLIT) {
+        __shared__ float partial[GEMV_WARPS][RW][R];
+#pragma unroll
+        for (int r = 0; r < RW; r++)
+#pragma unroll
+            for (int t = 0; t < R; t++) {
+                const float v = warp_sum(acc[r][t]);
+                if (lane == 0) partial[threadIdx.x / 32][r][t] = v;
+            }
+        __syncthreads();
+        const int r = threadIdx.x / R, t = threadIdx.x % R;
+        if (r < RW && t < m && row0 + r < p.n) {
+            float v = partial[0][r][t];
+#pragma unroll
+            for (int w = 1; w < GEMV_WARPS; w++) v += partial[w][r][t];
+            p.y[(long long)t * p.n + row0 + r] = v;
+        }
+    } else {
+#pragma unroll
+        for (int r = 0; r < RW; r++)
+#pragma unroll
+            for (int t = 0; t < R; t++) {
+                if (t < m) {
+                    const float v = warp_sum(acc[r][t]);
+                    if (lane == 0 && row0 + r < p.n) p.y[(long long)t * p.n + row0 + r] = v;
+                }
+            }
+    }
+}
+
 // Quantized GEMV: warp w of the block owns RW consecutive weight rows; lane i reads 16-byte units i, i + 32, … of each
 // (a unit is half a block of int8 codes, a whole block of nibbles), so every warp load is 512 contiguous bytes of a row.
 // Lanes reading 32-byte int8 blocks as two strided 16-byte loads moved each 32-byte sector from L2 twice; the Q8_0 GEMV
@@ -85,14 +124,16 @@ __device__ __forceinline__ bool gemv_part(int& row, GemvPart& p, const GemvPart&
 // in flight before any arithmetic, and each is applied to the m ≤ R activation rows: one activation unit read from L1
 // serves RW weight rows. A block's offset/min correction (−(ws·offset + wmin)·xd·Σxq) is applied by the lane holding its
 // first half; Q6_K's two scales per block are exactly the two halves' scales.
-template <int LAYOUT, int SCALES, bool MINS, int RW, int R, int U>
+template <int LAYOUT, int SCALES, bool MINS, int RW, int R, int U, bool SPLIT>
 __device__ __forceinline__ void gemv_quant(const GemvPart p0, const GemvPart p1, const GemvPart p2, int offset,
                                            const signed char* xq, const float2* xds, int k, int m) {
     constexpr bool HALVES = LAYOUT == LAYOUT_INT8;  // a unit is half a block
     const int lane = threadIdx.x % 32;
-    int row0 = (blockIdx.x * GEMV_WARPS + threadIdx.x / 32) * RW;
+    const int first = SPLIT ? threadIdx.x : lane;      // this thread's first unit of each row
+    constexpr int STRIDE = SPLIT ? 32 * GEMV_WARPS : 32;  // threads that share a row's units
+    int row0 = (SPLIT ? blockIdx.x : blockIdx.x * GEMV_WARPS + threadIdx.x / 32) * RW;
     GemvPart p;
-    if (!gemv_part(row0, p, p0, p1, p2)) return;
+    if (!gemv_part(row0, p, p0, p1, p2)) return;  // SPLIT: the whole block returns together
     const int blocks = k / 32;
     const int units = HALVES ? 2 * blocks : blocks;
     const long long rowBytes = LAYOUT == LAYOUT_INT8 ? k : k / 2;
@@ -101,12 +142,12 @@ __device__ __forceinline__ void gemv_quant(const GemvPart p0, const GemvPart p1,
     for (int r = 0; r < RW; r++)
 #pragma unroll
         for (int t = 0; t < R; t++) acc[r][t] = 0.0f;
-    for (int u0 = lane; u0 < units; u0 += 32 * U) {
+    for (int u0 = first; u0 < units; u0 += STRIDE * U) {
         int w[U][RW][HALVES ? 4 : 8];  // codes of a unit: 4 ints of int8 (a half block), 8 widened from nibbles
         float s0[U][RW], s1[U][RW], corr[U][RW];
 #pragma unroll
         for (int j = 0; j < U; j++) {
-            const int u = u0 + 32 * j, b = HALVES ? u / 2 : u;
+            const int u = u0 + STRIDE * j, b = HALVES ? u / 2 : u;
 #pragma unroll
             for (int r = 0; r < RW; r++) {
                 // Rows past the weight's end (ragged N) re-read its last row; their sums are never stored.
@@ -123,10 +164,10 @@ __device__ __forceinline__ void gemv_quant(const GemvPart p0, const GemvPart p1,
         }
         // Weights are never written by a kernel: the first iteration's loads go out before the previous kernel has
         // finished (pdl_wait, common.cuh); the activations are read only after it.
-        if (u0 == lane) pdl_start();
+        if (u0 == first) pdl_start();
 #pragma unroll
         for (int j = 0; j < U; j++) {
-            const int u = u0 + 32 * j, b = HALVES ? u / 2 : u;
+            const int u = u0 + STRIDE * j, b = HALVES ? u / 2 : u;
             if (u >= units) break;
 #pragma unroll
             for (int t = 0; t < R; t++) {
@@ -150,22 +191,15 @@ __device__ __forceinline__ void gemv_quant(const GemvPart p0, const GemvPart p1,
         }
     }
     pdl_start();  // a no-op after the loop's; for lanes that had no unit (k < 32 · 16)
-#pragma unroll
-    for (int r = 0; r < RW; r++)
-#pragma unroll
-        for (int t = 0; t < R; t++) {
-            if (t < m) {
-                const float v = warp_sum(acc[r][t]);
-                if (lane == 0 && row0 + r < p.n) p.y[(long long)t * p.n + row0 + r] = v;
-            }
-        }
+    gemv_store<RW, R, SPLIT>(acc, p, row0, m);
 }
 
 // Float weights: the same shape, lane i reading 16-byte chunks i, i + 32, … (4 F32 or 8 F16/BF16 values) of each row.
-template <int LAYOUT, int RW, int R, int U>
+template <int LAYOUT, int RW, int R, int U, bool SPLIT>
 __device__ __forceinline__ void gemv_float(const GemvPart p0, const GemvPart p1, const GemvPart p2, const float* x, int k, int m) {
-    const int lane = threadIdx.x % 32;
-    int row0 = (blockIdx.x * GEMV_WARPS + threadIdx.x / 32) * RW;
+    const int first = SPLIT ? threadIdx.x : threadIdx.x % 32;
+    constexpr int STRIDE = SPLIT ? 32 * GEMV_WARPS : 32;
+    int row0 = (SPLIT ? blockIdx.x : blockIdx.x * GEMV_WARPS + threadIdx.x / 32) * RW;
     GemvPart p;
     if (!gemv_part(row0, p, p0, p1, p2)) return;
     const int per = LAYOUT == LAYOUT_F32 ? 4 : 8;
@@ -176,19 +210,19 @@ __device__ __forceinline__ void gemv_float(const GemvPart p0, const GemvPart p1,
     for (int r = 0; r < RW; r++)
 #pragma unroll
         for (int t = 0; t < R; t++) acc[r][t] = 0.0f;
-    for (int c0 = lane; c0 < chunks; c0 += 32 * U) {
+    for (int c0 = first; c0 < chunks; c0 += STRIDE * U) {
         int4 v[U][RW];
 #pragma unroll
         for (int u = 0; u < U; u++)
 #pragma unroll
             for (int r = 0; r < RW; r++) {
                 const long long row = min(row0 + r, p.n - 1);
-                if (c0 + 32 * u < chunks) v[u][r] = load_weight16(p.codes + row * rowBytes + 16LL * (c0 + 32 * u));
+                if (c0 + STRIDE * u < chunks) v[u][r] = load_weight16(p.codes + row * rowBytes + 16LL * (c0 + STRIDE * u));
             }
-        if (c0 == lane) pdl_start();  // as in gemv_quant: weights first, activations after the previous kernel
+        if (c0 == first) pdl_start();  // as in gemv_quant: weights first, activations after the previous kernel
 #pragma unroll
         for (int u = 0; u < U; u++) {
-            const int c = c0 + 32 * u;
+            const int c = c0 + STRIDE * u;
             if (c >= chunks) break;
 #pragma unroll
             for (int r = 0; r < RW; r++) {
@@ -221,15 +255,7 @@ __device__ __forceinline__ void gemv_float(const GemvPart p0, const GemvPart p1,
         }
     }
     pdl_start();
-#pragma unroll
-    for (int r = 0; r < RW; r++)
-#pragma unroll
-        for (int t = 0; t < R; t++) {
-            if (t < m) {
-                const float s = warp_sum(acc[r][t]);
-                if (lane == 0 && row0 + r < p.n) p.y[(long long)t * p.n + row0 + r] = s;
-            }
-        }
+    gemv_store<RW, R, SPLIT>(acc, p, row0, m);
 }
 
 // Kernel variants by the number of activation rows m (host: CudaLaunchGeometry.Gemv): m = 1 (decode of one sequence),
@@ -237,6 +263,9 @@ __device__ __forceinline__ void gemv_float(const GemvPart p0, const GemvPart p1,
 // m = 1 shapes, from timing RW × U ∈ {4×2, 1×4, 2×4, 1×8, 2×2} side by side on an H200 (GpuCheck, 2026-11-26): int8 and
 // F16/BF16 keep 4 rows × 2 blocks (the others were equal or up to 20% slower; int8 now counts in half blocks, so 4 units),
 // nibbles take 2 rows × 4 blocks (4096 × 14336 Q4_0: 16.5 µs against 33.2 µs, 4096 × 4096: 9.5 against 14.1).
+// _m1_split: 4 rows shared by the block's 4 warps, 2 units per row and thread in flight; none for nibbles, whose split
+// (4 rows, 127 registers) was slower than their own in every Llama-3-8B shape (H100, 2026-11-27: q/k/v 2,069 → 1,650
+// GB/s, gate/up 2,595 → 1,820).
 #define GEMV_PARTS_PARAMS                                                                                               \
     const unsigned char *codes0, const float *scales0, const float *mins0, float *y0, int n0,                          \
     const unsigned char *codes1, const float *scales1, const float *mins1, float *y1, int n1,                          \
@@ -247,29 +276,44 @@ __device__ __forceinline__ void gemv_float(const GemvPart p0, const GemvPart p1,
 #define GEMV_QUANT(NAME, LAYOUT, SCALES, MINS)                                                                          \
     extern "C" __global__ void __launch_bounds__(128) NAME##_m1(GEMV_PARTS_PARAMS, int offset, const signed char* xq,   \
                                                                 const float2* xds, int k, int m) {                      \
-        gemv_quant<LAYOUT, SCALES, MINS, LAYOUT == LAYOUT_NIBBLE ? 2 : 4, 1, 4>(GEMV_PARTS, offset, xq, xds, k, m);       \
+        gemv_quant<LAYOUT, SCALES, MINS, LAYOUT == LAYOUT_NIBBLE ? 2 : 4, 1, 4, false>(GEMV_PARTS, offset, xq, xds, k, m);\
     }                                                                                                                   \
     extern "C" __global__ void __launch_bounds__(128) NAME##_m8(GEMV_PARTS_PARAMS, int offset, const signed char* xq,   \
                                                                 const float2* xds, int k, int m) {                      \
-        gemv_quant<LAYOUT, SCALES, MINS, 4, 8, LAYOUT == LAYOUT_NIBBLE ? 1 : 2>(GEMV_PARTS, offset, xq, xds, k, m);     \
+        gemv_quant<LAYOUT, SCALES, MINS, 4, 8, LAYOUT == LAYOUT_NIBBLE ? 1 : 2, false>(GEMV_PARTS, offset, xq, xds, k, m);\
     }                                                                                                                   \
     extern "C" __global__ void __launch_bounds__(128) NAME##_m32(GEMV_PARTS_PARAMS, int offset, const signed char* xq,  \
                                                                  const float2* xds, int k, int m) {                     \
-        gemv_quant<LAYOUT, SCALES, MINS, 2, 32, LAYOUT == LAYOUT_NIBBLE ? 1 : 2>(GEMV_PARTS, offset, xq, xds, k, m);    \
+        gemv_quant<LAYOUT, SCALES, MINS, 2, 32, LAYOUT == LAYOUT_NIBBLE ? 1 : 2, false>(GEMV_PARTS, offset, xq, xds, k, m);\
+    }
+
+// The split variant of the int8 layouts (96 registers; held to 64, 8 blocks an SM, it spilled and fell to 1.8 TB/s).
+#define GEMV_QUANT_SPLIT(NAME, LAYOUT, SCALES, MINS)                                                                    \
+    extern "C" __global__ void __launch_bounds__(128) NAME##_m1_split(GEMV_PARTS_PARAMS, int offset,                    \
+                                                                      const signed char* xq, const float2* xds, int k,  \
+                                                                      int m) {                                          \
+        gemv_quant<LAYOUT, SCALES, MINS, 4, 1, 2, true>(GEMV_PARTS, offset, xq, xds, k, m);                             \
     }
 
 GEMV_QUANT(gemv_int8, LAYOUT_INT8, 1, false)         // Q8_0, Q5_0
 GEMV_QUANT(gemv_int8_mins, LAYOUT_INT8, 1, true)     // Q5_K
 GEMV_QUANT(gemv_int8_halves, LAYOUT_INT8, 2, false)  // Q6_K
+GEMV_QUANT_SPLIT(gemv_int8, LAYOUT_INT8, 1, false)
+GEMV_QUANT_SPLIT(gemv_int8_mins, LAYOUT_INT8, 1, true)
+GEMV_QUANT_SPLIT(gemv_int8_halves, LAYOUT_INT8, 2, false)
 GEMV_QUANT(gemv_nibble, LAYOUT_NIBBLE, 1, false)     // Q4_0
 GEMV_QUANT(gemv_nibble_mins, LAYOUT_NIBBLE, 1, true) // Q4_K
 
 #define GEMV_FLOAT(NAME, LAYOUT)                                                                                        \
     extern "C" __global__ void __launch_bounds__(128) NAME##_m1(GEMV_PARTS_PARAMS, const float* x, int k, int m) {      \
-        gemv_float<LAYOUT, 4, 1, 2>(GEMV_PARTS, x, k, m);                                                               \
+        gemv_float<LAYOUT, 4, 1, 2, false>(GEMV_PARTS, x, k, m);                                                        \
+    }                                                                                                                   \
+    extern "C" __global__ void __launch_bounds__(128) NAME##_m1_split(GEMV_PARTS_PARAMS, const float* x, int k,         \
+                                                                      int m) {                                          \
+        gemv_float<LAYOUT, 4, 1, 2, true>(GEMV_PARTS, x, k, m);                                                         \
     }                                                                                                                   \
     extern "C" __global__ void __launch_bounds__(128) NAME##_m8(GEMV_PARTS_PARAMS, const float* x, int k, int m) {      \
-        gemv_float<LAYOUT, 4, 8, 1>(GEMV_PARTS, x, k, m);                                                               \
+        gemv_float<LAYOUT, 4, 8, 1, false>(GEMV_PARTS, x, k, m);                                                        \
     }
 
 GEMV_FLOAT(gemv_f32, LAYOUT_F32)
