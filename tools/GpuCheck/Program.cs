@@ -16,7 +16,8 @@ using AspireAi.Inference.Models.Gguf;
 //            none are named), over a KV cache of that type (auto: what serving uses, f16); --decode B:C,... decodes only at
 //            those (batch, context) pairs and skips the prefill (tuning runs); --attention-policy U,B,M sets the decode
 //            attention split policy (AttentionSplitPolicy: unsplit context, blocks per SM, minimum partition)
-//   GpuCheck --tp N [--out DIR]       only tensor parallelism: TP = N against TP = 1 (docs/tensor-parallel.md)
+//   GpuCheck --tp N [--quick] [--out DIR]   only tensor parallelism: TP = N against TP = 1 (docs/tensor-parallel.md);
+//            --quick: two models and the graph replays
 //   GpuCheck inference <verb> ...   runs the Inference CLI (e.g. generate --device cuda) from this binary.
 if (args.Length > 0 && args[0] == "inference")
 {
@@ -104,15 +105,27 @@ if (tensorParallel > 1)
         return report.Failed == 0 ? 0 : 1;
     }
 
-    Guarded(report, "Llama-3.2-1B Q8_0", () => tp.Compare("Llama-3.2-1B", ModelShapes.Llama32_1B(1024), GgmlType.Q8_0));
+    // --quick: the two small models of different families and the graph replays (tuning runs); the rest in full runs.
+    if (!quick)
+    {
+        Guarded(report, "Llama-3.2-1B Q8_0", () => tp.Compare("Llama-3.2-1B", ModelShapes.Llama32_1B(1024), GgmlType.Q8_0));
+    }
+
     Guarded(report, "Llama-3.2-1B BF16", () => tp.Compare("Llama-3.2-1B", ModelShapes.Llama32_1B(1024), GgmlType.BF16));
     Guarded(report, "Qwen3-0.6B F16", () => tp.Compare("Qwen3-0.6B", ModelShapes.Qwen3_06B(1024), GgmlType.F16));
-    Guarded(report, "Qwen2-0.5B Q8_0", () => tp.Compare("Qwen2-0.5B", ModelShapes.Qwen2_05B(1024), GgmlType.Q8_0));
-    Guarded(report, "Llama-3-8B Q4_K", () => tp.Compare("Llama-3-8B", ModelShapes.Llama3_8B(1024), GgmlType.Q4_K));
+    if (!quick)
+    {
+        Guarded(report, "Qwen2-0.5B Q8_0", () => tp.Compare("Qwen2-0.5B", ModelShapes.Qwen2_05B(1024), GgmlType.Q8_0));
+        Guarded(report, "Llama-3-8B Q4_K", () => tp.Compare("Llama-3-8B", ModelShapes.Llama3_8B(1024), GgmlType.Q4_K));
+    }
+
     Guarded(report, "graphs Llama-3.2-1B Q8_0", () => tp.GraphReplay("Llama-3.2-1B", ModelShapes.Llama32_1B(1024), GgmlType.Q8_0));
     Guarded(report, "graphs Qwen3-0.6B BF16", () => tp.GraphReplay("Qwen3-0.6B", ModelShapes.Qwen3_06B(1024), GgmlType.BF16));
-    // Q8_0: random BF16 weights of 8B parameters take minutes to draw on the host (one normal deviate each).
-    Guarded(report, "decode Llama-3-8B Q8_0", () => tp.Decode("Llama-3-8B", ModelShapes.Llama3_8B(1024), GgmlType.Q8_0));
+    if (!quick)
+    {
+        // Q8_0: random BF16 weights of 8B parameters take minutes to draw on the host (one normal deviate each).
+        Guarded(report, "decode Llama-3-8B Q8_0", () => tp.Decode("Llama-3-8B", ModelShapes.Llama3_8B(1024), GgmlType.Q8_0));
+    }
     report.Line($"total {clock.Elapsed.TotalSeconds:F0} s");
     report.Write(outDirectory);
     return report.Failed == 0 ? 0 : 1;
