@@ -52,9 +52,10 @@ public sealed class CudaKernels : IDisposable
         QuantizeQ8 = elementwise.Kernel("quantize_q8");
         RoundToHalf = elementwise.Kernel("round_to_half");
         _gemv = GemvFamilies
-            .SelectMany(family => CudaLaunchGeometry.GemvVariants(isFloat: family is "gemv_f32" or "gemv_f16" or "gemv_bf16").Select(maxRows => (family, maxRows, false))
+            .SelectMany(family => CudaLaunchGeometry.GemvVariants(isFloat: family is "gemv_f32" or "gemv_f16" or "gemv_bf16")
+                .Select(maxRows => (Family: family, MaxRows: maxRows, SplitK: false))
                 .Concat(CudaLaunchGeometry.HasSplitGemv(family) ? [(family, 1, true)] : []))
-            .ToDictionary(key => key, key => matmul.Kernel($"{key.family}_m{key.Item2}{(key.Item3 ? "_split" : "")}"));
+            .ToDictionary(key => key, key => matmul.Kernel($"{key.Family}_m{key.MaxRows}{(key.SplitK ? "_split" : "")}"));
         GemmInt8 = matmul.Kernel("gemm_int8");
         GemmInt8TensorCore = matmul.Kernel("gemm_int8_tc");
         GemmInt8MinsTensorCore = matmul.Kernel("gemm_int8_mins_tc");
@@ -144,7 +145,7 @@ public sealed class CudaKernels : IDisposable
     public IEnumerable<CudaKernel> GemvKernels => _gemv.Values;
 
     /// <summary>The GEMV kernel for a weight's layout and a launch shape.</summary>
-    /// <remarks>Keyed by (family, rows) rather than the kernel's name: no string is built per launch.</remarks>
+    /// <remarks>Keyed by (family, rows, split) rather than the kernel's name: no string is built per launch.</remarks>
     public CudaKernel Gemv(CudaWeight weight, GemvShape shape) => _gemv[(GemvFamily(weight), shape.MaxRows, shape.SplitK)];
 
     /// <summary>The int8 tensor-core GEMM for a weight, or null where it has none (<see cref="CudaLaunchGeometry.HasTensorCoreGemm"/>).</summary>

@@ -157,6 +157,9 @@ public static class CudaLaunchGeometry
     /// Below this many warps per multiprocessor (each owning its rows), a one-row GEMV shares each block's rows among its
     /// warps instead: a narrow matrix (Llama-3-8B's 4096-row attention output and down, the 1B's 2048-row ones, every
     /// tensor-parallel shard) otherwise leaves multiprocessors with too few loads in flight or runs a ragged second wave.
+    /// Measured on an H100 (docs/performance.md, "One-row GEMVs that share their rows"): at 2–12 owner warps an SM the
+    /// split gained 9–106 % (Qwen3-0.6B's 1024-row attention output 925 → 1,904 GB/s); at 31 nothing (the 1B's gate/up,
+    /// 2,967 → 2,970), at 54 3–5 % (the 8B's gate/up), which the step with this line has not yet been timed against.
     /// </summary>
     public const int GemvSplitBelowWarpsPerMultiprocessor = 24;
 
