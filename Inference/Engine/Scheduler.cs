@@ -77,19 +77,23 @@ internal sealed class Scheduler(BlockManager blocks, EngineOptions options, int 
             MemoryShort = MakeRoomForImportantWaiting(),
         };
 
+        // Running sequences by priority, decodes before prefill chunks within a class, otherwise in running order: four
+        // passes over the list. (A comparison sort that broke ties by running index searched the list in every comparison:
+        // 0.9 ms of a 256-sequence step, half the engine thread's host time.)
         _order.Clear();
-        _order.AddRange(_running);
-        _order.Sort((a, b) =>
+        foreach (var priority in (ReadOnlySpan<RequestPriority>)[RequestPriority.Interactive, RequestPriority.Batch])
         {
-            var c = a.Request.Priority.CompareTo(b.Request.Priority);
-            if (c != 0)
+            foreach (var prefill in (ReadOnlySpan<bool>)[false, true])
             {
-                return c;
+                foreach (var sequence in _running)
+                {
+                    if (sequence.Request.Priority == priority && sequence.UncomputedTokens > 1 == prefill)
+                    {
+                        _order.Add(sequence);
+                    }
+                }
             }
-
-            c = (a.UncomputedTokens > 1).CompareTo(b.UncomputedTokens > 1);
-            return c != 0 ? c : _running.IndexOf(a).CompareTo(_running.IndexOf(b));
-        });
+        }
 
         foreach (var priority in (ReadOnlySpan<RequestPriority>)[RequestPriority.Interactive, RequestPriority.Batch])
         {
