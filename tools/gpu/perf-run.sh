@@ -5,7 +5,8 @@
 # random Qwen3-0.6B, and the PyTorch peer (tools/gpu/torch-peer.py) when present. Same layout as gpu-check.sh: GpuCheck in
 # $GPU/bin, kernels in $GPU/kernels, tools in $GPU/tools, models in $GPU/models; results in $OUT.
 #   SHAPES=8b-q8_0,1b-bf16 PEER=decode,copy SERVE=1 bash .gpu/tools/perf-run.sh   (KV=fp32|fp16: the KV cache type, default auto;
-#   EAGER=1: bench-serve also with --enforce-eager, to compare against the serving engine's CUDA graphs)
+#   EAGER=1: bench-serve also with --enforce-eager, to compare against the serving engine's CUDA graphs; DECODE=1:128,32:2048:
+#   only those (batch, context) pairs and no prefill, for tuning runs)
 set -uo pipefail
 LOG_NAME=perf.log . "$(dirname "$0")/run-setup.sh"
 nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv | tee "$log"
@@ -20,7 +21,8 @@ if [ "${CHECK:-1}" = 1 ]; then
 fi
 if [ -n "${SHAPES:-}" ]; then
     stamp "shapes $SHAPES"
-    timeout "${SHAPES_SECONDS:-400}" "$GPU/bin/GpuCheck" --ptx-dir "$GPU/ptx" --shapes "$SHAPES" --kv-cache-dtype "${KV:-auto}" >> "$log" 2>&1
+    timeout "${SHAPES_SECONDS:-400}" "$GPU/bin/GpuCheck" --ptx-dir "$GPU/ptx" --shapes "$SHAPES" --kv-cache-dtype "${KV:-auto}" \
+        ${DECODE:+--decode "$DECODE"} >> "$log" 2>&1
     stamp "shapes exit $?"
 fi
 if [ "${SERVE:-0}" = 1 ]; then
