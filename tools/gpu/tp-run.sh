@@ -3,7 +3,7 @@
 # logits and greedy tokens of random models of real shapes), then decode scaling over 1, 2, … N GPUs for the named shapes
 # (GpuCheck --tp N --shapes LIST: 8b-bf16, 70b-q8_0, 70b-bf16). PTX as in perf-run.sh (run-setup.sh: $GPU/ptx-prebuilt, else built here).
 #   TP=4 SHAPES=8b-bf16,70b-q8_0,70b-bf16 bash .gpu/tools/tp-run.sh      (CHECK=0 skips the TP-against-TP=1 checks;
-#   QUICK=1 runs two models and the graph replays of them)
+#   QUICK=1: two models against TP = 1 and the graph replays only)
 set -uo pipefail
 LOG_NAME=tp.log . "$(dirname "$0")/run-setup.sh"
 TP="${TP:-$(nvidia-smi -L | wc -l)}"
