@@ -12,6 +12,35 @@ public readonly record struct TensorView(string Name, GgmlType Type, long[] Shap
     public unsafe ReadOnlySpan<byte> Bytes => ByteLength <= int.MaxValue
         ? new ReadOnlySpan<byte>((void*)Data, (int)ByteLength)
         : throw new InvalidOperationException($"Tensor '{Name}' ({ByteLength} bytes) is too large for one span; read it by rows.");
+
+    /// <summary>
+    /// The tensor as a backend's weight matrix — row length (K), row count (N, 1 for a vector) and bytes per row — after
+    /// checking what every backend's loader needs: one or two dimensions, rows of whole blocks of its type, and as many
+    /// bytes as that shape takes. Throws naming the tensor otherwise.
+    /// </summary>
+    public (int Columns, int Rows, long RowBytes) MatrixShape()
+    {
+        if (Shape.Length is < 1 or > 2 || Shape.Any(d => d <= 0 || d > int.MaxValue))
+        {
+            throw new InvalidDataException($"Tensor '{Name}': shape [{string.Join(", ", Shape)}] is not a 1-D or 2-D matrix the backend can hold.");
+        }
+
+        var columns = (int)Shape[0];
+        var rows = Shape.Length == 2 ? (int)Shape[1] : 1;
+        var blockSize = GgmlTypeInfo.BlockSize(Type);
+        if (columns % blockSize != 0)
+        {
+            throw new InvalidDataException($"Tensor '{Name}': row length {columns} is not a multiple of {Type}'s block of {blockSize}.");
+        }
+
+        var rowBytes = GgmlTypeInfo.RowBytes(Type, columns);
+        if (ByteLength != rowBytes * rows)
+        {
+            throw new InvalidDataException($"Tensor '{Name}': {ByteLength} bytes, but {Type} [{columns} × {rows}] needs {rowBytes * rows}.");
+        }
+
+        return (columns, rows, rowBytes);
+    }
 }
 
 /// <summary>A loaded model file or folder: its configuration, tokenizer data and weights, whatever the format on disk.</summary>

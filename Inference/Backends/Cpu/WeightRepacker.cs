@@ -12,28 +12,8 @@ internal static unsafe class WeightRepacker
 {
     public static CpuWeight Load(TensorView tensor)
     {
-        var shape = tensor.Shape;
-        if (shape.Length is < 1 or > 2 || shape.Any(d => d <= 0 || d > int.MaxValue))
-        {
-            throw new InvalidDataException($"Tensor '{tensor.Name}': shape [{string.Join(", ", shape)}] is not a 1-D or 2-D matrix the backend can hold.");
-        }
-
-        var columns = (int)shape[0];
-        var rows = shape.Length == 2 ? (int)shape[1] : 1;
-        var blockSize = GgmlTypeInfo.BlockSize(tensor.Type);
-        if (columns % blockSize != 0)
-        {
-            throw new InvalidDataException($"Tensor '{tensor.Name}': row length {columns} is not a multiple of {tensor.Type}'s block of {blockSize}.");
-        }
-
-        var expected = GgmlTypeInfo.RowBytes(tensor.Type, columns) * rows;
-        if (tensor.ByteLength != expected)
-        {
-            throw new InvalidDataException($"Tensor '{tensor.Name}': {tensor.ByteLength} bytes, but {tensor.Type} [{columns} × {rows}] needs {expected}.");
-        }
-
+        var (columns, rows, rowBytes) = tensor.MatrixShape();
         var source = (byte*)tensor.Data;
-        var rowBytes = GgmlTypeInfo.RowBytes(tensor.Type, columns);
         // Vectors (norms, biases) are tiny and read element-wise: keep them as float32 whatever the file says.
         if (rows == 1 && tensor.Type is GgmlType.F32 or GgmlType.F16 or GgmlType.BF16)
         {

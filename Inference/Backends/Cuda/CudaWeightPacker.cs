@@ -55,26 +55,7 @@ public static unsafe class CudaWeightPacker
 {
     public static PackedWeight Pack(TensorView tensor)
     {
-        var shape = tensor.Shape;
-        if (shape.Length is < 1 or > 2 || shape.Any(d => d <= 0 || d > int.MaxValue))
-        {
-            throw new InvalidDataException($"Tensor '{tensor.Name}': shape [{string.Join(", ", shape)}] is not a 1-D or 2-D matrix the backend can hold.");
-        }
-
-        var columns = (int)shape[0];
-        var rows = shape.Length == 2 ? (int)shape[1] : 1;
-        var blockSize = GgmlTypeInfo.BlockSize(tensor.Type);
-        if (columns % blockSize != 0)
-        {
-            throw new InvalidDataException($"Tensor '{tensor.Name}': row length {columns} is not a multiple of {tensor.Type}'s block of {blockSize}.");
-        }
-
-        var rowBytes = GgmlTypeInfo.RowBytes(tensor.Type, columns);
-        if (tensor.ByteLength != rowBytes * rows)
-        {
-            throw new InvalidDataException($"Tensor '{tensor.Name}': {tensor.ByteLength} bytes, but {tensor.Type} [{columns} × {rows}] needs {rowBytes * rows}.");
-        }
-
+        var (columns, rows, rowBytes) = tensor.MatrixShape();
         var source = (byte*)tensor.Data;
         if (tensor.Type is GgmlType.F32 or GgmlType.F16 or GgmlType.BF16)
         {
@@ -126,7 +107,7 @@ public static unsafe class CudaWeightPacker
         for (var r = 0; r < rows; r++)
         {
             var src = source + r * rowBytes;
-            for (var gb = 0; gb < columns / blockSize; gb++)
+            for (var gb = 0; gb < columns / GgmlTypeInfo.BlockSize(tensor.Type); gb++)
             {
                 var subBlocks = GgmlBlockDecoder.Decode(tensor.Type, src + gb * ggmlBlockBytes, blockCodes, blockScales, blockMins);
                 for (var s = 0; s < subBlocks; s++)
