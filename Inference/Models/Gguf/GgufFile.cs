@@ -1,5 +1,3 @@
-using System.IO.MemoryMappedFiles;
-
 namespace AspireAi.Inference.Models.Gguf;
 
 /// <summary>
@@ -19,21 +17,20 @@ public sealed unsafe class GgufFile : IModelSource
     // Smallest tensor-info record: 8-byte name length, 4-byte n_dims, one 8-byte dim, 4-byte type, 8-byte offset.
     private const int MinTensorInfoBytes = 32;
 
-    private readonly MemoryMappedFile? _map;
-    private readonly MemoryMappedViewAccessor? _view;
+    private readonly MappedFile _file;
     private readonly byte* _base;
     private readonly Dictionary<string, GgufTensorInfo> _tensorsByName;
     private ModelConfig? _config;
     private bool _disposed;
 
-    private GgufFile(string path, MemoryMappedFile? map, MemoryMappedViewAccessor? view, byte* start, long length)
+    private GgufFile(string path, MappedFile file)
     {
         Path = path;
-        _map = map;
-        _view = view;
-        _base = start;
-        FileLength = length;
-        var cursor = new GgufCursor(start, length, path);
+        _file = file;
+        _base = file.Start;
+        FileLength = file.Length;
+        // An empty file maps to no bytes at all: it gets the same "truncated" error as any short one.
+        var cursor = new GgufCursor(file.Start, file.Length, path);
 
         var magic = cursor.ReadUInt32(null, "the magic number");
         if (magic != Magic)
@@ -84,39 +81,16 @@ public sealed unsafe class GgufFile : IModelSource
     /// <exception cref="FileNotFoundException">No such file.</exception>
     public static GgufFile Open(string path, bool metadataOnly = false)
     {
-        var length = new FileInfo(path).Exists ? new FileInfo(path).Length : throw new FileNotFoundException($"Model file '{path}' does not exist.", path);
+        var mapped = MappedFile.Open(path);
         GgufFile file;
-        if (length == 0)
+        try
         {
-            // An empty file cannot be mapped; read it through an empty cursor so it gets the same "truncated" error.
-            file = new GgufFile(path, null, null, null, 0);
+            file = new GgufFile(path, mapped);
         }
-        else
+        catch
         {
-            var map = MemoryMappedFile.CreateFromFile(
-                new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read), null, 0, MemoryMappedFileAccess.Read,
-                HandleInheritability.None, leaveOpen: false);
-            MemoryMappedViewAccessor? view = null;
-            var acquired = false;
-            try
-            {
-                view = map.CreateViewAccessor(0, length, MemoryMappedFileAccess.Read);
-                byte* start = null;
-                view.SafeMemoryMappedViewHandle.AcquirePointer(ref start);
-                acquired = true;
-                file = new GgufFile(path, map, view, start + view.PointerOffset, length);
-            }
-            catch
-            {
-                if (acquired)
-                {
-                    view!.SafeMemoryMappedViewHandle.ReleasePointer();
-                }
-
-                view?.Dispose();
-                map.Dispose();
-                throw;
-            }
+            mapped.Dispose();
+            throw;
         }
 
         if (!metadataOnly)
@@ -273,13 +247,7 @@ public sealed unsafe class GgufFile : IModelSource
         }
 
         _disposed = true;
-        if (_view is not null)
-        {
-            _view.SafeMemoryMappedViewHandle.ReleasePointer();
-            _view.Dispose();
-        }
-
-        _map?.Dispose();
+        _file.Dispose();
     }
 
     public override string ToString() => $"{Path} (GGUF v{Version}, {Tensors.Count} tensors, {Metadata.Count} keys)";
