@@ -22,6 +22,32 @@ public static class BenchServeCommand
 {
     private sealed record Outcome(double Ttft, double E2e, int OutputTokens, List<double> Itl);
 
+    /// <summary>One request's output arrivals since <paramref name="start"/> (a timestamp): the first is its TTFT, the gaps after it its ITLs.</summary>
+    private sealed class Arrivals(long start)
+    {
+        private readonly List<double> _gaps = [];
+        private double _first, _last;
+
+        public int Count { get; private set; }
+
+        public void Arrived()
+        {
+            var now = Stopwatch.GetElapsedTime(start).TotalSeconds;
+            if (Count++ == 0)
+            {
+                _first = now;
+            }
+            else
+            {
+                _gaps.Add(now - _last);
+            }
+
+            _last = now;
+        }
+
+        public Outcome Outcome(int outputTokens) => new(_first, Stopwatch.GetElapsedTime(start).TotalSeconds, outputTokens, _gaps);
+    }
+
     public static int Run(string[] argv)
     {
         var args = new CommandLine("bench-serve", argv, new HashSet<string>([.. LoadedModel.Flags, "url", "served-model-name", "num-prompts",
@@ -95,30 +121,16 @@ public static class BenchServeCommand
                 Sampling = new SamplingParams { Temperature = temperature, Seed = seed + i },
                 Constraint = constrained ? Serving.StructuredOutput.GrammarConstraint.ForJson(model.TokenTrie, model.TokenBytes, null) : null,
             });
-            double ttft = 0, last = 0;
-            var itl = new List<double>();
-            var tokens = 0;
+            var arrivals = new Arrivals(start);
             await foreach (var e in handle.ReadAllAsync())
             {
-                if (e.TokenId < 0)
+                if (e.TokenId >= 0)
                 {
-                    continue;
+                    arrivals.Arrived();
                 }
-
-                var now = Stopwatch.GetElapsedTime(start).TotalSeconds;
-                if (tokens++ == 0)
-                {
-                    ttft = now;
-                }
-                else
-                {
-                    itl.Add(now - last);
-                }
-
-                last = now;
             }
 
-            return new Outcome(ttft, Stopwatch.GetElapsedTime(start).TotalSeconds, tokens, itl);
+            return arrivals.Outcome(arrivals.Count);
         }
 
         var (outcomes, seconds, cpuSeconds) = await Drive(workload, rate, seed, One);
@@ -164,9 +176,7 @@ public static class BenchServeCommand
             using var response = await http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
             response.EnsureSuccessStatusCode();
             using var reader = new StreamReader(await response.Content.ReadAsStreamAsync());
-            double ttft = 0, last = 0;
-            var itl = new List<double>();
-            var chunks = 0;
+            var arrivals = new Arrivals(start);
             var tokens = 0;
             while (await reader.ReadLineAsync() is { } line)
             {
@@ -183,21 +193,11 @@ public static class BenchServeCommand
 
                 if (chunk["choices"] is JsonArray { Count: > 0 } choices && choices[0]!["text"]!.GetValue<string>().Length > 0)
                 {
-                    var now = Stopwatch.GetElapsedTime(start).TotalSeconds;
-                    if (chunks++ == 0)
-                    {
-                        ttft = now;
-                    }
-                    else
-                    {
-                        itl.Add(now - last);
-                    }
-
-                    last = now;
+                    arrivals.Arrived();
                 }
             }
 
-            return new Outcome(ttft, Stopwatch.GetElapsedTime(start).TotalSeconds, tokens, itl);
+            return arrivals.Outcome(tokens);
         }
 
         var (outcomes, seconds, cpuSeconds) = await Drive(workload, rate, seed, One);
