@@ -4,7 +4,8 @@ namespace AspireAi.Inference.Backends;
 /// The element type of the paged KV cache (vLLM's <c>--kv-cache-dtype</c>). <see cref="Auto"/> is the backend's choice
 /// (<see cref="IBackend.ResolveKvCacheDtype"/>): f16 on CUDA, where decode at long contexts is bound by reading the cache and
 /// half the bytes is half that time; float32 on the CPU, which also keeps bf16 (widened with one shift per value, where f16
-/// would take ten instructions without <c>vcvtph2ps</c>).
+/// would take ten instructions without <c>vcvtph2ps</c>) and fp8 (E4M3 as vLLM's <c>fp8</c>, unscaled: a quarter of
+/// float32's bytes; its accuracy is in docs/performance.md).
 /// </summary>
 public enum KvCacheDtype
 {
@@ -12,13 +13,14 @@ public enum KvCacheDtype
     Float32,
     Float16,
     BFloat16,
+    Float8E4M3,
 }
 
 /// <summary>The names of <see cref="KvCacheDtype"/> on the command line and in configuration, and its element sizes.</summary>
 public static class KvCacheDtypes
 {
     /// <summary>The accepted names, in the order of <see cref="KvCacheDtype"/>.</summary>
-    public static readonly string[] Names = ["auto", "fp32", "fp16", "bf16"];
+    public static readonly string[] Names = ["auto", "fp32", "fp16", "bf16", "fp8"];
 
     /// <summary>Parses a flag or configuration value (case-insensitive); <paramref name="setting"/> names it in the error.</summary>
     public static KvCacheDtype Parse(string? text, string setting)
@@ -36,6 +38,7 @@ public static class KvCacheDtypes
     {
         KvCacheDtype.Float32 => sizeof(float),
         KvCacheDtype.Float16 or KvCacheDtype.BFloat16 => 2,
+        KvCacheDtype.Float8E4M3 => 1,
         _ => throw new InvalidOperationException($"The KV cache type '{dtype.Name()}' has no element size until a backend resolves it (IBackend.ResolveKvCacheDtype)."),
     };
 }

@@ -33,7 +33,7 @@ public sealed class LoadedModel : IDisposable
     /// <summary>Common flags of the verbs that load a model.</summary>
     public static readonly string[] Flags = ["model", "threads", "quantize", "device", "tensor-parallel-size", "kv-cache-dtype"];
 
-    /// <summary><c>--kv-cache-dtype auto|fp32|fp16|bf16</c> (vLLM's flag; default auto: f16 on CUDA, float32 on the CPU).</summary>
+    /// <summary><c>--kv-cache-dtype auto|fp32|fp16|bf16|fp8</c> (vLLM's flag; default auto: f16 on CUDA, float32 on the CPU).</summary>
     public static KvCacheDtype KvCacheDtypeFlag(CommandLine args) =>
         KvCacheDtypes.Parse(args.Choice("kv-cache-dtype", "auto", KvCacheDtypes.Names), "--kv-cache-dtype");
 

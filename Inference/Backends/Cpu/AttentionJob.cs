@@ -59,13 +59,17 @@ internal sealed unsafe class AttentionJob : IParallelWork
 
     public void Execute(int worker, int workerCount)
     {
-        if (Cache.IsBFloat16)
+        switch (Cache.Shape.Dtype)
         {
-            Attend<BFloat16Row>(worker, workerCount);
-        }
-        else
-        {
-            Attend<Float32Row>(worker, workerCount);
+            case KvCacheDtype.BFloat16:
+                Attend<BFloat16Row>(worker, workerCount);
+                break;
+            case KvCacheDtype.Float8E4M3:
+                Attend<Float8E4M3Row>(worker, workerCount);
+                break;
+            default:
+                Attend<Float32Row>(worker, workerCount);
+                break;
         }
     }
 

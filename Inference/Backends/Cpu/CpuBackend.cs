@@ -56,13 +56,16 @@ public sealed unsafe class CpuBackend : IBackend, IDeviceSampler
 
     public DeviceTensor CreateTensor(int rows, int columns) => new CpuTensor(rows, columns);
 
-    /// <summary>Float32 unless bf16 is asked for (half the bytes that decode at long contexts reads); f16 is refused.</summary>
+    /// <summary>
+    /// Float32 unless bf16 or fp8 is asked for (half or a quarter of the bytes that decode at long contexts reads, and as
+    /// many times the tokens); f16 is refused.
+    /// </summary>
     public KvCacheDtype ResolveKvCacheDtype(KvCacheDtype requested) => requested switch
     {
         KvCacheDtype.Auto or KvCacheDtype.Float32 => KvCacheDtype.Float32,
-        KvCacheDtype.BFloat16 => KvCacheDtype.BFloat16,
+        KvCacheDtype.BFloat16 or KvCacheDtype.Float8E4M3 => requested,
         _ => throw new ArgumentException(
-            $"Inference:KvCacheDtype (--kv-cache-dtype) {requested.Name()} is not supported here: this backend ({Description}) keeps a float32 or bf16 KV cache (use auto, fp32 or bf16; fp16 needs --device cuda)."),
+            $"Inference:KvCacheDtype (--kv-cache-dtype) {requested.Name()} is not supported here: this backend ({Description}) keeps a float32, bf16 or fp8 KV cache (use auto, fp32, bf16 or fp8; fp16 needs --device cuda)."),
     };
 
     public PagedKvCache CreateKvCache(KvCacheShape shape)

@@ -1,8 +1,9 @@
 namespace AspireAi.Inference.Backends.Cpu;
 
 /// <summary>
-/// Keys and values of every layer in the layout <see cref="KvCacheShape"/> documents, as float32 or bf16 (the shape's
-/// resolved <see cref="KvCacheShape.Dtype"/>); readers widen bf16 through <see cref="BFloat16Row"/>.
+/// Keys and values of every layer in the layout <see cref="KvCacheShape"/> documents, as float32, bf16 or fp8 E4M3 (the
+/// shape's resolved <see cref="KvCacheShape.Dtype"/>); readers widen them through <see cref="BFloat16Row"/> and
+/// <see cref="Float8E4M3Row"/>.
 /// </summary>
 internal sealed unsafe class CpuKvCache : PagedKvCache
 {
@@ -27,12 +28,11 @@ internal sealed unsafe class CpuKvCache : PagedKvCache
     /// <summary>Elements per slot: every KV head of one token.</summary>
     public int SlotStride { get; }
 
-    /// <summary>Bytes of one element (4 for float32, 2 for bf16) and of one slot.</summary>
+    /// <summary>Bytes of one element (4 for float32, 2 for bf16, 1 for fp8) and of one slot.</summary>
     public int ElementBytes { get; }
 
     public int SlotBytes { get; }
 
-    public bool IsBFloat16 => Shape.Dtype == KvCacheDtype.BFloat16;
 
     public byte* Keys(int layer, long slot) => (byte*)_keys[layer].Pointer + slot * SlotBytes;
 
@@ -41,16 +41,25 @@ internal sealed unsafe class CpuKvCache : PagedKvCache
     /// <summary>Writes one slot's keys or values (<see cref="SlotStride"/> floats) in the cache's element type.</summary>
     public void Store(float* source, byte* slot)
     {
-        if (!IsBFloat16)
+        switch (Shape.Dtype)
         {
-            Buffer.MemoryCopy(source, slot, SlotBytes, SlotBytes);
-            return;
-        }
+            case KvCacheDtype.BFloat16:
+                for (var i = 0; i < SlotStride; i++)
+                {
+                    ((ushort*)slot)[i] = BFloat16Row.Round(source[i]);
+                }
 
-        var destination = (ushort*)slot;
-        for (var i = 0; i < SlotStride; i++)
-        {
-            destination[i] = BFloat16Row.Round(source[i]);
+                break;
+            case KvCacheDtype.Float8E4M3:
+                for (var i = 0; i < SlotStride; i++)
+                {
+                    slot[i] = Float8E4M3Row.Round(source[i]);
+                }
+
+                break;
+            default:
+                Buffer.MemoryCopy(source, slot, SlotBytes, SlotBytes);
+                break;
         }
     }
 

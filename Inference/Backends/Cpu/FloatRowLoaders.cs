@@ -1,10 +1,14 @@
 using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
 
 namespace AspireAi.Inference.Backends.Cpu;
 
-/// <summary>Loads float weights 16, 8 or 1 at a time, widening F16/BF16 in registers (the weight stays 2 bytes in memory).</summary>
+/// <summary>
+/// Loads float rows (weights, KV cache rows) 16, 8 or 1 at a time, widening F16/BF16/FP8 in registers (the row stays 2 or
+/// 1 bytes a value in memory).
+/// </summary>
 internal unsafe interface IFloatRow
 {
     /// <summary>True when the row already is float32, so widening it would only copy it.</summary>
@@ -102,5 +106,84 @@ internal readonly unsafe struct Float16Row : IFloatRow
         var special = Vector256.Equals(h & Vector256.Create(0x7C00u), Vector256.Create(0x7C00u));
         var patched = Vector256.ConditionalSelect(special.AsSingle(), (magnitude | Vector256.Create(0x7F800000u)).AsSingle(), value);
         return (patched.AsUInt32() | ((h & Vector256.Create(0x8000u)) << 16)).AsSingle();
+    }
+}
+
+/// <summary>
+/// OCP FP8 E4M3 (the "fn" variant NVIDIA's and vLLM's <c>fp8</c> KV caches use: 4 exponent bits of bias 7, 3 mantissa
+/// bits, no infinities, one NaN pattern per sign, largest finite ±448) → float through a 256-entry table: a gather per 8
+/// values, as .NET has no FP8 conversion instructions.
+/// </summary>
+internal readonly unsafe struct Float8E4M3Row : IFloatRow
+{
+    public static bool IsFloat32 => false;
+
+    public static int ElementBytes => 1;
+
+    /// <summary>Largest finite E4M3 value; <see cref="Round"/> saturates to it (CUDA's __NV_SATFINITE), as vLLM stores.</summary>
+    public const float MaxFinite = 448f;
+
+    /// <summary>Every code's value, pinned for the process so gathers can address it.</summary>
+    private static readonly float* Table = MakeTable();
+
+    /// <remarks>Two 8-wide gathers: .NET exposes no 16-wide one.</remarks>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector512<float> Load16(byte* row, int index) => Vector512.Create(Load8(row, index), Load8(row, index + 8));
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<float> Load8(byte* row, int index) =>
+        Avx2.GatherVector256(Table, Avx2.ConvertToVector256Int32(row + index), 4);
+
+    public static float Load1(byte* row, int index) => Table[row[index]];
+
+    /// <summary>The value of one code.</summary>
+    public static float Decode(byte code) => Table[code];
+
+    /// <summary>
+    /// The E4M3 code nearest to <paramref name="value"/>, ties to even, saturated to ±<see cref="MaxFinite"/> (NaN stays
+    /// NaN): what these rows hold of a float.
+    /// </summary>
+    public static byte Round(float value)
+    {
+        var bits = BitConverter.SingleToUInt32Bits(value);
+        var sign = (byte)((bits >> 24) & 0x80);
+        var magnitude = MathF.Abs(value);
+        if (float.IsNaN(value))
+        {
+            return (byte)(sign | 0x7F);
+        }
+
+        if (magnitude >= MaxFinite)
+        {
+            return (byte)(sign | 0x7E);
+        }
+
+        if (magnitude < 0.015625f)
+        {
+            // Subnormals (and zero): multiples of 2^-9, the rounding of a float to an integer ties to even; 8 of them is the
+            // smallest normal, code 0x08, which this sum also gives.
+            return (byte)(sign | (int)MathF.Round(magnitude * 512f, MidpointRounding.ToEven));
+        }
+
+        // Normals: keep 3 of the float's 23 mantissa bits, rounding to nearest even through the carry into the exponent.
+        var rounded = (BitConverter.SingleToUInt32Bits(magnitude) + 0x7FFFF + ((BitConverter.SingleToUInt32Bits(magnitude) >> 20) & 1)) >> 20;
+        var code = (int)rounded - ((127 - 7) << 3);  // rebias the exponent from float's 127 to E4M3's 7
+        return (byte)(sign | Math.Min(code, 0x7E));
+    }
+
+    private static float* MakeTable()
+    {
+        var table = (float*)NativeMemory.AlignedAlloc(256 * sizeof(float), 64);
+        for (var code = 0; code < 256; code++)
+        {
+            var exponent = (code >> 3) & 0xF;
+            var mantissa = code & 7;
+            var magnitude = exponent == 0xF && mantissa == 7 ? float.NaN
+                : exponent == 0 ? mantissa / 512f
+                : (1 + mantissa / 8f) * MathF.ScaleB(1f, exponent - 7);
+            table[code] = (code & 0x80) != 0 ? -magnitude : magnitude;
+        }
+
+        return table;
     }
 }

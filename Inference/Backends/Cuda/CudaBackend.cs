@@ -124,8 +124,8 @@ public sealed class CudaBackend : IBackend, IDeviceSampler
     public KvCacheDtype ResolveKvCacheDtype(KvCacheDtype requested) => requested switch
     {
         KvCacheDtype.Auto => KvCacheDtype.Float16,
-        KvCacheDtype.BFloat16 => throw new ArgumentException(
-            $"Inference:KvCacheDtype (--kv-cache-dtype) bf16 is not supported here: this backend ({Description}) keeps an f16 or float32 KV cache (use auto, fp16 or fp32)."),
+        KvCacheDtype.BFloat16 or KvCacheDtype.Float8E4M3 => throw new ArgumentException(
+            $"Inference:KvCacheDtype (--kv-cache-dtype) {requested.Name()} is not supported here: this backend ({Description}) keeps an f16 or float32 KV cache (use auto, fp16 or fp32; fp8 runs on --device cpu so far)."),
         _ => requested,
     };
 

@@ -10,18 +10,21 @@ namespace AspireAi.Inference.Tests.Backends;
 public sealed unsafe class CpuAttentionTests
 {
     [Theory]
-    [InlineData(64, 4, 2, 13, false)]  // 512-bit chunks; tiles of 8 and 5 tokens (groups of four and single ones)
-    [InlineData(48, 6, 6, 21, false)]  // stories15M's heads: 48 wide, no grouping
-    [InlineData(100, 2, 1, 7, false)]  // a width that is no multiple of 8: the scalar paths
-    [InlineData(64, 4, 2, 13, true)]   // the same over a bf16 cache (against the reference on the bf16 values)
-    [InlineData(48, 6, 6, 21, true)]
-    [InlineData(100, 2, 1, 7, true)]
-    public void Prompt_tokens_together_equal_tokens_one_by_one_and_the_float64_reference(int headDim, int heads, int kvHeads, int tokens, bool bf16)
+    [InlineData(64, 4, 2, 13, KvCacheDtype.Float32)]  // 512-bit chunks; tiles of 8 and 5 tokens (groups of four and single ones)
+    [InlineData(48, 6, 6, 21, KvCacheDtype.Float32)]  // stories15M's heads: 48 wide, no grouping
+    [InlineData(100, 2, 1, 7, KvCacheDtype.Float32)]  // a width that is no multiple of 8: the scalar paths
+    [InlineData(64, 4, 2, 13, KvCacheDtype.BFloat16)] // the same over a bf16 cache (against the reference on the bf16 values)
+    [InlineData(48, 6, 6, 21, KvCacheDtype.BFloat16)]
+    [InlineData(100, 2, 1, 7, KvCacheDtype.BFloat16)]
+    [InlineData(64, 4, 2, 13, KvCacheDtype.Float8E4M3)] // and over an fp8 cache (the reference on the E4M3 values)
+    [InlineData(48, 6, 6, 21, KvCacheDtype.Float8E4M3)]
+    [InlineData(100, 2, 1, 7, KvCacheDtype.Float8E4M3)]
+    public void Prompt_tokens_together_equal_tokens_one_by_one_and_the_float64_reference(int headDim, int heads, int kvHeads, int tokens, KvCacheDtype dtype)
     {
         const int blockSize = 16;
         var random = new Random(headDim * 31 + tokens);
         using var backend = new CpuBackend(2);
-        var shape = new KvCacheShape(1, kvHeads, headDim, blockSize, 4, bf16 ? KvCacheDtype.BFloat16 : KvCacheDtype.Float32);
+        var shape = new KvCacheShape(1, kvHeads, headDim, blockSize, 4, dtype);
         using var cache = (CpuKvCache)backend.CreateKvCache(shape);
         int[] table = [2, 0, 3, 1]; // blocks out of order: positions go through the table
         var slots = Enumerable.Range(0, tokens).Select(p => table[p / blockSize] * blockSize + p % blockSize).ToArray();
@@ -37,12 +40,17 @@ public sealed unsafe class CpuAttentionTests
             }
         }
 
-        if (bf16)
+        // The reference attends over what the cache holds: every key and value rounded to its type.
+        Func<float, float>? rounded = dtype switch
         {
-            // The reference attends over what the cache holds: every key and value rounded to bf16.
-            static float Rounded(float x) => BitConverter.Int32BitsToSingle(BFloat16Row.Round(x) << 16);
-            keys = keys.Select(Rounded).ToArray();
-            values = values.Select(Rounded).ToArray();
+            KvCacheDtype.BFloat16 => x => BitConverter.Int32BitsToSingle(BFloat16Row.Round(x) << 16),
+            KvCacheDtype.Float8E4M3 => x => Float8E4M3Row.Decode(Float8E4M3Row.Round(x)),
+            _ => null,
+        };
+        if (rounded is not null)
+        {
+            keys = keys.Select(rounded).ToArray();
+            values = values.Select(rounded).ToArray();
         }
 
         var queries = Enumerable.Range(0, tokens * heads * headDim).Select(_ => (float)(random.NextDouble() * 4 - 2)).ToArray();
