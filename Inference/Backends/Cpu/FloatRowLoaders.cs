@@ -1,5 +1,4 @@
 using System.Runtime.CompilerServices;
-using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
 
@@ -111,8 +110,11 @@ internal readonly unsafe struct Float16Row : IFloatRow
 
 /// <summary>
 /// OCP FP8 E4M3 (the "fn" variant NVIDIA's and vLLM's <c>fp8</c> KV caches use: 4 exponent bits of bias 7, 3 mantissa
-/// bits, no infinities, one NaN pattern per sign, largest finite ±448) → float through a 256-entry table: a gather per 8
-/// values, as .NET has no FP8 conversion instructions.
+/// bits, no infinities, one NaN pattern per sign, largest finite ±448) → float with integer operations: a normal code's
+/// exponent and mantissa moved into float position and the exponent rebiased by adding 120 (127 − 7), a subnormal's
+/// mantissa converted and scaled by 2^-9 (multiplying float denormals instead would take the CPU's slow assist path), the
+/// NaN pattern patched, the sign put back. A 256-entry table read by gathers took twice as long as a float32 cache
+/// (docs/performance.md, "The fp8 KV cache's accuracy").
 /// </summary>
 internal readonly unsafe struct Float8E4M3Row : IFloatRow
 {
@@ -123,21 +125,53 @@ internal readonly unsafe struct Float8E4M3Row : IFloatRow
     /// <summary>Largest finite E4M3 value; <see cref="Round"/> saturates to it (CUDA's __NV_SATFINITE), as vLLM stores.</summary>
     public const float MaxFinite = 448f;
 
-    /// <summary>Every code's value, pinned for the process so gathers can address it.</summary>
-    private static readonly float* Table = MakeTable();
+    /// <summary>The E4M3 exponent bias (7) raised to float's (127), in float exponent position.</summary>
+    private const uint Rebias = (127 - 7) << 23;
 
-    /// <remarks>Two 8-wide gathers: .NET exposes no 16-wide one.</remarks>
+    /// <summary>A subnormal code's unit, 2^-9.</summary>
+    private const float SubnormalUnit = 1f / 512;
+
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector512<float> Load16(byte* row, int index) => Vector512.Create(Load8(row, index), Load8(row, index + 8));
+    public static Vector512<float> Load16(byte* row, int index) =>
+        Convert(Avx512F.ConvertToVector512Int32(Vector128.Load(row + index)));
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector256<float> Load8(byte* row, int index) =>
-        Avx2.GatherVector256(Table, Avx2.ConvertToVector256Int32(row + index), 4);
+        Convert(Avx2.ConvertToVector256Int32(row + index));
 
-    public static float Load1(byte* row, int index) => Table[row[index]];
+    public static float Load1(byte* row, int index) => Decode(row[index]);
 
     /// <summary>The value of one code.</summary>
-    public static float Decode(byte code) => Table[code];
+    public static float Decode(byte code)
+    {
+        var bits = code & 0x7F;
+        var magnitude = bits == 0x7F ? float.NaN
+            : bits < 8 ? bits * SubnormalUnit
+            : BitConverter.UInt32BitsToSingle(((uint)bits << 20) + Rebias);
+        return (code & 0x80) != 0 ? -magnitude : magnitude;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<float> Convert(Vector512<int> code)
+    {
+        var bits = code & Vector512.Create(0x7F);
+        var normal = ((bits << 20) + Vector512.Create((int)Rebias)).AsSingle();
+        var subnormal = Vector512.ConvertToSingle(bits) * Vector512.Create(SubnormalUnit);
+        var value = Vector512.ConditionalSelect(Vector512.LessThan(bits, Vector512.Create(8)).AsSingle(), subnormal, normal);
+        value = Vector512.ConditionalSelect(Vector512.Equals(bits, Vector512.Create(0x7F)).AsSingle(), Vector512.Create(float.NaN), value);
+        return (value.AsInt32() | ((code & Vector512.Create(0x80)) << 24)).AsSingle();
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<float> Convert(Vector256<int> code)
+    {
+        var bits = code & Vector256.Create(0x7F);
+        var normal = ((bits << 20) + Vector256.Create((int)Rebias)).AsSingle();
+        var subnormal = Vector256.ConvertToSingle(bits) * Vector256.Create(SubnormalUnit);
+        var value = Vector256.ConditionalSelect(Vector256.LessThan(bits, Vector256.Create(8)).AsSingle(), subnormal, normal);
+        value = Vector256.ConditionalSelect(Vector256.Equals(bits, Vector256.Create(0x7F)).AsSingle(), Vector256.Create(float.NaN), value);
+        return (value.AsInt32() | ((code & Vector256.Create(0x80)) << 24)).AsSingle();
+    }
 
     /// <summary>
     /// The E4M3 code nearest to <paramref name="value"/>, ties to even, saturated to ±<see cref="MaxFinite"/> (NaN stays
@@ -169,21 +203,5 @@ internal readonly unsafe struct Float8E4M3Row : IFloatRow
         var rounded = (BitConverter.SingleToUInt32Bits(magnitude) + 0x7FFFF + ((BitConverter.SingleToUInt32Bits(magnitude) >> 20) & 1)) >> 20;
         var code = (int)rounded - ((127 - 7) << 3);  // rebias the exponent from float's 127 to E4M3's 7
         return (byte)(sign | Math.Min(code, 0x7E));
-    }
-
-    private static float* MakeTable()
-    {
-        var table = (float*)NativeMemory.AlignedAlloc(256 * sizeof(float), 64);
-        for (var code = 0; code < 256; code++)
-        {
-            var exponent = (code >> 3) & 0xF;
-            var mantissa = code & 7;
-            var magnitude = exponent == 0xF && mantissa == 7 ? float.NaN
-                : exponent == 0 ? mantissa / 512f
-                : (1 + mantissa / 8f) * MathF.ScaleB(1f, exponent - 7);
-            table[code] = (code & 0x80) != 0 ? -magnitude : magnitude;
-        }
-
-        return table;
     }
 }

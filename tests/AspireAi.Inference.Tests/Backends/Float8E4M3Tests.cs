@@ -6,8 +6,45 @@ namespace AspireAi.Inference.Tests.Backends;
 /// The fp8 KV cache's number format, OCP E4M3 ("fn": bias 7, 3 mantissa bits, no infinities, NaN = S.1111.111): the codes'
 /// values, rounding to nearest with ties to even, saturation at ±448 as CUDA's __NV_SATFINITE conversion does.
 /// </summary>
-public sealed class Float8E4M3Tests
+public sealed unsafe class Float8E4M3Tests
 {
+    [Fact]
+    public void The_vector_loads_widen_every_code_as_the_scalar_decode_does()
+    {
+        var codes = Enumerable.Range(0, 256).Select(c => (byte)c).ToArray();
+        fixed (byte* row = codes)
+        {
+            for (var i = 0; i < 256; i += 16)
+            {
+                var sixteen = Float8E4M3Row.Load16(row, i);
+                var eight = Float8E4M3Row.Load8(row, i + 8);
+                for (var j = 0; j < 16; j++)
+                {
+                    Same(Float8E4M3Row.Decode(codes[i + j]), sixteen[j]);
+                    Same(Float8E4M3Row.Decode(codes[i + j]), Float8E4M3Row.Load1(row, i + j));
+                }
+
+                for (var j = 0; j < 8; j++)
+                {
+                    Same(Float8E4M3Row.Decode(codes[i + 8 + j]), eight[j]);
+                }
+            }
+        }
+    }
+
+    /// <summary>Bit for bit, except that any NaN matches any NaN (its sign and payload are not part of the format).</summary>
+    private static void Same(float expected, float actual)
+    {
+        if (float.IsNaN(expected))
+        {
+            Assert.True(float.IsNaN(actual));
+        }
+        else
+        {
+            Assert.Equal(BitConverter.SingleToUInt32Bits(expected), BitConverter.SingleToUInt32Bits(actual));
+        }
+    }
+
     [Theory]
     [InlineData(0x00, 0f)]
     [InlineData(0x01, 0.001953125f)]   // smallest subnormal, 2^-9
