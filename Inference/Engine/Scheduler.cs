@@ -79,7 +79,7 @@ internal sealed class Scheduler(BlockManager blocks, EngineOptions options, int 
 
         // Running sequences by priority, decodes before prefill chunks within a class, otherwise in running order: four
         // passes over the list. (A comparison sort that broke ties by running index searched the list in every comparison:
-        // 0.9 ms of a 256-sequence step, half the engine thread's host time.)
+        // 0.08 ms of a 256-sequence step on this project's 2-core machine.)
         _order.Clear();
         foreach (var priority in (ReadOnlySpan<RequestPriority>)[RequestPriority.Interactive, RequestPriority.Batch])
         {

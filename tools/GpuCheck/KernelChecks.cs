@@ -118,10 +118,7 @@ internal sealed class KernelChecks(CudaBackend gpu, CpuBackend cpu, Report repor
                     using var weight = new HostTensor("w", type, [k, n], RandomWeights.Tensor(type, n, k, _random.Next()));
                     using var gw = gpu.LoadWeight(weight.View);
                     using var cw = cpu.LoadWeight(weight.View);
-                    // One activation row runs both GEMV variants: warps owning their rows, and the block sharing them.
-                    // (Nibble layouts have no split variant.)
-                    var hasSplit = CudaLaunchGeometry.HasSplitGemv(CudaKernels.GemvFamily((CudaWeight)gw));
-                    foreach (var (rows, split) in rowCounts.SelectMany(r => r == 1 && hasSplit ? new (int, bool?)[] { (1, false), (1, true) } : [(r, null)]))
+                    foreach (var (rows, split) in WithSplitVariants(rowCounts, gw))
                     {
                         var (gx, cx) = Pair(rows, k, RandomWeights.Floats(rows * k, _random));
                         var (gy, cy) = Pair(rows, n);
@@ -139,7 +136,6 @@ internal sealed class KernelChecks(CudaBackend gpu, CpuBackend cpu, Report repor
                             _ => QuantBound,
                         };
                         var path = gemv ? split == true ? "gemv-split" : "gemv" : tensorCore || type is GgmlType.F16 or GgmlType.BF16 ? "gemm-tc" : "gemm";
-
                         report.Check($"matmul {type} {path} M={rows} N={n} K={k}", Compare(gy, cy, rows), bound);
                         foreach (var t in new[] { gx, cx, gy, cy })
                         {
@@ -149,6 +145,16 @@ internal sealed class KernelChecks(CudaBackend gpu, CpuBackend cpu, Report repor
                 }
             }
         }
+    }
+
+    /// <summary>
+    /// The activation-row counts to check, one row twice where the weight's layout has the split GEMV: with warps owning
+    /// their rows (split false) and with the block sharing them (true); null leaves the choice to the backend.
+    /// </summary>
+    private static IEnumerable<(int Rows, bool? Split)> WithSplitVariants(IEnumerable<int> rowCounts, DeviceWeight weight)
+    {
+        var hasSplit = CudaLaunchGeometry.HasSplitGemv(CudaKernels.GemvFamily((CudaWeight)weight));
+        return rowCounts.SelectMany(r => r == 1 && hasSplit ? new (int, bool?)[] { (1, false), (1, true) } : [(r, null)]);
     }
 
     /// <summary>
@@ -178,7 +184,7 @@ internal sealed class KernelChecks(CudaBackend gpu, CpuBackend cpu, Report repor
             using var norm = new HostTensor("norm", GgmlType.F32, [k], RandomWeights.Tensor(GgmlType.F32, 1, k, _random.Next()));
             using var gn = gpu.LoadWeight(norm.View);
             using var cn = cpu.LoadWeight(norm.View);
-            foreach (var (rows, split) in (quick ? [1, 20] : new[] { 1, 5, 20, 32, 40 }).SelectMany(r => r == 1 ? new (int, bool?)[] { (1, false), (1, true) } : [(r, null)]))
+            foreach (var (rows, split) in WithSplitVariants(quick ? [1, 20] : [1, 5, 20, 32, 40], gw[0]))
             {
                 var (gx, cx) = Pair(rows, k, RandomWeights.Floats(rows * k, _random));
                 var outputs = rowsOfParts.Select(n => Pair(rows, n)).ToArray();

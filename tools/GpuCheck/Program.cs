@@ -126,6 +126,7 @@ if (tensorParallel > 1)
         // Q8_0: random BF16 weights of 8B parameters take minutes to draw on the host (one normal deviate each).
         Guarded(report, "decode Llama-3-8B Q8_0", () => tp.Decode("Llama-3-8B", ModelShapes.Llama3_8B(1024), GgmlType.Q8_0));
     }
+
     report.Line($"total {clock.Elapsed.TotalSeconds:F0} s");
     report.Write(outDirectory);
     return report.Failed == 0 ? 0 : 1;

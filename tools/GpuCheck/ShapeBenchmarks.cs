@@ -171,16 +171,20 @@ internal sealed class ShapeBenchmarks(CudaBackend gpu, Report report, KvCacheDty
         }
 
         var layers = weights.Layers;
-        (string Name, Action Run, long Bytes)[] groups =
+        // One layer's projections in the step's order; each is timed over every layer, then all of them layer by layer.
+        (string Name, Action<LayerWeights> Run, Func<LayerWeights, long> Bytes)[] projections =
         [
-            ("q/k/v", () => { foreach (var w in layers) gpu.MatMulGroup(xE, [new(w.Query, yQ), new(w.Key, yK), new(w.Value, yV)], rows); },
-                layers.Sum(w => w.Query.ByteSize + w.Key.ByteSize + w.Value.ByteSize)),
-            ("attention output", () => { foreach (var w in layers) gpu.MatMul(xQ, w.AttentionOutput, yE, rows); }, layers.Sum(w => w.AttentionOutput.ByteSize)),
-            ("gate/up", () => { foreach (var w in layers) gpu.MatMulGroup(xE, [new(w.Gate, yG), new(w.Up, yU)], rows); },
-                layers.Sum(w => w.Gate.ByteSize + w.Up.ByteSize)),
-            ("down", () => { foreach (var w in layers) gpu.MatMul(xF, w.Down, yE, rows); }, layers.Sum(w => w.Down.ByteSize)),
-            ("logits", () => gpu.MatMul(xE, weights.Output, yLogits, rows), weights.Output.ByteSize),
+            ("q/k/v", w => gpu.MatMulGroup(xE, [new(w.Query, yQ), new(w.Key, yK), new(w.Value, yV)], rows), w => w.Query.ByteSize + w.Key.ByteSize + w.Value.ByteSize),
+            ("attention output", w => gpu.MatMul(xQ, w.AttentionOutput, yE, rows), w => w.AttentionOutput.ByteSize),
+            ("gate/up", w => gpu.MatMulGroup(xE, [new(w.Gate, yG), new(w.Up, yU)], rows), w => w.Gate.ByteSize + w.Up.ByteSize),
+            ("down", w => gpu.MatMul(xF, w.Down, yE, rows), w => w.Down.ByteSize),
         ];
+        void Logits() => gpu.MatMul(xE, weights.Output, yLogits, rows);
+        var groups = projections
+            .Select(p => (p.Name, Run: (Action)(() => { foreach (var w in layers) p.Run(w); }), Bytes: layers.Sum(p.Bytes)))
+            .Append(("logits", Logits, weights.Output.ByteSize))
+            .ToArray();
+
         // Each group with warps owning their rows, then with the blocks sharing them (the _m1_split kernels), side by side.
         var parts = new List<string>();
         foreach (var (name, run, bytes) in groups)
@@ -198,13 +202,13 @@ internal sealed class ShapeBenchmarks(CudaBackend gpu, Report report, KvCacheDty
         {
             foreach (var w in layers)
             {
-                gpu.MatMulGroup(xE, [new(w.Query, yQ), new(w.Key, yK), new(w.Value, yV)], rows);
-                gpu.MatMul(xQ, w.AttentionOutput, yE, rows);
-                gpu.MatMulGroup(xE, [new(w.Gate, yG), new(w.Up, yU)], rows);
-                gpu.MatMul(xF, w.Down, yE, rows);
+                foreach (var projection in projections)
+                {
+                    projection.Run(w);
+                }
             }
 
-            gpu.MatMul(xE, weights.Output, yLogits, rows);
+            Logits();
         });
         report.Timing($"{label}: matmuls alone (graphs over all {layers.Count} layers; rows owned by warps / shared by the block): {string.Join("; ", parts)}; all in the step's order, each as chosen {allMs:F3} ms ({allBytes / (allMs * 1e-3) / 1e9:F0} GB/s)");
     }

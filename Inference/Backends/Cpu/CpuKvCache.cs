@@ -33,7 +33,6 @@ internal sealed unsafe class CpuKvCache : PagedKvCache
 
     public int SlotBytes { get; }
 
-
     public byte* Keys(int layer, long slot) => (byte*)_keys[layer].Pointer + slot * SlotBytes;
 
     public byte* Values(int layer, long slot) => (byte*)_values[layer].Pointer + slot * SlotBytes;

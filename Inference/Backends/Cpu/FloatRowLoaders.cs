@@ -181,7 +181,8 @@ internal readonly unsafe struct Float8E4M3Row : IFloatRow
     {
         var bits = BitConverter.SingleToUInt32Bits(value);
         var sign = (byte)((bits >> 24) & 0x80);
-        var magnitude = MathF.Abs(value);
+        var magnitudeBits = bits & 0x7FFFFFFF;
+        var magnitude = BitConverter.UInt32BitsToSingle(magnitudeBits);
         if (float.IsNaN(value))
         {
             return (byte)(sign | 0x7F);
@@ -200,7 +201,7 @@ internal readonly unsafe struct Float8E4M3Row : IFloatRow
         }
 
         // Normals: keep 3 of the float's 23 mantissa bits, rounding to nearest even through the carry into the exponent.
-        var rounded = (BitConverter.SingleToUInt32Bits(magnitude) + 0x7FFFF + ((BitConverter.SingleToUInt32Bits(magnitude) >> 20) & 1)) >> 20;
+        var rounded = (magnitudeBits + 0x7FFFF + ((magnitudeBits >> 20) & 1)) >> 20;
         var code = (int)rounded - ((127 - 7) << 3);  // rebias the exponent from float's 127 to E4M3's 7
         return (byte)(sign | Math.Min(code, 0x7E));
     }
