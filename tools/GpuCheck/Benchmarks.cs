@@ -115,6 +115,16 @@ internal sealed class Benchmarks(CudaBackend gpu, Report report)
                         }
 
                         gpu.HalfGemmTileRowsOverride = null;
+                        // And every tile of the Hopper GEMM (wgmma), for choosing CudaLaunchGeometry.WarpgroupGemmTile.
+                        foreach (var weightRows in gpu.Kernels.HasWarpgroupGemm && k % CudaLaunchGeometry.WarpgroupGemmStageColumns == 0 ? CudaLaunchGeometry.WarpgroupGemmWeightRows : [])
+                        {
+                            gpu.WarpgroupGemmOverride = weightRows;
+                            var variant = Time(i => gpu.MatMul(x, weights[i % weights.Count], y, rows));
+                            var splits = CudaLaunchGeometry.WarpgroupGemmSplits(rows, n, k, gpu.Context.MultiprocessorCount, weightRows);
+                            report.Timing($"matmul {type,-5} gemm-wgmma tile {CudaLaunchGeometry.WarpgroupGemmActivationRows}×{weightRows} ({splits} split) M={rows,-3} N={n} K={k}: {variant * 1000,8:F1} us, {2.0 * rows * n * k / (variant * 1e-3) / 1e12:F2} TFLOP/s");
+                        }
+
+                        gpu.WarpgroupGemmOverride = null;
                     }
                 }
 

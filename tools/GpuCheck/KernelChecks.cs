@@ -109,7 +109,8 @@ internal sealed class KernelChecks(CudaBackend gpu, CpuBackend cpu, Report repor
         {
             var kQuant = GgmlTypeInfo.BlockSize(type) == 256;
             // 288: K not a multiple of 64 (no tensor-core GEMM); 320 and 2048: with it.
-            int[] ks = quick ? (kQuant ? [256] : [288, 320]) : kQuant ? [256, 2304] : [288, 2048];
+            // 1024 for the half types in a quick run: the Hopper GEMM splits K at 33 rows (320 is too short to split).
+            int[] ks = quick ? (kQuant ? [256] : type is GgmlType.F16 or GgmlType.BF16 ? [288, 320, 1024] : [288, 320]) : kQuant ? [256, 2304] : [288, 2048];
             int[] ns = quick ? [100] : [100, 4100];
             foreach (var k in ks)
             {
@@ -135,8 +136,26 @@ internal sealed class KernelChecks(CudaBackend gpu, CpuBackend cpu, Report repor
                             GgmlType.BF16 => gemv ? FloatBound * 10 : Bf16GemmBound,
                             _ => QuantBound,
                         };
-                        var path = gemv ? split == true ? "gemv-split" : "gemv" : tensorCore || type is GgmlType.F16 or GgmlType.BF16 ? "gemm-tc" : "gemm";
+                        var half = type is GgmlType.F16 or GgmlType.BF16;
+                        var warpgroup = half && gpu.Kernels.HasWarpgroupGemm && k % CudaLaunchGeometry.WarpgroupGemmStageColumns == 0;
+                        var path = gemv ? split == true ? "gemv-split" : "gemv"
+                            : warpgroup && CudaLaunchGeometry.UseWarpgroupGemm(rows, k) ? "gemm-wgmma" : tensorCore || half ? "gemm-tc" : "gemm";
                         report.Check($"matmul {type} {path} M={rows} N={n} K={k}", Compare(gy, cy, rows), bound);
+                        if (warpgroup && !gemv)
+                        {
+                            // Every tile of the Hopper GEMM at every batch (9 and 33 rows: a tile mostly past the batch; split
+                            // K where the tiles are few), and gemm_half_tc where the rule would take the Hopper one.
+                            foreach (var forced in CudaLaunchGeometry.WarpgroupGemmWeightRows.Prepend(0))
+                            {
+                                Poison(gy);
+                                gpu.WarpgroupGemmOverride = forced;
+                                gpu.MatMul(gx, gw, gy, rows);
+                                gpu.WarpgroupGemmOverride = null;
+                                var splits = forced == 0 ? 0 : CudaLaunchGeometry.WarpgroupGemmSplits(rows, n, k, gpu.Context.MultiprocessorCount, forced);
+                                var variant = forced == 0 ? "gemm-tc" : $"gemm-wgmma n{forced} ({splits} split)";
+                                report.Check($"matmul {type} {variant} M={rows} N={n} K={k}", Compare(gy, cy, rows), bound);
+                            }
+                        }
                         foreach (var t in new[] { gx, cx, gy, cy })
                         {
                             t.Dispose();

@@ -110,6 +110,21 @@ internal sealed class ShapeBenchmarks(CudaBackend gpu, Report report, KvCacheDty
             var stepMs = clock.Elapsed.TotalMilliseconds / steps;
             var mode = dependent ? "dependent launch" : "plain launch";
             report.Timing($"{label}: {batchSize / (stepMs * 1e-3),9:F1} tok/s ({stepMs:F3} ms/step, {model.WeightBytesPerStep / (stepMs * 1e-3) / 1e9:F0} GB/s of weights), eager, {mode}");
+            if (batchSize > 64 && gpu.Kernels.HasWarpgroupGemm && model.Weights.Layers[0].Down is CudaWeight { Layout: CudaWeightLayout.Float16 or CudaWeightLayout.BFloat16 })
+            {
+                // The same with gemm_half_tc (mma.sync) instead of the Hopper GEMM, for the A/B in one run.
+                gpu.WarpgroupGemmOverride = 0;
+                Step(context);
+                clock.Restart();
+                for (var i = 0; i < steps; i++)
+                {
+                    Step(context + i % 8);
+                }
+
+                var mmaMs = clock.Elapsed.TotalMilliseconds / steps;
+                gpu.WarpgroupGemmOverride = null;
+                report.Timing($"{label}: {batchSize / (mmaMs * 1e-3),9:F1} tok/s ({mmaMs:F3} ms/step), eager, {mode}, no wgmma (gemm_half_tc)");
+            }
             if (batchSize <= 32)
             {
                 var graphMs = GraphStepMs(model, cache, batch, batchSize, ids, () => Step(context + 1), steps);
@@ -267,6 +282,17 @@ internal sealed class ShapeBenchmarks(CudaBackend gpu, Report report, KvCacheDty
 
         var ids = new int[1];
         void Run() => gpu.ArgMax(model.ForwardToLogits(batch, cache)!, 1, ids);
+        // With the Hopper GEMM (where the device has it), then without it, for the A/B in one run.
+        foreach (var warpgroup in gpu.Kernels.HasWarpgroupGemm ? new int?[] { null, 0 } : [null])
+        {
+            gpu.WarpgroupGemmOverride = warpgroup;
+            TimePrefill(warpgroup == 0 ? $"{name} (no wgmma: gemm_half_tc)" : name);
+        }
+
+        gpu.WarpgroupGemmOverride = null;
+
+        void TimePrefill(string label)
+        {
         Run();
         var times = new double[5];
         for (var i = 0; i < times.Length; i++)
@@ -284,7 +310,8 @@ internal sealed class ShapeBenchmarks(CudaBackend gpu, Report report, KvCacheDty
         var profile = Profile(Run);
         var matmulMs = profile.Where(k => k.Kernel.StartsWith("gemm_", StringComparison.Ordinal) || k.Kernel.StartsWith("gemv_", StringComparison.Ordinal)).Sum(k => k.Milliseconds);
         var attentionMs = profile.Where(k => k.Kernel.StartsWith("attention_", StringComparison.Ordinal)).Sum(k => k.Milliseconds);
-        report.Timing($"prefill {name} {tokens} tokens: {ms:F1} ms ({tokens / (ms * 1e-3):F0} tok/s, {flops / (ms * 1e-3) / 1e12:F1} TFLOP/s overall); matmuls {matmulMs:F1} ms at {2 * parameters * tokens / (matmulMs * 1e-3) / 1e12:F1} TFLOP/s, attention {attentionMs:F1} ms at {attentionFlops / (attentionMs * 1e-3) / 1e12:F1} TFLOP/s");
+        report.Timing($"prefill {label} {tokens} tokens: {ms:F1} ms ({tokens / (ms * 1e-3):F0} tok/s, {flops / (ms * 1e-3) / 1e12:F1} TFLOP/s overall); matmuls {matmulMs:F1} ms at {2 * parameters * tokens / (matmulMs * 1e-3) / 1e12:F1} TFLOP/s, attention {attentionMs:F1} ms at {attentionFlops / (attentionMs * 1e-3) / 1e12:F1} TFLOP/s");
+        }
     }
 
     private List<(string Kernel, int Launches, double Milliseconds)> Profile(Action step)

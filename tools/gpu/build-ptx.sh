@@ -2,7 +2,8 @@
 # Regenerates the CUDA backend's PTX from its kernel sources with nvcc (run it on the GPU machine: the development and CI
 # machines have no CUDA toolkit). Two builds of every module: NAME.ptx for sm_80 (runs on Ampere, Ada and Hopper) and
 # NAME.sm90.ptx for sm_90 (Hopper: adds programmatic dependent launch, common.cuh), which CudaKernels loads on devices of
-# compute capability 9.0 and up. Each PTX file starts with the sha256 of the source file and of common.cuh it was made
+# compute capability 9.0 and up. A source whose first lines say "build-ptx: sm_90a only" (gemm_hopper.cu: wgmma) is built
+# only as NAME.sm90a.ptx, the arch-specific Hopper target, which CudaKernels loads on compute capability 9.0 alone. Each PTX file starts with the sha256 of the source file and of common.cuh it was made
 # from; the unit test CudaPtxTests fails when a source changes without its PTX being regenerated.
 #   tools/gpu/build-ptx.sh [OUTPUT_DIR]   (default: Inference/Backends/Cuda/Kernels, beside the sources)
 # Also writes OUTPUT_DIR/ptxas-report.txt: registers, spills and shared memory of every kernel as ptxas compiles each
@@ -19,10 +20,14 @@ report="$out/ptxas-report.txt"
 : > "$report"
 for source in "$kernels"/*.cu; do
     name="$(basename "$source" .cu)"
-    for arch in sm_80 sm_90; do
+    archs="sm_80 sm_90"
+    if head -5 "$source" | grep -q "build-ptx: sm_90a only"; then archs="sm_90a"; fi
+    for arch in $archs; do
         file="$name.ptx"
         [ "$arch" = sm_80 ] || file="$name.${arch/_/}.ptx"
-        nvcc -ptx -arch="$arch" -O3 -std=c++17 -I"$kernels" -o "$tmp/$file" "$source"
+        # sm_90a as -arch=compute_90a: the sm_90a shorthand also runs a plain sm_90 pass, which rejects wgmma (nvcc 13.0).
+        target="$arch"; [ "$arch" != sm_90a ] || target=compute_90a
+        nvcc -ptx -arch="$target" -O3 -std=c++17 -I"$kernels" -o "$tmp/$file" "$source"
         echo "== $file for $arch" >> "$report"
         ptxas -arch="$arch" -O3 -v "$tmp/$file" -o /dev/null 2>> "$report"
         {

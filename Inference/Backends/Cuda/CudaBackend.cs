@@ -473,6 +473,17 @@ public sealed class CudaBackend : IBackend, IDeviceSampler
         if (w.Layout is CudaWeightLayout.Float16 or CudaWeightLayout.BFloat16)
         {
             var halves = EnsureHalf(x, rows, w.Layout == CudaWeightLayout.BFloat16);
+            if (WarpgroupGemmTile(rows, w) is { } weightRows)
+            {
+                var wgSplits = CudaLaunchGeometry.WarpgroupGemmSplits(rows, w.Rows, w.Columns, Context.MultiprocessorCount, weightRows);
+                var wgPartial = SplitPartials(wgSplits, rows, w.Rows);
+                var tiles = new Dim3((uint)CudaLaunchGeometry.Ceiling(w.Rows, weightRows), (uint)CudaLaunchGeometry.Ceiling(rows, CudaLaunchGeometry.WarpgroupGemmActivationRows), (uint)wgSplits);
+                Kernels.WarpgroupGemm(w, weightRows).Launch(Stream, tiles, 256, CudaLaunchGeometry.WarpgroupGemmSharedBytes(weightRows),
+                    w.Codes, halves, y.Data, wgPartial, w.Rows, w.Columns, rows);
+                SumSplits(wgPartial, y, wgSplits, rows, w.Rows);
+                return;
+            }
+
             var tileRows = HalfGemmTileRowsOverride ?? CudaLaunchGeometry.HalfGemmRows(rows);
             var splits = CudaLaunchGeometry.HalfGemmSplits(rows, w.Rows, w.Columns, Context.MultiprocessorCount);
             var partial = SplitPartials(splits, rows, w.Rows);
@@ -514,6 +525,25 @@ public sealed class CudaBackend : IBackend, IDeviceSampler
     /// for every F16/BF16 GEMM: GpuCheck times the variants side by side with it. Null: by the batch (the default).
     /// </summary>
     public int? HalfGemmTileRowsOverride { get; set; }
+
+    /// <summary>
+    /// Forces the Hopper (wgmma) F16/BF16 GEMM's tile width (one of <see cref="CudaLaunchGeometry.WarpgroupGemmWeightRows"/>)
+    /// for every GEMM it can take, or 0 to keep it off (gemm_half_tc); GpuCheck times and checks them side by side with it.
+    /// Null: <see cref="CudaLaunchGeometry.UseWarpgroupGemm"/> and <see cref="CudaLaunchGeometry.WarpgroupGemmTile"/> decide.
+    /// </summary>
+    public int? WarpgroupGemmOverride { get; set; }
+
+    /// <summary>The Hopper GEMM's tile width for this product, or null where gemm_half_tc takes it.</summary>
+    private int? WarpgroupGemmTile(int rows, CudaWeight w)
+    {
+        if (!Kernels.HasWarpgroupGemm || w.Columns % CudaLaunchGeometry.WarpgroupGemmStageColumns != 0 || WarpgroupGemmOverride == 0)
+        {
+            return null;
+        }
+
+        return WarpgroupGemmOverride
+            ?? (CudaLaunchGeometry.UseWarpgroupGemm(rows, w.Columns) ? CudaLaunchGeometry.WarpgroupGemmTile(rows, w.Rows, Context.MultiprocessorCount) : null);
+    }
 
     /// <summary>The activations rounded to the half weight's type (once per value and type, like the int8 copy).</summary>
     private CudaDeviceBuffer<ushort> EnsureHalf(CudaTensor x, int rows, bool bfloat16)

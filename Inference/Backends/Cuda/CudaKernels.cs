@@ -16,9 +16,19 @@ public sealed class CudaKernels : IDisposable
     private static readonly string[] GemvFamilies =
         ["gemv_int8", "gemv_int8_mins", "gemv_int8_halves", "gemv_nibble", "gemv_nibble_mins", "gemv_f32", "gemv_f16", "gemv_bf16"];
 
+    /// <summary>
+    /// Kernel sources built only for the arch-specific Hopper target (<c>NAME.sm90a.ptx</c>: wgmma), loaded on devices of
+    /// compute capability 9.0 alone, where they stand beside the modules above.
+    /// </summary>
+    public static readonly string[] HopperModuleNames = ["gemm_hopper"];
+
+    /// <summary>The suffix of the sm_90a build of a Hopper module.</summary>
+    public const string HopperSuffix = ".sm90a";
+
     private readonly CudaModule[] _modules;
     private readonly Dictionary<(string Family, int MaxRows, bool SplitK), CudaKernel> _gemv;
     private readonly Dictionary<(string Name, int TileRows), CudaKernel> _halfGemm;
+    private readonly Dictionary<(string Name, int WeightRows), CudaKernel> _warpgroupGemm = [];
 
     /// <summary>The suffix of the sm_90 build of a module (<c>matmul.sm90.ptx</c>), whose kernels wait for their predecessor
     /// themselves so that they can be launched before it ends (programmatic dependent launch, kernels/common.cuh).</summary>
@@ -36,6 +46,24 @@ public sealed class CudaKernels : IDisposable
             && (ptxDirectory is null || File.Exists(Path.Combine(ptxDirectory, "matmul" + DependentLaunchSuffix + ".ptx")));
         var suffix = DependentLaunch ? DependentLaunchSuffix : "";
         _modules = ModuleNames.Select(name => new CudaModule(context, name + suffix + ".ptx", LoadPtx(name + suffix, ptxDirectory), DependentLaunch)).ToArray();
+        // sm_90a PTX runs on compute capability 9.0 only (Blackwell and later keep gemm_half_tc); a PTX folder without the
+        // file leaves the Hopper GEMM out rather than failing.
+        if (context.ComputeCapability == (9, 0)
+            && (ptxDirectory is null || File.Exists(Path.Combine(ptxDirectory, "gemm_hopper" + HopperSuffix + ".ptx"))))
+        {
+            var hopper = new CudaModule(context, "gemm_hopper" + HopperSuffix + ".ptx", LoadPtx("gemm_hopper" + HopperSuffix, ptxDirectory), DependentLaunch);
+            _modules = [.. _modules, hopper];
+            foreach (var name in new[] { "gemm_f16", "gemm_bf16" })
+            {
+                foreach (var weightRows in CudaLaunchGeometry.WarpgroupGemmWeightRows)
+                {
+                    var kernel = hopper.Kernel($"{name}_wgmma_n{weightRows}");
+                    kernel.SetMaxDynamicSharedMemory(CudaLaunchGeometry.WarpgroupGemmSharedBytes(weightRows));
+                    _warpgroupGemm[(name, weightRows)] = kernel;
+                }
+            }
+        }
+
         var elementwise = _modules[0];
         var matmul = _modules[1];
         var attention = _modules[2];
@@ -171,7 +199,15 @@ public sealed class CudaKernels : IDisposable
         _halfGemm[(weight.Layout == CudaWeightLayout.BFloat16 ? "gemm_bf16" : "gemm_f16", tileRows)];
 
     /// <summary>Every F16/BF16 GEMM variant (for reports of their registers and spills).</summary>
-    public IEnumerable<CudaKernel> HalfGemmKernels => _halfGemm.Values;
+    public IEnumerable<CudaKernel> HalfGemmKernels => _halfGemm.Values.Concat(_warpgroupGemm.Values);
+
+    /// <summary>The device has the Hopper (wgmma) F16/BF16 GEMM: compute capability 9.0 and its module loaded.</summary>
+    public bool HasWarpgroupGemm => _warpgroupGemm.Count > 0;
+
+    /// <summary>The Hopper F16/BF16 GEMM with <paramref name="weightRows"/> weight rows per tile
+    /// (<see cref="CudaLaunchGeometry.WarpgroupGemmWeightRows"/>); only where <see cref="HasWarpgroupGemm"/>.</summary>
+    public CudaKernel WarpgroupGemm(CudaWeight weight, int weightRows) =>
+        _warpgroupGemm[(weight.Layout == CudaWeightLayout.BFloat16 ? "gemm_bf16" : "gemm_f16", weightRows)];
 
     /// <summary>Weights that share a family share a kernel (and can share one grouped GEMV launch).</summary>
     public static string GemvFamily(CudaWeight weight) => (weight.Layout, weight.ScalesPerBlock, weight.Mins is not null) switch

@@ -118,6 +118,54 @@ public static class CudaLaunchGeometry
         return Math.Clamp(wanted, 1, Math.Max(1, columns / 32 / 4));
     }
 
+    /// <summary>gemm_hopper.cu's tile widths (weight rows per tile, the <c>_nBN</c> variants); every tile holds 128 activation rows.</summary>
+    public static readonly int[] WarpgroupGemmWeightRows = [128, 256];
+
+    /// <summary>Activation rows per gemm_hopper.cu tile (WG_BM: two warpgroups × wgmma's 64).</summary>
+    public const int WarpgroupGemmActivationRows = 128;
+
+    /// <summary>K per gemm_hopper.cu stage (WG_BK): the Hopper GEMM needs K to be a multiple of it.</summary>
+    public const int WarpgroupGemmStageColumns = 64;
+
+    /// <summary>
+    /// gemm_hopper.cu's dynamic shared memory: stages × (128 + tile width) rows × 128 bytes, plus 1 KB for aligning the
+    /// buffer to the swizzle's 1024 bytes. 128-wide tiles keep 3 stages (97 KB: two blocks an SM), 256-wide ones 4 (193 KB).
+    /// </summary>
+    public static int WarpgroupGemmSharedBytes(int weightRows) =>
+        (weightRows == 128 ? 3 : 4) * (WarpgroupGemmActivationRows + weightRows) * 128 + 1024;
+
+    /// <summary>
+    /// Whether an F16/BF16 GEMM of <paramref name="rows"/> activation rows takes the Hopper GEMM (where the device has it):
+    /// above 64 rows, where gemm_half_tc's 32- and 64-row decode tiles stop (a 128-row tile would do their work twice or
+    /// four times over), and K a multiple of the 64-value stages.
+    /// </summary>
+    public static bool UseWarpgroupGemm(int rows, int columns) => rows > 64 && columns % WarpgroupGemmStageColumns == 0;
+
+    /// <summary>
+    /// The Hopper GEMM's tile width for a product: 256 weight rows where such tiles alone give every multiprocessor a block
+    /// (prefill: one block an SM, half the shared-memory reads of the activations per multiply), else 128 (two blocks an
+    /// SM, with split K filling the rest).
+    /// </summary>
+    public static int WarpgroupGemmTile(int rows, int outputs, int multiprocessors) =>
+        (long)Ceiling(outputs, 256) * Ceiling(rows, WarpgroupGemmActivationRows) >= multiprocessors ? 256 : 128;
+
+    /// <summary>
+    /// How many ways the Hopper GEMM splits K: one where the tiles fill the blocks the GPU holds at once (one an SM for
+    /// 256-wide tiles, two for 128-wide), else enough to fill them, at most 8, each split at least 4 stages of 64.
+    /// </summary>
+    public static int WarpgroupGemmSplits(int rows, int outputs, int columns, int multiprocessors, int weightRows)
+    {
+        var tiles = (long)Ceiling(outputs, weightRows) * Ceiling(rows, WarpgroupGemmActivationRows);
+        var slots = (weightRows == 128 ? 2L : 1L) * multiprocessors;
+        if (tiles >= slots)
+        {
+            return 1;
+        }
+
+        var wanted = (int)Math.Min(8, slots / tiles);
+        return Math.Clamp(wanted, 1, Math.Max(1, columns / WarpgroupGemmStageColumns / 4));
+    }
+
     /// <summary>The activation-row bounds that GEMV kernels are compiled for (the <c>_mR</c> suffixes).</summary>
     public static int[] GemvVariants(bool isFloat) => isFloat ? [1, 8] : [1, 8, 32];
 

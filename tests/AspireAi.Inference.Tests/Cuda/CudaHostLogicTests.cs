@@ -76,6 +76,28 @@ public sealed class CudaHostLogicTests
     }
 
     [Theory]
+    [InlineData(2048, 4096, 4096, 256, 1)]    // an 8B prefill's attention output: 16 × 16 tiles of 256, a wave and more
+    [InlineData(2048, 14336, 4096, 256, 1)]
+    [InlineData(256, 4096, 4096, 128, 4)]     // a decode batch of 256: 64 tiles of 128 → 4 splits fill 2 blocks × 132 SMs
+    [InlineData(256, 14336, 4096, 128, 1)]    // 224 tiles of 128 already fill 264 slots within one wave
+    [InlineData(100, 100, 320, 128, 1)]       // K of 5 stages: no split shorter than 4 stages
+    [InlineData(300, 4100, 2048, 128, 2)]
+    public void Warpgroup_gemm_takes_wide_tiles_where_they_fill_the_gpu_and_splits_k_otherwise(int rows, int outputs, int columns, int tile, int splits)
+    {
+        Assert.Equal(tile, CudaLaunchGeometry.WarpgroupGemmTile(rows, outputs, multiprocessors: 132));
+        Assert.Equal(splits, CudaLaunchGeometry.WarpgroupGemmSplits(rows, outputs, columns, multiprocessors: 132, tile));
+        Assert.True(CudaLaunchGeometry.WarpgroupGemmSharedBytes(tile) <= 227 * 1024, "a block's shared memory fits an H100's 227 KB");
+    }
+
+    [Theory]
+    [InlineData(64, 4096, false)]   // gemm_half_tc's 64-row decode tile
+    [InlineData(65, 4096, true)]
+    [InlineData(2048, 4096, true)]
+    [InlineData(2048, 288, false)]  // K not a multiple of the 64-value stages
+    public void Warpgroup_gemm_takes_more_than_64_rows_and_whole_stages_of_k(int rows, int columns, bool expected) =>
+        Assert.Equal(expected, CudaLaunchGeometry.UseWarpgroupGemm(rows, columns));
+
+    [Theory]
     [InlineData(9, 32)]
     [InlineData(32, 32)]
     [InlineData(33, 64)]

@@ -16,22 +16,28 @@ public sealed partial class CudaPtxTests
     [GeneratedRegex(@"^// source-sha256 (\S+) ([0-9a-f]{64})$", RegexOptions.Multiline)]
     private static partial Regex SourceHash();
 
-    /// <summary>Every module's two builds: the sm_80 PTX and the sm_90 one (programmatic dependent launch).</summary>
+    /// <summary>
+    /// Every module's two builds, the sm_80 PTX and the sm_90 one (programmatic dependent launch), and the Hopper modules'
+    /// only build, sm_90a (wgmma).
+    /// </summary>
     public static TheoryData<string, string> Builds => new()
     {
         { "", "sm_80" },
         { CudaKernels.DependentLaunchSuffix, "sm_90" },
+        { CudaKernels.HopperSuffix, "sm_90a" },
     };
 
-    public static TheoryData<string> Suffixes => ["", CudaKernels.DependentLaunchSuffix];
+    public static TheoryData<string> Suffixes => ["", CudaKernels.DependentLaunchSuffix, CudaKernels.HopperSuffix];
+
+    private static string[] ModulesOf(string suffix) => suffix == CudaKernels.HopperSuffix ? CudaKernels.HopperModuleNames : CudaKernels.ModuleNames;
 
     [Theory]
     [MemberData(nameof(Builds))]
     public void EverySourceHasPtxRecordingItsCurrentHash(string suffix, string target)
     {
         var sources = Directory.GetFiles(KernelDirectory, "*.cu").Select(Path.GetFileNameWithoutExtension).Order().ToArray();
-        Assert.Equal(CudaKernels.ModuleNames.Order(), sources);
-        foreach (var name in sources)
+        Assert.Equal(CudaKernels.ModuleNames.Concat(CudaKernels.HopperModuleNames).Order(), sources);
+        foreach (var name in suffix == CudaKernels.HopperSuffix ? CudaKernels.HopperModuleNames : CudaKernels.ModuleNames)
         {
             var ptx = File.ReadAllText(Path.Combine(KernelDirectory, name + suffix + ".ptx"));
             var recorded = SourceHash().Matches(ptx).ToDictionary(m => m.Groups[1].Value, m => m.Groups[2].Value);
@@ -47,32 +53,55 @@ public sealed partial class CudaPtxTests
     }
 
     [Fact]
-    public void OnlyTheSm90BuildWaitsForThePreviousKernel()
+    public void OnlyTheHopperBuildsWaitForThePreviousKernel()
     {
-        foreach (var name in CudaKernels.ModuleNames)
+        var hopperBuilds = CudaKernels.ModuleNames.Select(name => name + CudaKernels.DependentLaunchSuffix)
+            .Concat(CudaKernels.HopperModuleNames.Select(name => name + CudaKernels.HopperSuffix));
+        foreach (var build in hopperBuilds)
         {
-            var ptx = File.ReadAllText(Path.Combine(KernelDirectory, name + CudaKernels.DependentLaunchSuffix + ".ptx"));
+            var ptx = File.ReadAllText(Path.Combine(KernelDirectory, build + ".ptx"));
             var entries = Regex.Matches(ptx, @"\.visible \.entry (\w+)\(");
             // Every kernel launched with programmatic serialization must wait: at least one wait per entry.
-            Assert.True(Regex.Count(ptx, @"griddepcontrol\.wait") >= entries.Count, $"{name}{CudaKernels.DependentLaunchSuffix}.ptx: fewer griddepcontrol.wait than kernels");
+            Assert.True(Regex.Count(ptx, @"griddepcontrol\.wait") >= entries.Count, $"{build}.ptx: fewer griddepcontrol.wait than kernels");
+        }
+
+        foreach (var name in CudaKernels.ModuleNames)
+        {
             Assert.DoesNotContain("griddepcontrol", File.ReadAllText(Path.Combine(KernelDirectory, name + ".ptx")));
         }
+    }
+
+    [Fact]
+    public void TheHopperModuleHasEveryWarpgroupGemmVariant()
+    {
+        var ptx = File.ReadAllText(Path.Combine(KernelDirectory, "gemm_hopper" + CudaKernels.HopperSuffix + ".ptx"));
+        foreach (var type in new[] { "f16", "bf16" })
+        {
+            foreach (var weightRows in CudaLaunchGeometry.WarpgroupGemmWeightRows)
+            {
+                Assert.Contains($".visible .entry gemm_{type}_wgmma_n{weightRows}(", ptx);
+            }
+        }
+
+        Assert.Contains("wgmma.mma_async", ptx);
     }
 
     [Theory]
     [MemberData(nameof(Suffixes))]
     public void EmbeddedPtxIsTheCommittedFile(string suffix)
     {
-        foreach (var name in CudaKernels.ModuleNames)
+        foreach (var name in ModulesOf(suffix))
         {
             Assert.Equal(File.ReadAllText(Path.Combine(KernelDirectory, name + suffix + ".ptx")), CudaKernels.LoadPtx(name + suffix));
         }
     }
 
     [Theory]
-    [MemberData(nameof(Suffixes))]
+    [InlineData("")]
+    [InlineData(CudaKernels.DependentLaunchSuffix)]
     public void EveryKernelTheBackendLaunchesIsAnEntryOfItsModule(string suffix)
     {
+        // The kernels named literally there (the Hopper GEMM's names are built from its tile widths: checked above).
         var entries = CudaKernels.ModuleNames.SelectMany(name =>
             Regex.Matches(File.ReadAllText(Path.Combine(KernelDirectory, name + suffix + ".ptx")), @"\.visible \.entry (\w+)\(").Select(m => m.Groups[1].Value)).ToHashSet();
         var launched = Regex.Matches(File.ReadAllText(Path.Combine(TestPaths.RepositoryRoot, "Inference", "Backends", "Cuda", "CudaKernels.cs")), @"\.Kernel\(""(\w+)""\)")

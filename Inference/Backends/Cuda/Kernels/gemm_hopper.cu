@@ -1,0 +1,164 @@
+// gemm_hopper.cu — F16 / BF16 GEMM on Hopper's warpgroup tensor cores (wgmma): y[m][n] = Σk X[m][k]·W[n][k], for the
+// prefill and large decode batches of F16/BF16 weights. build-ptx: sm_90a only.
+//
+// wgmma exists only in the arch-specific sm_90a target (PTX of it runs on compute capability 9.0 alone), so this file is a
+// module of its own, built for that target only; CudaKernels loads it on 9.0 devices and the host takes it over matmul.cu's
+// gemm_half_tc (mma.sync, every GPU since Ampere) where CudaLaunchGeometry.WarpgroupGemm says so. X arrives rounded to the
+// weight's type (round_to_half, elementwise.cu), as for gemm_half_tc, so both operands travel global → shared by cp.async.
+//
+// Operands: X is wgmma's A (M × K, K contiguous: "K-major"), W its B (N × K, K contiguous), both read from shared memory
+// through matrix descriptors, neither transposed. D[m][n] in registers, float.
+// Tile: 128 activation rows × BN weight rows (128 or 256), K in stages of 64 halves: one stage row is 128 bytes, the width
+// of the 128-byte swizzle, in which 16-byte chunk c of row r sits at chunk c ^ (r % 8) of its row within each 1024-byte
+// group of 8 rows (the layout the tensor core reads without bank conflicts; written here by cp.async, as the bulk tensor
+// copy would write it). STAGES stages in flight (cp.async.cg 16-byte copies, zero-filled past the matrix).
+// Block: 256 threads = 2 warpgroups; warpgroup g multiplies activation rows 64g…64g+63 of the tile by all BN weight rows,
+// as BN / 128 wgmma.m64n128k16 per 16 of K (4 per stage). Every thread also copies: stage loads are spread over all 256.
+// Per stage: wait for its copies, fence.proxy.async (wgmma reads shared memory through the async proxy: writes by the
+// generic proxy must be fenced before the barrier that publishes them), barrier, issue the copies of stage s + STAGES − 1
+// into the buffer read in the previous stage (free: each warpgroup waited for its wgmmas before the barrier), then the
+// wgmmas of stage s, and wait for them.
+// Split K: as gemm_half_tc — block z takes stages [z·S/Z, (z+1)·S/Z) and writes partial[z][M][N], summed by sum_splits.
+// grid (ceil(N / BN), ceil(M / 128), splits), block 256, dynamic shared memory STAGES × (128 + BN) × 128 bytes + 1 KB
+// (the buffer is aligned to 1024 bytes by hand: the swizzle pattern repeats every 1024 and the descriptors assume it).
+#include "common.cuh"
+
+#define WG_BM 128  // activation rows per tile: two warpgroups × wgmma's M of 64
+#define WG_BK 64   // halves of K per stage: one 128-byte swizzled row
+
+// A shared-memory matrix descriptor for a K-major operand in the 128-byte swizzle: start address / 16 (bits 0–13), leading
+// byte offset 16 / 16 (unused by this layout, 1 by convention), stride byte offset 1024 / 16 (from one group of 8 rows to
+// the next, bits 32–45), swizzle mode 1 = 128 bytes (bits 62–63). Advancing K by 16 halves inside the 128-byte row is
+// adding 32 bytes to the start address: the hardware applies the swizzle to the address it forms.
+__device__ __forceinline__ unsigned long long wgmma_descriptor(unsigned sharedAddress) {
+    return (unsigned long long)((sharedAddress & 0x3FFFF) >> 4) | (1ull << 16) | (64ull << 32) | (1ull << 62);
+}
+
+__device__ __forceinline__ void wgmma_fence() { asm volatile("wgmma.fence.sync.aligned;" ::: "memory"); }
+__device__ __forceinline__ void wgmma_commit() { asm volatile("wgmma.commit_group.sync.aligned;" ::: "memory"); }
+__device__ __forceinline__ void wgmma_wait_all() { asm volatile("wgmma.wait_group.sync.aligned 0;" ::: "memory"); }
+__device__ __forceinline__ void fence_proxy_async() { asm volatile("fence.proxy.async.shared::cta;" ::: "memory"); }
+
+// d (64 floats a thread) += A (64 × 16 at descriptor a) · B (128 × 16 at descriptor b)ᵀ. Accumulator d[4i + e] of thread t
+// of the warpgroup: row 16·(t / 32) + (t % 32) / 4 (+8 for e ≥ 2), column 8i + 2·(t % 4) + (e & 1).
+#define WGMMA_D8(i) "+f"(d[i]), "+f"(d[i + 1]), "+f"(d[i + 2]), "+f"(d[i + 3]), "+f"(d[i + 4]), "+f"(d[i + 5]), "+f"(d[i + 6]), "+f"(d[i + 7])
+#define WGMMA_M64N128K16(TYPE)                                                                                              \
+    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %66, 0;\n"                                                             \
+                 "wgmma.mma_async.sync.aligned.m64n128k16.f32." TYPE "." TYPE " "                                           \
+                 "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "                                  \
+                 "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, "                         \
+                 "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, "                          \
+                 "%48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, "                        \
+                 "%64, %65, p, 1, 1, 0, 0;\n}"                                                                          \
+                 : WGMMA_D8(0), WGMMA_D8(8), WGMMA_D8(16), WGMMA_D8(24), WGMMA_D8(32), WGMMA_D8(40), WGMMA_D8(48), WGMMA_D8(56) \
+                 : "l"(a), "l"(b), "n"(1))
+
+template <bool BF16>
+__device__ __forceinline__ void wgmma_m64n128k16(float (&d)[64], unsigned long long a, unsigned long long b) {
+    if (BF16)
+        WGMMA_M64N128K16("bf16");
+    else
+        WGMMA_M64N128K16("f16");
+}
+
+template <bool BF16, int BN, int STAGES>
+__device__ __forceinline__ void gemm_half_wgmma(const unsigned short* w, const unsigned short* x, float* y, float* partial,
+                                                int n, int k, int m) {
+    constexpr int J = BN / 128;                          // wgmma instructions per 16 of K
+    constexpr int STAGE_BYTES = (WG_BM + BN) * WG_BK * 2;
+    extern __shared__ unsigned char wgmmaShared[];
+    const unsigned base = (shared_address(wgmmaShared) + 1023) & ~1023u;
+    unsigned char* tiles = wgmmaShared + (base - shared_address(wgmmaShared));  // [STAGES][X: 128 rows | W: BN rows][128 B]
+    const int tid = threadIdx.x, group = tid / 128, warp = (tid % 128) / 32, lane = tid % 32;
+    const int n0 = blockIdx.x * BN, m0 = blockIdx.y * WG_BM;
+    const int first = (int)((long long)(k / WG_BK) * blockIdx.z / gridDim.z);
+    const int stages = (int)((long long)(k / WG_BK) * (blockIdx.z + 1) / gridDim.z) - first;
+
+    // Stage s (counted from `first`) into buffer b: each row's 8 chunks of 16 bytes, chunk q of row r to chunk q ^ (r % 8).
+    // Thread tid copies chunks tid, tid + 256, … (row c / 8, chunk c % 8): 8 consecutive threads read one row's 128 bytes.
+    auto loadWeights = [&](int s, int b) {
+#pragma unroll
+        for (int p = 0; p < BN * 8 / 256; p++) {
+            const int c = tid + 256 * p, r = c / 8, q = c % 8, row = n0 + r;
+            cp_async16(tiles + b * STAGE_BYTES + (WG_BM + r) * 128 + ((q ^ (r % 8)) * 16),
+                       w + (long long)min(row, n - 1) * k + (first + s) * WG_BK + 8 * q, row < n);
+        }
+    };
+    auto loadActivations = [&](int s, int b) {
+#pragma unroll
+        for (int p = 0; p < WG_BM * 8 / 256; p++) {
+            const int c = tid + 256 * p, r = c / 8, q = c % 8, row = m0 + r;
+            cp_async16(tiles + b * STAGE_BYTES + r * 128 + ((q ^ (r % 8)) * 16),
+                       x + (long long)min(row, m - 1) * k + (first + s) * WG_BK + 8 * q, row < m);
+        }
+    };
+
+    // Weights first (no kernel writes them), then wait for the previous kernel (pdl_wait, common.cuh) before activations.
+    for (int s = 0; s < STAGES - 1; s++)
+        if (s < stages) loadWeights(s, s);
+    pdl_start();
+    for (int s = 0; s < STAGES - 1; s++) {
+        if (s < stages) loadActivations(s, s);
+        cp_async_commit();
+    }
+
+    float d[J][64];
+#pragma unroll
+    for (int j = 0; j < J; j++)
+#pragma unroll
+        for (int e = 0; e < 64; e++) d[j][e] = 0.0f;
+
+    for (int s = 0; s < stages; s++) {
+        cp_async_wait<STAGES - 2>();
+        fence_proxy_async();
+        __syncthreads();  // stage s is in for both warpgroups; both are done with the buffer the next copies overwrite
+        const int next = s + STAGES - 1;
+        if (next < stages) {
+            loadWeights(next, next % STAGES);
+            loadActivations(next, next % STAGES);
+        }
+        cp_async_commit();
+        const unsigned stage = base + (s % STAGES) * STAGE_BYTES;
+        wgmma_fence();
+#pragma unroll
+        for (int kk = 0; kk < WG_BK / 16; kk++) {
+            const unsigned long long a = wgmma_descriptor(stage + group * 64 * 128 + kk * 32);
+#pragma unroll
+            for (int j = 0; j < J; j++)
+                wgmma_m64n128k16<BF16>(d[j], a, wgmma_descriptor(stage + (WG_BM + j * 128) * 128 + kk * 32));
+        }
+        wgmma_commit();
+        wgmma_wait_all();
+    }
+
+    // d[j][4i + e]: activation row 64·group + 16·warp + lane / 4 (+8 for e ≥ 2), weight row 128j + 8i + 2·(lane % 4) + (e & 1).
+    float* out = gridDim.z == 1 ? y : partial + (long long)blockIdx.z * m * n;
+#pragma unroll
+    for (int j = 0; j < J; j++)
+#pragma unroll
+        for (int i = 0; i < 16; i++)
+#pragma unroll
+            for (int h = 0; h < 2; h++) {
+                const int row = m0 + 64 * group + 16 * warp + lane / 4 + 8 * h;
+                const int col = n0 + 128 * j + 8 * i + 2 * (lane % 4);
+                if (row >= m) continue;
+                float* o = out + (long long)row * n + col;
+                if (col + 1 < n && n % 2 == 0) {  // float2 stores need an even row length
+                    *(float2*)o = make_float2(d[j][4 * i + 2 * h], d[j][4 * i + 2 * h + 1]);
+                } else {
+                    if (col < n) o[0] = d[j][4 * i + 2 * h];
+                    if (col + 1 < n) o[1] = d[j][4 * i + 2 * h + 1];
+                }
+            }
+}
+
+// BN = 128 with 3 stages (97 KB of shared memory, 2 blocks an SM) and BN = 256 with 4 (193 KB, one block an SM).
+#define GEMM_WGMMA(NAME, BF16, BN, STAGES, BLOCKS_PER_SM)                                                               \
+    extern "C" __global__ void __launch_bounds__(256, BLOCKS_PER_SM) NAME(const unsigned short* w, const unsigned short* x, \
+                                                                          float* y, float* partial, int n, int k, int m) { \
+        gemm_half_wgmma<BF16, BN, STAGES>(w, x, y, partial, n, k, m);                                                   \
+    }
+GEMM_WGMMA(gemm_f16_wgmma_n128, false, 128, 3, 2)
+GEMM_WGMMA(gemm_f16_wgmma_n256, false, 256, 4, 1)
+GEMM_WGMMA(gemm_bf16_wgmma_n128, true, 128, 3, 2)
+GEMM_WGMMA(gemm_bf16_wgmma_n256, true, 256, 4, 1)
