@@ -136,6 +136,54 @@ internal sealed class Benchmarks(CudaBackend gpu, Report report)
         }
     }
 
+    /// <summary>
+    /// The F16/BF16 GEMMs alone, for choosing between gemm_half_tc and the Hopper GEMM and the latter's tile width: BF16 at
+    /// Llama-3-8B's product shapes (q/o, k/v, gate/up, down) for decode batches and a prefill, each as the backend chooses,
+    /// on gemm_half_tc, and on each Hopper tile (its split count as WarpgroupGemmSplits gives it). Weights rotated through
+    /// more than L2 holds, as in GemvAndGemm.
+    /// </summary>
+    public void HalfGemms()
+    {
+        foreach (var (n, k) in new[] { (4096, 4096), (1024, 4096), (14336, 4096), (4096, 14336) })
+        {
+            using var host = new HostTensor("w", GgmlType.BF16, [k, n], RandomWeights.Tensor(GgmlType.BF16, n, k, _random.Next()));
+            var weights = new List<DeviceWeight> { gpu.LoadWeight(host.View) };
+            while (weights.Count * weights[0].ByteSize < 150e6)
+            {
+                weights.Add(gpu.LoadWeight(host.View));
+            }
+
+            foreach (var rows in new[] { 64, 128, 256, 512, 2048 })
+            {
+                using var x = gpu.CreateTensor(rows, k);
+                using var y = gpu.CreateTensor(rows, n);
+                gpu.WriteRows(x, RandomWeights.Floats(rows * k, _random));
+                var variants = new List<(string Label, int? Override)> { ("as chosen", null), ("gemm_half_tc", 0) };
+                if (gpu.Kernels.HasWarpgroupGemm)
+                {
+                    variants.AddRange(CudaLaunchGeometry.WarpgroupGemmWeightRows.Select(w =>
+                        ($"wgmma 128×{w}, {CudaLaunchGeometry.WarpgroupGemmSplits(rows, n, k, gpu.Context.MultiprocessorCount, w)} split", (int?)w)));
+                }
+
+                var line = new List<string>();
+                foreach (var (label, forced) in variants)
+                {
+                    gpu.WarpgroupGemmOverride = forced;
+                    var ms = Time(i => gpu.MatMul(x, weights[i % weights.Count], y, rows));
+                    line.Add($"{label} {ms * 1000:F1} us = {2.0 * rows * n * k / (ms * 1e-3) / 1e12:F0} TFLOP/s");
+                }
+
+                gpu.WarpgroupGemmOverride = null;
+                report.Timing($"gemm BF16 M={rows,-4} N={n,-5} K={k,-5}: {string.Join("; ", line)}");
+            }
+
+            foreach (var w in weights)
+            {
+                w.Dispose();
+            }
+        }
+    }
+
     private void AttentionDecode()
     {
         // Llama-3-8B attention (32 query heads, 8 KV heads of 128) at batch 1 and 32 and the issue's contexts (129: a

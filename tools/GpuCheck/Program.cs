@@ -16,6 +16,8 @@ using AspireAi.Inference.Models.Gguf;
 //            none are named), over a KV cache of that type (auto: what serving uses, f16); --decode B:C,... decodes only at
 //            those (batch, context) pairs and skips the prefill (tuning runs); --attention-policy U,B,M sets the decode
 //            attention split policy (AttentionSplitPolicy: unsplit context, blocks per SM, minimum partition)
+//   GpuCheck --gemm-bench   only the F16/BF16 GEMM timings (Benchmarks.HalfGemms: gemm_half_tc against the Hopper GEMM's
+//            tiles at Llama-3-8B's shapes)
 //   GpuCheck --tp N [--quick] [--out DIR]   only tensor parallelism: TP = N against TP = 1 (docs/tensor-parallel.md);
 //            --quick: two models and the graph replays
 //   GpuCheck inference <verb> ...   runs the Inference CLI (e.g. generate --device cuda) from this binary.
@@ -26,7 +28,7 @@ if (args.Length > 0 && args[0] == "inference")
 
 string? ptxDirectory = null, outDirectory = null;
 var models = new List<string>();
-bool quick = false, bench = true, big = false, onlyBig = false, onlyBench = false;
+bool quick = false, bench = true, big = false, onlyBig = false, onlyBench = false, gemmBench = false;
 string[]? shapes = null;
 (int, int)[]? decodeOnly = null;
 AttentionSplitPolicy? attentionPolicy = null;
@@ -44,6 +46,7 @@ for (var i = 0; i < args.Length; i++)
         case "--big": big = true; break;
         case "--only-big": big = onlyBig = true; break;
         case "--only-bench": onlyBench = true; break;
+        case "--gemm-bench": gemmBench = true; break;
         case "--shapes": shapes = i + 1 < args.Length && !args[i + 1].StartsWith("--", StringComparison.Ordinal) ? args[++i].Split(',') : ["all"]; break;
         case "--kv-cache-dtype": kvCacheDtype = KvCacheDtypes.Parse(args[++i], "--kv-cache-dtype"); break;
         case "--decode":
@@ -58,7 +61,7 @@ for (var i = 0; i < args.Length; i++)
             break;
         case "--tp": tensorParallel = int.Parse(args[++i], System.Globalization.CultureInfo.InvariantCulture); break;
         default:
-            Console.Error.WriteLine($"error: unknown argument '{args[i]}' (--ptx-dir DIR, --out DIR, --model FILE, --quick, --no-bench, --only-bench, --big, --only-big, --shapes [LIST], --decode B:C,..., --attention-policy U,B,M, --kv-cache-dtype auto|fp32|fp16, --tp N; or: inference <verb> ...)");
+            Console.Error.WriteLine($"error: unknown argument '{args[i]}' (--ptx-dir DIR, --out DIR, --model FILE, --quick, --no-bench, --only-bench, --gemm-bench, --big, --only-big, --shapes [LIST], --decode B:C,..., --attention-policy U,B,M, --kv-cache-dtype auto|fp32|fp16, --tp N; or: inference <verb> ...)");
             return 2;
     }
 }
@@ -142,6 +145,16 @@ try
     foreach (var kernel in gpu.Kernels.GemvKernels.Concat(gpu.Kernels.HalfGemmKernels).Concat([gpu.Kernels.GemmInt8, gpu.Kernels.GemmInt8TensorCore, gpu.Kernels.AttentionPartition, gpu.Kernels.SampleRows]))
     {
         report.Line($"     kernel {kernel.Name}: {kernel.Attribute(CudaFunctionAttribute.NumRegisters)} registers, {kernel.Attribute(CudaFunctionAttribute.LocalSizeBytes)} B local, {kernel.Attribute(CudaFunctionAttribute.SharedSizeBytes)} B static shared");
+    }
+
+    if (gemmBench)
+    {
+        Guarded(report, "F16/BF16 GEMMs", () => new Benchmarks(gpu, report).HalfGemms());
+        if (shapes is null)
+        {
+            report.Write(outDirectory);
+            return report.Failed == 0 ? 0 : 1;
+        }
     }
 
     if (shapes is not null)

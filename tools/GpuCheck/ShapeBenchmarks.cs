@@ -311,6 +311,11 @@ internal sealed class ShapeBenchmarks(CudaBackend gpu, Report report, KvCacheDty
         var matmulMs = profile.Where(k => k.Kernel.StartsWith("gemm_", StringComparison.Ordinal) || k.Kernel.StartsWith("gemv_", StringComparison.Ordinal)).Sum(k => k.Milliseconds);
         var attentionMs = profile.Where(k => k.Kernel.StartsWith("attention_", StringComparison.Ordinal)).Sum(k => k.Milliseconds);
         report.Timing($"prefill {label} {tokens} tokens: {ms:F1} ms ({tokens / (ms * 1e-3):F0} tok/s, {flops / (ms * 1e-3) / 1e12:F1} TFLOP/s overall); matmuls {matmulMs:F1} ms at {2 * parameters * tokens / (matmulMs * 1e-3) / 1e12:F1} TFLOP/s, attention {attentionMs:F1} ms at {attentionFlops / (attentionMs * 1e-3) / 1e12:F1} TFLOP/s");
+            var totalMs = profile.Sum(k => k.Milliseconds);
+            foreach (var (kernel, launches, kernelMs) in profile.OrderByDescending(k => k.Milliseconds).Take(10))
+            {
+                report.Timing($"    {kernel,-26} {launches,4} launches {kernelMs * 1000,9:F1} us {100 * kernelMs / totalMs,5:F1}%");
+            }
         }
     }
 

@@ -14,10 +14,12 @@
 // copy would write it). STAGES stages in flight (cp.async.cg 16-byte copies, zero-filled past the matrix).
 // Block: 256 threads = 2 warpgroups; warpgroup g multiplies activation rows 64g…64g+63 of the tile by all BN weight rows,
 // as BN / 128 wgmma.m64n128k16 per 16 of K (4 per stage). Every thread also copies: stage loads are spread over all 256.
-// Per stage: wait for its copies, fence.proxy.async (wgmma reads shared memory through the async proxy: writes by the
-// generic proxy must be fenced before the barrier that publishes them), barrier, issue the copies of stage s + STAGES − 1
-// into the buffer read in the previous stage (free: each warpgroup waited for its wgmmas before the barrier), then the
-// wgmmas of stage s, and wait for them.
+// Per stage s: wait for its copies, fence.proxy.async (wgmma reads shared memory through the async proxy: writes by the
+// generic proxy must be fenced before the barrier that publishes them), barrier, issue the copies of stage s + AHEAD into
+// the buffer that stage s + AHEAD − STAGES was multiplied from, then the wgmmas of stage s, and wait until at most KEEP
+// stages' wgmmas still run. With KEEP = 1 (AHEAD = STAGES − 2) the tensor cores work through the barrier and the copies
+// of the next stage; the buffer overwritten is free because every warpgroup waited for that stage's wgmmas before the
+// barrier. KEEP = 0 (AHEAD = STAGES − 1) waits for each stage's wgmmas.
 // Split K: as gemm_half_tc — block z takes stages [z·S/Z, (z+1)·S/Z) and writes partial[z][M][N], summed by sum_splits.
 // grid (ceil(N / BN), ceil(M / 128), splits), block 256, dynamic shared memory STAGES × (128 + BN) × 128 bytes + 1 KB
 // (the buffer is aligned to 1024 bytes by hand: the swizzle pattern repeats every 1024 and the descriptors assume it).
@@ -36,7 +38,9 @@ __device__ __forceinline__ unsigned long long wgmma_descriptor(unsigned sharedAd
 
 __device__ __forceinline__ void wgmma_fence() { asm volatile("wgmma.fence.sync.aligned;" ::: "memory"); }
 __device__ __forceinline__ void wgmma_commit() { asm volatile("wgmma.commit_group.sync.aligned;" ::: "memory"); }
-__device__ __forceinline__ void wgmma_wait_all() { asm volatile("wgmma.wait_group.sync.aligned 0;" ::: "memory"); }
+// Waits until at most N committed groups of this warpgroup's wgmmas are still running.
+template <int N>
+__device__ __forceinline__ void wgmma_wait() { asm volatile("wgmma.wait_group.sync.aligned %0;" ::"n"(N) : "memory"); }
 __device__ __forceinline__ void fence_proxy_async() { asm volatile("fence.proxy.async.shared::cta;" ::: "memory"); }
 
 // d (64 floats a thread) += A (64 × 16 at descriptor a) · B (128 × 16 at descriptor b)ᵀ. Accumulator d[4i + e] of thread t
@@ -61,10 +65,11 @@ __device__ __forceinline__ void wgmma_m64n128k16(float (&d)[64], unsigned long l
         WGMMA_M64N128K16("f16");
 }
 
-template <bool BF16, int BN, int STAGES>
+template <bool BF16, int BN, int STAGES, int KEEP>
 __device__ __forceinline__ void gemm_half_wgmma(const unsigned short* w, const unsigned short* x, float* y, float* partial,
                                                 int n, int k, int m) {
     constexpr int J = BN / 128;                          // wgmma instructions per 16 of K
+    constexpr int AHEAD = STAGES - 1 - KEEP;             // stages copied ahead of the one multiplied
     constexpr int STAGE_BYTES = (WG_BM + BN) * WG_BK * 2;
     extern __shared__ unsigned char wgmmaShared[];
     const unsigned base = (shared_address(wgmmaShared) + 1023) & ~1023u;
@@ -94,10 +99,10 @@ __device__ __forceinline__ void gemm_half_wgmma(const unsigned short* w, const u
     };
 
     // Weights first (no kernel writes them), then wait for the previous kernel (pdl_wait, common.cuh) before activations.
-    for (int s = 0; s < STAGES - 1; s++)
+    for (int s = 0; s < AHEAD; s++)
         if (s < stages) loadWeights(s, s);
     pdl_start();
-    for (int s = 0; s < STAGES - 1; s++) {
+    for (int s = 0; s < AHEAD; s++) {
         if (s < stages) loadActivations(s, s);
         cp_async_commit();
     }
@@ -109,10 +114,10 @@ __device__ __forceinline__ void gemm_half_wgmma(const unsigned short* w, const u
         for (int e = 0; e < 64; e++) d[j][e] = 0.0f;
 
     for (int s = 0; s < stages; s++) {
-        cp_async_wait<STAGES - 2>();
+        cp_async_wait<AHEAD - 1>();
         fence_proxy_async();
         __syncthreads();  // stage s is in for both warpgroups; both are done with the buffer the next copies overwrite
-        const int next = s + STAGES - 1;
+        const int next = s + AHEAD;
         if (next < stages) {
             loadWeights(next, next % STAGES);
             loadActivations(next, next % STAGES);
@@ -128,8 +133,9 @@ __device__ __forceinline__ void gemm_half_wgmma(const unsigned short* w, const u
                 wgmma_m64n128k16<BF16>(d[j], a, wgmma_descriptor(stage + (WG_BM + j * 128) * 128 + kk * 32));
         }
         wgmma_commit();
-        wgmma_wait_all();
+        wgmma_wait<KEEP>();
     }
+    wgmma_wait<0>();
 
     // d[j][4i + e]: activation row 64·group + 16·warp + lane / 4 (+8 for e ≥ 2), weight row 128j + 8i + 2·(lane % 4) + (e & 1).
     float* out = gridDim.z == 1 ? y : partial + (long long)blockIdx.z * m * n;
@@ -152,13 +158,14 @@ __device__ __forceinline__ void gemm_half_wgmma(const unsigned short* w, const u
             }
 }
 
-// BN = 128 with 3 stages (97 KB of shared memory, 2 blocks an SM) and BN = 256 with 4 (193 KB, one block an SM).
-#define GEMM_WGMMA(NAME, BF16, BN, STAGES, BLOCKS_PER_SM)                                                               \
+// BN = 128 with 3 stages (97 KB of shared memory, 2 blocks an SM; each block waits for its wgmmas, the other block's keep
+// the tensor cores busy meanwhile) and BN = 256 with 4 (193 KB, one block an SM, one stage's wgmmas kept running).
+#define GEMM_WGMMA(NAME, BF16, BN, STAGES, KEEP, BLOCKS_PER_SM)                                                         \
     extern "C" __global__ void __launch_bounds__(256, BLOCKS_PER_SM) NAME(const unsigned short* w, const unsigned short* x, \
                                                                           float* y, float* partial, int n, int k, int m) { \
-        gemm_half_wgmma<BF16, BN, STAGES>(w, x, y, partial, n, k, m);                                                   \
+        gemm_half_wgmma<BF16, BN, STAGES, KEEP>(w, x, y, partial, n, k, m);                                             \
     }
-GEMM_WGMMA(gemm_f16_wgmma_n128, false, 128, 3, 2)
-GEMM_WGMMA(gemm_f16_wgmma_n256, false, 256, 4, 1)
-GEMM_WGMMA(gemm_bf16_wgmma_n128, true, 128, 3, 2)
-GEMM_WGMMA(gemm_bf16_wgmma_n256, true, 256, 4, 1)
+GEMM_WGMMA(gemm_f16_wgmma_n128, false, 128, 3, 0, 2)
+GEMM_WGMMA(gemm_f16_wgmma_n256, false, 256, 4, 1, 1)
+GEMM_WGMMA(gemm_bf16_wgmma_n128, true, 128, 3, 0, 2)
+GEMM_WGMMA(gemm_bf16_wgmma_n256, true, 256, 4, 1, 1)
