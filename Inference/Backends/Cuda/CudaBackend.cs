@@ -685,7 +685,7 @@ public sealed class CudaBackend : IBackend, IDeviceSampler
         if (prefill)
         {
             Kernels.AttentionPrefillFor(kv).Launch(Stream, new Dim3((uint)_layout.QueryTileCount, (uint)heads), CudaLaunchGeometry.PrefillThreads,
-                CudaLaunchGeometry.PrefillSharedBytes(shape.HeadDim),
+                kv.IsHalf ? CudaLaunchGeometry.PrefillF16SharedBytes(shape.HeadDim) : CudaLaunchGeometry.PrefillSharedBytes(shape.HeadDim),
                 q.Data, kv.Keys(layer), kv.Values(layer), Meta(_layout.BlockTables), Meta(_layout.Sequences), Meta(_layout.Positions),
                 Meta(_layout.QueryTiles), y.Data, _layout.QueryTileCount, heads, shape.KvHeads, shape.HeadDim, shape.BlockSize,
                 batch.MaxBlocksPerSequence, scaleLog2);

@@ -110,6 +110,7 @@ public sealed class CudaKernels : IDisposable
         AttentionReduce = attention.Kernel("attention_reduce");
         AttentionPrefill = attention.Kernel("attention_prefill");
         AttentionPrefillF16 = attention.Kernel("attention_prefill_f16");
+        AttentionPrefillF16.SetMaxDynamicSharedMemory(CudaLaunchGeometry.PrefillF16SharedBytes(CudaLaunchGeometry.PrefillMaxHeadDim));
         ArgmaxRows = sampling.Kernel("argmax_rows");
         SampleRows = sampling.Kernel("sample_rows");
     }

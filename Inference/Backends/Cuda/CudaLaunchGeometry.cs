@@ -344,8 +344,11 @@ public static class CudaLaunchGeometry
     /// <summary>Whether attention_prefill serves this head dimension: a multiple of the mma's k of 16, up to 128.</summary>
     public static bool PrefillSupports(int headDim) => headDim is > 0 and <= PrefillMaxHeadDim && headDim % 16 == 0;
 
-    /// <summary>Dynamic shared memory of attention_prefill: K and V tiles [64][headDim + 8] f16 and two tiles' slots.</summary>
+    /// <summary>Dynamic shared memory of attention_prefill (float32 cache): K and V tiles [64][headDim + 8] f16 and two tiles' slots.</summary>
     public static int PrefillSharedBytes(int headDim) => 2 * PrefillKeys * (headDim + 8) * sizeof(ushort) + 2 * PrefillKeys * sizeof(int);
+
+    /// <summary>Dynamic shared memory of attention_prefill_f16: 3 stages (PF_STAGES) of K and V tiles [64][headDim + 8] f16, 102 KB at 128.</summary>
+    public static int PrefillF16SharedBytes(int headDim) => 3 * 2 * PrefillKeys * (headDim + 8) * sizeof(ushort);
 
     /// <summary>Positions per K/V tile of attention_prefill (PF_KEYS).</summary>
     public const int PrefillKeys = 64;

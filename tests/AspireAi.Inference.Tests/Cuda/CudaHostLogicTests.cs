@@ -375,7 +375,11 @@ public sealed class CudaHostLogicTests
         {
             Assert.True(CudaLaunchGeometry.PrefillSupports(headDim));
             Assert.True(CudaLaunchGeometry.PrefillSharedBytes(headDim) <= 48 * 1024);
+            // The f16 kernel's three stages take more than the default 48 KB; the kernel is raised to the largest at load.
+            Assert.InRange(CudaLaunchGeometry.PrefillF16SharedBytes(headDim), 1, CudaLaunchGeometry.PrefillF16SharedBytes(CudaLaunchGeometry.PrefillMaxHeadDim));
         }
+
+        Assert.True(CudaLaunchGeometry.PrefillF16SharedBytes(CudaLaunchGeometry.PrefillMaxHeadDim) <= 227 * 1024);
 
         foreach (var headDim in new[] { 0, 8, 72, 100, 144, 256 })
         {

@@ -404,16 +404,16 @@ extern "C" __global__ void __launch_bounds__(ATT_THREADS) attention_reduce(
 // batch of one sequence at consecutive positions p0…p0+count−1. queryTiles holds [tileCount][2] ints.
 // grid (tileCount, heads), block 256 = 8 warps; warp w owns query rows 16w…16w+15 of the tile. 8 warps of 16 rows rather
 // than 4: each K/V tile loaded and converted serves twice the queries, and the register prefetch of a tile is 8 float4 a
-// thread instead of 16 (with 4 warps ptxas capped the kernel at 255 registers and spilled 852 bytes). Dynamic shared memory
-// (CudaLaunchGeometry.PrefillSharedBytes): K and V tiles [64][headDim + 8] f16 — the 8 halves of padding make each row
-// start 4 banks after the previous one modulo 32, so the eight 16-byte rows an ldmatrix phase reads hit 32 distinct banks —
-// and the slots of two K/V tiles [2][64] int.
+// thread instead of 16 (with 4 warps ptxas capped the kernel at 255 registers and spilled 852 bytes). Shared K and V tiles
+// are [64][headDim + 8] f16 — the 8 halves of padding make each row start 4 banks after the previous one modulo 32, so the
+// eight 16-byte rows an ldmatrix phase reads hit 32 distinct banks.
 //   - Q, pre-scaled by scaleLog2 and rounded to f16, lives in registers as mma A fragments for the whole kernel.
-//   - K/V tiles of 64 positions, 0 … p0+count−1 (causal: later positions are never read). Threads load them with 16-byte
-//     loads (a warp reads 512 contiguous bytes of a row), convert to f16 and store them to shared memory. From an f16 cache
-//     the same 4 values are one 8-byte load (a warp reads 256 contiguous bytes), stored as they are: no conversion, and the
-//     tile's values are exactly the cache's. Pipelined through
-//     registers: V of tile i loads while S = Q·Kᵀ and the softmax of tile i run, K of tile i+1 while P·V of tile i runs.
+//   - K/V tiles of 64 positions, 0 … p0+count−1 (causal: later positions are never read). From a float32 cache
+//     (attention_prefill) threads load them with 16-byte loads (a warp reads 512 contiguous bytes of a row), convert to
+//     f16 and store them to one shared K and V tile, pipelined through registers: V of tile i loads while S = Q·Kᵀ and the
+//     softmax of tile i run, K of tile i+1 while P·V of tile i runs (dynamic shared memory: the tiles and the slots of two
+//     tiles [2][64] int, CudaLaunchGeometry.PrefillSharedBytes). From an f16 cache (attention_prefill_f16) cp.async copies
+//     the rows as they lie into 3 shared stages (see that kernel), so the tile's values are exactly the cache's.
 //   - S = Q·Kᵀ: K rows are the "col" B operand as they lie (ldmatrix). Online softmax per row in registers: each row's 64
 //     scores sit in the 4 lanes of a quad (max and sum across them with __shfl_xor 1, 2); keys after the row's position are
 //     masked to −inf. P is rounded to f16 and used directly as the A operand of P·V (the C fragment layout of S is the A
@@ -470,83 +470,43 @@ struct TilePieces {
     }
 };
 
-// A piece of a K/V tile: 4 values as the cache holds them, a float4 (float32 cache) or a uint2 of 4 f16 (f16 cache).
-template <typename KV> struct PrefillPiece;
-template <> struct PrefillPiece<float> { typedef float4 Type; };
-template <> struct PrefillPiece<unsigned short> { typedef uint2 Type; };
-
-// A piece as the 4 f16 of the shared tile: rounded (to nearest even) from float32, or as it is.
-__device__ __forceinline__ uint2 piece_to_half(float4 x) {
-    uint2 h;
-    h.x = pack_half2(x.x, x.y);
-    h.y = pack_half2(x.z, x.w);
-    return h;
-}
-__device__ __forceinline__ uint2 piece_to_half(uint2 x) { return x; }
-
-// Loads the thread's pieces of one K or V tile (positions whose slot is −1 read as zeros).
-template <typename KV>
-__device__ __forceinline__ void prefill_load(typename PrefillPiece<KV>::Type (&r)[PF_MAX_PIECES], const KV* base,
-                                             const int* slots, int kvWidth, int tid, int chunks) {
-    typedef typename PrefillPiece<KV>::Type Piece;
+// Loads the thread's pieces (float4) of one K or V tile of the float32 cache (positions whose slot is −1 read as zeros).
+__device__ __forceinline__ void prefill_load(float4 (&r)[PF_MAX_PIECES], const float* base, const int* slots, int kvWidth,
+                                             int tid, int chunks) {
     TilePieces p(tid, chunks);
 #pragma unroll
     for (int i = 0; i < PF_MAX_PIECES; i++) {
         if (tid + PF_THREADS * i < p.pieces) {
             const int slot = slots[p.row];
-            r[i] = slot >= 0 ? ((const Piece*)(base + (long long)slot * kvWidth))[p.col] : Piece{};
+            r[i] = slot >= 0 ? ((const float4*)(base + (long long)slot * kvWidth))[p.col] : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
         }
         p.next();
     }
 }
 
-// Stores the loaded pieces as f16 into a [64][stride] tile.
-template <typename Piece>
-__device__ __forceinline__ void prefill_store(unsigned short* tile, const Piece (&r)[PF_MAX_PIECES], int stride, int tid,
+// Stores the loaded pieces rounded (to nearest even) to f16 into a [64][stride] tile, 8 bytes a piece.
+__device__ __forceinline__ void prefill_store(unsigned short* tile, const float4 (&r)[PF_MAX_PIECES], int stride, int tid,
                                               int chunks) {
     TilePieces p(tid, chunks);
 #pragma unroll
     for (int i = 0; i < PF_MAX_PIECES; i++) {
-        if (tid + PF_THREADS * i < p.pieces) *(uint2*)(tile + p.row * stride + 4 * p.col) = piece_to_half(r[i]);  // one 8-byte store
+        if (tid + PF_THREADS * i < p.pieces) {
+            uint2 h;
+            h.x = pack_half2(r[i].x, r[i].y);
+            h.y = pack_half2(r[i].z, r[i].w);
+            *(uint2*)(tile + p.row * stride + 4 * p.col) = h;
+        }
         p.next();
     }
 }
 
-template <typename KV>
-__device__ __forceinline__ void attention_prefill_body(
-    const float* query, const KV* keyCache, const KV* valueCache, const int* blockTables, const int* sequenceOf,
-    const int* positions, const int* queryTiles, float* output, int tileCount, int heads, int kvHeads, int headDim,
-    int blockSize, int maxBlocks, float scaleLog2) {
-    extern __shared__ __attribute__((aligned(16))) unsigned char prefillShared[];
-    const int stride = headDim + PF_PAD;
-    unsigned short* sK = (unsigned short*)prefillShared;  // [PF_KEYS][stride]
-    unsigned short* sV = sK + PF_KEYS * stride;           // [PF_KEYS][stride]
-    int* sSlot = (int*)(sV + PF_KEYS * stride);           // [2][PF_KEYS]: tile i's slots in sSlot[i & 1]
-
-    const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
-    const int g = lane / 4, t4 = lane % 4;
-    const int tile = tileCount - 1 - blockIdx.x, h = blockIdx.y;
-    const int first = queryTiles[2 * tile], count = queryTiles[2 * tile + 1];
-    const int p0 = positions[first];
-    const int* table = blockTables + (long long)sequenceOf[first] * maxBlocks;
-    const int kvEnd = p0 + count;  // positions 0 … kvEnd − 1 are read
-    const int kvTiles = (kvEnd + PF_KEYS - 1) / PF_KEYS;
-    const int kvWidth = kvHeads * headDim;
-    const int kvHead = h / (heads / kvHeads);
-    const KV* keys = keyCache + (long long)kvHead * headDim;
-    const KV* values = valueCache + (long long)kvHead * headDim;
-    const int chunks = headDim / 4, kSteps = headDim / 16, dTiles = headDim / 8;
-
-    // This warp's rows: r0 = 16·warp + g and r1 = r0 + 8 (the C fragment's two rows), at positions p0 + r.
-    const int r0 = 16 * warp + g, r1 = r0 + 8;
-    const bool warpHasRows = 16 * warp < count;
-    const int warpLastPosition = p0 + min(16 * warp + 15, count - 1);
-
-    // Q as A fragments: qf[k] covers head dimensions 16k…16k+15 (a0: row r0, dims 2·t4, +1; a1: row r1; a2, a3: dims + 8).
-    unsigned qf[PF_MAX_DIM / 16][4];
+// Q of the warp's rows r0 and r1 = r0 + 8 as A fragments, pre-scaled by scaleLog2 and rounded to f16: qf[k] covers head
+// dimensions 16k…16k+15 (a0: row r0, dims 2·t4, +1; a1: row r1; a2, a3: dims + 8); rows past the tile's count are zero.
+__device__ __forceinline__ void prefill_query(unsigned (&qf)[PF_MAX_DIM / 16][4], const float* query, int first, int count,
+                                              int r0, int r1, int h, int heads, int headDim, int t4, float scaleLog2) {
 #pragma unroll
     for (int k = 0; k < PF_MAX_DIM / 16; k++) {
-        if (k < kSteps) {
+        if (16 * k < headDim) {
             const int d = 16 * k + 2 * t4;
             float2 q[4] = {make_float2(0.0f, 0.0f), make_float2(0.0f, 0.0f), make_float2(0.0f, 0.0f), make_float2(0.0f, 0.0f)};
             if (r0 < count) {
@@ -563,6 +523,153 @@ __device__ __forceinline__ void attention_prefill_body(
             for (int e = 0; e < 4; e++) qf[k][e] = pack_half2(q[e].x * scaleLog2, q[e].y * scaleLog2);
         }
     }
+}
+
+// One K tile against the warp's 16 rows: S = Q·Kᵀ over the 64 keys kv0… of sK ([64][stride] f16), the causal mask, and
+// the online softmax's step — running maxima and sums updated, O rescaled — leaving P rounded to f16 in pf (pf[n][0]:
+// row r0, keys 8n + 2·t4, +1; pf[n][1]: row r1). Rows are at positions p0 + r0 and p0 + r1.
+__device__ __forceinline__ void prefill_scores(const unsigned short* sK, int stride, const unsigned (&qf)[PF_MAX_DIM / 16][4],
+                                               int headDim, int kv0, int p0, int warp, int lane, int r0, int r1,
+                                               float& max0, float& max1, float& sum0, float& sum1,
+                                               float (&o)[PF_MAX_DIM / 8][4], unsigned (&pf)[PF_KEYS / 8][2]) {
+    const int t4 = lane % 4;
+    float s[PF_KEYS / 8][4];  // s[n] covers keys kv0 + 8n … + 7
+#pragma unroll
+    for (int n = 0; n < PF_KEYS / 8; n++)
+#pragma unroll
+        for (int e = 0; e < 4; e++) s[n][e] = 0.0f;
+#pragma unroll
+    for (int k = 0; k < PF_MAX_DIM / 16; k++) {
+        if (16 * k < headDim) {
+#pragma unroll
+            for (int n = 0; n < PF_KEYS / 8; n += 2) {
+                // Matrices: keys 8n…+7 × dims 16k…+7, × dims 16k+8…+15, then the same for keys 8(n+1)…
+                const int m = lane / 8;
+                unsigned b[4];
+                ldmatrix_x4(b, sK + (8 * n + 8 * (m / 2) + lane % 8) * stride + 16 * k + 8 * (m % 2));
+                mma_f16(s[n], qf[k][0], qf[k][1], qf[k][2], qf[k][3], b[0], b[1]);
+                mma_f16(s[n + 1], qf[k][0], qf[k][1], qf[k][2], qf[k][3], b[2], b[3]);
+            }
+        }
+    }
+    // Causal mask where the tile reaches past the warp's first row.
+    if (kv0 + PF_KEYS - 1 > p0 + 16 * warp) {
+#pragma unroll
+        for (int n = 0; n < PF_KEYS / 8; n++)
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                const int key = kv0 + 8 * n + 2 * t4 + (e & 1);
+                if (key > p0 + (e < 2 ? r0 : r1)) s[n][e] = -INFINITY;
+            }
+    }
+    float tileMax0 = -INFINITY, tileMax1 = -INFINITY;
+#pragma unroll
+    for (int n = 0; n < PF_KEYS / 8; n++) {
+        tileMax0 = fmaxf(tileMax0, fmaxf(s[n][0], s[n][1]));
+        tileMax1 = fmaxf(tileMax1, fmaxf(s[n][2], s[n][3]));
+    }
+#pragma unroll
+    for (int x = 1; x <= 2; x <<= 1) {
+        tileMax0 = fmaxf(tileMax0, __shfl_xor_sync(FULL_MASK, tileMax0, x));
+        tileMax1 = fmaxf(tileMax1, __shfl_xor_sync(FULL_MASK, tileMax1, x));
+    }
+    // Every row sees position 0 in tile 0, so the maxima are finite from there on: no −inf − (−inf).
+    const float next0 = fmaxf(max0, tileMax0), next1 = fmaxf(max1, tileMax1);
+    const float alpha0 = exp2f(max0 - next0), alpha1 = exp2f(max1 - next1);  // 0 on tile 0 (max = −inf)
+    max0 = next0;
+    max1 = next1;
+    // The sums are formed with explicit roundings (no multiply-add contraction left to the compiler), so that the float32
+    // and f16 cache kernels, whose code around this differs, compute them identically (GpuCheck compares them bit for bit).
+    float add0 = 0.0f, add1 = 0.0f;
+#pragma unroll
+    for (int n = 0; n < PF_KEYS / 8; n++) {
+        pf[n][0] = pack_half2(exp2f(s[n][0] - next0), exp2f(s[n][1] - next0));  // exp2(−inf) = 0 where masked
+        pf[n][1] = pack_half2(exp2f(s[n][2] - next1), exp2f(s[n][3] - next1));
+        add0 = __fadd_rn(add0, __fadd_rn(half_to_float(pf[n][0] & 0xffff), half_to_float(pf[n][0] >> 16)));
+        add1 = __fadd_rn(add1, __fadd_rn(half_to_float(pf[n][1] & 0xffff), half_to_float(pf[n][1] >> 16)));
+    }
+    sum0 = __fadd_rn(__fmul_rn(sum0, alpha0), add0);
+    sum1 = __fadd_rn(__fmul_rn(sum1, alpha1), add1);
+#pragma unroll
+    for (int n = 0; n < PF_MAX_DIM / 8; n++) {
+        o[n][0] *= alpha0; o[n][1] *= alpha0;
+        o[n][2] *= alpha1; o[n][3] *= alpha1;
+    }
+}
+
+// O += P·V for one V tile (sV: [64][stride] f16): key steps of 16 (A = P of S tiles 2k, 2k + 1), dimension tiles of 8
+// two at a time.
+__device__ __forceinline__ void prefill_values(const unsigned short* sV, int stride, int headDim, int lane,
+                                               const unsigned (&pf)[PF_KEYS / 8][2], float (&o)[PF_MAX_DIM / 8][4]) {
+#pragma unroll
+    for (int k = 0; k < PF_KEYS / 16; k++) {
+#pragma unroll
+        for (int n = 0; n < PF_MAX_DIM / 8; n += 2) {
+            if (8 * n < headDim) {
+                // Matrices (transposed): keys 16k…+7 × dims 8n…+7, keys 16k+8…+15 × the same, then dims 8(n+1)…
+                const int m = lane / 8;
+                unsigned b[4];
+                ldmatrix_x4_trans(b, sV + (16 * k + 8 * (m % 2) + lane % 8) * stride + 8 * n + 8 * (m / 2));
+                mma_f16(o[n], pf[2 * k][0], pf[2 * k][1], pf[2 * k + 1][0], pf[2 * k + 1][1], b[0], b[1]);
+                mma_f16(o[n + 1], pf[2 * k][0], pf[2 * k][1], pf[2 * k + 1][0], pf[2 * k + 1][1], b[2], b[3]);
+            }
+        }
+    }
+}
+
+// The warp's rows of O divided by their row sums (summed over the quad here), written as float32.
+__device__ __forceinline__ void prefill_write(float* output, const float (&o)[PF_MAX_DIM / 8][4], float sum0, float sum1,
+                                              int first, int count, int r0, int r1, int h, int heads, int headDim, int t4) {
+#pragma unroll
+    for (int x = 1; x <= 2; x <<= 1) {
+        sum0 += __shfl_xor_sync(FULL_MASK, sum0, x);
+        sum1 += __shfl_xor_sync(FULL_MASK, sum1, x);
+    }
+    const float inverse0 = 1.0f / sum0, inverse1 = 1.0f / sum1;
+    float* out0 = output + (long long)(first + r0) * heads * headDim + (long long)h * headDim;
+    float* out1 = output + (long long)(first + r1) * heads * headDim + (long long)h * headDim;
+#pragma unroll
+    for (int n = 0; n < PF_MAX_DIM / 8; n++) {
+        if (8 * n < headDim) {
+            const int d = 8 * n + 2 * t4;
+            if (r0 < count) *(float2*)(out0 + d) = make_float2(o[n][0] * inverse0, o[n][1] * inverse0);
+            if (r1 < count) *(float2*)(out1 + d) = make_float2(o[n][2] * inverse1, o[n][3] * inverse1);
+        }
+    }
+}
+
+// The float32 cache: tiles staged through registers (rounded to f16 on the way to shared memory), single-buffered.
+extern "C" __global__ void __launch_bounds__(PF_THREADS) attention_prefill(
+    const float* query, const float* keyCache, const float* valueCache, const int* blockTables, const int* sequenceOf,
+    const int* positions, const int* queryTiles, float* output, int tileCount, int heads, int kvHeads, int headDim,
+    int blockSize, int maxBlocks, float scaleLog2) {
+    pdl_start();
+    extern __shared__ __attribute__((aligned(16))) unsigned char prefillShared[];
+    const int stride = headDim + PF_PAD;
+    unsigned short* sK = (unsigned short*)prefillShared;  // [PF_KEYS][stride]
+    unsigned short* sV = sK + PF_KEYS * stride;           // [PF_KEYS][stride]
+    int* sSlot = (int*)(sV + PF_KEYS * stride);           // [2][PF_KEYS]: tile i's slots in sSlot[i & 1]
+
+    const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
+    const int g = lane / 4, t4 = lane % 4;
+    const int tile = tileCount - 1 - blockIdx.x, h = blockIdx.y;
+    const int first = queryTiles[2 * tile], count = queryTiles[2 * tile + 1];
+    const int p0 = positions[first];
+    const int* table = blockTables + (long long)sequenceOf[first] * maxBlocks;
+    const int kvEnd = p0 + count;  // positions 0 … kvEnd − 1 are read
+    const int kvTiles = (kvEnd + PF_KEYS - 1) / PF_KEYS;
+    const int kvWidth = kvHeads * headDim;
+    const int kvHead = h / (heads / kvHeads);
+    const float* keys = keyCache + (long long)kvHead * headDim;
+    const float* values = valueCache + (long long)kvHead * headDim;
+    const int chunks = headDim / 4;
+
+    // This warp's rows: r0 = 16·warp + g and r1 = r0 + 8 (the C fragment's two rows), at positions p0 + r.
+    const int r0 = 16 * warp + g, r1 = r0 + 8;
+    const bool warpHasRows = 16 * warp < count;
+    const int warpLastPosition = p0 + min(16 * warp + 15, count - 1);
+    unsigned qf[PF_MAX_DIM / 16][4];
+    prefill_query(qf, query, first, count, r0, r1, h, heads, headDim, t4, scaleLog2);
 
     float o[PF_MAX_DIM / 8][4];  // O fragments: o[n] covers head dimensions 8n…8n+7
 #pragma unroll
@@ -576,7 +683,7 @@ __device__ __forceinline__ void attention_prefill_body(
     auto slotOf = [&](int j) { return j < kvEnd ? table[j / blockSize] * blockSize + j % blockSize : -1; };
     if (tid < PF_KEYS) sSlot[tid] = slotOf(tid);
     __syncthreads();
-    typename PrefillPiece<KV>::Type kr[PF_MAX_PIECES], vr[PF_MAX_PIECES];
+    float4 kr[PF_MAX_PIECES], vr[PF_MAX_PIECES];
     prefill_load(kr, keys, sSlot, kvWidth, tid, chunks);
 
     for (int i = 0; i < kvTiles; i++) {
@@ -588,131 +695,101 @@ __device__ __forceinline__ void attention_prefill_body(
         prefill_load(vr, values, slots, kvWidth, tid, chunks);
         __syncthreads();  // sK of tile i and the slots of tile i + 1 are visible
         const bool active = warpHasRows && kv0 <= warpLastPosition;
-
-        // S = Q·Kᵀ for the warp's 16 rows × 64 keys: s[n] covers keys kv0 + 8n … + 7.
-        unsigned pf[PF_KEYS / 8][2];  // P rounded to f16: pf[n][0] row r0 keys 8n + 2·t4, +1; pf[n][1] row r1
-        if (active) {
-            float s[PF_KEYS / 8][4];
-#pragma unroll
-            for (int n = 0; n < PF_KEYS / 8; n++)
-#pragma unroll
-                for (int e = 0; e < 4; e++) s[n][e] = 0.0f;
-#pragma unroll
-            for (int k = 0; k < PF_MAX_DIM / 16; k++) {
-                if (k < kSteps) {
-#pragma unroll
-                    for (int n = 0; n < PF_KEYS / 8; n += 2) {
-                        // Matrices: keys 8n…+7 × dims 16k…+7, × dims 16k+8…+15, then the same for keys 8(n+1)…
-                        const int m = lane / 8;
-                        unsigned b[4];
-                        ldmatrix_x4(b, sK + (8 * n + 8 * (m / 2) + lane % 8) * stride + 16 * k + 8 * (m % 2));
-                        mma_f16(s[n], qf[k][0], qf[k][1], qf[k][2], qf[k][3], b[0], b[1]);
-                        mma_f16(s[n + 1], qf[k][0], qf[k][1], qf[k][2], qf[k][3], b[2], b[3]);
-                    }
-                }
-            }
-            // Causal mask where the tile reaches past the warp's first row.
-            if (kv0 + PF_KEYS - 1 > p0 + 16 * warp) {
-#pragma unroll
-                for (int n = 0; n < PF_KEYS / 8; n++)
-#pragma unroll
-                    for (int e = 0; e < 4; e++) {
-                        const int key = kv0 + 8 * n + 2 * t4 + (e & 1);
-                        if (key > p0 + (e < 2 ? r0 : r1)) s[n][e] = -INFINITY;
-                    }
-            }
-            float tileMax0 = -INFINITY, tileMax1 = -INFINITY;
-#pragma unroll
-            for (int n = 0; n < PF_KEYS / 8; n++) {
-                tileMax0 = fmaxf(tileMax0, fmaxf(s[n][0], s[n][1]));
-                tileMax1 = fmaxf(tileMax1, fmaxf(s[n][2], s[n][3]));
-            }
-#pragma unroll
-            for (int x = 1; x <= 2; x <<= 1) {
-                tileMax0 = fmaxf(tileMax0, __shfl_xor_sync(FULL_MASK, tileMax0, x));
-                tileMax1 = fmaxf(tileMax1, __shfl_xor_sync(FULL_MASK, tileMax1, x));
-            }
-            // Every row sees position 0 in tile 0, so the maxima are finite from there on: no −inf − (−inf).
-            const float next0 = fmaxf(max0, tileMax0), next1 = fmaxf(max1, tileMax1);
-            const float alpha0 = exp2f(max0 - next0), alpha1 = exp2f(max1 - next1);  // 0 on tile 0 (max = −inf)
-            max0 = next0;
-            max1 = next1;
-            float add0 = 0.0f, add1 = 0.0f;
-#pragma unroll
-            for (int n = 0; n < PF_KEYS / 8; n++) {
-                pf[n][0] = pack_half2(exp2f(s[n][0] - next0), exp2f(s[n][1] - next0));  // exp2(−inf) = 0 where masked
-                pf[n][1] = pack_half2(exp2f(s[n][2] - next1), exp2f(s[n][3] - next1));
-                add0 += half_to_float(pf[n][0] & 0xffff) + half_to_float(pf[n][0] >> 16);
-                add1 += half_to_float(pf[n][1] & 0xffff) + half_to_float(pf[n][1] >> 16);
-            }
-            sum0 = sum0 * alpha0 + add0;
-            sum1 = sum1 * alpha1 + add1;
-#pragma unroll
-            for (int n = 0; n < PF_MAX_DIM / 8; n++) {
-                o[n][0] *= alpha0; o[n][1] *= alpha0;
-                o[n][2] *= alpha1; o[n][3] *= alpha1;
-            }
-        }
-
+        unsigned pf[PF_KEYS / 8][2];
+        if (active) prefill_scores(sK, stride, qf, headDim, kv0, p0, warp, lane, r0, r1, max0, max1, sum0, sum1, o, pf);
         prefill_store(sV, vr, stride, tid, chunks);
         if (i + 1 < kvTiles) prefill_load(kr, keys, sSlot + ((i + 1) & 1) * PF_KEYS, kvWidth, tid, chunks);
         __syncthreads();  // sV of tile i is visible
-
-        // O += P·V: key steps of 16 (A = P of S tiles 2k, 2k + 1), dimension tiles of 8 two at a time.
-        if (active) {
-#pragma unroll
-            for (int k = 0; k < PF_KEYS / 16; k++) {
-#pragma unroll
-                for (int n = 0; n < PF_MAX_DIM / 8; n += 2) {
-                    if (n < dTiles) {
-                        // Matrices (transposed): keys 16k…+7 × dims 8n…+7, keys 16k+8…+15 × the same, then dims 8(n+1)…
-                        const int m = lane / 8;
-                        unsigned b[4];
-                        ldmatrix_x4_trans(b, sV + (16 * k + 8 * (m % 2) + lane % 8) * stride + 8 * n + 8 * (m / 2));
-                        mma_f16(o[n], pf[2 * k][0], pf[2 * k][1], pf[2 * k + 1][0], pf[2 * k + 1][1], b[0], b[1]);
-                        mma_f16(o[n + 1], pf[2 * k][0], pf[2 * k][1], pf[2 * k + 1][0], pf[2 * k + 1][1], b[2], b[3]);
-                    }
-                }
-            }
-        }
+        if (active) prefill_values(sV, stride, headDim, lane, pf, o);
     }
 
-    if (!warpHasRows) return;
-#pragma unroll
-    for (int x = 1; x <= 2; x <<= 1) {
-        sum0 += __shfl_xor_sync(FULL_MASK, sum0, x);
-        sum1 += __shfl_xor_sync(FULL_MASK, sum1, x);
-    }
-    const float inverse0 = 1.0f / sum0, inverse1 = 1.0f / sum1;
-    float* out0 = output + (long long)(first + r0) * heads * headDim + (long long)h * headDim;
-    float* out1 = output + (long long)(first + r1) * heads * headDim + (long long)h * headDim;
-#pragma unroll
-    for (int n = 0; n < PF_MAX_DIM / 8; n++) {
-        if (n < dTiles) {
-            const int d = 8 * n + 2 * t4;
-            if (r0 < count) *(float2*)(out0 + d) = make_float2(o[n][0] * inverse0, o[n][1] * inverse0);
-            if (r1 < count) *(float2*)(out1 + d) = make_float2(o[n][2] * inverse1, o[n][3] * inverse1);
-        }
-    }
+    if (warpHasRows) prefill_write(output, o, sum0, sum1, first, count, r0, r1, h, heads, headDim, t4);
 }
 
-extern "C" __global__ void __launch_bounds__(PF_THREADS) attention_prefill(
-    const float* query, const float* keyCache, const float* valueCache, const int* blockTables, const int* sequenceOf,
-    const int* positions, const int* queryTiles, float* output, int tileCount, int heads, int kvHeads, int headDim,
-    int blockSize, int maxBlocks, float scaleLog2) {
-    pdl_start();
-    attention_prefill_body(query, keyCache, valueCache, blockTables, sequenceOf, positions, queryTiles, output, tileCount,
-                           heads, kvHeads, headDim, blockSize, maxBlocks, scaleLog2);
-}
-
-// attention_prefill over an f16 cache: K/V pieces go into the shared tiles as they are.
+// The f16 cache: K and V rows are copied as they lie (cp.async, 16 bytes a copy) into PF_STAGES shared stages, tiles i + 1
+// and i + 2 in flight while tile i is multiplied, one barrier a tile. The float32 kernel's register staging left each
+// tile waiting for its loads (8B prefill attention at 67 TFLOP/s on an H100).
+// Dynamic shared memory (CudaLaunchGeometry.PrefillF16SharedBytes): [PF_STAGES][K, V][64][headDim + 8] f16.
+#define PF_STAGES 3
+#define PF_COPIES (PF_KEYS * PF_MAX_DIM * 2 / 16 / PF_THREADS)  // 16-byte copies per thread per K (and V) tile
 extern "C" __global__ void __launch_bounds__(PF_THREADS) attention_prefill_f16(
     const float* query, const unsigned short* keyCache, const unsigned short* valueCache, const int* blockTables,
     const int* sequenceOf, const int* positions, const int* queryTiles, float* output, int tileCount, int heads, int kvHeads,
     int headDim, int blockSize, int maxBlocks, float scaleLog2) {
     pdl_start();
-    attention_prefill_body(query, keyCache, valueCache, blockTables, sequenceOf, positions, queryTiles, output, tileCount,
-                           heads, kvHeads, headDim, blockSize, maxBlocks, scaleLog2);
+    extern __shared__ __attribute__((aligned(16))) unsigned char prefillShared[];
+    const int stride = headDim + PF_PAD, stageHalves = 2 * PF_KEYS * stride;
+    unsigned short* sStage = (unsigned short*)prefillShared;  // [PF_STAGES][K, V][PF_KEYS][stride]
+
+    const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
+    const int g = lane / 4, t4 = lane % 4;
+    const int tile = tileCount - 1 - blockIdx.x, h = blockIdx.y;
+    const int first = queryTiles[2 * tile], count = queryTiles[2 * tile + 1];
+    const int p0 = positions[first];
+    const int* table = blockTables + (long long)sequenceOf[first] * maxBlocks;
+    const int kvEnd = p0 + count;  // positions 0 … kvEnd − 1 are read
+    const int kvTiles = (kvEnd + PF_KEYS - 1) / PF_KEYS;
+    const int kvWidth = kvHeads * headDim;
+    const int kvHead = h / (heads / kvHeads);
+    const unsigned short* keys = keyCache + (long long)kvHead * headDim;
+    const unsigned short* values = valueCache + (long long)kvHead * headDim;
+
+    const int r0 = 16 * warp + g, r1 = r0 + 8;
+    const bool warpHasRows = 16 * warp < count;
+    const int warpLastPosition = p0 + min(16 * warp + 15, count - 1);
+    unsigned qf[PF_MAX_DIM / 16][4];
+    prefill_query(qf, query, first, count, r0, r1, h, heads, headDim, t4, scaleLog2);
+
+    // This thread's 16-byte copies of a tile: copy u is chunk tid + u·PF_THREADS of the tile's [64][headDim / 8] chunks.
+    const int rowChunks = headDim / 8;
+    int copyRow[PF_COPIES], copyCol[PF_COPIES];
+#pragma unroll
+    for (int u = 0; u < PF_COPIES; u++) {
+        const int c = tid + u * PF_THREADS;
+        copyRow[u] = c < PF_KEYS * rowChunks ? c / rowChunks : PF_KEYS;  // PF_KEYS: no copy
+        copyCol[u] = 8 * (c - copyRow[u] * rowChunks);
+    }
+    auto issue = [&](int i) {
+        if (i < kvTiles) {
+            unsigned short* stage = sStage + (i % PF_STAGES) * stageHalves;
+#pragma unroll
+            for (int u = 0; u < PF_COPIES; u++) {
+                if (copyRow[u] < PF_KEYS) {
+                    const int j = i * PF_KEYS + copyRow[u];
+                    const bool valid = j < kvEnd;  // past it: zeros, which the causal mask hides
+                    const long long slot = valid ? (long long)table[j / blockSize] * blockSize + j % blockSize : 0;
+                    const int at = copyRow[u] * stride + copyCol[u];
+                    cp_async16(stage + at, keys + slot * kvWidth + copyCol[u], valid);
+                    cp_async16(stage + PF_KEYS * stride + at, values + slot * kvWidth + copyCol[u], valid);
+                }
+            }
+        }
+        cp_async_commit();  // an empty group past the last tile keeps the wait counts uniform
+    };
+
+    float o[PF_MAX_DIM / 8][4];
+#pragma unroll
+    for (int n = 0; n < PF_MAX_DIM / 8; n++)
+#pragma unroll
+        for (int e = 0; e < 4; e++) o[n][e] = 0.0f;
+    float max0 = -INFINITY, max1 = -INFINITY, sum0 = 0.0f, sum1 = 0.0f;
+
+#pragma unroll
+    for (int s = 0; s < PF_STAGES - 1; s++) issue(s);
+    for (int i = 0; i < kvTiles; i++) {
+        cp_async_wait<PF_STAGES - 2>();
+        __syncthreads();  // tile i has landed for every thread, and tile i − 1's stage is free for tile i + PF_STAGES − 1
+        issue(i + PF_STAGES - 1);
+        if (warpHasRows && i * PF_KEYS <= warpLastPosition) {
+            const unsigned short* sK = sStage + (i % PF_STAGES) * stageHalves;
+            unsigned pf[PF_KEYS / 8][2];
+            prefill_scores(sK, stride, qf, headDim, i * PF_KEYS, p0, warp, lane, r0, r1, max0, max1, sum0, sum1, o, pf);
+            prefill_values(sK + PF_KEYS * stride, stride, headDim, lane, pf, o);
+        }
+    }
+    cp_async_wait<0>();  // only empty groups remain
+
+    if (warpHasRows) prefill_write(output, o, sum0, sum1, first, count, r0, r1, h, heads, headDim, t4);
 }
 
 // attention_decode_f16_tc — attention_partition_f16 on tensor cores, for an f16 cache and head dimensions that are a
