@@ -131,6 +131,17 @@ public interface IBackend : IDisposable
     /// <summary>output = SiLU(gate) · up, element-wise.</summary>
     void SiluMul(DeviceTensor gate, DeviceTensor up, DeviceTensor output, int rows);
 
+    /// <summary>
+    /// output = SiLU(input · gateᵀ) · (input · upᵀ), the gated feed-forward's first half; the targets' outputs are scratch
+    /// that may be left unwritten. By default the two products (as a group) and then <see cref="SiluMul"/>; a device backend
+    /// fuses them where it can, so that the products never reach memory.
+    /// </summary>
+    void GatedMatMul(DeviceTensor input, MatMulTarget gate, MatMulTarget up, DeviceTensor output, int rows)
+    {
+        MatMulGroup(input, [gate, up], rows);
+        SiluMul(gate.Output, up.Output, output, rows);
+    }
+
     /// <summary>output[i] = input[<c>batch.LogitTokenIndices[i]</c>]: the rows whose logits the step needs.</summary>
     void GatherLogitRows(DeviceTensor input, DeviceTensor output);
 

@@ -138,8 +138,7 @@ public sealed class LlamaModel : IForwardModel
             b.MatMul(_attention, w.AttentionOutput, _projection, tokens);
             collectives?.AllReduceSum(_projection, tokens);
             b.AddRmsNorm(_hidden, _projection, w.FeedForwardNorm, eps, _normed, tokens);
-            b.MatMulGroup(_normed, _gateUp[l], tokens);
-            b.SiluMul(_gate, _up, _activated, tokens);
+            b.GatedMatMul(_normed, _gateUp[l][0], _gateUp[l][1], _activated, tokens);
             b.MatMul(_activated, w.Down, _projection, tokens);
             collectives?.AllReduceSum(_projection, tokens);
             var nextNorm = l + 1 < c.LayerCount ? _weights.Layers[l + 1].AttentionNorm : _weights.OutputNorm;

@@ -66,6 +66,7 @@ internal sealed class KernelChecks(CudaBackend gpu, CpuBackend cpu, Report repor
     {
         MatMuls();
         MatMulGroups();
+        GatedMatMuls();
         Embeddings();
         Norms();
         ElementWise();
@@ -239,6 +240,64 @@ internal sealed class KernelChecks(CudaBackend gpu, CpuBackend cpu, Report repor
             foreach (var h in hosts)
             {
                 h.Dispose();
+            }
+        }
+    }
+
+    /// <summary>
+    /// The gated feed-forward product SiLU(x·gateᵀ)·(x·upᵀ) and the down projection after it, against the CPU (products, then
+    /// SiluMul, then the down matmul): on the Hopper GEMM's gated kernel (every tile width forced, and as chosen) where the
+    /// device has it, else the unfused path. Twice per case: the first pass makes the activation's half copy, which the
+    /// gated kernel then writes itself for the second pass's down projection to read. 160 gate rows: a ragged last tile.
+    /// </summary>
+    private void GatedMatMuls()
+    {
+        foreach (var type in new[] { GgmlType.F16, GgmlType.BF16 })
+        {
+            foreach (var (k, f) in new[] { (320, 160), (1024, 192) })
+            {
+                using var gateHost = new HostTensor("gate", type, [k, f], RandomWeights.Tensor(type, f, k, _random.Next()));
+                using var upHost = new HostTensor("up", type, [k, f], RandomWeights.Tensor(type, f, k, _random.Next()));
+                using var downHost = new HostTensor("down", type, [f, 64], RandomWeights.Tensor(type, 64, f, _random.Next()));
+                var gw = new[] { gpu.LoadWeight(gateHost.View), gpu.LoadWeight(upHost.View), gpu.LoadWeight(downHost.View) };
+                var cw = new[] { cpu.LoadWeight(gateHost.View), cpu.LoadWeight(upHost.View), cpu.LoadWeight(downHost.View) };
+                var tiles = gpu.Kernels.HasWarpgroupGemm ? CudaLaunchGeometry.WarpgroupGemmWeightRows.Select(w => (int?)w).Prepend(null) : [null];
+                foreach (var rows in quick ? [9, 200] : new[] { 9, 33, 67, 200 })
+                {
+                    foreach (var tile in tiles)
+                    {
+                        var (gx, cx) = Pair(rows, k, RandomWeights.Floats(rows * k, _random));
+                        var (gGate, cGate) = Pair(rows, f);
+                        var (gUp, cUp) = Pair(rows, f);
+                        var (gAct, cAct) = Pair(rows, f);
+                        var (gDown, cDown) = Pair(rows, 64);
+                        gpu.WarpgroupGemmOverride = tile;
+                        for (var pass = 0; pass < 2; pass++)
+                        {
+                            gpu.GatedMatMul(gx, new MatMulTarget(gw[0], gGate), new MatMulTarget(gw[1], gUp), gAct, rows);
+                            gpu.MatMul(gAct, gw[2], gDown, rows);
+                        }
+
+                        gpu.WarpgroupGemmOverride = null;
+                        ((IBackend)cpu).GatedMatMul(cx, new MatMulTarget(cw[0], cGate), new MatMulTarget(cw[1], cUp), cAct, rows);
+                        cpu.MatMul(cAct, cw[2], cDown, rows);
+                        var fused = gpu.Kernels.HasWarpgroupGemm && k % CudaLaunchGeometry.WarpgroupGemmStageColumns == 0
+                            && (tile is not null || CudaLaunchGeometry.UseWarpgroupGemm(rows, k));
+                        var path = fused ? $"wgmma gated{(tile is { } forced ? $" n{forced}" : "")}" : "products + silu_mul";
+                        var bound = type == GgmlType.BF16 ? Bf16GemmBound : F16GemmBound;
+                        report.Check($"gated matmul {type} {path} M={rows} F={f} K={k}", Compare(gAct, cAct, rows), bound);
+                        report.Check($"gated matmul {type} {path} M={rows} F={f} K={k}, then down [64 × {f}] from its half copy", Compare(gDown, cDown, rows), 2 * bound);
+                        foreach (var t in new[] { gx, cx, gGate, cGate, gUp, cUp, gAct, cAct, gDown, cDown })
+                        {
+                            t.Dispose();
+                        }
+                    }
+                }
+
+                foreach (var w in gw.Concat(cw))
+                {
+                    w.Dispose();
+                }
             }
         }
     }

@@ -477,7 +477,7 @@ public sealed class CudaBackend : IBackend, IDeviceSampler
             {
                 var wgSplits = CudaLaunchGeometry.WarpgroupGemmSplits(rows, w.Rows, w.Columns, Context.MultiprocessorCount, weightRows);
                 var wgPartial = SplitPartials(wgSplits, rows, w.Rows);
-                var tiles = new Dim3((uint)CudaLaunchGeometry.Ceiling(w.Rows, weightRows), (uint)CudaLaunchGeometry.Ceiling(rows, CudaLaunchGeometry.WarpgroupGemmActivationRows), (uint)wgSplits);
+                var tiles = new Dim3((uint)CudaLaunchGeometry.Ceiling(rows, CudaLaunchGeometry.WarpgroupGemmActivationRows), (uint)CudaLaunchGeometry.Ceiling(w.Rows, weightRows), (uint)wgSplits);
                 Kernels.WarpgroupGemm(w, weightRows).Launch(Stream, tiles, 256, CudaLaunchGeometry.WarpgroupGemmSharedBytes(weightRows),
                     w.Codes, halves, y.Data, wgPartial, w.Rows, w.Columns, rows);
                 SumSplits(wgPartial, y, wgSplits, rows, w.Rows);
@@ -725,6 +725,38 @@ public sealed class CudaBackend : IBackend, IDeviceSampler
                 codes, scaleSums);
             FusedCopiesWritten(y, tokens, codes, DevicePointer.Null);
         }
+    }
+
+    /// <summary>
+    /// One gated Hopper GEMM (gemm_*_wgmma_gated) where both weights are the same half type and shape and the Hopper GEMM
+    /// takes the product: SiLU(gate)·up in its epilogue, with the half copy the down projection reads; the gate and up
+    /// outputs stay unwritten. Elsewhere (decode, other GPUs and types, an output with an int8 consumer) as IBackend does.
+    /// </summary>
+    public void GatedMatMul(DeviceTensor input, MatMulTarget gate, MatMulTarget up, DeviceTensor output, int rows)
+    {
+        var (g, u) = ((CudaWeight)gate.Weight, (CudaWeight)up.Weight);
+        var y = (CudaTensor)output;
+        if (g.Layout is not (CudaWeightLayout.Float16 or CudaWeightLayout.BFloat16) || u.Layout != g.Layout || u.Rows != g.Rows
+            || u.Columns != g.Columns || WarpgroupGemmTile(rows, g) is not { } weightRows || FusedQuantization(y).Codes != DevicePointer.Null)
+        {
+            MatMulGroup(input, [gate, up], rows);
+            SiluMul(gate.Output, up.Output, output, rows);
+            return;
+        }
+
+        var x = (CudaTensor)input;
+        if (x.Columns != g.Columns || y.Columns != g.Rows || rows > x.Rows || rows > y.Rows)
+        {
+            throw new ArgumentException($"GatedMatMul '{g.Name}'/'{u.Name}': input [{rows} × {x.Columns}] · weights [{g.Rows} × {g.Columns}]ᵀ into [{y.Rows} × {y.Columns}].");
+        }
+
+        var halves = EnsureHalf(x, rows, g.Layout == CudaWeightLayout.BFloat16);
+        Written(output);
+        var (outputHalves, bf16) = FusedHalves(y);
+        var tiles = new Dim3((uint)CudaLaunchGeometry.Ceiling(rows, CudaLaunchGeometry.WarpgroupGemmActivationRows), (uint)CudaLaunchGeometry.Ceiling(g.Rows, weightRows / 2));
+        Kernels.WarpgroupGemm(g, weightRows, gated: true).Launch(Stream, tiles, 256, CudaLaunchGeometry.WarpgroupGemmSharedBytes(weightRows),
+            g.Codes, u.Codes, halves, y.Data, outputHalves, bf16, g.Rows, g.Columns, rows);
+        FusedCopiesWritten(y, rows, DevicePointer.Null, outputHalves);
     }
 
     public void SiluMul(DeviceTensor gate, DeviceTensor up, DeviceTensor output, int rows)

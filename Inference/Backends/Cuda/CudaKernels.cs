@@ -28,7 +28,7 @@ public sealed class CudaKernels : IDisposable
     private readonly CudaModule[] _modules;
     private readonly Dictionary<(string Family, int MaxRows, bool SplitK), CudaKernel> _gemv;
     private readonly Dictionary<(string Name, int TileRows), CudaKernel> _halfGemm;
-    private readonly Dictionary<(string Name, int WeightRows), CudaKernel> _warpgroupGemm = [];
+    private readonly Dictionary<(string Name, int WeightRows, bool Gated), CudaKernel> _warpgroupGemm = [];
 
     /// <summary>The suffix of the sm_90 build of a module (<c>matmul.sm90.ptx</c>), whose kernels wait for their predecessor
     /// themselves so that they can be launched before it ends (programmatic dependent launch, kernels/common.cuh).</summary>
@@ -57,9 +57,12 @@ public sealed class CudaKernels : IDisposable
             {
                 foreach (var weightRows in CudaLaunchGeometry.WarpgroupGemmWeightRows)
                 {
-                    var kernel = hopper.Kernel($"{name}_wgmma_n{weightRows}");
-                    kernel.SetMaxDynamicSharedMemory(CudaLaunchGeometry.WarpgroupGemmSharedBytes(weightRows));
-                    _warpgroupGemm[(name, weightRows)] = kernel;
+                    foreach (var gated in new[] { false, true })
+                    {
+                        var kernel = hopper.Kernel($"{name}_wgmma{(gated ? "_gated" : "")}_n{weightRows}");
+                        kernel.SetMaxDynamicSharedMemory(CudaLaunchGeometry.WarpgroupGemmSharedBytes(weightRows));
+                        _warpgroupGemm[(name, weightRows, gated)] = kernel;
+                    }
                 }
             }
         }
@@ -206,9 +209,10 @@ public sealed class CudaKernels : IDisposable
     public bool HasWarpgroupGemm => _warpgroupGemm.Count > 0;
 
     /// <summary>The Hopper F16/BF16 GEMM with <paramref name="weightRows"/> weight rows per tile
-    /// (<see cref="CudaLaunchGeometry.WarpgroupGemmWeightRows"/>); only where <see cref="HasWarpgroupGemm"/>.</summary>
-    public CudaKernel WarpgroupGemm(CudaWeight weight, int weightRows) =>
-        _warpgroupGemm[(weight.Layout == CudaWeightLayout.BFloat16 ? "gemm_bf16" : "gemm_f16", weightRows)];
+    /// (<see cref="CudaLaunchGeometry.WarpgroupGemmWeightRows"/>), or its gated variant (SiLU(gate)·up, half the tile's rows
+    /// from each); only where <see cref="HasWarpgroupGemm"/>.</summary>
+    public CudaKernel WarpgroupGemm(CudaWeight weight, int weightRows, bool gated = false) =>
+        _warpgroupGemm[(weight.Layout == CudaWeightLayout.BFloat16 ? "gemm_bf16" : "gemm_f16", weightRows, gated)];
 
     /// <summary>Weights that share a family share a kernel (and can share one grouped GEMV launch).</summary>
     public static string GemvFamily(CudaWeight weight) => (weight.Layout, weight.ScalesPerBlock, weight.Mins is not null) switch
