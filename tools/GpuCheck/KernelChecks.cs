@@ -66,6 +66,7 @@ internal sealed class KernelChecks(CudaBackend gpu, CpuBackend cpu, Report repor
     {
         MatMuls();
         MatMulGroups();
+        WarpgroupGemmGroups();
         GatedMatMuls();
         Embeddings();
         Norms();
@@ -230,6 +231,58 @@ internal sealed class KernelChecks(CudaBackend gpu, CpuBackend cpu, Report repor
 
                 gx.Dispose();
                 cx.Dispose();
+            }
+
+            foreach (var w in gw.Concat(cw))
+            {
+                w.Dispose();
+            }
+
+            foreach (var h in hosts)
+            {
+                h.Dispose();
+            }
+        }
+    }
+
+    /// <summary>
+    /// Groups of half weights on the Hopper GEMM (one launch where every part but the last is a whole number of tiles: with
+    /// 128-wide tiles here, while 256-wide tiles fall back to a launch per part), at each tile width forced and as chosen,
+    /// against the CPU part by part; 100 rows in the last part make its last tile ragged, and 9 rows split K.
+    /// </summary>
+    private void WarpgroupGemmGroups()
+    {
+        if (!gpu.Kernels.HasWarpgroupGemm)
+        {
+            return;
+        }
+
+        int[] partRows = [256, 128, 100];
+        const int k = 320;
+        foreach (var type in new[] { GgmlType.F16, GgmlType.BF16 })
+        {
+            var hosts = partRows.Select((n, i) => new HostTensor($"w{i}", type, [k, n], RandomWeights.Tensor(type, n, k, _random.Next()))).ToArray();
+            var gw = hosts.Select(h => gpu.LoadWeight(h.View)).ToArray();
+            var cw = hosts.Select(h => cpu.LoadWeight(h.View)).ToArray();
+            foreach (var rows in new[] { 9, 100, 200 })
+            {
+                foreach (var tile in CudaLaunchGeometry.WarpgroupGemmWeightRows.Select(w => (int?)w).Prepend(null))
+                {
+                    var (gx, cx) = Pair(rows, k, RandomWeights.Floats(rows * k, _random));
+                    var outputs = partRows.Select(n => Pair(rows, n)).ToArray();
+                    gpu.WarpgroupGemmOverride = tile;
+                    gpu.MatMulGroup(gx, gw.Select((w, i) => new MatMulTarget(w, outputs[i].Gpu)).ToArray(), rows);
+                    gpu.WarpgroupGemmOverride = null;
+                    ((IBackend)cpu).MatMulGroup(cx, cw.Select((w, i) => new MatMulTarget(w, outputs[i].Cpu)).ToArray(), rows);
+                    var label = tile is { } forced ? $"n{forced}{(partRows[..^1].All(n => n % forced == 0) ? " one launch" : " a launch per part")}" : "as chosen";
+                    report.Check($"matmul group {type}×{string.Join("+", partRows)} wgmma {label} M={rows} K={k}",
+                        outputs.Select(o => Compare(o.Gpu, o.Cpu, rows)).Max(), type == GgmlType.BF16 ? Bf16GemmBound : F16GemmBound);
+                    foreach (var (g, c) in outputs.Append((gx, cx)))
+                    {
+                        g.Dispose();
+                        c.Dispose();
+                    }
+                }
             }
 
             foreach (var w in gw.Concat(cw))

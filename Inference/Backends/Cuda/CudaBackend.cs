@@ -372,6 +372,12 @@ public sealed class CudaBackend : IBackend, IDeviceSampler
         }
 
         var shape = gemv ? CudaLaunchGeometry.Gemv(rows, first.Layout, weightRows, first.Columns, Context.MultiprocessorCount, GemvSplitOverride) : default;
+        if (!gemv && GroupedWarpgroupGemmTile(targets, rows) is { } tile)
+        {
+            WarpgroupGemm(x, targets, rows, tile);
+            return;
+        }
+
         if (targets.Length > 1 && !SharesLaunch(targets, gemv, shape.RowsPerWarp))
         {
             foreach (var target in targets)
@@ -397,6 +403,79 @@ public sealed class CudaBackend : IBackend, IDeviceSampler
             {
                 Gemm(x, (CudaWeight)target.Weight, Written(target.Output), rows);
             }
+        }
+    }
+
+    /// <summary>
+    /// The Hopper GEMM's tile width for a group in one launch (q/k/v at a prefill or a large batch: the 1024-wide k and v
+    /// products alone split K 8 ways at 256 rows), or null: every weight the same half type and K, the Hopper GEMM taking
+    /// the product, and every part but the last a whole number of tiles.
+    /// </summary>
+    private int? GroupedWarpgroupGemmTile(ReadOnlySpan<MatMulTarget> targets, int rows)
+    {
+        if (targets.Length < 2 || targets.Length > CudaLaunchGeometry.MaxGemvParts)
+        {
+            return null;
+        }
+
+        var first = (CudaWeight)targets[0].Weight;
+        var total = 0;
+        foreach (var target in targets)
+        {
+            var w = (CudaWeight)target.Weight;
+            if (w.Layout != first.Layout || w.Columns != first.Columns)
+            {
+                return null;
+            }
+
+            total += w.Rows;
+        }
+
+        if (first.Layout is not (CudaWeightLayout.Float16 or CudaWeightLayout.BFloat16) || WarpgroupGemmTile(rows, first, total) is not { } tile)
+        {
+            return null;
+        }
+
+        for (var i = 0; i < targets.Length - 1; i++)
+        {
+            if (targets[i].Weight.Rows % tile != 0)
+            {
+                return null;
+            }
+        }
+
+        return tile;
+    }
+
+    /// <summary>One Hopper GEMM launch over the parts (one weight, or a group: gemm_hopper.cu), then each part's split sums.</summary>
+    private void WarpgroupGemm(CudaTensor x, ReadOnlySpan<MatMulTarget> parts, int rows, int tile)
+    {
+        var first = (CudaWeight)parts[0].Weight;
+        var halves = EnsureHalf(x, rows, first.Layout == CudaWeightLayout.BFloat16);
+        Span<KernelArg> args = stackalloc KernelArg[13];
+        var total = 0;
+        for (var i = 0; i < CudaLaunchGeometry.MaxGemvParts; i++)
+        {
+            var part = i < parts.Length ? parts[i] : default;
+            args[i] = part.Weight is CudaWeight w ? w.Codes.Pointer : DevicePointer.Null;
+            args[3 + i] = part.Output is { } output ? Written(output).Data.Pointer : DevicePointer.Null;
+            args[6 + i] = part.Weight?.Rows ?? 0;
+            total += part.Weight?.Rows ?? 0;
+        }
+
+        var splits = CudaLaunchGeometry.WarpgroupGemmSplits(rows, total, first.Columns, Context.MultiprocessorCount, tile);
+        var partial = SplitPartials(splits, rows, total);
+        args[9] = halves;
+        args[10] = partial;
+        args[11] = first.Columns;
+        args[12] = rows;
+        var tiles = new Dim3((uint)CudaLaunchGeometry.Ceiling(rows, CudaLaunchGeometry.WarpgroupGemmActivationRows), (uint)CudaLaunchGeometry.Ceiling(total, tile), (uint)splits);
+        Kernels.WarpgroupGemm(first, tile).Launch(Stream, tiles, 256, CudaLaunchGeometry.WarpgroupGemmSharedBytes(tile), args);
+        var before = 0L;
+        foreach (var part in parts)
+        {
+            SumSplits(partial.Offset(before * rows * splits * sizeof(float)), (CudaTensor)part.Output, splits, rows, part.Weight.Rows);
+            before += part.Weight.Rows;
         }
     }
 
@@ -472,18 +551,13 @@ public sealed class CudaBackend : IBackend, IDeviceSampler
 
         if (w.Layout is CudaWeightLayout.Float16 or CudaWeightLayout.BFloat16)
         {
-            var halves = EnsureHalf(x, rows, w.Layout == CudaWeightLayout.BFloat16);
-            if (WarpgroupGemmTile(rows, w) is { } weightRows)
+            if (WarpgroupGemmTile(rows, w, w.Rows) is { } weightRows)
             {
-                var wgSplits = CudaLaunchGeometry.WarpgroupGemmSplits(rows, w.Rows, w.Columns, Context.MultiprocessorCount, weightRows);
-                var wgPartial = SplitPartials(wgSplits, rows, w.Rows);
-                var tiles = new Dim3((uint)CudaLaunchGeometry.Ceiling(rows, CudaLaunchGeometry.WarpgroupGemmActivationRows), (uint)CudaLaunchGeometry.Ceiling(w.Rows, weightRows), (uint)wgSplits);
-                Kernels.WarpgroupGemm(w, weightRows).Launch(Stream, tiles, 256, CudaLaunchGeometry.WarpgroupGemmSharedBytes(weightRows),
-                    w.Codes, halves, y.Data, wgPartial, w.Rows, w.Columns, rows);
-                SumSplits(wgPartial, y, wgSplits, rows, w.Rows);
+                WarpgroupGemm(x, [new MatMulTarget(w, y)], rows, weightRows);
                 return;
             }
 
+            var halves = EnsureHalf(x, rows, w.Layout == CudaWeightLayout.BFloat16);
             var tileRows = HalfGemmTileRowsOverride ?? CudaLaunchGeometry.HalfGemmRows(rows);
             var splits = CudaLaunchGeometry.HalfGemmSplits(rows, w.Rows, w.Columns, Context.MultiprocessorCount);
             var partial = SplitPartials(splits, rows, w.Rows);
@@ -533,8 +607,8 @@ public sealed class CudaBackend : IBackend, IDeviceSampler
     /// </summary>
     public int? WarpgroupGemmOverride { get; set; }
 
-    /// <summary>The Hopper GEMM's tile width for this product, or null where gemm_half_tc takes it.</summary>
-    private int? WarpgroupGemmTile(int rows, CudaWeight w)
+    /// <summary>The Hopper GEMM's tile width for <paramref name="outputs"/> weight rows of K = w's, or null where gemm_half_tc takes it.</summary>
+    private int? WarpgroupGemmTile(int rows, CudaWeight w, int outputs)
     {
         if (!Kernels.HasWarpgroupGemm || w.Columns % CudaLaunchGeometry.WarpgroupGemmStageColumns != 0 || WarpgroupGemmOverride == 0)
         {
@@ -542,7 +616,7 @@ public sealed class CudaBackend : IBackend, IDeviceSampler
         }
 
         return WarpgroupGemmOverride
-            ?? (CudaLaunchGeometry.UseWarpgroupGemm(rows, w.Columns) ? CudaLaunchGeometry.WarpgroupGemmTile(rows, w.Rows, Context.MultiprocessorCount) : null);
+            ?? (CudaLaunchGeometry.UseWarpgroupGemm(rows, w.Columns) ? CudaLaunchGeometry.WarpgroupGemmTile(rows, outputs, Context.MultiprocessorCount) : null);
     }
 
     /// <summary>The activations rounded to the half weight's type (once per value and type, like the int8 copy).</summary>
@@ -737,7 +811,7 @@ public sealed class CudaBackend : IBackend, IDeviceSampler
         var (g, u) = ((CudaWeight)gate.Weight, (CudaWeight)up.Weight);
         var y = (CudaTensor)output;
         if (g.Layout is not (CudaWeightLayout.Float16 or CudaWeightLayout.BFloat16) || u.Layout != g.Layout || u.Rows != g.Rows
-            || u.Columns != g.Columns || WarpgroupGemmTile(rows, g) is not { } weightRows || FusedQuantization(y).Codes != DevicePointer.Null)
+            || u.Columns != g.Columns || WarpgroupGemmTile(rows, g, 2 * g.Rows) is not { } weightRows || FusedQuantization(y).Codes != DevicePointer.Null)
         {
             MatMulGroup(input, [gate, up], rows);
             SiluMul(gate.Output, up.Output, output, rows);

@@ -77,7 +77,7 @@ __device__ __forceinline__ void wgmma_m64n128k16(float (&d)[64], unsigned long l
 template <bool BF16, int BN, int STAGES, int KEEP, bool GATED>
 __device__ __forceinline__ void gemm_half_wgmma(const unsigned short* w, const unsigned short* up, const unsigned short* x,
                                                 float* y, float* partial, unsigned short* halves, int halvesBf16, int n,
-                                                int k, int m) {
+                                                int k, int m, int partRow) {
     constexpr int J = BN / 128;                          // wgmma instructions per 16 of K
     constexpr int AHEAD = STAGES - 1 - KEEP;             // stages copied ahead of the one multiplied
     constexpr int STAGE_BYTES = (WG_BM + BN) * WG_BK * 2;
@@ -86,7 +86,7 @@ __device__ __forceinline__ void gemm_half_wgmma(const unsigned short* w, const u
     const unsigned base = (shared_address(wgmmaShared) + 1023) & ~1023u;
     unsigned char* tiles = wgmmaShared + (base - shared_address(wgmmaShared));  // [STAGES][X: 128 rows | W: BN rows][128 B]
     const int tid = threadIdx.x, group = tid / 128, warp = (tid % 128) / 32, lane = tid % 32;
-    const int n0 = blockIdx.y * PART, m0 = blockIdx.x * WG_BM;
+    const int n0 = blockIdx.y * PART - partRow, m0 = blockIdx.x * WG_BM;
     const int first = (int)((long long)(k / WG_BK) * blockIdx.z / gridDim.z);
     const int stages = (int)((long long)(k / WG_BK) * (blockIdx.z + 1) / gridDim.z) - first;
 
@@ -204,10 +204,19 @@ __device__ __forceinline__ void gemm_half_wgmma(const unsigned short* w, const u
 
 // BN = 128 with 3 stages (97 KB of shared memory, 2 blocks an SM; each block waits for its wgmmas, the other block's keep
 // the tensor cores busy meanwhile) and BN = 256 with 4 (193 KB, one block an SM, one stage's wgmmas kept running).
+// One launch serves a group of up to three weights of the same type and K that read the same activations (q/k/v, as the
+// GEMVs do): weight rows are numbered through the parts, every part but the last a whole number of tiles (the host checks),
+// so a tile's rows lie in one part; a single weight passes n1 = n2 = 0. Split K: part p's partials start after those of
+// the parts before it ([parts][splits][M][N_p]), each part summed by its own sum_splits.
 #define GEMM_WGMMA(NAME, BF16, BN, STAGES, KEEP, BLOCKS_PER_SM)                                                         \
-    extern "C" __global__ void __launch_bounds__(256, BLOCKS_PER_SM) NAME(const unsigned short* w, const unsigned short* x, \
-                                                                          float* y, float* partial, int n, int k, int m) { \
-        gemm_half_wgmma<BF16, BN, STAGES, KEEP, false>(w, nullptr, x, y, partial, nullptr, 0, n, k, m);                 \
+    extern "C" __global__ void __launch_bounds__(256, BLOCKS_PER_SM)                                                    \
+        NAME(const unsigned short* w0, const unsigned short* w1, const unsigned short* w2, float* y0, float* y1, float* y2, \
+             int n0, int n1, int n2, const unsigned short* x, float* partial, int k, int m) {                           \
+        const int row = blockIdx.y * BN, p = row < n0 ? 0 : row < n0 + n1 ? 1 : 2;                                      \
+        const int first = p == 0 ? 0 : p == 1 ? n0 : n0 + n1;                                                          \
+        gemm_half_wgmma<BF16, BN, STAGES, KEEP, false>(p == 0 ? w0 : p == 1 ? w1 : w2, nullptr, x, p == 0 ? y0 : p == 1 ? y1 : y2, \
+                                                       partial ? partial + (long long)first * m * gridDim.z : nullptr, nullptr, 0, \
+                                                       p == 0 ? n0 : p == 1 ? n1 : n2, k, m, first);                    \
     }
 GEMM_WGMMA(gemm_f16_wgmma_n128, false, 128, 3, 0, 2)
 GEMM_WGMMA(gemm_f16_wgmma_n256, false, 256, 4, 1, 1)
@@ -219,7 +228,7 @@ GEMM_WGMMA(gemm_bf16_wgmma_n256, true, 256, 4, 1, 1)
     extern "C" __global__ void __launch_bounds__(256, BLOCKS_PER_SM)                                                    \
         NAME(const unsigned short* gate, const unsigned short* up, const unsigned short* x, float* y,                   \
              unsigned short* halves, int halvesBf16, int n, int k, int m) {                                             \
-        gemm_half_wgmma<BF16, BN, STAGES, KEEP, true>(gate, up, x, y, nullptr, halves, halvesBf16, n, k, m);            \
+        gemm_half_wgmma<BF16, BN, STAGES, KEEP, true>(gate, up, x, y, nullptr, halves, halvesBf16, n, k, m, 0);         \
     }
 GEMM_WGMMA_GATED(gemm_f16_wgmma_gated_n128, false, 128, 3, 0, 2)
 GEMM_WGMMA_GATED(gemm_f16_wgmma_gated_n256, false, 256, 4, 1, 1)
