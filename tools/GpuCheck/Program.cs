@@ -159,14 +159,14 @@ try
 
     if (shapes is not null)
     {
-        _ = new Benchmarks(gpu, report).CopyBandwidth();
+        var copyBandwidth = new Benchmarks(gpu, report).CopyBandwidth();
         gpu.AttentionPolicy = attentionPolicy;
         if (attentionPolicy is { } policy)
         {
             report.Line($"     decode attention split policy {policy}");
         }
 
-        var suite = new ShapeBenchmarks(gpu, report, gpu.ResolveKvCacheDtype(kvCacheDtype));
+        var suite = new ShapeBenchmarks(gpu, report, gpu.ResolveKvCacheDtype(kvCacheDtype), copyBandwidth);
         (int, int)[] small = [(1, 128), (32, 128)];
         (int, int)[] large = [(1, 128), (32, 128), (64, 128), (256, 128), (1, 2048), (32, 2048), (1, 8192), (32, 8192)];
         var table = new (string Key, string Name, Func<int, ModelConfig> Shape, GgmlType Type, (int, int)[] Decode, int Prefill)[]

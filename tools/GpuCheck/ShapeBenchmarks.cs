@@ -15,7 +15,8 @@ namespace AspireAi.GpuCheck;
 /// with a non-zero constant instead of prefilling (attention's speed does not depend on the values, and a 32 × 8k prefill
 /// would take minutes); every step really reads the whole context.
 /// </summary>
-internal sealed class ShapeBenchmarks(CudaBackend gpu, Report report, KvCacheDtype kvDtype)
+/// <param name="copyBandwidth">The device-to-device copy's GB/s measured in the same run (the roofline of the KV read).</param>
+internal sealed class ShapeBenchmarks(CudaBackend gpu, Report report, KvCacheDtype kvDtype, double copyBandwidth)
 {
     private const int BlockSize = 16;
 
@@ -37,6 +38,7 @@ internal sealed class ShapeBenchmarks(CudaBackend gpu, Report report, KvCacheDty
         using var model = new LlamaModel(source, gpu, Math.Max(prefill, maxBatch), maxBatch);
         var parameters = MatMulParameters(config);
         report.Line($"---- {name} {type}: {model.WeightBytesPerStep / 1e9:F2} GB of weights per step, {parameters / 1e9:F2} G matmul parameters; {KvLabel} KV cache; made and loaded in {clock.Elapsed.TotalSeconds:F0} s; programmatic dependent launch {(gpu.Kernels.DependentLaunch ? "available" : "unavailable")}");
+        var graphSteps = new Dictionary<(int Batch, int Context), double>();
         foreach (var (batch, context) in decode)
         {
             var (free, _) = gpu.Context.MemoryInfo();
@@ -47,7 +49,24 @@ internal sealed class ShapeBenchmarks(CudaBackend gpu, Report report, KvCacheDty
                 continue;
             }
 
-            Decode(model, config, $"{name} {type}", batch, context, parameters);
+            if (Decode(model, config, $"{name} {type}", batch, context, parameters) is { } graphMs)
+            {
+                graphSteps[(batch, context)] = graphMs;
+            }
+        }
+
+        // The KV read as the step sees it: what a longer context adds to the replayed step (graphs, so no launch or event
+        // overhead) against the extra KV bytes — the per-kernel profile's rate includes each launch's fixed cost.
+        foreach (var ((batch, context), ms) in graphSteps.OrderBy(e => e.Key))
+        {
+            var shortest = graphSteps.Keys.Where(k => k.Batch == batch).Min(k => k.Context);
+            if (context > shortest)
+            {
+                var extraBytes = (double)batch * (context - shortest) * KvCacheSizing.BytesPerToken(config, kvDtype);
+                var extraMs = ms - graphSteps[(batch, shortest)];
+                var rate = extraBytes / (extraMs * 1e-3) / 1e9;
+                report.Timing($"KV read in the step {name} {type} batch {batch,3} context {shortest} → {context}: +{extraMs:F3} ms for +{extraBytes / 1e9:F2} GB of {KvLabel} KV = {rate:F0} GB/s ({100 * rate / copyBandwidth:F0}% of copy)");
+            }
         }
 
         if (prefill > 0)
@@ -56,7 +75,9 @@ internal sealed class ShapeBenchmarks(CudaBackend gpu, Report report, KvCacheDty
         }
     }
 
-    private void Decode(LlamaModel model, ModelConfig config, string name, int batchSize, int context, double parameters)
+    /// <summary>Times decode steps at one (batch, context); returns the replayed graph's ms a step in the serving engine's
+    /// launch mode, or null where no graph was timed (batches above 32).</summary>
+    private double? Decode(LlamaModel model, ModelConfig config, string name, int batchSize, int context, double parameters)
     {
         const int steps = 32;
         var blocksPerSequence = (context + steps + BlockSize) / BlockSize + 1;
@@ -96,6 +117,7 @@ internal sealed class ShapeBenchmarks(CudaBackend gpu, Report report, KvCacheDty
 
         var label = $"decode {name} batch {batchSize,3} context {context,5}";
         var launchModes = gpu.Kernels.DependentLaunch && batchSize == 1 ? new[] { true, false } : [gpu.Kernels.DependentLaunch];
+        double? defaultGraphMs = null;
         foreach (var dependent in launchModes)
         {
             gpu.Stream.DependentLaunch = dependent;
@@ -128,6 +150,11 @@ internal sealed class ShapeBenchmarks(CudaBackend gpu, Report report, KvCacheDty
             if (batchSize <= 32)
             {
                 var graphMs = GraphStepMs(model, cache, batch, batchSize, ids, () => Step(context + 1), steps);
+                if (dependent == gpu.Kernels.DependentLaunch)
+                {
+                    defaultGraphMs = graphMs;
+                }
+
                 report.Timing($"{label}: {batchSize / (graphMs * 1e-3),9:F1} tok/s ({graphMs:F3} ms/step, {model.WeightBytesPerStep / (graphMs * 1e-3) / 1e9:F0} GB/s of weights), CUDA graph, {mode}");
                 if (batchSize == 1 && dependent)
                 {
@@ -156,6 +183,8 @@ internal sealed class ShapeBenchmarks(CudaBackend gpu, Report report, KvCacheDty
         {
             report.Timing($"    {kernel,-26} {launches,4} launches {ms * 1000,9:F1} us {100 * ms / totalMs,5:F1}%");
         }
+
+        return defaultGraphMs;
     }
 
     /// <summary>
