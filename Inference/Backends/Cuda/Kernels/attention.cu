@@ -711,7 +711,42 @@ extern "C" __global__ void __launch_bounds__(PF_THREADS) attention_prefill(
 // tile waiting for its loads (8B prefill attention at 67 TFLOP/s on an H100).
 // Dynamic shared memory (CudaLaunchGeometry.PrefillF16SharedBytes): [PF_STAGES][K, V][64][headDim + 8] f16.
 #define PF_STAGES 3
-#define PF_COPIES (PF_KEYS * PF_MAX_DIM * 2 / 16 / PF_THREADS)  // 16-byte copies per thread per K (and V) tile
+
+// The 16-byte cp.async copies by which a block of THREADS threads stages a tile of 64 positions of an f16 cache's keys and
+// values into [K, V][64][stride] halves of shared memory (attention_prefill_f16, attention_decode_f16_tc): copy u of
+// thread tid is chunk tid + u·THREADS of the tile's [64][headDim / 8] chunks. Positions at or past `end` are zero-filled
+// (the callers mask them); each position's row is found through the sequence's block table.
+template <int THREADS>
+struct KvTileCopies {
+    static constexpr int COPIES = 64 * PF_MAX_DIM * 2 / 16 / THREADS;  // per thread, for each of K and V
+    int row[COPIES], col[COPIES];
+
+    __device__ __forceinline__ KvTileCopies(int tid, int headDim) {
+        const int rowChunks = headDim / 8;
+#pragma unroll
+        for (int u = 0; u < COPIES; u++) {
+            const int c = tid + u * THREADS;
+            row[u] = c < 64 * rowChunks ? c / rowChunks : 64;  // 64: no copy
+            col[u] = 8 * (c - row[u] * rowChunks);
+        }
+    }
+
+    // Positions first … first + 63 of the sequence into `stage`.
+    __device__ __forceinline__ void issue(unsigned short* stage, int stride, const unsigned short* keys, const unsigned short* values,
+                                          const int* table, int blockSize, int kvWidth, int first, int end) const {
+#pragma unroll
+        for (int u = 0; u < COPIES; u++) {
+            if (row[u] < 64) {
+                const int j = first + row[u];
+                const bool valid = j < end;
+                const long long slot = valid ? (long long)table[j / blockSize] * blockSize + j % blockSize : 0;
+                const int at = row[u] * stride + col[u];
+                cp_async16(stage + at, keys + slot * kvWidth + col[u], valid);
+                cp_async16(stage + 64 * stride + at, values + slot * kvWidth + col[u], valid);
+            }
+        }
+    }
+};
 extern "C" __global__ void __launch_bounds__(PF_THREADS) attention_prefill_f16(
     const float* query, const unsigned short* keyCache, const unsigned short* valueCache, const int* blockTables,
     const int* sequenceOf, const int* positions, const int* queryTiles, float* output, int tileCount, int heads, int kvHeads,
@@ -740,30 +775,11 @@ extern "C" __global__ void __launch_bounds__(PF_THREADS) attention_prefill_f16(
     unsigned qf[PF_MAX_DIM / 16][4];
     prefill_query(qf, query, first, count, r0, r1, h, heads, headDim, t4, scaleLog2);
 
-    // This thread's 16-byte copies of a tile: copy u is chunk tid + u·PF_THREADS of the tile's [64][headDim / 8] chunks.
-    const int rowChunks = headDim / 8;
-    int copyRow[PF_COPIES], copyCol[PF_COPIES];
-#pragma unroll
-    for (int u = 0; u < PF_COPIES; u++) {
-        const int c = tid + u * PF_THREADS;
-        copyRow[u] = c < PF_KEYS * rowChunks ? c / rowChunks : PF_KEYS;  // PF_KEYS: no copy
-        copyCol[u] = 8 * (c - copyRow[u] * rowChunks);
-    }
+    // Past kvEnd the copies are zeros, which the causal mask hides.
+    const KvTileCopies<PF_THREADS> copies(tid, headDim);
     auto issue = [&](int i) {
-        if (i < kvTiles) {
-            unsigned short* stage = sStage + (i % PF_STAGES) * stageHalves;
-#pragma unroll
-            for (int u = 0; u < PF_COPIES; u++) {
-                if (copyRow[u] < PF_KEYS) {
-                    const int j = i * PF_KEYS + copyRow[u];
-                    const bool valid = j < kvEnd;  // past it: zeros, which the causal mask hides
-                    const long long slot = valid ? (long long)table[j / blockSize] * blockSize + j % blockSize : 0;
-                    const int at = copyRow[u] * stride + copyCol[u];
-                    cp_async16(stage + at, keys + slot * kvWidth + copyCol[u], valid);
-                    cp_async16(stage + PF_KEYS * stride + at, values + slot * kvWidth + copyCol[u], valid);
-                }
-            }
-        }
+        if (i < kvTiles)
+            copies.issue(sStage + (i % PF_STAGES) * stageHalves, stride, keys, values, table, blockSize, kvWidth, i * PF_KEYS, kvEnd);
         cp_async_commit();  // an empty group past the last tile keeps the wait counts uniform
     };
 
@@ -807,8 +823,8 @@ extern "C" __global__ void __launch_bounds__(PF_THREADS) attention_prefill_f16(
 //     attention_partition. Numerics are attention_prefill's: q, k, v and p in f16 (k and v exactly the cache's), fp32
 //     accumulation, the row sums adding the rounded p.
 #define DT_TILE 64    // positions per tile: 16 per warp
+static_assert(DT_TILE == 64 && PF_KEYS == 64, "KvTileCopies stages tiles of 64 positions");
 #define DT_STAGES 3   // 3 × 34 KB at headDim 128: two blocks per SM on an H100
-#define DT_COPIES (DT_TILE * PF_MAX_DIM * 2 / 16 / ATT_THREADS)  // 16-byte copies per thread per K (and V) tile
 
 extern "C" __global__ void __launch_bounds__(ATT_THREADS) attention_decode_f16_tc(
     const float* query, const unsigned short* keyCache, const unsigned short* valueCache, const int* blockTables,
@@ -850,30 +866,10 @@ extern "C" __global__ void __launch_bounds__(ATT_THREADS) attention_decode_f16_t
         qf[k][1] = pack_half2(hi.x * scaleLog2, hi.y * scaleLog2);
     }
 
-    // This thread's 16-byte copies of a tile: copy u is chunk tid + u·ATT_THREADS of the tile's [64][headDim / 8] chunks.
-    const int rowChunks = headDim / 8;
-    int copyRow[DT_COPIES], copyCol[DT_COPIES];
-#pragma unroll
-    for (int u = 0; u < DT_COPIES; u++) {
-        const int c = tid + u * ATT_THREADS;
-        copyRow[u] = c < DT_TILE * rowChunks ? c / rowChunks : DT_TILE;  // DT_TILE: no copy
-        copyCol[u] = 8 * (c - copyRow[u] * rowChunks);
-    }
+    const KvTileCopies<ATT_THREADS> copies(tid, headDim);
     auto issue = [&](int tile) {
-        if (tile < tiles) {
-            unsigned short* stage = sStage + (tile % DT_STAGES) * stageHalves;
-#pragma unroll
-            for (int u = 0; u < DT_COPIES; u++) {
-                if (copyRow[u] < DT_TILE) {
-                    const int j = start + tile * DT_TILE + copyRow[u];
-                    const bool valid = j < end;
-                    const long long slot = valid ? (long long)table[j / blockSize] * blockSize + j % blockSize : 0;
-                    const int at = copyRow[u] * stride + copyCol[u];
-                    cp_async16(stage + at, keys + slot * kvWidth + copyCol[u], valid);
-                    cp_async16(stage + DT_TILE * stride + at, values + slot * kvWidth + copyCol[u], valid);
-                }
-            }
-        }
+        if (tile < tiles)
+            copies.issue(sStage + (tile % DT_STAGES) * stageHalves, stride, keys, values, table, blockSize, kvWidth, start + tile * DT_TILE, end);
         cp_async_commit();  // an empty group past the last tile keeps the wait counts uniform
     };
 

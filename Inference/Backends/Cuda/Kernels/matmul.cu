@@ -128,8 +128,7 @@ template <int LAYOUT, int SCALES, bool MINS, int RW, int R, int U, bool SPLIT>
 __device__ __forceinline__ void gemv_quant(const GemvPart p0, const GemvPart p1, const GemvPart p2, int offset,
                                            const signed char* xq, const float2* xds, int k, int m) {
     constexpr bool HALVES = LAYOUT == LAYOUT_INT8;  // a unit is half a block
-    const int lane = threadIdx.x % 32;
-    const int first = SPLIT ? threadIdx.x : lane;      // this thread's first unit of each row
+    const int first = SPLIT ? threadIdx.x : threadIdx.x % 32;  // this thread's first unit of each row
     constexpr int STRIDE = SPLIT ? 32 * GEMV_WARPS : 32;  // threads that share a row's units
     int row0 = (SPLIT ? blockIdx.x : blockIdx.x * GEMV_WARPS + threadIdx.x / 32) * RW;
     GemvPart p;
