@@ -6,7 +6,8 @@
 # $GPU/bin, kernels in $GPU/kernels, tools in $GPU/tools, models in $GPU/models; results in $OUT.
 #   SHAPES=8b-q8_0,1b-bf16 PEER=decode,copy SERVE=1 bash .gpu/tools/perf-run.sh   (KV=fp32|fp16: the KV cache type, default auto;
 #   EAGER=1: bench-serve also with --enforce-eager, to compare against the serving engine's CUDA graphs; DECODE=1:128,32:2048:
-#   only those (batch, context) pairs and no prefill, for tuning runs)
+#   only those (batch, context) pairs and no prefill, for tuning runs; GEMM=1: GpuCheck --gemm-bench too, the F16/BF16
+#   GEMMs alone at Llama-3-8B's shapes, gemm_half_tc against each Hopper tile)
 set -uo pipefail
 LOG_NAME=perf.log . "$(dirname "$0")/run-setup.sh"
 nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv | tee "$log"
@@ -24,6 +25,11 @@ if [ -n "${SHAPES:-}" ]; then
     timeout "${SHAPES_SECONDS:-400}" "$GPU/bin/GpuCheck" --ptx-dir "$GPU/ptx" --shapes "$SHAPES" --kv-cache-dtype "${KV:-auto}" \
         ${DECODE:+--decode "$DECODE"} >> "$log" 2>&1
     stamp "shapes exit $?"
+fi
+if [ "${GEMM:-0}" = 1 ]; then
+    stamp "F16/BF16 GEMMs alone"
+    timeout "${GEMM_SECONDS:-200}" "$GPU/bin/GpuCheck" --ptx-dir "$GPU/ptx" --gemm-bench >> "$log" 2>&1
+    stamp "gemm-bench exit $?"
 fi
 if [ "${SERVE:-0}" = 1 ]; then
     # EAGER=1: the workload twice, with the engine's CUDA graphs (the default) and then --enforce-eager, side by side.
