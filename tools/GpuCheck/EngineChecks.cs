@@ -26,30 +26,37 @@ internal sealed class EngineChecks(CudaBackend gpu, CpuBackend cpu, Report repor
     /// it gets that floor, 2e-2 (or 3× the self-sensitivity when larger); its logits error, largest logit difference and
     /// greedy agreement with the CPU are reported.
     /// </summary>
-    public void RandomModel(string name, ModelConfig config, GgmlType type)
+    /// <param name="promptLengths">The two sequences' prompts, prefilled together in the first step (default 21 + 13). More
+    /// than 64 tokens take the GEMMs of prefill (on Hopper, the wgmma kernels with the gated gate/up and the grouped q/k/v).</param>
+    public void RandomModel(string name, ModelConfig config, GgmlType type, int[]? promptLengths = null)
     {
         report.Line($"---- {name} ({type}, random weights: {config.LayerCount} layers, dim {config.EmbeddingLength}, heads {config.HeadCount}/{config.KvHeadCount}×{config.HeadDim}, ffn {config.FeedForwardLength}, vocab {config.VocabularySize})");
         using var source = new RandomModel(name, config, type, name.Length * 7919);
-        using var gpuModel = new LlamaModel(source, gpu, 64, 4);
-        using var cpuModel = new LlamaModel(source, cpu, 64, 4);
+        int[] lengths = promptLengths ?? [21, 13];
+        var maxTokens = Math.Max(64, lengths.Sum());
+        using var gpuModel = new LlamaModel(source, gpu, maxTokens, 4);
+        using var cpuModel = new LlamaModel(source, cpu, maxTokens, 4);
         source.Scale("blk.0.attn_norm.weight", 1 + 1e-6f);
-        using var perturbedModel = new LlamaModel(source, cpu, 64, 4);
+        using var perturbedModel = new LlamaModel(source, cpu, maxTokens, 4);
 
-        const int blockSize = 16, blocks = 16;
+        // Each sequence's blocks scattered through the cache (6 decode steps follow the prompt).
+        const int blockSize = 16;
+        var blocksPerSequence = (lengths.Max() + 6 + blockSize - 1) / blockSize;
+        var blocks = 2 * blocksPerSequence + 6;
+        var shuffled = Enumerable.Range(0, blocks).OrderBy(b => (b * 7919) % blocks).ThenBy(b => b).ToArray();
+        int[][] tables = [shuffled[..blocksPerSequence], shuffled[blocksPerSequence..(2 * blocksPerSequence)]];
         using var gpuCache = gpu.CreateKvCache(gpuModel.KvCacheShape(blockSize, blocks));
         using var halfCache = gpu.CreateKvCache(gpuModel.KvCacheShape(blockSize, blocks) with { Dtype = KvCacheDtype.Float16 });
         using var cpuCache = cpu.CreateKvCache(cpuModel.KvCacheShape(blockSize, blocks));
         using var perturbedCache = cpu.CreateKvCache(cpuModel.KvCacheShape(blockSize, blocks));
         var perturbedLogits = new float[2 * config.VocabularySize];
-        int[][] tables = [[3, 0, 7, 9, 12], [1, 15, 4, 2, 8]];
         var random = new Random(5);
-        int[] lengths = [21, 13];
         var prompts = lengths.Select(n => Enumerable.Range(0, n).Select(_ => random.Next(config.VocabularySize)).ToArray()).ToArray();
         var vocabulary = config.VocabularySize;
         var gpuLogits = new float[2 * vocabulary];
         var cpuLogits = new float[2 * vocabulary];
         var halfLogits = new float[2 * vocabulary];
-        var batch = new ForwardBatch(64, 2, 5);
+        var batch = new ForwardBatch(maxTokens, 2, blocksPerSequence);
         for (var s = 0; s < 2; s++)
         {
             batch.AddSequence(tables[s]);
@@ -91,7 +98,7 @@ internal sealed class EngineChecks(CudaBackend gpu, CpuBackend cpu, Report repor
             }
 
             var floor = type is GgmlType.F16 or GgmlType.BF16 ? 2e-2 : 1e-3;
-            report.Check($"{name} {type} step {step} ({(step == 0 ? "mixed prefill 21+13" : "decode 2 sequences")}) logits", error,
+            report.Check($"{name} {type} step {step} ({(step == 0 ? $"mixed prefill {lengths[0]}+{lengths[1]}" : "decode 2 sequences")}) logits", error,
                 Math.Max(floor, 3 * sensitivity), $"CPU self-sensitivity {sensitivity:E1}");
             report.Check($"{name} {type} step {step} logits, f16 KV cache", halfError, Math.Max(HalfKvFloor, 3 * sensitivity),
                 $"largest logit difference {LargestDifference(halfLogits, cpuLogits):G3}");

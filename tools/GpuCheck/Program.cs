@@ -248,6 +248,12 @@ try
         {
             Guarded(report, $"{name} {type}", () => engine.RandomModel(name, config, type));
         }
+
+        // A prefill of 90 + 50 tokens: half weights through the prefill GEMMs (wgmma on Hopper: gated gate/up, grouped q/k/v).
+        foreach (var (name, config, type) in new[] { ("Llama-3.2-1B", ModelShapes.Llama32_1B(4096), GgmlType.BF16), ("Qwen3-0.6B", ModelShapes.Qwen3_06B(4096), GgmlType.F16) })
+        {
+            Guarded(report, $"{name} {type} long prefill", () => engine.RandomModel(name, config, type, [90, 50]));
+        }
     }
 
     report.Line($"     ({clock.Elapsed.TotalSeconds:F0} s)");
