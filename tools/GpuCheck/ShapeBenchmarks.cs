@@ -118,9 +118,9 @@ internal sealed class ShapeBenchmarks(CudaBackend gpu, Report report, KvCacheDty
         var label = $"decode {name} batch {batchSize,3} context {context,5}";
         var launchModes = gpu.Kernels.DependentLaunch && batchSize == 1 ? new[] { true, false } : [gpu.Kernels.DependentLaunch];
         double? defaultGraphMs = null;
-        foreach (var dependent in launchModes)
+        // Milliseconds of an eager step: one warm-up, then `steps` of them around the context.
+        double EagerStepMs()
         {
-            gpu.Stream.DependentLaunch = dependent;
             Step(context);
             gpu.Context.Synchronize();
             var clock = Stopwatch.StartNew();
@@ -129,21 +129,20 @@ internal sealed class ShapeBenchmarks(CudaBackend gpu, Report report, KvCacheDty
                 Step(context + i % 8);
             }
 
-            var stepMs = clock.Elapsed.TotalMilliseconds / steps;
+            return clock.Elapsed.TotalMilliseconds / steps;
+        }
+
+        foreach (var dependent in launchModes)
+        {
+            gpu.Stream.DependentLaunch = dependent;
+            var stepMs = EagerStepMs();
             var mode = dependent ? "dependent launch" : "plain launch";
             report.Timing($"{label}: {batchSize / (stepMs * 1e-3),9:F1} tok/s ({stepMs:F3} ms/step, {model.WeightBytesPerStep / (stepMs * 1e-3) / 1e9:F0} GB/s of weights), eager, {mode}");
             if (batchSize > 64 && gpu.Kernels.HasWarpgroupGemm && model.Weights.Layers[0].Down is CudaWeight { Layout: CudaWeightLayout.Float16 or CudaWeightLayout.BFloat16 })
             {
                 // The same with gemm_half_tc (mma.sync) instead of the Hopper GEMM, for the A/B in one run.
                 gpu.WarpgroupGemmOverride = 0;
-                Step(context);
-                clock.Restart();
-                for (var i = 0; i < steps; i++)
-                {
-                    Step(context + i % 8);
-                }
-
-                var mmaMs = clock.Elapsed.TotalMilliseconds / steps;
+                var mmaMs = EagerStepMs();
                 gpu.WarpgroupGemmOverride = null;
                 report.Timing($"{label}: {batchSize / (mmaMs * 1e-3),9:F1} tok/s ({mmaMs:F3} ms/step), eager, {mode}, no wgmma (gemm_half_tc)");
             }
@@ -179,10 +178,7 @@ internal sealed class ShapeBenchmarks(CudaBackend gpu, Report report, KvCacheDty
         var totalMs = profile.Sum(k => k.Milliseconds);
         var kvBytes = (double)batchSize * (context + 1) * KvCacheSizing.BytesPerToken(config, kvDtype);
         report.Timing($"  profile ({profile.Sum(k => k.Launches)} launches, event-timed): kernels {totalMs:F3} ms; matmuls {matmulMs:F3} ms ({100 * matmulMs / totalMs:F0}%, {2 * parameters * batchSize / (matmulMs * 1e-3) / 1e12:F1} TFLOP/s); attention {attentionMs:F3} ms ({100 * attentionMs / totalMs:F0}%, {kvBytes / 1e9:F2} GB of {KvLabel} KV at {kvBytes / (attentionMs * 1e-3) / 1e9:F0} GB/s)");
-        foreach (var (kernel, launches, ms) in profile.OrderByDescending(k => k.Milliseconds).Take(6))
-        {
-            report.Timing($"    {kernel,-26} {launches,4} launches {ms * 1000,9:F1} us {100 * ms / totalMs,5:F1}%");
-        }
+        ReportTopKernels(profile, 6);
 
         return defaultGraphMs;
     }
@@ -322,29 +318,35 @@ internal sealed class ShapeBenchmarks(CudaBackend gpu, Report report, KvCacheDty
 
         void TimePrefill(string label)
         {
-        Run();
-        var times = new double[5];
-        for (var i = 0; i < times.Length; i++)
-        {
-            var clock = Stopwatch.StartNew();
             Run();
-            times[i] = clock.Elapsed.TotalMilliseconds;
-        }
-
-        Array.Sort(times);
-        var ms = times[times.Length / 2];
-        // Causal attention: each of the n queries meets (i + 1) keys, twice (scores and values), 2 FLOP per multiply-add.
-        var attentionFlops = 4.0 * config.LayerCount * config.HeadCount * config.HeadDim * tokens * (tokens + 1) / 2;
-        var flops = 2 * parameters * tokens + attentionFlops;
-        var profile = Profile(Run);
-        var matmulMs = profile.Where(k => k.Kernel.StartsWith("gemm_", StringComparison.Ordinal) || k.Kernel.StartsWith("gemv_", StringComparison.Ordinal)).Sum(k => k.Milliseconds);
-        var attentionMs = profile.Where(k => k.Kernel.StartsWith("attention_", StringComparison.Ordinal)).Sum(k => k.Milliseconds);
-        report.Timing($"prefill {label} {tokens} tokens: {ms:F1} ms ({tokens / (ms * 1e-3):F0} tok/s, {flops / (ms * 1e-3) / 1e12:F1} TFLOP/s overall); matmuls {matmulMs:F1} ms at {2 * parameters * tokens / (matmulMs * 1e-3) / 1e12:F1} TFLOP/s, attention {attentionMs:F1} ms at {attentionFlops / (attentionMs * 1e-3) / 1e12:F1} TFLOP/s");
-            var totalMs = profile.Sum(k => k.Milliseconds);
-            foreach (var (kernel, launches, kernelMs) in profile.OrderByDescending(k => k.Milliseconds).Take(10))
+            var times = new double[5];
+            for (var i = 0; i < times.Length; i++)
             {
-                report.Timing($"    {kernel,-26} {launches,4} launches {kernelMs * 1000,9:F1} us {100 * kernelMs / totalMs,5:F1}%");
+                var clock = Stopwatch.StartNew();
+                Run();
+                times[i] = clock.Elapsed.TotalMilliseconds;
             }
+
+            Array.Sort(times);
+            var ms = times[times.Length / 2];
+            // Causal attention: each of the n queries meets (i + 1) keys, twice (scores and values), 2 FLOP per multiply-add.
+            var attentionFlops = 4.0 * config.LayerCount * config.HeadCount * config.HeadDim * tokens * (tokens + 1) / 2;
+            var flops = 2 * parameters * tokens + attentionFlops;
+            var profile = Profile(Run);
+            var matmulMs = profile.Where(k => k.Kernel.StartsWith("gemm_", StringComparison.Ordinal) || k.Kernel.StartsWith("gemv_", StringComparison.Ordinal)).Sum(k => k.Milliseconds);
+            var attentionMs = profile.Where(k => k.Kernel.StartsWith("attention_", StringComparison.Ordinal)).Sum(k => k.Milliseconds);
+            report.Timing($"prefill {label} {tokens} tokens: {ms:F1} ms ({tokens / (ms * 1e-3):F0} tok/s, {flops / (ms * 1e-3) / 1e12:F1} TFLOP/s overall); matmuls {matmulMs:F1} ms at {2 * parameters * tokens / (matmulMs * 1e-3) / 1e12:F1} TFLOP/s, attention {attentionMs:F1} ms at {attentionFlops / (attentionMs * 1e-3) / 1e12:F1} TFLOP/s");
+            ReportTopKernels(profile, 10);
+        }
+    }
+
+    /// <summary>The <paramref name="count"/> kernels of a profile that took longest, with their share of its time.</summary>
+    private void ReportTopKernels(List<(string Kernel, int Launches, double Milliseconds)> profile, int count)
+    {
+        var totalMs = profile.Sum(k => k.Milliseconds);
+        foreach (var (kernel, launches, ms) in profile.OrderByDescending(k => k.Milliseconds).Take(count))
+        {
+            report.Timing($"    {kernel,-26} {launches,4} launches {ms * 1000,9:F1} us {100 * ms / totalMs,5:F1}%");
         }
     }
 
