@@ -42,3 +42,16 @@ public static class KvCacheDtypes
         _ => throw new InvalidOperationException($"The KV cache type '{dtype.Name()}' has no element size until a backend resolves it (IBackend.ResolveKvCacheDtype)."),
     };
 }
+
+/// <summary>
+/// The fp8 KV cache's number format, OCP E4M3 (see <c>Float8E4M3Row</c>): the one rounding both backends store with, which
+/// GpuCheck holds the CUDA kernels' stored codes to, bit for bit.
+/// </summary>
+public static class Float8E4M3
+{
+    /// <summary>The code nearest to <paramref name="value"/>, ties to even, saturated to ±448 (NaN stays NaN).</summary>
+    public static byte Round(float value) => Cpu.Float8E4M3Row.Round(value);
+
+    /// <summary>The value of <paramref name="code"/>, exactly.</summary>
+    public static float Decode(byte code) => Cpu.Float8E4M3Row.Decode(code);
+}

@@ -72,6 +72,7 @@ internal sealed class KernelChecks(CudaBackend gpu, CpuBackend cpu, Report repor
         Norms();
         ElementWise();
         Attention();
+        Fp8KvCache();
         LongDecode();
         Sampling();
     }
@@ -633,6 +634,141 @@ internal sealed class KernelChecks(CudaBackend gpu, CpuBackend cpu, Report repor
     /// of 8 heads of 256 take two passes over each partition. The cache is filled by one RoPE/store pass whose queries are
     /// only KV-heads wide (they are discarded), which keeps the quick mode quick.
     /// </summary>
+    /// <summary>
+    /// The fp8 (E4M3) KV cache. rope_store_kv_fp8: its rotations are the float32 variant's and its stored codes are
+    /// <see cref="Float8E4M3.Round"/> of them, bit for bit. Attention over it — attention_prefill_fp8 for the prefill runs of
+    /// a batch of whole prompts, attention_partition_fp8 for its 1-token sequence and for a decode batch over the filled
+    /// contexts — against the float32 kernels over a cache holding the codes' values (<see cref="Float8E4M3.Decode"/>,
+    /// exact): the same arithmetic on the same values, so equal bit for bit; the float32 kernels are held to the CPU by
+    /// Attention() above.
+    /// </summary>
+    private void Fp8KvCache()
+    {
+        var cases = new (int Heads, int KvHeads, int HeadDim, RopeStyle Style)[]
+        {
+            (32, 8, 128, RopeStyle.AdjacentPairs),
+            (14, 2, 64, RopeStyle.NeoX),
+            (8, 2, 256, RopeStyle.NeoX),
+        };
+        int[] lengths = [1, 40, 300];
+        foreach (var (heads, kvHeads, headDim, style) in cases)
+        {
+            const int blockSize = 16;
+            var blocksPerSequence = (lengths.Max() + 1 + blockSize - 1) / blockSize;
+            var blockCount = blocksPerSequence * lengths.Length + 3;
+            var shape = new KvCacheShape(1, kvHeads, headDim, blockSize, blockCount);
+            using var exact = (CudaKvCache)gpu.CreateKvCache(shape with { Dtype = KvCacheDtype.Float32 });
+            using var fp8 = (CudaKvCache)gpu.CreateKvCache(shape with { Dtype = KvCacheDtype.Float8E4M3 });
+            using var rope = gpu.CreateRotaryEmbedding(new RopeSpec(headDim, 10000f, style, null, lengths.Max() + 2));
+            var blocks = Enumerable.Range(0, blockCount).OrderBy(_ => _random.Next()).ToArray();
+            var tables = lengths.Select((_, s) => blocks.Skip(s * blocksPerSequence).Take(blocksPerSequence).ToArray()).ToArray();
+            var total = lengths.Sum();
+            var fill = new ForwardBatch(total, lengths.Length, blocksPerSequence);
+            for (var s = 0; s < lengths.Length; s++)
+            {
+                fill.AddSequence(tables[s]);
+                for (var p = 0; p < lengths[s]; p++)
+                {
+                    fill.AddToken(0, p, s, tables[s][p / blockSize] * blockSize + p % blockSize, false);
+                }
+            }
+
+            var label = $"fp8 KV {heads}/{kvHeads}×{headDim}";
+            var kvWidth = kvHeads * headDim;
+            float[] q = RandomWeights.Floats(total * heads * headDim, _random), k = RandomWeights.Floats(total * kvWidth, _random), v = RandomWeights.Floats(total * kvWidth, _random);
+            DeviceTensor fq = GpuTensor(total, heads * headDim, q), fk = GpuTensor(total, kvWidth, k), fv = GpuTensor(total, kvWidth, v);
+            DeviceTensor eq = GpuTensor(total, heads * headDim, q), ek = GpuTensor(total, kvWidth, k), ev = GpuTensor(total, kvWidth, v);
+            gpu.BeginBatch(fill);
+            gpu.RopeAndStoreKv(eq, ek, ev, rope, exact, 0, null);
+            gpu.RopeAndStoreKv(fq, fk, fv, rope, fp8, 0, null);
+
+            // Codes against the reference rounding of what the float32 variant stored.
+            var differing = CountDifferentBits(Read(fq, total), Read(eq, total)) + CountDifferentBits(Read(fk, total), Read(ek, total));
+            var exactKeys = ReadFloats(exact.Keys(0));
+            var exactValues = ReadFloats(exact.Values(0));
+            var codes = (Keys: ReadBytes(fp8.Keys(0)), Values: ReadBytes(fp8.Values(0)));
+            var wrongCodes = 0L;
+            for (var i = 0; i < total; i++)
+            {
+                var slot = (long)fill.Slots[i] * kvWidth;
+                for (var j = 0; j < kvWidth; j++)
+                {
+                    wrongCodes += codes.Keys[slot + j] == Float8E4M3.Round(exactKeys[slot + j]) ? 0 : 1;
+                    wrongCodes += codes.Values[slot + j] == Float8E4M3.Round(exactValues[slot + j]) ? 0 : 1;
+                }
+            }
+
+            var storeLabel = $"rope+kv store {label}: rotations = the float32 variant's, stored codes = them rounded to E4M3, bit for bit";
+            if (differing == 0 && wrongCodes == 0)
+            {
+                report.Pass(storeLabel);
+            }
+            else
+            {
+                report.Fail(storeLabel, $"{differing} rotated values differ, {wrongCodes} of {2L * total * kvWidth} stored codes differ");
+            }
+
+            // The float32 cache made to hold exactly the codes' values.
+            exact.Keys(0).CopyFrom(gpu.Stream, System.Runtime.InteropServices.MemoryMarshal.AsBytes(codes.Keys.Select(Float8E4M3.Decode).ToArray().AsSpan()));
+            exact.Values(0).CopyFrom(gpu.Stream, System.Runtime.InteropServices.MemoryMarshal.AsBytes(codes.Values.Select(Float8E4M3.Decode).ToArray().AsSpan()));
+            var prefillTiles = CudaLaunchGeometry.PrefillSupports(headDim);
+            CompareAttention($"{label} whole prompts of {string.Join("+", lengths)} ({(prefillTiles ? "attention_prefill_fp8 and _partition_fp8" : "attention_partition_fp8")})", fill, fq, exact, fp8, heads * headDim);
+
+            // A decode batch: one new query per sequence at its last filled position, attending over the whole context.
+            var decode = new ForwardBatch(lengths.Length, lengths.Length, blocksPerSequence);
+            for (var s = 0; s < lengths.Length; s++)
+            {
+                decode.AddSequence(tables[s]);
+            }
+
+            for (var s = 0; s < lengths.Length; s++)
+            {
+                var p = lengths[s] - 1;
+                decode.AddToken(0, p, s, tables[s][p / blockSize] * blockSize + p % blockSize, true);
+            }
+
+            using var dq = GpuTensor(lengths.Length, heads * headDim, RandomWeights.Floats(lengths.Length * heads * headDim, _random));
+            gpu.BeginBatch(decode);
+            CompareAttention($"{label} decode over contexts of {string.Join("+", lengths)} (attention_partition_fp8)", decode, dq, exact, fp8, heads * headDim);
+            Dispose([fq, fk, fv, eq, ek, ev]);
+        }
+
+        void CompareAttention(string what, ForwardBatch batch, DeviceTensor query, PagedKvCache exact, PagedKvCache fp8, int width)
+        {
+            var t = batch.TokenCount;
+            using var reference = gpu.CreateTensor(t, width);
+            using var output = gpu.CreateTensor(t, width);
+            gpu.BeginBatch(batch);
+            gpu.PagedAttention(query, exact, 0, reference);
+            gpu.PagedAttention(query, fp8, 0, output);
+            var (a, b) = (Read(output, t), Read(reference, t));
+            var differing = CountDifferentBits(a, b);
+            var name = $"attention {what} = the float32 kernels' over the codes' values, bit for bit";
+            if (differing == 0)
+            {
+                report.Pass(name);
+            }
+            else
+            {
+                report.Fail(name, $"{differing} of {(long)t * width} values differ (relative error {Report.RelativeError(a, b):E2})");
+            }
+        }
+    }
+
+    private float[] ReadFloats(Inference.Backends.Cuda.Driver.CudaDeviceBuffer<byte> buffer)
+    {
+        var values = new float[buffer.Length / sizeof(float)];
+        buffer.CopyTo(gpu.Stream, System.Runtime.InteropServices.MemoryMarshal.AsBytes(values.AsSpan()));
+        return values;
+    }
+
+    private byte[] ReadBytes(Inference.Backends.Cuda.Driver.CudaDeviceBuffer<byte> buffer)
+    {
+        var bytes = new byte[buffer.Length];
+        buffer.CopyTo(gpu.Stream, bytes);
+        return bytes;
+    }
+
     private void LongDecode()
     {
         (int Heads, int KvHeads, int HeadDim)[] cases = quick

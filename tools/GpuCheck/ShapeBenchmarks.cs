@@ -26,7 +26,10 @@ internal sealed class ShapeBenchmarks(CudaBackend gpu, Report report, KvCacheDty
     /// <summary>The same ≈ 0.01 as two f16 values (0x211F), for an f16 cache.</summary>
     private const uint FillPatternF16 = 0x211F211F;
 
-    private string KvLabel => kvDtype == KvCacheDtype.Float16 ? "fp16" : "fp32";
+    /// <summary>≈ 0.0098 (E4M3 0x05, the subnormal 5 · 2⁻⁹) in each of four fp8 codes.</summary>
+    private const uint FillPatternFp8 = 0x05050505;
+
+    private string KvLabel => kvDtype.Name();
 
     /// <param name="decode">(batch, context) pairs to decode at; batch 1 also gets the CUDA graph and the launch A/B.</param>
     /// <param name="prefill">Tokens of the one-sequence prefill (0: none).</param>
@@ -82,7 +85,7 @@ internal sealed class ShapeBenchmarks(CudaBackend gpu, Report report, KvCacheDty
         const int steps = 32;
         var blocksPerSequence = (context + steps + BlockSize) / BlockSize + 1;
         using var cache = (CudaKvCache)gpu.CreateKvCache(model.KvCacheShape(BlockSize, blocksPerSequence * batchSize) with { Dtype = kvDtype });
-        var pattern = kvDtype == KvCacheDtype.Float16 ? FillPatternF16 : FillPattern;
+        var pattern = kvDtype switch { KvCacheDtype.Float16 => FillPatternF16, KvCacheDtype.Float8E4M3 => FillPatternFp8, _ => FillPattern };
         for (var l = 0; l < config.LayerCount; l++)
         {
             cache.Keys(l).Fill(gpu.Stream, pattern);

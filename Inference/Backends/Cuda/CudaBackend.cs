@@ -121,11 +121,17 @@ public sealed class CudaBackend : IBackend, IDeviceSampler
     /// and doubles the tokens that fit. The keys and values of real models lie well inside f16's ±65504, and its rounding
     /// (≤ 2⁻¹¹ relative) is what GpuCheck's f16 bounds are derived from.
     /// </summary>
+    /// <remarks>
+    /// fp8 (E4M3, as vLLM's unscaled <c>fp8</c>) halves f16's bytes again: written by rope_store_kv_fp8 with the CPU's
+    /// rounding, read by attention_partition_fp8 (decode) and the register-staged attention_prefill_fp8, which widen the
+    /// codes exactly; the tensor-core decode kernel serves f16 caches only. Its accuracy: docs/performance.md, "The fp8 KV
+    /// cache's accuracy".
+    /// </remarks>
     public KvCacheDtype ResolveKvCacheDtype(KvCacheDtype requested) => requested switch
     {
         KvCacheDtype.Auto => KvCacheDtype.Float16,
-        KvCacheDtype.BFloat16 or KvCacheDtype.Float8E4M3 => throw new ArgumentException(
-            $"Inference:KvCacheDtype (--kv-cache-dtype) {requested.Name()} is not supported here: this backend ({Description}) keeps an f16 or float32 KV cache (use auto, fp16 or fp32; fp8 runs on --device cpu so far)."),
+        KvCacheDtype.BFloat16 => throw new ArgumentException(
+            $"Inference:KvCacheDtype (--kv-cache-dtype) bf16 is not supported here: this backend ({Description}) keeps an f16, fp8 or float32 KV cache (use auto, fp16, fp8 or fp32)."),
         _ => requested,
     };
 
@@ -743,7 +749,7 @@ public sealed class CudaBackend : IBackend, IDeviceSampler
         var group = heads / shape.KvHeads;
         if (!CudaLaunchGeometry.AttentionSupports(group, shape.HeadDim, kv.ElementBytes))
         {
-            throw new InvalidOperationException($"The CUDA attention kernel serves up to {CudaLaunchGeometry.AttentionMaxGroup} query heads per KV head and head dimensions up to {CudaLaunchGeometry.AttentionMaxHeadDim} (a multiple of 4 over a float32 KV cache, of 8 over an f16 one), not {group} heads of {shape.HeadDim} over {shape.Dtype.Name()}.");
+            throw new InvalidOperationException($"The CUDA attention kernel serves up to {CudaLaunchGeometry.AttentionMaxGroup} query heads per KV head and head dimensions up to {CudaLaunchGeometry.AttentionMaxHeadDim} (a multiple of 4 over a float32 KV cache, of 8 over an f16 one, of 16 over an fp8 one), not {group} heads of {shape.HeadDim} over {shape.Dtype.Name()}.");
         }
 
         if (batch.MaxContextLength > shape.SlotCount)

@@ -77,6 +77,7 @@ public sealed class CudaKernels : IDisposable
         RmsNormGroups = elementwise.Kernel("rms_norm_groups");
         RopeStoreKv = elementwise.Kernel("rope_store_kv");
         RopeStoreKvF16 = elementwise.Kernel("rope_store_kv_f16");
+        RopeStoreKvFp8 = elementwise.Kernel("rope_store_kv_fp8");
         SiluMul = elementwise.Kernel("silu_mul");
         AddBias = elementwise.Kernel("add_bias");
         GatherRows = elementwise.Kernel("gather_rows");
@@ -106,12 +107,15 @@ public sealed class CudaKernels : IDisposable
             });
         AttentionPartition = attention.Kernel("attention_partition");
         AttentionPartitionF16 = attention.Kernel("attention_partition_f16");
+        AttentionPartitionFp8 = attention.Kernel("attention_partition_fp8");
         AttentionPartition.SetMaxDynamicSharedMemory(CudaLaunchGeometry.AttentionMaxSharedBytes);
         AttentionPartitionF16.SetMaxDynamicSharedMemory(CudaLaunchGeometry.AttentionMaxSharedBytes);
+        AttentionPartitionFp8.SetMaxDynamicSharedMemory(CudaLaunchGeometry.AttentionMaxSharedBytes);
         AttentionDecodeF16TensorCore = attention.Kernel("attention_decode_f16_tc");
         AttentionDecodeF16TensorCore.SetMaxDynamicSharedMemory(CudaLaunchGeometry.DecodeTensorCoreSharedBytes(CudaLaunchGeometry.DecodeTensorCoreMaxHeadDim));
         AttentionReduce = attention.Kernel("attention_reduce");
         AttentionPrefill = attention.Kernel("attention_prefill");
+        AttentionPrefillFp8 = attention.Kernel("attention_prefill_fp8");
         AttentionPrefillF16 = attention.Kernel("attention_prefill_f16");
         AttentionPrefillF16.SetMaxDynamicSharedMemory(CudaLaunchGeometry.PrefillF16SharedBytes(CudaLaunchGeometry.PrefillMaxHeadDim));
         ArgmaxRows = sampling.Kernel("argmax_rows");
@@ -142,6 +146,7 @@ public sealed class CudaKernels : IDisposable
     public CudaKernel RmsNormGroups { get; }
     public CudaKernel RopeStoreKv { get; }
     public CudaKernel RopeStoreKvF16 { get; }
+    public CudaKernel RopeStoreKvFp8 { get; }
     public CudaKernel SiluMul { get; }
     public CudaKernel AddBias { get; }
     public CudaKernel GatherRows { get; }
@@ -158,17 +163,19 @@ public sealed class CudaKernels : IDisposable
     public CudaKernel GemmF32 { get; }
     public CudaKernel AttentionPartition { get; }
     public CudaKernel AttentionPartitionF16 { get; }
+    public CudaKernel AttentionPartitionFp8 { get; }
     public CudaKernel AttentionDecodeF16TensorCore { get; }
     public CudaKernel AttentionReduce { get; }
     public CudaKernel AttentionPrefill { get; }
+    public CudaKernel AttentionPrefillFp8 { get; }
     public CudaKernel AttentionPrefillF16 { get; }
 
-    // The kernels that read or write the KV cache have a variant per element type (float32, f16): the cache picks it.
-    public CudaKernel RopeStoreKvFor(CudaKvCache cache) => cache.IsHalf ? RopeStoreKvF16 : RopeStoreKv;
+    // The kernels that read or write the KV cache have a variant per element type (float32, f16, fp8): the cache picks it.
+    public CudaKernel RopeStoreKvFor(CudaKvCache cache) => cache.IsHalf ? RopeStoreKvF16 : cache.IsFp8 ? RopeStoreKvFp8 : RopeStoreKv;
 
-    public CudaKernel AttentionPartitionFor(CudaKvCache cache) => cache.IsHalf ? AttentionPartitionF16 : AttentionPartition;
+    public CudaKernel AttentionPartitionFor(CudaKvCache cache) => cache.IsHalf ? AttentionPartitionF16 : cache.IsFp8 ? AttentionPartitionFp8 : AttentionPartition;
 
-    public CudaKernel AttentionPrefillFor(CudaKvCache cache) => cache.IsHalf ? AttentionPrefillF16 : AttentionPrefill;
+    public CudaKernel AttentionPrefillFor(CudaKvCache cache) => cache.IsHalf ? AttentionPrefillF16 : cache.IsFp8 ? AttentionPrefillFp8 : AttentionPrefill;
     public CudaKernel ArgmaxRows { get; }
     public CudaKernel PeerAllReduce { get; }
     public CudaKernel SampleRows { get; }

@@ -3,16 +3,16 @@ using AspireAi.Inference.Backends.Cuda.Driver;
 namespace AspireAi.Inference.Backends.Cuda;
 
 /// <summary>
-/// Keys and values of every layer in device memory, in the layout <see cref="KvCacheShape"/> documents, as float32 or f16
-/// (IEEE half, <see cref="KvCacheShape.Dtype"/>). The buffers are bytes: the kernels take the variant of the cache's type
-/// (CudaBackend.RopeAndStoreKv, PagedAttention) and the offload tier copies blocks as bytes.
+/// Keys and values of every layer in device memory, in the layout <see cref="KvCacheShape"/> documents, as float32, f16
+/// (IEEE half) or FP8 E4M3 (<see cref="KvCacheShape.Dtype"/>). The buffers are bytes: the kernels take the variant of the
+/// cache's type (CudaBackend.RopeAndStoreKv, PagedAttention) and the offload tier copies blocks as bytes.
 /// </summary>
 public sealed class CudaKvCache : PagedKvCache
 {
     private readonly CudaDeviceBuffer<byte>[] _keys;
     private readonly CudaDeviceBuffer<byte>[] _values;
 
-    /// <param name="shape">A resolved element type (float32 or f16).</param>
+    /// <param name="shape">A resolved element type (float32, f16 or fp8).</param>
     internal CudaKvCache(CudaContext context, KvCacheShape shape) : base(shape)
     {
         ElementBytes = shape.Dtype.ElementBytes();
@@ -34,11 +34,14 @@ public sealed class CudaKvCache : PagedKvCache
         }
     }
 
-    /// <summary>Bytes of one key or value element: 4 (float32) or 2 (f16).</summary>
+    /// <summary>Bytes of one key or value element: 4 (float32), 2 (f16) or 1 (fp8).</summary>
     public int ElementBytes { get; }
 
     /// <summary>Whether the elements are f16 (the kernels' <c>_f16</c> variants read and write them).</summary>
     public bool IsHalf => Shape.Dtype == KvCacheDtype.Float16;
+
+    /// <summary>Whether the elements are FP8 E4M3 codes (the kernels' <c>_fp8</c> variants).</summary>
+    public bool IsFp8 => Shape.Dtype == KvCacheDtype.Float8E4M3;
 
     /// <summary>Layer <paramref name="layer"/>'s keys, <c>[slot][kvHeads][headDim]</c> of <see cref="ElementBytes"/> each (GpuCheck reads and writes them).</summary>
     public CudaDeviceBuffer<byte> Keys(int layer) => _keys[layer];

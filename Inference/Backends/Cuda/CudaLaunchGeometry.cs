@@ -38,7 +38,8 @@ public static class CudaLaunchGeometry
 
     /// <summary>
     /// Whether the attention kernel serves this geometry (else a clear error at the first step): rows of whole 16-byte
-    /// copies (cp.async), so a head dimension that is a multiple of 4 over a float32 cache and of 8 over an f16 one.
+    /// copies (cp.async), so a head dimension that is a multiple of 4 over a float32 cache, of 8 over an f16 one and of 16
+    /// over an fp8 one.
     /// </summary>
     public static bool AttentionSupports(int group, int headDim, int elementBytes) =>
         group is >= 1 and <= AttentionMaxGroup && headDim is > 0 and <= AttentionMaxHeadDim && headDim * elementBytes % 16 == 0;
@@ -290,15 +291,15 @@ public static class CudaLaunchGeometry
 
     /// <summary>
     /// Dynamic shared memory of attention_partition: the scaled queries [group][W] float4 (W = 32 per 128-float piece), the
-    /// warps' p scratch [4][64] and statistics [4][8] float2, then the cp.async stages — 4 of an f16 cache, 2 of a float32
-    /// one, each a tile's K and V rows (<see cref="AttentionTile"/> rows, half that above 128) — which the 4 warps'
+    /// warps' p scratch [4][64] and statistics [4][8] float2, then the cp.async stages — 2 of a float32 cache, 4 of an f16
+    /// or fp8 one, each a tile's K and V rows (<see cref="AttentionTile"/> rows, half that above 128) — which the 4 warps'
     /// accumulators [4][8 / pieces][W] float4 reuse at the end.
     /// </summary>
     public static int AttentionSharedBytes(int group, int headDim, int elementBytes)
     {
         var pieces = headDim > 128 ? 2 : 1;
         var width = 32 * pieces * 4;  // floats of a zero-padded row
-        var stages = (elementBytes == 2 ? 4 : 2) * 2 * (AttentionTile / pieces) * headDim * elementBytes;
+        var stages = (elementBytes == 4 ? 2 : 4) * 2 * (AttentionTile / pieces) * headDim * elementBytes;
         var accumulators = 4 * (8 / pieces) * width * sizeof(float);
         return (group * width + 4 * 64 + 4 * AttentionMaxGroup * 2) * sizeof(float) + Math.Max(stages, accumulators);
     }

@@ -2,8 +2,10 @@
 //
 // Token t (position p, sequence s) attends to positions 0…p of its sequence; position j lives at slot
 // table[s][j / blockSize] · blockSize + j % blockSize, keys/values of one layer laid out [slot][kvHeads][headDim] in the
-// cache's element type: float32, or f16 (IEEE half) for the _f16 variants (attention_partition_f16, attention_prefill_f16),
-// which read the same rows at half the bytes and convert them to float (decode) or use them as they are (prefill's f16 tiles).
+// cache's element type: float32, f16 (IEEE half) for the _f16 variants (attention_partition_f16, attention_prefill_f16),
+// which read the same rows at half the bytes and convert them to float (decode) or use them as they are (prefill's f16 tiles),
+// or FP8 E4M3 for the _fp8 variants (attention_partition_fp8, attention_prefill_fp8), which widen each code exactly (to
+// float for decode, to f16 for prefill's tiles: every E4M3 value is an f16 value).
 // Grouped-query attention: query head h reads KV head h / (heads / kvHeads). Scores are scaled by 1/√headDim·log2(e) and
 // exponentiated with exp2; online softmax in fp32. Every new token's key/value is already in the cache when attention runs
 // (rope_store_kv runs first), so a prefill chunk is a batch of tokens at consecutive positions, each attending causally over
@@ -93,13 +95,20 @@ __device__ __forceinline__ float4 load_kv4(const unsigned short* row, int c) {
                        half_to_float(h.y >> 16));
 }
 
+// From an fp8 (E4M3) cache: one 4-byte load, each code widened exactly.
+__device__ __forceinline__ float4 load_kv4(const unsigned char* row, int c) {
+    const unsigned q = ((const unsigned*)row)[c];
+    return make_float4(fp8_e4m3_to_float(q & 0xFF), fp8_e4m3_to_float((q >> 8) & 0xFF), fp8_e4m3_to_float((q >> 16) & 0xFF),
+                       fp8_e4m3_to_float(q >> 24));
+}
+
 // K and V rows of one tile: ATT_WARPS · ROWS consecutive positions of the partition, staged by cp.async.
 // STAGES tiles in flight; a stage holds the tile's K rows then its V rows, each row the cache's headDim elements as stored.
 template <int P, typename KV>
 struct AttentionStages {
     static constexpr int ROWS = 8 / P;                   // rows per warp in a tile
     static constexpr int TILE = ATT_WARPS * ROWS;        // rows per tile: 32 (P = 1) or 16 (P = 2)
-    static constexpr int STAGES = sizeof(KV) == 2 ? 4 : 2;  // ≤ 64 KB of stages: f16 16 KB a tile, float32 32 KB
+    static constexpr int STAGES = sizeof(KV) == 4 ? 2 : 4;  // ≤ 64 KB of stages: float32 32 KB a tile, f16 16, fp8 8
     static constexpr int MAX_CHUNKS = TILE * 128 * P * (int)sizeof(KV) / 16 / ATT_THREADS;  // 16-byte copies per thread
 };
 
@@ -333,6 +342,15 @@ extern "C" __global__ void __launch_bounds__(ATT_THREADS) attention_partition_f1
                              partialStats, heads, kvHeads, headDim, blockSize, maxBlocks, partition, splits, scaleLog2);
 }
 
+extern "C" __global__ void __launch_bounds__(ATT_THREADS) attention_partition_fp8(
+    const float* query, const unsigned char* keyCache, const unsigned char* valueCache, const int* blockTables,
+    const int* sequenceOf, const int* positions, const int* tokenList, float* output, float* partialOut, float2* partialStats,
+    int heads, int kvHeads, int headDim, int blockSize, int maxBlocks, int partition, int splits, float scaleLog2) {
+    pdl_start();
+    attention_partition_rows(query, keyCache, valueCache, blockTables, sequenceOf, positions, tokenList, output, partialOut,
+                             partialStats, heads, kvHeads, headDim, blockSize, maxBlocks, partition, splits, scaleLog2);
+}
+
 // Combines the partitions of head blockIdx.x of token t (tokenList[blockIdx.y], or blockIdx.y without a list):
 // out = Σ 2^(mᵢ−M)·oᵢ / Σ 2^(mᵢ−M)·lᵢ. The split policy gives batch-1 decode tens of partitions, so they are spread over
 // the block rather than walked by every thread: M and the denominator by block reductions over the partitions, then warp
@@ -470,32 +488,51 @@ struct TilePieces {
     }
 };
 
-// Loads the thread's pieces (float4) of one K or V tile of the float32 cache (positions whose slot is −1 read as zeros).
-__device__ __forceinline__ void prefill_load(float4 (&r)[PF_MAX_PIECES], const float* base, const int* slots, int kvWidth,
-                                             int tid, int chunks) {
+// A piece of a K/V tile, 4 values as the cache holds them: a float4 (float32 cache) or 4 E4M3 codes (fp8 cache).
+template <typename KV> struct PrefillPiece;
+template <> struct PrefillPiece<float> { typedef float4 Type; };
+template <> struct PrefillPiece<unsigned char> { typedef unsigned Type; };
+
+// A piece as the 4 f16 of the shared tile: rounded (to nearest even) from float32; from E4M3 exactly (every E4M3 value
+// is an f16 value).
+__device__ __forceinline__ uint2 piece_to_half(float4 x) {
+    uint2 h;
+    h.x = pack_half2(x.x, x.y);
+    h.y = pack_half2(x.z, x.w);
+    return h;
+}
+
+__device__ __forceinline__ uint2 piece_to_half(unsigned q) {
+    uint2 h;
+    h.x = pack_half2(fp8_e4m3_to_float(q & 0xFF), fp8_e4m3_to_float((q >> 8) & 0xFF));
+    h.y = pack_half2(fp8_e4m3_to_float((q >> 16) & 0xFF), fp8_e4m3_to_float(q >> 24));
+    return h;
+}
+
+// Loads the thread's pieces of one K or V tile (positions whose slot is −1 read as zeros).
+template <typename KV>
+__device__ __forceinline__ void prefill_load(typename PrefillPiece<KV>::Type (&r)[PF_MAX_PIECES], const KV* base,
+                                             const int* slots, int kvWidth, int tid, int chunks) {
+    typedef typename PrefillPiece<KV>::Type Piece;
     TilePieces p(tid, chunks);
 #pragma unroll
     for (int i = 0; i < PF_MAX_PIECES; i++) {
         if (tid + PF_THREADS * i < p.pieces) {
             const int slot = slots[p.row];
-            r[i] = slot >= 0 ? ((const float4*)(base + (long long)slot * kvWidth))[p.col] : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+            r[i] = slot >= 0 ? ((const Piece*)(base + (long long)slot * kvWidth))[p.col] : Piece{};
         }
         p.next();
     }
 }
 
-// Stores the loaded pieces rounded (to nearest even) to f16 into a [64][stride] tile, 8 bytes a piece.
-__device__ __forceinline__ void prefill_store(unsigned short* tile, const float4 (&r)[PF_MAX_PIECES], int stride, int tid,
+// Stores the loaded pieces as f16 into a [64][stride] tile, 8 bytes a piece.
+template <typename Piece>
+__device__ __forceinline__ void prefill_store(unsigned short* tile, const Piece (&r)[PF_MAX_PIECES], int stride, int tid,
                                               int chunks) {
     TilePieces p(tid, chunks);
 #pragma unroll
     for (int i = 0; i < PF_MAX_PIECES; i++) {
-        if (tid + PF_THREADS * i < p.pieces) {
-            uint2 h;
-            h.x = pack_half2(r[i].x, r[i].y);
-            h.y = pack_half2(r[i].z, r[i].w);
-            *(uint2*)(tile + p.row * stride + 4 * p.col) = h;
-        }
+        if (tid + PF_THREADS * i < p.pieces) *(uint2*)(tile + p.row * stride + 4 * p.col) = piece_to_half(r[i]);
         p.next();
     }
 }
@@ -638,12 +675,12 @@ __device__ __forceinline__ void prefill_write(float* output, const float (&o)[PF
     }
 }
 
-// The float32 cache: tiles staged through registers (rounded to f16 on the way to shared memory), single-buffered.
-extern "C" __global__ void __launch_bounds__(PF_THREADS) attention_prefill(
-    const float* query, const float* keyCache, const float* valueCache, const int* blockTables, const int* sequenceOf,
+// The float32 and fp8 caches: tiles staged through registers (widened to f16 on the way to shared memory), single-buffered.
+template <typename KV>
+__device__ __forceinline__ void attention_prefill_staged(
+    const float* query, const KV* keyCache, const KV* valueCache, const int* blockTables, const int* sequenceOf,
     const int* positions, const int* queryTiles, float* output, int tileCount, int heads, int kvHeads, int headDim,
     int blockSize, int maxBlocks, float scaleLog2) {
-    pdl_start();
     extern __shared__ __attribute__((aligned(16))) unsigned char prefillShared[];
     const int stride = headDim + PF_PAD;
     unsigned short* sK = (unsigned short*)prefillShared;  // [PF_KEYS][stride]
@@ -660,8 +697,8 @@ extern "C" __global__ void __launch_bounds__(PF_THREADS) attention_prefill(
     const int kvTiles = (kvEnd + PF_KEYS - 1) / PF_KEYS;
     const int kvWidth = kvHeads * headDim;
     const int kvHead = h / (heads / kvHeads);
-    const float* keys = keyCache + (long long)kvHead * headDim;
-    const float* values = valueCache + (long long)kvHead * headDim;
+    const KV* keys = keyCache + (long long)kvHead * headDim;
+    const KV* values = valueCache + (long long)kvHead * headDim;
     const int chunks = headDim / 4;
 
     // This warp's rows: r0 = 16·warp + g and r1 = r0 + 8 (the C fragment's two rows), at positions p0 + r.
@@ -683,7 +720,7 @@ extern "C" __global__ void __launch_bounds__(PF_THREADS) attention_prefill(
     auto slotOf = [&](int j) { return j < kvEnd ? table[j / blockSize] * blockSize + j % blockSize : -1; };
     if (tid < PF_KEYS) sSlot[tid] = slotOf(tid);
     __syncthreads();
-    float4 kr[PF_MAX_PIECES], vr[PF_MAX_PIECES];
+    typename PrefillPiece<KV>::Type kr[PF_MAX_PIECES], vr[PF_MAX_PIECES];
     prefill_load(kr, keys, sSlot, kvWidth, tid, chunks);
 
     for (int i = 0; i < kvTiles; i++) {
@@ -704,6 +741,24 @@ extern "C" __global__ void __launch_bounds__(PF_THREADS) attention_prefill(
     }
 
     if (warpHasRows) prefill_write(output, o, sum0, sum1, first, count, r0, r1, h, heads, headDim, t4);
+}
+
+extern "C" __global__ void __launch_bounds__(PF_THREADS) attention_prefill(
+    const float* query, const float* keyCache, const float* valueCache, const int* blockTables, const int* sequenceOf,
+    const int* positions, const int* queryTiles, float* output, int tileCount, int heads, int kvHeads, int headDim,
+    int blockSize, int maxBlocks, float scaleLog2) {
+    pdl_start();
+    attention_prefill_staged(query, keyCache, valueCache, blockTables, sequenceOf, positions, queryTiles, output, tileCount,
+                             heads, kvHeads, headDim, blockSize, maxBlocks, scaleLog2);
+}
+
+extern "C" __global__ void __launch_bounds__(PF_THREADS) attention_prefill_fp8(
+    const float* query, const unsigned char* keyCache, const unsigned char* valueCache, const int* blockTables,
+    const int* sequenceOf, const int* positions, const int* queryTiles, float* output, int tileCount, int heads, int kvHeads,
+    int headDim, int blockSize, int maxBlocks, float scaleLog2) {
+    pdl_start();
+    attention_prefill_staged(query, keyCache, valueCache, blockTables, sequenceOf, positions, queryTiles, output, tileCount,
+                             heads, kvHeads, headDim, blockSize, maxBlocks, scaleLog2);
 }
 
 // The f16 cache: K and V rows are copied as they lie (cp.async, 16 bytes a copy) into PF_STAGES shared stages, tiles i + 1

@@ -96,6 +96,31 @@ __device__ __forceinline__ float half_to_float(unsigned short h) {
 
 __device__ __forceinline__ float bf16_to_float(unsigned short h) { return __uint_as_float(((unsigned)h) << 16); }
 
+// OCP FP8 E4M3 (the "fn" variant: bias 7, 3 mantissa bits, no infinities, 0x7F/0xFF NaN, largest finite ±448), the
+// element of an fp8 KV cache (vLLM's unscaled `fp8`). The same steps as the CPU's Float8E4M3Row.Round, so both backends
+// store the same codes: NaN stays NaN, magnitudes from 448 up saturate to ±448, subnormals (multiples of 2⁻⁹) round to
+// nearest even as an integer, normals keep 3 mantissa bits rounding to nearest even through the carry. Written with integer
+// operations rather than cvt.rn.satfinite.e4m3x2.f32, which needs sm_89 (the sm_80 build runs everywhere).
+__device__ __forceinline__ unsigned char fp8_e4m3_round(float x) {
+    const unsigned bits = __float_as_uint(x);
+    const unsigned sign = (bits >> 24) & 0x80;
+    const unsigned magnitude = bits & 0x7FFFFFFF;
+    if (magnitude > 0x7F800000) return (unsigned char)(sign | 0x7F);
+    const float m = __uint_as_float(magnitude);
+    if (m >= 448.0f) return (unsigned char)(sign | 0x7E);
+    if (m < 0.015625f) return (unsigned char)(sign | (unsigned)__float2int_rn(m * 512.0f));
+    const int code = (int)((magnitude + 0x7FFFF + ((magnitude >> 20) & 1)) >> 20) - ((127 - 7) << 3);
+    return (unsigned char)(sign | (unsigned)min(code, 0x7E));
+}
+
+// An E4M3 code as float, exactly: exponent and mantissa moved into float position and scaled by 2¹²⁰ (the difference of
+// the biases, which also makes E4M3 subnormals come out right); NaN codes give NaN.
+__device__ __forceinline__ float fp8_e4m3_to_float(unsigned code) {
+    const unsigned magnitude = code & 0x7F;
+    const float v = magnitude == 0x7F ? __uint_as_float(0x7FC00000) : __uint_as_float(magnitude << 20) * __uint_as_float(0x7B800000);
+    return code & 0x80 ? -v : v;
+}
+
 // Two floats to a packed f16x2 / bf16x2 register (round to nearest even), the operand format of mma.sync.
 __device__ __forceinline__ unsigned pack_half2(float lo, float hi) {
     unsigned r;

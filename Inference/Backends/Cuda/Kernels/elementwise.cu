@@ -80,15 +80,17 @@ extern "C" __global__ void rms_norm_groups(const float* input, const float* weig
     for (int i = lane; i < group; i += 32) output[base + i] = input[base + i] * scale * weight[i];
 }
 
-// A key or value stored into the KV cache: as it is (float32), or rounded to nearest even to f16.
+// A key or value stored into the KV cache: as it is (float32), rounded to nearest even to f16, or to FP8 E4M3.
 __device__ __forceinline__ void store_kv(float* cache, long long i, float x) { cache[i] = x; }
 __device__ __forceinline__ void store_kv(unsigned short* cache, long long i, float x) { cache[i] = round_half(x, 0); }
+__device__ __forceinline__ void store_kv(unsigned char* cache, long long i, float x) { cache[i] = fp8_e4m3_round(x); }
 
 // Rotates every head of query and key of token t by its position (cos/sin tables [maxPositions][headDim/2]), writes the
 // rotated key and the value to the cache at the token's slot.  grid (tokens, ceil((heads + kvHeads) · headDim/2 / 128)),
 // block 128: one rotated pair per thread (one block per token looped 20 times over a Llama-3-8B token: 12 µs a layer).
-// style 0: adjacent pairs (2i, 2i+1); style 1: NeoX (i, i + headDim/2). KV is the cache's element type (float, or
-// unsigned short holding f16: rope_store_kv_f16); the rotated query and key in the activations stay float32.
+// style 0: adjacent pairs (2i, 2i+1); style 1: NeoX (i, i + headDim/2). KV is the cache's element type (float, unsigned
+// short holding f16: rope_store_kv_f16, or unsigned char holding E4M3: rope_store_kv_fp8); the rotated query and key in the
+// activations stay float32.
 // With qNorm and kNorm (Qwen3's per-head RMS norm of q and k, weights [headDim]) each head is first normalised as
 // rms_norm_groups does — x · rsqrt(mean(x²) + epsilon) · weight — saving its two launches a layer. A head's pairs are
 // consecutive threads of one block (the host asks 128 % (headDim / 2) == 0): summed over the warp, then, for heads wider
@@ -159,6 +161,16 @@ extern "C" __global__ void rope_store_kv(float* query, float* key, const float* 
 extern "C" __global__ void rope_store_kv_f16(float* query, float* key, const float* value, const float* cosTable,
                                              const float* sinTable, const int* positions, const int* slots,
                                              unsigned short* keyCache, unsigned short* valueCache, int heads, int kvHeads,
+                                             int headDim, int style, const float* qNorm, const float* kNorm,
+                                             float epsilon) {
+    pdl_start();
+    rope_store_kv_body(query, key, value, cosTable, sinTable, positions, slots, keyCache, valueCache, heads, kvHeads,
+                       headDim, style, qNorm, kNorm, epsilon);
+}
+
+extern "C" __global__ void rope_store_kv_fp8(float* query, float* key, const float* value, const float* cosTable,
+                                             const float* sinTable, const int* positions, const int* slots,
+                                             unsigned char* keyCache, unsigned char* valueCache, int heads, int kvHeads,
                                              int headDim, int style, const float* qNorm, const float* kNorm,
                                              float epsilon) {
     pdl_start();
