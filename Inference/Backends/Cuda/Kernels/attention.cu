@@ -676,6 +676,37 @@ __device__ __forceinline__ void prefill_write(float* output, const float (&o)[PF
 }
 
 // The float32 and fp8 caches: tiles staged through registers (widened to f16 on the way to shared memory), single-buffered.
+// What a prefill block works on: query tile tileCount − 1 − blockIdx.x (the longest contexts start first) of query head
+// blockIdx.y, the positions 0 … kvEnd − 1 of its sequence read through the block table, in the KV head the query head
+// shares (kvOffset into a cache row). Warp w owns query rows r0 = 16w + g and r1 = r0 + 8 (the C fragment's two rows),
+// at positions p0 + r.
+struct PrefillBlock {
+    int first, count, p0, h, kvEnd, kvTiles, kvWidth, warp, r0, r1, warpLastPosition;
+    bool warpHasRows;
+    long long kvOffset;
+    const int* table;
+
+    __device__ __forceinline__ PrefillBlock(const int* queryTiles, const int* positions, const int* sequenceOf,
+                                            const int* blockTables, int tileCount, int heads, int kvHeads, int headDim,
+                                            int maxBlocks) {
+        const int tile = tileCount - 1 - blockIdx.x;
+        h = blockIdx.y;
+        first = queryTiles[2 * tile];
+        count = queryTiles[2 * tile + 1];
+        p0 = positions[first];
+        table = blockTables + (long long)sequenceOf[first] * maxBlocks;
+        kvEnd = p0 + count;
+        kvTiles = (kvEnd + PF_KEYS - 1) / PF_KEYS;
+        kvWidth = kvHeads * headDim;
+        kvOffset = (long long)(h / (heads / kvHeads)) * headDim;
+        warp = threadIdx.x / 32;
+        r0 = 16 * warp + (threadIdx.x % 32) / 4;
+        r1 = r0 + 8;
+        warpHasRows = 16 * warp < count;
+        warpLastPosition = p0 + min(16 * warp + 15, count - 1);
+    }
+};
+
 template <typename KV>
 __device__ __forceinline__ void attention_prefill_staged(
     const float* query, const KV* keyCache, const KV* valueCache, const int* blockTables, const int* sequenceOf,
@@ -687,24 +718,14 @@ __device__ __forceinline__ void attention_prefill_staged(
     unsigned short* sV = sK + PF_KEYS * stride;           // [PF_KEYS][stride]
     int* sSlot = (int*)(sV + PF_KEYS * stride);           // [2][PF_KEYS]: tile i's slots in sSlot[i & 1]
 
-    const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
-    const int g = lane / 4, t4 = lane % 4;
-    const int tile = tileCount - 1 - blockIdx.x, h = blockIdx.y;
-    const int first = queryTiles[2 * tile], count = queryTiles[2 * tile + 1];
-    const int p0 = positions[first];
-    const int* table = blockTables + (long long)sequenceOf[first] * maxBlocks;
-    const int kvEnd = p0 + count;  // positions 0 … kvEnd − 1 are read
-    const int kvTiles = (kvEnd + PF_KEYS - 1) / PF_KEYS;
-    const int kvWidth = kvHeads * headDim;
-    const int kvHead = h / (heads / kvHeads);
-    const KV* keys = keyCache + (long long)kvHead * headDim;
-    const KV* values = valueCache + (long long)kvHead * headDim;
+    const int tid = threadIdx.x, lane = tid % 32, t4 = lane % 4;
+    const PrefillBlock b(queryTiles, positions, sequenceOf, blockTables, tileCount, heads, kvHeads, headDim, maxBlocks);
+    const int first = b.first, count = b.count, p0 = b.p0, h = b.h, warp = b.warp, r0 = b.r0, r1 = b.r1;
+    const int kvEnd = b.kvEnd, kvTiles = b.kvTiles, kvWidth = b.kvWidth;
+    const int* table = b.table;
+    const KV* keys = keyCache + b.kvOffset;
+    const KV* values = valueCache + b.kvOffset;
     const int chunks = headDim / 4;
-
-    // This warp's rows: r0 = 16·warp + g and r1 = r0 + 8 (the C fragment's two rows), at positions p0 + r.
-    const int r0 = 16 * warp + g, r1 = r0 + 8;
-    const bool warpHasRows = 16 * warp < count;
-    const int warpLastPosition = p0 + min(16 * warp + 15, count - 1);
     unsigned qf[PF_MAX_DIM / 16][4];
     prefill_query(qf, query, first, count, r0, r1, h, heads, headDim, t4, scaleLog2);
 
@@ -731,7 +752,7 @@ __device__ __forceinline__ void attention_prefill_staged(
         if (tid < PF_KEYS && i + 1 < kvTiles) sSlot[((i + 1) & 1) * PF_KEYS + tid] = slotOf(kv0 + PF_KEYS + tid);
         prefill_load(vr, values, slots, kvWidth, tid, chunks);
         __syncthreads();  // sK of tile i and the slots of tile i + 1 are visible
-        const bool active = warpHasRows && kv0 <= warpLastPosition;
+        const bool active = b.warpHasRows && kv0 <= b.warpLastPosition;
         unsigned pf[PF_KEYS / 8][2];
         if (active) prefill_scores(sK, stride, qf, headDim, kv0, p0, warp, lane, r0, r1, max0, max1, sum0, sum1, o, pf);
         prefill_store(sV, vr, stride, tid, chunks);
@@ -740,7 +761,7 @@ __device__ __forceinline__ void attention_prefill_staged(
         if (active) prefill_values(sV, stride, headDim, lane, pf, o);
     }
 
-    if (warpHasRows) prefill_write(output, o, sum0, sum1, first, count, r0, r1, h, heads, headDim, t4);
+    if (b.warpHasRows) prefill_write(output, o, sum0, sum1, first, count, r0, r1, h, heads, headDim, t4);
 }
 
 extern "C" __global__ void __launch_bounds__(PF_THREADS) attention_prefill(
@@ -802,6 +823,7 @@ struct KvTileCopies {
         }
     }
 };
+
 extern "C" __global__ void __launch_bounds__(PF_THREADS) attention_prefill_f16(
     const float* query, const unsigned short* keyCache, const unsigned short* valueCache, const int* blockTables,
     const int* sequenceOf, const int* positions, const int* queryTiles, float* output, int tileCount, int heads, int kvHeads,
@@ -811,22 +833,13 @@ extern "C" __global__ void __launch_bounds__(PF_THREADS) attention_prefill_f16(
     const int stride = headDim + PF_PAD, stageHalves = 2 * PF_KEYS * stride;
     unsigned short* sStage = (unsigned short*)prefillShared;  // [PF_STAGES][K, V][PF_KEYS][stride]
 
-    const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
-    const int g = lane / 4, t4 = lane % 4;
-    const int tile = tileCount - 1 - blockIdx.x, h = blockIdx.y;
-    const int first = queryTiles[2 * tile], count = queryTiles[2 * tile + 1];
-    const int p0 = positions[first];
-    const int* table = blockTables + (long long)sequenceOf[first] * maxBlocks;
-    const int kvEnd = p0 + count;  // positions 0 … kvEnd − 1 are read
-    const int kvTiles = (kvEnd + PF_KEYS - 1) / PF_KEYS;
-    const int kvWidth = kvHeads * headDim;
-    const int kvHead = h / (heads / kvHeads);
-    const unsigned short* keys = keyCache + (long long)kvHead * headDim;
-    const unsigned short* values = valueCache + (long long)kvHead * headDim;
-
-    const int r0 = 16 * warp + g, r1 = r0 + 8;
-    const bool warpHasRows = 16 * warp < count;
-    const int warpLastPosition = p0 + min(16 * warp + 15, count - 1);
+    const int tid = threadIdx.x, lane = tid % 32, t4 = lane % 4;
+    const PrefillBlock b(queryTiles, positions, sequenceOf, blockTables, tileCount, heads, kvHeads, headDim, maxBlocks);
+    const int first = b.first, count = b.count, p0 = b.p0, h = b.h, warp = b.warp, r0 = b.r0, r1 = b.r1;
+    const int kvEnd = b.kvEnd, kvTiles = b.kvTiles, kvWidth = b.kvWidth;
+    const int* table = b.table;
+    const unsigned short* keys = keyCache + b.kvOffset;
+    const unsigned short* values = valueCache + b.kvOffset;
     unsigned qf[PF_MAX_DIM / 16][4];
     prefill_query(qf, query, first, count, r0, r1, h, heads, headDim, t4, scaleLog2);
 
@@ -851,7 +864,7 @@ extern "C" __global__ void __launch_bounds__(PF_THREADS) attention_prefill_f16(
         cp_async_wait<PF_STAGES - 2>();
         __syncthreads();  // tile i has landed for every thread, and tile i − 1's stage is free for tile i + PF_STAGES − 1
         issue(i + PF_STAGES - 1);
-        if (warpHasRows && i * PF_KEYS <= warpLastPosition) {
+        if (b.warpHasRows && i * PF_KEYS <= b.warpLastPosition) {
             const unsigned short* sK = sStage + (i % PF_STAGES) * stageHalves;
             unsigned pf[PF_KEYS / 8][2];
             prefill_scores(sK, stride, qf, headDim, i * PF_KEYS, p0, warp, lane, r0, r1, max0, max1, sum0, sum1, o, pf);
@@ -860,7 +873,7 @@ extern "C" __global__ void __launch_bounds__(PF_THREADS) attention_prefill_f16(
     }
     cp_async_wait<0>();  // only empty groups remain
 
-    if (warpHasRows) prefill_write(output, o, sum0, sum1, first, count, r0, r1, h, heads, headDim, t4);
+    if (b.warpHasRows) prefill_write(output, o, sum0, sum1, first, count, r0, r1, h, heads, headDim, t4);
 }
 
 // attention_decode_f16_tc — attention_partition_f16 on tensor cores, for an f16 cache and head dimensions that are a
