@@ -7,17 +7,20 @@
 #   SHAPES=8b-q8_0,1b-bf16 PEER=decode,copy SERVE=1 bash .gpu/tools/perf-run.sh   (KV=fp32|fp16: the KV cache type, default auto;
 #   EAGER=1: bench-serve also with --enforce-eager, to compare against the serving engine's CUDA graphs; DECODE=1:128,32:2048:
 #   only those (batch, context) pairs and no prefill, for tuning runs; GEMM=1: GpuCheck --gemm-bench too, the F16/BF16
-#   GEMMs alone at Llama-3-8B's shapes, gemm_half_tc against each Hopper tile)
+#   GEMMs alone at Llama-3-8B's shapes, gemm_half_tc against each Hopper tile; CHECK=full: the whole GpuCheck --no-bench
+#   instead of the quick pass, CHECK=0: none)
 set -uo pipefail
 LOG_NAME=perf.log . "$(dirname "$0")/run-setup.sh"
 nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv | tee "$log"
 prepare_ptx || exit 1
 models=()
 for m in "$GPU"/models/*.gguf; do models+=(--model "$m"); done
-if [ "${CHECK:-1}" = 1 ]; then
-    stamp "quick check"
-    timeout "${CHECK_SECONDS:-150}" "$GPU/bin/GpuCheck" --ptx-dir "$GPU/ptx" --quick --no-bench "${models[@]}" > "$OUT/check.log" 2>&1
-    stamp "quick check exit $? ($(grep -c '^FAIL' "$OUT/check.log") FAIL lines)"
+if [ "${CHECK:-1}" != 0 ]; then
+    # CHECK=full: every check GpuCheck has (the engine on real and random models included) instead of the quick pass.
+    scope=$([ "${CHECK:-1}" = full ] && echo full || echo quick)
+    stamp "$scope check"
+    timeout "${CHECK_SECONDS:-150}" "$GPU/bin/GpuCheck" --ptx-dir "$GPU/ptx" $([ "$scope" = quick ] && echo --quick) --no-bench "${models[@]}" > "$OUT/check.log" 2>&1
+    stamp "$scope check exit $? ($(grep -c '^FAIL' "$OUT/check.log") FAIL lines)"
     grep -E '^FAIL|passed, .* failed' "$OUT/check.log" | tail -n 8 | tee -a "$log"
 fi
 if [ -n "${SHAPES:-}" ]; then
