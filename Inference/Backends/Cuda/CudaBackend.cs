@@ -123,9 +123,9 @@ public sealed class CudaBackend : IBackend, IDeviceSampler
     /// </summary>
     /// <remarks>
     /// fp8 (E4M3, as vLLM's unscaled <c>fp8</c>) halves f16's bytes again: written by rope_store_kv_fp8 with the CPU's
-    /// rounding, read by attention_partition_fp8 (decode) and the register-staged attention_prefill_fp8, which widen the
-    /// codes exactly; the tensor-core decode kernel serves f16 caches only. Its accuracy: docs/performance.md, "The fp8 KV
-    /// cache's accuracy".
+    /// rounding, read by attention_decode_fp8_tc (decode: each warp widens its staged codes to f16 rows exactly, so it is
+    /// the f16 kernel over the codes' values), attention_partition_fp8 where that does not serve the geometry, and the
+    /// register-staged attention_prefill_fp8. Its accuracy: docs/performance.md, "The fp8 KV cache's accuracy".
     /// </remarks>
     public KvCacheDtype ResolveKvCacheDtype(KvCacheDtype requested) => requested switch
     {
@@ -779,9 +779,10 @@ public sealed class CudaBackend : IBackend, IDeviceSampler
             return;
         }
 
-        // Over an f16 cache the tensor-core kernel takes every head dimension it serves; the CUDA-core one the rest.
-        var tensorCores = kv.IsHalf && CudaLaunchGeometry.DecodeTensorCoreSupports(group, shape.HeadDim);
-        var policy = AttentionPolicy ?? (tensorCores ? AttentionSplitPolicy.TensorCore : AttentionSplitPolicy.Default);
+        // Over an f16 or fp8 cache the tensor-core kernel takes every head dimension it serves; the CUDA-core one the rest.
+        var tensorCores = (kv.IsHalf || kv.IsFp8) && CudaLaunchGeometry.DecodeTensorCoreSupports(group, shape.HeadDim);
+        var policy = AttentionPolicy ?? (!tensorCores ? AttentionSplitPolicy.Default
+            : kv.IsFp8 ? AttentionSplitPolicy.TensorCoreFp8 : AttentionSplitPolicy.TensorCore);
         var (partition, splits) = CudaLaunchGeometry.AttentionSplit(tokens, shape.KvHeads, maxContext, Context.MultiprocessorCount, policy);
         if (splits > 1)
         {
@@ -790,9 +791,9 @@ public sealed class CudaBackend : IBackend, IDeviceSampler
             EnsureStepCapacity(ref _attentionStats, (long)batch.TokenCount * heads * splits * 2);
         }
 
-        (tensorCores ? Kernels.AttentionDecodeF16TensorCore : Kernels.AttentionPartitionFor(kv)).Launch(Stream,
+        (tensorCores ? (kv.IsFp8 ? Kernels.AttentionDecodeFp8TensorCore : Kernels.AttentionDecodeF16TensorCore) : Kernels.AttentionPartitionFor(kv)).Launch(Stream,
             new Dim3((uint)splits, (uint)shape.KvHeads, (uint)tokens), CudaLaunchGeometry.AttentionThreads,
-            tensorCores ? CudaLaunchGeometry.DecodeTensorCoreSharedBytes(shape.HeadDim) : CudaLaunchGeometry.AttentionSharedBytes(group, shape.HeadDim, kv.ElementBytes),
+            tensorCores ? CudaLaunchGeometry.DecodeTensorCoreSharedBytes(shape.HeadDim, kv.ElementBytes) : CudaLaunchGeometry.AttentionSharedBytes(group, shape.HeadDim, kv.ElementBytes),
             q.Data, kv.Keys(layer), kv.Values(layer), Meta(_layout.BlockTables), Meta(_layout.Sequences), Meta(_layout.Positions), tokenList,
             y.Data, Pointer(_attentionPartials), Pointer(_attentionStats), heads, shape.KvHeads, shape.HeadDim, shape.BlockSize,
             batch.MaxBlocksPerSequence, partition, splits, scaleLog2);

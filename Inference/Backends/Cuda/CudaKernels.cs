@@ -112,7 +112,9 @@ public sealed class CudaKernels : IDisposable
         AttentionPartitionF16.SetMaxDynamicSharedMemory(CudaLaunchGeometry.AttentionMaxSharedBytes);
         AttentionPartitionFp8.SetMaxDynamicSharedMemory(CudaLaunchGeometry.AttentionMaxSharedBytes);
         AttentionDecodeF16TensorCore = attention.Kernel("attention_decode_f16_tc");
-        AttentionDecodeF16TensorCore.SetMaxDynamicSharedMemory(CudaLaunchGeometry.DecodeTensorCoreSharedBytes(CudaLaunchGeometry.DecodeTensorCoreMaxHeadDim));
+        AttentionDecodeF16TensorCore.SetMaxDynamicSharedMemory(CudaLaunchGeometry.DecodeTensorCoreSharedBytes(CudaLaunchGeometry.DecodeTensorCoreMaxHeadDim, 2));
+        AttentionDecodeFp8TensorCore = attention.Kernel("attention_decode_fp8_tc");
+        AttentionDecodeFp8TensorCore.SetMaxDynamicSharedMemory(CudaLaunchGeometry.DecodeTensorCoreSharedBytes(CudaLaunchGeometry.DecodeTensorCoreMaxHeadDim, 1));
         AttentionReduce = attention.Kernel("attention_reduce");
         AttentionPrefill = attention.Kernel("attention_prefill");
         AttentionPrefillFp8 = attention.Kernel("attention_prefill_fp8");
@@ -165,6 +167,7 @@ public sealed class CudaKernels : IDisposable
     public CudaKernel AttentionPartitionF16 { get; }
     public CudaKernel AttentionPartitionFp8 { get; }
     public CudaKernel AttentionDecodeF16TensorCore { get; }
+    public CudaKernel AttentionDecodeFp8TensorCore { get; }
     public CudaKernel AttentionReduce { get; }
     public CudaKernel AttentionPrefill { get; }
     public CudaKernel AttentionPrefillFp8 { get; }

@@ -305,8 +305,9 @@ public static class CudaLaunchGeometry
     }
 
     /// <summary>
-    /// Whether attention_decode_f16_tc serves decode over an f16 cache of this geometry (head dimensions that are whole
-    /// mma k-steps of 16, up to 128; the group is at most 8 either way); others take attention_partition_f16.
+    /// Whether attention_decode_f16_tc / _fp8_tc serve decode over an f16 / fp8 cache of this geometry (head dimensions
+    /// that are whole mma k-steps of 16, up to 128; the group is at most 8 either way); others take attention_partition_f16
+    /// / _fp8.
     /// </summary>
     public static bool DecodeTensorCoreSupports(int group, int headDim) =>
         group is >= 1 and <= AttentionMaxGroup && headDim is > 0 and <= DecodeTensorCoreMaxHeadDim && headDim % 16 == 0;
@@ -315,11 +316,19 @@ public static class CudaLaunchGeometry
     public const int DecodeTensorCoreMaxHeadDim = 128;
 
     /// <summary>
-    /// Dynamic shared memory of attention_decode_f16_tc: 3 stages of a 64-position tile's K and V rows, each headDim + 8
-    /// halves (the padding spreads ldmatrix's rows over the banks), then the warps' statistics [4][8] float2; the warps'
-    /// accumulators [4][8][headDim] float reuse the stages at the end. 104 KB at headDim 128: two blocks per H100 SM.
+    /// Dynamic shared memory of attention_decode_f16_tc (<paramref name="elementBytes"/> 2): 3 stages of a 64-position
+    /// tile's K and V rows, each headDim + 8 halves (the padding spreads ldmatrix's rows over the banks), then the warps'
+    /// statistics [4][8] float2; the warps' accumulators [4][8][headDim] float reuse the stages at the end. 104 KB at
+    /// headDim 128: two blocks per H100 SM. attention_decode_fp8_tc (1): the stages hold headDim + 16 bytes of codes a row,
+    /// and each of the 4 warps has [16][headDim + 8] halves for its widened V rows — 71 KB at 128: three blocks per SM.
     /// </summary>
-    public static int DecodeTensorCoreSharedBytes(int headDim) => 3 * 2 * 64 * (headDim + 8) * sizeof(ushort) + 4 * AttentionMaxGroup * 2 * sizeof(float);
+    public static int DecodeTensorCoreSharedBytes(int headDim, int elementBytes)
+    {
+        var stats = 4 * AttentionMaxGroup * 2 * sizeof(float);
+        return elementBytes == 1
+            ? 3 * 2 * 64 * (headDim + 16) + 4 * 16 * (headDim + 8) * sizeof(ushort) + stats
+            : 3 * 2 * 64 * (headDim + 8) * sizeof(ushort) + stats;
+    }
 
     /// <summary>The most <see cref="AttentionSharedBytes"/> asks for (group 8, head dimension 256, a float32 cache): ≈ 78 KB.</summary>
     public static int AttentionMaxSharedBytes => AttentionSharedBytes(AttentionMaxGroup, AttentionMaxHeadDim, sizeof(float));
@@ -473,6 +482,13 @@ public readonly record struct AttentionSplitPolicy(int UnsplitContext, int Block
     /// 206.6 → 264.2 µs).
     /// </summary>
     public static AttentionSplitPolicy TensorCore { get; } = new(64, 2, 64);
+
+    /// <summary>
+    /// attention_decode_fp8_tc's: three of its blocks fit an SM (71 KB of shared memory each at headDim 128, registers
+    /// for three), and Nsight Compute showed the tensor-core decode latency-bound at 8 warps an SM, so the partitions aim
+    /// at all three.
+    /// </summary>
+    public static AttentionSplitPolicy TensorCoreFp8 { get; } = new(64, 3, 64);
 }
 
 /// <summary>

@@ -254,14 +254,15 @@ public sealed class CudaHostLogicTests
             Assert.False(CudaLaunchGeometry.AttentionSupports(group, headDim, 4));
         }
 
-        // The tensor-core decode kernel: whole k-steps of 16 up to 128 (others fall back to attention_partition_f16), and
-        // two blocks per H100 multiprocessor (227 KB) at the largest.
+        // The tensor-core decode kernels: whole k-steps of 16 up to 128 (others fall back to attention_partition_f16 / _fp8),
+        // and two (f16) or three (fp8) blocks per H100 multiprocessor (227 KB) at the largest.
         Assert.True(CudaLaunchGeometry.DecodeTensorCoreSupports(8, 128));
         Assert.True(CudaLaunchGeometry.DecodeTensorCoreSupports(1, 48));
         Assert.False(CudaLaunchGeometry.DecodeTensorCoreSupports(4, 256));
         Assert.False(CudaLaunchGeometry.DecodeTensorCoreSupports(4, 40));
         Assert.False(CudaLaunchGeometry.DecodeTensorCoreSupports(9, 128));
-        Assert.InRange(2 * CudaLaunchGeometry.DecodeTensorCoreSharedBytes(128), 1, 227 * 1024);
+        Assert.InRange(2 * CudaLaunchGeometry.DecodeTensorCoreSharedBytes(128, 2), 1, 227 * 1024);
+        Assert.InRange(3 * CudaLaunchGeometry.DecodeTensorCoreSharedBytes(128, 1), 1, 227 * 1024);
 
         // Rows of an f16 cache move in 16-byte copies: a head dimension of 4 mod 8 is served over float32 only.
         Assert.True(CudaLaunchGeometry.AttentionSupports(4, 68, 4));

@@ -24,6 +24,7 @@ static __device__ __forceinline__ float2 make_float2(float x, float y) { return 
 static __device__ __forceinline__ float4 make_float4(float x, float y, float z, float w) { return float4{x, y, z, w}; }
 static __device__ __forceinline__ int2 make_int2(int x, int y) { return int2{x, y}; }
 static __device__ __forceinline__ int4 make_int4(int x, int y, int z, int w) { return int4{x, y, z, w}; }
+static __device__ __forceinline__ uint4 make_uint4(unsigned x, unsigned y, unsigned z, unsigned w) { return uint4{x, y, z, w}; }
 static __device__ __forceinline__ float atomicAdd(float* p, float v) { return __nvvm_atom_add_gen_f(p, v); }
 static __device__ __forceinline__ int atomicMax(int* p, int v) { return __nvvm_atom_max_gen_i(p, v); }
 static __device__ __forceinline__ unsigned long long atomicAdd(unsigned long long* p, unsigned long long v) {

@@ -788,28 +788,30 @@ extern "C" __global__ void __launch_bounds__(PF_THREADS) attention_prefill_fp8(
 // Dynamic shared memory (CudaLaunchGeometry.PrefillF16SharedBytes): [PF_STAGES][K, V][64][headDim + 8] f16.
 #define PF_STAGES 3
 
-// The 16-byte cp.async copies by which a block of THREADS threads stages a tile of 64 positions of an f16 cache's keys and
-// values into [K, V][64][stride] halves of shared memory (attention_prefill_f16, attention_decode_f16_tc): copy u of
-// thread tid is chunk tid + u·THREADS of the tile's [64][headDim / 8] chunks. Positions at or past `end` are zero-filled
-// (the callers mask them); each position's row is found through the sequence's block table.
-template <int THREADS>
+// The 16-byte cp.async copies by which a block of THREADS threads stages a tile of 64 positions of a 16-bit (f16) or 8-bit
+// (fp8) cache's keys and values into [K, V][64][stride] elements of shared memory (attention_prefill_f16,
+// attention_decode_tc): copy u of thread tid is chunk tid + u·THREADS of the tile's [64][headDim / PER_COPY] chunks.
+// Positions at or past `end` are zero-filled (the callers mask them); each position's row is found through the sequence's
+// block table.
+template <int THREADS, typename KV>
 struct KvTileCopies {
-    static constexpr int COPIES = 64 * PF_MAX_DIM * 2 / 16 / THREADS;  // per thread, for each of K and V
+    static constexpr int PER_COPY = 16 / sizeof(KV);                              // elements a copy moves
+    static constexpr int COPIES = 64 * PF_MAX_DIM / PER_COPY / THREADS;          // per thread, for each of K and V
     int row[COPIES], col[COPIES];
 
     __device__ __forceinline__ KvTileCopies(int tid, int headDim) {
-        const int rowChunks = headDim / 8;
+        const int rowChunks = headDim / PER_COPY;
 #pragma unroll
         for (int u = 0; u < COPIES; u++) {
             const int c = tid + u * THREADS;
             row[u] = c < 64 * rowChunks ? c / rowChunks : 64;  // 64: no copy
-            col[u] = 8 * (c - row[u] * rowChunks);
+            col[u] = PER_COPY * (c - row[u] * rowChunks);
         }
     }
 
     // Positions first … first + 63 of the sequence into `stage`.
-    __device__ __forceinline__ void issue(unsigned short* stage, int stride, const unsigned short* keys, const unsigned short* values,
-                                          const int* table, int blockSize, int kvWidth, int first, int end) const {
+    __device__ __forceinline__ void issue(KV* stage, int stride, const KV* keys, const KV* values, const int* table,
+                                          int blockSize, int kvWidth, int first, int end) const {
 #pragma unroll
         for (int u = 0; u < COPIES; u++) {
             if (row[u] < 64) {
@@ -844,7 +846,7 @@ extern "C" __global__ void __launch_bounds__(PF_THREADS) attention_prefill_f16(
     prefill_query(qf, query, first, count, r0, r1, h, heads, headDim, t4, scaleLog2);
 
     // Past kvEnd the copies are zeros, which the causal mask hides.
-    const KvTileCopies<PF_THREADS> copies(tid, headDim);
+    const KvTileCopies<PF_THREADS, unsigned short> copies(tid, headDim);
     auto issue = [&](int i) {
         if (i < kvTiles)
             copies.issue(sStage + (i % PF_STAGES) * stageHalves, stride, keys, values, table, blockSize, kvWidth, i * PF_KEYS, kvEnd);
@@ -876,9 +878,10 @@ extern "C" __global__ void __launch_bounds__(PF_THREADS) attention_prefill_f16(
     if (b.warpHasRows) prefill_write(output, o, sum0, sum1, first, count, r0, r1, h, heads, headDim, t4);
 }
 
-// attention_decode_f16_tc — attention_partition_f16 on tensor cores, for an f16 cache and head dimensions that are a
-// multiple of 16 up to 128 (CudaLaunchGeometry.DecodeTensorCoreSupports). Same grid (splits, kvHeads, tokens), block
-// (4 warps), token list, partition and outputs (the result, or partials and (max, sum) for attention_reduce).
+// attention_decode_f16_tc / attention_decode_fp8_tc — attention_partition_f16 / _fp8 on tensor cores, for an f16 or fp8
+// (E4M3) cache and head dimensions that are a multiple of 16 up to 128 (CudaLaunchGeometry.DecodeTensorCoreSupports).
+// Same grid (splits, kvHeads, tokens), block (4 warps), token list, partition and outputs (the result, or partials and
+// (max, sum) for attention_reduce).
 //   - The G ≤ 8 query heads of KV head h are the rows of mma.sync.m16n8k16's A operand (rows G…15 are zero): Q, scaled by
 //     scaleLog2 and rounded to f16, sits in registers as A fragments for the whole kernel (lane l holds head l / 4).
 //   - Tiles of 64 positions, 16 per warp (one k-step of P·V), staged through shared memory by cp.async, 3 tiles in
@@ -887,24 +890,58 @@ extern "C" __global__ void __launch_bounds__(PF_THREADS) attention_prefill_f16(
 //     4 lanes of a quad (positions past the partition masked), P rounded to f16 as the A operand of P·V (the C fragment
 //     layout of S), V through ldmatrix.trans. So a 16-row slice costs ~100 instructions a warp where the CUDA-core kernel
 //     spent ~1,000 on the same 8 KB (it reached half the copy bandwidth at batch 32, bound by issue, not bytes).
+//   - A's rows 8…15 are zero, so the accumulators of C rows g + 8 are dropped (mma_f16_rows8): 2 floats a fragment.
+//   - fp8: the stages hold the codes as they lie (half the bytes, rows padded by 16 bytes). K's B fragments are widened
+//     straight from them (cvt.rn.f16x2.e4m3x2 on sm_89+, exact: every E4M3 value is an f16) with the head dimensions
+//     permuted in Q and K alike — k-step k of lane t4 takes dims t4·headDim/4 + 4k … + 3, so a lane's codes of a row
+//     are one run of bytes (16-byte loads) — a dot product being the same sum in any order, up to the mma's rounding.
+//     V, which P·V reads across rows (ldmatrix.trans), is widened per warp into 16 f16 rows of its own. A first version
+//     that widened K too through shared memory issued 37 % more instructions than the f16 kernel and read its cache at
+//     a third of copy (Nsight Compute: latency-bound at 8 warps an SM); this one is 73 KB a block, 3 blocks an SM.
 //   - Each warp keeps its own (max, sum, O); at the end they are merged in warp order through shared memory, as in
 //     attention_partition. Numerics are attention_prefill's: q, k, v and p in f16 (k and v exactly the cache's), fp32
 //     accumulation, the row sums adding the rounded p.
 #define DT_TILE 64    // positions per tile: 16 per warp
 static_assert(DT_TILE == 64 && PF_KEYS == 64, "KvTileCopies stages tiles of 64 positions");
-#define DT_STAGES 3   // 3 × 34 KB at headDim 128: two blocks per SM on an H100
+#define DT_STAGES 3   // f16: 3 × 34 KB at headDim 128, two blocks per SM on an H100 (fp8: 3 × 18 KB + 17 KB, three)
+#define DT_FP8_PAD 16 // bytes after each staged fp8 row: a quad's 16-byte loads of rows g and g + 1 hit distinct banks
 
-extern "C" __global__ void __launch_bounds__(ATT_THREADS) attention_decode_f16_tc(
-    const float* query, const unsigned short* keyCache, const unsigned short* valueCache, const int* blockTables,
+// mma.sync.m16n8k16 for A fragments whose rows 8…15 are zero (a1 = a3 = 0): C's rows g + 8 go in as zeros and come out
+// unused, so the caller keeps d[0], d[1] (row g) only.
+__device__ __forceinline__ void mma_f16_rows8(float (&d)[2], unsigned a0, unsigned a2, unsigned b0, unsigned b1) {
+    float unused0, unused1;
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%5}, {%7,%8}, {%0,%1,%9,%9};"
+                 : "+f"(d[0]), "+f"(d[1]), "=f"(unused0), "=f"(unused1)
+                 : "r"(a0), "r"(0u), "r"(a2), "r"(b0), "r"(b1), "f"(0.0f));
+}
+
+// Two E4M3 codes (the low byte first) as an f16x2 register, exactly.
+__device__ __forceinline__ unsigned fp8x2_to_half2(unsigned two) {
+#if __CUDA_ARCH__ >= 890
+    unsigned r;
+    asm("cvt.rn.f16x2.e4m3x2 %0, %1;" : "=r"(r) : "h"((unsigned short)two));
+    return r;
+#else
+    return pack_half2(fp8_e4m3_to_float(two & 0xFF), fp8_e4m3_to_float((two >> 8) & 0xFF));
+#endif
+}
+
+template <typename KV>
+__device__ __forceinline__ void attention_decode_tc(
+    const float* query, const KV* keyCache, const KV* valueCache, const int* blockTables,
     const int* sequenceOf, const int* positions, const int* tokenList, float* output, float* partialOut, float2* partialStats,
     int heads, int kvHeads, int headDim, int blockSize, int maxBlocks, int partition, int splits, float scaleLog2) {
-    pdl_start();
+    constexpr bool FP8 = sizeof(KV) == 1;
     extern __shared__ __attribute__((aligned(16))) unsigned char decodeShared[];
-    const int stride = headDim + PF_PAD;  // halves per shared row
-    const int stageHalves = 2 * DT_TILE * stride;
-    unsigned short* sStage = (unsigned short*)decodeShared;  // [DT_STAGES][K, V][DT_TILE][stride]
-    float* sAcc = (float*)decodeShared;                      // [ATT_WARPS][ATT_MAX_GROUP][headDim], once drained
-    float2* sStats = (float2*)(decodeShared + DT_STAGES * stageHalves * 2);  // [ATT_WARPS][ATT_MAX_GROUP]
+    const int stride = headDim + PF_PAD;                          // halves per f16 row
+    const int stageStride = FP8 ? headDim + DT_FP8_PAD : stride;  // elements per staged row
+    const int stageElements = 2 * DT_TILE * stageStride;
+    KV* sStage = (KV*)decodeShared;                     // [DT_STAGES][K, V][DT_TILE][stageStride]
+    // fp8: the warps' widened V rows [ATT_WARPS][16][stride] halves, after the stages.
+    unsigned short* sWide = (unsigned short*)(decodeShared + DT_STAGES * stageElements * sizeof(KV));
+    float* sAcc = (float*)decodeShared;                 // [ATT_WARPS][ATT_MAX_GROUP][headDim], once drained
+    float2* sStats = (float2*)(decodeShared + DT_STAGES * stageElements * sizeof(KV)
+                               + (FP8 ? ATT_WARPS * 16 * stride * 2 : 0));  // [ATT_WARPS][ATT_MAX_GROUP]
 
     const int z = blockIdx.x, h = blockIdx.y, t = tokenList ? tokenList[blockIdx.z] : blockIdx.z;
     const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane / 4, t4 = lane % 4;
@@ -916,36 +953,42 @@ extern "C" __global__ void __launch_bounds__(ATT_THREADS) attention_decode_f16_t
     const int tiles = (end - start + DT_TILE - 1) / DT_TILE;
     const int* table = blockTables + (long long)sequenceOf[t] * maxBlocks;
     const int kvWidth = kvHeads * headDim;
-    const unsigned short* keys = keyCache + (long long)h * headDim;
-    const unsigned short* values = valueCache + (long long)h * headDim;
+    const KV* keys = keyCache + (long long)h * headDim;
+    const KV* values = valueCache + (long long)h * headDim;
     const int kSteps = headDim / 16, dTiles = headDim / 8;
 
-    // Q as A fragments of rows g (a0: dims 16k + 2·t4, +1; a2: + 8); rows g + 8 (a1, a3) are zero.
+    // Q as A fragments of rows g (a0: dims 16k + 2·t4, +1; a2: + 8 — fp8: dims t4·headDim/4 + 4k, +1 and +2, +3); rows
+    // g + 8 (a1, a3) are zero.
     unsigned qf[PF_MAX_DIM / 16][2];
     const float* q = query + (long long)t * heads * headDim + (long long)(h * group + g) * headDim;
 #pragma unroll
     for (int k = 0; k < PF_MAX_DIM / 16; k++) {
         float2 lo = make_float2(0.0f, 0.0f), hi = make_float2(0.0f, 0.0f);
         if (k < kSteps && g < group) {
-            lo = *(const float2*)(q + 16 * k + 2 * t4);
-            hi = *(const float2*)(q + 16 * k + 2 * t4 + 8);
+            if constexpr (FP8) {
+                const float4 four = *(const float4*)(q + t4 * (headDim / 4) + 4 * k);
+                lo = make_float2(four.x, four.y);
+                hi = make_float2(four.z, four.w);
+            } else {
+                lo = *(const float2*)(q + 16 * k + 2 * t4);
+                hi = *(const float2*)(q + 16 * k + 2 * t4 + 8);
+            }
         }
         qf[k][0] = pack_half2(lo.x * scaleLog2, lo.y * scaleLog2);
         qf[k][1] = pack_half2(hi.x * scaleLog2, hi.y * scaleLog2);
     }
 
-    const KvTileCopies<ATT_THREADS> copies(tid, headDim);
+    const KvTileCopies<ATT_THREADS, KV> copies(tid, headDim);
     auto issue = [&](int tile) {
         if (tile < tiles)
-            copies.issue(sStage + (tile % DT_STAGES) * stageHalves, stride, keys, values, table, blockSize, kvWidth, start + tile * DT_TILE, end);
+            copies.issue(sStage + (tile % DT_STAGES) * stageElements, stageStride, keys, values, table, blockSize, kvWidth,
+                         start + tile * DT_TILE, end);
         cp_async_commit();  // an empty group past the last tile keeps the wait counts uniform
     };
 
-    float o[PF_MAX_DIM / 8][4];  // O fragments: o[n] covers dims 8n…8n+7 (c0, c1 of row g; c2, c3 of the zero rows)
+    float o[PF_MAX_DIM / 8][2];  // O fragments: o[n] covers dims 8n + 2·t4, +1 of head g
 #pragma unroll
-    for (int n = 0; n < PF_MAX_DIM / 8; n++)
-#pragma unroll
-        for (int e = 0; e < 4; e++) o[n][e] = 0.0f;
+    for (int n = 0; n < PF_MAX_DIM / 8; n++) o[n][0] = o[n][1] = 0.0f;
     float m = -INFINITY, l = 0.0f;  // head g's running max (the same in the quad) and this lane's share of its sum
 
 #pragma unroll
@@ -956,20 +999,65 @@ extern "C" __global__ void __launch_bounds__(ATT_THREADS) attention_decode_f16_t
         issue(tile + DT_STAGES - 1);
         const int valid = min(16, end - start - tile * DT_TILE - 16 * warp);
         if (valid <= 0) continue;  // warp-uniform: this warp's rows are past the partition's end
-        const unsigned short* sK = sStage + (tile % DT_STAGES) * stageHalves + 16 * warp * stride;
-        const unsigned short* sV = sK + DT_TILE * stride;
         const int mat = lane / 8;
-
-        // S = Q·Kᵀ over the warp's 16 positions: s[n] covers positions 8n…8n+7 of the slice.
-        float s[2][4] = {{0.0f, 0.0f, 0.0f, 0.0f}, {0.0f, 0.0f, 0.0f, 0.0f}};
+        const unsigned short* sV;
+        float s[2][2] = {{0.0f, 0.0f}, {0.0f, 0.0f}};  // S = Q·Kᵀ: s[n] covers positions 8n + 2·t4, +1 of the slice
+        if constexpr (FP8) {
+            const unsigned char* codes = (const unsigned char*)sStage + (tile % DT_STAGES) * stageElements + 16 * warp * stageStride;
+            // Widen the warp's 16 V rows: 8 codes (8 bytes, consecutive across the lanes) to one 16-byte f16 store.
+            // Zero-filled rows past the end widen to zeros.
+            unsigned short* wide = sWide + warp * 16 * stride;
+            const int rowPieces = headDim / 8;
+            __syncwarp();  // every lane is done with the previous tile's rows
 #pragma unroll
-        for (int k = 0; k < PF_MAX_DIM / 16; k++) {
-            if (k < kSteps) {
-                // Matrices: positions 0…7 × dims 16k…+7, × dims 16k+8…+15, then the same for positions 8…15.
-                unsigned b[4];
-                ldmatrix_x4(b, sK + (8 * (mat / 2) + lane % 8) * stride + 16 * k + 8 * (mat % 2));
-                mma_f16(s[0], qf[k][0], 0u, qf[k][1], 0u, b[0], b[1]);
-                mma_f16(s[1], qf[k][0], 0u, qf[k][1], 0u, b[2], b[3]);
+            for (int u = 0; u < 16 * PF_MAX_DIM / 8 / 32; u++) {
+                const int i = lane + 32 * u;
+                if (i < 16 * rowPieces) {
+                    const int row = i / rowPieces, col = 8 * (i - row * rowPieces);
+                    const uint2 p = *(const uint2*)(codes + (DT_TILE + row) * stageStride + col);
+                    *(uint4*)(wide + row * stride + col) =
+                        make_uint4(fp8x2_to_half2(p.x), fp8x2_to_half2(p.x >> 16), fp8x2_to_half2(p.y), fp8x2_to_half2(p.y >> 16));
+                }
+            }
+            // K's codes of positions g and g + 8, dims t4·headDim/4 … + headDim/4 − 1: 4 a k-step (b0: the low pair,
+            // b1: the high pair), in 16-byte loads where the run is whole sixteens.
+            unsigned kc[2][PF_MAX_DIM / 16];
+            const unsigned char* kRow = codes + g * stageStride + t4 * (headDim / 4);
+#pragma unroll
+            for (int r = 0; r < 2; r++)
+#pragma unroll
+                for (int k = 0; k < PF_MAX_DIM / 16; k += 4) {
+                    const unsigned char* at = kRow + r * 8 * stageStride + 4 * k;
+                    if (headDim % 64 == 0 && k < kSteps) {
+                        const uint4 v = *(const uint4*)at;
+                        kc[r][k] = v.x, kc[r][k + 1] = v.y, kc[r][k + 2] = v.z, kc[r][k + 3] = v.w;
+                    } else {
+#pragma unroll
+                        for (int j = 0; j < 4; j++)
+                            if (k + j < kSteps) kc[r][k + j] = *(const unsigned*)(at + 4 * j);
+                    }
+                }
+#pragma unroll
+            for (int k = 0; k < PF_MAX_DIM / 16; k++) {
+                if (k < kSteps) {
+                    mma_f16_rows8(s[0], qf[k][0], qf[k][1], fp8x2_to_half2(kc[0][k]), fp8x2_to_half2(kc[0][k] >> 16));
+                    mma_f16_rows8(s[1], qf[k][0], qf[k][1], fp8x2_to_half2(kc[1][k]), fp8x2_to_half2(kc[1][k] >> 16));
+                }
+            }
+            __syncwarp();  // the widened V rows are visible to the warp
+            sV = wide;
+        } else {
+            const unsigned short* sK = sStage + (tile % DT_STAGES) * stageElements + 16 * warp * stride;
+            sV = sK + DT_TILE * stride;
+#pragma unroll
+            for (int k = 0; k < PF_MAX_DIM / 16; k++) {
+                if (k < kSteps) {
+                    // Matrices: positions 0…7 × dims 16k…+7, × dims 16k+8…+15, then the same for positions 8…15.
+                    unsigned b[4];
+                    ldmatrix_x4(b, sK + (8 * (mat / 2) + lane % 8) * stride + 16 * k + 8 * (mat % 2));
+                    mma_f16_rows8(s[0], qf[k][0], qf[k][1], b[0], b[1]);
+                    mma_f16_rows8(s[1], qf[k][0], qf[k][1], b[2], b[3]);
+                }
             }
         }
         float tileMax = -INFINITY;
@@ -1003,8 +1091,8 @@ extern "C" __global__ void __launch_bounds__(ATT_THREADS) attention_decode_f16_t
                 // Matrices (transposed): positions 0…7 × dims 8n…+7, positions 8…15 × the same, then dims 8(n+1)…
                 unsigned b[4];
                 ldmatrix_x4_trans(b, sV + (8 * (mat % 2) + lane % 8) * stride + 8 * n + 8 * (mat / 2));
-                mma_f16(o[n], pf[0], 0u, pf[1], 0u, b[0], b[1]);
-                mma_f16(o[n + 1], pf[0], 0u, pf[1], 0u, b[2], b[3]);
+                mma_f16_rows8(o[n], pf[0], pf[1], b[0], b[1]);
+                mma_f16_rows8(o[n + 1], pf[0], pf[1], b[2], b[3]);
             }
         }
     }
@@ -1046,4 +1134,22 @@ extern "C" __global__ void __launch_bounds__(ATT_THREADS) attention_decode_f16_t
             if (c == 0) partialStats[at] = make_float2(maxAll, sum);
         }
     }
+}
+
+extern "C" __global__ void __launch_bounds__(ATT_THREADS) attention_decode_f16_tc(
+    const float* query, const unsigned short* keyCache, const unsigned short* valueCache, const int* blockTables,
+    const int* sequenceOf, const int* positions, const int* tokenList, float* output, float* partialOut, float2* partialStats,
+    int heads, int kvHeads, int headDim, int blockSize, int maxBlocks, int partition, int splits, float scaleLog2) {
+    pdl_start();
+    attention_decode_tc(query, keyCache, valueCache, blockTables, sequenceOf, positions, tokenList, output, partialOut,
+                        partialStats, heads, kvHeads, headDim, blockSize, maxBlocks, partition, splits, scaleLog2);
+}
+
+extern "C" __global__ void __launch_bounds__(ATT_THREADS, 3) attention_decode_fp8_tc(
+    const float* query, const unsigned char* keyCache, const unsigned char* valueCache, const int* blockTables,
+    const int* sequenceOf, const int* positions, const int* tokenList, float* output, float* partialOut, float2* partialStats,
+    int heads, int kvHeads, int headDim, int blockSize, int maxBlocks, int partition, int splits, float scaleLog2) {
+    pdl_start();
+    attention_decode_tc(query, keyCache, valueCache, blockTables, sequenceOf, positions, tokenList, output, partialOut,
+                        partialStats, heads, kvHeads, headDim, blockSize, maxBlocks, partition, splits, scaleLog2);
 }
