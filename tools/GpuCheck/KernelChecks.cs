@@ -628,21 +628,13 @@ internal sealed class KernelChecks(CudaBackend gpu, CpuBackend cpu, Report repor
     }
 
     /// <summary>
-    /// attention_partition over long contexts. Decode after 8,200 and 3,001 positions: split partitions of several batches
-    /// per warp (the register pipeline's steady state and a partial last batch) and attention_reduce over tens to a hundred
-    /// partitions. For head dimension 128 also a batch of tokens at every other position below 8,200 of the long sequence
-    /// (no prefill runs), enough of them that tokens × KV heads fill the GPU: one partition per token, walked whole. Groups
-    /// of 8 heads of 256 take two passes over each partition. The cache is filled by one RoPE/store pass whose queries are
-    /// only KV-heads wide (they are discarded), which keeps the quick mode quick.
-    /// </summary>
-    /// <summary>
     /// The fp8 (E4M3) KV cache. rope_store_kv_fp8: its rotations are the float32 variant's and its stored codes are
     /// <see cref="Float8E4M3.Round"/> of them, bit for bit. Attention over it — attention_prefill_fp8 for the prefill runs of
     /// a batch of whole prompts; for its 1-token sequence and for a decode batch over the filled contexts
     /// attention_decode_fp8_tc where it serves the geometry, else attention_partition_fp8 — against the same kind of kernel
     /// over a cache holding the codes' values exactly (<see cref="Float8E4M3.Decode"/>): the float32 kernels, which the
-    /// register-staged prefill and partition kernels must equal bit for bit (the same arithmetic on the same values; the
-    /// float32 kernels are held to the CPU by Attention() above). The tensor-core decode kernel rounds q and p to f16 and
+    /// prefill kernel (attention_prefill_f16's arithmetic on exactly widened tiles, which equals attention_prefill's) and
+    /// the partition kernel must equal bit for bit (the float32 kernels are held to the CPU by Attention() above). The tensor-core decode kernel rounds q and p to f16 and
     /// sums the head dimensions in its own order, so it is held to them within <see cref="PrefillAttentionBound"/>, as
     /// attention_decode_f16_tc is to the CPU.
     /// </summary>
@@ -786,6 +778,14 @@ internal sealed class KernelChecks(CudaBackend gpu, CpuBackend cpu, Report repor
         return bytes;
     }
 
+    /// <summary>
+    /// attention_partition over long contexts. Decode after 8,200 and 3,001 positions: split partitions of several batches
+    /// per warp (the register pipeline's steady state and a partial last batch) and attention_reduce over tens to a hundred
+    /// partitions. For head dimension 128 also a batch of tokens at every other position below 8,200 of the long sequence
+    /// (no prefill runs), enough of them that tokens × KV heads fill the GPU: one partition per token, walked whole. Groups
+    /// of 8 heads of 256 take two passes over each partition. The cache is filled by one RoPE/store pass whose queries are
+    /// only KV-heads wide (they are discarded), which keeps the quick mode quick.
+    /// </summary>
     private void LongDecode()
     {
         (int Heads, int KvHeads, int HeadDim)[] cases = quick

@@ -124,8 +124,9 @@ public sealed class CudaBackend : IBackend, IDeviceSampler
     /// <remarks>
     /// fp8 (E4M3, as vLLM's unscaled <c>fp8</c>) halves f16's bytes again: written by rope_store_kv_fp8 with the CPU's
     /// rounding, read by attention_decode_fp8_tc (decode: each warp widens its staged codes to f16 rows exactly, so it is
-    /// the f16 kernel over the codes' values), attention_partition_fp8 where that does not serve the geometry, and the
-    /// register-staged attention_prefill_fp8. Its accuracy: docs/performance.md, "The fp8 KV cache's accuracy".
+    /// the f16 kernel over the codes' values), attention_partition_fp8 where that does not serve the geometry, and
+    /// attention_prefill_fp8 (attention_prefill_f16's cp.async stages, each tile widened to f16 by the block). Its accuracy:
+    /// docs/performance.md, "The fp8 KV cache's accuracy".
     /// </remarks>
     public KvCacheDtype ResolveKvCacheDtype(KvCacheDtype requested) => requested switch
     {
@@ -765,7 +766,7 @@ public sealed class CudaBackend : IBackend, IDeviceSampler
         if (prefill)
         {
             Kernels.AttentionPrefillFor(kv).Launch(Stream, new Dim3((uint)_layout.QueryTileCount, (uint)heads), CudaLaunchGeometry.PrefillThreads,
-                kv.IsHalf ? CudaLaunchGeometry.PrefillF16SharedBytes(shape.HeadDim) : CudaLaunchGeometry.PrefillSharedBytes(shape.HeadDim),
+                kv.IsHalf || kv.IsFp8 ? CudaLaunchGeometry.PrefillCpAsyncSharedBytes(shape.HeadDim, kv.ElementBytes) : CudaLaunchGeometry.PrefillSharedBytes(shape.HeadDim),
                 q.Data, kv.Keys(layer), kv.Values(layer), Meta(_layout.BlockTables), Meta(_layout.Sequences), Meta(_layout.Positions),
                 Meta(_layout.QueryTiles), y.Data, _layout.QueryTileCount, heads, shape.KvHeads, shape.HeadDim, shape.BlockSize,
                 batch.MaxBlocksPerSequence, scaleLog2);

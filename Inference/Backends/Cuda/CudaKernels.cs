@@ -119,7 +119,8 @@ public sealed class CudaKernels : IDisposable
         AttentionPrefill = attention.Kernel("attention_prefill");
         AttentionPrefillFp8 = attention.Kernel("attention_prefill_fp8");
         AttentionPrefillF16 = attention.Kernel("attention_prefill_f16");
-        AttentionPrefillF16.SetMaxDynamicSharedMemory(CudaLaunchGeometry.PrefillF16SharedBytes(CudaLaunchGeometry.PrefillMaxHeadDim));
+        AttentionPrefillF16.SetMaxDynamicSharedMemory(CudaLaunchGeometry.PrefillCpAsyncSharedBytes(CudaLaunchGeometry.PrefillMaxHeadDim, 2));
+        AttentionPrefillFp8.SetMaxDynamicSharedMemory(CudaLaunchGeometry.PrefillCpAsyncSharedBytes(CudaLaunchGeometry.PrefillMaxHeadDim, 1));
         ArgmaxRows = sampling.Kernel("argmax_rows");
         SampleRows = sampling.Kernel("sample_rows");
     }

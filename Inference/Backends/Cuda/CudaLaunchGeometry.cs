@@ -357,8 +357,14 @@ public static class CudaLaunchGeometry
     /// <summary>Dynamic shared memory of attention_prefill (float32 cache): K and V tiles [64][headDim + 8] f16 and two tiles' slots.</summary>
     public static int PrefillSharedBytes(int headDim) => 2 * PrefillKeys * (headDim + 8) * sizeof(ushort) + 2 * PrefillKeys * sizeof(int);
 
-    /// <summary>Dynamic shared memory of attention_prefill_f16: 3 stages (PF_STAGES) of K and V tiles [64][headDim + 8] f16, 102 KB at 128.</summary>
-    public static int PrefillF16SharedBytes(int headDim) => 3 * 2 * PrefillKeys * (headDim + 8) * sizeof(ushort);
+    /// <summary>
+    /// Dynamic shared memory of attention_prefill_f16 (<paramref name="elementBytes"/> 2): 3 stages (PF_STAGES) of K and V
+    /// tiles [64][headDim + 8] f16, 102 KB at 128; attention_prefill_fp8 (1): 3 stages of [64][headDim] codes and the
+    /// widened K and V tiles [64][headDim + 8] f16, 82 KB at 128.
+    /// </summary>
+    public static int PrefillCpAsyncSharedBytes(int headDim, int elementBytes) => elementBytes == 1
+        ? 3 * 2 * PrefillKeys * headDim + 2 * PrefillKeys * (headDim + 8) * sizeof(ushort)
+        : 3 * 2 * PrefillKeys * (headDim + 8) * sizeof(ushort);
 
     /// <summary>Positions per K/V tile of attention_prefill (PF_KEYS).</summary>
     public const int PrefillKeys = 64;

@@ -376,11 +376,17 @@ public sealed class CudaHostLogicTests
         {
             Assert.True(CudaLaunchGeometry.PrefillSupports(headDim));
             Assert.True(CudaLaunchGeometry.PrefillSharedBytes(headDim) <= 48 * 1024);
-            // The f16 kernel's three stages take more than the default 48 KB; the kernel is raised to the largest at load.
-            Assert.InRange(CudaLaunchGeometry.PrefillF16SharedBytes(headDim), 1, CudaLaunchGeometry.PrefillF16SharedBytes(CudaLaunchGeometry.PrefillMaxHeadDim));
+            // The f16 and fp8 kernels' three stages take more than the default 48 KB; each kernel is raised to its largest
+            // at load.
+            foreach (var elementBytes in new[] { 2, 1 })
+            {
+                Assert.InRange(CudaLaunchGeometry.PrefillCpAsyncSharedBytes(headDim, elementBytes), 1,
+                    CudaLaunchGeometry.PrefillCpAsyncSharedBytes(CudaLaunchGeometry.PrefillMaxHeadDim, elementBytes));
+            }
         }
 
-        Assert.True(CudaLaunchGeometry.PrefillF16SharedBytes(CudaLaunchGeometry.PrefillMaxHeadDim) <= 227 * 1024);
+        Assert.True(CudaLaunchGeometry.PrefillCpAsyncSharedBytes(CudaLaunchGeometry.PrefillMaxHeadDim, 2) <= 227 * 1024);
+        Assert.True(CudaLaunchGeometry.PrefillCpAsyncSharedBytes(CudaLaunchGeometry.PrefillMaxHeadDim, 1) <= 227 * 1024);
 
         foreach (var headDim in new[] { 0, 8, 72, 100, 144, 256 })
         {

@@ -488,51 +488,32 @@ struct TilePieces {
     }
 };
 
-// A piece of a K/V tile, 4 values as the cache holds them: a float4 (float32 cache) or 4 E4M3 codes (fp8 cache).
-template <typename KV> struct PrefillPiece;
-template <> struct PrefillPiece<float> { typedef float4 Type; };
-template <> struct PrefillPiece<unsigned char> { typedef unsigned Type; };
-
-// A piece as the 4 f16 of the shared tile: rounded (to nearest even) from float32; from E4M3 exactly (every E4M3 value
-// is an f16 value).
-__device__ __forceinline__ uint2 piece_to_half(float4 x) {
-    uint2 h;
-    h.x = pack_half2(x.x, x.y);
-    h.y = pack_half2(x.z, x.w);
-    return h;
-}
-
-__device__ __forceinline__ uint2 piece_to_half(unsigned q) {
-    uint2 h;
-    h.x = pack_half2(fp8_e4m3_to_float(q & 0xFF), fp8_e4m3_to_float((q >> 8) & 0xFF));
-    h.y = pack_half2(fp8_e4m3_to_float((q >> 16) & 0xFF), fp8_e4m3_to_float(q >> 24));
-    return h;
-}
-
-// Loads the thread's pieces of one K or V tile (positions whose slot is −1 read as zeros).
-template <typename KV>
-__device__ __forceinline__ void prefill_load(typename PrefillPiece<KV>::Type (&r)[PF_MAX_PIECES], const KV* base,
-                                             const int* slots, int kvWidth, int tid, int chunks) {
-    typedef typename PrefillPiece<KV>::Type Piece;
+// Loads the thread's pieces (float4) of one K or V tile of the float32 cache (positions whose slot is −1 read as zeros).
+__device__ __forceinline__ void prefill_load(float4 (&r)[PF_MAX_PIECES], const float* base, const int* slots, int kvWidth,
+                                             int tid, int chunks) {
     TilePieces p(tid, chunks);
 #pragma unroll
     for (int i = 0; i < PF_MAX_PIECES; i++) {
         if (tid + PF_THREADS * i < p.pieces) {
             const int slot = slots[p.row];
-            r[i] = slot >= 0 ? ((const Piece*)(base + (long long)slot * kvWidth))[p.col] : Piece{};
+            r[i] = slot >= 0 ? ((const float4*)(base + (long long)slot * kvWidth))[p.col] : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
         }
         p.next();
     }
 }
 
-// Stores the loaded pieces as f16 into a [64][stride] tile, 8 bytes a piece.
-template <typename Piece>
-__device__ __forceinline__ void prefill_store(unsigned short* tile, const Piece (&r)[PF_MAX_PIECES], int stride, int tid,
+// Stores the loaded pieces rounded (to nearest even) to f16 into a [64][stride] tile, 8 bytes a piece.
+__device__ __forceinline__ void prefill_store(unsigned short* tile, const float4 (&r)[PF_MAX_PIECES], int stride, int tid,
                                               int chunks) {
     TilePieces p(tid, chunks);
 #pragma unroll
     for (int i = 0; i < PF_MAX_PIECES; i++) {
-        if (tid + PF_THREADS * i < p.pieces) *(uint2*)(tile + p.row * stride + 4 * p.col) = piece_to_half(r[i]);
+        if (tid + PF_THREADS * i < p.pieces) {
+            uint2 h;
+            h.x = pack_half2(r[i].x, r[i].y);
+            h.y = pack_half2(r[i].z, r[i].w);
+            *(uint2*)(tile + p.row * stride + 4 * p.col) = h;
+        }
         p.next();
     }
 }
@@ -707,11 +688,12 @@ struct PrefillBlock {
     }
 };
 
-template <typename KV>
-__device__ __forceinline__ void attention_prefill_staged(
-    const float* query, const KV* keyCache, const KV* valueCache, const int* blockTables, const int* sequenceOf,
+// The float32 cache: tiles staged through registers (rounded to f16 on the way to shared memory), single-buffered.
+extern "C" __global__ void __launch_bounds__(PF_THREADS) attention_prefill(
+    const float* query, const float* keyCache, const float* valueCache, const int* blockTables, const int* sequenceOf,
     const int* positions, const int* queryTiles, float* output, int tileCount, int heads, int kvHeads, int headDim,
     int blockSize, int maxBlocks, float scaleLog2) {
+    pdl_start();
     extern __shared__ __attribute__((aligned(16))) unsigned char prefillShared[];
     const int stride = headDim + PF_PAD;
     unsigned short* sK = (unsigned short*)prefillShared;  // [PF_KEYS][stride]
@@ -723,8 +705,8 @@ __device__ __forceinline__ void attention_prefill_staged(
     const int first = b.first, count = b.count, p0 = b.p0, h = b.h, warp = b.warp, r0 = b.r0, r1 = b.r1;
     const int kvEnd = b.kvEnd, kvTiles = b.kvTiles, kvWidth = b.kvWidth;
     const int* table = b.table;
-    const KV* keys = keyCache + b.kvOffset;
-    const KV* values = valueCache + b.kvOffset;
+    const float* keys = keyCache + b.kvOffset;
+    const float* values = valueCache + b.kvOffset;
     const int chunks = headDim / 4;
     unsigned qf[PF_MAX_DIM / 16][4];
     prefill_query(qf, query, first, count, r0, r1, h, heads, headDim, t4, scaleLog2);
@@ -741,7 +723,7 @@ __device__ __forceinline__ void attention_prefill_staged(
     auto slotOf = [&](int j) { return j < kvEnd ? table[j / blockSize] * blockSize + j % blockSize : -1; };
     if (tid < PF_KEYS) sSlot[tid] = slotOf(tid);
     __syncthreads();
-    typename PrefillPiece<KV>::Type kr[PF_MAX_PIECES], vr[PF_MAX_PIECES];
+    float4 kr[PF_MAX_PIECES], vr[PF_MAX_PIECES];
     prefill_load(kr, keys, sSlot, kvWidth, tid, chunks);
 
     for (int i = 0; i < kvTiles; i++) {
@@ -764,29 +746,25 @@ __device__ __forceinline__ void attention_prefill_staged(
     if (b.warpHasRows) prefill_write(output, o, sum0, sum1, first, count, r0, r1, h, heads, headDim, t4);
 }
 
-extern "C" __global__ void __launch_bounds__(PF_THREADS) attention_prefill(
-    const float* query, const float* keyCache, const float* valueCache, const int* blockTables, const int* sequenceOf,
-    const int* positions, const int* queryTiles, float* output, int tileCount, int heads, int kvHeads, int headDim,
-    int blockSize, int maxBlocks, float scaleLog2) {
-    pdl_start();
-    attention_prefill_staged(query, keyCache, valueCache, blockTables, sequenceOf, positions, queryTiles, output, tileCount,
-                             heads, kvHeads, headDim, blockSize, maxBlocks, scaleLog2);
-}
-
-extern "C" __global__ void __launch_bounds__(PF_THREADS) attention_prefill_fp8(
-    const float* query, const unsigned char* keyCache, const unsigned char* valueCache, const int* blockTables,
-    const int* sequenceOf, const int* positions, const int* queryTiles, float* output, int tileCount, int heads, int kvHeads,
-    int headDim, int blockSize, int maxBlocks, float scaleLog2) {
-    pdl_start();
-    attention_prefill_staged(query, keyCache, valueCache, blockTables, sequenceOf, positions, queryTiles, output, tileCount,
-                             heads, kvHeads, headDim, blockSize, maxBlocks, scaleLog2);
-}
-
-// The f16 cache: K and V rows are copied as they lie (cp.async, 16 bytes a copy) into PF_STAGES shared stages, tiles i + 1
-// and i + 2 in flight while tile i is multiplied, one barrier a tile. The float32 kernel's register staging left each
-// tile waiting for its loads (8B prefill attention at 67 TFLOP/s on an H100).
-// Dynamic shared memory (CudaLaunchGeometry.PrefillF16SharedBytes): [PF_STAGES][K, V][64][headDim + 8] f16.
+// The f16 and fp8 caches: K and V rows are copied as they lie (cp.async, 16 bytes a copy) into PF_STAGES shared stages,
+// tiles i + 1 and i + 2 in flight while tile i is multiplied, one barrier a tile. The float32 kernel's register staging
+// left each tile waiting for its loads (8B prefill attention at 67 TFLOP/s on an H100). fp8: the block widens each
+// staged tile of codes into one f16 tile (exactly: every E4M3 value is an f16) behind a second barrier, so the result is
+// attention_prefill_f16's over a cache holding the codes' values — and so attention_prefill's over a float32 one.
+// Dynamic shared memory (CudaLaunchGeometry.PrefillCpAsyncSharedBytes): f16 [PF_STAGES][K, V][64][headDim + 8] halves;
+// fp8 [PF_STAGES][K, V][64][headDim] codes, then the widened [K, V][64][headDim + 8] halves.
 #define PF_STAGES 3
+
+// Two E4M3 codes (the low byte first) as an f16x2 register, exactly.
+__device__ __forceinline__ unsigned fp8x2_to_half2(unsigned two) {
+#if __CUDA_ARCH__ >= 890
+    unsigned r;
+    asm("cvt.rn.f16x2.e4m3x2 %0, %1;" : "=r"(r) : "h"((unsigned short)two));
+    return r;
+#else
+    return pack_half2(fp8_e4m3_to_float(two & 0xFF), fp8_e4m3_to_float((two >> 8) & 0xFF));
+#endif
+}
 
 // The 16-byte cp.async copies by which a block of THREADS threads stages a tile of 64 positions of a 16-bit (f16) or 8-bit
 // (fp8) cache's keys and values into [K, V][64][stride] elements of shared memory (attention_prefill_f16,
@@ -826,30 +804,35 @@ struct KvTileCopies {
     }
 };
 
-extern "C" __global__ void __launch_bounds__(PF_THREADS) attention_prefill_f16(
-    const float* query, const unsigned short* keyCache, const unsigned short* valueCache, const int* blockTables,
-    const int* sequenceOf, const int* positions, const int* queryTiles, float* output, int tileCount, int heads, int kvHeads,
-    int headDim, int blockSize, int maxBlocks, float scaleLog2) {
-    pdl_start();
+template <typename KV>
+__device__ __forceinline__ void attention_prefill_cp_async(
+    const float* query, const KV* keyCache, const KV* valueCache, const int* blockTables, const int* sequenceOf,
+    const int* positions, const int* queryTiles, float* output, int tileCount, int heads, int kvHeads, int headDim,
+    int blockSize, int maxBlocks, float scaleLog2) {
+    constexpr bool FP8 = sizeof(KV) == 1;
     extern __shared__ __attribute__((aligned(16))) unsigned char prefillShared[];
-    const int stride = headDim + PF_PAD, stageHalves = 2 * PF_KEYS * stride;
-    unsigned short* sStage = (unsigned short*)prefillShared;  // [PF_STAGES][K, V][PF_KEYS][stride]
+    const int stride = headDim + PF_PAD;               // halves per f16 row
+    const int stageStride = FP8 ? headDim : stride;    // elements per staged row
+    const int stageElements = 2 * PF_KEYS * stageStride;
+    KV* sStage = (KV*)prefillShared;                   // [PF_STAGES][K, V][PF_KEYS][stageStride]
+    unsigned short* sWide = (unsigned short*)(prefillShared + PF_STAGES * stageElements * sizeof(KV));  // fp8: [K, V][64][stride]
 
     const int tid = threadIdx.x, lane = tid % 32, t4 = lane % 4;
     const PrefillBlock b(queryTiles, positions, sequenceOf, blockTables, tileCount, heads, kvHeads, headDim, maxBlocks);
     const int first = b.first, count = b.count, p0 = b.p0, h = b.h, warp = b.warp, r0 = b.r0, r1 = b.r1;
     const int kvEnd = b.kvEnd, kvTiles = b.kvTiles, kvWidth = b.kvWidth;
     const int* table = b.table;
-    const unsigned short* keys = keyCache + b.kvOffset;
-    const unsigned short* values = valueCache + b.kvOffset;
+    const KV* keys = keyCache + b.kvOffset;
+    const KV* values = valueCache + b.kvOffset;
     unsigned qf[PF_MAX_DIM / 16][4];
     prefill_query(qf, query, first, count, r0, r1, h, heads, headDim, t4, scaleLog2);
 
     // Past kvEnd the copies are zeros, which the causal mask hides.
-    const KvTileCopies<PF_THREADS, unsigned short> copies(tid, headDim);
+    const KvTileCopies<PF_THREADS, KV> copies(tid, headDim);
     auto issue = [&](int i) {
         if (i < kvTiles)
-            copies.issue(sStage + (i % PF_STAGES) * stageHalves, stride, keys, values, table, blockSize, kvWidth, i * PF_KEYS, kvEnd);
+            copies.issue(sStage + (i % PF_STAGES) * stageElements, stageStride, keys, values, table, blockSize, kvWidth,
+                         i * PF_KEYS, kvEnd);
         cp_async_commit();  // an empty group past the last tile keeps the wait counts uniform
     };
 
@@ -866,8 +849,23 @@ extern "C" __global__ void __launch_bounds__(PF_THREADS) attention_prefill_f16(
         cp_async_wait<PF_STAGES - 2>();
         __syncthreads();  // tile i has landed for every thread, and tile i − 1's stage is free for tile i + PF_STAGES − 1
         issue(i + PF_STAGES - 1);
+        const unsigned short* sK;
+        if constexpr (FP8) {
+            // The tile's K and V codes, 8 at a time (consecutive across the threads), to 16-byte f16 stores.
+            const unsigned char* codes = (const unsigned char*)sStage + (i % PF_STAGES) * stageElements;
+            const int rowPieces = headDim / 8;
+            for (int piece = tid; piece < 2 * PF_KEYS * rowPieces; piece += PF_THREADS) {
+                const int row = piece / rowPieces, col = 8 * (piece - row * rowPieces);  // row: K's 0…63, then V's
+                const uint2 c = *(const uint2*)(codes + row * headDim + col);
+                *(uint4*)(sWide + row * stride + col) =
+                    make_uint4(fp8x2_to_half2(c.x), fp8x2_to_half2(c.x >> 16), fp8x2_to_half2(c.y), fp8x2_to_half2(c.y >> 16));
+            }
+            __syncthreads();  // the widened tile is visible; the next tile's widening waits for the barrier above
+            sK = sWide;
+        } else {
+            sK = sStage + (i % PF_STAGES) * stageElements;
+        }
         if (b.warpHasRows && i * PF_KEYS <= b.warpLastPosition) {
-            const unsigned short* sK = sStage + (i % PF_STAGES) * stageHalves;
             unsigned pf[PF_KEYS / 8][2];
             prefill_scores(sK, stride, qf, headDim, i * PF_KEYS, p0, warp, lane, r0, r1, max0, max1, sum0, sum1, o, pf);
             prefill_values(sK + PF_KEYS * stride, stride, headDim, lane, pf, o);
@@ -876,6 +874,24 @@ extern "C" __global__ void __launch_bounds__(PF_THREADS) attention_prefill_f16(
     cp_async_wait<0>();  // only empty groups remain
 
     if (b.warpHasRows) prefill_write(output, o, sum0, sum1, first, count, r0, r1, h, heads, headDim, t4);
+}
+
+extern "C" __global__ void __launch_bounds__(PF_THREADS) attention_prefill_f16(
+    const float* query, const unsigned short* keyCache, const unsigned short* valueCache, const int* blockTables,
+    const int* sequenceOf, const int* positions, const int* queryTiles, float* output, int tileCount, int heads, int kvHeads,
+    int headDim, int blockSize, int maxBlocks, float scaleLog2) {
+    pdl_start();
+    attention_prefill_cp_async(query, keyCache, valueCache, blockTables, sequenceOf, positions, queryTiles, output, tileCount,
+                               heads, kvHeads, headDim, blockSize, maxBlocks, scaleLog2);
+}
+
+extern "C" __global__ void __launch_bounds__(PF_THREADS) attention_prefill_fp8(
+    const float* query, const unsigned char* keyCache, const unsigned char* valueCache, const int* blockTables,
+    const int* sequenceOf, const int* positions, const int* queryTiles, float* output, int tileCount, int heads, int kvHeads,
+    int headDim, int blockSize, int maxBlocks, float scaleLog2) {
+    pdl_start();
+    attention_prefill_cp_async(query, keyCache, valueCache, blockTables, sequenceOf, positions, queryTiles, output, tileCount,
+                               heads, kvHeads, headDim, blockSize, maxBlocks, scaleLog2);
 }
 
 // attention_decode_f16_tc / attention_decode_fp8_tc — attention_partition_f16 / _fp8 on tensor cores, for an f16 or fp8
@@ -913,17 +929,6 @@ __device__ __forceinline__ void mma_f16_rows8(float (&d)[2], unsigned a0, unsign
     asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%5}, {%7,%8}, {%0,%1,%9,%9};"
                  : "+f"(d[0]), "+f"(d[1]), "=f"(unused0), "=f"(unused1)
                  : "r"(a0), "r"(0u), "r"(a2), "r"(b0), "r"(b1), "f"(0.0f));
-}
-
-// Two E4M3 codes (the low byte first) as an f16x2 register, exactly.
-__device__ __forceinline__ unsigned fp8x2_to_half2(unsigned two) {
-#if __CUDA_ARCH__ >= 890
-    unsigned r;
-    asm("cvt.rn.f16x2.e4m3x2 %0, %1;" : "=r"(r) : "h"((unsigned short)two));
-    return r;
-#else
-    return pack_half2(fp8_e4m3_to_float(two & 0xFF), fp8_e4m3_to_float((two >> 8) & 0xFF));
-#endif
 }
 
 template <typename KV>
