@@ -378,7 +378,7 @@ public sealed class CudaBackend : IBackend, IDeviceSampler
             weightRows += target.Weight.Rows;
         }
 
-        var shape = gemv ? CudaLaunchGeometry.Gemv(rows, first.Layout, weightRows, first.Columns, Context.MultiprocessorCount, GemvSplitOverride) : default;
+        var shape = gemv ? CudaLaunchGeometry.Gemv(rows, first.Layout, GemvSplitOverride) : default;
         if (!gemv && GroupedWarpgroupGemmTile(targets, rows) is { } tile)
         {
             WarpgroupGemm(x, targets, rows, tile);
@@ -597,7 +597,7 @@ public sealed class CudaBackend : IBackend, IDeviceSampler
 
     /// <summary>
     /// Forces the one-row GEMVs' split variant on (true) or off (false) for every shape: GpuCheck times both side by side
-    /// with it. Null: by <see cref="CudaLaunchGeometry.GemvSplitBelowWarpsPerMultiprocessor"/> (the default).
+    /// with it. Null: split wherever the layout has the variant (<see cref="CudaLaunchGeometry.Gemv"/>, the default).
     /// </summary>
     public bool? GemvSplitOverride { get; set; }
 

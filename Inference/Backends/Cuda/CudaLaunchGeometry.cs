@@ -171,28 +171,29 @@ public static class CudaLaunchGeometry
     public static int[] GemvVariants(bool isFloat) => isFloat ? [1, 8] : [1, 8, 32];
 
     /// <summary>
-    /// The GEMV variant for <paramref name="rows"/> activation rows over <paramref name="weightRows"/> weight rows (every
-    /// part of a group): its row bound, the weight rows each warp works on (RW in matmul.cu: 4; 2 for nibbles at one row,
+    /// The GEMV variant for <paramref name="rows"/> activation rows: its row bound, the weight rows each warp works on (RW in matmul.cu: 4; 2 for nibbles at one row,
     /// which keep 4 blocks per row in flight instead; 2 for 32 activation rows, whose 64 accumulators per lane leave no
     /// registers for more), and whether the block's warps share their rows (<see cref="GemvShape.SplitK"/>).
     /// </summary>
+    /// <remarks>
+    /// One activation row takes the split variant wherever the layout has one (<see cref="HasSplitGemv"/>). It began as the
+    /// narrow matrices' kernel (below 24 owner warps an SM, the int8 one kept unsplit for a single wave of short rows); a
+    /// whole-step A/B on an H100 (docs/performance.md, "Every one-row GEMV split") then found splitting every matrix faster
+    /// in every model timed: Llama-3-8B BF16 177.1 → 180.8 tok/s, Q8_0 268.0 → 273.3, Llama-3.2-1B BF16 838.5 → 884.8,
+    /// Q8_0 1,149.5 → 1,189.5, Qwen3-0.6B BF16 1,032.3 → 1,037.7.
+    /// </remarks>
     /// <param name="splitK">Forces the one-row split variant on or off where the layout has one (GpuCheck times both); null
-    /// decides by <see cref="GemvSplitBelowWarpsPerMultiprocessor"/>.</param>
-    /// <param name="k">Values per weight row (K).</param>
-    public static GemvShape Gemv(int rows, CudaWeightLayout layout, int weightRows, int k, int multiprocessors, bool? splitK = null)
+    /// splits.</param>
+    public static GemvShape Gemv(int rows, CudaWeightLayout layout, bool? splitK = null)
     {
         switch (rows)
         {
             case <= 0:
                 throw new ArgumentOutOfRangeException(nameof(rows), rows, "A matmul needs at least one activation row.");
             case 1:
-                var rowsPerWarp = layout == CudaWeightLayout.Nibble ? 2 : 4;
-                var warps = Ceiling(weightRows, rowsPerWarp);
-                var split = splitK ?? (warps < (long)GemvSplitBelowWarpsPerMultiprocessor * multiprocessors
-                    && !(layout == CudaWeightLayout.Int8 && warps <= (long)GemvInt8WarpsPerMultiprocessor * multiprocessors && k <= GemvInt8ShortRow));
-                return layout != CudaWeightLayout.Nibble && split
+                return layout != CudaWeightLayout.Nibble && (splitK ?? true)
                     ? new GemvShape(1, GemvSplitRows, SplitK: true)
-                    : new GemvShape(1, rowsPerWarp, SplitK: false);
+                    : new GemvShape(1, layout == CudaWeightLayout.Nibble ? 2 : 4, SplitK: false);
             case <= 8:
                 return new GemvShape(8, 4, SplitK: false);
             case <= QuantizedGemvMaxRows:
@@ -201,27 +202,6 @@ public static class CudaLaunchGeometry
                 throw new ArgumentOutOfRangeException(nameof(rows), rows, $"GEMV kernels serve at most {QuantizedGemvMaxRows} activation rows.");
         }
     }
-
-    /// <summary>
-    /// Below this many warps per multiprocessor (each owning its rows), a one-row GEMV shares each block's rows among its
-    /// warps instead: a narrow matrix (Llama-3-8B's 4096-row attention output and down, the 1B's 2048-row ones, every
-    /// tensor-parallel shard) otherwise leaves multiprocessors with too few loads in flight or runs a ragged second wave.
-    /// Measured on an H100 (docs/performance.md, "One-row GEMVs that share their rows"): at 2–12 owner warps an SM the
-    /// split gained 9–106 % (Qwen3-0.6B's 1024-row attention output 925 → 1,904 GB/s); at 31 nothing (the 1B's gate/up,
-    /// 2,967 → 2,970), at 54 3–5 % (the 8B's gate/up), which the step with this line has not yet been timed against.
-    /// </summary>
-    public const int GemvSplitBelowWarpsPerMultiprocessor = 24;
-
-    /// <summary>
-    /// Warps of the one-row int8 GEMV an SM holds at once (204 registers a thread: two blocks of 4 warps). Where its warps
-    /// fit one such wave and its rows are short (≤ <see cref="GemvInt8ShortRow"/> values) it stays unsplit: on an H100 the
-    /// Llama-3-8B Q8_0 attention output (4096 × 4096, 1,024 warps) ran at 2,683 GB/s unsplit and 2,334 split, while q/k/v
-    /// (1,536 warps, a ragged second wave) went 2,422 → 2,740 and down (K = 14,336) 2,643 → 2,879 split.
-    /// </summary>
-    public const int GemvInt8WarpsPerMultiprocessor = 8;
-
-    /// <summary>Rows up to this many values are "short" for <see cref="GemvInt8WarpsPerMultiprocessor"/>'s exception.</summary>
-    public const int GemvInt8ShortRow = 4096;
 
     /// <summary>Whether a GEMV kernel family has the one-row split variant: every layout but the nibble ones (matmul.cu says why).</summary>
     public static bool HasSplitGemv(string family) => !family.StartsWith("gemv_nibble", StringComparison.Ordinal);

@@ -128,7 +128,7 @@ public sealed class CudaHostLogicTests
         {
             foreach (var weightRows in new[] { 4100, 128_256 })
             {
-                var shape = CudaLaunchGeometry.Gemv(rows, CudaWeightLayout.Int8, weightRows, 4096, 132);
+                var shape = CudaLaunchGeometry.Gemv(rows, CudaWeightLayout.Int8);
                 Assert.InRange(rows, 1, shape.MaxRows);
                 Assert.Contains(shape.MaxRows, CudaLaunchGeometry.GemvVariants(isFloat: false));
                 Assert.Equal(floatGemv, CudaLaunchGeometry.GemvVariants(isFloat: true).Contains(shape.MaxRows));
@@ -139,7 +139,7 @@ public sealed class CudaHostLogicTests
         }
         else
         {
-            Assert.Throws<ArgumentOutOfRangeException>(() => CudaLaunchGeometry.Gemv(rows, CudaWeightLayout.Int8, 4100, 4096, 132));
+            Assert.Throws<ArgumentOutOfRangeException>(() => CudaLaunchGeometry.Gemv(rows, CudaWeightLayout.Int8));
             var (x, y) = CudaLaunchGeometry.GemmGrid(rows, 4100);
             Assert.True(x * CudaLaunchGeometry.GemmTile >= 4100 && (x - 1) * CudaLaunchGeometry.GemmTile < 4100);
             Assert.True(y * CudaLaunchGeometry.GemmTile >= rows && (y - 1) * CudaLaunchGeometry.GemmTile < rows);
@@ -147,22 +147,20 @@ public sealed class CudaHostLogicTests
     }
 
     [Theory]
-    [InlineData(CudaWeightLayout.BFloat16, 2048, 8192, true)]     // Llama-3.2-1B down
-    [InlineData(CudaWeightLayout.BFloat16, 4096, 4096, true)]     // Llama-3-8B attention output
-    [InlineData(CudaWeightLayout.BFloat16, 28_672, 4096, false)]  // Llama-3-8B gate/up
-    [InlineData(CudaWeightLayout.BFloat16, 128_256, 4096, false)] // logits
-    [InlineData(CudaWeightLayout.Int8, 6144, 4096, true)]         // Llama-3-8B q/k/v: a ragged second wave unsplit
-    [InlineData(CudaWeightLayout.Int8, 4096, 4096, false)]        // Llama-3-8B attention output: one wave of short rows
-    [InlineData(CudaWeightLayout.Int8, 4096, 14_336, true)]       // Llama-3-8B down: long rows
-    [InlineData(CudaWeightLayout.Nibble, 4096, 14_336, false)]    // nibbles have no split variant
-    public void OneRowGemvSharesRowsAmongTheWarpsOnlyForNarrowMatrices(CudaWeightLayout layout, int weightRows, int k, bool split)
+    [InlineData(CudaWeightLayout.BFloat16, true)]
+    [InlineData(CudaWeightLayout.Float16, true)]
+    [InlineData(CudaWeightLayout.Float32, true)]
+    [InlineData(CudaWeightLayout.Int8, true)]
+    [InlineData(CudaWeightLayout.Nibble, false)]  // nibbles have no split variant
+    public void OneRowGemvSharesRowsAmongTheWarpsWhereTheLayoutHasTheVariant(CudaWeightLayout layout, bool split)
     {
-        var shape = CudaLaunchGeometry.Gemv(1, layout, weightRows, k, multiprocessors: 132);
+        var shape = CudaLaunchGeometry.Gemv(1, layout);
         Assert.Equal(split, shape.SplitK);
-        Assert.Equal(split ? CudaLaunchGeometry.GemvSplitRows : CudaLaunchGeometry.GemvWarps * (layout == CudaWeightLayout.Nibble ? 2 : 4), shape.RowsPerBlock);
-        Assert.False(CudaLaunchGeometry.Gemv(1, layout, weightRows, k, 132, splitK: false).SplitK);
-        Assert.Equal(layout != CudaWeightLayout.Nibble, CudaLaunchGeometry.Gemv(1, layout, weightRows, k, 132, splitK: true).SplitK);
-        Assert.False(CudaLaunchGeometry.Gemv(8, layout, weightRows, k, 132).SplitK);
+        Assert.Equal(split ? CudaLaunchGeometry.GemvSplitRows : CudaLaunchGeometry.GemvWarps * 2, shape.RowsPerBlock);
+        Assert.False(CudaLaunchGeometry.Gemv(1, layout, splitK: false).SplitK);
+        Assert.Equal(CudaLaunchGeometry.GemvWarps * (layout == CudaWeightLayout.Nibble ? 2 : 4), CudaLaunchGeometry.Gemv(1, layout, splitK: false).RowsPerBlock);
+        Assert.Equal(split, CudaLaunchGeometry.Gemv(1, layout, splitK: true).SplitK);
+        Assert.False(CudaLaunchGeometry.Gemv(8, layout).SplitK);
     }
 
     [Fact]
