@@ -9,9 +9,12 @@ internal sealed record ModelEntry(string Id, long Created, string OwnedBy, strin
 
 /// <summary>
 /// Which deployment serves which model, learnt from each deployment's own <c>GET /v1/models</c> every
-/// <c>Gateway:Models:RefreshSeconds</c>. A request for a model not (yet) known triggers a refresh at most once a second, so
-/// a deployment that just started or a model just added is found without waiting for the next period. A deployment that
-/// cannot be reached keeps its last known list: a replica restarting must not make its models vanish.
+/// <c>Gateway:Models:RefreshSeconds</c>. A request for a model not (yet) known reads the lists again, at most once a
+/// second: a miss within a second of the last reading waits out the rest of that second and then reads them unless
+/// another request just did, so a deployment that just started — whose first listing may have timed out while it warmed
+/// up — or a model just added is found rather than answered 404, and a stream of unknown models costs the deployments one
+/// listing a second. A deployment that cannot be reached keeps its last known list: a replica restarting must not make its
+/// models vanish.
 /// </summary>
 internal sealed class ModelCatalog(ReplicaRegistry registry, UpstreamClient upstream, IOptions<GatewayOptions> options,
     TimeProvider time, ILogger<ModelCatalog> logger) : BackgroundService
@@ -27,9 +30,9 @@ internal sealed class ModelCatalog(ReplicaRegistry registry, UpstreamClient upst
     /// <summary>The models, read again first when none is known yet (the gateway started before its deployments answered).</summary>
     public async ValueTask<IEnumerable<ModelEntry>> ListAsync(CancellationToken ct)
     {
-        if (!Models.Any() && time.GetElapsedTime(Interlocked.Read(ref _refreshedAt)) >= MinRefreshInterval)
+        if (!Models.Any())
         {
-            await RefreshAsync(ct);
+            await RefreshOnMissAsync(ct);
         }
 
         return Models;
@@ -39,13 +42,29 @@ internal sealed class ModelCatalog(ReplicaRegistry registry, UpstreamClient upst
     public async ValueTask<IReadOnlyList<string>> DeploymentsForAsync(string model, CancellationToken ct)
     {
         var found = Lookup(model);
-        if (found.Count == 0 && time.GetElapsedTime(Interlocked.Read(ref _refreshedAt)) >= MinRefreshInterval)
+        if (found.Count == 0)
         {
-            await RefreshAsync(ct);
+            await RefreshOnMissAsync(ct);
             found = Lookup(model);
         }
 
         return found;
+    }
+
+    /// <summary>
+    /// Reads the lists again for a request that found nothing: once <see cref="MinRefreshInterval"/> has passed since the
+    /// last reading (waiting for the rest of it), and only if no other reading has finished meanwhile.
+    /// </summary>
+    private async Task RefreshOnMissAsync(CancellationToken ct)
+    {
+        var seen = Interlocked.Read(ref _refreshedAt);
+        var wait = MinRefreshInterval - time.GetElapsedTime(seen);
+        if (wait > TimeSpan.Zero)
+        {
+            await Task.Delay(wait, time, ct);
+        }
+
+        await RefreshAsync(unlessNewerThan: seen, ct);
     }
 
     private List<string> Lookup(string model) =>
@@ -61,11 +80,19 @@ internal sealed class ModelCatalog(ReplicaRegistry registry, UpstreamClient upst
         while (await timer.WaitForNextTickAsync(stoppingToken));
     }
 
-    public async Task RefreshAsync(CancellationToken ct)
+    public Task RefreshAsync(CancellationToken ct) => RefreshAsync(unlessNewerThan: null, ct);
+
+    /// <summary>Reads every deployment's list, unless a reading has finished since the timestamp <paramref name="unlessNewerThan"/>.</summary>
+    private async Task RefreshAsync(long? unlessNewerThan, CancellationToken ct)
     {
         await _refreshing.WaitAsync(ct);
         try
         {
+            if (unlessNewerThan is { } seen && Interlocked.Read(ref _refreshedAt) != seen)
+            {
+                return;
+            }
+
             var next = new Dictionary<string, IReadOnlyList<ModelEntry>>();
             foreach (var (deployment, service) in _options.EffectiveDeployments)
             {

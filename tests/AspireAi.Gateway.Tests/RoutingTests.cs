@@ -49,6 +49,28 @@ public sealed class RoutingTests(TestStack stack)
     }
 
     [Fact]
+    public async Task A_deployment_that_starts_just_after_the_gateway_listed_it_is_found_by_the_next_request()
+    {
+        // The replica's port is chosen now, but nothing listens on it yet: the gateway's listings of the deployment fail.
+        await using var late = new InferenceApp();
+        await using var gateway = GatewayApp.Start(stack, new Dictionary<string, string?>
+        {
+            ["Gateway:Deployments:scripted"] = null,
+            ["services:inference:http:0"] = late.Address,
+            ["services:inference:http:1"] = late.Address, // the stack's second replica replaced too
+        });
+        using var client = await gateway.ClientForNewKeyAsync("routing-late");
+        var before = await (await client.GetAsync("/v1/models")).JsonAsync(HttpStatusCode.OK);
+        Assert.DoesNotContain(TestStack.EmbeddingModel, before.GetProperty("data").EnumerateArray().Select(m => m.GetProperty("id").GetString()));
+
+        // The replica comes up within about a second of that failed listing. The next request for its model must not be
+        // answered 404 from the stale list: it waits out the rest of the second, reads the lists again and is served.
+        late.Start();
+        var embedded = await (await client.EmbedAsync("found after a late start")).JsonAsync(HttpStatusCode.OK);
+        Assert.Equal(384, embedded.GetProperty("data")[0].GetProperty("embedding").GetArrayLength());
+    }
+
+    [Fact]
     public async Task Aliases_are_listed_and_rewritten_and_fallbacks_take_over_when_no_replica_can()
     {
         await using var gateway = GatewayApp.Start(stack, new Dictionary<string, string?>
