@@ -98,7 +98,9 @@ public static class ServiceDefaultsExtensions
                 .AddHttpClientInstrumentation()
                 .AddRuntimeInstrumentation()
                 .AddMeter(ExtensionsAiTelemetrySource)
-                .AddPrometheusExporter())
+                // Every scrape sees the counters as they are (as vLLM's /metrics does): the exporter's default 300 ms
+                // response cache made a scrape right after a burst of requests show none of them.
+                .AddPrometheusExporter(options => options.ScrapeResponseCacheDurationMilliseconds = 0))
             .WithTracing(tracing => tracing
                 .AddSource(builder.Environment.ApplicationName)
                 .AddSource(ExtensionsAiTelemetrySource)
