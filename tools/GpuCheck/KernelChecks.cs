@@ -542,21 +542,9 @@ internal sealed class KernelChecks(CudaBackend gpu, CpuBackend cpu, Report repor
             var spec = new RopeSpec(headDim, scaled ? 500000f : 10000f, style, factors, maxLength + 1);
             using var gr = gpu.CreateRotaryEmbedding(spec);
             using var cr = cpu.CreateRotaryEmbedding(spec);
-            // Blocks shuffled among sequences, so tables are not contiguous.
-            var blocks = Enumerable.Range(0, blockCount).OrderBy(_ => _random.Next()).ToArray();
-            var tables = lengths.Select((_, s) => blocks.Skip(s * blocksPerSequence).Take(blocksPerSequence).ToArray()).ToArray();
-
             // Step 1: every sequence's tokens 0…length−1 rotated and written to the cache in one batch.
             var total = lengths.Sum();
-            var fill = new ForwardBatch(total, lengths.Length, blocksPerSequence);
-            for (var s = 0; s < lengths.Length; s++)
-            {
-                fill.AddSequence(tables[s]);
-                for (var p = 0; p < lengths[s]; p++)
-                {
-                    fill.AddToken(0, p, s, tables[s][p / blockSize] * blockSize + p % blockSize, false);
-                }
-            }
+            var (fill, tables) = ShuffledPrompts(lengths, blockCount, blocksPerSequence, blockSize);
 
             var label = $"{heads}/{kvHeads}×{headDim}";
             Dispose(Rope($"{label} {total} tokens of {string.Join("+", lengths)}", fill, heads, kvHeads, headDim, gc, gh, cc, gr, cr));
@@ -656,19 +644,8 @@ internal sealed class KernelChecks(CudaBackend gpu, CpuBackend cpu, Report repor
             using var exact = (CudaKvCache)gpu.CreateKvCache(shape with { Dtype = KvCacheDtype.Float32 });
             using var fp8 = (CudaKvCache)gpu.CreateKvCache(shape with { Dtype = KvCacheDtype.Float8E4M3 });
             using var rope = gpu.CreateRotaryEmbedding(new RopeSpec(headDim, 10000f, style, null, lengths.Max() + 2));
-            var blocks = Enumerable.Range(0, blockCount).OrderBy(_ => _random.Next()).ToArray();
-            var tables = lengths.Select((_, s) => blocks.Skip(s * blocksPerSequence).Take(blocksPerSequence).ToArray()).ToArray();
             var total = lengths.Sum();
-            var fill = new ForwardBatch(total, lengths.Length, blocksPerSequence);
-            for (var s = 0; s < lengths.Length; s++)
-            {
-                fill.AddSequence(tables[s]);
-                for (var p = 0; p < lengths[s]; p++)
-                {
-                    fill.AddToken(0, p, s, tables[s][p / blockSize] * blockSize + p % blockSize, false);
-                }
-            }
-
+            var (fill, tables) = ShuffledPrompts(lengths, blockCount, blocksPerSequence, blockSize);
             var label = $"fp8 KV {heads}/{kvHeads}×{headDim}";
             var kvWidth = kvHeads * headDim;
             float[] q = RandomWeights.Floats(total * heads * headDim, _random), k = RandomWeights.Floats(total * kvWidth, _random), v = RandomWeights.Floats(total * kvWidth, _random);
@@ -779,6 +756,27 @@ internal sealed class KernelChecks(CudaBackend gpu, CpuBackend cpu, Report repor
     }
 
     /// <summary>
+    /// Whole prompts of <paramref name="lengths"/> tokens over the cache's blocks shuffled among the sequences (so no table
+    /// is contiguous): the batch that writes positions 0…length − 1 of every sequence, and each sequence's block table.
+    /// </summary>
+    private (ForwardBatch Fill, int[][] Tables) ShuffledPrompts(int[] lengths, int blockCount, int blocksPerSequence, int blockSize)
+    {
+        var blocks = Enumerable.Range(0, blockCount).OrderBy(_ => _random.Next()).ToArray();
+        var tables = lengths.Select((_, s) => blocks.Skip(s * blocksPerSequence).Take(blocksPerSequence).ToArray()).ToArray();
+        var fill = new ForwardBatch(lengths.Sum(), lengths.Length, blocksPerSequence);
+        for (var s = 0; s < lengths.Length; s++)
+        {
+            fill.AddSequence(tables[s]);
+            for (var p = 0; p < lengths[s]; p++)
+            {
+                fill.AddToken(0, p, s, tables[s][p / blockSize] * blockSize + p % blockSize, false);
+            }
+        }
+
+        return (fill, tables);
+    }
+
+    /// <summary>
     /// attention_partition over long contexts. Decode after 8,200 and 3,001 positions: split partitions of several batches
     /// per warp (the register pipeline's steady state and a partial last batch) and attention_reduce over tens to a hundred
     /// partitions. For head dimension 128 also a batch of tokens at every other position below 8,200 of the long sequence
@@ -805,19 +803,8 @@ internal sealed class KernelChecks(CudaBackend gpu, CpuBackend cpu, Report repor
             var spec = new RopeSpec(headDim, 10000f, RopeStyle.NeoX, null, maxLength + 1);
             using var gr = gpu.CreateRotaryEmbedding(spec);
             using var cr = cpu.CreateRotaryEmbedding(spec);
-            var blocks = Enumerable.Range(0, blockCount).OrderBy(_ => _random.Next()).ToArray();
-            var tables = lengths.Select((_, s) => blocks.Skip(s * blocksPerSequence).Take(blocksPerSequence).ToArray()).ToArray();
+            var (fill, tables) = ShuffledPrompts(lengths, blockCount, blocksPerSequence, blockSize);
             int SlotOf(int s, int p) => tables[s][p / blockSize] * blockSize + p % blockSize;
-
-            var fill = new ForwardBatch(lengths.Sum(), lengths.Length, blocksPerSequence);
-            for (var s = 0; s < lengths.Length; s++)
-            {
-                fill.AddSequence(tables[s]);
-                for (var p = 0; p < lengths[s]; p++)
-                {
-                    fill.AddToken(0, p, s, SlotOf(s, p), false);
-                }
-            }
 
             var label = $"{heads}/{kvHeads}×{headDim}";
             Dispose(Rope($"{label} long contexts {string.Join("+", lengths)}", fill, kvHeads, kvHeads, headDim, gc, gh, cc, gr, cr));
