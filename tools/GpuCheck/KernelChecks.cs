@@ -632,6 +632,7 @@ internal sealed class KernelChecks(CudaBackend gpu, CpuBackend cpu, Report repor
         {
             (32, 8, 128, RopeStyle.AdjacentPairs),
             (14, 2, 64, RopeStyle.NeoX),
+            (6, 6, 48, RopeStyle.AdjacentPairs),  // a head dimension not a multiple of 64: the decode kernel's 4-byte code loads
             (8, 2, 256, RopeStyle.NeoX),
         };
         int[] lengths = [1, 40, 300];
