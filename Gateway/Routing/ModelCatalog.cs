@@ -23,7 +23,10 @@ internal sealed class ModelCatalog(ReplicaRegistry registry, UpstreamClient upst
     private readonly GatewayOptions _options = options.Value;
     private readonly SemaphoreSlim _refreshing = new(1, 1);
     private volatile IReadOnlyDictionary<string, IReadOnlyList<ModelEntry>> _byDeployment = new Dictionary<string, IReadOnlyList<ModelEntry>>();
-    private long _refreshedAt = long.MinValue;
+    /// <summary>The timestamp of the last finished reading; <see cref="NeverRead"/> before the first.</summary>
+    private long _refreshedAt = NeverRead;
+
+    private const long NeverRead = long.MinValue;
 
     public IEnumerable<ModelEntry> Models => _byDeployment.Values.SelectMany(m => m);
 
@@ -53,12 +56,14 @@ internal sealed class ModelCatalog(ReplicaRegistry registry, UpstreamClient upst
 
     /// <summary>
     /// Reads the lists again for a request that found nothing: once <see cref="MinRefreshInterval"/> has passed since the
-    /// last reading (waiting for the rest of it), and only if no other reading has finished meanwhile.
+    /// last reading (waiting for the rest of it), and only if no other reading has finished meanwhile — so before the first
+    /// reading has finished it waits for that one. (No elapsed time is taken from <see cref="NeverRead"/>: the timestamp
+    /// difference would overflow.)
     /// </summary>
     private async Task RefreshOnMissAsync(CancellationToken ct)
     {
         var seen = Interlocked.Read(ref _refreshedAt);
-        var wait = MinRefreshInterval - time.GetElapsedTime(seen);
+        var wait = seen == NeverRead ? TimeSpan.Zero : MinRefreshInterval - time.GetElapsedTime(seen);
         if (wait > TimeSpan.Zero)
         {
             await Task.Delay(wait, time, ct);

@@ -71,6 +71,26 @@ public sealed class RoutingTests(TestStack stack)
     }
 
     [Fact]
+    public async Task A_request_that_arrives_while_the_first_listing_runs_waits_for_it()
+    {
+        // The deployment lists its models only after 1.5 s, so the gateway's first listing is still running when the
+        // request comes. It must wait for that listing rather than answer 404 from the empty catalog.
+        await using var slow = await new ScriptedUpstream("slow") { ModelsDelay = TimeSpan.FromSeconds(1.5) }.StartAsync();
+        await using var gateway = GatewayApp.Start(stack, new Dictionary<string, string?>
+        {
+            ["Gateway:Deployments:scripted"] = "http://slow",
+            ["services:slow:http:0"] = slow.Address,
+        });
+        using var client = await gateway.ClientForNewKeyAsync("routing-first-listing");
+        var chat = await (await client.PostAsJsonAsync("/v1/chat/completions", new
+        {
+            model = ScriptedUpstream.Model,
+            messages = new[] { new { role = "user", content = "during the first listing" } },
+        })).JsonAsync(HttpStatusCode.OK);
+        Assert.Equal(ScriptedUpstream.Content(5), chat.GetProperty("choices")[0].GetProperty("message").GetProperty("content").GetString());
+    }
+
+    [Fact]
     public async Task Aliases_are_listed_and_rewritten_and_fallbacks_take_over_when_no_replica_can()
     {
         await using var gateway = GatewayApp.Start(stack, new Dictionary<string, string?>

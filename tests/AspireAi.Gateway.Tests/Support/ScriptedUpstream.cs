@@ -43,6 +43,9 @@ public sealed class ScriptedUpstream : IAsyncDisposable
 
     public TimeSpan ChunkDelay { get; set; } = TimeSpan.FromMilliseconds(5);
 
+    /// <summary>How long <c>GET /v1/models</c> takes to answer (a deployment still warming up).</summary>
+    public TimeSpan ModelsDelay { get; set; }
+
     /// <summary>When set, a stream sends its first chunk and then waits for this before the rest.</summary>
     public TaskCompletionSource? HoldAfterFirstChunk { get; set; }
 
@@ -65,11 +68,15 @@ public sealed class ScriptedUpstream : IAsyncDisposable
         builder.Logging.SetMinimumLevel(LogLevel.Warning);
         builder.WebHost.UseUrls(Address);
         _app = builder.Build();
-        _app.MapGet("/v1/models", () => Results.Json(new
+        _app.MapGet("/v1/models", async () =>
         {
-            @object = "list",
-            data = new[] { new { id = Model, @object = "model", created = 1, owned_by = "scripted" } },
-        }));
+            await Task.Delay(ModelsDelay);
+            return Results.Json(new
+            {
+                @object = "list",
+                data = new[] { new { id = Model, @object = "model", created = 1, owned_by = "scripted" } },
+            });
+        });
         _app.MapPost("/v1/chat/completions", AnswerAsync);
         // Answers as the Agents service would for an agents deployment made of this replica.
         _app.MapGet("/v1/agents", () => Results.Json(new { @object = "list", data = new[] { new { name = "researcher", model = Model } } }));
