@@ -48,8 +48,8 @@ public sealed class InferenceOptions
 
     /// <summary>
     /// Element type of the KV cache (<c>--kv-cache-dtype</c>, vLLM's flag): <c>auto</c> (the backend's choice: f16 on CUDA,
-    /// float32 on the CPU), <c>fp32</c>, <c>fp16</c> (CUDA only; the CPU backend refuses it), <c>bf16</c> or <c>fp8</c> (E4M3;
-    /// both CPU only so far).
+    /// float32 on the CPU), <c>fp32</c>, <c>fp16</c> (CUDA only; the CPU backend refuses it), <c>bf16</c> (CPU only) or
+    /// <c>fp8</c> (E4M3, both backends).
     /// </summary>
     public string KvCacheDtype { get; set; } = "auto";
 

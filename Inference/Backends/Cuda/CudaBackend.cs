@@ -123,8 +123,9 @@ public sealed class CudaBackend : IBackend, IDeviceSampler
     /// </summary>
     /// <remarks>
     /// fp8 (E4M3, as vLLM's unscaled <c>fp8</c>) halves f16's bytes again: written by rope_store_kv_fp8 with the CPU's
-    /// rounding, read by attention_decode_fp8_tc (decode: each warp widens its staged codes to f16 rows exactly, so it is
-    /// the f16 kernel over the codes' values), attention_partition_fp8 where that does not serve the geometry, and
+    /// rounding, read by attention_decode_fp8_tc (decode on tensor cores: the staged codes widened exactly to f16 operands,
+    /// K's straight into fragments, V's through per-warp rows), attention_partition_fp8 where that does not serve the
+    /// geometry, and
     /// attention_prefill_fp8 (attention_prefill_f16's cp.async stages, each tile widened to f16 by the block). Its accuracy:
     /// docs/performance.md, "The fp8 KV cache's accuracy".
     /// </remarks>
