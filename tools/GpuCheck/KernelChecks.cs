@@ -622,9 +622,9 @@ internal sealed class KernelChecks(CudaBackend gpu, CpuBackend cpu, Report repor
     /// attention_decode_fp8_tc where it serves the geometry, else attention_partition_fp8 — against the same kind of kernel
     /// over a cache holding the codes' values exactly (<see cref="Float8E4M3.Decode"/>): the float32 kernels, which the
     /// prefill kernel (attention_prefill_f16's arithmetic on exactly widened tiles, which equals attention_prefill's) and
-    /// the partition kernel must equal bit for bit (the float32 kernels are held to the CPU by Attention() above). The tensor-core decode kernel rounds q and p to f16 and
-    /// sums the head dimensions in its own order, so it is held to them within <see cref="PrefillAttentionBound"/>, as
-    /// attention_decode_f16_tc is to the CPU.
+    /// the partition kernel must equal bit for bit (the float32 kernels are held to the CPU by Attention() above). The
+    /// tensor-core decode kernel rounds q and p to f16 and sums the head dimensions in its own order, so it is held to them
+    /// within <see cref="PrefillAttentionBound"/>, as attention_decode_f16_tc is to the CPU.
     /// </summary>
     private void Fp8KvCache()
     {

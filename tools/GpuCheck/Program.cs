@@ -11,7 +11,7 @@ using AspireAi.Inference.Models.Gguf;
 
 // GpuCheck: the CUDA backend against the CPU backend on the GPU machine, then its timings (docs/cuda.md).
 //   GpuCheck [--ptx-dir DIR] [--model FILE.gguf]... [--out DIR] [--quick] [--no-bench | --only-bench] [--big | --only-big]
-//   GpuCheck --shapes [SHAPE,...] [--kv-cache-dtype auto|fp32|fp16] [--out DIR]   the GPU performance table
+//   GpuCheck --shapes [SHAPE,...] [--kv-cache-dtype auto|fp32|fp16|fp8] [--out DIR]   the GPU performance table
 //            (ShapeBenchmarks) for the named model shapes: 1b-bf16, 1b-q8_0, 8b-bf16, 8b-q8_0, 8b-q4_0, qwen3-bf16 (all when
 //            none are named), over a KV cache of that type (auto: what serving uses, f16); --decode B:C,... decodes only at
 //            those (batch, context) pairs and skips the prefill (tuning runs); --attention-policy U,B,M sets the decode
@@ -61,7 +61,7 @@ for (var i = 0; i < args.Length; i++)
             break;
         case "--tp": tensorParallel = int.Parse(args[++i], System.Globalization.CultureInfo.InvariantCulture); break;
         default:
-            Console.Error.WriteLine($"error: unknown argument '{args[i]}' (--ptx-dir DIR, --out DIR, --model FILE, --quick, --no-bench, --only-bench, --gemm-bench, --big, --only-big, --shapes [LIST], --decode B:C,..., --attention-policy U,B,M, --kv-cache-dtype auto|fp32|fp16, --tp N; or: inference <verb> ...)");
+            Console.Error.WriteLine($"error: unknown argument '{args[i]}' (--ptx-dir DIR, --out DIR, --model FILE, --quick, --no-bench, --only-bench, --gemm-bench, --big, --only-big, --shapes [LIST], --decode B:C,..., --attention-policy U,B,M, --kv-cache-dtype auto|fp32|fp16|fp8, --tp N; or: inference <verb> ...)");
             return 2;
     }
 }
