@@ -3,8 +3,9 @@
 # machines have no CUDA toolkit). Two builds of every module: NAME.ptx for sm_80 (runs on Ampere, Ada and Hopper) and
 # NAME.sm90.ptx for sm_90 (Hopper: adds programmatic dependent launch, common.cuh), which CudaKernels loads on devices of
 # compute capability 9.0 and up. A source whose first lines say "build-ptx: sm_90a only" (gemm_hopper.cu: wgmma) is built
-# only as NAME.sm90a.ptx, the arch-specific Hopper target, which CudaKernels loads on compute capability 9.0 alone. Each PTX file starts with the sha256 of the source file and of common.cuh it was made
-# from; the unit test CudaPtxTests fails when a source changes without its PTX being regenerated.
+# only as NAME.sm90a.ptx, the arch-specific Hopper target, which CudaKernels loads on compute capability 9.0 alone. Each
+# PTX file starts with the sha256 of the source file and of common.cuh it was made from; the unit test CudaPtxTests fails
+# when a source changes without its PTX being regenerated.
 #   tools/gpu/build-ptx.sh [OUTPUT_DIR]   (default: Inference/Backends/Cuda/Kernels, beside the sources)
 # Also writes OUTPUT_DIR/ptxas-report.txt: registers, spills and shared memory of every kernel as ptxas compiles each
 # PTX for its target, the same step the driver's JIT performs at load.

@@ -37,7 +37,7 @@ public sealed partial class CudaPtxTests
     {
         var sources = Directory.GetFiles(KernelDirectory, "*.cu").Select(Path.GetFileNameWithoutExtension).Order().ToArray();
         Assert.Equal(CudaKernels.ModuleNames.Concat(CudaKernels.HopperModuleNames).Order(), sources);
-        foreach (var name in suffix == CudaKernels.HopperSuffix ? CudaKernels.HopperModuleNames : CudaKernels.ModuleNames)
+        foreach (var name in ModulesOf(suffix))
         {
             var ptx = File.ReadAllText(Path.Combine(KernelDirectory, name + suffix + ".ptx"));
             var recorded = SourceHash().Matches(ptx).ToDictionary(m => m.Groups[1].Value, m => m.Groups[2].Value);
