@@ -95,8 +95,9 @@ internal sealed class PeerAllReduce : IDisposable
 
     /// <summary>
     /// Queues the all-reduce of <paramref name="x"/>'s first rows on <paramref name="rank"/>'s stream, or returns false when
-    /// the message is larger than a rank's row of a staging slot or not whole float4s (the caller uses NCCL). Every rank calls it for the same tensors in the
-    /// same order, from its own thread, so the per-block call counts on the devices agree.
+    /// the message is larger than a rank's row of a staging slot or not whole float4s (the caller uses NCCL). Every rank
+    /// calls it for the same tensors in the same order, from its own thread, so the per-block call counts on the devices
+    /// agree.
     /// </summary>
     public bool TryAllReduce(int rank, CudaTensor x, int rows)
     {
