@@ -419,8 +419,23 @@ public static class CudaLaunchGeometry
         return end;
     }
 
-    /// <summary>Threads of a row-norm block: one per value up to 1024, whole warps (the fused quantization needs them).</summary>
-    public static int NormThreads(int columns) => Math.Clamp(Ceiling(columns, 32) * 32, 32, 1024);
+    /// <summary>
+    /// Threads of an rms_norm_rows block: one per 4 values up to 1024, whole warps (the fused quantization needs them); each
+    /// thread holds at most <see cref="NormItems"/> float4 of the row.
+    /// </summary>
+    public static int NormThreads(int columns)
+    {
+        if (columns % 4 != 0 || columns > NormItems * 4 * 1024)
+        {
+            throw new NotSupportedException(
+                $"The CUDA backend's RMS norm takes rows of a multiple of 4 values up to {NormItems * 4 * 1024}, not {columns}; use the CPU backend for this model.");
+        }
+
+        return Math.Clamp(Ceiling(columns / 4, 32) * 32, 32, 1024);
+    }
+
+    /// <summary>float4 items an rms_norm_rows thread holds in registers (NORM_ITEMS in elementwise.cu).</summary>
+    public const int NormItems = 4;
 
     /// <summary>rope_store_kv's blocks per token: one thread per rotated pair of every query and key head, 128 per block.</summary>
     public static int RopeBlocksPerToken(int heads, int kvHeads, int headDim) => Ceiling((heads + kvHeads) * (headDim / 2), RopeThreads);

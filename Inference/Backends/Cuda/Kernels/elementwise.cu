@@ -34,34 +34,65 @@ __device__ __forceinline__ unsigned short round_half(float x, int bf16) {
     return (unsigned short)((bf16 ? pack_bf162(x, 0.0f) : pack_half2(x, 0.0f)) & 0xFFFF);
 }
 
-// residual += delta (when delta is given), then output = residual / rms(residual) * weight.  One block per row, as many
-// threads as the row has values up to 1024 (CudaLaunchGeometry.NormThreads: a 4096-wide decode row took 17 µs with 256
-// threads looping over it, a chain of dependent loads); output may alias residual. Each thread reads and writes only its own elements, so no barrier guards the write.
-// When codes is given (columns a multiple of 32), the output is also quantized as quantize_q8 does, for the quantized
-// matmul that reads it next: warp w's values of one pass are exactly one 32-value block. When halves is given, it is also
-// rounded to f16 (bf16 when bf16 != 0) as round_to_half does, for the half GEMM that reads it next.
+// residual += delta (when delta is given), then output = residual / rms(residual) * weight.  One block per row, a thread
+// per 4 values up to 1024 threads (CudaLaunchGeometry.NormThreads), each holding at most NORM_ITEMS float4 of the row in
+// registers from its loads to its stores; columns a multiple of 4, at most 4 · 1024 · NORM_ITEMS. Batch-1 decode runs
+// this twice a layer as one block, so its latency is on the step's critical path: all of a thread's loads are issued
+// before the first is used (a 4096-wide row took 17 µs as a loop of dependent scalar loads over 256 threads, ~8 µs over
+// 1024), and the norm weight, which no kernel writes, is loaded before waiting for the kernel before.
+// output may alias residual: a thread reads its own values before it writes them, and no other thread's.
+// When codes is given (columns a multiple of 32), the output is also quantized as quantize_q8 does (quantize_block4: the
+// 8 lanes of consecutive chunks that hold one 32-value block), for the quantized matmul that reads it next. When halves
+// is given, it is also rounded to f16 (bf16 when bf16 != 0) as round_to_half does, for the half GEMM that reads it next.
+#define NORM_ITEMS 4
 extern "C" __global__ void rms_norm_rows(float* residual, const float* delta, const float* weight, float epsilon,
                                          float* output, int columns, signed char* codes, float2* scaleSums,
                                          unsigned short* halves, int bf16) {
+    const int chunks = columns / 4;
+    float4 w[NORM_ITEMS];
+#pragma unroll
+    for (int k = 0; k < NORM_ITEMS; k++) {
+        const int c = threadIdx.x + k * blockDim.x;
+        w[k] = c < chunks ? ((const float4*)weight)[c] : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+    }
     pdl_start();
     __shared__ float scratch[32];
     const long long base = (long long)blockIdx.x * columns;
+    float4* row = (float4*)(residual + base);
+    float4 x[NORM_ITEMS], d[NORM_ITEMS];
+#pragma unroll
+    for (int k = 0; k < NORM_ITEMS; k++) {
+        const int c = threadIdx.x + k * blockDim.x;
+        const bool inside = c < chunks;
+        x[k] = inside ? row[c] : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+        d[k] = inside && delta ? ((const float4*)(delta + base))[c] : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+    }
     float sum = 0.0f;
-    for (int i = threadIdx.x; i < columns; i += blockDim.x) {
-        float x = residual[base + i];
+#pragma unroll
+    for (int k = 0; k < NORM_ITEMS; k++) {
+        const int c = threadIdx.x + k * blockDim.x;
         if (delta) {
-            x += delta[base + i];
-            residual[base + i] = x;
+            x[k] = make_float4(x[k].x + d[k].x, x[k].y + d[k].y, x[k].z + d[k].z, x[k].w + d[k].w);
+            if (c < chunks) row[c] = x[k];
         }
-        sum += x * x;
+        sum += x[k].x * x[k].x + x[k].y * x[k].y + x[k].z * x[k].z + x[k].w * x[k].w;
     }
     sum = block_sum(sum, scratch);
     const float scale = rsqrtf(sum / columns + epsilon);
-    for (int i = threadIdx.x; i < columns; i += blockDim.x) {
-        const float y = residual[base + i] * scale * weight[i];
-        output[base + i] = y;
-        if (codes) quantize_block(y, codes, scaleSums, (base + i) / 32);
-        if (halves) halves[base + i] = round_half(y, bf16);
+#pragma unroll
+    for (int k = 0; k < NORM_ITEMS; k++) {
+        const int c = threadIdx.x + k * blockDim.x;
+        if (c >= chunks) continue;  // whole 8-lane groups when codes is given: chunks is then a multiple of 8
+        const float4 y = make_float4(x[k].x * scale * w[k].x, x[k].y * scale * w[k].y, x[k].z * scale * w[k].z,
+                                     x[k].w * scale * w[k].w);
+        ((float4*)(output + base))[c] = y;
+        if (codes) quantize_block4(y, codes, scaleSums, base + 4 * c);
+        if (halves) {
+            uint2 h;
+            h.x = bf16 ? pack_bf162(y.x, y.y) : pack_half2(y.x, y.y);
+            h.y = bf16 ? pack_bf162(y.z, y.w) : pack_half2(y.z, y.w);
+            *(uint2*)(halves + base + 4 * c) = h;
+        }
     }
 }
 

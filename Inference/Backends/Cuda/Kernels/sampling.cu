@@ -110,18 +110,45 @@ __device__ float block_max(float v, float* scratch) {
     return v;
 }
 
-// The first index of the row's largest value, in thread 0 (strided scan: a thread's first maximum has its smallest
-// index; then the smaller index wins ties between threads).
+// Keeps (best, index) at the first index of the largest value seen, for values seen in increasing index order.
+__device__ __forceinline__ void keep_larger(float v, int i, float& best, int& index) {
+    if (v > best) {
+        best = v;
+        index = i;
+    }
+}
+
+// The first index of the row's largest value, in thread 0. One block scans the whole row (128k logits for Llama-3), so its
+// speed is the loads it keeps in flight: the values before the row's first 16-byte boundary one a thread, then float4
+// chunks strided over the threads, ARGMAX_LOADS of them issued before the first is compared (one scalar load at a time
+// over 1024 threads took 43 µs for Llama-3's row on an H100), then the tail. A thread sees its values in increasing index
+// order, so its first maximum has its smallest index; then the smaller index wins ties between threads.
+#define ARGMAX_LOADS 8
 __device__ int block_argmax(const float* row, int vocabulary, float* sValue, int* sIndex) {
     float best = -INFINITY;
     int index = 0x7fffffff;
-    for (int i = threadIdx.x; i < vocabulary; i += blockDim.x) {
-        const float v = row[i];
-        if (v > best) {
-            best = v;
-            index = i;
+    const int head = min(vocabulary, (int)((16 - ((unsigned long long)row & 15)) & 15) / 4);
+    if (threadIdx.x < head) keep_larger(row[threadIdx.x], threadIdx.x, best, index);
+    const float4* chunks = (const float4*)(row + head);
+    const int count = (vocabulary - head) / 4;
+    for (int c0 = threadIdx.x; c0 < count; c0 += ARGMAX_LOADS * blockDim.x) {
+        float4 v[ARGMAX_LOADS];
+#pragma unroll
+        for (int j = 0; j < ARGMAX_LOADS; j++) {
+            const int c = c0 + j * blockDim.x;
+            v[j] = c < count ? chunks[c] : make_float4(-INFINITY, -INFINITY, -INFINITY, -INFINITY);
+        }
+#pragma unroll
+        for (int j = 0; j < ARGMAX_LOADS; j++) {
+            const int i = head + 4 * (c0 + j * blockDim.x);
+            keep_larger(v[j].x, i, best, index);
+            keep_larger(v[j].y, i + 1, best, index);
+            keep_larger(v[j].z, i + 2, best, index);
+            keep_larger(v[j].w, i + 3, best, index);
         }
     }
+    const int tail = head + 4 * count + threadIdx.x;
+    if (tail < vocabulary) keep_larger(row[tail], tail, best, index);
 #pragma unroll
     for (int o = 16; o > 0; o >>= 1) {
         const float ov = __shfl_xor_sync(FULL_MASK, best, o);
