@@ -1060,6 +1060,22 @@ internal sealed class KernelChecks(CudaBackend gpu, CpuBackend cpu, Report repor
         new(temperature, topK, topP, minP, 1, 0, 0, 0, 0, 0);
 
     /// <summary>
+    /// 7 rows of 1,003 logits with 8 distinct values (ties everywhere). Row r starts at float r · 1003, so rows 1–3 begin 3,
+    /// 2 and 1 values before a 16-byte boundary: argmax_rows reads those one by one before its float4 chunks, and the last 3
+    /// values of rows 0 and 4 after them. Row 3's maximum is its value 2 (before the chunks), row 4's its last value, and
+    /// row 6 holds its maximum twice, at value 1 (before the chunks) and 700 (in them): the first must win.
+    /// </summary>
+    private float[] ArgMaxEdgeLogits()
+    {
+        const int vocabulary = 1003;
+        var logits = SamplingLogits(7, vocabulary, 1);
+        logits[3 * vocabulary + 2] = 100;
+        logits[4 * vocabulary + vocabulary - 1] = 100;
+        logits[6 * vocabulary + 1] = logits[6 * vocabulary + 700] = 50;
+        return logits;
+    }
+
+    /// <summary>
     /// argmax_rows against the CPU's first maximum; sample_rows against the CPU backend's IDeviceSampler (TokenChooser, what
     /// the host sampler runs) on the same random logits, every row of a launch with its own parameters, uniform and penalty
     /// list; half the rows without top-k/top-p draw at the edge of a token's share (<see cref="BoundaryUniform"/>), where
@@ -1070,9 +1086,14 @@ internal sealed class KernelChecks(CudaBackend gpu, CpuBackend cpu, Report repor
     /// </summary>
     private void Sampling()
     {
-        foreach (var (rows, vocabulary) in new[] { (1, 32000), (5, 151936), (32, 128256) })
+        foreach (var (rows, vocabulary, logits, what) in new[]
+                 {
+                     (1, 32000, RandomWeights.Floats(32000, _random, 3), ""),
+                     (5, 151936, RandomWeights.Floats(5 * 151936, _random, 3), ""),
+                     (32, 128256, RandomWeights.Floats(32 * 128256, _random, 3), ""),
+                     (7, 1003, ArgMaxEdgeLogits(), ", rows off the 16-byte grid, maxima in their first and last values, ties"),
+                 })
         {
-            var logits = RandomWeights.Floats(rows * vocabulary, _random, 3);
             using var g = gpu.CreateTensor(rows, vocabulary);
             gpu.WriteRows(g, logits);
             var ids = new int[rows];
@@ -1080,11 +1101,11 @@ internal sealed class KernelChecks(CudaBackend gpu, CpuBackend cpu, Report repor
             var mismatches = Enumerable.Range(0, rows).Count(r => ids[r] != AspireAi.Inference.Engine.Sampler.ArgMax(logits.AsSpan(r * vocabulary, vocabulary)));
             if (mismatches == 0)
             {
-                report.Pass($"argmax {rows} × {vocabulary}: ids equal the CPU's");
+                report.Pass($"argmax {rows} × {vocabulary}{what}: ids equal the CPU's");
             }
             else
             {
-                report.Fail($"argmax {rows} × {vocabulary}", $"{mismatches} of {rows} ids differ from the CPU's");
+                report.Fail($"argmax {rows} × {vocabulary}{what}", $"{mismatches} of {rows} ids differ from the CPU's");
             }
         }
 

@@ -30,6 +30,27 @@ public sealed class CudaHostLogicTests
         Assert.Throws<ArgumentException>(() => CudaKvOffloadStore.SlotsPerChunk((long)int.MaxValue + 1, 1));
 
     [Theory]
+    [InlineData(288, 96)]      // stories15M: 72 float4 → 3 warps
+    [InlineData(896, 224)]     // Qwen2.5-0.5B
+    [InlineData(4096, 1024)]   // Llama-3-8B: one float4 a thread
+    [InlineData(8192, 1024)]   // Llama-3-70B: two a thread
+    [InlineData(16384, 1024)]  // the widest row: NormItems (4) a thread
+    public void Rms_norm_blocks_give_each_thread_at_most_norm_items_float4(int columns, int threads)
+    {
+        Assert.Equal(threads, CudaLaunchGeometry.NormThreads(columns));
+        Assert.True(threads % 32 == 0 && threads * CudaLaunchGeometry.NormItems * 4 >= columns);
+    }
+
+    [Theory]
+    [InlineData(290)]    // not whole float4s
+    [InlineData(16388)]  // more than 1024 threads × 4 float4
+    public void Rms_norm_refuses_rows_it_cannot_hold(int columns)
+    {
+        var error = Assert.Throws<NotSupportedException>(() => CudaLaunchGeometry.NormThreads(columns));
+        Assert.Contains(columns.ToString(), error.Message);
+    }
+
+    [Theory]
     [InlineData(CudaWeightLayout.Int8, 1, 4096, true)]
     [InlineData(CudaWeightLayout.Int8, 1, 14336, true)]
     [InlineData(CudaWeightLayout.Int8, 1, 4064, false)]   // K not a multiple of the 64-value stage

@@ -45,7 +45,7 @@ __device__ __forceinline__ unsigned short round_half(float x, int bf16) {
 // 8 lanes of consecutive chunks that hold one 32-value block), for the quantized matmul that reads it next. When halves
 // is given, it is also rounded to f16 (bf16 when bf16 != 0) as round_to_half does, for the half GEMM that reads it next.
 #define NORM_ITEMS 4
-extern "C" __global__ void rms_norm_rows(float* residual, const float* delta, const float* weight, float epsilon,
+extern "C" __global__ void __launch_bounds__(1024) rms_norm_rows(float* residual, const float* delta, const float* weight, float epsilon,
                                          float* output, int columns, signed char* codes, float2* scaleSums,
                                          unsigned short* halves, int bf16) {
     const int chunks = columns / 4;
