@@ -15,7 +15,9 @@ using AspireAi.Inference.Models.Gguf;
 //            (ShapeBenchmarks) for the named model shapes: 1b-bf16, 1b-q8_0, 8b-bf16, 8b-q8_0, 8b-q4_0, qwen3-bf16 (all when
 //            none are named), over a KV cache of that type (auto: what serving uses, f16); --decode B:C,... decodes only at
 //            those (batch, context) pairs and skips the prefill (tuning runs); --attention-policy U,B,M sets the decode
-//            attention split policy (AttentionSplitPolicy: unsplit context, blocks per SM, minimum partition)
+//            attention split policy (AttentionSplitPolicy: unsplit context, blocks per SM, minimum partition); --omit
+//            K1+K2,K3: at batch 1 also the replayed step without kernels K1 and K2, then without K3 (what each set costs on
+//            the step's critical path; the step's results are then wrong)
 //   GpuCheck --gemm-bench   only the F16/BF16 GEMM timings (Benchmarks.HalfGemms: gemm_half_tc against the Hopper GEMM's
 //            tiles at Llama-3-8B's shapes)
 //   GpuCheck --tp N [--quick] [--out DIR]   only tensor parallelism: TP = N against TP = 1 (docs/tensor-parallel.md);
@@ -34,6 +36,7 @@ string[]? shapes = null;
 AttentionSplitPolicy? attentionPolicy = null;
 var tensorParallel = 1;
 var kvCacheDtype = KvCacheDtype.Auto;
+var omissions = new List<string[]>();
 for (var i = 0; i < args.Length; i++)
 {
     switch (args[i])
@@ -59,9 +62,10 @@ for (var i = 0; i < args.Length; i++)
                 ? new AttentionSplitPolicy(u, b, m)
                 : throw new ArgumentException("--attention-policy takes UNSPLIT,BLOCKS,MIN (three integers).");
             break;
+        case "--omit": omissions = [.. args[++i].Split(',').Select(set => set.Split('+'))]; break;
         case "--tp": tensorParallel = int.Parse(args[++i], System.Globalization.CultureInfo.InvariantCulture); break;
         default:
-            Console.Error.WriteLine($"error: unknown argument '{args[i]}' (--ptx-dir DIR, --out DIR, --model FILE, --quick, --no-bench, --only-bench, --gemm-bench, --big, --only-big, --shapes [LIST], --decode B:C,..., --attention-policy U,B,M, --kv-cache-dtype auto|fp32|fp16|fp8, --tp N; or: inference <verb> ...)");
+            Console.Error.WriteLine($"error: unknown argument '{args[i]}' (--ptx-dir DIR, --out DIR, --model FILE, --quick, --no-bench, --only-bench, --gemm-bench, --big, --only-big, --shapes [LIST], --decode B:C,..., --attention-policy U,B,M, --kv-cache-dtype auto|fp32|fp16|fp8, --omit K+K,K, --tp N; or: inference <verb> ...)");
             return 2;
     }
 }
@@ -166,7 +170,7 @@ try
             report.Line($"     decode attention split policy {policy}");
         }
 
-        var suite = new ShapeBenchmarks(gpu, report, gpu.ResolveKvCacheDtype(kvCacheDtype), copyBandwidth);
+        var suite = new ShapeBenchmarks(gpu, report, gpu.ResolveKvCacheDtype(kvCacheDtype), copyBandwidth, omissions);
         (int, int)[] small = [(1, 128), (32, 128)];
         (int, int)[] large = [(1, 128), (32, 128), (64, 128), (256, 128), (1, 2048), (32, 2048), (1, 8192), (32, 8192)];
         var table = new (string Key, string Name, Func<int, ModelConfig> Shape, GgmlType Type, (int, int)[] Decode, int Prefill)[]

@@ -16,7 +16,11 @@ namespace AspireAi.GpuCheck;
 /// would take minutes); every step really reads the whole context.
 /// </summary>
 /// <param name="copyBandwidth">The device-to-device copy's GB/s measured in the same run (the roofline of the KV read).</param>
-internal sealed class ShapeBenchmarks(CudaBackend gpu, Report report, KvCacheDtype kvDtype, double copyBandwidth)
+/// <param name="omissions">
+/// Sets of kernel names (--omit): at batch 1 each set's kernels are left out of a replayed step in turn, so the step's time
+/// without them says what they cost on its critical path (the step's results are then wrong; only its time counts).
+/// </param>
+internal sealed class ShapeBenchmarks(CudaBackend gpu, Report report, KvCacheDtype kvDtype, double copyBandwidth, IReadOnlyList<string[]> omissions)
 {
     private const int BlockSize = 16;
 
@@ -165,6 +169,11 @@ internal sealed class ShapeBenchmarks(CudaBackend gpu, Report report, KvCacheDty
                     var wholeMs = GraphStepMs(model, cache, batch, batchSize, ids, () => Step(context + 1), steps);
                     gpu.GemvSplitOverride = null;
                     report.Timing($"{label}: {batchSize / (wholeMs * 1e-3),9:F1} tok/s ({wholeMs:F3} ms/step, {model.WeightBytesPerStep / (wholeMs * 1e-3) / 1e9:F0} GB/s of weights), CUDA graph, {mode}, no split GEMV");
+                    foreach (var names in omissions)
+                    {
+                        var omittedMs = GraphStepMsWithout(names, () => GraphStepMs(model, cache, batch, batchSize, ids, () => Step(context + 1), steps));
+                        report.Timing($"{label}: {batchSize / (omittedMs * 1e-3),9:F1} tok/s ({omittedMs:F3} ms/step: {graphMs - omittedMs:F3} ms less), CUDA graph, {mode}, without {string.Join(" + ", names)}");
+                    }
                 }
             }
         }
@@ -278,6 +287,33 @@ internal sealed class ShapeBenchmarks(CudaBackend gpu, Report report, KvCacheDty
 
         Array.Sort(times);
         return times[times.Length / 2];
+    }
+
+    /// <summary>What <paramref name="time"/> returns with the kernels named left out of every launch (none of them may be unknown).</summary>
+    private double GraphStepMsWithout(string[] names, Func<double> time)
+    {
+        var kernels = typeof(CudaKernels).GetProperties()
+            .Where(p => p.PropertyType == typeof(CudaKernel))
+            .Select(p => (CudaKernel?)p.GetValue(gpu.Kernels))
+            .OfType<CudaKernel>()
+            .ToDictionary(k => k.Name);
+        var omitted = names.Select(n => kernels.TryGetValue(n, out var k) ? k : throw new ArgumentException($"--omit: no kernel '{n}' (kernels: {string.Join(", ", kernels.Keys.Order())})")).ToArray();
+        foreach (var kernel in omitted)
+        {
+            kernel.Omitted = true;
+        }
+
+        try
+        {
+            return time();
+        }
+        finally
+        {
+            foreach (var kernel in omitted)
+            {
+                kernel.Omitted = false;
+            }
+        }
     }
 
     /// <summary>Milliseconds per replay of the captured step (the same positions each replay, so launch shapes stay fixed).</summary>

@@ -58,6 +58,12 @@ public sealed unsafe class CudaKernel
     /// </summary>
     public bool WaitsForPreviousKernel { get; }
 
+    /// <summary>
+    /// Diagnostics only: an omitted kernel is not launched (nor recorded into a graph), so a timed step shows what the
+    /// kernel costs on the step's critical path (<c>GpuCheck --shapes ... --omit</c>); the step's results are then wrong.
+    /// </summary>
+    public bool Omitted { get; set; }
+
     public int Attribute(CudaFunctionAttribute attribute)
     {
         CudaDriver.Check(CudaDriver.cuFuncGetAttribute(out var value, attribute, _function), $"cuFuncGetAttribute({Name})");
@@ -70,7 +76,7 @@ public sealed unsafe class CudaKernel
 
     public void Launch(CudaStream stream, Dim3 grid, Dim3 block, int sharedBytes, params ReadOnlySpan<KernelArg> args)
     {
-        if (grid.X == 0 || grid.Y == 0 || grid.Z == 0)
+        if (grid.X == 0 || grid.Y == 0 || grid.Z == 0 || Omitted)
         {
             return;
         }
