@@ -360,12 +360,12 @@ extern "C" __global__ void __launch_bounds__(ATT_THREADS) attention_partition_fp
 extern "C" __global__ void __launch_bounds__(ATT_THREADS) attention_reduce(
     const float* partialOut, const float2* partialStats, const int* positions, const int* tokenList, float* output, int heads,
     int headDim, int partition, int splits, signed char* codes, float2* scaleSums) {
+    pdl_start();
     __shared__ float sReduce[ATT_WARPS];
     __shared__ float4 sSum[ATT_WARPS][64];  // head dimension ≤ 256
     const int head = blockIdx.x, t = tokenList ? tokenList[blockIdx.y] : blockIdx.y;
     const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
     const int used = (positions[t] + partition) / partition;  // ⌈(p + 1) / partition⌉
-    pdl_start();  // after the step's metadata (written before the step): only the partitions come from the kernel before
     const float2* stats = partialStats + ((long long)t * heads + head) * splits;
     float m = -INFINITY;
     for (int z = tid; z < used; z += ATT_THREADS) m = fmaxf(m, stats[z].x);
@@ -961,10 +961,6 @@ __device__ __forceinline__ void attention_decode_tc(
     const KV* keys = keyCache + (long long)h * headDim;
     const KV* values = valueCache + (long long)h * headDim;
     const int kSteps = headDim / 16, dTiles = headDim / 8;
-    // The token list, positions and sequence ids above are the step's metadata, written before the step by no kernel of
-    // it: their chain of dependent loads runs before waiting for the kernel before (rope_store_kv), and a block past its
-    // sequence's end leaves without waiting at all.
-    pdl_start();
 
     // Q as A fragments of rows g (a0: dims 16k + 2·t4, +1; a2: + 8 — fp8: dims t4·headDim/4 + 4k, +1 and +2, +3); rows
     // g + 8 (a1, a3) are zero.
@@ -1149,6 +1145,7 @@ extern "C" __global__ void __launch_bounds__(ATT_THREADS) attention_decode_f16_t
     const float* query, const unsigned short* keyCache, const unsigned short* valueCache, const int* blockTables,
     const int* sequenceOf, const int* positions, const int* tokenList, float* output, float* partialOut, float2* partialStats,
     int heads, int kvHeads, int headDim, int blockSize, int maxBlocks, int partition, int splits, float scaleLog2) {
+    pdl_start();
     attention_decode_tc(query, keyCache, valueCache, blockTables, sequenceOf, positions, tokenList, output, partialOut,
                         partialStats, heads, kvHeads, headDim, blockSize, maxBlocks, partition, splits, scaleLog2);
 }
@@ -1157,6 +1154,7 @@ extern "C" __global__ void __launch_bounds__(ATT_THREADS, 3) attention_decode_fp
     const float* query, const unsigned char* keyCache, const unsigned char* valueCache, const int* blockTables,
     const int* sequenceOf, const int* positions, const int* tokenList, float* output, float* partialOut, float2* partialStats,
     int heads, int kvHeads, int headDim, int blockSize, int maxBlocks, int partition, int splits, float scaleLog2) {
+    pdl_start();
     attention_decode_tc(query, keyCache, valueCache, blockTables, sequenceOf, positions, tokenList, output, partialOut,
                         partialStats, heads, kvHeads, headDim, blockSize, maxBlocks, partition, splits, scaleLog2);
 }

@@ -12,11 +12,8 @@
 // stream is still running. The rule that keeps that correct: every kernel calls pdl_wait() before it reads anything an
 // earlier kernel wrote or writes anything an earlier kernel reads. griddepcontrol.wait returns once the previous kernel
 // has finished and its writes are visible, and since that kernel waited in turn, "everything before has finished" holds
-// down the whole stream. Only loads of what no kernel writes may come first: weights (the GEMVs issue their first weight
-// loads before waiting, which hides the previous kernel's tail and this kernel's ramp-up; rms_norm_rows its norm weight),
-// the rope tables, and the step's metadata (token list, positions, slots, sequence ids, block tables: one host-to-device
-// copy before the step's first kernel, and a copy is never overlapped), so rope_store_kv, the decode attention kernels and
-// attention_reduce run their chains of dependent metadata loads before the wait. Right after the wait each kernel
+// down the whole stream. Only loads of what no kernel writes (weights) may come first: the GEMVs issue their first weight
+// loads before waiting, which hides the previous kernel's tail and this kernel's ramp-up. Right after the wait each kernel
 // calls pdl_launch_dependents(), letting the next kernel's blocks become resident and begin their own prologue (one
 // kernel ahead, not a cascade: the next one cannot pass its own wait, and so cannot trigger, before this one ends).
 // Both are no-ops in the sm_80 build and when a kernel is launched without the attribute.

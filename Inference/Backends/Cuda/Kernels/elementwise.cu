@@ -125,7 +125,7 @@ __device__ __forceinline__ void store_kv(unsigned char* cache, long long i, floa
 // With qNorm and kNorm (Qwen3's per-head RMS norm of q and k, weights [headDim]) each head is first normalised as
 // rms_norm_groups does — x · rsqrt(mean(x²) + epsilon) · weight — saving its two launches a layer. A head's pairs are
 // consecutive threads of one block (the host asks 128 % (headDim / 2) == 0): summed over the warp, then, for heads wider
-// than a warp, over the head's warps through shared memory. The body waits for the kernel before itself (pdl_start).
+// than a warp, over the head's warps through shared memory.
 template <typename KV>
 __device__ __forceinline__ void rope_store_kv_body(float* query, float* key, const float* value, const float* cosTable,
                                                    const float* sinTable, const int* positions, const int* slots,
@@ -135,16 +135,14 @@ __device__ __forceinline__ void rope_store_kv_body(float* query, float* key, con
     const int t = blockIdx.x;
     const int pairs = headDim / 2;
     const long long p = positions[t];
+    const float* cs = cosTable + p * pairs;
+    const float* sn = sinTable + p * pairs;
     const long long slot = slots[t];
     const int kvWidth = kvHeads * headDim;
     const int item = blockIdx.y * blockDim.x + threadIdx.x;
     const bool inside = item < (heads + kvHeads) * pairs;
     const int h = item / pairs, i = item % pairs;
     const bool isKey = h >= heads;
-    // The step's metadata and the tables are written before the step by no kernel of it, so the position's cos and sin
-    // are read before waiting for the kernel before (the q/k/v projection): two dependent loads off the critical path.
-    const float c = inside ? cosTable[p * pairs + i] : 0.0f, sn = inside ? sinTable[p * pairs + i] : 0.0f;
-    pdl_start();
     float* x = isKey ? key + (long long)t * kvWidth + (h - heads) * headDim
                      : query + (long long)t * heads * headDim + h * headDim;
     const int a = style == 0 ? 2 * i : i;
@@ -168,8 +166,8 @@ __device__ __forceinline__ void rope_store_kv_body(float* query, float* key, con
         }
     }
     if (inside) {
-        const float r0 = x0 * c - x1 * sn;
-        const float r1 = x0 * sn + x1 * c;
+        const float r0 = x0 * cs[i] - x1 * sn[i];
+        const float r1 = x0 * sn[i] + x1 * cs[i];
         x[a] = r0;
         x[b] = r1;
         if (isKey) {
@@ -186,6 +184,7 @@ extern "C" __global__ void rope_store_kv(float* query, float* key, const float* 
                                          const float* sinTable, const int* positions, const int* slots, float* keyCache,
                                          float* valueCache, int heads, int kvHeads, int headDim, int style,
                                          const float* qNorm, const float* kNorm, float epsilon) {
+    pdl_start();
     rope_store_kv_body(query, key, value, cosTable, sinTable, positions, slots, keyCache, valueCache, heads, kvHeads,
                        headDim, style, qNorm, kNorm, epsilon);
 }
@@ -195,6 +194,7 @@ extern "C" __global__ void rope_store_kv_f16(float* query, float* key, const flo
                                              unsigned short* keyCache, unsigned short* valueCache, int heads, int kvHeads,
                                              int headDim, int style, const float* qNorm, const float* kNorm,
                                              float epsilon) {
+    pdl_start();
     rope_store_kv_body(query, key, value, cosTable, sinTable, positions, slots, keyCache, valueCache, heads, kvHeads,
                        headDim, style, qNorm, kNorm, epsilon);
 }
@@ -204,6 +204,7 @@ extern "C" __global__ void rope_store_kv_fp8(float* query, float* key, const flo
                                              unsigned char* keyCache, unsigned char* valueCache, int heads, int kvHeads,
                                              int headDim, int style, const float* qNorm, const float* kNorm,
                                              float epsilon) {
+    pdl_start();
     rope_store_kv_body(query, key, value, cosTable, sinTable, positions, slots, keyCache, valueCache, heads, kvHeads,
                        headDim, style, qNorm, kNorm, epsilon);
 }
