@@ -12,7 +12,7 @@ nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=c
 KERNELS="$GPU/kernels" bash "$GPU/tools/build-ptx.sh" "$GPU/ptx" 2>&1 | tee -a "$OUT/run.log" || exit 1
 tar -cf "$OUT/ptx.tar" -C "$GPU/ptx" .
 models=()
-for m in "$GPU"/models/*.gguf; do models+=(--model "$m"); done
+for m in "$GPU"/models/*.gguf; do [ -e "$m" ] && models+=(--model "$m"); done  # none carried: kernel checks only
 timeout "${CHECK_SECONDS:-400}" "$GPU/bin/GpuCheck" --ptx-dir "$GPU/ptx" "${models[@]}" --out "$OUT" ${CHECK_ARGS:-} 2>&1 | tail -n 400 >> "$OUT/run.log"
 echo "gpucheck exit ${PIPESTATUS[0]}" | tee -a "$OUT/run.log"
 timeout "${SANITIZER_SECONDS:-150}" compute-sanitizer --tool memcheck --leak-check full --print-limit 20 \
