@@ -28,6 +28,7 @@ for side in "${order[@]}"; do
     check=0; [ "$run" = 1 ] && [ "$side" = new ] && check="${CHECK:-1}"
     GPU="$dir" OUT="$OUT/$run-$side" CHECK="$check" SHAPES="$SHAPES" DECODE="${DECODE:-}" bash "$dir/tools/perf-run.sh" > /dev/null 2>&1
     echo "[$(date -u +%H:%M:%S)] run $run: $side ($(grep -c '^TIME decode' "$OUT/$run-$side/perf.log" 2>/dev/null || echo 0) decode lines)"
+    [ "$check" = 0 ] || grep -hE '^FAIL|passed, .* failed' "$OUT/$run-$side/check.log" 2>/dev/null | cut -c1-200 | tail -n 12
     if [ "$side" = new ] && [ ! -d "$GPU/ptx-prebuilt" ] && [ -f "$OUT/$run-$side/ptx.tar" ]; then
         mkdir -p "$GPU/ptx-prebuilt" && tar -xf "$OUT/$run-$side/ptx.tar" -C "$GPU/ptx-prebuilt" && madePrebuilt=1
     fi
