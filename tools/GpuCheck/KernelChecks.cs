@@ -742,12 +742,7 @@ internal sealed class KernelChecks(CudaBackend gpu, CpuBackend cpu, Report repor
         }
     }
 
-    private float[] ReadFloats(Inference.Backends.Cuda.Driver.CudaDeviceBuffer<byte> buffer)
-    {
-        var values = new float[buffer.Length / sizeof(float)];
-        buffer.CopyTo(gpu.Stream, System.Runtime.InteropServices.MemoryMarshal.AsBytes(values.AsSpan()));
-        return values;
-    }
+    private float[] ReadFloats(Inference.Backends.Cuda.Driver.CudaDeviceBuffer<byte> buffer) => MemoryMarshal.Cast<byte, float>(ReadBytes(buffer)).ToArray();
 
     private byte[] ReadBytes(Inference.Backends.Cuda.Driver.CudaDeviceBuffer<byte> buffer)
     {

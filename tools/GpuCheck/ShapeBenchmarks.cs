@@ -139,6 +139,9 @@ internal sealed class ShapeBenchmarks(CudaBackend gpu, Report report, KvCacheDty
             return clock.Elapsed.TotalMilliseconds / steps;
         }
 
+        // Milliseconds of the step captured as a graph and replayed (positions one past the context).
+        double GraphMs() => GraphStepMs(model, cache, batch, batchSize, ids, () => Step(context + 1), steps);
+
         foreach (var dependent in launchModes)
         {
             gpu.Stream.DependentLaunch = dependent;
@@ -155,7 +158,7 @@ internal sealed class ShapeBenchmarks(CudaBackend gpu, Report report, KvCacheDty
             }
             if (batchSize <= 32)
             {
-                var graphMs = GraphStepMs(model, cache, batch, batchSize, ids, () => Step(context + 1), steps);
+                var graphMs = GraphMs();
                 if (dependent == gpu.Kernels.DependentLaunch)
                 {
                     defaultGraphMs = graphMs;
@@ -166,12 +169,12 @@ internal sealed class ShapeBenchmarks(CudaBackend gpu, Report report, KvCacheDty
                 {
                     // The same with every GEMV's warps owning their rows (no _m1_split kernel), for the A/B in one run.
                     gpu.GemvSplitOverride = false;
-                    var wholeMs = GraphStepMs(model, cache, batch, batchSize, ids, () => Step(context + 1), steps);
+                    var wholeMs = GraphMs();
                     gpu.GemvSplitOverride = null;
                     report.Timing($"{label}: {batchSize / (wholeMs * 1e-3),9:F1} tok/s ({wholeMs:F3} ms/step, {model.WeightBytesPerStep / (wholeMs * 1e-3) / 1e9:F0} GB/s of weights), CUDA graph, {mode}, no split GEMV");
                     foreach (var names in omissions)
                     {
-                        var omittedMs = GraphStepMsWithout(names, () => GraphStepMs(model, cache, batch, batchSize, ids, () => Step(context + 1), steps));
+                        var omittedMs = GraphStepMsWithout(names, GraphMs);
                         report.Timing($"{label}: {batchSize / (omittedMs * 1e-3),9:F1} tok/s ({omittedMs:F3} ms/step: {graphMs - omittedMs:F3} ms less), CUDA graph, {mode}, without {string.Join(" + ", names)}");
                     }
                 }
