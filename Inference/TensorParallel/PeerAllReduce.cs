@@ -15,7 +15,7 @@ namespace AspireAi.Inference.TensorParallel;
 /// <remarks>Written here because NCCL has no such latency-bound path for in-process ranks and the registry offers nothing.</remarks>
 internal sealed class PeerAllReduce : IDisposable
 {
-    /// <summary>Ranks the kernel's pointer table holds (PEER_MAX_RANKS).</summary>
+    /// <summary>Most ranks: the length of the staging-pointer table each rank's kernel reads.</summary>
     public const int MaxRanks = 8;
 
     /// <summary>Floats per rank's row of a staging slot: 32 decode rows × 8192 (Llama-3-70B's width), 1 MB.</summary>

@@ -172,6 +172,15 @@ internal sealed class ShapeBenchmarks(CudaBackend gpu, Report report, KvCacheDty
                     var wholeMs = GraphMs();
                     gpu.GemvSplitOverride = null;
                     report.Timing($"{label}: {batchSize / (wholeMs * 1e-3),9:F1} tok/s ({wholeMs:F3} ms/step, {model.WeightBytesPerStep / (wholeMs * 1e-3) / 1e9:F0} GB/s of weights), CUDA graph, {mode}, no split GEMV");
+                    if (gpu.Kernels.AttentionDecodeF16Cluster is not null && kvDtype == KvCacheDtype.Float16)
+                    {
+                        // The same with attention_reduce merging the partitions (no cluster merge), for the A/B in one run.
+                        gpu.AttentionClusterMerge = false;
+                        var reduceMs = GraphMs();
+                        gpu.AttentionClusterMerge = true;
+                        report.Timing($"{label}: {batchSize / (reduceMs * 1e-3),9:F1} tok/s ({reduceMs:F3} ms/step, {model.WeightBytesPerStep / (reduceMs * 1e-3) / 1e9:F0} GB/s of weights), CUDA graph, {mode}, attention_reduce a launch of its own");
+                    }
+
                     foreach (var names in omissions)
                     {
                         var omittedMs = GraphStepMsWithout(names, GraphMs);

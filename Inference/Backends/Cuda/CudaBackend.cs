@@ -91,11 +91,13 @@ public sealed class CudaBackend : IBackend, IDeviceSampler
         Context.MakeCurrent();
         var codes = new CudaDeviceBuffer<byte>(Context, packed.Codes.Length);
         codes.CopyFrom(Stream, packed.Codes);
-        CudaDeviceBuffer<float>? scales = null, mins = null;
+        CudaDeviceBuffer<byte>? scales = null;
+        CudaDeviceBuffer<float>? mins = null;
         if (packed.Scales is not null)
         {
-            scales = new CudaDeviceBuffer<float>(Context, packed.Scales.Length);
-            scales.CopyFrom(Stream, packed.Scales);
+            var bytes = CudaWeight.DeviceScales(packed.Name, packed.Scales, CudaWeight.HasHalfScales(packed.ScalesPerBlock, packed.Mins is not null));
+            scales = new CudaDeviceBuffer<byte>(Context, bytes.Length);
+            scales.CopyFrom(Stream, bytes);
         }
 
         if (packed.Mins is not null)
@@ -597,6 +599,13 @@ public sealed class CudaBackend : IBackend, IDeviceSampler
     public AttentionSplitPolicy? AttentionPolicy { get; set; }
 
     /// <summary>
+    /// Whether a decode batch over an f16 cache merges its attention partitions inside a thread-block cluster
+    /// (attention_decode_f16_tc_cluster, sm_90, 2–8 partitions) rather than by attention_reduce's launch (the default:
+    /// true). GpuCheck times and compares both side by side with it.
+    /// </summary>
+    public bool AttentionClusterMerge { get; set; } = true;
+
+    /// <summary>
     /// Forces the one-row GEMVs' split variant on (true) or off (false) for every shape: GpuCheck times both side by side
     /// with it. Null: split wherever the layout has the variant (<see cref="CudaLaunchGeometry.Gemv"/>, the default).
     /// </summary>
@@ -786,6 +795,20 @@ public sealed class CudaBackend : IBackend, IDeviceSampler
         var policy = AttentionPolicy ?? (!tensorCores ? AttentionSplitPolicy.Default
             : kv.IsFp8 ? AttentionSplitPolicy.TensorCoreFp8 : AttentionSplitPolicy.TensorCore);
         var (partition, splits) = CudaLaunchGeometry.AttentionSplit(tokens, shape.KvHeads, maxContext, Context.MultiprocessorCount, policy);
+        if (tensorCores && kv.IsHalf && !prefill && AttentionClusterMerge && Kernels.AttentionDecodeF16Cluster is { } clustered
+            && CudaLaunchGeometry.ClusterMergeSupports(splits, shape.HeadDim))
+        {
+            // A decode batch's partitions merged inside their cluster, with the output's int8 copy: no attention_reduce.
+            var (clusterCodes, clusterScaleSums) = FusedQuantization(y);
+            clustered.LaunchClusters(Stream, new Dim3((uint)splits, (uint)shape.KvHeads, (uint)tokens), CudaLaunchGeometry.AttentionThreads,
+                CudaLaunchGeometry.DecodeTensorCoreSharedBytes(shape.HeadDim, kv.ElementBytes), (uint)splits,
+                q.Data, kv.Keys(layer), kv.Values(layer), Meta(_layout.BlockTables), Meta(_layout.Sequences), Meta(_layout.Positions), tokenList,
+                y.Data, clusterCodes, clusterScaleSums, heads, shape.KvHeads, shape.HeadDim, shape.BlockSize, batch.MaxBlocksPerSequence,
+                partition, splits, scaleLog2);
+            FusedCopiesWritten(y, tokens, clusterCodes, DevicePointer.Null);
+            return;
+        }
+
         if (splits > 1)
         {
             // Indexed by the token's place in the batch (the kernels write partials of token t at t, list or not).

@@ -48,8 +48,9 @@ public sealed record PackedWeight(
 /// are (1-D tensors widened to float32); Q4_0 and Q4_K as nibbles in ggml's Q4_0 byte order with unsigned codes; Q8_0,
 /// Q5_0, Q5_K and Q6_K as signed int8 codes with the format's offset subtracted; fp16 super-block scales multiplied out into
 /// one float scale per 32 values (per 16 for Q6_K) and one float min per 32 (K-quants). Lossless: codes are the file's
-/// integers, and fp16 · 6-bit integer products are exact in float. Written separately from the CPU backend's repacker,
-/// whose layout serves AVX2 lanes and may change with that backend's tuning.
+/// integers, and fp16 · 6-bit integer products are exact in float. (Upload keeps the scales of Q8_0, Q5_0 and Q4_0, the
+/// file's f16 d, as f16 on the device: <see cref="CudaWeight.HasHalfScales"/>.) Written separately from the CPU backend's
+/// repacker, whose layout serves AVX2 lanes and may change with that backend's tuning.
 /// </summary>
 public static unsafe class CudaWeightPacker
 {

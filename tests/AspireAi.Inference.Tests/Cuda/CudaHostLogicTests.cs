@@ -30,6 +30,16 @@ public sealed class CudaHostLogicTests
         Assert.Throws<ArgumentException>(() => CudaKvOffloadStore.SlotsPerChunk((long)int.MaxValue + 1, 1));
 
     [Theory]
+    [InlineData(1, 128, false)]  // one partition: the decode kernel writes the output itself
+    [InlineData(2, 128, true)]
+    [InlineData(8, 128, true)]   // the portable cluster size
+    [InlineData(9, 128, false)]  // more: attention_reduce
+    [InlineData(3, 64, true)]
+    [InlineData(3, 48, false)]   // not whole 32-value units (stories15M's heads)
+    public void Clusters_merge_two_to_eight_partitions_of_whole_32_value_units(int splits, int headDim, bool expected) =>
+        Assert.Equal(expected, CudaLaunchGeometry.ClusterMergeSupports(splits, headDim));
+
+    [Theory]
     [InlineData(288, 96)]      // stories15M: 72 float4 → 3 warps
     [InlineData(896, 224)]     // Qwen2.5-0.5B
     [InlineData(4096, 1024)]   // Llama-3-8B: one float4 a thread
@@ -501,6 +511,39 @@ public sealed class CudaHostLogicTests
     }
 
     public static TheoryData<GgmlType> Types() => new(GgmlReference.AllTypes);
+
+    [Theory]
+    [MemberData(nameof(Types))]
+    public void Block_scales_go_to_the_device_as_f16_exactly_where_a_block_has_one_f16_scale(GgmlType type)
+    {
+        const int rows = 3;
+        var columns = GgmlTypeInfo.BlockSize(type) == 256 ? 512 : 96;
+        var tensor = new PinnedTensor("w", type, rows, columns, GgmlReference.RandomTensor(type, rows, columns, new Random((int)type + 1)));
+        var packed = CudaWeightPacker.Pack(tensor.View);
+        if (packed.Scales is null)
+        {
+            Assert.Contains(type, new[] { GgmlType.F32, GgmlType.F16, GgmlType.BF16 });
+            return;
+        }
+
+        var half = CudaWeight.HasHalfScales(packed.ScalesPerBlock, packed.Mins is not null);
+        Assert.Equal(type is GgmlType.Q8_0 or GgmlType.Q5_0 or GgmlType.Q4_0, half);
+        var bytes = CudaWeight.DeviceScales(packed.Name, packed.Scales, half);
+        Assert.Equal(packed.Scales.Length * (half ? 2 : 4), bytes.Length);
+        for (var i = 0; i < packed.Scales.Length; i++)
+        {
+            var stored = half ? (float)BitConverter.ToHalf(bytes, 2 * i) : BitConverter.ToSingle(bytes, 4 * i);
+            Assert.Equal(packed.Scales[i], stored); // exact: the f16 copy is the file's own d
+        }
+    }
+
+    [Fact]
+    public void A_scale_that_is_not_an_f16_value_is_refused_by_weight_name()
+    {
+        var error = Assert.Throws<InvalidOperationException>(() => CudaWeight.DeviceScales("blk.3.ffn_down.weight", [0.5f, 1f / 3f], half: true));
+        Assert.Contains("blk.3.ffn_down.weight", error.Message);
+        Assert.Contains("block scale 1", error.Message);
+    }
 
     [Fact]
     public void VectorsAreWidenedToFloat32AndBadShapesAreRefusedByName()

@@ -22,7 +22,6 @@
 // grid (PeerAllReduce.Blocks = 32), block 1024; n a multiple of 4 and ≤ capacity (the host checks both).
 #include "common.cuh"
 
-#define PEER_MAX_RANKS 8
 #define PEER_EMPTY 0x80000000u  // −0.0f
 
 __device__ __forceinline__ long long cycles() {
@@ -47,7 +46,12 @@ __device__ __forceinline__ bool peer_empty(float4 v) {
            || __float_as_uint(v.w) == PEER_EMPTY;
 }
 
+// A value as the peers receive it: −0.0 (PEER_EMPTY) sent as +0.0.
 __device__ __forceinline__ float not_empty(float v) { return __float_as_uint(v) == PEER_EMPTY ? 0.0f : v; }
+
+__device__ __forceinline__ float4 as_sent(float4 v) {
+    return make_float4(not_empty(v.x), not_empty(v.y), not_empty(v.z), not_empty(v.w));
+}
 
 extern "C" __global__ void __launch_bounds__(1024) peer_all_reduce(const unsigned long long* table, unsigned* epochs, int rank,
                                                                    int size, long long capacity, long long n, float* x) {
@@ -59,8 +63,7 @@ extern "C" __global__ void __launch_bounds__(1024) peer_all_reduce(const unsigne
     const long long chunks = n / 4, per = (chunks + gridDim.x - 1) / gridDim.x;
     const long long first = (long long)blockIdx.x * per, last = min(chunks, first + per);
     for (long long c = first + threadIdx.x; c < last; c += blockDim.x) {
-        const float4 own = ((const float4*)x)[c];
-        const float4 v = make_float4(not_empty(own.x), not_empty(own.y), not_empty(own.z), not_empty(own.w));
+        const float4 v = as_sent(((const float4*)x)[c]);
         for (int p = 0; p < size; p++)
             if (p != rank) store_volatile(staging[p] + slot + (long long)rank * capacity + 4 * c, v);
     }
@@ -68,10 +71,10 @@ extern "C" __global__ void __launch_bounds__(1024) peer_all_reduce(const unsigne
     const float4 empty = make_float4(__uint_as_float(PEER_EMPTY), __uint_as_float(PEER_EMPTY), __uint_as_float(PEER_EMPTY),
                                      __uint_as_float(PEER_EMPTY));
     for (long long c = first + threadIdx.x; c < last; c += blockDim.x) {
-        const float4 own = ((const float4*)x)[c];
+        const float4 own = as_sent(((const float4*)x)[c]);
         float4 sum = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
         for (int p = 0; p < size; p++) {
-            float4 w = make_float4(not_empty(own.x), not_empty(own.y), not_empty(own.z), not_empty(own.w));
+            float4 w = own;
             if (p != rank) {
                 float* const at = mine + (long long)p * capacity + 4 * c;
                 // A rank that never arrives (its host thread failed) must not hang this device: after ~10 s of cycles,

@@ -141,8 +141,19 @@ __device__ __forceinline__ int dp4a(int a, int b, int c) {
     return d;
 }
 
+// A quantized weight's block scales: f16 where a block has one scale and no min (Q8_0, Q5_0, Q4_0: ggml's own f16 d,
+// stored as it is in the file, 2 bytes a block rather than 4), float32 otherwise (the K-quants' products of an f16 d and
+// a 6-bit sub-scale, and Q6_K's two scales a block). CudaWeight.HalfScales is the host's side of the same rule.
+__device__ __forceinline__ bool half_scales(int scalesPerBlock, bool hasMins) { return scalesPerBlock == 1 && !hasMins; }
+
+template <bool HALF>
+__device__ __forceinline__ float load_scale(const void* scales, long long i) {
+    if constexpr (HALF) return half_to_float(__ldg((const unsigned short*)scales + i));
+    else return __ldg((const float*)scales + i);
+}
+
 // One value of a weight row in any layout (embedding lookup; slow paths).
-__device__ __forceinline__ float weight_value(const unsigned char* codes, const float* scales, const float* mins, int layout,
+__device__ __forceinline__ float weight_value(const unsigned char* codes, const void* scales, const float* mins, int layout,
                                               int scalesPerBlock, int offset, long long row, int columns, int i) {
     switch (layout) {
     case LAYOUT_F32: return ((const float*)codes)[row * columns + i];
@@ -159,7 +170,8 @@ __device__ __forceinline__ float weight_value(const unsigned char* codes, const 
         const unsigned char b = codes[(row * blocks + block) * 16 + (j & 15)];
         code = (j < 16 ? (b & 15) : (b >> 4)) - offset;
     }
-    const float scale = scales[(row * blocks + block) * scalesPerBlock + (scalesPerBlock == 2 ? j / 16 : 0)];
+    const long long s = (row * blocks + block) * scalesPerBlock + (scalesPerBlock == 2 ? j / 16 : 0);
+    const float scale = half_scales(scalesPerBlock, mins) ? half_to_float(((const unsigned short*)scales)[s]) : ((const float*)scales)[s];
     const float min = mins ? mins[row * blocks + block] : 0.0f;
     return scale * (float)code - min;
 }
@@ -176,6 +188,11 @@ __device__ __forceinline__ unsigned shared_address(const void* p) {
 __device__ __forceinline__ void cp_async16(void* shared, const void* global, bool valid) {
     const unsigned s = shared_address(shared);
     asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(s), "l"(global), "r"(valid ? 16 : 0));
+}
+
+__device__ __forceinline__ void cp_async4(void* shared, const void* global, bool valid) {
+    const unsigned s = shared_address(shared);
+    asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;" ::"r"(s), "l"(global), "r"(valid ? 4 : 0));
 }
 
 __device__ __forceinline__ void cp_async8(void* shared, const void* global, bool valid) {

@@ -7,7 +7,7 @@
 #include "common.cuh"
 
 // output[t][:] = row ids[t] of the table, dequantized.  grid (tokens), block 256; columns strided over threads.
-extern "C" __global__ void embed_rows(const unsigned char* codes, const float* scales, const float* mins, int layout,
+extern "C" __global__ void embed_rows(const unsigned char* codes, const void* scales, const float* mins, int layout,
                                       int scalesPerBlock, int offset, int columns, const int* ids, float* output) {
     pdl_start();
     const int t = blockIdx.x;
@@ -45,9 +45,10 @@ __device__ __forceinline__ unsigned short round_half(float x, int bf16) {
 // 8 lanes of consecutive chunks that hold one 32-value block), for the quantized matmul that reads it next. When halves
 // is given, it is also rounded to f16 (bf16 when bf16 != 0) as round_to_half does, for the half GEMM that reads it next.
 #define NORM_ITEMS 4
-extern "C" __global__ void __launch_bounds__(1024) rms_norm_rows(float* residual, const float* delta, const float* weight, float epsilon,
-                                         float* output, int columns, signed char* codes, float2* scaleSums,
-                                         unsigned short* halves, int bf16) {
+extern "C" __global__ void __launch_bounds__(1024) rms_norm_rows(float* residual, const float* delta, const float* weight,
+                                                                  float epsilon, float* output, int columns,
+                                                                  signed char* codes, float2* scaleSums,
+                                                                  unsigned short* halves, int bf16) {
     const int chunks = columns / 4;
     float4 w[NORM_ITEMS];
 #pragma unroll
@@ -180,34 +181,21 @@ __device__ __forceinline__ void rope_store_kv_body(float* query, float* key, con
         store_kv(valueCache, slot * kvWidth + j, value[(long long)t * kvWidth + j]);
 }
 
-extern "C" __global__ void rope_store_kv(float* query, float* key, const float* value, const float* cosTable,
-                                         const float* sinTable, const int* positions, const int* slots, float* keyCache,
-                                         float* valueCache, int heads, int kvHeads, int headDim, int style,
-                                         const float* qNorm, const float* kNorm, float epsilon) {
-    pdl_start();
-    rope_store_kv_body(query, key, value, cosTable, sinTable, positions, slots, keyCache, valueCache, heads, kvHeads,
-                       headDim, style, qNorm, kNorm, epsilon);
-}
+// The entries of rope_store_kv_body, one a cache element type (C linkage has no templates): rope_store_kv (float32),
+// rope_store_kv_f16, rope_store_kv_fp8.
+#define ROPE_STORE_KV(NAME, KV)                                                                                          \
+    extern "C" __global__ void NAME(float* query, float* key, const float* value, const float* cosTable,                \
+                                    const float* sinTable, const int* positions, const int* slots, KV* keyCache,        \
+                                    KV* valueCache, int heads, int kvHeads, int headDim, int style, const float* qNorm, \
+                                    const float* kNorm, float epsilon) {                                                 \
+        pdl_start();                                                                                                     \
+        rope_store_kv_body(query, key, value, cosTable, sinTable, positions, slots, keyCache, valueCache, heads,         \
+                           kvHeads, headDim, style, qNorm, kNorm, epsilon);                                              \
+    }
 
-extern "C" __global__ void rope_store_kv_f16(float* query, float* key, const float* value, const float* cosTable,
-                                             const float* sinTable, const int* positions, const int* slots,
-                                             unsigned short* keyCache, unsigned short* valueCache, int heads, int kvHeads,
-                                             int headDim, int style, const float* qNorm, const float* kNorm,
-                                             float epsilon) {
-    pdl_start();
-    rope_store_kv_body(query, key, value, cosTable, sinTable, positions, slots, keyCache, valueCache, heads, kvHeads,
-                       headDim, style, qNorm, kNorm, epsilon);
-}
-
-extern "C" __global__ void rope_store_kv_fp8(float* query, float* key, const float* value, const float* cosTable,
-                                             const float* sinTable, const int* positions, const int* slots,
-                                             unsigned char* keyCache, unsigned char* valueCache, int heads, int kvHeads,
-                                             int headDim, int style, const float* qNorm, const float* kNorm,
-                                             float epsilon) {
-    pdl_start();
-    rope_store_kv_body(query, key, value, cosTable, sinTable, positions, slots, keyCache, valueCache, heads, kvHeads,
-                       headDim, style, qNorm, kNorm, epsilon);
-}
+ROPE_STORE_KV(rope_store_kv, float)
+ROPE_STORE_KV(rope_store_kv_f16, unsigned short)
+ROPE_STORE_KV(rope_store_kv_fp8, unsigned char)
 
 // output = gate / (1 + e^-gate) * up over n values.  grid (ceil(n / 256)), block 256. When codes is given (n and the
 // row width multiples of 32, so every warp holds one whole block) the output is also quantized as quantize_q8 does; when

@@ -65,7 +65,7 @@ __device__ __forceinline__ void load_unit(const unsigned char* rowCodes, int u, 
 // by the host), so the RW rows of a warp lie in one part. A single weight passes n1 = n2 = 0.
 struct GemvPart {
     const unsigned char* codes;
-    const float* scales;
+    const void* scales;  // f16 or float32 (half_scales, common.cuh)
     const float* mins;
     float* y;
     int n;
@@ -128,6 +128,7 @@ template <int LAYOUT, int SCALES, bool MINS, int RW, int R, int U, bool SPLIT>
 __device__ __forceinline__ void gemv_quant(const GemvPart p0, const GemvPart p1, const GemvPart p2, int offset,
                                            const signed char* xq, const float2* xds, int k, int m) {
     constexpr bool HALVES = LAYOUT == LAYOUT_INT8;  // a unit is half a block
+    constexpr bool HALF_SCALES = SCALES == 1 && !MINS;
     const int first = SPLIT ? threadIdx.x : threadIdx.x % 32;  // this thread's first unit of each row
     constexpr int STRIDE = SPLIT ? 32 * GEMV_WARPS : 32;  // threads that share a row's units
     int row0 = (SPLIT ? blockIdx.x : blockIdx.x * GEMV_WARPS + threadIdx.x / 32) * RW;
@@ -154,9 +155,9 @@ __device__ __forceinline__ void gemv_quant(const GemvPart p0, const GemvPart p1,
                 if (u < units) {
                     load_unit<LAYOUT>(p.codes + row * rowBytes, u, w[j][r]);
                     const long long sb = (row * blocks + b) * SCALES;
-                    const float first = __ldg(p.scales + sb);
-                    s0[j][r] = SCALES == 2 && HALVES && (u & 1) ? __ldg(p.scales + sb + 1) : first;
-                    s1[j][r] = SCALES == 2 && !HALVES ? __ldg(p.scales + sb + 1) : s0[j][r];
+                    const float first = load_scale<HALF_SCALES>(p.scales, sb);
+                    s0[j][r] = SCALES == 2 && HALVES && (u & 1) ? load_scale<HALF_SCALES>(p.scales, sb + 1) : first;
+                    s1[j][r] = SCALES == 2 && !HALVES ? load_scale<HALF_SCALES>(p.scales, sb + 1) : s0[j][r];
                     corr[j][r] = HALVES && (u & 1) ? 0.0f : first * (float)offset + (MINS ? __ldg(p.mins + row * blocks + b) : 0.0f);
                 }
             }
@@ -266,9 +267,9 @@ __device__ __forceinline__ void gemv_float(const GemvPart p0, const GemvPart p1,
 // (4 rows, 127 registers) was slower than their own in every Llama-3-8B shape (H100, 2026-11-27: q/k/v 2,069 → 1,650
 // GB/s, gate/up 2,595 → 1,820).
 #define GEMV_PARTS_PARAMS                                                                                               \
-    const unsigned char *codes0, const float *scales0, const float *mins0, float *y0, int n0,                          \
-    const unsigned char *codes1, const float *scales1, const float *mins1, float *y1, int n1,                          \
-    const unsigned char *codes2, const float *scales2, const float *mins2, float *y2, int n2
+    const unsigned char *codes0, const void *scales0, const float *mins0, float *y0, int n0,                           \
+    const unsigned char *codes1, const void *scales1, const float *mins1, float *y1, int n1,                           \
+    const unsigned char *codes2, const void *scales2, const float *mins2, float *y2, int n2
 #define GEMV_PARTS                                                                                                      \
     GemvPart{codes0, scales0, mins0, y0, n0}, GemvPart{codes1, scales1, mins1, y1, n1}, GemvPart{codes2, scales2, mins2, y2, n2}
 
@@ -328,7 +329,7 @@ GEMV_FLOAT(gemv_bf16, LAYOUT_BF16)
 #define QPAD 12
 
 template <int LAYOUT, int SCALES, bool MINS>
-__device__ __forceinline__ void gemm_quant(const unsigned char* codes, const float* scales, const float* mins, int offset,
+__device__ __forceinline__ void gemm_quant(const unsigned char* codes, const void* scales, const float* mins, int offset,
                                            const signed char* xq, const float2* xds, float* y, int n, int k, int m) {
     pdl_start();
     __shared__ __attribute__((aligned(16))) int sw[QT][QPAD];  // read as int4
@@ -371,9 +372,10 @@ __device__ __forceinline__ void gemm_quant(const unsigned char* codes, const flo
             }
             if (q == 0) {
                 const long long sb = ((long long)row * blocks + b) * SCALES;
-                const float s0 = row < n ? scales[sb] : 0.0f;
+                constexpr bool HALF_SCALES = SCALES == 1 && !MINS;
+                const float s0 = row < n ? load_scale<HALF_SCALES>(scales, sb) : 0.0f;
                 sScale[r][0] = s0;
-                sScale[r][1] = SCALES == 2 && row < n ? scales[sb + 1] : s0;
+                sScale[r][1] = SCALES == 2 && row < n ? load_scale<HALF_SCALES>(scales, sb + 1) : s0;
                 sCorr[r] = row < n ? s0 * (float)offset + (MINS ? mins[(long long)row * blocks + b] : 0.0f) : 0.0f;
             }
         }
@@ -424,7 +426,7 @@ __device__ __forceinline__ void gemm_quant(const unsigned char* codes, const flo
 }
 
 #define GEMM_QUANT(NAME, LAYOUT, SCALES, MINS)                                                                          \
-    extern "C" __global__ void __launch_bounds__(256) NAME(const unsigned char* codes, const float* scales,            \
+    extern "C" __global__ void __launch_bounds__(256) NAME(const unsigned char* codes, const void* scales,             \
         const float* mins, int offset, const signed char* xq, const float2* xds, float* y, int n, int k, int m) {       \
         gemm_quant<LAYOUT, SCALES, MINS>(codes, scales, mins, offset, xq, xds, y, n, k, m);                             \
     }
@@ -460,12 +462,14 @@ __device__ __forceinline__ void mma_s8_16832(int (&d)[4], const int (&a)[4], int
 }
 
 template <bool MINS>
-__device__ __forceinline__ void gemm_int8_tc(const signed char* codes, const float* scales, const float* mins, int offset,
+__device__ __forceinline__ void gemm_int8_tc(const signed char* codes, const void* scales, const float* mins, int offset,
                                              const signed char* xq, const float2* xds, float* y, float* partial, int n,
                                              int k, int m) {
     __shared__ __attribute__((aligned(16))) signed char sw[MSTAGES][MT][MROW];
     __shared__ __attribute__((aligned(16))) signed char sx[MSTAGES][MT][MROW];
+    // The two blocks' scales of a stage: f16 without mins (Q8_0, Q5_0), float32 with them (Q5_K; half_scales).
     __shared__ __attribute__((aligned(16))) float sScale[MSTAGES][MT][2];
+    __shared__ __attribute__((aligned(16))) unsigned short sScaleHalf[MSTAGES][MT][2];
     __shared__ __attribute__((aligned(16))) float sMin[MSTAGES][MT][2];
     __shared__ __attribute__((aligned(16))) float2 sXds[MSTAGES][MT][2];
     const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane / 4, t4 = lane % 4;
@@ -484,7 +488,8 @@ __device__ __forceinline__ void gemm_int8_tc(const signed char* codes, const flo
         if (tid < MT) {
             const int row = n0 + tid;
             const long long at = (long long)min(row, n - 1) * blocks + 2 * (first + s);
-            cp_async8(&sScale[buffer][tid][0], scales + at, row < n);
+            if (MINS) cp_async8(&sScale[buffer][tid][0], (const float*)scales + at, row < n);
+            else cp_async4(&sScaleHalf[buffer][tid][0], (const unsigned short*)scales + at, row < n);
             if (MINS) cp_async8(&sMin[buffer][tid][0], mins + at, row < n);
         }
     };
@@ -532,7 +537,8 @@ __device__ __forceinline__ void gemm_int8_tc(const signed char* codes, const flo
             a[1] = *(const int*)&sw[buffer][wr + 8][32 * qb + 4 * t4];
             a[2] = *(const int*)&sw[buffer][wr][32 * qb + 16 + 4 * t4];
             a[3] = *(const int*)&sw[buffer][wr + 8][32 * qb + 16 + 4 * t4];
-            const float ws0 = sScale[buffer][wr][qb], ws1 = sScale[buffer][wr + 8][qb];
+            const float ws0 = MINS ? sScale[buffer][wr][qb] : half_to_float(sScaleHalf[buffer][wr][qb]);
+            const float ws1 = MINS ? sScale[buffer][wr + 8][qb] : half_to_float(sScaleHalf[buffer][wr + 8][qb]);
             const float c0 = ws0 * (float)offset + (MINS ? sMin[buffer][wr][qb] : 0.0f);
             const float c1 = ws1 * (float)offset + (MINS ? sMin[buffer][wr + 8][qb] : 0.0f);
 #pragma unroll
@@ -564,11 +570,11 @@ __device__ __forceinline__ void gemm_int8_tc(const signed char* codes, const flo
         }
 }
 
-extern "C" __global__ void __launch_bounds__(128) gemm_int8_tc(const unsigned char* codes, const float* scales, const float* mins,
+extern "C" __global__ void __launch_bounds__(128) gemm_int8_tc(const unsigned char* codes, const void* scales, const float* mins,
     int offset, const signed char* xq, const float2* xds, float* y, float* partial, int n, int k, int m) {
     gemm_int8_tc<false>((const signed char*)codes, scales, mins, offset, xq, xds, y, partial, n, k, m);
 }
-extern "C" __global__ void __launch_bounds__(128) gemm_int8_mins_tc(const unsigned char* codes, const float* scales,
+extern "C" __global__ void __launch_bounds__(128) gemm_int8_mins_tc(const unsigned char* codes, const void* scales,
     const float* mins, int offset, const signed char* xq, const float2* xds, float* y, float* partial, int n, int k, int m) {
     gemm_int8_tc<true>((const signed char*)codes, scales, mins, offset, xq, xds, y, partial, n, k, m);
 }
