@@ -4,13 +4,14 @@
 # with the layout of perf-run.sh (GpuCheck in $GPU/bin, PTX in $GPU/ptx); clocks are left alone (--clock-control none,
 # the device README's rule).
 #   KERNELS="gemv_int8_m1 gemv_nibble_m1" SKIP=3 bash .gpu/tools/kernel-profile.sh
-# Each kernel name is profiled once, at its (SKIP+1)-th launch (the first launches are the benchmark's warm-up).
+# Each kernel name is profiled once, at its (SKIP+1)-th launch (the first launches are the benchmark's warm-up); GpuCheck
+# is ended right after it (--kill yes), so a late launch of a long benchmark costs no more than the way there.
 set -uo pipefail
 GPU="${GPU:-.gpu}"
 OUT="${OUT:-$GPU/out}"
 mkdir -p "$OUT"
 for kernel in ${KERNELS:?kernel names}; do
-    timeout "${PROFILE_SECONDS:-120}" ncu --clock-control none -k "regex:^${kernel}\$" --launch-skip "${SKIP:-3}" --launch-count 1 \
+    timeout "${PROFILE_SECONDS:-120}" ncu --clock-control none -k "regex:^${kernel}\$" --launch-skip "${SKIP:-3}" --launch-count 1 --kill yes \
         --section SpeedOfLight --section MemoryWorkloadAnalysis --section WarpStateStats --section Occupancy --section LaunchStats \
         "$GPU/bin/GpuCheck" --ptx-dir "$GPU/ptx" ${BENCH_ARGS:---quick --only-bench} > "$OUT/ncu-$kernel.txt" 2>&1
     echo "ncu $kernel exit $?"
