@@ -48,9 +48,9 @@ internal sealed class TensorParallelChecks(int size, Report report)
         report.Line($"     {split.Description}");
 
         const int blockSize = 16;
-        using var wholeCache = whole.CreateKvCache(whole.KvCacheShape(blockSize, 16));
-        using var splitCache = split.CreateKvCache(split.KvCacheShape(blockSize, 16));
-        using var perturbedCache = perturbed.CreateKvCache(perturbed.KvCacheShape(blockSize, 16));
+        using var wholeCache = whole.CreateKvCache(whole.KvCacheShape(blockSize, 16, KvCacheDtype.Auto));
+        using var splitCache = split.CreateKvCache(split.KvCacheShape(blockSize, 16, KvCacheDtype.Auto));
+        using var perturbedCache = perturbed.CreateKvCache(perturbed.KvCacheShape(blockSize, 16, KvCacheDtype.Auto));
         var vocabulary = config.VocabularySize;
         var expected = new float[4 * vocabulary];
         var actual = new float[4 * vocabulary];
@@ -148,7 +148,7 @@ internal sealed class TensorParallelChecks(int size, Report report)
         using var source = new RandomModel(name, config, type, name.Length * 7919);
         using var split = Split(source, 64, 4);
         const int blockSize = 16, sequences = 4, blocks = 8;
-        using var cache = split.CreateKvCache(split.KvCacheShape(blockSize, sequences * blocks));
+        using var cache = split.CreateKvCache(split.KvCacheShape(blockSize, sequences * blocks, KvCacheDtype.Auto));
         var vocabulary = config.VocabularySize;
         var random = new Random(11);
         var batch = new ForwardBatch(64, sequences, blocks);
@@ -233,7 +233,7 @@ internal sealed class TensorParallelChecks(int size, Report report)
         {
             const int blockSize = 16;
             var blocks = (prompt + steps + blockSize) / blockSize;
-            using var cache = model.CreateKvCache(model.KvCacheShape(blockSize, blocks));
+            using var cache = model.CreateKvCache(model.KvCacheShape(blockSize, blocks, KvCacheDtype.Auto));
             var (batch, table) = PromptBatch(config, prompt, blocks);
             var argMax = (CudaBackend)model.Backend;
             var ids = new int[1];
@@ -314,7 +314,7 @@ internal sealed class TensorParallelChecks(int size, Report report)
                 var loadSeconds = clock.Elapsed.TotalSeconds;
                 const int blockSize = 16;
                 var blocks = (prompt + steps + blockSize) / blockSize;
-                using var cache = model.CreateKvCache(model.KvCacheShape(blockSize, blocks));
+                using var cache = model.CreateKvCache(model.KvCacheShape(blockSize, blocks, KvCacheDtype.Auto));
                 var (batch, table) = PromptBatch(config, prompt, blocks);
                 var device = (CudaBackend)model.Backend;
                 var ids = new int[1];
@@ -338,7 +338,7 @@ internal sealed class TensorParallelChecks(int size, Report report)
                 single ??= n == 1 ? 1000 / stepMs : null;
                 var bandwidth = model.WeightBytesPerStep / (stepMs * 1e-3) / 1e9;
                 var speedup = single is { } one && n > 1 ? $", {1000 / stepMs / one:F2}× TP=1" : "";
-                report.Timing($"decode {name} {type} batch 1 TP={n}: {1000 / stepMs,7:F1} tok/s ({stepMs:F2} ms/step{speedup}); {model.WeightBytesPerStep / 1e9:F1} GB of weights at {bandwidth:F0} GB/s = {100 * bandwidth / (n * copyGbPerSecond):F0}% of {n} × {copyGbPerSecond:F0} GB/s copy; loaded in {loadSeconds:F0} s; {model.Description}");
+                report.Timing($"decode {name} {type} batch 1 TP={n}: {1000 / stepMs,7:F1} tok/s ({stepMs:F2} ms/step{speedup}); {model.WeightBytesPerStep / 1e9:F1} GB of weights at {bandwidth:F0} GB/s = {100 * bandwidth / (n * copyGbPerSecond):F0}% of {n} × {copyGbPerSecond:F0} GB/s copy; loaded in {loadSeconds:F0} s; {cache.Shape.Dtype.Name()} KV; {model.Description}");
 
                 // The step as CUDA graphs (one per rank, all-reduces included), replayed at a fixed position.
                 batch.Clear();
