@@ -956,14 +956,7 @@ internal sealed class KernelChecks(CudaBackend gpu, CpuBackend cpu, Report repor
         gpu.MatMul(copied, pw, plain, t);
         var differing = CountDifferentBits(Read(fused, t), Read(plain, t));
         var label = $"attention {what}, f16 cache: a Q8_0 projection of the output = of the same values quantized apart, bit for bit";
-        if (differing == 0)
-        {
-            report.Pass(label);
-        }
-        else
-        {
-            report.Fail(label, $"{differing} of {t * 64} values differ");
-        }
+        report.BitForBit(label, differing, t * 64);
 
         Dispose([go, co, ho]);
     }
@@ -991,14 +984,7 @@ internal sealed class KernelChecks(CudaBackend gpu, CpuBackend cpu, Report repor
         gpu.AttentionClusterMerge = true;
         var differing = CountDifferentBits(Read(merged, t), Read(apart, t));
         var label = $"attention {what}, f16 cache: {splits} partitions merged in a cluster = by attention_reduce, bit for bit";
-        if (differing == 0)
-        {
-            report.Pass(label);
-        }
-        else
-        {
-            report.Fail(label, $"{differing} of {t * heads * headDim} values differ");
-        }
+        report.BitForBit(label, differing, t * heads * headDim);
     }
 
     /// <summary>
@@ -1040,14 +1026,7 @@ internal sealed class KernelChecks(CudaBackend gpu, CpuBackend cpu, Report repor
         {
             var differing = tiled.Sum(row => CountDifferentBits(h.AsSpan(row * width, width).ToArray(), a.AsSpan(row * width, width).ToArray()));
             var label = $"attention {what}, f16 cache: the query tiles = the float32 cache's, bit for bit";
-            if (differing == 0)
-            {
-                report.Pass(label);
-            }
-            else
-            {
-                report.Fail(label, $"{differing} of {(long)tiled.Length * width} values differ");
-            }
+            report.BitForBit(label, differing, (long)tiled.Length * width);
         }
 
         if (rest > 0)

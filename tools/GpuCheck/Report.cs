@@ -41,6 +41,19 @@ internal sealed class Report
         Line($"FAIL {what}: {why}");
     }
 
+    /// <summary>A bit-for-bit comparison: passes where none of the <paramref name="total"/> items differ, else fails saying how many did.</summary>
+    public void BitForBit(string what, long differing, long total, string items = "values")
+    {
+        if (differing == 0)
+        {
+            Pass(what);
+        }
+        else
+        {
+            Fail(what, $"{differing} of {total} {items} differ");
+        }
+    }
+
     public void Pass(string what)
     {
         Passed++;

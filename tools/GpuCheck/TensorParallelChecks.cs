@@ -215,14 +215,7 @@ internal sealed class TensorParallelChecks(int size, Report report)
         }
 
         var label = $"{name} {type} TP={size}: {steps} replayed decode steps (4 sequences, one of them padding) = the same steps run eagerly, logits bit for bit";
-        if (differing == 0)
-        {
-            report.Pass(label);
-        }
-        else
-        {
-            report.Fail(label, $"{differing} of {(long)steps * sequences * vocabulary} logits differ");
-        }
+        report.BitForBit(label, differing, (long)steps * sequences * vocabulary, "logits");
     }
 
     /// <summary>Decode tokens/s at batch 1, eager launches, greedy on the GPU: TP=1 on device 0 and TP=N, measured in the same run.</summary>
