@@ -46,18 +46,13 @@ __device__ __forceinline__ int4 load_weight16(const void* p) {
     return v;
 }
 
-// Loads 16-byte unit u of a weight row as codes in value order: for int8 the half block u (16 codes, 4 ints), for nibbles
-// the whole block u (32 codes widened to 8 ints of 4 bytes: low nibbles are values 0–15, high ones 16–31).
-template <int LAYOUT>
-__device__ __forceinline__ void load_unit(const unsigned char* rowCodes, int u, int (&w)[LAYOUT == LAYOUT_INT8 ? 4 : 8]) {
-    const int4 v = load_weight16(rowCodes + 16 * u);
-    if constexpr (LAYOUT == LAYOUT_INT8) {
-        w[0] = v.x; w[1] = v.y; w[2] = v.z; w[3] = v.w;
-    } else {
-        w[0] = v.x & 0x0F0F0F0F; w[1] = v.y & 0x0F0F0F0F; w[2] = v.z & 0x0F0F0F0F; w[3] = v.w & 0x0F0F0F0F;
-        w[4] = (v.x >> 4) & 0x0F0F0F0F; w[5] = (v.y >> 4) & 0x0F0F0F0F;
-        w[6] = (v.z >> 4) & 0x0F0F0F0F; w[7] = (v.w >> 4) & 0x0F0F0F0F;
-    }
+// A nibble unit (one 32-code block, 16 bytes) widened to codes in value order: 8 ints of 4 bytes, low nibbles values
+// 0–15, high ones 16–31. Done where the codes are used, not where they are loaded: units in flight are held as their 4
+// loaded ints, not 8 (the one-row nibble kernel: 124 → fewer registers, more warps an SM).
+__device__ __forceinline__ void widen_nibbles(const int4 v, int (&w)[8]) {
+    w[0] = v.x & 0x0F0F0F0F; w[1] = v.y & 0x0F0F0F0F; w[2] = v.z & 0x0F0F0F0F; w[3] = v.w & 0x0F0F0F0F;
+    w[4] = (v.x >> 4) & 0x0F0F0F0F; w[5] = (v.y >> 4) & 0x0F0F0F0F;
+    w[6] = (v.z >> 4) & 0x0F0F0F0F; w[7] = (v.w >> 4) & 0x0F0F0F0F;
 }
 
 // One GEMV launch serves a group of up to three weights of the same layout and K that read the same activations (q/k/v,
@@ -143,7 +138,7 @@ __device__ __forceinline__ void gemv_quant(const GemvPart p0, const GemvPart p1,
 #pragma unroll
         for (int t = 0; t < R; t++) acc[r][t] = 0.0f;
     for (int u0 = first; u0 < units; u0 += STRIDE * U) {
-        int w[U][RW][HALVES ? 4 : 8];  // codes of a unit: 4 ints of int8 (a half block), 8 widened from nibbles
+        int4 w[U][RW];  // a unit's 16 bytes of codes: a half block of int8, a block of nibbles (widened at use)
         float s0[U][RW], s1[U][RW], corr[U][RW];
 #pragma unroll
         for (int j = 0; j < U; j++) {
@@ -153,7 +148,7 @@ __device__ __forceinline__ void gemv_quant(const GemvPart p0, const GemvPart p1,
                 // Rows past the weight's end (ragged N) re-read its last row; their sums are never stored.
                 const long long row = min(row0 + r, p.n - 1);
                 if (u < units) {
-                    load_unit<LAYOUT>(p.codes + row * rowBytes, u, w[j][r]);
+                    w[j][r] = load_weight16(p.codes + row * rowBytes + 16 * u);
                     const long long sb = (row * blocks + b) * SCALES;
                     const float first = load_scale<HALF_SCALES>(p.scales, sb);
                     s0[j][r] = SCALES == 2 && HALVES && (u & 1) ? load_scale<HALF_SCALES>(p.scales, sb + 1) : first;
@@ -179,9 +174,12 @@ __device__ __forceinline__ void gemv_quant(const GemvPart p0, const GemvPart p1,
                     for (int r = 0; r < RW; r++) {
                         float dot;
                         if constexpr (HALVES) {
-                            dot = s0[j][r] * (float)dp4a(w[j][r][0], xa.x, dp4a(w[j][r][1], xa.y, dp4a(w[j][r][2], xa.z, dp4a(w[j][r][3], xa.w, 0))));
+                            const int4 v = w[j][r];
+                            dot = s0[j][r] * (float)dp4a(v.x, xa.x, dp4a(v.y, xa.y, dp4a(v.z, xa.z, dp4a(v.w, xa.w, 0))));
                         } else {
-                            const BlockDot d = dot_block(w[j][r], xa, x[1]);
+                            int codes[8];
+                            widen_nibbles(w[j][r], codes);
+                            const BlockDot d = dot_block(codes, xa, x[1]);
                             dot = s0[j][r] * (float)d.lo + s1[j][r] * (float)d.hi;
                         }
                         acc[r][t] += ds.x * dot - corr[j][r] * ds.y;
