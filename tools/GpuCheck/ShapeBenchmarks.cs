@@ -142,12 +142,15 @@ internal sealed class ShapeBenchmarks(CudaBackend gpu, Report report, KvCacheDty
         // Milliseconds of the step captured as a graph and replayed (positions one past the context).
         double GraphMs() => GraphStepMs(model, cache, batch, batchSize, ids, () => Step(context + 1), steps);
 
+        // A step's time as the decode lines print it (tools/gpu/ab-run.sh reads them: "N tok/s (…), how").
+        string Rate(double ms) => $"{batchSize / (ms * 1e-3),9:F1} tok/s ({ms:F3} ms/step, {model.WeightBytesPerStep / (ms * 1e-3) / 1e9:F0} GB/s of weights)";
+
         foreach (var dependent in launchModes)
         {
             gpu.Stream.DependentLaunch = dependent;
             var stepMs = EagerStepMs();
             var mode = dependent ? "dependent launch" : "plain launch";
-            report.Timing($"{label}: {batchSize / (stepMs * 1e-3),9:F1} tok/s ({stepMs:F3} ms/step, {model.WeightBytesPerStep / (stepMs * 1e-3) / 1e9:F0} GB/s of weights), eager, {mode}");
+            report.Timing($"{label}: {Rate(stepMs)}, eager, {mode}");
             if (batchSize > 64 && gpu.Kernels.HasWarpgroupGemm && model.Weights.Layers[0].Down is CudaWeight { Layout: CudaWeightLayout.Float16 or CudaWeightLayout.BFloat16 })
             {
                 // The same with gemm_half_tc (mma.sync) instead of the Hopper GEMM, for the A/B in one run.
@@ -164,21 +167,21 @@ internal sealed class ShapeBenchmarks(CudaBackend gpu, Report report, KvCacheDty
                     defaultGraphMs = graphMs;
                 }
 
-                report.Timing($"{label}: {batchSize / (graphMs * 1e-3),9:F1} tok/s ({graphMs:F3} ms/step, {model.WeightBytesPerStep / (graphMs * 1e-3) / 1e9:F0} GB/s of weights), CUDA graph, {mode}");
+                report.Timing($"{label}: {Rate(graphMs)}, CUDA graph, {mode}");
                 if (batchSize == 1 && dependent)
                 {
                     // The same with every GEMV's warps owning their rows (no _m1_split kernel), for the A/B in one run.
                     gpu.GemvSplitOverride = false;
                     var wholeMs = GraphMs();
                     gpu.GemvSplitOverride = null;
-                    report.Timing($"{label}: {batchSize / (wholeMs * 1e-3),9:F1} tok/s ({wholeMs:F3} ms/step, {model.WeightBytesPerStep / (wholeMs * 1e-3) / 1e9:F0} GB/s of weights), CUDA graph, {mode}, no split GEMV");
+                    report.Timing($"{label}: {Rate(wholeMs)}, CUDA graph, {mode}, no split GEMV");
                     if (gpu.Kernels.AttentionDecodeF16Cluster is not null && kvDtype == KvCacheDtype.Float16)
                     {
                         // The same with attention_reduce merging the partitions (no cluster merge), for the A/B in one run.
                         gpu.AttentionClusterMerge = false;
                         var reduceMs = GraphMs();
                         gpu.AttentionClusterMerge = true;
-                        report.Timing($"{label}: {batchSize / (reduceMs * 1e-3),9:F1} tok/s ({reduceMs:F3} ms/step, {model.WeightBytesPerStep / (reduceMs * 1e-3) / 1e9:F0} GB/s of weights), CUDA graph, {mode}, attention_reduce a launch of its own");
+                        report.Timing($"{label}: {Rate(reduceMs)}, CUDA graph, {mode}, attention_reduce a launch of its own");
                     }
 
                     foreach (var names in omissions)
