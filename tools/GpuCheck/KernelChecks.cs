@@ -657,7 +657,7 @@ internal sealed class KernelChecks(CudaBackend gpu, CpuBackend cpu, Report repor
             gpu.RopeAndStoreKv(fq, fk, fv, rope, fp8, 0, null);
 
             // Codes against the reference rounding of what the float32 variant stored.
-            var differing = CountDifferentBits(Read(fq, total), Read(eq, total)) + CountDifferentBits(Read(fk, total), Read(ek, total));
+            var differing = Report.CountDifferentBits(Read(fq, total), Read(eq, total)) + Report.CountDifferentBits(Read(fk, total), Read(ek, total));
             var exactKeys = ReadFloats(exact.Keys(0));
             var exactValues = ReadFloats(exact.Values(0));
             var codes = (Keys: ReadBytes(fp8.Keys(0)), Values: ReadBytes(fp8.Values(0)));
@@ -722,7 +722,7 @@ internal sealed class KernelChecks(CudaBackend gpu, CpuBackend cpu, Report repor
                 var (a, b) = (Read(output, t), Read(reference, t));
                 var bounded = Enumerable.Range(0, t).Where(i => tensorCores && decodeRows[i]).ToArray();
                 var exactRows = Enumerable.Range(0, t).Except(bounded).ToArray();
-                var differing = CountDifferentBits(Rows(a, exactRows), Rows(b, exactRows));
+                var differing = Report.CountDifferentBits(Rows(a, exactRows), Rows(b, exactRows));
                 var error = Report.RelativeError(Rows(a, bounded), Rows(b, bounded));
                 var name = bounded.Length == 0
                     ? $"attention {what} = the float32 kernels' over the codes' values, bit for bit"
@@ -873,7 +873,7 @@ internal sealed class KernelChecks(CudaBackend gpu, CpuBackend cpu, Report repor
         report.Check($"rope+kv store {what}: rotated keys", Compare(gk, ck, t), FloatBound);
 
         var rotatedKeys = Read(gk, t);
-        var differing = CountDifferentBits(Read(hq, t), Read(gq, t)) + CountDifferentBits(Read(hk, t), rotatedKeys);
+        var differing = Report.CountDifferentBits(Read(hq, t), Read(gq, t)) + Report.CountDifferentBits(Read(hk, t), rotatedKeys);
         var half = (CudaKvCache)gh;
         var storedKeys = ReadHalves(half.Keys(0));
         var storedValues = ReadHalves(half.Values(0));
@@ -923,9 +923,6 @@ internal sealed class KernelChecks(CudaBackend gpu, CpuBackend cpu, Report repor
         return halves;
     }
 
-    private static long CountDifferentBits(float[] a, float[] b) =>
-        a.Zip(b).LongCount(p => BitConverter.SingleToUInt32Bits(p.First) != BitConverter.SingleToUInt32Bits(p.Second));
-
     /// <summary>Decode/chunk attention over the float32 GPU cache (<see cref="AttentionBound"/>) and the f16 one
     /// (<see cref="F16DecodeBound"/>) against the CPU backend's float32 cache.</summary>
     private void Attend(string what, ForwardBatch batch, int heads, int headDim, DeviceTensor gq, DeviceTensor cq, PagedKvCache gc,
@@ -954,7 +951,7 @@ internal sealed class KernelChecks(CudaBackend gpu, CpuBackend cpu, Report repor
         gpu.WriteRows(copied, Read(ho, t));
         using var plain = gpu.CreateTensor(t, 64);
         gpu.MatMul(copied, pw, plain, t);
-        var differing = CountDifferentBits(Read(fused, t), Read(plain, t));
+        var differing = Report.CountDifferentBits(Read(fused, t), Read(plain, t));
         var label = $"attention {what}, f16 cache: a Q8_0 projection of the output = of the same values quantized apart, bit for bit";
         report.BitForBit(label, differing, t * 64);
 
@@ -968,11 +965,8 @@ internal sealed class KernelChecks(CudaBackend gpu, CpuBackend cpu, Report repor
     /// </summary>
     private void ClusterMergeAgainstReduce(string what, ForwardBatch batch, int heads, int headDim, DeviceTensor gq, PagedKvCache gh, DeviceTensor merged)
     {
-        var kvHeads = gh.Shape.KvHeads;
-        var (tiles, _, _) = CudaLaunchGeometry.CountQueryTiles(batch.Positions, batch.SequenceIndices);
-        var (_, splits) = CudaLaunchGeometry.AttentionSplit(batch.TokenCount, kvHeads, batch.MaxContextLength, gpu.Context.MultiprocessorCount, AttentionSplitPolicy.TensorCore);
-        if (gpu.Kernels.AttentionDecodeF16Cluster is null || (tiles > 0 && CudaLaunchGeometry.PrefillSupports(headDim))
-            || !CudaLaunchGeometry.DecodeTensorCoreSupports(heads / kvHeads, headDim) || !CudaLaunchGeometry.ClusterMergeSupports(splits, headDim))
+        var (cluster, splits) = gpu.DecodeAttentionMerge(gh, heads);
+        if (!cluster)
         {
             return;
         }
@@ -982,7 +976,7 @@ internal sealed class KernelChecks(CudaBackend gpu, CpuBackend cpu, Report repor
         gpu.AttentionClusterMerge = false;
         gpu.PagedAttention(gq, gh, 0, apart);
         gpu.AttentionClusterMerge = true;
-        var differing = CountDifferentBits(Read(merged, t), Read(apart, t));
+        var differing = Report.CountDifferentBits(Read(merged, t), Read(apart, t));
         var label = $"attention {what}, f16 cache: {splits} partitions merged in a cluster = by attention_reduce, bit for bit";
         report.BitForBit(label, differing, t * heads * headDim);
     }
@@ -1024,7 +1018,7 @@ internal sealed class KernelChecks(CudaBackend gpu, CpuBackend cpu, Report repor
             RelativeError(h, b, tiled, width), fast ? PrefillAttentionBound : F16KvAttentionBound);
         if (fast)
         {
-            var differing = tiled.Sum(row => CountDifferentBits(h.AsSpan(row * width, width).ToArray(), a.AsSpan(row * width, width).ToArray()));
+            var differing = tiled.Sum(row => Report.CountDifferentBits(h.AsSpan(row * width, width).ToArray(), a.AsSpan(row * width, width).ToArray()));
             var label = $"attention {what}, f16 cache: the query tiles = the float32 cache's, bit for bit";
             report.BitForBit(label, differing, (long)tiled.Length * width);
         }

@@ -41,6 +41,10 @@ internal sealed class Report
         Line($"FAIL {what}: {why}");
     }
 
+    /// <summary>How many of the values differ in any bit (a NaN equals only the same NaN).</summary>
+    public static long CountDifferentBits(float[] a, float[] b) =>
+        a.Zip(b).LongCount(p => BitConverter.SingleToUInt32Bits(p.First) != BitConverter.SingleToUInt32Bits(p.Second));
+
     /// <summary>A bit-for-bit comparison: passes where none of the <paramref name="total"/> items differ, else fails saying how many did.</summary>
     public void BitForBit(string what, long differing, long total, string items = "values")
     {

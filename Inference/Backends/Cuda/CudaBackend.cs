@@ -306,6 +306,39 @@ public sealed class CudaBackend : IBackend, IDeviceSampler
     }
 
     /// <summary>
+    /// <see cref="AddRmsNorm"/> after a peer all-reduce of <paramref name="delta"/>, in one launch of collectives.cu's
+    /// peer_all_reduce_rms_norm: residual += Σ over the ranks of delta, then the norm into output with the copies its
+    /// consumer reads. <paramref name="table"/>, <paramref name="epochs"/> and the staging they name belong to the caller
+    /// (TensorParallel/PeerAllReduce.cs), which has checked the message fits its staging. False, with nothing queued, where
+    /// the kernel is absent (no sm_90 build) or the row width is not one it takes.
+    /// </summary>
+    internal bool PeerAllReduceAddRmsNorm(DevicePointer table, DevicePointer epochs, int rank, int size, long capacity,
+        DeviceTensor delta, DeviceTensor residual, DeviceWeight weight, float epsilon, DeviceTensor output, int rows)
+    {
+        var x = (CudaTensor)residual;
+        if (Kernels.PeerAllReduceRmsNorm is not { } kernel || !CudaLaunchGeometry.AllReduceNormSupports(x.Columns))
+        {
+            return false;
+        }
+
+        var w = NormWeight(weight, x);
+        if (w.Columns != x.Columns)
+        {
+            throw new ArgumentException($"AddRmsNorm needs a norm weight as wide as the row ({x.Columns}), not '{w.Name}' ({w.Columns}).", nameof(weight));
+        }
+
+        Written(residual);
+        var y = Written(output);
+        var (codes, scaleSums) = FusedQuantization(y);
+        var (halves, bf16) = FusedHalves(y);
+        kernel.LaunchClusters(Stream, new Dim3((uint)CudaLaunchGeometry.AllReduceNormCluster, (uint)rows), CudaLaunchGeometry.AllReduceNormThreads, 0,
+            (uint)CudaLaunchGeometry.AllReduceNormCluster, table, epochs, rank, size, capacity, ((CudaTensor)delta).Data, x.Data, w.Codes, epsilon, y.Data, x.Columns,
+            codes, scaleSums, halves, bf16);
+        FusedCopiesWritten(y, rows, codes, halves);
+        return true;
+    }
+
+    /// <summary>
     /// Where the norm or SiLU·mul kernel also writes its output's int8 copy (saving quantize_q8's launch before the quantized
     /// matmul that reads it): once a tensor has been quantized (its copy exists, so its consumer is a quantized weight) and
     /// its rows are whole 32-value blocks. Null pointers otherwise.
@@ -782,21 +815,14 @@ public sealed class CudaBackend : IBackend, IDeviceSampler
                 batch.MaxBlocksPerSequence, scaleLog2);
         }
 
-        var (tokens, maxContext, tokenList) = prefill
-            ? (_layout.RestTokenCount, _layout.RestMaxContext, Meta(_layout.RestTokens))
-            : (batch.TokenCount, batch.MaxContextLength, DevicePointer.Null);
+        var tokenList = prefill ? Meta(_layout.RestTokens) : DevicePointer.Null;
+        var (tokens, tensorCores, partition, splits, cluster) = DecodeAttentionPlan(kv, group, prefill);
         if (tokens == 0)
         {
             return;
         }
 
-        // Over an f16 or fp8 cache the tensor-core kernel takes every head dimension it serves; the CUDA-core one the rest.
-        var tensorCores = (kv.IsHalf || kv.IsFp8) && CudaLaunchGeometry.DecodeTensorCoreSupports(group, shape.HeadDim);
-        var policy = AttentionPolicy ?? (!tensorCores ? AttentionSplitPolicy.Default
-            : kv.IsFp8 ? AttentionSplitPolicy.TensorCoreFp8 : AttentionSplitPolicy.TensorCore);
-        var (partition, splits) = CudaLaunchGeometry.AttentionSplit(tokens, shape.KvHeads, maxContext, Context.MultiprocessorCount, policy);
-        if (tensorCores && kv.IsHalf && !prefill && AttentionClusterMerge && Kernels.AttentionDecodeF16Cluster is { } clustered
-            && CudaLaunchGeometry.ClusterMergeSupports(splits, shape.HeadDim))
+        if (cluster && Kernels.AttentionDecodeF16Cluster is { } clustered)
         {
             // A decode batch's partitions merged inside their cluster, with the output's int8 copy: no attention_reduce.
             var (clusterCodes, clusterScaleSums) = FusedQuantization(y);
@@ -831,6 +857,37 @@ public sealed class CudaBackend : IBackend, IDeviceSampler
                 codes, scaleSums);
             FusedCopiesWritten(y, tokens, codes, DevicePointer.Null);
         }
+    }
+
+    /// <summary>
+    /// Whether <see cref="PagedAttention"/> over the current batch (<see cref="BeginBatch"/>) and this cache merges the decode
+    /// tokens' attention partitions inside a thread-block cluster (no attention_reduce), and into how many partitions it
+    /// splits them: GpuCheck compares that path with attention_reduce's where it runs.
+    /// </summary>
+    public (bool Cluster, int Splits) DecodeAttentionMerge(PagedKvCache cache, int queryHeads)
+    {
+        var kv = (CudaKvCache)cache;
+        var prefill = _layout.QueryTileCount > 0 && CudaLaunchGeometry.PrefillSupports(kv.Shape.HeadDim);
+        var plan = DecodeAttentionPlan(kv, queryHeads / kv.Shape.KvHeads, prefill);
+        return (plan.Cluster, plan.Splits);
+    }
+
+    /// <summary>
+    /// How the decode tokens of the batch (all of them, or those past the prefill runs) take attention: how many, whether on
+    /// tensor cores (over an f16 or fp8 cache, for every head dimension that kernel serves), the split into partitions, and
+    /// whether those merge inside a cluster (f16, no prefill in the step, 2–8 partitions).
+    /// </summary>
+    private (int Tokens, bool TensorCores, int Partition, int Splits, bool Cluster) DecodeAttentionPlan(CudaKvCache kv, int group, bool prefill)
+    {
+        var shape = kv.Shape;
+        var (tokens, maxContext) = prefill ? (_layout.RestTokenCount, _layout.RestMaxContext) : (Batch.TokenCount, Batch.MaxContextLength);
+        var tensorCores = (kv.IsHalf || kv.IsFp8) && CudaLaunchGeometry.DecodeTensorCoreSupports(group, shape.HeadDim);
+        var policy = AttentionPolicy ?? (!tensorCores ? AttentionSplitPolicy.Default
+            : kv.IsFp8 ? AttentionSplitPolicy.TensorCoreFp8 : AttentionSplitPolicy.TensorCore);
+        var (partition, splits) = tokens == 0 ? (0, 0) : CudaLaunchGeometry.AttentionSplit(tokens, shape.KvHeads, maxContext, Context.MultiprocessorCount, policy);
+        var cluster = tensorCores && kv.IsHalf && !prefill && AttentionClusterMerge && Kernels.AttentionDecodeF16Cluster is not null
+            && CudaLaunchGeometry.ClusterMergeSupports(splits, shape.HeadDim);
+        return (tokens, tensorCores, partition, splits, cluster);
     }
 
     /// <summary>

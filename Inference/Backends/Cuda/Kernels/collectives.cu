@@ -92,3 +92,113 @@ extern "C" __global__ void __launch_bounds__(1024) peer_all_reduce(const unsigne
     __syncthreads();  // every thread has read epochs[b] before it moves on
     if (threadIdx.x == 0) epochs[blockIdx.x] = epoch;
 }
+
+// peer_all_reduce_rms_norm — peer_all_reduce of a row-parallel projection's partial sums (delta) fused with the residual
+// add and RMSNorm after it: residual += Σ over ranks of delta, then output = residual / rms(residual) · weight with the
+// int8 and f16/bf16 copies rms_norm_rows writes (codes, halves: null when not wanted). One launch where there were two,
+// and the norm starts where the all-reduce's sums are, in registers. The same Lamport protocol as peer_all_reduce (push,
+// poll, sum in rank order, empty), on a staging and call counters of its own; delta is left as it was.
+// A row spans a thread-block cluster of NORM_CLUSTER blocks, block b taking chunk range b of it, so the all-reduce keeps
+// its parallelism (two earlier fusions gave a row one block, whose NVLink round trips then ran one after another, and were
+// slower than the two kernels: docs/tensor-parallel.md); the sum of squares goes across the cluster through distributed
+// shared memory: each block's sum in its shared memory, a cluster barrier, and every block adds the cluster's sums in block
+// order, so every block — and every rank — normalises with the same bits.
+// Call counters: one per block, epochs[row · NORM_CLUSTER + b]; a block always handles the same staging elements, so the
+// two-slot argument holds element by element even when the number of rows changes between calls.
+// grid (NORM_CLUSTER, rows), cluster (NORM_CLUSTER, 1, 1), block NORM_CLUSTER_THREADS; columns a multiple of
+// 32 · NORM_CLUSTER (each block's range whole 32-value blocks, for quantize_block4) and at most
+// 4 · NORM_CLUSTER · NORM_CLUSTER_THREADS · NORM_CLUSTER_ITEMS; rows · columns ≤ capacity. sm_90 only (clusters).
+#define NORM_CLUSTER 8
+#define NORM_CLUSTER_THREADS 128
+#define NORM_CLUSTER_ITEMS 4
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+extern "C" __global__ void __launch_bounds__(NORM_CLUSTER_THREADS) peer_all_reduce_rms_norm(
+    const unsigned long long* table, unsigned* epochs, int rank, int size, long long capacity, const float* delta,
+    float* residual, const float* weight, float epsilon, float* output, int columns, signed char* codes, float2* scaleSums,
+    unsigned short* halves, int bf16) {
+    const int b = blockIdx.x, row = blockIdx.y, warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+    const int per = columns / 4 / NORM_CLUSTER;                               // this block's float4 chunks of the row
+    const long long first = (long long)row * (columns / 4) + (long long)b * per;  // its first, counted over all rows
+    float4 w[NORM_CLUSTER_ITEMS];
+#pragma unroll
+    for (int k = 0; k < NORM_CLUSTER_ITEMS; k++) {
+        const int c = threadIdx.x + k * NORM_CLUSTER_THREADS;
+        w[k] = c < per ? ((const float4*)weight)[b * per + c] : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+    }
+    pdl_start();
+    float* const* staging = (float* const*)table;
+    const int counter = row * NORM_CLUSTER + b;
+    const unsigned epoch = epochs[counter] + 1;
+    const long long slot = (long long)(epoch % 2) * size * capacity;
+    float4 own[NORM_CLUSTER_ITEMS], x[NORM_CLUSTER_ITEMS];
+#pragma unroll
+    for (int k = 0; k < NORM_CLUSTER_ITEMS; k++) {
+        const long long c = first + threadIdx.x + k * NORM_CLUSTER_THREADS;
+        if (threadIdx.x + k * NORM_CLUSTER_THREADS >= per) continue;
+        own[k] = as_sent(((const float4*)delta)[c]);
+        x[k] = ((const float4*)residual)[c];
+        for (int p = 0; p < size; p++)
+            if (p != rank) store_volatile(staging[p] + slot + (long long)rank * capacity + 4 * c, own[k]);
+    }
+    float* const mine = staging[rank] + slot;
+    const float4 empty = make_float4(__uint_as_float(PEER_EMPTY), __uint_as_float(PEER_EMPTY), __uint_as_float(PEER_EMPTY),
+                                     __uint_as_float(PEER_EMPTY));
+    float squares = 0.0f;
+#pragma unroll
+    for (int k = 0; k < NORM_CLUSTER_ITEMS; k++) {
+        const long long c = first + threadIdx.x + k * NORM_CLUSTER_THREADS;
+        if (threadIdx.x + k * NORM_CLUSTER_THREADS >= per) continue;
+        float4 sum = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+        for (int p = 0; p < size; p++) {
+            float4 v = own[k];
+            if (p != rank) {
+                float* const at = mine + (long long)p * capacity + 4 * c;
+                const long long start = cycles();  // a rank that never arrives: trap after ~10 s (peer_all_reduce)
+                while (peer_empty(v = load_volatile(at))) {
+                    if (cycles() - start > 20000000000LL) asm volatile("trap;");
+                }
+                store_volatile(at, empty);
+            }
+            sum = make_float4(sum.x + v.x, sum.y + v.y, sum.z + v.z, sum.w + v.w);
+        }
+        // residual + delta as rms_norm_rows adds them, the delta being peer_all_reduce's sum: the same bits as the two kernels.
+        x[k] = make_float4(x[k].x + sum.x, x[k].y + sum.y, x[k].z + sum.z, x[k].w + sum.w);
+        ((float4*)residual)[c] = x[k];
+        squares += x[k].x * x[k].x + x[k].y * x[k].y + x[k].z * x[k].z + x[k].w * x[k].w;
+    }
+    __shared__ float sWarp[NORM_CLUSTER_THREADS / 32];
+    __shared__ float sBlock;
+    squares = warp_sum(squares);
+    if (lane == 0) sWarp[warp] = squares;
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        float s = 0.0f;
+#pragma unroll
+        for (int i = 0; i < NORM_CLUSTER_THREADS / 32; i++) s += sWarp[i];
+        sBlock = s;
+    }
+    cluster_sync();  // every block's sum is in its shared memory
+    float total = 0.0f;
+#pragma unroll
+    for (int j = 0; j < NORM_CLUSTER; j++) total += load_cluster_float(cluster_address(&sBlock, j));
+    const float scale = rsqrtf(total / columns + epsilon);
+#pragma unroll
+    for (int k = 0; k < NORM_CLUSTER_ITEMS; k++) {
+        const long long c = first + threadIdx.x + k * NORM_CLUSTER_THREADS;
+        if (threadIdx.x + k * NORM_CLUSTER_THREADS >= per) continue;  // whole 8-lane groups: per is a multiple of 8
+        const float4 y = make_float4(x[k].x * scale * w[k].x, x[k].y * scale * w[k].y, x[k].z * scale * w[k].z,
+                                     x[k].w * scale * w[k].w);
+        ((float4*)output)[c] = y;
+        if (codes) quantize_block4(y, codes, scaleSums, 4 * c);
+        if (halves) {
+            uint2 h;
+            h.x = bf16 ? pack_bf162(y.x, y.y) : pack_half2(y.x, y.y);
+            h.y = bf16 ? pack_bf162(y.z, y.w) : pack_half2(y.z, y.w);
+            *(uint2*)(halves + 4 * c) = h;
+        }
+    }
+    __syncthreads();  // every thread has read epochs[counter] before it moves on
+    if (threadIdx.x == 0) epochs[counter] = epoch;
+    cluster_sync();  // no block leaves while another may still read its sBlock
+}
+#endif

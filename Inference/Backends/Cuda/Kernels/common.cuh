@@ -143,8 +143,8 @@ __device__ __forceinline__ int dp4a(int a, int b, int c) {
 
 // A quantized weight's block scales: f16 where a block has one scale and no min (Q8_0, Q5_0, Q4_0: ggml's own f16 d,
 // stored as it is in the file, 2 bytes a block rather than 4), float32 otherwise (the K-quants' products of an f16 d and
-// a 6-bit sub-scale, and Q6_K's two scales a block). CudaWeight.HalfScales is the host's side of the same rule.
-__device__ __forceinline__ bool half_scales(int scalesPerBlock, bool hasMins) { return scalesPerBlock == 1 && !hasMins; }
+// a 6-bit sub-scale, and Q6_K's two scales a block). CudaWeight.HasHalfScales is the host's side of the same rule.
+__host__ __device__ constexpr bool half_scales(int scalesPerBlock, bool hasMins) { return scalesPerBlock == 1 && !hasMins; }
 
 template <bool HALF>
 __device__ __forceinline__ float load_scale(const void* scales, long long i) {
@@ -176,15 +176,56 @@ __device__ __forceinline__ float weight_value(const unsigned char* codes, const 
     return scale * (float)code - min;
 }
 
-// cp.async (sm_80+): copies global → shared memory without passing through registers, in groups the thread commits
-// and later waits for (all but the newest N groups complete); a false `valid` copies nothing and zero-fills the destination.
-// A generic pointer to shared memory as the 32-bit shared-window address cp.async takes.
+// A generic pointer to shared memory as the 32-bit shared-window address cp.async and mapa take.
 __device__ __forceinline__ unsigned shared_address(const void* p) {
     unsigned long long a;
     asm("cvta.to.shared.u64 %0, %1;" : "=l"(a) : "l"(p));
     return (unsigned)a;
 }
 
+// Thread-block clusters (sm_90): a barrier over every thread of the cluster's blocks (release/acquire: shared-memory
+// writes before it are visible to the whole cluster after it), and loads from another block's shared memory (DSMEM) at the
+// address `mapa` gives for this block's own shared address.
+__device__ __forceinline__ void cluster_sync() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("barrier.cluster.arrive.release;\n\tbarrier.cluster.wait.acquire;" ::: "memory");
+#endif
+}
+
+__device__ __forceinline__ unsigned cluster_address(const void* local, int rank) {
+    unsigned remote = 0;
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("mapa.shared::cluster.u32 %0, %1, %2;" : "=r"(remote) : "r"(shared_address(local)), "r"(rank));
+#endif
+    return remote;
+}
+
+__device__ __forceinline__ float4 load_cluster_float4(unsigned address) {
+    float4 v = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("ld.shared::cluster.v4.f32 {%0, %1, %2, %3}, [%4];" : "=f"(v.x), "=f"(v.y), "=f"(v.z), "=f"(v.w) : "r"(address) : "memory");
+#endif
+    return v;
+}
+
+__device__ __forceinline__ float2 load_cluster_float2(unsigned address) {
+    float2 v = make_float2(0.0f, 0.0f);
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("ld.shared::cluster.v2.f32 {%0, %1}, [%2];" : "=f"(v.x), "=f"(v.y) : "r"(address) : "memory");
+#endif
+    return v;
+}
+
+__device__ __forceinline__ float load_cluster_float(unsigned address) {
+    float v = 0.0f;
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("ld.shared::cluster.f32 %0, [%1];" : "=f"(v) : "r"(address) : "memory");
+#endif
+    return v;
+}
+
+// cp.async (sm_80+): copies global → shared memory without passing through registers, in groups the thread commits
+// and later waits for (all but the newest N groups complete); a false `valid` copies nothing and zero-fills the destination.
 __device__ __forceinline__ void cp_async16(void* shared, const void* global, bool valid) {
     const unsigned s = shared_address(shared);
     asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(s), "l"(global), "r"(valid ? 16 : 0));

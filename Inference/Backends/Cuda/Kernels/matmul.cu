@@ -48,7 +48,7 @@ __device__ __forceinline__ int4 load_weight16(const void* p) {
 
 // A nibble unit (one 32-code block, 16 bytes) widened to codes in value order: 8 ints of 4 bytes, low nibbles values
 // 0–15, high ones 16–31. Done where the codes are used, not where they are loaded: units in flight are held as their 4
-// loaded ints, not 8 (the one-row nibble kernel: 124 → fewer registers, more warps an SM).
+// loaded ints, not 8 (the one-row nibble kernel: 124 → 89 registers, 5 blocks an SM instead of 4).
 __device__ __forceinline__ void widen_nibbles(const int4 v, int (&w)[8]) {
     w[0] = v.x & 0x0F0F0F0F; w[1] = v.y & 0x0F0F0F0F; w[2] = v.z & 0x0F0F0F0F; w[3] = v.w & 0x0F0F0F0F;
     w[4] = (v.x >> 4) & 0x0F0F0F0F; w[5] = (v.y >> 4) & 0x0F0F0F0F;
@@ -123,7 +123,7 @@ template <int LAYOUT, int SCALES, bool MINS, int RW, int R, int U, bool SPLIT>
 __device__ __forceinline__ void gemv_quant(const GemvPart p0, const GemvPart p1, const GemvPart p2, int offset,
                                            const signed char* xq, const float2* xds, int k, int m) {
     constexpr bool HALVES = LAYOUT == LAYOUT_INT8;  // a unit is half a block
-    constexpr bool HALF_SCALES = SCALES == 1 && !MINS;
+    constexpr bool HALF_SCALES = half_scales(SCALES, MINS);
     const int first = SPLIT ? threadIdx.x : threadIdx.x % 32;  // this thread's first unit of each row
     constexpr int STRIDE = SPLIT ? 32 * GEMV_WARPS : 32;  // threads that share a row's units
     int row0 = (SPLIT ? blockIdx.x : blockIdx.x * GEMV_WARPS + threadIdx.x / 32) * RW;
@@ -370,7 +370,7 @@ __device__ __forceinline__ void gemm_quant(const unsigned char* codes, const voi
             }
             if (q == 0) {
                 const long long sb = ((long long)row * blocks + b) * SCALES;
-                constexpr bool HALF_SCALES = SCALES == 1 && !MINS;
+                constexpr bool HALF_SCALES = half_scales(SCALES, MINS);
                 const float s0 = row < n ? load_scale<HALF_SCALES>(scales, sb) : 0.0f;
                 sScale[r][0] = s0;
                 sScale[r][1] = SCALES == 2 && row < n ? load_scale<HALF_SCALES>(scales, sb + 1) : s0;
