@@ -136,10 +136,13 @@ public sealed class LlamaModel : IForwardModel
             b.RopeAndStoreKv(_query, _key, _value, _rope, cache, l, w.QueryNorm is null ? null : new HeadNorms(w.QueryNorm, w.KeyNorm!, eps));
             b.PagedAttention(_query, cache, l, _attention);
             b.MatMul(_attention, w.AttentionOutput, _projection, tokens);
-            AddRmsNorm(w.FeedForwardNorm, tokens);
+            collectives?.AllReduceSum(_projection, tokens);
+            b.AddRmsNorm(_hidden, _projection, w.FeedForwardNorm, eps, _normed, tokens);
             b.GatedMatMul(_normed, _gateUp[l][0], _gateUp[l][1], _activated, tokens);
             b.MatMul(_activated, w.Down, _projection, tokens);
-            AddRmsNorm(l + 1 < c.LayerCount ? _weights.Layers[l + 1].AttentionNorm : _weights.OutputNorm, tokens);
+            collectives?.AllReduceSum(_projection, tokens);
+            var nextNorm = l + 1 < c.LayerCount ? _weights.Layers[l + 1].AttentionNorm : _weights.OutputNorm;
+            b.AddRmsNorm(_hidden, _projection, nextNorm, eps, _normed, tokens);
         }
 
         if (batch.LogitCount == 0)
@@ -151,22 +154,6 @@ public sealed class LlamaModel : IForwardModel
         b.MatMul(_logitInput, _weights.Output, _logitShard ?? _logits, batch.LogitCount);
         collectives?.AllGatherColumns(_logitShard!, _logits, batch.LogitCount);
         return _logits;
-    }
-
-    /// <summary>
-    /// The residual stream takes a projection's output (on a rank: the sum of every rank's, which its collectives may
-    /// fuse with the norm) and is normalised into the next matmuls' input.
-    /// </summary>
-    private void AddRmsNorm(DeviceWeight norm, int tokens)
-    {
-        if (_rank?.Collectives is { } collectives)
-        {
-            collectives.AllReduceAddRmsNorm(_backend, _projection, _hidden, norm, Config.RmsNormEpsilon, _normed, tokens);
-        }
-        else
-        {
-            _backend.AddRmsNorm(_hidden, _projection, norm, Config.RmsNormEpsilon, _normed, tokens);
-        }
     }
 
     /// <summary>Throws unless <paramref name="batch"/> fits this model (the step's size, its logit rows, its positions).</summary>

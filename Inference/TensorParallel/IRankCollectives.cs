@@ -18,18 +18,6 @@ public interface IRankCollectives
     void AllReduceSum(DeviceTensor tensor, int rows);
 
     /// <summary>
-    /// residual += Σ over ranks of <paramref name="delta"/>, then output = RMSNorm(residual) · weight, for the first
-    /// <paramref name="rows"/> rows, on every rank: the all-reduce after a row-parallel projection with the residual add and
-    /// norm that follow it (<see cref="IBackend.AddRmsNorm"/>). delta's contents afterwards are unspecified. By default the
-    /// all-reduce, then <paramref name="backend"/>'s AddRmsNorm; a device group may do both in one launch.
-    /// </summary>
-    void AllReduceAddRmsNorm(IBackend backend, DeviceTensor delta, DeviceTensor residual, DeviceWeight weight, float epsilon, DeviceTensor output, int rows)
-    {
-        AllReduceSum(delta, rows);
-        backend.AddRmsNorm(residual, delta, weight, epsilon, output, rows);
-    }
-
-    /// <summary>
     /// gathered[row, r · shard.Columns + c] = rank r's shard[row, c] for the first <paramref name="rows"/> rows, on every
     /// rank: the vocabulary-parallel logits put side by side into full rows.
     /// </summary>

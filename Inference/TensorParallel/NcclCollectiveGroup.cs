@@ -41,22 +41,6 @@ public sealed class NcclCollectiveGroup : ICollectiveGroup
     /// <summary>Which all-reduce serves which messages (for logs and benchmarks).</summary>
     public string AllReduce { get; }
 
-    /// <summary>
-    /// Whether the peer all-reduce before a norm runs fused with it (PeerAllReduce.FuseNorm; false without the peer
-    /// all-reduce). GpuCheck times both side by side with it.
-    /// </summary>
-    public bool FuseNorm
-    {
-        get => _peer?.FuseNorm == true;
-        set
-        {
-            if (_peer is not null)
-            {
-                _peer.FuseNorm = value;
-            }
-        }
-    }
-
     /// <summary>Joins <paramref name="backends"/> (rank i = backends[i], each on its own device) with NCCL.</summary>
     public static unsafe NcclCollectiveGroup Create(IReadOnlyList<CudaBackend> backends)
     {
@@ -155,15 +139,6 @@ public sealed class NcclCollectiveGroup : ICollectiveGroup
             var data = x.Data.Pointer.Address;
             NcclLibrary.Check(NcclLibrary.ncclAllReduce(data, data, (nuint)((long)rows * x.Columns), NcclDataType.Float32, NcclReduction.Sum, _communicator, backend.Stream.Handle),
                 "ncclAllReduce");
-        }
-
-        public void AllReduceAddRmsNorm(IBackend device, DeviceTensor delta, DeviceTensor residual, DeviceWeight weight, float epsilon, DeviceTensor output, int rows)
-        {
-            if (group._peer?.TryAllReduceAddRmsNorm(rank, (CudaTensor)delta, (CudaTensor)residual, weight, epsilon, (CudaTensor)output, rows) != true)
-            {
-                AllReduceSum(delta, rows);
-                device.AddRmsNorm(residual, delta, weight, epsilon, output, rows);
-            }
         }
 
         /// <summary>

@@ -74,9 +74,6 @@ public sealed class TensorParallelModel : IForwardModel
     /// <summary>Each rank's model (its weights, buffers and KV geometry), by rank.</summary>
     public IReadOnlyList<LlamaModel> Ranks => _ranks;
 
-    /// <summary>The collectives joining the ranks.</summary>
-    public ICollectiveGroup Group => _group;
-
     public KvCacheShape KvCacheShape(int blockSize, int blockCount) => _ranks[0].KvCacheShape(blockSize, blockCount);
 
     /// <summary>

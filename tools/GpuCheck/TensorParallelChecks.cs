@@ -337,33 +337,21 @@ internal sealed class TensorParallelChecks(int size, Report report)
                 batch.Clear();
                 batch.AddSequence(table);
                 batch.AddToken(ids[0], prompt + steps, 0, prompt + steps, true);
-                double GraphMs()
+                model.ForwardToLogits(batch, cache);
+                using (var graph = model.CaptureStep(batch, cache))
                 {
-                    model.ForwardToLogits(batch, cache);
-                    using var graph = model.CaptureStep(batch, cache);
                     clock.Restart();
                     for (var i = 0; i < steps; i++)
                     {
                         device.ArgMax(graph.Replay(batch)!, 1, ids);
                     }
-
-                    return clock.Elapsed.TotalMilliseconds / steps;
                 }
 
-                var graphMs = GraphMs();
+                var graphMs = clock.Elapsed.TotalMilliseconds / steps;
                 graphSingle ??= n == 1 ? 1000 / graphMs : null;
                 var graphBandwidth = model.WeightBytesPerStep / (graphMs * 1e-3) / 1e9;
                 var graphSpeedup = graphSingle is { } g && n > 1 ? $", {1000 / graphMs / g:F2}× TP=1" : "";
                 report.Timing($"decode {name} {type} batch 1 TP={n}: {1000 / graphMs,7:F1} tok/s as replayed CUDA graphs ({graphMs:F2} ms/step{graphSpeedup}); {graphBandwidth:F0} GB/s = {100 * graphBandwidth / (n * copyGbPerSecond):F0}% of {n} × {copyGbPerSecond:F0} GB/s");
-                if (model is TensorParallelModel { Group: NcclCollectiveGroup { FuseNorm: true } nccl })
-                {
-                    // The same with the all-reduce and the norm after it as two kernels, for the A/B in one run.
-                    nccl.FuseNorm = false;
-                    var unfusedMs = GraphMs();
-                    nccl.FuseNorm = true;
-                    report.Timing($"decode {name} {type} batch 1 TP={n}: {1000 / unfusedMs,7:F1} tok/s as replayed CUDA graphs ({unfusedMs:F2} ms/step{(graphSingle is { } g1 ? $", {1000 / unfusedMs / g1:F2}× TP=1" : "")}), all-reduce and norm unfused");
-                }
-
 
                 // Rank 0's step, event-timed: only rank 0's stream carries the timer; the other ranks run free.
                 using var timer = new KernelTimer(device.Context);
@@ -379,11 +367,11 @@ internal sealed class TensorParallelChecks(int size, Report report)
 
                 var kernels = timer.Collect();
                 var total = kernels.Sum(k => k.Milliseconds);
-                var reduce = kernels.Where(k => k.Kernel.StartsWith("peer_all_reduce", StringComparison.Ordinal)).ToArray();
+                var reduce = kernels.Where(k => k.Kernel == "peer_all_reduce").ToArray();
                 // Two all-reduces a layer of one row of the model's width each (plus the logits' gather, not counted).
                 var reduceBytes = 2.0 * config.LayerCount * config.EmbeddingLength * sizeof(float);
                 var reduceText = reduce.Length == 0 ? "all-reduce on NCCL (not in this profile)"
-                    : $"{string.Join(" + ", reduce.Select(k => k.Kernel))} {reduce.Sum(k => k.Launches)} launches {reduce.Sum(k => k.Milliseconds) * 1000:F0} us ({100 * reduce.Sum(k => k.Milliseconds) / total:F0}%) for {reduceBytes / 1e3:F0} KB per rank per step";
+                    : $"peer_all_reduce {reduce.Sum(k => k.Launches)} launches {reduce.Sum(k => k.Milliseconds) * 1000:F0} us ({100 * reduce.Sum(k => k.Milliseconds) / total:F0}%) for {reduceBytes / 1e3:F0} KB per rank per step";
                 report.Timing($"  rank 0 profile: kernels {total:F3} ms of the {stepMs:F3} ms step; {reduceText}");
                 foreach (var (kernel, launches, ms) in kernels.OrderByDescending(k => k.Milliseconds).Take(5))
                 {

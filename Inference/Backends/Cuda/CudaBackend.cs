@@ -306,39 +306,6 @@ public sealed class CudaBackend : IBackend, IDeviceSampler
     }
 
     /// <summary>
-    /// <see cref="AddRmsNorm"/> after a peer all-reduce of <paramref name="delta"/>, in one launch of collectives.cu's
-    /// peer_all_reduce_rms_norm: residual += Σ over the ranks of delta, then the norm into output with the copies its
-    /// consumer reads. <paramref name="table"/>, <paramref name="epochs"/> and the staging they name belong to the caller
-    /// (TensorParallel/PeerAllReduce.cs), which has checked the message fits its staging. False, with nothing queued, where
-    /// the kernel is absent (no sm_90 build) or the row width is not one it takes.
-    /// </summary>
-    internal bool PeerAllReduceAddRmsNorm(DevicePointer table, DevicePointer epochs, int rank, int size, long capacity,
-        DeviceTensor delta, DeviceTensor residual, DeviceWeight weight, float epsilon, DeviceTensor output, int rows)
-    {
-        var x = (CudaTensor)residual;
-        if (Kernels.PeerAllReduceRmsNorm is not { } kernel || !CudaLaunchGeometry.AllReduceNormSupports(x.Columns))
-        {
-            return false;
-        }
-
-        var w = NormWeight(weight, x);
-        if (w.Columns != x.Columns)
-        {
-            throw new ArgumentException($"AddRmsNorm needs a norm weight as wide as the row ({x.Columns}), not '{w.Name}' ({w.Columns}).", nameof(weight));
-        }
-
-        Written(residual);
-        var y = Written(output);
-        var (codes, scaleSums) = FusedQuantization(y);
-        var (halves, bf16) = FusedHalves(y);
-        kernel.LaunchClusters(Stream, new Dim3((uint)CudaLaunchGeometry.AllReduceNormCluster, (uint)rows), CudaLaunchGeometry.AllReduceNormThreads, 0,
-            (uint)CudaLaunchGeometry.AllReduceNormCluster, table, epochs, rank, size, capacity, ((CudaTensor)delta).Data, x.Data, w.Codes, epsilon, y.Data, x.Columns,
-            codes, scaleSums, halves, bf16);
-        FusedCopiesWritten(y, rows, codes, halves);
-        return true;
-    }
-
-    /// <summary>
     /// Where the norm or SiLU·mul kernel also writes its output's int8 copy (saving quantize_q8's launch before the quantized
     /// matmul that reads it): once a tensor has been quantized (its copy exists, so its consumer is a quantized weight) and
     /// its rows are whole 32-value blocks. Null pointers otherwise.

@@ -38,9 +38,6 @@ public sealed class CudaKernels : IDisposable
     /// of attention (clusters are a Hopper feature).</summary>
     public const string ClusterDecodeKernelName = "attention_decode_f16_tc_cluster";
 
-    /// <summary>The tensor-parallel all-reduce fused with the norm after it: only in the sm_90 build of collectives.</summary>
-    public const string PeerAllReduceRmsNormKernelName = "peer_all_reduce_rms_norm";
-
     /// <param name="ptxDirectory">Load PTX from this folder (kernel development on the GPU machine); by default the folder in
     /// <c>ASPIREAI_CUDA_PTX_DIR</c> when set, else the embedded resources.</param>
     public CudaKernels(CudaContext context, string? ptxDirectory = null)
@@ -79,7 +76,6 @@ public sealed class CudaKernels : IDisposable
         var attention = _modules[2];
         var sampling = _modules[3];
         PeerAllReduce = _modules[4].Kernel("peer_all_reduce");
-        PeerAllReduceRmsNorm = DependentLaunch ? _modules[4].Kernel(PeerAllReduceRmsNormKernelName) : null;
         EmbedRows = elementwise.Kernel("embed_rows");
         RmsNormRows = elementwise.Kernel("rms_norm_rows");
         RmsNormGroups = elementwise.Kernel("rms_norm_groups");
@@ -200,10 +196,6 @@ public sealed class CudaKernels : IDisposable
     public CudaKernel AttentionPrefillFor(CudaKvCache cache) => cache.IsHalf ? AttentionPrefillF16 : cache.IsFp8 ? AttentionPrefillFp8 : AttentionPrefill;
     public CudaKernel ArgmaxRows { get; }
     public CudaKernel PeerAllReduce { get; }
-
-    /// <summary>peer_all_reduce fused with the residual add and RMSNorm after it (clusters of a row's blocks); null without
-    /// the sm_90 build.</summary>
-    public CudaKernel? PeerAllReduceRmsNorm { get; }
     public CudaKernel SampleRows { get; }
 
     /// <summary>Every GEMV kernel (for reports of their registers and spills).</summary>

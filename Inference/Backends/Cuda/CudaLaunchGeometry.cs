@@ -12,19 +12,6 @@ public static class CudaLaunchGeometry
     /// </summary>
     public const int QuantizedGemvMaxRows = 32;
 
-    /// <summary>Blocks of the cluster that takes one row in peer_all_reduce_rms_norm (NORM_CLUSTER in collectives.cu).</summary>
-    public const int AllReduceNormCluster = 8;
-
-    /// <summary>Threads of each of those blocks (NORM_CLUSTER_THREADS), each holding up to 4 float4 (NORM_CLUSTER_ITEMS).</summary>
-    public const int AllReduceNormThreads = 128;
-
-    /// <summary>
-    /// Whether peer_all_reduce_rms_norm takes rows of this width: each block's share whole 32-value blocks (the int8 copy's
-    /// unit) and at most 4 float4 a thread — 256 to 16,384 columns in steps of 256 (every Llama and Qwen width).
-    /// </summary>
-    public static bool AllReduceNormSupports(int columns) =>
-        columns > 0 && columns % (32 * AllReduceNormCluster) == 0 && columns <= 4 * 4 * AllReduceNormCluster * AllReduceNormThreads;
-
     /// <summary>Activation rows up to which float matmuls take the GEMV path; above, the tensor-core GEMM.</summary>
     public const int FloatGemvMaxRows = 8;
 

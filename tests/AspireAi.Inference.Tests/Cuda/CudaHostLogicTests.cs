@@ -30,17 +30,6 @@ public sealed class CudaHostLogicTests
         Assert.Throws<ArgumentException>(() => CudaKvOffloadStore.SlotsPerChunk((long)int.MaxValue + 1, 1));
 
     [Theory]
-    [InlineData(4096, true)]    // Llama-3-8B: 8 blocks of 512 values, one float4 a thread
-    [InlineData(8192, true)]    // Llama-3-70B: two a thread
-    [InlineData(2048, true)]    // Llama-3.2-1B
-    [InlineData(1024, true)]    // Qwen3-0.6B
-    [InlineData(896, false)]    // Qwen2-0.5B: 112 values a block, not whole 32-value blocks
-    [InlineData(16384, true)]   // four float4 a thread, the most
-    [InlineData(16640, false)]
-    public void The_fused_all_reduce_and_norm_takes_widths_of_whole_blocks_in_every_cluster_block(int columns, bool expected) =>
-        Assert.Equal(expected, CudaLaunchGeometry.AllReduceNormSupports(columns));
-
-    [Theory]
     [InlineData(1, 128, false)]  // one partition: the decode kernel writes the output itself
     [InlineData(2, 128, true)]
     [InlineData(8, 128, true)]   // the portable cluster size
