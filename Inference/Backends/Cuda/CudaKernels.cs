@@ -115,12 +115,13 @@ public sealed class CudaKernels : IDisposable
         AttentionPartition.SetMaxDynamicSharedMemory(CudaLaunchGeometry.AttentionMaxSharedBytes);
         AttentionPartitionF16.SetMaxDynamicSharedMemory(CudaLaunchGeometry.AttentionMaxSharedBytes);
         AttentionPartitionFp8.SetMaxDynamicSharedMemory(CudaLaunchGeometry.AttentionMaxSharedBytes);
+        var f16DecodeShared = CudaLaunchGeometry.DecodeTensorCoreSharedBytes(CudaLaunchGeometry.DecodeTensorCoreMaxHeadDim, 2);
         AttentionDecodeF16TensorCore = attention.Kernel("attention_decode_f16_tc");
-        AttentionDecodeF16TensorCore.SetMaxDynamicSharedMemory(CudaLaunchGeometry.DecodeTensorCoreSharedBytes(CudaLaunchGeometry.DecodeTensorCoreMaxHeadDim, 2));
+        AttentionDecodeF16TensorCore.SetMaxDynamicSharedMemory(f16DecodeShared);
         if (DependentLaunch)
         {
             AttentionDecodeF16Cluster = attention.Kernel(ClusterDecodeKernelName);
-            AttentionDecodeF16Cluster.SetMaxDynamicSharedMemory(CudaLaunchGeometry.DecodeTensorCoreSharedBytes(CudaLaunchGeometry.DecodeTensorCoreMaxHeadDim, 2));
+            AttentionDecodeF16Cluster.SetMaxDynamicSharedMemory(f16DecodeShared);
         }
 
         AttentionDecodeFp8TensorCore = attention.Kernel("attention_decode_fp8_tc");
