@@ -11,17 +11,27 @@ public sealed unsafe class Float8E4M3Tests
     [Fact]
     public void The_vector_loads_widen_every_code_as_the_scalar_decode_does()
     {
+        // Load8 is AVX2 code, Load16 AVX-512: each is checked where the CPU kernels would use it (its SimdLevel).
+        Assert.SkipUnless(SimdLevels.IsSupported(SimdLevel.Avx2), "the vector loads need AVX2, which this CPU lacks");
+        var withLoad16 = SimdLevels.IsSupported(SimdLevel.Avx512);
         var codes = Enumerable.Range(0, 256).Select(c => (byte)c).ToArray();
         fixed (byte* row = codes)
         {
             for (var i = 0; i < 256; i += 16)
             {
-                var sixteen = Float8E4M3Row.Load16(row, i);
                 var eight = Float8E4M3Row.Load8(row, i + 8);
                 for (var j = 0; j < 16; j++)
                 {
-                    Same(Float8E4M3Row.Decode(codes[i + j]), sixteen[j]);
                     Same(Float8E4M3Row.Decode(codes[i + j]), Float8E4M3Row.Load1(row, i + j));
+                }
+
+                if (withLoad16)
+                {
+                    var sixteen = Float8E4M3Row.Load16(row, i);
+                    for (var j = 0; j < 16; j++)
+                    {
+                        Same(Float8E4M3Row.Decode(codes[i + j]), sixteen[j]);
+                    }
                 }
 
                 for (var j = 0; j < 8; j++)
