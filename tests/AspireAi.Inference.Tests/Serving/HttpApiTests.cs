@@ -247,10 +247,18 @@ public sealed class HttpApiTests(TinyServerFixture server) : IClassFixture<TinyS
     [Fact]
     public async Task Shared_prefix_is_counted_as_prefix_cache_hits_in_metrics()
     {
+        // Meters are process-wide, so /metrics lists the series of every engine of the test process, and those of engines
+        // serving the same name collide: run with 8 test threads, other tests' engines also named "tiny" made the fixture
+        // server's /metrics show two "tiny" prefix-hit series, both 0, and not its own 32. This server has a name of its own.
+        using var temp = new TempDirectory();
+        var path = temp.File("tiny.gguf");
+        server.Spec.CreateWriter().WriteTo(path);
+        var name = "prefix-metrics-" + Guid.NewGuid().ToString("N");
+        await using var host = await ServingHost.StartAsync(path, "--served-model-name", name, "--kv-cache-tokens", "320");
         var prefix = Enumerable.Range(0, 32).Select(i => 3 + i).ToArray();
         foreach (var tail in new[] { 50, 51 })
         {
-            var response = await Http.PostAsJsonAsync("/v1/completions", new { model = "tiny", prompt = prefix.Append(tail).ToArray(), max_tokens = 2 }, Ct);
+            var response = await host.Http.PostAsJsonAsync("/v1/completions", new { model = name, prompt = prefix.Append(tail).ToArray(), max_tokens = 2 }, Ct);
             response.EnsureSuccessStatusCode();
             if (tail == 51)
             {
@@ -258,8 +266,11 @@ public sealed class HttpApiTests(TinyServerFixture server) : IClassFixture<TinyS
             }
         }
 
-        var metrics = await Http.GetStringAsync("/metrics", Ct);
-        foreach (var name in new[]
+        var lines = (await host.Http.GetStringAsync("/metrics", Ct)).Split('\n');
+        // This server's series of a metric: its lines that carry the server's model name.
+        IEnumerable<string> Series(string metric) => lines.Where(l => l.StartsWith(metric + "{", StringComparison.Ordinal)
+            && l.Contains($"model_name=\"{name}\"", StringComparison.Ordinal));
+        foreach (var metric in new[]
         {
             "vllm:num_requests_running", "vllm:num_requests_waiting", "vllm:kv_cache_usage_perc", "vllm:prefix_cache_hits_total",
             "vllm:prefix_cache_queries_total", "vllm:time_to_first_token_seconds_bucket", "vllm:inter_token_latency_seconds_bucket",
@@ -267,14 +278,11 @@ public sealed class HttpApiTests(TinyServerFixture server) : IClassFixture<TinyS
             "vllm:request_success_total",
         })
         {
-            Assert.Contains(name + "{", metrics);
+            Assert.NotEmpty(Series(metric));
         }
 
-        // Meters are process-wide: other tests' engines export series of their own beside this one, some also named "tiny"
-        // (TinyEngine's), so this server's series is one of those lines.
-        var hits = metrics.Split('\n').Where(l => l.StartsWith("vllm:prefix_cache_hits_total{", StringComparison.Ordinal)
-            && l.Contains("model_name=\"tiny\"", StringComparison.Ordinal)).ToList();
-        Assert.Contains(hits, l => double.Parse(l[(l.LastIndexOf(' ') + 1)..], System.Globalization.CultureInfo.InvariantCulture) >= 32);
+        var hits = Assert.Single(Series("vllm:prefix_cache_hits_total"));
+        Assert.Equal(32, double.Parse(hits[(hits.LastIndexOf(' ') + 1)..], System.Globalization.CultureInfo.InvariantCulture));
     }
 
     [Fact]
