@@ -90,16 +90,19 @@ public sealed class BatchPersistenceTests : IDisposable
 
             // The second batch is stopped part-way: once one result is on disk, the engine thread is held at the end of
             // its next step (one line runs at a time, and the next line starts only after the previous one's result is
-            // written), so no further result can be written before the server stops.
-            resumed = await CreateBatch(first.Http, 4);
-            resultsPath = Path.Combine(state, "batches", resumed + ".results.jsonl");
+            // written), so no further result can be written before the server stops. The hold is in place before the
+            // batch exists: installed after it, a slow test thread (8 test threads on 2 cores) let two lines finish first.
+            var batches = Path.Combine(state, "batches");
             first.Model.Engine.StepCompleted += _ =>
             {
-                if (File.Exists(resultsPath) && File.ReadAllText(resultsPath).Contains('\n'))
+                if (Directory.EnumerateFiles(batches, "*.results.jsonl").Any(f => !Path.GetFileName(f).StartsWith(done, StringComparison.Ordinal)
+                    && File.ReadAllText(f).Contains('\n')))
                 {
                     hold.Wait();
                 }
             };
+            resumed = await CreateBatch(first.Http, 4);
+            resultsPath = Path.Combine(batches, resumed + ".results.jsonl");
             for (var i = 0; i < 1200 && !(File.Exists(resultsPath) && File.ReadAllText(resultsPath).Contains('\n')); i++)
             {
                 await Task.Delay(50, Ct); // a result on disk stays there: this wait cannot miss it
