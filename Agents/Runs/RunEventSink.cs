@@ -20,6 +20,18 @@ public sealed class RunEventSink(string runId, int lastSeq, RunStore store, RunE
     });
 
     /// <summary>
+    /// Emits the run's end event in the transaction in which <paramref name="finish"/> records the run's end
+    /// (<see cref="RunStore.FinishAsync"/>). Written apart, a stream that re-read the database between the two found the run
+    /// ended and no event after the last it had sent, and closed without the end event.
+    /// </summary>
+    public Task EmitEndAsync(string type, object data, Func<RunEvent, Task> finish) => AppendAsync(async seq =>
+    {
+        var runEvent = new RunEvent(seq, type, Json.Element(data));
+        await finish(runEvent);
+        return runEvent;
+    });
+
+    /// <summary>
     /// Emits the event <paramref name="data"/> makes from the number of token events <paramref name="step"/> streamed in an
     /// interrupted attempt, deleting those in the same transaction (see <see cref="RunStore.AppendDiscardingTokensAsync"/>).
     /// </summary>

@@ -387,14 +387,14 @@ internal sealed class RunExecutor(
         }
 
         await run.Events.EmitAsync(RunEventTypes.Usage, usage);
-        await store.FinishAsync(run.Id, status, output, citations, usage, error is null ? null : Json.Element(error), CancellationToken.None);
         var end = status switch
         {
             RunStatus.Completed => RunEventTypes.Completed,
             RunStatus.Incomplete => RunEventTypes.Incomplete,
             _ => RunEventTypes.Failed,
         };
-        await run.Events.EmitAsync(end, new { status, error });
+        await run.Events.EmitEndAsync(end, new { status, error }, endEvent =>
+            store.FinishAsync(run.Id, status, output, citations, usage, error is null ? null : Json.Element(error), endEvent, CancellationToken.None));
     }
 
     private static void RestoreBudget(RunBudget budget, JsonElement usage)

@@ -60,20 +60,33 @@ public sealed class RunStore(NpgsqlDataSource db)
         await command.ExecuteNonQueryAsync(ct);
     }
 
-    /// <summary>Records the end of a run and gives up its lease.</summary>
-    public async Task FinishAsync(string runId, string status, string? output, JsonElement citations, JsonElement usage, JsonElement? error, CancellationToken ct)
+    /// <summary>
+    /// Records the end of a run, gives up its lease and appends its end event <paramref name="end"/>, in one transaction: a
+    /// reader that finds the run ended finds its end event too (<see cref="RunEventSink.EmitEndAsync"/>).
+    /// </summary>
+    public async Task FinishAsync(string runId, string status, string? output, JsonElement citations, JsonElement usage, JsonElement? error,
+        RunEvent end, CancellationToken ct)
     {
-        await using var command = db.CreateCommand("""
+        await using var connection = await db.OpenConnectionAsync(ct);
+        await using var transaction = await connection.BeginTransactionAsync(ct);
+        await using var update = new NpgsqlCommand("""
             UPDATE runs SET status = $2, output = $3, citations = $4, usage = $5, error = $6, completed_at = now(), owner = NULL, lease_until = NULL
             WHERE id = $1
-            """);
-        command.Parameters.AddWithValue(runId);
-        command.Parameters.AddWithValue(status);
-        command.Parameters.AddWithValue((object?)output ?? DBNull.Value);
-        command.Parameters.AddWithValue(NpgsqlDbType.Jsonb, citations.GetRawText());
-        command.Parameters.AddWithValue(NpgsqlDbType.Jsonb, usage.GetRawText());
-        command.Parameters.AddWithValue(NpgsqlDbType.Jsonb, (object?)error?.GetRawText() ?? DBNull.Value);
-        await command.ExecuteNonQueryAsync(ct);
+            """, connection, transaction);
+        update.Parameters.AddWithValue(runId);
+        update.Parameters.AddWithValue(status);
+        update.Parameters.AddWithValue((object?)output ?? DBNull.Value);
+        update.Parameters.AddWithValue(NpgsqlDbType.Jsonb, citations.GetRawText());
+        update.Parameters.AddWithValue(NpgsqlDbType.Jsonb, usage.GetRawText());
+        update.Parameters.AddWithValue(NpgsqlDbType.Jsonb, (object?)error?.GetRawText() ?? DBNull.Value);
+        await update.ExecuteNonQueryAsync(ct);
+        await using var insert = new NpgsqlCommand("INSERT INTO run_events (run_id, seq, type, data) VALUES ($1, $2, $3, $4)", connection, transaction);
+        insert.Parameters.AddWithValue(runId);
+        insert.Parameters.AddWithValue(end.Seq);
+        insert.Parameters.AddWithValue(end.Type);
+        insert.Parameters.AddWithValue(NpgsqlDbType.Jsonb, end.Data.GetRawText());
+        await insert.ExecuteNonQueryAsync(ct);
+        await transaction.CommitAsync(ct);
     }
 
     /// <summary>What the run has spent so far; a resumed run starts its budget from it.</summary>
