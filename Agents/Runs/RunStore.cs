@@ -80,11 +80,7 @@ public sealed class RunStore(NpgsqlDataSource db)
         update.Parameters.AddWithValue(NpgsqlDbType.Jsonb, usage.GetRawText());
         update.Parameters.AddWithValue(NpgsqlDbType.Jsonb, (object?)error?.GetRawText() ?? DBNull.Value);
         await update.ExecuteNonQueryAsync(ct);
-        await using var insert = new NpgsqlCommand("INSERT INTO run_events (run_id, seq, type, data) VALUES ($1, $2, $3, $4)", connection, transaction);
-        insert.Parameters.AddWithValue(runId);
-        insert.Parameters.AddWithValue(end.Seq);
-        insert.Parameters.AddWithValue(end.Type);
-        insert.Parameters.AddWithValue(NpgsqlDbType.Jsonb, end.Data.GetRawText());
+        await using var insert = WithEvent(new NpgsqlCommand(InsertEvent, connection, transaction), runId, end);
         await insert.ExecuteNonQueryAsync(ct);
         await transaction.CommitAsync(ct);
     }
@@ -152,13 +148,21 @@ public sealed class RunStore(NpgsqlDataSource db)
 
     // ── Events ──
 
-    public async Task AppendEventAsync(string runId, RunEvent runEvent, CancellationToken ct)
+    private const string InsertEvent = "INSERT INTO run_events (run_id, seq, type, data) VALUES ($1, $2, $3, $4)";
+
+    /// <summary><paramref name="command"/> (an <see cref="InsertEvent"/>) with <paramref name="runEvent"/>'s values.</summary>
+    private static NpgsqlCommand WithEvent(NpgsqlCommand command, string runId, RunEvent runEvent)
     {
-        await using var command = db.CreateCommand("INSERT INTO run_events (run_id, seq, type, data) VALUES ($1, $2, $3, $4)");
         command.Parameters.AddWithValue(runId);
         command.Parameters.AddWithValue(runEvent.Seq);
         command.Parameters.AddWithValue(runEvent.Type);
         command.Parameters.AddWithValue(NpgsqlDbType.Jsonb, runEvent.Data.GetRawText());
+        return command;
+    }
+
+    public async Task AppendEventAsync(string runId, RunEvent runEvent, CancellationToken ct)
+    {
+        await using var command = WithEvent(db.CreateCommand(InsertEvent), runId, runEvent);
         await command.ExecuteNonQueryAsync(ct);
     }
 
@@ -176,11 +180,7 @@ public sealed class RunStore(NpgsqlDataSource db)
         delete.Parameters.AddWithValue(RunEventTypes.Token);
         delete.Parameters.AddWithValue(step);
         var runEvent = build(await delete.ExecuteNonQueryAsync(ct));
-        await using var insert = new NpgsqlCommand("INSERT INTO run_events (run_id, seq, type, data) VALUES ($1, $2, $3, $4)", connection, transaction);
-        insert.Parameters.AddWithValue(runId);
-        insert.Parameters.AddWithValue(runEvent.Seq);
-        insert.Parameters.AddWithValue(runEvent.Type);
-        insert.Parameters.AddWithValue(NpgsqlDbType.Jsonb, runEvent.Data.GetRawText());
+        await using var insert = WithEvent(new NpgsqlCommand(InsertEvent, connection, transaction), runId, runEvent);
         await insert.ExecuteNonQueryAsync(ct);
         await transaction.CommitAsync(ct);
         return runEvent;
