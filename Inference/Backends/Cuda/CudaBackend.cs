@@ -772,7 +772,7 @@ public sealed class CudaBackend : IBackend, IDeviceSampler
         // Prefill runs take the tensor-core kernel where it serves the head dimension; every other token (all of a decode
         // batch, which has no query tiles and so launches exactly what it did before attention_prefill existed) takes
         // attention_partition, through the token list where the batch mixes both.
-        var prefill = _layout.QueryTileCount > 0 && CudaLaunchGeometry.PrefillSupports(shape.HeadDim);
+        var prefill = PrefillRuns(shape.HeadDim);
         if (prefill)
         {
             Kernels.AttentionPrefillFor(kv).Launch(Stream, new Dim3((uint)_layout.QueryTileCount, (uint)heads), CudaLaunchGeometry.PrefillThreads,
@@ -834,10 +834,12 @@ public sealed class CudaBackend : IBackend, IDeviceSampler
     public (bool Cluster, int Splits) DecodeAttentionMerge(PagedKvCache cache, int queryHeads)
     {
         var kv = (CudaKvCache)cache;
-        var prefill = _layout.QueryTileCount > 0 && CudaLaunchGeometry.PrefillSupports(kv.Shape.HeadDim);
-        var plan = DecodeAttentionPlan(kv, queryHeads / kv.Shape.KvHeads, prefill);
+        var plan = DecodeAttentionPlan(kv, queryHeads / kv.Shape.KvHeads, PrefillRuns(kv.Shape.HeadDim));
         return (plan.Cluster, plan.Splits);
     }
+
+    /// <summary>Whether the batch's prefill runs (its query tiles) take attention_prefill, for this head dimension.</summary>
+    private bool PrefillRuns(int headDim) => _layout.QueryTileCount > 0 && CudaLaunchGeometry.PrefillSupports(headDim);
 
     /// <summary>
     /// How the decode tokens of the batch (all of them, or those past the prefill runs) take attention: how many, whether on
