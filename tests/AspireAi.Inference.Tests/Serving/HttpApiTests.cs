@@ -266,10 +266,7 @@ public sealed class HttpApiTests(TinyServerFixture server) : IClassFixture<TinyS
             }
         }
 
-        var lines = (await host.Http.GetStringAsync("/metrics", Ct)).Split('\n');
-        // This server's series of a metric: its lines that carry the server's model name.
-        IEnumerable<string> Series(string metric) => lines.Where(l => l.StartsWith(metric + "{", StringComparison.Ordinal)
-            && l.Contains($"model_name=\"{name}\"", StringComparison.Ordinal));
+        var metrics = await host.Http.GetStringAsync("/metrics", Ct);
         foreach (var metric in new[]
         {
             "vllm:num_requests_running", "vllm:num_requests_waiting", "vllm:kv_cache_usage_perc", "vllm:prefix_cache_hits_total",
@@ -278,11 +275,10 @@ public sealed class HttpApiTests(TinyServerFixture server) : IClassFixture<TinyS
             "vllm:request_success_total",
         })
         {
-            Assert.NotEmpty(Series(metric));
+            Assert.NotEmpty(ServingHost.Series(metrics, metric, name));
         }
 
-        var hits = Assert.Single(Series("vllm:prefix_cache_hits_total"));
-        Assert.Equal(32, double.Parse(hits[(hits.LastIndexOf(' ') + 1)..], System.Globalization.CultureInfo.InvariantCulture));
+        Assert.Equal(32, ServingHost.Value(Assert.Single(ServingHost.Series(metrics, "vllm:prefix_cache_hits_total", name))));
     }
 
     [Fact]

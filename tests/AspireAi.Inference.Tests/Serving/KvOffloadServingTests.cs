@@ -1,4 +1,3 @@
-using System.Globalization;
 using System.Net.Http.Json;
 using System.Text.Json.Nodes;
 using AspireAi.Inference.Tests.Support;
@@ -37,12 +36,7 @@ public sealed class KvOffloadServingTests
         Assert.Equal(64, again["usage"]!["prompt_tokens_details"]!["cached_tokens"]!.GetValue<int>());
 
         var metrics = await http.GetStringAsync("/metrics", Ct);
-        double Value(string name)
-        {
-            var line = metrics.Split('\n').Single(l => l.StartsWith(name + "{", StringComparison.Ordinal)
-                && l.Contains("model_name=\"tiny-offload\"", StringComparison.Ordinal));
-            return double.Parse(line[(line.LastIndexOf(' ') + 1)..], CultureInfo.InvariantCulture);
-        }
+        double Value(string name) => ServingHost.Value(ServingHost.Series(metrics, name, "tiny-offload").Single());
 
         Assert.Equal(64, Value("aspireai:kv_offload_hits_total"));
         Assert.True(Value("aspireai:kv_offload_queries_total") >= 65);

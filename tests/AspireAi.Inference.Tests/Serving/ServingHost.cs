@@ -45,6 +45,18 @@ public sealed class ServingHost : IAsyncDisposable
     /// <summary>Stops the host (as a shutdown does: background work is cancelled) without disposing the model yet.</summary>
     public Task StopAsync() => _app.StopAsync(CancellationToken.None);
 
+    /// <summary>
+    /// The lines of a <c>/metrics</c> text for <paramref name="metric"/> that carry <paramref name="model"/>: meters are
+    /// process-wide, so every engine of the test process reports there, each series labelled with its model name.
+    /// </summary>
+    public static IEnumerable<string> Series(string metrics, string metric, string model) =>
+        metrics.Split('\n').Where(l => l.StartsWith(metric + "{", StringComparison.Ordinal)
+            && l.Contains($"model_name=\"{model}\"", StringComparison.Ordinal));
+
+    /// <summary>The value of a metric line (its last field).</summary>
+    public static double Value(string line) =>
+        double.Parse(line[(line.LastIndexOf(' ') + 1)..], System.Globalization.CultureInfo.InvariantCulture);
+
     /// <summary>The OpenAI .NET client, as a Microsoft.Extensions.AI chat client, pointed at this server.</summary>
     public IChatClient OpenAiChatClient() =>
         new OpenAIClient(new ApiKeyCredential("not-checked"), new OpenAIClientOptions { Endpoint = new Uri(Address, "/v1") })
