@@ -171,7 +171,7 @@ __device__ __forceinline__ float weight_value(const unsigned char* codes, const 
         code = (j < 16 ? (b & 15) : (b >> 4)) - offset;
     }
     const long long s = (row * blocks + block) * scalesPerBlock + (scalesPerBlock == 2 ? j / 16 : 0);
-    const float scale = half_scales(scalesPerBlock, mins) ? half_to_float(((const unsigned short*)scales)[s]) : ((const float*)scales)[s];
+    const float scale = half_scales(scalesPerBlock, mins) ? load_scale<true>(scales, s) : load_scale<false>(scales, s);
     const float min = mins ? mins[row * blocks + block] : 0.0f;
     return scale * (float)code - min;
 }
@@ -212,14 +212,6 @@ __device__ __forceinline__ float2 load_cluster_float2(unsigned address) {
     float2 v = make_float2(0.0f, 0.0f);
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
     asm volatile("ld.shared::cluster.v2.f32 {%0, %1}, [%2];" : "=f"(v.x), "=f"(v.y) : "r"(address) : "memory");
-#endif
-    return v;
-}
-
-__device__ __forceinline__ float load_cluster_float(unsigned address) {
-    float v = 0.0f;
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-    asm volatile("ld.shared::cluster.f32 %0, [%1];" : "=f"(v) : "r"(address) : "memory");
 #endif
     return v;
 }
