@@ -218,9 +218,12 @@ __device__ __forceinline__ float2 load_cluster_float2(unsigned address) {
 
 // cp.async (sm_80+): copies global → shared memory without passing through registers, in groups the thread commits
 // and later waits for (all but the newest N groups complete); a false `valid` copies nothing and zero-fills the destination.
+__device__ __forceinline__ void cp_async16_shared(unsigned shared, const void* global, bool valid) {
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(shared), "l"(global), "r"(valid ? 16 : 0));
+}
+
 __device__ __forceinline__ void cp_async16(void* shared, const void* global, bool valid) {
-    const unsigned s = shared_address(shared);
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(s), "l"(global), "r"(valid ? 16 : 0));
+    cp_async16_shared(shared_address(shared), global, valid);
 }
 
 __device__ __forceinline__ void cp_async4(void* shared, const void* global, bool valid) {
