@@ -125,12 +125,11 @@ __device__ __forceinline__ void tile_chunks(int tid, int rowChunks, int rows, in
     }
 }
 
-// The cache slot of position first + row[u] (row non-decreasing in u), or −1 where row[u] ≥ rows (no copy) or the
-// position is at or past end.
+// The block-table entry of position first + row[u] (row non-decreasing in u) and the position's offset in its block;
+// entry −1 where row[u] ≥ rows (no copy) or the position is at or past end.
 template <int N>
-__device__ __forceinline__ void table_slots(const int (&row)[N], int rows, int first, int end, const int* table, int blockSize,
-                                            long long (&slot)[N]) {
-    int entry[N], offset[N];
+__device__ __forceinline__ void table_entries(const int (&row)[N], int rows, int first, int end, const int* table,
+                                              int blockSize, int (&entry)[N], int (&offset)[N]) {
     int block = (first + row[0]) / blockSize, at = first + row[0] - block * blockSize;
 #pragma unroll
     for (int u = 0; u < N; u++) {
@@ -141,8 +140,6 @@ __device__ __forceinline__ void table_slots(const int (&row)[N], int rows, int f
         offset[u] = at;
         entry[u] = row[u] < rows && first + row[u] < end ? __ldg(table + block) : -1;
     }
-#pragma unroll
-    for (int u = 0; u < N; u++) slot[u] = entry[u] < 0 ? -1 : (long long)entry[u] * blockSize + offset[u];
 }
 
 // K and V rows of one tile: ATT_WARPS · ROWS consecutive positions of the partition, staged by cp.async.
@@ -187,7 +184,8 @@ __device__ __forceinline__ void attention_partition_body(
     const int end = min(length, start + partition);
     const int tiles = (end - start + TILE - 1) / TILE;
     const int* table = blockTables + (long long)sequenceOf[t] * maxBlocks;
-    const long long kvWidthBytes = (long long)kvHeads * rowBytes;
+    const int kvWidthBytes = kvHeads * rowBytes;            // a slot's bytes
+    const int blockBytes = blockSize * kvWidthBytes;        // a cache block's bytes (of one layer: a few hundred KB at most)
     const char* keys = (const char*)keyCache + (long long)h * rowBytes;
     const char* values = (const char*)valueCache + (long long)h * rowBytes;
 
@@ -202,14 +200,14 @@ __device__ __forceinline__ void attention_partition_body(
     tile_chunks<ATT_THREADS>(tid, rowBytes / 16, TILE, copyRow, copyChunk);
     auto issue = [&](int tile) {
         if (tile < tiles) {
-            long long slot[Stages::MAX_CHUNKS];
-            table_slots(copyRow, TILE, start + tile * TILE, end, table, blockSize, slot);
+            int entry[Stages::MAX_CHUNKS], offset[Stages::MAX_CHUNKS];
+            table_entries(copyRow, TILE, start + tile * TILE, end, table, blockSize, entry, offset);
             const unsigned sK = shared_address(sStage + (tile % STAGES) * stageBytes), sV = sK + TILE * rowBytes;
 #pragma unroll
             for (int u = 0; u < Stages::MAX_CHUNKS; u++) {
                 if (copyRow[u] < TILE) {
-                    const bool valid = slot[u] >= 0;
-                    const long long from = (valid ? slot[u] : 0) * kvWidthBytes + 16 * copyChunk[u];
+                    const bool valid = entry[u] >= 0;
+                    const long long from = (long long)max(entry[u], 0) * blockBytes + (offset[u] * kvWidthBytes + 16 * copyChunk[u]);
                     const unsigned at = copyRow[u] * rowBytes + 16 * copyChunk[u];
                     cp_async16_shared(sK + at, keys + from, valid);
                     cp_async16_shared(sV + at, values + from, valid);
@@ -380,9 +378,15 @@ ATTENTION_PARTITION(attention_partition_fp8, unsigned char)
 // Combines the partitions of head blockIdx.x of token t (tokenList[blockIdx.y], or blockIdx.y without a list):
 // out = Σ 2^(mᵢ−M)·oᵢ / Σ 2^(mᵢ−M)·lᵢ. The split policy gives batch-1 decode tens of partitions, so they are spread over
 // the block rather than walked by every thread: M and the denominator by block reductions over the partitions, then warp
-// w sums partitions w, w + 4, … (lanes over float4 chunks, independent loads) and the 4 warps' sums are added in warp
-// order (deterministic). With codes (head dimension a multiple of 32, checked by the host) the output is also quantized
-// as quantize_q8 does, for the quantized attention-output projection that reads it (one launch fewer a layer).
+// w sums partitions w, w + 4, … in that order (lanes over float4 chunks) and the 4 warps' sums are added in warp order
+// (deterministic). Every load is issued before the first reduction: a thread's partition statistics, and the first
+// REDUCE_LOADS partitions of each lane's chunk, which need no M until they are summed — the kernel is a chain of L2 trips
+// (Nsight Compute, batch 1 at context 2,048: 22 cycles an instruction), and the partitions' loads no longer wait behind
+// the two reductions and, past 16 partitions a block, behind each other. With codes (head dimension a multiple of 32,
+// checked by the host) the output is also quantized as quantize_q8 does, for the quantized attention-output projection
+// that reads it (one launch fewer a layer).
+#define REDUCE_LOADS 12  // partitions a lane holds in flight: one round for up to 48 partitions (context 3,072 at 64)
+
 extern "C" __global__ void __launch_bounds__(ATT_THREADS) attention_reduce(
     const float* partialOut, const float2* partialStats, const int* positions, const int* tokenList, float* output, int heads,
     int headDim, int partition, int splits, signed char* codes, float2* scaleSums) {
@@ -393,32 +397,37 @@ extern "C" __global__ void __launch_bounds__(ATT_THREADS) attention_reduce(
     const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
     const int used = (positions[t] + partition) / partition;  // ⌈(p + 1) / partition⌉
     const float2* stats = partialStats + ((long long)t * heads + head) * splits;
-    float m = -INFINITY;
-    for (int z = tid; z < used; z += ATT_THREADS) m = fmaxf(m, stats[z].x);
+    const int chunks = headDim / 4;
+    const float4* parts = (const float4*)(partialOut + ((long long)t * heads + head) * splits * headDim);
+    float4 x[REDUCE_LOADS];  // partitions warp + 4k, k < REDUCE_LOADS, of chunk `lane`
+    float mz[REDUCE_LOADS];
+    auto load = [&](int c, int k0) {
+#pragma unroll
+        for (int k = 0; k < REDUCE_LOADS; k++) {
+            const int z = warp + ATT_WARPS * (k0 + k);
+            x[k] = z < used ? parts[(long long)z * chunks + c] : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+            mz[k] = z < used ? stats[z].x : -INFINITY;
+        }
+    };
+    if (lane < chunks) load(lane, 0);
+    const float2 own = tid < used ? stats[tid] : make_float2(-INFINITY, 0.0f);
+    float m = own.x;
+    for (int z = tid + ATT_THREADS; z < used; z += ATT_THREADS) m = fmaxf(m, stats[z].x);
     m = warp_max(m);
     if (lane == 0) sReduce[warp] = m;
     __syncthreads();
     m = fmaxf(fmaxf(sReduce[0], sReduce[1]), fmaxf(sReduce[2], sReduce[3]));
     __syncthreads();  // sReduce is reused
-    float total = 0.0f;
-    for (int z = tid; z < used; z += ATT_THREADS) total += exp2f(stats[z].x - m) * stats[z].y;
+    float total = tid < used ? exp2f(own.x - m) * own.y : 0.0f;
+    for (int z = tid + ATT_THREADS; z < used; z += ATT_THREADS) total += exp2f(stats[z].x - m) * stats[z].y;
     total = warp_sum(total);
     if (lane == 0) sReduce[warp] = total;
-    const int chunks = headDim / 4;
-    const float4* parts = (const float4*)(partialOut + ((long long)t * heads + head) * splits * headDim);
     for (int c = lane; c < chunks; c += 32) {
         float4 o = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-        for (int z0 = warp; z0 < used; z0 += 4 * ATT_WARPS) {
-            float4 x[4];  // four partitions' loads in flight before the first is used
-            float mz[4];
+        for (int k0 = 0; warp + ATT_WARPS * k0 < used; k0 += REDUCE_LOADS) {
+            if (c != lane || k0 > 0) load(c, k0);  // the first round of the first chunk is already in flight
 #pragma unroll
-            for (int u = 0; u < 4; u++) {
-                const int z = z0 + u * ATT_WARPS;
-                x[u] = z < used ? parts[(long long)z * chunks + c] : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-                mz[u] = z < used ? stats[z].x : -INFINITY;
-            }
-#pragma unroll
-            for (int u = 0; u < 4; u++) o = fma4(exp2f(mz[u] - m), x[u], o);
+            for (int k = 0; k < REDUCE_LOADS; k++) o = fma4(exp2f(mz[k] - m), x[k], o);
         }
         sSum[warp][c] = o;
     }
@@ -428,8 +437,8 @@ extern "C" __global__ void __launch_bounds__(ATT_THREADS) attention_reduce(
         float4 o = sSum[0][c];
 #pragma unroll
         for (int w = 1; w < ATT_WARPS; w++) {
-            const float4 x = sSum[w][c];
-            o = make_float4(o.x + x.x, o.y + x.y, o.z + x.z, o.w + x.w);
+            const float4 v = sSum[w][c];
+            o = make_float4(o.x + v.x, o.y + v.y, o.z + v.z, o.w + v.w);
         }
         const long long value = (long long)t * heads * headDim + (long long)head * headDim + 4 * c;
         o = scale4(o, inverse);
@@ -796,7 +805,7 @@ __device__ __forceinline__ unsigned fp8x2_to_half2(unsigned two) {
 // (fp8) cache's keys and values into [K, V][64][stride] elements of shared memory (attention_prefill_f16,
 // attention_decode_tc): copy u of thread tid is chunk tid + u·THREADS of the tile's [64][headDim / PER_COPY] chunks.
 // Positions at or past `end` are zero-filled (the callers mask them); each position's row is found through the sequence's
-// block table (tile_chunks, table_slots).
+// block table (tile_chunks, table_entries).
 template <int THREADS, typename KV>
 struct KvTileCopies {
     static constexpr int PER_COPY = 16 / sizeof(KV);                              // elements a copy moves
@@ -808,15 +817,16 @@ struct KvTileCopies {
     // Positions first … first + 63 of the sequence into `stage`.
     __device__ __forceinline__ void issue(KV* stage, int stride, const KV* keys, const KV* values, const int* table,
                                           int blockSize, int kvWidth, int first, int end) const {
-        long long slot[COPIES];
-        table_slots(row, 64, first, end, table, blockSize, slot);
+        int entry[COPIES], offset[COPIES];
+        table_entries(row, 64, first, end, table, blockSize, entry, offset);
         const unsigned sK = shared_address(stage), sV = sK + 64 * stride * (int)sizeof(KV);
+        const int blockElements = blockSize * kvWidth;  // a cache block of one layer
 #pragma unroll
         for (int u = 0; u < COPIES; u++) {
             if (row[u] < 64) {
-                const bool valid = slot[u] >= 0;
+                const bool valid = entry[u] >= 0;
                 const int col = PER_COPY * chunk[u];
-                const long long from = (valid ? slot[u] : 0) * kvWidth + col;
+                const long long from = (long long)max(entry[u], 0) * blockElements + (offset[u] * kvWidth + col);
                 const unsigned at = (row[u] * stride + col) * (int)sizeof(KV);
                 cp_async16_shared(sK + at, keys + from, valid);
                 cp_async16_shared(sV + at, values + from, valid);
