@@ -19,9 +19,35 @@ public interface IRankCollectives
 
     /// <summary>
     /// gathered[row, r · shard.Columns + c] = rank r's shard[row, c] for the first <paramref name="rows"/> rows, on every
-    /// rank: the vocabulary-parallel logits put side by side into full rows.
+    /// rank: the vocabulary-parallel logits put side by side into full rows. Where <paramref name="gathered"/> is narrower
+    /// than the shards together (a padded vocabulary, <see cref="ShardPlan.VocabularyShard"/>), the columns past its width
+    /// are left out (<see cref="GatheredColumns"/>).
     /// </summary>
     void AllGatherColumns(DeviceTensor shard, DeviceTensor gathered, int rows);
+}
+
+/// <summary>How equal vocabulary shards fill a gathered row that the padding makes narrower than all of them together.</summary>
+internal static class GatheredColumns
+{
+    /// <summary>
+    /// Throws unless <paramref name="gathered"/> columns are what <paramref name="size"/> shards of <paramref name="width"/>
+    /// = ⌈gathered / size⌉ cover: all of them, or fewer by the padding, which is under <paramref name="size"/> columns.
+    /// </summary>
+    public static void Check(int width, int size, int gathered)
+    {
+        if (gathered > width * size || gathered <= width * size - size)
+        {
+            throw new ArgumentException(
+                $"Gathering {size} shards of {width} columns fills {width * size} columns, or down to {width * size - size + 1} with the vocabulary's padding; not {gathered}.",
+                nameof(gathered));
+        }
+    }
+
+    /// <summary>
+    /// The columns of rank <paramref name="rank"/>'s shard that land in the gathered row: all, fewer for a rank whose shard
+    /// ends in padding, none for one that is all padding.
+    /// </summary>
+    public static int Of(int width, int rank, int gathered) => Math.Clamp(gathered - rank * width, 0, width);
 }
 
 /// <summary>A tensor-parallel group's collectives: one <see cref="IRankCollectives"/> per rank.</summary>

@@ -89,18 +89,15 @@ public sealed unsafe class InProcessCollectiveGroup : ICollectiveGroup
             var s = (CpuTensor)shard;
             var g = (CpuTensor)gathered;
             var width = s.Columns;
-            if (g.Columns != width * group.Size)
-            {
-                throw new ArgumentException($"Gathering {group.Size} shards of {width} columns needs {width * group.Size} columns, not {g.Columns}.", nameof(gathered));
-            }
-
+            GatheredColumns.Check(width, group.Size, g.Columns);
             group._published[rank] = s.Data;
             group.Wait();
             for (var r = 0; r < group.Size; r++)
             {
+                var count = GatheredColumns.Of(width, r, g.Columns);
                 for (var row = 0; row < rows; row++)
                 {
-                    new ReadOnlySpan<float>(group._published[r] + (long)row * width, width).CopyTo(new Span<float>(g.Row(row) + r * width, width));
+                    new ReadOnlySpan<float>(group._published[r] + (long)row * width, count).CopyTo(new Span<float>(g.Row(row) + r * width, count));
                 }
             }
 

@@ -143,24 +143,21 @@ public sealed class NcclCollectiveGroup : ICollectiveGroup
 
         /// <summary>
         /// NCCL gathers whole buffers rank after rank ([rank][rows][width]); the logits want each row's shards side by side
-        /// ([rows][rank · width]). One row (a decode step of one sequence) is both; more rows are gathered into a staging
-        /// buffer and then laid out with one strided device copy per rank.
+        /// ([rows][rank · width]). One row (a decode step of one sequence) is both, unless the vocabulary is padded; otherwise
+        /// the shards are gathered into a staging buffer and laid out with one strided device copy per rank, of the columns
+        /// that are not padding (<see cref="GatheredColumns"/>).
         /// </summary>
         public unsafe void AllGatherColumns(DeviceTensor shard, DeviceTensor gathered, int rows)
         {
             var s = (CudaTensor)shard;
             var g = (CudaTensor)gathered;
             var width = s.Columns;
-            if (g.Columns != width * Size)
-            {
-                throw new ArgumentException($"Gathering {Size} shards of {width} columns needs {width * Size} columns, not {g.Columns}.", nameof(gathered));
-            }
-
+            GatheredColumns.Check(width, Size, g.Columns);
             backend.Context.MakeCurrent();
             g.MarkWritten();
             var count = (long)rows * width;
             var stream = backend.Stream.Handle;
-            if (rows == 1)
+            if (rows == 1 && g.Columns == width * Size)
             {
                 NcclLibrary.Check(NcclLibrary.ncclAllGather(s.Data.Pointer.Address, g.Data.Pointer.Address, (nuint)count, NcclDataType.Float32, _communicator, stream), "ncclAllGather");
                 return;
@@ -169,22 +166,27 @@ public sealed class NcclCollectiveGroup : ICollectiveGroup
             if (_staging is null || _staging.Length < count * Size)
             {
                 _staging?.Dispose();
-                _staging = new CudaDeviceBuffer<float>(backend.Context, (long)g.Rows * g.Columns);
+                _staging = new CudaDeviceBuffer<float>(backend.Context, (long)g.Rows * width * Size);
             }
 
             NcclLibrary.Check(NcclLibrary.ncclAllGather(s.Data.Pointer.Address, _staging.Pointer.Address, (nuint)count, NcclDataType.Float32, _communicator, stream), "ncclAllGather");
-            var rowBytes = (nuint)(width * sizeof(float));
             for (var r = 0; r < Size; r++)
             {
+                var columns = GatheredColumns.Of(width, r, g.Columns);
+                if (columns == 0)
+                {
+                    continue;
+                }
+
                 var copy = new CudaMemcpy2D
                 {
                     SrcMemoryType = CudaMemoryType.Device,
                     SrcDevice = _staging.At(r * count).Address,
-                    SrcPitch = rowBytes,
+                    SrcPitch = (nuint)(width * sizeof(float)),
                     DstMemoryType = CudaMemoryType.Device,
                     DstDevice = g.Data.At((long)r * width).Address,
                     DstPitch = (nuint)(g.Columns * sizeof(float)),
-                    WidthInBytes = rowBytes,
+                    WidthInBytes = (nuint)(columns * sizeof(float)),
                     Height = (nuint)rows,
                 };
                 CudaDriver.Check(CudaDriver.cuMemcpy2DAsync(&copy, stream), "cuMemcpy2DAsync");

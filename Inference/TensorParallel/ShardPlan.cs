@@ -33,14 +33,18 @@ public readonly record struct IndexRange(int Start, int Count)
 /// <summary>One rank's part of one weight.</summary>
 public readonly record struct WeightShard(ShardAxis Axis, IndexRange Range);
 
-/// <summary>What rank <see cref="Rank"/> owns: its query heads, the KV heads they read, its FFN features and its token ids.</summary>
+/// <summary>
+/// What rank <see cref="Rank"/> owns: its query heads, the KV heads they read, its FFN features and its token ids. Every
+/// rank's vocabulary range is <see cref="ShardPlan.VocabularyShard"/> wide; where the size does not divide the vocabulary,
+/// the last ranks' ranges run past it, and those rows of their logits projection are zeros whose logits are never gathered.
+/// </summary>
 public sealed record RankShare(int Rank, IndexRange QueryHeads, IndexRange KvHeads, IndexRange FeedForward, IndexRange Vocabulary);
 
 /// <summary>
 /// Megatron-style tensor parallelism for the llama / qwen2 / qwen3 decoder over <see cref="Size"/> ranks, as vLLM lays it out
 /// (<c>QKVParallelLinear</c>, <c>MergedColumnParallelLinear</c>, <c>RowParallelLinear</c>, <c>ParallelLMHead</c>): each
 /// rank owns <c>heads / size</c> query heads with their KV heads (so its part of the paged KV cache), <c>ffn / size</c>
-/// FFN features and <c>vocabulary / size</c> logits. Attention output and down projections are split along K, each followed
+/// FFN features and <c>⌈vocabulary / size⌉</c> logits. Attention output and down projections are split along K, each followed
 /// by one all-reduce; the logits are gathered. Pure: which rows and columns each rank owns, and a clear error for a model
 /// that does not split.
 /// </summary>
@@ -55,6 +59,10 @@ public sealed record RankShare(int Rank, IndexRange QueryHeads, IndexRange KvHea
 /// ids, which neither backend has. The logits projection, which a step reads whole, is split by vocabulary.</para>
 /// <para>Quantized weights split along K only at whole blocks (32 values; 256 for the K-quants' super-blocks), since a
 /// block's values share a scale. Splitting rows never cuts a block.</para>
+/// <para>A vocabulary the size does not divide (32,001 tokens of a Llama-2 fine-tune with a pad token; stories15M's 32,000
+/// over 3) is padded, as vLLM's <c>ParallelLMHead</c> pads it: each rank computes <c>⌈vocabulary / size⌉</c> logits, the
+/// rows past the vocabulary being zeros, and the gather keeps only the real ones. Heads, KV heads and FFN features must
+/// still divide: padding those would change what the model computes.</para>
 /// </remarks>
 public sealed class ShardPlan
 {
@@ -79,12 +87,18 @@ public sealed class ShardPlan
         }
 
         Require(config.FeedForwardLength, "FFN features", "blk.*.ffn_gate.weight, blk.*.ffn_up.weight and blk.*.ffn_down.weight");
-        Require(config.VocabularySize, "vocabulary entries", "the logits projection (output.weight, or token_embd.weight when tied)");
+        VocabularyShard = (config.VocabularySize + size - 1) / size;
     }
 
     public ModelConfig Config { get; }
 
     public int Size { get; }
+
+    /// <summary>
+    /// Logits each rank computes: <c>⌈vocabulary / size⌉</c>, so that every rank's shard has the same width (the all-gather
+    /// moves equal parts); <c>size × VocabularyShard − vocabulary</c> of them, at the end of the last ranks', are padding.
+    /// </summary>
+    public int VocabularyShard { get; }
 
     /// <summary>Ranks that hold each KV head: 1 when the KV heads are split, <c>size / kvHeads</c> when they are replicated.</summary>
     public int KvHeadReplicas => Config.KvHeadCount >= Size ? 1 : Size / Config.KvHeadCount;
@@ -100,7 +114,7 @@ public sealed class ShardPlan
             Part(c.HeadCount, rank),
             new IndexRange(rank / KvHeadReplicas * kvHeads, kvHeads),
             Part(c.FeedForwardLength, rank),
-            Part(c.VocabularySize, rank));
+            new IndexRange(rank * VocabularyShard, VocabularyShard));
     }
 
     /// <summary>
@@ -157,7 +171,9 @@ public sealed class ShardPlan
         var columns = shape.Length > 0 ? shape[0] : 0;
         var rows = shape.Length > 1 ? shape[1] : 1;
         var (extent, what) = shard.Axis == ShardAxis.Rows ? (rows, "rows") : (columns, "columns");
-        if (shard.Range.End > extent)
+        // The logits projection's last shards may run past the vocabulary: WeightSlice pads those rows with zeros.
+        var padded = shard.Axis == ShardAxis.Rows && name == "output.weight" && extent == Config.VocabularySize;
+        if (shard.Range.End > extent && !padded)
         {
             throw new ArgumentException(
                 $"Tensor '{name}' of shape [{string.Join(", ", shape)}] has {extent} {what}, but its tensor-parallel part is {what} {shard.Range}.");

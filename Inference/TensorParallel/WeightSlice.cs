@@ -6,7 +6,9 @@ namespace AspireAi.Inference.TensorParallel;
 /// <summary>
 /// One rank's part of a tensor, as a <see cref="TensorView"/> a backend loads like any other. A range of rows is a
 /// contiguous range of the file's bytes, viewed in place; a range of columns is gathered row by row (whole blocks, for a
-/// quantized type) into native memory that lives until this slice is disposed, after the backend has copied it.
+/// quantized type) into native memory that lives until this slice is disposed, after the backend has copied it. A range of
+/// rows that runs past the tensor (the padded vocabulary of <see cref="ShardPlan.VocabularyShard"/>) is copied, its missing
+/// rows zero bytes: a zero row in every ggml type (float zeros; quantized blocks whose scales and mins are 0).
 /// </summary>
 internal sealed unsafe class WeightSlice : IDisposable
 {
@@ -32,8 +34,17 @@ internal sealed unsafe class WeightSlice : IDisposable
             case ShardAxis.Rows:
             {
                 var rowBytes = GgmlTypeInfo.RowBytes(tensor.Type, columns);
-                var view = tensor with { Shape = [columns, range.Count], Data = tensor.Data + (nint)(range.Start * rowBytes), ByteLength = range.Count * rowBytes };
-                return new WeightSlice(view, null);
+                if (range.End <= rows)
+                {
+                    var view = tensor with { Shape = [columns, range.Count], Data = tensor.Data + (nint)(range.Start * rowBytes), ByteLength = range.Count * rowBytes };
+                    return new WeightSlice(view, null);
+                }
+
+                var bytes = range.Count * rowBytes;
+                var padded = NativeMemory.AllocZeroed((nuint)bytes);
+                var real = Math.Max(0, rows - range.Start) * rowBytes;
+                Buffer.MemoryCopy((byte*)tensor.Data + range.Start * rowBytes, padded, bytes, real);
+                return new WeightSlice(tensor with { Shape = [columns, range.Count], Data = (nint)padded, ByteLength = bytes }, padded);
             }
 
             case ShardAxis.Columns:

@@ -128,6 +128,11 @@ if (tensorParallel > 1)
 
     Guarded(report, "graphs Llama-3.2-1B Q8_0", () => tp.GraphReplay("Llama-3.2-1B", ModelShapes.Llama32_1B(1024), GgmlType.Q8_0));
     Guarded(report, "graphs Qwen3-0.6B BF16", () => tp.GraphReplay("Qwen3-0.6B", ModelShapes.Qwen3_06B(1024), GgmlType.BF16));
+    // An odd vocabulary, which no size divides: padded logit shards (ShardPlan.VocabularyShard), gathered without the
+    // padding by NCCL's staging copies, eagerly and replayed.
+    var oddVocabulary = ModelShapes.Llama32_1B(1024) with { VocabularySize = 128257 };
+    Guarded(report, "Llama-3.2-1B vocabulary 128,257 BF16", () => tp.Compare("Llama-3.2-1B V128257", oddVocabulary, GgmlType.BF16));
+    Guarded(report, "graphs Llama-3.2-1B vocabulary 128,257 Q8_0", () => tp.GraphReplay("Llama-3.2-1B V128257", oddVocabulary, GgmlType.Q8_0));
     if (!quick)
     {
         // Q8_0: random BF16 weights of 8B parameters take minutes to draw on the host (one normal deviate each).

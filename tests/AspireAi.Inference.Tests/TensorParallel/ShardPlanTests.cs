@@ -115,12 +115,46 @@ public sealed class ShardPlanTests
     [InlineData(12, 3, 768, 32000, 2, "3 KV heads")]
     [InlineData(12, 2, 768, 32000, 3, "2 KV heads")]
     [InlineData(8, 8, 100, 32000, 8, "100 FFN features")]
-    [InlineData(8, 8, 768, 32001, 2, "32001 vocabulary entries")]
     public void A_model_that_does_not_split_evenly_is_refused_naming_what_and_the_size(int heads, int kvHeads, int ffn, int vocabulary, int size, string what)
     {
         var error = Assert.Throws<ArgumentException>(() => new ShardPlan(Config(heads, kvHeads, 16, ffn, vocabulary), size));
         Assert.Contains(what, error.Message);
         Assert.Contains($"tensor-parallel size {size}", error.Message, StringComparison.OrdinalIgnoreCase);
+    }
+
+    /// <summary>
+    /// A vocabulary the size does not divide is padded, as vLLM's ParallelLMHead does: every rank computes ⌈V / size⌉
+    /// logits, the last ranks' ranges run past the vocabulary (one of them can be all padding), and only the logits
+    /// projection may run past its rows.
+    /// </summary>
+    [Theory]
+    [InlineData(32001, 2, 16001)]  // a Llama-2 fine-tune with a pad token
+    [InlineData(32000, 3, 10667)]  // stories15M over three ranks
+    [InlineData(61, 4, 16)]
+    [InlineData(5, 4, 2)]          // rank 3 holds padding only
+    public void A_vocabulary_the_size_does_not_divide_is_padded_to_equal_shards(int vocabulary, int size, int shard)
+    {
+        var plan = new ShardPlan(Config(12, 12, 16, 64 * size, vocabulary), size);
+        Assert.Equal(shard, plan.VocabularyShard);
+        Assert.True(shard * size - vocabulary is >= 0 and < 64, "the padding stays under one shard of the size");
+        var covered = new bool[vocabulary];
+        for (var r = 0; r < size; r++)
+        {
+            var share = plan.Share(r);
+            Assert.Equal(new IndexRange(r * shard, shard), share.Vocabulary);
+            Assert.Equal(shard, plan.RankConfig(r).VocabularySize);
+            Assert.Equal(new WeightShard(ShardAxis.Rows, share.Vocabulary), plan.Shard("output.weight", GgmlType.Q8_0, [128, vocabulary], r));
+            for (var token = share.Vocabulary.Start; token < Math.Min(share.Vocabulary.End, vocabulary); token++)
+            {
+                Assert.False(covered[token]);
+                covered[token] = true;
+            }
+        }
+
+        Assert.All(covered, Assert.True);
+        // Only the logits projection is padded: any other row split past its tensor is still an error.
+        var error = Assert.Throws<ArgumentException>(() => plan.Shard("blk.0.ffn_gate.weight", GgmlType.F32, [128, 64], size - 1));
+        Assert.Contains("blk.0.ffn_gate.weight", error.Message);
     }
 
     [Fact]
@@ -178,6 +212,17 @@ public sealed class ShardPlanTests
                     Assert.Equal([columns, rowRange.Count], slice.View.Shape);
                     var part = GgmlReference.Dequantize(type, slice.View.Bytes.ToArray(), rowRange.Count, columns);
                     Assert.Equal(whole.AsSpan(rowRange.Start * columns, rowRange.Count * columns).ToArray(), part);
+                }
+
+                // The padded vocabulary's slices: ⌈rows / size⌉ rows from rank r's first, zeros past the tensor's last row.
+                var padded = new IndexRange((rows + size) / size * r, (rows + size) / size);
+                using (var slice = WeightSlice.Of(tensor, new WeightShard(ShardAxis.Rows, padded)))
+                {
+                    Assert.Equal([columns, padded.Count], slice.View.Shape);
+                    var part = GgmlReference.Dequantize(type, slice.View.Bytes.ToArray(), padded.Count, columns);
+                    var real = Math.Clamp(rows - padded.Start, 0, padded.Count) * columns;
+                    Assert.Equal(whole.AsSpan(Math.Min(padded.Start * columns, whole.Length), real).ToArray(), part[..real]);
+                    Assert.All(part[real..], value => Assert.Equal(0f, value));
                 }
 
                 var columnRange = new IndexRange(columns / size * r, columns / size);
