@@ -24,6 +24,9 @@ internal sealed class ShapeBenchmarks(CudaBackend gpu, Report report, KvCacheDty
 {
     private const int BlockSize = 16;
 
+    /// <summary>Rounds of replays a graph-step timing takes the median of (<see cref="GraphStepMs"/>).</summary>
+    private const int GraphRounds = 7;
+
     /// <summary>0.01f: keys and values of the filled contexts.</summary>
     private const uint FillPattern = 0x3C23D70A;
 
@@ -331,19 +334,31 @@ internal sealed class ShapeBenchmarks(CudaBackend gpu, Report report, KvCacheDty
         }
     }
 
-    /// <summary>Milliseconds per replay of the captured step (the same positions each replay, so launch shapes stay fixed).</summary>
+    /// <summary>
+    /// Milliseconds per replay of the captured step (the same positions each replay, so launch shapes stay fixed): the
+    /// median of <see cref="GraphRounds"/> rounds of <paramref name="steps"/> replays each. One round's mean moved by
+    /// ±10 µs between runs of one binary, which the "KV read in the step" line — the difference of two such steps —
+    /// turned into ±5–10 points of copy bandwidth (docs/performance.md, "KV read at batch 1, three times").
+    /// </summary>
     private double GraphStepMs(LlamaModel model, CudaKvCache cache, ForwardBatch batch, int batchSize, int[] ids, Action prepare, int steps)
     {
         prepare();
         using var graph = model.CaptureStep(batch, cache);
         gpu.ArgMax(graph.Replay(batch)!, batchSize, ids);
-        var clock = Stopwatch.StartNew();
-        for (var i = 0; i < steps; i++)
+        var rounds = new double[GraphRounds];
+        for (var round = 0; round < rounds.Length; round++)
         {
-            gpu.ArgMax(graph.Replay(batch)!, batchSize, ids);
+            var clock = Stopwatch.StartNew();
+            for (var i = 0; i < steps; i++)
+            {
+                gpu.ArgMax(graph.Replay(batch)!, batchSize, ids);
+            }
+
+            rounds[round] = clock.Elapsed.TotalMilliseconds / steps;
         }
 
-        return clock.Elapsed.TotalMilliseconds / steps;
+        Array.Sort(rounds);
+        return rounds[rounds.Length / 2];
     }
 
     private void Prefill(LlamaModel model, ModelConfig config, string name, int tokens, double parameters)
