@@ -11,18 +11,24 @@ public sealed class TensorParallelServingTests
 {
     private static CancellationToken Ct => TestContext.Current.CancellationToken;
 
-    [Fact]
-    public async Task Two_ranks_serve_concurrent_requests_with_the_greedy_text_of_one()
+    /// <summary>
+    /// Over 3 ranks the model has 6 heads (3 KV heads) so that they split, and its 32,000-token vocabulary does not: each
+    /// rank computes 10,667 logits, the last one padding, which no request may see.
+    /// </summary>
+    [Theory]
+    [InlineData(2)]
+    [InlineData(3)]
+    public async Task Ranks_serve_concurrent_requests_with_the_greedy_text_of_one(int size)
     {
         using var temp = new TempDirectory();
         var path = temp.File("tiny-real-vocab.gguf");
-        RealVocabularyModel.Write(path);
+        RealVocabularyModel.Write(path, size == 3 ? RealVocabularyModel.Spec with { Heads = 6, KvHeads = 3, Embedding = 96 } : null);
         string[] prompts = ["Once upon a time", "The little dog", "She said hello to"];
 
         async Task<string[]> Serve(params string[] flags)
         {
             await using var host = await ServingHost.StartAsync(path, ["--device", "cpu", "--kv-cache-tokens", "512", .. flags]);
-            Assert.Equal(flags.Length > 0, host.Model.BackendDescription.StartsWith("tensor-parallel 2 × cpu", StringComparison.Ordinal));
+            Assert.Equal(flags.Length > 0, host.Model.BackendDescription.StartsWith($"tensor-parallel {size} × cpu", StringComparison.Ordinal));
             // Concurrent, so that the engine batches them into shared steps.
             var responses = await Task.WhenAll(prompts.Select(prompt => host.Http.PostAsJsonAsync("/v1/completions",
                 new { model = host.Model.Id, prompt, max_tokens = 10, temperature = 0, ignore_eos = true }, Ct)));
@@ -39,7 +45,7 @@ public sealed class TensorParallelServingTests
         }
 
         var whole = await Serve();
-        var split = await Serve("--tensor-parallel-size", "2");
+        var split = await Serve("--tensor-parallel-size", $"{size}");
         Assert.All(whole, text => Assert.NotEmpty(text));
         Assert.Equal(whole, split);
     }
