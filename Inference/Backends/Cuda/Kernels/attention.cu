@@ -142,6 +142,27 @@ __device__ __forceinline__ void table_entries(const int (&row)[N], int rows, int
     }
 }
 
+// Copy u of each of a tile's K and V rows (u with row[u] < rows): position first + row[u]'s 16-byte chunk chunk[u], from
+// its cache block (blockBytes a block of one layer, kvWidthBytes a position) to row[u] · strideBytes + 16 · chunk[u] of the
+// shared K and V stages; positions at or past end are zero-filled.
+template <int N>
+__device__ __forceinline__ void issue_tile_copies(const int (&row)[N], const int (&chunk)[N], int rows, int first, int end,
+                                                  const int* table, int blockSize, const char* keys, const char* values,
+                                                  long long blockBytes, int kvWidthBytes, unsigned sK, unsigned sV, int strideBytes) {
+    int entry[N], offset[N];
+    table_entries(row, rows, first, end, table, blockSize, entry, offset);
+#pragma unroll
+    for (int u = 0; u < N; u++) {
+        if (row[u] < rows) {
+            const bool valid = entry[u] >= 0;
+            const long long from = (long long)max(entry[u], 0) * blockBytes + (offset[u] * kvWidthBytes + 16 * chunk[u]);
+            const unsigned at = row[u] * strideBytes + 16 * chunk[u];
+            cp_async16_shared(sK + at, keys + from, valid);
+            cp_async16_shared(sV + at, values + from, valid);
+        }
+    }
+}
+
 // K and V rows of one tile: ATT_WARPS · ROWS consecutive positions of the partition, staged by cp.async.
 // STAGES tiles in flight; a stage holds the tile's K rows then its V rows, each row the cache's headDim elements as stored.
 template <int P, typename KV>
@@ -200,19 +221,9 @@ __device__ __forceinline__ void attention_partition_body(
     tile_chunks<ATT_THREADS>(tid, rowBytes / 16, TILE, copyRow, copyChunk);
     auto issue = [&](int tile) {
         if (tile < tiles) {
-            int entry[Stages::MAX_CHUNKS], offset[Stages::MAX_CHUNKS];
-            table_entries(copyRow, TILE, start + tile * TILE, end, table, blockSize, entry, offset);
-            const unsigned sK = shared_address(sStage + (tile % STAGES) * stageBytes), sV = sK + TILE * rowBytes;
-#pragma unroll
-            for (int u = 0; u < Stages::MAX_CHUNKS; u++) {
-                if (copyRow[u] < TILE) {
-                    const bool valid = entry[u] >= 0;
-                    const long long from = (long long)max(entry[u], 0) * blockBytes + (offset[u] * kvWidthBytes + 16 * copyChunk[u]);
-                    const unsigned at = copyRow[u] * rowBytes + 16 * copyChunk[u];
-                    cp_async16_shared(sK + at, keys + from, valid);
-                    cp_async16_shared(sV + at, values + from, valid);
-                }
-            }
+            const unsigned sK = shared_address(sStage + (tile % STAGES) * stageBytes);
+            issue_tile_copies(copyRow, copyChunk, TILE, start + tile * TILE, end, table, blockSize, keys, values, blockBytes,
+                              kvWidthBytes, sK, sK + TILE * rowBytes, rowBytes);
         }
         cp_async_commit();  // an empty group past the last tile keeps the wait counts uniform
     };
@@ -817,21 +828,10 @@ struct KvTileCopies {
     // Positions first … first + 63 of the sequence into `stage`.
     __device__ __forceinline__ void issue(KV* stage, int stride, const KV* keys, const KV* values, const int* table,
                                           int blockSize, int kvWidth, int first, int end) const {
-        int entry[COPIES], offset[COPIES];
-        table_entries(row, 64, first, end, table, blockSize, entry, offset);
-        const unsigned sK = shared_address(stage), sV = sK + 64 * stride * (int)sizeof(KV);
-        const int blockElements = blockSize * kvWidth;  // a cache block of one layer
-#pragma unroll
-        for (int u = 0; u < COPIES; u++) {
-            if (row[u] < 64) {
-                const bool valid = entry[u] >= 0;
-                const int col = PER_COPY * chunk[u];
-                const long long from = (long long)max(entry[u], 0) * blockElements + (offset[u] * kvWidth + col);
-                const unsigned at = (row[u] * stride + col) * (int)sizeof(KV);
-                cp_async16_shared(sK + at, keys + from, valid);
-                cp_async16_shared(sV + at, values + from, valid);
-            }
-        }
+        const int strideBytes = stride * (int)sizeof(KV), kvWidthBytes = kvWidth * (int)sizeof(KV);
+        const unsigned sK = shared_address(stage);
+        issue_tile_copies(row, chunk, 64, first, end, table, blockSize, (const char*)keys, (const char*)values,
+                          (long long)blockSize * kvWidthBytes, kvWidthBytes, sK, sK + 64 * strideBytes, strideBytes);
     }
 };
 
