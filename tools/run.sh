@@ -16,7 +16,10 @@ done
 
 dotnet run --project AppHost --launch-profile http -- "$@" &
 apphost=$!
-trap 'kill -INT $apphost 2>/dev/null; wait $apphost' INT TERM
+# Ctrl+C reaches this script, which stops the AppHost with SIGTERM: a command a script starts with `&` ignores SIGINT
+# (no job control), so the AppHost never sees the terminal's; `dotnet run` passes SIGTERM on, and the AppHost stops
+# its resources (services, Redis, PostgreSQL) on either.
+trap 'kill -TERM $apphost 2>/dev/null; wait $apphost' INT TERM
 
 # The master key: from the environment, else the one the AppHost generated into its user secrets.
 secrets="${HOME}/.microsoft/usersecrets/aspireai-apphost-3f1c2d4e/secrets.json"
