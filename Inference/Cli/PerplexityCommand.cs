@@ -1,6 +1,7 @@
 using AspireAi.Inference.Backends;
 using AspireAi.Inference.Engine;
 using AspireAi.Inference.Models;
+using AspireAi.Inference.Models.Download;
 
 namespace AspireAi.Inference.Cli;
 
@@ -18,11 +19,10 @@ public static class PerplexityCommand
     public static int Run(string[] argv)
     {
         var args = new CommandLine("perplexity", argv, new HashSet<string>([.. LoadedModel.Flags, "file", "ctx", "max-chunks"]));
-        var path = args.RequiredString("file");
-        if (!File.Exists(path))
-        {
-            throw new UsageException($"perplexity: --file '{path}' does not exist.");
-        }
+        var typed = args.RequiredString("file");
+        var path = UserPath.Find(typed) is { } found && File.Exists(found)
+            ? found
+            : throw new UsageException($"perplexity: --file '{typed}' does not exist{UserPath.Searched(typed)}.");
 
         using var loaded = LoadedModel.Open(args, maxBatchTokens: 4096, maxLogitRows: 4096, needTokenizer: true);
         var model = loaded.Model;

@@ -1,5 +1,6 @@
 using System.Text.Json;
 using AspireAi.Inference.Models;
+using AspireAi.Inference.Models.Download;
 using AspireAi.Inference.Models.Gguf;
 using AspireAi.Inference.Tokenization;
 
@@ -11,11 +12,8 @@ public static class TokenizeCommand
     public static int Run(string[] argv)
     {
         var args = new CommandLine("tokenize", argv, new HashSet<string> { "model", "text" }, new HashSet<string> { "no-special" });
-        var path = args.RequiredString("model");
-        if (!File.Exists(path) && !Directory.Exists(path))
-        {
-            throw new UsageException($"tokenize: --model '{path}' does not exist.");
-        }
+        var typed = args.RequiredString("model");
+        var path = UserPath.Find(typed) ?? throw new UsageException($"tokenize: --model '{typed}' does not exist{UserPath.Searched(typed)}.");
 
         var text = args.String("text") ?? throw new UsageException("tokenize: --text is required.");
         using var source = path.EndsWith(".gguf", StringComparison.OrdinalIgnoreCase) ? GgufFile.Open(path, metadataOnly: true) : ModelLoader.Open(path);

@@ -6,7 +6,7 @@ namespace AspireAi.Inference.Models.Download;
 /// <summary>
 /// Turns what a user passes as <c>--model</c> into a local path: nothing means the default model (<see cref="DefaultModel"/>),
 /// <c>hf:OWNER/REPO/FILE.gguf</c> a Hugging Face download into the model cache (resumed, with progress), anything else a
-/// local GGUF file or Hugging Face folder, returned as given.
+/// local GGUF file or Hugging Face folder (<see cref="UserPath"/>: a relative one also against the shell's folder).
 /// </summary>
 public sealed class ModelLocator(ModelDownloadSettings? settings = null)
 {
@@ -31,13 +31,18 @@ public sealed class ModelLocator(ModelDownloadSettings? settings = null)
             return await DownloadFromHuggingFaceAsync(model, progress, cancellationToken);
         }
 
-        if (File.Exists(model) || Directory.Exists(model) || model.StartsWith(Synthetic.RandomModel.Prefix, StringComparison.Ordinal))
+        if (model.StartsWith(Synthetic.RandomModel.Prefix, StringComparison.Ordinal))
         {
             return model;
         }
 
+        if (UserPath.Find(model) is { } local)
+        {
+            return local;
+        }
+
         throw new FileNotFoundException(
-            $"Model '{model}' does not exist. Give a .gguf file, a Hugging Face model folder, hf:OWNER/REPO/FILE.gguf, random:SHAPE[:TYPE] (random weights, for benchmarks), or nothing for the default stories15M.", model);
+            $"Model '{model}' does not exist{UserPath.Searched(model)}. Give a .gguf file, a Hugging Face model folder, hf:OWNER/REPO/FILE.gguf, random:SHAPE[:TYPE] (random weights, for benchmarks), or nothing for the default stories15M.", model);
     }
 
     /// <summary>Where <c>hf:OWNER/REPO/FILE</c> is cached: <c>&lt;cache&gt;/huggingface/OWNER/REPO/FILE</c>.</summary>
