@@ -8,32 +8,53 @@ namespace AspireAi.Inference.Cli;
 /// </summary>
 public static class CliApp
 {
-    private static readonly Dictionary<string, Func<string[], int>> Verbs = new(StringComparer.Ordinal)
+    private static readonly Dictionary<string, (Func<string[], int> Run, string Summary)> Verbs = new(StringComparer.Ordinal)
     {
-        ["serve"] = ServeCommand.Run,
-        ["generate"] = GenerateCommand.Run,
-        ["tokenize"] = TokenizeCommand.Run,
-        ["bench"] = BenchCommand.Run,
-        ["perplexity"] = PerplexityCommand.Run,
-        ["bench-serve"] = BenchServeCommand.Run,
+        ["serve"] = (ServeCommand.Run, "the OpenAI-compatible server (the default when no verb is given)"),
+        ["generate"] = (GenerateCommand.Run, "one completion of --prompt (or --prompt-token-ids) on the command line"),
+        ["tokenize"] = (TokenizeCommand.Run, "the token ids of --text under --model's tokenizer, as JSON"),
+        ["bench"] = (BenchCommand.Run, "prefill and decode speed of --model (llama-bench's measurement)"),
+        ["perplexity"] = (PerplexityCommand.Run, "perplexity of --model over a text --file (llama-perplexity's measurement)"),
+        ["bench-serve"] = (BenchServeCommand.Run, "the serving engine under a request workload (vLLM's benchmark_serving)"),
     };
 
     public static int Run(string[] args)
     {
-        Func<string[], int> verb;
+        if (args is ["help"] || args.Length == 1 && HelpRequestedException.IsHelp(args[0]))
+        {
+            Console.WriteLine("usage: inference [VERB] [--flag value ...]   (from the repository: dotnet run --project Inference -- VERB ...)");
+            foreach (var (name, verb) in Verbs)
+            {
+                Console.WriteLine($"  {name,-12} {verb.Summary}");
+            }
+
+            Console.WriteLine("VERB --help lists a verb's flags; README.md and docs/ describe them.");
+            return 0;
+        }
+
+        Func<string[], int> run;
         if (args.Length == 0 || args[0].StartsWith('-'))
         {
-            (verb, args) = (ServeCommand.Run, ["serve", .. args]);
+            (run, args) = (ServeCommand.Run, ["serve", .. args]);
         }
-        else if (!Verbs.TryGetValue(args[0], out verb!))
+        else if (Verbs.TryGetValue(args[0], out var verb))
         {
-            Console.Error.WriteLine($"error: unknown command '{args[0]}' (commands: {string.Join(", ", Verbs.Keys)}).");
+            run = verb.Run;
+        }
+        else
+        {
+            Console.Error.WriteLine($"error: unknown command '{args[0]}' (commands: {string.Join(", ", Verbs.Keys)}; --help describes them).");
             return 2;
         }
 
         try
         {
-            return verb(args[1..]);
+            return run(args[1..]);
+        }
+        catch (HelpRequestedException help)
+        {
+            Console.WriteLine(help.Usage);
+            return 0;
         }
         catch (UsageException e)
         {

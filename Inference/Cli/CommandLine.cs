@@ -5,6 +5,20 @@ namespace AspireAi.Inference.Cli;
 /// <summary>A wrong command line: printed as one line, exit code 2.</summary>
 public sealed class UsageException(string message) : Exception(message);
 
+/// <summary><c>VERB --help</c> (or <c>-h</c>): the verb's flags are printed instead of running it, exit code 0.</summary>
+public sealed class HelpRequestedException(string verb, IEnumerable<string> valueFlags, IEnumerable<string> switches)
+    : Exception($"{verb} --help")
+{
+    public string Usage { get; } =
+        $"usage: inference {verb} [--flag value | --flag=value | --switch] ...\n" +
+        $"flags: {string.Join(", ", valueFlags.Order(StringComparer.Ordinal).Select(f => $"--{f} VALUE"))}\n" +
+        (switches.Any() ? $"switches: {string.Join(", ", switches.Order(StringComparer.Ordinal).Select(f => "--" + f))}\n" : "") +
+        "README.md and docs/ describe them.";
+
+    /// <summary>Whether <paramref name="arg"/> asks for help.</summary>
+    public static bool IsHelp(string arg) => arg is "--help" or "-h";
+}
+
 /// <summary>
 /// The flags of one verb (<c>--name value</c>, <c>--name=value</c> or a bare switch), parsed against the set the verb
 /// accepts so that an unknown flag or a bad value is a clear error rather than silently ignored.
@@ -20,6 +34,11 @@ public sealed class CommandLine
         for (var i = 0; i < args.Count; i++)
         {
             var arg = args[i];
+            if (HelpRequestedException.IsHelp(arg))
+            {
+                throw new HelpRequestedException(verb, valueFlags, switches);
+            }
+
             if (!arg.StartsWith("--", StringComparison.Ordinal))
             {
                 throw new UsageException($"{verb}: unexpected argument '{arg}' (flags start with --).");

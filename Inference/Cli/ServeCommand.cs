@@ -70,6 +70,11 @@ public static class ServeCommand
         for (var i = 0; i < args.Length; i++)
         {
             var arg = args[i];
+            if (HelpRequestedException.IsHelp(arg))
+            {
+                throw new HelpRequestedException("serve", Flags.Keys.Except(Switches).Append("urls"), Switches);
+            }
+
             if (!arg.StartsWith("--", StringComparison.Ordinal))
             {
                 throw new UsageException($"serve: unexpected argument '{arg}' (flags start with --).");

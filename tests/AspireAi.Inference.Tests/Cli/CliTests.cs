@@ -49,6 +49,33 @@ public sealed class CliTests
     }
 
     [Theory]
+    [InlineData("--help")]
+    [InlineData("-h")]
+    [InlineData("help")]
+    public void Help_lists_every_verb_and_exits_0(string flag)
+    {
+        var (code, stdout, error) = Run(flag);
+        Assert.Equal(0, code);
+        Assert.Empty(error);
+        Assert.All(["serve", "generate", "tokenize", "bench", "perplexity", "bench-serve"], verb => Assert.Contains($"  {verb} ", stdout));
+    }
+
+    [Theory]
+    [InlineData(new[] { "generate", "--help" }, "--prompt VALUE", "--ignore-eos")]
+    [InlineData(new[] { "bench", "--model", "x.gguf", "-h" }, "--gen-tokens VALUE", "--model VALUE")]
+    [InlineData(new[] { "serve", "--help" }, "--kv-cache-dtype VALUE", "--enforce-eager")]
+    [InlineData(new[] { "--model", "x.gguf", "--help" }, "--max-num-seqs VALUE", "--urls VALUE")]
+    public void A_verbs_help_lists_its_flags_and_runs_nothing(string[] args, string flag, string other)
+    {
+        // Nothing is loaded: x.gguf does not exist, and asking for help is not an error.
+        var (code, stdout, error) = Run(args);
+        Assert.True(code == 0, error);
+        Assert.StartsWith($"usage: inference {(args[0].StartsWith('-') ? "serve" : args[0])} ", stdout);
+        Assert.Contains(flag, stdout);
+        Assert.Contains(other, stdout);
+    }
+
+    [Theory]
     [InlineData("auto")]
     [InlineData("fp32")]
     public void Bench_reports_the_kv_cache_type_the_cpu_backend_stores_and_counts_its_bytes(string requested)
