@@ -5,6 +5,24 @@ namespace AspireAi.AppHost;
 
 internal static class CommandLineOptions
 {
+    /// <summary>What <c>--help</c> (or <c>-h</c>) prints instead of starting anything.</summary>
+    public const string Usage = """
+        usage: bash tools/run.sh [options]   (or: dotnet run --project AppHost -- [options])
+          --infra containers|local|auto  Redis, PostgreSQL and Qdrant as containers, or this machine's redis-server and
+                                         postgres (no Qdrant: Retrieval's embedded store); auto (default): containers where
+                                         docker/podman info answers, else local
+          --gateway-port N               the gateway's port (default 8080)
+          --model PATH                   Inference's model: a GGUF file, a Hugging Face folder or hf:OWNER/REPO/FILE.gguf
+                                         (default: stories15M, downloaded once)
+          --state-dir DIR                where local mode keeps Redis's and PostgreSQL's data (default
+                                         ~/.local/state/aspireai, /var/lib/aspireai as root)
+          --inference-replicas N         local runs: N inference processes, balanced by the gateway (default 1)
+        Publishing for azd and the Helm chart: dotnet run --project AppHost -- --publisher manifest --output-path DIR
+        """;
+
+    /// <summary>Whether the command line asks for <see cref="Usage"/>.</summary>
+    public static bool AsksForHelp(IEnumerable<string> args) => args.Any(arg => arg is "--help" or "-h");
+
     /// <summary>An integer option (<c>--name N</c>): <paramref name="fallback"/> when absent, an error naming it when not a number.</summary>
     public static int GetIntegerOption(this IConfiguration configuration, string name, int fallback) => configuration[name] switch
     {

@@ -8,6 +8,12 @@ using AspireAi.AppHost.Publishing;
 // Options: --infra containers|local|auto, --gateway-port N (default 8080), --state-dir DIR (local data), --model PATH,
 // --inference-replicas N (local runs: N inference processes, balanced by the gateway).
 // Publishing (`-- --publisher manifest --output-path DIR`, for azd and the Helm chart) always describes containers.
+if (CommandLineOptions.AsksForHelp(args))
+{
+    Console.WriteLine(CommandLineOptions.Usage);
+    return 0;
+}
+
 var builder = DistributedApplication.CreateBuilder(args);
 try
 {

@@ -2,8 +2,13 @@
 # Starts the whole AspireAi system: installs what local mode needs, runs the AppHost (dashboard URL printed),
 # waits for the gateway and sends it a first request. Arguments go to the AppHost:
 #   --infra containers|local|auto   --gateway-port N (default 8080)   --model PATH   --state-dir DIR   --inference-replicas N
+#   (--help: what each does)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+for arg in "$@"; do
+  [[ "$arg" == --help || "$arg" == -h ]] && exec dotnet run --project AppHost --launch-profile http -- --help
+done
 
 bash tools/prerequisites.sh
 export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1

@@ -8,6 +8,20 @@ namespace AspireAi.Deploy.Tests;
 /// <summary>What the publishing changes leave of a local run (the model only; the AppHost is never started here).</summary>
 public sealed class RunModeTests
 {
+    [Theory]
+    [InlineData("--help")]
+    [InlineData("-h")]
+    public async Task Help_prints_the_options_and_starts_nothing(string flag)
+    {
+        // Out of process, as `bash tools/run.sh --help` runs it: before, the flag was ignored and the whole system started.
+        var result = await ProcessResult.RunAsync("dotnet", [PublishedManifest.AppHostAssembly, "--infra", "local", flag], TimeSpan.FromMinutes(1));
+
+        Assert.True(result.ExitCode == 0, result.Output);
+        Assert.StartsWith("usage: bash tools/run.sh [options]", result.Output.TrimStart());
+        Assert.All(["--infra", "--gateway-port", "--model", "--state-dir", "--inference-replicas"], option => Assert.Contains($"  {option} ", result.Output));
+        Assert.DoesNotContain("Distributed application started", result.Output);
+    }
+
     [Fact]
     public async Task EveryServiceIsStillWaitedForOnItsHealthEndpoint()
     {
