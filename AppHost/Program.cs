@@ -21,6 +21,7 @@ try
     var stateDirectory = StateDirectory.Resolve(builder.Configuration.GetPathOption("state-dir"));
     var gatewayPort = builder.Configuration.GetIntegerOption("gateway-port", 8080);
     var inferenceReplicas = builder.Configuration.GetIntegerOption("inference-replicas", 1);
+    builder.CheckContainerRuntimeAtStart(infra);
     Console.WriteLine(infra == InfraMode.Local
         ? $"Infrastructure: local ({why}): Redis and PostgreSQL from this machine's binaries, data in {stateDirectory}; " +
           "no Qdrant: Retrieval uses its embedded vector store."
@@ -101,5 +102,14 @@ catch (AppHostConfigurationException ex)
     return 1;
 }
 
-builder.Build().Run();
+try
+{
+    await builder.Build().RunAsync();
+}
+catch (AppHostConfigurationException ex)  // found at start (CheckContainerRuntimeAtStart)
+{
+    Console.Error.WriteLine($"error: {ex.Message}");
+    return 1;
+}
+
 return 0;

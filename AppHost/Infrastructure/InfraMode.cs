@@ -45,6 +45,30 @@ internal static class InfraModeSelector
         }
     }
 
+    /// <summary>
+    /// Before a containers run starts anything, that a container runtime answers: without one the containers never start
+    /// and every service waits for them for ever (an explicit <c>--infra containers</c> is not probed at selection), so the
+    /// run stops at once with what to do instead. At start rather than at selection, because tests build the containers
+    /// model on machines without a runtime.
+    /// </summary>
+    public static void CheckContainerRuntimeAtStart(this IDistributedApplicationBuilder builder, InfraMode infra)
+    {
+        if (infra != InfraMode.Containers || !builder.ExecutionContext.IsRunMode)
+        {
+            return;
+        }
+
+        builder.Eventing.Subscribe<BeforeStartEvent>((_, _) =>
+        {
+            return FindContainerRuntime() is null
+                ? throw new AppHostConfigurationException(
+                    "this run puts Redis, PostgreSQL and Qdrant in containers (--infra containers), but no container runtime " +
+                    "answered `docker info` or `podman info`: start Docker or Podman, or run with --infra local (Redis and " +
+                    "PostgreSQL from this machine's binaries).")
+                : Task.CompletedTask;
+        });
+    }
+
     private static string? FindContainerRuntime()
     {
         foreach (var runtime in new[] { "docker", "podman" })

@@ -23,6 +23,52 @@ public sealed class RunModeTests
     }
 
     [Fact]
+    public async Task Containers_without_a_container_runtime_stop_at_once_saying_what_to_do()
+    {
+        // Out of process, as a user runs it: before, the run waited for containers that never started, for ever.
+        if (await ContainerRuntimeAnswersAsync())
+        {
+            Assert.Skip("a container runtime answers here: the run would start its containers");
+        }
+
+        var result = await ProcessResult.RunAsync("dotnet",
+            [PublishedManifest.AppHostAssembly, "--infra", "containers", "--Parameters:gateway-master-key=sk-test"], TimeSpan.FromMinutes(1),
+            // tools/run.sh's launch profile ("http"): a dashboard over plain HTTP, on ports the run never gets to open.
+            new Dictionary<string, string>
+            {
+                ["ASPNETCORE_URLS"] = "http://localhost:15980",
+                ["ASPIRE_DASHBOARD_OTLP_ENDPOINT_URL"] = "http://localhost:19980",
+                ["ASPIRE_RESOURCE_SERVICE_ENDPOINT_URL"] = "http://localhost:20980",
+                ["ASPIRE_ALLOW_UNSECURED_TRANSPORT"] = "true",
+            });
+
+        Assert.True(result.ExitCode == 1, result.Output);
+        Assert.Contains("no container runtime answered `docker info` or `podman info`", result.Output);
+        Assert.Contains("--infra local", result.Output);
+        Assert.DoesNotContain("Distributed application started", result.Output);
+    }
+
+    private static async Task<bool> ContainerRuntimeAnswersAsync()
+    {
+        foreach (var runtime in new[] { "docker", "podman" })
+        {
+            try
+            {
+                if ((await ProcessResult.RunAsync(runtime, ["info"], TimeSpan.FromSeconds(20))).ExitCode == 0)
+                {
+                    return true;
+                }
+            }
+            catch (Exception e) when (e is System.ComponentModel.Win32Exception or TimeoutException)
+            {
+                // Not installed, or no daemon answering: as absent, as the AppHost counts it.
+            }
+        }
+
+        return false;
+    }
+
+    [Fact]
     public async Task EveryServiceIsStillWaitedForOnItsHealthEndpoint()
     {
         await using var builder = await DistributedApplicationTestingBuilder.CreateAsync<Projects.AppHost>(
