@@ -58,15 +58,12 @@ internal static class InfraModeSelector
             return;
         }
 
-        builder.Eventing.Subscribe<BeforeStartEvent>((_, _) =>
-        {
-            return FindContainerRuntime() is null
-                ? throw new AppHostConfigurationException(
-                    "this run puts Redis, PostgreSQL and Qdrant in containers (--infra containers), but no container runtime " +
-                    "answered `docker info` or `podman info`: start Docker or Podman, or run with --infra local (Redis and " +
-                    "PostgreSQL from this machine's binaries).")
-                : Task.CompletedTask;
-        });
+        builder.Eventing.Subscribe<BeforeStartEvent>((_, _) => FindContainerRuntime() is null
+            ? throw new AppHostConfigurationException(
+                "this run puts Redis, PostgreSQL and Qdrant in containers (--infra containers), but no container runtime " +
+                "answered `docker info` or `podman info`: start Docker or Podman, or run with --infra local (Redis and " +
+                "PostgreSQL from this machine's binaries).")
+            : Task.CompletedTask);
     }
 
     private static string? FindContainerRuntime()
