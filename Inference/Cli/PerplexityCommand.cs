@@ -40,7 +40,7 @@ public static class PerplexityCommand
         if (tokens.Length < 2 * ctx)
         {
             // llama.cpp's minimum, kept so that the same file and context give a number on both or on neither.
-            throw new UsageException($"perplexity: the file has {tokens.Length} tokens; a context of {ctx} needs at least {2 * ctx} (two chunks).");
+            throw new UsageException($"perplexity: the file has {tokens.Length} tokens; a context of {ctx} needs at least {2 * ctx} (two chunks): give a longer file or a smaller --ctx.");
         }
 
         var chunks = Math.Min(tokens.Length / ctx, args.Int("max-chunks", int.MaxValue, 1));
