@@ -66,7 +66,8 @@ internal static class InfraModeSelector
             : Task.CompletedTask);
     }
 
-    private static string? FindContainerRuntime()
+    /// <summary>The container runtime whose <c>info</c> answers within seconds (docker first, then podman), or null.</summary>
+    internal static string? FindContainerRuntime()
     {
         foreach (var runtime in new[] { "docker", "podman" })
         {

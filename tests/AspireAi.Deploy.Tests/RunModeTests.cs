@@ -1,6 +1,7 @@
 using Aspire.Hosting;
 using Aspire.Hosting.ApplicationModel;
 using Aspire.Hosting.Testing;
+using AspireAi.AppHost.Infrastructure;
 using AspireAi.Deploy.Tests.Support;
 
 namespace AspireAi.Deploy.Tests;
@@ -26,9 +27,9 @@ public sealed class RunModeTests
     public async Task Containers_without_a_container_runtime_stop_at_once_saying_what_to_do()
     {
         // Out of process, as a user runs it: before, the run waited for containers that never started, for ever.
-        if (await ContainerRuntimeAnswersAsync())
+        if (InfraModeSelector.FindContainerRuntime() is { } runtime)
         {
-            Assert.Skip("a container runtime answers here: the run would start its containers");
+            Assert.Skip($"`{runtime} info` answers here: the run would start its containers");
         }
 
         var result = await ProcessResult.RunAsync("dotnet",
@@ -46,26 +47,6 @@ public sealed class RunModeTests
         Assert.Contains("no container runtime answered `docker info` or `podman info`", result.Output);
         Assert.Contains("--infra local", result.Output);
         Assert.DoesNotContain("Distributed application started", result.Output);
-    }
-
-    private static async Task<bool> ContainerRuntimeAnswersAsync()
-    {
-        foreach (var runtime in new[] { "docker", "podman" })
-        {
-            try
-            {
-                if ((await ProcessResult.RunAsync(runtime, ["info"], TimeSpan.FromSeconds(20))).ExitCode == 0)
-                {
-                    return true;
-                }
-            }
-            catch (Exception e) when (e is System.ComponentModel.Win32Exception or TimeoutException)
-            {
-                // Not installed, or no daemon answering: as absent, as the AppHost counts it.
-            }
-        }
-
-        return false;
     }
 
     [Fact]
