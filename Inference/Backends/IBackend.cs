@@ -99,6 +99,19 @@ public interface IBackend : IDisposable
     void MatMul(DeviceTensor input, DeviceWeight weight, DeviceTensor output, int rows);
 
     /// <summary>
+    /// residual += input · weightᵀ, then output = RMSNorm(residual) · norm: a pre-norm block's projection back into the
+    /// residual stream and the next block's norm. By default <see cref="MatMul"/> into <paramref name="product"/> (scratch)
+    /// and <see cref="AddRmsNorm"/>. A device backend may fold the norm into the matmuls around it, leaving
+    /// <paramref name="output"/> to be finished by the matmul that reads it (its values are then computed on any other read).
+    /// </summary>
+    void MatMulAddRmsNorm(DeviceTensor input, DeviceWeight weight, DeviceTensor product, DeviceTensor residual, DeviceWeight norm, float epsilon,
+        DeviceTensor output, int rows)
+    {
+        MatMul(input, weight, product, rows);
+        AddRmsNorm(residual, product, norm, epsilon, output, rows);
+    }
+
+    /// <summary>
     /// output = input · weightᵀ for each target, all reading the same input (q/k/v; gate/up). A device backend runs a group
     /// as one launch where the weights' layouts allow: in a memory-bound decode step each launch costs its own ramp-up and
     /// tail, which the small k/v projections do not hide.

@@ -6,8 +6,9 @@ namespace AspireAi.Inference.Models;
 
 /// <summary>
 /// The decoder-only transformer of llama, qwen2 (q/k/v biases) and qwen3 (per-head q/k RMSNorm), written once over
-/// <see cref="IBackend"/>: pre-norm blocks of grouped-query attention with RoPE and a SwiGLU feed-forward, the residual add
-/// fused into the next norm. One call runs one engine step of any mix of prefill and decode tokens. Under tensor
+/// <see cref="IBackend"/>: pre-norm blocks of grouped-query attention with RoPE and a SwiGLU feed-forward, each block's
+/// projection back into the residual stream one call with the residual add and the next norm (a device backend folds the
+/// norm into the projections around it). One call runs one engine step of any mix of prefill and decode tokens. Under tensor
 /// parallelism each rank runs this same pass on its share of every layer, with an all-reduce after the two projections
 /// whose inputs are split (attention output, down) and a gather of the vocabulary-parallel logits.
 /// </summary>
@@ -135,14 +136,9 @@ public sealed class LlamaModel : IForwardModel
 
             b.RopeAndStoreKv(_query, _key, _value, _rope, cache, l, w.QueryNorm is null ? null : new HeadNorms(w.QueryNorm, w.KeyNorm!, eps));
             b.PagedAttention(_query, cache, l, _attention);
-            b.MatMul(_attention, w.AttentionOutput, _projection, tokens);
-            collectives?.AllReduceSum(_projection, tokens);
-            b.AddRmsNorm(_hidden, _projection, w.FeedForwardNorm, eps, _normed, tokens);
+            ProjectIntoResidual(_attention, w.AttentionOutput, w.FeedForwardNorm, tokens);
             b.GatedMatMul(_normed, _gateUp[l][0], _gateUp[l][1], _activated, tokens);
-            b.MatMul(_activated, w.Down, _projection, tokens);
-            collectives?.AllReduceSum(_projection, tokens);
-            var nextNorm = l + 1 < c.LayerCount ? _weights.Layers[l + 1].AttentionNorm : _weights.OutputNorm;
-            b.AddRmsNorm(_hidden, _projection, nextNorm, eps, _normed, tokens);
+            ProjectIntoResidual(_activated, w.Down, l + 1 < c.LayerCount ? _weights.Layers[l + 1].AttentionNorm : _weights.OutputNorm, tokens);
         }
 
         if (batch.LogitCount == 0)
@@ -154,6 +150,24 @@ public sealed class LlamaModel : IForwardModel
         b.MatMul(_logitInput, _weights.Output, _logitShard ?? _logits, batch.LogitCount);
         collectives?.AllGatherColumns(_logitShard!, _logits, batch.LogitCount);
         return _logits;
+    }
+
+    /// <summary>
+    /// hidden += input · weightᵀ, then the next norm into <c>_normed</c>; under tensor parallelism the partial products of the
+    /// ranks are summed between the two.
+    /// </summary>
+    private void ProjectIntoResidual(DeviceTensor input, DeviceWeight weight, DeviceWeight nextNorm, int tokens)
+    {
+        var eps = Config.RmsNormEpsilon;
+        if (_rank is null)
+        {
+            _backend.MatMulAddRmsNorm(input, weight, _projection, _hidden, nextNorm, eps, _normed, tokens);
+            return;
+        }
+
+        _backend.MatMul(input, weight, _projection, tokens);
+        _rank.Collectives.AllReduceSum(_projection, tokens);
+        _backend.AddRmsNorm(_hidden, _projection, nextNorm, eps, _normed, tokens);
     }
 
     /// <summary>Throws unless <paramref name="batch"/> fits this model (the step's size, its logit rows, its positions).</summary>

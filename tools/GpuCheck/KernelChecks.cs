@@ -67,6 +67,7 @@ internal sealed class KernelChecks(CudaBackend gpu, CpuBackend cpu, Report repor
     {
         MatMuls();
         MatMulGroups();
+        FoldedNorms();
         WarpgroupGemmGroups();
         GatedMatMuls();
         Embeddings();
@@ -380,6 +381,93 @@ internal sealed class KernelChecks(CudaBackend gpu, CpuBackend cpu, Report repor
             report.Check($"embed {type} 37 tokens × {columns}", Compare(gy, cy, 37), 1e-6);
             gy.Dispose();
             cy.Dispose();
+        }
+    }
+
+    /// <summary>
+    /// The norm folded into the one-row GEMVs around it (<see cref="CudaBackend.MatMulAddRmsNorm"/>): a nibble producer
+    /// (attention output, down) and consumers of every quantized GEMV kind (nibble, int8 split, Q6_K's halves), against the
+    /// same calls with the fold off (the matmul, then add+rmsnorm) and against the CPU. The residual must be the unfused
+    /// one bit for bit (the same float sum), and so must the normed values when something other than the GEMV reads them
+    /// (computed then from the residual); the consumer's product differs only by where r multiplies (QuantBound). The
+    /// product scratch staying NaN shows that the producer GEMV, not the matmul and norm, ran.
+    /// </summary>
+    private void FoldedNorms()
+    {
+        foreach (var (producerType, inputs, hidden, consumerType, outputs) in new[]
+        {
+            (GgmlType.Q4_0, 320, 288, GgmlType.Q4_0, 100), (GgmlType.Q4_0, 1024, 2048, GgmlType.Q8_0, 300),
+            (GgmlType.Q4_K, 1024, 2048, GgmlType.Q4_0, 130), (GgmlType.Q4_K, 2048, 4096, GgmlType.Q6_K, 64),
+        })
+        {
+            using var producerHost = new HostTensor("p", producerType, [inputs, hidden], RandomWeights.Tensor(producerType, hidden, inputs, _random.Next()));
+            using var consumerHost = new HostTensor("c", consumerType, [hidden, outputs], RandomWeights.Tensor(consumerType, outputs, hidden, _random.Next()));
+            using var gp = gpu.LoadWeight(producerHost.View);
+            using var cp = cpu.LoadWeight(producerHost.View);
+            using var gc = gpu.LoadWeight(consumerHost.View);
+            using var cc = cpu.LoadWeight(consumerHost.View);
+            var norm = Vector(RandomWeights.Floats(hidden, _random, 0.2, 1), "norm");
+            var x = RandomWeights.Floats(inputs, _random);
+            var h = RandomWeights.Floats(hidden, _random, 3);
+            var what = $"folded norm {producerType} {hidden} × {inputs} → {consumerType} {outputs} × {hidden}";
+
+            DeviceTensor Row(int columns, float[]? values)
+            {
+                var t = gpu.CreateTensor(1, columns);
+                if (values is null)
+                {
+                    Poison(t);
+                }
+                else
+                {
+                    gpu.WriteRows(t, values);
+                }
+
+                return t;
+            }
+
+            float[] Run(bool fold, out float[] residual, out float[] normed, out float[] product)
+            {
+                DeviceTensor gx = Row(inputs, x), gh = Row(hidden, h), gn = Row(hidden, RandomWeights.Floats(hidden, _random)), gProduct = Row(hidden, null),
+                    gy = Row(outputs, null);
+                gpu.MatMul(gn, gc, gy, 1);  // the normed tensor's int8 copy exists, as in a model's second step
+                gpu.FoldNorms = fold;
+                gpu.MatMulAddRmsNorm(gx, gp, gProduct, gh, norm[0], 1e-5f, gn, 1);
+                gpu.MatMul(gn, gc, gy, 1);
+                gpu.FoldNorms = true;
+                var y = Read(gy, 1);
+                (residual, normed, product) = (Read(gh, 1), Read(gn, 1), Read(gProduct, 1));
+                Dispose([gx, gh, gn, gProduct, gy]);
+                return y;
+            }
+
+            var folded = Run(true, out var foldedResidual, out var foldedNormed, out var foldedProduct);
+            var unfolded = Run(false, out var residual, out var normed, out _);
+            report.BitForBit($"{what}: residual = unfolded", Report.CountDifferentBits(foldedResidual, residual), hidden);
+            report.BitForBit($"{what}: normed values read back = unfolded", Report.CountDifferentBits(foldedNormed, normed), hidden);
+            if (foldedProduct.All(float.IsNaN))
+            {
+                report.Pass($"{what}: the producer GEMV ran (product scratch unwritten)");
+            }
+            else
+            {
+                report.Fail($"{what}: the producer GEMV ran", "the product scratch was written: the matmul and norm ran instead");
+            }
+
+            report.Check($"{what}: consumer = unfolded", Report.RelativeError(folded, unfolded), QuantBound);
+            using var cx = cpu.CreateTensor(1, inputs);
+            cpu.WriteRows(cx, x);
+            using var ch = cpu.CreateTensor(1, hidden);
+            cpu.WriteRows(ch, h);
+            using var cn = cpu.CreateTensor(1, hidden);
+            using var cProduct = cpu.CreateTensor(1, hidden);
+            using var cy = cpu.CreateTensor(1, outputs);
+            ((IBackend)cpu).MatMulAddRmsNorm(cx, cp, cProduct, ch, norm[1], 1e-5f, cn, 1);
+            cpu.MatMul(cn, cc, cy, 1);
+            var expected = new float[outputs];
+            cpu.ReadRows(cy, 1, expected);
+            report.Check($"{what}: consumer against the CPU", Report.RelativeError(folded, expected), QuantBound);
+            Dispose(norm);
         }
     }
 

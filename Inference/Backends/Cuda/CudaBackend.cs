@@ -270,7 +270,7 @@ public sealed class CudaBackend : IBackend, IDeviceSampler
 
     public void RmsNorm(DeviceTensor input, DeviceWeight weight, float epsilon, DeviceTensor output, int rows)
     {
-        var x = (CudaTensor)input;
+        var x = Input(input);
         var w = NormWeight(weight, x);
         var y = Written(output);
         if (w.Columns == x.Columns)
@@ -290,7 +290,7 @@ public sealed class CudaBackend : IBackend, IDeviceSampler
 
     public void AddRmsNorm(DeviceTensor residual, DeviceTensor delta, DeviceWeight weight, float epsilon, DeviceTensor output, int rows)
     {
-        var x = Written(residual);
+        var x = Updated(residual);
         var w = NormWeight(weight, x);
         if (w.Columns != x.Columns)
         {
@@ -300,7 +300,7 @@ public sealed class CudaBackend : IBackend, IDeviceSampler
         var y = Written(output);
         var (codes, scaleSums) = FusedQuantization(y);
         var (halves, bf16) = FusedHalves(y);
-        Kernels.RmsNormRows.Launch(Stream, rows, CudaLaunchGeometry.NormThreads(x.Columns), 0, x.Data, ((CudaTensor)delta).Data, w.Codes, epsilon, y.Data, x.Columns,
+        Kernels.RmsNormRows.Launch(Stream, rows, CudaLaunchGeometry.NormThreads(x.Columns), 0, x.Data, Input(delta).Data, w.Codes, epsilon, y.Data, x.Columns,
             codes, scaleSums, halves, bf16);
         FusedCopiesWritten(y, rows, codes, halves);
     }
@@ -352,12 +352,73 @@ public sealed class CudaBackend : IBackend, IDeviceSampler
         MatMulGroup(input, [new MatMulTarget(weight, output)], rows);
 
     /// <summary>
+    /// Folds the norm into the GEMVs around it where it can: one activation row, a weight with a producer GEMV
+    /// (<see cref="CudaKernels.ResidualGemv"/>: nibble layouts), and an output whose consumer reads its int8 copy. The
+    /// producer adds its product to the residual in place and leaves, per 32 values, h·w as an int8 block and Σh²; the
+    /// output's float values stay unwritten (<see cref="CudaTensor.PendingNorm"/>) and the quantized GEMV that reads it
+    /// multiplies its sums by rsqrt(mean h² + ε). One launch where there were two, and no norm kernel between the GEMVs.
+    /// Elsewhere the matmul and <see cref="AddRmsNorm"/>, as <see cref="IBackend"/> does.
+    /// </summary>
+    public void MatMulAddRmsNorm(DeviceTensor input, DeviceWeight weight, DeviceTensor product, DeviceTensor residual, DeviceWeight norm, float epsilon,
+        DeviceTensor output, int rows)
+    {
+        var (x, w, h, y) = ((CudaTensor)input, (CudaWeight)weight, (CudaTensor)residual, (CudaTensor)output);
+        var normWeight = NormWeight(norm, h);
+        if (!FoldNorms || rows != 1 || Kernels.ResidualGemv(w) is not { } producer || w.Rows % 32 != 0 || w.Rows != h.Columns || w.Columns != x.Columns
+            || y.Columns != h.Columns || normWeight.Columns != h.Columns || !y.HasQuantizedCopy || y.HalfVersion >= 0 || x.PendingNorm is not null)
+        {
+            MatMul(input, weight, product, rows);
+            AddRmsNorm(residual, product, norm, epsilon, output, rows);
+            return;
+        }
+
+        EnsureQuantized(x, rows);
+        Updated(h);
+        Written(y);
+        producer.Launch(Stream, w.Rows / 32, 512, 0,
+            w.Codes, Pointer(w.Scales), Pointer(w.Mins), h.Data, w.Rows, w.CodeOffset, x.QuantizedCodes, x.QuantizedScaleSums, w.Columns,
+            normWeight.Codes, y.QuantizedCodes, y.QuantizedScaleSums, y.NormSums);
+        y.QuantizedVersion = y.Version;
+        y.QuantizedRows = 1;
+        y.PendingNorm = new PendingRmsNorm(h, h.Version, normWeight, epsilon);
+    }
+
+    /// <summary>
+    /// Whether to fold norms into the GEMVs around them (<see cref="MatMulAddRmsNorm"/>; the default: true). GpuCheck
+    /// times and compares both side by side with it.
+    /// </summary>
+    public bool FoldNorms { get; set; } = true;
+
+    /// <summary>
+    /// Whether this matmul of a tensor with a pending norm is the GEMV that finishes it: one row, quantized weights (which
+    /// read the int8 copy), the GEMV path.
+    /// </summary>
+    private bool FinishesPendingNorm(ReadOnlySpan<MatMulTarget> targets, int rows)
+    {
+        foreach (var target in targets)
+        {
+            var w = (CudaWeight)target.Weight;
+            if (rows != 1 || !w.IsQuantized || !CudaLaunchGeometry.UseGemv(rows, true, Kernels.TensorCoreGemm(w) is not null))
+            {
+                return false;
+            }
+        }
+
+        return true;
+    }
+
+    /// <summary>
     /// One GEMV launch for the whole group when its weights share a kernel family and K, and every part but the last has
     /// whole warps of rows; otherwise each weight on its own (its own kernel, path and launch shape).
     /// </summary>
     public void MatMulGroup(DeviceTensor input, ReadOnlySpan<MatMulTarget> targets, int rows)
     {
         var x = (CudaTensor)input;
+        if (x.PendingNorm is not null && !FinishesPendingNorm(targets, rows))
+        {
+            Input(x);
+        }
+
         foreach (var target in targets)
         {
             var w = (CudaWeight)target.Weight;
@@ -509,7 +570,7 @@ public sealed class CudaBackend : IBackend, IDeviceSampler
 
     private void Gemv(CudaTensor x, ReadOnlySpan<MatMulTarget> parts, int rows, GemvShape shape, int weightRows)
     {
-        Span<KernelArg> args = stackalloc KernelArg[5 * CudaLaunchGeometry.MaxGemvParts + 5];
+        Span<KernelArg> args = stackalloc KernelArg[5 * CudaLaunchGeometry.MaxGemvParts + 7];
         var first = (CudaWeight)parts[0].Weight;
         for (var i = 0; i < CudaLaunchGeometry.MaxGemvParts; i++)
         {
@@ -543,6 +604,13 @@ public sealed class CudaBackend : IBackend, IDeviceSampler
 
         args[a++] = first.Columns;
         args[a++] = rows;
+        if (first.IsQuantized)
+        {
+            // The consumer's side of a folded norm (MatMulAddRmsNorm): the producer's Σh², or none.
+            args[a++] = x.PendingNorm is null ? DevicePointer.Null : x.NormSums.Pointer;
+            args[a++] = x.PendingNorm?.Epsilon ?? 0f;
+        }
+
         Kernels.Gemv(first, shape).Launch(Stream, CudaLaunchGeometry.GemvGrid(weightRows, shape), CudaLaunchGeometry.GemvWarps * 32, 0, args[..a]);
     }
 
@@ -692,7 +760,7 @@ public sealed class CudaBackend : IBackend, IDeviceSampler
 
     public void AddBias(DeviceTensor tensor, DeviceWeight bias, int rows)
     {
-        var x = Written(tensor);
+        var x = Updated(tensor);
         var b = (CudaWeight)bias;
         if (b.Columns != x.Columns || b.Layout != CudaWeightLayout.Float32)
         {
@@ -740,11 +808,11 @@ public sealed class CudaBackend : IBackend, IDeviceSampler
             }
         }
 
-        var q = Written(query);
-        var k = Written(key);
+        var q = Updated(query);
+        var k = Updated(key);
         Kernels.RopeStoreKvFor(kv).Launch(Stream, new Dim3((uint)batch.TokenCount, (uint)CudaLaunchGeometry.RopeBlocksPerToken(q.Columns / headDim, k.Columns / headDim, headDim)),
             CudaLaunchGeometry.RopeThreads, 0,
-            q.Data, k.Data, ((CudaTensor)value).Data, r.Cos, r.Sin, Meta(_layout.Positions), Meta(_layout.Slots),
+            q.Data, k.Data, Input(value).Data, r.Cos, r.Sin, Meta(_layout.Positions), Meta(_layout.Slots),
             kv.Keys(layer), kv.Values(layer), q.Columns / headDim, k.Columns / headDim, headDim, r.Spec.Style == RopeStyle.NeoX ? 1 : 0,
             queryNorm, keyNorm, epsilon);
     }
@@ -753,7 +821,7 @@ public sealed class CudaBackend : IBackend, IDeviceSampler
     {
         var batch = Batch;
         var kv = (CudaKvCache)cache;
-        var q = (CudaTensor)query;
+        var q = Input(query);
         var y = Written(output);
         var shape = kv.Shape;
         var heads = q.Columns / shape.HeadDim;
@@ -876,7 +944,7 @@ public sealed class CudaBackend : IBackend, IDeviceSampler
             return;
         }
 
-        var x = (CudaTensor)input;
+        var x = Input(input);
         if (x.Columns != g.Columns || y.Columns != g.Rows || rows > x.Rows || rows > y.Rows)
         {
             throw new ArgumentException($"GatedMatMul '{g.Name}'/'{u.Name}': input [{rows} × {x.Columns}] · weights [{g.Rows} × {g.Columns}]ᵀ into [{y.Rows} × {y.Columns}].");
@@ -897,7 +965,7 @@ public sealed class CudaBackend : IBackend, IDeviceSampler
         var n = (long)rows * gate.Columns;
         var (codes, scaleSums) = FusedQuantization(y);
         var (halves, bf16) = FusedHalves(y);
-        Kernels.SiluMul.Launch(Stream, (int)CudaLaunchGeometry.Ceiling(n, 256), 256, 0, ((CudaTensor)gate).Data, ((CudaTensor)up).Data, y.Data, n,
+        Kernels.SiluMul.Launch(Stream, (int)CudaLaunchGeometry.Ceiling(n, 256), 256, 0, Input(gate).Data, Input(up).Data, y.Data, n,
             codes, scaleSums, halves, bf16);
         FusedCopiesWritten(y, rows, codes, halves);
     }
@@ -906,7 +974,7 @@ public sealed class CudaBackend : IBackend, IDeviceSampler
     {
         var batch = Batch;
         var y = Written(output);
-        Kernels.GatherRows.Launch(Stream, batch.LogitCount, 256, 0, ((CudaTensor)input).Data, Meta(_layout.LogitIndices), y.Data, input.Columns);
+        Kernels.GatherRows.Launch(Stream, batch.LogitCount, 256, 0, Input(input).Data, Meta(_layout.LogitIndices), y.Data, input.Columns);
     }
 
     public void WriteRows(DeviceTensor tensor, ReadOnlySpan<float> source)
@@ -926,7 +994,7 @@ public sealed class CudaBackend : IBackend, IDeviceSampler
         // Here and in ArgMax/Sample: under tensor parallelism the engine thread reads rank 0's logits after issuing KV
         // copies on every rank's device, so it may hold another device's context.
         Context.MakeCurrent();
-        var x = (CudaTensor)tensor;
+        var x = Input(tensor);
         x.Data.CopyTo(Stream, destination[..(rows * x.Columns)]);
     }
 
@@ -934,7 +1002,7 @@ public sealed class CudaBackend : IBackend, IDeviceSampler
     public void ArgMax(DeviceTensor logits, int rows, Span<int> ids)
     {
         Context.MakeCurrent();
-        var x = (CudaTensor)logits;
+        var x = Input(logits);
         EnsureCapacity(ref _tokenIds, Math.Max(rows, 64));
         Kernels.ArgmaxRows.Launch(Stream, rows, 1024, 0, x.Data, x.Columns, _tokenIds!);
         _tokenIds!.CopyTo(Stream, ids[..rows]);
@@ -953,7 +1021,7 @@ public sealed class CudaBackend : IBackend, IDeviceSampler
         }
 
         Context.MakeCurrent();
-        var x = (CudaTensor)logits;
+        var x = Input(logits);
         EnsureCapacity(ref _tokenIds, Math.Max(rows.Length, 64));
         EnsureCapacity(ref _samplingRows, Math.Max(rows.Length, 64));
         EnsureCapacity(ref _sampleWeights, (long)x.Rows * x.Columns);
@@ -1005,10 +1073,34 @@ public sealed class CudaBackend : IBackend, IDeviceSampler
 
     private static DevicePointer Pointer<T>(CudaDeviceBuffer<T>? buffer) where T : unmanaged => buffer?.Pointer ?? DevicePointer.Null;
 
+    /// <summary>A tensor about to be overwritten whole (any norm pending on it is dropped).</summary>
     private CudaTensor Written(DeviceTensor tensor)
     {
         var t = (CudaTensor)tensor;
         t.MarkWritten();
+        return t;
+    }
+
+    /// <summary>A tensor about to be changed in place: its float values computed first where a norm is pending on it.</summary>
+    private CudaTensor Updated(DeviceTensor tensor) => Written(Input(tensor));
+
+    /// <summary>
+    /// A tensor about to be read as floats: where a norm was folded into the GEMV that made it (<see cref="MatMulAddRmsNorm"/>)
+    /// and its reader is not the quantized GEMV that finishes it, the norm runs here from the residual it was taken of.
+    /// </summary>
+    private CudaTensor Input(DeviceTensor tensor)
+    {
+        var t = (CudaTensor)tensor;
+        if (t.PendingNorm is { } pending)
+        {
+            if (pending.Residual.Version != pending.ResidualVersion)
+            {
+                throw new InvalidOperationException("The residual a pending norm was taken of has been written since; its normed values are lost.");
+            }
+
+            RmsNorm(pending.Residual, pending.Weight, pending.Epsilon, t, 1);
+        }
+
         return t;
     }
 

@@ -16,6 +16,9 @@ public sealed class CudaKernels : IDisposable
     private static readonly string[] GemvFamilies =
         ["gemv_int8", "gemv_int8_mins", "gemv_int8_halves", "gemv_nibble", "gemv_nibble_mins", "gemv_f32", "gemv_f16", "gemv_bf16"];
 
+    /// <summary>The GEMV families with a producer of a folded norm (<c>_m1_residual</c>, matmul.cu): the nibble layouts.</summary>
+    private static readonly string[] ResidualGemvFamilies = ["gemv_nibble", "gemv_nibble_mins"];
+
     /// <summary>
     /// Kernel sources built only for the arch-specific Hopper target (<c>NAME.sm90a.ptx</c>: wgmma), loaded on devices of
     /// compute capability 9.0 alone, where they stand beside the modules above.
@@ -27,6 +30,7 @@ public sealed class CudaKernels : IDisposable
 
     private readonly CudaModule[] _modules;
     private readonly Dictionary<(string Family, int MaxRows, bool SplitK), CudaKernel> _gemv;
+    private readonly Dictionary<string, CudaKernel> _gemvResidual;
     private readonly Dictionary<(string Name, int TileRows), CudaKernel> _halfGemm;
     private readonly Dictionary<(string Name, int WeightRows, bool Gated), CudaKernel> _warpgroupGemm = [];
 
@@ -92,6 +96,7 @@ public sealed class CudaKernels : IDisposable
                 .Select(maxRows => (Family: family, MaxRows: maxRows, SplitK: false))
                 .Concat(CudaLaunchGeometry.HasSplitGemv(family) ? [(family, 1, true)] : []))
             .ToDictionary(key => key, key => matmul.Kernel($"{key.Family}_m{key.MaxRows}{(key.SplitK ? "_split" : "")}"));
+        _gemvResidual = ResidualGemvFamilies.ToDictionary(family => family, family => matmul.Kernel($"{family}_m1_residual"));
         GemmInt8 = matmul.Kernel("gemm_int8");
         GemmInt8TensorCore = matmul.Kernel("gemm_int8_tc");
         GemmInt8MinsTensorCore = matmul.Kernel("gemm_int8_mins_tc");
@@ -200,7 +205,13 @@ public sealed class CudaKernels : IDisposable
     public CudaKernel SampleRows { get; }
 
     /// <summary>Every GEMV kernel (for reports of their registers and spills).</summary>
-    public IEnumerable<CudaKernel> GemvKernels => _gemv.Values;
+    public IEnumerable<CudaKernel> GemvKernels => _gemv.Values.Concat(_gemvResidual.Values);
+
+    /// <summary>
+    /// The one-row GEMV that adds its product to the residual and leaves the next norm's int8 block and Σh² for the GEMV that
+    /// reads it (<c>_m1_residual</c>), or null where the weight's layout has none.
+    /// </summary>
+    public CudaKernel? ResidualGemv(CudaWeight weight) => _gemvResidual.GetValueOrDefault(GemvFamily(weight));
 
     /// <summary>The GEMV kernel for a weight's layout and a launch shape.</summary>
     /// <remarks>Keyed by (family, rows, split) rather than the kernel's name: no string is built per launch.</remarks>

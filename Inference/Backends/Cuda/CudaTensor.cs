@@ -14,13 +14,19 @@ public sealed class CudaTensor : DeviceTensor
     private CudaDeviceBuffer<float>? _scaleSums;
     private CudaDeviceBuffer<ushort>? _half;
 
+    private readonly CudaDeviceBuffer<float> _data;
+    private CudaDeviceBuffer<float>? _normSums;
+
     internal CudaTensor(CudaContext context, int rows, int columns) : base(rows, columns)
     {
         _context = context;
-        Data = new CudaDeviceBuffer<float>(context, (long)rows * columns);
+        _data = new CudaDeviceBuffer<float>(context, (long)rows * columns);
     }
 
-    internal CudaDeviceBuffer<float> Data { get; }
+    /// <summary>The float values; not readable while <see cref="PendingNorm"/> holds (CudaBackend computes them first).</summary>
+    internal CudaDeviceBuffer<float> Data => PendingNorm is null
+        ? _data
+        : throw new InvalidOperationException("This tensor's float values were not computed: a norm folded into the GEMVs left only its int8 copy (CudaBackend.Input computes them).");
 
     internal int Version { get; private set; }
 
@@ -28,7 +34,22 @@ public sealed class CudaTensor : DeviceTensor
 
     internal int QuantizedRows { get; set; }
 
-    internal void MarkWritten() => Version++;
+    /// <summary>A new value is being written whole: the old one, and any norm pending on it, are gone.</summary>
+    internal void MarkWritten()
+    {
+        Version++;
+        PendingNorm = null;
+    }
+
+    /// <summary>
+    /// Set where a norm was folded into the GEMV that made its input (CudaBackend.MatMulAddRmsNorm): the int8 copy holds
+    /// h·w quantized, not RMSNorm(h)·w, and the float values are unwritten. The quantized GEMV that reads the copy finishes
+    /// the norm from <see cref="NormSums"/>; anything else computes the values from the residual first.
+    /// </summary>
+    internal PendingRmsNorm? PendingNorm { get; set; }
+
+    /// <summary>Σh² per 32 values of one row, written by a folded norm's producer GEMV; allocated on first use.</summary>
+    internal CudaDeviceBuffer<float> NormSums => _normSums ??= new CudaDeviceBuffer<float>(_context, Math.Max(1, Columns / 32));
 
     /// <summary>The <see cref="Version"/> that <see cref="HalfCopy"/> holds, its rows and type; -1 before the first copy.</summary>
     internal int HalfVersion { get; set; } = -1;
@@ -51,9 +72,17 @@ public sealed class CudaTensor : DeviceTensor
 
     public override void Dispose()
     {
-        Data.Dispose();
+        _data.Dispose();
+        _normSums?.Dispose();
         _codes?.Dispose();
         _scaleSums?.Dispose();
         _half?.Dispose();
     }
 }
+
+/// <summary>
+/// The norm a tensor still owes (<see cref="CudaTensor.PendingNorm"/>): RMSNorm of the first row of <paramref name="Residual"/>
+/// as it was at <paramref name="ResidualVersion"/>, times <paramref name="Weight"/>; the producer's Σh² are in the tensor's
+/// <see cref="CudaTensor.NormSums"/>.
+/// </summary>
+internal sealed record PendingRmsNorm(CudaTensor Residual, int ResidualVersion, CudaWeight Weight, float Epsilon);

@@ -9,6 +9,13 @@
 //    few weight rows (CudaLaunchGeometry.Gemv decides) the _m1_split variants (int8 and float layouts) let the block's 4 warps share 4 rows, each
 //    warp taking every fourth 512-byte stretch of them: four times the blocks, so that narrow matrices (attention output,
 //    down, tensor-parallel shards) keep every multiprocessor streaming; grid (ceil(N / 4)).
+//    The RMS norm between a block's projection back into the residual stream and the next block's projections can ride
+//    in the one-row GEMVs around it (CudaBackend.MatMulAddRmsNorm, one activation row, one GPU): the producer
+//    (_m1_residual: attention output or down, nibble layouts) has blocks of 16 warps × 2 rows = 32 output rows, adds
+//    them to the residual in place, and writes for its 32 rows h·normWeight as an int8 block and Σh²; the consumer (q/k/v,
+//    gate/up: any quantized GEMV given norm_sums) multiplies each sum by r = rsqrt(Σ Σh² / K + ε). Quantizing h·w instead
+//    of r·h·w gives the same codes (r > 0 scales the block's max with it), so W·norm(h) = r · W·(h·w) with no norm
+//    launch. grid (N / 32), block 512.
 //  * GEMM (M above those, prefill / large batches): compute-bound, tiles in shared memory.
 //    - quantized: int8 dot products (dp4a) of weight codes and int8 activations, per 32-value block scaled in float;
 //      grid (ceil(N / 64), ceil(M / 64)), block 256, each thread 4 weight rows × 4 activation rows. Int8 layouts with
@@ -66,6 +73,30 @@ struct GemvPart {
     int n;
 };
 
+// The norm folded into the GEMVs (see the top of this file). A consumer reads sums (null: no norm to finish); a producer
+// (RESIDUAL) writes codes, scaleSums and sumsOut for its 32 rows, quantizing h · weight.
+struct GemvNorm {
+    const float* sums;  // consumer: Σh² per 32 values of its input, K / 32 of them
+    float eps;
+    const float* weight;  // producer: the norm weight [N]
+    signed char* codes;   // producer: int8 codes of h · weight [N]
+    float2* scaleSums;    // producer: {d, d·Σq} per 32 values
+    float* sumsOut;       // producer: Σh² per 32 rows
+};
+
+// A consumer's lane's share of the producer's sums (the warp adds them at the end: norm_scale).
+__device__ __forceinline__ float norm_sum_part(const GemvNorm& norm, int k) {
+    float s = 0.0f;
+    if (norm.sums)
+        for (int i = threadIdx.x % 32; i < k / 32; i += 32) s += norm.sums[i];
+    return s;
+}
+
+// r = rsqrt(mean h² + ε) from the lanes' shares, or 1 without a norm (the sums then multiply by exactly 1).
+__device__ __forceinline__ float norm_scale(const GemvNorm& norm, float part, int k) {
+    return norm.sums ? rsqrtf(warp_sum(part) / k + norm.eps) : 1.0f;
+}
+
 // The part of the warp's first row (made relative to it), or false when the warp has no rows.
 __device__ __forceinline__ bool gemv_part(int& row, GemvPart& p, const GemvPart& p0, const GemvPart& p1, const GemvPart& p2) {
     if (row < p0.n) { p = p0; return true; }
@@ -80,7 +111,7 @@ __device__ __forceinline__ bool gemv_part(int& row, GemvPart& p, const GemvPart&
 // block's warps share RW rows (each took every fourth 512-byte stretch of them), and their warp sums are added in warp
 // order through shared memory (deterministic).
 template <int RW, int R, bool SPLIT>
-__device__ __forceinline__ void gemv_store(float (&acc)[RW][R], const GemvPart& p, int row0, int m) {
+__device__ __forceinline__ void gemv_store(float (&acc)[RW][R], const GemvPart& p, int row0, int m, float scale) {
     const int lane = threadIdx.x % 32;
     if constexpr (SPLIT) {
         __shared__ float partial[GEMV_WARPS][RW][R];
@@ -97,7 +128,7 @@ __device__ __forceinline__ void gemv_store(float (&acc)[RW][R], const GemvPart& 
             float v = partial[0][r][t];
 #pragma unroll
             for (int w = 1; w < GEMV_WARPS; w++) v += partial[w][r][t];
-            p.y[(long long)t * p.n + row0 + r] = v;
+            p.y[(long long)t * p.n + row0 + r] = v * scale;
         }
     } else {
 #pragma unroll
@@ -106,9 +137,35 @@ __device__ __forceinline__ void gemv_store(float (&acc)[RW][R], const GemvPart& 
             for (int t = 0; t < R; t++) {
                 if (t < m) {
                     const float v = warp_sum(acc[r][t]);
-                    if (lane == 0 && row0 + r < p.n) p.y[(long long)t * p.n + row0 + r] = v;
+                    if (lane == 0 && row0 + r < p.n) p.y[(long long)t * p.n + row0 + r] = v * scale;
                 }
             }
+    }
+}
+
+// The producer's store (RESIDUAL): its 32 rows h = residual + Σ written back in place (the same float sum as
+// rms_norm_rows' residual + delta), then one warp quantizes h · weight as one int8 block and writes Σh².
+template <int RW, int WARPS>
+__device__ __forceinline__ void gemv_store_residual(float (&acc)[RW][1], const GemvPart& p, int row0, const float (&residual)[RW],
+                                                    float normWeight, const GemvNorm& norm) {
+    static_assert(RW * WARPS == 32, "a producer block owns one 32-value block of the norm's output");
+    __shared__ float h[32];
+    const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+#pragma unroll
+    for (int r = 0; r < RW; r++) {
+        const float v = warp_sum(acc[r][0]);
+        if (lane == 0) {
+            const float x = residual[r] + v;
+            p.y[row0 + r] = x;
+            h[warp * RW + r] = x;
+        }
+    }
+    __syncthreads();
+    if (warp == 0) {
+        const float x = h[lane];
+        quantize_block(x * normWeight, norm.codes, norm.scaleSums, blockIdx.x);
+        const float squares = warp_sum(x * x);
+        if (lane == 0) norm.sumsOut[blockIdx.x] = squares;
     }
 }
 
@@ -119,16 +176,31 @@ __device__ __forceinline__ void gemv_store(float (&acc)[RW][R], const GemvPart& 
 // in flight before any arithmetic, and each is applied to the m ≤ R activation rows: one activation unit read from L1
 // serves RW weight rows. A block's offset/min correction (−(ws·offset + wmin)·xd·Σxq) is applied by the lane holding its
 // first half; Q6_K's two scales per block are exactly the two halves' scales.
-template <int LAYOUT, int SCALES, bool MINS, int RW, int R, int U, bool SPLIT>
+// WARPS: warps a block (GEMV_WARPS but for the producer of a folded norm, RESIDUAL, whose block owns 32 rows).
+template <int LAYOUT, int SCALES, bool MINS, int RW, int R, int U, bool SPLIT, int WARPS = GEMV_WARPS, bool RESIDUAL = false>
 __device__ __forceinline__ void gemv_quant(const GemvPart p0, const GemvPart p1, const GemvPart p2, int offset,
-                                           const signed char* xq, const float2* xds, int k, int m) {
+                                           const signed char* xq, const float2* xds, int k, int m, const GemvNorm norm) {
     constexpr bool HALVES = LAYOUT == LAYOUT_INT8;  // a unit is half a block
     constexpr bool HALF_SCALES = half_scales(SCALES, MINS);
+    static_assert(!SPLIT || WARPS == GEMV_WARPS, "split blocks have GEMV_WARPS warps");
     const int first = SPLIT ? threadIdx.x : threadIdx.x % 32;  // this thread's first unit of each row
     constexpr int STRIDE = SPLIT ? 32 * GEMV_WARPS : 32;  // threads that share a row's units
-    int row0 = (SPLIT ? blockIdx.x : blockIdx.x * GEMV_WARPS + threadIdx.x / 32) * RW;
+    int row0 = (SPLIT ? blockIdx.x : blockIdx.x * WARPS + threadIdx.x / 32) * RW;
     GemvPart p;
     if (!gemv_part(row0, p, p0, p1, p2)) return;  // SPLIT: the whole block returns together
+    // The producer's norm weight is never written by a kernel: loaded before the wait, as the weights are.
+    const float normWeight = RESIDUAL && threadIdx.x < 32 ? __ldg(norm.weight + blockIdx.x * 32 + threadIdx.x) : 0.0f;
+    // What is read once the previous kernel has ended: the producer's residual rows, the consumer's norm sums.
+    float residual[RW];
+    float normPart = 0.0f;
+    const auto afterWait = [&] {
+        if constexpr (RESIDUAL) {
+#pragma unroll
+            for (int r = 0; r < RW; r++) residual[r] = p.y[row0 + r];
+        } else {
+            normPart = norm_sum_part(norm, k);
+        }
+    };
     const int blocks = k / 32;
     const int units = HALVES ? 2 * blocks : blocks;
     const long long rowBytes = LAYOUT == LAYOUT_INT8 ? k : k / 2;
@@ -159,7 +231,10 @@ __device__ __forceinline__ void gemv_quant(const GemvPart p0, const GemvPart p1,
         }
         // Weights are never written by a kernel: the first iteration's loads go out before the previous kernel has
         // finished (pdl_wait, common.cuh); the activations are read only after it.
-        if (u0 == first) pdl_start();
+        if (u0 == first) {
+            pdl_start();
+            afterWait();
+        }
 #pragma unroll
         for (int j = 0; j < U; j++) {
             const int u = u0 + STRIDE * j, b = HALVES ? u / 2 : u;
@@ -188,8 +263,15 @@ __device__ __forceinline__ void gemv_quant(const GemvPart p0, const GemvPart p1,
             }
         }
     }
-    pdl_start();  // a no-op after the loop's; for lanes that had no unit (k < 32 · 16)
-    gemv_store<RW, R, SPLIT>(acc, p, row0, m);
+    if (first >= units) {  // lanes that had no unit (k < 32 · 16)
+        pdl_start();
+        afterWait();
+    }
+    if constexpr (RESIDUAL) {
+        gemv_store_residual<RW, WARPS>(acc, p, row0, residual, normWeight, norm);
+    } else {
+        gemv_store<RW, R, SPLIT>(acc, p, row0, m, norm_scale(norm, normPart, k));
+    }
 }
 
 // Float weights: the same shape, lane i reading 16-byte chunks i, i + 32, … (4 F32 or 8 F16/BF16 values) of each row.
@@ -253,7 +335,7 @@ __device__ __forceinline__ void gemv_float(const GemvPart p0, const GemvPart p1,
         }
     }
     pdl_start();
-    gemv_store<RW, R, SPLIT>(acc, p, row0, m);
+    gemv_store<RW, R, SPLIT>(acc, p, row0, m, 1.0f);
 }
 
 // Kernel variants by the number of activation rows m (host: CudaLaunchGeometry.Gemv): m = 1 (decode of one sequence),
@@ -271,26 +353,43 @@ __device__ __forceinline__ void gemv_float(const GemvPart p0, const GemvPart p1,
 #define GEMV_PARTS                                                                                                      \
     GemvPart{codes0, scales0, mins0, y0, n0}, GemvPart{codes1, scales1, mins1, y1, n1}, GemvPart{codes2, scales2, mins2, y2, n2}
 
+// Every quantized variant ends with the consumer's side of a folded norm (norm_sums null: none; GemvNorm above).
+#define GEMV_QUANT_PARAMS GEMV_PARTS_PARAMS, int offset, const signed char *xq, const float2 *xds, int k, int m,         \
+                          const float *norm_sums, float norm_eps
+#define GEMV_CONSUMER GemvNorm{norm_sums, norm_eps, nullptr, nullptr, nullptr, nullptr}
+
 #define GEMV_QUANT(NAME, LAYOUT, SCALES, MINS)                                                                          \
-    extern "C" __global__ void __launch_bounds__(128) NAME##_m1(GEMV_PARTS_PARAMS, int offset, const signed char* xq,   \
-                                                                const float2* xds, int k, int m) {                      \
-        gemv_quant<LAYOUT, SCALES, MINS, LAYOUT == LAYOUT_NIBBLE ? 2 : 4, 1, 4, false>(GEMV_PARTS, offset, xq, xds, k, m);\
+    extern "C" __global__ void __launch_bounds__(128) NAME##_m1(GEMV_QUANT_PARAMS) {                                    \
+        gemv_quant<LAYOUT, SCALES, MINS, LAYOUT == LAYOUT_NIBBLE ? 2 : 4, 1, 4, false>(GEMV_PARTS, offset, xq, xds, k, m,\
+                                                                                      GEMV_CONSUMER);                  \
     }                                                                                                                   \
-    extern "C" __global__ void __launch_bounds__(128) NAME##_m8(GEMV_PARTS_PARAMS, int offset, const signed char* xq,   \
-                                                                const float2* xds, int k, int m) {                      \
-        gemv_quant<LAYOUT, SCALES, MINS, 4, 8, LAYOUT == LAYOUT_NIBBLE ? 1 : 2, false>(GEMV_PARTS, offset, xq, xds, k, m);\
+    extern "C" __global__ void __launch_bounds__(128) NAME##_m8(GEMV_QUANT_PARAMS) {                                    \
+        gemv_quant<LAYOUT, SCALES, MINS, 4, 8, LAYOUT == LAYOUT_NIBBLE ? 1 : 2, false>(GEMV_PARTS, offset, xq, xds, k, m,\
+                                                                                      GEMV_CONSUMER);                  \
     }                                                                                                                   \
-    extern "C" __global__ void __launch_bounds__(128) NAME##_m32(GEMV_PARTS_PARAMS, int offset, const signed char* xq,  \
-                                                                 const float2* xds, int k, int m) {                     \
-        gemv_quant<LAYOUT, SCALES, MINS, 2, 32, LAYOUT == LAYOUT_NIBBLE ? 1 : 2, false>(GEMV_PARTS, offset, xq, xds, k, m);\
+    extern "C" __global__ void __launch_bounds__(128) NAME##_m32(GEMV_QUANT_PARAMS) {                                   \
+        gemv_quant<LAYOUT, SCALES, MINS, 2, 32, LAYOUT == LAYOUT_NIBBLE ? 1 : 2, false>(GEMV_PARTS, offset, xq, xds, k, \
+                                                                                       m, GEMV_CONSUMER);              \
     }
 
 // The split variant of the int8 layouts (96 registers; held to 64, 8 blocks an SM, it spilled and fell to 1.8 TB/s).
 #define GEMV_QUANT_SPLIT(NAME, LAYOUT, SCALES, MINS)                                                                    \
-    extern "C" __global__ void __launch_bounds__(128) NAME##_m1_split(GEMV_PARTS_PARAMS, int offset,                    \
-                                                                      const signed char* xq, const float2* xds, int k,  \
-                                                                      int m) {                                          \
-        gemv_quant<LAYOUT, SCALES, MINS, 4, 1, 2, true>(GEMV_PARTS, offset, xq, xds, k, m);                             \
+    extern "C" __global__ void __launch_bounds__(128) NAME##_m1_split(GEMV_QUANT_PARAMS) {                              \
+        gemv_quant<LAYOUT, SCALES, MINS, 4, 1, 2, true>(GEMV_PARTS, offset, xq, xds, k, m, GEMV_CONSUMER);             \
+    }
+
+// The producer of a folded norm (nibble layouts, the m = 1 kernel's 2 rows × 4 units a lane): one weight, N a multiple of
+// 32, its output added to `residual` in place; 16 warps a block so that a block owns one 32-row int8 block of the norm.
+#define GEMV_QUANT_RESIDUAL(NAME, LAYOUT, SCALES, MINS)                                                                 \
+    extern "C" __global__ void __launch_bounds__(512) NAME##_m1_residual(                                               \
+        const unsigned char *codes, const void *scales, const float *mins, float *residual, int n, int offset,           \
+        const signed char *xq, const float2 *xds, int k, const float *norm_weight, signed char *norm_codes,              \
+        float2 *norm_scale_sums, float *norm_sums) {                                                                     \
+        const GemvPart none{nullptr, nullptr, nullptr, nullptr, 0};                                                     \
+        gemv_quant<LAYOUT, SCALES, MINS, 2, 1, 4, false, 16, true>(GemvPart{codes, scales, mins, residual, n}, none, none,\
+                                                                   offset, xq, xds, k, 1,                               \
+                                                                   GemvNorm{nullptr, 0.0f, norm_weight, norm_codes,     \
+                                                                            norm_scale_sums, norm_sums});               \
     }
 
 GEMV_QUANT(gemv_int8, LAYOUT_INT8, 1, false)         // Q8_0, Q5_0
@@ -301,6 +400,8 @@ GEMV_QUANT_SPLIT(gemv_int8_mins, LAYOUT_INT8, 1, true)
 GEMV_QUANT_SPLIT(gemv_int8_halves, LAYOUT_INT8, 2, false)
 GEMV_QUANT(gemv_nibble, LAYOUT_NIBBLE, 1, false)     // Q4_0
 GEMV_QUANT(gemv_nibble_mins, LAYOUT_NIBBLE, 1, true) // Q4_K
+GEMV_QUANT_RESIDUAL(gemv_nibble, LAYOUT_NIBBLE, 1, false)
+GEMV_QUANT_RESIDUAL(gemv_nibble_mins, LAYOUT_NIBBLE, 1, true)
 
 #define GEMV_FLOAT(NAME, LAYOUT)                                                                                        \
     extern "C" __global__ void __launch_bounds__(128) NAME##_m1(GEMV_PARTS_PARAMS, const float* x, int k, int m) {      \
