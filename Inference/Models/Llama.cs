@@ -154,7 +154,7 @@ public sealed class LlamaModel : IForwardModel
 
     /// <summary>
     /// hidden += input · weightᵀ, then the next norm into <c>_normed</c>; under tensor parallelism the partial products of the
-    /// ranks are summed between the two.
+    /// ranks are summed between the two (each in one call that a device backend may fuse).
     /// </summary>
     private void ProjectIntoResidual(DeviceTensor input, DeviceWeight weight, DeviceWeight nextNorm, int tokens)
     {
@@ -166,8 +166,7 @@ public sealed class LlamaModel : IForwardModel
         }
 
         _backend.MatMul(input, weight, _projection, tokens);
-        _rank.Collectives.AllReduceSum(_projection, tokens);
-        _backend.AddRmsNorm(_hidden, _projection, nextNorm, eps, _normed, tokens);
+        _rank.Collectives.AllReduceAddRmsNorm(_backend, _projection, _hidden, nextNorm, eps, _normed, tokens);
     }
 
     /// <summary>Throws unless <paramref name="batch"/> fits this model (the step's size, its logit rows, its positions).</summary>

@@ -18,6 +18,19 @@ public interface IRankCollectives
     void AllReduceSum(DeviceTensor tensor, int rows);
 
     /// <summary>
+    /// residual += Σ over ranks of <paramref name="partial"/>, then output = RMSNorm(residual) · norm, on every rank: what
+    /// follows a layer's split projections (attention output, down). By default <see cref="AllReduceSum"/> and the
+    /// backend's <see cref="IBackend.AddRmsNorm"/>; a device group may add into the residual in the all-reduce itself and
+    /// fold the norm into the matmul that reads <paramref name="output"/> (<see cref="IBackend.MatMulAddRmsNorm"/>), leaving
+    /// <paramref name="partial"/> unreduced.
+    /// </summary>
+    void AllReduceAddRmsNorm(IBackend backend, DeviceTensor partial, DeviceTensor residual, DeviceWeight norm, float epsilon, DeviceTensor output, int rows)
+    {
+        AllReduceSum(partial, rows);
+        backend.AddRmsNorm(residual, partial, norm, epsilon, output, rows);
+    }
+
+    /// <summary>
     /// gathered[row, r · shard.Columns + c] = rank r's shard[row, c] for the first <paramref name="rows"/> rows, on every
     /// rank: the vocabulary-parallel logits put side by side into full rows. Where <paramref name="gathered"/> is narrower
     /// than the shards together (a padded vocabulary, <see cref="ShardPlan.VocabularyShard"/>), the columns past its width

@@ -142,6 +142,27 @@ public sealed class NcclCollectiveGroup : ICollectiveGroup
         }
 
         /// <summary>
+        /// At one row, through the peer all-reduce with the residual add and the next norm folded in
+        /// (<see cref="PeerAllReduce.TryAllReduceAddNorm"/>: no norm launch); otherwise as <see cref="IRankCollectives"/> does.
+        /// </summary>
+        public void AllReduceAddRmsNorm(IBackend b, DeviceTensor partial, DeviceTensor residual, DeviceWeight norm, float epsilon, DeviceTensor output, int rows)
+        {
+            var x = (CudaTensor)partial;
+            if (rows == 1 && ReferenceEquals(b, backend) && group._peer is { } peer)
+            {
+                backend.Context.MakeCurrent();
+                if (peer.TryAllReduceAddNorm(rank, x, (CudaTensor)residual, norm, epsilon, (CudaTensor)output))
+                {
+                    x.MarkWritten();  // left unreduced
+                    return;
+                }
+            }
+
+            AllReduceSum(partial, rows);
+            b.AddRmsNorm(residual, partial, norm, epsilon, output, rows);
+        }
+
+        /// <summary>
         /// NCCL gathers whole buffers rank after rank ([rank][rows][width]); the logits want each row's shards side by side
         /// ([rows][rank · width]). One row (a decode step of one sequence) is both, unless the vocabulary is padded; otherwise
         /// the shards are gathered into a staging buffer and laid out with one strided device copy per rank, of the columns

@@ -1,3 +1,4 @@
+using AspireAi.Inference.Backends;
 using AspireAi.Inference.Backends.Cuda;
 using AspireAi.Inference.Backends.Cuda.Driver;
 
@@ -109,7 +110,34 @@ internal sealed class PeerAllReduce : IDisposable
 
         var b = _backends[rank];
         b.Context.MakeCurrent();
-        b.Kernels.PeerAllReduce.Launch(b.Stream, Blocks, 1024, 0, _tables[rank], _epochs[rank], rank, _backends.Length, Capacity, n, x.Data);
+        b.Kernels.PeerAllReduce.Launch(b.Stream, Blocks, 1024, 0, _tables[rank], _epochs[rank], rank, _backends.Length, Capacity, n, x.Data,
+            DevicePointer.Null, DevicePointer.Null, DevicePointer.Null, DevicePointer.Null, DevicePointer.Null, DevicePointer.Null);
+        return true;
+    }
+
+    /// <summary>
+    /// The all-reduce of one row of partial sums <paramref name="x"/>, added into <paramref name="residual"/> with the next
+    /// norm folded into the GEMV that reads <paramref name="output"/> (<see cref="CudaBackend.FoldNorm"/>; collectives.cu);
+    /// false where it cannot (a message too large, a width not of whole 1,024-value runs per block, or the norm not
+    /// foldable), and nothing is queued then.
+    /// </summary>
+    public bool TryAllReduceAddNorm(int rank, CudaTensor x, CudaTensor residual, DeviceWeight norm, float epsilon, CudaTensor output)
+    {
+        var n = (long)x.Columns;
+        var b = _backends[rank];
+        if (n > Capacity || n % (8 * 4 * Blocks) != 0 || residual.Columns != x.Columns)
+        {
+            return false;
+        }
+
+        b.Context.MakeCurrent();
+        if (b.FoldNorm(residual, norm, epsilon, output, 1) is not { } fold)
+        {
+            return false;
+        }
+
+        b.Kernels.PeerAllReduce.Launch(b.Stream, Blocks, 1024, 0, _tables[rank], _epochs[rank], rank, _backends.Length, Capacity, n, x.Data,
+            fold.Residual, fold.NormWeight, fold.Values, fold.Codes, fold.ScaleSums, fold.Sums);
         return true;
     }
 

@@ -386,18 +386,21 @@ internal sealed class KernelChecks(CudaBackend gpu, CpuBackend cpu, Report repor
 
     /// <summary>
     /// The norm folded into the one-row GEMVs around it (<see cref="CudaBackend.MatMulAddRmsNorm"/>): a nibble producer
-    /// (attention output, down) and consumers of every quantized GEMV kind (nibble, int8 split, Q6_K's halves), against the
-    /// same calls with the fold off (the matmul, then add+rmsnorm) and against the CPU. The residual must be the unfused
-    /// one bit for bit (the same float sum), and so must the normed values when something other than the GEMV reads them
-    /// (computed then from the residual); the consumer's product differs only by where r multiplies (QuantBound). The
-    /// product scratch staying NaN shows that the producer GEMV, not the matmul and norm, ran.
+    /// (attention output, down) and consumers of every GEMV kind (nibble, int8 split, Q6_K's halves, BF16, F32), reading an
+    /// int8 copy the producer wrote or making it themselves, against the same calls with the fold off (the matmul, then
+    /// add+rmsnorm) and against the CPU. The residual must be the unfused one bit for bit (the same float sum), and so must
+    /// the normed values when something other than the GEMV reads them (computed then from the residual); the consumer's
+    /// product differs only by where r multiplies (QuantBound; BF16 rounds the weights alike on both sides). The product
+    /// scratch staying NaN shows that the producer GEMV, not the matmul and norm, ran.
     /// </summary>
     private void FoldedNorms()
     {
-        foreach (var (producerType, inputs, hidden, consumerType, outputs) in new[]
+        foreach (var (producerType, inputs, hidden, consumerType, outputs, copy) in new[]
         {
-            (GgmlType.Q4_0, 320, 288, GgmlType.Q4_0, 100), (GgmlType.Q4_0, 1024, 2048, GgmlType.Q8_0, 300),
-            (GgmlType.Q4_K, 1024, 2048, GgmlType.Q4_0, 130), (GgmlType.Q4_K, 2048, 4096, GgmlType.Q6_K, 64),
+            (GgmlType.Q4_0, 320, 288, GgmlType.Q4_0, 100, true), (GgmlType.Q4_0, 1024, 2048, GgmlType.Q8_0, 300, true),
+            (GgmlType.Q4_K, 1024, 2048, GgmlType.Q4_0, 130, true), (GgmlType.Q4_K, 2048, 4096, GgmlType.Q6_K, 64, true),
+            (GgmlType.Q4_0, 1024, 2048, GgmlType.Q8_0, 77, false), (GgmlType.Q4_0, 1024, 2048, GgmlType.BF16, 300, false),
+            (GgmlType.Q4_K, 2048, 4096, GgmlType.F32, 40, false),
         })
         {
             using var producerHost = new HostTensor("p", producerType, [inputs, hidden], RandomWeights.Tensor(producerType, hidden, inputs, _random.Next()));
@@ -409,7 +412,7 @@ internal sealed class KernelChecks(CudaBackend gpu, CpuBackend cpu, Report repor
             var norm = Vector(RandomWeights.Floats(hidden, _random, 0.2, 1), "norm");
             var x = RandomWeights.Floats(inputs, _random);
             var h = RandomWeights.Floats(hidden, _random, 3);
-            var what = $"folded norm {producerType} {hidden} × {inputs} → {consumerType} {outputs} × {hidden}";
+            var what = $"folded norm {producerType} {hidden} × {inputs} → {consumerType} {outputs} × {hidden}{(copy || consumerType is GgmlType.BF16 or GgmlType.F32 ? "" : ", int8 copy made by the consumer")}";
 
             DeviceTensor Row(int columns, float[]? values)
             {
@@ -430,7 +433,11 @@ internal sealed class KernelChecks(CudaBackend gpu, CpuBackend cpu, Report repor
             {
                 DeviceTensor gx = Row(inputs, x), gh = Row(hidden, h), gn = Row(hidden, RandomWeights.Floats(hidden, _random)), gProduct = Row(hidden, null),
                     gy = Row(outputs, null);
-                gpu.MatMul(gn, gc, gy, 1);  // the normed tensor's int8 copy exists, as in a model's second step
+                if (copy)
+                {
+                    gpu.MatMul(gn, gc, gy, 1);  // the normed tensor's int8 copy exists, as in a model's second step
+                }
+
                 gpu.FoldNorms = fold;
                 gpu.MatMulAddRmsNorm(gx, gp, gProduct, gh, norm[0], 1e-5f, gn, 1);
                 gpu.MatMul(gn, gc, gy, 1);

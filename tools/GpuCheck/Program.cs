@@ -120,6 +120,7 @@ if (tensorParallel > 1)
 
     Guarded(report, "Llama-3.2-1B BF16", () => tp.Compare("Llama-3.2-1B", ModelShapes.Llama32_1B(1024), GgmlType.BF16));
     Guarded(report, "Qwen3-0.6B F16", () => tp.Compare("Qwen3-0.6B", ModelShapes.Qwen3_06B(1024), GgmlType.F16));
+    Guarded(report, "Llama-3.2-1B Q4_0", () => tp.Compare("Llama-3.2-1B", ModelShapes.Llama32_1B(1024), GgmlType.Q4_0));
     if (!quick)
     {
         Guarded(report, "Qwen2-0.5B Q8_0", () => tp.Compare("Qwen2-0.5B", ModelShapes.Qwen2_05B(1024), GgmlType.Q8_0));
@@ -128,6 +129,7 @@ if (tensorParallel > 1)
 
     Guarded(report, "graphs Llama-3.2-1B Q8_0", () => tp.GraphReplay("Llama-3.2-1B", ModelShapes.Llama32_1B(1024), GgmlType.Q8_0));
     Guarded(report, "graphs Qwen3-0.6B BF16", () => tp.GraphReplay("Qwen3-0.6B", ModelShapes.Qwen3_06B(1024), GgmlType.BF16));
+    Guarded(report, "graphs Llama-3.2-1B BF16 one sequence", () => tp.GraphReplay("Llama-3.2-1B", ModelShapes.Llama32_1B(1024), GgmlType.BF16, sequences: 1));
     // An odd vocabulary, which no size divides: padded logit shards (ShardPlan.VocabularyShard), gathered without the
     // padding by NCCL's staging copies, eagerly and replayed.
     var oddVocabulary = ModelShapes.Llama32_1B(1024) with { VocabularySize = 128257 };

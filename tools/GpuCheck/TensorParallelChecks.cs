@@ -106,6 +106,17 @@ internal sealed class TensorParallelChecks(int size, Report report)
             Step($"decode step {i + 1} × 2 sequences");
         }
 
+        // One sequence alone: one activation row, where the norms fold into the all-reduce and the GEMVs around them.
+        for (var i = 0; i < 3; i++)
+        {
+            var next = Sampler.ArgMax(expected.AsSpan(0, vocabulary));
+            var position = lengths[0] + 8 + i;
+            batch.Clear();
+            batch.AddSequence(tables[0]);
+            batch.AddToken(next, position, 0, Slot(0, position), true);
+            Step($"decode step {i + 1} × 1 sequence");
+        }
+
         using var wholeGenerator = new Generator(whole);
         using var splitGenerator = new Generator(split);
         using var perturbedGenerator = new Generator(perturbed);
@@ -138,7 +149,8 @@ internal sealed class TensorParallelChecks(int size, Report report)
     /// bound raised to 256 — and move to new tokens and positions each time. The serving engine keeps tensor-parallel
     /// serving eager until this passes (ServedModel).
     /// </summary>
-    public void GraphReplay(string name, ModelConfig config, GgmlType type)
+    /// <param name="sequences">Sequences of each step, the last of them padding when more than one (one: the folded norms).</param>
+    public void GraphReplay(string name, ModelConfig config, GgmlType type, int sequences = 4)
     {
         if (!Splits(name, config, type))
         {
@@ -147,8 +159,10 @@ internal sealed class TensorParallelChecks(int size, Report report)
 
         using var source = new RandomModel(name, config, type, name.Length * 7919);
         using var split = Split(source, 64, 4);
-        const int blockSize = 16, sequences = 4, blocks = 8;
-        using var cache = split.CreateKvCache(split.KvCacheShape(blockSize, sequences * blocks, KvCacheDtype.Auto));
+        const int blockSize = 16, blocks = 8;
+        var padded = sequences > 1;
+        // At least the 256 positions the steps' context bound is raised to (DecodeGraphs' padding), for one sequence too.
+        using var cache = split.CreateKvCache(split.KvCacheShape(blockSize, Math.Max(sequences * blocks, 256 / blockSize), KvCacheDtype.Auto));
         var vocabulary = config.VocabularySize;
         var random = new Random(11);
         var batch = new ForwardBatch(64, sequences, blocks);
@@ -172,7 +186,7 @@ internal sealed class TensorParallelChecks(int size, Report report)
 
             for (var s = 0; s < sequences; s++)
             {
-                var position = s == sequences - 1 ? 0 : lengths[s] + step;
+                var position = padded && s == sequences - 1 ? 0 : lengths[s] + step;
                 batch.AddToken(random.Next(vocabulary), position, s, Slot(s, position), true);
             }
 
@@ -181,12 +195,13 @@ internal sealed class TensorParallelChecks(int size, Report report)
 
         // The prompts, eagerly; then the first decode step eagerly and recorded.
         batch.Clear();
-        for (var s = 0; s < sequences - 1; s++)
+        var prompted = padded ? sequences - 1 : sequences;
+        for (var s = 0; s < prompted; s++)
         {
             batch.AddSequence(tables[s]);
         }
 
-        for (var s = 0; s < sequences - 1; s++)
+        for (var s = 0; s < prompted; s++)
         {
             for (var p = 0; p < lengths[s]; p++)
             {
@@ -214,7 +229,8 @@ internal sealed class TensorParallelChecks(int size, Report report)
             differing += Report.CountDifferentBits(eager, replayed);
         }
 
-        var label = $"{name} {type} TP={size}: {steps} replayed decode steps (4 sequences, one of them padding) = the same steps run eagerly, logits bit for bit";
+        var shape = padded ? $"{sequences} sequences, one of them padding" : "one sequence";
+        var label = $"{name} {type} TP={size}: {steps} replayed decode steps ({shape}) = the same steps run eagerly, logits bit for bit";
         report.BitForBit(label, differing, (long)steps * sequences * vocabulary, "logits");
     }
 
@@ -352,6 +368,31 @@ internal sealed class TensorParallelChecks(int size, Report report)
                 var graphBandwidth = model.WeightBytesPerStep / (graphMs * 1e-3) / 1e9;
                 var graphSpeedup = graphSingle is { } g && n > 1 ? $", {1000 / graphMs / g:F2}× TP=1" : "";
                 report.Timing($"decode {name} {type} batch 1 TP={n}: {1000 / graphMs,7:F1} tok/s as replayed CUDA graphs ({graphMs:F2} ms/step{graphSpeedup}); {graphBandwidth:F0} GB/s = {100 * graphBandwidth / (n * copyGbPerSecond):F0}% of {n} × {copyGbPerSecond:F0} GB/s");
+
+                // The same with every norm a launch of its own (not folded into the all-reduce or the GEMVs), for the A/B.
+                var backends = model is TensorParallelModel tp ? tp.Ranks.Select(r => (CudaBackend)r.Backend).ToArray() : [device];
+                foreach (var b in backends)
+                {
+                    b.FoldNorms = false;
+                }
+
+                model.ForwardToLogits(batch, cache);
+                using (var graph = model.CaptureStep(batch, cache))
+                {
+                    clock.Restart();
+                    for (var i = 0; i < steps; i++)
+                    {
+                        device.ArgMax(graph.Replay(batch)!, 1, ids);
+                    }
+                }
+
+                foreach (var b in backends)
+                {
+                    b.FoldNorms = true;
+                }
+
+                var unfoldedMs = clock.Elapsed.TotalMilliseconds / steps;
+                report.Timing($"decode {name} {type} batch 1 TP={n}: {1000 / unfoldedMs,7:F1} tok/s as replayed CUDA graphs, norms not folded ({unfoldedMs:F2} ms/step)");
 
                 // Rank 0's step, event-timed: only rank 0's stream carries the timer; the other ranks run free.
                 using var timer = new KernelTimer(device.Context);

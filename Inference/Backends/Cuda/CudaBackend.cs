@@ -352,20 +352,19 @@ public sealed class CudaBackend : IBackend, IDeviceSampler
         MatMulGroup(input, [new MatMulTarget(weight, output)], rows);
 
     /// <summary>
-    /// Folds the norm into the GEMVs around it where it can: one activation row, a weight with a producer GEMV
-    /// (<see cref="CudaKernels.ResidualGemv"/>: nibble layouts), and an output whose consumer reads its int8 copy. The
-    /// producer adds its product to the residual in place and leaves, per 32 values, h·w as an int8 block and Σh²; the
-    /// output's float values stay unwritten (<see cref="CudaTensor.PendingNorm"/>) and the quantized GEMV that reads it
-    /// multiplies its sums by rsqrt(mean h² + ε). One launch where there were two, and no norm kernel between the GEMVs.
-    /// Elsewhere the matmul and <see cref="AddRmsNorm"/>, as <see cref="IBackend"/> does.
+    /// Folds the norm into the GEMVs around it where it can: one activation row and a weight with a producer GEMV
+    /// (<see cref="CudaKernels.ResidualGemv"/>: nibble layouts). The producer adds its product to the residual in place and
+    /// leaves, per 32 values, h·w (as floats, and as an int8 block where the output has an int8 copy) and Σh²; the output's
+    /// values stay unfinished (<see cref="CudaTensor.PendingNorm"/>) and the one-row GEMV that reads it multiplies its sums
+    /// by rsqrt(mean h² + ε). One launch where there were two, and no norm kernel between the GEMVs. Elsewhere the matmul
+    /// and <see cref="AddRmsNorm"/>, as <see cref="IBackend"/> does.
     /// </summary>
     public void MatMulAddRmsNorm(DeviceTensor input, DeviceWeight weight, DeviceTensor product, DeviceTensor residual, DeviceWeight norm, float epsilon,
         DeviceTensor output, int rows)
     {
-        var (x, w, h, y) = ((CudaTensor)input, (CudaWeight)weight, (CudaTensor)residual, (CudaTensor)output);
-        var normWeight = NormWeight(norm, h);
-        if (!FoldNorms || rows != 1 || Kernels.ResidualGemv(w) is not { } producer || w.Rows % 32 != 0 || w.Rows != h.Columns || w.Columns != x.Columns
-            || y.Columns != h.Columns || normWeight.Columns != h.Columns || !y.HasQuantizedCopy || y.HalfVersion >= 0 || x.PendingNorm is not null)
+        var (x, w) = ((CudaTensor)input, (CudaWeight)weight);
+        if (Kernels.ResidualGemv(w) is not { } producer || w.Rows % 32 != 0 || w.Rows != residual.Columns || w.Columns != x.Columns || x.PendingNorm is not null
+            || FoldNorm(residual, norm, epsilon, output, rows) is not { } fold)
         {
             MatMul(input, weight, product, rows);
             AddRmsNorm(residual, product, norm, epsilon, output, rows);
@@ -373,14 +372,31 @@ public sealed class CudaBackend : IBackend, IDeviceSampler
         }
 
         EnsureQuantized(x, rows);
+        producer.Launch(Stream, w.Rows / 32, 512, 0,
+            w.Codes, Pointer(w.Scales), Pointer(w.Mins), fold.Residual, w.Rows, w.CodeOffset, x.QuantizedCodes, x.QuantizedScaleSums, w.Columns,
+            fold.NormWeight, fold.Values, fold.Codes, fold.ScaleSums, fold.Sums);
+    }
+
+    /// <summary>
+    /// Makes <paramref name="output"/> the unfinished RMSNorm(residual)·norm of a folded norm and returns what its producer
+    /// (the residual GEMV, or the all-reduce under tensor parallelism) writes, or null where the norm cannot be folded: more
+    /// than one row, or a width not of whole 32-value blocks. The caller launches the producer next.
+    /// </summary>
+    internal FoldedNormOutputs? FoldNorm(DeviceTensor residual, DeviceWeight norm, float epsilon, DeviceTensor output, int rows)
+    {
+        var (h, y) = ((CudaTensor)residual, (CudaTensor)output);
+        var w = NormWeight(norm, h);
+        if (!FoldNorms || rows != 1 || h.Columns % 32 != 0 || y.Columns != h.Columns || w.Columns != h.Columns || ReferenceEquals(h, y))
+        {
+            return null;
+        }
+
         Updated(h);
         Written(y);
-        producer.Launch(Stream, w.Rows / 32, 512, 0,
-            w.Codes, Pointer(w.Scales), Pointer(w.Mins), h.Data, w.Rows, w.CodeOffset, x.QuantizedCodes, x.QuantizedScaleSums, w.Columns,
-            normWeight.Codes, y.QuantizedCodes, y.QuantizedScaleSums, y.NormSums);
-        y.QuantizedVersion = y.Version;
-        y.QuantizedRows = 1;
-        y.PendingNorm = new PendingRmsNorm(h, h.Version, normWeight, epsilon);
+        var (codes, scaleSums) = FusedQuantization(y);
+        FusedCopiesWritten(y, rows, codes, DevicePointer.Null);
+        y.PendingNorm = new PendingRmsNorm(h, h.Version, w, epsilon);
+        return new FoldedNormOutputs(h.Data.Pointer, w.Codes.Pointer, y.Buffer.Pointer, codes, scaleSums, y.NormSums.Pointer);
     }
 
     /// <summary>
@@ -390,35 +406,12 @@ public sealed class CudaBackend : IBackend, IDeviceSampler
     public bool FoldNorms { get; set; } = true;
 
     /// <summary>
-    /// Whether this matmul of a tensor with a pending norm is the GEMV that finishes it: one row, quantized weights (which
-    /// read the int8 copy), the GEMV path.
-    /// </summary>
-    private bool FinishesPendingNorm(ReadOnlySpan<MatMulTarget> targets, int rows)
-    {
-        foreach (var target in targets)
-        {
-            var w = (CudaWeight)target.Weight;
-            if (rows != 1 || !w.IsQuantized || !CudaLaunchGeometry.UseGemv(rows, true, Kernels.TensorCoreGemm(w) is not null))
-            {
-                return false;
-            }
-        }
-
-        return true;
-    }
-
-    /// <summary>
     /// One GEMV launch for the whole group when its weights share a kernel family and K, and every part but the last has
     /// whole warps of rows; otherwise each weight on its own (its own kernel, path and launch shape).
     /// </summary>
     public void MatMulGroup(DeviceTensor input, ReadOnlySpan<MatMulTarget> targets, int rows)
     {
         var x = (CudaTensor)input;
-        if (x.PendingNorm is not null && !FinishesPendingNorm(targets, rows))
-        {
-            Input(x);
-        }
-
         foreach (var target in targets)
         {
             var w = (CudaWeight)target.Weight;
@@ -436,6 +429,11 @@ public sealed class CudaBackend : IBackend, IDeviceSampler
 
         var first = (CudaWeight)targets[0].Weight;
         var gemv = CudaLaunchGeometry.UseGemv(rows, first.IsQuantized, Kernels.TensorCoreGemm(first) is not null);
+        if (x.PendingNorm is not null && !(gemv && rows == 1))
+        {
+            Input(x);  // only the one-row GEMV finishes a folded norm
+        }
+
         var weightRows = 0;
         foreach (var target in targets)
         {
@@ -599,17 +597,14 @@ public sealed class CudaBackend : IBackend, IDeviceSampler
         }
         else
         {
-            args[a++] = x.Data.Pointer;
+            args[a++] = x.Buffer.Pointer;  // h·w where a folded norm is pending (finished below)
         }
 
         args[a++] = first.Columns;
         args[a++] = rows;
-        if (first.IsQuantized)
-        {
-            // The consumer's side of a folded norm (MatMulAddRmsNorm): the producer's Σh², or none.
-            args[a++] = x.PendingNorm is null ? DevicePointer.Null : x.NormSums.Pointer;
-            args[a++] = x.PendingNorm?.Epsilon ?? 0f;
-        }
+        // The consumer's side of a folded norm (MatMulAddRmsNorm): the producer's Σh², or none.
+        args[a++] = x.PendingNorm is null ? DevicePointer.Null : x.NormSums.Pointer;
+        args[a++] = x.PendingNorm?.Epsilon ?? 0f;
 
         Kernels.Gemv(first, shape).Launch(Stream, CudaLaunchGeometry.GemvGrid(weightRows, shape), CudaLaunchGeometry.GemvWarps * 32, 0, args[..a]);
     }
@@ -753,7 +748,8 @@ public sealed class CudaBackend : IBackend, IDeviceSampler
         }
 
         var blocks = (long)rows * (x.Columns / 32);
-        Kernels.QuantizeQ8.Launch(Stream, (int)CudaLaunchGeometry.Ceiling(blocks, 8), 256, 0, x.Data, x.QuantizedCodes, x.QuantizedScaleSums, blocks);
+        // Where a norm is pending, the codes of h·w: the GEMV that reads them finishes the norm.
+        Kernels.QuantizeQ8.Launch(Stream, (int)CudaLaunchGeometry.Ceiling(blocks, 8), 256, 0, x.Buffer, x.QuantizedCodes, x.QuantizedScaleSums, blocks);
         x.QuantizedVersion = x.Version;
         x.QuantizedRows = rows;
     }

@@ -26,7 +26,13 @@ public sealed class CudaTensor : DeviceTensor
     /// <summary>The float values; not readable while <see cref="PendingNorm"/> holds (CudaBackend computes them first).</summary>
     internal CudaDeviceBuffer<float> Data => PendingNorm is null
         ? _data
-        : throw new InvalidOperationException("This tensor's float values were not computed: a norm folded into the GEMVs left only its int8 copy (CudaBackend.Input computes them).");
+        : throw new InvalidOperationException("This tensor's float values were not computed: a norm folded into the GEMVs left h·w for the GEMV that reads it (CudaBackend.Input computes them).");
+
+    /// <summary>
+    /// The float buffer whatever it holds: <see cref="Data"/>'s values, or h·w while <see cref="PendingNorm"/> holds (what
+    /// the folded norm's producer writes and its consumer GEMV reads).
+    /// </summary>
+    internal CudaDeviceBuffer<float> Buffer => _data;
 
     internal int Version { get; private set; }
 
@@ -42,9 +48,9 @@ public sealed class CudaTensor : DeviceTensor
     }
 
     /// <summary>
-    /// Set where a norm was folded into the GEMV that made its input (CudaBackend.MatMulAddRmsNorm): the int8 copy holds
-    /// h·w quantized, not RMSNorm(h)·w, and the float values are unwritten. The quantized GEMV that reads the copy finishes
-    /// the norm from <see cref="NormSums"/>; anything else computes the values from the residual first.
+    /// Set where a norm was folded into the kernel that made it (CudaBackend.MatMulAddRmsNorm): <see cref="Buffer"/> and the
+    /// int8 copy hold h·w, not RMSNorm(h)·w = r·h·w. The one-row GEMV that reads it finishes the norm, r from
+    /// <see cref="NormSums"/>; anything else computes the values from the residual first.
     /// </summary>
     internal PendingRmsNorm? PendingNorm { get; set; }
 
@@ -86,3 +92,7 @@ public sealed class CudaTensor : DeviceTensor
 /// <see cref="CudaTensor.NormSums"/>.
 /// </summary>
 internal sealed record PendingRmsNorm(CudaTensor Residual, int ResidualVersion, CudaWeight Weight, float Epsilon);
+
+/// <summary>What the producer of a folded norm writes (<see cref="CudaBackend.FoldNorm"/>); null codes where no int8 copy is kept.</summary>
+internal readonly record struct FoldedNormOutputs(
+    DevicePointer Residual, DevicePointer NormWeight, DevicePointer Values, DevicePointer Codes, DevicePointer ScaleSums, DevicePointer Sums);

@@ -19,6 +19,10 @@
 // which a rank pushes only after its kernel of epoch e — the one that read and emptied slot s — has finished (no kernel
 // here runs ahead of pdl_wait). No call counter comes from the host and nothing is copied before the launch, so a
 // captured CUDA graph replays it correctly.
+// With residual given (one row, n a multiple of 1024, so that each block's run is whole 32-value blocks in whole 8-lane
+// groups), the kernel is also the producer of a folded norm (matmul.cu, CudaBackend.MatMulAddRmsNorm): instead of writing
+// the sum back it adds it to the residual (residual + sum, rms_norm_rows' float sum), and writes h · norm_weight, its int8
+// blocks where norm_codes is given, and Σh² per 32 values for the GEMV that reads them — no norm launch after it.
 // grid (PeerAllReduce.Blocks = 32), block 1024; n a multiple of 4 and ≤ capacity (the host checks both).
 #include "common.cuh"
 
@@ -54,7 +58,10 @@ __device__ __forceinline__ float4 as_sent(float4 v) {
 }
 
 extern "C" __global__ void __launch_bounds__(1024) peer_all_reduce(const unsigned long long* table, unsigned* epochs, int rank,
-                                                                   int size, long long capacity, long long n, float* x) {
+                                                                   int size, long long capacity, long long n, float* x,
+                                                                   float* residual, const float* norm_weight,
+                                                                   float* norm_values, signed char* norm_codes,
+                                                                   float2* norm_scale_sums, float* norm_sums) {
     pdl_start();
     float* const* staging = (float* const*)table;
     const unsigned epoch = epochs[blockIdx.x] + 1;
@@ -87,7 +94,21 @@ extern "C" __global__ void __launch_bounds__(1024) peer_all_reduce(const unsigne
             }
             sum = make_float4(sum.x + w.x, sum.y + w.y, sum.z + w.z, sum.w + w.w);
         }
-        ((float4*)x)[c] = sum;
+        if (!residual) {
+            ((float4*)x)[c] = sum;
+            continue;
+        }
+        const float4 r = ((const float4*)residual)[c], g = ((const float4*)norm_weight)[c];
+        const float4 h = make_float4(r.x + sum.x, r.y + sum.y, r.z + sum.z, r.w + sum.w);
+        ((float4*)residual)[c] = h;
+        const float4 v = make_float4(h.x * g.x, h.y * g.y, h.z * g.z, h.w * g.w);
+        ((float4*)norm_values)[c] = v;
+        if (norm_codes) quantize_block4(v, norm_codes, norm_scale_sums, 4 * c);
+        const unsigned group = 0xFFu << (threadIdx.x % 32 & 24);
+        float squares = h.x * h.x + h.y * h.y + h.z * h.z + h.w * h.w;
+#pragma unroll
+        for (int o = 4; o > 0; o >>= 1) squares += __shfl_xor_sync(group, squares, o);
+        if ((threadIdx.x & 7) == 0) norm_sums[c / 8] = squares;
     }
     __syncthreads();  // every thread has read epochs[b] before it moves on
     if (threadIdx.x == 0) epochs[blockIdx.x] = epoch;

@@ -10,12 +10,13 @@
 //    warp taking every fourth 512-byte stretch of them: four times the blocks, so that narrow matrices (attention output,
 //    down, tensor-parallel shards) keep every multiprocessor streaming; grid (ceil(N / 4)).
 //    The RMS norm between a block's projection back into the residual stream and the next block's projections can ride
-//    in the one-row GEMVs around it (CudaBackend.MatMulAddRmsNorm, one activation row, one GPU): the producer
-//    (_m1_residual: attention output or down, nibble layouts) has blocks of 16 warps × 2 rows = 32 output rows, adds
-//    them to the residual in place, and writes for its 32 rows h·normWeight as an int8 block and Σh²; the consumer (q/k/v,
-//    gate/up: any quantized GEMV given norm_sums) multiplies each sum by r = rsqrt(Σ Σh² / K + ε). Quantizing h·w instead
-//    of r·h·w gives the same codes (r > 0 scales the block's max with it), so W·norm(h) = r · W·(h·w) with no norm
-//    launch. grid (N / 32), block 512.
+//    in the one-row GEMVs around it (CudaBackend.MatMulAddRmsNorm, one activation row): the producer (_m1_residual:
+//    attention output or down, nibble layouts; under tensor parallelism the all-reduce, collectives.cu) has blocks of
+//    16 warps × 2 rows = 32 output rows, adds them to the residual in place, and writes for its 32 rows h·normWeight as
+//    floats, as an int8 block where the output has an int8 copy, and Σh²; the consumer (q/k/v, gate/up: any one-row GEMV
+//    given norm_sums) multiplies each sum by r = rsqrt(Σ Σh² / K + ε). Quantizing h·w instead of r·h·w gives the same
+//    codes (r > 0 scales the block's max with it), so W·norm(h) = r · W·(h·w) with no norm launch. grid (N / 32),
+//    block 512.
 //  * GEMM (M above those, prefill / large batches): compute-bound, tiles in shared memory.
 //    - quantized: int8 dot products (dp4a) of weight codes and int8 activations, per 32-value block scaled in float;
 //      grid (ceil(N / 64), ceil(M / 64)), block 256, each thread 4 weight rows × 4 activation rows. Int8 layouts with
@@ -74,12 +75,13 @@ struct GemvPart {
 };
 
 // The norm folded into the GEMVs (see the top of this file). A consumer reads sums (null: no norm to finish); a producer
-// (RESIDUAL) writes codes, scaleSums and sumsOut for its 32 rows, quantizing h · weight.
+// (RESIDUAL) writes values, codes, scaleSums and sumsOut for its 32 rows.
 struct GemvNorm {
     const float* sums;  // consumer: Σh² per 32 values of its input, K / 32 of them
     float eps;
     const float* weight;  // producer: the norm weight [N]
-    signed char* codes;   // producer: int8 codes of h · weight [N]
+    float* values;        // producer: h · weight [N]
+    signed char* codes;   // producer: its int8 codes [N], or null (the output has no int8 copy)
     float2* scaleSums;    // producer: {d, d·Σq} per 32 values
     float* sumsOut;       // producer: Σh² per 32 rows
 };
@@ -162,8 +164,9 @@ __device__ __forceinline__ void gemv_store_residual(float (&acc)[RW][1], const G
     }
     __syncthreads();
     if (warp == 0) {
-        const float x = h[lane];
-        quantize_block(x * normWeight, norm.codes, norm.scaleSums, blockIdx.x);
+        const float x = h[lane], v = x * normWeight;
+        norm.values[blockIdx.x * 32 + lane] = v;
+        if (norm.codes) quantize_block(v, norm.codes, norm.scaleSums, blockIdx.x);
         const float squares = warp_sum(x * x);
         if (lane == 0) norm.sumsOut[blockIdx.x] = squares;
     }
@@ -276,7 +279,8 @@ __device__ __forceinline__ void gemv_quant(const GemvPart p0, const GemvPart p1,
 
 // Float weights: the same shape, lane i reading 16-byte chunks i, i + 32, … (4 F32 or 8 F16/BF16 values) of each row.
 template <int LAYOUT, int RW, int R, int U, bool SPLIT>
-__device__ __forceinline__ void gemv_float(const GemvPart p0, const GemvPart p1, const GemvPart p2, const float* x, int k, int m) {
+__device__ __forceinline__ void gemv_float(const GemvPart p0, const GemvPart p1, const GemvPart p2, const float* x, int k, int m,
+                                           const GemvNorm norm) {
     const int first = SPLIT ? threadIdx.x : threadIdx.x % 32;
     constexpr int STRIDE = SPLIT ? 32 * GEMV_WARPS : 32;
     int row0 = (SPLIT ? blockIdx.x : blockIdx.x * GEMV_WARPS + threadIdx.x / 32) * RW;
@@ -285,6 +289,7 @@ __device__ __forceinline__ void gemv_float(const GemvPart p0, const GemvPart p1,
     const int per = LAYOUT == LAYOUT_F32 ? 4 : 8;
     const int chunks = k / per;
     const long long rowBytes = (long long)k * (LAYOUT == LAYOUT_F32 ? 4 : 2);
+    float normPart = 0.0f;
     float acc[RW][R];
 #pragma unroll
     for (int r = 0; r < RW; r++)
@@ -299,7 +304,10 @@ __device__ __forceinline__ void gemv_float(const GemvPart p0, const GemvPart p1,
                 const long long row = min(row0 + r, p.n - 1);
                 if (c0 + STRIDE * u < chunks) v[u][r] = load_weight16(p.codes + row * rowBytes + 16LL * (c0 + STRIDE * u));
             }
-        if (c0 == first) pdl_start();  // as in gemv_quant: weights first, activations after the previous kernel
+        if (c0 == first) {  // as in gemv_quant: weights first, activations (and a folded norm's sums) after the previous kernel
+            pdl_start();
+            normPart = norm_sum_part(norm, k);
+        }
 #pragma unroll
         for (int u = 0; u < U; u++) {
             const int c = c0 + STRIDE * u;
@@ -334,8 +342,11 @@ __device__ __forceinline__ void gemv_float(const GemvPart p0, const GemvPart p1,
             }
         }
     }
-    pdl_start();
-    gemv_store<RW, R, SPLIT>(acc, p, row0, m, 1.0f);
+    if (first >= chunks) {
+        pdl_start();
+        normPart = norm_sum_part(norm, k);
+    }
+    gemv_store<RW, R, SPLIT>(acc, p, row0, m, norm_scale(norm, normPart, k));
 }
 
 // Kernel variants by the number of activation rows m (host: CudaLaunchGeometry.Gemv): m = 1 (decode of one sequence),
@@ -356,7 +367,7 @@ __device__ __forceinline__ void gemv_float(const GemvPart p0, const GemvPart p1,
 // Every quantized variant ends with the consumer's side of a folded norm (norm_sums null: none; GemvNorm above).
 #define GEMV_QUANT_PARAMS GEMV_PARTS_PARAMS, int offset, const signed char *xq, const float2 *xds, int k, int m,         \
                           const float *norm_sums, float norm_eps
-#define GEMV_CONSUMER GemvNorm{norm_sums, norm_eps, nullptr, nullptr, nullptr, nullptr}
+#define GEMV_CONSUMER GemvNorm{norm_sums, norm_eps, nullptr, nullptr, nullptr, nullptr, nullptr}
 
 #define GEMV_QUANT(NAME, LAYOUT, SCALES, MINS)                                                                          \
     extern "C" __global__ void __launch_bounds__(128) NAME##_m1(GEMV_QUANT_PARAMS) {                                    \
@@ -383,13 +394,13 @@ __device__ __forceinline__ void gemv_float(const GemvPart p0, const GemvPart p1,
 #define GEMV_QUANT_RESIDUAL(NAME, LAYOUT, SCALES, MINS)                                                                 \
     extern "C" __global__ void __launch_bounds__(512) NAME##_m1_residual(                                               \
         const unsigned char *codes, const void *scales, const float *mins, float *residual, int n, int offset,           \
-        const signed char *xq, const float2 *xds, int k, const float *norm_weight, signed char *norm_codes,              \
-        float2 *norm_scale_sums, float *norm_sums) {                                                                     \
+        const signed char *xq, const float2 *xds, int k, const float *norm_weight, float *norm_values,                  \
+        signed char *norm_codes, float2 *norm_scale_sums, float *norm_sums) {                                            \
         const GemvPart none{nullptr, nullptr, nullptr, nullptr, 0};                                                     \
         gemv_quant<LAYOUT, SCALES, MINS, 2, 1, 4, false, 16, true>(GemvPart{codes, scales, mins, residual, n}, none, none,\
                                                                    offset, xq, xds, k, 1,                               \
-                                                                   GemvNorm{nullptr, 0.0f, norm_weight, norm_codes,     \
-                                                                            norm_scale_sums, norm_sums});               \
+                                                                   GemvNorm{nullptr, 0.0f, norm_weight, norm_values,    \
+                                                                            norm_codes, norm_scale_sums, norm_sums});   \
     }
 
 GEMV_QUANT(gemv_int8, LAYOUT_INT8, 1, false)         // Q8_0, Q5_0
@@ -403,16 +414,16 @@ GEMV_QUANT(gemv_nibble_mins, LAYOUT_NIBBLE, 1, true) // Q4_K
 GEMV_QUANT_RESIDUAL(gemv_nibble, LAYOUT_NIBBLE, 1, false)
 GEMV_QUANT_RESIDUAL(gemv_nibble_mins, LAYOUT_NIBBLE, 1, true)
 
+#define GEMV_FLOAT_PARAMS GEMV_PARTS_PARAMS, const float *x, int k, int m, const float *norm_sums, float norm_eps
 #define GEMV_FLOAT(NAME, LAYOUT)                                                                                        \
-    extern "C" __global__ void __launch_bounds__(128) NAME##_m1(GEMV_PARTS_PARAMS, const float* x, int k, int m) {      \
-        gemv_float<LAYOUT, 4, 1, 2, false>(GEMV_PARTS, x, k, m);                                                        \
+    extern "C" __global__ void __launch_bounds__(128) NAME##_m1(GEMV_FLOAT_PARAMS) {                                    \
+        gemv_float<LAYOUT, 4, 1, 2, false>(GEMV_PARTS, x, k, m, GEMV_CONSUMER);                                         \
     }                                                                                                                   \
-    extern "C" __global__ void __launch_bounds__(128) NAME##_m1_split(GEMV_PARTS_PARAMS, const float* x, int k,         \
-                                                                      int m) {                                          \
-        gemv_float<LAYOUT, 4, 1, 2, true>(GEMV_PARTS, x, k, m);                                                         \
+    extern "C" __global__ void __launch_bounds__(128) NAME##_m1_split(GEMV_FLOAT_PARAMS) {                              \
+        gemv_float<LAYOUT, 4, 1, 2, true>(GEMV_PARTS, x, k, m, GEMV_CONSUMER);                                          \
     }                                                                                                                   \
-    extern "C" __global__ void __launch_bounds__(128) NAME##_m8(GEMV_PARTS_PARAMS, const float* x, int k, int m) {      \
-        gemv_float<LAYOUT, 4, 8, 1, false>(GEMV_PARTS, x, k, m);                                                        \
+    extern "C" __global__ void __launch_bounds__(128) NAME##_m8(GEMV_FLOAT_PARAMS) {                                    \
+        gemv_float<LAYOUT, 4, 8, 1, false>(GEMV_PARTS, x, k, m, GEMV_CONSUMER);                                         \
     }
 
 GEMV_FLOAT(gemv_f32, LAYOUT_F32)
