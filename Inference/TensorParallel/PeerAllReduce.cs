@@ -118,8 +118,8 @@ internal sealed class PeerAllReduce : IDisposable
     /// <summary>
     /// The all-reduce of one row of partial sums <paramref name="x"/>, added into <paramref name="residual"/> with the next
     /// norm folded into the GEMV that reads <paramref name="output"/> (<see cref="CudaBackend.FoldNorm"/>; collectives.cu);
-    /// false where it cannot (a message too large, a width not of whole 1,024-value runs per block, or the norm not
-    /// foldable), and nothing is queued then.
+    /// false where it cannot (a message too large, a width that does not give each of the <see cref="Blocks"/> blocks whole
+    /// 32-value blocks of the norm — a multiple of 1,024 — or a norm that cannot be folded), and nothing is queued then.
     /// </summary>
     public bool TryAllReduceAddNorm(int rank, CudaTensor x, CudaTensor residual, DeviceWeight norm, float epsilon, CudaTensor output)
     {

@@ -1081,8 +1081,8 @@ public sealed class CudaBackend : IBackend, IDeviceSampler
     private CudaTensor Updated(DeviceTensor tensor) => Written(Input(tensor));
 
     /// <summary>
-    /// A tensor about to be read as floats: where a norm was folded into the GEMV that made it (<see cref="MatMulAddRmsNorm"/>)
-    /// and its reader is not the quantized GEMV that finishes it, the norm runs here from the residual it was taken of.
+    /// A tensor about to be read as floats: where a norm was folded into the kernel that made it (<see cref="FoldNorm"/>) and
+    /// its reader is not the one-row GEMV that finishes it, the norm runs here from the residual it was taken of.
     /// </summary>
     private CudaTensor Input(DeviceTensor tensor)
     {
