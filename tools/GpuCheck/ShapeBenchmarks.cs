@@ -176,25 +176,29 @@ internal sealed class ShapeBenchmarks(CudaBackend gpu, Report report, KvCacheDty
                 report.Timing($"{label}: {Rate(graphMs)}, CUDA graph, {mode}");
                 if (batchSize == 1 && dependent)
                 {
-                    // The same with every GEMV's warps owning their rows (no _m1_split kernel), for the A/B in one run.
-                    gpu.GemvSplitOverride = false;
-                    var wholeMs = GraphMs();
-                    gpu.GemvSplitOverride = null;
-                    report.Timing($"{label}: {Rate(wholeMs)}, CUDA graph, {mode}, no split GEMV");
-                    if (gpu.Kernels.AttentionDecodeF16Cluster is not null && kvDtype == KvCacheDtype.Float16)
+                    // Each alternative timed twice between two timings of the default (default, it, it, default), so
+                    // that a drifting clock favours neither side; its line gives the default's mean beside it.
+                    void Beside(string what, Action on, Action off)
                     {
-                        // The same with attention_reduce merging the partitions (no cluster merge), for the A/B in one run.
-                        gpu.AttentionClusterMerge = false;
-                        var reduceMs = GraphMs();
-                        gpu.AttentionClusterMerge = true;
-                        report.Timing($"{label}: {Rate(reduceMs)}, CUDA graph, {mode}, attention_reduce a launch of its own");
+                        var before = GraphMs();
+                        on();
+                        var ms = (GraphMs() + GraphMs()) / 2;
+                        off();
+                        var beside = (before + GraphMs()) / 2;
+                        // The default's rate inside the parentheses: ab-run.sh keys its lines on the text after them.
+                        report.Timing($"{label}: {batchSize / (ms * 1e-3),9:F1} tok/s ({ms:F3} ms/step; the default beside it {batchSize / (beside * 1e-3):F1} tok/s), CUDA graph, {mode}, {what}");
                     }
 
-                    // The same with every norm a launch of its own (no fold into the GEMVs), for the A/B in one run.
-                    gpu.FoldNorms = false;
-                    var unfoldedMs = GraphMs();
-                    gpu.FoldNorms = true;
-                    report.Timing($"{label}: {Rate(unfoldedMs)}, CUDA graph, {mode}, norms not folded into the GEMVs");
+                    // Every GEMV's warps owning their rows (no _m1_split kernel).
+                    Beside("no split GEMV", () => gpu.GemvSplitOverride = false, () => gpu.GemvSplitOverride = null);
+                    if (gpu.Kernels.AttentionDecodeF16Cluster is not null && kvDtype == KvCacheDtype.Float16)
+                    {
+                        // attention_reduce merging the partitions (no cluster merge).
+                        Beside("attention_reduce a launch of its own", () => gpu.AttentionClusterMerge = false, () => gpu.AttentionClusterMerge = true);
+                    }
+
+                    // Every norm a launch of its own (no fold into the GEMVs).
+                    Beside("norms not folded into the GEMVs", () => gpu.FoldNorms = false, () => gpu.FoldNorms = true);
 
                     foreach (var names in omissions)
                     {
