@@ -108,10 +108,8 @@ internal sealed class PeerAllReduce : IDisposable
             return false;
         }
 
-        var b = _backends[rank];
-        b.Context.MakeCurrent();
-        b.Kernels.PeerAllReduce.Launch(b.Stream, Blocks, 1024, 0, _tables[rank], _epochs[rank], rank, _backends.Length, Capacity, n, x.Data,
-            DevicePointer.Null, DevicePointer.Null, DevicePointer.Null, DevicePointer.Null, DevicePointer.Null, DevicePointer.Null);
+        _backends[rank].Context.MakeCurrent();
+        Launch(rank, n, x, default);
         return true;
     }
 
@@ -136,9 +134,16 @@ internal sealed class PeerAllReduce : IDisposable
             return false;
         }
 
+        Launch(rank, n, x, fold);
+        return true;
+    }
+
+    /// <summary>peer_all_reduce on rank's stream, with the producer's outputs of a folded norm (all null: a plain all-reduce).</summary>
+    private void Launch(int rank, long n, CudaTensor x, FoldedNormOutputs fold)
+    {
+        var b = _backends[rank];
         b.Kernels.PeerAllReduce.Launch(b.Stream, Blocks, 1024, 0, _tables[rank], _epochs[rank], rank, _backends.Length, Capacity, n, x.Data,
             fold.Residual, fold.NormWeight, fold.Values, fold.Codes, fold.ScaleSums, fold.Sums);
-        return true;
     }
 
     public void Dispose()

@@ -414,25 +414,10 @@ internal sealed class KernelChecks(CudaBackend gpu, CpuBackend cpu, Report repor
             var h = RandomWeights.Floats(hidden, _random, 3);
             var what = $"folded norm {producerType} {hidden} × {inputs} → {consumerType} {outputs} × {hidden}{(copy || consumerType is GgmlType.BF16 or GgmlType.F32 ? "" : ", int8 copy made by the consumer")}";
 
-            DeviceTensor Row(int columns, float[]? values)
-            {
-                var t = gpu.CreateTensor(1, columns);
-                if (values is null)
-                {
-                    Poison(t);
-                }
-                else
-                {
-                    gpu.WriteRows(t, values);
-                }
-
-                return t;
-            }
-
             float[] Run(bool fold, out float[] residual, out float[] normed, out float[] product)
             {
-                DeviceTensor gx = Row(inputs, x), gh = Row(hidden, h), gn = Row(hidden, RandomWeights.Floats(hidden, _random)), gProduct = Row(hidden, null),
-                    gy = Row(outputs, null);
+                DeviceTensor gx = GpuTensor(1, inputs, x), gh = GpuTensor(1, hidden, h), gn = GpuTensor(1, hidden, RandomWeights.Floats(hidden, _random)),
+                    gProduct = GpuTensor(1, hidden), gy = GpuTensor(1, outputs);
                 if (copy)
                 {
                     gpu.MatMul(gn, gc, gy, 1);  // the normed tensor's int8 copy exists, as in a model's second step
@@ -997,10 +982,19 @@ internal sealed class KernelChecks(CudaBackend gpu, CpuBackend cpu, Report repor
         return [gq, cq, gk, ck, gv, cv];
     }
 
-    private DeviceTensor GpuTensor(int rows, int columns, float[] values)
+    /// <summary>A GPU tensor holding <paramref name="values"/>, or poisoned with NaN without them (an output).</summary>
+    private DeviceTensor GpuTensor(int rows, int columns, float[]? values = null)
     {
         var tensor = gpu.CreateTensor(rows, columns);
-        gpu.WriteRows(tensor, values);
+        if (values is null)
+        {
+            Poison(tensor);
+        }
+        else
+        {
+            gpu.WriteRows(tensor, values);
+        }
+
         return tensor;
     }
 

@@ -353,17 +353,20 @@ internal sealed class TensorParallelChecks(int size, Report report)
                 batch.Clear();
                 batch.AddSequence(table);
                 batch.AddToken(ids[0], prompt + steps, 0, prompt + steps, true);
-                model.ForwardToLogits(batch, cache);
-                using (var graph = model.CaptureStep(batch, cache))
+                double ReplayMs()
                 {
+                    model.ForwardToLogits(batch, cache);
+                    using var graph = model.CaptureStep(batch, cache);
                     clock.Restart();
                     for (var i = 0; i < steps; i++)
                     {
                         device.ArgMax(graph.Replay(batch)!, 1, ids);
                     }
+
+                    return clock.Elapsed.TotalMilliseconds / steps;
                 }
 
-                var graphMs = clock.Elapsed.TotalMilliseconds / steps;
+                var graphMs = ReplayMs();
                 graphSingle ??= n == 1 ? 1000 / graphMs : null;
                 var graphBandwidth = model.WeightBytesPerStep / (graphMs * 1e-3) / 1e9;
                 var graphSpeedup = graphSingle is { } g && n > 1 ? $", {1000 / graphMs / g:F2}× TP=1" : "";
@@ -376,22 +379,12 @@ internal sealed class TensorParallelChecks(int size, Report report)
                     b.FoldNorms = false;
                 }
 
-                model.ForwardToLogits(batch, cache);
-                using (var graph = model.CaptureStep(batch, cache))
-                {
-                    clock.Restart();
-                    for (var i = 0; i < steps; i++)
-                    {
-                        device.ArgMax(graph.Replay(batch)!, 1, ids);
-                    }
-                }
-
+                var unfoldedMs = ReplayMs();
                 foreach (var b in backends)
                 {
                     b.FoldNorms = true;
                 }
 
-                var unfoldedMs = clock.Elapsed.TotalMilliseconds / steps;
                 report.Timing($"decode {name} {type} batch 1 TP={n}: {1000 / unfoldedMs,7:F1} tok/s as replayed CUDA graphs, norms not folded ({unfoldedMs:F2} ms/step)");
 
                 // Rank 0's step, event-timed: only rank 0's stream carries the timer; the other ranks run free.
