@@ -124,7 +124,7 @@ internal sealed class KernelChecks(CudaBackend gpu, CpuBackend cpu, Report repor
                     using var weight = new HostTensor("w", type, [k, n], RandomWeights.Tensor(type, n, k, _random.Next()));
                     using var gw = gpu.LoadWeight(weight.View);
                     using var cw = cpu.LoadWeight(weight.View);
-                    foreach (var (rows, split) in WithSplitVariants(rowCounts, gw))
+                    foreach (var (rows, split) in WithSplitVariants(rowCounts))
                     {
                         var (gx, cx) = Pair(rows, k, RandomWeights.Floats(rows * k, _random));
                         var (gy, cy) = Pair(rows, n);
@@ -172,14 +172,11 @@ internal sealed class KernelChecks(CudaBackend gpu, CpuBackend cpu, Report repor
     }
 
     /// <summary>
-    /// The activation-row counts to check, one row twice where the weight's layout has the split GEMV: with warps owning
-    /// their rows (split false) and with the block sharing them (true); null leaves the choice to the backend.
+    /// The activation-row counts to check, one row twice: with warps owning their rows (split false) and with the block
+    /// sharing them (true); null leaves the choice to the backend.
     /// </summary>
-    private static IEnumerable<(int Rows, bool? Split)> WithSplitVariants(IEnumerable<int> rowCounts, DeviceWeight weight)
-    {
-        var hasSplit = CudaLaunchGeometry.HasSplitGemv(CudaKernels.GemvFamily((CudaWeight)weight));
-        return rowCounts.SelectMany(r => r == 1 && hasSplit ? new (int, bool?)[] { (1, false), (1, true) } : [(r, null)]);
-    }
+    private static IEnumerable<(int Rows, bool? Split)> WithSplitVariants(IEnumerable<int> rowCounts) =>
+        rowCounts.SelectMany(r => r == 1 ? new (int, bool?)[] { (1, false), (1, true) } : [(r, null)]);
 
     /// <summary>
     /// Groups through MatMulGroup (one grouped GEMV launch where the weights share a kernel, else one each): q/k/v-like row
@@ -208,7 +205,7 @@ internal sealed class KernelChecks(CudaBackend gpu, CpuBackend cpu, Report repor
             using var norm = new HostTensor("norm", GgmlType.F32, [k], RandomWeights.Tensor(GgmlType.F32, 1, k, _random.Next()));
             using var gn = gpu.LoadWeight(norm.View);
             using var cn = cpu.LoadWeight(norm.View);
-            foreach (var (rows, split) in WithSplitVariants(quick ? [1, 20] : [1, 5, 20, 32, 40], gw[0]))
+            foreach (var (rows, split) in WithSplitVariants(quick ? [1, 20] : [1, 5, 20, 32, 40]))
             {
                 var (gx, cx) = Pair(rows, k, RandomWeights.Floats(rows * k, _random));
                 var outputs = rowsOfParts.Select(n => Pair(rows, n)).ToArray();
@@ -358,11 +355,12 @@ internal sealed class KernelChecks(CudaBackend gpu, CpuBackend cpu, Report repor
         }
     }
 
+    /// <summary>Embedding rows against the CPU: one pass of the block's threads (768 values) and more than one (4,608).</summary>
     private void Embeddings()
     {
-        foreach (var type in AllTypes)
+        foreach (var (type, columns) in AllTypes.SelectMany(type => new[] { (type, 768), (type, 4608) }))
         {
-            const int vocabulary = 300, columns = 512;
+            const int vocabulary = 300;
             using var table = new HostTensor("embd", type, [columns, vocabulary], RandomWeights.Tensor(type, vocabulary, columns, _random.Next()));
             using var gw = gpu.LoadWeight(table.View);
             using var cw = cpu.LoadWeight(table.View);
@@ -388,7 +386,8 @@ internal sealed class KernelChecks(CudaBackend gpu, CpuBackend cpu, Report repor
     /// The norm folded into the one-row GEMVs around it (<see cref="CudaBackend.MatMulAddRmsNorm"/>): a nibble producer
     /// (attention output, down) and consumers of every GEMV kind (nibble, int8 split, Q6_K's halves, BF16, F32), reading an
     /// int8 copy the producer wrote or making it themselves, against the same calls with the fold off (the matmul, then
-    /// add+rmsnorm) and against the CPU. The residual must be the unfused one bit for bit (the same float sum), and so must
+    /// add+rmsnorm) and against the CPU. The residual must be the unfused one bit for bit (the same float sum, with the
+    /// unfused matmul on the whole one-row kernel, whose order of sums the producer shares), and so must
     /// the normed values when something other than the GEMV reads them (computed then from the residual); the consumer's
     /// product differs only by where r multiplies (QuantBound; BF16 rounds the weights alike on both sides). The product
     /// scratch staying NaN shows that the producer GEMV, not the matmul and norm, ran.
@@ -424,7 +423,9 @@ internal sealed class KernelChecks(CudaBackend gpu, CpuBackend cpu, Report repor
                 }
 
                 gpu.FoldNorms = fold;
+                gpu.GemvSplitOverride = false;  // the producer's order of sums is the whole one-row kernel's
                 gpu.MatMulAddRmsNorm(gx, gp, gProduct, gh, norm[0], 1e-5f, gn, 1);
+                gpu.GemvSplitOverride = null;
                 gpu.MatMul(gn, gc, gy, 1);
                 gpu.FoldNorms = true;
                 var y = Read(gy, 1);

@@ -264,7 +264,7 @@ public sealed class CudaBackend : IBackend, IDeviceSampler
         }
 
         var y = Written(output);
-        Kernels.EmbedRows.Launch(Stream, batch.TokenCount, 256, 0,
+        Kernels.EmbedRows.Launch(Stream, batch.TokenCount, CudaLaunchGeometry.EmbedThreads(t.Columns), 0,
             t.Codes, Pointer(t.Scales), Pointer(t.Mins), (int)t.Layout, t.ScalesPerBlock, t.CodeOffset, t.Columns, Meta(_layout.TokenIds), y.Data);
     }
 

@@ -94,7 +94,7 @@ public sealed class CudaKernels : IDisposable
         _gemv = GemvFamilies
             .SelectMany(family => CudaLaunchGeometry.GemvVariants(isFloat: family is "gemv_f32" or "gemv_f16" or "gemv_bf16")
                 .Select(maxRows => (Family: family, MaxRows: maxRows, SplitK: false))
-                .Concat(CudaLaunchGeometry.HasSplitGemv(family) ? [(family, 1, true)] : []))
+                .Append((Family: family, MaxRows: 1, SplitK: true)))
             .ToDictionary(key => key, key => matmul.Kernel($"{key.Family}_m{key.MaxRows}{(key.SplitK ? "_split" : "")}"));
         _gemvResidual = ResidualGemvFamilies.ToDictionary(family => family, family => matmul.Kernel($"{family}_m1_residual"));
         GemmInt8 = matmul.Kernel("gemm_int8");

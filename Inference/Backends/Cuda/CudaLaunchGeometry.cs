@@ -176,14 +176,13 @@ public static class CudaLaunchGeometry
     /// registers for more), and whether the block's warps share their rows (<see cref="GemvShape.SplitK"/>).
     /// </summary>
     /// <remarks>
-    /// One activation row takes the split variant wherever the layout has one (<see cref="HasSplitGemv"/>). It began as the
-    /// narrow matrices' kernel (below 24 owner warps an SM, the int8 one kept unsplit for a single wave of short rows); a
-    /// whole-step A/B on an H100 (docs/performance.md, "Every one-row GEMV split") then found splitting every matrix faster
-    /// in every model timed: Llama-3-8B BF16 177.1 → 180.8 tok/s, Q8_0 268.0 → 273.3, Llama-3.2-1B BF16 838.5 → 884.8,
-    /// Q8_0 1,149.5 → 1,189.5, Qwen3-0.6B BF16 1,032.3 → 1,037.7.
+    /// One activation row takes the split variant. It began as the narrow matrices' kernel (below 24 owner warps an SM,
+    /// the int8 one kept unsplit for a single wave of short rows); a whole-step A/B on an H100 (docs/performance.md, "Every
+    /// one-row GEMV split") then found splitting every matrix faster in every model timed: Llama-3-8B BF16 177.1 → 180.8
+    /// tok/s, Q8_0 268.0 → 273.3, Llama-3.2-1B BF16 838.5 → 884.8, Q8_0 1,149.5 → 1,189.5, Qwen3-0.6B BF16 1,032.3 →
+    /// 1,037.7.
     /// </remarks>
-    /// <param name="splitK">Forces the one-row split variant on or off where the layout has one (GpuCheck times both); null
-    /// splits.</param>
+    /// <param name="splitK">Forces the one-row split variant on or off (GpuCheck times both); null splits.</param>
     public static GemvShape Gemv(int rows, CudaWeightLayout layout, bool? splitK = null)
     {
         switch (rows)
@@ -191,8 +190,8 @@ public static class CudaLaunchGeometry
             case <= 0:
                 throw new ArgumentOutOfRangeException(nameof(rows), rows, "A matmul needs at least one activation row.");
             case 1:
-                return layout != CudaWeightLayout.Nibble && (splitK ?? true)
-                    ? new GemvShape(1, GemvSplitRows, SplitK: true)
+                return splitK ?? true
+                    ? new GemvShape(1, GemvSplitRows(layout), SplitK: true)
                     : new GemvShape(1, layout == CudaWeightLayout.Nibble ? 2 : 4, SplitK: false);
             case <= 8:
                 return new GemvShape(8, 4, SplitK: false);
@@ -203,11 +202,11 @@ public static class CudaLaunchGeometry
         }
     }
 
-    /// <summary>Whether a GEMV kernel family has the one-row split variant: every layout but the nibble ones (matmul.cu says why).</summary>
-    public static bool HasSplitGemv(string family) => !family.StartsWith("gemv_nibble", StringComparison.Ordinal);
-
-    /// <summary>Weight rows the block of a split GEMV shares (RW of the _m1_split kernels).</summary>
-    public const int GemvSplitRows = 4;
+    /// <summary>
+    /// Weight rows the block of a split GEMV shares (RW of the _m1_split kernels): 8 for nibbles, whose 4096-wide rows are
+    /// then one 32-value block for each of the block's 128 threads; 4 for every other layout.
+    /// </summary>
+    public static int GemvSplitRows(CudaWeightLayout layout) => layout == CudaWeightLayout.Nibble ? 8 : 4;
 
     /// <summary>Weights one GEMV launch can serve (the parts p0…p2 of matmul.cu).</summary>
     public const int MaxGemvParts = 3;
@@ -418,6 +417,12 @@ public static class CudaLaunchGeometry
 
         return end;
     }
+
+    /// <summary>Values an embed_rows thread gathers before it stores them (EMBED_ITEMS in elementwise.cu).</summary>
+    public const int EmbedItems = 4;
+
+    /// <summary>Threads of an embed_rows block: one per <see cref="EmbedItems"/> values, whole warps, at most 1024 (wider rows loop).</summary>
+    public static int EmbedThreads(int columns) => Math.Clamp(Ceiling(Ceiling(columns, EmbedItems), 32) * 32, 32, 1024);
 
     /// <summary>
     /// Threads of an rms_norm_rows block: one per 4 values up to 1024, whole warps (the fused quantization needs them); each

@@ -178,20 +178,30 @@ public sealed class CudaHostLogicTests
     }
 
     [Theory]
-    [InlineData(CudaWeightLayout.BFloat16, true)]
-    [InlineData(CudaWeightLayout.Float16, true)]
-    [InlineData(CudaWeightLayout.Float32, true)]
-    [InlineData(CudaWeightLayout.Int8, true)]
-    [InlineData(CudaWeightLayout.Nibble, false)]  // nibbles have no split variant
-    public void OneRowGemvSharesRowsAmongTheWarpsWhereTheLayoutHasTheVariant(CudaWeightLayout layout, bool split)
+    [InlineData(CudaWeightLayout.BFloat16, 4)]
+    [InlineData(CudaWeightLayout.Float16, 4)]
+    [InlineData(CudaWeightLayout.Float32, 4)]
+    [InlineData(CudaWeightLayout.Int8, 4)]
+    [InlineData(CudaWeightLayout.Nibble, 8)]  // a 4096-wide nibble row is one 32-value block for each of 128 threads
+    public void OneRowGemvSharesRowsAmongTheBlocksWarps(CudaWeightLayout layout, int sharedRows)
     {
         var shape = CudaLaunchGeometry.Gemv(1, layout);
-        Assert.Equal(split, shape.SplitK);
-        Assert.Equal(split ? CudaLaunchGeometry.GemvSplitRows : CudaLaunchGeometry.GemvWarps * 2, shape.RowsPerBlock);
+        Assert.True(shape.SplitK);
+        Assert.Equal(sharedRows, shape.RowsPerBlock);
         Assert.False(CudaLaunchGeometry.Gemv(1, layout, splitK: false).SplitK);
         Assert.Equal(CudaLaunchGeometry.GemvWarps * (layout == CudaWeightLayout.Nibble ? 2 : 4), CudaLaunchGeometry.Gemv(1, layout, splitK: false).RowsPerBlock);
-        Assert.Equal(split, CudaLaunchGeometry.Gemv(1, layout, splitK: true).SplitK);
+        Assert.True(CudaLaunchGeometry.Gemv(1, layout, splitK: true).SplitK);
         Assert.False(CudaLaunchGeometry.Gemv(8, layout).SplitK);
+    }
+
+    [Theory]
+    [InlineData(288, 96)]
+    [InlineData(4096, 1024)]
+    [InlineData(16384, 1024)]  // wider rows loop over the block
+    public void EmbedRowsTakeOneThreadPerFourValuesInWholeWarps(int columns, int threads)
+    {
+        Assert.Equal(threads, CudaLaunchGeometry.EmbedThreads(columns));
+        Assert.Equal(0, threads % 32);
     }
 
     [Fact]

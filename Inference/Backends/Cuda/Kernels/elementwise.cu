@@ -6,14 +6,30 @@
 // CudaLaunchGeometry in C# computes them.
 #include "common.cuh"
 
-// output[t][:] = row ids[t] of the table, dequantized.  grid (tokens), block 256; columns strided over threads.
-extern "C" __global__ void embed_rows(const unsigned char* codes, const void* scales, const float* mins, int layout,
-                                      int scalesPerBlock, int offset, int columns, const int* ids, float* output) {
+// output[t][:] = row ids[t] of the table, dequantized.  grid (tokens), block one thread per EMBED_ITEMS values up to 1024
+// (CudaLaunchGeometry.EmbedThreads). A thread gathers all its values before storing any: the table row is cold in L2, and
+// a loop of load, store, load… (the stores may alias the table for the compiler) made one HBM round trip per 256 values —
+// 16 in a row for a 4096-wide row, and the first layer's norm waits for it in every decode step.
+#define EMBED_ITEMS 4
+extern "C" __global__ void __launch_bounds__(1024) embed_rows(const unsigned char* __restrict__ codes, const void* __restrict__ scales,
+                                                               const float* __restrict__ mins, int layout, int scalesPerBlock,
+                                                               int offset, int columns, const int* ids, float* __restrict__ output) {
     pdl_start();
     const int t = blockIdx.x;
     const long long row = ids[t];
-    for (int i = threadIdx.x; i < columns; i += blockDim.x)
-        output[(long long)t * columns + i] = weight_value(codes, scales, mins, layout, scalesPerBlock, offset, row, columns, i);
+    for (int base = threadIdx.x; base < columns; base += EMBED_ITEMS * blockDim.x) {
+        float v[EMBED_ITEMS];
+#pragma unroll
+        for (int j = 0; j < EMBED_ITEMS; j++) {
+            const int i = base + j * blockDim.x;
+            v[j] = i < columns ? weight_value(codes, scales, mins, layout, scalesPerBlock, offset, row, columns, i) : 0.0f;
+        }
+#pragma unroll
+        for (int j = 0; j < EMBED_ITEMS; j++) {
+            const int i = base + j * blockDim.x;
+            if (i < columns) output[(long long)t * columns + i] = v[j];
+        }
+    }
 }
 
 // Block-wide sum of one float per thread (blockDim a multiple of 32, at most 1024).

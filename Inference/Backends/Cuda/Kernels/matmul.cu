@@ -354,9 +354,10 @@ __device__ __forceinline__ void gemv_float(const GemvPart p0, const GemvPart p1,
 // m = 1 shapes, from timing RW × U ∈ {4×2, 1×4, 2×4, 1×8, 2×2} side by side on an H200 (GpuCheck, 2026-11-26): int8 and
 // F16/BF16 keep 4 rows × 2 blocks (the others were equal or up to 20% slower; int8 now counts in half blocks, so 4 units),
 // nibbles take 2 rows × 4 blocks (4096 × 14336 Q4_0: 16.5 µs against 33.2 µs, 4096 × 4096: 9.5 against 14.1).
-// _m1_split: 4 rows shared by the block's 4 warps, 2 units per row and thread in flight; none for nibbles, whose split
-// (4 rows, 127 registers) was slower than their own in every Llama-3-8B shape (H100, 2026-11-27: q/k/v 2,069 → 1,650
-// GB/s, gate/up 2,595 → 1,820).
+// _m1_split: rows shared by the block's 4 warps, 4 with 2 units per row and thread in flight (int8, float), 8 with one
+// unit (nibbles: a first nibble split of 4 rows × 2 units, 127 registers, half its unit slots empty at K = 4096, was
+// slower than the whole kernel in every Llama-3-8B shape; H100, 2026-11-27: q/k/v 2,069 → 1,650 GB/s, gate/up 2,595 →
+// 1,820).
 #define GEMV_PARTS_PARAMS                                                                                               \
     const unsigned char *codes0, const void *scales0, const float *mins0, float *y0, int n0,                           \
     const unsigned char *codes1, const void *scales1, const float *mins1, float *y1, int n1,                           \
@@ -383,10 +384,13 @@ __device__ __forceinline__ void gemv_float(const GemvPart p0, const GemvPart p1,
                                                                                        m, GEMV_CONSUMER);              \
     }
 
-// The split variant of the int8 layouts (96 registers; held to 64, 8 blocks an SM, it spilled and fell to 1.8 TB/s).
+// The split variants: int8 layouts 4 rows × 2 half-block units a thread (96 registers; held to 64, 8 blocks an SM, it
+// spilled and fell to 1.8 TB/s); nibbles 8 rows × 1 block, so that a 4096-wide row is one unit for each of the block's
+// 128 threads and one activation unit serves 8 weight rows.
 #define GEMV_QUANT_SPLIT(NAME, LAYOUT, SCALES, MINS)                                                                    \
     extern "C" __global__ void __launch_bounds__(128) NAME##_m1_split(GEMV_QUANT_PARAMS) {                              \
-        gemv_quant<LAYOUT, SCALES, MINS, 4, 1, 2, true>(GEMV_PARTS, offset, xq, xds, k, m, GEMV_CONSUMER);             \
+        gemv_quant<LAYOUT, SCALES, MINS, LAYOUT == LAYOUT_NIBBLE ? 8 : 4, 1, LAYOUT == LAYOUT_NIBBLE ? 1 : 2, true>(    \
+            GEMV_PARTS, offset, xq, xds, k, m, GEMV_CONSUMER);                                                          \
     }
 
 // The producer of a folded norm (nibble layouts, the m = 1 kernel's 2 rows × 4 units a lane): one weight, N a multiple of
@@ -411,6 +415,8 @@ GEMV_QUANT_SPLIT(gemv_int8_mins, LAYOUT_INT8, 1, true)
 GEMV_QUANT_SPLIT(gemv_int8_halves, LAYOUT_INT8, 2, false)
 GEMV_QUANT(gemv_nibble, LAYOUT_NIBBLE, 1, false)     // Q4_0
 GEMV_QUANT(gemv_nibble_mins, LAYOUT_NIBBLE, 1, true) // Q4_K
+GEMV_QUANT_SPLIT(gemv_nibble, LAYOUT_NIBBLE, 1, false)
+GEMV_QUANT_SPLIT(gemv_nibble_mins, LAYOUT_NIBBLE, 1, true)
 GEMV_QUANT_RESIDUAL(gemv_nibble, LAYOUT_NIBBLE, 1, false)
 GEMV_QUANT_RESIDUAL(gemv_nibble_mins, LAYOUT_NIBBLE, 1, true)
 
