@@ -1033,7 +1033,6 @@ internal sealed class KernelChecks(CudaBackend gpu, CpuBackend cpu, Report repor
         gpu.PagedAttention(gq, gh, 0, ho);
         report.Check($"attention {what}", Compare(go, co, t), AttentionBound);
         report.Check($"attention {what}, f16 cache", Compare(ho, co, t), F16DecodeBound(heads, gh, headDim));
-        ClusterMergeAgainstReduce(what, batch, heads, headDim, gq, gh, ho);
 
         // The projection through that copy against the same values quantized by quantize_q8: bit for bit.
         gpu.MatMul(ho, pw, fused, t);
@@ -1046,29 +1045,6 @@ internal sealed class KernelChecks(CudaBackend gpu, CpuBackend cpu, Report repor
         report.BitForBit(label, differing, t * 64);
 
         Dispose([go, co, ho]);
-    }
-
-    /// <summary>
-    /// Where the batch's f16 attention merged its partitions inside a thread-block cluster (sm_90, 2–8 partitions of the
-    /// tensor-core decode kernel, a batch without prefill runs), the same attention with attention_reduce merging them:
-    /// cluster_merge repeats attention_reduce's arithmetic in its order, so the outputs must be equal bit for bit.
-    /// </summary>
-    private void ClusterMergeAgainstReduce(string what, ForwardBatch batch, int heads, int headDim, DeviceTensor gq, PagedKvCache gh, DeviceTensor merged)
-    {
-        var (cluster, splits) = gpu.DecodeAttentionMerge(gh, heads);
-        if (!cluster)
-        {
-            return;
-        }
-
-        var t = batch.TokenCount;
-        using var apart = gpu.CreateTensor(t, heads * headDim);
-        gpu.AttentionClusterMerge = false;
-        gpu.PagedAttention(gq, gh, 0, apart);
-        gpu.AttentionClusterMerge = true;
-        var differing = Report.CountDifferentBits(Read(merged, t), Read(apart, t));
-        var label = $"attention {what}, f16 cache: {splits} partitions merged in a cluster = by attention_reduce, bit for bit";
-        report.BitForBit(label, differing, t * heads * headDim);
     }
 
     /// <summary>

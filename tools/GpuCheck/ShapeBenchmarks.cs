@@ -191,11 +191,6 @@ internal sealed class ShapeBenchmarks(CudaBackend gpu, Report report, KvCacheDty
 
                     // Every GEMV's warps owning their rows (no _m1_split kernel).
                     Beside("no split GEMV", () => gpu.GemvSplitOverride = false, () => gpu.GemvSplitOverride = null);
-                    if (gpu.Kernels.AttentionDecodeF16Cluster is not null && kvDtype == KvCacheDtype.Float16)
-                    {
-                        // attention_reduce merging the partitions (no cluster merge).
-                        Beside("attention_reduce a launch of its own", () => gpu.AttentionClusterMerge = false, () => gpu.AttentionClusterMerge = true);
-                    }
 
                     // Every norm a launch of its own (no fold into the GEMVs).
                     Beside("norms not folded into the GEMVs", () => gpu.FoldNorms = false, () => gpu.FoldNorms = true);

@@ -662,13 +662,6 @@ public sealed class CudaBackend : IBackend, IDeviceSampler
     public AttentionSplitPolicy? AttentionPolicy { get; set; }
 
     /// <summary>
-    /// Whether a decode batch over an f16 cache merges its attention partitions inside a thread-block cluster
-    /// (attention_decode_f16_tc_cluster, sm_90, 2–8 partitions) rather than by attention_reduce's launch (the default:
-    /// true). GpuCheck times and compares both side by side with it.
-    /// </summary>
-    public bool AttentionClusterMerge { get; set; } = true;
-
-    /// <summary>
     /// Forces the one-row GEMVs' split variant on (true) or off (false) for every shape: GpuCheck times both side by side
     /// with it. Null: split wherever the layout has the variant (<see cref="CudaLaunchGeometry.Gemv"/>, the default).
     /// </summary>
@@ -836,7 +829,7 @@ public sealed class CudaBackend : IBackend, IDeviceSampler
         // Prefill runs take the tensor-core kernel where it serves the head dimension; every other token (all of a decode
         // batch, which has no query tiles and so launches exactly what it did before attention_prefill existed) takes
         // attention_partition, through the token list where the batch mixes both.
-        var prefill = PrefillRuns(shape.HeadDim);
+        var prefill = _layout.QueryTileCount > 0 && CudaLaunchGeometry.PrefillSupports(shape.HeadDim);
         if (prefill)
         {
             Kernels.AttentionPrefillFor(kv).Launch(Stream, new Dim3((uint)_layout.QueryTileCount, (uint)heads), CudaLaunchGeometry.PrefillThreads,
@@ -846,26 +839,19 @@ public sealed class CudaBackend : IBackend, IDeviceSampler
                 batch.MaxBlocksPerSequence, scaleLog2);
         }
 
-        var tokenList = prefill ? Meta(_layout.RestTokens) : DevicePointer.Null;
-        var (tokens, tensorCores, partition, splits, cluster) = DecodeAttentionPlan(kv, group, prefill);
+        var (tokens, maxContext, tokenList) = prefill
+            ? (_layout.RestTokenCount, _layout.RestMaxContext, Meta(_layout.RestTokens))
+            : (batch.TokenCount, batch.MaxContextLength, DevicePointer.Null);
         if (tokens == 0)
         {
             return;
         }
 
-        if (cluster && Kernels.AttentionDecodeF16Cluster is { } clustered)
-        {
-            // A decode batch's partitions merged inside their cluster, with the output's int8 copy: no attention_reduce.
-            var (clusterCodes, clusterScaleSums) = FusedQuantization(y);
-            clustered.LaunchClusters(Stream, new Dim3((uint)splits, (uint)shape.KvHeads, (uint)tokens), CudaLaunchGeometry.AttentionThreads,
-                CudaLaunchGeometry.DecodeTensorCoreSharedBytes(shape.HeadDim, kv.ElementBytes), (uint)splits,
-                q.Data, kv.Keys(layer), kv.Values(layer), Meta(_layout.BlockTables), Meta(_layout.Sequences), Meta(_layout.Positions), tokenList,
-                y.Data, clusterCodes, clusterScaleSums, heads, shape.KvHeads, shape.HeadDim, shape.BlockSize, batch.MaxBlocksPerSequence,
-                partition, splits, scaleLog2);
-            FusedCopiesWritten(y, tokens, clusterCodes, DevicePointer.Null);
-            return;
-        }
-
+        // Over an f16 or fp8 cache the tensor-core kernel takes every head dimension it serves; the CUDA-core one the rest.
+        var tensorCores = (kv.IsHalf || kv.IsFp8) && CudaLaunchGeometry.DecodeTensorCoreSupports(group, shape.HeadDim);
+        var policy = AttentionPolicy ?? (!tensorCores ? AttentionSplitPolicy.Default
+            : kv.IsFp8 ? AttentionSplitPolicy.TensorCoreFp8 : AttentionSplitPolicy.TensorCore);
+        var (partition, splits) = CudaLaunchGeometry.AttentionSplit(tokens, shape.KvHeads, maxContext, Context.MultiprocessorCount, policy);
         if (splits > 1)
         {
             // Indexed by the token's place in the batch (the kernels write partials of token t at t, list or not).
@@ -888,39 +874,6 @@ public sealed class CudaBackend : IBackend, IDeviceSampler
                 codes, scaleSums);
             FusedCopiesWritten(y, tokens, codes, DevicePointer.Null);
         }
-    }
-
-    /// <summary>
-    /// Whether <see cref="PagedAttention"/> over the current batch (<see cref="BeginBatch"/>) and this cache merges the decode
-    /// tokens' attention partitions inside a thread-block cluster (no attention_reduce), and into how many partitions it
-    /// splits them: GpuCheck compares that path with attention_reduce's where it runs.
-    /// </summary>
-    public (bool Cluster, int Splits) DecodeAttentionMerge(PagedKvCache cache, int queryHeads)
-    {
-        var kv = (CudaKvCache)cache;
-        var plan = DecodeAttentionPlan(kv, queryHeads / kv.Shape.KvHeads, PrefillRuns(kv.Shape.HeadDim));
-        return (plan.Cluster, plan.Splits);
-    }
-
-    /// <summary>Whether the batch's prefill runs (its query tiles) take attention_prefill, for this head dimension.</summary>
-    private bool PrefillRuns(int headDim) => _layout.QueryTileCount > 0 && CudaLaunchGeometry.PrefillSupports(headDim);
-
-    /// <summary>
-    /// How the decode tokens of the batch (all of them, or those past the prefill runs) take attention: how many, whether on
-    /// tensor cores (over an f16 or fp8 cache, for every head dimension that kernel serves), the split into partitions, and
-    /// whether those merge inside a cluster (f16, no prefill in the step, 2–8 partitions).
-    /// </summary>
-    private (int Tokens, bool TensorCores, int Partition, int Splits, bool Cluster) DecodeAttentionPlan(CudaKvCache kv, int group, bool prefill)
-    {
-        var shape = kv.Shape;
-        var (tokens, maxContext) = prefill ? (_layout.RestTokenCount, _layout.RestMaxContext) : (Batch.TokenCount, Batch.MaxContextLength);
-        var tensorCores = (kv.IsHalf || kv.IsFp8) && CudaLaunchGeometry.DecodeTensorCoreSupports(group, shape.HeadDim);
-        var policy = AttentionPolicy ?? (!tensorCores ? AttentionSplitPolicy.Default
-            : kv.IsFp8 ? AttentionSplitPolicy.TensorCoreFp8 : AttentionSplitPolicy.TensorCore);
-        var (partition, splits) = tokens == 0 ? (0, 0) : CudaLaunchGeometry.AttentionSplit(tokens, shape.KvHeads, maxContext, Context.MultiprocessorCount, policy);
-        var cluster = tensorCores && kv.IsHalf && !prefill && AttentionClusterMerge && Kernels.AttentionDecodeF16Cluster is not null
-            && CudaLaunchGeometry.ClusterMergeSupports(splits, shape.HeadDim);
-        return (tokens, tensorCores, partition, splits, cluster);
     }
 
     /// <summary>

@@ -38,10 +38,6 @@ public sealed class CudaKernels : IDisposable
     /// themselves so that they can be launched before it ends (programmatic dependent launch, kernels/common.cuh).</summary>
     public const string DependentLaunchSuffix = ".sm90";
 
-    /// <summary>The decode attention kernel that merges its partitions inside a thread-block cluster: only in the sm_90 build
-    /// of attention (clusters are a Hopper feature).</summary>
-    public const string ClusterDecodeKernelName = "attention_decode_f16_tc_cluster";
-
     /// <param name="ptxDirectory">Load PTX from this folder (kernel development on the GPU machine); by default the folder in
     /// <c>ASPIREAI_CUDA_PTX_DIR</c> when set, else the embedded resources.</param>
     public CudaKernels(CudaContext context, string? ptxDirectory = null)
@@ -120,15 +116,8 @@ public sealed class CudaKernels : IDisposable
         AttentionPartition.SetMaxDynamicSharedMemory(CudaLaunchGeometry.AttentionMaxSharedBytes);
         AttentionPartitionF16.SetMaxDynamicSharedMemory(CudaLaunchGeometry.AttentionMaxSharedBytes);
         AttentionPartitionFp8.SetMaxDynamicSharedMemory(CudaLaunchGeometry.AttentionMaxSharedBytes);
-        var f16DecodeShared = CudaLaunchGeometry.DecodeTensorCoreSharedBytes(CudaLaunchGeometry.DecodeTensorCoreMaxHeadDim, 2);
         AttentionDecodeF16TensorCore = attention.Kernel("attention_decode_f16_tc");
-        AttentionDecodeF16TensorCore.SetMaxDynamicSharedMemory(f16DecodeShared);
-        if (DependentLaunch)
-        {
-            AttentionDecodeF16Cluster = attention.Kernel(ClusterDecodeKernelName);
-            AttentionDecodeF16Cluster.SetMaxDynamicSharedMemory(f16DecodeShared);
-        }
-
+        AttentionDecodeF16TensorCore.SetMaxDynamicSharedMemory(CudaLaunchGeometry.DecodeTensorCoreSharedBytes(CudaLaunchGeometry.DecodeTensorCoreMaxHeadDim, 2));
         AttentionDecodeFp8TensorCore = attention.Kernel("attention_decode_fp8_tc");
         AttentionDecodeFp8TensorCore.SetMaxDynamicSharedMemory(CudaLaunchGeometry.DecodeTensorCoreSharedBytes(CudaLaunchGeometry.DecodeTensorCoreMaxHeadDim, 1));
         AttentionReduce = attention.Kernel("attention_reduce");
@@ -185,10 +174,6 @@ public sealed class CudaKernels : IDisposable
     public CudaKernel AttentionPartitionFp8 { get; }
     public CudaKernel AttentionDecodeF16TensorCore { get; }
     public CudaKernel AttentionDecodeFp8TensorCore { get; }
-
-    /// <summary>attention_decode_f16_tc merging its partitions inside a thread-block cluster (no attention_reduce); null
-    /// without the sm_90 build.</summary>
-    public CudaKernel? AttentionDecodeF16Cluster { get; }
     public CudaKernel AttentionReduce { get; }
     public CudaKernel AttentionPrefill { get; }
     public CudaKernel AttentionPrefillFp8 { get; }

@@ -442,13 +442,6 @@ public static class CudaLaunchGeometry
     /// <summary>float4 items an rms_norm_rows thread holds in registers (NORM_ITEMS in elementwise.cu).</summary>
     public const int NormItems = 4;
 
-    /// <summary>
-    /// Whether attention_decode_f16_tc_cluster can merge <paramref name="splits"/> partitions in one cluster: 2 to 8 (the
-    /// portable cluster size; its merge reads partitions 0…7) and head dimensions of whole 32-value units (its threads
-    /// write the output and its int8 copy 32 values at a time).
-    /// </summary>
-    public static bool ClusterMergeSupports(int splits, int headDim) => splits is >= 2 and <= 8 && headDim % 32 == 0;
-
     /// <summary>rope_store_kv's blocks per token: one thread per rotated pair of every query and key head, 128 per block.</summary>
     public static int RopeBlocksPerToken(int heads, int kvHeads, int headDim) => Ceiling((heads + kvHeads) * (headDim / 2), RopeThreads);
 

@@ -30,16 +30,6 @@ public sealed class CudaHostLogicTests
         Assert.Throws<ArgumentException>(() => CudaKvOffloadStore.SlotsPerChunk((long)int.MaxValue + 1, 1));
 
     [Theory]
-    [InlineData(1, 128, false)]  // one partition: the decode kernel writes the output itself
-    [InlineData(2, 128, true)]
-    [InlineData(8, 128, true)]   // the portable cluster size
-    [InlineData(9, 128, false)]  // more: attention_reduce
-    [InlineData(3, 64, true)]
-    [InlineData(3, 48, false)]   // not whole 32-value units (stories15M's heads)
-    public void Clusters_merge_two_to_eight_partitions_of_whole_32_value_units(int splits, int headDim, bool expected) =>
-        Assert.Equal(expected, CudaLaunchGeometry.ClusterMergeSupports(splits, headDim));
-
-    [Theory]
     [InlineData(288, 96)]      // stories15M: 72 float4 → 3 warps
     [InlineData(896, 224)]     // Qwen2.5-0.5B
     [InlineData(4096, 1024)]   // Llama-3-8B: one float4 a thread

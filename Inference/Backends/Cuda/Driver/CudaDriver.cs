@@ -306,15 +306,12 @@ internal unsafe struct CudaLaunchConfig
 }
 
 /// <summary>
-/// <c>CUlaunchAttribute</c>: an id (4 bytes, padded to 8) and a 64-byte value union, of which the first int
-/// (<c>programmaticStreamSerializationAllowed</c>) or the first three (<c>clusterDim</c> x, y, z) are used here.
+/// <c>CUlaunchAttribute</c>: an id (4 bytes, padded to 8) and a 64-byte value union, of which only the first int is used
+/// here (<c>programmaticStreamSerializationAllowed</c>).
 /// </summary>
 [StructLayout(LayoutKind.Explicit, Size = 72)]
 internal struct CudaLaunchAttribute
 {
-    /// <summary><c>CU_LAUNCH_ATTRIBUTE_CLUSTER_DIMENSION</c>.</summary>
-    public const int ClusterDimension = 4;
-
     /// <summary><c>CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION</c>.</summary>
     public const int ProgrammaticStreamSerialization = 6;
 
@@ -323,13 +320,4 @@ internal struct CudaLaunchAttribute
 
     [FieldOffset(8)]
     public int Value;
-
-    [FieldOffset(8)]
-    public uint ClusterX;
-
-    [FieldOffset(12)]
-    public uint ClusterY;
-
-    [FieldOffset(16)]
-    public uint ClusterZ;
 }

@@ -74,15 +74,7 @@ public sealed unsafe class CudaKernel
     public void SetMaxDynamicSharedMemory(int bytes) =>
         CudaDriver.Check(CudaDriver.cuFuncSetAttribute(_function, CudaFunctionAttribute.MaxDynamicSharedSizeBytes, bytes), $"cuFuncSetAttribute({Name})");
 
-    public void Launch(CudaStream stream, Dim3 grid, Dim3 block, int sharedBytes, params ReadOnlySpan<KernelArg> args) =>
-        LaunchClusters(stream, grid, block, sharedBytes, 0, args);
-
-    /// <summary>
-    /// Launches the grid as thread-block clusters of <paramref name="clusterX"/> blocks along x (sm_90; grid.X a multiple
-    /// of it), the blocks of a cluster co-scheduled and sharing their shared memory; 0: no clusters. (A name of its own:
-    /// as an overload of Launch, a first kernel argument that is an int constant would bind to clusterX.)
-    /// </summary>
-    public void LaunchClusters(CudaStream stream, Dim3 grid, Dim3 block, int sharedBytes, uint clusterX, params ReadOnlySpan<KernelArg> args)
+    public void Launch(CudaStream stream, Dim3 grid, Dim3 block, int sharedBytes, params ReadOnlySpan<KernelArg> args)
     {
         if (grid.X == 0 || grid.Y == 0 || grid.Z == 0 || Omitted)
         {
@@ -98,25 +90,13 @@ public sealed unsafe class CudaKernel
         }
 
         stream.Timer?.Begin(stream, Name);
-        var dependent = WaitsForPreviousKernel && stream.DependentLaunch;
-        if (dependent || clusterX > 0)
+        if (WaitsForPreviousKernel && stream.DependentLaunch)
         {
-            var attributes = stackalloc CudaLaunchAttribute[2];
-            var count = 0u;
-            if (dependent)
-            {
-                attributes[count++] = new CudaLaunchAttribute { Id = CudaLaunchAttribute.ProgrammaticStreamSerialization, Value = 1 };
-            }
-
-            if (clusterX > 0)
-            {
-                attributes[count++] = new CudaLaunchAttribute { Id = CudaLaunchAttribute.ClusterDimension, ClusterX = clusterX, ClusterY = 1, ClusterZ = 1 };
-            }
-
+            var attribute = new CudaLaunchAttribute { Id = CudaLaunchAttribute.ProgrammaticStreamSerialization, Value = 1 };
             var config = new CudaLaunchConfig
             {
                 GridX = grid.X, GridY = grid.Y, GridZ = grid.Z, BlockX = block.X, BlockY = block.Y, BlockZ = block.Z,
-                SharedMemoryBytes = (uint)sharedBytes, Stream = stream.Handle, Attributes = attributes, AttributeCount = count,
+                SharedMemoryBytes = (uint)sharedBytes, Stream = stream.Handle, Attributes = &attribute, AttributeCount = 1,
             };
             CudaDriver.Check(CudaDriver.cuLaunchKernelEx(&config, _function, pointers, null), $"cuLaunchKernelEx({Name})");
         }

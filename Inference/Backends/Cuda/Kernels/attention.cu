@@ -962,65 +962,11 @@ __device__ __forceinline__ void mma_f16_rows8(float (&d)[2], unsigned a0, unsign
                  : "r"(a0), "r"(0u), "r"(a2), "r"(b0), "r"(b1), "f"(0.0f));
 }
 
-// The partitions of one token's KV head merged inside their cluster (attention_decode_f16_tc_cluster): once every block
-// has its merged partition and (max, sum) in its own shared memory (the first barrier), block z reads the cluster's
-// partitions through DSMEM for its share of the output — 32-value units z, z + splits, … of [group][headDim], 8 threads a
-// unit — and writes them with their int8 copy (quantize_block4), as attention_reduce does with the same arithmetic in the
-// same order, so both give the same bits: the max, the denominator as attention_reduce's warp sum over partitions 0…7
-// (lane l holding partition l: ((t0 + t4) + (t2 + t6)) + ((t1 + t5) + (t3 + t7))), and the output as its 4 warps' sums
-// over partitions w, w + 4, w + 8, w + 12 added in warp order. The second barrier keeps every block's shared memory alive
-// until the whole cluster has read it. used: the partitions with positions (≤ splits ≤ 8).
-__device__ __forceinline__ void cluster_merge(const float* sPart, const float2* sPartStats, float* output, signed char* codes,
-                                              float2* scaleSums, int t, int h, int heads, int group, int headDim, int used,
-                                              int splits, int z) {
-    cluster_sync();
-    const int chunks = headDim / 4, units = group * (chunks / 8);
-    const int mine = (units - z + splits - 1) / splits;  // units z, z + splits, … < units
-    for (int i = threadIdx.x; i < mine * 8; i += ATT_THREADS) {
-        const int unit = z + (i / 8) * splits;
-        const int head = unit / (chunks / 8), c = unit % (chunks / 8) * 8 + i % 8;
-        float2 st[8];
-        float4 x[8];
-#pragma unroll
-        for (int r = 0; r < 8; r++) {
-            st[r] = r < used ? load_cluster_float2(cluster_address(sPartStats + head, r)) : make_float2(-INFINITY, 0.0f);
-            x[r] = r < used ? load_cluster_float4(cluster_address(sPart + (head * chunks + c) * 4, r)) : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-        }
-        float m = -INFINITY;
-#pragma unroll
-        for (int r = 0; r < 8; r++) m = fmaxf(m, st[r].x);
-        float e[8], v[8];
-#pragma unroll
-        for (int r = 0; r < 8; r++) {
-            e[r] = exp2f(st[r].x - m);  // 0 past used (−inf)
-            v[r] = r < used ? e[r] * st[r].y : 0.0f;
-        }
-        const float total = ((v[0] + v[4]) + (v[2] + v[6])) + ((v[1] + v[5]) + (v[3] + v[7]));
-        float4 o = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-#pragma unroll
-        for (int w = 0; w < ATT_WARPS; w++) {
-            float4 sum = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-#pragma unroll
-            for (int u = 0; u < 4; u++) {
-                const int r = w + u * ATT_WARPS;  // partitions 8…15 (never used) add exp2(−inf) · 0, as in attention_reduce
-                sum = fma4(r < 8 ? e[r] : 0.0f, r < 8 ? x[r] : make_float4(0.0f, 0.0f, 0.0f, 0.0f), sum);
-            }
-            o = w == 0 ? sum : make_float4(o.x + sum.x, o.y + sum.y, o.z + sum.z, o.w + sum.w);
-        }
-        const long long value = (long long)t * heads * headDim + (long long)(h * group + head) * headDim + 4 * c;
-        o = scale4(o, 1.0f / total);
-        *(float4*)(output + value) = o;
-        if (codes) quantize_block4(o, codes, scaleSums, value);
-    }
-    cluster_sync();
-}
-
-template <typename KV, bool CLUSTER = false>
+template <typename KV>
 __device__ __forceinline__ void attention_decode_tc(
     const float* query, const KV* keyCache, const KV* valueCache, const int* blockTables,
     const int* sequenceOf, const int* positions, const int* tokenList, float* output, float* partialOut, float2* partialStats,
-    int heads, int kvHeads, int headDim, int blockSize, int maxBlocks, int partition, int splits, float scaleLog2,
-    signed char* codes = nullptr, float2* scaleSums = nullptr) {
+    int heads, int kvHeads, int headDim, int blockSize, int maxBlocks, int partition, int splits, float scaleLog2) {
     constexpr bool FP8 = sizeof(KV) == 1;
     extern __shared__ __attribute__((aligned(16))) unsigned char decodeShared[];
     const int stride = headDim + PF_PAD;                          // halves per f16 row
@@ -1032,23 +978,13 @@ __device__ __forceinline__ void attention_decode_tc(
     float* sAcc = (float*)decodeShared;                 // [ATT_WARPS][ATT_MAX_GROUP][headDim], once drained
     float2* sStats = (float2*)(decodeShared + DT_STAGES * stageElements * sizeof(KV)
                                + (FP8 ? ATT_WARPS * 16 * stride * 2 : 0));  // [ATT_WARPS][ATT_MAX_GROUP]
-    // CLUSTER: the block's merged partition [group][headDim] and its (max, sum) per head, after sAcc inside the stages
-    // (40 · headDim floats and 8 float2 fit in one stage for every head dimension served).
-    float* sPart = sAcc + ATT_WARPS * ATT_MAX_GROUP * headDim;
-    float2* sPartStats = (float2*)(sPart + ATT_MAX_GROUP * headDim);
 
     const int z = blockIdx.x, h = blockIdx.y, t = tokenList ? tokenList[blockIdx.z] : blockIdx.z;
     const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane / 4, t4 = lane % 4;
     const int group = heads / kvHeads;
     const int length = positions[t] + 1;
     const int start = z * partition;
-    if (start >= length) {
-        // A block past its sequence's end has no partition of its own but still merges its share of the output (and
-        // meets the cluster's two barriers).
-        if constexpr (CLUSTER) cluster_merge(sPart, sPartStats, output, codes, scaleSums, t, h, heads, group, headDim,
-                                             (length + partition - 1) / partition, splits, z);
-        return;
-    }
+    if (start >= length) return;
     const int end = min(length, start + partition);
     const int tiles = (end - start + DT_TILE - 1) / DT_TILE;
     const int* table = blockTables + (long long)sequenceOf[t] * maxBlocks;
@@ -1226,10 +1162,7 @@ __device__ __forceinline__ void attention_decode_tc(
             out = fma4(e, ((const float4*)(sAcc + (w * ATT_MAX_GROUP + head) * headDim))[c], out);
         }
         const int queryHead = h * group + head;
-        if (CLUSTER) {
-            ((float4*)sPart)[head * chunks + c] = out;
-            if (c == 0) sPartStats[head] = make_float2(maxAll, sum);
-        } else if (splits == 1) {
+        if (splits == 1) {
             ((float4*)(output + (long long)t * heads * headDim + (long long)queryHead * headDim))[c] = scale4(out, 1.0f / sum);
         } else {
             const long long at = ((long long)t * heads + queryHead) * splits + z;
@@ -1237,8 +1170,6 @@ __device__ __forceinline__ void attention_decode_tc(
             if (c == 0) partialStats[at] = make_float2(maxAll, sum);
         }
     }
-    if constexpr (CLUSTER) cluster_merge(sPart, sPartStats, output, codes, scaleSums, t, h, heads, group, headDim,
-                                         (length + partition - 1) / partition, splits, z);
 }
 
 extern "C" __global__ void __launch_bounds__(ATT_THREADS) attention_decode_f16_tc(
@@ -1249,21 +1180,6 @@ extern "C" __global__ void __launch_bounds__(ATT_THREADS) attention_decode_f16_t
     attention_decode_tc(query, keyCache, valueCache, blockTables, sequenceOf, positions, tokenList, output, partialOut,
                         partialStats, heads, kvHeads, headDim, blockSize, maxBlocks, partition, splits, scaleLog2);
 }
-
-// attention_decode_f16_tc with its partitions merged inside a thread-block cluster (cluster_merge) instead of by
-// attention_reduce: launched on sm_90 with cluster dimensions (splits, 1, 1), 2 ≤ splits ≤ 8 (CudaBackend), head
-// dimensions a multiple of 32; codes/scaleSums: the output's int8 copy (or null). Only in the sm_90 build.
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-extern "C" __global__ void __launch_bounds__(ATT_THREADS) attention_decode_f16_tc_cluster(
-    const float* query, const unsigned short* keyCache, const unsigned short* valueCache, const int* blockTables,
-    const int* sequenceOf, const int* positions, const int* tokenList, float* output, signed char* codes, float2* scaleSums,
-    int heads, int kvHeads, int headDim, int blockSize, int maxBlocks, int partition, int splits, float scaleLog2) {
-    pdl_start();
-    attention_decode_tc<unsigned short, true>(query, keyCache, valueCache, blockTables, sequenceOf, positions, tokenList,
-                                              output, nullptr, nullptr, heads, kvHeads, headDim, blockSize, maxBlocks,
-                                              partition, splits, scaleLog2, codes, scaleSums);
-}
-#endif
 
 extern "C" __global__ void __launch_bounds__(ATT_THREADS, 3) attention_decode_fp8_tc(
     const float* query, const unsigned char* keyCache, const unsigned char* valueCache, const int* blockTables,

@@ -176,44 +176,11 @@ __device__ __forceinline__ float weight_value(const unsigned char* codes, const 
     return scale * (float)code - min;
 }
 
-// A generic pointer to shared memory as the 32-bit shared-window address cp.async and mapa take.
+// A generic pointer to shared memory as the 32-bit shared-window address cp.async takes.
 __device__ __forceinline__ unsigned shared_address(const void* p) {
     unsigned long long a;
     asm("cvta.to.shared.u64 %0, %1;" : "=l"(a) : "l"(p));
     return (unsigned)a;
-}
-
-// Thread-block clusters (sm_90): a barrier over every thread of the cluster's blocks (release/acquire: shared-memory
-// writes before it are visible to the whole cluster after it), and loads from another block's shared memory (DSMEM) at the
-// address `mapa` gives for this block's own shared address.
-__device__ __forceinline__ void cluster_sync() {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-    asm volatile("barrier.cluster.arrive.release;\n\tbarrier.cluster.wait.acquire;" ::: "memory");
-#endif
-}
-
-__device__ __forceinline__ unsigned cluster_address(const void* local, int rank) {
-    unsigned remote = 0;
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-    asm volatile("mapa.shared::cluster.u32 %0, %1, %2;" : "=r"(remote) : "r"(shared_address(local)), "r"(rank));
-#endif
-    return remote;
-}
-
-__device__ __forceinline__ float4 load_cluster_float4(unsigned address) {
-    float4 v = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-    asm volatile("ld.shared::cluster.v4.f32 {%0, %1, %2, %3}, [%4];" : "=f"(v.x), "=f"(v.y), "=f"(v.z), "=f"(v.w) : "r"(address) : "memory");
-#endif
-    return v;
-}
-
-__device__ __forceinline__ float2 load_cluster_float2(unsigned address) {
-    float2 v = make_float2(0.0f, 0.0f);
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-    asm volatile("ld.shared::cluster.v2.f32 {%0, %1}, [%2];" : "=f"(v.x), "=f"(v.y) : "r"(address) : "memory");
-#endif
-    return v;
 }
 
 // cp.async (sm_80+): copies global → shared memory without passing through registers, in groups the thread commits
