@@ -400,6 +400,8 @@ internal sealed class KernelChecks(CudaBackend gpu, CpuBackend cpu, Report repor
             (GgmlType.Q4_K, 1024, 2048, GgmlType.Q4_0, 130, true), (GgmlType.Q4_K, 2048, 4096, GgmlType.Q6_K, 64, true),
             (GgmlType.Q4_0, 1024, 2048, GgmlType.Q8_0, 77, false), (GgmlType.Q4_0, 1024, 2048, GgmlType.BF16, 300, false),
             (GgmlType.Q4_K, 2048, 4096, GgmlType.F32, 40, false),
+            // K of several passes of the producer's 32 lanes × 4 units, the last one partial (as Llama-3-8B's down, 14336)
+            (GgmlType.Q4_0, 7168, 1024, GgmlType.Q4_0, 64, true), (GgmlType.Q4_K, 14336, 512, GgmlType.BF16, 40, false),
         })
         {
             using var producerHost = new HostTensor("p", producerType, [inputs, hidden], RandomWeights.Tensor(producerType, hidden, inputs, _random.Next()));
