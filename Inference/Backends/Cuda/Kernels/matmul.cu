@@ -5,10 +5,10 @@
 //    owns RW consecutive weight rows (4, or 2 for M ≤ 32); lane i reads 32-value blocks i, i + 32, … of every one of them
 //    with 16-byte loads that bypass L1, so one activation block read from L1 serves RW weight rows; one warp reduction per
 //    row and activation row. 4 warps per block: grid (ceil(N / (4·RW))), block 128. One launch can serve a group of up
-//    to three weights that read the same activations (q/k/v, gate/up; IBackend.MatMulGroup). For one activation row and
-//    few weight rows (CudaLaunchGeometry.Gemv decides) the _m1_split variants (int8 and float layouts) let the block's 4 warps share 4 rows, each
-//    warp taking every fourth 512-byte stretch of them: four times the blocks, so that narrow matrices (attention output,
-//    down, tensor-parallel shards) keep every multiprocessor streaming; grid (ceil(N / 4)).
+//    to three weights that read the same activations (q/k/v, gate/up; IBackend.MatMulGroup). For one activation row the
+//    _m1_split variants (CudaLaunchGeometry.Gemv) let the block's 4 warps share 4 rows (8 for nibbles), each warp taking
+//    every fourth 512-byte stretch of them: four times the blocks (twice for nibbles), so that narrow matrices (attention
+//    output, q/k/v, tensor-parallel shards) keep every multiprocessor streaming; grid (ceil(N / 4)), (ceil(N / 8)).
 //    The RMS norm between a block's projection back into the residual stream and the next block's projections can ride
 //    in the one-row GEMVs around it (CudaBackend.MatMulAddRmsNorm, one activation row): the producer (_m1_residual:
 //    attention output or down, nibble layouts; under tensor parallelism the all-reduce, collectives.cu) has blocks of
