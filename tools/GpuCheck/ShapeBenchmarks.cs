@@ -210,6 +210,11 @@ internal sealed class ShapeBenchmarks(CudaBackend gpu, Report report, KvCacheDty
             MatMulsAlone(model, config, label, batchSize);
         }
 
+        if (batchSize <= 32)
+        {
+            AttentionAlone(config, cache, batch, label);
+        }
+
         var profile = Profile(() => Step(context + 1));
         var attentionMs = profile.Where(k => k.Kernel.StartsWith("attention_", StringComparison.Ordinal)).Sum(k => k.Milliseconds);
         var matmulMs = profile.Where(k => k.Kernel.StartsWith("gemv_", StringComparison.Ordinal) || k.Kernel.StartsWith("gemm_", StringComparison.Ordinal)).Sum(k => k.Milliseconds);
@@ -219,6 +224,33 @@ internal sealed class ShapeBenchmarks(CudaBackend gpu, Report report, KvCacheDty
         ReportTopKernels(profile, 6);
 
         return defaultGraphMs;
+    }
+
+    /// <summary>
+    /// Decode attention without the rest of the step: every layer's attention (its partition kernel and, where it splits,
+    /// attention_reduce) for the batch of the last step, over the filled cache, in one graph replayed with dependent launch
+    /// as the step is. The KV read's rate measured directly, where the "KV read in the step" line takes the difference of
+    /// two whole steps (whose noise moves it by ±5–10 points).
+    /// </summary>
+    private void AttentionAlone(ModelConfig config, CudaKvCache cache, ForwardBatch batch, string label)
+    {
+        var width = config.HeadCount * config.HeadDim;
+        using var query = gpu.CreateTensor(batch.TokenCount, width);
+        using var output = gpu.CreateTensor(batch.TokenCount, width);
+        var random = new Random(7);
+        gpu.WriteRows(query, Enumerable.Range(0, batch.TokenCount * width).Select(_ => (float)(random.NextDouble() - 0.5)).ToArray());
+        gpu.BeginBatch(batch);
+        var ms = GraphMs(() =>
+        {
+            for (var l = 0; l < config.LayerCount; l++)
+            {
+                gpu.PagedAttention(query, cache, l, output);
+            }
+        });
+        var positions = batch.Positions.ToArray().Sum(p => (long)p + 1);
+        var bytes = (double)positions * KvCacheSizing.BytesPerToken(config, kvDtype);
+        var rate = bytes / (ms * 1e-3) / 1e9;
+        report.Timing($"{label}: attention alone (a graph over all {config.LayerCount} layers): {ms:F3} ms for {bytes / 1e9:F3} GB of {KvLabel} KV = {rate:F0} GB/s ({100 * rate / copyBandwidth:F0}% of copy)");
     }
 
     /// <summary>
