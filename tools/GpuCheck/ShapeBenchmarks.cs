@@ -237,8 +237,7 @@ internal sealed class ShapeBenchmarks(CudaBackend gpu, Report report, KvCacheDty
         var width = config.HeadCount * config.HeadDim;
         using var query = gpu.CreateTensor(batch.TokenCount, width);
         using var output = gpu.CreateTensor(batch.TokenCount, width);
-        var random = new Random(7);
-        gpu.WriteRows(query, Enumerable.Range(0, batch.TokenCount * width).Select(_ => (float)(random.NextDouble() - 0.5)).ToArray());
+        gpu.WriteRows(query, RandomWeights.Floats(batch.TokenCount * width, new Random(7), 0.5));
         gpu.BeginBatch(batch);
         var ms = GraphMs(() =>
         {
@@ -277,7 +276,7 @@ internal sealed class ShapeBenchmarks(CudaBackend gpu, Report report, KvCacheDty
         var random = new Random(5);
         foreach (var x in new[] { xE, xQ, xF })
         {
-            gpu.WriteRows(x, Enumerable.Range(0, rows * x.Columns).Select(_ => (float)(random.NextDouble() - 0.5)).ToArray());
+            gpu.WriteRows(x, RandomWeights.Floats(rows * x.Columns, random, 0.5));
         }
 
         var layers = weights.Layers;
