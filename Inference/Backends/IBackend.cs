@@ -136,6 +136,17 @@ public interface IBackend : IDisposable
     void RopeAndStoreKv(DeviceTensor query, DeviceTensor key, DeviceTensor value, RotaryEmbedding rope, PagedKvCache cache, int layer, HeadNorms? norms);
 
     /// <summary>
+    /// The attention's inputs of a layer without biases or per-head norms: q, k, v = input · weightᵀ (the three targets, as
+    /// <see cref="MatMulGroup"/>), then <see cref="RopeAndStoreKv"/> on them. A device backend may rotate and store in the
+    /// projections' own launch.
+    /// </summary>
+    void ProjectQueryKeyValue(DeviceTensor input, ReadOnlySpan<MatMulTarget> targets, int rows, RotaryEmbedding rope, PagedKvCache cache, int layer)
+    {
+        MatMulGroup(input, targets, rows);
+        RopeAndStoreKv(targets[0].Output, targets[1].Output, targets[2].Output, rope, cache, layer, null);
+    }
+
+    /// <summary>
     /// Causal attention of every batch token over its own sequence's cached keys/values at positions 0…its position, read
     /// through the sequence's block table; grouped-query heads share a KV head. Scale 1/√headDim.
     /// </summary>

@@ -126,15 +126,23 @@ public sealed class LlamaModel : IForwardModel
         for (var l = 0; l < c.LayerCount; l++)
         {
             var w = _weights.Layers[l];
-            b.MatMulGroup(_normed, _queryKeyValue[l], tokens);
-            if (w.QueryBias is not null)
+            if (w.QueryBias is null && w.QueryNorm is null)
             {
-                b.AddBias(_query, w.QueryBias, tokens);
-                b.AddBias(_key, w.KeyBias!, tokens);
-                b.AddBias(_value, w.ValueBias!, tokens);
+                b.ProjectQueryKeyValue(_normed, _queryKeyValue[l], tokens, _rope, cache, l);
+            }
+            else
+            {
+                b.MatMulGroup(_normed, _queryKeyValue[l], tokens);
+                if (w.QueryBias is not null)
+                {
+                    b.AddBias(_query, w.QueryBias, tokens);
+                    b.AddBias(_key, w.KeyBias!, tokens);
+                    b.AddBias(_value, w.ValueBias!, tokens);
+                }
+
+                b.RopeAndStoreKv(_query, _key, _value, _rope, cache, l, w.QueryNorm is null ? null : new HeadNorms(w.QueryNorm, w.KeyNorm!, eps));
             }
 
-            b.RopeAndStoreKv(_query, _key, _value, _rope, cache, l, w.QueryNorm is null ? null : new HeadNorms(w.QueryNorm, w.KeyNorm!, eps));
             b.PagedAttention(_query, cache, l, _attention);
             ProjectIntoResidual(_attention, w.AttentionOutput, w.FeedForwardNorm, tokens);
             b.GatedMatMul(_normed, _gateUp[l][0], _gateUp[l][1], _activated, tokens);

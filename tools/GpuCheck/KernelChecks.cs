@@ -68,6 +68,7 @@ internal sealed class KernelChecks(CudaBackend gpu, CpuBackend cpu, Report repor
         MatMuls();
         MatMulGroups();
         FoldedNorms();
+        RopeInProjections();
         WarpgroupGemmGroups();
         GatedMatMuls();
         Embeddings();
@@ -379,6 +380,121 @@ internal sealed class KernelChecks(CudaBackend gpu, CpuBackend cpu, Report repor
             report.Check($"embed {type} 37 tokens × {columns}", Compare(gy, cy, 37), 1e-6);
             gy.Dispose();
             cy.Dispose();
+        }
+    }
+
+    /// <summary>
+    /// q/k/v rotated and stored in the projections' own launch (<see cref="CudaBackend.ProjectQueryKeyValue"/>, one token,
+    /// the split GEMV's _rope kernel) against the same call with <see cref="CudaBackend.RopeInProjections"/> off (the split
+    /// GEMV, then rope_store_kv_f16): q, k, v and both layers' whole key and value caches (filled alike beforehand, so a
+    /// stray store shows) bit for bit — the same arithmetic — and q/k/v against the CPU. rope_store_kv_f16 is left out of
+    /// the fused call, so the stores it shows can only come from the GEMV. Where named, the input carries a folded norm
+    /// (a Q4_0 producer's h·w and Σh², as every layer after the first in a model's step), so the GEMV's norm scale is not 1.
+    /// </summary>
+    private void RopeInProjections()
+    {
+        const int heads = 8, kvHeads = 2, inputs = 512, blockSize = 16, position = 37, layer = 1;
+        const uint cacheFill = 0x3C003C00;  // f16 1.0 in every element
+        int[] blockTable = [2, 0, 3, 1];
+        var slot = blockTable[position / blockSize] * blockSize + position % blockSize;
+        foreach (var (type, headDim, folded) in new[]
+        {
+            (GgmlType.Q4_0, 64, false), (GgmlType.Q4_0, 128, true), (GgmlType.Q4_K, 64, true), (GgmlType.Q8_0, 64, true),
+            (GgmlType.Q6_K, 128, false), (GgmlType.BF16, 64, true), (GgmlType.F32, 64, false),
+        })
+        {
+            int[] rows = [heads * headDim, kvHeads * headDim, kvHeads * headDim];
+            var hosts = rows.Select((n, i) => new HostTensor($"qkv{i}", type, [inputs, n], RandomWeights.Tensor(type, n, inputs, _random.Next()))).ToArray();
+            var gw = hosts.Select(h => gpu.LoadWeight(h.View)).ToArray();
+            var cw = hosts.Select(h => cpu.LoadWeight(h.View)).ToArray();
+            using var producerHost = new HostTensor("p", GgmlType.Q4_0, [inputs, inputs], RandomWeights.Tensor(GgmlType.Q4_0, inputs, inputs, _random.Next()));
+            using var gp = gpu.LoadWeight(producerHost.View);
+            using var cp = cpu.LoadWeight(producerHost.View);
+            var norm = Vector(RandomWeights.Floats(inputs, _random, 0.2, 1), "norm");
+            var x = RandomWeights.Floats(inputs, _random);
+            var h = RandomWeights.Floats(inputs, _random, 3);
+            var shape = new KvCacheShape(2, kvHeads, headDim, blockSize, blockTable.Length);
+            using var cc = cpu.CreateKvCache(shape);
+            var spec = new RopeSpec(headDim, 10000f, RopeStyle.AdjacentPairs, null, 64);
+            using var gr = gpu.CreateRotaryEmbedding(spec);
+            using var cr = cpu.CreateRotaryEmbedding(spec);
+            var batch = new ForwardBatch(1, 1, blockTable.Length);
+            batch.AddSequence(blockTable);
+            batch.AddToken(7, position, 0, slot, false);
+            var what = $"q/k/v {type} {heads}/{kvHeads}×{headDim}{(folded ? ", input with a folded norm" : "")}: rope and kv store in the split GEMV";
+
+            // One token through ProjectQueryKeyValue into a fresh f16 cache: the outputs, and every key and value of the cache.
+            (float[][] Outputs, ushort[] Cache) Run(bool fused)
+            {
+                using var cache = (CudaKvCache)gpu.CreateKvCache(shape with { Dtype = KvCacheDtype.Float16 });
+                for (var l = 0; l < shape.Layers; l++)
+                {
+                    cache.Keys(l).Fill(gpu.Stream, cacheFill);
+                    cache.Values(l).Fill(gpu.Stream, cacheFill);
+                }
+
+                var outputs = rows.Select(n => GpuTensor(1, n)).ToArray();
+                DeviceTensor[] scratch = folded ? [GpuTensor(1, inputs, x), GpuTensor(1, inputs, h), GpuTensor(1, inputs)] : [];
+                var input = GpuTensor(1, inputs, folded ? null : x);
+                if (folded)
+                {
+                    gpu.MatMulAddRmsNorm(scratch[0], gp, scratch[2], scratch[1], norm[0], 1e-5f, input, 1);
+                }
+
+                gpu.BeginBatch(batch);
+                try
+                {
+                    gpu.RopeInProjections = fused;
+                    gpu.Kernels.RopeStoreKvF16.Omitted = fused;
+                    gpu.ProjectQueryKeyValue(input, [new(gw[0], outputs[0]), new(gw[1], outputs[1]), new(gw[2], outputs[2])], 1, gr, cache, layer);
+                }
+                finally
+                {
+                    gpu.Kernels.RopeStoreKvF16.Omitted = false;
+                    gpu.RopeInProjections = true;
+                }
+
+                var read = outputs.Select(o => Read(o, 1)).ToArray();
+                var stored = Enumerable.Range(0, shape.Layers).SelectMany(l => ReadHalves(cache.Keys(l)).Concat(ReadHalves(cache.Values(l)))).ToArray();
+                Dispose([.. outputs, .. scratch, input]);
+                return (read, stored);
+            }
+
+            var fused = Run(true);
+            var unfused = Run(false);
+            var differing = fused.Outputs.Zip(unfused.Outputs, Report.CountDifferentBits).Sum() + fused.Cache.Zip(unfused.Cache).Count(p => p.First != p.Second);
+            report.BitForBit($"{what}: q, k, v and the whole f16 cache = the unfused path's", differing, rows.Sum() + fused.Cache.Length);
+
+            var cpuOutputs = rows.Select(n => cpu.CreateTensor(1, n)).ToArray();
+            using var cpuInput = cpu.CreateTensor(1, inputs);
+            if (folded)
+            {
+                using var cx = cpu.CreateTensor(1, inputs);
+                using var ch = cpu.CreateTensor(1, inputs);
+                using var cProduct = cpu.CreateTensor(1, inputs);
+                cpu.WriteRows(cx, x);
+                cpu.WriteRows(ch, h);
+                ((IBackend)cpu).MatMulAddRmsNorm(cx, cp, cProduct, ch, norm[1], 1e-5f, cpuInput, 1);
+            }
+            else
+            {
+                cpu.WriteRows(cpuInput, x);
+            }
+
+            cpu.BeginBatch(batch);
+            ((IBackend)cpu).ProjectQueryKeyValue(cpuInput, [new(cw[0], cpuOutputs[0]), new(cw[1], cpuOutputs[1]), new(cw[2], cpuOutputs[2])], 1, cr, cc, layer);
+            for (var i = 0; i < rows.Length; i++)
+            {
+                var expected = new float[rows[i]];
+                cpu.ReadRows(cpuOutputs[i], 1, expected);
+                report.Check($"{what}: {"qkv"[i]} against the CPU", Report.RelativeError(fused.Outputs[i], expected), QuantBound);
+            }
+
+            Dispose(cpuOutputs);
+            Dispose(norm);
+            Dispose(gw);
+            Dispose(cw);
+            Dispose(hosts);
         }
     }
 

@@ -195,6 +195,9 @@ internal sealed class ShapeBenchmarks(CudaBackend gpu, Report report, KvCacheDty
                     // Every norm a launch of its own (no fold into the GEMVs).
                     Beside("norms not folded into the GEMVs", () => gpu.FoldNorms = false, () => gpu.FoldNorms = true);
 
+                    // q/k/v rotated and stored by rope_store_kv after their GEMV, not in its epilogue.
+                    Beside("RoPE a launch of its own", () => gpu.RopeInProjections = false, () => gpu.RopeInProjections = true);
+
                     foreach (var names in omissions)
                     {
                         var omittedMs = GraphStepMsWithout(names, GraphMs);

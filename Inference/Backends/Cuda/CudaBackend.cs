@@ -412,20 +412,7 @@ public sealed class CudaBackend : IBackend, IDeviceSampler
     public void MatMulGroup(DeviceTensor input, ReadOnlySpan<MatMulTarget> targets, int rows)
     {
         var x = (CudaTensor)input;
-        foreach (var target in targets)
-        {
-            var w = (CudaWeight)target.Weight;
-            var output = target.Output;
-            if (x.Columns != w.Columns || output.Columns != w.Rows || rows > x.Rows || rows > output.Rows)
-            {
-                throw new ArgumentException($"MatMul '{w.Name}': input [{rows} × {x.Columns}] · weight [{w.Rows} × {w.Columns}]ᵀ into [{output.Rows} × {output.Columns}].");
-            }
-
-            if (w.Columns % 32 != 0)
-            {
-                throw new ArgumentException($"MatMul '{w.Name}': the CUDA kernels need K to be a multiple of 32, not {w.Columns}.");
-            }
-        }
+        CheckMatMulTargets(x, targets, rows);
 
         var first = (CudaWeight)targets[0].Weight;
         var gemv = CudaLaunchGeometry.UseGemv(rows, first.IsQuantized, Kernels.TensorCoreGemm(first) is not null);
@@ -471,6 +458,25 @@ public sealed class CudaBackend : IBackend, IDeviceSampler
             foreach (var target in targets)
             {
                 Gemm(x, (CudaWeight)target.Weight, Written(target.Output), rows);
+            }
+        }
+    }
+
+    /// <summary>Throws unless every target's weight reads <paramref name="x"/>'s columns into its output's, K a multiple of 32.</summary>
+    private static void CheckMatMulTargets(CudaTensor x, ReadOnlySpan<MatMulTarget> targets, int rows)
+    {
+        foreach (var target in targets)
+        {
+            var w = (CudaWeight)target.Weight;
+            var output = target.Output;
+            if (x.Columns != w.Columns || output.Columns != w.Rows || rows > x.Rows || rows > output.Rows)
+            {
+                throw new ArgumentException($"MatMul '{w.Name}': input [{rows} × {x.Columns}] · weight [{w.Rows} × {w.Columns}]ᵀ into [{output.Rows} × {output.Columns}].");
+            }
+
+            if (w.Columns % 32 != 0)
+            {
+                throw new ArgumentException($"MatMul '{w.Name}': the CUDA kernels need K to be a multiple of 32, not {w.Columns}.");
             }
         }
     }
@@ -566,9 +572,9 @@ public sealed class CudaBackend : IBackend, IDeviceSampler
             (CudaKernels.GemvFamily((CudaWeight)targets[i].Weight), targets[i].Weight.Rows);
     }
 
-    private void Gemv(CudaTensor x, ReadOnlySpan<MatMulTarget> parts, int rows, GemvShape shape, int weightRows)
+    private void Gemv(CudaTensor x, ReadOnlySpan<MatMulTarget> parts, int rows, GemvShape shape, int weightRows, GemvRopeArgs? rope = null)
     {
-        Span<KernelArg> args = stackalloc KernelArg[5 * CudaLaunchGeometry.MaxGemvParts + 7];
+        Span<KernelArg> args = stackalloc KernelArg[5 * CudaLaunchGeometry.MaxGemvParts + 7 + GemvRopeArgs.Count];
         var first = (CudaWeight)parts[0].Weight;
         for (var i = 0; i < CudaLaunchGeometry.MaxGemvParts; i++)
         {
@@ -606,7 +612,19 @@ public sealed class CudaBackend : IBackend, IDeviceSampler
         args[a++] = x.PendingNorm is null ? DevicePointer.Null : x.NormSums.Pointer;
         args[a++] = x.PendingNorm?.Epsilon ?? 0f;
 
-        Kernels.Gemv(first, shape).Launch(Stream, CudaLaunchGeometry.GemvGrid(weightRows, shape), CudaLaunchGeometry.GemvWarps * 32, 0, args[..a]);
+        if (rope is { } rotation)
+        {
+            args[a++] = rotation.Cos;
+            args[a++] = rotation.Sin;
+            args[a++] = rotation.Position;
+            args[a++] = rotation.Slot;
+            args[a++] = rotation.Keys;
+            args[a++] = rotation.Values;
+            args[a++] = rotation.HeadDim;
+        }
+
+        var kernel = rope is null ? Kernels.Gemv(first, shape) : Kernels.GemvRope(first);
+        kernel.Launch(Stream, CudaLaunchGeometry.GemvGrid(weightRows, shape), CudaLaunchGeometry.GemvWarps * 32, 0, args[..a]);
     }
 
     private void Gemm(CudaTensor x, CudaWeight w, CudaTensor y, int rows)
@@ -760,26 +778,82 @@ public sealed class CudaBackend : IBackend, IDeviceSampler
         Kernels.AddBias.Launch(Stream, (int)CudaLaunchGeometry.Ceiling(n, 256), 256, 0, x.Data, b.Codes, x.Columns, n);
     }
 
+    /// <summary>
+    /// q/k/v, rotated and stored, in the projections' one launch where it can (<see cref="RopeInProjections"/>): one token,
+    /// one split GEMV over the three weights (<see cref="CudaLaunchGeometry.Gemv"/>), adjacent-pair RoPE, an f16 cache, and
+    /// parts of whole heads whose rotation pairs a block's rows hold whole (matmul.cu's GemvRope; the arithmetic of
+    /// rope_store_kv_f16, so the same bits). Elsewhere <see cref="MatMulGroup"/> then <see cref="RopeAndStoreKv"/>, as
+    /// IBackend does.
+    /// </summary>
+    public void ProjectQueryKeyValue(DeviceTensor input, ReadOnlySpan<MatMulTarget> targets, int rows, RotaryEmbedding rope, PagedKvCache cache, int layer)
+    {
+        var (x, kv, r) = ((CudaTensor)input, (CudaKvCache)cache, (CudaRotaryEmbedding)rope);
+        if (RopeInProjectionsShape(x, targets, rows, r, kv) is not { } shape)
+        {
+            MatMulGroup(input, targets, rows);
+            RopeAndStoreKv(targets[0].Output, targets[1].Output, targets[2].Output, rope, cache, layer, null);
+            return;
+        }
+
+        CheckMatMulTargets(x, targets, rows);
+        CheckRopeBatch(r, kv);
+        var first = (CudaWeight)targets[0].Weight;
+        if (first.IsQuantized)
+        {
+            EnsureQuantized(x, rows);
+        }
+
+        var weightRows = targets[0].Weight.Rows + targets[1].Weight.Rows + targets[2].Weight.Rows;
+        Gemv(x, targets, rows, shape, weightRows,
+            new GemvRopeArgs(r.Cos.Pointer, r.Sin.Pointer, Meta(_layout.Positions), Meta(_layout.Slots), kv.Keys(layer).Pointer, kv.Values(layer).Pointer, r.Spec.HeadDim));
+    }
+
+    /// <summary>The one-row split GEMV shape that rotates and stores q/k/v in its epilogue, or null where it cannot.</summary>
+    private GemvShape? RopeInProjectionsShape(CudaTensor x, ReadOnlySpan<MatMulTarget> targets, int rows, CudaRotaryEmbedding rope, CudaKvCache kv)
+    {
+        if (!RopeInProjections || rows != 1 || Batch.TokenCount != 1 || targets.Length != 3 || !kv.IsHalf || rope.Spec.Style != RopeStyle.AdjacentPairs)
+        {
+            return null;
+        }
+
+        var first = (CudaWeight)targets[0].Weight;
+        if (!CudaLaunchGeometry.UseGemv(rows, first.IsQuantized, Kernels.TensorCoreGemm(first) is not null))
+        {
+            return null;
+        }
+
+        var shape = CudaLaunchGeometry.Gemv(rows, first.Layout, GemvSplitOverride);
+        var headDim = rope.Spec.HeadDim;
+        if (!shape.SplitK || !SharesLaunch(targets, gemv: true, shape.RowsPerWarp) || headDim % shape.RowsPerBlock != 0
+            || kv.Shape.KvHeads * kv.Shape.HeadDim != targets[1].Weight.Rows || targets[2].Weight.Rows != targets[1].Weight.Rows
+            || kv.Shape.HeadDim != headDim)
+        {
+            return null;
+        }
+
+        foreach (var target in targets)
+        {
+            if (target.Weight.Rows % headDim != 0)
+            {
+                return null;
+            }
+        }
+
+        return shape;
+    }
+
+    /// <summary>
+    /// Whether q/k/v are rotated and stored in the projections' launch where they can be (<see cref="ProjectQueryKeyValue"/>;
+    /// the default: true). GpuCheck times and compares both side by side with it.
+    /// </summary>
+    public bool RopeInProjections { get; set; } = true;
+
     public void RopeAndStoreKv(DeviceTensor query, DeviceTensor key, DeviceTensor value, RotaryEmbedding rope, PagedKvCache cache, int layer, HeadNorms? norms)
     {
         var batch = Batch;
         var kv = (CudaKvCache)cache;
         var r = (CudaRotaryEmbedding)rope;
-        foreach (var slot in batch.Slots)
-        {
-            if (slot >= kv.Shape.SlotCount)
-            {
-                throw new ArgumentOutOfRangeException(nameof(cache), slot, $"Slot {slot} is outside the KV cache of {kv.Shape.SlotCount} slots.");
-            }
-        }
-
-        foreach (var position in batch.Positions)
-        {
-            if (position >= r.Spec.MaxPositions)
-            {
-                throw new ArgumentOutOfRangeException(nameof(rope), position, $"RoPE table covers positions below {r.Spec.MaxPositions}.");
-            }
-        }
+        CheckRopeBatch(r, kv);
 
         var headDim = r.Spec.HeadDim;
         // The per-head norms ride in the rotation's launch where a block holds whole heads; elsewhere they run first.
@@ -804,6 +878,27 @@ public sealed class CudaBackend : IBackend, IDeviceSampler
             q.Data, k.Data, Input(value).Data, r.Cos, r.Sin, Meta(_layout.Positions), Meta(_layout.Slots),
             kv.Keys(layer), kv.Values(layer), q.Columns / headDim, k.Columns / headDim, headDim, r.Spec.Style == RopeStyle.NeoX ? 1 : 0,
             queryNorm, keyNorm, epsilon);
+    }
+
+    /// <summary>Throws unless every batch token's slot lies in the cache and its position in the RoPE table.</summary>
+    private void CheckRopeBatch(CudaRotaryEmbedding rope, CudaKvCache kv)
+    {
+        var batch = Batch;
+        foreach (var slot in batch.Slots)
+        {
+            if (slot >= kv.Shape.SlotCount)
+            {
+                throw new ArgumentOutOfRangeException(nameof(kv), slot, $"Slot {slot} is outside the KV cache of {kv.Shape.SlotCount} slots.");
+            }
+        }
+
+        foreach (var position in batch.Positions)
+        {
+            if (position >= rope.Spec.MaxPositions)
+            {
+                throw new ArgumentOutOfRangeException(nameof(rope), position, $"RoPE table covers positions below {rope.Spec.MaxPositions}.");
+            }
+        }
     }
 
     public void PagedAttention(DeviceTensor query, PagedKvCache cache, int layer, DeviceTensor output)
@@ -1082,4 +1177,12 @@ public sealed class CudaBackend : IBackend, IDeviceSampler
             Context.Dispose();
         }
     }
+}
+
+/// <summary>The RoPE and KV-store arguments of a <c>_m1_split_rope</c> GEMV (matmul.cu's GemvRope), in their launch order.</summary>
+internal readonly record struct GemvRopeArgs(
+    DevicePointer Cos, DevicePointer Sin, DevicePointer Position, DevicePointer Slot, DevicePointer Keys, DevicePointer Values, int HeadDim)
+{
+    /// <summary>Kernel arguments they take.</summary>
+    public const int Count = 7;
 }

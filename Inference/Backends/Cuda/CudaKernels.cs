@@ -31,6 +31,7 @@ public sealed class CudaKernels : IDisposable
     private readonly CudaModule[] _modules;
     private readonly Dictionary<(string Family, int MaxRows, bool SplitK), CudaKernel> _gemv;
     private readonly Dictionary<string, CudaKernel> _gemvResidual;
+    private readonly Dictionary<string, CudaKernel> _gemvRope;
     private readonly Dictionary<(string Name, int TileRows), CudaKernel> _halfGemm;
     private readonly Dictionary<(string Name, int WeightRows, bool Gated), CudaKernel> _warpgroupGemm = [];
 
@@ -92,6 +93,7 @@ public sealed class CudaKernels : IDisposable
                 .Select(maxRows => (Family: family, MaxRows: maxRows, SplitK: false))
                 .Append((Family: family, MaxRows: 1, SplitK: true)))
             .ToDictionary(key => key, key => matmul.Kernel($"{key.Family}_m{key.MaxRows}{(key.SplitK ? "_split" : "")}"));
+        _gemvRope = GemvFamilies.ToDictionary(family => family, family => matmul.Kernel($"{family}_m1_split_rope"));
         _gemvResidual = ResidualGemvFamilies.ToDictionary(family => family, family => matmul.Kernel($"{family}_m1_residual"));
         GemmInt8 = matmul.Kernel("gemm_int8");
         GemmInt8TensorCore = matmul.Kernel("gemm_int8_tc");
@@ -190,7 +192,10 @@ public sealed class CudaKernels : IDisposable
     public CudaKernel SampleRows { get; }
 
     /// <summary>Every GEMV kernel (for reports of their registers and spills).</summary>
-    public IEnumerable<CudaKernel> GemvKernels => _gemv.Values.Concat(_gemvResidual.Values);
+    public IEnumerable<CudaKernel> GemvKernels => _gemv.Values.Concat(_gemvRope.Values).Concat(_gemvResidual.Values);
+
+    /// <summary>The one-row split GEMV that rotates q/k/v and stores k and v in an f16 cache in its epilogue (<c>_m1_split_rope</c>).</summary>
+    public CudaKernel GemvRope(CudaWeight weight) => _gemvRope[GemvFamily(weight)];
 
     /// <summary>
     /// The one-row GEMV that adds its product to the residual and leaves the next norm's int8 block and Σh² for the GEMV that

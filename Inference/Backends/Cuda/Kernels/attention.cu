@@ -57,34 +57,6 @@ __device__ __forceinline__ float4 fma4(float p, float4 v, float4 a) {
 
 __device__ __forceinline__ float4 scale4(float4 a, float s) { return make_float4(a.x * s, a.y * s, a.z * s, a.w * s); }
 
-// c ? a : b as one selp. Written in PTX because clang turns the select of two array elements into a load through a
-// selected address, which keeps the array in local memory.
-__device__ __forceinline__ float select_float(bool c, float a, float b) {
-    float r;
-    asm("{\n\t.reg .pred c;\n\tsetp.ne.b32 c, %3, 0;\n\tselp.f32 %0, %1, %2, c;\n\t}" : "=f"(r) : "f"(a), "f"(b), "r"((int)c));
-    return r;
-}
-
-// Sums N partial values per lane (v[i]: row i) over the warp so that lane l ends with row l / (32 / N)'s total
-// (replicated in 32 / N lanes): log2 N transpose steps, each sending half of the remaining values to the partner lane and
-// keeping the other half, then plain xor steps over the lanes that share a row. N + … + 2 + log2(32 / N) shuffles.
-template <int N>
-__device__ __forceinline__ float transpose_sum(float (&v)[N], int lane) {
-#pragma unroll
-    for (int n = N, offset = 16; n > 1; n /= 2, offset /= 2) {
-        const bool upper = lane & offset;  // the upper lane keeps rows n/2…n−1 of the remaining ones
-#pragma unroll
-        for (int i = 0; i < n / 2; i++) {
-            const float send = select_float(upper, v[i], v[i + n / 2]);
-            const float keep = select_float(upper, v[i + n / 2], v[i]);
-            v[i] = keep + __shfl_xor_sync(FULL_MASK, send, offset);
-        }
-    }
-#pragma unroll
-    for (int offset = 16 / N; offset > 0; offset /= 2) v[0] += __shfl_xor_sync(FULL_MASK, v[0], offset);
-    return v[0];
-}
-
 // Values 4c … 4c + 3 of a cache row as a float4: one 16-byte load from a float32 cache, one 8-byte load (two f16x2) from an
 // f16 cache.
 __device__ __forceinline__ float4 load_kv4(const float* row, int c) { return ((const float4*)row)[c]; }

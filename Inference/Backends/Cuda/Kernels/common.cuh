@@ -50,6 +50,35 @@ __device__ __forceinline__ float warp_max(float v) {
     return v;
 }
 
+// c ? a : b as one selp. Written in PTX because clang turns the select of two array elements into a load through a
+// selected address, which keeps the array in local memory.
+__device__ __forceinline__ float select_float(bool c, float a, float b) {
+    float r;
+    asm("{\n\t.reg .pred c;\n\tsetp.ne.b32 c, %3, 0;\n\tselp.f32 %0, %1, %2, c;\n\t}" : "=f"(r) : "f"(a), "f"(b), "r"((int)c));
+    return r;
+}
+
+// Sums N partial values per lane (v[i]: row i) over the warp so that lane l ends with row l / (32 / N)'s total
+// (replicated in 32 / N lanes): log2 N transpose steps, each sending half of the remaining values to the partner lane and
+// keeping the other half, then plain xor steps over the lanes that share a row. N + … + 2 + log2(32 / N) shuffles (9 for
+// 8 rows, where 8 warp_sums take 40). Each total adds the same pairs in the same tree as warp_sum of that row: bit for bit.
+template <int N>
+__device__ __forceinline__ float transpose_sum(float (&v)[N], int lane) {
+#pragma unroll
+    for (int n = N, offset = 16; n > 1; n /= 2, offset /= 2) {
+        const bool upper = lane & offset;  // the upper lane keeps rows n/2…n−1 of the remaining ones
+#pragma unroll
+        for (int i = 0; i < n / 2; i++) {
+            const float send = select_float(upper, v[i], v[i + n / 2]);
+            const float keep = select_float(upper, v[i + n / 2], v[i]);
+            v[i] = keep + __shfl_xor_sync(FULL_MASK, send, offset);
+        }
+    }
+#pragma unroll
+    for (int offset = 16 / N; offset > 0; offset /= 2) v[0] += __shfl_xor_sync(FULL_MASK, v[0], offset);
+    return v[0];
+}
+
 __device__ __forceinline__ int warp_sum_int(int v) {
 #pragma unroll
     for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(FULL_MASK, v, o);
@@ -133,6 +162,16 @@ __device__ __forceinline__ unsigned pack_bf162(float lo, float hi) {
     asm("cvt.rn.bf16x2.f32 %0, %1, %2;" : "=r"(r) : "f"(hi), "f"(lo));
     return r;
 }
+
+// One value rounded (to nearest even) to f16, or bf16 when bf16 != 0: the 16 bits of the half GEMM's operands.
+__device__ __forceinline__ unsigned short round_half(float x, int bf16) {
+    return (unsigned short)((bf16 ? pack_bf162(x, 0.0f) : pack_half2(x, 0.0f)) & 0xFFFF);
+}
+
+// One adjacent-pair RoPE rotation, (x0, x1) -> (x0·c − x1·s, x0·s + x1·c), with the roundings pinned (mul.rn/sub.rn/fma.rn
+// are never re-contracted by nvcc or ptxas): rope_store_kv_body and the q/k/v GEMV's epilogue give the same bits.
+__device__ __forceinline__ float rope_first(float x0, float x1, float c, float s) { return __fsub_rn(__fmul_rn(x0, c), __fmul_rn(x1, s)); }
+__device__ __forceinline__ float rope_second(float x0, float x1, float c, float s) { return __fmaf_rn(x0, s, __fmul_rn(x1, c)); }
 
 // Four int8 products summed into an int32 (sm_61+).
 __device__ __forceinline__ int dp4a(int a, int b, int c) {

@@ -45,11 +45,6 @@ __device__ __forceinline__ float block_sum(float v, float* scratch) {
     return v;
 }
 
-// One value rounded (to nearest even) to f16, or bf16 when bf16 != 0: the 16 bits of the half GEMM's operands.
-__device__ __forceinline__ unsigned short round_half(float x, int bf16) {
-    return (unsigned short)((bf16 ? pack_bf162(x, 0.0f) : pack_half2(x, 0.0f)) & 0xFFFF);
-}
-
 // residual += delta (when delta is given), then output = residual / rms(residual) * weight.  One block per row, a thread
 // per 4 values up to 1024 threads (CudaLaunchGeometry.NormThreads), each holding at most NORM_ITEMS float4 of the row in
 // registers from its loads to its stores; columns a multiple of 4, at most 4 · 1024 · NORM_ITEMS. Batch-1 decode runs
@@ -183,8 +178,8 @@ __device__ __forceinline__ void rope_store_kv_body(float* query, float* key, con
         }
     }
     if (inside) {
-        const float r0 = x0 * cs[i] - x1 * sn[i];
-        const float r1 = x0 * sn[i] + x1 * cs[i];
+        const float r0 = rope_first(x0, x1, cs[i], sn[i]);
+        const float r1 = rope_second(x0, x1, cs[i], sn[i]);
         x[a] = r0;
         x[b] = r1;
         if (isKey) {

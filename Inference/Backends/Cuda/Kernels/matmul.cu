@@ -9,6 +9,8 @@
 //    _m1_split variants (CudaLaunchGeometry.Gemv) let the block's 4 warps share 4 rows (8 for nibbles), each warp taking
 //    every fourth 512-byte stretch of them: four times the blocks (twice for nibbles), so that narrow matrices (attention
 //    output, q/k/v, tensor-parallel shards) keep every multiprocessor streaming; grid (ceil(N / 4)), (ceil(N / 8)).
+//    At one token the split GEMV over q/k/v can also rotate q and k (adjacent-pair RoPE) and store k and v into an f16
+//    KV cache in its epilogue (_m1_split_rope, CudaBackend.ProjectQueryKeyValue): no rope_store_kv launch.
 //    The RMS norm between a block's projection back into the residual stream and the next block's projections can ride
 //    in the one-row GEMVs around it (CudaBackend.MatMulAddRmsNorm, one activation row): the producer (_m1_residual:
 //    attention output or down, nibble layouts; under tensor parallelism the all-reduce, collectives.cu) has blocks of
@@ -99,38 +101,78 @@ __device__ __forceinline__ float norm_scale(const GemvNorm& norm, float part, in
     return norm.sums ? rsqrtf(warp_sum(part) / k + norm.eps) : 1.0f;
 }
 
-// The part of the warp's first row (made relative to it), or false when the warp has no rows.
-__device__ __forceinline__ bool gemv_part(int& row, GemvPart& p, const GemvPart& p0, const GemvPart& p1, const GemvPart& p2) {
-    if (row < p0.n) { p = p0; return true; }
+// The part of the warp's first row (made relative to it): its index, or −1 when the warp has no rows.
+__device__ __forceinline__ int gemv_part(int& row, GemvPart& p, const GemvPart& p0, const GemvPart& p1, const GemvPart& p2) {
+    if (row < p0.n) { p = p0; return 0; }
     row -= p0.n;
-    if (row < p1.n) { p = p1; return true; }
+    if (row < p1.n) { p = p1; return 1; }
     row -= p1.n;
-    if (row < p2.n) { p = p2; return true; }
-    return false;
+    if (row < p2.n) { p = p2; return 2; }
+    return -1;
 }
+
+// RoPE and the KV store in the epilogue of a one-row split GEMV over q/k/v (parts 0, 1, 2; CudaBackend.ProjectQueryKeyValue):
+// adjacent-pair rotation (rows 2i, 2i + 1 of a head, which the block's RW rows hold whole), the token's position and cache
+// slot, an f16 cache. What rope_store_kv_f16 does after the GEMV, in the same arithmetic. cos null: none.
+struct GemvRope {
+    const float* cos;  // [positions][headDim / 2]
+    const float* sin;
+    const int* position;  // the one token's
+    const int* slot;
+    unsigned short* keys;  // this layer's f16 cache, [slots][kvHeads · headDim]
+    unsigned short* values;
+    int headDim;
+};
 
 // Sums each row's per-lane accumulators and stores them. A warp that owns its rows sums over its lanes; under SPLIT the
 // block's warps share RW rows (each took every fourth 512-byte stretch of them), and their warp sums are added in warp
-// order through shared memory (deterministic).
+// order through shared memory (deterministic). The nibble split (RW = 8) sums its 8 rows together (transpose_sum,
+// common.cuh: the same sums as a warp_sum a row, 9 shuffles instead of 40; no measurable change by itself).
+// How many split blocks share an SM follows from ptxas's register count, and 6 ran faster than 7 (H100, Llama-3-8B,
+// 2026-11-28): with any other tail tried here (transpose_sum for it too, or no t < m test) the int8 split took 72
+// registers instead of 80 and every int8 split GEMV ran ~15 % slower (gate/up 1.328 → 1.559 ms), while a nibble tail
+// without the t < m test took 79 instead of 72 (gate/up 0.758 → 0.745 ms; down as a split GEMV 0.451 → 0.417). This tail
+// keeps int8 at 80 registers and nibbles at 72; setting the blocks per SM on purpose is still to do.
 template <int RW, int R, bool SPLIT>
-__device__ __forceinline__ void gemv_store(float (&acc)[RW][R], const GemvPart& p, int row0, int m, float scale) {
+__device__ __forceinline__ void gemv_store(float (&acc)[RW][R], const GemvPart& p, int row0, int m, float scale,
+                                           const GemvRope& rope = GemvRope{}, int part = 0) {
     const int lane = threadIdx.x % 32;
     if constexpr (SPLIT) {
         __shared__ float partial[GEMV_WARPS][RW][R];
+        if constexpr (RW == 8 && R == 1) {
+            float rows[RW];
 #pragma unroll
-        for (int r = 0; r < RW; r++)
+            for (int r = 0; r < RW; r++) rows[r] = acc[r][0];
+            const float sum = transpose_sum(rows, lane);
+            if (lane % (32 / RW) == 0) partial[threadIdx.x / 32][lane / (32 / RW)][0] = sum;
+        } else {
 #pragma unroll
-            for (int t = 0; t < R; t++) {
-                const float v = warp_sum(acc[r][t]);
-                if (lane == 0) partial[threadIdx.x / 32][r][t] = v;
-            }
+            for (int r = 0; r < RW; r++)
+#pragma unroll
+                for (int t = 0; t < R; t++) {
+                    const float v = warp_sum(acc[r][t]);
+                    if (lane == 0) partial[threadIdx.x / 32][r][t] = v;
+                }
+        }
         __syncthreads();
         const int r = threadIdx.x / R, t = threadIdx.x % R;
         if (r < RW && t < m && row0 + r < p.n) {
             float v = partial[0][r][t];
 #pragma unroll
             for (int w = 1; w < GEMV_WARPS; w++) v += partial[w][r][t];
-            p.y[(long long)t * p.n + row0 + r] = v * scale;
+            v *= scale;
+            if (R == 1 && rope.cos) {
+                // Threads 0 … RW − 1 of warp 0 hold whole rotation pairs (RW even, parts of whole heads: the host checks).
+                const int row = row0 + r, pairs = rope.headDim / 2, i = (row % rope.headDim) / 2;
+                const long long position = *rope.position, slot = *rope.slot;
+                if (part < 2) {  // q, k: x0 = row 2i, x1 = row 2i + 1, rotated as rope_store_kv does
+                    const float other = __shfl_xor_sync((1u << RW) - 1, v, 1);
+                    const float c = rope.cos[position * pairs + i], sn = rope.sin[position * pairs + i];
+                    v = (r & 1) == 0 ? rope_first(v, other, c, sn) : rope_second(other, v, c, sn);
+                }
+                if (part > 0) (part == 1 ? rope.keys : rope.values)[slot * p.n + row] = round_half(v, 0);
+            }
+            p.y[(long long)t * p.n + row0 + r] = v;
         }
     } else {
 #pragma unroll
@@ -182,7 +224,8 @@ __device__ __forceinline__ void gemv_store_residual(float (&acc)[RW][1], const G
 // WARPS: warps a block (GEMV_WARPS but for the producer of a folded norm, RESIDUAL, whose block owns 32 rows).
 template <int LAYOUT, int SCALES, bool MINS, int RW, int R, int U, bool SPLIT, int WARPS = GEMV_WARPS, bool RESIDUAL = false>
 __device__ __forceinline__ void gemv_quant(const GemvPart p0, const GemvPart p1, const GemvPart p2, int offset,
-                                           const signed char* xq, const float2* xds, int k, int m, const GemvNorm norm) {
+                                           const signed char* xq, const float2* xds, int k, int m, const GemvNorm norm,
+                                           const GemvRope rope = GemvRope{}) {
     constexpr bool HALVES = LAYOUT == LAYOUT_INT8;  // a unit is half a block
     constexpr bool HALF_SCALES = half_scales(SCALES, MINS);
     static_assert(!SPLIT || WARPS == GEMV_WARPS, "split blocks have GEMV_WARPS warps");
@@ -190,7 +233,8 @@ __device__ __forceinline__ void gemv_quant(const GemvPart p0, const GemvPart p1,
     constexpr int STRIDE = SPLIT ? 32 * GEMV_WARPS : 32;  // threads that share a row's units
     int row0 = (SPLIT ? blockIdx.x : blockIdx.x * WARPS + threadIdx.x / 32) * RW;
     GemvPart p;
-    if (!gemv_part(row0, p, p0, p1, p2)) return;  // SPLIT: the whole block returns together
+    const int part = gemv_part(row0, p, p0, p1, p2);
+    if (part < 0) return;  // SPLIT: the whole block returns together
     // The producer's norm weight is never written by a kernel: loaded before the wait, as the weights are.
     const float normWeight = RESIDUAL && threadIdx.x < 32 ? __ldg(norm.weight + blockIdx.x * 32 + threadIdx.x) : 0.0f;
     // What is read once the previous kernel has ended: the producer's residual rows, the consumer's norm sums.
@@ -273,19 +317,20 @@ __device__ __forceinline__ void gemv_quant(const GemvPart p0, const GemvPart p1,
     if constexpr (RESIDUAL) {
         gemv_store_residual<RW, WARPS>(acc, p, row0, residual, normWeight, norm);
     } else {
-        gemv_store<RW, R, SPLIT>(acc, p, row0, m, norm_scale(norm, normPart, k));
+        gemv_store<RW, R, SPLIT>(acc, p, row0, m, norm_scale(norm, normPart, k), rope, part);
     }
 }
 
 // Float weights: the same shape, lane i reading 16-byte chunks i, i + 32, … (4 F32 or 8 F16/BF16 values) of each row.
 template <int LAYOUT, int RW, int R, int U, bool SPLIT>
 __device__ __forceinline__ void gemv_float(const GemvPart p0, const GemvPart p1, const GemvPart p2, const float* x, int k, int m,
-                                           const GemvNorm norm) {
+                                           const GemvNorm norm, const GemvRope rope = GemvRope{}) {
     const int first = SPLIT ? threadIdx.x : threadIdx.x % 32;
     constexpr int STRIDE = SPLIT ? 32 * GEMV_WARPS : 32;
     int row0 = (SPLIT ? blockIdx.x : blockIdx.x * GEMV_WARPS + threadIdx.x / 32) * RW;
     GemvPart p;
-    if (!gemv_part(row0, p, p0, p1, p2)) return;
+    const int part = gemv_part(row0, p, p0, p1, p2);
+    if (part < 0) return;
     const int per = LAYOUT == LAYOUT_F32 ? 4 : 8;
     const int chunks = k / per;
     const long long rowBytes = (long long)k * (LAYOUT == LAYOUT_F32 ? 4 : 2);
@@ -346,7 +391,7 @@ __device__ __forceinline__ void gemv_float(const GemvPart p0, const GemvPart p1,
         pdl_start();
         normPart = norm_sum_part(norm, k);
     }
-    gemv_store<RW, R, SPLIT>(acc, p, row0, m, norm_scale(norm, normPart, k));
+    gemv_store<RW, R, SPLIT>(acc, p, row0, m, norm_scale(norm, normPart, k), rope, part);
 }
 
 // Kernel variants by the number of activation rows m (host: CudaLaunchGeometry.Gemv): m = 1 (decode of one sequence),
@@ -369,6 +414,10 @@ __device__ __forceinline__ void gemv_float(const GemvPart p0, const GemvPart p1,
 #define GEMV_QUANT_PARAMS GEMV_PARTS_PARAMS, int offset, const signed char *xq, const float2 *xds, int k, int m,         \
                           const float *norm_sums, float norm_eps
 #define GEMV_CONSUMER GemvNorm{norm_sums, norm_eps, nullptr, nullptr, nullptr, nullptr, nullptr}
+// The split variants' _rope entries end with RoPE and the KV store of q/k/v (GemvRope above).
+#define GEMV_ROPE_PARAMS const float *rope_cos, const float *rope_sin, const int *rope_position, const int *rope_slot,      \
+                         unsigned short *rope_keys, unsigned short *rope_values, int rope_head_dim
+#define GEMV_ROPE GemvRope{rope_cos, rope_sin, rope_position, rope_slot, rope_keys, rope_values, rope_head_dim}
 
 #define GEMV_QUANT(NAME, LAYOUT, SCALES, MINS)                                                                          \
     extern "C" __global__ void __launch_bounds__(128) NAME##_m1(GEMV_QUANT_PARAMS) {                                    \
@@ -391,6 +440,10 @@ __device__ __forceinline__ void gemv_float(const GemvPart p0, const GemvPart p1,
     extern "C" __global__ void __launch_bounds__(128) NAME##_m1_split(GEMV_QUANT_PARAMS) {                              \
         gemv_quant<LAYOUT, SCALES, MINS, LAYOUT == LAYOUT_NIBBLE ? 8 : 4, 1, LAYOUT == LAYOUT_NIBBLE ? 1 : 2, true>(    \
             GEMV_PARTS, offset, xq, xds, k, m, GEMV_CONSUMER);                                                          \
+    }                                                                                                                   \
+    extern "C" __global__ void __launch_bounds__(128) NAME##_m1_split_rope(GEMV_QUANT_PARAMS, GEMV_ROPE_PARAMS) {       \
+        gemv_quant<LAYOUT, SCALES, MINS, LAYOUT == LAYOUT_NIBBLE ? 8 : 4, 1, LAYOUT == LAYOUT_NIBBLE ? 1 : 2, true>(    \
+            GEMV_PARTS, offset, xq, xds, k, m, GEMV_CONSUMER, GEMV_ROPE);                                               \
     }
 
 // The producer of a folded norm (nibble layouts, the m = 1 kernel's 2 rows × 4 units a lane): one weight, N a multiple of
@@ -427,6 +480,9 @@ GEMV_QUANT_RESIDUAL(gemv_nibble_mins, LAYOUT_NIBBLE, 1, true)
     }                                                                                                                   \
     extern "C" __global__ void __launch_bounds__(128) NAME##_m1_split(GEMV_FLOAT_PARAMS) {                              \
         gemv_float<LAYOUT, 4, 1, 2, true>(GEMV_PARTS, x, k, m, GEMV_CONSUMER);                                          \
+    }                                                                                                                   \
+    extern "C" __global__ void __launch_bounds__(128) NAME##_m1_split_rope(GEMV_FLOAT_PARAMS, GEMV_ROPE_PARAMS) {       \
+        gemv_float<LAYOUT, 4, 1, 2, true>(GEMV_PARTS, x, k, m, GEMV_CONSUMER, GEMV_ROPE);                               \
     }                                                                                                                   \
     extern "C" __global__ void __launch_bounds__(128) NAME##_m8(GEMV_FLOAT_PARAMS) {                                    \
         gemv_float<LAYOUT, 4, 8, 1, false>(GEMV_PARTS, x, k, m, GEMV_CONSUMER);                                         \
