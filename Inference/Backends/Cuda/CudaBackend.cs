@@ -679,6 +679,13 @@ public sealed class CudaBackend : IBackend, IDeviceSampler
     /// </summary>
     public AttentionSplitPolicy? AttentionPolicy { get; set; }
 
+    /// <summary>The split policy decode attention over <paramref name="kv"/> takes for query heads in groups of <paramref name="group"/>.</summary>
+    public AttentionSplitPolicy DecodeAttentionPolicy(CudaKvCache kv, int group) =>
+        AttentionPolicy ?? KernelAttentionPolicy(kv, (kv.IsHalf || kv.IsFp8) && CudaLaunchGeometry.DecodeTensorCoreSupports(group, kv.Shape.HeadDim));
+
+    private static AttentionSplitPolicy KernelAttentionPolicy(CudaKvCache kv, bool tensorCores) =>
+        !tensorCores ? AttentionSplitPolicy.Default : kv.IsFp8 ? AttentionSplitPolicy.TensorCoreFp8 : AttentionSplitPolicy.TensorCore;
+
     /// <summary>
     /// Forces the one-row GEMVs' split variant on (true) or off (false) for every shape: GpuCheck times both side by side
     /// with it. Null: split wherever the layout has the variant (<see cref="CudaLaunchGeometry.Gemv"/>, the default).
@@ -944,8 +951,7 @@ public sealed class CudaBackend : IBackend, IDeviceSampler
 
         // Over an f16 or fp8 cache the tensor-core kernel takes every head dimension it serves; the CUDA-core one the rest.
         var tensorCores = (kv.IsHalf || kv.IsFp8) && CudaLaunchGeometry.DecodeTensorCoreSupports(group, shape.HeadDim);
-        var policy = AttentionPolicy ?? (!tensorCores ? AttentionSplitPolicy.Default
-            : kv.IsFp8 ? AttentionSplitPolicy.TensorCoreFp8 : AttentionSplitPolicy.TensorCore);
+        var policy = AttentionPolicy ?? KernelAttentionPolicy(kv, tensorCores);
         var (partition, splits) = CudaLaunchGeometry.AttentionSplit(tokens, shape.KvHeads, maxContext, Context.MultiprocessorCount, policy);
         if (splits > 1)
         {
