@@ -355,6 +355,39 @@ internal sealed class ShapeBenchmarks(CudaBackend gpu, Report report, KvCacheDty
             Logits();
         });
         report.Timing($"{label}: matmuls alone (graphs over all {layers.Count} layers; rows owned by warps / shared by the block): {string.Join("; ", parts)}; all in the step's order, each as chosen {allMs:F3} ms ({allBytes / (allMs * 1e-3) / 1e9:F0} GB/s)");
+        if (rows == 1)
+        {
+            SplitBlocksPerMultiprocessor(label, groups, (CudaWeight)layers[0].Gate);
+        }
+    }
+
+    /// <summary>
+    /// The split GEMVs of <see cref="MatMulsAlone"/> held to 4–8 resident blocks an SM (<see cref="CudaBackend.GemvSplitBlocksPerMultiprocessor"/>),
+    /// each count with the driver's occupancy for it: whether ptxas's register count (which set 6 or 7 so far) or a chosen
+    /// number should decide.
+    /// </summary>
+    private void SplitBlocksPerMultiprocessor(string label, (string Name, Action Run, long Bytes)[] groups, CudaWeight sample)
+    {
+        var kernel = gpu.Kernels.Gemv(sample, CudaLaunchGeometry.Gemv(1, sample.Layout, splitK: true));
+        var natural = kernel.ResidentBlocksPerMultiprocessor(CudaLaunchGeometry.GemvWarps * 32, 0);
+        var parts = new List<string>();
+        foreach (var blocks in new[] { 4, 5, 6, 7, 8 }.Where(b => b < natural))
+        {
+            var resident = kernel.ResidentBlocksPerMultiprocessor(CudaLaunchGeometry.GemvWarps * 32, gpu.SharedBytesForBlocks(kernel, blocks));
+            gpu.GemvSplitOverride = true;
+            gpu.GemvSplitBlocksPerMultiprocessor = blocks;
+            try
+            {
+                parts.Add($"{blocks} ({resident} resident): " + string.Join(", ", groups.Select(g => $"{g.Name} {GraphMs(g.Run):F3}")));
+            }
+            finally
+            {
+                gpu.GemvSplitOverride = null;
+                gpu.GemvSplitBlocksPerMultiprocessor = null;
+            }
+        }
+
+        report.Timing($"{label}: split GEMVs alone by blocks an SM ({kernel.Name}: {kernel.Attribute(CudaFunctionAttribute.NumRegisters)} registers, {natural} an SM as they allow), ms: {(parts.Count == 0 ? "none below that" : string.Join("; ", parts))}");
     }
 
     /// <summary>Milliseconds per replay of <paramref name="work"/> captured as a graph (run once eagerly first), median of 5 × 10.</summary>

@@ -624,7 +624,8 @@ public sealed class CudaBackend : IBackend, IDeviceSampler
         }
 
         var kernel = rope is null ? Kernels.Gemv(first, shape) : Kernels.GemvRope(first);
-        kernel.Launch(Stream, CudaLaunchGeometry.GemvGrid(weightRows, shape), CudaLaunchGeometry.GemvWarps * 32, 0, args[..a]);
+        var sharedBytes = shape.SplitK && GemvSplitBlocksPerMultiprocessor is { } blocks ? SharedBytesForBlocks(kernel, blocks) : 0;
+        kernel.Launch(Stream, CudaLaunchGeometry.GemvGrid(weightRows, shape), CudaLaunchGeometry.GemvWarps * 32, sharedBytes, args[..a]);
     }
 
     private void Gemm(CudaTensor x, CudaWeight w, CudaTensor y, int rows)
@@ -691,6 +692,27 @@ public sealed class CudaBackend : IBackend, IDeviceSampler
     /// with it. Null: split wherever the layout has the variant (<see cref="CudaLaunchGeometry.Gemv"/>, the default).
     /// </summary>
     public bool? GemvSplitOverride { get; set; }
+
+    /// <summary>
+    /// Holds the one-row split GEMVs to this many resident blocks an SM by asking for dynamic shared memory they do not use
+    /// (<see cref="CudaLaunchGeometry.SharedBytesForBlocksPerMultiprocessor"/>); null (the default): as many as their
+    /// registers allow. GpuCheck sweeps it.
+    /// </summary>
+    public int? GemvSplitBlocksPerMultiprocessor { get; set; }
+
+    /// <summary>The dynamic shared memory that holds <paramref name="kernel"/> (of <see cref="CudaLaunchGeometry.GemvWarps"/> warps) to <paramref name="blocks"/> resident blocks an SM.</summary>
+    public int SharedBytesForBlocks(CudaKernel kernel, int blocks)
+    {
+        var bytes = CudaLaunchGeometry.SharedBytesForBlocksPerMultiprocessor(blocks, Context.Attribute(CudaDeviceAttribute.MaxSharedMemoryPerMultiprocessor),
+            Context.Attribute(CudaDeviceAttribute.ReservedSharedMemoryPerBlock), kernel.Attribute(CudaFunctionAttribute.SharedSizeBytes))
+            ?? throw new InvalidOperationException($"{blocks} blocks an SM cannot be set by shared memory for {kernel.Name}.");
+        if (bytes > CudaLaunchGeometry.DefaultDynamicSharedLimit)
+        {
+            kernel.SetMaxDynamicSharedMemory(bytes);
+        }
+
+        return bytes;
+    }
 
     /// <summary>
     /// Forces one gemm_half_tc variant (activation rows per tile, one of <see cref="CudaLaunchGeometry.HalfGemmTileRows"/>)

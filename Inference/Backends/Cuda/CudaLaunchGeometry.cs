@@ -208,6 +208,27 @@ public static class CudaLaunchGeometry
     /// </summary>
     public static int GemvSplitRows(CudaWeightLayout layout) => layout == CudaWeightLayout.Nibble ? 8 : 4;
 
+    /// <summary>
+    /// Dynamic shared memory that holds a kernel to <paramref name="blocks"/> resident blocks an SM, whatever its registers
+    /// allow: each block then takes just over 1 / (blocks + 1) of the SM's shared memory (with the per-block reservation and
+    /// the kernel's static bytes counted in, in the 128-byte units it is allocated in). The split GEMVs' resident blocks
+    /// followed their register counts, and 6 blocks an SM ran faster than 7 (docs/performance.md, "RoPE in the q/k/v GEMV;
+    /// …"); this sets the number on purpose, for GpuCheck to sweep. Null where the kernel's static bytes alone exceed it.
+    /// </summary>
+    public static int? SharedBytesForBlocksPerMultiprocessor(int blocks, int sharedPerMultiprocessor, int reservedPerBlock, int staticBytes)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(blocks);
+        var perBlock = (sharedPerMultiprocessor / (blocks + 1) / SharedAllocationUnit + 1) * SharedAllocationUnit;
+        var dynamic = perBlock - reservedPerBlock - staticBytes;
+        return dynamic >= 0 && (long)blocks * perBlock <= sharedPerMultiprocessor ? dynamic : null;
+    }
+
+    /// <summary>Bytes shared memory is allocated to a block in (Hopper, Ampere: 128).</summary>
+    public const int SharedAllocationUnit = 128;
+
+    /// <summary>Dynamic shared memory a launch may ask for without raising the kernel's limit first (CUDA's 48 KB).</summary>
+    public const int DefaultDynamicSharedLimit = 48 * 1024;
+
     /// <summary>Weights one GEMV launch can serve (the parts p0…p2 of matmul.cu).</summary>
     public const int MaxGemvParts = 3;
 

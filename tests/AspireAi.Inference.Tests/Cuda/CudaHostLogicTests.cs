@@ -185,6 +185,25 @@ public sealed class CudaHostLogicTests
     }
 
     [Theory]
+    [InlineData(233_472, 1024, 64)]   // H100 and H200: 228 KB an SM, 1 KB reserved a block; the int8/float split's 64 B
+    [InlineData(233_472, 1024, 128)]  // the nibble split's 128 B
+    [InlineData(167_936, 1024, 128)]  // A100: 164 KB an SM
+    public void SharedMemoryHoldsAKernelToTheBlocksAsked(int sharedPerMultiprocessor, int reservedPerBlock, int staticBytes)
+    {
+        for (var blocks = 2; blocks <= 16; blocks++)
+        {
+            var dynamic = CudaLaunchGeometry.SharedBytesForBlocksPerMultiprocessor(blocks, sharedPerMultiprocessor, reservedPerBlock, staticBytes);
+            Assert.NotNull(dynamic);
+            var perBlock = (dynamic!.Value + staticBytes + reservedPerBlock + CudaLaunchGeometry.SharedAllocationUnit - 1)
+                / CudaLaunchGeometry.SharedAllocationUnit * CudaLaunchGeometry.SharedAllocationUnit;
+            Assert.Equal(blocks, sharedPerMultiprocessor / perBlock);
+        }
+
+        // A kernel whose own static bytes already leave fewer blocks than asked cannot be held to that number this way.
+        Assert.Null(CudaLaunchGeometry.SharedBytesForBlocksPerMultiprocessor(8, sharedPerMultiprocessor, reservedPerBlock, sharedPerMultiprocessor / 4));
+    }
+
+    [Theory]
     [InlineData(288, 96)]
     [InlineData(4096, 1024)]
     [InlineData(16384, 1024)]  // wider rows loop over the block

@@ -139,6 +139,9 @@ public static unsafe partial class CudaDriver
     internal static partial CudaResult cuFuncSetAttribute(nint function, CudaFunctionAttribute attribute, int value);
 
     [LibraryImport(Library)]
+    internal static partial CudaResult cuOccupancyMaxActiveBlocksPerMultiprocessor(out int blocks, nint function, int blockSize, nuint dynamicSharedBytes);
+
+    [LibraryImport(Library)]
     internal static partial CudaResult cuLaunchKernel(
         nint function, uint gridX, uint gridY, uint gridZ, uint blockX, uint blockY, uint blockZ,
         uint sharedMemoryBytes, nint stream, void** parameters, void** extra);
@@ -230,7 +233,9 @@ public enum CudaDeviceAttribute
     L2CacheSize = 38,
     ComputeCapabilityMajor = 75,
     ComputeCapabilityMinor = 76,
+    MaxSharedMemoryPerMultiprocessor = 81,
     MaxSharedMemoryPerBlockOptin = 97,
+    ReservedSharedMemoryPerBlock = 111,
 }
 
 /// <summary>The <c>CUfunction_attribute</c> values this engine reads or sets.</summary>

@@ -70,6 +70,14 @@ public sealed unsafe class CudaKernel
         return value;
     }
 
+    /// <summary>Blocks of <paramref name="blockSize"/> threads that fit an SM at once with that much dynamic shared memory (the driver's occupancy calculator).</summary>
+    public int ResidentBlocksPerMultiprocessor(int blockSize, int dynamicSharedBytes)
+    {
+        CudaDriver.Check(CudaDriver.cuOccupancyMaxActiveBlocksPerMultiprocessor(out var blocks, _function, blockSize, (nuint)dynamicSharedBytes),
+            $"cuOccupancyMaxActiveBlocksPerMultiprocessor({Name})");
+        return blocks;
+    }
+
     /// <summary>Allows more than the default 48 KB of dynamic shared memory per block.</summary>
     public void SetMaxDynamicSharedMemory(int bytes) =>
         CudaDriver.Check(CudaDriver.cuFuncSetAttribute(_function, CudaFunctionAttribute.MaxDynamicSharedSizeBytes, bytes), $"cuFuncSetAttribute({Name})");
