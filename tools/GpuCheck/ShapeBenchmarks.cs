@@ -181,9 +181,17 @@ internal sealed class ShapeBenchmarks(CudaBackend gpu, Report report, KvCacheDty
                     void Beside(string what, Action on, Action off)
                     {
                         var before = GraphMs();
+                        double ms;
                         on();
-                        var ms = (GraphMs() + GraphMs()) / 2;
-                        off();
+                        try
+                        {
+                            ms = (GraphMs() + GraphMs()) / 2;
+                        }
+                        finally
+                        {
+                            off();
+                        }
+
                         var beside = (before + GraphMs()) / 2;
                         // The default's rate inside the parentheses: ab-run.sh keys its lines on the text after them.
                         report.Timing($"{label}: {batchSize / (ms * 1e-3),9:F1} tok/s ({ms:F3} ms/step; the default beside it {batchSize / (beside * 1e-3):F1} tok/s), CUDA graph, {mode}, {what}");
@@ -198,8 +206,9 @@ internal sealed class ShapeBenchmarks(CudaBackend gpu, Report report, KvCacheDty
                     // q/k/v rotated and stored by rope_store_kv after their GEMV, not in its epilogue.
                     Beside("RoPE a launch of its own", () => gpu.RopeInProjections = false, () => gpu.RopeInProjections = true);
 
-                    // Short contexts as one attention block a KV head, with no attention_reduce launch after it.
-                    if (context <= OneBlockContexts)
+                    // Short contexts as one attention block a KV head, with no attention_reduce launch after it
+                    // (where no --attention-policy is set).
+                    if (context <= OneBlockContexts && gpu.AttentionPolicy is null)
                     {
                         Beside("attention one block a KV head", () => gpu.AttentionPolicy = OneBlockPolicy(config, cache), () => gpu.AttentionPolicy = null);
                     }
@@ -283,9 +292,9 @@ internal sealed class ShapeBenchmarks(CudaBackend gpu, Report report, KvCacheDty
     /// <summary>Contexts up to which batch 1 is also timed with one attention block a KV head (<see cref="OneBlockPolicy"/>).</summary>
     private const int OneBlockContexts = 512;
 
-    /// <summary>The decode attention's own policy, but with every context up to <see cref="OneBlockContexts"/> whole in one block a KV head.</summary>
+    /// <summary>The decode attention's own policy, but with every context whole in one block a KV head.</summary>
     private AttentionSplitPolicy OneBlockPolicy(ModelConfig config, CudaKvCache cache) =>
-        gpu.DecodeAttentionPolicy(cache, config.HeadCount / config.KvHeadCount) with { UnsplitContext = OneBlockContexts };
+        gpu.DecodeAttentionPolicy(cache, config.HeadCount / config.KvHeadCount) with { UnsplitContext = int.MaxValue };
 
     /// <summary>
     /// The step's projections without the rest of the step: each group of one shape (q/k/v, attention output, gate/up,

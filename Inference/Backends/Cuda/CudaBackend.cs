@@ -817,7 +817,7 @@ public sealed class CudaBackend : IBackend, IDeviceSampler
     public void ProjectQueryKeyValue(DeviceTensor input, ReadOnlySpan<MatMulTarget> targets, int rows, RotaryEmbedding rope, PagedKvCache cache, int layer)
     {
         var (x, kv, r) = ((CudaTensor)input, (CudaKvCache)cache, (CudaRotaryEmbedding)rope);
-        if (RopeInProjectionsShape(x, targets, rows, r, kv) is not { } shape)
+        if (RopeInProjectionsShape(targets, rows, r, kv) is not { } shape)
         {
             MatMulGroup(input, targets, rows);
             RopeAndStoreKv(targets[0].Output, targets[1].Output, targets[2].Output, rope, cache, layer, null);
@@ -838,7 +838,7 @@ public sealed class CudaBackend : IBackend, IDeviceSampler
     }
 
     /// <summary>The one-row split GEMV shape that rotates and stores q/k/v in its epilogue, or null where it cannot.</summary>
-    private GemvShape? RopeInProjectionsShape(CudaTensor x, ReadOnlySpan<MatMulTarget> targets, int rows, CudaRotaryEmbedding rope, CudaKvCache kv)
+    private GemvShape? RopeInProjectionsShape(ReadOnlySpan<MatMulTarget> targets, int rows, CudaRotaryEmbedding rope, CudaKvCache kv)
     {
         if (!RopeInProjections || rows != 1 || Batch.TokenCount != 1 || targets.Length != 3 || !kv.IsHalf || rope.Spec.Style != RopeStyle.AdjacentPairs)
         {
