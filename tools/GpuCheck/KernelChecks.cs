@@ -469,12 +469,7 @@ internal sealed class KernelChecks(CudaBackend gpu, CpuBackend cpu, Report repor
             using var cpuInput = cpu.CreateTensor(1, inputs);
             if (folded)
             {
-                using var cx = cpu.CreateTensor(1, inputs);
-                using var ch = cpu.CreateTensor(1, inputs);
-                using var cProduct = cpu.CreateTensor(1, inputs);
-                cpu.WriteRows(cx, x);
-                cpu.WriteRows(ch, h);
-                ((IBackend)cpu).MatMulAddRmsNorm(cx, cp, cProduct, ch, norm[1], 1e-5f, cpuInput, 1);
+                CpuNormedInput(x, cp, h, norm[1], cpuInput);
             }
             else
             {
@@ -566,20 +561,29 @@ internal sealed class KernelChecks(CudaBackend gpu, CpuBackend cpu, Report repor
             }
 
             report.Check($"{what}: consumer = unfolded", Report.RelativeError(folded, unfolded), QuantBound);
-            using var cx = cpu.CreateTensor(1, inputs);
-            cpu.WriteRows(cx, x);
-            using var ch = cpu.CreateTensor(1, hidden);
-            cpu.WriteRows(ch, h);
             using var cn = cpu.CreateTensor(1, hidden);
-            using var cProduct = cpu.CreateTensor(1, hidden);
             using var cy = cpu.CreateTensor(1, outputs);
-            ((IBackend)cpu).MatMulAddRmsNorm(cx, cp, cProduct, ch, norm[1], 1e-5f, cn, 1);
+            CpuNormedInput(x, cp, h, norm[1], cn);
             cpu.MatMul(cn, cc, cy, 1);
             var expected = new float[outputs];
             cpu.ReadRows(cy, 1, expected);
             report.Check($"{what}: consumer against the CPU", Report.RelativeError(folded, expected), QuantBound);
             Dispose(norm);
         }
+    }
+
+    /// <summary>
+    /// The CPU's <paramref name="output"/> = RMSNorm(h + x · producerᵀ) · norm for one row (IBackend.MatMulAddRmsNorm): the
+    /// reference for a GPU input with a folded norm.
+    /// </summary>
+    private void CpuNormedInput(float[] x, DeviceWeight producer, float[] h, DeviceWeight norm, DeviceTensor output)
+    {
+        using var cx = cpu.CreateTensor(1, x.Length);
+        using var ch = cpu.CreateTensor(1, h.Length);
+        using var cProduct = cpu.CreateTensor(1, h.Length);
+        cpu.WriteRows(cx, x);
+        cpu.WriteRows(ch, h);
+        ((IBackend)cpu).MatMulAddRmsNorm(cx, producer, cProduct, ch, norm, 1e-5f, output, 1);
     }
 
     private DeviceWeight[] Vector(float[] values, string name)

@@ -257,13 +257,15 @@ internal sealed class ShapeBenchmarks(CudaBackend gpu, Report report, KvCacheDty
         using var output = gpu.CreateTensor(batch.TokenCount, width);
         gpu.WriteRows(query, RandomWeights.Floats(batch.TokenCount * width, new Random(7), 0.5));
         gpu.BeginBatch(batch);
-        var ms = GraphMs(() =>
+        void EveryLayer()
         {
             for (var l = 0; l < config.LayerCount; l++)
             {
                 gpu.PagedAttention(query, cache, l, output);
             }
-        });
+        }
+
+        var ms = GraphMs(EveryLayer);
         var positions = batch.Positions.ToArray().Sum(p => (long)p + 1);
         var bytes = (double)positions * KvCacheSizing.BytesPerToken(config, kvDtype);
         var rate = bytes / (ms * 1e-3) / 1e9;
@@ -273,13 +275,7 @@ internal sealed class ShapeBenchmarks(CudaBackend gpu, Report report, KvCacheDty
             gpu.AttentionPolicy = OneBlockPolicy(config, cache);
             try
             {
-                var oneBlockMs = GraphMs(() =>
-                {
-                    for (var l = 0; l < config.LayerCount; l++)
-                    {
-                        gpu.PagedAttention(query, cache, l, output);
-                    }
-                });
+                var oneBlockMs = GraphMs(EveryLayer);
                 report.Timing($"{label}: attention alone, one block a KV head (no attention_reduce): {oneBlockMs:F3} ms ({ms:F3} split)");
             }
             finally

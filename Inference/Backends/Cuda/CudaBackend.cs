@@ -682,10 +682,12 @@ public sealed class CudaBackend : IBackend, IDeviceSampler
 
     /// <summary>The split policy decode attention over <paramref name="kv"/> takes for query heads in groups of <paramref name="group"/>.</summary>
     public AttentionSplitPolicy DecodeAttentionPolicy(CudaKvCache kv, int group) =>
-        AttentionPolicy ?? KernelAttentionPolicy(kv, (kv.IsHalf || kv.IsFp8) && CudaLaunchGeometry.DecodeTensorCoreSupports(group, kv.Shape.HeadDim));
+        AttentionPolicy ?? (!DecodeTensorCores(kv, group) ? AttentionSplitPolicy.Default
+            : kv.IsFp8 ? AttentionSplitPolicy.TensorCoreFp8 : AttentionSplitPolicy.TensorCore);
 
-    private static AttentionSplitPolicy KernelAttentionPolicy(CudaKvCache kv, bool tensorCores) =>
-        !tensorCores ? AttentionSplitPolicy.Default : kv.IsFp8 ? AttentionSplitPolicy.TensorCoreFp8 : AttentionSplitPolicy.TensorCore;
+    /// <summary>Whether decode attention over <paramref name="kv"/> takes the tensor-core kernel: an f16 or fp8 cache, every head dimension it serves.</summary>
+    private static bool DecodeTensorCores(CudaKvCache kv, int group) =>
+        (kv.IsHalf || kv.IsFp8) && CudaLaunchGeometry.DecodeTensorCoreSupports(group, kv.Shape.HeadDim);
 
     /// <summary>
     /// Forces the one-row GEMVs' split variant on (true) or off (false) for every shape: GpuCheck times both side by side
@@ -971,10 +973,9 @@ public sealed class CudaBackend : IBackend, IDeviceSampler
             return;
         }
 
-        // Over an f16 or fp8 cache the tensor-core kernel takes every head dimension it serves; the CUDA-core one the rest.
-        var tensorCores = (kv.IsHalf || kv.IsFp8) && CudaLaunchGeometry.DecodeTensorCoreSupports(group, shape.HeadDim);
-        var policy = AttentionPolicy ?? KernelAttentionPolicy(kv, tensorCores);
-        var (partition, splits) = CudaLaunchGeometry.AttentionSplit(tokens, shape.KvHeads, maxContext, Context.MultiprocessorCount, policy);
+        var tensorCores = DecodeTensorCores(kv, group);
+        var (partition, splits) = CudaLaunchGeometry.AttentionSplit(tokens, shape.KvHeads, maxContext, Context.MultiprocessorCount,
+            DecodeAttentionPolicy(kv, group));
         if (splits > 1)
         {
             // Indexed by the token's place in the batch (the kernels write partials of token t at t, list or not).

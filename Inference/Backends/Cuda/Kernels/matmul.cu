@@ -132,7 +132,8 @@ struct GemvRope {
 // 2026-11-28): with any other tail tried here (transpose_sum for it too, or no t < m test) the int8 split took 72
 // registers instead of 80 and every int8 split GEMV ran ~15 % slower (gate/up 1.328 → 1.559 ms), while a nibble tail
 // without the t < m test took 79 instead of 72 (gate/up 0.758 → 0.745 ms; down as a split GEMV 0.451 → 0.417). This tail
-// keeps int8 at 80 registers and nibbles at 72; setting the blocks per SM on purpose is still to do.
+// keeps int8 at 80 registers and nibbles at 72; CudaBackend.GemvSplitBlocksPerMultiprocessor sets the number on purpose
+// (off by default until GpuCheck's sweep has measured it).
 template <int RW, int R, bool SPLIT>
 __device__ __forceinline__ void gemv_store(float (&acc)[RW][R], const GemvPart& p, int row0, int m, float scale,
                                            const GemvRope& rope = GemvRope{}, int part = 0) {
