@@ -206,12 +206,13 @@ internal sealed class ShapeBenchmarks(CudaBackend gpu, Report report, KvCacheDty
                     // q/k/v rotated and stored by rope_store_kv after their GEMV, not in its epilogue.
                     Beside("RoPE a launch of its own", () => gpu.RopeInProjections = false, () => gpu.RopeInProjections = true);
 
-                    // Short contexts as one attention block a KV head, with no attention_reduce launch after it
-                    // (where no --attention-policy is set).
-                    if (context <= OneBlockContexts && gpu.AttentionPolicy is null)
-                    {
-                        Beside("attention one block a KV head", () => gpu.AttentionPolicy = OneBlockPolicy(config, cache), () => gpu.AttentionPolicy = null);
-                    }
+                    // Decode attention copying earlier steps' keys and values only after its wait for the q/k/v GEMV.
+                    Beside("decode KV copied after the wait", () => gpu.EarlyDecodeKv = false, () => gpu.EarlyDecodeKv = true);
+
+                    // Every kernel's shared-memory carveout the driver's choice (CudaKernels.UseDefaultCarveouts sets them
+                    // on Hopper), and all at the most shared memory.
+                    Beside("every kernel's shared carveout the driver's choice", () => gpu.Kernels.SharedCarveout = -1, gpu.Kernels.UseDefaultCarveouts);
+                    Beside("every kernel's shared carveout 100 %", () => gpu.Kernels.SharedCarveout = 100, gpu.Kernels.UseDefaultCarveouts);
 
                     foreach (var names in omissions)
                     {
@@ -270,27 +271,7 @@ internal sealed class ShapeBenchmarks(CudaBackend gpu, Report report, KvCacheDty
         var bytes = (double)positions * KvCacheSizing.BytesPerToken(config, kvDtype);
         var rate = bytes / (ms * 1e-3) / 1e9;
         report.Timing($"{label}: attention alone (a graph over all {config.LayerCount} layers): {ms:F3} ms for {bytes / 1e9:F3} GB of {KvLabel} KV = {rate:F0} GB/s ({100 * rate / copyBandwidth:F0}% of copy)");
-        if (batch.TokenCount == 1 && batch.MaxContextLength <= OneBlockContexts && gpu.AttentionPolicy is null)
-        {
-            gpu.AttentionPolicy = OneBlockPolicy(config, cache);
-            try
-            {
-                var oneBlockMs = GraphMs(EveryLayer);
-                report.Timing($"{label}: attention alone, one block a KV head (no attention_reduce): {oneBlockMs:F3} ms ({ms:F3} split)");
-            }
-            finally
-            {
-                gpu.AttentionPolicy = null;
-            }
-        }
     }
-
-    /// <summary>Contexts up to which batch 1 is also timed with one attention block a KV head (<see cref="OneBlockPolicy"/>).</summary>
-    private const int OneBlockContexts = 512;
-
-    /// <summary>The decode attention's own policy, but with every context whole in one block a KV head.</summary>
-    private AttentionSplitPolicy OneBlockPolicy(ModelConfig config, CudaKvCache cache) =>
-        gpu.DecodeAttentionPolicy(cache, config.HeadCount / config.KvHeadCount) with { UnsplitContext = int.MaxValue };
 
     /// <summary>
     /// The step's projections without the rest of the step: each group of one shape (q/k/v, attention output, gate/up,

@@ -10,8 +10,12 @@ namespace AspireAi.Inference.Backends.Cuda;
 /// </summary>
 /// <param name="RestTokenCount">Tokens in the list at <paramref name="RestTokens"/> (0 where there are no tiles).</param>
 /// <param name="RestMaxContext">The longest context among the tokens attention_partition takes (all of them where there are no tiles).</param>
+/// <param name="DecodeOnly">
+/// Every token is its sequence's only one in the step (the steps the engine's CUDA graphs record): the KV cache then holds
+/// only earlier steps' keys and values below each token's position.
+/// </param>
 public readonly record struct BatchMetadata(int TokenIds, int Positions, int Sequences, int Slots, int LogitIndices, int BlockTables,
-    int QueryTiles, int QueryTileCount, int RestTokens, int RestTokenCount, int RestMaxContext, int Length)
+    int QueryTiles, int QueryTileCount, int RestTokens, int RestTokenCount, int RestMaxContext, int Length, bool DecodeOnly)
 {
     public static BatchMetadata For(ForwardBatch batch)
     {
@@ -25,7 +29,30 @@ public readonly record struct BatchMetadata(int TokenIds, int Positions, int Seq
         }
 
         var restTokens = queryTiles + 2 * tiles;
-        return new BatchMetadata(0, t, 2 * t, 3 * t, 4 * t, blockTables, queryTiles, tiles, restTokens, rest, restContext, restTokens + rest);
+        return new BatchMetadata(0, t, 2 * t, 3 * t, 4 * t, blockTables, queryTiles, tiles, restTokens, rest, restContext, restTokens + rest,
+            OneTokenEach(batch));
+    }
+
+    private static bool OneTokenEach(ForwardBatch batch)
+    {
+        if (batch.TokenCount != batch.SequenceCount)
+        {
+            return false;
+        }
+
+        // As many tokens as sequences: one each unless some sequence index repeats.
+        Span<bool> seen = batch.SequenceCount <= 1024 ? stackalloc bool[batch.SequenceCount] : new bool[batch.SequenceCount];
+        foreach (var sequence in batch.SequenceIndices)
+        {
+            if (seen[sequence])
+            {
+                return false;
+            }
+
+            seen[sequence] = true;
+        }
+
+        return true;
     }
 
     /// <summary>Writes the batch's arrays at these offsets.</summary>

@@ -879,6 +879,12 @@ public sealed class CudaBackend : IBackend, IDeviceSampler
     /// </summary>
     public bool RopeInProjections { get; set; } = true;
 
+    /// <summary>
+    /// Whether decode attention on tensor cores copies the keys and values of earlier steps before waiting for the q/k/v
+    /// GEMV (a decode-only step; attention.cu's earlyKv; the default: true). GpuCheck times and compares both side by side.
+    /// </summary>
+    public bool EarlyDecodeKv { get; set; } = true;
+
     public void RopeAndStoreKv(DeviceTensor query, DeviceTensor key, DeviceTensor value, RotaryEmbedding rope, PagedKvCache cache, int layer, HeadNorms? norms)
     {
         var batch = Batch;
@@ -983,12 +989,18 @@ public sealed class CudaBackend : IBackend, IDeviceSampler
             EnsureStepCapacity(ref _attentionStats, (long)batch.TokenCount * heads * splits * 2);
         }
 
+        // The tensor-core kernels take one argument more: whether partitions below the token's own position may be copied
+        // before the wait (EarlyDecodeKv, a decode-only step).
+        ReadOnlySpan<KernelArg> args =
+        [
+            q.Data, kv.Keys(layer), kv.Values(layer), Meta(_layout.BlockTables), Meta(_layout.Sequences), Meta(_layout.Positions), tokenList,
+            y.Data, Pointer(_attentionPartials), Pointer(_attentionStats), heads, shape.KvHeads, shape.HeadDim, shape.BlockSize,
+            batch.MaxBlocksPerSequence, partition, splits, scaleLog2, EarlyDecodeKv && _layout.DecodeOnly && !prefill ? 1 : 0,
+        ];
         (tensorCores ? (kv.IsFp8 ? Kernels.AttentionDecodeFp8TensorCore : Kernels.AttentionDecodeF16TensorCore) : Kernels.AttentionPartitionFor(kv)).Launch(Stream,
             new Dim3((uint)splits, (uint)shape.KvHeads, (uint)tokens), CudaLaunchGeometry.AttentionThreads,
             tensorCores ? CudaLaunchGeometry.DecodeTensorCoreSharedBytes(shape.HeadDim, kv.ElementBytes) : CudaLaunchGeometry.AttentionSharedBytes(group, shape.HeadDim, kv.ElementBytes),
-            q.Data, kv.Keys(layer), kv.Values(layer), Meta(_layout.BlockTables), Meta(_layout.Sequences), Meta(_layout.Positions), tokenList,
-            y.Data, Pointer(_attentionPartials), Pointer(_attentionStats), heads, shape.KvHeads, shape.HeadDim, shape.BlockSize,
-            batch.MaxBlocksPerSequence, partition, splits, scaleLog2);
+            tensorCores ? args : args[..^1]);
         if (splits > 1)
         {
             // The reduce writes the whole output's int8 copy too, unless prefill tokens' rows come from attention_prefill.

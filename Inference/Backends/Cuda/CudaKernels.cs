@@ -130,7 +130,32 @@ public sealed class CudaKernels : IDisposable
         AttentionPrefillFp8.SetMaxDynamicSharedMemory(CudaLaunchGeometry.PrefillCpAsyncSharedBytes(CudaLaunchGeometry.PrefillMaxHeadDim, 1));
         ArgmaxRows = sampling.Kernel("argmax_rows");
         SampleRows = sampling.Kernel("sample_rows");
+        UseDefaultCarveouts();
     }
+
+    /// <summary>
+    /// Every kernel's preferred shared-memory carveout as the backend runs it: where kernels launch before their predecessor
+    /// ends (<see cref="DependentLaunch"/>, Hopper), <see cref="DependentLaunchCarveout"/> for all and the largest for the
+    /// tensor-core decode attention (two blocks an SM); elsewhere the driver's choice, as unmeasured there.
+    /// </summary>
+    public void UseDefaultCarveouts()
+    {
+        SharedCarveout = DependentLaunch ? DependentLaunchCarveout : -1;
+        if (DependentLaunch)
+        {
+            AttentionDecodeF16TensorCore.SetPreferredSharedCarveout(100);
+            AttentionDecodeFp8TensorCore.SetPreferredSharedCarveout(100);
+        }
+    }
+
+    /// <summary>
+    /// 58 %: ~132 KB of an H100's 228 KB as shared memory, the smallest carveout that holds a tensor-core decode attention
+    /// block (104 KB) beside the GEMVs' blocks. With the driver's choice an SM apparently had to drain the one kind of kernel
+    /// before taking the other (its L1/shared split changes only while empty), which a dependent launch would otherwise
+    /// overlap. Timed beside the driver's choice (H100, Llama-3-8B batch 1, GpuCheck --shapes, 2026-11-28): Q4_0 −0.1 % at
+    /// context 128, +5.9 % at 2,048; Q8_0 +3.4 / +4.9 %; at 100 % for every kernel Q4_0 lost 2.5–3.2 % at 128–512.
+    /// </summary>
+    public const int DependentLaunchCarveout = 58;
 
     /// <summary>The PTX text of module <paramref name="name"/>: from <paramref name="directory"/> when given, else embedded.</summary>
     public static string LoadPtx(string name, string? directory = null)
@@ -254,6 +279,22 @@ public sealed class CudaKernels : IDisposable
         (CudaWeightLayout.BFloat16, _, _) => "gemv_bf16",
         _ => throw new InvalidOperationException($"No matmul kernel for weight '{weight.Name}' ({weight.Layout}, {weight.ScalesPerBlock} scales per block)."),
     };
+
+    /// <summary>
+    /// Sets the preferred shared-memory carveout of every kernel, in percent (−1: the driver's choice for each); the
+    /// backend's own are <see cref="UseDefaultCarveouts"/>. GpuCheck times the step with others beside them.
+    /// </summary>
+    public int SharedCarveout
+    {
+        get => _modules[0].SharedCarveout;
+        set
+        {
+            foreach (var module in _modules)
+            {
+                module.SharedCarveout = value;
+            }
+        }
+    }
 
     public void Dispose()
     {

@@ -475,6 +475,23 @@ public sealed class CudaHostLogicTests
         Assert.Equal((0, 0), (layout.QueryTileCount, layout.RestTokenCount));
         Assert.Equal(batch.MaxContextLength, layout.RestMaxContext);
         Assert.Equal(layout.BlockTables + 4 * 4, layout.Length);
+        Assert.True(layout.DecodeOnly);
+    }
+
+    [Fact]
+    public void BatchMetadataIsDecodeOnlyOnlyWhereEveryTokenIsItsSequencesOnlyOne()
+    {
+        // Three sequences, three tokens, but the second sequence has two of them (and the third none): the second token's
+        // key and value are written in the same step, so its attention may not read the cache before its wait.
+        var batch = new ForwardBatch(4, 3, 4);
+        batch.AddSequence([0]);
+        batch.AddSequence([1]);
+        batch.AddSequence([2]);
+        batch.AddToken(1, 5, 0, 5, true);
+        batch.AddToken(1, 7, 1, 23, true);
+        batch.AddToken(1, 8, 1, 24, true);
+        Assert.False(BatchMetadata.For(batch).DecodeOnly);
+        Assert.False(BatchMetadata.For(MixedBatch()).DecodeOnly);
     }
 
     [Fact]

@@ -249,6 +249,7 @@ public enum CudaFunctionAttribute
     PtxVersion = 5,
     BinaryVersion = 6,
     MaxDynamicSharedSizeBytes = 8,
+    PreferredSharedMemoryCarveout = 9,
 }
 
 /// <summary>The <c>CUjit_option</c> values used to collect the JIT compiler's log when PTX is loaded.</summary>

@@ -78,6 +78,13 @@ public sealed unsafe class CudaKernel
         return blocks;
     }
 
+    /// <summary>
+    /// The share of the SM's L1/shared memory this kernel prefers as shared memory, in percent (−1: the driver's choice).
+    /// A hint: the driver rounds it to a supported carveout.
+    /// </summary>
+    public void SetPreferredSharedCarveout(int percent) =>
+        CudaDriver.Check(CudaDriver.cuFuncSetAttribute(_function, CudaFunctionAttribute.PreferredSharedMemoryCarveout, percent), $"cuFuncSetAttribute({Name})");
+
     /// <summary>Allows more than the default 48 KB of dynamic shared memory per block.</summary>
     public void SetMaxDynamicSharedMemory(int bytes) =>
         CudaDriver.Check(CudaDriver.cuFuncSetAttribute(_function, CudaFunctionAttribute.MaxDynamicSharedSizeBytes, bytes), $"cuFuncSetAttribute({Name})");

@@ -8,6 +8,8 @@ public sealed unsafe class CudaModule : IDisposable
     private const int LogBytes = 16 * 1024;
 
     private readonly bool _waitsForPreviousKernel;
+    private readonly List<CudaKernel> _kernels = [];
+    private int _sharedCarveout = -1;
     private nint _handle;
 
     /// <param name="name">Names the module in errors (the PTX resource it came from).</param>
@@ -35,6 +37,24 @@ public sealed unsafe class CudaModule : IDisposable
 
     public string Name { get; }
 
+    /// <summary>
+    /// The preferred shared-memory carveout of every kernel of the module, those taken so far and later ones, in percent
+    /// (−1: the driver's choice; <see cref="CudaKernel.SetPreferredSharedCarveout"/>).
+    /// </summary>
+    public int SharedCarveout
+    {
+        get => _sharedCarveout;
+        set
+        {
+            foreach (var kernel in _kernels)
+            {
+                kernel.SetPreferredSharedCarveout(value);
+            }
+
+            _sharedCarveout = value;
+        }
+    }
+
     public CudaKernel Kernel(string name)
     {
         ObjectDisposedException.ThrowIf(_handle == 0, this);
@@ -42,7 +62,14 @@ public sealed unsafe class CudaModule : IDisposable
         fixed (byte* pointer = bytes)
         {
             CudaDriver.Check(CudaDriver.cuModuleGetFunction(out var function, _handle, pointer), $"cuModuleGetFunction({Name}.{name})");
-            return new CudaKernel(function, name, _waitsForPreviousKernel);
+            var kernel = new CudaKernel(function, name, _waitsForPreviousKernel);
+            if (_sharedCarveout != -1)
+            {
+                kernel.SetPreferredSharedCarveout(_sharedCarveout);
+            }
+
+            _kernels.Add(kernel);
+            return kernel;
         }
     }
 

@@ -938,7 +938,7 @@ template <typename KV>
 __device__ __forceinline__ void attention_decode_tc(
     const float* query, const KV* keyCache, const KV* valueCache, const int* blockTables,
     const int* sequenceOf, const int* positions, const int* tokenList, float* output, float* partialOut, float2* partialStats,
-    int heads, int kvHeads, int headDim, int blockSize, int maxBlocks, int partition, int splits, float scaleLog2) {
+    int heads, int kvHeads, int headDim, int blockSize, int maxBlocks, int partition, int splits, float scaleLog2, int earlyKv) {
     constexpr bool FP8 = sizeof(KV) == 1;
     extern __shared__ __attribute__((aligned(16))) unsigned char decodeShared[];
     const int stride = headDim + PF_PAD;                          // halves per f16 row
@@ -965,6 +965,22 @@ __device__ __forceinline__ void attention_decode_tc(
     const KV* values = valueCache + (long long)h * headDim;
     const int kSteps = headDim / 16, dTiles = headDim / 8;
 
+    const KvTileCopies<ATT_THREADS, KV> copies(tid, headDim);
+    auto issue = [&](int tile) {
+        if (tile < tiles)
+            copies.issue(sStage + (tile % DT_STAGES) * stageElements, stageStride, keys, values, table, blockSize, kvWidth,
+                         start + tile * DT_TILE, end);
+        cp_async_commit();  // an empty group past the last tile keeps the wait counts uniform
+    };
+    // earlyKv (the host's: every token of the step is its sequence's only one): a partition that ends before the token's
+    // own position holds keys and values of earlier steps alone, which no kernel of this step writes, so its first tiles
+    // are copied before the wait, under the q/k/v GEMV's tail; the metadata read so far was copied in before the step.
+    const bool early = earlyKv && end < length;
+    if (early)
+#pragma unroll
+        for (int s = 0; s < DT_STAGES - 1; s++) issue(s);
+    pdl_start();
+
     // Q as A fragments of rows g (a0: dims 16k + 2·t4, +1; a2: + 8 — fp8: dims t4·headDim/4 + 4k, +1 and +2, +3); rows
     // g + 8 (a1, a3) are zero.
     unsigned qf[PF_MAX_DIM / 16][2];
@@ -986,21 +1002,14 @@ __device__ __forceinline__ void attention_decode_tc(
         qf[k][1] = pack_half2(hi.x * scaleLog2, hi.y * scaleLog2);
     }
 
-    const KvTileCopies<ATT_THREADS, KV> copies(tid, headDim);
-    auto issue = [&](int tile) {
-        if (tile < tiles)
-            copies.issue(sStage + (tile % DT_STAGES) * stageElements, stageStride, keys, values, table, blockSize, kvWidth,
-                         start + tile * DT_TILE, end);
-        cp_async_commit();  // an empty group past the last tile keeps the wait counts uniform
-    };
-
     float o[PF_MAX_DIM / 8][2];  // O fragments: o[n] covers dims 8n + 2·t4, +1 of head g
 #pragma unroll
     for (int n = 0; n < PF_MAX_DIM / 8; n++) o[n][0] = o[n][1] = 0.0f;
     float m = -INFINITY, l = 0.0f;  // head g's running max (the same in the quad) and this lane's share of its sum
 
+    if (!early)
 #pragma unroll
-    for (int s = 0; s < DT_STAGES - 1; s++) issue(s);
+        for (int s = 0; s < DT_STAGES - 1; s++) issue(s);
     for (int tile = 0; tile < tiles; tile++) {
         cp_async_wait<DT_STAGES - 2>();
         __syncthreads();  // tile `tile` has landed for every thread, and tile − 1's stage is free for tile + DT_STAGES − 1
@@ -1147,17 +1156,15 @@ __device__ __forceinline__ void attention_decode_tc(
 extern "C" __global__ void __launch_bounds__(ATT_THREADS) attention_decode_f16_tc(
     const float* query, const unsigned short* keyCache, const unsigned short* valueCache, const int* blockTables,
     const int* sequenceOf, const int* positions, const int* tokenList, float* output, float* partialOut, float2* partialStats,
-    int heads, int kvHeads, int headDim, int blockSize, int maxBlocks, int partition, int splits, float scaleLog2) {
-    pdl_start();
+    int heads, int kvHeads, int headDim, int blockSize, int maxBlocks, int partition, int splits, float scaleLog2, int earlyKv) {
     attention_decode_tc(query, keyCache, valueCache, blockTables, sequenceOf, positions, tokenList, output, partialOut,
-                        partialStats, heads, kvHeads, headDim, blockSize, maxBlocks, partition, splits, scaleLog2);
+                        partialStats, heads, kvHeads, headDim, blockSize, maxBlocks, partition, splits, scaleLog2, earlyKv);
 }
 
 extern "C" __global__ void __launch_bounds__(ATT_THREADS, 3) attention_decode_fp8_tc(
     const float* query, const unsigned char* keyCache, const unsigned char* valueCache, const int* blockTables,
     const int* sequenceOf, const int* positions, const int* tokenList, float* output, float* partialOut, float2* partialStats,
-    int heads, int kvHeads, int headDim, int blockSize, int maxBlocks, int partition, int splits, float scaleLog2) {
-    pdl_start();
+    int heads, int kvHeads, int headDim, int blockSize, int maxBlocks, int partition, int splits, float scaleLog2, int earlyKv) {
     attention_decode_tc(query, keyCache, valueCache, blockTables, sequenceOf, positions, tokenList, output, partialOut,
-                        partialStats, heads, kvHeads, headDim, blockSize, maxBlocks, partition, splits, scaleLog2);
+                        partialStats, heads, kvHeads, headDim, blockSize, maxBlocks, partition, splits, scaleLog2, earlyKv);
 }

@@ -13,7 +13,9 @@
 // earlier kernel wrote or writes anything an earlier kernel reads. griddepcontrol.wait returns once the previous kernel
 // has finished and its writes are visible, and since that kernel waited in turn, "everything before has finished" holds
 // down the whole stream. Only loads of what no kernel writes (weights) may come first: the GEMVs issue their first weight
-// loads before waiting, which hides the previous kernel's tail and this kernel's ramp-up. Right after the wait each kernel
+// loads before waiting, which hides the previous kernel's tail and this kernel's ramp-up; in a decode-only step the
+// tensor-core decode attention copies earlier steps' keys and values first (attention.cu, earlyKv), which only earlier
+// steps wrote, and the step's metadata, copied in before its first kernel. Right after the wait each kernel
 // calls pdl_launch_dependents(), letting the next kernel's blocks become resident and begin their own prologue (one
 // kernel ahead, not a cascade: the next one cannot pass its own wait, and so cannot trigger, before this one ends).
 // Both are no-ops in the sm_80 build and when a kernel is launched without the attribute.
