@@ -211,8 +211,8 @@ internal sealed class ShapeBenchmarks(CudaBackend gpu, Report report, KvCacheDty
 
                     // Every kernel's shared-memory carveout the driver's choice (CudaKernels.UseDefaultCarveouts sets them
                     // on Hopper), and all at the most shared memory.
-                    Beside("every kernel's shared carveout the driver's choice", () => gpu.Kernels.SharedCarveout = -1, gpu.Kernels.UseDefaultCarveouts);
-                    Beside("every kernel's shared carveout 100 %", () => gpu.Kernels.SharedCarveout = 100, gpu.Kernels.UseDefaultCarveouts);
+                    Beside("every kernel's shared carveout the driver's choice", () => gpu.Kernels.SetSharedCarveout(-1), gpu.Kernels.UseDefaultCarveouts);
+                    Beside("every kernel's shared carveout 100 %", () => gpu.Kernels.SetSharedCarveout(100), gpu.Kernels.UseDefaultCarveouts);
 
                     foreach (var names in omissions)
                     {

@@ -681,7 +681,7 @@ public sealed class CudaBackend : IBackend, IDeviceSampler
     public AttentionSplitPolicy? AttentionPolicy { get; set; }
 
     /// <summary>The split policy decode attention over <paramref name="kv"/> takes for query heads in groups of <paramref name="group"/>.</summary>
-    public AttentionSplitPolicy DecodeAttentionPolicy(CudaKvCache kv, int group) =>
+    private AttentionSplitPolicy DecodeAttentionPolicy(CudaKvCache kv, int group) =>
         AttentionPolicy ?? (!DecodeTensorCores(kv, group) ? AttentionSplitPolicy.Default
             : kv.IsFp8 ? AttentionSplitPolicy.TensorCoreFp8 : AttentionSplitPolicy.TensorCore);
 

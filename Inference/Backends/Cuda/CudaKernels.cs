@@ -46,6 +46,7 @@ public sealed class CudaKernels : IDisposable
         ptxDirectory ??= Environment.GetEnvironmentVariable("ASPIREAI_CUDA_PTX_DIR") is { Length: > 0 } fromEnvironment ? fromEnvironment : null;
         // Hopper and later get the sm_90 build; ASPIREAI_CUDA_DEPENDENT_LAUNCH=0 keeps the sm_80 one (plain launches, for A/B
         // timing or as a way out), and so does a PTX folder that lacks the sm_90 files.
+        _hopper = context.ComputeCapability == (9, 0);
         DependentLaunch = context.ComputeCapability.Major >= 9
             && Environment.GetEnvironmentVariable("ASPIREAI_CUDA_DEPENDENT_LAUNCH") != "0"
             && (ptxDirectory is null || File.Exists(Path.Combine(ptxDirectory, "matmul" + DependentLaunchSuffix + ".ptx")));
@@ -134,28 +135,44 @@ public sealed class CudaKernels : IDisposable
     }
 
     /// <summary>
-    /// Every kernel's preferred shared-memory carveout as the backend runs it: where kernels launch before their predecessor
-    /// ends (<see cref="DependentLaunch"/>, Hopper), <see cref="DependentLaunchCarveout"/> for all and the largest for the
-    /// tensor-core decode attention (two blocks an SM); elsewhere the driver's choice, as unmeasured there.
+    /// The preferred shared-memory carveouts the backend runs with: on Hopper (compute capability 9.0, where they were
+    /// measured) the kernels of a decode step that need little shared memory — the GEMVs, the elementwise, sampling and
+    /// collective kernels, attention_reduce — prefer <see cref="DecodeStepCarveout"/> and the tensor-core decode attention
+    /// 100 % (two of its blocks an SM); the rest (GEMMs, prefill attention, the CUDA-core decode attention) keep the
+    /// driver's choice, as everything does elsewhere.
     /// </summary>
     public void UseDefaultCarveouts()
     {
-        SharedCarveout = DependentLaunch ? DependentLaunchCarveout : -1;
-        if (DependentLaunch)
+        SetSharedCarveout(-1);
+        if (!_hopper)
         {
-            AttentionDecodeF16TensorCore.SetPreferredSharedCarveout(100);
-            AttentionDecodeFp8TensorCore.SetPreferredSharedCarveout(100);
+            return;
         }
+
+        var decodeStep = new[] { "elementwise", "sampling", "collectives" }
+            .SelectMany(name => _modules[Array.IndexOf(ModuleNames, name)].Kernels)
+            .Concat(GemvKernels)
+            .Append(AttentionReduce);
+        foreach (var kernel in decodeStep)
+        {
+            kernel.SetPreferredSharedCarveout(DecodeStepCarveout);
+        }
+
+        AttentionDecodeF16TensorCore.SetPreferredSharedCarveout(100);
+        AttentionDecodeFp8TensorCore.SetPreferredSharedCarveout(100);
     }
 
     /// <summary>
-    /// 58 %: ~132 KB of an H100's 228 KB as shared memory, the smallest carveout that holds a tensor-core decode attention
-    /// block (104 KB) beside the GEMVs' blocks. With the driver's choice an SM apparently had to drain the one kind of kernel
-    /// before taking the other (its L1/shared split changes only while empty), which a dependent launch would otherwise
-    /// overlap. Timed beside the driver's choice (H100, Llama-3-8B batch 1, GpuCheck --shapes, 2026-11-28): Q4_0 −0.1 % at
-    /// context 128, +5.9 % at 2,048; Q8_0 +3.4 / +4.9 %; at 100 % for every kernel Q4_0 lost 2.5–3.2 % at 128–512.
+    /// 58 % of an H100's 228 KB of L1/shared as shared memory (the driver rounds it to a supported size, 132 or 164 KB; not
+    /// read back): room for a tensor-core decode attention block (104 KB) beside the GEMVs' blocks. With the driver's choice
+    /// an SM apparently had to drain the one kind of kernel before taking the other (its split changes only while empty),
+    /// losing the overlap a dependent launch gives. Timed beside the driver's choice, every kernel at 58 % and the decode
+    /// attention at 100 % (H100, Llama-3-8B batch 1, GpuCheck --shapes, 2026-11-28): Q4_0 −0.1 % at context 128, +5.9 % at
+    /// 2,048; Q8_0 +3.4 / +4.9 %. Every kernel at 100 %: Q4_0 −2.5 to −3.2 % at 128–512.
     /// </summary>
-    public const int DependentLaunchCarveout = 58;
+    public const int DecodeStepCarveout = 58;
+
+    private readonly bool _hopper;
 
     /// <summary>The PTX text of module <paramref name="name"/>: from <paramref name="directory"/> when given, else embedded.</summary>
     public static string LoadPtx(string name, string? directory = null)
@@ -284,15 +301,11 @@ public sealed class CudaKernels : IDisposable
     /// Sets the preferred shared-memory carveout of every kernel, in percent (−1: the driver's choice for each); the
     /// backend's own are <see cref="UseDefaultCarveouts"/>. GpuCheck times the step with others beside them.
     /// </summary>
-    public int SharedCarveout
+    public void SetSharedCarveout(int percent)
     {
-        get => _modules[0].SharedCarveout;
-        set
+        foreach (var kernel in _modules.SelectMany(module => module.Kernels))
         {
-            foreach (var module in _modules)
-            {
-                module.SharedCarveout = value;
-            }
+            kernel.SetPreferredSharedCarveout(percent);
         }
     }
 

@@ -9,7 +9,6 @@ public sealed unsafe class CudaModule : IDisposable
 
     private readonly bool _waitsForPreviousKernel;
     private readonly List<CudaKernel> _kernels = [];
-    private int _sharedCarveout = -1;
     private nint _handle;
 
     /// <param name="name">Names the module in errors (the PTX resource it came from).</param>
@@ -37,23 +36,8 @@ public sealed unsafe class CudaModule : IDisposable
 
     public string Name { get; }
 
-    /// <summary>
-    /// The preferred shared-memory carveout of every kernel of the module, those taken so far and later ones, in percent
-    /// (−1: the driver's choice; <see cref="CudaKernel.SetPreferredSharedCarveout"/>).
-    /// </summary>
-    public int SharedCarveout
-    {
-        get => _sharedCarveout;
-        set
-        {
-            foreach (var kernel in _kernels)
-            {
-                kernel.SetPreferredSharedCarveout(value);
-            }
-
-            _sharedCarveout = value;
-        }
-    }
+    /// <summary>The kernels taken from the module so far (<see cref="Kernel"/>).</summary>
+    public IReadOnlyList<CudaKernel> Kernels => _kernels;
 
     public CudaKernel Kernel(string name)
     {
@@ -63,11 +47,6 @@ public sealed unsafe class CudaModule : IDisposable
         {
             CudaDriver.Check(CudaDriver.cuModuleGetFunction(out var function, _handle, pointer), $"cuModuleGetFunction({Name}.{name})");
             var kernel = new CudaKernel(function, name, _waitsForPreviousKernel);
-            if (_sharedCarveout != -1)
-            {
-                kernel.SetPreferredSharedCarveout(_sharedCarveout);
-            }
-
             _kernels.Add(kernel);
             return kernel;
         }
