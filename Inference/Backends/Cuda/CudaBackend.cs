@@ -995,7 +995,7 @@ public sealed class CudaBackend : IBackend, IDeviceSampler
         [
             q.Data, kv.Keys(layer), kv.Values(layer), Meta(_layout.BlockTables), Meta(_layout.Sequences), Meta(_layout.Positions), tokenList,
             y.Data, Pointer(_attentionPartials), Pointer(_attentionStats), heads, shape.KvHeads, shape.HeadDim, shape.BlockSize,
-            batch.MaxBlocksPerSequence, partition, splits, scaleLog2, EarlyDecodeKv && _layout.DecodeOnly && !prefill ? 1 : 0,
+            batch.MaxBlocksPerSequence, partition, splits, scaleLog2, EarlyDecodeKv && _layout.DecodeOnly ? 1 : 0,
         ];
         (tensorCores ? (kv.IsFp8 ? Kernels.AttentionDecodeFp8TensorCore : Kernels.AttentionDecodeF16TensorCore) : Kernels.AttentionPartitionFor(kv)).Launch(Stream,
             new Dim3((uint)splits, (uint)shape.KvHeads, (uint)tokens), CudaLaunchGeometry.AttentionThreads,

@@ -28,6 +28,8 @@ public sealed class CudaKernels : IDisposable
     /// <summary>The suffix of the sm_90a build of a Hopper module.</summary>
     public const string HopperSuffix = ".sm90a";
 
+    /// <summary>Compute capability 9.0: the sm_90a Hopper modules load, and the decode step's carveouts apply.</summary>
+    private readonly bool _hopper;
     private readonly CudaModule[] _modules;
     private readonly Dictionary<(string Family, int MaxRows, bool SplitK), CudaKernel> _gemv;
     private readonly Dictionary<string, CudaKernel> _gemvResidual;
@@ -54,7 +56,7 @@ public sealed class CudaKernels : IDisposable
         _modules = ModuleNames.Select(name => new CudaModule(context, name + suffix + ".ptx", LoadPtx(name + suffix, ptxDirectory), DependentLaunch)).ToArray();
         // sm_90a PTX runs on compute capability 9.0 only (Blackwell and later keep gemm_half_tc); a PTX folder without the
         // file leaves the Hopper GEMM out rather than failing.
-        if (context.ComputeCapability == (9, 0)
+        if (_hopper
             && (ptxDirectory is null || File.Exists(Path.Combine(ptxDirectory, "gemm_hopper" + HopperSuffix + ".ptx"))))
         {
             var hopper = new CudaModule(context, "gemm_hopper" + HopperSuffix + ".ptx", LoadPtx("gemm_hopper" + HopperSuffix, ptxDirectory), DependentLaunch);
@@ -131,7 +133,8 @@ public sealed class CudaKernels : IDisposable
         AttentionPrefillFp8.SetMaxDynamicSharedMemory(CudaLaunchGeometry.PrefillCpAsyncSharedBytes(CudaLaunchGeometry.PrefillMaxHeadDim, 1));
         ArgmaxRows = sampling.Kernel("argmax_rows");
         SampleRows = sampling.Kernel("sample_rows");
-        UseDefaultCarveouts();
+        // Every kernel starts at the driver's choice: only Hopper's decode-step preferences need setting.
+        PreferDecodeStepCarveouts();
     }
 
     /// <summary>
@@ -144,6 +147,11 @@ public sealed class CudaKernels : IDisposable
     public void UseDefaultCarveouts()
     {
         SetSharedCarveout(-1);
+        PreferDecodeStepCarveouts();
+    }
+
+    private void PreferDecodeStepCarveouts()
+    {
         if (!_hopper)
         {
             return;
@@ -171,8 +179,6 @@ public sealed class CudaKernels : IDisposable
     /// 2,048; Q8_0 +3.4 / +4.9 %. Every kernel at 100 %: Q4_0 −2.5 to −3.2 % at 128–512.
     /// </summary>
     public const int DecodeStepCarveout = 58;
-
-    private readonly bool _hopper;
 
     /// <summary>The PTX text of module <paramref name="name"/>: from <paramref name="directory"/> when given, else embedded.</summary>
     public static string LoadPtx(string name, string? directory = null)
