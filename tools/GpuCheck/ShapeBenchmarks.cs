@@ -214,6 +214,11 @@ internal sealed class ShapeBenchmarks(CudaBackend gpu, Report report, KvCacheDty
                     Beside("every kernel's shared carveout the driver's choice", () => gpu.Kernels.SetSharedCarveout(-1), gpu.Kernels.UseDefaultCarveouts);
                     Beside("every kernel's shared carveout 100 %", () => gpu.Kernels.SetSharedCarveout(100), gpu.Kernels.UseDefaultCarveouts);
 
+                    // attention_reduce and silu_mul letting the GEMV after them in before their own wait.
+                    var dependentsFirst = gpu.DependentsFirst;
+                    Beside($"attention_reduce and silu_mul let their dependents in {(dependentsFirst ? "after" : "before")} their wait",
+                        () => gpu.DependentsFirst = !dependentsFirst, () => gpu.DependentsFirst = dependentsFirst);
+
                     foreach (var names in omissions)
                     {
                         var omittedMs = GraphStepMsWithout(names, GraphMs);

@@ -387,6 +387,21 @@ internal sealed class TensorParallelChecks(int size, Report report)
 
                 report.Timing($"decode {name} {type} batch 1 TP={n}: {1000 / unfoldedMs,7:F1} tok/s as replayed CUDA graphs, norms not folded ({unfoldedMs:F2} ms/step)");
 
+                // The same with attention_reduce and silu_mul letting their dependents in at the other end of their wait.
+                var dependentsFirst = device.DependentsFirst;
+                foreach (var b in backends)
+                {
+                    b.DependentsFirst = !dependentsFirst;
+                }
+
+                var otherMs = ReplayMs();
+                foreach (var b in backends)
+                {
+                    b.DependentsFirst = dependentsFirst;
+                }
+
+                report.Timing($"decode {name} {type} batch 1 TP={n}: {1000 / otherMs,7:F1} tok/s as replayed CUDA graphs, attention_reduce and silu_mul let their dependents in {(dependentsFirst ? "after" : "before")} their wait ({otherMs:F2} ms/step)");
+
                 // Rank 0's step, event-timed: only rank 0's stream carries the timer; the other ranks run free.
                 using var timer = new KernelTimer(device.Context);
                 device.Stream.Timer = timer;

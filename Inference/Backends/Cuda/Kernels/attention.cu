@@ -367,13 +367,13 @@ ATTENTION_PARTITION(attention_partition_fp8, unsigned char)
 // (Nsight Compute, batch 1 at context 2,048: 22 cycles an instruction), and the partitions' loads no longer wait behind
 // the two reductions and, past 16 partitions a block, behind each other. With codes (head dimension a multiple of 32,
 // checked by the host) the output is also quantized as quantize_q8 does, for the quantized attention-output projection
-// that reads it (one launch fewer a layer).
+// that reads it (one launch fewer a layer). dependentsFirst: see pdl_start (common.cuh).
 #define REDUCE_LOADS 12  // partitions a lane holds in flight: one round for up to 48 partitions (context 3,072 at 64)
 
 extern "C" __global__ void __launch_bounds__(ATT_THREADS) attention_reduce(
     const float* partialOut, const float2* partialStats, const int* positions, const int* tokenList, float* output, int heads,
-    int headDim, int partition, int splits, signed char* codes, float2* scaleSums) {
-    pdl_start();
+    int headDim, int partition, int splits, signed char* codes, float2* scaleSums, int dependentsFirst) {
+    pdl_start(dependentsFirst);
     __shared__ float sReduce[ATT_WARPS];
     __shared__ float4 sSum[ATT_WARPS][64];  // head dimension ≤ 256
     const int head = blockIdx.x, t = tokenList ? tokenList[blockIdx.y] : blockIdx.y;

@@ -33,6 +33,18 @@ __device__ __forceinline__ void pdl_start() {
     pdl_launch_dependents();
 }
 
+// pdl_start with the next kernel let in before the wait (dependentsFirst): for the small kernels between two weight
+// GEMVs (attention_reduce, silu_mul), so that the GEMV after them becomes resident and streams its weights while the
+// kernel before them still runs (attention, the gate/up GEMV's last wave), not only while they do. Still correct: that
+// GEMV reads nothing but weights before its own wait, which returns only once this kernel has ended, and this one ends
+// only after its own wait. Two kernels ahead at most: the GEMV lets its dependents in only after its wait. Safe for
+// residency because this kernel starts only once every block of the one before it has started (or ended).
+__device__ __forceinline__ void pdl_start(bool dependentsFirst) {
+    if (dependentsFirst) pdl_launch_dependents();
+    pdl_wait();
+    if (!dependentsFirst) pdl_launch_dependents();
+}
+
 // Weight layouts on the device (CudaWeightLayout in C# carries the same numbers).
 #define LAYOUT_F32 0
 #define LAYOUT_F16 1

@@ -210,10 +210,10 @@ ROPE_STORE_KV(rope_store_kv_fp8, unsigned char)
 
 // output = gate / (1 + e^-gate) * up over n values.  grid (ceil(n / 256)), block 256. When codes is given (n and the
 // row width multiples of 32, so every warp holds one whole block) the output is also quantized as quantize_q8 does; when
-// halves is given, also rounded to f16/bf16 (rms_norm_rows).
+// halves is given, also rounded to f16/bf16 (rms_norm_rows). dependentsFirst: see pdl_start (common.cuh).
 extern "C" __global__ void silu_mul(const float* gate, const float* up, float* output, long long n, signed char* codes,
-                                    float2* scaleSums, unsigned short* halves, int bf16) {
-    pdl_start();
+                                    float2* scaleSums, unsigned short* halves, int bf16, int dependentsFirst) {
+    pdl_start(dependentsFirst);
     const long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= n) return;
     const float g = gate[i];
