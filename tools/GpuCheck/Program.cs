@@ -153,7 +153,7 @@ try
     var (free, total) = gpu.Context.MemoryInfo();
     var driver = CudaContext.DriverVersion;
     report.Line($"device: {gpu.Description}, {total / (1 << 20)} MiB ({free / (1 << 20)} MiB free), driver API {driver / 1000}.{driver % 1000 / 10}; PTX from {ptxDirectory ?? "embedded resources"}; CPU reference: {cpu.Description}");
-    foreach (var kernel in gpu.Kernels.GemvKernels.Concat(gpu.Kernels.HalfGemmKernels).Concat([gpu.Kernels.GemmInt8, gpu.Kernels.GemmInt8TensorCore, gpu.Kernels.AttentionPartition, gpu.Kernels.SampleRows]))
+    foreach (var kernel in gpu.Kernels.GemvKernels.Concat(gpu.Kernels.HalfGemmKernels).Concat([gpu.Kernels.GemmInt8, gpu.Kernels.GemmInt8TensorCore, gpu.Kernels.GemmNibbleTensorCore, gpu.Kernels.AttentionPartition, gpu.Kernels.SampleRows]))
     {
         report.Line($"     kernel {kernel.Name}: {kernel.Attribute(CudaFunctionAttribute.NumRegisters)} registers, {kernel.Attribute(CudaFunctionAttribute.LocalSizeBytes)} B local, {kernel.Attribute(CudaFunctionAttribute.SharedSizeBytes)} B static shared");
     }

@@ -162,6 +162,15 @@ internal sealed class ShapeBenchmarks(CudaBackend gpu, Report report, KvCacheDty
                 gpu.WarpgroupGemmOverride = null;
                 report.Timing($"{label}: {batchSize / (mmaMs * 1e-3),9:F1} tok/s ({mmaMs:F3} ms/step), eager, {mode}, no wgmma (gemm_half_tc)");
             }
+
+            if (batchSize > 8 && model.Weights.Layers[0].Down is CudaWeight { Layout: CudaWeightLayout.Nibble })
+            {
+                // Nibble weights on the GEMV and dp4a GEMM instead of the int8 tensor-core GEMM, for the A/B in one run.
+                gpu.NibbleTensorCoreGemm = false;
+                var dp4aMs = EagerStepMs();
+                gpu.NibbleTensorCoreGemm = true;
+                report.Timing($"{label}: {batchSize / (dp4aMs * 1e-3),9:F1} tok/s ({dp4aMs:F3} ms/step), eager, {mode}, nibble weights without tensor cores (GEMV to 32 rows, dp4a GEMM)");
+            }
             if (batchSize <= 32)
             {
                 // One replay round thrown away first: the first of the lines below came out 1–2 % slower than the same

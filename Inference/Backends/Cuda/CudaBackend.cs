@@ -400,6 +400,15 @@ public sealed class CudaBackend : IBackend, IDeviceSampler
     }
 
     /// <summary>
+    /// Whether nibble weights (Q4_0, Q4_K) take the int8 tensor-core GEMM above 8 activation rows (the default: true) rather
+    /// than the GEMV up to 32 rows and the dp4a GEMM beyond. GpuCheck times the dp4a path beside it.
+    /// </summary>
+    public bool NibbleTensorCoreGemm { get; set; } = true;
+
+    private CudaKernel? TensorCoreGemm(CudaWeight weight) =>
+        NibbleTensorCoreGemm || weight.Layout != CudaWeightLayout.Nibble ? Kernels.TensorCoreGemm(weight) : null;
+
+    /// <summary>
     /// Whether attention_reduce and silu_mul let the next kernel in before their own wait (kernels/common.cuh, pdl_start), so
     /// that the GEMV after them streams its weights while attention or the gate/up GEMV still runs (the default: true).
     /// Beside it off (H100, batch 1, CUDA graphs, GpuCheck --shapes, 2026-11-28): Llama-3-8B Q4_0 +2.5 % at context 128
@@ -424,7 +433,7 @@ public sealed class CudaBackend : IBackend, IDeviceSampler
         CheckMatMulTargets(x, targets, rows);
 
         var first = (CudaWeight)targets[0].Weight;
-        var gemv = CudaLaunchGeometry.UseGemv(rows, first.IsQuantized, Kernels.TensorCoreGemm(first) is not null);
+        var gemv = CudaLaunchGeometry.UseGemv(rows, first.IsQuantized, TensorCoreGemm(first) is not null);
         if (x.PendingNorm is not null && !(gemv && rows == 1))
         {
             Input(x);  // only the one-row GEMV finishes a folded norm
@@ -639,7 +648,7 @@ public sealed class CudaBackend : IBackend, IDeviceSampler
 
     private void Gemm(CudaTensor x, CudaWeight w, CudaTensor y, int rows)
     {
-        if (Kernels.TensorCoreGemm(w) is { } tensorCore)
+        if (TensorCoreGemm(w) is { } tensorCore)
         {
             var tile = CudaLaunchGeometry.TensorCoreGemmTile;
             var splits = CudaLaunchGeometry.TensorCoreSplits(rows, w.Rows, w.Columns, Context.MultiprocessorCount);
@@ -857,7 +866,7 @@ public sealed class CudaBackend : IBackend, IDeviceSampler
         }
 
         var first = (CudaWeight)targets[0].Weight;
-        if (!CudaLaunchGeometry.UseGemv(rows, first.IsQuantized, Kernels.TensorCoreGemm(first) is not null))
+        if (!CudaLaunchGeometry.UseGemv(rows, first.IsQuantized, TensorCoreGemm(first) is not null))
         {
             return null;
         }

@@ -101,6 +101,8 @@ public sealed class CudaKernels : IDisposable
         GemmInt8 = matmul.Kernel("gemm_int8");
         GemmInt8TensorCore = matmul.Kernel("gemm_int8_tc");
         GemmInt8MinsTensorCore = matmul.Kernel("gemm_int8_mins_tc");
+        GemmNibbleTensorCore = matmul.Kernel("gemm_nibble_tc");
+        GemmNibbleMinsTensorCore = matmul.Kernel("gemm_nibble_mins_tc");
         SumSplits = matmul.Kernel("sum_splits");
         GemmInt8Mins = matmul.Kernel("gemm_int8_mins");
         GemmInt8Halves = matmul.Kernel("gemm_int8_halves");
@@ -213,6 +215,8 @@ public sealed class CudaKernels : IDisposable
     public CudaKernel GemmInt8 { get; }
     public CudaKernel GemmInt8TensorCore { get; }
     public CudaKernel GemmInt8MinsTensorCore { get; }
+    public CudaKernel GemmNibbleTensorCore { get; }
+    public CudaKernel GemmNibbleMinsTensorCore { get; }
     public CudaKernel SumSplits { get; }
     public CudaKernel GemmInt8Mins { get; }
     public CudaKernel GemmInt8Halves { get; }
@@ -258,6 +262,7 @@ public sealed class CudaKernels : IDisposable
     /// <summary>The int8 tensor-core GEMM for a weight, or null where it has none (<see cref="CudaLaunchGeometry.HasTensorCoreGemm"/>).</summary>
     public CudaKernel? TensorCoreGemm(CudaWeight weight) =>
         !CudaLaunchGeometry.HasTensorCoreGemm(weight.Layout, weight.ScalesPerBlock, weight.Columns) ? null
+        : weight.Layout == CudaWeightLayout.Nibble ? (weight.Mins is null ? GemmNibbleTensorCore : GemmNibbleMinsTensorCore)
         : weight.Mins is null ? GemmInt8TensorCore : GemmInt8MinsTensorCore;
 
     /// <summary>The GEMM kernel for a weight's layout.</summary>

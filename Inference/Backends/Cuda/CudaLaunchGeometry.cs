@@ -57,11 +57,11 @@ public static class CudaLaunchGeometry
         rows <= (!quantized ? FloatGemvMaxRows : tensorCoreGemm ? TensorCoreGemvMaxRows : QuantizedGemvMaxRows);
 
     /// <summary>
-    /// Whether a quantized weight goes through the int8 tensor-core GEMM: the int8 layout with one scale per 32-value block
-    /// (Q8_0, Q5_0, Q5_K; nibble layouts and Q6_K's half-block scales stay on dp4a) and K a multiple of its 64-value stages.
+    /// Whether a quantized weight goes through the int8 tensor-core GEMM: one scale per 32-value block, int8 codes (Q8_0,
+    /// Q5_0, Q5_K) or nibbles (Q4_0, Q4_K; Q6_K's half-block scales stay on dp4a), and K a multiple of its 64-value stages.
     /// </summary>
     public static bool HasTensorCoreGemm(CudaWeightLayout layout, int scalesPerBlock, int columns) =>
-        layout == CudaWeightLayout.Int8 && scalesPerBlock == 1 && columns % TensorCoreGemmTile == 0;
+        layout is CudaWeightLayout.Int8 or CudaWeightLayout.Nibble && scalesPerBlock == 1 && columns % TensorCoreGemmTile == 0;
 
     /// <summary>gemm_int8_tc's tile: 64 weight rows × 64 activation rows, K in stages of 64 (MT, MK in matmul.cu).</summary>
     public const int TensorCoreGemmTile = 64;

@@ -55,9 +55,10 @@ public sealed class CudaHostLogicTests
     [InlineData(CudaWeightLayout.Int8, 1, 14336, true)]
     [InlineData(CudaWeightLayout.Int8, 1, 4064, false)]   // K not a multiple of the 64-value stage
     [InlineData(CudaWeightLayout.Int8, 2, 4096, false)]   // Q6_K's half-block scales
-    [InlineData(CudaWeightLayout.Nibble, 1, 4096, false)]
+    [InlineData(CudaWeightLayout.Nibble, 1, 4096, true)]   // Q4_0, Q4_K: nibbles widened at the fragment load
+    [InlineData(CudaWeightLayout.Nibble, 1, 4064, false)]
     [InlineData(CudaWeightLayout.BFloat16, 1, 4096, false)]
-    public void Only_int8_weights_with_one_scale_per_block_and_whole_stages_take_the_tensor_core_gemm(CudaWeightLayout layout, int scales, int columns, bool expected)
+    public void Only_quantized_weights_with_one_scale_per_block_and_whole_stages_take_the_tensor_core_gemm(CudaWeightLayout layout, int scales, int columns, bool expected)
     {
         Assert.Equal(expected, CudaLaunchGeometry.HasTensorCoreGemm(layout, scales, columns));
         // With it, a batch past 8 rows leaves the GEMV; without, only past 32.

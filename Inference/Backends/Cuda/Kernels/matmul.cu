@@ -611,9 +611,14 @@ GEMM_QUANT(gemm_nibble, LAYOUT_NIBBLE, 1, false)
 GEMM_QUANT(gemm_nibble_mins, LAYOUT_NIBBLE, 1, true)
 
 // ---------------------------------------------------------------------------------------------------------------------
-// Quantized GEMM on int8 tensor cores, for the int8 layout with one scale per 32-value block (Q8_0, Q5_0, Q5_K): the
-// 32-value quantization block is exactly one mma.sync.m16n8k32.s8 step, so each block's int32 products come out of the
-// tensor core whole and are scaled in float once per block: Σ w·x += (ws·xd)·Σ(code·xq) − (ws·offset + wmin)·(xd·Σxq).
+// Quantized GEMM on int8 tensor cores, for the layouts with one scale per 32-value block (Q8_0, Q5_0, Q5_K; nibbles:
+// Q4_0, Q4_K): the 32-value quantization block is exactly one mma.sync.m16n8k32.s8 step, so each block's int32 products
+// come out of the tensor core whole and are scaled in float once per block:
+// Σ w·x += (ws·xd)·Σ(code·xq) − (ws·offset + wmin)·(xd·Σxq).
+// Nibble weights stay packed in shared memory (16 bytes a block): the A fragment of m16n8k32 gives a thread values
+// 4t…4t+3 and 16+4t…16+4t+3 of its rows, which are exactly the low and the high nibbles of the block's bytes 4t…4t+3, so
+// one 32-bit load and two masks make both registers; unsigned codes 0–15 are valid s8 operands, and the offset is undone by
+// the correction term as in the GEMV.
 // Tile: 64 weight rows × 64 activation rows, K in stages of 64 (two blocks), 3 stages in flight through cp.async (16-byte
 // copies, zero-filled past the matrix). 4 warps: warp w owns weight rows 16w…16w+15 (the A operand, one m16 fragment) and
 // all 64 activation rows (the B operand, eight n8 fragments). Shared rows are 80 bytes (64 + 16 of padding), so the
@@ -634,7 +639,7 @@ __device__ __forceinline__ void mma_s8_16832(int (&d)[4], const int (&a)[4], int
                  : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
 
-template <bool MINS>
+template <bool MINS, bool NIBBLES = false>
 __device__ __forceinline__ void gemm_int8_tc(const signed char* codes, const void* scales, const float* mins, int offset,
                                              const signed char* xq, const float2* xds, float* y, float* partial, int n,
                                              int k, int m) {
@@ -653,10 +658,13 @@ __device__ __forceinline__ void gemm_int8_tc(const signed char* codes, const voi
 
     // Stage s (of this block's, counted from `first`) of K: thread tid copies 16-byte chunks tid and tid + 128 of each 64 × 64-byte tile (row c / 4, chunk c % 4),
     // and threads 0–63 the scales (and mins) of weight row tid, 64–127 the scale-sums of activation row tid − 64.
+    // Nibbles: half the bytes, 2 chunks a row (rows of k / 2 bytes).
+    constexpr int CHUNKS = NIBBLES ? 2 : 4;
+    const long long rowBytes = NIBBLES ? k / 2 : k;
     auto loadWeights = [&](int s, int buffer) {
-        for (int c = tid; c < MT * 4; c += 128) {
-            const int r = c / 4, q = c % 4, row = n0 + r;
-            cp_async16(&sw[buffer][r][16 * q], codes + (long long)min(row, n - 1) * k + (first + s) * MK + 16 * q, row < n);
+        for (int c = tid; c < MT * CHUNKS; c += 128) {
+            const int r = c / CHUNKS, q = c % CHUNKS, row = n0 + r;
+            cp_async16(&sw[buffer][r][16 * q], codes + (long long)min(row, n - 1) * rowBytes + (first + s) * MK * CHUNKS / 4 + 16 * q, row < n);
         }
         if (tid < MT) {
             const int row = n0 + tid;
@@ -706,10 +714,19 @@ __device__ __forceinline__ void gemm_int8_tc(const signed char* codes, const voi
 #pragma unroll
         for (int qb = 0; qb < 2; qb++) {
             int a[4];
-            a[0] = *(const int*)&sw[buffer][wr][32 * qb + 4 * t4];
-            a[1] = *(const int*)&sw[buffer][wr + 8][32 * qb + 4 * t4];
-            a[2] = *(const int*)&sw[buffer][wr][32 * qb + 16 + 4 * t4];
-            a[3] = *(const int*)&sw[buffer][wr + 8][32 * qb + 16 + 4 * t4];
+            if constexpr (NIBBLES) {
+                const int w0 = *(const int*)&sw[buffer][wr][16 * qb + 4 * t4];
+                const int w1 = *(const int*)&sw[buffer][wr + 8][16 * qb + 4 * t4];
+                a[0] = w0 & 0x0F0F0F0F;
+                a[1] = w1 & 0x0F0F0F0F;
+                a[2] = (w0 >> 4) & 0x0F0F0F0F;
+                a[3] = (w1 >> 4) & 0x0F0F0F0F;
+            } else {
+                a[0] = *(const int*)&sw[buffer][wr][32 * qb + 4 * t4];
+                a[1] = *(const int*)&sw[buffer][wr + 8][32 * qb + 4 * t4];
+                a[2] = *(const int*)&sw[buffer][wr][32 * qb + 16 + 4 * t4];
+                a[3] = *(const int*)&sw[buffer][wr + 8][32 * qb + 16 + 4 * t4];
+            }
             const float ws0 = MINS ? sScale[buffer][wr][qb] : half_to_float(sScaleHalf[buffer][wr][qb]);
             const float ws1 = MINS ? sScale[buffer][wr + 8][qb] : half_to_float(sScaleHalf[buffer][wr + 8][qb]);
             const float c0 = ws0 * (float)offset + (MINS ? sMin[buffer][wr][qb] : 0.0f);
@@ -750,6 +767,14 @@ extern "C" __global__ void __launch_bounds__(128) gemm_int8_tc(const unsigned ch
 extern "C" __global__ void __launch_bounds__(128) gemm_int8_mins_tc(const unsigned char* codes, const void* scales,
     const float* mins, int offset, const signed char* xq, const float2* xds, float* y, float* partial, int n, int k, int m) {
     gemm_int8_tc<true>((const signed char*)codes, scales, mins, offset, xq, xds, y, partial, n, k, m);
+}
+extern "C" __global__ void __launch_bounds__(128) gemm_nibble_tc(const unsigned char* codes, const void* scales, const float* mins,
+    int offset, const signed char* xq, const float2* xds, float* y, float* partial, int n, int k, int m) {
+    gemm_int8_tc<false, true>((const signed char*)codes, scales, mins, offset, xq, xds, y, partial, n, k, m);
+}
+extern "C" __global__ void __launch_bounds__(128) gemm_nibble_mins_tc(const unsigned char* codes, const void* scales,
+    const float* mins, int offset, const signed char* xq, const float2* xds, float* y, float* partial, int n, int k, int m) {
+    gemm_int8_tc<true, true>((const signed char*)codes, scales, mins, offset, xq, xds, y, partial, n, k, m);
 }
 
 // y[i] = Σ over z of partial[z][i], z in order, for count = M·N outputs.  grid (ceil(count / 256)), block 256.
