@@ -411,9 +411,10 @@ public sealed class CudaBackend : IBackend, IDeviceSampler
     /// <summary>
     /// Whether attention_reduce and silu_mul let the next kernel in before their own wait (kernels/common.cuh, pdl_start), so
     /// that the GEMV after them streams its weights while attention or the gate/up GEMV still runs (the default: true).
-    /// Beside it off (H100, batch 1, CUDA graphs, GpuCheck --shapes, 2026-11-28): Llama-3-8B Q4_0 +2.5 % at context 128
-    /// (533.2 against 520.0 tok/s: the attention output's weights arrive while attention runs on a few SMs), −0.2 % at
-    /// 2,048; Q8_0 −0.8 / +0.6 %; Llama-3.2-1B BF16 +0.7 / +0.2 %. GpuCheck times the other setting beside it.
+    /// Beside it off (three H100s, batch 1, CUDA graphs, GpuCheck --shapes, 2026-11-28): Llama-3-8B Q4_0 +2.2 to +2.9 % at
+    /// context 128 (536.8 against 525.6 tok/s: the attention output's weights arrive while attention runs on a few SMs),
+    /// 0 % at 2,048; Q4_K +1.6 / +0.9 %; Q8_0 −0.9 / +0.7 %; Llama-3.2-1B BF16 +0.7 / +0.2 %. GpuCheck times the other
+    /// setting beside it.
     /// </summary>
     public bool DependentsFirst { get; set; } = true;
 
