@@ -171,6 +171,7 @@ internal sealed class ShapeBenchmarks(CudaBackend gpu, Report report, KvCacheDty
                 gpu.NibbleTensorCoreGemm = true;
                 report.Timing($"{label}: {batchSize / (dp4aMs * 1e-3),9:F1} tok/s ({dp4aMs:F3} ms/step), eager, {mode}, nibble weights without tensor cores (GEMV to 32 rows, dp4a GEMM)");
             }
+
             if (batchSize <= 32)
             {
                 // One replay round thrown away first: the first of the lines below came out 1–2 % slower than the same

@@ -372,34 +372,35 @@ internal sealed class TensorParallelChecks(int size, Report report)
                 var graphSpeedup = graphSingle is { } g && n > 1 ? $", {1000 / graphMs / g:F2}× TP=1" : "";
                 report.Timing($"decode {name} {type} batch 1 TP={n}: {1000 / graphMs,7:F1} tok/s as replayed CUDA graphs ({graphMs:F2} ms/step{graphSpeedup}); {graphBandwidth:F0} GB/s = {100 * graphBandwidth / (n * copyGbPerSecond):F0}% of {n} × {copyGbPerSecond:F0} GB/s");
 
-                // The same with every norm a launch of its own (not folded into the all-reduce or the GEMVs), for the A/B.
+                // The replayed step with a setting changed on every rank for the A/B, restored afterwards.
                 var backends = model is TensorParallelModel tp ? tp.Ranks.Select(r => (CudaBackend)r.Backend).ToArray() : [device];
-                foreach (var b in backends)
+                double ReplayMsWith(Action<CudaBackend> change, Action<CudaBackend> restore)
                 {
-                    b.FoldNorms = false;
+                    foreach (var b in backends)
+                    {
+                        change(b);
+                    }
+
+                    try
+                    {
+                        return ReplayMs();
+                    }
+                    finally
+                    {
+                        foreach (var b in backends)
+                        {
+                            restore(b);
+                        }
+                    }
                 }
 
-                var unfoldedMs = ReplayMs();
-                foreach (var b in backends)
-                {
-                    b.FoldNorms = true;
-                }
-
+                // Every norm a launch of its own (not folded into the all-reduce or the GEMVs).
+                var unfoldedMs = ReplayMsWith(b => b.FoldNorms = false, b => b.FoldNorms = true);
                 report.Timing($"decode {name} {type} batch 1 TP={n}: {1000 / unfoldedMs,7:F1} tok/s as replayed CUDA graphs, norms not folded ({unfoldedMs:F2} ms/step)");
 
-                // The same with attention_reduce and silu_mul letting their dependents in at the other end of their wait.
+                // attention_reduce and silu_mul letting their dependents in at the other end of their wait.
                 var dependentsFirst = device.DependentsFirst;
-                foreach (var b in backends)
-                {
-                    b.DependentsFirst = !dependentsFirst;
-                }
-
-                var otherMs = ReplayMs();
-                foreach (var b in backends)
-                {
-                    b.DependentsFirst = dependentsFirst;
-                }
-
+                var otherMs = ReplayMsWith(b => b.DependentsFirst = !dependentsFirst, b => b.DependentsFirst = dependentsFirst);
                 report.Timing($"decode {name} {type} batch 1 TP={n}: {1000 / otherMs,7:F1} tok/s as replayed CUDA graphs, attention_reduce and silu_mul let their dependents in {(dependentsFirst ? "after" : "before")} their wait ({otherMs:F2} ms/step)");
 
                 // Rank 0's step, event-timed: only rank 0's stream carries the timer; the other ranks run free.
