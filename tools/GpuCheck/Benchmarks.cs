@@ -116,12 +116,12 @@ internal sealed class Benchmarks(CudaBackend gpu, Report report)
 
                         gpu.HalfGemmTileRowsOverride = null;
                         // And every tile of the Hopper GEMM (wgmma), for choosing CudaLaunchGeometry.WarpgroupGemmTile.
-                        foreach (var weightRows in gpu.Kernels.HasWarpgroupGemm && k % CudaLaunchGeometry.WarpgroupGemmStageColumns == 0 ? CudaLaunchGeometry.WarpgroupGemmWeightRows : [])
+                        foreach (var tile in gpu.Kernels.HasWarpgroupGemm && k % CudaLaunchGeometry.WarpgroupGemmStageColumns == 0 ? CudaLaunchGeometry.WarpgroupGemmTiles : [])
                         {
-                            gpu.WarpgroupGemmOverride = weightRows;
+                            gpu.WarpgroupGemmOverride = tile;
                             var variant = Time(i => gpu.MatMul(x, weights[i % weights.Count], y, rows));
-                            var splits = CudaLaunchGeometry.WarpgroupGemmSplits(rows, n, k, gpu.Context.MultiprocessorCount, weightRows);
-                            report.Timing($"matmul {type,-5} gemm-wgmma tile {CudaLaunchGeometry.WarpgroupGemmActivationRows}×{weightRows} ({splits} split) M={rows,-3} N={n} K={k}: {variant * 1000,8:F1} us, {2.0 * rows * n * k / (variant * 1e-3) / 1e12:F2} TFLOP/s");
+                            var splits = CudaLaunchGeometry.WarpgroupGemmSplits(rows, n, k, gpu.Context.MultiprocessorCount, tile);
+                            report.Timing($"matmul {type,-5} gemm-wgmma tile {tile} ({splits} split) M={rows,-3} N={n} K={k}: {variant * 1000,8:F1} us, {2.0 * rows * n * k / (variant * 1e-3) / 1e12:F2} TFLOP/s");
                         }
 
                         gpu.WarpgroupGemmOverride = null;
@@ -158,11 +158,11 @@ internal sealed class Benchmarks(CudaBackend gpu, Report report)
                 using var x = gpu.CreateTensor(rows, k);
                 using var y = gpu.CreateTensor(rows, n);
                 gpu.WriteRows(x, RandomWeights.Floats(rows * k, _random));
-                var variants = new List<(string Label, int? Override)> { ("as chosen", null), ("gemm_half_tc", 0) };
+                var variants = new List<(string Label, WarpgroupTile? Override)> { ("as chosen", null), ("gemm_half_tc", WarpgroupTile.None) };
                 if (gpu.Kernels.HasWarpgroupGemm)
                 {
-                    variants.AddRange(CudaLaunchGeometry.WarpgroupGemmWeightRows.Select(w =>
-                        ($"wgmma 128×{w}, {CudaLaunchGeometry.WarpgroupGemmSplits(rows, n, k, gpu.Context.MultiprocessorCount, w)} split", (int?)w)));
+                    variants.AddRange(CudaLaunchGeometry.WarpgroupGemmTiles.Select(t =>
+                        ($"wgmma {t}, {CudaLaunchGeometry.WarpgroupGemmSplits(rows, n, k, gpu.Context.MultiprocessorCount, t)} split", (WarpgroupTile?)t)));
                 }
 
                 var line = new List<string>();

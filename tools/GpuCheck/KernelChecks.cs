@@ -151,14 +151,14 @@ internal sealed class KernelChecks(CudaBackend gpu, CpuBackend cpu, Report repor
                         {
                             // Every tile of the Hopper GEMM at every batch (9 and 33 rows: a tile mostly past the batch; split
                             // K where the tiles are few), and gemm_half_tc where the rule would take the Hopper one.
-                            foreach (var forced in CudaLaunchGeometry.WarpgroupGemmWeightRows.Prepend(0))
+                            foreach (var forced in CudaLaunchGeometry.WarpgroupGemmTiles.Prepend(WarpgroupTile.None))
                             {
                                 Poison(gy);
                                 gpu.WarpgroupGemmOverride = forced;
                                 gpu.MatMul(gx, gw, gy, rows);
                                 gpu.WarpgroupGemmOverride = null;
-                                var splits = forced == 0 ? 0 : CudaLaunchGeometry.WarpgroupGemmSplits(rows, n, k, gpu.Context.MultiprocessorCount, forced);
-                                var variant = forced == 0 ? "gemm-tc" : $"gemm-wgmma n{forced} ({splits} split)";
+                                var splits = forced == WarpgroupTile.None ? 0 : CudaLaunchGeometry.WarpgroupGemmSplits(rows, n, k, gpu.Context.MultiprocessorCount, forced);
+                                var variant = forced == WarpgroupTile.None ? "gemm-tc" : $"gemm-wgmma {forced} ({splits} split)";
                                 report.Check($"matmul {type} {variant} M={rows} N={n} K={k}", Compare(gy, cy, rows), bound);
                             }
                         }
@@ -267,7 +267,7 @@ internal sealed class KernelChecks(CudaBackend gpu, CpuBackend cpu, Report repor
             var cw = hosts.Select(h => cpu.LoadWeight(h.View)).ToArray();
             foreach (var rows in new[] { 9, 100, 200 })
             {
-                foreach (var tile in CudaLaunchGeometry.WarpgroupGemmWeightRows.Select(w => (int?)w).Prepend(null))
+                foreach (var tile in CudaLaunchGeometry.WarpgroupGemmTiles.Select(t => (WarpgroupTile?)t).Prepend(null))
                 {
                     var (gx, cx) = Pair(rows, k, RandomWeights.Floats(rows * k, _random));
                     var outputs = partRows.Select(n => Pair(rows, n)).ToArray();
@@ -275,7 +275,7 @@ internal sealed class KernelChecks(CudaBackend gpu, CpuBackend cpu, Report repor
                     gpu.MatMulGroup(gx, gw.Select((w, i) => new MatMulTarget(w, outputs[i].Gpu)).ToArray(), rows);
                     gpu.WarpgroupGemmOverride = null;
                     ((IBackend)cpu).MatMulGroup(cx, cw.Select((w, i) => new MatMulTarget(w, outputs[i].Cpu)).ToArray(), rows);
-                    var label = tile is { } forced ? $"n{forced}{(partRows[..^1].All(n => n % forced == 0) ? " one launch" : " a launch per part")}" : "as chosen";
+                    var label = tile is { } forced ? $"{forced}{(partRows[..^1].All(n => n % forced.WeightRows == 0) ? " one launch" : " a launch per part")}" : "as chosen";
                     report.Check($"matmul group {type}×{string.Join("+", partRows)} wgmma {label} M={rows} K={k}",
                         outputs.Select(o => Compare(o.Gpu, o.Cpu, rows)).Max(), type == GgmlType.BF16 ? Bf16GemmBound : F16GemmBound);
                     foreach (var (g, c) in outputs.Append((gx, cx)))
@@ -315,7 +315,7 @@ internal sealed class KernelChecks(CudaBackend gpu, CpuBackend cpu, Report repor
                 using var downHost = new HostTensor("down", type, [f, 64], RandomWeights.Tensor(type, 64, f, _random.Next()));
                 var gw = new[] { gpu.LoadWeight(gateHost.View), gpu.LoadWeight(upHost.View), gpu.LoadWeight(downHost.View) };
                 var cw = new[] { cpu.LoadWeight(gateHost.View), cpu.LoadWeight(upHost.View), cpu.LoadWeight(downHost.View) };
-                var tiles = gpu.Kernels.HasWarpgroupGemm ? CudaLaunchGeometry.WarpgroupGemmWeightRows.Select(w => (int?)w).Prepend(null) : [null];
+                var tiles = gpu.Kernels.HasWarpgroupGemm ? CudaLaunchGeometry.WarpgroupGemmTiles.Select(t => (WarpgroupTile?)t).Prepend(null) : [null];
                 foreach (var rows in quick ? [9, 200] : new[] { 9, 33, 67, 200 })
                 {
                     foreach (var tile in tiles)
@@ -337,7 +337,7 @@ internal sealed class KernelChecks(CudaBackend gpu, CpuBackend cpu, Report repor
                         cpu.MatMul(cAct, cw[2], cDown, rows);
                         var fused = gpu.Kernels.HasWarpgroupGemm && k % CudaLaunchGeometry.WarpgroupGemmStageColumns == 0
                             && (tile is not null || CudaLaunchGeometry.UseWarpgroupGemm(rows, k));
-                        var path = fused ? $"wgmma gated{(tile is { } forced ? $" n{forced}" : "")}" : "products + silu_mul";
+                        var path = fused ? $"wgmma gated{(tile is { } forced ? $" {forced}" : "")}" : "products + silu_mul";
                         var bound = type == GgmlType.BF16 ? Bf16GemmBound : F16GemmBound;
                         report.Check($"gated matmul {type} {path} M={rows} F={f} K={k}", Compare(gAct, cAct, rows), bound);
                         report.Check($"gated matmul {type} {path} M={rows} F={f} K={k}, then down [64 × {f}] from its half copy", Compare(gDown, cDown, rows), 2 * bound);

@@ -157,10 +157,27 @@ internal sealed class ShapeBenchmarks(CudaBackend gpu, Report report, KvCacheDty
             if (batchSize > 64 && gpu.Kernels.HasWarpgroupGemm && model.Weights.Layers[0].Down is CudaWeight { Layout: CudaWeightLayout.Float16 or CudaWeightLayout.BFloat16 })
             {
                 // The same with gemm_half_tc (mma.sync) instead of the Hopper GEMM, for the A/B in one run.
-                gpu.WarpgroupGemmOverride = 0;
+                gpu.WarpgroupGemmOverride = WarpgroupTile.None;
                 var mmaMs = EagerStepMs();
                 gpu.WarpgroupGemmOverride = null;
                 report.Timing($"{label}: {batchSize / (mmaMs * 1e-3),9:F1} tok/s ({mmaMs:F3} ms/step), eager, {mode}, no wgmma (gemm_half_tc)");
+
+                // 128 × 128 Hopper tiles where the rule takes 256 × 128: timed twice between two timings of the default, as
+                // Beside below does.
+                var before = EagerStepMs();
+                double ms;
+                gpu.WarpgroupGemm256RowTiles = false;
+                try
+                {
+                    ms = (EagerStepMs() + EagerStepMs()) / 2;
+                }
+                finally
+                {
+                    gpu.WarpgroupGemm256RowTiles = true;
+                }
+
+                var beside = (before + EagerStepMs()) / 2;
+                report.Timing($"{label}: {batchSize / (ms * 1e-3),9:F1} tok/s ({ms:F3} ms/step; the default beside it {batchSize / (beside * 1e-3):F1} tok/s), eager, {mode}, Hopper GEMM tiles 128 × 128 where the rule takes 256 × 128");
             }
 
             if (batchSize > 8 && model.Weights.Layers[0].Down is CudaWeight { Layout: CudaWeightLayout.Nibble })
@@ -251,7 +268,7 @@ internal sealed class ShapeBenchmarks(CudaBackend gpu, Report report, KvCacheDty
 
         var profile = Profile(() => Step(context + 1));
         var attentionMs = profile.Where(k => k.Kernel.StartsWith("attention_", StringComparison.Ordinal)).Sum(k => k.Milliseconds);
-        var matmulMs = profile.Where(k => k.Kernel.StartsWith("gemv_", StringComparison.Ordinal) || k.Kernel.StartsWith("gemm_", StringComparison.Ordinal)).Sum(k => k.Milliseconds);
+        var matmulMs = profile.Where(k => IsMatMul(k.Kernel)).Sum(k => k.Milliseconds);
         var totalMs = profile.Sum(k => k.Milliseconds);
         var kvBytes = (double)batchSize * (context + 1) * KvCacheSizing.BytesPerToken(config, kvDtype);
         report.Timing($"  profile ({profile.Sum(k => k.Launches)} launches, event-timed): kernels {totalMs:F3} ms; matmuls {matmulMs:F3} ms ({100 * matmulMs / totalMs:F0}%, {2 * parameters * batchSize / (matmulMs * 1e-3) / 1e12:F1} TFLOP/s); attention {attentionMs:F3} ms ({100 * attentionMs / totalMs:F0}%, {kvBytes / 1e9:F2} GB of {KvLabel} KV at {kvBytes / (attentionMs * 1e-3) / 1e9:F0} GB/s)");
@@ -485,10 +502,10 @@ internal sealed class ShapeBenchmarks(CudaBackend gpu, Report report, KvCacheDty
         var ids = new int[1];
         void Run() => gpu.ArgMax(model.ForwardToLogits(batch, cache)!, 1, ids);
         // With the Hopper GEMM (where the device has it), then without it, for the A/B in one run.
-        foreach (var warpgroup in gpu.Kernels.HasWarpgroupGemm ? new int?[] { null, 0 } : [null])
+        foreach (var warpgroup in gpu.Kernels.HasWarpgroupGemm ? new WarpgroupTile?[] { null, WarpgroupTile.None } : [null])
         {
             gpu.WarpgroupGemmOverride = warpgroup;
-            TimePrefill(warpgroup == 0 ? $"{name} (no wgmma: gemm_half_tc)" : name);
+            TimePrefill(warpgroup == WarpgroupTile.None ? $"{name} (no wgmma: gemm_half_tc)" : name);
         }
 
         gpu.WarpgroupGemmOverride = null;
@@ -510,7 +527,7 @@ internal sealed class ShapeBenchmarks(CudaBackend gpu, Report report, KvCacheDty
             var attentionFlops = 4.0 * config.LayerCount * config.HeadCount * config.HeadDim * tokens * (tokens + 1) / 2;
             var flops = 2 * parameters * tokens + attentionFlops;
             var profile = Profile(Run);
-            var matmulMs = profile.Where(k => k.Kernel.StartsWith("gemm_", StringComparison.Ordinal) || k.Kernel.StartsWith("gemv_", StringComparison.Ordinal)).Sum(k => k.Milliseconds);
+            var matmulMs = profile.Where(k => IsMatMul(k.Kernel)).Sum(k => k.Milliseconds);
             var attentionMs = profile.Where(k => k.Kernel.StartsWith("attention_", StringComparison.Ordinal)).Sum(k => k.Milliseconds);
             report.Timing($"prefill {label} {tokens} tokens: {ms:F1} ms ({tokens / (ms * 1e-3):F0} tok/s, {flops / (ms * 1e-3) / 1e12:F1} TFLOP/s overall); matmuls {matmulMs:F1} ms at {2 * parameters * tokens / (matmulMs * 1e-3) / 1e12:F1} TFLOP/s, attention {attentionMs:F1} ms at {attentionFlops / (attentionMs * 1e-3) / 1e12:F1} TFLOP/s");
             ReportTopKernels(profile, 10);
@@ -550,4 +567,7 @@ internal sealed class ShapeBenchmarks(CudaBackend gpu, Report report, KvCacheDty
         return c.LayerCount * (e * (q + 2 * kv) + q * e + 3 * e * ff) + (double)c.VocabularySize * e;
     }
 
+    /// <summary>A matmul's kernel in a profile: the GEMVs, the GEMMs and the split-K sums that finish a GEMM's output.</summary>
+    private static bool IsMatMul(string kernel) =>
+        kernel.StartsWith("gemv_", StringComparison.Ordinal) || kernel.StartsWith("gemm_", StringComparison.Ordinal) || kernel == "sum_splits";
 }

@@ -505,7 +505,7 @@ public sealed class CudaBackend : IBackend, IDeviceSampler
     /// products alone split K 8 ways at 256 rows), or null: every weight the same half type and K, the Hopper GEMM taking
     /// the product, and every part but the last a whole number of tiles.
     /// </summary>
-    private int? GroupedWarpgroupGemmTile(ReadOnlySpan<MatMulTarget> targets, int rows)
+    private WarpgroupTile? GroupedWarpgroupGemmTile(ReadOnlySpan<MatMulTarget> targets, int rows)
     {
         if (targets.Length < 2 || targets.Length > CudaLaunchGeometry.MaxGemvParts)
         {
@@ -532,7 +532,7 @@ public sealed class CudaBackend : IBackend, IDeviceSampler
 
         for (var i = 0; i < targets.Length - 1; i++)
         {
-            if (targets[i].Weight.Rows % tile != 0)
+            if (targets[i].Weight.Rows % tile.WeightRows != 0)
             {
                 return null;
             }
@@ -542,7 +542,7 @@ public sealed class CudaBackend : IBackend, IDeviceSampler
     }
 
     /// <summary>One Hopper GEMM launch over the parts (one weight, or a group: gemm_hopper.cu), then each part's split sums.</summary>
-    private void WarpgroupGemm(CudaTensor x, ReadOnlySpan<MatMulTarget> parts, int rows, int tile)
+    private void WarpgroupGemm(CudaTensor x, ReadOnlySpan<MatMulTarget> parts, int rows, WarpgroupTile tile)
     {
         var first = (CudaWeight)parts[0].Weight;
         var halves = EnsureHalf(x, rows, first.Layout == CudaWeightLayout.BFloat16);
@@ -563,8 +563,8 @@ public sealed class CudaBackend : IBackend, IDeviceSampler
         args[10] = partial;
         args[11] = first.Columns;
         args[12] = rows;
-        var tiles = new Dim3((uint)CudaLaunchGeometry.Ceiling(rows, CudaLaunchGeometry.WarpgroupGemmActivationRows), (uint)CudaLaunchGeometry.Ceiling(total, tile), (uint)splits);
-        Kernels.WarpgroupGemm(first, tile).Launch(Stream, tiles, 256, CudaLaunchGeometry.WarpgroupGemmSharedBytes(tile), args);
+        var tiles = new Dim3((uint)CudaLaunchGeometry.Ceiling(rows, tile.ActivationRows), (uint)CudaLaunchGeometry.Ceiling(total, tile.WeightRows), (uint)splits);
+        Kernels.WarpgroupGemm(first, tile).Launch(Stream, tiles, tile.Threads, tile.SharedBytes, args);
         var before = 0L;
         foreach (var part in parts)
         {
@@ -662,9 +662,9 @@ public sealed class CudaBackend : IBackend, IDeviceSampler
 
         if (w.Layout is CudaWeightLayout.Float16 or CudaWeightLayout.BFloat16)
         {
-            if (WarpgroupGemmTile(rows, w, w.Rows) is { } weightRows)
+            if (WarpgroupGemmTile(rows, w, w.Rows) is { } warpgroupTile)
             {
-                WarpgroupGemm(x, [new MatMulTarget(w, y)], rows, weightRows);
+                WarpgroupGemm(x, [new MatMulTarget(w, y)], rows, warpgroupTile);
                 return;
             }
 
@@ -742,23 +742,40 @@ public sealed class CudaBackend : IBackend, IDeviceSampler
     public int? HalfGemmTileRowsOverride { get; set; }
 
     /// <summary>
-    /// Forces the Hopper (wgmma) F16/BF16 GEMM's tile width (one of <see cref="CudaLaunchGeometry.WarpgroupGemmWeightRows"/>)
-    /// for every GEMM it can take, or 0 to keep it off (gemm_half_tc); GpuCheck times and checks them side by side with it.
-    /// Null: <see cref="CudaLaunchGeometry.UseWarpgroupGemm"/> and <see cref="CudaLaunchGeometry.WarpgroupGemmTile"/> decide.
+    /// Forces the Hopper (wgmma) F16/BF16 GEMM's tile (one of <see cref="CudaLaunchGeometry.WarpgroupGemmTiles"/>) for every
+    /// GEMM it can take, or <see cref="WarpgroupTile.None"/> to keep it off (gemm_half_tc); GpuCheck times and checks them
+    /// side by side with it. Null: <see cref="CudaLaunchGeometry.UseWarpgroupGemm"/> and
+    /// <see cref="CudaLaunchGeometry.WarpgroupGemmTile"/> decide.
     /// </summary>
-    public int? WarpgroupGemmOverride { get; set; }
+    public WarpgroupTile? WarpgroupGemmOverride { get; set; }
 
-    /// <summary>The Hopper GEMM's tile width for <paramref name="outputs"/> weight rows of K = w's, or null where gemm_half_tc takes it.</summary>
-    private int? WarpgroupGemmTile(int rows, CudaWeight w, int outputs)
+    /// <summary>The Hopper GEMM's tile for <paramref name="outputs"/> weight rows of K = w's, or null where gemm_half_tc takes it.</summary>
+    private WarpgroupTile? WarpgroupGemmTile(int rows, CudaWeight w, int outputs)
     {
-        if (!Kernels.HasWarpgroupGemm || w.Columns % CudaLaunchGeometry.WarpgroupGemmStageColumns != 0 || WarpgroupGemmOverride == 0)
+        if (!Kernels.HasWarpgroupGemm || w.Columns % CudaLaunchGeometry.WarpgroupGemmStageColumns != 0 || WarpgroupGemmOverride == WarpgroupTile.None)
         {
             return null;
         }
 
-        return WarpgroupGemmOverride
-            ?? (CudaLaunchGeometry.UseWarpgroupGemm(rows, w.Columns) ? CudaLaunchGeometry.WarpgroupGemmTile(rows, outputs, Context.MultiprocessorCount) : null);
+        if (WarpgroupGemmOverride is { } forced)
+        {
+            return forced;
+        }
+
+        if (!CudaLaunchGeometry.UseWarpgroupGemm(rows, w.Columns))
+        {
+            return null;
+        }
+
+        var tile = CudaLaunchGeometry.WarpgroupGemmTile(rows, outputs, Context.MultiprocessorCount);
+        return tile.ActivationRows == 256 && !WarpgroupGemm256RowTiles ? new WarpgroupTile(128, 128) : tile;
     }
+
+    /// <summary>
+    /// Whether the Hopper GEMM takes 256 × 128 tiles where <see cref="CudaLaunchGeometry.WarpgroupGemmTile"/> picks them
+    /// (the default: true), rather than the 128 × 128 ones before them; GpuCheck times the other setting beside it.
+    /// </summary>
+    public bool WarpgroupGemm256RowTiles { get; set; } = true;
 
     /// <summary>The activations rounded to the half weight's type (once per value and type, like the int8 copy).</summary>
     private CudaDeviceBuffer<ushort> EnsureHalf(CudaTensor x, int rows, bool bfloat16)
@@ -1041,7 +1058,7 @@ public sealed class CudaBackend : IBackend, IDeviceSampler
         var (g, u) = ((CudaWeight)gate.Weight, (CudaWeight)up.Weight);
         var y = (CudaTensor)output;
         if (g.Layout is not (CudaWeightLayout.Float16 or CudaWeightLayout.BFloat16) || u.Layout != g.Layout || u.Rows != g.Rows
-            || u.Columns != g.Columns || WarpgroupGemmTile(rows, g, 2 * g.Rows) is not { } weightRows || FusedQuantization(y).Codes != DevicePointer.Null)
+            || u.Columns != g.Columns || WarpgroupGemmTile(rows, g, 2 * g.Rows) is not { } tile || FusedQuantization(y).Codes != DevicePointer.Null)
         {
             MatMulGroup(input, [gate, up], rows);
             SiluMul(gate.Output, up.Output, output, rows);
@@ -1057,8 +1074,8 @@ public sealed class CudaBackend : IBackend, IDeviceSampler
         var halves = EnsureHalf(x, rows, g.Layout == CudaWeightLayout.BFloat16);
         Written(output);
         var (outputHalves, bf16) = FusedHalves(y);
-        var tiles = new Dim3((uint)CudaLaunchGeometry.Ceiling(rows, CudaLaunchGeometry.WarpgroupGemmActivationRows), (uint)CudaLaunchGeometry.Ceiling(g.Rows, weightRows / 2));
-        Kernels.WarpgroupGemm(g, weightRows, gated: true).Launch(Stream, tiles, 256, CudaLaunchGeometry.WarpgroupGemmSharedBytes(weightRows),
+        var tiles = new Dim3((uint)CudaLaunchGeometry.Ceiling(rows, tile.ActivationRows), (uint)CudaLaunchGeometry.Ceiling(g.Rows, tile.WeightRows / 2));
+        Kernels.WarpgroupGemm(g, tile, gated: true).Launch(Stream, tiles, tile.Threads, tile.SharedBytes,
             g.Codes, u.Codes, halves, y.Data, outputHalves, bf16, g.Rows, g.Columns, rows);
         FusedCopiesWritten(y, rows, DevicePointer.Null, outputHalves);
     }

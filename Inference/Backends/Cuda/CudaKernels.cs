@@ -35,7 +35,7 @@ public sealed class CudaKernels : IDisposable
     private readonly Dictionary<string, CudaKernel> _gemvResidual;
     private readonly Dictionary<string, CudaKernel> _gemvRope;
     private readonly Dictionary<(string Name, int TileRows), CudaKernel> _halfGemm;
-    private readonly Dictionary<(string Name, int WeightRows, bool Gated), CudaKernel> _warpgroupGemm = [];
+    private readonly Dictionary<(string Name, WarpgroupTile Tile, bool Gated), CudaKernel> _warpgroupGemm = [];
 
     /// <summary>The suffix of the sm_90 build of a module (<c>matmul.sm90.ptx</c>), whose kernels wait for their predecessor
     /// themselves so that they can be launched before it ends (programmatic dependent launch, kernels/common.cuh).</summary>
@@ -63,13 +63,13 @@ public sealed class CudaKernels : IDisposable
             _modules = [.. _modules, hopper];
             foreach (var name in new[] { "gemm_f16", "gemm_bf16" })
             {
-                foreach (var weightRows in CudaLaunchGeometry.WarpgroupGemmWeightRows)
+                foreach (var tile in CudaLaunchGeometry.WarpgroupGemmTiles)
                 {
                     foreach (var gated in new[] { false, true })
                     {
-                        var kernel = hopper.Kernel($"{name}_wgmma{(gated ? "_gated" : "")}_n{weightRows}");
-                        kernel.SetMaxDynamicSharedMemory(CudaLaunchGeometry.WarpgroupGemmSharedBytes(weightRows));
-                        _warpgroupGemm[(name, weightRows, gated)] = kernel;
+                        var kernel = hopper.Kernel($"{name}_wgmma{(gated ? "_gated" : "")}{tile.KernelSuffix}");
+                        kernel.SetMaxDynamicSharedMemory(tile.SharedBytes);
+                        _warpgroupGemm[(name, tile, gated)] = kernel;
                     }
                 }
             }
@@ -288,11 +288,10 @@ public sealed class CudaKernels : IDisposable
     /// <summary>The device has the Hopper (wgmma) F16/BF16 GEMM: compute capability 9.0 and its module loaded.</summary>
     public bool HasWarpgroupGemm => _warpgroupGemm.Count > 0;
 
-    /// <summary>The Hopper F16/BF16 GEMM with <paramref name="weightRows"/> weight rows per tile
-    /// (<see cref="CudaLaunchGeometry.WarpgroupGemmWeightRows"/>), or its gated variant (SiLU(gate)·up, half the tile's rows
-    /// from each); only where <see cref="HasWarpgroupGemm"/>.</summary>
-    public CudaKernel WarpgroupGemm(CudaWeight weight, int weightRows, bool gated = false) =>
-        _warpgroupGemm[(weight.Layout == CudaWeightLayout.BFloat16 ? "gemm_bf16" : "gemm_f16", weightRows, gated)];
+    /// <summary>The Hopper F16/BF16 GEMM of one tile (<see cref="CudaLaunchGeometry.WarpgroupGemmTiles"/>), or its gated
+    /// variant (SiLU(gate)·up, half the tile's weight rows from each); only where <see cref="HasWarpgroupGemm"/>.</summary>
+    public CudaKernel WarpgroupGemm(CudaWeight weight, WarpgroupTile tile, bool gated = false) =>
+        _warpgroupGemm[(weight.Layout == CudaWeightLayout.BFloat16 ? "gemm_bf16" : "gemm_f16", tile, gated)];
 
     /// <summary>Weights that share a family share a kernel (and can share one grouped GEMV launch).</summary>
     public static string GemvFamily(CudaWeight weight) => (weight.Layout, weight.ScalesPerBlock, weight.Mins is not null) switch

@@ -98,17 +98,34 @@ public sealed class CudaHostLogicTests
     }
 
     [Theory]
-    [InlineData(2048, 4096, 4096, 256, 1)]    // an 8B prefill's attention output: 16 × 16 tiles of 256, a wave and more
-    [InlineData(2048, 14336, 4096, 256, 1)]
-    [InlineData(256, 4096, 4096, 128, 4)]     // a decode batch of 256: 64 tiles of 128 → 4 splits fill 2 blocks × 132 SMs
-    [InlineData(256, 14336, 4096, 128, 1)]    // 224 tiles of 128 already fill 264 slots within one wave
-    [InlineData(100, 100, 320, 128, 1)]       // K of 5 stages: no split shorter than 4 stages
-    [InlineData(300, 4100, 2048, 128, 2)]
-    public void Warpgroup_gemm_takes_wide_tiles_where_they_fill_the_gpu_and_splits_k_otherwise(int rows, int outputs, int columns, int tile, int splits)
+    [InlineData(2048, 4096, 4096, 128, 256, 1)]   // an 8B prefill's attention output: 16 × 16 tiles of 256, a wave and more
+    [InlineData(2048, 14336, 4096, 128, 256, 1)]
+    [InlineData(256, 28672, 4096, 128, 256, 1)]   // a decode batch's gate and up in one gated launch: 224 wide tiles
+    [InlineData(256, 4096, 4096, 256, 128, 4)]    // a decode batch of 256: 32 tiles of 256 × 128 → 4 splits fill 132 SMs
+    [InlineData(256, 14336, 4096, 256, 128, 1)]   // 112 tiles of 256 × 128: one wave without a split
+    [InlineData(128, 4096, 4096, 128, 128, 8)]    // 128 rows: 32 tiles of 128 × 128, two blocks an SM → 8 splits (the most)
+    [InlineData(100, 100, 320, 128, 128, 1)]      // K of 5 stages: no split shorter than 4 stages
+    [InlineData(300, 4100, 2048, 256, 128, 2)]    // 33 × 2 tiles of 256 × 128 (the last ragged both ways)
+    public void Warpgroup_gemm_takes_wide_tiles_where_they_fill_the_gpu_and_splits_k_otherwise(
+        int rows, int outputs, int columns, int activationRows, int weightRows, int splits)
     {
-        Assert.Equal(tile, CudaLaunchGeometry.WarpgroupGemmTile(rows, outputs, multiprocessors: 132));
+        var tile = CudaLaunchGeometry.WarpgroupGemmTile(rows, outputs, multiprocessors: 132);
+        Assert.Equal(new WarpgroupTile(activationRows, weightRows), tile);
         Assert.Equal(splits, CudaLaunchGeometry.WarpgroupGemmSplits(rows, outputs, columns, multiprocessors: 132, tile));
-        Assert.True(CudaLaunchGeometry.WarpgroupGemmSharedBytes(tile) <= 227 * 1024, "a block's shared memory fits an H100's 227 KB");
+        Assert.True(tile.SharedBytes <= 227 * 1024, "a block's shared memory fits an H100's 227 KB");
+    }
+
+    [Fact]
+    public void Warpgroup_tiles_have_a_warpgroup_per_64_activation_rows_and_fit_their_blocks_an_sm_in_shared_memory()
+    {
+        foreach (var tile in CudaLaunchGeometry.WarpgroupGemmTiles)
+        {
+            Assert.Equal(tile.ActivationRows / 64 * 128, tile.Threads);
+            Assert.True(tile.BlocksPerMultiprocessor * (tile.SharedBytes + 1024) <= 228 * 1024, $"{tile}: {tile.BlocksPerMultiprocessor} blocks of {tile.SharedBytes} bytes");
+            Assert.True(tile.Threads * tile.BlocksPerMultiprocessor <= 2048);
+        }
+
+        Assert.Equal(["_n128", "_n256", "_m256_n128"], CudaLaunchGeometry.WarpgroupGemmTiles.Select(t => t.KernelSuffix));
     }
 
     [Theory]

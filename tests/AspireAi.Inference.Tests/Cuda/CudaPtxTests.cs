@@ -77,9 +77,10 @@ public sealed partial class CudaPtxTests
         var ptx = File.ReadAllText(Path.Combine(KernelDirectory, "gemm_hopper" + CudaKernels.HopperSuffix + ".ptx"));
         foreach (var type in new[] { "f16", "bf16" })
         {
-            foreach (var weightRows in CudaLaunchGeometry.WarpgroupGemmWeightRows)
+            foreach (var tile in CudaLaunchGeometry.WarpgroupGemmTiles)
             {
-                Assert.Contains($".visible .entry gemm_{type}_wgmma_n{weightRows}(", ptx);
+                Assert.Contains($".visible .entry gemm_{type}_wgmma{tile.KernelSuffix}(", ptx);
+                Assert.Contains($".visible .entry gemm_{type}_wgmma_gated{tile.KernelSuffix}(", ptx);
             }
         }
 

@@ -17,7 +17,8 @@
 // tensor-core decode attention copies earlier steps' keys and values first (attention.cu, earlyKv), which only earlier
 // steps wrote, and the step's metadata, copied in before its first kernel. Right after the wait each kernel
 // calls pdl_launch_dependents(), letting the next kernel's blocks become resident and begin their own prologue (one
-// kernel ahead, not a cascade: the next one cannot pass its own wait, and so cannot trigger, before this one ends).
+// kernel ahead, not a cascade: the next one cannot pass its own wait, and so cannot trigger, before this one ends; two
+// ahead where a small kernel lets its dependent in before its own wait, pdl_start(true) below).
 // Both are no-ops in the sm_80 build and when a kernel is launched without the attribute.
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
 __device__ __forceinline__ void pdl_wait() { asm volatile("griddepcontrol.wait;" ::: "memory"); }

@@ -660,11 +660,12 @@ __device__ __forceinline__ void gemm_int8_tc(const signed char* codes, const voi
     // and threads 0–63 the scales (and mins) of weight row tid, 64–127 the scale-sums of activation row tid − 64.
     // Nibbles: half the bytes, 2 chunks a row (rows of k / 2 bytes).
     constexpr int CHUNKS = NIBBLES ? 2 : 4;
+    constexpr int STAGE_ROW_BYTES = 16 * CHUNKS;  // a weight row's bytes in one stage of MK values
     const long long rowBytes = NIBBLES ? k / 2 : k;
     auto loadWeights = [&](int s, int buffer) {
         for (int c = tid; c < MT * CHUNKS; c += 128) {
             const int r = c / CHUNKS, q = c % CHUNKS, row = n0 + r;
-            cp_async16(&sw[buffer][r][16 * q], codes + (long long)min(row, n - 1) * rowBytes + (first + s) * MK * CHUNKS / 4 + 16 * q, row < n);
+            cp_async16(&sw[buffer][r][16 * q], codes + (long long)min(row, n - 1) * rowBytes + (first + s) * STAGE_ROW_BYTES + 16 * q, row < n);
         }
         if (tid < MT) {
             const int row = n0 + tid;
