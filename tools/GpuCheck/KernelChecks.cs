@@ -68,6 +68,7 @@ internal sealed class KernelChecks(CudaBackend gpu, CpuBackend cpu, Report repor
         MatMuls();
         MatMulGroups();
         FoldedNorms();
+        SplitSumsInNorm();
         RopeInProjections();
         WarpgroupGemmGroups();
         GatedMatMuls();
@@ -584,6 +585,60 @@ internal sealed class KernelChecks(CudaBackend gpu, CpuBackend cpu, Report repor
         cpu.WriteRows(cx, x);
         cpu.WriteRows(ch, h);
         ((IBackend)cpu).MatMulAddRmsNorm(cx, producer, cProduct, ch, norm, 1e-5f, output, 1);
+    }
+
+    /// <summary>
+    /// A split-K GEMM's partials summed by the norm after it (<see cref="CudaBackend.SplitSumsInNorm"/>): MatMulAddRmsNorm
+    /// at batches whose GEMM splits K 4–8 ways (gemm_half_tc at 9 and 33 rows, the Hopper GEMM at 200 where the device has
+    /// it, the int8 and nibble tensor-core GEMM) against the same call with a sum_splits launch — the residual, the normed
+    /// output and the product bit for bit (the product starts as NaN, so it must have been written) — and the normed output
+    /// against the CPU.
+    /// </summary>
+    private void SplitSumsInNorm()
+    {
+        const int inputs = 1024, hidden = 256;
+        foreach (var (type, rows) in new[] { (GgmlType.F16, 9), (GgmlType.BF16, 33), (GgmlType.BF16, 200), (GgmlType.Q8_0, 33), (GgmlType.Q4_0, 200), (GgmlType.Q4_K, 9) })
+        {
+            using var host = new HostTensor("w", type, [inputs, hidden], RandomWeights.Tensor(type, hidden, inputs, _random.Next()));
+            using var gw = gpu.LoadWeight(host.View);
+            using var cw = cpu.LoadWeight(host.View);
+            var norm = Vector(RandomWeights.Floats(hidden, _random, 0.2, 1), "norm");
+            var x = RandomWeights.Floats(rows * inputs, _random);
+            var h = RandomWeights.Floats(rows * hidden, _random, 3);
+            var what = $"split sums in the norm {type} {hidden} × {inputs} M={rows}";
+
+            (float[] Residual, float[] Normed, float[] Product) Run(bool inNorm)
+            {
+                DeviceTensor gx = GpuTensor(rows, inputs, x), gh = GpuTensor(rows, hidden, h), gn = GpuTensor(rows, hidden), gProduct = GpuTensor(rows, hidden);
+                gpu.SplitSumsInNorm = inNorm;
+                gpu.MatMulAddRmsNorm(gx, gw, gProduct, gh, norm[0], 1e-5f, gn, rows);
+                gpu.SplitSumsInNorm = true;
+                var result = (Read(gh, rows), Read(gn, rows), Read(gProduct, rows));
+                Dispose([gx, gh, gn, gProduct]);
+                return result;
+            }
+
+            var inNorm = Run(true);
+            var after = Run(false);
+            report.BitForBit($"{what}: residual, normed values and product = with sum_splits",
+                Report.CountDifferentBits(inNorm.Residual, after.Residual) + Report.CountDifferentBits(inNorm.Normed, after.Normed)
+                + Report.CountDifferentBits(inNorm.Product, after.Product), 3L * rows * hidden);
+
+            var (cx, ch, cn, cProduct) = (cpu.CreateTensor(rows, inputs), cpu.CreateTensor(rows, hidden), cpu.CreateTensor(rows, hidden), cpu.CreateTensor(rows, hidden));
+            cpu.WriteRows(cx, x);
+            cpu.WriteRows(ch, h);
+            ((IBackend)cpu).MatMulAddRmsNorm(cx, cw, cProduct, ch, norm[1], 1e-5f, cn, rows);
+            var expected = new float[rows * hidden];
+            cpu.ReadRows(cn, rows, expected);
+            var bound = type switch { GgmlType.BF16 => Bf16GemmBound, GgmlType.F16 => F16GemmBound, _ => QuantBound };
+            report.Check($"{what}: normed values against the CPU", Report.RelativeError(inNorm.Normed, expected), 2 * bound);
+            foreach (var t in new[] { cx, ch, cn, cProduct })
+            {
+                t.Dispose();
+            }
+
+            Dispose(norm);
+        }
     }
 
     private DeviceWeight[] Vector(float[] values, string name)

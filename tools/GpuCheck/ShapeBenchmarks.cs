@@ -153,6 +153,27 @@ internal sealed class ShapeBenchmarks(CudaBackend gpu, Report report, KvCacheDty
             gpu.Stream.DependentLaunch = dependent;
             var stepMs = EagerStepMs();
             var mode = dependent ? "dependent launch" : "plain launch";
+
+            // An alternative's eager step timed twice between two timings of the default (default, it, it, default), as
+            // Beside below does for replayed steps; its line gives the default's mean beside it.
+            void EagerBeside(string what, Action on, Action off)
+            {
+                var before = EagerStepMs();
+                double ms;
+                on();
+                try
+                {
+                    ms = (EagerStepMs() + EagerStepMs()) / 2;
+                }
+                finally
+                {
+                    off();
+                }
+
+                var beside = (before + EagerStepMs()) / 2;
+                report.Timing($"{label}: {batchSize / (ms * 1e-3),9:F1} tok/s ({ms:F3} ms/step; the default beside it {batchSize / (beside * 1e-3):F1} tok/s), eager, {mode}, {what}");
+            }
+
             report.Timing($"{label}: {Rate(stepMs)}, eager, {mode}");
             if (batchSize > 64 && gpu.Kernels.HasWarpgroupGemm && model.Weights.Layers[0].Down is CudaWeight { Layout: CudaWeightLayout.Float16 or CudaWeightLayout.BFloat16 })
             {
@@ -162,22 +183,13 @@ internal sealed class ShapeBenchmarks(CudaBackend gpu, Report report, KvCacheDty
                 gpu.WarpgroupGemmOverride = null;
                 report.Timing($"{label}: {batchSize / (mmaMs * 1e-3),9:F1} tok/s ({mmaMs:F3} ms/step), eager, {mode}, no wgmma (gemm_half_tc)");
 
-                // 128 × 128 Hopper tiles where the rule takes 256 × 128: timed twice between two timings of the default, as
-                // Beside below does.
-                var before = EagerStepMs();
-                double ms;
-                gpu.WarpgroupGemm256RowTiles = false;
-                try
-                {
-                    ms = (EagerStepMs() + EagerStepMs()) / 2;
-                }
-                finally
-                {
-                    gpu.WarpgroupGemm256RowTiles = true;
-                }
+                EagerBeside("Hopper GEMM tiles 128 × 128 where the rule takes 256 × 128", () => gpu.WarpgroupGemm256RowTiles = false, () => gpu.WarpgroupGemm256RowTiles = true);
+            }
 
-                var beside = (before + EagerStepMs()) / 2;
-                report.Timing($"{label}: {batchSize / (ms * 1e-3),9:F1} tok/s ({ms:F3} ms/step; the default beside it {batchSize / (beside * 1e-3):F1} tok/s), eager, {mode}, Hopper GEMM tiles 128 × 128 where the rule takes 256 × 128");
+            if (batchSize > 8)
+            {
+                // Split-K products into the residual summed by a sum_splits launch, not by the norm after them.
+                EagerBeside("split sums of the products into the residual by sum_splits launches", () => gpu.SplitSumsInNorm = false, () => gpu.SplitSumsInNorm = true);
             }
 
             if (batchSize > 8 && model.Weights.Layers[0].Down is CudaWeight { Layout: CudaWeightLayout.Nibble })

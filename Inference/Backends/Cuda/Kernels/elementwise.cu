@@ -55,11 +55,14 @@ __device__ __forceinline__ float block_sum(float v, float* scratch) {
 // When codes is given (columns a multiple of 32), the output is also quantized as quantize_q8 does (quantize_block4: the
 // 8 lanes of consecutive chunks that hold one 32-value block), for the quantized matmul that reads it next. When halves
 // is given, it is also rounded to f16 (bf16 when bf16 != 0) as round_to_half does, for the half GEMM that reads it next.
+// deltaSplits > 1: delta is a split-K GEMM's partials [deltaSplits][rows][columns], added here in split order from 0 —
+// sum_splits' sum, bit for bit — and written to deltaSums (the GEMM's output), so no sum_splits launch runs between the
+// two (CudaBackend.SplitSumsInNorm).
 #define NORM_ITEMS 4
-extern "C" __global__ void __launch_bounds__(1024) rms_norm_rows(float* residual, const float* delta, const float* weight,
-                                                                  float epsilon, float* output, int columns,
-                                                                  signed char* codes, float2* scaleSums,
-                                                                  unsigned short* halves, int bf16) {
+extern "C" __global__ void __launch_bounds__(1024) rms_norm_rows(float* residual, const float* delta, int deltaSplits,
+                                                                  float* deltaSums, const float* weight, float epsilon,
+                                                                  float* output, int columns, signed char* codes,
+                                                                  float2* scaleSums, unsigned short* halves, int bf16) {
     const int chunks = columns / 4;
     float4 w[NORM_ITEMS];
 #pragma unroll
@@ -78,6 +81,26 @@ extern "C" __global__ void __launch_bounds__(1024) rms_norm_rows(float* residual
         const bool inside = c < chunks;
         x[k] = inside ? row[c] : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
         d[k] = inside && delta ? ((const float4*)(delta + base))[c] : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+    }
+    if (deltaSplits > 1) {
+        const long long plane = (long long)gridDim.x * columns;
+#pragma unroll
+        for (int k = 0; k < NORM_ITEMS; k++)  // sum_splits starts from 0 (+0 + −0 is +0)
+            d[k] = make_float4(0.0f + d[k].x, 0.0f + d[k].y, 0.0f + d[k].z, 0.0f + d[k].w);
+        for (int z = 1; z < deltaSplits; z++) {
+#pragma unroll
+            for (int k = 0; k < NORM_ITEMS; k++) {
+                const int c = threadIdx.x + k * blockDim.x;
+                if (c >= chunks) continue;
+                const float4 p = ((const float4*)(delta + z * plane + base))[c];
+                d[k] = make_float4(d[k].x + p.x, d[k].y + p.y, d[k].z + p.z, d[k].w + p.w);
+            }
+        }
+#pragma unroll
+        for (int k = 0; k < NORM_ITEMS; k++) {
+            const int c = threadIdx.x + k * blockDim.x;
+            if (c < chunks) ((float4*)(deltaSums + base))[c] = d[k];
+        }
     }
     float sum = 0.0f;
 #pragma unroll
