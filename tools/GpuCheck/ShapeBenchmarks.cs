@@ -154,25 +154,28 @@ internal sealed class ShapeBenchmarks(CudaBackend gpu, Report report, KvCacheDty
             var stepMs = EagerStepMs();
             var mode = dependent ? "dependent launch" : "plain launch";
 
-            // An alternative's eager step timed twice between two timings of the default (default, it, it, default), as
-            // Beside below does for replayed steps; its line gives the default's mean beside it.
-            void EagerBeside(string what, Action on, Action off)
+            // An alternative timed twice between two timings of the default (default, it, it, default), so that a drifting
+            // clock favours neither side; its line gives the default's mean beside it. stepMs: an eager or a replayed step.
+            void TimeBeside(Func<double> stepMs, string how, string what, Action on, Action off)
             {
-                var before = EagerStepMs();
+                var before = stepMs();
                 double ms;
                 on();
                 try
                 {
-                    ms = (EagerStepMs() + EagerStepMs()) / 2;
+                    ms = (stepMs() + stepMs()) / 2;
                 }
                 finally
                 {
                     off();
                 }
 
-                var beside = (before + EagerStepMs()) / 2;
-                report.Timing($"{label}: {batchSize / (ms * 1e-3),9:F1} tok/s ({ms:F3} ms/step; the default beside it {batchSize / (beside * 1e-3):F1} tok/s), eager, {mode}, {what}");
+                var beside = (before + stepMs()) / 2;
+                // The default's rate inside the parentheses: ab-run.sh keys its lines on the text after them.
+                report.Timing($"{label}: {batchSize / (ms * 1e-3),9:F1} tok/s ({ms:F3} ms/step; the default beside it {batchSize / (beside * 1e-3):F1} tok/s), {how}, {mode}, {what}");
             }
+
+            void EagerBeside(string what, Action on, Action off) => TimeBeside(EagerStepMs, "eager", what, on, off);
 
             report.Timing($"{label}: {Rate(stepMs)}, eager, {mode}");
             if (batchSize > 64 && gpu.Kernels.HasWarpgroupGemm && model.Weights.Layers[0].Down is CudaWeight { Layout: CudaWeightLayout.Float16 or CudaWeightLayout.BFloat16 })
@@ -215,26 +218,7 @@ internal sealed class ShapeBenchmarks(CudaBackend gpu, Report report, KvCacheDty
                 report.Timing($"{label}: {Rate(graphMs)}, CUDA graph, {mode}");
                 if (batchSize == 1 && dependent)
                 {
-                    // Each alternative timed twice between two timings of the default (default, it, it, default), so
-                    // that a drifting clock favours neither side; its line gives the default's mean beside it.
-                    void Beside(string what, Action on, Action off)
-                    {
-                        var before = GraphMs();
-                        double ms;
-                        on();
-                        try
-                        {
-                            ms = (GraphMs() + GraphMs()) / 2;
-                        }
-                        finally
-                        {
-                            off();
-                        }
-
-                        var beside = (before + GraphMs()) / 2;
-                        // The default's rate inside the parentheses: ab-run.sh keys its lines on the text after them.
-                        report.Timing($"{label}: {batchSize / (ms * 1e-3),9:F1} tok/s ({ms:F3} ms/step; the default beside it {batchSize / (beside * 1e-3):F1} tok/s), CUDA graph, {mode}, {what}");
-                    }
+                    void Beside(string what, Action on, Action off) => TimeBeside(GraphMs, "CUDA graph", what, on, off);
 
                     // Every GEMV's warps owning their rows (no _m1_split kernel).
                     Beside("no split GEMV", () => gpu.GemvSplitOverride = false, () => gpu.GemvSplitOverride = null);
