@@ -31,11 +31,6 @@ public sealed class CudaBackend : IBackend, IDeviceSampler
     private int _stagingIndex;
     private CudaDeviceBuffer<float>? _splitWorkspace;
 
-    // While MatMulAddRmsNorm runs its matmul: a split-K GEMM then leaves its partials unsummed (_unsummedSplits) for the
-    // norm kernel after it, instead of launching sum_splits.
-    private bool _leaveSplitsUnsummed;
-    private UnsummedSplits? _unsummedSplits;
-
     // While a step is captured (CaptureStep), BeginBatch only takes the batch as the current one and uploads nothing: each
     // replay uploads its batch through BeginBatch first (CudaStepGraph; the copy would otherwise be recorded with the
     // capture's pinned buffer).
@@ -383,18 +378,7 @@ public sealed class CudaBackend : IBackend, IDeviceSampler
             || FoldNorm(residual, norm, epsilon, output, rows) is not { } fold)
         {
             // A split-K GEMM leaves its partials to the norm kernel, which sums them into product (SplitSumsInNorm).
-            _leaveSplitsUnsummed = SplitSumsInNorm;
-            try
-            {
-                MatMul(input, weight, product, rows);
-            }
-            finally
-            {
-                _leaveSplitsUnsummed = false;
-            }
-
-            var unsummed = _unsummedSplits;
-            _unsummedSplits = null;
+            var unsummed = MatMulGroup(input, [new MatMulTarget(weight, product)], rows, SplitSumsInNorm);
             AddRmsNorm(residual, product, unsummed, norm, epsilon, output, rows);
             return;
         }
@@ -456,9 +440,17 @@ public sealed class CudaBackend : IBackend, IDeviceSampler
     /// One GEMV launch for the whole group when its weights share a kernel family and K, and every part but the last has
     /// whole warps of rows; otherwise each weight on its own (its own kernel, path and launch shape).
     /// </summary>
-    public void MatMulGroup(DeviceTensor input, ReadOnlySpan<MatMulTarget> targets, int rows)
+    public void MatMulGroup(DeviceTensor input, ReadOnlySpan<MatMulTarget> targets, int rows) =>
+        MatMulGroup(input, targets, rows, leaveSplits: false);
+
+    /// <summary>
+    /// <see cref="MatMulGroup(DeviceTensor, ReadOnlySpan{MatMulTarget}, int)"/>; with <paramref name="leaveSplits"/>, a single
+    /// target's split-K GEMM launches no sum_splits and returns its partials for the kernel that reads the product.
+    /// </summary>
+    private UnsummedSplits? MatMulGroup(DeviceTensor input, ReadOnlySpan<MatMulTarget> targets, int rows, bool leaveSplits)
     {
         var x = (CudaTensor)input;
+        leaveSplits &= targets.Length == 1;
         CheckMatMulTargets(x, targets, rows);
 
         var first = (CudaWeight)targets[0].Weight;
@@ -477,8 +469,7 @@ public sealed class CudaBackend : IBackend, IDeviceSampler
         var shape = gemv ? CudaLaunchGeometry.Gemv(rows, first.Layout, GemvSplitOverride) : default;
         if (!gemv && GroupedWarpgroupGemmTile(targets, rows) is { } tile)
         {
-            WarpgroupGemm(x, targets, rows, tile);
-            return;
+            return WarpgroupGemm(x, targets, rows, tile, leaveSplits);
         }
 
         if (targets.Length > 1 && !SharesLaunch(targets, gemv, shape.RowsPerWarp))
@@ -488,7 +479,7 @@ public sealed class CudaBackend : IBackend, IDeviceSampler
                 MatMulGroup(input, [target], rows);
             }
 
-            return;
+            return null;
         }
 
         if (first.IsQuantized)
@@ -499,14 +490,16 @@ public sealed class CudaBackend : IBackend, IDeviceSampler
         if (gemv)
         {
             Gemv(x, targets, rows, shape, weightRows);
+            return null;
         }
-        else
+
+        UnsummedSplits? unsummed = null;
+        foreach (var target in targets)
         {
-            foreach (var target in targets)
-            {
-                Gemm(x, (CudaWeight)target.Weight, Written(target.Output), rows);
-            }
+            unsummed = Gemm(x, (CudaWeight)target.Weight, Written(target.Output), rows, leaveSplits);
         }
+
+        return unsummed;
     }
 
     /// <summary>Throws unless every target's weight reads <paramref name="x"/>'s columns into its output's, K a multiple of 32.</summary>
@@ -569,8 +562,11 @@ public sealed class CudaBackend : IBackend, IDeviceSampler
         return tile;
     }
 
-    /// <summary>One Hopper GEMM launch over the parts (one weight, or a group: gemm_hopper.cu), then each part's split sums.</summary>
-    private void WarpgroupGemm(CudaTensor x, ReadOnlySpan<MatMulTarget> parts, int rows, WarpgroupTile tile)
+    /// <summary>
+    /// One Hopper GEMM launch over the parts (one weight, or a group: gemm_hopper.cu), then each part's split sums — or, for
+    /// one part and <paramref name="leaveSplits"/>, its partials returned unsummed.
+    /// </summary>
+    private UnsummedSplits? WarpgroupGemm(CudaTensor x, ReadOnlySpan<MatMulTarget> parts, int rows, WarpgroupTile tile, bool leaveSplits)
     {
         var first = (CudaWeight)parts[0].Weight;
         var halves = EnsureHalf(x, rows, first.Layout == CudaWeightLayout.BFloat16);
@@ -595,8 +591,7 @@ public sealed class CudaBackend : IBackend, IDeviceSampler
         Kernels.WarpgroupGemm(first, tile).Launch(Stream, tiles, tile.Threads, tile.SharedBytes, args);
         if (parts.Length == 1)
         {
-            SumOrLeaveSplits(partial, (CudaTensor)parts[0].Output, splits, rows, total);
-            return;
+            return SumOrLeaveSplits(partial, (CudaTensor)parts[0].Output, splits, rows, total, leaveSplits);
         }
 
         var before = 0L;
@@ -605,6 +600,8 @@ public sealed class CudaBackend : IBackend, IDeviceSampler
             SumSplits(partial.Offset(before * rows * splits * sizeof(float)), (CudaTensor)part.Output, splits, rows, part.Weight.Rows);
             before += part.Weight.Rows;
         }
+
+        return null;
     }
 
     private static bool SharesLaunch(ReadOnlySpan<MatMulTarget> targets, bool gemv, int rowsPerWarp)
@@ -681,7 +678,8 @@ public sealed class CudaBackend : IBackend, IDeviceSampler
         kernel.Launch(Stream, CudaLaunchGeometry.GemvGrid(weightRows, shape), CudaLaunchGeometry.GemvWarps * 32, sharedBytes, args[..a]);
     }
 
-    private void Gemm(CudaTensor x, CudaWeight w, CudaTensor y, int rows)
+    /// <summary>y = x · wᵀ on the GEMM that takes w; a split-K one's partials returned unsummed where <paramref name="leaveSplits"/>.</summary>
+    private UnsummedSplits? Gemm(CudaTensor x, CudaWeight w, CudaTensor y, int rows, bool leaveSplits)
     {
         if (TensorCoreGemm(w) is { } tensorCore)
         {
@@ -690,16 +688,14 @@ public sealed class CudaBackend : IBackend, IDeviceSampler
             var partial = SplitPartials(splits, rows, w.Rows);
             tensorCore.Launch(Stream, new Dim3((uint)CudaLaunchGeometry.Ceiling(w.Rows, tile), (uint)CudaLaunchGeometry.Ceiling(rows, tile), (uint)splits), 128, 0,
                 w.Codes, Pointer(w.Scales), Pointer(w.Mins), w.CodeOffset, x.QuantizedCodes, x.QuantizedScaleSums, y.Data, partial, w.Rows, w.Columns, rows);
-            SumOrLeaveSplits(partial, y, splits, rows, w.Rows);
-            return;
+            return SumOrLeaveSplits(partial, y, splits, rows, w.Rows, leaveSplits);
         }
 
         if (w.Layout is CudaWeightLayout.Float16 or CudaWeightLayout.BFloat16)
         {
             if (WarpgroupGemmTile(rows, w, w.Rows) is { } warpgroupTile)
             {
-                WarpgroupGemm(x, [new MatMulTarget(w, y)], rows, warpgroupTile);
-                return;
+                return WarpgroupGemm(x, [new MatMulTarget(w, y)], rows, warpgroupTile, leaveSplits);
             }
 
             var halves = EnsureHalf(x, rows, w.Layout == CudaWeightLayout.BFloat16);
@@ -709,8 +705,7 @@ public sealed class CudaBackend : IBackend, IDeviceSampler
             var blocks = new Dim3((uint)CudaLaunchGeometry.Ceiling(w.Rows, CudaLaunchGeometry.HalfGemmWeightRows), (uint)CudaLaunchGeometry.Ceiling(rows, tileRows), (uint)splits);
             Kernels.HalfGemm(w, tileRows).Launch(Stream, blocks, 256, CudaLaunchGeometry.HalfGemmSharedBytes(tileRows),
                 w.Codes, halves, y.Data, partial, w.Rows, w.Columns, rows);
-            SumOrLeaveSplits(partial, y, splits, rows, w.Rows);
-            return;
+            return SumOrLeaveSplits(partial, y, splits, rows, w.Rows, leaveSplits);
         }
 
         var (gx, gy) = CudaLaunchGeometry.GemmGrid(rows, w.Rows);
@@ -724,6 +719,8 @@ public sealed class CudaBackend : IBackend, IDeviceSampler
         {
             Kernels.Gemm(w).Launch(Stream, grid, 256, 0, w.Codes, x.Data, y.Data, w.Rows, w.Columns, rows);
         }
+
+        return null;
     }
 
     /// <summary>
@@ -791,18 +788,10 @@ public sealed class CudaBackend : IBackend, IDeviceSampler
             return null;
         }
 
-        if (WarpgroupGemmOverride is { } forced)
-        {
-            return forced;
-        }
-
-        if (!CudaLaunchGeometry.UseWarpgroupGemm(rows, w.Columns))
-        {
-            return null;
-        }
-
-        var tile = CudaLaunchGeometry.WarpgroupGemmTile(rows, outputs, Context.MultiprocessorCount);
-        return tile.ActivationRows == 256 && !WarpgroupGemm256RowTiles ? new WarpgroupTile(128, 128) : tile;
+        return WarpgroupGemmOverride
+            ?? (CudaLaunchGeometry.UseWarpgroupGemm(rows, w.Columns)
+                ? CudaLaunchGeometry.WarpgroupGemmTile(rows, outputs, Context.MultiprocessorCount, WarpgroupGemm256RowTiles)
+                : null);
     }
 
     /// <summary>
@@ -852,23 +841,18 @@ public sealed class CudaBackend : IBackend, IDeviceSampler
     public bool SplitSumsInNorm { get; set; } = true;
 
     /// <summary>
-    /// <see cref="SumSplits(DevicePointer, CudaTensor, int, int, int)"/>, or, while MatMulAddRmsNorm's matmul runs, the
-    /// partials left for its norm kernel.
+    /// <see cref="SumSplits(DevicePointer, CudaTensor, int, int, int)"/>, or, with <paramref name="leave"/>, the partials
+    /// returned for the kernel that reads y (null where there is nothing to sum or they were summed).
     /// </summary>
-    private void SumOrLeaveSplits(DevicePointer partial, CudaTensor y, int splits, int rows, int outputs)
+    private UnsummedSplits? SumOrLeaveSplits(DevicePointer partial, CudaTensor y, int splits, int rows, int outputs, bool leave)
     {
-        if (splits > 1 && _leaveSplitsUnsummed)
+        if (splits > 1 && leave)
         {
-            if (_unsummedSplits is not null)
-            {
-                throw new InvalidOperationException("A second split-K GEMM would overwrite the partials left for the norm kernel.");
-            }
-
-            _unsummedSplits = new UnsummedSplits(partial, splits);
-            return;
+            return new UnsummedSplits(partial, splits);
         }
 
         SumSplits(partial, y, splits, rows, outputs);
+        return null;
     }
 
     /// <summary>y = the split-K partials summed in split order (deterministic); nothing for one split.</summary>

@@ -138,9 +138,10 @@ public static class CudaLaunchGeometry
     /// (one block an SM copying 48 KB a stage where two 128 × 128 blocks copy 64 KB: a Llama-3-8B BF16 batch-256 step
     /// 3.2 % faster, H100, 2026-11-28); else 128 × 128 (two blocks an SM), split K filling the rest.
     /// </summary>
-    public static WarpgroupTile WarpgroupGemmTile(int rows, int outputs, int multiprocessors) =>
+    /// <param name="rowTiles256">False keeps 128 × 128 where 256 × 128 would be picked (GpuCheck's A/B).</param>
+    public static WarpgroupTile WarpgroupGemmTile(int rows, int outputs, int multiprocessors, bool rowTiles256 = true) =>
         (long)Ceiling(outputs, 256) * Ceiling(rows, 128) >= multiprocessors ? new(128, 256)
-        : rows > 128 ? new(256, 128)
+        : rows > 128 && rowTiles256 ? new(256, 128)
         : new(128, 128);
 
     /// <summary>

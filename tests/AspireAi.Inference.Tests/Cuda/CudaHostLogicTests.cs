@@ -113,6 +113,8 @@ public sealed class CudaHostLogicTests
         Assert.Equal(new WarpgroupTile(activationRows, weightRows), tile);
         Assert.Equal(splits, CudaLaunchGeometry.WarpgroupGemmSplits(rows, outputs, columns, multiprocessors: 132, tile));
         Assert.True(tile.SharedBytes <= 227 * 1024, "a block's shared memory fits an H100's 227 KB");
+        var without256Rows = CudaLaunchGeometry.WarpgroupGemmTile(rows, outputs, multiprocessors: 132, rowTiles256: false);
+        Assert.Equal(activationRows == 256 ? new WarpgroupTile(128, 128) : tile, without256Rows);
     }
 
     [Fact]
