@@ -574,17 +574,17 @@ internal sealed class KernelChecks(CudaBackend gpu, CpuBackend cpu, Report repor
     }
 
     /// <summary>
-    /// The CPU's <paramref name="output"/> = RMSNorm(h + x · producerᵀ) · norm for one row (IBackend.MatMulAddRmsNorm): the
-    /// reference for a GPU input with a folded norm.
+    /// The CPU's <paramref name="output"/> = RMSNorm(h + x · producerᵀ) · norm over <paramref name="rows"/> rows
+    /// (IBackend.MatMulAddRmsNorm): the reference for a GPU input with a folded norm, or a norm that summed split partials.
     /// </summary>
-    private void CpuNormedInput(float[] x, DeviceWeight producer, float[] h, DeviceWeight norm, DeviceTensor output)
+    private void CpuNormedInput(float[] x, DeviceWeight producer, float[] h, DeviceWeight norm, DeviceTensor output, int rows = 1)
     {
-        using var cx = cpu.CreateTensor(1, x.Length);
-        using var ch = cpu.CreateTensor(1, h.Length);
-        using var cProduct = cpu.CreateTensor(1, h.Length);
+        using var cx = cpu.CreateTensor(rows, x.Length / rows);
+        using var ch = cpu.CreateTensor(rows, h.Length / rows);
+        using var cProduct = cpu.CreateTensor(rows, h.Length / rows);
         cpu.WriteRows(cx, x);
         cpu.WriteRows(ch, h);
-        ((IBackend)cpu).MatMulAddRmsNorm(cx, producer, cProduct, ch, norm, 1e-5f, output, 1);
+        ((IBackend)cpu).MatMulAddRmsNorm(cx, producer, cProduct, ch, norm, 1e-5f, output, rows);
     }
 
     /// <summary>
@@ -624,19 +624,12 @@ internal sealed class KernelChecks(CudaBackend gpu, CpuBackend cpu, Report repor
                 Report.CountDifferentBits(inNorm.Residual, after.Residual) + Report.CountDifferentBits(inNorm.Normed, after.Normed)
                 + Report.CountDifferentBits(inNorm.Product, after.Product), 3L * rows * hidden);
 
-            var (cx, ch, cn, cProduct) = (cpu.CreateTensor(rows, inputs), cpu.CreateTensor(rows, hidden), cpu.CreateTensor(rows, hidden), cpu.CreateTensor(rows, hidden));
-            cpu.WriteRows(cx, x);
-            cpu.WriteRows(ch, h);
-            ((IBackend)cpu).MatMulAddRmsNorm(cx, cw, cProduct, ch, norm[1], 1e-5f, cn, rows);
+            using var cn = cpu.CreateTensor(rows, hidden);
+            CpuNormedInput(x, cw, h, norm[1], cn, rows);
             var expected = new float[rows * hidden];
             cpu.ReadRows(cn, rows, expected);
             var bound = type switch { GgmlType.BF16 => Bf16GemmBound, GgmlType.F16 => F16GemmBound, _ => QuantBound };
             report.Check($"{what}: normed values against the CPU", Report.RelativeError(inNorm.Normed, expected), 2 * bound);
-            foreach (var t in new[] { cx, ch, cn, cProduct })
-            {
-                t.Dispose();
-            }
-
             Dispose(norm);
         }
     }
