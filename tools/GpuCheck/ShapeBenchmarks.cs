@@ -269,6 +269,16 @@ internal sealed class ShapeBenchmarks(CudaBackend gpu, Report report, KvCacheDty
         var kvBytes = (double)batchSize * (context + 1) * KvCacheSizing.BytesPerToken(config, kvDtype);
         report.Timing($"  profile ({profile.Sum(k => k.Launches)} launches, event-timed): kernels {totalMs:F3} ms; matmuls {matmulMs:F3} ms ({100 * matmulMs / totalMs:F0}%, {2 * parameters * batchSize / (matmulMs * 1e-3) / 1e12:F1} TFLOP/s); attention {attentionMs:F3} ms ({100 * attentionMs / totalMs:F0}%, {kvBytes / 1e9:F2} GB of {KvLabel} KV at {kvBytes / (attentionMs * 1e-3) / 1e9:F0} GB/s)");
         ReportTopKernels(profile, 6);
+        if (batchSize > 8 && gpu.SplitSumsInNorm)
+        {
+            // rms_norm_rows sums the attention-output and down partials (CudaBackend.SplitSumsInNorm), so the figure above
+            // leaves that split-K work out; here every split is summed by a sum_splits launch and counted as matmul time.
+            gpu.SplitSumsInNorm = false;
+            var allSums = Profile(() => Step(context + 1));
+            gpu.SplitSumsInNorm = true;
+            var allSumsMs = allSums.Where(k => IsMatMul(k.Kernel)).Sum(k => k.Milliseconds);
+            report.Timing($"  matmuls with every split-K sum in sum_splits launches: {allSumsMs:F3} ms, {2 * parameters * batchSize / (allSumsMs * 1e-3) / 1e12:F1} TFLOP/s");
+        }
 
         return defaultGraphMs;
     }

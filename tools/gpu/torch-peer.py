@@ -5,6 +5,10 @@ What it measures (random bf16 weights of real shapes; nothing is downloaded: eve
   copy      device-to-device copy of a 1 GiB buffer (bytes read + written), CUDA events, median of 20: the bandwidth
             ceiling every decode figure is divided by.
   matmul    bf16 torch.matmul 8192 x 8192 x 8192 (cuBLAS tensor cores), median of 20: the compute ceiling.
+  gemms     cuBLAS on the Llama-3-8B decode products at --gemm-rows activation rows (default 256): q/k/v, attention
+            output, gate+up, down and the LM head, each x · Wᵀ with W (N × K) bf16, weights rotated through ≥ 256 MB so
+            L2 does not serve them (as a decode step reads them): what the best library reaches at exactly the shapes
+            of the "GEMMs at batch 256" target, against `matmul`.
   decode    batch 1, 128-token random prompt, 128 new tokens, greedy, min_new_tokens = max_new_tokens, for the
             Llama-3.2-1B and Llama-3-8B shapes: (a) plain model.generate, (b) the gpt-fast recipe (static KV cache +
             torch.compile(mode="reduce-overhead"), i.e. CUDA graphs) measured two ways: through generate
@@ -57,12 +61,12 @@ def log(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')} +{time.time() - T0:7.1f}s] {message}", flush=True)
 
 
-SECTIONS = ["copy", "matmul", "decode", "prefill", "batched", "nanovllm"]
+SECTIONS = ["copy", "matmul", "gemms", "decode", "prefill", "batched", "nanovllm"]
 # Measured on an H200 (torch 2.11, transformers 5.17), defaults otherwise: copy+matmul ~20 s (with start-up), decode
 # 160 s, prefill 4 s, batched 164 s, nanovllm 236 s (all 256 requests; its first batch of 64 took 84 s, the others
 # ~46 s). So `--only copy,matmul,decode,prefill,batched` fits one 10-minute device command and nanovllm needs its own;
 # on a slower host give nanovllm more (--budget-s nanovllm=500) to finish every request.
-DEFAULT_BUDGET_S = {"copy": 60, "matmul": 60, "decode": 480, "prefill": 120, "batched": 480, "nanovllm": 240}
+DEFAULT_BUDGET_S = {"copy": 60, "matmul": 60, "gemms": 60, "decode": 480, "prefill": 120, "batched": 480, "nanovllm": 240}
 
 # Real shapes (the published configs' sizes); rope theta and context length do not change the speed but are set as the
 # real models have them.
@@ -669,6 +673,42 @@ def section_matmul(ctx: Context, budget: Budget) -> None:
     del a, b, c
 
 
+# Llama-3-8B's products (N, K) per layer in a decode step, and the LM head once.
+DECODE_GEMMS = [("q/k/v", 6144, 4096, 32), ("attention output", 4096, 4096, 32), ("gate+up", 28672, 4096, 32),
+                ("down", 4096, 14336, 32), ("lm head", 128256, 4096, 1)]
+
+
+def section_gemms(ctx: Context, budget: Budget) -> None:
+    ensure_matmul(ctx)
+    m = ctx.args.gemm_rows
+    total_flops = total_s = 0.0
+    for name, n, k, per_step in DECODE_GEMMS:
+        copies = max(2, -(-256 * 2 ** 20 // (n * k * 2)))  # rotate through >= 256 MB of weights: 5x the 50 MB L2
+        weights = [torch.randn(n, k, device="cuda", dtype=torch.bfloat16) for _ in range(copies)]
+        x = torch.randn(m, k, device="cuda", dtype=torch.bfloat16)
+        y = torch.empty(m, n, device="cuda", dtype=torch.bfloat16)
+        turn = [0]
+
+        def product():
+            torch.matmul(x, weights[turn[0] % copies].t(), out=y)
+            turn[0] += 1
+
+        times = cuda_event_times_ms(product, warmup=5, iters=40)
+        ms = median(times)
+        flops = 2.0 * m * n * k
+        total_flops += flops * per_step
+        total_s += ms / 1e3 * per_step
+        ctx.rec.add(section="gemms", name=f"cuBLAS {name} M {m} N {n} K {k}", dtype="bf16", time_s=ms / 1e3, flops=flops,
+                    tflop_s=flops / (ms / 1e3) / 1e12, frac_matmul=flops / (ms / 1e3) / ctx.matmul_flops,
+                    note=f"{flops / (ms / 1e3) / 1e12:.0f} TFLOP/s = {100 * flops / (ms / 1e3) / ctx.matmul_flops:.1f}% of matmul "
+                         f"(median of 40, {copies} weight copies)")
+        del weights, x, y
+    ctx.rec.add(section="gemms", name=f"cuBLAS, a Llama-3-8B step's products at M {m}", dtype="bf16", time_s=total_s,
+                flops=total_flops, tflop_s=total_flops / total_s / 1e12, frac_matmul=total_flops / total_s / ctx.matmul_flops,
+                note=f"{total_s * 1e3:.2f} ms a step, {total_flops / total_s / 1e12:.0f} TFLOP/s = "
+                     f"{100 * total_flops / total_s / ctx.matmul_flops:.1f}% of matmul")
+
+
 def decode_bytes(info: dict, batch: int, prompt: int, new_tokens: int) -> dict:
     mean_context = prompt + new_tokens / 2
     kv = info["kv_bytes_per_token"] * mean_context * batch
@@ -921,7 +961,7 @@ def section_nanovllm(ctx: Context, budget: Budget) -> None:
         cleanup(model_name)
 
 
-SECTION_FUNCTIONS = {"copy": section_copy, "matmul": section_matmul, "decode": section_decode,
+SECTION_FUNCTIONS = {"copy": section_copy, "matmul": section_matmul, "gemms": section_gemms, "decode": section_decode,
                      "prefill": section_prefill, "batched": section_batched, "nanovllm": section_nanovllm}
 
 
@@ -955,6 +995,7 @@ def parse_args(argv=None):
     parser.add_argument("--new-tokens", type=int, default=128, help="new tokens for decode")
     parser.add_argument("--runs", type=int, default=3, help="timed runs per measurement (median)")
     parser.add_argument("--warmups", type=int, default=2, help="warm-up generations before compiled timings")
+    parser.add_argument("--gemm-rows", type=int, default=256, help="gemms section: activation rows (the decode batch)")
     parser.add_argument("--prefill-tokens", type=int, default=2048)
     parser.add_argument("--batched-sizes", default="64,256")
     parser.add_argument("--batched-new-tokens", type=int, default=64)

@@ -570,25 +570,32 @@ public sealed class CudaBackend : IBackend, IDeviceSampler
     {
         var first = (CudaWeight)parts[0].Weight;
         var halves = EnsureHalf(x, rows, first.Layout == CudaWeightLayout.BFloat16);
-        Span<KernelArg> args = stackalloc KernelArg[13];
+        // gemm_hopper.cu's parameters: tensor maps of w0, w1, w2 and x (a missing part's map unused), then y0–y2, n0–n2,
+        // partial, k, m.
+        Span<CudaTensorMap> maps = stackalloc CudaTensorMap[CudaLaunchGeometry.MaxGemvParts + 1];
+        Span<KernelArg> args = stackalloc KernelArg[9];
         var total = 0;
         for (var i = 0; i < CudaLaunchGeometry.MaxGemvParts; i++)
         {
             var part = i < parts.Length ? parts[i] : default;
-            args[i] = part.Weight is CudaWeight w ? w.Codes.Pointer : DevicePointer.Null;
-            args[3 + i] = part.Output is { } output ? Written(output).Data.Pointer : DevicePointer.Null;
-            args[6 + i] = part.Weight?.Rows ?? 0;
+            if (part.Weight is CudaWeight w)
+            {
+                maps[i] = w.HalfTensorMap;
+            }
+
+            args[i] = part.Output is { } output ? Written(output).Data.Pointer : DevicePointer.Null;
+            args[3 + i] = part.Weight?.Rows ?? 0;
             total += part.Weight?.Rows ?? 0;
         }
 
         var splits = CudaLaunchGeometry.WarpgroupGemmSplits(rows, total, first.Columns, Context.MultiprocessorCount, tile);
         var partial = SplitPartials(splits, rows, total);
-        args[9] = halves;
-        args[10] = partial;
-        args[11] = first.Columns;
-        args[12] = rows;
+        maps[CudaLaunchGeometry.MaxGemvParts] = ActivationMap(halves.Pointer, first, rows);
+        args[6] = partial;
+        args[7] = first.Columns;
+        args[8] = rows;
         var tiles = new Dim3((uint)CudaLaunchGeometry.Ceiling(rows, tile.ActivationRows), (uint)CudaLaunchGeometry.Ceiling(total, tile.WeightRows), (uint)splits);
-        Kernels.WarpgroupGemm(first, tile).Launch(Stream, tiles, tile.Threads, tile.SharedBytes, args);
+        Kernels.WarpgroupGemm(first, tile).Launch(Stream, tiles, tile.Threads, tile.SharedBytes, maps, args);
         if (parts.Length == 1)
         {
             return SumOrLeaveSplits(partial, (CudaTensor)parts[0].Output, splits, rows, total, leaveSplits);
@@ -793,6 +800,11 @@ public sealed class CudaBackend : IBackend, IDeviceSampler
                 ? CudaLaunchGeometry.WarpgroupGemmTile(rows, outputs, Context.MultiprocessorCount, WarpgroupGemm256RowTiles)
                 : null);
     }
+
+    /// <summary>The half copy of <paramref name="rows"/> activation rows as the TMA kernels read it (K = <paramref name="w"/>'s).</summary>
+    private static CudaTensorMap ActivationMap(DevicePointer halves, CudaWeight w, int rows) =>
+        CudaTensorMap.HalfMatrix(halves, w.Layout == CudaWeightLayout.BFloat16, rows, w.Columns,
+            CudaLaunchGeometry.WarpgroupGemmBoxRows, CudaLaunchGeometry.WarpgroupGemmStageColumns);
 
     /// <summary>
     /// Whether the Hopper GEMM takes 256 × 128 tiles where <see cref="CudaLaunchGeometry.WarpgroupGemmTile"/> picks them
@@ -1123,7 +1135,7 @@ public sealed class CudaBackend : IBackend, IDeviceSampler
         var (outputHalves, bf16) = FusedHalves(y);
         var tiles = new Dim3((uint)CudaLaunchGeometry.Ceiling(rows, tile.ActivationRows), (uint)CudaLaunchGeometry.Ceiling(g.Rows, tile.WeightRows / 2));
         Kernels.WarpgroupGemm(g, tile, gated: true).Launch(Stream, tiles, tile.Threads, tile.SharedBytes,
-            g.Codes, u.Codes, halves, y.Data, outputHalves, bf16, g.Rows, g.Columns, rows);
+            [g.HalfTensorMap, u.HalfTensorMap, ActivationMap(halves.Pointer, g, rows)], [y.Data, outputHalves, bf16, g.Rows, g.Columns, rows]);
         FusedCopiesWritten(y, rows, DevicePointer.Null, outputHalves);
     }
 

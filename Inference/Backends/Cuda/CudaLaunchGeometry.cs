@@ -125,6 +125,9 @@ public static class CudaLaunchGeometry
     /// <summary>K per gemm_hopper.cu stage (WG_BK): the Hopper GEMM needs K to be a multiple of it.</summary>
     public const int WarpgroupGemmStageColumns = 64;
 
+    /// <summary>Rows of one of the Hopper GEMM's bulk tensor copies (TMA_BOX_ROWS): a tile's rows are whole boxes.</summary>
+    public const int WarpgroupGemmBoxRows = 64;
+
     /// <summary>
     /// Whether an F16/BF16 GEMM of <paramref name="rows"/> activation rows takes the Hopper GEMM (where the device has it):
     /// above 64 rows, where gemm_half_tc's 32- and 64-row decode tiles stop (a 128-row tile would do their work twice or
@@ -532,7 +535,8 @@ public readonly record struct WarpgroupTile(int ActivationRows, int WeightRows)
     /// <summary>No Hopper tile: as <see cref="CudaBackend.WarpgroupGemmOverride"/>, keeps the Hopper GEMM off (gemm_half_tc).</summary>
     public static readonly WarpgroupTile None = default;
 
-    public int Threads => ActivationRows / 64 * 128;
+    /// <summary>A consumer warpgroup per 64 activation rows and the producer warp that issues the tile's copies.</summary>
+    public int Threads => ActivationRows / 64 * 128 + 32;
 
     public int BlocksPerMultiprocessor => Stages == 3 ? 2 : 1;
 

@@ -39,6 +39,16 @@ public sealed class CudaWeight : DeviceWeight
 
     internal CudaDeviceBuffer<float>? Mins { get; }
 
+    /// <summary>
+    /// F16/BF16 codes as the tensor map the Hopper GEMM's bulk copies read them through (boxes of
+    /// <see cref="CudaLaunchGeometry.WarpgroupGemmBoxRows"/> rows × one stage of K), built on first use: the weight's
+    /// device memory never moves.
+    /// </summary>
+    internal CudaTensorMap HalfTensorMap => _halfTensorMap ??= CudaTensorMap.HalfMatrix(Codes.Pointer, Layout == CudaWeightLayout.BFloat16,
+        Rows, Columns, CudaLaunchGeometry.WarpgroupGemmBoxRows, CudaLaunchGeometry.WarpgroupGemmStageColumns);
+
+    private CudaTensorMap? _halfTensorMap;
+
     public override long ByteSize => Codes.ByteLength + (Scales?.ByteLength ?? 0) + (Mins?.ByteLength ?? 0);
 
     /// <summary>

@@ -118,11 +118,14 @@ public sealed class CudaHostLogicTests
     }
 
     [Fact]
-    public void Warpgroup_tiles_have_a_warpgroup_per_64_activation_rows_and_fit_their_blocks_an_sm_in_shared_memory()
+    public void Warpgroup_tiles_have_a_warpgroup_per_64_activation_rows_a_producer_warp_and_fit_their_blocks_an_sm_in_shared_memory()
     {
         foreach (var tile in CudaLaunchGeometry.WarpgroupGemmTiles)
         {
-            Assert.Equal(tile.ActivationRows / 64 * 128, tile.Threads);
+            Assert.Equal(tile.ActivationRows / 64 * 128 + 32, tile.Threads);
+            // The producer copies whole boxes: the activation rows, and the gated kernel's half of the weight rows from each matrix.
+            Assert.Equal(0, tile.ActivationRows % CudaLaunchGeometry.WarpgroupGemmBoxRows);
+            Assert.Equal(0, tile.WeightRows / 2 % CudaLaunchGeometry.WarpgroupGemmBoxRows);
             Assert.True(tile.BlocksPerMultiprocessor * (tile.SharedBytes + 1024) <= 228 * 1024, $"{tile}: {tile.BlocksPerMultiprocessor} blocks of {tile.SharedBytes} bytes");
             Assert.True(tile.Threads * tile.BlocksPerMultiprocessor <= 2048);
         }

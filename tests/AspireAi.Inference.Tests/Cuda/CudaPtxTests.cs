@@ -85,6 +85,7 @@ public sealed partial class CudaPtxTests
         }
 
         Assert.Contains("wgmma.mma_async", ptx);
+        Assert.Contains("cp.async.bulk.tensor.2d", ptx);
     }
 
     [Theory]

@@ -12,6 +12,7 @@
 #define __constant__ __attribute__((constant))
 #define __forceinline__ __inline__ __attribute__((always_inline))
 #define __launch_bounds__(...) __attribute__((launch_bounds(__VA_ARGS__)))
+#define __grid_constant__  // nvcc: a kernel parameter read in place (by address); clang-14 lacks the attribute
 #define CUDA_VERSION 11050
 #include "vector_types.h"
 typedef unsigned int cuuint32_t;

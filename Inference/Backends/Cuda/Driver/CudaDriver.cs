@@ -150,6 +150,12 @@ public static unsafe partial class CudaDriver
     [LibraryImport(Library)]
     internal static partial CudaResult cuLaunchKernelEx(CudaLaunchConfig* config, nint function, void** parameters, void** extra);
 
+    /// <summary>Builds a tensor map (<see cref="CudaTensorMap"/>) for the bulk tensor copies of Hopper and later (CUDA 12+).</summary>
+    [LibraryImport(Library)]
+    internal static partial CudaResult cuTensorMapEncodeTiled(
+        CudaTensorMap* tensorMap, int dataType, uint rank, ulong globalAddress, ulong* globalDim, ulong* globalStrides,
+        uint* boxDim, uint* elementStrides, int interleave, int swizzle, int l2Promotion, int oobFill);
+
     [LibraryImport(Library, EntryPoint = "cuMemAlloc_v2")]
     internal static partial CudaResult cuMemAlloc(out ulong pointer, nuint bytes);
 

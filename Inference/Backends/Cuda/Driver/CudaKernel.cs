@@ -89,19 +89,33 @@ public sealed unsafe class CudaKernel
     public void SetMaxDynamicSharedMemory(int bytes) =>
         CudaDriver.Check(CudaDriver.cuFuncSetAttribute(_function, CudaFunctionAttribute.MaxDynamicSharedSizeBytes, bytes), $"cuFuncSetAttribute({Name})");
 
-    public void Launch(CudaStream stream, Dim3 grid, Dim3 block, int sharedBytes, params ReadOnlySpan<KernelArg> args)
+    public void Launch(CudaStream stream, Dim3 grid, Dim3 block, int sharedBytes, params ReadOnlySpan<KernelArg> args) =>
+        Launch(stream, grid, block, sharedBytes, [], args);
+
+    /// <summary>
+    /// A launch whose kernel takes <paramref name="maps"/> (128-byte <c>__grid_constant__</c> tensor maps) as its first
+    /// parameters, then <paramref name="args"/>: the driver copies each parameter from the address given for it.
+    /// </summary>
+    public void Launch(CudaStream stream, Dim3 grid, Dim3 block, int sharedBytes, ReadOnlySpan<CudaTensorMap> maps, ReadOnlySpan<KernelArg> args)
     {
         if (grid.X == 0 || grid.Y == 0 || grid.Z == 0 || Omitted)
         {
             return;
         }
 
+        var mapCopies = stackalloc CudaTensorMap[maps.Length];
         var slots = stackalloc ulong[args.Length];
-        var pointers = stackalloc void*[args.Length];
+        var pointers = stackalloc void*[maps.Length + args.Length];
+        for (var i = 0; i < maps.Length; i++)
+        {
+            mapCopies[i] = maps[i];
+            pointers[i] = mapCopies + i;
+        }
+
         for (var i = 0; i < args.Length; i++)
         {
             slots[i] = args[i].Bits;
-            pointers[i] = slots + i;
+            pointers[maps.Length + i] = slots + i;
         }
 
         stream.Timer?.Begin(stream, Name);

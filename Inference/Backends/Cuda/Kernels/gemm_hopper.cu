@@ -1,37 +1,40 @@
-// gemm_hopper.cu — F16 / BF16 GEMM on Hopper's warpgroup tensor cores (wgmma): y[m][n] = Σk X[m][k]·W[n][k], for the
-// prefill and large decode batches of F16/BF16 weights. build-ptx: sm_90a only.
+// gemm_hopper.cu — F16 / BF16 GEMM on Hopper's warpgroup tensor cores (wgmma), its tiles loaded by the tensor memory
+// accelerator (TMA): y[m][n] = Σk X[m][k]·W[n][k], for the prefill and large decode batches of F16/BF16 weights.
+// build-ptx: sm_90a only.
 //
 // wgmma exists only in the arch-specific sm_90a target (PTX of it runs on compute capability 9.0 alone), so this file is a
 // module of its own, built for that target only; CudaKernels loads it on 9.0 devices and the host takes it over matmul.cu's
-// gemm_half_tc (mma.sync, every GPU since Ampere) where CudaLaunchGeometry.WarpgroupGemm says so. X arrives rounded to the
-// weight's type (round_to_half, elementwise.cu), as for gemm_half_tc, so both operands travel global → shared by cp.async.
+// gemm_half_tc (mma.sync, every GPU since Ampere) where CudaLaunchGeometry.UseWarpgroupGemm says so. X arrives rounded to
+// the weight's type (round_to_half, elementwise.cu), as for gemm_half_tc.
 //
 // Operands: X is wgmma's A (M × K, K contiguous: "K-major"), W its B (N × K, K contiguous), both read from shared memory
 // through matrix descriptors, neither transposed. D[m][n] in registers, float.
-// Tile: BM activation rows (128 or 256) × BN weight rows (128 or 256), K in stages of 64 halves: one stage row is 128 bytes, the width
-// of the 128-byte swizzle, in which 16-byte chunk c of row r sits at chunk c ^ (r % 8) of its row within each 1024-byte
-// group of 8 rows (the layout the tensor core reads without bank conflicts; written here by cp.async, as the bulk tensor
-// copy would write it). STAGES stages in flight (cp.async.cg 16-byte copies, zero-filled past the matrix).
-// Block: BM / 64 warpgroups (256 or 512 threads); warpgroup g multiplies activation rows 64g…64g+63 of the tile by all BN
-// weight rows, as BN / 128 wgmma.m64n128k16 per 16 of K (4 per stage). Every thread also copies: stage loads are spread
-// over all of them. The 256 × 128 tile is for decode batches of a few hundred rows and the narrow (split-K) products:
-// per 4.2 MFLOP an SM copies 48 KB where two 128 × 128 blocks copy 64 KB. A Llama-3-8B BF16 batch-256 step went 3.2 %
-// faster with it than with 128 × 128 tiles (19,224 against 18,630 tok/s, eager, same process, H100, 2026-11-28), though
-// each product timed alone is the same within the bench's noise: the gain is in how the launches overlap.
-// Per stage s: wait for its copies, fence.proxy.async (wgmma reads shared memory through the async proxy: writes by the
-// generic proxy must be fenced before the barrier that publishes them), barrier, issue the copies of stage s + AHEAD into
-// the buffer that stage s + AHEAD − STAGES was multiplied from, then the wgmmas of stage s, and wait until at most KEEP
-// stages' wgmmas still run. With KEEP = 1 (AHEAD = STAGES − 2) the tensor cores work through the barrier and the copies
-// of the next stage; the buffer overwritten is free because every warpgroup waited for that stage's wgmmas before the
-// barrier. KEEP = 0 (AHEAD = STAGES − 1) waits for each stage's wgmmas.
+// Tile: BM activation rows (128 or 256) × BN weight rows (128 or 256), K in stages of 64 halves: one stage row is 128
+// bytes, the width of the 128-byte swizzle, in which 16-byte chunk c of row r sits at chunk c ^ (r % 8) of its row within
+// each 1024-byte group of 8 rows (the layout the tensor core reads without bank conflicts, and the one the bulk tensor
+// copy writes with CU_TENSOR_MAP_SWIZZLE_128B). STAGES stage buffers.
+// Block: BM / 64 consumer warpgroups and one producer warp (288 or 544 threads). Consumer warpgroup g multiplies activation
+// rows 64g…64g+63 of the tile by all BN weight rows, as BN / 128 wgmma.m64n128k16 per 16 of K (4 per stage). One thread
+// of the producer warp issues every copy: cp.async.bulk.tensor boxes of 64 halves × 64 rows (8 KB) through tensor maps the
+// host built (cuTensorMapEncodeTiled, CudaTensorMap.HalfMatrix; 128-byte __grid_constant__ parameters); rows past the
+// matrix arrive as zeros. Each stage buffer has two mbarriers: `full` (the producer arrives with the stage's byte count,
+// the copies complete it) and `empty` (one arrival per consumer warp once its warpgroup's wgmmas of the stage have
+// finished). Consumers wait on `full`, issue the stage's wgmmas, wait until only those still run and release the stage
+// before; the producer refills a buffer as soon as it is released. So copies run STAGES − 1 stages ahead, no block-wide
+// barrier per stage, and no consumer spends issue slots on copies. This replaced cp.async copies from every thread with a
+// barrier per stage (two stages ahead): a Llama-3-8B BF16 step at batch 256 went from 18,797 to 20,655 tok/s (+9.9 %), at
+// 128 from 12,839 to 13,540; the 2048-row products from 458–524 to 668–773 TFLOP/s (H100, 2026-11-28, docs/performance.md).
+// Tiles: 256 × 128 for decode batches of a few hundred rows and the narrow (split-K) products (per 4.2 MFLOP an SM copies
+// 48 KB where two 128 × 128 blocks copy 64 KB); 128 × 256 where such tiles fill the GPU (prefill; gate/up at 256 rows).
 // Gated (gemm_*_wgmma_gated_*, the feed-forward's gate and up in one launch): see gemm_half_wgmma's GATED.
-// Split K: as gemm_half_tc — block z takes stages [z·S/Z, (z+1)·S/Z) and writes partial[z][M][N], summed by sum_splits.
-// grid (ceil(M / BM), ceil(N / BN), splits), block BM / 64 · 128 — activation tiles fastest, so that the blocks resident at once
-// share a few weight tiles, each read from memory once and reused from L2 by every activation tile: with weight tiles
-// fastest each row of activation tiles streamed the whole weight again (an 8B prefill's gate and up, 235 MB, once per 128
-// tokens), and the gated kernel ran at 351 TFLOP/s against 480 for the plain ones (H100, 2026-11-27). Dynamic
-// shared memory STAGES × (BM + BN) × 128 bytes + 1 KB (the buffer is aligned to 1024 bytes by hand: the swizzle pattern
-// repeats every 1024 and the descriptors assume it).
+// Split K: block z takes stages [z·S/Z, (z+1)·S/Z) and writes partial[z][M][N], summed by sum_splits, or by rms_norm_rows
+// for a product into the residual (elementwise.cu).
+// grid (ceil(M / BM), ceil(N / BN), splits) — activation tiles fastest, so that the blocks resident at once share a few
+// weight tiles, each read from memory once and reused from L2 by every activation tile: with weight tiles fastest each row
+// of activation tiles streamed the whole weight again (an 8B prefill's gate and up, 235 MB, once per 128 tokens), and the
+// gated kernel ran at 351 TFLOP/s against 480 for the plain ones (H100, 2026-11-27). Dynamic shared memory
+// STAGES × (BM + BN) × 128 bytes + 1 KB (the buffer is aligned to 1024 bytes by hand: the swizzle pattern repeats every
+// 1024 and the descriptors assume it).
 #include "common.cuh"
 
 #define WG_BK 64  // halves of K per stage: one 128-byte swizzled row
@@ -49,7 +52,6 @@ __device__ __forceinline__ void wgmma_commit() { asm volatile("wgmma.commit_grou
 // Waits until at most N committed groups of this warpgroup's wgmmas are still running.
 template <int N>
 __device__ __forceinline__ void wgmma_wait() { asm volatile("wgmma.wait_group.sync.aligned %0;" ::"n"(N) : "memory"); }
-__device__ __forceinline__ void fence_proxy_async() { asm volatile("fence.proxy.async.shared::cta;" ::: "memory"); }
 
 // d (64 floats a thread) += A (64 × 16 at descriptor a) · B (128 × 16 at descriptor b)ᵀ. Accumulator d[4i + e] of thread t
 // of the warpgroup: row 16·(t / 32) + (t % 32) / 4 (+8 for e ≥ 2), column 8i + 2·(t % 4) + (e & 1).
@@ -73,87 +75,44 @@ __device__ __forceinline__ void wgmma_m64n128k16(float (&d)[64], unsigned long l
         WGMMA_M64N128K16("f16");
 }
 
-// GATED (gemm_*_wgmma_gated_*): the tile's BN weight rows are BN / 2 rows of `w` (the gate) and the same BN / 2 rows of
-// `up`, so each thread holds gate and up of the same outputs, and the epilogue writes y = SiLU(gate)·up (silu_mul's
-// formula) — the feed-forward's gate/up products never reach memory — and, when `halves` is given, y rounded to f16/bf16
-// for the half GEMM of the down projection (round_to_half's work). n is then the gate's rows (y's width); no split K.
-template <bool BF16, int BM, int BN, int STAGES, int KEEP, bool GATED>
-__device__ __forceinline__ void gemm_half_wgmma(const unsigned short* w, const unsigned short* up, const unsigned short* x,
-                                                float* y, float* partial, unsigned short* halves, int halvesBf16, int n,
-                                                int k, int m, int partRow) {
-    constexpr int J = BN / 128;                          // wgmma instructions per 16 of K
-    constexpr int THREADS = BM / 64 * 128;               // a warpgroup per 64 activation rows
-    constexpr int AHEAD = STAGES - 1 - KEEP;             // stages copied ahead of the one multiplied
-    constexpr int STAGE_BYTES = (BM + BN) * WG_BK * 2;
-    constexpr int PART = GATED ? BN / 2 : BN;            // weight rows of one matrix in a tile, and y's columns
-    extern __shared__ unsigned char wgmmaShared[];
-    const unsigned base = (shared_address(wgmmaShared) + 1023) & ~1023u;
-    unsigned char* tiles = wgmmaShared + (base - shared_address(wgmmaShared));  // [STAGES][X: BM rows | W: BN rows][128 B]
-    const int tid = threadIdx.x, group = tid / 128, warp = (tid % 128) / 32, lane = tid % 32;
-    const int n0 = blockIdx.y * PART - partRow, m0 = blockIdx.x * BM;
-    const int first = (int)((long long)(k / WG_BK) * blockIdx.z / gridDim.z);
-    const int stages = (int)((long long)(k / WG_BK) * (blockIdx.z + 1) / gridDim.z) - first;
+// A tensor map (CUtensorMap: 128 bytes, 64-byte aligned), passed by value as a __grid_constant__ kernel parameter; the
+// bulk copy reads it through its generic address.
+struct alignas(64) TensorMap {
+    unsigned long long opaque[16];
+};
 
-    // Stage s (counted from `first`) into buffer b: each row's 8 chunks of 16 bytes, chunk q of row r to chunk q ^ (r % 8).
-    // Thread tid copies chunks tid, tid + THREADS, … (row c / 8, chunk c % 8): 8 consecutive threads read one row's 128 bytes.
-    auto loadWeights = [&](int s, int b) {
-#pragma unroll
-        for (int p = 0; p < BN * 8 / THREADS; p++) {
-            const int c = tid + THREADS * p, r = c / 8, q = c % 8, row = n0 + r % PART;
-            const unsigned short* matrix = GATED && r >= PART ? up : w;
-            cp_async16(tiles + b * STAGE_BYTES + (BM + r) * 128 + ((q ^ (r % 8)) * 16),
-                       matrix + (long long)min(row, n - 1) * k + (first + s) * WG_BK + 8 * q, row < n);
-        }
-    };
-    auto loadActivations = [&](int s, int b) {
-#pragma unroll
-        for (int p = 0; p < BM * 8 / THREADS; p++) {
-            const int c = tid + THREADS * p, r = c / 8, q = c % 8, row = m0 + r;
-            cp_async16(tiles + b * STAGE_BYTES + r * 128 + ((q ^ (r % 8)) * 16),
-                       x + (long long)min(row, m - 1) * k + (first + s) * WG_BK + 8 * q, row < m);
-        }
-    };
+__device__ __forceinline__ void mbarrier_init(unsigned bar, unsigned count) {
+    asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;" ::"r"(bar), "r"(count) : "memory");
+}
+// The producer's arrival, announcing `bytes` the stage's copies will deliver.
+__device__ __forceinline__ void mbarrier_arrive_expect_tx(unsigned bar, unsigned bytes) {
+    asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" ::"r"(bar), "r"(bytes) : "memory");
+}
+__device__ __forceinline__ void mbarrier_arrive(unsigned bar) {
+    asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];" ::"r"(bar) : "memory");
+}
+// Waits until the barrier's phase of the given parity (0 for its 1st, 3rd, … completion) has completed.
+__device__ __forceinline__ void mbarrier_wait(unsigned bar, unsigned parity) {
+    asm volatile("{\n.reg .pred done;\nWAIT:\n"
+                 "mbarrier.try_wait.parity.shared::cta.b64 done, [%0], %1;\n"
+                 "@!done bra WAIT;\n}" ::"r"(bar), "r"(parity) : "memory");
+}
+// Box (column, row) of the tensor map (64 halves × 64 rows: 8 KB) into shared memory at `to`, completing on `bar`.
+__device__ __forceinline__ void tma_load(unsigned to, const TensorMap& map, int column, int row, unsigned bar) {
+    asm volatile("cp.async.bulk.tensor.2d.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3}], [%4];"
+                 ::"r"(to), "l"((unsigned long long)&map), "r"(column), "r"(row), "r"(bar) : "memory");
+}
 
-    // Weights first (no kernel writes them), then wait for the previous kernel (pdl_wait, common.cuh) before activations.
-    for (int s = 0; s < AHEAD; s++)
-        if (s < stages) loadWeights(s, s);
-    pdl_start();
-    for (int s = 0; s < AHEAD; s++) {
-        if (s < stages) loadActivations(s, s);
-        cp_async_commit();
-    }
+#define TMA_BOX_ROWS 64
 
-    float d[J][64];
-#pragma unroll
-    for (int j = 0; j < J; j++)
-#pragma unroll
-        for (int e = 0; e < 64; e++) d[j][e] = 0.0f;
-
-    for (int s = 0; s < stages; s++) {
-        cp_async_wait<AHEAD - 1>();
-        fence_proxy_async();
-        __syncthreads();  // stage s is in for every warpgroup; all are done with the buffer the next copies overwrite
-        const int next = s + AHEAD;
-        if (next < stages) {
-            loadWeights(next, next % STAGES);
-            loadActivations(next, next % STAGES);
-        }
-        cp_async_commit();
-        const unsigned stage = base + (s % STAGES) * STAGE_BYTES;
-        wgmma_fence();
-#pragma unroll
-        for (int kk = 0; kk < WG_BK / 16; kk++) {
-            const unsigned long long a = wgmma_descriptor(stage + group * 64 * 128 + kk * 32);
-#pragma unroll
-            for (int j = 0; j < J; j++)
-                wgmma_m64n128k16<BF16>(d[j], a, wgmma_descriptor(stage + (BM + j * 128) * 128 + kk * 32));
-        }
-        wgmma_commit();
-        wgmma_wait<KEEP>();
-    }
-    wgmma_wait<0>();
-
-    // d[j][4i + e]: activation row 64·group + 16·warp + lane / 4 (+8 for e ≥ 2), weight row 128j + 8i + 2·(lane % 4) + (e & 1).
+// The tile's accumulators to memory. d[j][4i + e] of thread `lane` of warp `warp` in warpgroup `group`: activation row
+// 64·group + 16·warp + lane / 4 (+8 for e ≥ 2), weight row 128j + 8i + 2·(lane % 4) + (e & 1). Plain: to y, or with split K
+// (gridDim.z > 1) to partial[blockIdx.z]. GATED: y = SiLU(gate)·up, and its half copy where `halves` is given.
+template <int BM, int BN, bool GATED>
+__device__ __forceinline__ void wgmma_store(float (&d)[BN / 128][64], int group, int warp, int lane, float* y, float* partial,
+                                            unsigned short* halves, int halvesBf16, int n, int m, int m0, int n0) {
+    constexpr int J = BN / 128;
+    constexpr int PART = GATED ? BN / 2 : BN;
     if (GATED) {
         // Gate n8 block t (of the tile's first PART rows) and its up block t + PART / 8 hold the same outputs.
 #pragma unroll
@@ -206,40 +165,137 @@ __device__ __forceinline__ void gemm_half_wgmma(const unsigned short* w, const u
             }
 }
 
-// 128 × 128 with 3 stages (97 KB of shared memory, 2 blocks an SM; each block waits for its wgmmas, the other block's
-// keep the tensor cores busy meanwhile), 128 × 256 and 256 × 128 with 4 (193 KB, one block an SM, one stage's wgmmas kept
-// running).
+// GATED (gemm_*_wgmma_gated_*): the tile's BN weight rows are BN / 2 rows of `w` (the gate) and the same BN / 2 rows of
+// `up`, so each thread holds gate and up of the same outputs, and the epilogue writes y = SiLU(gate)·up (silu_mul's
+// formula) — the feed-forward's gate/up products never reach memory — and, when `halves` is given, y rounded to f16/bf16
+// for the half GEMM of the down projection (round_to_half's work). n is then the gate's rows (y's width); no split K.
+template <bool BF16, int BM, int BN, int STAGES, bool GATED>
+__device__ __forceinline__ void gemm_half_wgmma(const TensorMap& w, const TensorMap& up, const TensorMap& x, float* y,
+                                                float* partial, unsigned short* halves, int halvesBf16, int n, int k, int m,
+                                                int partRow) {
+    constexpr int J = BN / 128;
+    constexpr int CONSUMERS = BM / 64 * 128;             // consumer threads; the producer warp follows them
+    constexpr int STAGE_BYTES = (BM + BN) * WG_BK * 2;
+    constexpr int PART = GATED ? BN / 2 : BN;
+    __shared__ unsigned long long barriers[2 * STAGES];  // full[STAGES], then empty[STAGES]
+    extern __shared__ unsigned char wgmmaShared[];
+    const unsigned base = (shared_address(wgmmaShared) + 1023) & ~1023u;
+    const unsigned full = shared_address(barriers), empty = full + 8 * STAGES;
+    const int tid = threadIdx.x;
+    const int n0 = blockIdx.y * PART - partRow, m0 = blockIdx.x * BM;
+    const int first = (int)((long long)(k / WG_BK) * blockIdx.z / gridDim.z);
+    const int stages = (int)((long long)(k / WG_BK) * (blockIdx.z + 1) / gridDim.z) - first;
+    if (tid == 0) {
+        for (int b = 0; b < STAGES; b++) {
+            mbarrier_init(full + 8 * b, 1);
+            mbarrier_init(empty + 8 * b, CONSUMERS / 32);
+        }
+        asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");  // visible to the copy engine
+    }
+    __syncthreads();
+
+    if (tid >= CONSUMERS) {
+        if (tid == CONSUMERS) {
+            // Stage s into buffer b: the tile's weight rows (BN of w, or PART of the gate and PART of up), then its activations.
+            auto weights = [&](int s, int b) {
+                const unsigned to = base + b * STAGE_BYTES + BM * 128, bar = full + 8 * b;
+#pragma unroll
+                for (int r = 0; r < PART; r += TMA_BOX_ROWS) {
+                    tma_load(to + r * 128, w, (first + s) * WG_BK, n0 + r, bar);
+                    if (GATED) tma_load(to + (PART + r) * 128, up, (first + s) * WG_BK, n0 + r, bar);
+                }
+            };
+            auto activations = [&](int s, int b) {
+#pragma unroll
+                for (int r = 0; r < BM; r += TMA_BOX_ROWS)
+                    tma_load(base + b * STAGE_BYTES + r * 128, x, (first + s) * WG_BK, m0 + r, full + 8 * b);
+            };
+            const int ahead = min(STAGES, stages);
+            for (int s = 0; s < ahead; s++) {
+                mbarrier_arrive_expect_tx(full + 8 * s, STAGE_BYTES);
+                weights(s, s);
+            }
+            pdl_start();
+            for (int s = 0; s < ahead; s++) activations(s, s);
+            for (int s = STAGES; s < stages; s++) {
+                const int b = s % STAGES;
+                mbarrier_wait(empty + 8 * b, (s / STAGES - 1) & 1);  // every consumer warp is done with stage s − STAGES
+                mbarrier_arrive_expect_tx(full + 8 * b, STAGE_BYTES);
+                weights(s, b);
+                activations(s, b);
+            }
+        } else {
+            pdl_start();
+        }
+        return;
+    }
+
+    pdl_start();
+    const int group = tid / 128, warp = (tid % 128) / 32, lane = tid % 32;
+    float d[J][64];
+#pragma unroll
+    for (int j = 0; j < J; j++)
+#pragma unroll
+        for (int e = 0; e < 64; e++) d[j][e] = 0.0f;
+
+    for (int s = 0; s < stages; s++) {
+        const int b = s % STAGES;
+        mbarrier_wait(full + 8 * b, (s / STAGES) & 1);
+        const unsigned stage = base + b * STAGE_BYTES;
+        wgmma_fence();
+#pragma unroll
+        for (int kk = 0; kk < WG_BK / 16; kk++) {
+            const unsigned long long a = wgmma_descriptor(stage + group * 64 * 128 + kk * 32);
+#pragma unroll
+            for (int j = 0; j < J; j++)
+                wgmma_m64n128k16<BF16>(d[j], a, wgmma_descriptor(stage + (BM + j * 128) * 128 + kk * 32));
+        }
+        wgmma_commit();
+        wgmma_wait<1>();  // stage s − 1's wgmmas have finished: its buffer is free
+        if (s > 0 && lane == 0) mbarrier_arrive(empty + 8 * ((s - 1) % STAGES));
+    }
+    wgmma_wait<0>();
+    wgmma_store<BM, BN, GATED>(d, group, warp, lane, y, partial, halves, halvesBf16, n, m, m0, n0);
+}
+
+// The kernels. Tiles: 128 × 128 with 3 stages (97 KB of shared memory, 2 blocks an SM), 128 × 256 and 256 × 128 with 4
+// (193 KB, one block an SM). WGMMA_TILES(X) lists (suffix, BM, BN, STAGES, blocks an SM).
+#define WGMMA_TILES(X)          \
+    X(_n128, 128, 128, 3, 2)    \
+    X(_n256, 128, 256, 4, 1)    \
+    X(_m256_n128, 256, 128, 4, 1)
+
 // One launch serves a group of up to three weights of the same type and K that read the same activations (q/k/v, as the
 // GEMVs do): weight rows are numbered through the parts, every part but the last a whole number of tiles (the host checks),
-// so a tile's rows lie in one part; a single weight passes n1 = n2 = 0. Split K: part p's partials start after those of
-// the parts before it ([parts][splits][M][N_p]), each part summed by its own sum_splits.
-#define GEMM_WGMMA(NAME, BF16, BM, BN, STAGES, KEEP, BLOCKS_PER_SM)                                                     \
-    extern "C" __global__ void __launch_bounds__(BM / 64 * 128, BLOCKS_PER_SM)                                          \
-        NAME(const unsigned short* w0, const unsigned short* w1, const unsigned short* w2, float* y0, float* y1, float* y2, \
-             int n0, int n1, int n2, const unsigned short* x, float* partial, int k, int m) {                           \
+// so a tile's rows lie in one part; a single weight passes n1 = n2 = 0 (and unused maps). Split K: part p's partials start
+// after those of the parts before it ([parts][splits][M][N_p]).
+#define GEMM_WGMMA(TYPE, BF16, SUFFIX, BM, BN, STAGES, BLOCKS_PER_SM)                                                   \
+    extern "C" __global__ void __launch_bounds__(BM / 64 * 128 + 32, BLOCKS_PER_SM)                                     \
+        gemm_##TYPE##_wgmma##SUFFIX(const __grid_constant__ TensorMap w0, const __grid_constant__ TensorMap w1,         \
+                                    const __grid_constant__ TensorMap w2, const __grid_constant__ TensorMap x,          \
+                                    float* y0, float* y1, float* y2, int n0, int n1, int n2, float* partial, int k,     \
+                                    int m) {                                                                            \
         const int row = blockIdx.y * BN, p = row < n0 ? 0 : row < n0 + n1 ? 1 : 2;                                      \
-        const int first = p == 0 ? 0 : p == 1 ? n0 : n0 + n1;                                                          \
-        gemm_half_wgmma<BF16, BM, BN, STAGES, KEEP, false>(p == 0 ? w0 : p == 1 ? w1 : w2, nullptr, x, p == 0 ? y0 : p == 1 ? y1 : y2, \
-                                                           partial ? partial + (long long)first * m * gridDim.z : nullptr, nullptr, 0, \
-                                                           p == 0 ? n0 : p == 1 ? n1 : n2, k, m, first);                \
+        const int first = p == 0 ? 0 : p == 1 ? n0 : n0 + n1;                                                           \
+        gemm_half_wgmma<BF16, BM, BN, STAGES, false>(p == 0 ? w0 : p == 1 ? w1 : w2, w0, x, p == 0 ? y0 : p == 1 ? y1 : y2, \
+                                                     partial ? partial + (long long)first * m * gridDim.z : nullptr,    \
+                                                     nullptr, 0, p == 0 ? n0 : p == 1 ? n1 : n2, k, m, first);          \
     }
-GEMM_WGMMA(gemm_f16_wgmma_n128, false, 128, 128, 3, 0, 2)
-GEMM_WGMMA(gemm_f16_wgmma_n256, false, 128, 256, 4, 1, 1)
-GEMM_WGMMA(gemm_f16_wgmma_m256_n128, false, 256, 128, 4, 1, 1)
-GEMM_WGMMA(gemm_bf16_wgmma_n128, true, 128, 128, 3, 0, 2)
-GEMM_WGMMA(gemm_bf16_wgmma_n256, true, 128, 256, 4, 1, 1)
-GEMM_WGMMA(gemm_bf16_wgmma_m256_n128, true, 256, 128, 4, 1, 1)
 
-// y = SiLU(x · gateᵀ) · (x · upᵀ) (the GATED epilogue above); grid (ceil(m / BM), ceil(n / (BN / 2))), block BM / 64 · 128.
-#define GEMM_WGMMA_GATED(NAME, BF16, BM, BN, STAGES, KEEP, BLOCKS_PER_SM)                                               \
-    extern "C" __global__ void __launch_bounds__(BM / 64 * 128, BLOCKS_PER_SM)                                          \
-        NAME(const unsigned short* gate, const unsigned short* up, const unsigned short* x, float* y,                   \
-             unsigned short* halves, int halvesBf16, int n, int k, int m) {                                             \
-        gemm_half_wgmma<BF16, BM, BN, STAGES, KEEP, true>(gate, up, x, y, nullptr, halves, halvesBf16, n, k, m, 0);     \
+// y = SiLU(x · gateᵀ) · (x · upᵀ) (the GATED epilogue); grid (ceil(m / BM), ceil(n / (BN / 2))), no split K.
+#define GEMM_WGMMA_GATED(TYPE, BF16, SUFFIX, BM, BN, STAGES, BLOCKS_PER_SM)                                             \
+    extern "C" __global__ void __launch_bounds__(BM / 64 * 128 + 32, BLOCKS_PER_SM)                                     \
+        gemm_##TYPE##_wgmma_gated##SUFFIX(const __grid_constant__ TensorMap gate, const __grid_constant__ TensorMap up,  \
+                                          const __grid_constant__ TensorMap x, float* y, unsigned short* halves,        \
+                                          int halvesBf16, int n, int k, int m) {                                        \
+        gemm_half_wgmma<BF16, BM, BN, STAGES, true>(gate, up, x, y, nullptr, halves, halvesBf16, n, k, m, 0);           \
     }
-GEMM_WGMMA_GATED(gemm_f16_wgmma_gated_n128, false, 128, 128, 3, 0, 2)
-GEMM_WGMMA_GATED(gemm_f16_wgmma_gated_n256, false, 128, 256, 4, 1, 1)
-GEMM_WGMMA_GATED(gemm_f16_wgmma_gated_m256_n128, false, 256, 128, 4, 1, 1)
-GEMM_WGMMA_GATED(gemm_bf16_wgmma_gated_n128, true, 128, 128, 3, 0, 2)
-GEMM_WGMMA_GATED(gemm_bf16_wgmma_gated_n256, true, 128, 256, 4, 1, 1)
-GEMM_WGMMA_GATED(gemm_bf16_wgmma_gated_m256_n128, true, 256, 128, 4, 1, 1)
+
+#define F16_KERNELS(SUFFIX, BM, BN, STAGES, BLOCKS_PER_SM)         \
+    GEMM_WGMMA(f16, false, SUFFIX, BM, BN, STAGES, BLOCKS_PER_SM)  \
+    GEMM_WGMMA_GATED(f16, false, SUFFIX, BM, BN, STAGES, BLOCKS_PER_SM)
+#define BF16_KERNELS(SUFFIX, BM, BN, STAGES, BLOCKS_PER_SM)        \
+    GEMM_WGMMA(bf16, true, SUFFIX, BM, BN, STAGES, BLOCKS_PER_SM)  \
+    GEMM_WGMMA_GATED(bf16, true, SUFFIX, BM, BN, STAGES, BLOCKS_PER_SM)
+WGMMA_TILES(F16_KERNELS)
+WGMMA_TILES(BF16_KERNELS)
