@@ -601,11 +601,12 @@ public sealed class CudaBackend : IBackend, IDeviceSampler
             return SumOrLeaveSplits(partial, (CudaTensor)parts[0].Output, splits, rows, total, leaveSplits);
         }
 
-        var before = 0L;
-        foreach (var part in parts)
+        if (splits > 1)
         {
-            SumSplits(partial.Offset(before * rows * splits * sizeof(float)), (CudaTensor)part.Output, splits, rows, part.Weight.Rows);
-            before += part.Weight.Rows;
+            // Every part's partials summed in one launch (sum_splits takes up to three outputs).
+            (CudaTensor?, long) Part(ReadOnlySpan<MatMulTarget> group, int i) =>
+                i < group.Length ? ((CudaTensor)group[i].Output, (long)rows * group[i].Weight.Rows) : (null, 0);
+            LaunchSumSplits(partial, splits, Part(parts, 0), Part(parts, 1), Part(parts, 2));
         }
 
         return null;
@@ -872,9 +873,17 @@ public sealed class CudaBackend : IBackend, IDeviceSampler
     {
         if (splits > 1)
         {
-            var count = (long)rows * outputs;
-            Kernels.SumSplits.Launch(Stream, (int)CudaLaunchGeometry.Ceiling(count, 256), 256, 0, partial, y.Data, splits, count);
+            LaunchSumSplits(partial, splits, (y, (long)rows * outputs), default, default);
         }
+    }
+
+    /// <summary>sum_splits over up to three outputs whose partials lie one after the other (matmul.cu).</summary>
+    private void LaunchSumSplits(DevicePointer partial, int splits, (CudaTensor? Y, long Count) a, (CudaTensor? Y, long Count) b, (CudaTensor? Y, long Count) c)
+    {
+        var quads = CudaLaunchGeometry.Ceiling(a.Count, 4) + CudaLaunchGeometry.Ceiling(b.Count, 4) + CudaLaunchGeometry.Ceiling(c.Count, 4);
+        Kernels.SumSplits.Launch(Stream, (int)CudaLaunchGeometry.Ceiling(quads, 256), 256, 0, partial, splits,
+            a.Y?.Data.Pointer ?? DevicePointer.Null, b.Y?.Data.Pointer ?? DevicePointer.Null, c.Y?.Data.Pointer ?? DevicePointer.Null,
+            a.Count, b.Count, c.Count);
     }
 
     private void EnsureQuantized(CudaTensor x, int rows)
