@@ -134,6 +134,18 @@ public sealed class CudaHostLogicTests
     }
 
     [Theory]
+    [InlineData(0x1000ul, 4096L, 32)]  // box rows of 64 bytes, not the 128-byte swizzle the kernel's layout needs
+    [InlineData(0x1008ul, 4096L, 64)]  // a start that is not 16-byte aligned
+    [InlineData(0x1000ul, 4100L, 64)]  // rows of 8,200 bytes: not a multiple of 16
+    public void Half_matrix_tensor_maps_reject_what_the_bulk_copies_cannot_address(ulong address, long columns, int boxColumns)
+    {
+        // Thrown before the driver is called: no GPU needed.
+        var error = Assert.Throws<ArgumentException>(() =>
+            CudaTensorMap.HalfMatrix(new DevicePointer(address), bf16: true, rows: 256, columns, boxRows: 64, boxColumns));
+        Assert.Contains($"256 × {columns}", error.Message);
+    }
+
+    [Theory]
     [InlineData(64, 4096, false)]   // gemm_half_tc's 64-row decode tile
     [InlineData(65, 4096, true)]
     [InlineData(2048, 4096, true)]
