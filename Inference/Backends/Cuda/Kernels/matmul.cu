@@ -626,7 +626,8 @@ GEMM_QUANT(gemm_nibble_mins, LAYOUT_NIBBLE, 1, true)
 // Split K: a decode batch of ≤ 64 rows gives one row of tiles (64 blocks for a 4096-row weight), and each block walks
 // all of K one 12 KB stage at a time, so the step was latency-bound (the same 26.6 ms for 32 and 64 rows of Llama-3-8B
 // Q8_0 on an H100). Block z of gridDim.z then takes stages [z·S/Z, (z+1)·S/Z) and writes its partial sums to
-// partial[z][M][N]; sum_splits adds them in split order (deterministic; CudaLaunchGeometry.TensorCoreSplits).
+// partial[z][M][N]; sum_splits adds them in split order (deterministic; CudaLaunchGeometry.TensorCoreSplits), or, for a
+// product into the residual, rms_norm_rows (elementwise.cu) in the same order.
 // grid (ceil(N / 64), ceil(M / 64), splits), block 128.
 #define MT 64        // weight rows and activation rows per tile
 #define MK 64        // K per stage: two quantization blocks
@@ -834,7 +835,7 @@ extern "C" __global__ void sum_splits(const float* partial, int splits, float* y
 // blocks per SM; 120 KB at 256: one).
 // Split K: where the tiles alone leave multiprocessors idle (a 4096-row weight at 256 rows is 64 tiles on 132 SMs),
 // block z takes stages [z·S/Z, (z+1)·S/Z) and writes partial[z][M][N]; sum_splits adds them in split order
-// (CudaLaunchGeometry.HalfGemmSplits).
+// (CudaLaunchGeometry.HalfGemmSplits), or rms_norm_rows for a product into the residual.
 // grid (ceil(N / 128), ceil(M / BM), splits), block 256.
 #define HG_N 128
 #define HG_K 32
