@@ -72,6 +72,7 @@ internal sealed class KernelChecks(CudaBackend gpu, CpuBackend cpu, Report repor
         RopeInProjections();
         WarpgroupGemmGroups();
         GatedMatMuls();
+        GatedGemvs();
         Embeddings();
         Norms();
         ElementWise();
@@ -354,6 +355,82 @@ internal sealed class KernelChecks(CudaBackend gpu, CpuBackend cpu, Report repor
                     w.Dispose();
                 }
             }
+        }
+    }
+
+    /// <summary>
+    /// The one-row gated split GEMV over float weights (<see cref="CudaBackend.GatedGemv"/>): SiLU(gate)·up bit for bit the
+    /// split GEMV over gate and up and silu_mul after it (<see cref="CudaBackend.GatedGemv"/> off), and against the CPU;
+    /// ragged row counts (not multiples of the block's 4 rows), K of several passes, and an input with a folded norm (a Q4_0
+    /// producer's). The gate and up outputs staying NaN show that the gated kernel, not the two launches, ran.
+    /// </summary>
+    private void GatedGemvs()
+    {
+        foreach (var (type, k, f, folded) in new[]
+        {
+            (GgmlType.BF16, 320, 162, false), (GgmlType.F16, 2048, 1000, false), (GgmlType.F32, 512, 301, false),
+            (GgmlType.BF16, 14336, 256, false), (GgmlType.BF16, 2048, 516, true),
+        })
+        {
+            using var gateHost = new HostTensor("gate", type, [k, f], RandomWeights.Tensor(type, f, k, _random.Next()));
+            using var upHost = new HostTensor("up", type, [k, f], RandomWeights.Tensor(type, f, k, _random.Next()));
+            using var producerHost = new HostTensor("producer", GgmlType.Q4_0, [512, k], RandomWeights.Tensor(GgmlType.Q4_0, k, 512, _random.Next()));
+            DeviceWeight[] gw = [gpu.LoadWeight(gateHost.View), gpu.LoadWeight(upHost.View), gpu.LoadWeight(producerHost.View)];
+            DeviceWeight[] cw = [cpu.LoadWeight(gateHost.View), cpu.LoadWeight(upHost.View), cpu.LoadWeight(producerHost.View)];
+            var norm = Vector(RandomWeights.Floats(k, _random, 0.2, 1), "norm");
+            var x = RandomWeights.Floats(folded ? 512 : k, _random);
+            var h = RandomWeights.Floats(k, _random, 3);
+            var what = $"gated split GEMV {type} F={f} K={k}{(folded ? ", input with a folded norm" : "")}";
+
+            float[] Run(bool gated, out bool productsWritten)
+            {
+                DeviceTensor gx = GpuTensor(1, x.Length, x), gh = GpuTensor(1, k, h), gIn = GpuTensor(1, k, folded ? null : x),
+                    gProduct = GpuTensor(1, k), gGate = GpuTensor(1, f), gUp = GpuTensor(1, f), gAct = GpuTensor(1, f);
+                if (folded)
+                {
+                    gpu.MatMulAddRmsNorm(gx, gw[2], gProduct, gh, norm[0], 1e-5f, gIn, 1);
+                }
+
+                gpu.GatedGemv = gated;
+                gpu.GatedMatMul(gIn, new MatMulTarget(gw[0], gGate), new MatMulTarget(gw[1], gUp), gAct, 1);
+                gpu.GatedGemv = true;
+                var y = Read(gAct, 1);
+                productsWritten = !Read(gGate, 1).Concat(Read(gUp, 1)).All(float.IsNaN);
+                Dispose([gx, gh, gIn, gProduct, gGate, gUp, gAct]);
+                return y;
+            }
+
+            var fused = Run(true, out var fusedWrote);
+            var unfused = Run(false, out var unfusedWrote);
+            report.BitForBit($"{what}: = split GEMV + silu_mul", Report.CountDifferentBits(fused, unfused), f);
+            if (!fusedWrote && unfusedWrote)
+            {
+                report.Pass($"{what}: the gated kernel ran (gate and up unwritten)");
+            }
+            else
+            {
+                report.Fail($"{what}: the gated kernel ran", fusedWrote ? "gate or up was written: the two launches ran" : "the unfused path left gate and up unwritten");
+            }
+
+            using var cIn = cpu.CreateTensor(1, k);
+            using var cGate = cpu.CreateTensor(1, f);
+            using var cUp = cpu.CreateTensor(1, f);
+            using var cAct = cpu.CreateTensor(1, f);
+            if (folded)
+            {
+                CpuNormedInput(x, cw[2], h, norm[1], cIn);
+            }
+            else
+            {
+                cpu.WriteRows(cIn, x);
+            }
+
+            ((IBackend)cpu).GatedMatMul(cIn, new MatMulTarget(cw[0], cGate), new MatMulTarget(cw[1], cUp), cAct, 1);
+            var expected = new float[f];
+            cpu.ReadRows(cAct, 1, expected);
+            report.Check($"{what}: against the CPU", Report.RelativeError(fused, expected), type == GgmlType.F32 ? FloatBound * 10 : QuantBound);
+            Dispose(norm);
+            Dispose(gw.Concat(cw));
         }
     }
 

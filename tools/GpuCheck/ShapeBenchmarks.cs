@@ -226,6 +226,9 @@ internal sealed class ShapeBenchmarks(CudaBackend gpu, Report report, KvCacheDty
                     // Every norm a launch of its own (no fold into the GEMVs).
                     Beside("norms not folded into the GEMVs", () => gpu.FoldNorms = false, () => gpu.FoldNorms = true);
 
+                    // SiLU·mul a launch of its own after the gate/up GEMV (float weights: else the gated split GEMV).
+                    Beside("SiLU·mul a launch of its own", () => gpu.GatedGemv = false, () => gpu.GatedGemv = true);
+
                     // q/k/v rotated and stored by rope_store_kv after their GEMV, not in its epilogue.
                     Beside("RoPE a launch of its own", () => gpu.RopeInProjections = false, () => gpu.RopeInProjections = true);
 

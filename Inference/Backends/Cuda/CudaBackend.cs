@@ -1119,12 +1119,20 @@ public sealed class CudaBackend : IBackend, IDeviceSampler
     /// <summary>
     /// One gated Hopper GEMM (gemm_*_wgmma_gated) where both weights are the same half type and shape and the Hopper GEMM
     /// takes the product: SiLU(gate)·up in its epilogue, with the half copy the down projection reads; the gate and up
-    /// outputs stay unwritten. Elsewhere (decode, other GPUs and types, an output with an int8 consumer) as IBackend does.
+    /// outputs stay unwritten. At one activation row over float weights the gated split GEMV does the same
+    /// (<see cref="GatedGemv"/>). Elsewhere (other GPUs and types, an output with an int8 consumer) as IBackend does.
     /// </summary>
     public void GatedMatMul(DeviceTensor input, MatMulTarget gate, MatMulTarget up, DeviceTensor output, int rows)
     {
         var (g, u) = ((CudaWeight)gate.Weight, (CudaWeight)up.Weight);
         var y = (CudaTensor)output;
+        if (rows == 1 && GatedGemv && GemvSplitOverride != false && Kernels.GatedGemv(g) is { } gated && u.Layout == g.Layout && u.Rows == g.Rows && u.Columns == g.Columns
+            && FusedQuantization(y).Codes == DevicePointer.Null)
+        {
+            LaunchGatedGemv(gated, (CudaTensor)input, gate, up, y);
+            return;
+        }
+
         if (g.Layout is not (CudaWeightLayout.Float16 or CudaWeightLayout.BFloat16) || u.Layout != g.Layout || u.Rows != g.Rows
             || u.Columns != g.Columns || WarpgroupGemmTile(rows, g, 2 * g.Rows) is not { } tile || FusedQuantization(y).Codes != DevicePointer.Null)
         {
@@ -1146,6 +1154,39 @@ public sealed class CudaBackend : IBackend, IDeviceSampler
         Kernels.WarpgroupGemm(g, tile, gated: true).Launch(Stream, tiles, tile.Threads, tile.SharedBytes,
             [g.HalfTensorMap, u.HalfTensorMap, ActivationMap(halves.Pointer, g, rows)], [y.Data, outputHalves, bf16, g.Rows, g.Columns, rows]);
         FusedCopiesWritten(y, rows, DevicePointer.Null, outputHalves);
+    }
+
+    /// <summary>
+    /// Whether one-row gate/up projections over float weights store SiLU(gate)·up from the split GEMV's epilogue
+    /// (<c>_m1_split_gated</c>) instead of a silu_mul launch after the grouped GEMV (the default: true; the split variant
+    /// forced off keeps it off too). GpuCheck times the other beside it.
+    /// </summary>
+    public bool GatedGemv { get; set; } = true;
+
+    /// <summary>
+    /// The gated split GEMV: each block the same 4 rows of gate and up, SiLU(gate)·up stored as floats (what the one-row
+    /// down GEMV reads; a half copy the output has is left stale, as <see cref="Written"/> marks it).
+    /// </summary>
+    private void LaunchGatedGemv(CudaKernel kernel, CudaTensor x, MatMulTarget gate, MatMulTarget up, CudaTensor y)
+    {
+        CheckMatMulTargets(x, [gate, up], 1);
+        var (g, u) = ((CudaWeight)gate.Weight, (CudaWeight)up.Weight);
+        if (y.Columns != g.Rows)
+        {
+            throw new ArgumentException($"GatedMatMul '{g.Name}'/'{u.Name}': {g.Rows} rows into an output of {y.Columns} columns.");
+        }
+
+        // As Gemv: an input with a folded norm pending is read as h·w and finished by the norm sums.
+        var input = x.Buffer.Pointer;
+        var normSums = x.PendingNorm is null ? DevicePointer.Null : x.NormSums.Pointer;
+        var epsilon = x.PendingNorm?.Epsilon ?? 0f;
+        Written(y);
+        var shape = new GemvShape(1, 4, SplitK: true);
+        kernel.Launch(Stream, CudaLaunchGeometry.GemvGrid(g.Rows, shape), CudaLaunchGeometry.GemvWarps * 32, 0,
+            g.Codes, DevicePointer.Null, DevicePointer.Null, y.Data, g.Rows,
+            u.Codes, DevicePointer.Null, DevicePointer.Null, DevicePointer.Null, u.Rows,
+            DevicePointer.Null, DevicePointer.Null, DevicePointer.Null, DevicePointer.Null, 0,
+            input, g.Columns, 1, normSums, epsilon);
     }
 
     public void SiluMul(DeviceTensor gate, DeviceTensor up, DeviceTensor output, int rows)

@@ -16,6 +16,9 @@ public sealed class CudaKernels : IDisposable
     private static readonly string[] GemvFamilies =
         ["gemv_int8", "gemv_int8_mins", "gemv_int8_halves", "gemv_nibble", "gemv_nibble_mins", "gemv_f32", "gemv_f16", "gemv_bf16"];
 
+    /// <summary>The GEMV families of float weights.</summary>
+    private static readonly string[] FloatGemvFamilies = ["gemv_f32", "gemv_f16", "gemv_bf16"];
+
     /// <summary>The GEMV families with a producer of a folded norm (<c>_m1_residual</c>, matmul.cu): the nibble layouts.</summary>
     private static readonly string[] ResidualGemvFamilies = ["gemv_nibble", "gemv_nibble_mins"];
 
@@ -34,6 +37,7 @@ public sealed class CudaKernels : IDisposable
     private readonly Dictionary<(string Family, int MaxRows, bool SplitK), CudaKernel> _gemv;
     private readonly Dictionary<string, CudaKernel> _gemvResidual;
     private readonly Dictionary<string, CudaKernel> _gemvRope;
+    private readonly Dictionary<string, CudaKernel> _gemvGated;
     private readonly Dictionary<(string Name, int TileRows), CudaKernel> _halfGemm;
     private readonly Dictionary<(string Name, WarpgroupTile Tile, bool Gated), CudaKernel> _warpgroupGemm = [];
 
@@ -92,11 +96,12 @@ public sealed class CudaKernels : IDisposable
         QuantizeQ8 = elementwise.Kernel("quantize_q8");
         RoundToHalf = elementwise.Kernel("round_to_half");
         _gemv = GemvFamilies
-            .SelectMany(family => CudaLaunchGeometry.GemvVariants(isFloat: family is "gemv_f32" or "gemv_f16" or "gemv_bf16")
+            .SelectMany(family => CudaLaunchGeometry.GemvVariants(isFloat: FloatGemvFamilies.Contains(family))
                 .Select(maxRows => (Family: family, MaxRows: maxRows, SplitK: false))
                 .Append((Family: family, MaxRows: 1, SplitK: true)))
             .ToDictionary(key => key, key => matmul.Kernel($"{key.Family}_m{key.MaxRows}{(key.SplitK ? "_split" : "")}"));
         _gemvRope = GemvFamilies.ToDictionary(family => family, family => matmul.Kernel($"{family}_m1_split_rope"));
+        _gemvGated = FloatGemvFamilies.ToDictionary(family => family, family => matmul.Kernel($"{family}_m1_split_gated"));
         _gemvResidual = ResidualGemvFamilies.ToDictionary(family => family, family => matmul.Kernel($"{family}_m1_residual"));
         GemmInt8 = matmul.Kernel("gemm_int8");
         GemmInt8TensorCore = matmul.Kernel("gemm_int8_tc");
@@ -244,10 +249,17 @@ public sealed class CudaKernels : IDisposable
     public CudaKernel SampleRows { get; }
 
     /// <summary>Every GEMV kernel (for reports of their registers and spills).</summary>
-    public IEnumerable<CudaKernel> GemvKernels => _gemv.Values.Concat(_gemvRope.Values).Concat(_gemvResidual.Values);
+    public IEnumerable<CudaKernel> GemvKernels => _gemv.Values.Concat(_gemvRope.Values).Concat(_gemvResidual.Values).Concat(_gemvGated.Values);
 
     /// <summary>The one-row split GEMV that rotates q/k/v and stores k and v in an f16 cache in its epilogue (<c>_m1_split_rope</c>).</summary>
     public CudaKernel GemvRope(CudaWeight weight) => _gemvRope[GemvFamily(weight)];
+
+    /// <summary>
+    /// The one-row split GEMV over gate and up that stores SiLU(gate)·up in its epilogue (<c>_m1_split_gated</c>), or null
+    /// where the weight's layout has none (quantized layouts, whose down GEMV reads int8 blocks of 32 values that a block of
+    /// 4 rows cannot quantize).
+    /// </summary>
+    public CudaKernel? GatedGemv(CudaWeight weight) => _gemvGated.GetValueOrDefault(GemvFamily(weight));
 
     /// <summary>
     /// The one-row GEMV that adds its product to the residual and leaves the next norm's int8 block and Σh² for the GEMV that

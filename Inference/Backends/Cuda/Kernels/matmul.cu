@@ -10,7 +10,9 @@
 //    every fourth 512-byte stretch of them: four times the blocks (twice for nibbles), so that narrow matrices (attention
 //    output, q/k/v, tensor-parallel shards) keep every multiprocessor streaming; grid (ceil(N / 4)), (ceil(N / 8)).
 //    At one token the split GEMV over q/k/v can also rotate q and k (adjacent-pair RoPE) and store k and v into an f16
-//    KV cache in its epilogue (_m1_split_rope, CudaBackend.ProjectQueryKeyValue): no rope_store_kv launch.
+//    KV cache in its epilogue (_m1_split_rope, CudaBackend.ProjectQueryKeyValue): no rope_store_kv launch. Over float
+//    gate and up weights, _m1_split_gated gives each block the same 4 rows of both and stores SiLU(gate)·up in its
+//    epilogue (CudaBackend.GatedMatMul): no silu_mul launch (the down GEMV after it reads floats: no half copy made).
 //    The RMS norm between a block's projection back into the residual stream and the next block's projections can ride
 //    in the one-row GEMVs around it (CudaBackend.MatMulAddRmsNorm, one activation row): the producer (_m1_residual:
 //    attention output or down, nibble layouts; under tensor parallelism the all-reduce, collectives.cu) has blocks of
@@ -215,6 +217,34 @@ __device__ __forceinline__ void gemv_store_residual(float (&acc)[RW][1], const G
     }
 }
 
+// The gated store (GATED): the block's RW rows are RW / 2 rows of gate (p0) and the same rows of up (p1). Each row summed
+// as gemv_store sums a split row (transpose_sum is warp_sum's tree; the warps added in warp order), then SiLU(gate)·up in
+// silu_mul's arithmetic (elementwise.cu): bit for bit the split GEMV and silu_mul after it.
+template <int RW>
+__device__ __forceinline__ void gemv_store_gated(float (&acc)[RW][1], const GemvPart& gate, int row0, float scale) {
+    static_assert(RW == 8, "the gated split holds 4 rows of gate and 4 of up");
+    __shared__ float partial[GEMV_WARPS][RW];
+    const int lane = threadIdx.x % 32;
+    float rows[RW];
+#pragma unroll
+    for (int r = 0; r < RW; r++) rows[r] = acc[r][0];
+    const float sum = transpose_sum(rows, lane);
+    if (lane % (32 / RW) == 0) partial[threadIdx.x / 32][lane / (32 / RW)] = sum;
+    __syncthreads();
+    const int r = threadIdx.x;
+    if (r < RW / 2 && row0 + r < gate.n) {
+        float g = partial[0][r], u = partial[0][r + RW / 2];
+#pragma unroll
+        for (int w = 1; w < GEMV_WARPS; w++) {
+            g += partial[w][r];
+            u += partial[w][r + RW / 2];
+        }
+        g *= scale;
+        u *= scale;
+        gate.y[row0 + r] = g / (1.0f + expf(-g)) * u;
+    }
+}
+
 // Quantized GEMV: warp w of the block owns RW consecutive weight rows; lane i reads 16-byte units i, i + 32, … of each
 // (a unit is half a block of int8 codes, a whole block of nibbles), so every warp load is 512 contiguous bytes of a row.
 // Lanes reading 32-byte int8 blocks as two strided 16-byte loads moved each 32-byte sector from L2 twice; the Q8_0 GEMV
@@ -323,12 +353,16 @@ __device__ __forceinline__ void gemv_quant(const GemvPart p0, const GemvPart p1,
 }
 
 // Float weights: the same shape, lane i reading 16-byte chunks i, i + 32, … (4 F32 or 8 F16/BF16 values) of each row.
-template <int LAYOUT, int RW, int R, int U, bool SPLIT>
+// GATED (split, RW = 8): rows r < 4 are gate's (p0) and r ≥ 4 the same rows of up (p1), stored as SiLU(gate)·up into p0's
+// output (gemv_store_gated); each lane takes the same chunks in the same order as the plain split's 4 rows × 2 chunks.
+template <int LAYOUT, int RW, int R, int U, bool SPLIT, bool GATED = false>
 __device__ __forceinline__ void gemv_float(const GemvPart p0, const GemvPart p1, const GemvPart p2, const float* x, int k, int m,
                                            const GemvNorm norm, const GemvRope rope = GemvRope{}) {
+    static_assert(!GATED || (SPLIT && RW == 8 && R == 1), "the gated variant is the one-row split of 4 + 4 rows");
     const int first = SPLIT ? threadIdx.x : threadIdx.x % 32;
     constexpr int STRIDE = SPLIT ? 32 * GEMV_WARPS : 32;
-    int row0 = (SPLIT ? blockIdx.x : blockIdx.x * GEMV_WARPS + threadIdx.x / 32) * RW;
+    constexpr int ROWS = GATED ? RW / 2 : RW;  // rows of the output a block or warp covers
+    int row0 = (SPLIT ? blockIdx.x : blockIdx.x * GEMV_WARPS + threadIdx.x / 32) * ROWS;
     GemvPart p;
     const int part = gemv_part(row0, p, p0, p1, p2);
     if (part < 0) return;
@@ -347,8 +381,9 @@ __device__ __forceinline__ void gemv_float(const GemvPart p0, const GemvPart p1,
         for (int u = 0; u < U; u++)
 #pragma unroll
             for (int r = 0; r < RW; r++) {
-                const long long row = min(row0 + r, p.n - 1);
-                if (c0 + STRIDE * u < chunks) v[u][r] = load_weight16(p.codes + row * rowBytes + 16LL * (c0 + STRIDE * u));
+                const long long row = min(row0 + r % ROWS, p.n - 1);
+                const unsigned char* codes = GATED && r >= ROWS ? p1.codes : p.codes;
+                if (c0 + STRIDE * u < chunks) v[u][r] = load_weight16(codes + row * rowBytes + 16LL * (c0 + STRIDE * u));
             }
         if (c0 == first) {  // as in gemv_quant: weights first, activations (and a folded norm's sums) after the previous kernel
             pdl_start();
@@ -392,7 +427,11 @@ __device__ __forceinline__ void gemv_float(const GemvPart p0, const GemvPart p1,
         pdl_start();
         normPart = norm_sum_part(norm, k);
     }
-    gemv_store<RW, R, SPLIT>(acc, p, row0, m, norm_scale(norm, normPart, k), rope, part);
+    if constexpr (GATED) {
+        gemv_store_gated<RW>(acc, p, row0, norm_scale(norm, normPart, k));
+    } else {
+        gemv_store<RW, R, SPLIT>(acc, p, row0, m, norm_scale(norm, normPart, k), rope, part);
+    }
 }
 
 // Kernel variants by the number of activation rows m (host: CudaLaunchGeometry.Gemv): m = 1 (decode of one sequence),
@@ -487,6 +526,10 @@ GEMV_QUANT_RESIDUAL(gemv_nibble_mins, LAYOUT_NIBBLE, 1, true)
     }                                                                                                                   \
     extern "C" __global__ void __launch_bounds__(128) NAME##_m8(GEMV_FLOAT_PARAMS) {                                    \
         gemv_float<LAYOUT, 4, 8, 1, false>(GEMV_PARTS, x, k, m, GEMV_CONSUMER);                                         \
+    }                                                                                                                   \
+    /* Parts 0 and 1: gate (its output: SiLU(gate)·up) and up. */                                                     \
+    extern "C" __global__ void __launch_bounds__(128) NAME##_m1_split_gated(GEMV_FLOAT_PARAMS) {                        \
+        gemv_float<LAYOUT, 8, 1, 1, true, true>(GEMV_PARTS, x, k, m, GEMV_CONSUMER);                                    \
     }
 
 GEMV_FLOAT(gemv_f32, LAYOUT_F32)
