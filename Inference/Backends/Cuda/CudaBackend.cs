@@ -1181,8 +1181,7 @@ public sealed class CudaBackend : IBackend, IDeviceSampler
         var normSums = x.PendingNorm is null ? DevicePointer.Null : x.NormSums.Pointer;
         var epsilon = x.PendingNorm?.Epsilon ?? 0f;
         Written(y);
-        var shape = new GemvShape(1, 4, SplitK: true);
-        kernel.Launch(Stream, CudaLaunchGeometry.GemvGrid(g.Rows, shape), CudaLaunchGeometry.GemvWarps * 32, 0,
+        kernel.Launch(Stream, CudaLaunchGeometry.GemvGrid(g.Rows, CudaLaunchGeometry.GatedGemv), CudaLaunchGeometry.GemvWarps * 32, 0,
             g.Codes, DevicePointer.Null, DevicePointer.Null, y.Data, g.Rows,
             u.Codes, DevicePointer.Null, DevicePointer.Null, DevicePointer.Null, u.Rows,
             DevicePointer.Null, DevicePointer.Null, DevicePointer.Null, DevicePointer.Null, 0,

@@ -200,6 +200,12 @@ public static class CudaLaunchGeometry
     }
 
     /// <summary>
+    /// The gated split GEMV's shape (<c>_m1_split_gated</c>): a block covers 4 output rows, reading those rows of gate and
+    /// of up (8 weight rows, as the float split's 4 rows × 2 chunks in flight).
+    /// </summary>
+    public static GemvShape GatedGemv { get; } = new(1, 4, SplitK: true);
+
+    /// <summary>
     /// Weight rows the block of a split GEMV shares (RW of the _m1_split kernels): 8 for nibbles, whose 4096-wide rows are
     /// then one 32-value block for each of the block's 128 threads; 4 for every other layout.
     /// </summary>
