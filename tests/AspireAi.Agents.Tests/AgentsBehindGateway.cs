@@ -20,16 +20,11 @@ internal sealed class AgentsBehindGateway(RetrievalHost retrieval, AgentsHost ag
         PostgresServer postgres, EmbeddingServer embeddings, RedisServer redis)
     {
         var retrieval = new RetrievalHost(await postgres.CreateDatabaseAsync($"{prefix}_retrieval"), embeddings.BaseAddress);
-        var retrievalPort = EmbeddingServer.FreePort();
-        retrieval.UseKestrel(retrievalPort);
-        retrieval.StartServer();
-        var retrievalAddress = $"http://127.0.0.1:{retrievalPort}";
+        var retrievalAddress = retrieval.StartOnAnyPort();
 
         var agents = new AgentsHost(await postgres.CreateDatabaseAsync($"{prefix}_agents"), models,
             settings: new Dictionary<string, string?> { ["services:retrieval:http:0"] = retrievalAddress });
-        var agentsPort = EmbeddingServer.FreePort();
-        agents.UseKestrel(agentsPort);
-        agents.StartServer();
+        var agentsAddress = agents.StartOnAnyPort();
 
         var gateway = new GatewayHost(new Dictionary<string, string?>
         {
@@ -37,7 +32,7 @@ internal sealed class AgentsBehindGateway(RetrievalHost retrieval, AgentsHost ag
             ["ConnectionStrings:redis"] = redis.ConnectionString,
             ["services:inference:http:0"] = embeddings.BaseAddress,
             ["services:retrieval:http:0"] = retrievalAddress,
-            ["services:agents:http:0"] = $"http://127.0.0.1:{agentsPort}",
+            ["services:agents:http:0"] = agentsAddress,
         }).Start();
         return new AgentsBehindGateway(retrieval, agents, gateway);
     }

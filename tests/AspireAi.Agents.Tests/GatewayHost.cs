@@ -18,10 +18,7 @@ public sealed class GatewayHost(IReadOnlyDictionary<string, string?> settings) :
 
     public GatewayHost Start()
     {
-        var port = EmbeddingServer.FreePort();
-        UseKestrel(port);
-        StartServer();
-        Address = $"http://127.0.0.1:{port}";
+        Address = this.StartOnAnyPort();
         return this;
     }
 

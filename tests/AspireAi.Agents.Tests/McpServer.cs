@@ -16,7 +16,9 @@ public sealed class McpServer : IAsyncDisposable
 {
     private WebApplication? _app;
 
-    public string Address { get; } = $"http://127.0.0.1:{EmbeddingServer.FreePort()}";
+    // Chosen before the start (not LoopbackKestrel's port 0): a test configures agents with the address of a server that
+    // is not up yet.
+    public string Address { get; } = $"http://127.0.0.1:{FreePort()}";
     public string Endpoint => Address + "/mcp";
     public Inventory Inventory { get; } = new();
 
@@ -38,6 +40,13 @@ public sealed class McpServer : IAsyncDisposable
         {
             await _app.DisposeAsync();
         }
+    }
+
+    private static int FreePort()
+    {
+        using var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        listener.Start();
+        return ((System.Net.IPEndPoint)listener.LocalEndpoint).Port;
     }
 }
 

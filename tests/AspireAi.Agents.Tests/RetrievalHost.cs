@@ -21,17 +21,18 @@ public sealed class EmbeddingServer : IAsyncLifetime
 {
     private Microsoft.AspNetCore.Builder.WebApplication? _app;
 
-    public string BaseAddress { get; } = $"http://127.0.0.1:{FreePort()}";
+    public string BaseAddress { get; private set; } = "";
 
     public async ValueTask InitializeAsync()
     {
         var builder = Microsoft.AspNetCore.Builder.WebApplication.CreateSlimBuilder();
         builder.Logging.SetMinimumLevel(LogLevel.Warning);
-        builder.WebHost.UseUrls(BaseAddress);
+        builder.WebHost.UseUrls(LoopbackKestrel.AnyPortUrl);
         builder.AddEmbeddings();
         _app = builder.Build();
         _app.MapEmbeddingEndpoints();
         await _app.StartAsync();
+        BaseAddress = LoopbackKestrel.Address(_app.Services);
     }
 
     public async ValueTask DisposeAsync()
@@ -40,12 +41,5 @@ public sealed class EmbeddingServer : IAsyncLifetime
         {
             await _app.DisposeAsync();
         }
-    }
-
-    internal static int FreePort()
-    {
-        using var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
-        listener.Start();
-        return ((System.Net.IPEndPoint)listener.LocalEndpoint).Port;
     }
 }
