@@ -2,7 +2,10 @@ extern alias agents;
 using System.Net;
 using System.Net.Sockets;
 using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.AspNetCore.Mvc.Testing;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 
 namespace AspireAi.Gateway.Tests.Support;
@@ -25,14 +28,28 @@ internal static class LocalPort
 public class LoopbackApp<TEntryPoint>(IReadOnlyDictionary<string, string?> settings) : WebApplicationFactory<TEntryPoint>
     where TEntryPoint : class
 {
-    public int Port { get; } = LocalPort.Free();
+    private int? _port;
+    private string? _address;
 
-    public string Address => $"http://127.0.0.1:{Port}";
+    /// <summary>
+    /// Where the app listens. Read before <see cref="Start"/> (a test that points the gateway at a replica before it is
+    /// up), it fixes a port found free now, which Start then binds; otherwise Start binds port 0 and the kernel's choice is
+    /// read back, so no other socket can take the port in between.
+    /// </summary>
+    public string Address => _address ??= $"http://127.0.0.1:{_port ??= LocalPort.Free()}";
 
     public void Start()
     {
-        UseKestrel(Port);
+        if (_port is { } chosen)
+        {
+            UseKestrel(chosen);
+            StartServer();
+            return;
+        }
+
+        UseKestrel(options => options.Listen(IPAddress.Loopback, 0));
         StartServer();
+        _address = Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First().TrimEnd('/');
     }
 
     /// <summary>Starts <paramref name="app"/> and returns it.</summary>
