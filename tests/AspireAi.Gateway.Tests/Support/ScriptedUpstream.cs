@@ -33,9 +33,8 @@ public sealed class ScriptedUpstream : IAsyncDisposable
 
     public string Name { get; }
 
-    public int Port { get; } = LocalPort.Free();
-
-    public string Address => $"http://127.0.0.1:{Port}";
+    /// <summary>Where it listens, once started: the loopback port the kernel gave at bind time (port 0).</summary>
+    public string Address { get; private set; } = "";
 
     public UpstreamBehavior Behavior { get; set; }
 
@@ -66,7 +65,7 @@ public sealed class ScriptedUpstream : IAsyncDisposable
     {
         var builder = WebApplication.CreateSlimBuilder();
         builder.Logging.SetMinimumLevel(LogLevel.Warning);
-        builder.WebHost.UseUrls(Address);
+        builder.WebHost.UseUrls("http://127.0.0.1:0");
         _app = builder.Build();
         _app.MapGet("/v1/models", async () =>
         {
@@ -81,6 +80,7 @@ public sealed class ScriptedUpstream : IAsyncDisposable
         // Answers as the Agents service would for an agents deployment made of this replica.
         _app.MapGet("/v1/agents", () => Results.Json(new { @object = "list", data = new[] { new { name = "researcher", model = Model } } }));
         await _app.StartAsync();
+        Address = _app.Urls.First().TrimEnd('/');
         return this;
     }
 
