@@ -20,9 +20,8 @@ public sealed class OidcAuthority : IAsyncDisposable
     private readonly RSA _rsa = RSA.Create(2048);
     private WebApplication? _app;
 
-    public int Port { get; } = LocalPort.Free();
-
-    public string Issuer => $"http://127.0.0.1:{Port}";
+    /// <summary>Its address, once started (the loopback port the kernel gave at bind time): the tokens' issuer.</summary>
+    public string Issuer { get; private set; } = "";
 
     public RsaSecurityKey Key => new(_rsa) { KeyId = "test-key" };
 
@@ -30,7 +29,7 @@ public sealed class OidcAuthority : IAsyncDisposable
     {
         var builder = WebApplication.CreateSlimBuilder();
         builder.Logging.SetMinimumLevel(LogLevel.Warning);
-        builder.WebHost.UseUrls(Issuer);
+        builder.WebHost.UseUrls("http://127.0.0.1:0");
         _app = builder.Build();
         _app.MapGet("/.well-known/openid-configuration", () => Results.Json(new { issuer = Issuer, jwks_uri = $"{Issuer}/jwks" }));
         _app.MapGet("/jwks", () =>
@@ -39,6 +38,7 @@ public sealed class OidcAuthority : IAsyncDisposable
             return Results.Json(new { keys = new[] { new { kty = jwk.Kty, kid = jwk.Kid, use = "sig", alg = "RS256", n = jwk.N, e = jwk.E } } });
         });
         await _app.StartAsync();
+        Issuer = _app.Urls.First().TrimEnd('/');
         return this;
     }
 
