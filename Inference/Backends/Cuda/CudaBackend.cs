@@ -630,7 +630,12 @@ public sealed class CudaBackend : IBackend, IDeviceSampler
             (CudaKernels.GemvFamily((CudaWeight)targets[i].Weight), targets[i].Weight.Rows);
     }
 
-    private void Gemv(CudaTensor x, ReadOnlySpan<MatMulTarget> parts, int rows, GemvShape shape, int weightRows, GemvRopeArgs? rope = null)
+    /// <summary>
+    /// One GEMV launch over the parts: the kernel of the weight's family and shape, or <paramref name="kernel"/> (an entry
+    /// with the same parameters, such as the gated split).
+    /// </summary>
+    private void Gemv(CudaTensor x, ReadOnlySpan<MatMulTarget> parts, int rows, GemvShape shape, int weightRows, GemvRopeArgs? rope = null,
+        CudaKernel? kernel = null)
     {
         Span<KernelArg> args = stackalloc KernelArg[5 * CudaLaunchGeometry.MaxGemvParts + 7 + GemvRopeArgs.Count];
         var first = (CudaWeight)parts[0].Weight;
@@ -681,7 +686,7 @@ public sealed class CudaBackend : IBackend, IDeviceSampler
             args[a++] = rotation.HeadDim;
         }
 
-        var kernel = rope is null ? Kernels.Gemv(first, shape) : Kernels.GemvRope(first);
+        kernel ??= rope is null ? Kernels.Gemv(first, shape) : Kernels.GemvRope(first);
         var sharedBytes = shape.SplitK && GemvSplitBlocksPerMultiprocessor is { } blocks ? SharedBytesForBlocks(kernel, blocks) : 0;
         kernel.Launch(Stream, CudaLaunchGeometry.GemvGrid(weightRows, shape), CudaLaunchGeometry.GemvWarps * 32, sharedBytes, args[..a]);
     }
@@ -1164,28 +1169,20 @@ public sealed class CudaBackend : IBackend, IDeviceSampler
     public bool GatedGemv { get; set; } = true;
 
     /// <summary>
-    /// The gated split GEMV: each block the same 4 rows of gate and up, SiLU(gate)·up stored as floats (what the one-row
-    /// down GEMV reads; a half copy the output has is left stale, as <see cref="Written"/> marks it).
+    /// The gated split GEMV: each block the same 4 rows of gate and up, SiLU(gate)·up stored as floats through the gate
+    /// part's output, <paramref name="y"/> (what the one-row down GEMV reads; a half copy it has is left stale, as
+    /// <see cref="Written"/> marks it). Both parts name <paramref name="y"/>: the up products are never stored.
     /// </summary>
     private void LaunchGatedGemv(CudaKernel kernel, CudaTensor x, MatMulTarget gate, MatMulTarget up, CudaTensor y)
     {
         CheckMatMulTargets(x, [gate, up], 1);
-        var (g, u) = ((CudaWeight)gate.Weight, (CudaWeight)up.Weight);
+        var g = (CudaWeight)gate.Weight;
         if (y.Columns != g.Rows)
         {
-            throw new ArgumentException($"GatedMatMul '{g.Name}'/'{u.Name}': {g.Rows} rows into an output of {y.Columns} columns.");
+            throw new ArgumentException($"GatedMatMul '{g.Name}'/'{up.Weight.Name}': {g.Rows} rows into an output of {y.Columns} columns.");
         }
 
-        // As Gemv: an input with a folded norm pending is read as h·w and finished by the norm sums.
-        var input = x.Buffer.Pointer;
-        var normSums = x.PendingNorm is null ? DevicePointer.Null : x.NormSums.Pointer;
-        var epsilon = x.PendingNorm?.Epsilon ?? 0f;
-        Written(y);
-        kernel.Launch(Stream, CudaLaunchGeometry.GemvGrid(g.Rows, CudaLaunchGeometry.GatedGemv), CudaLaunchGeometry.GemvWarps * 32, 0,
-            g.Codes, DevicePointer.Null, DevicePointer.Null, y.Data, g.Rows,
-            u.Codes, DevicePointer.Null, DevicePointer.Null, DevicePointer.Null, u.Rows,
-            DevicePointer.Null, DevicePointer.Null, DevicePointer.Null, DevicePointer.Null, 0,
-            input, g.Columns, 1, normSums, epsilon);
+        Gemv(x, [new MatMulTarget(g, y), new MatMulTarget(up.Weight, y)], 1, CudaLaunchGeometry.GatedGemv, g.Rows, kernel: kernel);
     }
 
     public void SiluMul(DeviceTensor gate, DeviceTensor up, DeviceTensor output, int rows)
