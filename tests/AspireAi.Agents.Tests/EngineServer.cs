@@ -1,8 +1,5 @@
 using AspireAi.Inference.Cli;
 using Microsoft.AspNetCore.Builder;
-using Microsoft.AspNetCore.Hosting.Server;
-using Microsoft.AspNetCore.Hosting.Server.Features;
-using Microsoft.Extensions.DependencyInjection;
 
 namespace AspireAi.Agents.Tests;
 
@@ -23,7 +20,7 @@ public sealed class EngineServer : IAsyncLifetime
         _app = ServeCommand.Build(["--model", ModelFile("stories15M-q8_0.gguf"), "--served-model-name", Model, "--urls", "http://127.0.0.1:0",
             "--threads", "1", "--Logging:LogLevel:Default=Warning"]);
         await _app.StartAsync();
-        BaseAddress = _app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First().TrimEnd('/');
+        BaseAddress = LoopbackKestrel.Address(_app.Services);
     }
 
     public async ValueTask DisposeAsync()
