@@ -1131,15 +1131,15 @@ public sealed class CudaBackend : IBackend, IDeviceSampler
     {
         var (g, u) = ((CudaWeight)gate.Weight, (CudaWeight)up.Weight);
         var y = (CudaTensor)output;
-        if (rows == 1 && GatedGemv && GemvSplitOverride != false && Kernels.GatedGemv(g) is { } gated && u.Layout == g.Layout && u.Rows == g.Rows && u.Columns == g.Columns
-            && FusedQuantization(y).Codes == DevicePointer.Null)
+        // Both fused paths need gate and up alike and an output that no int8 consumer reads.
+        var fusable = u.Layout == g.Layout && u.Rows == g.Rows && u.Columns == g.Columns && FusedQuantization(y).Codes == DevicePointer.Null;
+        if (fusable && rows == 1 && GatedGemv && GemvSplitOverride != false && Kernels.GatedGemv(g) is { } gated)
         {
             LaunchGatedGemv(gated, (CudaTensor)input, gate, up, y);
             return;
         }
 
-        if (g.Layout is not (CudaWeightLayout.Float16 or CudaWeightLayout.BFloat16) || u.Layout != g.Layout || u.Rows != g.Rows
-            || u.Columns != g.Columns || WarpgroupGemmTile(rows, g, 2 * g.Rows) is not { } tile || FusedQuantization(y).Codes != DevicePointer.Null)
+        if (!fusable || g.Layout is not (CudaWeightLayout.Float16 or CudaWeightLayout.BFloat16) || WarpgroupGemmTile(rows, g, 2 * g.Rows) is not { } tile)
         {
             MatMulGroup(input, [gate, up], rows);
             SiluMul(gate.Output, up.Output, output, rows);
