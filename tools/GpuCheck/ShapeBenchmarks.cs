@@ -334,6 +334,7 @@ internal sealed class ShapeBenchmarks(CudaBackend gpu, Report report, KvCacheDty
         using var yE = gpu.CreateTensor(rows, e);
         using var yG = gpu.CreateTensor(rows, ff);
         using var yU = gpu.CreateTensor(rows, ff);
+        using var activated = gpu.CreateTensor(rows, ff);
         using var yLogits = gpu.CreateTensor(rows, config.VocabularySize);
         var random = new Random(5);
         foreach (var x in new[] { xE, xQ, xF })
@@ -366,6 +367,15 @@ internal sealed class ShapeBenchmarks(CudaBackend gpu, Report report, KvCacheDty
             var split = GraphMs(run);
             gpu.GemvSplitOverride = null;
             parts.Add($"{name} {whole:F3} / {split:F3} ms ({bytes / (whole * 1e-3) / 1e9:F0} / {bytes / (split * 1e-3) / 1e9:F0} GB/s)");
+        }
+
+        // Float gate and up take the gated split GEMV in the step (SiLU·mul in its epilogue): timed so, and so in the step's order.
+        if (rows == 1 && gpu.GatedGemv && gpu.Kernels.GatedGemv((CudaWeight)layers[0].Gate) is not null)
+        {
+            var gateUp = Array.FindIndex(projections, p => p.Name == "gate/up");
+            projections[gateUp].Run = w => gpu.GatedMatMul(xE, new(w.Gate, yG), new(w.Up, yU), activated, rows);
+            var gatedMs = GraphMs(() => { foreach (var w in layers) projections[gateUp].Run(w); });
+            parts.Add($"gate/up as the gated split GEMV {gatedMs:F3} ms ({groups[gateUp].Bytes / (gatedMs * 1e-3) / 1e9:F0} GB/s)");
         }
 
         var allBytes = groups.Sum(g => g.Bytes);
