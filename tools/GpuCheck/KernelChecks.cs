@@ -720,7 +720,8 @@ internal sealed class KernelChecks(CudaBackend gpu, CpuBackend cpu, Report repor
 
     private void Norms()
     {
-        foreach (var (rows, columns) in new[] { (1, 288), (7, 2048), (33, 4096), (130, 896) })
+        // Up to 4,096 values the one-item norm kernel, beyond it the 4-item one (4,128: two items for the first thread; 14,336: 3.5 items a thread).
+        foreach (var (rows, columns) in new[] { (1, 288), (7, 2048), (33, 4096), (130, 896), (1, 4128), (3, 14336) })
         {
             var w = Vector(RandomWeights.Floats(columns, _random, 0.2, 1), "norm");
             var x = RandomWeights.Floats(rows * columns, _random, 3);

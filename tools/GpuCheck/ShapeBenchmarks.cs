@@ -223,6 +223,12 @@ internal sealed class ShapeBenchmarks(CudaBackend gpu, Report report, KvCacheDty
                     // Every GEMV's warps owning their rows (no _m1_split kernel).
                     Beside("no split GEMV", () => gpu.GemvSplitOverride = false, () => gpu.GemvSplitOverride = null);
 
+                    // Every one-row GEMV split, wide weights (gate/up, logits: CudaLaunchGeometry.WideGemvRows) too.
+                    Beside("every GEMV split, wide ones too", () => gpu.GemvSplitOverride = true, () => gpu.GemvSplitOverride = null);
+
+                    // The norms on the 4-item kernel, whose registers spill, rather than the one-item one (rows ≤ 4,096).
+                    Beside("norms on the 4-item kernel", () => gpu.OneItemNorms = false, () => gpu.OneItemNorms = true);
+
                     // Every norm a launch of its own (no fold into the GEMVs).
                     Beside("norms not folded into the GEMVs", () => gpu.FoldNorms = false, () => gpu.FoldNorms = true);
 

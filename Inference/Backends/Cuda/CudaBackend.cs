@@ -277,7 +277,7 @@ public sealed class CudaBackend : IBackend, IDeviceSampler
         {
             var (codes, scaleSums) = FusedQuantization(y);
             var (halves, bf16) = FusedHalves(y);
-            Kernels.RmsNormRows.Launch(Stream, rows, CudaLaunchGeometry.NormThreads(x.Columns), 0, x.Data, DevicePointer.Null, 0, DevicePointer.Null, w.Codes, epsilon, y.Data, x.Columns,
+            Kernels.RmsNormRows(x.Columns, OneItemNorms).Launch(Stream, rows, CudaLaunchGeometry.NormThreads(x.Columns), 0, x.Data, DevicePointer.Null, 0, DevicePointer.Null, w.Codes, epsilon, y.Data, x.Columns,
                 codes, scaleSums, halves, bf16);
             FusedCopiesWritten(y, rows, codes, halves);
         }
@@ -311,7 +311,7 @@ public sealed class CudaBackend : IBackend, IDeviceSampler
         var (deltaValues, splits, deltaSums) = deltaSplits is { } unsummed
             ? (unsummed.Partials, unsummed.Splits, ((CudaTensor)delta).Data.Pointer)
             : (Input(delta).Data.Pointer, 0, DevicePointer.Null);
-        Kernels.RmsNormRows.Launch(Stream, rows, CudaLaunchGeometry.NormThreads(x.Columns), 0, x.Data, deltaValues, splits, deltaSums, w.Codes, epsilon, y.Data, x.Columns,
+        Kernels.RmsNormRows(x.Columns, OneItemNorms).Launch(Stream, rows, CudaLaunchGeometry.NormThreads(x.Columns), 0, x.Data, deltaValues, splits, deltaSums, w.Codes, epsilon, y.Data, x.Columns,
             codes, scaleSums, halves, bf16);
         FusedCopiesWritten(y, rows, codes, halves);
     }
@@ -431,6 +431,12 @@ public sealed class CudaBackend : IBackend, IDeviceSampler
     public bool DependentsFirst { get; set; } = true;
 
     /// <summary>
+    /// Whether rows of up to 4,096 values take the one-item norm kernel (<c>rms_norm_rows_1</c>, no spilled registers; the
+    /// default: true) rather than the 4-item one. GpuCheck times the other beside it.
+    /// </summary>
+    public bool OneItemNorms { get; set; } = true;
+
+    /// <summary>
     /// Whether to fold norms into the GEMVs around them (<see cref="MatMulAddRmsNorm"/>; the default: true). GpuCheck
     /// times and compares both side by side with it.
     /// </summary>
@@ -466,7 +472,7 @@ public sealed class CudaBackend : IBackend, IDeviceSampler
             weightRows += target.Weight.Rows;
         }
 
-        var shape = gemv ? CudaLaunchGeometry.Gemv(rows, first.Layout, GemvSplitOverride) : default;
+        var shape = gemv ? CudaLaunchGeometry.Gemv(rows, first.Layout, GemvSplitOverride, weightRows) : default;
         if (!gemv && GroupedWarpgroupGemmTile(targets, rows) is { } tile)
         {
             return WarpgroupGemm(x, targets, rows, tile, leaveSplits);
@@ -754,7 +760,7 @@ public sealed class CudaBackend : IBackend, IDeviceSampler
 
     /// <summary>
     /// Forces the one-row GEMVs' split variant on (true) or off (false) for every shape: GpuCheck times both side by side
-    /// with it. Null: split wherever the layout has the variant (<see cref="CudaLaunchGeometry.Gemv"/>, the default).
+    /// with it. Null: split but where the weight is wide (<see cref="CudaLaunchGeometry.Gemv"/>, the default).
     /// </summary>
     public bool? GemvSplitOverride { get; set; }
 

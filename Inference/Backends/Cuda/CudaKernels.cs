@@ -85,7 +85,8 @@ public sealed class CudaKernels : IDisposable
         var sampling = _modules[3];
         PeerAllReduce = _modules[4].Kernel("peer_all_reduce");
         EmbedRows = elementwise.Kernel("embed_rows");
-        RmsNormRows = elementwise.Kernel("rms_norm_rows");
+        _rmsNormRows = elementwise.Kernel("rms_norm_rows");
+        _rmsNormRowsOneItem = elementwise.Kernel("rms_norm_rows_1");
         RmsNormGroups = elementwise.Kernel("rms_norm_groups");
         RopeStoreKv = elementwise.Kernel("rope_store_kv");
         RopeStoreKvF16 = elementwise.Kernel("rope_store_kv_f16");
@@ -207,7 +208,16 @@ public sealed class CudaKernels : IDisposable
     public bool DependentLaunch { get; }
 
     public CudaKernel EmbedRows { get; }
-    public CudaKernel RmsNormRows { get; }
+    /// <summary>
+    /// rms_norm_rows for rows of <paramref name="columns"/> values: the one-item kernel (<c>rms_norm_rows_1</c>) where a
+    /// thread holds one float4 of the row (<see cref="CudaLaunchGeometry.NormItemsFor"/>), the 4-item one beyond or where
+    /// <paramref name="oneItem"/> is false (GpuCheck's A/B).
+    /// </summary>
+    public CudaKernel RmsNormRows(int columns, bool oneItem = true) =>
+        oneItem && CudaLaunchGeometry.NormItemsFor(columns) == 1 ? _rmsNormRowsOneItem : _rmsNormRows;
+
+    private readonly CudaKernel _rmsNormRows;
+    private readonly CudaKernel _rmsNormRowsOneItem;
     public CudaKernel RmsNormGroups { get; }
     public CudaKernel RopeStoreKv { get; }
     public CudaKernel RopeStoreKvF16 { get; }

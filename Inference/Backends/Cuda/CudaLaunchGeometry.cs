@@ -179,15 +179,17 @@ public static class CudaLaunchGeometry
     /// tok/s, Q8_0 268.0 → 273.3, Llama-3.2-1B BF16 838.5 → 884.8, Q8_0 1,149.5 → 1,189.5, Qwen3-0.6B BF16 1,032.3 →
     /// 1,037.7.
     /// </remarks>
-    /// <param name="splitK">Forces the one-row split variant on or off (GpuCheck times both); null splits.</param>
-    public static GemvShape Gemv(int rows, CudaWeightLayout layout, bool? splitK = null)
+    /// <param name="splitK">Forces the one-row split variant on or off (GpuCheck times both); null: split unless the weight
+    /// (group) is wide (<see cref="WideGemvRows"/>).</param>
+    /// <param name="weightRows">Rows of the weight, or of all weights of a group launched together.</param>
+    public static GemvShape Gemv(int rows, CudaWeightLayout layout, bool? splitK = null, int weightRows = 0)
     {
         switch (rows)
         {
             case <= 0:
                 throw new ArgumentOutOfRangeException(nameof(rows), rows, "A matmul needs at least one activation row.");
             case 1:
-                return splitK ?? true
+                return splitK ?? !(weightRows >= WideGemvRows && layout is CudaWeightLayout.Float32 or CudaWeightLayout.Float16 or CudaWeightLayout.BFloat16)
                     ? new GemvShape(1, GemvSplitRows(layout), SplitK: true)
                     : new GemvShape(1, layout == CudaWeightLayout.Nibble ? 2 : 4, SplitK: false);
             case <= 8:
@@ -198,6 +200,17 @@ public static class CudaLaunchGeometry
                 throw new ArgumentOutOfRangeException(nameof(rows), rows, $"GEMV kernels serve at most {QuantizedGemvMaxRows} activation rows.");
         }
     }
+
+    /// <summary>
+    /// Weight rows from which a one-row GEMV over float weights keeps whole rows in each warp (<c>gemv_*_m1</c>) instead
+    /// of splitting them among the block's warps: there each warp's longer stretch of loads streams better than many short
+    /// split blocks. Llama-3-8B BF16 alone (H200, 2026-11-28): logits 0.234 against 0.254 ms, gate/up 1.737 against 1.852
+    /// (that one takes the gated split GEMV, 1.825, which saves silu_mul's launch); q/k/v (6,144 rows), attention output
+    /// and down (4,096) ran faster split. In the step against every GEMV split beside it: +0.4 % (8B, contexts 128 and
+    /// 2,048), +0.7 / +0.2 % (Llama-3.2-1B). Quantized weights stay split: int8 warps holding 2 units (80 registers) lost
+    /// 3.2 % in the Llama-3-8B Q8_0 step (gate/up 1.053 against 1.022 ms alone), nibble warps were slower at every width.
+    /// </summary>
+    public const int WideGemvRows = 16384;
 
     /// <summary>
     /// The gated split GEMV's shape (<c>_m1_split_gated</c>): a block covers 4 output rows, reading those rows of gate and
@@ -465,6 +478,12 @@ public static class CudaLaunchGeometry
 
     /// <summary>float4 items an rms_norm_rows thread holds in registers (NORM_ITEMS in elementwise.cu).</summary>
     public const int NormItems = 4;
+
+    /// <summary>
+    /// The float4 items each thread of the norm for rows of <paramref name="columns"/> values holds: 1 up to 4,096 values
+    /// (1,024 threads cover the row once: <c>rms_norm_rows_1</c>), else <see cref="NormItems"/>.
+    /// </summary>
+    public static int NormItemsFor(int columns) => Ceiling(columns, 4) <= 1024 ? 1 : NormItems;
 
     /// <summary>rope_store_kv's blocks per token: one thread per rotated pair of every query and key head, 128 per block.</summary>
     public static int RopeBlocksPerToken(int heads, int kvHeads, int headDim) => Ceiling((heads + kvHeads) * (headDim / 2), RopeThreads);

@@ -30,15 +30,16 @@ public sealed class CudaHostLogicTests
         Assert.Throws<ArgumentException>(() => CudaKvOffloadStore.SlotsPerChunk((long)int.MaxValue + 1, 1));
 
     [Theory]
-    [InlineData(288, 96)]      // stories15M: 72 float4 → 3 warps
-    [InlineData(896, 224)]     // Qwen2.5-0.5B
-    [InlineData(4096, 1024)]   // Llama-3-8B: one float4 a thread
-    [InlineData(8192, 1024)]   // Llama-3-70B: two a thread
-    [InlineData(16384, 1024)]  // the widest row: NormItems (4) a thread
-    public void Rms_norm_blocks_give_each_thread_at_most_norm_items_float4(int columns, int threads)
+    [InlineData(288, 96, 1)]      // stories15M: 72 float4 → 3 warps
+    [InlineData(896, 224, 1)]     // Qwen2.5-0.5B
+    [InlineData(4096, 1024, 1)]   // Llama-3-8B: one float4 a thread (rms_norm_rows_1)
+    [InlineData(8192, 1024, 4)]   // Llama-3-70B: two a thread, on the 4-item kernel
+    [InlineData(16384, 1024, 4)]  // the widest row: NormItems (4) a thread
+    public void Rms_norm_blocks_give_each_thread_at_most_norm_items_float4(int columns, int threads, int items)
     {
         Assert.Equal(threads, CudaLaunchGeometry.NormThreads(columns));
-        Assert.True(threads % 32 == 0 && threads * CudaLaunchGeometry.NormItems * 4 >= columns);
+        Assert.Equal(items, CudaLaunchGeometry.NormItemsFor(columns));
+        Assert.True(threads % 32 == 0 && threads * items * 4 >= columns);
     }
 
     [Theory]
@@ -217,6 +218,20 @@ public sealed class CudaHostLogicTests
         Assert.Equal(CudaLaunchGeometry.GemvWarps * (layout == CudaWeightLayout.Nibble ? 2 : 4), CudaLaunchGeometry.Gemv(1, layout, splitK: false).RowsPerBlock);
         Assert.True(CudaLaunchGeometry.Gemv(1, layout, splitK: true).SplitK);
         Assert.False(CudaLaunchGeometry.Gemv(8, layout).SplitK);
+    }
+
+    [Theory]
+    [InlineData(CudaWeightLayout.BFloat16, 128256, false)]  // Llama-3-8B's logits: warps keep whole rows
+    [InlineData(CudaWeightLayout.Float32, 16384, false)]
+    [InlineData(CudaWeightLayout.Float16, 6144, true)]      // q/k/v: split
+    [InlineData(CudaWeightLayout.BFloat16, 4096, true)]     // attention output, down
+    [InlineData(CudaWeightLayout.Int8, 128256, true)]       // quantized weights split at every width
+    [InlineData(CudaWeightLayout.Nibble, 28672, true)]
+    public void OneRowGemvsOfWideWeightsKeepWholeRowsInAWarp(CudaWeightLayout layout, int weightRows, bool split)
+    {
+        Assert.Equal(split, CudaLaunchGeometry.Gemv(1, layout, weightRows: weightRows).SplitK);
+        Assert.True(CudaLaunchGeometry.Gemv(1, layout, splitK: true, weightRows: weightRows).SplitK);
+        Assert.False(CudaLaunchGeometry.Gemv(8, layout, weightRows: weightRows).SplitK);
     }
 
     [Theory]

@@ -58,15 +58,18 @@ __device__ __forceinline__ float block_sum(float v, float* scratch) {
 // deltaSplits > 1: delta is a split-K GEMM's partials [deltaSplits][rows][columns], added here in split order from 0 —
 // sum_splits' sum, bit for bit — and written to deltaSums (the GEMM's output), so no sum_splits launch runs between the
 // two (CudaBackend.SplitSumsInNorm).
+// ITEMS: the float4 a thread holds — NORM_ITEMS (rms_norm_rows), or 1 (rms_norm_rows_1: rows of at most 4,096 values,
+// which 1,024 threads cover once). At 1,024 threads a thread has 64 registers; the 4-item kernel's 48 for its items alone
+// spilled (72 bytes of stack) even where only one item is ever used.
 #define NORM_ITEMS 4
-extern "C" __global__ void __launch_bounds__(1024) rms_norm_rows(float* residual, const float* delta, int deltaSplits,
-                                                                  float* deltaSums, const float* weight, float epsilon,
-                                                                  float* output, int columns, signed char* codes,
-                                                                  float2* scaleSums, unsigned short* halves, int bf16) {
+template <int ITEMS>
+__device__ __forceinline__ void rms_norm_row(float* residual, const float* delta, int deltaSplits, float* deltaSums,
+                                             const float* weight, float epsilon, float* output, int columns,
+                                             signed char* codes, float2* scaleSums, unsigned short* halves, int bf16) {
     const int chunks = columns / 4;
-    float4 w[NORM_ITEMS];
+    float4 w[ITEMS];
 #pragma unroll
-    for (int k = 0; k < NORM_ITEMS; k++) {
+    for (int k = 0; k < ITEMS; k++) {
         const int c = threadIdx.x + k * blockDim.x;
         w[k] = c < chunks ? ((const float4*)weight)[c] : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
     }
@@ -74,9 +77,9 @@ extern "C" __global__ void __launch_bounds__(1024) rms_norm_rows(float* residual
     __shared__ float scratch[32];
     const long long base = (long long)blockIdx.x * columns;
     float4* row = (float4*)(residual + base);
-    float4 x[NORM_ITEMS], d[NORM_ITEMS];
+    float4 x[ITEMS], d[ITEMS];
 #pragma unroll
-    for (int k = 0; k < NORM_ITEMS; k++) {
+    for (int k = 0; k < ITEMS; k++) {
         const int c = threadIdx.x + k * blockDim.x;
         const bool inside = c < chunks;
         x[k] = inside ? row[c] : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
@@ -85,11 +88,11 @@ extern "C" __global__ void __launch_bounds__(1024) rms_norm_rows(float* residual
     if (deltaSplits > 1) {
         const long long plane = (long long)gridDim.x * columns;
 #pragma unroll
-        for (int k = 0; k < NORM_ITEMS; k++)  // sum_splits starts from 0 (+0 + −0 is +0)
+        for (int k = 0; k < ITEMS; k++)  // sum_splits starts from 0 (+0 + −0 is +0)
             d[k] = make_float4(0.0f + d[k].x, 0.0f + d[k].y, 0.0f + d[k].z, 0.0f + d[k].w);
         for (int z = 1; z < deltaSplits; z++) {
 #pragma unroll
-            for (int k = 0; k < NORM_ITEMS; k++) {
+            for (int k = 0; k < ITEMS; k++) {
                 const int c = threadIdx.x + k * blockDim.x;
                 if (c >= chunks) continue;
                 const float4 p = ((const float4*)(delta + z * plane + base))[c];
@@ -97,14 +100,14 @@ extern "C" __global__ void __launch_bounds__(1024) rms_norm_rows(float* residual
             }
         }
 #pragma unroll
-        for (int k = 0; k < NORM_ITEMS; k++) {
+        for (int k = 0; k < ITEMS; k++) {
             const int c = threadIdx.x + k * blockDim.x;
             if (c < chunks) ((float4*)(deltaSums + base))[c] = d[k];
         }
     }
     float sum = 0.0f;
 #pragma unroll
-    for (int k = 0; k < NORM_ITEMS; k++) {
+    for (int k = 0; k < ITEMS; k++) {
         const int c = threadIdx.x + k * blockDim.x;
         if (delta) {
             x[k] = make_float4(x[k].x + d[k].x, x[k].y + d[k].y, x[k].z + d[k].z, x[k].w + d[k].w);
@@ -115,7 +118,7 @@ extern "C" __global__ void __launch_bounds__(1024) rms_norm_rows(float* residual
     sum = block_sum(sum, scratch);
     const float scale = rsqrtf(sum / columns + epsilon);
 #pragma unroll
-    for (int k = 0; k < NORM_ITEMS; k++) {
+    for (int k = 0; k < ITEMS; k++) {
         const int c = threadIdx.x + k * blockDim.x;
         if (c >= chunks) continue;  // whole 8-lane groups when codes is given: chunks is then a multiple of 8
         const float4 y = make_float4(x[k].x * scale * w[k].x, x[k].y * scale * w[k].y, x[k].z * scale * w[k].z,
@@ -129,6 +132,17 @@ extern "C" __global__ void __launch_bounds__(1024) rms_norm_rows(float* residual
             *(uint2*)(halves + base + 4 * c) = h;
         }
     }
+}
+
+#define RMS_NORM_ROWS_PARAMS float *residual, const float *delta, int deltaSplits, float *deltaSums, const float *weight,     \
+                             float epsilon, float *output, int columns, signed char *codes, float2 *scaleSums,             \
+                             unsigned short *halves, int bf16
+#define RMS_NORM_ROWS_ARGS residual, delta, deltaSplits, deltaSums, weight, epsilon, output, columns, codes, scaleSums, halves, bf16
+extern "C" __global__ void __launch_bounds__(1024) rms_norm_rows(RMS_NORM_ROWS_PARAMS) {
+    rms_norm_row<NORM_ITEMS>(RMS_NORM_ROWS_ARGS);
+}
+extern "C" __global__ void __launch_bounds__(1024) rms_norm_rows_1(RMS_NORM_ROWS_PARAMS) {
+    rms_norm_row<1>(RMS_NORM_ROWS_ARGS);
 }
 
 // Each group of `group` values normalised on its own (Qwen3's per-head q/k norm).  One warp per group, 4 warps per block:
