@@ -1,5 +1,7 @@
 using System.Collections.Concurrent;
 using System.ComponentModel;
+using System.Net;
+using System.Net.Sockets;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.Extensions.DependencyInjection;
@@ -14,16 +16,26 @@ namespace AspireAi.Agents.Tests;
 /// </summary>
 public sealed class McpServer : IAsyncDisposable
 {
+    // The port is chosen before the start (not LoopbackKestrel's port 0): a test configures agents with the address of a
+    // server that is not up yet. Until the start a socket holds it bound but not listening, so connecting is refused as
+    // where nothing runs, and no server another test starts on port 0 meanwhile can be given it (with only its number
+    // kept, one was, and that test's run reached the other test's MCP server instead of failing).
+    private readonly Socket _reservation = new(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
     private WebApplication? _app;
 
-    // Chosen before the start (not LoopbackKestrel's port 0): a test configures agents with the address of a server that
-    // is not up yet.
-    public string Address { get; } = $"http://127.0.0.1:{FreePort()}";
+    public McpServer()
+    {
+        _reservation.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+        Address = $"http://127.0.0.1:{((IPEndPoint)_reservation.LocalEndPoint!).Port}";
+    }
+
+    public string Address { get; }
     public string Endpoint => Address + "/mcp";
     public Inventory Inventory { get; } = new();
 
     public async Task StartAsync()
     {
+        _reservation.Dispose();  // Kestrel binds the port next
         var builder = WebApplication.CreateSlimBuilder();
         builder.Logging.SetMinimumLevel(LogLevel.Warning);
         builder.WebHost.UseUrls(Address);
@@ -36,17 +48,11 @@ public sealed class McpServer : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
+        _reservation.Dispose();
         if (_app is not null)
         {
             await _app.DisposeAsync();
         }
-    }
-
-    private static int FreePort()
-    {
-        using var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
-        listener.Start();
-        return ((System.Net.IPEndPoint)listener.LocalEndpoint).Port;
     }
 }
 
