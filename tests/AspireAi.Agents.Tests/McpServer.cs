@@ -1,7 +1,5 @@
 using System.Collections.Concurrent;
 using System.ComponentModel;
-using System.Net;
-using System.Net.Sockets;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.Extensions.DependencyInjection;
@@ -17,17 +15,11 @@ namespace AspireAi.Agents.Tests;
 public sealed class McpServer : IAsyncDisposable
 {
     // The port is chosen before the start (not LoopbackKestrel's port 0): a test configures agents with the address of a
-    // server that is not up yet. Until the start a socket holds it bound but not listening, so connecting is refused as
-    // where nothing runs, and no server another test starts on port 0 meanwhile can be given it (with only its number
-    // kept, one was, and that test's run reached the other test's MCP server instead of failing).
-    private readonly Socket _reservation = new(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+    // server that is not up yet; it stays reserved until then.
+    private readonly ReservedPort _port = new();
     private WebApplication? _app;
 
-    public McpServer()
-    {
-        _reservation.Bind(new IPEndPoint(IPAddress.Loopback, 0));
-        Address = $"http://127.0.0.1:{((IPEndPoint)_reservation.LocalEndPoint!).Port}";
-    }
+    public McpServer() => Address = $"http://127.0.0.1:{_port.Port}";
 
     public string Address { get; }
     public string Endpoint => Address + "/mcp";
@@ -35,7 +27,7 @@ public sealed class McpServer : IAsyncDisposable
 
     public async Task StartAsync()
     {
-        _reservation.Dispose();  // Kestrel binds the port next
+        _port.Release();  // Kestrel binds it next
         var builder = WebApplication.CreateSlimBuilder();
         builder.Logging.SetMinimumLevel(LogLevel.Warning);
         builder.WebHost.UseUrls(Address);
@@ -48,7 +40,7 @@ public sealed class McpServer : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
-        _reservation.Dispose();
+        _port.Dispose();
         if (_app is not null)
         {
             await _app.DisposeAsync();

@@ -18,15 +18,17 @@ namespace AspireAi.Retrieval.Tests;
 /// </summary>
 public sealed class EmbeddingServer : IAsyncLifetime
 {
+    private readonly ReservedPort _port;
     private WebApplication? _app;
 
-    public EmbeddingServer() : this(LocalPort.Free())
+    public EmbeddingServer() : this(new ReservedPort())
     {
     }
 
-    internal EmbeddingServer(int port) => Port = port;
+    /// <summary>A server for the port a test has held so far (it takes the reservation over and releases it to bind).</summary>
+    internal EmbeddingServer(ReservedPort port) => _port = port;
 
-    public int Port { get; }
+    public int Port => _port.Port;
 
     public string BaseAddress => $"http://127.0.0.1:{Port}";
 
@@ -44,25 +46,16 @@ public sealed class EmbeddingServer : IAsyncLifetime
         _app.MapGet("/files/{name}", (string name) => Files.TryGetValue(name, out var file)
             ? Results.Bytes(file.Content, file.ContentType)
             : Results.NotFound());
+        _port.Release();  // Kestrel binds it next
         await _app.StartAsync();
     }
 
     public async ValueTask DisposeAsync()
     {
+        _port.Dispose();
         if (_app is not null)
         {
             await _app.DisposeAsync();
         }
-    }
-}
-
-/// <summary>Free loopback ports for servers the tests start.</summary>
-public static class LocalPort
-{
-    public static int Free()
-    {
-        using var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
-        listener.Start();
-        return ((System.Net.IPEndPoint)listener.LocalEndpoint).Port;
     }
 }

@@ -102,8 +102,8 @@ public sealed class IngestionTests(PostgresServer postgres, EmbeddingServer embe
     [Fact]
     public async Task When_embeddings_are_down_a_request_gets_503_and_a_job_waits_then_resumes()
     {
-        var port = LocalPort.Free(); // nothing listens here yet
-        await using var host = new RetrievalHost(_database, $"http://127.0.0.1:{port}", Settings);
+        using var port = new ReservedPort(); // nothing listens here yet
+        await using var host = new RetrievalHost(_database, $"http://127.0.0.1:{port.Port}", Settings);
         var client = host.ClientFor("outage");
         await client.CreateCollectionAsync("outage");
 

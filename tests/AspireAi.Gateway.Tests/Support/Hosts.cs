@@ -1,6 +1,5 @@
 extern alias agents;
 using System.Net;
-using System.Net.Sockets;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
@@ -10,17 +9,6 @@ using Microsoft.Extensions.Logging;
 
 namespace AspireAi.Gateway.Tests.Support;
 
-/// <summary>Free loopback ports for the servers the tests start.</summary>
-internal static class LocalPort
-{
-    public static int Free()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
-    }
-}
-
 /// <summary>
 /// A real app of this repository (its own Program, middleware, hosted services) listening on a loopback port, as the gateway
 /// reaches services in production. Disposing it stops it: that is how tests kill a replica.
@@ -28,21 +16,22 @@ internal static class LocalPort
 public class LoopbackApp<TEntryPoint>(IReadOnlyDictionary<string, string?> settings) : WebApplicationFactory<TEntryPoint>
     where TEntryPoint : class
 {
-    private int? _port;
+    private ReservedPort? _port;
     private string? _address;
 
     /// <summary>
     /// Where the app listens. Read before <see cref="Start"/> (a test that points the gateway at a replica before it is
-    /// up), it fixes a port found free now, which Start then binds; otherwise Start binds port 0 and the kernel's choice is
-    /// read back, so no other socket can take the port in between.
+    /// up), it reserves a port now, which Start releases and binds; otherwise Start binds port 0 and the kernel's choice
+    /// is read back.
     /// </summary>
-    public string Address => _address ??= $"http://127.0.0.1:{_port ??= LocalPort.Free()}";
+    public string Address => _address ??= $"http://127.0.0.1:{(_port ??= new ReservedPort()).Port}";
 
     public void Start()
     {
-        if (_port is { } chosen)
+        if (_port is { } reserved)
         {
-            UseKestrel(chosen);
+            reserved.Release();
+            UseKestrel(reserved.Port);
             StartServer();
             return;
         }
@@ -57,6 +46,16 @@ public class LoopbackApp<TEntryPoint>(IReadOnlyDictionary<string, string?> setti
     {
         app.Start();
         return app;
+    }
+
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing)
+        {
+            _port?.Dispose();  // read but never started
+        }
+
+        base.Dispose(disposing);
     }
 
     protected override void ConfigureWebHost(IWebHostBuilder builder)
