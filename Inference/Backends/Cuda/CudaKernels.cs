@@ -38,6 +38,8 @@ public sealed class CudaKernels : IDisposable
     private readonly Dictionary<string, CudaKernel> _gemvResidual;
     private readonly Dictionary<string, CudaKernel> _gemvRope;
     private readonly Dictionary<string, CudaKernel> _gemvGated;
+    private readonly CudaKernel _rmsNormRows;
+    private readonly CudaKernel _rmsNormRowsOneItem;
     private readonly Dictionary<(string Name, int TileRows), CudaKernel> _halfGemm;
     private readonly Dictionary<(string Name, WarpgroupTile Tile, bool Gated), CudaKernel> _warpgroupGemm = [];
 
@@ -208,6 +210,7 @@ public sealed class CudaKernels : IDisposable
     public bool DependentLaunch { get; }
 
     public CudaKernel EmbedRows { get; }
+
     /// <summary>
     /// rms_norm_rows for rows of <paramref name="columns"/> values: the one-item kernel (<c>rms_norm_rows_1</c>) where a
     /// thread holds one float4 of the row (<see cref="CudaLaunchGeometry.NormItemsFor"/>), the 4-item one beyond or where
@@ -216,8 +219,6 @@ public sealed class CudaKernels : IDisposable
     public CudaKernel RmsNormRows(int columns, bool oneItem = true) =>
         oneItem && CudaLaunchGeometry.NormItemsFor(columns) == 1 ? _rmsNormRowsOneItem : _rmsNormRows;
 
-    private readonly CudaKernel _rmsNormRows;
-    private readonly CudaKernel _rmsNormRowsOneItem;
     public CudaKernel RmsNormGroups { get; }
     public CudaKernel RopeStoreKv { get; }
     public CudaKernel RopeStoreKvF16 { get; }
