@@ -20,7 +20,7 @@ public sealed class EngineServer : IAsyncLifetime
         _app = ServeCommand.Build(["--model", ModelFile("stories15M-q8_0.gguf"), "--served-model-name", Model, "--urls", "http://127.0.0.1:0",
             "--threads", "1", "--Logging:LogLevel:Default=Warning"]);
         await _app.StartAsync();
-        BaseAddress = LoopbackKestrel.Address(_app.Services);
+        BaseAddress = _app.Urls.First().TrimEnd('/');
     }
 
     public async ValueTask DisposeAsync()

@@ -14,7 +14,7 @@ namespace AspireAi.Agents.Tests;
 /// </summary>
 public sealed class McpServer : IAsyncDisposable
 {
-    // The port is chosen before the start (not LoopbackKestrel's port 0): a test configures agents with the address of a
+    // The port is chosen before the start (not port 0): a test configures agents with the address of a
     // server that is not up yet; it stays reserved until then.
     private readonly ReservedPort _port = new();
     private WebApplication? _app;

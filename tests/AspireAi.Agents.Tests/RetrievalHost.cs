@@ -27,12 +27,12 @@ public sealed class EmbeddingServer : IAsyncLifetime
     {
         var builder = Microsoft.AspNetCore.Builder.WebApplication.CreateSlimBuilder();
         builder.Logging.SetMinimumLevel(LogLevel.Warning);
-        builder.WebHost.UseUrls(LoopbackKestrel.AnyPortUrl);
+        builder.WebHost.UseUrls("http://127.0.0.1:0");
         builder.AddEmbeddings();
         _app = builder.Build();
         _app.MapEmbeddingEndpoints();
         await _app.StartAsync();
-        BaseAddress = LoopbackKestrel.Address(_app.Services);
+        BaseAddress = _app.Urls.First().TrimEnd('/');
     }
 
     public async ValueTask DisposeAsync()

@@ -1,10 +1,6 @@
 extern alias agents;
-using System.Net;
 using Microsoft.AspNetCore.Hosting;
-using Microsoft.AspNetCore.Hosting.Server;
-using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.AspNetCore.Mvc.Testing;
-using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 
 namespace AspireAi.Gateway.Tests.Support;
@@ -36,9 +32,7 @@ public class LoopbackApp<TEntryPoint>(IReadOnlyDictionary<string, string?> setti
             return;
         }
 
-        UseKestrel(options => options.Listen(IPAddress.Loopback, 0));
-        StartServer();
-        _address = Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First().TrimEnd('/');
+        _address = this.StartOnAnyPort();
     }
 
     /// <summary>Starts <paramref name="app"/> and returns it.</summary>
