@@ -596,7 +596,7 @@ public sealed class CudaBackend : IBackend, IDeviceSampler
 
         var splits = CudaLaunchGeometry.WarpgroupGemmSplits(rows, total, first.Columns, Context.MultiprocessorCount, tile);
         var partial = SplitPartials(splits, rows, total);
-        maps[CudaLaunchGeometry.MaxGemvParts] = ActivationMap(halves.Pointer, first, rows);
+        maps[CudaLaunchGeometry.MaxGemvParts] = first.HalfTensorMapOf(halves.Pointer, rows);
         args[6] = partial;
         args[7] = first.Columns;
         args[8] = rows;
@@ -812,11 +812,6 @@ public sealed class CudaBackend : IBackend, IDeviceSampler
                 ? CudaLaunchGeometry.WarpgroupGemmTile(rows, outputs, Context.MultiprocessorCount, WarpgroupGemm256RowTiles)
                 : null);
     }
-
-    /// <summary>The half copy of <paramref name="rows"/> activation rows as the TMA kernels read it (K = <paramref name="w"/>'s).</summary>
-    private static CudaTensorMap ActivationMap(DevicePointer halves, CudaWeight w, int rows) =>
-        CudaTensorMap.HalfMatrix(halves, w.Layout == CudaWeightLayout.BFloat16, rows, w.Columns,
-            CudaLaunchGeometry.WarpgroupGemmBoxRows, CudaLaunchGeometry.WarpgroupGemmStageColumns);
 
     /// <summary>
     /// Whether the Hopper GEMM takes 256 × 128 tiles where <see cref="CudaLaunchGeometry.WarpgroupGemmTile"/> picks them
@@ -1163,7 +1158,7 @@ public sealed class CudaBackend : IBackend, IDeviceSampler
         var (outputHalves, bf16) = FusedHalves(y);
         var tiles = new Dim3((uint)CudaLaunchGeometry.Ceiling(rows, tile.ActivationRows), (uint)CudaLaunchGeometry.Ceiling(g.Rows, tile.WeightRows / 2));
         Kernels.WarpgroupGemm(g, tile, gated: true).Launch(Stream, tiles, tile.Threads, tile.SharedBytes,
-            [g.HalfTensorMap, u.HalfTensorMap, ActivationMap(halves.Pointer, g, rows)], [y.Data, outputHalves, bf16, g.Rows, g.Columns, rows]);
+            [g.HalfTensorMap, u.HalfTensorMap, g.HalfTensorMapOf(halves.Pointer, rows)], [y.Data, outputHalves, bf16, g.Rows, g.Columns, rows]);
         FusedCopiesWritten(y, rows, DevicePointer.Null, outputHalves);
     }
 

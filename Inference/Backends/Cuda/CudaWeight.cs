@@ -44,8 +44,15 @@ public sealed class CudaWeight : DeviceWeight
     /// <see cref="CudaLaunchGeometry.WarpgroupGemmBoxRows"/> rows × one stage of K), built on first use: the weight's
     /// device memory never moves.
     /// </summary>
-    internal CudaTensorMap HalfTensorMap => _halfTensorMap ??= CudaTensorMap.HalfMatrix(Codes.Pointer, Layout == CudaWeightLayout.BFloat16,
-        Rows, Columns, CudaLaunchGeometry.WarpgroupGemmBoxRows, CudaLaunchGeometry.WarpgroupGemmStageColumns);
+    internal CudaTensorMap HalfTensorMap => _halfTensorMap ??= HalfTensorMapOf(Codes.Pointer, Rows);
+
+    /// <summary>
+    /// A half matrix of this weight's type and K — its own codes, or <paramref name="rows"/> activation rows rounded to its
+    /// type (the other operand of the Hopper GEMM) — as the bulk copies read it.
+    /// </summary>
+    internal CudaTensorMap HalfTensorMapOf(DevicePointer data, int rows) =>
+        CudaTensorMap.HalfMatrix(data, Layout == CudaWeightLayout.BFloat16, rows, Columns,
+            CudaLaunchGeometry.WarpgroupGemmBoxRows, CudaLaunchGeometry.WarpgroupGemmStageColumns);
 
     private CudaTensorMap? _halfTensorMap;
 
