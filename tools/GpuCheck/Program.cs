@@ -37,6 +37,7 @@ AttentionSplitPolicy? attentionPolicy = null;
 var tensorParallel = 1;
 var kvCacheDtype = KvCacheDtype.Auto;
 var omissions = new List<string[]>();
+List<string>? besideFilter = null;
 for (var i = 0; i < args.Length; i++)
 {
     switch (args[i])
@@ -63,9 +64,10 @@ for (var i = 0; i < args.Length; i++)
                 : throw new ArgumentException("--attention-policy takes UNSPLIT,BLOCKS,MIN (three integers).");
             break;
         case "--omit": omissions = [.. args[++i].Split(',').Select(set => set.Split('+'))]; break;
+        case "--beside": besideFilter = args[++i] == "none" ? [] : [.. args[i].Split(',')]; break;
         case "--tp": tensorParallel = int.Parse(args[++i], System.Globalization.CultureInfo.InvariantCulture); break;
         default:
-            Console.Error.WriteLine($"error: unknown argument '{args[i]}' (--ptx-dir DIR, --out DIR, --model FILE, --quick, --no-bench, --only-bench, --gemm-bench, --big, --only-big, --shapes [LIST], --decode B:C,..., --attention-policy U,B,M, --kv-cache-dtype auto|fp32|fp16|fp8, --omit K+K,K, --tp N; or: inference <verb> ...)");
+            Console.Error.WriteLine($"error: unknown argument '{args[i]}' (--ptx-dir DIR, --out DIR, --model FILE, --quick, --no-bench, --only-bench, --gemm-bench, --big, --only-big, --shapes [LIST], --decode B:C,..., --attention-policy U,B,M, --kv-cache-dtype auto|fp32|fp16|fp8, --omit K+K,K, --beside none|TEXT,..., --tp N; or: inference <verb> ...)");
             return 2;
     }
 }
@@ -177,7 +179,7 @@ try
             report.Line($"     decode attention split policy {policy}");
         }
 
-        var suite = new ShapeBenchmarks(gpu, report, gpu.ResolveKvCacheDtype(kvCacheDtype), copyBandwidth, omissions);
+        var suite = new ShapeBenchmarks(gpu, report, gpu.ResolveKvCacheDtype(kvCacheDtype), copyBandwidth, omissions, besideFilter);
         (int, int)[] small = [(1, 128), (32, 128)];
         (int, int)[] large = [(1, 128), (32, 128), (64, 128), (256, 128), (1, 2048), (32, 2048), (1, 8192), (32, 8192)];
         var table = new (string Key, string Name, Func<int, ModelConfig> Shape, GgmlType Type, (int, int)[] Decode, int Prefill)[]

@@ -20,7 +20,12 @@ namespace AspireAi.GpuCheck;
 /// Sets of kernel names (--omit): at batch 1 each set's kernels are left out of a replayed step in turn, so the step's time
 /// without them says what they cost on its critical path (the step's results are then wrong; only its time counts).
 /// </param>
-internal sealed class ShapeBenchmarks(CudaBackend gpu, Report report, KvCacheDtype kvDtype, double copyBandwidth, IReadOnlyList<string[]> omissions)
+/// <param name="besideFilter">
+/// Which batch-1 "beside" lines to time (--beside): null every one; else only those whose text contains one of these
+/// strings (an empty list: none — a same-machine A/B of two builds, tools/gpu/ab-run.sh, needs only the default's lines).
+/// </param>
+internal sealed class ShapeBenchmarks(CudaBackend gpu, Report report, KvCacheDtype kvDtype, double copyBandwidth, IReadOnlyList<string[]> omissions,
+    IReadOnlyList<string>? besideFilter = null)
 {
     private const int BlockSize = 16;
 
@@ -218,7 +223,13 @@ internal sealed class ShapeBenchmarks(CudaBackend gpu, Report report, KvCacheDty
                 report.Timing($"{label}: {Rate(graphMs)}, CUDA graph, {mode}");
                 if (batchSize == 1 && dependent)
                 {
-                    void Beside(string what, Action on, Action off) => TimeBeside(GraphMs, "CUDA graph", what, on, off);
+                    void Beside(string what, Action on, Action off)
+                    {
+                        if (besideFilter is null || besideFilter.Any(f => what.Contains(f, StringComparison.Ordinal)))
+                        {
+                            TimeBeside(GraphMs, "CUDA graph", what, on, off);
+                        }
+                    }
 
                     // Every GEMV's warps owning their rows (no _m1_split kernel).
                     Beside("no split GEMV", () => gpu.GemvSplitOverride = false, () => gpu.GemvSplitOverride = null);

@@ -4,7 +4,8 @@
 # from tools/gpu/publish-base.sh, with its committed PTX), in the order new, base, base, new
 # so that a drifting clock or a warming card favours neither; then one line per decode case with the four tok/s.
 #   SHAPES=8b-q8_0,8b-q4_0 DECODE=1:128,1:2048 bash .gpu/tools/ab-run.sh     (BASE=.gpu/base; CHECK=0 skips the quick
-#   check of the new build; ROUNDS=1: new, base only)
+#   check of the new build; ROUNDS=1: new, base only; BESIDE=none: no "beside" lines, which an A/B of two builds does not
+#   read — both builds need GpuCheck --beside, so the base a revision that has it)
 set -uo pipefail
 GPU="${GPU:-.gpu}"
 OUT="${OUT:-$GPU/out}"

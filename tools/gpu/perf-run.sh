@@ -7,7 +7,8 @@
 #   SHAPES=8b-q8_0,1b-bf16 PEER=decode,copy SERVE=1 bash .gpu/tools/perf-run.sh   (KV=fp32|fp16: the KV cache type, default auto;
 #   EAGER=1: bench-serve also with --enforce-eager, to compare against the serving engine's CUDA graphs; DECODE=1:128,32:2048:
 #   only those (batch, context) pairs and no prefill, for tuning runs; OMIT=K1+K2,K3: at batch 1 also the replayed step
-#   without those kernels (GpuCheck --omit: what each set costs on the step's critical path); GEMM=1: GpuCheck --gemm-bench too, the F16/BF16
+#   without those kernels (GpuCheck --omit: what each set costs on the step's critical path); BESIDE=none|TEXT,...: only those
+#   batch-1 "beside" lines (GpuCheck --beside); GEMM=1: GpuCheck --gemm-bench too, the F16/BF16
 #   GEMMs alone at Llama-3-8B's shapes, gemm_half_tc against each Hopper tile; CHECK=full: the whole GpuCheck --no-bench
 #   instead of the quick pass, CHECK=0: none)
 set -uo pipefail
@@ -27,7 +28,7 @@ fi
 if [ -n "${SHAPES:-}" ]; then
     stamp "shapes $SHAPES"
     timeout "${SHAPES_SECONDS:-400}" "$GPU/bin/GpuCheck" --ptx-dir "$GPU/ptx" --shapes "$SHAPES" --kv-cache-dtype "${KV:-auto}" \
-        ${DECODE:+--decode "$DECODE"} ${OMIT:+--omit "$OMIT"} >> "$log" 2>&1
+        ${DECODE:+--decode "$DECODE"} ${OMIT:+--omit "$OMIT"} ${BESIDE:+--beside "$BESIDE"} >> "$log" 2>&1
     stamp "shapes exit $?"
 fi
 if [ "${GEMM:-0}" = 1 ]; then
