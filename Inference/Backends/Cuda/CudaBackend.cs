@@ -693,7 +693,8 @@ public sealed class CudaBackend : IBackend, IDeviceSampler
         }
 
         kernel ??= rope is null ? Kernels.Gemv(first, shape) : Kernels.GemvRope(first);
-        var sharedBytes = shape.SplitK && GemvSplitBlocksPerMultiprocessor is { } blocks ? SharedBytesForBlocks(kernel, blocks) : 0;
+        var held = shape.SplitK ? GemvSplitBlocksByShape?.Invoke(weightRows, first.Columns) ?? GemvSplitBlocksPerMultiprocessor : null;
+        var sharedBytes = held is { } blocks ? SharedBytesForBlocks(kernel, blocks) : 0;
         kernel.Launch(Stream, CudaLaunchGeometry.GemvGrid(weightRows, shape), CudaLaunchGeometry.GemvWarps * 32, sharedBytes, args[..a]);
     }
 
@@ -770,6 +771,12 @@ public sealed class CudaBackend : IBackend, IDeviceSampler
     /// registers allow. GpuCheck sweeps it.
     /// </summary>
     public int? GemvSplitBlocksPerMultiprocessor { get; set; }
+
+    /// <summary>
+    /// As <see cref="GemvSplitBlocksPerMultiprocessor"/>, for split GEMVs by their shape (the launch's weight rows, K): the
+    /// blocks an SM to hold a launch of that shape to, or null to leave it. GpuCheck times such rules beside the default.
+    /// </summary>
+    public Func<int, int, int?>? GemvSplitBlocksByShape { get; set; }
 
     /// <summary>The dynamic shared memory that holds <paramref name="kernel"/> (of <see cref="CudaLaunchGeometry.GemvWarps"/> warps) to <paramref name="blocks"/> resident blocks an SM.</summary>
     public int SharedBytesForBlocks(CudaKernel kernel, int blocks)
