@@ -259,17 +259,15 @@ internal sealed class ShapeBenchmarks(CudaBackend gpu, Report report, KvCacheDty
 
                     // Split GEMVs of one shape held to fewer resident blocks an SM, asked as "split GEMVs alone by blocks
                     // an SM" asks (the 58 % carveout leaves one fewer resident than asked): gate/up (4·K ≤ N < 16·K, as
-                    // the gated split GEMV over float weights too), the logits (N ≥ 16·K), down (K > N).
+                    // the gated split GEMV over float weights too), down (K > N).
                     void Held(string which, Func<int, int, bool> shape, int blocks) =>
                         Beside($"split GEMVs of {which} held to {blocks} blocks an SM asked", () => gpu.GemvSplitBlocksByShape = (n, k) => shape(n, k) ? blocks : null,
                             () => gpu.GemvSplitBlocksByShape = null);
-                    foreach (var blocks in new[] { 3, 4, 5, 6 })
-                    {
-                        Held("gate/up", (n, k) => n >= 4 * k && n < 16 * k, blocks);
-                    }
-
-                    Held("the logits", (n, k) => n >= 16 * k, 5);
+                    Held("gate/up", (n, k) => n >= 4 * k && n < 16 * k, 5);
                     Held("down", (n, k) => k > n, 5);
+
+                    // Split GEMVs under one wave at as many resident blocks an SM as their registers allow.
+                    Beside("split GEMVs under one wave not spread (as many an SM as their registers allow)", () => gpu.SpreadSplitGemvs = false, () => gpu.SpreadSplitGemvs = true);
 
                     // attention_reduce and silu_mul letting the GEMV after them in before their own wait.
                     var dependentsFirst = gpu.DependentsFirst;

@@ -693,9 +693,21 @@ public sealed class CudaBackend : IBackend, IDeviceSampler
         }
 
         kernel ??= rope is null ? Kernels.Gemv(first, shape) : Kernels.GemvRope(first);
-        var held = shape.SplitK ? GemvSplitBlocksByShape?.Invoke(weightRows, first.Columns) ?? GemvSplitBlocksPerMultiprocessor : null;
-        var sharedBytes = held is { } blocks ? SharedBytesForBlocks(kernel, blocks) : 0;
-        kernel.Launch(Stream, CudaLaunchGeometry.GemvGrid(weightRows, shape), CudaLaunchGeometry.GemvWarps * 32, sharedBytes, args[..a]);
+        var grid = CudaLaunchGeometry.GemvGrid(weightRows, shape);
+        var threads = CudaLaunchGeometry.GemvWarps * 32;
+        var sharedBytes = 0;
+        if (shape.SplitK && (GemvSplitBlocksByShape?.Invoke(weightRows, first.Columns) ?? GemvSplitBlocksPerMultiprocessor) is { } asked)
+        {
+            sharedBytes = SharedBytesForBlocks(kernel, asked);
+        }
+        else if (shape.SplitK && SpreadSplitGemvs)
+        {
+            // A grid under one wave spread over every SM (0 bytes where the registers already hold it to that).
+            sharedBytes = kernel.SharedBytesHolding(threads, CudaLaunchGeometry.SplitGemvBlocksPerMultiprocessor(grid, Context.MultiprocessorCount),
+                Context.Attribute(CudaDeviceAttribute.MaxSharedMemoryPerBlockOptin));
+        }
+
+        kernel.Launch(Stream, grid, threads, sharedBytes, args[..a]);
     }
 
     /// <summary>y = x · wᵀ on the GEMM that takes w; a split-K one's partials returned unsummed where <paramref name="leaveSplits"/>.</summary>
@@ -771,6 +783,13 @@ public sealed class CudaBackend : IBackend, IDeviceSampler
     /// registers allow. GpuCheck sweeps it.
     /// </summary>
     public int? GemvSplitBlocksPerMultiprocessor { get; set; }
+
+    /// <summary>
+    /// Whether a one-row split GEMV whose grid is under one wave is held to as few resident blocks an SM as take it at once
+    /// (<see cref="CudaLaunchGeometry.SplitGemvBlocksPerMultiprocessor"/>), so that it is spread over every SM (the
+    /// default: true). GpuCheck times the other beside it.
+    /// </summary>
+    public bool SpreadSplitGemvs { get; set; } = true;
 
     /// <summary>
     /// As <see cref="GemvSplitBlocksPerMultiprocessor"/>, for split GEMVs by their shape (the launch's weight rows, K): the

@@ -225,6 +225,17 @@ public static class CudaLaunchGeometry
     public static int GemvSplitRows(CudaWeightLayout layout) => layout == CudaWeightLayout.Nibble ? 8 : 4;
 
     /// <summary>
+    /// Resident blocks an SM that a one-row split GEMV of <paramref name="grid"/> blocks is held to (where its registers
+    /// would allow more; <see cref="CudaBackend.SpreadSplitGemvs"/>): as few as still take the whole grid at once,
+    /// ceil(grid / SMs). A grid under one wave is otherwise not spread over every SM: under dependent launch its blocks
+    /// are placed while the kernel before it still holds most SMs, so the first SMs to free up take as many as fit and the
+    /// later ones few or none. Llama-3.2-1B BF16's down GEMV (512 blocks of 4 rows, 8 an SM by its registers, 132 SMs):
+    /// alone 0.147 against 0.165 ms at 4 an SM (H200, 2026-11-28), and the step 1,268.0 against 1,191.0 tok/s with down
+    /// held so (section "Split GEMVs spread over every SM" of docs/performance.md).
+    /// </summary>
+    public static int SplitGemvBlocksPerMultiprocessor(int grid, int multiprocessors) => Ceiling(grid, multiprocessors);
+
+    /// <summary>
     /// Dynamic shared memory that holds a kernel to <paramref name="blocks"/> resident blocks an SM, whatever its registers
     /// allow: each block then takes just over 1 / (blocks + 1) of the SM's shared memory (with the per-block reservation and
     /// the kernel's static bytes counted in, in the 128-byte units it is allocated in). The split GEMVs' resident blocks

@@ -235,6 +235,17 @@ public sealed class CudaHostLogicTests
     }
 
     [Theory]
+    [InlineData(512, 132, 4)]    // Llama-3.2-1B down or attention output, 4 rows a block: 3.9 a block an SM, so 4
+    [InlineData(768, 132, 6)]    // Llama-3-8B Q4_0 q/k/v, 8 nibble rows a block
+    [InlineData(1024, 132, 8)]   // Llama-3-8B down: 8, what BF16's registers allow anyway
+    [InlineData(132, 132, 1)]
+    public void ASplitGemvUnderOneWaveIsHeldToTheFewestBlocksAnSmThatTakeItAtOnce(int grid, int multiprocessors, int blocks)
+    {
+        Assert.Equal(blocks, CudaLaunchGeometry.SplitGemvBlocksPerMultiprocessor(grid, multiprocessors));
+        Assert.True(blocks * multiprocessors >= grid && (blocks - 1) * multiprocessors < grid);
+    }
+
+    [Theory]
     [InlineData(233_472, 1024, 64)]   // H100 and H200: 228 KB an SM, 1 KB reserved a block; the int8/float split's 64 B
     [InlineData(233_472, 1024, 128)]  // the nibble split's 128 B
     [InlineData(167_936, 1024, 128)]  // A100: 164 KB an SM

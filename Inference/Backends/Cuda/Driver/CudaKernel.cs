@@ -82,8 +82,61 @@ public sealed unsafe class CudaKernel
     /// The share of the SM's L1/shared memory this kernel prefers as shared memory, in percent (−1: the driver's choice).
     /// A hint: the driver rounds it to a supported carveout.
     /// </summary>
-    public void SetPreferredSharedCarveout(int percent) =>
+    public void SetPreferredSharedCarveout(int percent)
+    {
         CudaDriver.Check(CudaDriver.cuFuncSetAttribute(_function, CudaFunctionAttribute.PreferredSharedMemoryCarveout, percent), $"cuFuncSetAttribute({Name})");
+        lock (_holdingBytes)
+        {
+            _holdingBytes.Clear();  // the occupancy of a given shared size follows the carveout
+        }
+    }
+
+    /// <summary>
+    /// The least dynamic shared memory (which the kernel does not use) that holds it to at most <paramref name="blocks"/>
+    /// resident blocks of <paramref name="blockSize"/> threads an SM under its current carveout, by the driver's occupancy
+    /// calculator; 0 where its registers and static shared memory already hold it there. Searched once per block size,
+    /// count and carveout, and the kernel's limit raised where the bytes pass CUDA's default 48 KB.
+    /// </summary>
+    public int SharedBytesHolding(int blockSize, int blocks, int maxSharedBytesPerBlock)
+    {
+        lock (_holdingBytes)
+        {
+            if (_holdingBytes.TryGetValue((blockSize, blocks), out var known))
+            {
+                return known;
+            }
+
+            var bytes = 0;
+            if (ResidentBlocksPerMultiprocessor(blockSize, 0) > blocks)
+            {
+                // Residency falls stepwise as the bytes grow: the smallest size at or below the count.
+                int low = 1, high = maxSharedBytesPerBlock;
+                while (low < high)
+                {
+                    var middle = low + (high - low) / 2;
+                    if (ResidentBlocksPerMultiprocessor(blockSize, middle) <= blocks)
+                    {
+                        high = middle;
+                    }
+                    else
+                    {
+                        low = middle + 1;
+                    }
+                }
+
+                bytes = low;
+                if (bytes > CudaLaunchGeometry.DefaultDynamicSharedLimit)
+                {
+                    SetMaxDynamicSharedMemory(bytes);
+                }
+            }
+
+            _holdingBytes[(blockSize, blocks)] = bytes;
+            return bytes;
+        }
+    }
+
+    private readonly Dictionary<(int BlockSize, int Blocks), int> _holdingBytes = [];
 
     /// <summary>Allows more than the default 48 KB of dynamic shared memory per block.</summary>
     public void SetMaxDynamicSharedMemory(int bytes) =>
