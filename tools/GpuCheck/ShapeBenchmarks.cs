@@ -266,8 +266,8 @@ internal sealed class ShapeBenchmarks(CudaBackend gpu, Report report, KvCacheDty
                     Held("gate/up", (n, k) => n >= 4 * k && n < 16 * k, 5);
                     Held("down", (n, k) => k > n, 5);
 
-                    // Split GEMVs under one wave at as many resident blocks an SM as their registers allow.
-                    Beside("split GEMVs under one wave not spread (as many an SM as their registers allow)", () => gpu.SpreadSplitGemvs = false, () => gpu.SpreadSplitGemvs = true);
+                    // Split GEMVs of at most half a wave at as many resident blocks an SM as their registers allow.
+                    Beside("split GEMVs under half a wave not spread", () => gpu.SpreadSplitGemvs = false, () => gpu.SpreadSplitGemvs = true);
 
                     // attention_reduce and silu_mul letting the GEMV after them in before their own wait.
                     var dependentsFirst = gpu.DependentsFirst;

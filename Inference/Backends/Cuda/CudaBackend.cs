@@ -700,11 +700,10 @@ public sealed class CudaBackend : IBackend, IDeviceSampler
         {
             sharedBytes = SharedBytesForBlocks(kernel, asked);
         }
-        else if (shape.SplitK && SpreadSplitGemvs)
+        else if (shape.SplitK && SpreadSplitGemvs
+                 && CudaLaunchGeometry.SplitGemvBlocksPerMultiprocessor(grid, Context.MultiprocessorCount, kernel.NaturalResidentBlocks(threads)) is { } spread)
         {
-            // A grid under one wave spread over every SM (0 bytes where the registers already hold it to that).
-            sharedBytes = kernel.SharedBytesHolding(threads, CudaLaunchGeometry.SplitGemvBlocksPerMultiprocessor(grid, Context.MultiprocessorCount),
-                Context.Attribute(CudaDeviceAttribute.MaxSharedMemoryPerBlockOptin));
+            sharedBytes = kernel.SharedBytesHolding(threads, spread, asked => SharedBytesForBlocks(kernel, asked));
         }
 
         kernel.Launch(Stream, grid, threads, sharedBytes, args[..a]);
@@ -785,7 +784,7 @@ public sealed class CudaBackend : IBackend, IDeviceSampler
     public int? GemvSplitBlocksPerMultiprocessor { get; set; }
 
     /// <summary>
-    /// Whether a one-row split GEMV whose grid is under one wave is held to as few resident blocks an SM as take it at once
+    /// Whether a one-row split GEMV whose grid is at most half a wave is held to as few resident blocks an SM as take it at once
     /// (<see cref="CudaLaunchGeometry.SplitGemvBlocksPerMultiprocessor"/>), so that it is spread over every SM (the
     /// default: true). GpuCheck times the other beside it.
     /// </summary>

@@ -225,15 +225,18 @@ public static class CudaLaunchGeometry
     public static int GemvSplitRows(CudaWeightLayout layout) => layout == CudaWeightLayout.Nibble ? 8 : 4;
 
     /// <summary>
-    /// Resident blocks an SM that a one-row split GEMV of <paramref name="grid"/> blocks is held to (where its registers
-    /// would allow more; <see cref="CudaBackend.SpreadSplitGemvs"/>): as few as still take the whole grid at once,
-    /// ceil(grid / SMs). A grid under one wave is otherwise not spread over every SM: under dependent launch its blocks
-    /// are placed while the kernel before it still holds most SMs, so the first SMs to free up take as many as fit and the
-    /// later ones few or none. Llama-3.2-1B BF16's down GEMV (512 blocks of 4 rows, 8 an SM by its registers, 132 SMs):
-    /// alone 0.147 against 0.165 ms at 4 an SM (H200, 2026-11-28), and the step 1,268.0 against 1,191.0 tok/s with down
-    /// held so (section "Split GEMVs spread over every SM" of docs/performance.md).
+    /// Resident blocks an SM that a one-row split GEMV of <paramref name="grid"/> blocks is held to, where its registers
+    /// allow <paramref name="natural"/> (<see cref="CudaBackend.SpreadSplitGemvs"/>): for a grid of at most half a wave,
+    /// as few as still take it at once, ceil(grid / SMs); else null (not held). Such a grid is otherwise not spread over
+    /// every SM: under dependent launch its blocks are placed while the kernel before it still holds most SMs, so the first
+    /// SMs to free up take as many as fit and the rest none. Measured on an H200 (2026-11-28, docs/performance.md, "Split
+    /// GEMVs under half a wave spread over every SM"): Llama-3.2-1B BF16's down GEMV (512 blocks, 8 an SM by its registers)
+    /// alone 0.147 against 0.165 ms at 4 an SM, the step +4.9 / +6.3 % at contexts 128 / 2,048 with every split GEMV under
+    /// one wave held; grids of 0.73–0.83 of a wave (Llama-3-8B Q4_0 q/k/v: 768 blocks, 7 an SM) gained nothing or lost up
+    /// to 1 %, hence half a wave.
     /// </summary>
-    public static int SplitGemvBlocksPerMultiprocessor(int grid, int multiprocessors) => Ceiling(grid, multiprocessors);
+    public static int? SplitGemvBlocksPerMultiprocessor(int grid, int multiprocessors, int natural) =>
+        2L * grid <= (long)natural * multiprocessors ? Ceiling(grid, multiprocessors) : null;
 
     /// <summary>
     /// Dynamic shared memory that holds a kernel to <paramref name="blocks"/> resident blocks an SM, whatever its registers

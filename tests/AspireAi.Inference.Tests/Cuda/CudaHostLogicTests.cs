@@ -235,14 +235,18 @@ public sealed class CudaHostLogicTests
     }
 
     [Theory]
-    [InlineData(512, 132, 4)]    // Llama-3.2-1B down or attention output, 4 rows a block: 3.9 a block an SM, so 4
-    [InlineData(768, 132, 6)]    // Llama-3-8B Q4_0 q/k/v, 8 nibble rows a block
-    [InlineData(1024, 132, 8)]   // Llama-3-8B down: 8, what BF16's registers allow anyway
-    [InlineData(132, 132, 1)]
-    public void ASplitGemvUnderOneWaveIsHeldToTheFewestBlocksAnSmThatTakeItAtOnce(int grid, int multiprocessors, int blocks)
+    [InlineData(512, 132, 8, 4)]    // Llama-3.2-1B down or attention output, 4 rows a block: 3.9 blocks an SM, so 4
+    [InlineData(100, 132, 6, 1)]    // a narrow weight: one block on each of 100 SMs
+    [InlineData(768, 132, 8, null)] // Llama-3.2-1B q/k/v: 0.73 of a wave, left to the registers
+    [InlineData(768, 132, 7, null)] // Llama-3-8B Q4_0 q/k/v (8 nibble rows a block): 0.83 of a wave
+    [InlineData(1024, 132, 8, null)]
+    public void ASplitGemvOfAtMostHalfAWaveIsHeldToTheFewestBlocksAnSmThatTakeItAtOnce(int grid, int multiprocessors, int natural, int? blocks)
     {
-        Assert.Equal(blocks, CudaLaunchGeometry.SplitGemvBlocksPerMultiprocessor(grid, multiprocessors));
-        Assert.True(blocks * multiprocessors >= grid && (blocks - 1) * multiprocessors < grid);
+        Assert.Equal(blocks, CudaLaunchGeometry.SplitGemvBlocksPerMultiprocessor(grid, multiprocessors, natural));
+        if (blocks is { } held)
+        {
+            Assert.True(held * multiprocessors >= grid && (held - 1) * multiprocessors < grid && held < natural);
+        }
     }
 
     [Theory]

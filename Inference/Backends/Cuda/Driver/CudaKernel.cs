@@ -91,47 +91,50 @@ public sealed unsafe class CudaKernel
         }
     }
 
-    /// <summary>
-    /// The least dynamic shared memory (which the kernel does not use) that holds it to at most <paramref name="blocks"/>
-    /// resident blocks of <paramref name="blockSize"/> threads an SM under its current carveout, by the driver's occupancy
-    /// calculator; 0 where its registers and static shared memory already hold it there. Searched once per block size,
-    /// count and carveout, and the kernel's limit raised where the bytes pass CUDA's default 48 KB.
-    /// </summary>
-    public int SharedBytesHolding(int blockSize, int blocks, int maxSharedBytesPerBlock)
+    /// <summary>Blocks of <paramref name="blockSize"/> threads an SM as its registers and static shared memory allow (cached per carveout).</summary>
+    public int NaturalResidentBlocks(int blockSize)
     {
         lock (_holdingBytes)
         {
-            if (_holdingBytes.TryGetValue((blockSize, blocks), out var known))
+            if (!_holdingBytes.TryGetValue((blockSize, 0), out var blocks))
+            {
+                blocks = ResidentBlocksPerMultiprocessor(blockSize, 0);
+                _holdingBytes[(blockSize, 0)] = blocks;
+            }
+
+            return blocks;
+        }
+    }
+
+    /// <summary>
+    /// Dynamic shared memory (which the kernel does not use) that holds it to at most <paramref name="blocks"/> resident
+    /// blocks of <paramref name="blockSize"/> threads an SM under its current carveout, by the driver's occupancy calculator:
+    /// the least of the sizes <paramref name="bytesAsking"/> gives for asking 1 … <see cref="NaturalResidentBlocks"/> − 1
+    /// blocks (the carveout leaves fewer resident than asked, so the count asked is searched); 0 where the kernel is held
+    /// there already. Cached per block size, count and carveout.
+    /// </summary>
+    public int SharedBytesHolding(int blockSize, int blocks, Func<int, int> bytesAsking)
+    {
+        var natural = NaturalResidentBlocks(blockSize);
+        lock (_holdingBytes)
+        {
+            // Keys (size, −count): (size, 0) holds the natural count.
+            if (_holdingBytes.TryGetValue((blockSize, -blocks), out var known))
             {
                 return known;
             }
 
             var bytes = 0;
-            if (ResidentBlocksPerMultiprocessor(blockSize, 0) > blocks)
+            for (var asked = natural - 1; asked >= 1 && blocks < natural; asked--)
             {
-                // Residency falls stepwise as the bytes grow: the smallest size at or below the count.
-                int low = 1, high = maxSharedBytesPerBlock;
-                while (low < high)
+                bytes = bytesAsking(asked);
+                if (ResidentBlocksPerMultiprocessor(blockSize, bytes) <= blocks)
                 {
-                    var middle = low + (high - low) / 2;
-                    if (ResidentBlocksPerMultiprocessor(blockSize, middle) <= blocks)
-                    {
-                        high = middle;
-                    }
-                    else
-                    {
-                        low = middle + 1;
-                    }
-                }
-
-                bytes = low;
-                if (bytes > CudaLaunchGeometry.DefaultDynamicSharedLimit)
-                {
-                    SetMaxDynamicSharedMemory(bytes);
+                    break;
                 }
             }
 
-            _holdingBytes[(blockSize, blocks)] = bytes;
+            _holdingBytes[(blockSize, -blocks)] = bytes;
             return bytes;
         }
     }
