@@ -85,7 +85,7 @@ public sealed unsafe class CudaKernel
     public void SetPreferredSharedCarveout(int percent)
     {
         CudaDriver.Check(CudaDriver.cuFuncSetAttribute(_function, CudaFunctionAttribute.PreferredSharedMemoryCarveout, percent), $"cuFuncSetAttribute({Name})");
-        lock (_holdingBytes)
+        lock (_sharedMemoryGate)
         {
             _holdingBytes.Clear();  // the occupancy of a given shared size follows the carveout
         }
@@ -94,7 +94,7 @@ public sealed unsafe class CudaKernel
     /// <summary>Blocks of <paramref name="blockSize"/> threads an SM as its registers and static shared memory allow (cached per carveout).</summary>
     public int NaturalResidentBlocks(int blockSize)
     {
-        lock (_holdingBytes)
+        lock (_sharedMemoryGate)
         {
             if (!_holdingBytes.TryGetValue((blockSize, 0), out var blocks))
             {
@@ -116,7 +116,7 @@ public sealed unsafe class CudaKernel
     public int SharedBytesHolding(int blockSize, int blocks, Func<int, int> bytesAsking)
     {
         var natural = NaturalResidentBlocks(blockSize);
-        lock (_holdingBytes)
+        lock (_sharedMemoryGate)
         {
             // Keys (size, −count): (size, 0) holds the natural count.
             if (_holdingBytes.TryGetValue((blockSize, -blocks), out var known))
@@ -140,10 +140,28 @@ public sealed unsafe class CudaKernel
     }
 
     private readonly Dictionary<(int BlockSize, int Blocks), int> _holdingBytes = [];
+    private readonly object _sharedMemoryGate = new();  // re-entered: SharedBytesHolding's bytesAsking raises the limit
 
-    /// <summary>Allows more than the default 48 KB of dynamic shared memory per block.</summary>
-    public void SetMaxDynamicSharedMemory(int bytes) =>
-        CudaDriver.Check(CudaDriver.cuFuncSetAttribute(_function, CudaFunctionAttribute.MaxDynamicSharedSizeBytes, bytes), $"cuFuncSetAttribute({Name})");
+    /// <summary>
+    /// Allows at least <paramref name="bytes"/> of dynamic shared memory per block (more than the default 48 KB). Only ever
+    /// raises the limit: launches asking for a larger amount set earlier stay valid (lowering it made the full check's
+    /// narrow GEMVs, held to one block an SM, fail to launch after a wider one was held to two).
+    /// </summary>
+    public void SetMaxDynamicSharedMemory(int bytes)
+    {
+        lock (_sharedMemoryGate)
+        {
+            if (bytes <= _maxDynamicSharedBytes)
+            {
+                return;
+            }
+
+            CudaDriver.Check(CudaDriver.cuFuncSetAttribute(_function, CudaFunctionAttribute.MaxDynamicSharedSizeBytes, bytes), $"cuFuncSetAttribute({Name})");
+            _maxDynamicSharedBytes = bytes;
+        }
+    }
+
+    private int _maxDynamicSharedBytes = CudaLaunchGeometry.DefaultDynamicSharedLimit;
 
     public void Launch(CudaStream stream, Dim3 grid, Dim3 block, int sharedBytes, params ReadOnlySpan<KernelArg> args) =>
         Launch(stream, grid, block, sharedBytes, [], args);
