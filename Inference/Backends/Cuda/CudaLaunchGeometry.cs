@@ -231,9 +231,9 @@ public static class CudaLaunchGeometry
     /// every SM: under dependent launch its blocks are placed while the kernel before it still holds most SMs, so the first
     /// SMs to free up take as many as fit and the rest none. Measured on an H200 (2026-11-28, docs/performance.md, "Split
     /// GEMVs under half a wave spread over every SM"): Llama-3.2-1B BF16's down GEMV (512 blocks, 8 an SM by its registers)
-    /// alone 0.147 against 0.165 ms at 4 an SM, the step +4.9 / +6.3 % at contexts 128 / 2,048 with every split GEMV under
-    /// one wave held; grids of 0.73–0.83 of a wave (Llama-3-8B Q4_0 q/k/v: 768 blocks, 7 an SM) gained nothing or lost up
-    /// to 1 %, hence half a wave.
+    /// alone 0.147 against 0.165 ms at 4 an SM, the step +7.1 / +7.4 % at contexts 128 / 2,048 (Qwen3-0.6B BF16 +2.4 /
+    /// +2.3 %); holding every grid under one wave also took Llama-3-8B Q4_0's q/k/v (768 blocks, 7 an SM: 0.83 of a wave)
+    /// to 6, which lost 0.6 / 1.0 %, hence half a wave.
     /// </summary>
     public static int? SplitGemvBlocksPerMultiprocessor(int grid, int multiprocessors, int natural) =>
         2L * grid <= (long)natural * multiprocessors ? Ceiling(grid, multiprocessors) : null;
