@@ -87,7 +87,9 @@ public sealed unsafe class CudaKernel
         CudaDriver.Check(CudaDriver.cuFuncSetAttribute(_function, CudaFunctionAttribute.PreferredSharedMemoryCarveout, percent), $"cuFuncSetAttribute({Name})");
         lock (_sharedMemoryGate)
         {
-            _holdingBytes.Clear();  // the occupancy of a given shared size follows the carveout
+            // The occupancy of a given shared size follows the carveout.
+            _naturalBlocks.Clear();
+            _holdingBytes.Clear();
         }
     }
 
@@ -96,10 +98,10 @@ public sealed unsafe class CudaKernel
     {
         lock (_sharedMemoryGate)
         {
-            if (!_holdingBytes.TryGetValue((blockSize, 0), out var blocks))
+            if (!_naturalBlocks.TryGetValue(blockSize, out var blocks))
             {
                 blocks = ResidentBlocksPerMultiprocessor(blockSize, 0);
-                _holdingBytes[(blockSize, 0)] = blocks;
+                _naturalBlocks[blockSize] = blocks;
             }
 
             return blocks;
@@ -108,18 +110,17 @@ public sealed unsafe class CudaKernel
 
     /// <summary>
     /// Dynamic shared memory (which the kernel does not use) that holds it to at most <paramref name="blocks"/> resident
-    /// blocks of <paramref name="blockSize"/> threads an SM under its current carveout, by the driver's occupancy calculator:
-    /// the least of the sizes <paramref name="bytesAsking"/> gives for asking 1 … <see cref="NaturalResidentBlocks"/> − 1
-    /// blocks (the carveout leaves fewer resident than asked, so the count asked is searched); 0 where the kernel is held
-    /// there already. Cached per block size, count and carveout.
+    /// blocks of <paramref name="blockSize"/> threads an SM under its current carveout: of the sizes
+    /// <paramref name="bytesAsking"/> gives for asking <see cref="NaturalResidentBlocks"/> − 1, …, 1 blocks, the first that
+    /// the driver's occupancy calculator holds there (the carveout leaves fewer resident than a size asks for, so the count
+    /// asked is searched); 0 where the kernel is held there already. Cached per block size, count and carveout.
     /// </summary>
     public int SharedBytesHolding(int blockSize, int blocks, Func<int, int> bytesAsking)
     {
         var natural = NaturalResidentBlocks(blockSize);
         lock (_sharedMemoryGate)
         {
-            // Keys (size, −count): (size, 0) holds the natural count.
-            if (_holdingBytes.TryGetValue((blockSize, -blocks), out var known))
+            if (_holdingBytes.TryGetValue((blockSize, blocks), out var known))
             {
                 return known;
             }
@@ -134,11 +135,12 @@ public sealed unsafe class CudaKernel
                 }
             }
 
-            _holdingBytes[(blockSize, -blocks)] = bytes;
+            _holdingBytes[(blockSize, blocks)] = bytes;
             return bytes;
         }
     }
 
+    private readonly Dictionary<int, int> _naturalBlocks = [];
     private readonly Dictionary<(int BlockSize, int Blocks), int> _holdingBytes = [];
     private readonly object _sharedMemoryGate = new();  // re-entered: SharedBytesHolding's bytesAsking raises the limit
 
