@@ -261,8 +261,8 @@ internal sealed class ShapeBenchmarks(CudaBackend gpu, Report report, KvCacheDty
                     // an SM" asks (the 58 % carveout leaves one fewer resident than asked): gate/up (4·K ≤ N < 16·K, as
                     // the gated split GEMV over float weights too), down (K > N).
                     void Held(string which, Func<int, int, bool> shape, int blocks) =>
-                        Beside($"split GEMVs of {which} held to {blocks} blocks an SM asked", () => gpu.GemvSplitBlocksByShape = (n, k) => shape(n, k) ? blocks : null,
-                            () => gpu.GemvSplitBlocksByShape = null);
+                        Beside($"split GEMVs of {which} held to {blocks} blocks an SM asked", () => gpu.GemvSplitBlocksPerMultiprocessor = (n, k) => shape(n, k) ? blocks : null,
+                            () => gpu.GemvSplitBlocksPerMultiprocessor = null);
                     Held("gate/up", (n, k) => n >= 4 * k && n < 16 * k, 5);
                     Held("down", (n, k) => k > n, 5);
 
@@ -441,7 +441,7 @@ internal sealed class ShapeBenchmarks(CudaBackend gpu, Report report, KvCacheDty
         {
             var resident = kernel.ResidentBlocksPerMultiprocessor(CudaLaunchGeometry.GemvWarps * 32, gpu.SharedBytesForBlocks(kernel, blocks));
             gpu.GemvSplitOverride = true;
-            gpu.GemvSplitBlocksPerMultiprocessor = blocks;
+            gpu.GemvSplitBlocksPerMultiprocessor = (_, _) => blocks;
             try
             {
                 parts.Add($"{blocks} ({resident} resident): " + string.Join(", ", groups.Select(g => $"{g.Name} {GraphMs(g.Run):F3}")));

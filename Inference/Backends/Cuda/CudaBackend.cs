@@ -46,6 +46,7 @@ public sealed class CudaBackend : IBackend, IDeviceSampler
         Stream = new CudaStream(Context);
         Kernels = new CudaKernels(Context, ptxDirectory);
         Stream.DependentLaunch = Kernels.DependentLaunch;
+        _sharedBytesForBlocks = SharedBytesForBlocks;
         for (var i = 0; i < MetadataBuffers; i++)
         {
             _staging[i] = new CudaPinnedBuffer<int>(Context, 1024);
@@ -696,14 +697,14 @@ public sealed class CudaBackend : IBackend, IDeviceSampler
         var grid = CudaLaunchGeometry.GemvGrid(weightRows, shape);
         var threads = CudaLaunchGeometry.GemvWarps * 32;
         var sharedBytes = 0;
-        if (shape.SplitK && (GemvSplitBlocksByShape?.Invoke(weightRows, first.Columns) ?? GemvSplitBlocksPerMultiprocessor) is { } asked)
+        if (shape.SplitK && GemvSplitBlocksPerMultiprocessor?.Invoke(weightRows, first.Columns) is { } asked)
         {
             sharedBytes = SharedBytesForBlocks(kernel, asked);
         }
         else if (shape.SplitK && SpreadSplitGemvs
                  && CudaLaunchGeometry.SplitGemvBlocksPerMultiprocessor(grid, Context.MultiprocessorCount, kernel.NaturalResidentBlocks(threads)) is { } spread)
         {
-            sharedBytes = kernel.SharedBytesHolding(threads, spread, asked => SharedBytesForBlocks(kernel, asked));
+            sharedBytes = kernel.SharedBytesHolding(threads, spread, _sharedBytesForBlocks);
         }
 
         kernel.Launch(Stream, grid, threads, sharedBytes, args[..a]);
@@ -777,11 +778,12 @@ public sealed class CudaBackend : IBackend, IDeviceSampler
     public bool? GemvSplitOverride { get; set; }
 
     /// <summary>
-    /// Holds the one-row split GEMVs to this many resident blocks an SM by asking for dynamic shared memory they do not use
-    /// (<see cref="CudaLaunchGeometry.SharedBytesForBlocksPerMultiprocessor"/>); null (the default): as many as their
-    /// registers allow. GpuCheck sweeps it.
+    /// Holds a one-row split GEMV launch to the resident blocks an SM this returns for its shape (the launch's weight rows,
+    /// K), by asking for dynamic shared memory it does not use (<see cref="CudaLaunchGeometry.SharedBytesForBlocksPerMultiprocessor"/>);
+    /// a null result, or null here (the default), leaves the launch to <see cref="SpreadSplitGemvs"/> and its registers.
+    /// GpuCheck sweeps counts for every shape and times counts for single shapes beside the default.
     /// </summary>
-    public int? GemvSplitBlocksPerMultiprocessor { get; set; }
+    public Func<int, int, int?>? GemvSplitBlocksPerMultiprocessor { get; set; }
 
     /// <summary>
     /// Whether a one-row split GEMV whose grid is at most half a wave is held to as few resident blocks an SM as take it at once
@@ -790,11 +792,8 @@ public sealed class CudaBackend : IBackend, IDeviceSampler
     /// </summary>
     public bool SpreadSplitGemvs { get; set; } = true;
 
-    /// <summary>
-    /// As <see cref="GemvSplitBlocksPerMultiprocessor"/>, for split GEMVs by their shape (the launch's weight rows, K): the
-    /// blocks an SM to hold a launch of that shape to, or null to leave it. GpuCheck times such rules beside the default.
-    /// </summary>
-    public Func<int, int, int?>? GemvSplitBlocksByShape { get; set; }
+    /// <summary><see cref="SharedBytesForBlocks"/> as one delegate, so that a held launch allocates none.</summary>
+    private readonly Func<CudaKernel, int, int> _sharedBytesForBlocks;
 
     /// <summary>The dynamic shared memory that holds <paramref name="kernel"/> (of <see cref="CudaLaunchGeometry.GemvWarps"/> warps) to <paramref name="blocks"/> resident blocks an SM.</summary>
     public int SharedBytesForBlocks(CudaKernel kernel, int blocks)

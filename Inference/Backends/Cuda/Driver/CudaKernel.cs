@@ -111,11 +111,11 @@ public sealed unsafe class CudaKernel
     /// <summary>
     /// Dynamic shared memory (which the kernel does not use) that holds it to at most <paramref name="blocks"/> resident
     /// blocks of <paramref name="blockSize"/> threads an SM under its current carveout: of the sizes
-    /// <paramref name="bytesAsking"/> gives for asking <see cref="NaturalResidentBlocks"/> − 1, …, 1 blocks, the first that
+    /// <paramref name="bytesAsking"/> gives this kernel for asking <see cref="NaturalResidentBlocks"/> − 1, …, 1 blocks, the first that
     /// the driver's occupancy calculator holds there (the carveout leaves fewer resident than a size asks for, so the count
     /// asked is searched); 0 where the kernel is held there already. Cached per block size, count and carveout.
     /// </summary>
-    public int SharedBytesHolding(int blockSize, int blocks, Func<int, int> bytesAsking)
+    public int SharedBytesHolding(int blockSize, int blocks, Func<CudaKernel, int, int> bytesAsking)
     {
         var natural = NaturalResidentBlocks(blockSize);
         lock (_sharedMemoryGate)
@@ -128,7 +128,7 @@ public sealed unsafe class CudaKernel
             var bytes = 0;
             for (var asked = natural - 1; asked >= 1 && blocks < natural; asked--)
             {
-                bytes = bytesAsking(asked);
+                bytes = bytesAsking(this, asked);
                 if (ResidentBlocksPerMultiprocessor(blockSize, bytes) <= blocks)
                 {
                     break;
