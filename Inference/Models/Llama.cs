@@ -115,13 +115,39 @@ public sealed class LlamaModel : IForwardModel
     public DeviceTensor? ForwardToLogits(ForwardBatch batch, PagedKvCache cache)
     {
         CheckBatch(batch);
+        var b = _backend;
+        var eps = Config.RmsNormEpsilon;
+        var collectives = _rank?.Collectives;
+        b.BeginBatch(batch);
+        b.Embed(_weights.TokenEmbedding, _hidden);
+        if (_rank is null && batch.TokenCount == 1 && b is CudaBackend cuda && cuda.TryDecodeLayers(_weights.Layers, _hidden, _rope, cache, eps))
+        {
+            // Every block in one persistent kernel; the final norm as ForwardLayers leaves it.
+            b.RmsNorm(_hidden, _weights.OutputNorm, eps, _normed, 1);
+        }
+        else
+        {
+            ForwardLayers(batch, cache);
+        }
+
+        if (batch.LogitCount == 0)
+        {
+            return null;
+        }
+
+        b.GatherLogitRows(_normed, _logitInput);
+        b.MatMul(_logitInput, _weights.Output, _logitShard ?? _logits, batch.LogitCount);
+        collectives?.AllGatherColumns(_logitShard!, _logits, batch.LogitCount);
+        return _logits;
+    }
+
+    /// <summary>Every block of the step a call at a time, from the embedded tokens in <c>_hidden</c> to the final norm in <c>_normed</c> (folded into the last projection where the backend can).</summary>
+    private void ForwardLayers(ForwardBatch batch, PagedKvCache cache)
+    {
         var tokens = batch.TokenCount;
         var b = _backend;
         var c = Config;
         var eps = c.RmsNormEpsilon;
-        var collectives = _rank?.Collectives;
-        b.BeginBatch(batch);
-        b.Embed(_weights.TokenEmbedding, _hidden);
         b.RmsNorm(_hidden, _weights.Layers[0].AttentionNorm, eps, _normed, tokens);
         for (var l = 0; l < c.LayerCount; l++)
         {
@@ -148,16 +174,6 @@ public sealed class LlamaModel : IForwardModel
             b.GatedMatMul(_normed, _gateUp[l][0], _gateUp[l][1], _activated, tokens);
             ProjectIntoResidual(_activated, w.Down, l + 1 < c.LayerCount ? _weights.Layers[l + 1].AttentionNorm : _weights.OutputNorm, tokens);
         }
-
-        if (batch.LogitCount == 0)
-        {
-            return null;
-        }
-
-        b.GatherLogitRows(_normed, _logitInput);
-        b.MatMul(_logitInput, _weights.Output, _logitShard ?? _logits, batch.LogitCount);
-        collectives?.AllGatherColumns(_logitShard!, _logits, batch.LogitCount);
-        return _logits;
     }
 
     /// <summary>

@@ -119,6 +119,136 @@ internal sealed class EngineChecks(CudaBackend gpu, CpuBackend cpu, Report repor
         report.Line($"     {name} {type}, f16 KV cache: greedy tokens agree {halfAgree}/{steps}; worst logits rel.err {halfWorst:E2}, largest logit difference {halfLargestDifference:G3}");
     }
 
+    /// <summary>
+    /// Llama shapes that cover the persistent kernel's variants: 4 query heads a KV head of dimension 128 (Llama-3-8B's),
+    /// 8 of 64, and 1 of 64 (no grouping), each with widths that are multiples of 1,024 as it needs.
+    /// </summary>
+    public static IEnumerable<(string Name, ModelConfig Config)> PersistentDecodeShapes()
+    {
+        static ModelConfig Llama(int layers, int dim, int heads, int kvHeads, int headDim, int ffn) => new()
+        {
+            Architecture = ModelArchitecture.Llama, EmbeddingLength = dim, LayerCount = layers, HeadCount = heads, KvHeadCount = kvHeads,
+            HeadDim = headDim, FeedForwardLength = ffn, VocabularySize = 2048, ContextLength = 1024, RmsNormEpsilon = 1e-5f, RopeTheta = 500000f,
+        };
+
+        yield return ("Llama dim 1024, 8/2 heads × 128", Llama(3, 1024, 8, 2, 128, 3072));
+        yield return ("Llama dim 2048, 32/4 heads × 64", Llama(2, 2048, 32, 4, 64, 5120));
+        yield return ("Llama dim 1024, 16/16 heads × 64", Llama(2, 1024, 16, 16, 64, 2048));
+    }
+
+    /// <summary>
+    /// The persistent decode kernel (decode_persistent.cu: every block of a one-token step in one launch) against the
+    /// layer-by-layer step on the GPU and against the CPU, on a random Q4_0 model of this Llama shape: two sequences (a
+    /// prompt of 150 tokens, spread over many attention partitions, and one of 5, shorter than the partitions, so some are
+    /// empty) prefilled together, then 6 decode steps of each, one token a step. Each step runs on three caches: the GPU's
+    /// layer-by-layer path (f16 KV), the persistent kernel (f16 KV) and the CPU (float32). The kernel passes where its logits
+    /// are within 3× the CPU's self-sensitivity of the layer-by-layer GPU's (never needing to be closer than 1e-3, as the
+    /// quantized models above) and within the f16 KV cache's bound of the CPU's, and where every one of its steps ran the
+    /// kernel. The last step of each sequence goes back to the layer-by-layer path over the persistent kernel's cache, so
+    /// the keys and values it wrote are what that path reads.
+    /// </summary>
+    public void PersistentDecode(string name, ModelConfig config)
+    {
+        const GgmlType type = GgmlType.Q4_0;
+        report.Line($"---- {name} ({type}, random weights: {config.LayerCount} layers, dim {config.EmbeddingLength}, heads {config.HeadCount}/{config.KvHeadCount}×{config.HeadDim}, ffn {config.FeedForwardLength}), persistent decode kernel");
+        using var source = new RandomModel(name, config, type, name.Length * 7919 + config.HeadDim);
+        int[] lengths = [150, 5];
+        var maxTokens = lengths.Sum();
+        using var gpuModel = new LlamaModel(source, gpu, maxTokens, 4);
+        using var cpuModel = new LlamaModel(source, cpu, maxTokens, 4);
+        source.Scale("blk.0.attn_norm.weight", 1 + 1e-6f);
+        using var perturbedModel = new LlamaModel(source, cpu, maxTokens, 4);
+        const int blockSize = 16;
+        const int steps = 6;
+        var blocksPerSequence = (lengths.Max() + steps + blockSize - 1) / blockSize;
+        var blocks = 2 * blocksPerSequence + 3;
+        var shuffled = Enumerable.Range(0, blocks).OrderBy(b => (b * 7919) % blocks).ThenBy(b => b).ToArray();
+        int[][] tables = [shuffled[..blocksPerSequence], shuffled[blocksPerSequence..(2 * blocksPerSequence)]];
+        var shape = gpuModel.KvCacheShape(blockSize, blocks);
+        using var layeredCache = gpu.CreateKvCache(shape with { Dtype = KvCacheDtype.Float16 });
+        using var persistentCache = gpu.CreateKvCache(shape with { Dtype = KvCacheDtype.Float16 });
+        using var cpuCache = cpu.CreateKvCache(shape);
+        using var perturbedCache = cpu.CreateKvCache(shape);
+        var random = new Random(11);
+        var prompts = lengths.Select(n => Enumerable.Range(0, n).Select(_ => random.Next(config.VocabularySize)).ToArray()).ToArray();
+        var vocabulary = config.VocabularySize;
+        float[] layered = new float[2 * vocabulary], persistent = new float[2 * vocabulary], reference = new float[2 * vocabulary], perturbed = new float[2 * vocabulary];
+        var batch = new ForwardBatch(maxTokens, 2, blocksPerSequence);
+
+        void Run(bool persistentKernel, PagedKvCache cache, float[] logits)
+        {
+            gpu.PersistentDecode = persistentKernel;
+            try
+            {
+                gpuModel.Forward(batch, cache, logits);
+            }
+            finally
+            {
+                gpu.PersistentDecode = false;
+            }
+        }
+
+        for (var s = 0; s < 2; s++)
+        {
+            batch.AddSequence(tables[s]);
+        }
+
+        for (var s = 0; s < 2; s++)
+        {
+            for (var p = 0; p < lengths[s]; p++)
+            {
+                batch.AddToken(prompts[s][p], p, s, tables[s][p / blockSize] * blockSize + p % blockSize, p == lengths[s] - 1);
+            }
+        }
+
+        Run(false, layeredCache, layered);
+        Run(true, persistentCache, persistent);
+        cpuModel.Forward(batch, cpuCache, reference);
+        perturbedModel.Forward(batch, perturbedCache, perturbed);
+        int[] next = [Sampler.ArgMax(reference.AsSpan(0, vocabulary)), Sampler.ArgMax(reference.AsSpan(vocabulary, vocabulary))];
+        var ran = gpu.PersistentDecodeSteps;
+        var (agree, worstLayered, worstCpu, kernelSteps) = (0, 0.0, 0.0, 0);
+        for (var step = 0; step < steps; step++)
+        {
+            for (var s = 0; s < 2; s++)
+            {
+                var p = lengths[s]++;
+                batch.Clear();
+                batch.AddSequence(tables[s]);
+                batch.AddToken(next[s], p, 0, tables[s][p / blockSize] * blockSize + p % blockSize, true);
+                var last = step == steps - 1;
+                Run(false, layeredCache, layered);
+                var before = gpu.PersistentDecodeSteps;
+                Run(!last, persistentCache, persistent);
+                kernelSteps += gpu.PersistentDecodeSteps - before;
+                cpuModel.Forward(batch, cpuCache, reference);
+                perturbedModel.Forward(batch, perturbedCache, perturbed);
+                var sensitivity = Report.RelativeError(perturbed, reference, vocabulary);
+                var againstLayered = Report.RelativeError(persistent, layered, vocabulary);
+                var againstCpu = Report.RelativeError(persistent, reference, vocabulary);
+                (worstLayered, worstCpu) = (Math.Max(worstLayered, againstLayered), Math.Max(worstCpu, againstCpu));
+                next[s] = Sampler.ArgMax(reference.AsSpan(0, vocabulary));
+                agree += Sampler.ArgMax(persistent.AsSpan(0, vocabulary)) == next[s] ? 1 : 0;
+                var what = $"{name} persistent decode, sequence {s} at position {p}{(last ? " (layer by layer over its cache)" : "")}";
+                report.Check($"{what}: against layer by layer", againstLayered, Math.Max(1e-3, 3 * sensitivity), $"CPU self-sensitivity {sensitivity:E1}");
+                report.Check($"{what}: against the CPU", againstCpu, Math.Max(HalfKvFloor, 3 * sensitivity),
+                    $"largest logit difference {LargestDifference(persistent.AsSpan(0, vocabulary), reference.AsSpan(0, vocabulary)):G3}");
+            }
+        }
+
+        var expected = 2 * (steps - 1);
+        if (kernelSteps == expected)
+        {
+            report.Pass($"{name} persistent decode ran the kernel in all {expected} steps that asked for it");
+        }
+        else
+        {
+            report.Fail($"{name} persistent decode", $"the kernel ran in {kernelSteps} of {expected} steps: {gpu.PersistentDecodeUnsupported ?? "no reason given"}");
+        }
+
+        report.Line($"     {name} persistent decode: greedy tokens agree with the CPU {agree}/{2 * steps}; worst logits rel.err {worstLayered:E2} against layer by layer, {worstCpu:E2} against the CPU ({gpu.PersistentDecodeSteps - ran} kernel steps)");
+    }
+
     /// <summary>The f16 KV cache's floor on the logits' relative error: that of the F16 GEMM's activation rounding.</summary>
     private const double HalfKvFloor = 2e-2;
 

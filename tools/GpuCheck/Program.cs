@@ -245,6 +245,12 @@ try
         Guarded(report, $"seeded sampling {Path.GetFileName(model)}", () => engine.SeededSampling(model, "Once upon a time", quick ? 12 : 40));
     }
 
+    // Last of the quick engine checks: a kernel that traps (its barrier watchdog) leaves the context unusable.
+    foreach (var (name, config) in EngineChecks.PersistentDecodeShapes())
+    {
+        Guarded(report, $"{name} persistent decode", () => engine.PersistentDecode(name, config));
+    }
+
     if (!quick)
     {
         var cases = new List<(string Name, ModelConfig Config, GgmlType Type)>

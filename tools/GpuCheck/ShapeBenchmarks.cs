@@ -266,6 +266,14 @@ internal sealed class ShapeBenchmarks(CudaBackend gpu, Report report, KvCacheDty
                     Held("gate/up", (n, k) => n >= 4 * k && n < 16 * k, 5);
                     Held("down", (n, k) => k > n, 5);
 
+                    // Every transformer block in one persistent kernel (decode_persistent.cu), where the model qualifies.
+                    Beside($"every block in the persistent kernel{(gpu.Kernels.PersistentDecodeNibble is null ? " (not loaded)" : "")}",
+                        () => gpu.PersistentDecode = true, () => gpu.PersistentDecode = false);
+                    if (gpu.PersistentDecodeUnsupported is { } unserved)
+                    {
+                        report.Line($"     {label}: the persistent kernel does not serve this model: {unserved}");
+                    }
+
                     // Split GEMVs of at most half a wave at as many resident blocks an SM as their registers allow.
                     Beside("split GEMVs under half a wave not spread", () => gpu.SpreadSplitGemvs = false, () => gpu.SpreadSplitGemvs = true);
 

@@ -12,7 +12,7 @@ namespace AspireAi.Inference.Backends.Cuda;
 /// results. Nothing in between synchronises, so a step's launches can also be captured as a CUDA graph
 /// (<see cref="Stream"/>).
 /// </summary>
-public sealed class CudaBackend : IBackend, IDeviceSampler
+public sealed partial class CudaBackend : IBackend, IDeviceSampler
 {
     private const int MetadataBuffers = 2;
 
@@ -1367,6 +1367,11 @@ public sealed class CudaBackend : IBackend, IDeviceSampler
         _samplingRows?.Dispose();
         _penalties?.Dispose();
         _tokenIds?.Dispose();
+        foreach (var plan in _persistentDecodes.Values)
+        {
+            plan?.Dispose();
+        }
+
         foreach (var buffer in _staging)
         {
             buffer.Dispose();

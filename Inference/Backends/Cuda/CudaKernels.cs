@@ -26,7 +26,7 @@ public sealed class CudaKernels : IDisposable
     /// Kernel sources built only for the arch-specific Hopper target (<c>NAME.sm90a.ptx</c>: wgmma), loaded on devices of
     /// compute capability 9.0 alone, where they stand beside the modules above.
     /// </summary>
-    public static readonly string[] HopperModuleNames = ["gemm_hopper"];
+    public static readonly string[] HopperModuleNames = ["gemm_hopper", "decode_persistent"];
 
     /// <summary>The suffix of the sm_90a build of a Hopper module.</summary>
     public const string HopperSuffix = ".sm90a";
@@ -79,6 +79,15 @@ public sealed class CudaKernels : IDisposable
                     }
                 }
             }
+        }
+
+        // The persistent decode kernel (cp.async.bulk, sm_90): the same rule as the Hopper GEMM's module.
+        if (_hopper
+            && (ptxDirectory is null || File.Exists(Path.Combine(ptxDirectory, "decode_persistent" + HopperSuffix + ".ptx"))))
+        {
+            var persistent = new CudaModule(context, "decode_persistent" + HopperSuffix + ".ptx", LoadPtx("decode_persistent" + HopperSuffix, ptxDirectory), DependentLaunch);
+            _modules = [.. _modules, persistent];
+            PersistentDecodeNibble = persistent.Kernel("decode_persistent_nibble");
         }
 
         var elementwise = _modules[0];
@@ -307,6 +316,12 @@ public sealed class CudaKernels : IDisposable
 
     /// <summary>Every F16/BF16 GEMM variant (for reports of their registers and spills).</summary>
     public IEnumerable<CudaKernel> HalfGemmKernels => _halfGemm.Values.Concat(_warpgroupGemm.Values);
+
+    /// <summary>
+    /// decode_persistent.cu's kernel (every block of a one-token step over Q4_0 weights in one launch; CudaPersistentDecode),
+    /// where compute capability 9.0 loads its module; else null.
+    /// </summary>
+    public CudaKernel? PersistentDecodeNibble { get; }
 
     /// <summary>The device has the Hopper (wgmma) F16/BF16 GEMM: compute capability 9.0 and its module loaded.</summary>
     public bool HasWarpgroupGemm => _warpgroupGemm.Count > 0;

@@ -11,10 +11,13 @@ public sealed class CudaKvCache : PagedKvCache
 {
     private readonly CudaDeviceBuffer<byte>[] _keys;
     private readonly CudaDeviceBuffer<byte>[] _values;
+    private readonly CudaContext _context;
+    private CudaDeviceBuffer<ulong>? _layerPointers;
 
     /// <param name="shape">A resolved element type (float32, f16 or fp8).</param>
     internal CudaKvCache(CudaContext context, KvCacheShape shape) : base(shape)
     {
+        _context = context;
         ElementBytes = shape.Dtype.ElementBytes();
         var bytes = shape.SlotCount * shape.KvHeads * shape.HeadDim * ElementBytes;
         _keys = new CudaDeviceBuffer<byte>[shape.Layers];
@@ -48,11 +51,37 @@ public sealed class CudaKvCache : PagedKvCache
 
     public CudaDeviceBuffer<byte> Values(int layer) => _values[layer];
 
+    /// <summary>
+    /// Every layer's key and value buffer addresses, [layer][keys, values], on the device (the persistent decode kernel's
+    /// table, CudaPersistentDecode), uploaded the first time it is asked for — on a stream of its own, so that the first ask
+    /// may come while another stream records a graph.
+    /// </summary>
+    internal CudaDeviceBuffer<ulong> LayerPointers()
+    {
+        if (_layerPointers is null)
+        {
+            var pointers = new ulong[2 * Shape.Layers];
+            for (var l = 0; l < Shape.Layers; l++)
+            {
+                (pointers[2 * l], pointers[2 * l + 1]) = (_keys[l].Pointer.Address, _values[l].Pointer.Address);
+            }
+
+            using var upload = new CudaStream(_context);
+            _layerPointers = new CudaDeviceBuffer<ulong>(_context, pointers.Length);
+            _layerPointers.CopyFrom(upload, pointers);
+            upload.Synchronize();
+        }
+
+        return _layerPointers;
+    }
+
     public override void Dispose()
     {
         foreach (var buffer in _keys.Concat(_values))
         {
             buffer?.Dispose();
         }
+
+        _layerPointers?.Dispose();
     }
 }

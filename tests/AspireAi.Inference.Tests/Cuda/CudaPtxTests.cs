@@ -103,9 +103,11 @@ public sealed partial class CudaPtxTests
     [InlineData(CudaKernels.DependentLaunchSuffix)]
     public void EveryKernelTheBackendLaunchesIsAnEntryOfItsModule(string suffix)
     {
-        // The kernels named literally there (the Hopper GEMM's names are built from its tile widths: checked above).
-        var entries = CudaKernels.ModuleNames.SelectMany(name =>
-            Regex.Matches(File.ReadAllText(Path.Combine(KernelDirectory, name + suffix + ".ptx")), @"\.visible \.entry (\w+)\(").Select(m => m.Groups[1].Value)).ToHashSet();
+        // The kernels named literally there (the Hopper GEMM's names are built from its tile widths: checked above), in the
+        // modules of this build or the sm_90a-only ones.
+        var entries = CudaKernels.ModuleNames.Select(name => name + suffix).Concat(CudaKernels.HopperModuleNames.Select(name => name + CudaKernels.HopperSuffix))
+            .SelectMany(build => Regex.Matches(File.ReadAllText(Path.Combine(KernelDirectory, build + ".ptx")), @"\.visible \.entry (\w+)\(").Select(m => m.Groups[1].Value))
+            .ToHashSet();
         var launched = Regex.Matches(File.ReadAllText(Path.Combine(TestPaths.RepositoryRoot, "Inference", "Backends", "Cuda", "CudaKernels.cs")), @"\.Kernel\(""(\w+)""\)")
             .Select(m => m.Groups[1].Value).ToArray();
         Assert.NotEmpty(launched);

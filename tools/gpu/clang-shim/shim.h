@@ -28,6 +28,8 @@ static __device__ __forceinline__ int4 make_int4(int x, int y, int z, int w) { r
 static __device__ __forceinline__ uint4 make_uint4(unsigned x, unsigned y, unsigned z, unsigned w) { return uint4{x, y, z, w}; }
 static __device__ __forceinline__ float atomicAdd(float* p, float v) { return __nvvm_atom_add_gen_f(p, v); }
 static __device__ __forceinline__ int atomicMax(int* p, int v) { return __nvvm_atom_max_gen_i(p, v); }
+static __device__ __forceinline__ unsigned atomicAdd(unsigned* p, unsigned v) { return (unsigned)__nvvm_atom_add_gen_i((int*)p, (int)v); }
+extern "C" __device__ int printf(const char*, ...);  // nvcc's device printf (vprintf underneath)
 static __device__ __forceinline__ unsigned long long atomicAdd(unsigned long long* p, unsigned long long v) {
     return (unsigned long long)__nvvm_atom_add_gen_ll((long long*)p, (long long)v);
 }

@@ -261,3 +261,50 @@ __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commi
 
 template <int N>
 __device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_group %0;" ::"n"(N)); }
+
+// Σ over one 32-value block of weight codes (8 ints of 4 int8) with activation codes: whole, and the two 16-value halves.
+struct BlockDot {
+    int lo, hi;
+};
+
+__device__ __forceinline__ BlockDot dot_block(const int (&w)[8], const int4 xa, const int4 xb) {
+    BlockDot r;
+    r.lo = dp4a(w[0], xa.x, dp4a(w[1], xa.y, dp4a(w[2], xa.z, dp4a(w[3], xa.w, 0))));
+    r.hi = dp4a(w[4], xb.x, dp4a(w[5], xb.y, dp4a(w[6], xb.z, dp4a(w[7], xb.w, 0))));
+    return r;
+}
+
+// A nibble unit (one 32-code block, 16 bytes) widened to codes in value order: 8 ints of 4 bytes, low nibbles values
+// 0–15, high ones 16–31. Done where the codes are used, not where they are loaded: units in flight are held as their 4
+// loaded ints, not 8 (the one-row nibble kernel: 124 → 89 registers, 5 blocks an SM instead of 4).
+__device__ __forceinline__ void widen_nibbles(const int4 v, int (&w)[8]) {
+    w[0] = v.x & 0x0F0F0F0F; w[1] = v.y & 0x0F0F0F0F; w[2] = v.z & 0x0F0F0F0F; w[3] = v.w & 0x0F0F0F0F;
+    w[4] = (v.x >> 4) & 0x0F0F0F0F; w[5] = (v.y >> 4) & 0x0F0F0F0F;
+    w[6] = (v.z >> 4) & 0x0F0F0F0F; w[7] = (v.w >> 4) & 0x0F0F0F0F;
+}
+
+// mbarriers and bulk copies (sm_90: the Hopper GEMM's and the persistent decode kernel's pipelines; only those files,
+// built for sm_90a alone, use them).
+__device__ __forceinline__ void mbarrier_init(unsigned bar, unsigned count) {
+    asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;" ::"r"(bar), "r"(count) : "memory");
+}
+// The producer's arrival, announcing `bytes` the stage's copies will deliver.
+__device__ __forceinline__ void mbarrier_arrive_expect_tx(unsigned bar, unsigned bytes) {
+    asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" ::"r"(bar), "r"(bytes) : "memory");
+}
+__device__ __forceinline__ void mbarrier_arrive(unsigned bar) {
+    asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];" ::"r"(bar) : "memory");
+}
+// Waits until the barrier's phase of the given parity (0 for its 1st, 3rd, … completion) has completed.
+__device__ __forceinline__ void mbarrier_wait(unsigned bar, unsigned parity) {
+    asm volatile("{\n.reg .pred done;\nWAIT:\n"
+                 "mbarrier.try_wait.parity.shared::cta.b64 done, [%0], %1;\n"
+                 "@!done bra WAIT;\n}" ::"r"(bar), "r"(parity) : "memory");
+}
+
+// `bytes` (a multiple of 16, both addresses 16-byte aligned) from global memory into shared memory at `to` by the copy
+// engine, completing on the mbarrier `bar` (whose expected transaction bytes the caller has raised by as much).
+__device__ __forceinline__ void bulk_copy(unsigned to, const void* from, unsigned bytes, unsigned bar) {
+    asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];"
+                 ::"r"(to), "l"(from), "r"(bytes), "r"(bar) : "memory");
+}

@@ -81,22 +81,6 @@ struct alignas(64) TensorMap {
     unsigned long long opaque[16];
 };
 
-__device__ __forceinline__ void mbarrier_init(unsigned bar, unsigned count) {
-    asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;" ::"r"(bar), "r"(count) : "memory");
-}
-// The producer's arrival, announcing `bytes` the stage's copies will deliver.
-__device__ __forceinline__ void mbarrier_arrive_expect_tx(unsigned bar, unsigned bytes) {
-    asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" ::"r"(bar), "r"(bytes) : "memory");
-}
-__device__ __forceinline__ void mbarrier_arrive(unsigned bar) {
-    asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];" ::"r"(bar) : "memory");
-}
-// Waits until the barrier's phase of the given parity (0 for its 1st, 3rd, … completion) has completed.
-__device__ __forceinline__ void mbarrier_wait(unsigned bar, unsigned parity) {
-    asm volatile("{\n.reg .pred done;\nWAIT:\n"
-                 "mbarrier.try_wait.parity.shared::cta.b64 done, [%0], %1;\n"
-                 "@!done bra WAIT;\n}" ::"r"(bar), "r"(parity) : "memory");
-}
 // Box (column, row) of the tensor map (64 halves × 64 rows: 8 KB) into shared memory at `to`, completing on `bar`.
 __device__ __forceinline__ void tma_load(unsigned to, const TensorMap& map, int column, int row, unsigned bar) {
     asm volatile("cp.async.bulk.tensor.2d.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3}], [%4];"

@@ -37,18 +37,6 @@
 
 #define GEMV_WARPS 4
 
-// Σ over one 32-value block of weight codes (8 ints of 4 int8) with activation codes: whole, and the two 16-value halves.
-struct BlockDot {
-    int lo, hi;
-};
-
-__device__ __forceinline__ BlockDot dot_block(const int (&w)[8], const int4 xa, const int4 xb) {
-    BlockDot r;
-    r.lo = dp4a(w[0], xa.x, dp4a(w[1], xa.y, dp4a(w[2], xa.z, dp4a(w[3], xa.w, 0))));
-    r.hi = dp4a(w[4], xb.x, dp4a(w[5], xb.y, dp4a(w[6], xb.z, dp4a(w[7], xb.w, 0))));
-    return r;
-}
-
 // Weights are read once per step: 16-byte loads that bypass L1 (ld.global.nc.L1::no_allocate), so the activations that
 // every weight row reuses stay there. Volatile, so the compiler keeps a GEMV's first weight loads where they are written:
 // ahead of pdl_wait() (a non-volatile asm may be moved past it).
@@ -56,15 +44,6 @@ __device__ __forceinline__ int4 load_weight16(const void* p) {
     int4 v;
     asm volatile("ld.global.nc.L1::no_allocate.v4.s32 {%0, %1, %2, %3}, [%4];" : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "l"(p));
     return v;
-}
-
-// A nibble unit (one 32-code block, 16 bytes) widened to codes in value order: 8 ints of 4 bytes, low nibbles values
-// 0–15, high ones 16–31. Done where the codes are used, not where they are loaded: units in flight are held as their 4
-// loaded ints, not 8 (the one-row nibble kernel: 124 → 89 registers, 5 blocks an SM instead of 4).
-__device__ __forceinline__ void widen_nibbles(const int4 v, int (&w)[8]) {
-    w[0] = v.x & 0x0F0F0F0F; w[1] = v.y & 0x0F0F0F0F; w[2] = v.z & 0x0F0F0F0F; w[3] = v.w & 0x0F0F0F0F;
-    w[4] = (v.x >> 4) & 0x0F0F0F0F; w[5] = (v.y >> 4) & 0x0F0F0F0F;
-    w[6] = (v.z >> 4) & 0x0F0F0F0F; w[7] = (v.w >> 4) & 0x0F0F0F0F;
 }
 
 // One GEMV launch serves a group of up to three weights of the same layout and K that read the same activations (q/k/v,

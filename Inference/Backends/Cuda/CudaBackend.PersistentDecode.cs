@@ -1,0 +1,62 @@
+using AspireAi.Inference.Models;
+
+namespace AspireAi.Inference.Backends.Cuda;
+
+public sealed partial class CudaBackend
+{
+    /// <summary>The persistent kernel's plan of each model asked for (null: the kernel does not serve it), by its layer list.</summary>
+    private readonly Dictionary<IReadOnlyList<LayerWeights>, CudaPersistentDecode?> _persistentDecodes = new(ReferenceEqualityComparer.Instance);
+
+    /// <summary>
+    /// Whether one-token decode steps run every transformer block in one persistent kernel where the model qualifies
+    /// (<see cref="TryDecodeLayers"/>). Off by default until GpuCheck has timed it against the layer-by-layer step.
+    /// </summary>
+    public bool PersistentDecode { get; set; }
+
+    /// <summary>One-token steps the persistent kernel has run (GpuCheck's comparisons check that they ran it).</summary>
+    public int PersistentDecodeSteps { get; private set; }
+
+    /// <summary>Why the persistent kernel did not serve the last step that asked for it, or null.</summary>
+    public string? PersistentDecodeUnsupported { get; private set; }
+
+    /// <summary>
+    /// Runs every transformer block of a one-token decode step in one launch of decode_persistent.cu where it can: a Hopper
+    /// device, <see cref="PersistentDecode"/> on, one token whose sequence has only earlier steps in the cache, an f16 KV
+    /// cache, adjacent-pair RoPE, and blocks of Q4_0 projections (<see cref="CudaPersistentDecode"/>). <paramref name="hidden"/>
+    /// holds the embedded token on entry and the residual stream after the last block on return; the final norm is the
+    /// caller's. False, with nothing done, elsewhere (the caller then runs the blocks a call at a time).
+    /// </summary>
+    public bool TryDecodeLayers(IReadOnlyList<LayerWeights> layers, DeviceTensor hidden, RotaryEmbedding rope, PagedKvCache cache, float epsilon)
+    {
+        if (!PersistentDecode || Kernels.PersistentDecodeNibble is not { } kernel || Batch.TokenCount != 1 || !_layout.DecodeOnly)
+        {
+            return false;
+        }
+
+        var (kv, r) = ((CudaKvCache)cache, (CudaRotaryEmbedding)rope);
+        if (!kv.IsHalf || r.Spec.Style != RopeStyle.AdjacentPairs || r.Spec.HeadDim != kv.Shape.HeadDim)
+        {
+            PersistentDecodeUnsupported = "it needs an f16 KV cache and adjacent-pair RoPE";
+            return false;
+        }
+
+        if (!_persistentDecodes.TryGetValue(layers, out var plan))
+        {
+            plan = CudaPersistentDecode.TryCreate(Context, kernel, layers, kv.Shape.KvHeads, kv.Shape.HeadDim, out var unsupported);
+            _persistentDecodes[layers] = plan;
+            PersistentDecodeUnsupported = unsupported;
+        }
+
+        if (plan is null || plan.LayerCount != kv.Shape.Layers || plan.KvHeads != kv.Shape.KvHeads || Batch.MaxContextLength > kv.Shape.SlotCount)
+        {
+            return false;
+        }
+
+        CheckRopeBatch(r, kv);
+        plan.Launch(Stream, Context.MultiprocessorCount, Updated(hidden), kv, r, epsilon, Meta(_layout.Positions), Meta(_layout.Slots),
+            Meta(_layout.BlockTables), Meta(_layout.Sequences), Batch.MaxBlocksPerSequence);
+        PersistentDecodeSteps++;
+        PersistentDecodeUnsupported = null;
+        return true;
+    }
+}

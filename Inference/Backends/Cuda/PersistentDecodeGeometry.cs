@@ -1,0 +1,71 @@
+namespace AspireAi.Inference.Backends.Cuda;
+
+/// <summary>
+/// The launch of decode_persistent.cu (every block of a one-token step in one persistent kernel; see its header): rows per
+/// tile of each projection, ring stages, the shared work area and the attention partitions. A pure function of the model's
+/// shape and the device, unit-tested on the CPU; the constants mirror the kernel's <c>#define</c>s.
+/// </summary>
+/// <param name="QkvTileRows">Rows of q/k/v a tile holds (even: whole RoPE pairs).</param>
+/// <param name="OutputTileRows">Rows of the attention output projection a tile holds.</param>
+/// <param name="GateUpTileRows">Rows of gate, and the same rows of up, a tile holds.</param>
+/// <param name="DownTileRows">Rows of down a tile holds.</param>
+/// <param name="Stages">Ring stages of <see cref="StageBytes"/> each.</param>
+/// <param name="WorkBytes">The work area after the ring: the widest activation's int8 codes and block scales, or attention's merge scratch.</param>
+/// <param name="Partitions">Attention partitions of each KV head's positions (one item a block).</param>
+public readonly record struct PersistentDecodeGeometry(int QkvTileRows, int OutputTileRows, int GateUpTileRows, int DownTileRows, int Stages,
+    int WorkBytes, int Partitions)
+{
+    /// <summary>One ring stage (PD_STAGE_BYTES): 14 rows of a 4,096-wide nibble matrix with their scales, or 4 of a 14,336-wide one.</summary>
+    public const int StageBytes = 32768;
+
+    /// <summary>Consumer warps a block (PD_CONSUMER_WARPS); one producer warp more.</summary>
+    public const int ConsumerWarps = 16;
+
+    public const int Threads = (ConsumerWarps + 1) * 32;
+
+    /// <summary>PD_MAX_STAGES: the mbarriers the kernel declares.</summary>
+    public const int MaxStages = 8;
+
+    /// <summary>Partitions at most (the merge reads them all for each value of a head).</summary>
+    public const int MaxPartitions = 32;
+
+    /// <summary>Dynamic shared memory of the launch.</summary>
+    public int SharedBytes => Stages * StageBytes + WorkBytes;
+
+    /// <summary>
+    /// The launch for a model of this shape, or null where the kernel does not serve it: widths (hidden, feed-forward,
+    /// q rows) not multiples of 1,024 (a warp's chunk is 32 blocks of 32 values), a head dimension other than 64 or 128,
+    /// more than 8 query heads a KV head, or shared memory for fewer than 2 stages.
+    /// </summary>
+    /// <param name="sharedBytesPerBlock">Dynamic shared memory a block may have (the device's opt-in limit less the kernel's static shared memory).</param>
+    public static PersistentDecodeGeometry? For(int dim, int feedForward, int heads, int kvHeads, int headDim, int multiprocessors, int sharedBytesPerBlock)
+    {
+        var qRows = heads * headDim;
+        if (dim % 1024 != 0 || feedForward % 1024 != 0 || qRows % 1024 != 0 || headDim is not (64 or 128) || kvHeads < 1 || heads % kvHeads != 0
+            || heads / kvHeads is not (1 or 2 or 4 or 8))
+        {
+            return null;
+        }
+
+        var widest = Math.Max(Math.Max(dim, feedForward), qRows);
+        var activationBytes = Align16(widest) + widest / 32 * 8;
+        var mergeBytes = ConsumerWarps / 2 * (heads / kvHeads) * (2 + headDim) * sizeof(float);
+        var work = Align16(Math.Max(activationBytes, mergeBytes));
+        var stages = Math.Min(MaxStages, (sharedBytesPerBlock - work) / StageBytes);
+        var qkv = TileRows(dim, 1) & ~1;
+        var output = TileRows(qRows, 1);
+        var gateUp = TileRows(dim, 2);
+        var down = TileRows(feedForward, 1);
+        if (stages < 2 || qkv < 2 || output < 1 || gateUp < 1 || down < 1)
+        {
+            return null;
+        }
+
+        return new PersistentDecodeGeometry(qkv, output, gateUp, down, stages, work, Math.Clamp(multiprocessors / kvHeads, 1, MaxPartitions));
+    }
+
+    /// <summary>Rows of a K-wide nibble matrix (codes K / 2 bytes a row, f16 scales K / 16) that fit a stage, for 1 or 2 matrices.</summary>
+    private static int TileRows(int k, int matrices) => StageBytes / (matrices * (k / 2 + k / 16));
+
+    private static int Align16(int bytes) => (bytes + 15) & ~15;
+}
