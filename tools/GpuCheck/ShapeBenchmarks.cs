@@ -273,6 +273,10 @@ internal sealed class ShapeBenchmarks(CudaBackend gpu, Report report, KvCacheDty
                     {
                         report.Line($"     {label}: the persistent kernel does not serve this model: {unserved}");
                     }
+                    else if (gpu.Kernels.PersistentDecodeNibble is not null)
+                    {
+                        PersistentKernelStages(config, label, () => Step(context + 1));
+                    }
 
                     // Split GEMVs of at most half a wave at as many resident blocks an SM as their registers allow.
                     Beside("split GEMVs under half a wave not spread", () => gpu.SpreadSplitGemvs = false, () => gpu.SpreadSplitGemvs = true);
@@ -512,6 +516,38 @@ internal sealed class ShapeBenchmarks(CudaBackend gpu, Report report, KvCacheDty
             {
                 kernel.Omitted = false;
             }
+        }
+    }
+
+    /// <summary>
+    /// Where one eager step of the persistent decode kernel spends its time: block 0's stamps at each stage's start, the end
+    /// of its prologue (the activation's int8 blocks, the norm), the end of its tiles, and the grid barrier passed, averaged
+    /// over the layers (µs), with the time its producer waited for a free ring stage (a full ring: the consumers were behind).
+    /// </summary>
+    private void PersistentKernelStages(ModelConfig config, string label, Action step)
+    {
+        var layers = config.LayerCount;
+        using var trace = new CudaDeviceBuffer<ulong>(gpu.Context, (PersistentDecodeGeometry.TraceStampsPerLayer + 1) * layers);
+        gpu.PersistentDecode = true;
+        gpu.PersistentDecodeTrace = trace;
+        try
+        {
+            step();
+            gpu.Context.Synchronize();
+            var perLayer = gpu.ReadPersistentDecodeTrace(layers);
+            double Mean(int from, int to) => perLayer.Average(p => (p.Stamps[to] - (double)p.Stamps[from]) / 1e3);
+            string Stage(string name, int b, bool prologue) =>
+                $"{name} {(prologue ? $"{Mean(b, b + 1):F2} + " : "")}{Mean(b + (prologue ? 1 : 0), b + 2):F2} + barrier {Mean(b + 2, b + 3):F2}";
+            var layerUs = perLayer.Take(layers - 1).Zip(perLayer.Skip(1)).Average(p => (p.Second.Stamps[0] - (double)p.First.Stamps[0]) / 1e3);
+            report.Timing($"{label}: the persistent kernel's stages, µs a layer (block 0; prologue + work + barrier): "
+                + $"{Stage("q/k/v", 0, true)}; {Stage("attention and its merge", 4, false)}; {Stage("output", 8, true)}; "
+                + $"{Stage("gate/up", 12, true)}; {Stage("down", 16, true)}; a layer {layerUs:F2}; producer waiting for a free stage "
+                + $"{perLayer.Average(p => p.ProducerWait / 1e3):F2}");
+        }
+        finally
+        {
+            gpu.PersistentDecodeTrace = null;
+            gpu.PersistentDecode = false;
         }
     }
 

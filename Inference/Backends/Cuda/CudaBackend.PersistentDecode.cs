@@ -1,3 +1,4 @@
+using AspireAi.Inference.Backends.Cuda.Driver;
 using AspireAi.Inference.Models;
 
 namespace AspireAi.Inference.Backends.Cuda;
@@ -18,6 +19,26 @@ public sealed partial class CudaBackend
 
     /// <summary>Why the persistent kernel did not serve the last step that asked for it, or null.</summary>
     public string? PersistentDecodeUnsupported { get; private set; }
+
+    /// <summary>
+    /// Where the persistent kernel stamps its stages when tracing (GpuCheck sets it for one eager step and reads it back with
+    /// <see cref="ReadPersistentDecodeTrace"/>); null: no trace, as in every recorded step.
+    /// </summary>
+    public CudaDeviceBuffer<ulong>? PersistentDecodeTrace { get; set; }
+
+    /// <summary>
+    /// The last traced step's stamps, by layer (after the stream has finished it): the global-timer values of
+    /// <see cref="PersistentDecodeGeometry.TraceStampsPerLayer"/> points of block 0's consumers, then the nanoseconds its producer
+    /// waited for a free stage in that layer.
+    /// </summary>
+    public (ulong[] Stamps, ulong ProducerWait)[] ReadPersistentDecodeTrace(int layers)
+    {
+        var trace = PersistentDecodeTrace ?? throw new InvalidOperationException("No trace buffer is set.");
+        var values = new ulong[(PersistentDecodeGeometry.TraceStampsPerLayer + 1) * layers];
+        trace.CopyTo(Stream, values);
+        var perLayer = PersistentDecodeGeometry.TraceStampsPerLayer;
+        return [.. Enumerable.Range(0, layers).Select(l => (values[(perLayer * l)..(perLayer * (l + 1))], values[perLayer * layers + l]))];
+    }
 
     /// <summary>
     /// Runs every transformer block of a one-token decode step in one launch of decode_persistent.cu where it can: a Hopper
@@ -54,7 +75,8 @@ public sealed partial class CudaBackend
 
         CheckRopeBatch(r, kv);
         plan.Launch(Stream, Context.MultiprocessorCount, Updated(hidden), kv, r, epsilon, Meta(_layout.Positions), Meta(_layout.Slots),
-            Meta(_layout.BlockTables), Meta(_layout.Sequences), Batch.MaxBlocksPerSequence);
+            Meta(_layout.BlockTables), Meta(_layout.Sequences), Batch.MaxBlocksPerSequence,
+            PersistentDecodeTrace is { } trace && trace.Length >= plan.TraceLength ? trace.Pointer : DevicePointer.Null);
         PersistentDecodeSteps++;
         PersistentDecodeUnsupported = null;
         return true;

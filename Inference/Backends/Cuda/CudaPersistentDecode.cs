@@ -35,7 +35,8 @@ internal sealed class CudaPersistentDecode : IDisposable
         _activated = new CudaDeviceBuffer<float>(context, feedForward);
         _partials = new CudaDeviceBuffer<float>(context, (long)heads * geometry.Partitions * headDim);
         _stats = new CudaDeviceBuffer<float>(context, 2L * heads * geometry.Partitions);
-        _arrived = new CudaDeviceBuffer<uint>(context, 1);
+        // The grid barrier's count, then a ticket a layer and KV head (the attention merge's).
+        _arrived = new CudaDeviceBuffer<uint>(context, 1 + layerCount * kvHeads);
         upload.Synchronize();
     }
 
@@ -54,6 +55,12 @@ internal sealed class CudaPersistentDecode : IDisposable
     public int HeadDim { get; }
 
     public int CodeOffset { get; }
+
+    /// <summary>
+    /// Values of a trace (decode_persistent.cu's PD_TRACE_PER_LAYER global-timer stamps a layer of block 0's consumers, then
+    /// each layer's nanoseconds its producer waited for a free stage).
+    /// </summary>
+    public int TraceLength => (PersistentDecodeGeometry.TraceStampsPerLayer + 1) * LayerCount;
 
     /// <summary>
     /// The plan for <paramref name="layers"/> (uploads on a stream of its own, so that it may be made while another stream
@@ -150,8 +157,9 @@ internal sealed class CudaPersistentDecode : IDisposable
     /// Launches the kernel on <paramref name="stream"/>: hidden holds the embedded token on entry and the residual stream
     /// after the last block once the kernel has run. The metadata pointers are the step's (CudaBackend's layout).
     /// </summary>
+    /// <param name="trace">Where block 0 stamps its stages (<see cref="TraceLength"/> values), or null.</param>
     public void Launch(CudaStream stream, int multiprocessors, CudaTensor hidden, CudaKvCache cache, CudaRotaryEmbedding rope, float epsilon,
-        DevicePointer positions, DevicePointer slots, DevicePointer blockTables, DevicePointer sequences, int maxBlocks)
+        DevicePointer positions, DevicePointer slots, DevicePointer blockTables, DevicePointer sequences, int maxBlocks, DevicePointer trace)
     {
         var g = Geometry;
         var scaleLog2 = (float)(1.0 / Math.Sqrt(HeadDim) * 1.4426950408889634);
@@ -160,7 +168,7 @@ internal sealed class CudaPersistentDecode : IDisposable
             _layers, cache.LayerPointers(), LayerCount, hidden.Data, _query, _attention, _activated, _partials, _stats, _arrived,
             rope.Cos, rope.Sin, positions, slots, blockTables, sequences, maxBlocks, cache.Shape.BlockSize,
             Dim, FeedForward, Heads, KvHeads, HeadDim, g.Partitions, epsilon, scaleLog2, CodeOffset,
-            g.QkvTileRows, g.OutputTileRows, g.GateUpTileRows, g.DownTileRows, g.Stages);
+            g.QkvTileRows, g.OutputTileRows, g.GateUpTileRows, g.DownTileRows, g.Stages, trace);
     }
 
     public void Dispose()

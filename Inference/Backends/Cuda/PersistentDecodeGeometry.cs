@@ -19,7 +19,7 @@ public readonly record struct PersistentDecodeGeometry(int QkvTileRows, int Outp
     public const int StageBytes = 32768;
 
     /// <summary>Consumer warps a block (PD_CONSUMER_WARPS); one producer warp more.</summary>
-    public const int ConsumerWarps = 16;
+    public const int ConsumerWarps = 8;
 
     public const int Threads = (ConsumerWarps + 1) * 32;
 
@@ -29,20 +29,34 @@ public readonly record struct PersistentDecodeGeometry(int QkvTileRows, int Outp
     /// <summary>Partitions at most (the merge reads them all for each value of a head).</summary>
     public const int MaxPartitions = 32;
 
+    /// <summary>
+    /// Query-head values of a KV head's group (G · headDim) at most: an attention lane holds G · headDim / 32 of the queries
+    /// and as many of the output (8 heads of 128 would spill).
+    /// </summary>
+    public const int MaxGroupValues = 512;
+
+    /// <summary>The widest normed input: a consumer thread holds one 32-value block of it from its sum of squares to its quantization.</summary>
+    public const int MaxNormedWidth = 32 * ConsumerWarps * 32;
+
+    /// <summary>PD_TRACE_PER_LAYER: a traced step's stamps a layer, 5 stages × (start, prologue done, work done, barrier passed).</summary>
+    public const int TraceStampsPerLayer = 20;
+
     /// <summary>Dynamic shared memory of the launch.</summary>
     public int SharedBytes => Stages * StageBytes + WorkBytes;
 
     /// <summary>
     /// The launch for a model of this shape, or null where the kernel does not serve it: widths (hidden, feed-forward,
-    /// q rows) not multiples of 1,024 (a warp's chunk is 32 blocks of 32 values), a head dimension other than 64 or 128,
-    /// more than 8 query heads a KV head, or shared memory for fewer than 2 stages.
+    /// q rows) not multiples of 1,024 (a warp's chunk is 32 blocks of 32 values), a hidden width above 8,192 (a consumer
+    /// thread normalises one 32-value block of it), more hidden rows a block than consumer threads (the residual rows it stages), a head dimension other than 64 or 128, more than 8 query heads a KV head (or 8 of 128), or shared memory for
+    /// fewer than 2 stages.
     /// </summary>
     /// <param name="sharedBytesPerBlock">Dynamic shared memory a block may have (the device's opt-in limit less the kernel's static shared memory).</param>
     public static PersistentDecodeGeometry? For(int dim, int feedForward, int heads, int kvHeads, int headDim, int multiprocessors, int sharedBytesPerBlock)
     {
         var qRows = heads * headDim;
         if (dim % 1024 != 0 || feedForward % 1024 != 0 || qRows % 1024 != 0 || headDim is not (64 or 128) || kvHeads < 1 || heads % kvHeads != 0
-            || heads / kvHeads is not (1 or 2 or 4 or 8))
+            || heads / kvHeads is not (1 or 2 or 4 or 8) || heads / kvHeads * headDim > MaxGroupValues || dim > MaxNormedWidth
+            || (dim + multiprocessors - 1) / multiprocessors > ConsumerWarps * 32)
         {
             return null;
         }

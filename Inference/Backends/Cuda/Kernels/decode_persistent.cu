@@ -40,7 +40,10 @@
 //    message naming the block and barrier, rather than hanging the GPU.
 #include "common.cuh"
 
-#define PD_CONSUMER_WARPS 16
+// 8 consumer warps and the producer: 9 warps, at most 3 on an SM quadrant, so ptxas may give a thread 168 registers. With
+// 16 (5 warps on a quadrant: 96 registers) the kernel spilled 240–700 bytes a thread, and spills went to L2 (the block's
+// shared memory leaves L1 a few KB): every stage ran 3–8× slower (H200, 2026-11-28).
+#define PD_CONSUMER_WARPS 8
 #define PD_CONSUMERS (PD_CONSUMER_WARPS * 32)
 #define PD_THREADS (PD_CONSUMERS + 32)
 // One ring stage: 32 KB holds 14 rows of a 4,096-wide nibble matrix with their scales, or 4 of a 14,336-wide one; six of
@@ -48,7 +51,7 @@
 #define PD_STAGE_BYTES 32768
 #define PD_MAX_STAGES 8
 #define PD_MAX_CHUNKS (PD_STAGE_BYTES / 512)  // 32 blocks × 16 bytes of codes a chunk
-#define PD_MAX_GROUP 8
+#define PD_MAX_PAIRS 64  // RoPE pairs of a head: head dimensions up to 128
 #define PD_TIMEOUT_CYCLES 4000000000LL  // ~2 s at 2 GHz
 
 #define STAGE_QKV 0
@@ -67,7 +70,7 @@ struct PdLayer {
 
 struct PdShape {
     int dim, ffn, qRows, kvRows, heads, kvHeads, headDim, partitions;
-    int tileRows[4];  // by stage
+    int tileQkv, tileO, tileGateUp, tileDown;  // rows a tile, by stage (no array: a runtime index would put it on the stack)
 };
 
 struct PdTile {
@@ -122,12 +125,25 @@ __device__ __forceinline__ void mbarrier_wait_watched(unsigned bar, unsigned par
     }
 }
 
+// The optional trace (GpuCheck's "persistent kernel's stages"): block 0's thread 0 stamps the global timer (ns) at fixed
+// points of each layer, its producer the time it waited for free stages. Null: no trace.
+#define PD_TRACE_PER_LAYER 20  // 5 stages × (start, prologue done, work done, barrier passed); attention has no prologue
+
+__device__ __forceinline__ unsigned long long global_timer() {
+    unsigned long long t;
+    asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
+    return t;
+}
+
+__device__ __forceinline__ void trace_stamp(unsigned long long* trace, int i) {
+    if (trace != nullptr && blockIdx.x == 0 && threadIdx.x == 0) trace[i] = global_timer();
+}
+
 // Every consumer of every block has finished what came before (its writes visible to all) once this returns.
 __device__ __forceinline__ void grid_sync(unsigned* arrived, unsigned barrier) {
     consumer_sync();
     if (threadIdx.x == 0) {
-        __threadfence();
-        atomicAdd(arrived, 1u);
+        asm volatile("red.release.gpu.global.add.u32 [%0], 1;" ::"l"(arrived) : "memory");
         const unsigned target = barrier * gridDim.x;
         const long long start = clock64();
         while (load_acquire(arrived) < target) {
@@ -140,19 +156,30 @@ __device__ __forceinline__ void grid_sync(unsigned* arrived, unsigned barrier) {
     consumer_sync();
 }
 
+// The rows of `stage` this block takes, [r0, r1) of the stage's rows (q/k/v: of q, k and v one after the other): an even
+// split over the blocks, in whole RoPE pairs for q/k/v.
+struct PdSpan {
+    int r0, r1, total, k, matrix, tileRows;
+};
+
+__device__ __forceinline__ PdSpan stage_span(const PdShape& s, int stage) {
+    int total, unit = 1, k, matrix, tileRows;
+    switch (stage) {
+    case STAGE_QKV: total = s.qRows + 2 * s.kvRows; unit = 2; k = s.dim; matrix = 0; tileRows = s.tileQkv; break;
+    case STAGE_O: total = s.dim; k = s.qRows; matrix = 3; tileRows = s.tileO; break;
+    case STAGE_GATE_UP: total = s.ffn; k = s.dim; matrix = 4; tileRows = s.tileGateUp; break;
+    default: total = s.dim; k = s.ffn; matrix = 6; tileRows = s.tileDown; break;
+    }
+    const long long units = total / unit;
+    return PdSpan{unit * (int)(units * blockIdx.x / gridDim.x), unit * (int)(units * (blockIdx.x + 1) / gridDim.x), total, k, matrix, tileRows};
+}
+
 // The tiles of `stage` this block takes, in order, each given to f. Producer and consumers walk the same sequence.
 template <typename F>
 __device__ __forceinline__ void for_each_tile(const PdShape& s, int stage, F&& f) {
-    int total, unit = 1, k, matrix;
-    switch (stage) {
-    case STAGE_QKV: total = s.qRows + 2 * s.kvRows; unit = 2; k = s.dim; matrix = 0; break;
-    case STAGE_O: total = s.dim; k = s.qRows; matrix = 3; break;
-    case STAGE_GATE_UP: total = s.ffn; k = s.dim; matrix = 4; break;
-    default: total = s.dim; k = s.ffn; matrix = 6; break;
-    }
-    const long long units = total / unit;
-    const int r1 = unit * (int)(units * (blockIdx.x + 1) / gridDim.x);
-    for (int r = unit * (int)(units * blockIdx.x / gridDim.x); r < r1;) {
+    const PdSpan span = stage_span(s, stage);
+    const int r1 = span.r1, total = span.total, k = span.k, matrix = span.matrix;
+    for (int r = span.r0; r < r1;) {
         int m = matrix, local = r, partEnd = total;
         if (stage == STAGE_QKV) {
             if (r < s.qRows) {
@@ -163,7 +190,7 @@ __device__ __forceinline__ void for_each_tile(const PdShape& s, int stage, F&& f
                 m = 2; local = r - s.qRows - s.kvRows;
             }
         }
-        const int end = min(min(r1, partEnd), r + s.tileRows[stage]);
+        const int end = min(min(r1, partEnd), r + span.tileRows);
         f(PdTile{m, local, end - r, k});
         r = end;
     }
@@ -176,57 +203,123 @@ __device__ __forceinline__ float row_sum(const float* partial, int r, int chunks
     return v;
 }
 
-// x = RMSNorm(h)·w as int8 blocks into shared memory (xq, ds: quantize_block's codes and {d, d·Σq}).
+__device__ __forceinline__ float4 load_cg4(const float* p) {
+    float4 v;
+    asm volatile("ld.global.cg.v4.f32 {%0, %1, %2, %3}, [%4];" : "=f"(v.x), "=f"(v.y), "=f"(v.z), "=f"(v.w) : "l"(p) : "memory");
+    return v;
+}
+
+// 32 values as one int8 block (quantize_block's arithmetic: d = max|x| / 127, codes round(x / d) to nearest even, and
+// d·Σcodes) by one thread: no shuffles.
+__device__ __forceinline__ void quantize_block_thread(const float (&v)[32], signed char* xq, float2* ds, int b) {
+    float amax = 0.0f;
+#pragma unroll
+    for (int i = 0; i < 32; i++) amax = fmaxf(amax, fabsf(v[i]));
+    const float d = amax / 127.0f, id = amax > 0.0f ? 127.0f / amax : 0.0f;
+    int packed[8], sum = 0;
+#pragma unroll
+    for (int i = 0; i < 8; i++) {
+        const int q0 = __float2int_rn(v[4 * i] * id), q1 = __float2int_rn(v[4 * i + 1] * id);
+        const int q2 = __float2int_rn(v[4 * i + 2] * id), q3 = __float2int_rn(v[4 * i + 3] * id);
+        packed[i] = (q0 & 0xFF) | (q1 & 0xFF) << 8 | (q2 & 0xFF) << 16 | (int)((unsigned)(q3 & 0xFF) << 24);
+        sum += q0 + q1 + q2 + q3;
+    }
+    int4* to = (int4*)(xq + b * 32);
+    to[0] = make_int4(packed[0], packed[1], packed[2], packed[3]);
+    to[1] = make_int4(packed[4], packed[5], packed[6], packed[7]);
+    ds[b] = make_float2(d, d * (float)sum);
+}
+
+__device__ __forceinline__ void load_block(const float* x, int b, float (&v)[32]) {
+#pragma unroll
+    for (int i = 0; i < 8; i++) {
+        const float4 f = load_cg4(x + b * 32 + 4 * i);
+        v[4 * i] = f.x; v[4 * i + 1] = f.y; v[4 * i + 2] = f.z; v[4 * i + 3] = f.w;
+    }
+}
+
+// The stage's activation row as int8 blocks in shared memory (xq, ds): x itself (written by other blocks: attention's
+// output, SiLU·mul's), or RMSNorm(h)·w, the norm computed by every block from h (its width at most 32 · PD_CONSUMERS, one
+// block a thread, held from the sum of squares to the quantization). A thread takes whole 32-value blocks with 16-byte
+// loads, all of a pair of blocks in flight at once, and quantizes each alone (quantize_block's warp of shuffles a block,
+// unrolled over a lane's many blocks, made ptxas spill).
 __device__ __forceinline__ void prepare_normed(const float* h, const float* w, int n, float eps, signed char* xq, float2* ds, float* red) {
-    const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
+    const int tid = threadIdx.x, blocks = n / 32;
+    float v[32];
     float squares = 0.0f;
-    for (int i = tid; i < n; i += PD_CONSUMERS) {
-        const float x = load_cg(h + i);
-        squares += x * x;
+    if (tid < blocks) {
+        load_block(h, tid, v);
+#pragma unroll
+        for (int i = 0; i < 32; i++) squares += v[i] * v[i];
     }
     squares = warp_sum(squares);
-    if (lane == 0) red[warp] = squares;
+    if (tid % 32 == 0) red[tid / 32] = squares;
     consumer_sync();
     float total = 0.0f;
 #pragma unroll
     for (int i = 0; i < PD_CONSUMER_WARPS; i++) total += red[i];
     const float r = rsqrtf(total / n + eps);
-    for (int b = warp; b < n / 32; b += PD_CONSUMER_WARPS) {
-        const int i = b * 32 + lane;
-        quantize_block(load_cg(h + i) * r * __ldg(w + i), xq, ds, b);
+    if (tid < blocks) {
+#pragma unroll
+        for (int i = 0; i < 8; i++) {
+            const float4 f = __ldg((const float4*)(w + tid * 32) + i);
+            v[4 * i] *= r * f.x; v[4 * i + 1] *= r * f.y; v[4 * i + 2] *= r * f.z; v[4 * i + 3] *= r * f.w;
+        }
+        quantize_block_thread(v, xq, ds, tid);
     }
     consumer_sync();
 }
 
-// x (written by other blocks) as int8 blocks into shared memory.
 __device__ __forceinline__ void prepare_plain(const float* x, int n, signed char* xq, float2* ds) {
-    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-    for (int b = warp; b < n / 32; b += PD_CONSUMER_WARPS) quantize_block(load_cg(x + b * 32 + lane), xq, ds, b);
+    const int blocks = n / 32;
+    for (int b = threadIdx.x; b < blocks; b += 2 * PD_CONSUMERS) {
+        const int b2 = b + PD_CONSUMERS;
+        float v[32], v2[32];
+        load_block(x, b, v);
+        if (b2 < blocks) load_block(x, b2, v2);
+        quantize_block_thread(v, xq, ds, b);
+        if (b2 < blocks) quantize_block_thread(v2, xq, ds, b2);
+    }
     consumer_sync();
 }
 
-// The consumers' side of one tile: wait for its stage, dot products a chunk a warp into partial, release the stage.
+// The consumers' side of one tile: wait for its stage, dot products into partial, release the stage. Warp w takes the
+// consecutive chunks [w·n/8, (w+1)·n/8) of the tile's n (a chunk: 32 blocks of one row, lane i block i), adding a run of
+// chunks of one row in its lanes and summing the warp once a run (a warp sum a chunk cost 5 dependent shuffles each):
+// partial[c] holds a run's sum at its last chunk c and 0 elsewhere, so a row's total is the same sum in the same order
+// every run.
 __device__ __forceinline__ void consume_tile(const PdTile& t, int mats, const unsigned char* stage, unsigned full, unsigned empty,
                                              unsigned parity, int tileIndex, const signed char* xq, const float2* ds, int offset,
                                              float* partial) {
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
     const int blocks = t.k / 32, chunksPerRow = blocks / 32, chunks = mats * t.rows * chunksPerRow;
     const int codeBytes = t.rows * (t.k / 2), matBytes = codeBytes + t.rows * (t.k / 16);
-    if (warp < chunks) mbarrier_wait_watched(full, parity, "full", tileIndex);
-    for (int c = warp; c < chunks; c += PD_CONSUMER_WARPS) {
-        const int r = c / chunksPerRow, g = c % chunksPerRow, m = r / t.rows, rr = r % t.rows;
-        const unsigned char* codes = stage + m * matBytes;
-        const unsigned short* scales = (const unsigned short*)(codes + codeBytes);
+    const int c0 = warp * chunks / PD_CONSUMER_WARPS, c1 = (warp + 1) * chunks / PD_CONSUMER_WARPS;
+    if (c0 < c1) mbarrier_wait_watched(full, parity, "full", tileIndex);
+    // Row r and chunk g of c, stepped along rather than divided out each chunk (32-bit offsets: a stage is 32 KB).
+    int r = c0 / chunksPerRow, g = c0 - r * chunksPerRow;
+    float run = 0.0f;
+    for (int c = c0; c < c1; c++) {
+        const int m = r >= t.rows, rr = r - m * t.rows;  // gate/up: rows of up after those of gate
+        const unsigned char* codes = stage + m * matBytes + rr * (t.k / 2);
+        const unsigned short* scales = (const unsigned short*)(stage + m * matBytes + codeBytes + rr * (t.k / 16));
         const int b = g * 32 + lane;
-        const int4 w = *(const int4*)(codes + ((long long)rr * blocks + b) * 16);
-        const float s = half_to_float(scales[rr * blocks + b]);
+        const int4 w = *(const int4*)(codes + b * 16);
+        const float s = half_to_float(scales[b]);
         const int4* x = (const int4*)(xq + b * 32);
         const float2 d = ds[b];
         int codes8[8];
         widen_nibbles(w, codes8);
         const BlockDot dot = dot_block(codes8, x[0], x[1]);
-        const float v = warp_sum(d.x * (s * (float)(dot.lo + dot.hi)) - s * (float)offset * d.y);
-        if (lane == 0) partial[c] = v;
+        run += d.x * (s * (float)(dot.lo + dot.hi)) - s * (float)offset * d.y;
+        const bool runEnds = c + 1 == c1 || g + 1 == chunksPerRow;  // the same for the whole warp
+        if (runEnds) run = warp_sum(run);
+        if (lane == 0) partial[c] = runEnds ? run : 0.0f;
+        if (runEnds) run = 0.0f;
+        if (++g == chunksPerRow) {
+            g = 0;
+            r++;
+        }
     }
     __syncwarp();
     if (lane == 0) mbarrier_arrive(empty);
@@ -253,19 +346,25 @@ __device__ __forceinline__ void attention_item(const float* query, const unsigne
             o[h][d] = 0.0f;
         }
     }
-    for (int j = j0 + warp; j < j1; j += PD_CONSUMER_WARPS) {
-        const long long slot = (long long)__ldg(table + j / blockSize) * blockSize + j % blockSize;
+    // The warp's positions j0 + warp + 16i: lane i looks up the slot of the i-th (the first 32 at once), and the rows of two
+    // positions are loaded before either is used, so that a position costs half an L2/HBM round trip, not two.
+    const int mine = j1 > j0 + warp ? (j1 - j0 - warp + PD_CONSUMER_WARPS - 1) / PD_CONSUMER_WARPS : 0;
+    auto slotOf = [&](int i) {
+        const int j = j0 + warp + PD_CONSUMER_WARPS * i;
+        return (long long)__ldg(table + j / blockSize) * blockSize + j % blockSize;
+    };
+    const long long slots = lane < mine ? slotOf(lane) : 0;
+    auto loadRow = [&](const unsigned short* cache, long long slot, float (&x)[D]) {
         const long long at = slot * kvRows + kvHead * HD + D * lane;
-        float k[D], v[D];
         if constexpr (D == 4) {
-            const uint2 kr = load_cg2((const unsigned*)(keys + at)), vr = load_cg2((const unsigned*)(values + at));
-            k[0] = half_to_float(kr.x & 0xFFFF); k[1] = half_to_float(kr.x >> 16); k[2] = half_to_float(kr.y & 0xFFFF); k[3] = half_to_float(kr.y >> 16);
-            v[0] = half_to_float(vr.x & 0xFFFF); v[1] = half_to_float(vr.x >> 16); v[2] = half_to_float(vr.y & 0xFFFF); v[3] = half_to_float(vr.y >> 16);
+            const uint2 r = load_cg2((const unsigned*)(cache + at));
+            x[0] = half_to_float(r.x & 0xFFFF); x[1] = half_to_float(r.x >> 16); x[2] = half_to_float(r.y & 0xFFFF); x[3] = half_to_float(r.y >> 16);
         } else {
-            const unsigned kr = load_cg((const unsigned*)(keys + at)), vr = load_cg((const unsigned*)(values + at));
-            k[0] = half_to_float(kr & 0xFFFF); k[1] = half_to_float(kr >> 16);
-            v[0] = half_to_float(vr & 0xFFFF); v[1] = half_to_float(vr >> 16);
+            const unsigned r = load_cg((const unsigned*)(cache + at));
+            x[0] = half_to_float(r & 0xFFFF); x[1] = half_to_float(r >> 16);
         }
+    };
+    auto attend = [&](const float (&k)[D], const float (&v)[D]) {
 #pragma unroll
         for (int h = 0; h < G; h++) {
             float s = 0.0f;
@@ -278,6 +377,20 @@ __device__ __forceinline__ void attention_item(const float* query, const unsigne
             for (int d = 0; d < D; d++) o[h][d] = o[h][d] * alpha + p * v[d];
             m[h] = mNew;
         }
+    };
+    for (int i = 0; i < mine; i += 2) {
+        const long long s0 = i < 32 ? __shfl_sync(FULL_MASK, slots, i) : slotOf(i);
+        const bool second = i + 1 < mine;
+        const long long s1 = i + 1 < 32 ? __shfl_sync(FULL_MASK, slots, (i + 1) & 31) : slotOf(i + 1);
+        float k0[D], v0[D], k1[D], v1[D];
+        loadRow(keys, s0, k0);
+        loadRow(values, s0, v0);
+        if (second) {
+            loadRow(keys, s1, k1);
+            loadRow(values, s1, v1);
+        }
+        attend(k0, v0);
+        if (second) attend(k1, v1);
     }
     // Tree merge: warps [half, 2·half) hand their state to warps [0, half).
     constexpr int SLOT = G * (2 + HD);
@@ -324,38 +437,58 @@ __device__ __forceinline__ void attention_item(const float* query, const unsigne
     }
 }
 
+// Query head h's partitions merged into `attention` (out / L) by one warp: lane p holds partition p's (max, sum), and each
+// lane adds its headDim / 32 values over the partitions with their loads in flight.
+template <int D>
+__device__ __forceinline__ void merge_head(const PdShape& s, int h, const float* partials, const float* stats, float* attention) {
+    const int lane = threadIdx.x % 32;
+    const float* st = stats + 2LL * h * s.partitions;
+    const float m = lane < s.partitions ? load_cg(st + 2 * lane) : -INFINITY;
+    const float l = lane < s.partitions ? load_cg(st + 2 * lane + 1) : 0.0f;
+    const float M = warp_max(l > 0.0f ? m : -INFINITY);
+    const float weight = l > 0.0f ? exp2f(m - M) : 0.0f;
+    const float total = warp_sum(weight * l);
+    float out[D];
+#pragma unroll
+    for (int d = 0; d < D; d++) out[d] = 0.0f;
+    const float* o = partials + (long long)h * s.partitions * (32 * D) + lane;
+    for (int p0 = 0; p0 < s.partitions; p0 += 8) {
+#pragma unroll
+        for (int p = p0; p < p0 + 8; p++) {
+            if (p < s.partitions) {  // the same for the whole warp
+                const float wp = __shfl_sync(FULL_MASK, weight, p);
+#pragma unroll
+                for (int d = 0; d < D; d++) out[d] += wp * load_cg(o + p * (32 * D) + 32 * d);
+            }
+        }
+    }
+#pragma unroll
+    for (int d = 0; d < D; d++) attention[h * (32 * D) + lane + 32 * d] = out[d] / total;
+}
+
+// Attention's items (KV head, partition) a block in turn. The block that finishes a KV head's last partition (a ticket
+// counted in `tickets`, zeroed by the host before the launch) merges that head group's partitions into `attention`, so the
+// merge costs no grid barrier of its own.
 template <int G, int D>
-__device__ __forceinline__ void attention_stage(const PdShape& s, const unsigned short* keys, const unsigned short* values, const float* query, const int* table, int blockSize,
-                                                int position, float scaleLog2, float* scratch, float* partials, float* stats) {
+__device__ __forceinline__ void attention_stage(const PdShape& s, const unsigned short* keys, const unsigned short* values, const float* query,
+                                                const int* table, int blockSize, int position, float scaleLog2, float* scratch,
+                                                float* partials, float* stats, unsigned* tickets, float* attention) {
+    __shared__ int last;
     const int context = position + 1, length = (context + s.partitions - 1) / s.partitions;
     for (int item = blockIdx.x; item < s.kvHeads * s.partitions; item += gridDim.x) {
         const int kvHead = item / s.partitions, partition = item % s.partitions;
         const int j0 = min(context, partition * length), j1 = min(context, j0 + length);
         attention_item<G, D>(query, keys, values, table, blockSize, s.kvRows, kvHead, j0, j1, scaleLog2, scratch, partials, stats,
                              partition, s.partitions);
-    }
-}
-
-// The partitions of each query head merged into `attention` (out / L): a thread a value, PD_CONSUMERS / headDim heads at once.
-__device__ __forceinline__ void merge_partitions(const PdShape& s, const float* partials, const float* stats, float* attention) {
-    const int perBlock = PD_CONSUMERS / s.headDim;
-    const int h0 = threadIdx.x / s.headDim, d = threadIdx.x % s.headDim;
-    if (h0 >= perBlock) return;
-    for (int h = blockIdx.x * perBlock + h0; h < s.heads; h += gridDim.x * perBlock) {
-        const float* st = stats + 2LL * h * s.partitions;
-        float M = -INFINITY;
-        for (int p = 0; p < s.partitions; p++)
-            if (load_cg(st + 2 * p + 1) > 0.0f) M = fmaxf(M, load_cg(st + 2 * p));
-        float out = 0.0f, total = 0.0f;
-        for (int p = 0; p < s.partitions; p++) {
-            const float l = load_cg(st + 2 * p + 1);
-            if (l > 0.0f) {
-                const float w = exp2f(load_cg(st + 2 * p) - M);
-                total += w * l;
-                out += w * load_cg(partials + ((long long)h * s.partitions + p) * s.headDim + d);
-            }
+        consumer_sync();  // warp 0's partials are written
+        if (threadIdx.x == 0) {
+            __threadfence();
+            last = atomicAdd(tickets + kvHead, 1u) == (unsigned)s.partitions - 1;
+            if (last) __threadfence();
         }
-        attention[h * s.headDim + d] = out / total;
+        consumer_sync();
+        const int warp = threadIdx.x / 32;
+        if (last && warp < G) merge_head<D>(s, kvHead * G + warp, partials, stats, attention);
     }
 }
 
@@ -364,12 +497,14 @@ extern "C" __global__ void __launch_bounds__(PD_THREADS, 1) decode_persistent_ni
     float* stats, unsigned* arrived, const float* ropeCos, const float* ropeSin, const int* positions, const int* slots,
     const int* blockTables, const int* sequenceOf, int maxBlocks, int blockSize, int dim, int ffn, int heads, int kvHeads,
     int headDim, int partitions, float eps, float scaleLog2, int offset, int tileQkv, int tileO, int tileGateUp, int tileDown,
-    int stages) {
+    int stages, unsigned long long* trace) {
     __shared__ unsigned long long barriers[2 * PD_MAX_STAGES];  // full[stages], then empty[stages]
     __shared__ float partial[2][PD_MAX_CHUNKS];                 // a tile's chunk sums, by tile parity
     __shared__ float red[PD_CONSUMER_WARPS];
+    __shared__ float resid[PD_CONSUMERS];             // the block's rows of h, loaded before a residual stage's tiles
+    __shared__ float rope[2][PD_MAX_PAIRS];           // cos, sin of the token's position
     extern __shared__ __attribute__((aligned(128))) unsigned char pdShared[];
-    const PdShape s{dim, ffn, heads * headDim, kvHeads * headDim, heads, kvHeads, headDim, partitions, {tileQkv, tileO, tileGateUp, tileDown}};
+    const PdShape s{dim, ffn, heads * headDim, kvHeads * headDim, heads, kvHeads, headDim, partitions, tileQkv, tileO, tileGateUp, tileDown};
     const unsigned full = shared_address(barriers), empty = full + 8 * PD_MAX_STAGES;
     const unsigned ring = shared_address(pdShared);
     unsigned char* work = pdShared + stages * PD_STAGE_BYTES;
@@ -385,14 +520,20 @@ extern "C" __global__ void __launch_bounds__(PD_THREADS, 1) decode_persistent_ni
     if (threadIdx.x >= PD_CONSUMERS) {
         // The producer: weights only, so it starts before the kernel ahead has ended.
         if (threadIdx.x != PD_CONSUMERS) return;
+        const bool tracing = trace != nullptr && blockIdx.x == 0;
         int index = 0;
         for (int l = 0; l < layerCount; l++) {
             const PdLayer& L = layers[l];
+            unsigned long long waited = 0;
             for (int stage = STAGE_QKV; stage <= STAGE_DOWN; stage++) {
                 const int mats = stage == STAGE_GATE_UP ? 2 : 1;
                 for_each_tile(s, stage, [&](const PdTile& t) {
                     const int slot = index % stages;
-                    if (index >= stages) mbarrier_wait_watched(empty + 8 * slot, (index / stages - 1) & 1, "empty", index);
+                    if (index >= stages) {
+                        const unsigned long long before = tracing ? global_timer() : 0;
+                        mbarrier_wait_watched(empty + 8 * slot, (index / stages - 1) & 1, "empty", index);
+                        if (tracing) waited += global_timer() - before;
+                    }
                     const unsigned codeBytes = t.rows * (t.k / 2), scaleBytes = t.rows * (t.k / 16);
                     mbarrier_arrive_expect_tx(full + 8 * slot, mats * (codeBytes + scaleBytes));
                     unsigned to = ring + slot * PD_STAGE_BYTES;
@@ -404,6 +545,7 @@ extern "C" __global__ void __launch_bounds__(PD_THREADS, 1) decode_persistent_ni
                     index++;
                 });
             }
+            if (tracing) trace[PD_TRACE_PER_LAYER * layerCount + l] = waited;
         }
         return;
     }
@@ -429,21 +571,34 @@ extern "C" __global__ void __launch_bounds__(PD_THREADS, 1) decode_persistent_ni
             index++;
         });
     };
+    // The block's rows of h for a residual stage, into `resid` before its tiles (the epilogue then adds without a round trip).
+    auto stageResidual = [&](int stage) {
+        const PdSpan span = stage_span(s, stage);
+        if ((int)threadIdx.x < span.r1 - span.r0) resid[threadIdx.x] = load_cg(hidden + span.r0 + threadIdx.x);
+        return span.r0;
+    };
     for (int l = 0; l < layerCount; l++) {
         const PdLayer& L = layers[l];
         unsigned short* const keys = (unsigned short*)kvLayers[2 * l];
         unsigned short* const values = (unsigned short*)kvLayers[2 * l + 1];
+        unsigned long long* const stamps = trace != nullptr ? trace + PD_TRACE_PER_LAYER * l : nullptr;
+
         // q/k/v: RoPE on q and k, k and v into the cache. Thread i: the RoPE pair of rows 2i, 2i + 1.
+        trace_stamp(stamps, 0);
+        if ((int)threadIdx.x < pairs) {
+            rope[0][threadIdx.x] = __ldg(ropeCos + (long long)position * pairs + threadIdx.x);
+            rope[1][threadIdx.x] = __ldg(ropeSin + (long long)position * pairs + threadIdx.x);
+        }
         prepare_normed(hidden, L.attentionNorm, dim, eps, xq, ds, red);
+        trace_stamp(stamps, 1);
         gemvStage(STAGE_QKV, 1, [&](const PdTile& t, const float* part, int chunksPerRow) {
             const int i = threadIdx.x;
             if (2 * i >= t.rows) return;
             float v0 = row_sum(part, 2 * i, chunksPerRow), v1 = row_sum(part, 2 * i + 1, chunksPerRow);
             const int row = t.row + 2 * i;
             if (t.matrix < 2) {
-                const long long at = (long long)position * pairs + (row % headDim) / 2;
-                const float c = __ldg(ropeCos + at), sn = __ldg(ropeSin + at);
-                const float x0 = v0;
+                const int pair = (row % headDim) / 2;
+                const float c = rope[0][pair], sn = rope[1][pair], x0 = v0;
                 v0 = rope_first(x0, v1, c, sn);
                 v1 = rope_second(x0, v1, c, sn);
             }
@@ -455,47 +610,64 @@ extern "C" __global__ void __launch_bounds__(PD_THREADS, 1) decode_persistent_ni
                 *(unsigned*)cache = round_half(v0, 0) | (unsigned)round_half(v1, 0) << 16;
             }
         });
+        trace_stamp(stamps, 2);
         grid_sync(arrived, ++barrier);
+        trace_stamp(stamps, 3);
         if (l == 0) pdl_launch_dependents();  // every block is resident now: the next kernel's blocks may take what is left
 
+        trace_stamp(stamps, 4);
+        unsigned* const tickets = arrived + 1 + l * kvHeads;
         switch (group * 8 + headDim / 32) {
-        case 1 * 8 + 2: attention_stage<1, 2>(s, keys, values, query, table, blockSize, position, scaleLog2, scratch, partials, stats); break;
-        case 1 * 8 + 4: attention_stage<1, 4>(s, keys, values, query, table, blockSize, position, scaleLog2, scratch, partials, stats); break;
-        case 2 * 8 + 2: attention_stage<2, 2>(s, keys, values, query, table, blockSize, position, scaleLog2, scratch, partials, stats); break;
-        case 2 * 8 + 4: attention_stage<2, 4>(s, keys, values, query, table, blockSize, position, scaleLog2, scratch, partials, stats); break;
-        case 4 * 8 + 2: attention_stage<4, 2>(s, keys, values, query, table, blockSize, position, scaleLog2, scratch, partials, stats); break;
-        case 4 * 8 + 4: attention_stage<4, 4>(s, keys, values, query, table, blockSize, position, scaleLog2, scratch, partials, stats); break;
-        case 8 * 8 + 2: attention_stage<8, 2>(s, keys, values, query, table, blockSize, position, scaleLog2, scratch, partials, stats); break;
-        default: attention_stage<8, 4>(s, keys, values, query, table, blockSize, position, scaleLog2, scratch, partials, stats); break;
+        case 1 * 8 + 2: attention_stage<1, 2>(s, keys, values, query, table, blockSize, position, scaleLog2, scratch, partials, stats, tickets, attention); break;
+        case 1 * 8 + 4: attention_stage<1, 4>(s, keys, values, query, table, blockSize, position, scaleLog2, scratch, partials, stats, tickets, attention); break;
+        case 2 * 8 + 2: attention_stage<2, 2>(s, keys, values, query, table, blockSize, position, scaleLog2, scratch, partials, stats, tickets, attention); break;
+        case 2 * 8 + 4: attention_stage<2, 4>(s, keys, values, query, table, blockSize, position, scaleLog2, scratch, partials, stats, tickets, attention); break;
+        case 4 * 8 + 2: attention_stage<4, 2>(s, keys, values, query, table, blockSize, position, scaleLog2, scratch, partials, stats, tickets, attention); break;
+        case 4 * 8 + 4: attention_stage<4, 4>(s, keys, values, query, table, blockSize, position, scaleLog2, scratch, partials, stats, tickets, attention); break;
+        default: attention_stage<8, 2>(s, keys, values, query, table, blockSize, position, scaleLog2, scratch, partials, stats, tickets, attention); break;
         }
+        trace_stamp(stamps, 6);
         grid_sync(arrived, ++barrier);
-        merge_partitions(s, partials, stats, attention);
-        grid_sync(arrived, ++barrier);
+        trace_stamp(stamps, 7);
 
         // Attention output into the residual.
+        trace_stamp(stamps, 8);
+        int r0 = stageResidual(STAGE_O);
         prepare_plain(attention, s.qRows, xq, ds);
+        trace_stamp(stamps, 9);
         gemvStage(STAGE_O, 1, [&](const PdTile& t, const float* part, int chunksPerRow) {
             const int i = threadIdx.x;
-            if (i < t.rows) hidden[t.row + i] = load_cg(hidden + t.row + i) + row_sum(part, i, chunksPerRow);
+            if (i < t.rows) hidden[t.row + i] = resid[t.row - r0 + i] + row_sum(part, i, chunksPerRow);
         });
+        trace_stamp(stamps, 10);
         grid_sync(arrived, ++barrier);
+        trace_stamp(stamps, 11);
 
         // SiLU(gate)·up: tile rows 0…rows−1 are gate's, rows…2·rows−1 the same rows of up.
+        trace_stamp(stamps, 12);
         prepare_normed(hidden, L.feedForwardNorm, dim, eps, xq, ds, red);
+        trace_stamp(stamps, 13);
         gemvStage(STAGE_GATE_UP, 2, [&](const PdTile& t, const float* part, int chunksPerRow) {
             const int i = threadIdx.x;
             if (i >= t.rows) return;
             const float g = row_sum(part, i, chunksPerRow), u = row_sum(part, t.rows + i, chunksPerRow);
             activated[t.row + i] = g / (1.0f + expf(-g)) * u;
         });
+        trace_stamp(stamps, 14);
         grid_sync(arrived, ++barrier);
+        trace_stamp(stamps, 15);
 
         // Down into the residual.
+        trace_stamp(stamps, 16);
+        r0 = stageResidual(STAGE_DOWN);
         prepare_plain(activated, ffn, xq, ds);
+        trace_stamp(stamps, 17);
         gemvStage(STAGE_DOWN, 1, [&](const PdTile& t, const float* part, int chunksPerRow) {
             const int i = threadIdx.x;
-            if (i < t.rows) hidden[t.row + i] = load_cg(hidden + t.row + i) + row_sum(part, i, chunksPerRow);
+            if (i < t.rows) hidden[t.row + i] = resid[t.row - r0 + i] + row_sum(part, i, chunksPerRow);
         });
+        trace_stamp(stamps, 18);
         if (l + 1 < layerCount) grid_sync(arrived, ++barrier);
+        trace_stamp(stamps, 19);
     }
 }
