@@ -211,7 +211,7 @@ __device__ __forceinline__ float4 load_cg4(const float* p) {
 
 // 32 values as one int8 block (quantize_block's arithmetic: d = max|x| / 127, codes round(x / d) to nearest even, and
 // d·Σcodes) by one thread: no shuffles.
-__device__ __forceinline__ void quantize_block_thread(const float (&v)[32], signed char* xq, float2* ds, int b) {
+__device__ __forceinline__ void quantize_block_thread(const float (&v)[32], signed char* xq, signed char* xqHigh, float2* ds, int b) {
     float amax = 0.0f;
 #pragma unroll
     for (int i = 0; i < 32; i++) amax = fmaxf(amax, fabsf(v[i]));
@@ -224,9 +224,10 @@ __device__ __forceinline__ void quantize_block_thread(const float (&v)[32], sign
         packed[i] = (q0 & 0xFF) | (q1 & 0xFF) << 8 | (q2 & 0xFF) << 16 | (int)((unsigned)(q3 & 0xFF) << 24);
         sum += q0 + q1 + q2 + q3;
     }
-    int4* to = (int4*)(xq + b * 32);
-    to[0] = make_int4(packed[0], packed[1], packed[2], packed[3]);
-    to[1] = make_int4(packed[4], packed[5], packed[6], packed[7]);
+    // Values 0–15 of block b in the low plane, 16–31 in the high one: consecutive lanes then read consecutive 16 bytes (the
+    // 32 bytes of a block together made lanes 4 apart share banks: two passes for every 16-byte load).
+    *(int4*)(xq + b * 16) = make_int4(packed[0], packed[1], packed[2], packed[3]);
+    *(int4*)(xqHigh + b * 16) = make_int4(packed[4], packed[5], packed[6], packed[7]);
     ds[b] = make_float2(d, d * (float)sum);
 }
 
@@ -241,9 +242,10 @@ __device__ __forceinline__ void load_block(const float* x, int b, float (&v)[32]
 // The stage's activation row as int8 blocks in shared memory (xq, ds): x itself (written by other blocks: attention's
 // output, SiLU·mul's), or RMSNorm(h)·w, the norm computed by every block from h (its width at most 32 · PD_CONSUMERS, one
 // block a thread, held from the sum of squares to the quantization). A thread takes whole 32-value blocks with 16-byte
-// loads, all of a pair of blocks in flight at once, and quantizes each alone (quantize_block's warp of shuffles a block,
-// unrolled over a lane's many blocks, made ptxas spill).
-__device__ __forceinline__ void prepare_normed(const float* h, const float* w, int n, float eps, signed char* xq, float2* ds, float* red) {
+// loads and quantizes each alone (quantize_block's warp of shuffles a block, unrolled over a lane's many blocks, made
+// ptxas spill; two blocks a thread in flight at once spilled more).
+__device__ __forceinline__ void prepare_normed(const float* h, const float* w, int n, float eps, signed char* xq, signed char* xqHigh, float2* ds,
+                                               float* red) {
     const int tid = threadIdx.x, blocks = n / 32;
     float v[32];
     float squares = 0.0f;
@@ -265,20 +267,16 @@ __device__ __forceinline__ void prepare_normed(const float* h, const float* w, i
             const float4 f = __ldg((const float4*)(w + tid * 32) + i);
             v[4 * i] *= r * f.x; v[4 * i + 1] *= r * f.y; v[4 * i + 2] *= r * f.z; v[4 * i + 3] *= r * f.w;
         }
-        quantize_block_thread(v, xq, ds, tid);
+        quantize_block_thread(v, xq, xqHigh, ds, tid);
     }
     consumer_sync();
 }
 
-__device__ __forceinline__ void prepare_plain(const float* x, int n, signed char* xq, float2* ds) {
-    const int blocks = n / 32;
-    for (int b = threadIdx.x; b < blocks; b += 2 * PD_CONSUMERS) {
-        const int b2 = b + PD_CONSUMERS;
-        float v[32], v2[32];
+__device__ __forceinline__ void prepare_plain(const float* x, int n, signed char* xq, signed char* xqHigh, float2* ds) {
+    for (int b = threadIdx.x; b < n / 32; b += PD_CONSUMERS) {
+        float v[32];
         load_block(x, b, v);
-        if (b2 < blocks) load_block(x, b2, v2);
-        quantize_block_thread(v, xq, ds, b);
-        if (b2 < blocks) quantize_block_thread(v2, xq, ds, b2);
+        quantize_block_thread(v, xq, xqHigh, ds, b);
     }
     consumer_sync();
 }
@@ -289,14 +287,15 @@ __device__ __forceinline__ void prepare_plain(const float* x, int n, signed char
 // partial[c] holds a run's sum at its last chunk c and 0 elsewhere, so a row's total is the same sum in the same order
 // every run.
 __device__ __forceinline__ void consume_tile(const PdTile& t, int mats, const unsigned char* stage, unsigned full, unsigned empty,
-                                             unsigned parity, int tileIndex, const signed char* xq, const float2* ds, int offset,
-                                             float* partial) {
+                                             unsigned parity, int tileIndex, const signed char* xq, const signed char* xqHigh,
+                                             const float2* ds, int offset, float* partial) {
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
     const int blocks = t.k / 32, chunksPerRow = blocks / 32, chunks = mats * t.rows * chunksPerRow;
     const int codeBytes = t.rows * (t.k / 2), matBytes = codeBytes + t.rows * (t.k / 16);
     const int c0 = warp * chunks / PD_CONSUMER_WARPS, c1 = (warp + 1) * chunks / PD_CONSUMER_WARPS;
     if (c0 < c1) mbarrier_wait_watched(full, parity, "full", tileIndex);
-    // Row r and chunk g of c, stepped along rather than divided out each chunk (32-bit offsets: a stage is 32 KB).
+    // Row r and chunk g of c, stepped along rather than divided out each chunk (32-bit offsets: a stage is 32 KB). Four
+    // chunks' dot products at a time made it slower (H200, 2026-11-28: gate/up 31.5 → 34.8 µs a layer; more spills).
     int r = c0 / chunksPerRow, g = c0 - r * chunksPerRow;
     float run = 0.0f;
     for (int c = c0; c < c1; c++) {
@@ -306,11 +305,10 @@ __device__ __forceinline__ void consume_tile(const PdTile& t, int mats, const un
         const int b = g * 32 + lane;
         const int4 w = *(const int4*)(codes + b * 16);
         const float s = half_to_float(scales[b]);
-        const int4* x = (const int4*)(xq + b * 32);
         const float2 d = ds[b];
         int codes8[8];
         widen_nibbles(w, codes8);
-        const BlockDot dot = dot_block(codes8, x[0], x[1]);
+        const BlockDot dot = dot_block(codes8, *(const int4*)(xq + b * 16), *(const int4*)(xqHigh + b * 16));
         run += d.x * (s * (float)(dot.lo + dot.hi)) - s * (float)offset * d.y;
         const bool runEnds = c + 1 == c1 || g + 1 == chunksPerRow;  // the same for the whole warp
         if (runEnds) run = warp_sum(run);
@@ -552,7 +550,8 @@ extern "C" __global__ void __launch_bounds__(PD_THREADS, 1) decode_persistent_ni
 
     // The consumers. Inputs: the int8 blocks of the stage's activation row (or attention's merge scratch) in `work`.
     const int maxK = max(max(dim, ffn), s.qRows);
-    signed char* xq = (signed char*)work;
+    signed char* xq = (signed char*)work;  // the low plane (values 0–15 of each block), then the high one
+    signed char* xqHigh = xq + maxK / 2;
     float2* ds = (float2*)(work + ((maxK + 15) & ~15));
     float* scratch = (float*)work;
     pdl_wait();  // hidden: the embedding written by the kernel before
@@ -566,7 +565,7 @@ extern "C" __global__ void __launch_bounds__(PD_THREADS, 1) decode_persistent_ni
             const int slotIndex = index % stages;
             float* part = partial[index & 1];
             consume_tile(t, mats, pdShared + slotIndex * PD_STAGE_BYTES, full + 8 * slotIndex, empty + 8 * slotIndex,
-                         (index / stages) & 1, index, xq, ds, offset, part);
+                         (index / stages) & 1, index, xq, xqHigh, ds, offset, part);
             store(t, part, t.k / 1024);
             index++;
         });
@@ -589,7 +588,7 @@ extern "C" __global__ void __launch_bounds__(PD_THREADS, 1) decode_persistent_ni
             rope[0][threadIdx.x] = __ldg(ropeCos + (long long)position * pairs + threadIdx.x);
             rope[1][threadIdx.x] = __ldg(ropeSin + (long long)position * pairs + threadIdx.x);
         }
-        prepare_normed(hidden, L.attentionNorm, dim, eps, xq, ds, red);
+        prepare_normed(hidden, L.attentionNorm, dim, eps, xq, xqHigh, ds, red);
         trace_stamp(stamps, 1);
         gemvStage(STAGE_QKV, 1, [&](const PdTile& t, const float* part, int chunksPerRow) {
             const int i = threadIdx.x;
@@ -633,7 +632,7 @@ extern "C" __global__ void __launch_bounds__(PD_THREADS, 1) decode_persistent_ni
         // Attention output into the residual.
         trace_stamp(stamps, 8);
         int r0 = stageResidual(STAGE_O);
-        prepare_plain(attention, s.qRows, xq, ds);
+        prepare_plain(attention, s.qRows, xq, xqHigh, ds);
         trace_stamp(stamps, 9);
         gemvStage(STAGE_O, 1, [&](const PdTile& t, const float* part, int chunksPerRow) {
             const int i = threadIdx.x;
@@ -645,7 +644,7 @@ extern "C" __global__ void __launch_bounds__(PD_THREADS, 1) decode_persistent_ni
 
         // SiLU(gate)·up: tile rows 0…rows−1 are gate's, rows…2·rows−1 the same rows of up.
         trace_stamp(stamps, 12);
-        prepare_normed(hidden, L.feedForwardNorm, dim, eps, xq, ds, red);
+        prepare_normed(hidden, L.feedForwardNorm, dim, eps, xq, xqHigh, ds, red);
         trace_stamp(stamps, 13);
         gemvStage(STAGE_GATE_UP, 2, [&](const PdTile& t, const float* part, int chunksPerRow) {
             const int i = threadIdx.x;
@@ -660,7 +659,7 @@ extern "C" __global__ void __launch_bounds__(PD_THREADS, 1) decode_persistent_ni
         // Down into the residual.
         trace_stamp(stamps, 16);
         r0 = stageResidual(STAGE_DOWN);
-        prepare_plain(activated, ffn, xq, ds);
+        prepare_plain(activated, ffn, xq, xqHigh, ds);
         trace_stamp(stamps, 17);
         gemvStage(STAGE_DOWN, 1, [&](const PdTile& t, const float* part, int chunksPerRow) {
             const int i = threadIdx.x;
