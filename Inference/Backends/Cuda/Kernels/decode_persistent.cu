@@ -17,32 +17,41 @@
 //
 // Launch: grid = the multiprocessor count, one block an SM, all resident at once (the barriers need every block running: the
 // host checks the occupancy); block (PD_CONSUMER_WARPS + 1) × 32 threads; dynamic shared memory = stages · PD_STAGE_BYTES
-// (the ring) + workBytes (the activations' int8 codes and scales, or attention's merge scratch).
+// (the ring) + workBytes (the activation's int8 codes and scales, or attention's merge scratch). PersistentDecodeGeometry
+// (C#) plans it; CudaPersistentDecode launches it.
 //  * Work split: each projection's rows are cut evenly over the blocks (q/k/v in whole RoPE pairs), and a block's rows into
-//    tiles of at most PD_STAGE_BYTES of codes and scales (CudaLaunchGeometry.PersistentDecodeTileRows; gate and up: the same
-//    rows of both in one tile), so every block streams the same bytes a layer.
+//    tiles of at most PD_STAGE_BYTES of codes and scales (gate and up: the same rows of both in one tile), so every block
+//    streams the same bytes a layer.
 //  * Producer (warp PD_CONSUMER_WARPS, one lane): for each tile, waits until the consumers have released its stage (`empty`
 //    mbarrier, one arrival a consumer warp), then copies the rows' codes [rows][K/2] and f16 scales [rows][K/32] with
 //    cp.async.bulk, completing on the stage's `full` mbarrier. It never waits for activations.
 //  * Consumers (PD_CONSUMER_WARPS warps): per stage of a layer, after the grid-wide barrier that makes its input complete,
-//    (1) the input's int8 blocks into shared memory (quantize_block: for q/k/v and gate/up the RMS norm of h first, computed by
-//    every block from h itself), (2) each tile: warp w takes 32-block chunks w, w + 16, … of its rows (lane i block i of the
-//    chunk: one 16-byte unit of codes, the activation's 32 codes, dp4a), one warp sum a chunk into `partial`; then a barrier
-//    of the consumers and one thread a row (a RoPE pair for q/k/v) adds the row's chunks in order and stores: q, the f16 K/V
-//    cache, SiLU(gate)·up, or h += product (each row has one owner: no atomics, and the same sums every run).
-//  * Attention: items (KV head, partition of the positions), one a block in turn; the block's warps take positions w, w + 16,
-//    … with their own online softmax (exp2, scores scaled by 1/√d·log2 e) for the G query heads of the KV head, merged over
-//    the warps in a tree through shared memory; partials (unnormalised out, max, sum) to `partials`/`stats`, merged a query
-//    head a thread group after the next barrier into `attention`.
-//  * Grid-wide barrier: every block's thread 0, after a consumer barrier, fences and adds 1 to `arrived` (zeroed by the host
-//    before the launch), then spins until it reads the barrier's count × gridDim; a barrier of the consumers lets the rest on.
-//    Data another block wrote is read with ld.global.cg (L2, never a stale L1 line). A wait longer than ~2 s traps with a
-//    message naming the block and barrier, rather than hanging the GPU.
+//    (1) the input as int8 blocks in shared memory, a 32-value block a thread (for q/k/v and gate/up the RMS norm of h
+//    first, computed by every block from h itself), values 0–15 and 16–31 of the blocks in two planes; (2) each tile:
+//    warp w takes a consecutive run of its 32-block chunks (lane i block i of the chunk: one 16-byte unit of codes, the
+//    activation's 32 codes, dp4a) and sums the warp once a row's run ends into `partial`; then a barrier of the consumers
+//    and one thread a row (a RoPE pair for q/k/v) adds the row's partials in order and stores: q, the f16 K/V cache,
+//    SiLU(gate)·up, or h += product from the block's rows of h staged before the tiles (each row has one owner: no atomics,
+//    and the same sums every run).
+//  * Attention: items (KV head, partition of the positions), one a block in turn; the block's warps take positions w, w + 8,
+//    … two at a time with their own online softmax (exp2, scores scaled by 1/√d·log2 e) for the G query heads of the KV
+//    head, merged over the warps in a tree through shared memory; partials (unnormalised out, max, sum) to
+//    `partials`/`stats`. The block that completes a KV head's last partition (a ticket) merges that head group, a warp a
+//    query head, into `attention`: no grid barrier of its own.
+//  * Grid-wide barrier: every block's thread 0, after a consumer barrier, adds 1 to `arrived` (red.release; zeroed by the
+//    host before the launch), then spins until it reads the barrier's count × gridDim; a barrier of the consumers lets the
+//    rest on. Data another block wrote is read with ld.global.cg (L2, never a stale L1 line). A wait longer than ~2 s traps
+//    with a message naming the block and barrier, rather than hanging the GPU.
+//  * Trace (optional): block 0 stamps the global timer at each stage's start, prologue end, work end and barrier, and its
+//    producer counts the time it waited for a free stage (GpuCheck's "the persistent kernel's stages").
+// Measured (H200, 2026-11-28, docs/performance.md "The persistent decode kernel"): correct, but Llama-3-8B Q4_0 at batch 1
+// takes 2.88 ms a step against the layer-by-layer 1.58: the consumers, not the copies, set the pace (the producer waits for
+// a free stage ~80 % of the time), and each layer's chain of prologues and barriers is ~30 µs. Off by default.
 #include "common.cuh"
 
 // 8 consumer warps and the producer: 9 warps, at most 3 on an SM quadrant, so ptxas may give a thread 168 registers. With
-// 16 (5 warps on a quadrant: 96 registers) the kernel spilled 240–700 bytes a thread, and spills went to L2 (the block's
-// shared memory leaves L1 a few KB): every stage ran 3–8× slower (H200, 2026-11-28).
+// 16 (5 warps on a quadrant) it had 96 and spilled 240–700 bytes a thread. Spills go to L2 here (the block's shared memory
+// leaves L1 a few KB), and the step's time followed the spills more than anything else tried (H200, 2026-11-28).
 #define PD_CONSUMER_WARPS 8
 #define PD_CONSUMERS (PD_CONSUMER_WARPS * 32)
 #define PD_THREADS (PD_CONSUMERS + 32)
