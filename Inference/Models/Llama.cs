@@ -221,6 +221,7 @@ public sealed class LlamaModel : IForwardModel
         }
 
         _logitShard?.Dispose();
+        (_backend as CudaBackend)?.ForgetPersistentDecode(_weights.Layers);
         _rope.Dispose();
         _weights.Dispose();
     }

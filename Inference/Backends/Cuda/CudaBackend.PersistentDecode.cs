@@ -5,8 +5,9 @@ namespace AspireAi.Inference.Backends.Cuda;
 
 public sealed partial class CudaBackend
 {
-    /// <summary>The persistent kernel's plan of each model asked for (null: the kernel does not serve it), by its layer list.</summary>
-    private readonly Dictionary<IReadOnlyList<LayerWeights>, CudaPersistentDecode?> _persistentDecodes = new(ReferenceEqualityComparer.Instance);
+    /// <summary>The persistent kernel's plan of each model asked for, or why it does not serve it, by the model's layer list.</summary>
+    private readonly Dictionary<IReadOnlyList<LayerWeights>, (CudaPersistentDecode? Plan, string? Unsupported)> _persistentDecodes =
+        new(ReferenceEqualityComparer.Instance);
 
     /// <summary>
     /// Whether one-token decode steps run every transformer block in one persistent kernel where the model qualifies
@@ -40,6 +41,15 @@ public sealed partial class CudaBackend
         return [.. Enumerable.Range(0, layers).Select(l => (values[(perLayer * l)..(perLayer * (l + 1))], values[perLayer * layers + l]))];
     }
 
+    /// <summary>Frees the persistent kernel's plan for a model's blocks (the model is going away; LlamaModel.Dispose).</summary>
+    public void ForgetPersistentDecode(IReadOnlyList<LayerWeights> layers)
+    {
+        if (_persistentDecodes.Remove(layers, out var entry))
+        {
+            entry.Plan?.Dispose();
+        }
+    }
+
     /// <summary>
     /// Runs every transformer block of a one-token decode step in one launch of decode_persistent.cu where it can: a Hopper
     /// device, <see cref="PersistentDecode"/> on, one token whose sequence has only earlier steps in the cache, an f16 KV
@@ -61,15 +71,21 @@ public sealed partial class CudaBackend
             return false;
         }
 
-        if (!_persistentDecodes.TryGetValue(layers, out var plan))
+        if (!_persistentDecodes.TryGetValue(layers, out var entry))
         {
-            plan = CudaPersistentDecode.TryCreate(Context, kernel, layers, kv.Shape.KvHeads, kv.Shape.HeadDim, out var unsupported);
-            _persistentDecodes[layers] = plan;
-            PersistentDecodeUnsupported = unsupported;
+            var made = CudaPersistentDecode.TryCreate(Context, kernel, layers, kv.Shape.KvHeads, kv.Shape.HeadDim, out var unsupported);
+            _persistentDecodes[layers] = entry = (made, unsupported);
         }
 
-        if (plan is null || plan.LayerCount != kv.Shape.Layers || plan.KvHeads != kv.Shape.KvHeads || Batch.MaxContextLength > kv.Shape.SlotCount)
+        if (entry.Plan is not { } plan)
         {
+            PersistentDecodeUnsupported = entry.Unsupported;
+            return false;
+        }
+
+        if (plan.LayerCount != kv.Shape.Layers || plan.KvHeads != kv.Shape.KvHeads || Batch.MaxContextLength > kv.Shape.SlotCount)
+        {
+            PersistentDecodeUnsupported = "the KV cache does not match the model's blocks, or the context exceeds it";
             return false;
         }
 

@@ -1367,7 +1367,7 @@ public sealed partial class CudaBackend : IBackend, IDeviceSampler
         _samplingRows?.Dispose();
         _penalties?.Dispose();
         _tokenIds?.Dispose();
-        foreach (var plan in _persistentDecodes.Values)
+        foreach (var (plan, _) in _persistentDecodes.Values)
         {
             plan?.Dispose();
         }
