@@ -43,8 +43,7 @@ internal sealed class EngineChecks(CudaBackend gpu, CpuBackend cpu, Report repor
         const int blockSize = 16;
         var blocksPerSequence = (lengths.Max() + 6 + blockSize - 1) / blockSize;
         var blocks = 2 * blocksPerSequence + 6;
-        var shuffled = Enumerable.Range(0, blocks).OrderBy(b => (b * 7919) % blocks).ThenBy(b => b).ToArray();
-        int[][] tables = [shuffled[..blocksPerSequence], shuffled[blocksPerSequence..(2 * blocksPerSequence)]];
+        var tables = ScatteredTables(blocksPerSequence, blocks);
         using var gpuCache = gpu.CreateKvCache(gpuModel.KvCacheShape(blockSize, blocks));
         using var halfCache = gpu.CreateKvCache(gpuModel.KvCacheShape(blockSize, blocks) with { Dtype = KvCacheDtype.Float16 });
         using var cpuCache = cpu.CreateKvCache(cpuModel.KvCacheShape(blockSize, blocks));
@@ -57,18 +56,7 @@ internal sealed class EngineChecks(CudaBackend gpu, CpuBackend cpu, Report repor
         var cpuLogits = new float[2 * vocabulary];
         var halfLogits = new float[2 * vocabulary];
         var batch = new ForwardBatch(maxTokens, 2, blocksPerSequence);
-        for (var s = 0; s < 2; s++)
-        {
-            batch.AddSequence(tables[s]);
-        }
-
-        for (var s = 0; s < 2; s++)
-        {
-            for (var p = 0; p < lengths[s]; p++)
-            {
-                batch.AddToken(prompts[s][p], p, s, tables[s][p / blockSize] * blockSize + p % blockSize, p == lengths[s] - 1);
-            }
-        }
+        AddPrompts(batch, tables, prompts, blockSize);
 
         var agree = 0;
         var halfAgree = 0;
@@ -111,7 +99,7 @@ internal sealed class EngineChecks(CudaBackend gpu, CpuBackend cpu, Report repor
             for (var s = 0; s < 2; s++)
             {
                 var p = lengths[s]++;
-                batch.AddToken(next[s], p, s, tables[s][p / blockSize] * blockSize + p % blockSize, true);
+                batch.AddToken(next[s], p, s, Slot(tables[s], p, blockSize), true);
             }
         }
 
@@ -162,8 +150,7 @@ internal sealed class EngineChecks(CudaBackend gpu, CpuBackend cpu, Report repor
         const int steps = 6;
         var blocksPerSequence = (lengths.Max() + steps + blockSize - 1) / blockSize;
         var blocks = 2 * blocksPerSequence + 3;
-        var shuffled = Enumerable.Range(0, blocks).OrderBy(b => (b * 7919) % blocks).ThenBy(b => b).ToArray();
-        int[][] tables = [shuffled[..blocksPerSequence], shuffled[blocksPerSequence..(2 * blocksPerSequence)]];
+        var tables = ScatteredTables(blocksPerSequence, blocks);
         var shape = gpuModel.KvCacheShape(blockSize, blocks);
         using var layeredCache = gpu.CreateKvCache(shape with { Dtype = KvCacheDtype.Float16 });
         using var persistentCache = gpu.CreateKvCache(shape with { Dtype = KvCacheDtype.Float16 });
@@ -188,18 +175,7 @@ internal sealed class EngineChecks(CudaBackend gpu, CpuBackend cpu, Report repor
             }
         }
 
-        for (var s = 0; s < 2; s++)
-        {
-            batch.AddSequence(tables[s]);
-        }
-
-        for (var s = 0; s < 2; s++)
-        {
-            for (var p = 0; p < lengths[s]; p++)
-            {
-                batch.AddToken(prompts[s][p], p, s, tables[s][p / blockSize] * blockSize + p % blockSize, p == lengths[s] - 1);
-            }
-        }
+        AddPrompts(batch, tables, prompts, blockSize);
 
         Run(false, layeredCache, layered);
         Run(true, persistentCache, persistent);
@@ -215,7 +191,7 @@ internal sealed class EngineChecks(CudaBackend gpu, CpuBackend cpu, Report repor
                 var p = lengths[s]++;
                 batch.Clear();
                 batch.AddSequence(tables[s]);
-                batch.AddToken(next[s], p, 0, tables[s][p / blockSize] * blockSize + p % blockSize, true);
+                batch.AddToken(next[s], p, 0, Slot(tables[s], p, blockSize), true);
                 var last = step == steps - 1;
                 Run(false, layeredCache, layered);
                 var before = gpu.PersistentDecodeSteps;
@@ -247,6 +223,33 @@ internal sealed class EngineChecks(CudaBackend gpu, CpuBackend cpu, Report repor
         }
 
         report.Line($"     {name} persistent decode: greedy tokens agree with the CPU {agree}/{2 * steps}; worst logits rel.err {worstLayered:E2} against layer by layer, {worstCpu:E2} against the CPU ({gpu.PersistentDecodeSteps - ran} kernel steps)");
+    }
+
+    /// <summary>Two sequences' block tables scattered through a cache of <paramref name="blocks"/> blocks (as a long-running engine's are).</summary>
+    private static int[][] ScatteredTables(int blocksPerSequence, int blocks)
+    {
+        var shuffled = Enumerable.Range(0, blocks).OrderBy(b => (b * 7919) % blocks).ThenBy(b => b).ToArray();
+        return [shuffled[..blocksPerSequence], shuffled[blocksPerSequence..(2 * blocksPerSequence)]];
+    }
+
+    /// <summary>The cache slot of position <paramref name="position"/> of a sequence with this block table.</summary>
+    private static int Slot(int[] table, int position, int blockSize) => table[position / blockSize] * blockSize + position % blockSize;
+
+    /// <summary>Every sequence's prompt into <paramref name="batch"/> (one mixed prefill), the last token of each wanting logits.</summary>
+    private static void AddPrompts(ForwardBatch batch, int[][] tables, int[][] prompts, int blockSize)
+    {
+        foreach (var table in tables)
+        {
+            batch.AddSequence(table);
+        }
+
+        for (var s = 0; s < prompts.Length; s++)
+        {
+            for (var p = 0; p < prompts[s].Length; p++)
+            {
+                batch.AddToken(prompts[s][p], p, s, Slot(tables[s], p, blockSize), p == prompts[s].Length - 1);
+            }
+        }
     }
 
     /// <summary>The f16 KV cache's floor on the logits' relative error: that of the F16 GEMM's activation rounding.</summary>

@@ -527,7 +527,7 @@ internal sealed class ShapeBenchmarks(CudaBackend gpu, Report report, KvCacheDty
     private void PersistentKernelStages(ModelConfig config, string label, Action step)
     {
         var layers = config.LayerCount;
-        using var trace = new CudaDeviceBuffer<ulong>(gpu.Context, (PersistentDecodeGeometry.TraceStampsPerLayer + 1) * layers);
+        using var trace = new CudaDeviceBuffer<ulong>(gpu.Context, PersistentDecodeGeometry.TraceLength(layers));
         gpu.PersistentDecode = true;
         gpu.PersistentDecodeTrace = trace;
         try

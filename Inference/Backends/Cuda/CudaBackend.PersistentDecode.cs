@@ -35,7 +35,7 @@ public sealed partial class CudaBackend
     public (ulong[] Stamps, ulong ProducerWait)[] ReadPersistentDecodeTrace(int layers)
     {
         var trace = PersistentDecodeTrace ?? throw new InvalidOperationException("No trace buffer is set.");
-        var values = new ulong[(PersistentDecodeGeometry.TraceStampsPerLayer + 1) * layers];
+        var values = new ulong[PersistentDecodeGeometry.TraceLength(layers)];
         trace.CopyTo(Stream, values);
         var perLayer = PersistentDecodeGeometry.TraceStampsPerLayer;
         return [.. Enumerable.Range(0, layers).Select(l => (values[(perLayer * l)..(perLayer * (l + 1))], values[perLayer * layers + l]))];
@@ -92,7 +92,7 @@ public sealed partial class CudaBackend
         CheckRopeBatch(r, kv);
         plan.Launch(Stream, Context.MultiprocessorCount, Updated(hidden), kv, r, epsilon, Meta(_layout.Positions), Meta(_layout.Slots),
             Meta(_layout.BlockTables), Meta(_layout.Sequences), Batch.MaxBlocksPerSequence,
-            PersistentDecodeTrace is { } trace && trace.Length >= plan.TraceLength ? trace.Pointer : DevicePointer.Null);
+            PersistentDecodeTrace is { } trace && trace.Length >= PersistentDecodeGeometry.TraceLength(plan.LayerCount) ? trace.Pointer : DevicePointer.Null);
         PersistentDecodeSteps++;
         PersistentDecodeUnsupported = null;
         return true;

@@ -1091,7 +1091,7 @@ public sealed partial class CudaBackend : IBackend, IDeviceSampler
             throw new InvalidOperationException($"A context of {batch.MaxContextLength} positions exceeds the KV cache of {shape.SlotCount} slots.");
         }
 
-        var scaleLog2 = (float)(1.0 / Math.Sqrt(shape.HeadDim) * 1.4426950408889634);
+        var scaleLog2 = CudaLaunchGeometry.AttentionScaleLog2(shape.HeadDim);
         // Prefill runs take the tensor-core kernel where it serves the head dimension; every other token (all of a decode
         // batch, which has no query tiles and so launches exactly what it did before attention_prefill existed) takes
         // attention_partition, through the token list where the batch mixes both.

@@ -60,13 +60,23 @@ public sealed class CudaKernels : IDisposable
             && (ptxDirectory is null || File.Exists(Path.Combine(ptxDirectory, "matmul" + DependentLaunchSuffix + ".ptx")));
         var suffix = DependentLaunch ? DependentLaunchSuffix : "";
         _modules = ModuleNames.Select(name => new CudaModule(context, name + suffix + ".ptx", LoadPtx(name + suffix, ptxDirectory), DependentLaunch)).ToArray();
-        // sm_90a PTX runs on compute capability 9.0 only (Blackwell and later keep gemm_half_tc); a PTX folder without the
-        // file leaves the Hopper GEMM out rather than failing.
-        if (_hopper
-            && (ptxDirectory is null || File.Exists(Path.Combine(ptxDirectory, "gemm_hopper" + HopperSuffix + ".ptx"))))
+        // sm_90a PTX runs on compute capability 9.0 only (Blackwell and later keep gemm_half_tc and the layer-by-layer step);
+        // a PTX folder without a module's file leaves that module out rather than failing.
+        CudaModule? HopperModule(string name)
         {
-            var hopper = new CudaModule(context, "gemm_hopper" + HopperSuffix + ".ptx", LoadPtx("gemm_hopper" + HopperSuffix, ptxDirectory), DependentLaunch);
-            _modules = [.. _modules, hopper];
+            if (!_hopper || (ptxDirectory is not null && !File.Exists(Path.Combine(ptxDirectory, name + HopperSuffix + ".ptx"))))
+            {
+                return null;
+            }
+
+            return new CudaModule(context, name + HopperSuffix + ".ptx", LoadPtx(name + HopperSuffix, ptxDirectory), DependentLaunch);
+        }
+
+        var hopper = HopperModule("gemm_hopper");
+        var persistent = HopperModule("decode_persistent");
+        _modules = [.. _modules, .. new[] { hopper, persistent }.OfType<CudaModule>()];
+        if (hopper is not null)
+        {
             foreach (var name in new[] { "gemm_f16", "gemm_bf16" })
             {
                 foreach (var tile in CudaLaunchGeometry.WarpgroupGemmTiles)
@@ -81,14 +91,8 @@ public sealed class CudaKernels : IDisposable
             }
         }
 
-        // The persistent decode kernel (cp.async.bulk, sm_90): the same rule as the Hopper GEMM's module.
-        if (_hopper
-            && (ptxDirectory is null || File.Exists(Path.Combine(ptxDirectory, "decode_persistent" + HopperSuffix + ".ptx"))))
-        {
-            var persistent = new CudaModule(context, "decode_persistent" + HopperSuffix + ".ptx", LoadPtx("decode_persistent" + HopperSuffix, ptxDirectory), DependentLaunch);
-            _modules = [.. _modules, persistent];
-            PersistentDecodeNibble = persistent.Kernel("decode_persistent_nibble");
-        }
+        // The persistent decode kernel (cp.async.bulk, sm_90), off unless CudaBackend.PersistentDecode asks for it.
+        PersistentDecodeNibble = persistent?.Kernel("decode_persistent_nibble");
 
         var elementwise = _modules[0];
         var matmul = _modules[1];

@@ -37,6 +37,12 @@ public static class CudaLaunchGeometry
     public const int AttentionMaxHeadDim = 256;
 
     /// <summary>
+    /// The attention kernels' score scale: 1/√headDim times log2(e), since they exponentiate with exp2 (attention.cu, and
+    /// the persistent decode kernel's attention).
+    /// </summary>
+    public static float AttentionScaleLog2(int headDim) => (float)(1.0 / Math.Sqrt(headDim) * 1.4426950408889634);
+
+    /// <summary>
     /// Whether the attention kernel serves this geometry (else a clear error at the first step): rows of whole 16-byte
     /// copies (cp.async), so a head dimension that is a multiple of 4 over a float32 cache, of 8 over an f16 one and of 16
     /// over an fp8 one.

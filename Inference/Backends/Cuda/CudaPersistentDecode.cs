@@ -56,11 +56,6 @@ internal sealed class CudaPersistentDecode : IDisposable
 
     public int CodeOffset { get; }
 
-    /// <summary>
-    /// Values of a trace (decode_persistent.cu's PD_TRACE_PER_LAYER global-timer stamps a layer of block 0's consumers, then
-    /// each layer's nanoseconds its producer waited for a free stage).
-    /// </summary>
-    public int TraceLength => (PersistentDecodeGeometry.TraceStampsPerLayer + 1) * LayerCount;
 
     /// <summary>
     /// The plan for <paramref name="layers"/> (uploads on a stream of its own, so that it may be made while another stream
@@ -157,17 +152,16 @@ internal sealed class CudaPersistentDecode : IDisposable
     /// Launches the kernel on <paramref name="stream"/>: hidden holds the embedded token on entry and the residual stream
     /// after the last block once the kernel has run. The metadata pointers are the step's (CudaBackend's layout).
     /// </summary>
-    /// <param name="trace">Where block 0 stamps its stages (<see cref="TraceLength"/> values), or null.</param>
+    /// <param name="trace">Where block 0 stamps its stages (<see cref="PersistentDecodeGeometry.TraceLength"/> values), or null.</param>
     public void Launch(CudaStream stream, int multiprocessors, CudaTensor hidden, CudaKvCache cache, CudaRotaryEmbedding rope, float epsilon,
         DevicePointer positions, DevicePointer slots, DevicePointer blockTables, DevicePointer sequences, int maxBlocks, DevicePointer trace)
     {
         var g = Geometry;
-        var scaleLog2 = (float)(1.0 / Math.Sqrt(HeadDim) * 1.4426950408889634);
         _arrived.Fill(stream, 0);
         _kernel.Launch(stream, multiprocessors, PersistentDecodeGeometry.Threads, g.SharedBytes,
             _layers, cache.LayerPointers(), LayerCount, hidden.Data, _query, _attention, _activated, _partials, _stats, _arrived,
             rope.Cos, rope.Sin, positions, slots, blockTables, sequences, maxBlocks, cache.Shape.BlockSize,
-            Dim, FeedForward, Heads, KvHeads, HeadDim, g.Partitions, epsilon, scaleLog2, CodeOffset,
+            Dim, FeedForward, Heads, KvHeads, HeadDim, g.Partitions, epsilon, CudaLaunchGeometry.AttentionScaleLog2(HeadDim), CodeOffset,
             g.QkvTileRows, g.OutputTileRows, g.GateUpTileRows, g.DownTileRows, g.Stages, trace);
     }
 

@@ -41,6 +41,12 @@ public readonly record struct PersistentDecodeGeometry(int QkvTileRows, int Outp
     /// <summary>PD_TRACE_PER_LAYER: a traced step's stamps a layer, 5 stages × (start, prologue done, work done, barrier passed).</summary>
     public const int TraceStampsPerLayer = 20;
 
+    /// <summary>
+    /// Values of a traced step of <paramref name="layers"/> layers: <see cref="TraceStampsPerLayer"/> global-timer stamps a
+    /// layer of block 0's consumers, then each layer's nanoseconds its producer waited for a free stage.
+    /// </summary>
+    public static int TraceLength(int layers) => (TraceStampsPerLayer + 1) * layers;
+
     /// <summary>Dynamic shared memory of the launch.</summary>
     public int SharedBytes => Stages * StageBytes + WorkBytes;
 
