@@ -7,6 +7,8 @@
 # PTX file starts with the sha256 of the source file and of common.cuh it was made from; the unit test CudaPtxTests fails
 # when a source changes without its PTX being regenerated.
 #   tools/gpu/build-ptx.sh [OUTPUT_DIR]   (default: Inference/Backends/Cuda/Kernels, beside the sources)
+#   ONLY="decode_persistent attention": only those sources (a kernel edit's call on the GPU machine then spends seconds
+#   on nvcc, not the ~50 s of every module; run-setup.sh's REBUILD)
 # Also writes OUTPUT_DIR/ptxas-report.txt: registers, spills and shared memory of every kernel as ptxas compiles each
 # PTX for its target, the same step the driver's JIT performs at load.
 set -euo pipefail
@@ -21,6 +23,7 @@ report="$out/ptxas-report.txt"
 : > "$report"
 for source in "$kernels"/*.cu; do
     name="$(basename "$source" .cu)"
+    if [ -n "${ONLY:-}" ] && [[ " $ONLY " != *" $name "* ]]; then continue; fi
     archs="sm_80 sm_90"
     if head -5 "$source" | grep -q "build-ptx: sm_90a only"; then archs="sm_90a"; fi
     for arch in $archs; do

@@ -18,8 +18,11 @@ public readonly record struct PersistentDecodeGeometry(int QkvTileRows, int Outp
     /// <summary>One ring stage (PD_STAGE_BYTES): 14 rows of a 4,096-wide nibble matrix with their scales, or 4 of a 14,336-wide one.</summary>
     public const int StageBytes = 32768;
 
-    /// <summary>Consumer warps a block (PD_CONSUMER_WARPS); one producer warp more.</summary>
-    public const int ConsumerWarps = 8;
+    /// <summary>Consumer warps a block (PD_CONSUMER_WARPS); one producer warp more: 8 warps, so a thread may have 255 registers.</summary>
+    public const int ConsumerWarps = 7;
+
+    /// <summary>PD_MERGE_SLOTS: attention's tree merge over the consumer warps, the largest power of two below their count.</summary>
+    public const int MergeSlots = 4;
 
     public const int Threads = (ConsumerWarps + 1) * 32;
 
@@ -52,7 +55,7 @@ public readonly record struct PersistentDecodeGeometry(int QkvTileRows, int Outp
 
     /// <summary>
     /// The launch for a model of this shape, or null where the kernel does not serve it: widths (hidden, feed-forward,
-    /// q rows) not multiples of 1,024 (a warp's chunk is 32 blocks of 32 values), a hidden width above 8,192 (a consumer
+    /// q rows) not multiples of 1,024 (a lane takes every 32nd 32-value block), a hidden width above 7,168 (a consumer
     /// thread normalises one 32-value block of it), more hidden rows a block than consumer threads (the residual rows it stages), a head dimension other than 64 or 128, more than 8 query heads a KV head (or 8 of 128), or shared memory for
     /// fewer than 2 stages.
     /// </summary>
@@ -69,7 +72,7 @@ public readonly record struct PersistentDecodeGeometry(int QkvTileRows, int Outp
 
         var widest = Math.Max(Math.Max(dim, feedForward), qRows);
         var activationBytes = Align16(widest) + widest / 32 * 8;
-        var mergeBytes = ConsumerWarps / 2 * (heads / kvHeads) * (2 + headDim) * sizeof(float);
+        var mergeBytes = MergeSlots * (heads / kvHeads) * (2 + headDim) * sizeof(float);
         var work = Align16(Math.Max(activationBytes, mergeBytes));
         var stages = Math.Min(MaxStages, (sharedBytesPerBlock - work) / StageBytes);
         var qkv = TileRows(dim, 1) & ~1;

@@ -8,8 +8,9 @@ public sealed class PersistentDecodeGeometryTests
     [Fact]
     public void A_block_stages_at_most_one_hidden_row_a_consumer_thread()
     {
-        Assert.NotNull(PersistentDecodeGeometry.For(8192, 28672, 64, 16, 128, 132, SharedBytes));  // 63 rows a block
-        Assert.Null(PersistentDecodeGeometry.For(8192, 28672, 64, 16, 128, 16, SharedBytes));      // 512 rows a block
+        Assert.NotNull(PersistentDecodeGeometry.For(6144, 16384, 48, 12, 128, 132, SharedBytes));  // 47 rows a block
+        Assert.NotNull(PersistentDecodeGeometry.For(6144, 16384, 48, 12, 128, 28, SharedBytes));   // 220 of the 7 warps' 224 threads
+        Assert.Null(PersistentDecodeGeometry.For(6144, 16384, 48, 12, 128, 27, SharedBytes));      // 228 rows a block
     }
 
     /// <summary>An H100/H200's 227 KB opt-in limit less the kernel's ~1 KB of static shared memory.</summary>
@@ -34,7 +35,7 @@ public sealed class PersistentDecodeGeometryTests
     [Fact]
     public void Every_tile_fits_its_stage_and_q_k_v_tiles_hold_whole_rope_pairs()
     {
-        foreach (var (dim, ffn, heads, kvHeads, headDim) in new[] { (4096, 14336, 32, 8, 128), (2048, 8192, 32, 8, 64), (8192, 16384, 64, 16, 128), (1024, 3072, 8, 2, 128) })
+        foreach (var (dim, ffn, heads, kvHeads, headDim) in new[] { (4096, 14336, 32, 8, 128), (2048, 8192, 32, 8, 64), (6144, 16384, 48, 12, 128), (1024, 3072, 8, 2, 128) })
         {
             var g = PersistentDecodeGeometry.For(dim, ffn, heads, kvHeads, headDim, 132, SharedBytes)!.Value;
             Assert.Equal(0, g.QkvTileRows % 2);
@@ -54,6 +55,7 @@ public sealed class PersistentDecodeGeometryTests
     [InlineData(4096, 14336, 48, 16, 128)] // 3 query heads a KV head
     [InlineData(4096, 14336, 32, 8, 256)]  // head dimension 256
     [InlineData(8192, 16384, 64, 8, 128)]  // 8 query heads of 128 a KV head
+    [InlineData(8192, 28672, 64, 16, 128)] // hidden 8,192: more 32-value blocks than consumer threads to normalise
     public void Shapes_the_kernel_does_not_serve_get_no_geometry(int dim, int ffn, int heads, int kvHeads, int headDim) =>
         Assert.Null(PersistentDecodeGeometry.For(dim, ffn, heads, kvHeads, headDim, 132, SharedBytes));
 

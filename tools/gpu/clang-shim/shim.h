@@ -33,3 +33,24 @@ extern "C" __device__ int printf(const char*, ...);  // nvcc's device printf (vp
 static __device__ __forceinline__ unsigned long long atomicAdd(unsigned long long* p, unsigned long long v) {
     return (unsigned long long)__nvvm_atom_add_gen_ll((long long*)p, (long long)v);
 }
+// nvcc's cache-global loads (ld.global.cg), which clang-14's headers lack.
+static __device__ __forceinline__ float __ldcg(const float* p) {
+    float v;
+    asm("ld.global.cg.f32 %0, [%1];" : "=f"(v) : "l"(p));
+    return v;
+}
+static __device__ __forceinline__ unsigned __ldcg(const unsigned* p) {
+    unsigned v;
+    asm("ld.global.cg.u32 %0, [%1];" : "=r"(v) : "l"(p));
+    return v;
+}
+static __device__ __forceinline__ uint2 __ldcg(const uint2* p) {
+    uint2 v;
+    asm("ld.global.cg.v2.u32 {%0, %1}, [%2];" : "=r"(v.x), "=r"(v.y) : "l"(p));
+    return v;
+}
+static __device__ __forceinline__ float4 __ldcg(const float4* p) {
+    float4 v;
+    asm("ld.global.cg.v4.f32 {%0, %1, %2, %3}, [%4];" : "=f"(v.x), "=f"(v.y), "=f"(v.z), "=f"(v.w) : "l"(p));
+    return v;
+}

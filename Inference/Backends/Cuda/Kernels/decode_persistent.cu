@@ -24,15 +24,17 @@
 //    streams the same bytes a layer.
 //  * Producer (warp PD_CONSUMER_WARPS, one lane): for each tile, waits until the consumers have released its stage (`empty`
 //    mbarrier, one arrival a consumer warp), then copies the rows' codes [rows][K/2] and f16 scales [rows][K/32] with
-//    cp.async.bulk, completing on the stage's `full` mbarrier. It never waits for activations.
+//    cp.async.bulk, completing on the stage's `full` mbarrier; ahead of the q/k/v and the gate/up tiles, a stage with the
+//    layer's norm weight. It never waits for activations.
 //  * Consumers (PD_CONSUMER_WARPS warps): per stage of a layer, after the grid-wide barrier that makes its input complete,
 //    (1) the input as int8 blocks in shared memory, a 32-value block a thread (for q/k/v and gate/up the RMS norm of h
-//    first, computed by every block from h itself), values 0–15 and 16–31 of the blocks in two planes; (2) each tile:
-//    warp w takes a consecutive run of its 32-block chunks (lane i block i of the chunk: one 16-byte unit of codes, the
-//    activation's 32 codes, dp4a) and sums the warp once a row's run ends into `partial`; then a barrier of the consumers
-//    and one thread a row (a RoPE pair for q/k/v) adds the row's partials in order and stores: q, the f16 K/V cache,
-//    SiLU(gate)·up, or h += product from the block's rows of h staged before the tiles (each row has one owner: no atomics,
-//    and the same sums every run).
+//    first, computed by every block from h itself), values 0–15 and 16–31 of the blocks in two planes, everything a thread
+//    reads asked for at once (one L2 round trip); (2) the tiles in units of two rows that share their activation loads (a
+//    RoPE pair of q/k/v, two rows of the attention output or down, a row of gate with the same row of up), warp w taking
+//    units w, w + 8, … of the stage: lane i adds blocks i, i + 32, … of both rows, the warp sums them, and lane 0 stores q,
+//    the f16 K/V cache, SiLU(gate)·up, or h += product from the block's rows of h staged before the tiles (each row has
+//    one owner: no atomics, and the same sums every run). A warp releases each tile's stage as it passes it: no barrier
+//    of the consumers between tiles.
 //  * Attention: items (KV head, partition of the positions), one a block in turn; the block's warps take positions w, w + 8,
 //    … two at a time with their own online softmax (exp2, scores scaled by 1/√d·log2 e) for the G query heads of the KV
 //    head, merged over the warps in a tree through shared memory; partials (unnormalised out, max, sum) to
@@ -49,17 +51,18 @@
 // a free stage ~80 % of the time), and each layer's chain of prologues and barriers is ~30 µs. Off by default.
 #include "common.cuh"
 
-// 8 consumer warps and the producer: 9 warps, at most 3 on an SM quadrant, so ptxas may give a thread 168 registers. With
-// 16 (5 warps on a quadrant) it had 96 and spilled 240–700 bytes a thread. Spills go to L2 here (the block's shared memory
-// leaves L1 a few KB), and the step's time followed the spills more than anything else tried (H200, 2026-11-28).
-#define PD_CONSUMER_WARPS 8
+// 7 consumer warps and the producer: 8 warps, 2 on each SM quadrant, so ptxas may give a thread 255 registers. With 8
+// consumer warps (3 warps on a quadrant) it had 168 and spilled 96–560 bytes a thread; with 16, 96 registers and 240–700
+// bytes. Spills go to L2 here (the block's shared memory leaves L1 a few KB, too little for 288 threads' stacks), and the
+// step's time followed the spills more than anything else tried (H200, 2026-11-28).
+#define PD_CONSUMER_WARPS 7
 #define PD_CONSUMERS (PD_CONSUMER_WARPS * 32)
 #define PD_THREADS (PD_CONSUMERS + 32)
+#define PD_MERGE_SLOTS 4  // attention's tree merge over the warps: the largest power of two below PD_CONSUMER_WARPS
 // One ring stage: 32 KB holds 14 rows of a 4,096-wide nibble matrix with their scales, or 4 of a 14,336-wide one; six of
 // them fit beside Llama-3-8B's largest activation block (14,336 int8 codes and 448 scales) in the 227 KB an SM gives a block.
 #define PD_STAGE_BYTES 32768
 #define PD_MAX_STAGES 8
-#define PD_MAX_CHUNKS (PD_STAGE_BYTES / 512)  // 32 blocks × 16 bytes of codes a chunk
 #define PD_MAX_PAIRS 64  // RoPE pairs of a head: head dimensions up to 128
 #define PD_TIMEOUT_CYCLES 4000000000LL  // ~2 s at 2 GHz
 
@@ -94,25 +97,6 @@ __device__ __forceinline__ void consumer_sync() { asm volatile("bar.sync 1, %0;"
 __device__ __forceinline__ unsigned load_acquire(const unsigned* p) {
     unsigned v;
     asm volatile("ld.acquire.gpu.global.u32 %0, [%1];" : "=r"(v) : "l"(p) : "memory");
-    return v;
-}
-
-// Loads of what other blocks of this launch wrote: ld.global.cg reads L2, never a line this SM's L1 kept from before.
-__device__ __forceinline__ float load_cg(const float* p) {
-    float v;
-    asm volatile("ld.global.cg.f32 %0, [%1];" : "=f"(v) : "l"(p) : "memory");
-    return v;
-}
-
-__device__ __forceinline__ unsigned load_cg(const unsigned* p) {
-    unsigned v;
-    asm volatile("ld.global.cg.u32 %0, [%1];" : "=r"(v) : "l"(p) : "memory");
-    return v;
-}
-
-__device__ __forceinline__ uint2 load_cg2(const unsigned* p) {
-    uint2 v;
-    asm volatile("ld.global.cg.v2.u32 {%0, %1}, [%2];" : "=r"(v.x), "=r"(v.y) : "l"(p) : "memory");
     return v;
 }
 
@@ -205,19 +189,6 @@ __device__ __forceinline__ void for_each_tile(const PdShape& s, int stage, F&& f
     }
 }
 
-// Sum of row r's chunk partials, in chunk order.
-__device__ __forceinline__ float row_sum(const float* partial, int r, int chunksPerRow) {
-    float v = 0.0f;
-    for (int g = 0; g < chunksPerRow; g++) v += partial[r * chunksPerRow + g];
-    return v;
-}
-
-__device__ __forceinline__ float4 load_cg4(const float* p) {
-    float4 v;
-    asm volatile("ld.global.cg.v4.f32 {%0, %1, %2, %3}, [%4];" : "=f"(v.x), "=f"(v.y), "=f"(v.z), "=f"(v.w) : "l"(p) : "memory");
-    return v;
-}
-
 // 32 values as one int8 block (quantize_block's arithmetic: d = max|x| / 127, codes round(x / d) to nearest even, and
 // d·Σcodes) by one thread: no shuffles.
 __device__ __forceinline__ void quantize_block_thread(const float (&v)[32], signed char* xq, signed char* xqHigh, float2* ds, int b) {
@@ -243,7 +214,7 @@ __device__ __forceinline__ void quantize_block_thread(const float (&v)[32], sign
 __device__ __forceinline__ void load_block(const float* x, int b, float (&v)[32]) {
 #pragma unroll
     for (int i = 0; i < 8; i++) {
-        const float4 f = load_cg4(x + b * 32 + 4 * i);
+        const float4 f = __ldcg((const float4*)(x + b * 32) + i);
         v[4 * i] = f.x; v[4 * i + 1] = f.y; v[4 * i + 2] = f.z; v[4 * i + 3] = f.w;
     }
 }
@@ -252,89 +223,130 @@ __device__ __forceinline__ void load_block(const float* x, int b, float (&v)[32]
 // output, SiLU·mul's), or RMSNorm(h)·w, the norm computed by every block from h (its width at most 32 · PD_CONSUMERS, one
 // block a thread, held from the sum of squares to the quantization). A thread takes whole 32-value blocks with 16-byte
 // loads and quantizes each alone (quantize_block's warp of shuffles a block, unrolled over a lane's many blocks, made
-// ptxas spill; two blocks a thread in flight at once spilled more).
-__device__ __forceinline__ void prepare_normed(const float* h, const float* w, int n, float eps, signed char* xq, signed char* xqHigh, float2* ds,
-                                               float* red) {
-    const int tid = threadIdx.x, blocks = n / 32;
+// ptxas spill at 96 registers a thread). Everything a thread reads is asked for at once, so a prologue waits for one L2
+// round trip (block 0's trace, H200 2026-11-28: the norm's two round trips took 5.4 µs, the 14,336-wide row's 7.3 µs).
+// Each block starts its row at its own 32-value block (first_block), so that the 132 blocks, which all read the same
+// row at once, ask different L2 lines first (a step 2.377 → 2.315 ms; the down prologue 7.2 → 5.4 µs a layer).
+
+__device__ __forceinline__ int first_block(int blocks) { return (int)((blockIdx.x * 37u) % (unsigned)blocks); }
+
+// RMSNorm(h)·w with the norm weight w in a ring stage (the producer's copy of it ahead of the layer's tiles: read from HBM
+// in the chain, it cost its own round trip of microseconds). Every warp waits for the stage and releases it once done.
+// stash() runs before the last barrier of the consumers: a caller's own loads, issued before the call and stored to
+// shared memory there, wait for the same round trip.
+__device__ __forceinline__ void prepare_normed(const float* h, const float* w, unsigned full, unsigned parity, unsigned empty, int tile, int n,
+                                               float eps, signed char* xq, signed char* xqHigh, float2* ds, float* red) {
+    const int blocks = n / 32, mine = threadIdx.x < blocks, b = mine ? (threadIdx.x + first_block(blocks)) % blocks : 0;
     float v[32];
     float squares = 0.0f;
-    if (tid < blocks) {
-        load_block(h, tid, v);
+    if (mine) {
+        load_block(h, b, v);
 #pragma unroll
         for (int i = 0; i < 32; i++) squares += v[i] * v[i];
     }
     squares = warp_sum(squares);
-    if (tid % 32 == 0) red[tid / 32] = squares;
+    if (threadIdx.x % 32 == 0) red[threadIdx.x / 32] = squares;
+    mbarrier_wait_watched(full, parity, "norm weight", tile);
     consumer_sync();
     float total = 0.0f;
 #pragma unroll
     for (int i = 0; i < PD_CONSUMER_WARPS; i++) total += red[i];
     const float r = rsqrtf(total / n + eps);
-    if (tid < blocks) {
+    if (mine) {
 #pragma unroll
         for (int i = 0; i < 8; i++) {
-            const float4 f = __ldg((const float4*)(w + tid * 32) + i);
+            const float4 f = *((const float4*)(w + b * 32) + i);
             v[4 * i] *= r * f.x; v[4 * i + 1] *= r * f.y; v[4 * i + 2] *= r * f.z; v[4 * i + 3] *= r * f.w;
         }
-        quantize_block_thread(v, xq, xqHigh, ds, tid);
-    }
-    consumer_sync();
-}
-
-__device__ __forceinline__ void prepare_plain(const float* x, int n, signed char* xq, signed char* xqHigh, float2* ds) {
-    for (int b = threadIdx.x; b < n / 32; b += PD_CONSUMERS) {
-        float v[32];
-        load_block(x, b, v);
         quantize_block_thread(v, xq, xqHigh, ds, b);
     }
+    __syncwarp();
+    if (threadIdx.x % 32 == 0) mbarrier_arrive(empty);
     consumer_sync();
 }
 
-// The consumers' side of one tile: wait for its stage, dot products into partial, release the stage. Warp w takes the
-// consecutive chunks [w·n/8, (w+1)·n/8) of the tile's n (a chunk: 32 blocks of one row, lane i block i), adding a run of
-// chunks of one row in its lanes and summing the warp once a run (a warp sum a chunk cost 5 dependent shuffles each):
-// partial[c] holds a run's sum at its last chunk c and 0 elsewhere, so a row's total is the same sum in the same order
-// every run.
-__device__ __forceinline__ void consume_tile(const PdTile& t, int mats, const unsigned char* stage, unsigned full, unsigned empty,
-                                             unsigned parity, int tileIndex, const signed char* xq, const signed char* xqHigh,
-                                             const float2* ds, int offset, float* partial) {
-    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-    const int blocks = t.k / 32, chunksPerRow = blocks / 32, chunks = mats * t.rows * chunksPerRow;
-    const int codeBytes = t.rows * (t.k / 2), matBytes = codeBytes + t.rows * (t.k / 16);
-    const int c0 = warp * chunks / PD_CONSUMER_WARPS, c1 = (warp + 1) * chunks / PD_CONSUMER_WARPS;
-    if (c0 < c1) mbarrier_wait_watched(full, parity, "full", tileIndex);
-    // Row r and chunk g of c, stepped along rather than divided out each chunk (32-bit offsets: a stage is 32 KB). Four
-    // chunks' dot products at a time made it slower (H200, 2026-11-28: gate/up 31.5 → 34.8 µs a layer; more spills).
-    int r = c0 / chunksPerRow, g = c0 - r * chunksPerRow;
-    float run = 0.0f;
-    for (int c = c0; c < c1; c++) {
-        const int m = r >= t.rows, rr = r - m * t.rows;  // gate/up: rows of up after those of gate
-        const unsigned char* codes = stage + m * matBytes + rr * (t.k / 2);
-        const unsigned short* scales = (const unsigned short*)(stage + m * matBytes + codeBytes + rr * (t.k / 16));
-        const int b = g * 32 + lane;
-        const int4 w = *(const int4*)(codes + b * 16);
-        const float s = half_to_float(scales[b]);
-        const float2 d = ds[b];
-        int codes8[8];
-        widen_nibbles(w, codes8);
-        const BlockDot dot = dot_block(codes8, *(const int4*)(xq + b * 16), *(const int4*)(xqHigh + b * 16));
-        run += d.x * (s * (float)(dot.lo + dot.hi)) - s * (float)offset * d.y;
-        const bool runEnds = c + 1 == c1 || g + 1 == chunksPerRow;  // the same for the whole warp
-        if (runEnds) run = warp_sum(run);
-        if (lane == 0) partial[c] = runEnds ? run : 0.0f;
-        if (runEnds) run = 0.0f;
-        if (++g == chunksPerRow) {
-            g = 0;
-            r++;
-        }
+// Two blocks a thread in flight (the feed-forward row of Llama-3-8B, 448 blocks, in one round trip); wider rows loop.
+template <typename Stash>
+__device__ __forceinline__ void prepare_plain(const float* x, int n, signed char* xq, signed char* xqHigh, float2* ds, Stash&& stash) {
+    const int blocks = n / 32, first = first_block(blocks);
+    for (int t = threadIdx.x; t < blocks; t += 2 * PD_CONSUMERS) {
+        const int t2 = t + PD_CONSUMERS, b = (t + first) % blocks, b2 = (t2 + first) % blocks;
+        const bool second = t2 < blocks;
+        float v[32], v2[32];
+        load_block(x, b, v);
+        if (second) load_block(x, b2, v2);
+        quantize_block_thread(v, xq, xqHigh, ds, b);
+        if (second) quantize_block_thread(v2, xq, xqHigh, ds, b2);
     }
-    __syncwarp();
-    if (lane == 0) mbarrier_arrive(empty);
+    stash();
     consumer_sync();
+}
+
+// Two rows' dot products with the stage's activation (a unit of work: a RoPE pair of q/k/v, two rows of the attention
+// output or down, a row of gate and the same row of up), both totals returned to every lane. Lane i takes blocks i, i + 32,
+// … of the rows, one at a time: one activation block loaded from shared memory serves both rows. Two or four blocks of
+// both rows loaded before any was used were slower (H200, 2026-11-28, Llama-3-8B Q4_0 a step: 1 block 2.210 ms, 2 blocks
+// 2.407, 4 blocks 2.522): their registers made ptxas spill (16, 104 and 284 bytes), and 7 warps working their own units
+// already hide the shared-memory latency. Each lane adds its blocks in order and the warp sums in a fixed tree: the same
+// totals every run.
+__device__ __forceinline__ float2 dot_two_rows(const unsigned char* codesA, const unsigned short* scalesA, const unsigned char* codesB,
+                                               const unsigned short* scalesB, int k, const signed char* xq, const signed char* xqHigh,
+                                               const float2* ds, float offset) {
+    const int lane = threadIdx.x % 32, n = k / 1024;
+    float a = 0.0f, b = 0.0f;
+    for (int i = 0; i < n; i++) {
+        const int block = i * 32 + lane;
+        const int4 wa = *(const int4*)(codesA + block * 16), wb = *(const int4*)(codesB + block * 16);
+        const float sa = half_to_float(scalesA[block]), sb = half_to_float(scalesB[block]);
+        const int4 xa = *(const int4*)(xq + block * 16), xb = *(const int4*)(xqHigh + block * 16);
+        const float2 d = ds[block];
+        int codes[8];
+        widen_nibbles(wa, codes);
+        const BlockDot da = dot_block(codes, xa, xb);
+        widen_nibbles(wb, codes);
+        const BlockDot db = dot_block(codes, xa, xb);
+        a += d.x * (sa * (float)(da.lo + da.hi)) - sa * offset * d.y;
+        b += d.x * (sb * (float)(db.lo + db.hi)) - sb * offset * d.y;
+    }
+    return make_float2(warp_sum(a), warp_sum(b));
+}
+
+// A projection stage's tiles, as the consumers take them: the block's rows in units of two dot products (dot_two_rows),
+// and warp w takes units w, w + 8, … of the stage in order. A warp waits for each tile's stage to fill, works its units in
+// it and releases it (one arrival a warp on `empty`, also from a warp with no unit there, after its wait: an arrival never
+// runs ahead of the stage's previous use), so the warps drift apart across tiles with no barrier of the consumers between
+// them. store(tile, unit, total of the first row, total of the second) runs on lane 0; a tile's last unit of an odd row
+// count has one row (its second total is the first row's again, not to be stored).
+template <typename Store>
+__device__ __forceinline__ void gemv_stage(const PdShape& s, int stage, int stages, int& index, const unsigned char* ring, unsigned full,
+                                           unsigned empty, const signed char* xq, const signed char* xqHigh, const float2* ds, int offset,
+                                           Store&& store) {
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+    const bool gated = stage == STAGE_GATE_UP;
+    int before = 0;  // the stage's units in the tiles before this one
+    for_each_tile(s, stage, [&](const PdTile& t) {
+        const int slot = index % stages, units = gated ? t.rows : (t.rows + 1) / 2;
+        const unsigned char* tile = ring + slot * PD_STAGE_BYTES;
+        const int rowBytes = t.k / 2, scaleBytes = t.k / 16, codeBytes = t.rows * rowBytes, matBytes = codeBytes + t.rows * scaleBytes;
+        mbarrier_wait_watched(full + 8 * slot, (index / stages) & 1, "full", index);
+        for (int j = (warp - before % PD_CONSUMER_WARPS + PD_CONSUMER_WARPS) % PD_CONSUMER_WARPS; j < units; j += PD_CONSUMER_WARPS) {
+            // gate/up: row j of gate and of up (the tile holds gate's rows, then the same rows of up); else rows 2j, 2j + 1.
+            const int ra = gated ? j : 2 * j, rb = gated ? j : min(2 * j + 1, t.rows - 1);
+            const int bOffset = gated ? matBytes : 0;
+            const float2 v = dot_two_rows(tile + ra * rowBytes, (const unsigned short*)(tile + codeBytes + ra * scaleBytes),
+                                          tile + bOffset + rb * rowBytes, (const unsigned short*)(tile + bOffset + codeBytes + rb * scaleBytes),
+                                          t.k, xq, xqHigh, ds, (float)offset);
+            if (lane == 0) store(t, j, v.x, v.y);
+        }
+        __syncwarp();
+        if (lane == 0) mbarrier_arrive(empty + 8 * slot);
+        before += units;
+        index++;
+    });
 }
 
 // One attention item: the G query heads of KV head `kvHead` over positions [j0, j1), warps taking positions in turn, merged
-// over the warps through `scratch` ([PD_CONSUMER_WARPS / 2][G][2 + headDim] floats); the block's result to partials/stats.
+// over the warps through `scratch` ([PD_MERGE_SLOTS][G][2 + headDim] floats); the block's result to partials/stats.
 template <int G, int D>
 __device__ __forceinline__ void attention_item(const float* query, const unsigned short* keys, const unsigned short* values,
                                                const int* table, int blockSize, int kvRows, int kvHead, int j0, int j1,
@@ -349,7 +361,7 @@ __device__ __forceinline__ void attention_item(const float* query, const unsigne
         l[h] = 0.0f;
 #pragma unroll
         for (int d = 0; d < D; d++) {
-            q[h][d] = load_cg(query + (kvHead * G + h) * HD + D * lane + d) * scaleLog2;
+            q[h][d] = __ldcg(query + (kvHead * G + h) * HD + D * lane + d) * scaleLog2;
             o[h][d] = 0.0f;
         }
     }
@@ -364,10 +376,10 @@ __device__ __forceinline__ void attention_item(const float* query, const unsigne
     auto loadRow = [&](const unsigned short* cache, long long slot, float (&x)[D]) {
         const long long at = slot * kvRows + kvHead * HD + D * lane;
         if constexpr (D == 4) {
-            const uint2 r = load_cg2((const unsigned*)(cache + at));
+            const uint2 r = __ldcg((const uint2*)(cache + at));
             x[0] = half_to_float(r.x & 0xFFFF); x[1] = half_to_float(r.x >> 16); x[2] = half_to_float(r.y & 0xFFFF); x[3] = half_to_float(r.y >> 16);
         } else {
-            const unsigned r = load_cg((const unsigned*)(cache + at));
+            const unsigned r = __ldcg((const unsigned*)(cache + at));
             x[0] = half_to_float(r & 0xFFFF); x[1] = half_to_float(r >> 16);
         }
     };
@@ -399,9 +411,11 @@ __device__ __forceinline__ void attention_item(const float* query, const unsigne
         attend(k0, v0);
         if (second) attend(k1, v1);
     }
-    // Tree merge: warps [half, 2·half) hand their state to warps [0, half).
+    // Tree merge: warps [half, 2·half) hand their state to warps [0, half) (from half = 4: warps 4–6 to 0–2, then 2–3 to 0–1,
+    // then 1 to 0).
     constexpr int SLOT = G * (2 + HD);
-    for (int half = PD_CONSUMER_WARPS / 2; half >= 1; half /= 2) {
+    static_assert(PD_MERGE_SLOTS < PD_CONSUMER_WARPS && 2 * PD_MERGE_SLOTS >= PD_CONSUMER_WARPS, "PD_MERGE_SLOTS: the largest power of two below the warps");
+    for (int half = PD_MERGE_SLOTS; half >= 1; half /= 2) {
         if (warp >= half && warp < 2 * half) {
             float* to = scratch + (warp - half) * SLOT;
 #pragma unroll
@@ -415,7 +429,7 @@ __device__ __forceinline__ void attention_item(const float* query, const unsigne
             }
         }
         consumer_sync();
-        if (warp < half) {
+        if (warp < half && warp + half < PD_CONSUMER_WARPS) {  // a partner handed its state over
             const float* from = scratch + warp * SLOT;
 #pragma unroll
             for (int h = 0; h < G; h++) {
@@ -450,8 +464,8 @@ template <int D>
 __device__ __forceinline__ void merge_head(const PdShape& s, int h, const float* partials, const float* stats, float* attention) {
     const int lane = threadIdx.x % 32;
     const float* st = stats + 2LL * h * s.partitions;
-    const float m = lane < s.partitions ? load_cg(st + 2 * lane) : -INFINITY;
-    const float l = lane < s.partitions ? load_cg(st + 2 * lane + 1) : 0.0f;
+    const float m = lane < s.partitions ? __ldcg(st + 2 * lane) : -INFINITY;
+    const float l = lane < s.partitions ? __ldcg(st + 2 * lane + 1) : 0.0f;
     const float M = warp_max(l > 0.0f ? m : -INFINITY);
     const float weight = l > 0.0f ? exp2f(m - M) : 0.0f;
     const float total = warp_sum(weight * l);
@@ -465,7 +479,7 @@ __device__ __forceinline__ void merge_head(const PdShape& s, int h, const float*
             if (p < s.partitions) {  // the same for the whole warp
                 const float wp = __shfl_sync(FULL_MASK, weight, p);
 #pragma unroll
-                for (int d = 0; d < D; d++) out[d] += wp * load_cg(o + p * (32 * D) + 32 * d);
+                for (int d = 0; d < D; d++) out[d] += wp * __ldcg(o + p * (32 * D) + 32 * d);
             }
         }
     }
@@ -474,8 +488,8 @@ __device__ __forceinline__ void merge_head(const PdShape& s, int h, const float*
 }
 
 // Attention's items (KV head, partition) a block in turn. The block that finishes a KV head's last partition (a ticket
-// counted in `tickets`, zeroed by the host before the launch) merges that head group's partitions into `attention`, so the
-// merge costs no grid barrier of its own.
+// counted in `tickets`, zeroed by the host before the launch) merges that head group's partitions into `attention`, a warp
+// a query head, so the merge costs no grid barrier of its own.
 template <int G, int D>
 __device__ __forceinline__ void attention_stage(const PdShape& s, const unsigned short* keys, const unsigned short* values, const float* query,
                                                 const int* table, int blockSize, int position, float scaleLog2, float* scratch,
@@ -489,13 +503,15 @@ __device__ __forceinline__ void attention_stage(const PdShape& s, const unsigned
                              partition, s.partitions);
         consumer_sync();  // warp 0's partials are written
         if (threadIdx.x == 0) {
-            __threadfence();
-            last = atomicAdd(tickets + kvHead, 1u) == (unsigned)s.partitions - 1;
-            if (last) __threadfence();
+            // Release: this block's partials before its ticket; acquire: every other partition's before the merge reads them.
+            unsigned ticket;
+            asm volatile("atom.acq_rel.gpu.global.add.u32 %0, [%1], 1;" : "=r"(ticket) : "l"(tickets + kvHead) : "memory");
+            last = ticket == (unsigned)s.partitions - 1;
         }
         consumer_sync();
-        const int warp = threadIdx.x / 32;
-        if (last && warp < G) merge_head<D>(s, kvHead * G + warp, partials, stats, attention);
+        if (last) {
+            for (int h = threadIdx.x / 32; h < G; h += PD_CONSUMER_WARPS) merge_head<D>(s, kvHead * G + h, partials, stats, attention);
+        }
     }
 }
 
@@ -506,7 +522,6 @@ extern "C" __global__ void __launch_bounds__(PD_THREADS, 1) decode_persistent_ni
     int headDim, int partitions, float eps, float scaleLog2, int offset, int tileQkv, int tileO, int tileGateUp, int tileDown,
     int stages, unsigned long long* trace) {
     __shared__ unsigned long long barriers[2 * PD_MAX_STAGES];  // full[stages], then empty[stages]
-    __shared__ float partial[2][PD_MAX_CHUNKS];                 // a tile's chunk sums, by tile parity
     __shared__ float red[PD_CONSUMER_WARPS];
     __shared__ float resid[PD_CONSUMERS];             // the block's rows of h, loaded before a residual stage's tiles
     __shared__ float rope[2][PD_MAX_PAIRS];           // cos, sin of the token's position
@@ -532,15 +547,26 @@ extern "C" __global__ void __launch_bounds__(PD_THREADS, 1) decode_persistent_ni
         for (int l = 0; l < layerCount; l++) {
             const PdLayer& L = layers[l];
             unsigned long long waited = 0;
+            // The next free stage, its index's slot (its copies complete on full + 8 · slot).
+            auto nextStage = [&]() {
+                const int slot = index % stages;
+                if (index >= stages) {
+                    const unsigned long long before = tracing ? global_timer() : 0;
+                    mbarrier_wait_watched(empty + 8 * slot, (index / stages - 1) & 1, "empty", index);
+                    if (tracing) waited += global_timer() - before;
+                }
+                return slot;
+            };
             for (int stage = STAGE_QKV; stage <= STAGE_DOWN; stage++) {
                 const int mats = stage == STAGE_GATE_UP ? 2 : 1;
+                if (stage == STAGE_QKV || stage == STAGE_GATE_UP) {  // the norm weight ahead of the stage's tiles
+                    const int slot = nextStage();
+                    mbarrier_arrive_expect_tx(full + 8 * slot, dim * 4);
+                    bulk_copy(ring + slot * PD_STAGE_BYTES, stage == STAGE_QKV ? L.attentionNorm : L.feedForwardNorm, dim * 4, full + 8 * slot);
+                    index++;
+                }
                 for_each_tile(s, stage, [&](const PdTile& t) {
-                    const int slot = index % stages;
-                    if (index >= stages) {
-                        const unsigned long long before = tracing ? global_timer() : 0;
-                        mbarrier_wait_watched(empty + 8 * slot, (index / stages - 1) & 1, "empty", index);
-                        if (tracing) waited += global_timer() - before;
-                    }
+                    const int slot = nextStage();
                     const unsigned codeBytes = t.rows * (t.k / 2), scaleBytes = t.rows * (t.k / 16);
                     mbarrier_arrive_expect_tx(full + 8 * slot, mats * (codeBytes + scaleBytes));
                     unsigned to = ring + slot * PD_STAGE_BYTES;
@@ -567,43 +593,58 @@ extern "C" __global__ void __launch_bounds__(PD_THREADS, 1) decode_persistent_ni
     const int position = __ldg(positions), slot = __ldg(slots);
     const int* table = blockTables + (long long)__ldg(sequenceOf) * maxBlocks;
     const int group = heads / kvHeads, pairs = headDim / 2;
+    if ((int)threadIdx.x < pairs) {  // cos and sin of the token's position, the same in every layer (visible after the first norm)
+        rope[0][threadIdx.x] = __ldg(ropeCos + (long long)position * pairs + threadIdx.x);
+        rope[1][threadIdx.x] = __ldg(ropeSin + (long long)position * pairs + threadIdx.x);
+    }
     unsigned barrier = 0;
     int index = 0;
-    auto gemvStage = [&](int stage, int mats, auto&& store) {
-        for_each_tile(s, stage, [&](const PdTile& t) {
-            const int slotIndex = index % stages;
-            float* part = partial[index & 1];
-            consume_tile(t, mats, pdShared + slotIndex * PD_STAGE_BYTES, full + 8 * slotIndex, empty + 8 * slotIndex,
-                         (index / stages) & 1, index, xq, xqHigh, ds, offset, part);
-            store(t, part, t.k / 1024);
-            index++;
-        });
+    const unsigned char* const ringStages = pdShared;
+    auto gemvStage = [&](int stage, auto&& store) {
+        gemv_stage(s, stage, stages, index, ringStages, full, empty, xq, xqHigh, ds, offset, store);
     };
-    // The block's rows of h for a residual stage, into `resid` before its tiles (the epilogue then adds without a round trip).
-    auto stageResidual = [&](int stage) {
+    // Work-end stamps of a traced step wait for every warp (they drift apart over a stage's tiles); untraced steps do not.
+    auto stampWorkDone = [&](unsigned long long* stamps, int i) {
+        if (stamps != nullptr) {
+            consumer_sync();
+            trace_stamp(stamps, i);
+        }
+    };
+    // The block's rows of h for a residual stage, into `resid` by the prologue (the epilogue then adds without a round
+    // trip): loaded before the prologue's own loads, stored after them.
+    auto prepareResidual = [&](int stage, const float* x, int n) {
         const PdSpan span = stage_span(s, stage);
-        if ((int)threadIdx.x < span.r1 - span.r0) resid[threadIdx.x] = load_cg(hidden + span.r0 + threadIdx.x);
+        const bool mine = (int)threadIdx.x < span.r1 - span.r0;
+        const float h = mine ? __ldcg(hidden + span.r0 + threadIdx.x) : 0.0f;
+        prepare_plain(x, n, xq, xqHigh, ds, [&] {
+            if (mine) resid[threadIdx.x] = h;
+        });
         return span.r0;
     };
+    // RMSNorm(h)·w into the activation blocks, w from the ring stage the producer filled ahead of the stage's tiles.
+    auto prepareNormed = [&]() {
+        const int slot = index % stages;
+        prepare_normed(hidden, (const float*)(ringStages + slot * PD_STAGE_BYTES), full + 8 * slot, (index / stages) & 1, empty + 8 * slot,
+                       index, dim, eps, xq, xqHigh, ds, red);
+        index++;
+    };
+    // h += the unit's rows of a projection (rows 2·unit and 2·unit + 1 of the tile; the second absent at an odd end).
+    auto addResidual = [&](const PdTile& t, int unit, float v0, float v1, int r0) {
+        const int row = t.row + 2 * unit;
+        hidden[row] = resid[row - r0] + v0;
+        if (2 * unit + 1 < t.rows) hidden[row + 1] = resid[row + 1 - r0] + v1;
+    };
     for (int l = 0; l < layerCount; l++) {
-        const PdLayer& L = layers[l];
         unsigned short* const keys = (unsigned short*)kvLayers[2 * l];
         unsigned short* const values = (unsigned short*)kvLayers[2 * l + 1];
         unsigned long long* const stamps = trace != nullptr ? trace + PD_TRACE_PER_LAYER * l : nullptr;
 
-        // q/k/v: RoPE on q and k, k and v into the cache. Thread i: the RoPE pair of rows 2i, 2i + 1.
+        // q/k/v: RoPE on q and k, k and v into the cache (a unit is a RoPE pair).
         trace_stamp(stamps, 0);
-        if ((int)threadIdx.x < pairs) {
-            rope[0][threadIdx.x] = __ldg(ropeCos + (long long)position * pairs + threadIdx.x);
-            rope[1][threadIdx.x] = __ldg(ropeSin + (long long)position * pairs + threadIdx.x);
-        }
-        prepare_normed(hidden, L.attentionNorm, dim, eps, xq, xqHigh, ds, red);
+        prepareNormed();
         trace_stamp(stamps, 1);
-        gemvStage(STAGE_QKV, 1, [&](const PdTile& t, const float* part, int chunksPerRow) {
-            const int i = threadIdx.x;
-            if (2 * i >= t.rows) return;
-            float v0 = row_sum(part, 2 * i, chunksPerRow), v1 = row_sum(part, 2 * i + 1, chunksPerRow);
-            const int row = t.row + 2 * i;
+        gemvStage(STAGE_QKV, [&](const PdTile& t, int unit, float v0, float v1) {
+            const int row = t.row + 2 * unit;
             if (t.matrix < 2) {
                 const int pair = (row % headDim) / 2;
                 const float c = rope[0][pair], sn = rope[1][pair], x0 = v0;
@@ -618,7 +659,7 @@ extern "C" __global__ void __launch_bounds__(PD_THREADS, 1) decode_persistent_ni
                 *(unsigned*)cache = round_half(v0, 0) | (unsigned)round_half(v1, 0) << 16;
             }
         });
-        trace_stamp(stamps, 2);
+        stampWorkDone(stamps, 2);
         grid_sync(arrived, ++barrier);
         trace_stamp(stamps, 3);
         if (l == 0) pdl_launch_dependents();  // every block is resident now: the next kernel's blocks may take what is left
@@ -640,41 +681,28 @@ extern "C" __global__ void __launch_bounds__(PD_THREADS, 1) decode_persistent_ni
 
         // Attention output into the residual.
         trace_stamp(stamps, 8);
-        int r0 = stageResidual(STAGE_O);
-        prepare_plain(attention, s.qRows, xq, xqHigh, ds);
+        int r0 = prepareResidual(STAGE_O, attention, s.qRows);
         trace_stamp(stamps, 9);
-        gemvStage(STAGE_O, 1, [&](const PdTile& t, const float* part, int chunksPerRow) {
-            const int i = threadIdx.x;
-            if (i < t.rows) hidden[t.row + i] = resid[t.row - r0 + i] + row_sum(part, i, chunksPerRow);
-        });
-        trace_stamp(stamps, 10);
+        gemvStage(STAGE_O, [&](const PdTile& t, int unit, float v0, float v1) { addResidual(t, unit, v0, v1, r0); });
+        stampWorkDone(stamps, 10);
         grid_sync(arrived, ++barrier);
         trace_stamp(stamps, 11);
 
-        // SiLU(gate)·up: tile rows 0…rows−1 are gate's, rows…2·rows−1 the same rows of up.
+        // SiLU(gate)·up: a unit is a row of gate and the same row of up.
         trace_stamp(stamps, 12);
-        prepare_normed(hidden, L.feedForwardNorm, dim, eps, xq, xqHigh, ds, red);
+        prepareNormed();
         trace_stamp(stamps, 13);
-        gemvStage(STAGE_GATE_UP, 2, [&](const PdTile& t, const float* part, int chunksPerRow) {
-            const int i = threadIdx.x;
-            if (i >= t.rows) return;
-            const float g = row_sum(part, i, chunksPerRow), u = row_sum(part, t.rows + i, chunksPerRow);
-            activated[t.row + i] = g / (1.0f + expf(-g)) * u;
-        });
-        trace_stamp(stamps, 14);
+        gemvStage(STAGE_GATE_UP, [&](const PdTile& t, int unit, float g, float u) { activated[t.row + unit] = g / (1.0f + expf(-g)) * u; });
+        stampWorkDone(stamps, 14);
         grid_sync(arrived, ++barrier);
         trace_stamp(stamps, 15);
 
         // Down into the residual.
         trace_stamp(stamps, 16);
-        r0 = stageResidual(STAGE_DOWN);
-        prepare_plain(activated, ffn, xq, xqHigh, ds);
+        r0 = prepareResidual(STAGE_DOWN, activated, ffn);
         trace_stamp(stamps, 17);
-        gemvStage(STAGE_DOWN, 1, [&](const PdTile& t, const float* part, int chunksPerRow) {
-            const int i = threadIdx.x;
-            if (i < t.rows) hidden[t.row + i] = resid[t.row - r0 + i] + row_sum(part, i, chunksPerRow);
-        });
-        trace_stamp(stamps, 18);
+        gemvStage(STAGE_DOWN, [&](const PdTile& t, int unit, float v0, float v1) { addResidual(t, unit, v0, v1, r0); });
+        stampWorkDone(stamps, 18);
         if (l + 1 < layerCount) grid_sync(arrived, ++barrier);
         trace_stamp(stamps, 19);
     }
