@@ -46,9 +46,10 @@
 //    with a message naming the block and barrier, rather than hanging the GPU.
 //  * Trace (optional): block 0 stamps the global timer at each stage's start, prologue end, work end and barrier, and its
 //    producer counts the time it waited for a free stage (GpuCheck's "the persistent kernel's stages").
-// Measured (H200, 2026-11-28, docs/performance.md "The persistent decode kernel"): correct, but Llama-3-8B Q4_0 at batch 1
-// takes 2.88 ms a step against the layer-by-layer 1.58: the consumers, not the copies, set the pace (the producer waits for
-// a free stage ~80 % of the time), and each layer's chain of prologues and barriers is ~30 µs. Off by default.
+// Measured (H200, 2026-11-28, docs/performance.md "The persistent decode kernel, second round"): correct, but Llama-3-8B
+// Q4_0 at batch 1 takes 2.18 ms a step against the layer-by-layer 1.58: the projections' work runs at the stream rate
+// (~26 µs a layer), and the chain between them (prologues, five grid barriers, attention and its merge) is ~38 µs a layer.
+// Off by default.
 #include "common.cuh"
 
 // 7 consumer warps and the producer: 8 warps, 2 on each SM quadrant, so ptxas may give a thread 255 registers. With 8
