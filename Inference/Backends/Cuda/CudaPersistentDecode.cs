@@ -6,7 +6,8 @@ namespace AspireAi.Inference.Backends.Cuda;
 /// <summary>
 /// The host's side of decode_persistent.cu for one model: whether its blocks qualify (llama blocks without biases or
 /// per-head norms whose seven projections are nibble weights with one f16 scale a block — Q4_0), the device table of their
-/// weights, the kernel's scratch (q, the attention and SiLU·mul outputs, attention partials, the grid barrier's counter) and
+/// weights, the kernel's scratch (q, the quantized attention output and norm input, the SiLU·mul output, attention partials,
+/// the grid barrier's counter) and
 /// the launch. Made by <see cref="CudaBackend.TryDecodeLayers"/> on a model's first one-token step.
 /// </summary>
 internal sealed class CudaPersistentDecode : IDisposable
@@ -17,7 +18,7 @@ internal sealed class CudaPersistentDecode : IDisposable
     private readonly CudaKernel _kernel;
     private readonly CudaDeviceBuffer<ulong> _layers;
     private readonly CudaDeviceBuffer<float> _query;
-    private readonly CudaDeviceBuffer<float> _attention;
+    private readonly CudaDeviceBuffer<byte> _quantized;
     private readonly CudaDeviceBuffer<float> _activated;
     private readonly CudaDeviceBuffer<float> _partials;
     private readonly CudaDeviceBuffer<float> _stats;
@@ -31,7 +32,9 @@ internal sealed class CudaPersistentDecode : IDisposable
         _layers = new CudaDeviceBuffer<ulong>(context, table.Length);
         _layers.CopyFrom(upload, table);
         _query = new CudaDeviceBuffer<float>(context, heads * headDim);
-        _attention = new CudaDeviceBuffer<float>(context, heads * headDim);
+        // Attention's output as int8 blocks (codes, then {d, d·Σq} a 32-value block), the next norm's input h·w likewise, then
+        // each block's Σh² (decode_persistent.cu's quantized buffer).
+        _quantized = new CudaDeviceBuffer<byte>(context, heads * headDim * 5 / 4 + dim * 5 / 4 + 4 * context.MultiprocessorCount);
         _activated = new CudaDeviceBuffer<float>(context, feedForward);
         _partials = new CudaDeviceBuffer<float>(context, (long)heads * geometry.Partitions * headDim);
         _stats = new CudaDeviceBuffer<float>(context, 2L * heads * geometry.Partitions);
@@ -159,7 +162,7 @@ internal sealed class CudaPersistentDecode : IDisposable
         var g = Geometry;
         _arrived.Fill(stream, 0);
         _kernel.Launch(stream, multiprocessors, PersistentDecodeGeometry.Threads, g.SharedBytes,
-            _layers, cache.LayerPointers(), LayerCount, hidden.Data, _query, _attention, _activated, _partials, _stats, _arrived,
+            _layers, cache.LayerPointers(), LayerCount, hidden.Data, _query, _quantized, _activated, _partials, _stats, _arrived,
             rope.Cos, rope.Sin, positions, slots, blockTables, sequences, maxBlocks, cache.Shape.BlockSize,
             Dim, FeedForward, Heads, KvHeads, HeadDim, g.Partitions, epsilon, CudaLaunchGeometry.AttentionScaleLog2(HeadDim), CodeOffset,
             g.QkvTileRows, g.OutputTileRows, g.GateUpTileRows, g.DownTileRows, g.Stages, trace);
@@ -167,11 +170,12 @@ internal sealed class CudaPersistentDecode : IDisposable
 
     public void Dispose()
     {
-        foreach (var buffer in new[] { _query, _attention, _activated, _partials, _stats })
+        foreach (var buffer in new[] { _query, _activated, _partials, _stats })
         {
             buffer.Dispose();
         }
 
+        _quantized.Dispose();
         _layers.Dispose();
         _arrived.Dispose();
     }

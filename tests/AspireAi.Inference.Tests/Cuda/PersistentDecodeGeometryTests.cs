@@ -6,11 +6,11 @@ namespace AspireAi.Inference.Tests.Cuda;
 public sealed class PersistentDecodeGeometryTests
 {
     [Fact]
-    public void A_block_stages_at_most_one_hidden_row_a_consumer_thread()
+    public void A_block_takes_at_most_one_32_row_group_of_the_hidden_rows_a_consumer_warp()
     {
-        Assert.NotNull(PersistentDecodeGeometry.For(6144, 16384, 48, 12, 128, 132, SharedBytes));  // 47 rows a block
-        Assert.NotNull(PersistentDecodeGeometry.For(6144, 16384, 48, 12, 128, 28, SharedBytes));   // 220 of the 7 warps' 224 threads
-        Assert.Null(PersistentDecodeGeometry.For(6144, 16384, 48, 12, 128, 27, SharedBytes));      // 228 rows a block
+        Assert.NotNull(PersistentDecodeGeometry.For(6144, 16384, 48, 12, 128, 132, SharedBytes));  // 192 groups: 2 at most a block
+        Assert.NotNull(PersistentDecodeGeometry.For(6144, 16384, 48, 12, 128, 28, SharedBytes));   // 7, one a consumer warp
+        Assert.Null(PersistentDecodeGeometry.For(6144, 16384, 48, 12, 128, 27, SharedBytes));      // 8
     }
 
     /// <summary>An H100/H200's 227 KB opt-in limit less the kernel's ~1 KB of static shared memory.</summary>

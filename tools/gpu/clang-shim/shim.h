@@ -54,3 +54,13 @@ static __device__ __forceinline__ float4 __ldcg(const float4* p) {
     asm("ld.global.cg.v4.f32 {%0, %1, %2, %3}, [%4];" : "=f"(v.x), "=f"(v.y), "=f"(v.z), "=f"(v.w) : "l"(p));
     return v;
 }
+static __device__ __forceinline__ float2 __ldcg(const float2* p) {
+    float2 v;
+    asm("ld.global.cg.v2.f32 {%0, %1}, [%2];" : "=f"(v.x), "=f"(v.y) : "l"(p));
+    return v;
+}
+static __device__ __forceinline__ int4 __ldcg(const int4* p) {
+    int4 v;
+    asm("ld.global.cg.v4.s32 {%0, %1, %2, %3}, [%4];" : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "l"(p));
+    return v;
+}

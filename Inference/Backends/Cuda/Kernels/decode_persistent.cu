@@ -151,7 +151,8 @@ __device__ __forceinline__ void grid_sync(unsigned* arrived, unsigned barrier) {
 }
 
 // The rows of `stage` this block takes, [r0, r1) of the stage's rows (q/k/v: of q, k and v one after the other): an even
-// split over the blocks, in whole RoPE pairs for q/k/v.
+// split over the blocks, in whole RoPE pairs for q/k/v and whole 32-row groups for the residual stages (whose epilogue
+// quantizes the next norm's input a group at a time).
 struct PdSpan {
     int r0, r1, total, k, matrix, tileRows;
 };
@@ -160,12 +161,15 @@ __device__ __forceinline__ PdSpan stage_span(const PdShape& s, int stage) {
     int total, unit = 1, k, matrix, tileRows;
     switch (stage) {
     case STAGE_QKV: total = s.qRows + 2 * s.kvRows; unit = 2; k = s.dim; matrix = 0; tileRows = s.tileQkv; break;
-    case STAGE_O: total = s.dim; k = s.qRows; matrix = 3; tileRows = s.tileO; break;
+    case STAGE_O: total = s.dim; unit = 32; k = s.qRows; matrix = 3; tileRows = s.tileO; break;
     case STAGE_GATE_UP: total = s.ffn; k = s.dim; matrix = 4; tileRows = s.tileGateUp; break;
-    default: total = s.dim; k = s.ffn; matrix = 6; tileRows = s.tileDown; break;
+    default: total = s.dim; unit = 32; k = s.ffn; matrix = 6; tileRows = s.tileDown; break;
     }
-    const long long units = total / unit;
-    return PdSpan{unit * (int)(units * blockIdx.x / gridDim.x), unit * (int)(units * (blockIdx.x + 1) / gridDim.x), total, k, matrix, tileRows};
+    // Bounds rounded up, so that where there are fewer units than blocks block 0 is never one without work (its trace
+    // stands for the grid).
+    const long long units = total / unit, blocks = gridDim.x;
+    return PdSpan{unit * (int)((units * blockIdx.x + blocks - 1) / blocks), unit * (int)((units * (blockIdx.x + 1) + blocks - 1) / blocks), total, k,
+                  matrix, tileRows};
 }
 
 // The tiles of `stage` this block takes, in order, each given to f. Producer and consumers walk the same sequence.
@@ -210,6 +214,18 @@ __device__ __forceinline__ void quantize_block_thread(const float (&v)[32], sign
     *(int4*)(xq + b * 16) = make_int4(packed[0], packed[1], packed[2], packed[3]);
     *(int4*)(xqHigh + b * 16) = make_int4(packed[4], packed[5], packed[6], packed[7]);
     ds[b] = make_float2(d, d * (float)sum);
+}
+
+// The same block quantized by a warp, lane i holding value i (quantize_block_thread's arithmetic: the same codes, d and
+// d·Σcodes), into a vector's planes in global memory: codes [n], values 0–15 of block b at b·16, values 16–31 at n/2 + b·16.
+__device__ __forceinline__ void quantize_block_warp(float x, int b, int n, signed char* codes, float2* ds) {
+    const int lane = threadIdx.x % 32;
+    const float amax = warp_max(fabsf(x));
+    const float d = amax / 127.0f, id = amax > 0.0f ? 127.0f / amax : 0.0f;
+    const int q = __float2int_rn(x * id);
+    codes[(lane < 16 ? 0 : n / 2) + b * 16 + lane % 16] = (signed char)q;
+    const int sum = warp_sum_int(q);
+    if (lane == 0) ds[b] = make_float2(d, d * (float)sum);
 }
 
 __device__ __forceinline__ void load_block(const float* x, int b, float (&v)[32]) {
@@ -279,6 +295,42 @@ __device__ __forceinline__ void prepare_plain(const float* x, int n, signed char
         quantize_block_thread(v, xq, xqHigh, ds, b);
         if (second) quantize_block_thread(v2, xq, xqHigh, ds, b2);
     }
+    stash();
+    consumer_sync();
+}
+
+// The stage's activation row already quantized (quantize_block_warp's planes and {d, d·Σq}, written before the grid
+// barrier by the blocks that made it) into shared memory: no float row to read and no quantization in the chain. With
+// `partials` (a folded norm: the codes of h·w, which are those of r·h·w), r = rsqrt(Σ partials / n + ε) scales each d;
+// the partials, one a block, are added in block order. Each thread's loads are asked for at once.
+template <typename Stash>
+__device__ __forceinline__ void prepare_quantized(const signed char* codes, const float2* dsGlobal, int n, const float* partials, float eps,
+                                                  signed char* xq, signed char* xqHigh, float2* ds, float* red, Stash&& stash) {
+    const int tid = threadIdx.x, lane = tid % 32, blocks = n / 32, chunks = n / 16;  // 16-byte chunks: the low plane's, then the high one's
+    float p[8];  // lane i: partials i, i + 32, … (the first 256 blocks'), loaded with the rest and added after
+#pragma unroll
+    for (int k = 0; k < 8; k++) p[k] = partials != nullptr && tid < 32 && lane + 32 * k < gridDim.x ? __ldcg(partials + lane + 32 * k) : 0.0f;
+    const float2 d = tid < blocks ? __ldcg(dsGlobal + tid) : make_float2(0.0f, 0.0f);
+    for (int t = tid; t < chunks; t += 2 * PD_CONSUMERS) {
+        const int t2 = t + PD_CONSUMERS;
+        const int4 c = __ldcg((const int4*)codes + t);
+        const int4 c2 = t2 < chunks ? __ldcg((const int4*)codes + t2) : make_int4(0, 0, 0, 0);
+        *(int4*)((t < blocks ? xq : xqHigh - n / 2) + 16 * t) = c;
+        if (t2 < chunks) *(int4*)((t2 < blocks ? xq : xqHigh - n / 2) + 16 * t2) = c2;
+    }
+    if (partials != nullptr) {
+        float squares = 0.0f;
+#pragma unroll
+        for (int k = 0; k < 8; k++) squares += p[k];
+        if (tid < 32) {
+            for (int i = 256 + lane; i < gridDim.x; i += 32) squares += __ldcg(partials + i);
+        }
+        squares = warp_sum(squares);
+        if (tid == 0) red[0] = squares;
+        consumer_sync();
+    }
+    const float r = partials != nullptr ? rsqrtf(red[0] / n + eps) : 1.0f;
+    if (tid < blocks) ds[tid] = make_float2(r * d.x, r * d.y);
     stash();
     consumer_sync();
 }
@@ -462,7 +514,8 @@ __device__ __forceinline__ void attention_item(const float* query, const unsigne
 // Query head h's partitions merged into `attention` (out / L) by one warp: lane p holds partition p's (max, sum), and each
 // lane adds its headDim / 32 values over the partitions with their loads in flight.
 template <int D>
-__device__ __forceinline__ void merge_head(const PdShape& s, int h, const float* partials, const float* stats, float* attention) {
+__device__ __forceinline__ void merge_head(const PdShape& s, int h, const float* partials, const float* stats, signed char* attentionCodes,
+                                           float2* attentionDs) {
     const int lane = threadIdx.x % 32;
     const float* st = stats + 2LL * h * s.partitions;
     const float m = lane < s.partitions ? __ldcg(st + 2 * lane) : -INFINITY;
@@ -485,7 +538,7 @@ __device__ __forceinline__ void merge_head(const PdShape& s, int h, const float*
         }
     }
 #pragma unroll
-    for (int d = 0; d < D; d++) attention[h * (32 * D) + lane + 32 * d] = out[d] / total;
+    for (int d = 0; d < D; d++) quantize_block_warp(out[d] / total, h * D + d, s.qRows, attentionCodes, attentionDs);
 }
 
 // Attention's items (KV head, partition) a block in turn. The block that finishes a KV head's last partition (a ticket
@@ -494,7 +547,8 @@ __device__ __forceinline__ void merge_head(const PdShape& s, int h, const float*
 template <int G, int D>
 __device__ __forceinline__ void attention_stage(const PdShape& s, const unsigned short* keys, const unsigned short* values, const float* query,
                                                 const int* table, int blockSize, int position, float scaleLog2, float* scratch,
-                                                float* partials, float* stats, unsigned* tickets, float* attention) {
+                                                float* partials, float* stats, unsigned* tickets, signed char* attentionCodes,
+                                                float2* attentionDs) {
     __shared__ int last;
     const int context = position + 1, length = (context + s.partitions - 1) / s.partitions;
     for (int item = blockIdx.x; item < s.kvHeads * s.partitions; item += gridDim.x) {
@@ -511,13 +565,13 @@ __device__ __forceinline__ void attention_stage(const PdShape& s, const unsigned
         }
         consumer_sync();
         if (last) {
-            for (int h = threadIdx.x / 32; h < G; h += PD_CONSUMER_WARPS) merge_head<D>(s, kvHead * G + h, partials, stats, attention);
+            for (int h = threadIdx.x / 32; h < G; h += PD_CONSUMER_WARPS) merge_head<D>(s, kvHead * G + h, partials, stats, attentionCodes, attentionDs);
         }
     }
 }
 
 extern "C" __global__ void __launch_bounds__(PD_THREADS, 1) decode_persistent_nibble(
-    const PdLayer* layers, const unsigned long long* kvLayers, int layerCount, float* hidden, float* query, float* attention, float* activated, float* partials,
+    const PdLayer* layers, const unsigned long long* kvLayers, int layerCount, float* hidden, float* query, unsigned char* quantized, float* activated, float* partials,
     float* stats, unsigned* arrived, const float* ropeCos, const float* ropeSin, const int* positions, const int* slots,
     const int* blockTables, const int* sequenceOf, int maxBlocks, int blockSize, int dim, int ffn, int heads, int kvHeads,
     int headDim, int partitions, float eps, float scaleLog2, int offset, int tileQkv, int tileO, int tileGateUp, int tileDown,
@@ -590,6 +644,13 @@ extern "C" __global__ void __launch_bounds__(PD_THREADS, 1) decode_persistent_ni
     signed char* xqHigh = xq + maxK / 2;
     float2* ds = (float2*)(work + ((maxK + 15) & ~15));
     float* scratch = (float*)work;
+    // Activation rows quantized in global memory by the blocks that make them (prepare_quantized reads them): attention's
+    // output (by its merge), and the next norm's input h·w with each block's Σh² (by the residual stages' epilogue).
+    signed char* const attentionCodes = (signed char*)quantized;
+    float2* const attentionDs = (float2*)(quantized + s.qRows);
+    signed char* const normCodes = (signed char*)(quantized + s.qRows + s.qRows / 4);
+    float2* const normDs = (float2*)(quantized + s.qRows + s.qRows / 4 + dim);
+    float* const normPartials = (float*)(quantized + s.qRows + s.qRows / 4 + dim + dim / 4);
     pdl_wait();  // hidden: the embedding written by the kernel before
     const int position = __ldg(positions), slot = __ldg(slots);
     const int* table = blockTables + (long long)__ldg(sequenceOf) * maxBlocks;
@@ -613,14 +674,14 @@ extern "C" __global__ void __launch_bounds__(PD_THREADS, 1) decode_persistent_ni
     };
     // The block's rows of h for a residual stage, into `resid` by the prologue (the epilogue then adds without a round
     // trip): loaded before the prologue's own loads, stored after them.
-    auto prepareResidual = [&](int stage, const float* x, int n) {
+    auto prepareResidual = [&](int stage, auto&& prepare) {
         const PdSpan span = stage_span(s, stage);
         const bool mine = (int)threadIdx.x < span.r1 - span.r0;
         const float h = mine ? __ldcg(hidden + span.r0 + threadIdx.x) : 0.0f;
-        prepare_plain(x, n, xq, xqHigh, ds, [&] {
+        prepare([&] {
             if (mine) resid[threadIdx.x] = h;
         });
-        return span.r0;
+        return span;
     };
     // RMSNorm(h)·w into the activation blocks, w from the ring stage the producer filled ahead of the stage's tiles.
     auto prepareNormed = [&]() {
@@ -629,11 +690,39 @@ extern "C" __global__ void __launch_bounds__(PD_THREADS, 1) decode_persistent_ni
                        index, dim, eps, xq, xqHigh, ds, red);
         index++;
     };
-    // h += the unit's rows of a projection (rows 2·unit and 2·unit + 1 of the tile; the second absent at an odd end).
+    // RMSNorm(h)·w from h·w's blocks and the blocks' Σh², which the residual stage before made (prepare_quantized).
+    auto prepareFolded = [&]() { prepare_quantized(normCodes, normDs, dim, normPartials, eps, xq, xqHigh, ds, red, [] {}); };
+    // h += the unit's rows of a projection (rows 2·unit and 2·unit + 1 of the tile; the second absent at an odd end); the
+    // new h also into `resid`, for foldNorm.
     auto addResidual = [&](const PdTile& t, int unit, float v0, float v1, int r0) {
         const int row = t.row + 2 * unit;
-        hidden[row] = resid[row - r0] + v0;
-        if (2 * unit + 1 < t.rows) hidden[row + 1] = resid[row + 1 - r0] + v1;
+        hidden[row] = resid[row - r0] = resid[row - r0] + v0;
+        if (2 * unit + 1 < t.rows) hidden[row + 1] = resid[row + 1 - r0] = resid[row + 1 - r0] + v1;
+    };
+    // After a residual stage, the next norm's input from this block's rows (whole 32-row groups, a warp a group): h·w
+    // quantized and Σh², with w the next norm's weight from the ring stage the producer put ahead of the next stage's
+    // tiles. The norm's r is applied by the prologue that reads them, so the chain has no float row to read and quantize.
+    auto foldNorm = [&](const PdSpan& span) {
+        consumer_sync();  // every unit's new h is in resid
+        const int slot = index % stages, warp = threadIdx.x / 32, lane = threadIdx.x % 32, groups = (span.r1 - span.r0) / 32;
+        mbarrier_wait_watched(full + 8 * slot, (index / stages) & 1, "norm weight", index);
+        const float* w = (const float*)(ringStages + slot * PD_STAGE_BYTES);
+        for (int g = warp; g < groups; g += PD_CONSUMER_WARPS) {
+            const int row = span.r0 + 32 * g + lane;
+            const float h = resid[32 * g + lane];
+            quantize_block_warp(h * w[row], row / 32, dim, normCodes, normDs);
+            const float squares = warp_sum(h * h);
+            if (lane == 0) red[g] = squares;
+        }
+        __syncwarp();
+        if (lane == 0) mbarrier_arrive(empty + 8 * slot);
+        index++;
+        consumer_sync();
+        if (threadIdx.x == 0) {
+            float total = 0.0f;
+            for (int g = 0; g < groups; g++) total += red[g];
+            normPartials[blockIdx.x] = total;
+        }
     };
     for (int l = 0; l < layerCount; l++) {
         unsigned short* const keys = (unsigned short*)kvLayers[2 * l];
@@ -642,7 +731,11 @@ extern "C" __global__ void __launch_bounds__(PD_THREADS, 1) decode_persistent_ni
 
         // q/k/v: RoPE on q and k, k and v into the cache (a unit is a RoPE pair).
         trace_stamp(stamps, 0);
-        prepareNormed();
+        if (l == 0) {
+            prepareNormed();  // from the embedded token
+        } else {
+            prepareFolded();
+        }
         trace_stamp(stamps, 1);
         gemvStage(STAGE_QKV, [&](const PdTile& t, int unit, float v0, float v1) {
             const int row = t.row + 2 * unit;
@@ -668,13 +761,13 @@ extern "C" __global__ void __launch_bounds__(PD_THREADS, 1) decode_persistent_ni
         trace_stamp(stamps, 4);
         unsigned* const tickets = arrived + 1 + l * kvHeads;
         switch (group * 8 + headDim / 32) {
-        case 1 * 8 + 2: attention_stage<1, 2>(s, keys, values, query, table, blockSize, position, scaleLog2, scratch, partials, stats, tickets, attention); break;
-        case 1 * 8 + 4: attention_stage<1, 4>(s, keys, values, query, table, blockSize, position, scaleLog2, scratch, partials, stats, tickets, attention); break;
-        case 2 * 8 + 2: attention_stage<2, 2>(s, keys, values, query, table, blockSize, position, scaleLog2, scratch, partials, stats, tickets, attention); break;
-        case 2 * 8 + 4: attention_stage<2, 4>(s, keys, values, query, table, blockSize, position, scaleLog2, scratch, partials, stats, tickets, attention); break;
-        case 4 * 8 + 2: attention_stage<4, 2>(s, keys, values, query, table, blockSize, position, scaleLog2, scratch, partials, stats, tickets, attention); break;
-        case 4 * 8 + 4: attention_stage<4, 4>(s, keys, values, query, table, blockSize, position, scaleLog2, scratch, partials, stats, tickets, attention); break;
-        default: attention_stage<8, 2>(s, keys, values, query, table, blockSize, position, scaleLog2, scratch, partials, stats, tickets, attention); break;
+        case 1 * 8 + 2: attention_stage<1, 2>(s, keys, values, query, table, blockSize, position, scaleLog2, scratch, partials, stats, tickets, attentionCodes, attentionDs); break;
+        case 1 * 8 + 4: attention_stage<1, 4>(s, keys, values, query, table, blockSize, position, scaleLog2, scratch, partials, stats, tickets, attentionCodes, attentionDs); break;
+        case 2 * 8 + 2: attention_stage<2, 2>(s, keys, values, query, table, blockSize, position, scaleLog2, scratch, partials, stats, tickets, attentionCodes, attentionDs); break;
+        case 2 * 8 + 4: attention_stage<2, 4>(s, keys, values, query, table, blockSize, position, scaleLog2, scratch, partials, stats, tickets, attentionCodes, attentionDs); break;
+        case 4 * 8 + 2: attention_stage<4, 2>(s, keys, values, query, table, blockSize, position, scaleLog2, scratch, partials, stats, tickets, attentionCodes, attentionDs); break;
+        case 4 * 8 + 4: attention_stage<4, 4>(s, keys, values, query, table, blockSize, position, scaleLog2, scratch, partials, stats, tickets, attentionCodes, attentionDs); break;
+        default: attention_stage<8, 2>(s, keys, values, query, table, blockSize, position, scaleLog2, scratch, partials, stats, tickets, attentionCodes, attentionDs); break;
         }
         trace_stamp(stamps, 6);
         grid_sync(arrived, ++barrier);
@@ -682,16 +775,19 @@ extern "C" __global__ void __launch_bounds__(PD_THREADS, 1) decode_persistent_ni
 
         // Attention output into the residual.
         trace_stamp(stamps, 8);
-        int r0 = prepareResidual(STAGE_O, attention, s.qRows);
+        PdSpan span = prepareResidual(STAGE_O, [&](auto&& stash) {
+            prepare_quantized(attentionCodes, attentionDs, s.qRows, nullptr, eps, xq, xqHigh, ds, red, stash);
+        });
         trace_stamp(stamps, 9);
-        gemvStage(STAGE_O, [&](const PdTile& t, int unit, float v0, float v1) { addResidual(t, unit, v0, v1, r0); });
+        gemvStage(STAGE_O, [&](const PdTile& t, int unit, float v0, float v1) { addResidual(t, unit, v0, v1, span.r0); });
+        foldNorm(span);
         stampWorkDone(stamps, 10);
         grid_sync(arrived, ++barrier);
         trace_stamp(stamps, 11);
 
         // SiLU(gate)·up: a unit is a row of gate and the same row of up.
         trace_stamp(stamps, 12);
-        prepareNormed();
+        prepareFolded();
         trace_stamp(stamps, 13);
         gemvStage(STAGE_GATE_UP, [&](const PdTile& t, int unit, float g, float u) { activated[t.row + unit] = g / (1.0f + expf(-g)) * u; });
         stampWorkDone(stamps, 14);
@@ -700,9 +796,10 @@ extern "C" __global__ void __launch_bounds__(PD_THREADS, 1) decode_persistent_ni
 
         // Down into the residual.
         trace_stamp(stamps, 16);
-        r0 = prepareResidual(STAGE_DOWN, activated, ffn);
+        span = prepareResidual(STAGE_DOWN, [&](auto&& stash) { prepare_plain(activated, ffn, xq, xqHigh, ds, stash); });
         trace_stamp(stamps, 17);
-        gemvStage(STAGE_DOWN, [&](const PdTile& t, int unit, float v0, float v1) { addResidual(t, unit, v0, v1, r0); });
+        gemvStage(STAGE_DOWN, [&](const PdTile& t, int unit, float v0, float v1) { addResidual(t, unit, v0, v1, span.r0); });
+        if (l + 1 < layerCount) foldNorm(span);
         stampWorkDone(stamps, 18);
         if (l + 1 < layerCount) grid_sync(arrived, ++barrier);
         trace_stamp(stamps, 19);
