@@ -27,15 +27,17 @@
 //    cp.async.bulk, completing on the stage's `full` mbarrier; ahead of the q/k/v and the gate/up tiles, a stage with the
 //    layer's norm weight. It never waits for activations.
 //  * Consumers (PD_CONSUMER_WARPS warps): per stage of a layer, after the grid-wide barrier that makes its input complete,
-//    (1) the input as int8 blocks in shared memory, a 32-value block a thread (for q/k/v and gate/up the RMS norm of h
-//    first, computed by every block from h itself), values 0–15 and 16–31 of the blocks in two planes, everything a thread
-//    reads asked for at once (one L2 round trip); (2) the tiles in units of two rows that share their activation loads (a
-//    RoPE pair of q/k/v, two rows of the attention output or down, a row of gate with the same row of up), warp w taking
-//    units w, w + 8, … of the stage: lane i adds blocks i, i + 32, … of both rows, the warp sums them, and lane 0 stores q,
-//    the f16 K/V cache, SiLU(gate)·up, or h += product from the block's rows of h staged before the tiles (each row has
-//    one owner: no atomics, and the same sums every run). A warp releases each tile's stage as it passes it: no barrier
-//    of the consumers between tiles.
-//  * Attention: items (KV head, partition of the positions), one a block in turn; the block's warps take positions w, w + 8,
+//    (1) the input as int8 blocks in shared memory (values 0–15 and 16–31 of the blocks in two planes), everything a
+//    thread reads asked for at once (one L2 round trip): copied as the blocks that made it quantized it (attention's
+//    merge; the residual stages' epilogue, h·w with each block's Σh², whose sum gives the norm's r), or quantized here from
+//    floats (SiLU·mul's output; layer 0's norm, from the embedded token); (2) the tiles in units of two rows that share
+//    their activation loads (a RoPE pair of q/k/v, two rows of the attention output or down, a row of gate with the same
+//    row of up), warp w taking units w, w + 7, … of the stage: lane i adds blocks i, i + 32, … of both rows, the warp sums
+//    them, and lane 0 stores q, the f16 K/V cache, SiLU(gate)·up, or h += product from the block's rows of h staged before
+//    the tiles (each row has one owner: no atomics, and the same sums every run). A warp releases each tile's stage as it
+//    passes it: no barrier of the consumers between tiles. (3) After a residual stage (whole 32-row groups a block), a
+//    warp a group quantizes the next norm's input (foldNorm).
+//  * Attention: items (KV head, partition of the positions), one a block in turn; the block's warps take positions w, w + 7,
 //    … two at a time with their own online softmax (exp2, scores scaled by 1/√d·log2 e) for the G query heads of the KV
 //    head, merged over the warps in a tree through shared memory; partials (unnormalised out, max, sum) to
 //    `partials`/`stats`. The block that completes a KV head's last partition (a ticket) merges that head group, a warp a
@@ -47,9 +49,9 @@
 //  * Trace (optional): block 0 stamps the global timer at each stage's start, prologue end, work end and barrier, and its
 //    producer counts the time it waited for a free stage (GpuCheck's "the persistent kernel's stages").
 // Measured (H200, 2026-11-28, docs/performance.md "The persistent decode kernel, second round"): correct, but Llama-3-8B
-// Q4_0 at batch 1 takes 2.18 ms a step against the layer-by-layer 1.58: the projections' work runs at the stream rate
-// (~26 µs a layer), and the chain between them (prologues, five grid barriers, attention and its merge) is ~38 µs a layer.
-// Off by default.
+// Q4_0 at batch 1 takes 2.01 ms a step against the layer-by-layer 1.58: the projections' work runs at about the stream
+// rate (~28 µs a layer with the norm's fold), and the chain between them (prologues, five grid barriers, attention and
+// its merge) is ~31 µs a layer. Off by default.
 #include "common.cuh"
 
 // 7 consumer warps and the producer: 8 warps, 2 on each SM quadrant, so ptxas may give a thread 255 registers. With 8
