@@ -33,34 +33,28 @@ extern "C" __device__ int printf(const char*, ...);  // nvcc's device printf (vp
 static __device__ __forceinline__ unsigned long long atomicAdd(unsigned long long* p, unsigned long long v) {
     return (unsigned long long)__nvvm_atom_add_gen_ll((long long*)p, (long long)v);
 }
-// nvcc's cache-global loads (ld.global.cg), which clang-14's headers lack.
-static __device__ __forceinline__ float __ldcg(const float* p) {
-    float v;
-    asm("ld.global.cg.f32 %0, [%1];" : "=f"(v) : "l"(p));
-    return v;
-}
-static __device__ __forceinline__ unsigned __ldcg(const unsigned* p) {
-    unsigned v;
-    asm("ld.global.cg.u32 %0, [%1];" : "=r"(v) : "l"(p));
-    return v;
-}
-static __device__ __forceinline__ uint2 __ldcg(const uint2* p) {
-    uint2 v;
-    asm("ld.global.cg.v2.u32 {%0, %1}, [%2];" : "=r"(v.x), "=r"(v.y) : "l"(p));
-    return v;
-}
-static __device__ __forceinline__ float4 __ldcg(const float4* p) {
-    float4 v;
-    asm("ld.global.cg.v4.f32 {%0, %1, %2, %3}, [%4];" : "=f"(v.x), "=f"(v.y), "=f"(v.z), "=f"(v.w) : "l"(p));
-    return v;
-}
-static __device__ __forceinline__ float2 __ldcg(const float2* p) {
-    float2 v;
-    asm("ld.global.cg.v2.f32 {%0, %1}, [%2];" : "=f"(v.x), "=f"(v.y) : "l"(p));
-    return v;
-}
-static __device__ __forceinline__ int4 __ldcg(const int4* p) {
-    int4 v;
-    asm("ld.global.cg.v4.s32 {%0, %1, %2, %3}, [%4];" : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "l"(p));
-    return v;
-}
+// nvcc's cache-global loads (ld.global.cg), which clang-14's headers lack: one overload a type, by its component count.
+#define SHIM_LDCG1(T, TYPE, C)                                                                                          \
+    static __device__ __forceinline__ T __ldcg(const T* p) {                                                           \
+        T v;                                                                                                            \
+        asm("ld.global.cg." TYPE " %0, [%1];" : "=" C(v) : "l"(p));                                                     \
+        return v;                                                                                                       \
+    }
+#define SHIM_LDCG2(T, TYPE, C)                                                                                          \
+    static __device__ __forceinline__ T __ldcg(const T* p) {                                                           \
+        T v;                                                                                                            \
+        asm("ld.global.cg.v2." TYPE " {%0, %1}, [%2];" : "=" C(v.x), "=" C(v.y) : "l"(p));                              \
+        return v;                                                                                                       \
+    }
+#define SHIM_LDCG4(T, TYPE, C)                                                                                          \
+    static __device__ __forceinline__ T __ldcg(const T* p) {                                                           \
+        T v;                                                                                                            \
+        asm("ld.global.cg.v4." TYPE " {%0, %1, %2, %3}, [%4];" : "=" C(v.x), "=" C(v.y), "=" C(v.z), "=" C(v.w) : "l"(p)); \
+        return v;                                                                                                       \
+    }
+SHIM_LDCG1(float, "f32", "f")
+SHIM_LDCG1(unsigned, "u32", "r")
+SHIM_LDCG2(uint2, "u32", "r")
+SHIM_LDCG2(float2, "f32", "f")
+SHIM_LDCG4(float4, "f32", "f")
+SHIM_LDCG4(int4, "s32", "r")
