@@ -32,14 +32,15 @@ internal sealed class CudaPersistentDecode : IDisposable
         _layers = new CudaDeviceBuffer<ulong>(context, table.Length);
         _layers.CopyFrom(upload, table);
         _query = new CudaDeviceBuffer<float>(context, heads * headDim);
-        // Attention's output as int8 blocks (codes, then {d, d·Σq} a 32-value block), the next norm's input h·w likewise, then
-        // each block's Σh² (decode_persistent.cu's quantized buffer).
-        _quantized = new CudaDeviceBuffer<byte>(context, heads * headDim * 5 / 4 + dim * 5 / 4 + 4 * context.MultiprocessorCount);
+        // Attention's output as int8 blocks (codes, then {d, d·Σq} a 32-value block), the next norm's input h·w and
+        // SiLU·mul's output likewise, then each block's Σh² (decode_persistent.cu's quantized buffer).
+        _quantized = new CudaDeviceBuffer<byte>(context, (heads * headDim + dim + feedForward) * 5 / 4 + 4 * context.MultiprocessorCount);
         _activated = new CudaDeviceBuffer<float>(context, feedForward);
         _partials = new CudaDeviceBuffer<float>(context, (long)heads * geometry.Partitions * headDim);
         _stats = new CudaDeviceBuffer<float>(context, 2L * heads * geometry.Partitions);
-        // The grid barrier's count, then a ticket a layer and KV head (the attention merge's).
-        _arrived = new CudaDeviceBuffer<uint>(context, 1 + layerCount * kvHeads);
+        // The grid barrier's count, then a ticket a layer and KV head (the attention merge's), then a ticket a layer and 32-row
+        // group of the feed-forward rows (gate/up's groups that two blocks share).
+        _arrived = new CudaDeviceBuffer<uint>(context, 1 + layerCount * kvHeads + layerCount * (feedForward / 32));
         upload.Synchronize();
     }
 

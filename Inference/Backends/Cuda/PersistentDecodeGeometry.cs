@@ -57,7 +57,8 @@ public readonly record struct PersistentDecodeGeometry(int QkvTileRows, int Outp
     /// The launch for a model of this shape, or null where the kernel does not serve it: widths (hidden, feed-forward,
     /// q rows) not multiples of 1,024 (a lane takes every 32nd 32-value block), a hidden width above 7,168 (a consumer
     /// thread normalises one 32-value block of it), more 32-row groups of the hidden rows a block than consumer warps (a
-    /// residual stage's block stages its rows, and a warp a group quantizes the next norm's input), a head dimension other
+    /// residual stage's block stages its rows, and a warp a group quantizes the next norm's input), more feed-forward rows a
+    /// block than consumer threads (gate/up's output waits in shared memory for its quantization), a head dimension other
     /// than 64 or 128, more than 8 query heads a KV head (or 8 of 128), or shared memory for fewer than 2 stages.
     /// </summary>
     /// <param name="sharedBytesPerBlock">Dynamic shared memory a block may have (the device's opt-in limit less the kernel's static shared memory).</param>
@@ -66,7 +67,8 @@ public readonly record struct PersistentDecodeGeometry(int QkvTileRows, int Outp
         var qRows = heads * headDim;
         if (dim % 1024 != 0 || feedForward % 1024 != 0 || qRows % 1024 != 0 || headDim is not (64 or 128) || kvHeads < 1 || heads % kvHeads != 0
             || heads / kvHeads is not (1 or 2 or 4 or 8) || heads / kvHeads * headDim > MaxGroupValues || dim > MaxNormedWidth
-            || (dim / 32 + multiprocessors - 1) / multiprocessors > ConsumerWarps)
+            || (dim / 32 + multiprocessors - 1) / multiprocessors > ConsumerWarps
+            || (feedForward + multiprocessors - 1) / multiprocessors > ConsumerWarps * 32)
         {
             return null;
         }

@@ -8,9 +8,17 @@ public sealed class PersistentDecodeGeometryTests
     [Fact]
     public void A_block_takes_at_most_one_32_row_group_of_the_hidden_rows_a_consumer_warp()
     {
-        Assert.NotNull(PersistentDecodeGeometry.For(6144, 16384, 48, 12, 128, 132, SharedBytes));  // 192 groups: 2 at most a block
-        Assert.NotNull(PersistentDecodeGeometry.For(6144, 16384, 48, 12, 128, 28, SharedBytes));   // 7, one a consumer warp
-        Assert.Null(PersistentDecodeGeometry.For(6144, 16384, 48, 12, 128, 27, SharedBytes));      // 8
+        Assert.NotNull(PersistentDecodeGeometry.For(6144, 6144, 48, 12, 128, 132, SharedBytes));  // 192 groups: 2 at most a block
+        Assert.NotNull(PersistentDecodeGeometry.For(6144, 6144, 48, 12, 128, 28, SharedBytes));   // 7, one a consumer warp
+        Assert.Null(PersistentDecodeGeometry.For(6144, 6144, 48, 12, 128, 27, SharedBytes));      // 8
+    }
+
+    [Fact]
+    public void A_block_takes_at_most_one_feed_forward_row_a_consumer_thread()
+    {
+        Assert.NotNull(PersistentDecodeGeometry.For(4096, 14336, 32, 8, 128, 132, SharedBytes));  // 109 rows a block
+        Assert.NotNull(PersistentDecodeGeometry.For(4096, 14336, 32, 8, 128, 64, SharedBytes));   // 224
+        Assert.Null(PersistentDecodeGeometry.For(4096, 14336, 32, 8, 128, 63, SharedBytes));      // 228
     }
 
     /// <summary>An H100/H200's 227 KB opt-in limit less the kernel's ~1 KB of static shared memory.</summary>
@@ -72,6 +80,6 @@ public sealed class PersistentDecodeGeometryTests
     {
         Assert.Equal(32, PersistentDecodeGeometry.For(1024, 3072, 8, 2, 128, 132, SharedBytes)!.Value.Partitions);  // 132 / 2 = 66, capped
         Assert.Equal(8, PersistentDecodeGeometry.For(1024, 2048, 16, 16, 64, 132, SharedBytes)!.Value.Partitions);  // 132 / 16
-        Assert.Equal(1, PersistentDecodeGeometry.For(1024, 2048, 16, 16, 64, 8, SharedBytes)!.Value.Partitions);
+        Assert.Equal(1, PersistentDecodeGeometry.For(1024, 1024, 16, 16, 64, 8, SharedBytes)!.Value.Partitions);
     }
 }

@@ -29,14 +29,14 @@
 //  * Consumers (PD_CONSUMER_WARPS warps): per stage of a layer, after the grid-wide barrier that makes its input complete,
 //    (1) the input as int8 blocks in shared memory (values 0–15 and 16–31 of the blocks in two planes), everything a
 //    thread reads asked for at once (one L2 round trip): copied as the blocks that made it quantized it (attention's
-//    merge; the residual stages' epilogue, h·w with each block's Σh², whose sum gives the norm's r), or quantized here from
-//    floats (SiLU·mul's output; layer 0's norm, from the embedded token); (2) the tiles in units of two rows that share
+//    merge; the residual stages' epilogue, h·w with each block's Σh², whose sum gives the norm's r; gate/up's, SiLU·mul's
+//    output, with a ticket a 32-row group two blocks share), or, for layer 0's norm, quantized here from the embedded token; (2) the tiles in units of two rows that share
 //    their activation loads (a RoPE pair of q/k/v, two rows of the attention output or down, a row of gate with the same
 //    row of up), warp w taking units w, w + 7, … of the stage: lane i adds blocks i, i + 32, … of both rows, the warp sums
 //    them, and lane 0 stores q, the f16 K/V cache, SiLU(gate)·up, or h += product from the block's rows of h staged before
 //    the tiles (each row has one owner: no atomics, and the same sums every run). A warp releases each tile's stage as it
 //    passes it: no barrier of the consumers between tiles. (3) After a residual stage (whole 32-row groups a block), a
-//    warp a group quantizes the next norm's input (foldNorm).
+//    warp a group quantizes the next norm's input (foldNorm); after gate/up, its output (foldSilu).
 //  * Attention: items (KV head, partition of the positions), one a block in turn; the block's warps take positions w, w + 7,
 //    … two at a time with their own online softmax (exp2, scores scaled by 1/√d·log2 e) for the G query heads of the KV
 //    head, merged over the warps in a tree through shared memory; partials (unnormalised out, max, sum) to
@@ -238,14 +238,13 @@ __device__ __forceinline__ void load_block(const float* x, int b, float (&v)[32]
     }
 }
 
-// The stage's activation row as int8 blocks in shared memory (xq, ds): x itself (written by other blocks: attention's
-// output, SiLU·mul's), or RMSNorm(h)·w, the norm computed by every block from h (its width at most 32 · PD_CONSUMERS, one
-// block a thread, held from the sum of squares to the quantization). A thread takes whole 32-value blocks with 16-byte
-// loads and quantizes each alone (quantize_block's warp of shuffles a block, unrolled over a lane's many blocks, made
-// ptxas spill at 96 registers a thread). Everything a thread reads is asked for at once, so a prologue waits for one L2
-// round trip (block 0's trace, H200 2026-11-28: the norm's two round trips took 5.4 µs, the 14,336-wide row's 7.3 µs).
-// Each block starts its row at its own 32-value block (first_block), so that the 132 blocks, which all read the same
-// row at once, ask different L2 lines first (a step 2.377 → 2.315 ms; the down prologue 7.2 → 5.4 µs a layer).
+// Layer 0's q/k/v input as int8 blocks in shared memory (xq, ds): RMSNorm(h)·w of the embedded token, the norm computed
+// by every block from h (its width at most 32 · PD_CONSUMERS, one block a thread, held from the sum of squares to the
+// quantization; every later input comes quantized, prepare_quantized). A thread takes a whole 32-value block with 16-byte
+// loads and quantizes it alone (quantize_block's warp of shuffles a block, unrolled over a lane's many blocks, made ptxas
+// spill at 96 registers a thread). Each block starts the row at its own 32-value block (first_block), so that the 132
+// blocks, which all read the same row at once, ask different L2 lines first (H200, 2026-11-28: a step 2.377 → 2.315 ms,
+// the float prologue of down's input then 7.2 → 5.4 µs a layer).
 
 __device__ __forceinline__ int first_block(int blocks) { return (int)((blockIdx.x * 37u) % (unsigned)blocks); }
 
@@ -284,23 +283,6 @@ __device__ __forceinline__ void prepare_normed(const float* h, const float* w, u
     consumer_sync();
 }
 
-// Two blocks a thread in flight (the feed-forward row of Llama-3-8B, 448 blocks, in one round trip); wider rows loop.
-template <typename Stash>
-__device__ __forceinline__ void prepare_plain(const float* x, int n, signed char* xq, signed char* xqHigh, float2* ds, Stash&& stash) {
-    const int blocks = n / 32, first = first_block(blocks);
-    for (int t = threadIdx.x; t < blocks; t += 2 * PD_CONSUMERS) {
-        const int t2 = t + PD_CONSUMERS, b = (t + first) % blocks, b2 = (t2 + first) % blocks;
-        const bool second = t2 < blocks;
-        float v[32], v2[32];
-        load_block(x, b, v);
-        if (second) load_block(x, b2, v2);
-        quantize_block_thread(v, xq, xqHigh, ds, b);
-        if (second) quantize_block_thread(v2, xq, xqHigh, ds, b2);
-    }
-    stash();
-    consumer_sync();
-}
-
 // The stage's activation row already quantized (quantize_block_warp's planes and {d, d·Σq}, written before the grid
 // barrier by the blocks that made it) into shared memory: no float row to read and no quantization in the chain. With
 // `partials` (a folded norm: the codes of h·w, which are those of r·h·w), r = rsqrt(Σ partials / n + ε) scales each d;
@@ -312,14 +294,25 @@ __device__ __forceinline__ void prepare_quantized(const signed char* codes, cons
     float p[8];  // lane i: partials i, i + 32, … (the first 256 blocks'), loaded with the rest and added after
 #pragma unroll
     for (int k = 0; k < 8; k++) p[k] = partials != nullptr && tid < 32 && lane + 32 * k < gridDim.x ? __ldcg(partials + lane + 32 * k) : 0.0f;
+    // A thread's blocks b and b + PD_CONSUMERS (the feed-forward row of Llama-3-8B has 448), and its four 16-byte chunks of
+    // codes, all asked for before any is stored: one round trip. Wider rows loop.
     const float2 d = tid < blocks ? __ldcg(dsGlobal + tid) : make_float2(0.0f, 0.0f);
-    for (int t = tid; t < chunks; t += 2 * PD_CONSUMERS) {
-        const int t2 = t + PD_CONSUMERS;
-        const int4 c = __ldcg((const int4*)codes + t);
-        const int4 c2 = t2 < chunks ? __ldcg((const int4*)codes + t2) : make_int4(0, 0, 0, 0);
-        *(int4*)((t < blocks ? xq : xqHigh - n / 2) + 16 * t) = c;
-        if (t2 < chunks) *(int4*)((t2 < blocks ? xq : xqHigh - n / 2) + 16 * t2) = c2;
+    const float2 d2 = tid + PD_CONSUMERS < blocks ? __ldcg(dsGlobal + tid + PD_CONSUMERS) : make_float2(0.0f, 0.0f);
+    for (int t0 = tid; t0 < chunks; t0 += 4 * PD_CONSUMERS) {
+        int4 c[4];
+#pragma unroll
+        for (int u = 0; u < 4; u++) {
+            const int t = t0 + u * PD_CONSUMERS;
+            if (t < chunks) c[u] = __ldcg((const int4*)codes + t);
+        }
+#pragma unroll
+        for (int u = 0; u < 4; u++) {
+            const int t = t0 + u * PD_CONSUMERS;
+            if (t < chunks) *(int4*)((t < blocks ? xq : xqHigh - n / 2) + 16 * t) = c[u];
+        }
     }
+    // Rows wider than two blocks a thread have no norm (a normed row is at most 7,168 values): r = 1.
+    for (int b = tid + 2 * PD_CONSUMERS; b < blocks; b += PD_CONSUMERS) ds[b] = __ldcg(dsGlobal + b);
     if (partials != nullptr) {
         float squares = 0.0f;
 #pragma unroll
@@ -333,6 +326,7 @@ __device__ __forceinline__ void prepare_quantized(const signed char* codes, cons
     }
     const float r = partials != nullptr ? rsqrtf(red[0] / n + eps) : 1.0f;
     if (tid < blocks) ds[tid] = make_float2(r * d.x, r * d.y);
+    if (tid + PD_CONSUMERS < blocks) ds[tid + PD_CONSUMERS] = make_float2(r * d2.x, r * d2.y);
     stash();
     consumer_sync();
 }
@@ -647,12 +641,15 @@ extern "C" __global__ void __launch_bounds__(PD_THREADS, 1) decode_persistent_ni
     float2* ds = (float2*)(work + ((maxK + 15) & ~15));
     float* scratch = (float*)work;
     // Activation rows quantized in global memory by the blocks that make them (prepare_quantized reads them): attention's
-    // output (by its merge), and the next norm's input h·w with each block's Σh² (by the residual stages' epilogue).
+    // output (by its merge), the next norm's input h·w with each block's Σh² (by the residual stages' epilogue), and
+    // SiLU·mul's output (by gate/up's).
     signed char* const attentionCodes = (signed char*)quantized;
     float2* const attentionDs = (float2*)(quantized + s.qRows);
-    signed char* const normCodes = (signed char*)(quantized + s.qRows + s.qRows / 4);
-    float2* const normDs = (float2*)(quantized + s.qRows + s.qRows / 4 + dim);
-    float* const normPartials = (float*)(quantized + s.qRows + s.qRows / 4 + dim + dim / 4);
+    signed char* const normCodes = (signed char*)(quantized + s.qRows * 5 / 4);
+    float2* const normDs = (float2*)(quantized + s.qRows * 5 / 4 + dim);
+    signed char* const downCodes = (signed char*)(quantized + (s.qRows + dim) * 5 / 4);
+    float2* const downDs = (float2*)(quantized + (s.qRows + dim) * 5 / 4 + ffn);
+    float* const normPartials = (float*)(quantized + (s.qRows + dim + ffn) * 5 / 4);
     pdl_wait();  // hidden: the embedding written by the kernel before
     const int position = __ldg(positions), slot = __ldg(slots);
     const int* table = blockTables + (long long)__ldg(sequenceOf) * maxBlocks;
@@ -726,6 +723,27 @@ extern "C" __global__ void __launch_bounds__(PD_THREADS, 1) decode_persistent_ni
             normPartials[blockIdx.x] = total;
         }
     };
+    // After gate/up, its output (SiLU·mul, also in `resid` by the block's rows) as int8 blocks for down. A block's rows are
+    // not whole 32-row groups (108–109 of Llama-3-8B's 14,336): it quantizes the groups it holds whole, a warp a group,
+    // and adds its share of each other group it touches to that group's ticket; the block whose share completes a group
+    // quantizes it from `activated` (the ticket's acquire makes the other blocks' rows visible).
+    auto foldSilu = [&](const PdSpan& span, unsigned* tickets) {
+        consumer_sync();  // every unit's value is in resid and activated
+        const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+        for (int g = span.r0 / 32 + warp; g < (span.r1 + 31) / 32; g += PD_CONSUMER_WARPS) {
+            const int first = 32 * g, row = first + lane;
+            if (first >= span.r0 && first + 32 <= span.r1) {
+                quantize_block_warp(resid[row - span.r0], g, ffn, downCodes, downDs);
+                continue;
+            }
+            const unsigned share = min(span.r1, first + 32) - max(span.r0, first);
+            unsigned before = 0;
+            if (lane == 0) asm volatile("atom.acq_rel.gpu.global.add.u32 %0, [%1], %2;" : "=r"(before) : "l"(tickets + g), "r"(share) : "memory");
+            before = __shfl_sync(FULL_MASK, before, 0);
+            __syncwarp();
+            if (before + share == 32) quantize_block_warp(__ldcg(activated + row), g, ffn, downCodes, downDs);
+        }
+    };
     for (int l = 0; l < layerCount; l++) {
         unsigned short* const keys = (unsigned short*)kvLayers[2 * l];
         unsigned short* const values = (unsigned short*)kvLayers[2 * l + 1];
@@ -791,14 +809,20 @@ extern "C" __global__ void __launch_bounds__(PD_THREADS, 1) decode_persistent_ni
         trace_stamp(stamps, 12);
         prepareFolded();
         trace_stamp(stamps, 13);
-        gemvStage(STAGE_GATE_UP, [&](const PdTile& t, int unit, float g, float u) { activated[t.row + unit] = g / (1.0f + expf(-g)) * u; });
+        const PdSpan gateUp = stage_span(s, STAGE_GATE_UP);
+        gemvStage(STAGE_GATE_UP, [&](const PdTile& t, int unit, float g, float u) {
+            activated[t.row + unit] = resid[t.row + unit - gateUp.r0] = g / (1.0f + expf(-g)) * u;
+        });
+        foldSilu(gateUp, arrived + 1 + layerCount * kvHeads + l * (ffn / 32));
         stampWorkDone(stamps, 14);
         grid_sync(arrived, ++barrier);
         trace_stamp(stamps, 15);
 
         // Down into the residual.
         trace_stamp(stamps, 16);
-        span = prepareResidual(STAGE_DOWN, [&](auto&& stash) { prepare_plain(activated, ffn, xq, xqHigh, ds, stash); });
+        span = prepareResidual(STAGE_DOWN, [&](auto&& stash) {
+            prepare_quantized(downCodes, downDs, ffn, nullptr, eps, xq, xqHigh, ds, red, stash);
+        });
         trace_stamp(stamps, 17);
         gemvStage(STAGE_DOWN, [&](const PdTile& t, int unit, float v0, float v1) { addResidual(t, unit, v0, v1, span.r0); });
         if (l + 1 < layerCount) foldNorm(span);
