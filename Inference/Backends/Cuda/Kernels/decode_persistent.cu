@@ -49,9 +49,9 @@
 //  * Trace (optional): block 0 stamps the global timer at each stage's start, prologue end, work end and barrier, and its
 //    producer counts the time it waited for a free stage (GpuCheck's "the persistent kernel's stages").
 // Measured (H200, 2026-11-28, docs/performance.md "The persistent decode kernel, second round"): correct, but Llama-3-8B
-// Q4_0 at batch 1 takes 2.01 ms a step against the layer-by-layer 1.58: the projections' work runs at about the stream
-// rate (~28 µs a layer with the norm's fold), and the chain between them (prologues, five grid barriers, attention and
-// its merge) is ~31 µs a layer. Off by default.
+// Q4_0 at batch 1 takes 1.89 ms a step against the layer-by-layer 1.58: the projections' work runs at about the stream
+// rate (~28 µs a layer with the folds), and the chain between them (five grid barriers, attention and its merge, the
+// prologues) is ~27 µs a layer. Off by default.
 #include "common.cuh"
 
 // 7 consumer warps and the producer: 8 warps, 2 on each SM quadrant, so ptxas may give a thread 255 registers. With 8
