@@ -19,7 +19,8 @@
 // host checks the occupancy); block (PD_CONSUMER_WARPS + 1) × 32 threads; dynamic shared memory = stages · PD_STAGE_BYTES
 // (the ring) + workBytes (the activation's int8 codes and scales, or attention's merge scratch). PersistentDecodeGeometry
 // (C#) plans it; CudaPersistentDecode launches it.
-//  * Work split: each projection's rows are cut evenly over the blocks (q/k/v in whole RoPE pairs), and a block's rows into
+//  * Work split: each projection's rows are cut evenly over the blocks (q/k/v in whole RoPE pairs, the attention output and
+//    down in whole 32-row groups, so that their epilogue quantizes the next norm's input), and a block's rows into
 //    tiles of at most PD_STAGE_BYTES of codes and scales (gate and up: the same rows of both in one tile), so every block
 //    streams the same bytes a layer.
 //  * Producer (warp PD_CONSUMER_WARPS, one lane): for each tile, waits until the consumers have released its stage (`empty`
@@ -361,7 +362,7 @@ __device__ __forceinline__ float2 dot_two_rows(const unsigned char* codesA, cons
 }
 
 // A projection stage's tiles, as the consumers take them: the block's rows in units of two dot products (dot_two_rows),
-// and warp w takes units w, w + 8, … of the stage in order. A warp waits for each tile's stage to fill, works its units in
+// and warp w takes units w, w + 7, … of the stage in order. A warp waits for each tile's stage to fill, works its units in
 // it and releases it (one arrival a warp on `empty`, also from a warp with no unit there, after its wait: an arrival never
 // runs ahead of the stage's previous use), so the warps drift apart across tiles with no barrier of the consumers between
 // them. store(tile, unit, total of the first row, total of the second) runs on lane 0; a tile's last unit of an odd row
