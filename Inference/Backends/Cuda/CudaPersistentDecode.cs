@@ -6,9 +6,8 @@ namespace AspireAi.Inference.Backends.Cuda;
 /// <summary>
 /// The host's side of decode_persistent.cu for one model: whether its blocks qualify (llama blocks without biases or
 /// per-head norms whose seven projections are nibble weights with one f16 scale a block — Q4_0), the device table of their
-/// weights, the kernel's scratch (q, the quantized attention output and norm input, the SiLU·mul output, attention partials,
-/// the grid barrier's counter) and
-/// the launch. Made by <see cref="CudaBackend.TryDecodeLayers"/> on a model's first one-token step.
+/// weights, the kernel's scratch (q, the quantized attention output, norm input and SiLU·mul output, the float SiLU·mul
+/// output, attention partials, the grid barrier's counter and tickets) and the launch. Made by <see cref="CudaBackend.TryDecodeLayers"/> on a model's first one-token step.
 /// </summary>
 internal sealed class CudaPersistentDecode : IDisposable
 {
@@ -59,7 +58,6 @@ internal sealed class CudaPersistentDecode : IDisposable
     public int HeadDim { get; }
 
     public int CodeOffset { get; }
-
 
     /// <summary>
     /// The plan for <paramref name="layers"/> (uploads on a stream of its own, so that it may be made while another stream

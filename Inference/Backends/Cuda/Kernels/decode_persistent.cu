@@ -42,7 +42,7 @@
 //    … two at a time with their own online softmax (exp2, scores scaled by 1/√d·log2 e) for the G query heads of the KV
 //    head, merged over the warps in a tree through shared memory; partials (unnormalised out, max, sum) to
 //    `partials`/`stats`. The block that completes a KV head's last partition (a ticket) merges that head group, a warp a
-//    query head, into `attention`: no grid barrier of its own.
+//    query head, into int8 blocks (the output projection's input): no grid barrier of its own.
 //  * Grid-wide barrier: every block's thread 0, after a consumer barrier, adds 1 to `arrived` (red.release; zeroed by the
 //    host before the launch), then spins until it reads the barrier's count × gridDim; a barrier of the consumers lets the
 //    rest on. Data another block wrote is read with ld.global.cg (L2, never a stale L1 line). A wait longer than ~2 s traps
@@ -239,20 +239,17 @@ __device__ __forceinline__ void load_block(const float* x, int b, float (&v)[32]
     }
 }
 
-// Layer 0's q/k/v input as int8 blocks in shared memory (xq, ds): RMSNorm(h)·w of the embedded token, the norm computed
-// by every block from h (its width at most 32 · PD_CONSUMERS, one block a thread, held from the sum of squares to the
-// quantization; every later input comes quantized, prepare_quantized). A thread takes a whole 32-value block with 16-byte
-// loads and quantizes it alone (quantize_block's warp of shuffles a block, unrolled over a lane's many blocks, made ptxas
-// spill at 96 registers a thread). Each block starts the row at its own 32-value block (first_block), so that the 132
-// blocks, which all read the same row at once, ask different L2 lines first (H200, 2026-11-28: a step 2.377 → 2.315 ms,
-// the float prologue of down's input then 7.2 → 5.4 µs a layer).
-
+// Each block starts a row all blocks read at once at its own 32-value block, so that the 132 blocks ask different L2
+// lines first (H200, 2026-11-28: a step 2.377 → 2.315 ms, the float prologue of down's input then 7.2 → 5.4 µs a layer).
 __device__ __forceinline__ int first_block(int blocks) { return (int)((blockIdx.x * 37u) % (unsigned)blocks); }
 
-// RMSNorm(h)·w with the norm weight w in a ring stage (the producer's copy of it ahead of the layer's tiles: read from HBM
-// in the chain, it cost its own round trip of microseconds). Every warp waits for the stage and releases it once done.
-// stash() runs before the last barrier of the consumers: a caller's own loads, issued before the call and stored to
-// shared memory there, wait for the same round trip.
+// Layer 0's q/k/v input as int8 blocks in shared memory (xq, ds): RMSNorm(h)·w of the embedded token, the norm computed by
+// every block from h (its width at most 32 · PD_CONSUMERS, one block a thread, held from the sum of squares to the
+// quantization; every later input comes quantized, prepare_quantized). A thread takes a whole 32-value block with 16-byte
+// loads and quantizes it alone (quantize_block's warp of shuffles a block, unrolled over a lane's many blocks, made ptxas
+// spill at 96 registers a thread). The norm weight w is in a ring stage, the producer's copy of it ahead of the layer's
+// tiles (read from HBM in the chain, it cost a round trip of microseconds); every warp waits for the stage and releases
+// it once done.
 __device__ __forceinline__ void prepare_normed(const float* h, const float* w, unsigned full, unsigned parity, unsigned empty, int tile, int n,
                                                float eps, signed char* xq, signed char* xqHigh, float2* ds, float* red) {
     const int blocks = n / 32, mine = threadIdx.x < blocks, b = mine ? (threadIdx.x + first_block(blocks)) % blocks : 0;
@@ -415,7 +412,7 @@ __device__ __forceinline__ void attention_item(const float* query, const unsigne
             o[h][d] = 0.0f;
         }
     }
-    // The warp's positions j0 + warp + 16i: lane i looks up the slot of the i-th (the first 32 at once), and the rows of two
+    // The warp's positions j0 + warp + 7i: lane i looks up the slot of the i-th (the first 32 at once), and the rows of two
     // positions are loaded before either is used, so that a position costs half an L2/HBM round trip, not two.
     const int mine = j1 > j0 + warp ? (j1 - j0 - warp + PD_CONSUMER_WARPS - 1) / PD_CONSUMER_WARPS : 0;
     auto slotOf = [&](int i) {
@@ -508,8 +505,9 @@ __device__ __forceinline__ void attention_item(const float* query, const unsigne
     }
 }
 
-// Query head h's partitions merged into `attention` (out / L) by one warp: lane p holds partition p's (max, sum), and each
-// lane adds its headDim / 32 values over the partitions with their loads in flight.
+// Query head h's partitions merged (out / L) by one warp and written as int8 blocks (attentionCodes, attentionDs: the
+// output projection's input): lane p holds partition p's (max, sum), and each lane adds its headDim / 32 values over the
+// partitions with their loads in flight.
 template <int D>
 __device__ __forceinline__ void merge_head(const PdShape& s, int h, const float* partials, const float* stats, signed char* attentionCodes,
                                            float2* attentionDs) {
@@ -539,8 +537,8 @@ __device__ __forceinline__ void merge_head(const PdShape& s, int h, const float*
 }
 
 // Attention's items (KV head, partition) a block in turn. The block that finishes a KV head's last partition (a ticket
-// counted in `tickets`, zeroed by the host before the launch) merges that head group's partitions into `attention`, a warp
-// a query head, so the merge costs no grid barrier of its own.
+// counted in `tickets`, zeroed by the host before the launch) merges that head group's partitions, a warp a query head,
+// so the merge costs no grid barrier of its own.
 template <int G, int D>
 __device__ __forceinline__ void attention_stage(const PdShape& s, const unsigned short* keys, const unsigned short* values, const float* query,
                                                 const int* table, int blockSize, int position, float scaleLog2, float* scratch,
