@@ -527,14 +527,16 @@ internal sealed class ShapeBenchmarks(CudaBackend gpu, Report report, KvCacheDty
     private void PersistentKernelStages(ModelConfig config, string label, Action step)
     {
         var layers = config.LayerCount;
-        using var trace = new CudaDeviceBuffer<ulong>(gpu.Context, PersistentDecodeGeometry.TraceLength(layers));
+        using var trace = new CudaDeviceBuffer<ulong>(gpu.Context, PersistentDecodeGeometry.TraceLength(layers, gpu.Context.MultiprocessorCount));
+        trace.Fill(gpu.Stream, 0);  // the per-block sums stay zero unless the kernel was built with PD_TRACE_BLOCKS
         gpu.PersistentDecode = true;
         gpu.PersistentDecodeTrace = trace;
         try
         {
             step();
             gpu.Context.Synchronize();
-            var perLayer = gpu.ReadPersistentDecodeTrace(layers);
+            var timings = gpu.ReadPersistentDecodeTrace(layers);
+            var perLayer = timings.Layers;
             double Mean(int from, int to) => perLayer.Average(p => (p.Stamps[to] - (double)p.Stamps[from]) / 1e3);
             string Stage(string name, int b, bool prologue) =>
                 $"{name} {(prologue ? $"{Mean(b, b + 1):F2} + " : "")}{Mean(b + (prologue ? 1 : 0), b + 2):F2} + barrier {Mean(b + 2, b + 3):F2}";
@@ -543,12 +545,32 @@ internal sealed class ShapeBenchmarks(CudaBackend gpu, Report report, KvCacheDty
                 + $"{Stage("q/k/v", 0, true)}; {Stage("attention and its merge", 4, false)}; {Stage("output", 8, true)}; "
                 + $"{Stage("gate/up", 12, true)}; {Stage("down", 16, true)}; a layer {layerUs:F2}; producer waiting for a free stage "
                 + $"{perLayer.Average(p => p.ProducerWait / 1e3):F2}");
+            if (timings.Blocks.Any(b => b.Any(v => v != 0)))  // only a kernel built with PD_TRACE_BLOCKS writes them
+            {
+                report.Timing($"{label}: the persistent kernel's blocks, µs a layer from a grid barrier to their arrival at the next "
+                    + "(fastest / median / slowest block, and the three slowest as block@SM): " + BlockSpread(timings.Blocks, layers));
+            }
         }
         finally
         {
             gpu.PersistentDecodeTrace = null;
             gpu.PersistentDecode = false;
         }
+    }
+
+    /// <summary>
+    /// Each stage's spread over the blocks of a traced persistent step: what a grid barrier waits for is its slowest block,
+    /// and a block slow in every layer (an SM that streams slower than the rest) shows here where block 0's stamps cannot.
+    /// </summary>
+    private static string BlockSpread(ulong[][] blocks, int layers)
+    {
+        string[] stages = ["q/k/v", "attention", "output", "gate/up", "down"];
+        return string.Join("; ", stages.Select((name, i) =>
+        {
+            var order = blocks.Select((b, index) => (Us: b[i] / 1e3 / layers, Block: index, Sm: b[^1])).OrderBy(b => b.Us).ToArray();
+            var slowest = string.Join(", ", order.TakeLast(3).Reverse().Select(b => $"{b.Us:F2} {b.Block}@{b.Sm}"));
+            return $"{name} {order[0].Us:F2} / {order[order.Length / 2].Us:F2} / {order[^1].Us:F2} ({slowest})";
+        })) + $"; a layer {blocks.Min(b => b.Take(5).Sum(v => (double)v)) / 1e3 / layers:F2} / {blocks.Max(b => b.Take(5).Sum(v => (double)v)) / 1e3 / layers:F2} (fastest / slowest block)";
     }
 
     /// <summary>

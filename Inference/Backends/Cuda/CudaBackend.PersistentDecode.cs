@@ -28,17 +28,23 @@ public sealed partial class CudaBackend
     public CudaDeviceBuffer<ulong>? PersistentDecodeTrace { get; set; }
 
     /// <summary>
-    /// The last traced step's stamps, by layer (after the stream has finished it): the global-timer values of
-    /// <see cref="PersistentDecodeGeometry.TraceStampsPerLayer"/> points of block 0's consumers, then the nanoseconds its producer
-    /// waited for a free stage in that layer.
+    /// The last traced step (after the stream has finished it): by layer, the global-timer values of
+    /// <see cref="PersistentDecodeGeometry.TraceStampsPerLayer"/> points of block 0's consumers and the nanoseconds its
+    /// producer waited for a free stage; by block (one an SM), its nanoseconds from each grid barrier to its arrival at the
+    /// next, summed over the layers by stage (q/k/v, attention, output, gate/up, down), and the SM it ran on.
     /// </summary>
-    public (ulong[] Stamps, ulong ProducerWait)[] ReadPersistentDecodeTrace(int layers)
+    public PersistentDecodeTimings ReadPersistentDecodeTrace(int layers)
     {
         var trace = PersistentDecodeTrace ?? throw new InvalidOperationException("No trace buffer is set.");
-        var values = new ulong[PersistentDecodeGeometry.TraceLength(layers)];
+        var blocks = Context.MultiprocessorCount;
+        var values = new ulong[PersistentDecodeGeometry.TraceLength(layers, blocks)];
         trace.CopyTo(Stream, values);
         var perLayer = PersistentDecodeGeometry.TraceStampsPerLayer;
-        return [.. Enumerable.Range(0, layers).Select(l => (values[(perLayer * l)..(perLayer * (l + 1))], values[perLayer * layers + l]))];
+        var perBlock = PersistentDecodeGeometry.TraceValuesPerBlock;
+        var blockBase = (perLayer + 1) * layers;
+        return new PersistentDecodeTimings(
+            [.. Enumerable.Range(0, layers).Select(l => (values[(perLayer * l)..(perLayer * (l + 1))], values[perLayer * layers + l]))],
+            [.. Enumerable.Range(0, blocks).Select(b => values[(blockBase + perBlock * b)..(blockBase + perBlock * (b + 1))])]);
     }
 
     /// <summary>Frees the persistent kernel's plan for a model's blocks (the model is going away; LlamaModel.Dispose).</summary>
@@ -92,9 +98,16 @@ public sealed partial class CudaBackend
         CheckRopeBatch(r, kv);
         plan.Launch(Stream, Context.MultiprocessorCount, Updated(hidden), kv, r, epsilon, Meta(_layout.Positions), Meta(_layout.Slots),
             Meta(_layout.BlockTables), Meta(_layout.Sequences), Batch.MaxBlocksPerSequence,
-            PersistentDecodeTrace is { } trace && trace.Length >= PersistentDecodeGeometry.TraceLength(plan.LayerCount) ? trace.Pointer : DevicePointer.Null);
+            PersistentDecodeTrace is { } trace && trace.Length >= PersistentDecodeGeometry.TraceLength(plan.LayerCount, Context.MultiprocessorCount) ? trace.Pointer : DevicePointer.Null);
         PersistentDecodeSteps++;
         PersistentDecodeUnsupported = null;
         return true;
     }
 }
+
+/// <summary>
+/// A traced persistent decode step: <paramref name="Layers"/> holds block 0's stamps and its producer's wait a layer;
+/// <paramref name="Blocks"/>, each block's nanoseconds from a grid barrier to its arrival at the next summed by stage (q/k/v,
+/// attention, output, gate/up, down), then its SM.
+/// </summary>
+public sealed record PersistentDecodeTimings((ulong[] Stamps, ulong ProducerWait)[] Layers, ulong[][] Blocks);

@@ -44,11 +44,15 @@ public readonly record struct PersistentDecodeGeometry(int QkvTileRows, int Outp
     /// <summary>PD_TRACE_PER_LAYER: a traced step's stamps a layer, 5 stages × (start, prologue done, work done, barrier passed).</summary>
     public const int TraceStampsPerLayer = 20;
 
+    /// <summary>PD_TRACE_PER_BLOCK: a traced step's values a block, its nanoseconds from each grid barrier to its arrival at the next, summed by stage (q/k/v, attention, output, gate/up, down), then its SM.</summary>
+    public const int TraceValuesPerBlock = 6;
+
     /// <summary>
-    /// Values of a traced step of <paramref name="layers"/> layers: <see cref="TraceStampsPerLayer"/> global-timer stamps a
-    /// layer of block 0's consumers, then each layer's nanoseconds its producer waited for a free stage.
+    /// Values of a traced step of <paramref name="layers"/> layers over <paramref name="blocks"/> blocks:
+    /// <see cref="TraceStampsPerLayer"/> global-timer stamps a layer of block 0's consumers, then each layer's nanoseconds
+    /// its producer waited for a free stage, then <see cref="TraceValuesPerBlock"/> values a block.
     /// </summary>
-    public static int TraceLength(int layers) => (TraceStampsPerLayer + 1) * layers;
+    public static int TraceLength(int layers, int blocks) => (TraceStampsPerLayer + 1) * layers + TraceValuesPerBlock * blocks;
 
     /// <summary>Dynamic shared memory of the launch.</summary>
     public int SharedBytes => Stages * StageBytes + WorkBytes;

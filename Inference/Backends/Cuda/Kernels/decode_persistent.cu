@@ -49,10 +49,11 @@
 //    with a message naming the block and barrier, rather than hanging the GPU.
 //  * Trace (optional): block 0 stamps the global timer at each stage's start, prologue end, work end and barrier, and its
 //    producer counts the time it waited for a free stage (GpuCheck's "the persistent kernel's stages").
-// Measured (H200, 2026-11-28, docs/performance.md "The persistent decode kernel, second round"): correct, but Llama-3-8B
-// Q4_0 at batch 1 takes 1.89 ms a step against the layer-by-layer 1.58: the projections' work runs at about the stream
-// rate (~28 µs a layer with the folds), and the chain between them (five grid barriers, attention and its merge, the
-// prologues) is ~27 µs a layer. Off by default.
+// Measured (H200, 2026-11-28, docs/performance.md "The persistent decode kernel, third round"): correct, but Llama-3-8B
+// Q4_0 at batch 1 takes 1.88 ms a step against the layer-by-layer 1.58. The consumers set the pace, not the weight stream:
+// with the producer's copies removed the kernel still takes 1.69 ms (each warp's serial chain a tile: wait, loads, warp
+// sums, store, release), attention and its merge cost ~10 µs a layer, and a grid barrier ~1 µs plus the spread between
+// blocks. Off by default.
 #include "common.cuh"
 
 // 7 consumer warps and the producer: 8 warps, 2 on each SM quadrant, so ptxas may give a thread 255 registers. With 8
@@ -123,8 +124,12 @@ __device__ __forceinline__ void mbarrier_wait_watched(unsigned bar, unsigned par
 }
 
 // The optional trace (GpuCheck's "persistent kernel's stages"): block 0's thread 0 stamps the global timer (ns) at fixed
-// points of each layer, its producer the time it waited for free stages. Null: no trace.
+// points of each layer, its producer the time it waited for free stages. Null: no trace. Built with PD_TRACE_BLOCKS (a
+// variant for diagnosis: compiled in, the per-block code made every step 0.02–0.06 ms slower, traced or not — H200,
+// 2026-11-28), also every block's time from passing a grid barrier to arriving at the next, summed over the layers by
+// stage, and the SM it ran on: what the barriers wait for, the slowest block of each stage.
 #define PD_TRACE_PER_LAYER 20  // 5 stages × (start, prologue done, work done, barrier passed); attention has no prologue
+#define PD_TRACE_PER_BLOCK 6   // the sums of q/k/v, attention, output, gate/up, down; the SM
 
 __device__ __forceinline__ unsigned long long global_timer() {
     unsigned long long t;
@@ -136,10 +141,13 @@ __device__ __forceinline__ void trace_stamp(unsigned long long* trace, int i) {
     if (trace != nullptr && blockIdx.x == 0 && threadIdx.x == 0) trace[i] = global_timer();
 }
 
-// Every consumer of every block has finished what came before (its writes visible to all) once this returns.
-__device__ __forceinline__ void grid_sync(unsigned* arrived, unsigned barrier) {
+// Every consumer of every block has finished what came before (its writes visible to all) once this returns. When
+// tracing, `spent` (this block's sum for the stage) gains the time since `since`, the last barrier passed, and `since`
+// moves to this one.
+__device__ __forceinline__ void grid_sync(unsigned* arrived, unsigned barrier, unsigned long long* spent, unsigned long long& since) {
     consumer_sync();
     if (threadIdx.x == 0) {
+        if (spent != nullptr) *spent += global_timer() - since;
         asm volatile("red.release.gpu.global.add.u32 [%0], 1;" ::"l"(arrived) : "memory");
         const unsigned target = barrier * gridDim.x;
         const long long start = clock64();
@@ -149,6 +157,7 @@ __device__ __forceinline__ void grid_sync(unsigned* arrived, unsigned barrier) {
                 __trap();
             }
         }
+        if (spent != nullptr) since = global_timer();
     }
     consumer_sync();
 }
@@ -575,6 +584,7 @@ extern "C" __global__ void __launch_bounds__(PD_THREADS, 1) decode_persistent_ni
     __shared__ float red[PD_CONSUMER_WARPS];
     __shared__ float resid[PD_CONSUMERS];             // the block's rows of h, loaded before a residual stage's tiles
     __shared__ float rope[2][PD_MAX_PAIRS];           // cos, sin of the token's position
+    __shared__ unsigned long long stageStart;         // tracing: when thread 0 passed the last grid barrier
     extern __shared__ __attribute__((aligned(128))) unsigned char pdShared[];
     const PdShape s{dim, ffn, heads * headDim, kvHeads * headDim, heads, kvHeads, headDim, partitions, tileQkv, tileO, tileGateUp, tileDown};
     const unsigned full = shared_address(barriers), empty = full + 8 * PD_MAX_STAGES;
@@ -657,7 +667,22 @@ extern "C" __global__ void __launch_bounds__(PD_THREADS, 1) decode_persistent_ni
         rope[0][threadIdx.x] = __ldg(ropeCos + (long long)position * pairs + threadIdx.x);
         rope[1][threadIdx.x] = __ldg(ropeSin + (long long)position * pairs + threadIdx.x);
     }
+#ifdef PD_TRACE_BLOCKS
+    unsigned long long* const blockTrace =
+        trace != nullptr ? trace + (PD_TRACE_PER_LAYER + 1) * layerCount + PD_TRACE_PER_BLOCK * blockIdx.x : nullptr;
+#else
+    unsigned long long* const blockTrace = nullptr;
+#endif
+    if (blockTrace != nullptr && threadIdx.x == 0) {
+        for (int i = 0; i < 5; i++) blockTrace[i] = 0;
+        unsigned sm;
+        asm volatile("mov.u32 %0, %%smid;" : "=r"(sm));
+        blockTrace[5] = sm;
+        stageStart = global_timer();
+    }
     unsigned barrier = 0;
+    // The grid barrier after step stage `stage` (0–4: q/k/v, attention, output, gate/up, down).
+    auto sync = [&](int stage) { grid_sync(arrived, ++barrier, blockTrace != nullptr ? blockTrace + stage : nullptr, stageStart); };
     int index = 0;
     const unsigned char* const ringStages = pdShared;
     auto gemvStage = [&](int stage, auto&& store) {
@@ -773,7 +798,7 @@ extern "C" __global__ void __launch_bounds__(PD_THREADS, 1) decode_persistent_ni
             }
         });
         stampWorkDone(stamps, 2);
-        grid_sync(arrived, ++barrier);
+        sync(0);
         trace_stamp(stamps, 3);
         if (l == 0) pdl_launch_dependents();  // every block is resident now: the next kernel's blocks may take what is left
 
@@ -789,7 +814,7 @@ extern "C" __global__ void __launch_bounds__(PD_THREADS, 1) decode_persistent_ni
         default: attention_stage<8, 2>(s, keys, values, query, table, blockSize, position, scaleLog2, scratch, partials, stats, tickets, attentionCodes, attentionDs); break;
         }
         trace_stamp(stamps, 6);
-        grid_sync(arrived, ++barrier);
+        sync(1);
         trace_stamp(stamps, 7);
 
         // Attention output into the residual.
@@ -801,7 +826,7 @@ extern "C" __global__ void __launch_bounds__(PD_THREADS, 1) decode_persistent_ni
         gemvStage(STAGE_O, [&](const PdTile& t, int unit, float v0, float v1) { addResidual(t, unit, v0, v1, span.r0); });
         foldNorm(span);
         stampWorkDone(stamps, 10);
-        grid_sync(arrived, ++barrier);
+        sync(2);
         trace_stamp(stamps, 11);
 
         // SiLU(gate)·up: a unit is a row of gate and the same row of up.
@@ -814,7 +839,7 @@ extern "C" __global__ void __launch_bounds__(PD_THREADS, 1) decode_persistent_ni
         });
         foldSilu(gateUp, arrived + 1 + layerCount * kvHeads + l * (ffn / 32));
         stampWorkDone(stamps, 14);
-        grid_sync(arrived, ++barrier);
+        sync(3);
         trace_stamp(stamps, 15);
 
         // Down into the residual.
@@ -826,7 +851,12 @@ extern "C" __global__ void __launch_bounds__(PD_THREADS, 1) decode_persistent_ni
         gemvStage(STAGE_DOWN, [&](const PdTile& t, int unit, float v0, float v1) { addResidual(t, unit, v0, v1, span.r0); });
         if (l + 1 < layerCount) foldNorm(span);
         stampWorkDone(stamps, 18);
-        if (l + 1 < layerCount) grid_sync(arrived, ++barrier);
+        if (l + 1 < layerCount) {
+            sync(4);
+        } else if (blockTrace != nullptr) {  // the last layer's down stage ends the kernel, without a barrier
+            consumer_sync();
+            if (threadIdx.x == 0) blockTrace[4] += global_timer() - stageStart;
+        }
         trace_stamp(stamps, 19);
     }
 }
