@@ -565,12 +565,15 @@ internal sealed class ShapeBenchmarks(CudaBackend gpu, Report report, KvCacheDty
     private static string BlockSpread(ulong[][] blocks, int layers)
     {
         string[] stages = ["q/k/v", "attention", "output", "gate/up", "down"];
-        return string.Join("; ", stages.Select((name, i) =>
+        double Us(ulong ns) => ns / 1e3 / layers;
+        var perStage = stages.Select((name, i) =>
         {
-            var order = blocks.Select((b, index) => (Us: b[i] / 1e3 / layers, Block: index, Sm: b[^1])).OrderBy(b => b.Us).ToArray();
+            var order = blocks.Select((b, index) => (Us: Us(b[i]), Block: index, Sm: b[^1])).OrderBy(b => b.Us).ToArray();
             var slowest = string.Join(", ", order.TakeLast(3).Reverse().Select(b => $"{b.Us:F2} {b.Block}@{b.Sm}"));
             return $"{name} {order[0].Us:F2} / {order[order.Length / 2].Us:F2} / {order[^1].Us:F2} ({slowest})";
-        })) + $"; a layer {blocks.Min(b => b.Take(5).Sum(v => (double)v)) / 1e3 / layers:F2} / {blocks.Max(b => b.Take(5).Sum(v => (double)v)) / 1e3 / layers:F2} (fastest / slowest block)";
+        });
+        var layer = blocks.Select(b => Us(b.Take(stages.Length).Aggregate(0UL, (sum, v) => sum + v))).ToArray();
+        return $"{string.Join("; ", perStage)}; a layer {layer.Min():F2} / {layer.Max():F2} (fastest / slowest block)";
     }
 
     /// <summary>

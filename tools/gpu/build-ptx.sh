@@ -9,6 +9,7 @@
 #   tools/gpu/build-ptx.sh [OUTPUT_DIR]   (default: Inference/Backends/Cuda/Kernels, beside the sources)
 #   ONLY="decode_persistent attention": only those sources (a kernel edit's call on the GPU machine then spends seconds
 #   on nvcc, not the ~50 s of every module; run-setup.sh's REBUILD)
+#   NVCC_FLAGS="-DPD_TRACE_BLOCKS": extra nvcc flags (pd-variants.sh's diagnostic builds, never committed)
 # Also writes OUTPUT_DIR/ptxas-report.txt: registers, spills and shared memory of every kernel as ptxas compiles each
 # PTX for its target, the same step the driver's JIT performs at load.
 set -euo pipefail
@@ -31,7 +32,7 @@ for source in "$kernels"/*.cu; do
         [ "$arch" = sm_80 ] || file="$name.${arch/_/}.ptx"
         # sm_90a as -arch=compute_90a: the sm_90a shorthand also runs a plain sm_90 pass, which rejects wgmma (nvcc 13.0).
         target="$arch"; [ "$arch" != sm_90a ] || target=compute_90a
-        nvcc -ptx -arch="$target" -O3 -std=c++17 -I"$kernels" -o "$tmp/$file" "$source"
+        nvcc -ptx -arch="$target" -O3 -std=c++17 ${NVCC_FLAGS:-} -I"$kernels" -o "$tmp/$file" "$source"
         echo "== $file for $arch" >> "$report"
         ptxas -arch="$arch" -O3 -v "$tmp/$file" -o /dev/null 2>> "$report"
         {
