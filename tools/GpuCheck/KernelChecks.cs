@@ -67,6 +67,7 @@ internal sealed class KernelChecks(CudaBackend gpu, CpuBackend cpu, Report repor
     {
         MatMuls();
         MatMulGroups();
+        StridedGemvs();
         FoldedNorms();
         SplitSumsInNorm();
         RopeInProjections();
@@ -244,6 +245,88 @@ internal sealed class KernelChecks(CudaBackend gpu, CpuBackend cpu, Report repor
             foreach (var h in hosts)
             {
                 h.Dispose();
+            }
+        }
+    }
+
+    /// <summary>
+    /// The one-wave strided split GEMV over int8 weights (<see cref="CudaBackend.StridedSplitGemvs"/>) of more rows than a
+    /// wave of split blocks covers: bit for bit the plain split GEMV, and against the CPU; a single weight of a ragged row
+    /// count and a gate/up-like group of two; K of one pass (4,096), of several (14,336: down, its last pass half full) and
+    /// of a last pass of one unit a thread for a few threads (4,128).
+    /// </summary>
+    private void StridedGemvs()
+    {
+        (GgmlType Type, int K)[] cases = quick
+            ? [(GgmlType.Q8_0, 4096), (GgmlType.Q6_K, 14336), (GgmlType.Q5_K, 4096)]
+            : [(GgmlType.Q8_0, 4096), (GgmlType.Q8_0, 14336), (GgmlType.Q5_0, 4128), (GgmlType.Q5_K, 4096), (GgmlType.Q5_K, 14336),
+               (GgmlType.Q6_K, 4096), (GgmlType.Q6_K, 14336)];
+        foreach (var (type, k) in cases)
+        {
+            foreach (var rowsOfParts in new[] { new[] { 6002 }, new[] { 4096, 2002 } })
+            {
+                var hosts = rowsOfParts.Select((n, i) => new HostTensor($"w{i}", type, [k, n], RandomWeights.Tensor(type, n, k, _random.Next()))).ToArray();
+                var gw = hosts.Select(h => gpu.LoadWeight(h.View)).ToArray();
+                var cw = hosts.Select(h => cpu.LoadWeight(h.View)).ToArray();
+                var x = RandomWeights.Floats(k, _random);
+                var what = $"strided split GEMV {type} {string.Join("+", rowsOfParts)} × K={k}";
+                var first = (CudaWeight)gw[0];
+                var strided = gpu.Kernels.StridedGemv(first);
+                var wave = strided is null ? null : CudaLaunchGeometry.StridedGemvGrid(
+                    CudaLaunchGeometry.GemvGrid(rowsOfParts.Sum(), CudaLaunchGeometry.Gemv(1, first.Layout, splitK: true)), first.Layout, k,
+                    gpu.Context.MultiprocessorCount, strided.NaturalResidentBlocks(CudaLaunchGeometry.GemvWarps * 32));
+                if (wave is null)
+                {
+                    report.Fail($"{what}: takes the strided kernel", "the shape is not one the strided kernel serves");
+                }
+
+                float[][] Run(bool stridedOn)
+                {
+                    var gx = GpuTensor(1, k, x);
+                    var outputs = rowsOfParts.Select(n => GpuTensor(1, n)).ToArray();
+                    gpu.GemvSplitOverride = true;
+                    gpu.StridedSplitGemvs = stridedOn;
+                    gpu.MatMulGroup(gx, gw.Select((w, i) => new MatMulTarget(w, outputs[i])).ToArray(), 1);
+                    gpu.StridedSplitGemvs = true;
+                    gpu.GemvSplitOverride = null;
+                    var ys = outputs.Select(o => Read(o, 1)).ToArray();
+                    Dispose([gx, .. outputs]);
+                    return ys;
+                }
+
+                var launches = gpu.StridedGemvLaunches;
+                var on = Run(true);
+                if (gpu.StridedGemvLaunches == launches)
+                {
+                    report.Fail($"{what}: the strided kernel ran", "no strided launch was made");
+                }
+
+                var off = Run(false);
+                report.BitForBit($"{what} ({wave} blocks): = the split GEMV", Report.CountDifferentBits([.. on.SelectMany(y => y)], [.. off.SelectMany(y => y)]),
+                    rowsOfParts.Sum());
+                using var cx = cpu.CreateTensor(1, k);
+                cpu.WriteRows(cx, x);
+                var expected = rowsOfParts.Select(n => cpu.CreateTensor(1, n)).ToArray();
+                ((IBackend)cpu).MatMulGroup(cx, cw.Select((w, i) => new MatMulTarget(w, expected[i])).ToArray(), 1);
+                var error = 0.0;
+                for (var i = 0; i < rowsOfParts.Length; i++)
+                {
+                    var c = new float[rowsOfParts[i]];
+                    cpu.ReadRows(expected[i], 1, c);
+                    error = Math.Max(error, Report.RelativeError(on[i], c));
+                    expected[i].Dispose();
+                }
+
+                report.Check(what, error, QuantBound);
+                foreach (var w in gw.Concat(cw))
+                {
+                    w.Dispose();
+                }
+
+                foreach (var h in hosts)
+                {
+                    h.Dispose();
+                }
             }
         }
     }

@@ -278,6 +278,9 @@ internal sealed class ShapeBenchmarks(CudaBackend gpu, Report report, KvCacheDty
                         PersistentKernelStages(config, label, () => Step(context + 1));
                     }
 
+                    // Int8 split GEMVs of more than a wave as waves of the plain split, not one wave of the strided kernel.
+                    Beside("split GEMVs over a wave not strided", () => gpu.StridedSplitGemvs = false, () => gpu.StridedSplitGemvs = true);
+
                     // Split GEMVs of at most half a wave at as many resident blocks an SM as their registers allow.
                     Beside("split GEMVs under half a wave not spread", () => gpu.SpreadSplitGemvs = false, () => gpu.SpreadSplitGemvs = true);
 
@@ -404,10 +407,17 @@ internal sealed class ShapeBenchmarks(CudaBackend gpu, Report report, KvCacheDty
         {
             gpu.GemvSplitOverride = false;
             var whole = GraphMs(run);
+            // The plain split, then as one wave of the strided kernel where the shape takes it (int8, over a wave).
             gpu.GemvSplitOverride = true;
+            gpu.StridedSplitGemvs = false;
             var split = GraphMs(run);
+            gpu.StridedSplitGemvs = true;
+            var launches = gpu.StridedGemvLaunches;
+            var strided = GraphMs(run);
+            var tookStrided = gpu.StridedGemvLaunches > launches;
             gpu.GemvSplitOverride = null;
-            parts.Add($"{name} {whole:F3} / {split:F3} ms ({bytes / (whole * 1e-3) / 1e9:F0} / {bytes / (split * 1e-3) / 1e9:F0} GB/s)");
+            parts.Add($"{name} {whole:F3} / {split:F3} ms ({bytes / (whole * 1e-3) / 1e9:F0} / {bytes / (split * 1e-3) / 1e9:F0} GB/s)"
+                + (tookStrided ? $", strided {strided:F3} ms ({bytes / (strided * 1e-3) / 1e9:F0} GB/s)" : ""));
         }
 
         // Float gate and up take the gated split GEMV in the step (SiLU·mul in its epilogue): timed so, and so in the step's order.
@@ -454,6 +464,7 @@ internal sealed class ShapeBenchmarks(CudaBackend gpu, Report report, KvCacheDty
             var resident = kernel.ResidentBlocksPerMultiprocessor(CudaLaunchGeometry.GemvWarps * 32, gpu.SharedBytesForBlocks(kernel, blocks));
             gpu.GemvSplitOverride = true;
             gpu.GemvSplitBlocksPerMultiprocessor = (_, _) => blocks;
+            gpu.StridedSplitGemvs = false;  // the plain split's launches are what is held
             try
             {
                 parts.Add($"{blocks} ({resident} resident): " + string.Join(", ", groups.Select(g => $"{g.Name} {GraphMs(g.Run):F3}")));
@@ -462,6 +473,7 @@ internal sealed class ShapeBenchmarks(CudaBackend gpu, Report report, KvCacheDty
             {
                 gpu.GemvSplitOverride = null;
                 gpu.GemvSplitBlocksPerMultiprocessor = null;
+                gpu.StridedSplitGemvs = true;
             }
         }
 

@@ -693,18 +693,28 @@ public sealed partial class CudaBackend : IBackend, IDeviceSampler
             args[a++] = rotation.HeadDim;
         }
 
-        kernel ??= rope is null ? Kernels.Gemv(first, shape) : Kernels.GemvRope(first);
         var grid = CudaLaunchGeometry.GemvGrid(weightRows, shape);
         var threads = CudaLaunchGeometry.GemvWarps * 32;
         var sharedBytes = 0;
-        if (shape.SplitK && GemvSplitBlocksPerMultiprocessor?.Invoke(weightRows, first.Columns) is { } asked)
+        if (shape.SplitK && kernel is null && rope is null && StridedSplitGemvs && Kernels.StridedGemv(first) is { } strided
+            && CudaLaunchGeometry.StridedGemvGrid(grid, first.Layout, first.Columns, Context.MultiprocessorCount, strided.NaturalResidentBlocks(threads)) is { } wave)
         {
-            sharedBytes = SharedBytesForBlocks(kernel, asked);
+            kernel = strided;
+            grid = wave;
+            StridedGemvLaunches++;
         }
-        else if (shape.SplitK && SpreadSplitGemvs
-                 && CudaLaunchGeometry.SplitGemvBlocksPerMultiprocessor(grid, Context.MultiprocessorCount, kernel.NaturalResidentBlocks(threads)) is { } spread)
+        else
         {
-            sharedBytes = kernel.SharedBytesHolding(threads, spread, _sharedBytesForBlocks);
+            kernel ??= rope is null ? Kernels.Gemv(first, shape) : Kernels.GemvRope(first);
+            if (shape.SplitK && GemvSplitBlocksPerMultiprocessor?.Invoke(weightRows, first.Columns) is { } asked)
+            {
+                sharedBytes = SharedBytesForBlocks(kernel, asked);
+            }
+            else if (shape.SplitK && SpreadSplitGemvs
+                     && CudaLaunchGeometry.SplitGemvBlocksPerMultiprocessor(grid, Context.MultiprocessorCount, kernel.NaturalResidentBlocks(threads)) is { } spread)
+            {
+                sharedBytes = kernel.SharedBytesHolding(threads, spread, _sharedBytesForBlocks);
+            }
         }
 
         kernel.Launch(Stream, grid, threads, sharedBytes, args[..a]);
@@ -791,6 +801,18 @@ public sealed partial class CudaBackend : IBackend, IDeviceSampler
     /// default: true). GpuCheck times the other beside it.
     /// </summary>
     public bool SpreadSplitGemvs { get; set; } = true;
+
+    /// <summary>
+    /// Whether a one-row split GEMV over int8 weights that would take more than a wave of blocks runs as one wave of the
+    /// strided kernel (<c>_m1_split_strided</c>: each block takes every grid-th group of rows, the next pass's weights in
+    /// flight while it works one; <see cref="CudaLaunchGeometry.StridedGemvGrid"/>). On by default; GpuCheck times the
+    /// plain split beside it. Measured on an H200 (2026-11-28, docs/performance.md, "The strided split GEMV"): Llama-3-8B
+    /// Q8_0 at batch 1, +4.2 % a step.
+    /// </summary>
+    public bool StridedSplitGemvs { get; set; } = true;
+
+    /// <summary>Launches of the strided split GEMV so far (GpuCheck's checks and timings tell by it which kernel ran).</summary>
+    public long StridedGemvLaunches { get; private set; }
 
     /// <summary><see cref="SharedBytesForBlocks"/> as one delegate, so that a held launch allocates none.</summary>
     private readonly Func<CudaKernel, int, int> _sharedBytesForBlocks;

@@ -19,6 +19,9 @@ public sealed class CudaKernels : IDisposable
     /// <summary>The GEMV families of float weights.</summary>
     private static readonly string[] FloatGemvFamilies = ["gemv_f32", "gemv_f16", "gemv_bf16"];
 
+    /// <summary>The GEMV families with a one-wave strided split (<c>_m1_split_strided</c>, matmul.cu): the int8 layouts.</summary>
+    private static readonly string[] StridedGemvFamilies = ["gemv_int8", "gemv_int8_mins", "gemv_int8_halves"];
+
     /// <summary>The GEMV families with a producer of a folded norm (<c>_m1_residual</c>, matmul.cu): the nibble layouts.</summary>
     private static readonly string[] ResidualGemvFamilies = ["gemv_nibble", "gemv_nibble_mins"];
 
@@ -38,6 +41,7 @@ public sealed class CudaKernels : IDisposable
     private readonly Dictionary<string, CudaKernel> _gemvResidual;
     private readonly Dictionary<string, CudaKernel> _gemvRope;
     private readonly Dictionary<string, CudaKernel> _gemvGated;
+    private readonly Dictionary<string, CudaKernel> _gemvStrided;
     private readonly CudaKernel _rmsNormRows;
     private readonly CudaKernel _rmsNormRowsOneItem;
     private readonly Dictionary<(string Name, int TileRows), CudaKernel> _halfGemm;
@@ -119,6 +123,7 @@ public sealed class CudaKernels : IDisposable
         _gemvRope = GemvFamilies.ToDictionary(family => family, family => matmul.Kernel($"{family}_m1_split_rope"));
         _gemvGated = FloatGemvFamilies.ToDictionary(family => family, family => matmul.Kernel($"{family}_m1_split_gated"));
         _gemvResidual = ResidualGemvFamilies.ToDictionary(family => family, family => matmul.Kernel($"{family}_m1_residual"));
+        _gemvStrided = StridedGemvFamilies.ToDictionary(family => family, family => matmul.Kernel($"{family}_m1_split_strided"));
         GemmInt8 = matmul.Kernel("gemm_int8");
         GemmInt8TensorCore = matmul.Kernel("gemm_int8_tc");
         GemmInt8MinsTensorCore = matmul.Kernel("gemm_int8_mins_tc");
@@ -273,7 +278,8 @@ public sealed class CudaKernels : IDisposable
     public CudaKernel SampleRows { get; }
 
     /// <summary>Every GEMV kernel (for reports of their registers and spills).</summary>
-    public IEnumerable<CudaKernel> GemvKernels => _gemv.Values.Concat(_gemvRope.Values).Concat(_gemvResidual.Values).Concat(_gemvGated.Values);
+    public IEnumerable<CudaKernel> GemvKernels =>
+        _gemv.Values.Concat(_gemvRope.Values).Concat(_gemvResidual.Values).Concat(_gemvGated.Values).Concat(_gemvStrided.Values);
 
     /// <summary>The one-row split GEMV that rotates q/k/v and stores k and v in an f16 cache in its epilogue (<c>_m1_split_rope</c>).</summary>
     public CudaKernel GemvRope(CudaWeight weight) => _gemvRope[GemvFamily(weight)];
@@ -284,6 +290,12 @@ public sealed class CudaKernels : IDisposable
     /// 4 rows cannot quantize).
     /// </summary>
     public CudaKernel? GatedGemv(CudaWeight weight) => _gemvGated.GetValueOrDefault(GemvFamily(weight));
+
+    /// <summary>
+    /// The one-row split GEMV over one wave of blocks, each taking every grid-th group of rows with the next pass's weights
+    /// in flight (<c>_m1_split_strided</c>), or null where the weight's layout has none (float weights).
+    /// </summary>
+    public CudaKernel? StridedGemv(CudaWeight weight) => _gemvStrided.GetValueOrDefault(GemvFamily(weight));
 
     /// <summary>
     /// The one-row GEMV that adds its product to the residual and leaves the next norm's int8 block and Σh² for the GEMV that

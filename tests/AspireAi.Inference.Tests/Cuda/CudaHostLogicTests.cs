@@ -250,6 +250,18 @@ public sealed class CudaHostLogicTests
     }
 
     [Theory]
+    [InlineData(3584, CudaWeightLayout.Int8, 4096, 132, 4, 528)]     // Llama-3-8B Q8_0 gate/up: one wave of 4 an SM
+    [InlineData(1024, CudaWeightLayout.Int8, 14336, 132, 4, 528)]    // down: several passes a group
+    [InlineData(528, CudaWeightLayout.Int8, 4096, 132, 4, null)]     // no more than a wave: the plain split
+    [InlineData(4096, CudaWeightLayout.Int8, 2048, 132, 4, null)]    // Llama-3.2-1B: half the threads' second unit empty
+    [InlineData(3584, CudaWeightLayout.Nibble, 4096, 132, 4, null)]  // nibbles: no strided kernel
+    [InlineData(3584, CudaWeightLayout.BFloat16, 4096, 132, 4, null)]
+    [InlineData(3584, CudaWeightLayout.Int8, 4096, 132, 0, null)]    // a kernel that cannot be resident
+    public void TheStridedSplitGemvRunsOneWaveOfInt8RowsOfAtLeastOneFullPassOverAWave(int grid, CudaWeightLayout layout, int columns, int multiprocessors,
+        int natural, int? expected) =>
+        Assert.Equal(expected, CudaLaunchGeometry.StridedGemvGrid(grid, layout, columns, multiprocessors, natural));
+
+    [Theory]
     [InlineData(233_472, 1024, 64)]   // H100 and H200: 228 KB an SM, 1 KB reserved a block; the int8/float split's 64 B
     [InlineData(233_472, 1024, 128)]  // the nibble split's 128 B
     [InlineData(167_936, 1024, 128)]  // A100: 164 KB an SM

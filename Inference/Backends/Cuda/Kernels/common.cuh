@@ -194,6 +194,12 @@ __device__ __forceinline__ int dp4a(int a, int b, int c) {
     asm("dp4a.s32.s32 %0, %1, %2, %3;" : "=r"(d) : "r"(a), "r"(b), "r"(c));
     return d;
 }
+// The same with a's four bytes unsigned (0–255).
+__device__ __forceinline__ int dp4a_us(unsigned a, int b, int c) {
+    int d;
+    asm("dp4a.u32.s32 %0, %1, %2, %3;" : "=r"(d) : "r"(a), "r"(b), "r"(c));
+    return d;
+}
 
 // A quantized weight's block scales: f16 where a block has one scale and no min (Q8_0, Q5_0, Q4_0: ggml's own f16 d,
 // stored as it is in the file, 2 bytes a block rather than 4), float32 otherwise (the K-quants' products of an f16 d and
@@ -274,13 +280,19 @@ __device__ __forceinline__ BlockDot dot_block(const int (&w)[8], const int4 xa, 
     return r;
 }
 
-// A nibble unit (one 32-code block, 16 bytes) widened to codes in value order: 8 ints of 4 bytes, low nibbles values
-// 0–15, high ones 16–31. Done where the codes are used, not where they are loaded: units in flight are held as their 4
-// loaded ints, not 8 (the one-row nibble kernel: 124 → 89 registers, 5 blocks an SM instead of 4).
-__device__ __forceinline__ void widen_nibbles(const int4 v, int (&w)[8]) {
-    w[0] = v.x & 0x0F0F0F0F; w[1] = v.y & 0x0F0F0F0F; w[2] = v.z & 0x0F0F0F0F; w[3] = v.w & 0x0F0F0F0F;
-    w[4] = (v.x >> 4) & 0x0F0F0F0F; w[5] = (v.y >> 4) & 0x0F0F0F0F;
-    w[6] = (v.z >> 4) & 0x0F0F0F0F; w[7] = (v.w >> 4) & 0x0F0F0F0F;
+// A nibble unit (one 32-code block, 16 bytes: byte i holds code i in its low nibble, code 16 + i in its high one) dotted
+// with an activation block (xa: values 0–15, xb: 16–31): dot_block's sums, bit for bit. The high nibbles are masked where
+// they are, read as unsigned bytes (16 × the code) and their sum shifted back by 4: exact, as every product is a multiple
+// of 16 and |Σ| ≤ 16 · 240 · 128 fits an int; one shift a block where moving each word's nibbles down took four. Done
+// where the codes are used, not where they are loaded: units in flight are held as their 4 loaded ints, not 8 (the one-row
+// nibble kernel: 124 → 89 registers, 5 blocks an SM instead of 4).
+__device__ __forceinline__ BlockDot dot_nibbles(const int4 v, const int4 xa, const int4 xb) {
+    constexpr int LOW = 0x0F0F0F0F;
+    constexpr unsigned HIGH = 0xF0F0F0F0u;
+    BlockDot r;
+    r.lo = dp4a(v.x & LOW, xa.x, dp4a(v.y & LOW, xa.y, dp4a(v.z & LOW, xa.z, dp4a(v.w & LOW, xa.w, 0))));
+    r.hi = dp4a_us(v.x & HIGH, xb.x, dp4a_us(v.y & HIGH, xb.y, dp4a_us(v.z & HIGH, xb.z, dp4a_us(v.w & HIGH, xb.w, 0)))) >> 4;
+    return r;
 }
 
 // mbarriers and bulk copies (sm_90: the Hopper GEMM's and the persistent decode kernel's pipelines; only those files,

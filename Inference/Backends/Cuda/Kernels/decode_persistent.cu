@@ -50,7 +50,7 @@
 //  * Trace (optional): block 0 stamps the global timer at each stage's start, prologue end, work end and barrier, and its
 //    producer counts the time it waited for a free stage (GpuCheck's "the persistent kernel's stages").
 // Measured (H200, 2026-11-28, docs/performance.md "The persistent decode kernel, third round"): correct, but Llama-3-8B
-// Q4_0 at batch 1 takes 1.88 ms a step against the layer-by-layer 1.58. The consumers set the pace, not the weight stream:
+// Q4_0 at batch 1 takes 1.87 ms a step against the layer-by-layer 1.58. The consumers set the pace, not the weight stream:
 // with the producer's copies removed the kernel still takes 1.69 ms (each warp's serial chain a tile: wait, loads, warp
 // sums, store, release), attention and its merge cost ~10 µs a layer, and a grid barrier ~1 µs plus the spread between
 // blocks. Off by default.
@@ -105,23 +105,48 @@ __device__ __forceinline__ unsigned load_acquire(const unsigned* p) {
     return v;
 }
 
-__device__ __forceinline__ bool mbarrier_try_wait(unsigned bar, unsigned parity) {
-    unsigned done;
-    asm volatile("{\n.reg .pred p;\nmbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\nselp.u32 %0, 1, 0, p;\n}"
-                 : "=r"(done) : "r"(bar), "r"(parity) : "memory");
-    return done != 0;
-}
+// How long a try_wait may suspend the thread before it returns unfinished (ns; the hardware wakes it as soon as the phase
+// completes). Without a hint it returned after a short system-set time, and the producer's loop of try-wait, the watchdog's
+// clock read and compares ran 7.7 M times a launch: 13 % of the kernel's instructions, issued on the scheduler the producer
+// shares with a consumer warp (Nsight Compute, H200, 2026-11-28). The step's time did not follow: 1.871 ms with the hint,
+// 1.867 without, in one call (H200, 2026-11-28) — those instructions were not on the consumers' chain.
+#ifndef PD_SUSPEND_NS
+#define PD_SUSPEND_NS 20000
+#endif
 
 // mbarrier_wait with the kernel's watchdog: a pipeline that stops (a bug, never a slow copy) traps instead of hanging.
 __device__ __forceinline__ void mbarrier_wait_watched(unsigned bar, unsigned parity, const char* what, int tile) {
     const long long start = clock64();
-    while (!mbarrier_try_wait(bar, parity)) {
+    for (;;) {
+        unsigned done;
+        asm volatile("{\n.reg .pred p;\nmbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2, %3;\nselp.u32 %0, 1, 0, p;\n}"
+                     : "=r"(done) : "r"(bar), "r"(parity), "r"((unsigned)PD_SUSPEND_NS) : "memory");
+        if (done) return;
         if (clock64() - start > PD_TIMEOUT_CYCLES) {
             printf("decode_persistent: block %d thread %d stuck on the %s barrier of tile %d\n", blockIdx.x, threadIdx.x, what, tile);
             __trap();
         }
     }
 }
+
+// A walker's place in the ring of stages: the slot of its next stage and the parity of that slot's round (a stage's `full`
+// and `empty` mbarriers complete once a round). Advanced by a compare: `index % stages` and `index / stages` by the
+// runtime stage count were ~30 dependent instructions before every tile, in every warp (Nsight Compute, H200, 2026-11-28);
+// without them the step took 1.871 ms against 1.885 (one call, H200, 2026-11-28).
+struct PdRing {
+    int slot = 0;
+    unsigned parity = 0;  // the round's, 0 in the first
+    int index = 0;        // stages passed, for the watchdog's message
+    int stages;
+    __device__ __forceinline__ explicit PdRing(int count) : stages(count) {}
+    __device__ __forceinline__ void advance() {
+        index++;
+        if (++slot == stages) {
+            slot = 0;
+            parity ^= 1;
+        }
+    }
+};
 
 // The optional trace (GpuCheck's "persistent kernel's stages"): block 0's thread 0 stamps the global timer (ns) at fixed
 // points of each layer, its producer the time it waited for free stages. Null: no trace. Built with PD_TRACE_BLOCKS (a
@@ -356,11 +381,7 @@ __device__ __forceinline__ float2 dot_two_rows(const unsigned char* codesA, cons
         const float sa = half_to_float(scalesA[block]), sb = half_to_float(scalesB[block]);
         const int4 xa = *(const int4*)(xq + block * 16), xb = *(const int4*)(xqHigh + block * 16);
         const float2 d = ds[block];
-        int codes[8];
-        widen_nibbles(wa, codes);
-        const BlockDot da = dot_block(codes, xa, xb);
-        widen_nibbles(wb, codes);
-        const BlockDot db = dot_block(codes, xa, xb);
+        const BlockDot da = dot_nibbles(wa, xa, xb), db = dot_nibbles(wb, xa, xb);
         a += d.x * (sa * (float)(da.lo + da.hi)) - sa * offset * d.y;
         b += d.x * (sb * (float)(db.lo + db.hi)) - sb * offset * d.y;
     }
@@ -374,17 +395,17 @@ __device__ __forceinline__ float2 dot_two_rows(const unsigned char* codesA, cons
 // them. store(tile, unit, total of the first row, total of the second) runs on lane 0; a tile's last unit of an odd row
 // count has one row (its second total is the first row's again, not to be stored).
 template <typename Store>
-__device__ __forceinline__ void gemv_stage(const PdShape& s, int stage, int stages, int& index, const unsigned char* ring, unsigned full,
+__device__ __forceinline__ void gemv_stage(const PdShape& s, int stage, PdRing& ring, const unsigned char* stages, unsigned full,
                                            unsigned empty, const signed char* xq, const signed char* xqHigh, const float2* ds, int offset,
                                            Store&& store) {
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
     const bool gated = stage == STAGE_GATE_UP;
     int before = 0;  // the stage's units in the tiles before this one
     for_each_tile(s, stage, [&](const PdTile& t) {
-        const int slot = index % stages, units = gated ? t.rows : (t.rows + 1) / 2;
-        const unsigned char* tile = ring + slot * PD_STAGE_BYTES;
+        const int slot = ring.slot, units = gated ? t.rows : (t.rows + 1) / 2;
+        const unsigned char* tile = stages + slot * PD_STAGE_BYTES;
         const int rowBytes = t.k / 2, scaleBytes = t.k / 16, codeBytes = t.rows * rowBytes, matBytes = codeBytes + t.rows * scaleBytes;
-        mbarrier_wait_watched(full + 8 * slot, (index / stages) & 1, "full", index);
+        mbarrier_wait_watched(full + 8 * slot, ring.parity, "full", ring.index);
         for (int j = (warp - before % PD_CONSUMER_WARPS + PD_CONSUMER_WARPS) % PD_CONSUMER_WARPS; j < units; j += PD_CONSUMER_WARPS) {
             // gate/up: row j of gate and of up (the tile holds gate's rows, then the same rows of up); else rows 2j, 2j + 1.
             const int ra = gated ? j : 2 * j, rb = gated ? j : min(2 * j + 1, t.rows - 1);
@@ -397,7 +418,7 @@ __device__ __forceinline__ void gemv_stage(const PdShape& s, int stage, int stag
         __syncwarp();
         if (lane == 0) mbarrier_arrive(empty + 8 * slot);
         before += units;
-        index++;
+        ring.advance();
     });
 }
 
@@ -603,16 +624,16 @@ extern "C" __global__ void __launch_bounds__(PD_THREADS, 1) decode_persistent_ni
         // The producer: weights only, so it starts before the kernel ahead has ended.
         if (threadIdx.x != PD_CONSUMERS) return;
         const bool tracing = trace != nullptr && blockIdx.x == 0;
-        int index = 0;
+        PdRing next(stages);
         for (int l = 0; l < layerCount; l++) {
             const PdLayer& L = layers[l];
             unsigned long long waited = 0;
-            // The next free stage, its index's slot (its copies complete on full + 8 · slot).
+            // The next free stage's slot (its copies complete on full + 8 · slot); the caller advances `next` past it.
             auto nextStage = [&]() {
-                const int slot = index % stages;
-                if (index >= stages) {
+                const int slot = next.slot;
+                if (next.index >= stages) {  // from the second round on: free once the consumers released its last use
                     const unsigned long long before = tracing ? global_timer() : 0;
-                    mbarrier_wait_watched(empty + 8 * slot, (index / stages - 1) & 1, "empty", index);
+                    mbarrier_wait_watched(empty + 8 * slot, next.parity ^ 1, "empty", next.index);
                     if (tracing) waited += global_timer() - before;
                 }
                 return slot;
@@ -623,7 +644,7 @@ extern "C" __global__ void __launch_bounds__(PD_THREADS, 1) decode_persistent_ni
                     const int slot = nextStage();
                     mbarrier_arrive_expect_tx(full + 8 * slot, dim * 4);
                     bulk_copy(ring + slot * PD_STAGE_BYTES, stage == STAGE_QKV ? L.attentionNorm : L.feedForwardNorm, dim * 4, full + 8 * slot);
-                    index++;
+                    next.advance();
                 }
                 for_each_tile(s, stage, [&](const PdTile& t) {
                     const int slot = nextStage();
@@ -635,7 +656,7 @@ extern "C" __global__ void __launch_bounds__(PD_THREADS, 1) decode_persistent_ni
                         bulk_copy(to + codeBytes, L.scales[t.matrix + m] + (long long)t.row * (t.k / 32), scaleBytes, full + 8 * slot);
                         to += codeBytes + scaleBytes;
                     }
-                    index++;
+                    next.advance();
                 });
             }
             if (tracing) trace[PD_TRACE_PER_LAYER * layerCount + l] = waited;
@@ -683,10 +704,10 @@ extern "C" __global__ void __launch_bounds__(PD_THREADS, 1) decode_persistent_ni
     unsigned barrier = 0;
     // The grid barrier after step stage `stage` (0–4: q/k/v, attention, output, gate/up, down).
     auto sync = [&](int stage) { grid_sync(arrived, ++barrier, blockTrace != nullptr ? blockTrace + stage : nullptr, stageStart); };
-    int index = 0;
+    PdRing next(stages);
     const unsigned char* const ringStages = pdShared;
     auto gemvStage = [&](int stage, auto&& store) {
-        gemv_stage(s, stage, stages, index, ringStages, full, empty, xq, xqHigh, ds, offset, store);
+        gemv_stage(s, stage, next, ringStages, full, empty, xq, xqHigh, ds, offset, store);
     };
     // Work-end stamps of a traced step wait for every warp (they drift apart over a stage's tiles); untraced steps do not.
     auto stampWorkDone = [&](unsigned long long* stamps, int i) {
@@ -708,10 +729,10 @@ extern "C" __global__ void __launch_bounds__(PD_THREADS, 1) decode_persistent_ni
     };
     // RMSNorm(h)·w into the activation blocks, w from the ring stage the producer filled ahead of the stage's tiles.
     auto prepareNormed = [&]() {
-        const int slot = index % stages;
-        prepare_normed(hidden, (const float*)(ringStages + slot * PD_STAGE_BYTES), full + 8 * slot, (index / stages) & 1, empty + 8 * slot,
-                       index, dim, eps, xq, xqHigh, ds, red);
-        index++;
+        const int slot = next.slot;
+        prepare_normed(hidden, (const float*)(ringStages + slot * PD_STAGE_BYTES), full + 8 * slot, next.parity, empty + 8 * slot,
+                       next.index, dim, eps, xq, xqHigh, ds, red);
+        next.advance();
     };
     // RMSNorm(h)·w from h·w's blocks and the blocks' Σh², which the residual stage before made (prepare_quantized).
     auto prepareFolded = [&]() { prepare_quantized(normCodes, normDs, dim, normPartials, eps, xq, xqHigh, ds, red, [] {}); };
@@ -727,8 +748,8 @@ extern "C" __global__ void __launch_bounds__(PD_THREADS, 1) decode_persistent_ni
     // tiles. The norm's r is applied by the prologue that reads them, so the chain has no float row to read and quantize.
     auto foldNorm = [&](const PdSpan& span) {
         consumer_sync();  // every unit's new h is in resid
-        const int slot = index % stages, warp = threadIdx.x / 32, lane = threadIdx.x % 32, groups = (span.r1 - span.r0) / 32;
-        mbarrier_wait_watched(full + 8 * slot, (index / stages) & 1, "norm weight", index);
+        const int slot = next.slot, warp = threadIdx.x / 32, lane = threadIdx.x % 32, groups = (span.r1 - span.r0) / 32;
+        mbarrier_wait_watched(full + 8 * slot, next.parity, "norm weight", next.index);
         const float* w = (const float*)(ringStages + slot * PD_STAGE_BYTES);
         for (int g = warp; g < groups; g += PD_CONSUMER_WARPS) {
             const int row = span.r0 + 32 * g + lane;
@@ -739,7 +760,7 @@ extern "C" __global__ void __launch_bounds__(PD_THREADS, 1) decode_persistent_ni
         }
         __syncwarp();
         if (lane == 0) mbarrier_arrive(empty + 8 * slot);
-        index++;
+        next.advance();
         consumer_sync();
         if (threadIdx.x == 0) {
             float total = 0.0f;
