@@ -259,7 +259,8 @@ internal sealed class ShapeBenchmarks(CudaBackend gpu, Report report, KvCacheDty
 
                     // Split GEMVs of one shape held to fewer resident blocks an SM, asked as "split GEMVs alone by blocks
                     // an SM" asks (the 58 % carveout leaves one fewer resident than asked): gate/up (4·K ≤ N < 16·K, as
-                    // the gated split GEMV over float weights too), down (K > N).
+                    // the gated split GEMV over float weights too), down (K > N). Int8 shapes over a wave take the strided
+                    // kernel (StridedSplitGemvs), which is not held: for them these lines time the default.
                     void Held(string which, Func<int, int, bool> shape, int blocks) =>
                         Beside($"split GEMVs of {which} held to {blocks} blocks an SM asked", () => gpu.GemvSplitBlocksPerMultiprocessor = (n, k) => shape(n, k) ? blocks : null,
                             () => gpu.GemvSplitBlocksPerMultiprocessor = null);

@@ -293,7 +293,7 @@ public sealed class CudaKernels : IDisposable
 
     /// <summary>
     /// The one-row split GEMV over one wave of blocks, each taking every grid-th group of rows with the next pass's weights
-    /// in flight (<c>_m1_split_strided</c>), or null where the weight's layout has none (float weights).
+    /// in flight (<c>_m1_split_strided</c>), or null where the weight's layout has none (nibbles and floats).
     /// </summary>
     public CudaKernel? StridedGemv(CudaWeight weight) => _gemvStrided.GetValueOrDefault(GemvFamily(weight));
 

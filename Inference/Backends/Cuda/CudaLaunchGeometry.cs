@@ -246,7 +246,7 @@ public static class CudaLaunchGeometry
     /// The narrowest rows the strided split GEMV takes: 128 threads × 2 half-block units of 16 values, so that each pass has
     /// every thread's two loads a row in flight. Narrower, half the threads' second unit is empty and it lost to the plain
     /// split (H200, 2026-11-28, Llama-3.2-1B Q8_0, K = 2,048: gate/up alone 0.182 against 0.179 ms, logits 0.079 against
-    /// 0.073, the step −2.5 %), where at K = 4,096 and 14,336 it won (Llama-3-8B Q8_0: +4.2 %).
+    /// 0.073, the step −2.5 %), where at K = 4,096 and 14,336 it won (Llama-3-8B Q8_0: +4.6 %).
     /// </summary>
     public const int StridedGemvMinColumns = GemvWarps * 32 * 2 * 16;
 
