@@ -250,20 +250,44 @@ internal sealed class KernelChecks(CudaBackend gpu, CpuBackend cpu, Report repor
     }
 
     /// <summary>
-    /// The one-wave strided split GEMV over int8 weights (<see cref="CudaBackend.StridedSplitGemvs"/>) of more rows than a
-    /// wave of split blocks covers: bit for bit the plain split GEMV, and against the CPU; a single weight of a ragged row
+    /// The one-wave strided split GEMV over quantized weights (<see cref="CudaBackend.StridedSplitGemvs"/>) of more rows than
+    /// a wave of split blocks covers: bit for bit the plain split GEMV, and against the CPU; a single weight of a ragged row
     /// count and a gate/up-like group of two; K of one pass (4,096), of several (14,336: down, its last pass half full) and
-    /// of a last pass of one unit a thread for a few threads (4,128).
+    /// of a last pass of one unit a thread for a few threads (4,128). The layouts with float scales, which have no strided
+    /// kernel, are confirmed to take the plain split.
     /// </summary>
     private void StridedGemvs()
     {
         (GgmlType Type, int K)[] cases = quick
-            ? [(GgmlType.Q8_0, 4096), (GgmlType.Q6_K, 14336), (GgmlType.Q5_K, 4096)]
-            : [(GgmlType.Q8_0, 4096), (GgmlType.Q8_0, 14336), (GgmlType.Q5_0, 4128), (GgmlType.Q5_K, 4096), (GgmlType.Q5_K, 14336),
-               (GgmlType.Q6_K, 4096), (GgmlType.Q6_K, 14336)];
+            ? [(GgmlType.Q8_0, 4096), (GgmlType.Q8_0, 14336), (GgmlType.Q4_0, 4096)]
+            : [(GgmlType.Q8_0, 4096), (GgmlType.Q8_0, 14336), (GgmlType.Q5_0, 4128), (GgmlType.Q5_0, 14336), (GgmlType.Q4_0, 4096),
+               (GgmlType.Q4_0, 14336), (GgmlType.Q4_0, 4128)];
+        foreach (var type in new[] { GgmlType.Q5_K, GgmlType.Q6_K, GgmlType.Q4_K })
+        {
+            var host = new HostTensor("w", type, [4096, 12002], RandomWeights.Tensor(type, 12002, 4096, _random.Next()));
+            var weight = gpu.LoadWeight(host.View);
+            var gx = GpuTensor(1, 4096, RandomWeights.Floats(4096, _random));
+            var y = GpuTensor(1, 12002);
+            var before = gpu.StridedGemvLaunches;
+            gpu.GemvSplitOverride = true;
+            gpu.MatMul(gx, weight, y, 1);
+            gpu.GemvSplitOverride = null;
+            var what = $"strided split GEMV: {type} (float scales) takes the plain split";
+            if (gpu.StridedGemvLaunches == before)
+            {
+                report.Pass(what);
+            }
+            else
+            {
+                report.Fail(what, "a strided launch was made");
+            }
+
+            Dispose([gx, y, weight, host]);
+        }
+
         foreach (var (type, k) in cases)
         {
-            foreach (var rowsOfParts in new[] { new[] { 6002 }, new[] { 4096, 2002 } })
+            foreach (var rowsOfParts in new[] { new[] { 12002 }, new[] { 8192, 4002 } })
             {
                 var hosts = rowsOfParts.Select((n, i) => new HostTensor($"w{i}", type, [k, n], RandomWeights.Tensor(type, n, k, _random.Next()))).ToArray();
                 var gw = hosts.Select(h => gpu.LoadWeight(h.View)).ToArray();

@@ -12,7 +12,7 @@ using AspireAi.Inference.Models.Gguf;
 // GpuCheck: the CUDA backend against the CPU backend on the GPU machine, then its timings (docs/cuda.md).
 //   GpuCheck [--ptx-dir DIR] [--model FILE.gguf]... [--out DIR] [--quick] [--no-bench | --only-bench] [--big | --only-big]
 //   GpuCheck --shapes [SHAPE,...] [--kv-cache-dtype auto|fp32|fp16|fp8] [--out DIR]   the GPU performance table
-//            (ShapeBenchmarks) for the named model shapes: 1b-bf16, 1b-q8_0, 8b-bf16, 8b-q8_0, 8b-q4_0, 8b-q4_k,
+//            (ShapeBenchmarks) for the named model shapes: 1b-bf16, 1b-q8_0, 8b-bf16, 8b-q8_0, 8b-q4_0, 8b-q4_k, 8b-q5_k, 8b-q6_k,
 //            qwen3-bf16 (all when none are named), over a KV cache of that type (auto: what serving uses, f16); --decode
 //            B:C,... decodes only at those (batch, context) pairs and skips the prefill (tuning runs); --attention-policy
 //            U,B,M sets the decode attention split policy (AttentionSplitPolicy: unsplit context, blocks per SM, minimum
@@ -191,6 +191,8 @@ try
             ("8b-q8_0", "Llama-3-8B", ModelShapes.Llama3_8B, GgmlType.Q8_0, large, 2048),
             ("8b-q4_0", "Llama-3-8B", ModelShapes.Llama3_8B, GgmlType.Q4_0, [(1, 128), (32, 128)], 0),
             ("8b-q4_k", "Llama-3-8B", ModelShapes.Llama3_8B, GgmlType.Q4_K, [(1, 128), (32, 128)], 0),
+            ("8b-q5_k", "Llama-3-8B", ModelShapes.Llama3_8B, GgmlType.Q5_K, [(1, 128), (32, 128)], 0),
+            ("8b-q6_k", "Llama-3-8B", ModelShapes.Llama3_8B, GgmlType.Q6_K, [(1, 128), (32, 128)], 0),
         };
         foreach (var (key, name, shape, type, decode, prefill) in table)
         {

@@ -259,8 +259,8 @@ internal sealed class ShapeBenchmarks(CudaBackend gpu, Report report, KvCacheDty
 
                     // Split GEMVs of one shape held to fewer resident blocks an SM, asked as "split GEMVs alone by blocks
                     // an SM" asks (the 58 % carveout leaves one fewer resident than asked): gate/up (4·K ≤ N < 16·K, as
-                    // the gated split GEMV over float weights too), down (K > N). Int8 shapes over a wave take the strided
-                    // kernel (StridedSplitGemvs), which is not held: for them these lines time the default.
+                    // the gated split GEMV over float weights too), down (K > N). Q8_0, Q5_0 and Q4_0 shapes over a wave
+                    // take the strided kernel (StridedSplitGemvs), which is not held: for them these lines time the default.
                     void Held(string which, Func<int, int, bool> shape, int blocks) =>
                         Beside($"split GEMVs of {which} held to {blocks} blocks an SM asked", () => gpu.GemvSplitBlocksPerMultiprocessor = (n, k) => shape(n, k) ? blocks : null,
                             () => gpu.GemvSplitBlocksPerMultiprocessor = null);
@@ -279,7 +279,7 @@ internal sealed class ShapeBenchmarks(CudaBackend gpu, Report report, KvCacheDty
                         PersistentKernelStages(config, label, () => Step(context + 1));
                     }
 
-                    // Int8 split GEMVs of more than a wave as waves of the plain split, not one wave of the strided kernel.
+                    // Split GEMVs of more than a wave as waves of the plain split, not one wave of the strided kernel.
                     Beside("split GEMVs over a wave not strided", () => gpu.StridedSplitGemvs = false, () => gpu.StridedSplitGemvs = true);
 
                     // Split GEMVs of at most half a wave at as many resident blocks an SM as their registers allow.
@@ -408,7 +408,7 @@ internal sealed class ShapeBenchmarks(CudaBackend gpu, Report report, KvCacheDty
         {
             gpu.GemvSplitOverride = false;
             var whole = GraphMs(run);
-            // The plain split, then as one wave of the strided kernel where the shape takes it (int8, over a wave).
+            // The plain split, then as one wave of the strided kernel where the shape takes it (f16 block scales, over a wave).
             gpu.GemvSplitOverride = true;
             gpu.StridedSplitGemvs = false;
             var split = GraphMs(run);

@@ -803,11 +803,11 @@ public sealed partial class CudaBackend : IBackend, IDeviceSampler
     public bool SpreadSplitGemvs { get; set; } = true;
 
     /// <summary>
-    /// Whether a one-row split GEMV over int8 weights that would take more than a wave of blocks runs as one wave of the
-    /// strided kernel (<c>_m1_split_strided</c>: each block takes every grid-th group of rows, the next pass's weights in
-    /// flight while it works one; <see cref="CudaLaunchGeometry.StridedGemvGrid"/>). On by default; GpuCheck times the
-    /// plain split beside it. Measured on an H200 (2026-11-28, docs/performance.md, "The strided split GEMV"): Llama-3-8B
-    /// Q8_0 at batch 1, 409.6 against 391.8 tok/s.
+    /// Whether a one-row split GEMV over weights with one f16 scale a block (Q8_0, Q5_0, Q4_0) that would take more than a
+    /// wave of blocks runs as one wave of the strided kernel (<c>_m1_split_strided</c>: each block takes every grid-th group
+    /// of rows, the next pass's weights in flight while it works one; <see cref="CudaLaunchGeometry.StridedGemvGrid"/>). On
+    /// by default; GpuCheck times the plain split beside it. Measured on an H200 (2026-11-28, docs/performance.md, "The
+    /// strided split GEMV"): Llama-3-8B at batch 1, Q8_0 409.6 against 391.8 tok/s, Q4_0 645.3 against 628.8.
     /// </summary>
     public bool StridedSplitGemvs { get; set; } = true;
 

@@ -19,8 +19,11 @@ public sealed class CudaKernels : IDisposable
     /// <summary>The GEMV families of float weights.</summary>
     private static readonly string[] FloatGemvFamilies = ["gemv_f32", "gemv_f16", "gemv_bf16"];
 
-    /// <summary>The GEMV families with a one-wave strided split (<c>_m1_split_strided</c>, matmul.cu): the int8 layouts.</summary>
-    private static readonly string[] StridedGemvFamilies = ["gemv_int8", "gemv_int8_mins", "gemv_int8_halves"];
+    /// <summary>
+    /// The GEMV families with a one-wave strided split (<c>_m1_split_strided</c>, matmul.cu): the quantized layouts with one
+    /// f16 scale a block and no min (Q8_0, Q5_0, Q4_0). Over float scales it lost every step timed (docs/performance.md).
+    /// </summary>
+    private static readonly string[] StridedGemvFamilies = ["gemv_int8", "gemv_nibble"];
 
     /// <summary>The GEMV families with a producer of a folded norm (<c>_m1_residual</c>, matmul.cu): the nibble layouts.</summary>
     private static readonly string[] ResidualGemvFamilies = ["gemv_nibble", "gemv_nibble_mins"];
@@ -293,7 +296,7 @@ public sealed class CudaKernels : IDisposable
 
     /// <summary>
     /// The one-row split GEMV over one wave of blocks, each taking every grid-th group of rows with the next pass's weights
-    /// in flight (<c>_m1_split_strided</c>), or null where the weight's layout has none (nibbles and floats).
+    /// in flight (<c>_m1_split_strided</c>), or null where the weight has none (float scales or weights).
     /// </summary>
     public CudaKernel? StridedGemv(CudaWeight weight) => _gemvStrided.GetValueOrDefault(GemvFamily(weight));
 

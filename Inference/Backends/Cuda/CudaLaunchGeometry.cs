@@ -231,22 +231,23 @@ public static class CudaLaunchGeometry
     public static int GemvSplitRows(CudaWeightLayout layout) => layout == CudaWeightLayout.Nibble ? 8 : 4;
 
     /// <summary>
-    /// The grid of the strided split GEMV (<c>_m1_split_strided</c>, int8 layouts) for a split GEMV of <paramref name="grid"/>
+    /// The grid of the strided split GEMV (<c>_m1_split_strided</c>, quantized layouts) for a split GEMV of <paramref name="grid"/>
     /// blocks over rows of <paramref name="columns"/> values: one wave, <paramref name="natural"/> blocks (as its registers
     /// allow) on each of the <paramref name="multiprocessors"/>, where the split grid is larger than that and a pass gives
-    /// every thread both its units (<see cref="StridedGemvMinColumns"/>); else null (the plain split).
+    /// every thread all its units (<see cref="StridedGemvMinColumns"/>); else null (the plain split).
     /// </summary>
     public static int? StridedGemvGrid(int grid, CudaWeightLayout layout, int columns, int multiprocessors, int natural)
     {
         var wave = natural * multiprocessors;
-        return layout == CudaWeightLayout.Int8 && columns >= StridedGemvMinColumns && natural > 0 && grid > wave ? wave : null;
+        return layout is CudaWeightLayout.Int8 or CudaWeightLayout.Nibble && columns >= StridedGemvMinColumns && natural > 0 && grid > wave
+            ? wave : null;
     }
 
     /// <summary>
-    /// The narrowest rows the strided split GEMV takes: 128 threads × 2 half-block units of 16 values, so that each pass has
-    /// every thread's two loads a row in flight. Narrower, half the threads' second unit is empty and it lost to the plain
-    /// split (H200, 2026-11-28, Llama-3.2-1B Q8_0, K = 2,048: gate/up alone 0.182 against 0.179 ms, logits 0.079 against
-    /// 0.073, the step −2.5 %), where at K = 4,096 and 14,336 it won (Llama-3-8B Q8_0: +4.6 %).
+    /// The narrowest rows the strided split GEMV takes: 128 threads × 2 half-block units of 16 int8 values (or 1 block of 32
+    /// nibbles), so that each pass has every thread's loads of a row in flight. Narrower, half the threads' second unit is
+    /// empty and it lost to the plain split (H200, 2026-11-28, Llama-3.2-1B Q8_0, K = 2,048: gate/up alone 0.182 against
+    /// 0.179 ms, logits 0.079 against 0.073, the step −2.5 %), where at K = 4,096 and 14,336 it won (Llama-3-8B Q8_0: +4.6 %).
     /// </summary>
     public const int StridedGemvMinColumns = GemvWarps * 32 * 2 * 16;
 

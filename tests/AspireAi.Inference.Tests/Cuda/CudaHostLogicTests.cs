@@ -254,10 +254,11 @@ public sealed class CudaHostLogicTests
     [InlineData(1024, CudaWeightLayout.Int8, 14336, 132, 4, 528)]    // down: several passes a group
     [InlineData(528, CudaWeightLayout.Int8, 4096, 132, 4, null)]     // no more than a wave: the plain split
     [InlineData(4096, CudaWeightLayout.Int8, 2048, 132, 4, null)]    // Llama-3.2-1B: half the threads' second unit empty
-    [InlineData(3584, CudaWeightLayout.Nibble, 4096, 132, 4, null)]  // nibbles: no strided kernel
+    [InlineData(3584, CudaWeightLayout.Nibble, 4096, 132, 4, 528)]   // Llama-3-8B Q4_0 gate/up (8 rows a split block)
+    [InlineData(3584, CudaWeightLayout.Nibble, 2048, 132, 4, null)]  // nibble rows of less than a pass
     [InlineData(3584, CudaWeightLayout.BFloat16, 4096, 132, 4, null)]
     [InlineData(3584, CudaWeightLayout.Int8, 4096, 132, 0, null)]    // a kernel that cannot be resident
-    public void TheStridedSplitGemvRunsOneWaveOfInt8RowsOfAtLeastOneFullPassOverAWave(int grid, CudaWeightLayout layout, int columns, int multiprocessors,
+    public void TheStridedSplitGemvRunsOneWaveOfQuantizedRowsOfAtLeastOneFullPassOverAWave(int grid, CudaWeightLayout layout, int columns, int multiprocessors,
         int natural, int? expected) =>
         Assert.Equal(expected, CudaLaunchGeometry.StridedGemvGrid(grid, layout, columns, multiprocessors, natural));
 

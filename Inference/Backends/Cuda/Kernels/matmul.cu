@@ -9,6 +9,9 @@
 //    _m1_split variants (CudaLaunchGeometry.Gemv) let the block's 4 warps share 4 rows (8 for nibbles), each warp taking
 //    every fourth 512-byte stretch of them: four times the blocks (twice for nibbles), so that narrow matrices (attention
 //    output, q/k/v, tensor-parallel shards) keep every multiprocessor streaming; grid (ceil(N / 4)), (ceil(N / 8)).
+//    A split GEMV of more than a wave of blocks over weights with one f16 scale a block (Q8_0, Q5_0, Q4_0) runs as one
+//    wave of _m1_split_strided instead: each block takes every grid-th group of the same rows, the next pass's weights in
+//    flight while it works one (gemv_quant_strided).
 //    At one token the split GEMV over q/k/v can also rotate q and k (adjacent-pair RoPE) and store k and v into an f16
 //    KV cache in its epilogue (_m1_split_rope, CudaBackend.ProjectQueryKeyValue): no rope_store_kv launch. Over float
 //    gate and up weights, _m1_split_gated gives each block the same 4 rows of both and stores SiLU(gate)·up in its
@@ -224,6 +227,19 @@ __device__ __forceinline__ void gemv_store_gated(float (&acc)[RW][1], const Gemv
     }
 }
 
+// One 16-byte unit of weight codes against its activations, as both quantized GEMVs add it: an int8 unit is half a block
+// (16 codes against xa, scale s0), a nibble unit a whole block (low codes against xa scaled by s0, high against xb by s1).
+// The caller adds xd · this − corr · xd·Σxq (the block's offset/min correction, once a block).
+template <bool HALVES>
+__device__ __forceinline__ float unit_dot(const int4 v, const int4 xa, const int4 xb, float s0, float s1) {
+    if constexpr (HALVES) {
+        return s0 * (float)dp4a(v.x, xa.x, dp4a(v.y, xa.y, dp4a(v.z, xa.z, dp4a(v.w, xa.w, 0))));
+    } else {
+        const BlockDot d = dot_nibbles(v, xa, xb);
+        return s0 * (float)d.lo + s1 * (float)d.hi;
+    }
+}
+
 // Quantized GEMV: warp w of the block owns RW consecutive weight rows; lane i reads 16-byte units i, i + 32, … of each
 // (a unit is half a block of int8 codes, a whole block of nibbles), so every warp load is 512 contiguous bytes of a row.
 // Lanes reading 32-byte int8 blocks as two strided 16-byte loads moved each 32-byte sector from L2 twice; the Q8_0 GEMV
@@ -302,18 +318,10 @@ __device__ __forceinline__ void gemv_quant(const GemvPart p0, const GemvPart p1,
                     const int4* x = (const int4*)(xq + (long long)t * k) + (HALVES ? u : 2 * u);
                     const int4 xa = x[0];
                     const float2 ds = xds[(long long)t * blocks + b];
+                    const int4 xb = HALVES ? xa : x[1];
 #pragma unroll
-                    for (int r = 0; r < RW; r++) {
-                        float dot;
-                        if constexpr (HALVES) {
-                            const int4 v = w[j][r];
-                            dot = s0[j][r] * (float)dp4a(v.x, xa.x, dp4a(v.y, xa.y, dp4a(v.z, xa.z, dp4a(v.w, xa.w, 0))));
-                        } else {
-                            const BlockDot d = dot_nibbles(w[j][r], xa, x[1]);
-                            dot = s0[j][r] * (float)d.lo + s1[j][r] * (float)d.hi;
-                        }
-                        acc[r][t] += ds.x * dot - corr[j][r] * ds.y;
-                    }
+                    for (int r = 0; r < RW; r++)
+                        acc[r][t] += ds.x * unit_dot<HALVES>(w[j][r], xa, xb, s0[j][r], s1[j][r]) - corr[j][r] * ds.y;
                 }
             }
         }
@@ -330,27 +338,29 @@ __device__ __forceinline__ void gemv_quant(const GemvPart p0, const GemvPart p1,
 }
 
 // The one-row split GEMV over one wave of blocks (_m1_split_strided; CudaBackend.StridedSplitGemvs): block b takes the
-// groups of RW rows b, b + gridDim.x, …, each in passes of 128 · U units (one for rows of up to 4,096 int8 values), and the
+// groups of RW rows b, b + gridDim.x, …, each in passes of 128 · U units (one for rows of up to 4,096 values), and the
 // next pass's weights are in flight while it works the current one. Why: the plain split GEMV of a matrix larger than a
 // wave runs as waves of short blocks, each a burst of loads, a wait, the sums and an exit before the block after it can
-// load. Over one wave with the next pass in flight, Llama-3-8B Q8_0's projections alone (H200, 2026-11-28, copy 4,208
-// GB/s): gate/up 1.013 → 0.941 ms (4,244 GB/s), down 0.603 → 0.523, attention output 0.204 → 0.161, logits 0.126 → 0.124;
-// the step +4.6 %. Nibbles lost (gate/up 0.621 → 0.702 ms: 127 registers hold 4 blocks an SM where the plain split's 72
-// hold 7), so only int8 layouts have it. The same units, sums and order as _m1_split: bit for bit its output.
-template <int SCALES, bool MINS, int RW, int U>
-__device__ __forceinline__ void gemv_int8_strided(const GemvPart p0, const GemvPart p1, const GemvPart p2, int offset,
-                                                  const signed char* xq, const float2* xds, int k, const GemvNorm norm) {
-    constexpr bool HALF_SCALES = half_scales(SCALES, MINS);
+// load. Over one wave with the next pass in flight, Llama-3-8B's projections alone (H200, 2026-11-28, copy 4,208 GB/s):
+// Q8_0 gate/up 1.013 → 0.941 ms (4,244 GB/s), down 0.603 → 0.523, attention output 0.204 → 0.161; Q4_0 gate/up 0.621 →
+// 0.533; the steps +4.6 % (Q8_0) and +2.4 % (Q4_0). Each layout takes its split's shape (int8: 4 rows × 2 half-block units
+// a thread and pass; nibbles: 8 rows × 1 block) and the same units, sums and order: bit for bit its output.
+// Only the layouts with the file's f16 block scale and no min (Q8_0, Q5_0, Q4_0): over float scales the same kernel lost
+// in every step timed (Q5_K and Q4_K, with mins, 154–156 registers: −29 % and −28 %; Q6_K, two scales a block: −6 %).
+template <int LAYOUT, int RW, int U>
+__device__ __forceinline__ void gemv_quant_strided(const GemvPart p0, const GemvPart p1, const GemvPart p2, int offset,
+                                                   const signed char* xq, const float2* xds, int k, const GemvNorm norm) {
+    constexpr bool HALVES = LAYOUT == LAYOUT_INT8;  // a unit is half a block of int8, a whole block of nibbles
     constexpr int STRIDE = 32 * GEMV_WARPS;
-    // A unit is half a block (16 codes); a row of k values is k bytes.
-    const int blocks = k / 32, units = 2 * blocks, passes = (units + STRIDE * U - 1) / (STRIDE * U);
+    constexpr int XU = HALVES ? 1 : 2;  // activation int4s a unit: 16 int8 values, or the block's 32
+    const int blocks = k / 32, units = HALVES ? 2 * blocks : blocks, passes = (units + STRIDE * U - 1) / (STRIDE * U);
+    const long long rowBytes = HALVES ? k : k / 2;
     const int groups = (p0.n + p1.n + p2.n + RW - 1) / RW;
-    // A pass's weights as loaded: codes, the scales' bits and mins. Nothing is computed from them here: an instruction that
+    // A pass's weights as loaded: codes and the scales' f16 bits. Nothing is computed from them here: an instruction that
     // read one would wait for its load, and the next pass's loads would no longer overlap the current pass's work.
     struct Loaded {
         int4 w[U][RW];
-        unsigned s[U][RW];
-        float mins[U][RW];
+        unsigned short s[U][RW];
     };
     // A block's place in its work: a group of rows and a pass over them.
     struct Item {
@@ -358,11 +368,6 @@ __device__ __forceinline__ void gemv_int8_strided(const GemvPart p0, const GemvP
     };
     const int step = gridDim.x;
     const auto next = [&](Item i) { return ++i.pass == passes ? Item{i.group + step, 0} : i; };
-    auto loadScale = [&](const void* scales, long long i) -> unsigned {
-        if constexpr (HALF_SCALES) return __ldg((const unsigned short*)scales + i);
-        else return __ldg((const unsigned*)scales + i);
-    };
-    auto scale = [](unsigned bits) { return HALF_SCALES ? half_to_float((unsigned short)bits) : __uint_as_float(bits); };
     auto load = [&](Item item, Loaded& l) {
         if (item.group >= groups) return;
         int row0 = item.group * RW;
@@ -370,15 +375,13 @@ __device__ __forceinline__ void gemv_int8_strided(const GemvPart p0, const GemvP
         gemv_part(row0, p, p0, p1, p2);
 #pragma unroll
         for (int j = 0; j < U; j++) {
-            const int u = threadIdx.x + STRIDE * (j + U * item.pass), b = u / 2;
+            const int u = threadIdx.x + STRIDE * (j + U * item.pass), b = HALVES ? u / 2 : u;
 #pragma unroll
             for (int r = 0; r < RW; r++) {
                 const long long row = min(row0 + r, p.n - 1);
                 if (u < units) {
-                    l.w[j][r] = load_weight16(p.codes + row * k + 16 * u);
-                    // The half's scale (Q6_K has one a half); its correction is the first half's (work).
-                    l.s[j][r] = loadScale(p.scales, (row * blocks + b) * SCALES + (SCALES == 2 ? (u & 1) : 0));
-                    if (MINS) l.mins[j][r] = __ldg(p.mins + row * blocks + b);
+                    l.w[j][r] = load_weight16(p.codes + row * rowBytes + 16 * u);
+                    l.s[j][r] = __ldg((const unsigned short*)p.scales + row * blocks + b);
                 }
             }
         }
@@ -391,15 +394,17 @@ __device__ __forceinline__ void gemv_int8_strided(const GemvPart p0, const GemvP
     pdl_start();
     const float normR = norm_scale(norm, norm_sum_part(norm, k), k);
     // Rows of one pass read the same activation units in every group: loaded once, here. Loaded in each pass instead, the
-    // L1 round trip on every group's chain took Llama-3-8B Q8_0's gate/up alone from 0.937 to 1.042 ms (H200, 2026-11-28).
-    int4 x0[U];
+    // L1 round trip on every group's chain took Llama-3-8B Q8_0's gate/up alone from 0.937 to 1.042 ms (H200, 2026-11-28),
+    // and a nibble version so lost to the plain split (Q4_0 gate/up 0.702 against 0.621 ms) where this one wins.
+    int4 x0[U][XU];
     float2 ds0[U];
 #pragma unroll
     for (int j = 0; j < U; j++) {
         const int u = threadIdx.x + STRIDE * j;
         if (passes == 1 && u < units) {
-            x0[j] = ((const int4*)xq)[u];
-            ds0[j] = xds[u / 2];
+#pragma unroll
+            for (int i = 0; i < XU; i++) x0[j][i] = ((const int4*)xq)[XU * u + i];
+            ds0[j] = xds[HALVES ? u / 2 : u];
         }
     }
     float acc[RW][1];
@@ -411,15 +416,16 @@ __device__ __forceinline__ void gemv_int8_strided(const GemvPart p0, const GemvP
         for (int j = 0; j < U; j++) {
             const int u = threadIdx.x + STRIDE * (j + U * item.pass);
             if (u >= units) break;
-            const int4 x = passes == 1 ? x0[j] : ((const int4*)xq)[u];
-            const float2 ds = passes == 1 ? ds0[j] : xds[u / 2];
+            const int4* x = (const int4*)xq + XU * u;
+            const int4 xa = passes == 1 ? x0[j][0] : x[0];
+            const int4 xb = HALVES ? xa : passes == 1 ? x0[j][XU - 1] : x[XU - 1];
+            const float2 ds = passes == 1 ? ds0[j] : xds[HALVES ? u / 2 : u];
 #pragma unroll
             for (int r = 0; r < RW; r++) {
-                const float s = scale(l.s[j][r]);
-                const float corr = (u & 1) ? 0.0f : s * (float)offset + (MINS ? l.mins[j][r] : 0.0f);
-                const int4 v = l.w[j][r];
-                const float dot = s * (float)dp4a(v.x, x.x, dp4a(v.y, x.y, dp4a(v.z, x.z, dp4a(v.w, x.w, 0))));
-                acc[r][0] += ds.x * dot - corr * ds.y;
+                const float s = half_to_float(l.s[j][r]);
+                // The block's offset correction, once a block: by its first half's unit (int8), by every unit (nibbles).
+                const float corr = HALVES && (u & 1) ? 0.0f : s * (float)offset;
+                acc[r][0] += ds.x * unit_dot<HALVES>(l.w[j][r], xa, xb, s, s) - corr * ds.y;
             }
         }
         if (item.pass == passes - 1) {
@@ -578,10 +584,12 @@ __device__ __forceinline__ void gemv_float(const GemvPart p0, const GemvPart p1,
             GEMV_PARTS, offset, xq, xds, k, m, GEMV_CONSUMER, GEMV_ROPE);                                               \
     }
 
-// The strided split (int8 layouts: 4 rows × 2 half-block units a thread and pass, as their _m1_split).
-#define GEMV_INT8_STRIDED(NAME, SCALES, MINS)                                                                  \
+// The strided split (layouts with one f16 scale a block and no min): int8 4 rows × 2 half-block units a thread and pass,
+// nibbles 8 rows × 1 block, as their _m1_split.
+#define GEMV_QUANT_STRIDED(NAME, LAYOUT)                                                                                \
     extern "C" __global__ void __launch_bounds__(128) NAME##_m1_split_strided(GEMV_QUANT_PARAMS) {                      \
-        gemv_int8_strided<SCALES, MINS, 4, 2>(GEMV_PARTS, offset, xq, xds, k, GEMV_CONSUMER);                           \
+        gemv_quant_strided<LAYOUT, LAYOUT == LAYOUT_NIBBLE ? 8 : 4, LAYOUT == LAYOUT_NIBBLE ? 1 : 2>(                   \
+            GEMV_PARTS, offset, xq, xds, k, GEMV_CONSUMER);                                                             \
     }
 
 // The producer of a folded norm (nibble layouts, the m = 1 kernel's 2 rows × 4 units a lane): one weight, N a multiple of
@@ -604,13 +612,12 @@ GEMV_QUANT(gemv_int8_halves, LAYOUT_INT8, 2, false)  // Q6_K
 GEMV_QUANT_SPLIT(gemv_int8, LAYOUT_INT8, 1, false)
 GEMV_QUANT_SPLIT(gemv_int8_mins, LAYOUT_INT8, 1, true)
 GEMV_QUANT_SPLIT(gemv_int8_halves, LAYOUT_INT8, 2, false)
-GEMV_INT8_STRIDED(gemv_int8, 1, false)
-GEMV_INT8_STRIDED(gemv_int8_mins, 1, true)
-GEMV_INT8_STRIDED(gemv_int8_halves, 2, false)
+GEMV_QUANT_STRIDED(gemv_int8, LAYOUT_INT8)
 GEMV_QUANT(gemv_nibble, LAYOUT_NIBBLE, 1, false)     // Q4_0
 GEMV_QUANT(gemv_nibble_mins, LAYOUT_NIBBLE, 1, true) // Q4_K
 GEMV_QUANT_SPLIT(gemv_nibble, LAYOUT_NIBBLE, 1, false)
 GEMV_QUANT_SPLIT(gemv_nibble_mins, LAYOUT_NIBBLE, 1, true)
+GEMV_QUANT_STRIDED(gemv_nibble, LAYOUT_NIBBLE)
 GEMV_QUANT_RESIDUAL(gemv_nibble, LAYOUT_NIBBLE, 1, false)
 GEMV_QUANT_RESIDUAL(gemv_nibble_mins, LAYOUT_NIBBLE, 1, true)
 
