@@ -508,17 +508,10 @@ internal sealed class ShapeBenchmarks(CudaBackend gpu, Report report, KvCacheDty
     /// <summary>What <paramref name="time"/> returns with the kernels named left out of every launch (none of them may be unknown).</summary>
     private double GraphStepMsWithout(string[] names, Func<double> time)
     {
-        // The kernels CudaKernels names as properties, the GEMVs, and both norm kernels (chosen by a method).
-        var kernels = typeof(CudaKernels).GetProperties()
-            .Where(p => p.PropertyType == typeof(CudaKernel))
-            .Select(p => (CudaKernel?)p.GetValue(gpu.Kernels))
-            .OfType<CudaKernel>()
-            .Concat(gpu.Kernels.GemvKernels)
-            .Append(gpu.Kernels.RmsNormRows(columns: 1024, oneItem: true))
-            .Append(gpu.Kernels.RmsNormRows(columns: 1024, oneItem: false))
-            .DistinctBy(k => k.Name)
-            .ToDictionary(k => k.Name);
-        var omitted = names.Select(n => kernels.TryGetValue(n, out var k) ? k : throw new ArgumentException($"--omit: no kernel '{n}' (kernels: {string.Join(", ", kernels.Keys.Order())})")).ToArray();
+        // Every kernel loaded, by name (the step has run: those loaded on first use are among them).
+        var kernels = gpu.Kernels.Loaded.ToLookup(k => k.Name);
+        var omitted = names.SelectMany(n => kernels.Contains(n) ? kernels[n]
+            : throw new ArgumentException($"--omit: no kernel '{n}' (kernels: {string.Join(", ", kernels.Select(g => g.Key).Order())})")).ToArray();
         foreach (var kernel in omitted)
         {
             kernel.Omitted = true;

@@ -364,13 +364,16 @@ public sealed class CudaKernels : IDisposable
         _ => throw new InvalidOperationException($"No matmul kernel for weight '{weight.Name}' ({weight.Layout}, {weight.ScalesPerBlock} scales per block)."),
     };
 
+    /// <summary>Every kernel taken from the modules so far (those loaded on first use included once used).</summary>
+    public IEnumerable<CudaKernel> Loaded => _modules.SelectMany(module => module.Kernels);
+
     /// <summary>
     /// Sets the preferred shared-memory carveout of every kernel, in percent (−1: the driver's choice for each); the
     /// backend's own are <see cref="UseDefaultCarveouts"/>. GpuCheck times the step with others beside them.
     /// </summary>
     public void SetSharedCarveout(int percent)
     {
-        foreach (var kernel in _modules.SelectMany(module => module.Kernels))
+        foreach (var kernel in Loaded)
         {
             kernel.SetPreferredSharedCarveout(percent);
         }
