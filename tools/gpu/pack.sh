@@ -5,7 +5,9 @@
 # stories15M Q4_0 model in .gpu/models. With PREBUILT the PTX to start from goes to .gpu/ptx-prebuilt (perf-run.sh then
 # builds only the modules REBUILD names over it): "worktree" (the working tree's PTX, the default), a revision (its
 # committed PTX), or "none" (perf-run.sh builds every module from the sources, ~50 s).
-#   tools/gpu/pack.sh   (PREBUILT=worktree|none|REVISION; PUBLISH=0: reuse the last publish in $PUBLISHED, /tmp/gpucheck-pub)
+#   tools/gpu/pack.sh   (PREBUILT=worktree|none|REVISION; PUBLISH=0: reuse the last publish in $PUBLISHED, /tmp/gpucheck-pub;
+#                        MODELS=0: no model file, ~14 MB less, for calls that run no engine check on it: with the repository's
+#                        PTX and logs the whole carry came to over 64 MiB and the call was refused, 2026-11-28)
 # On the device the call first unpacks GpuCheck with Python's tarfile (the GPU machine may lack xz; ab-run.sh does the same):
 #   cd .gpu && python3 -c "import tarfile; tarfile.open('bin.tar.xz').extractall('.')" && cd .. && bash .gpu/tools/perf-run.sh
 set -euo pipefail
@@ -25,7 +27,7 @@ rm -f "$pack"/bin/*.pdb
 tar -cJf "$gpu/bin.tar.xz" -C "$pack" bin
 cp "$root"/Inference/Backends/Cuda/Kernels/*.cu "$root"/Inference/Backends/Cuda/Kernels/*.cuh "$gpu/kernels/"
 cp -r "$root"/tools/gpu/*.sh "$root"/tools/gpu/*.py "$root"/tools/gpu/clang-shim "$gpu/tools/"
-cp "$root"/../shared/models/stories15M-q4_0.gguf "$gpu/models/"
+[ "${MODELS:-1}" = 0 ] || cp "$root"/../shared/models/stories15M-q4_0.gguf "$gpu/models/"
 case "${PREBUILT:-worktree}" in
     none) ;;
     worktree)
